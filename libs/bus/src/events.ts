@@ -1,0 +1,74 @@
+import { DeliverPolicy } from "@nats-io/jetstream";
+import { RunEvent } from "@orch/contracts";
+import { decode } from "./codec.js";
+import type { Bus } from "./connect.js";
+
+/** One stored run event and where it sits in the events stream (SSE `id:`, resume point). */
+export interface StoredEvent {
+  streamSeq: number;
+  event: RunEvent;
+}
+
+export interface ReplayOptions {
+  /** First stream sequence to deliver; from the beginning when omitted. */
+  startSeq?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * Every event matching `filter` from the beginning (or `startSeq`), then live ones as they are
+ * stored, through an ordered consumer: no acks, no server-side state left behind. Messages that
+ * fail the schema are skipped and logged (their producer parked nothing: events are ours).
+ */
+export async function* replayEvents(bus: Bus, filter: string, opts: ReplayOptions = {}): AsyncGenerator<StoredEvent> {
+  const consumer = await bus.js.consumers.get(bus.names.streams.evt, {
+    filter_subjects: filter,
+    ...(opts.startSeq && opts.startSeq > 1
+      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: opts.startSeq }
+      : { deliver_policy: DeliverPolicy.All }),
+  });
+  const messages = await consumer.consume({ max_messages: 256 });
+  const onAbort = () => messages.stop();
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    if (opts.signal?.aborted) return;
+    for await (const m of messages) {
+      const d = decode(RunEvent, m.data);
+      if (!d.ok) {
+        bus.logger.error({ subject: m.subject, streamSeq: m.seq, error: d.error }, "skipping an invalid run event");
+        continue;
+      }
+      yield { streamSeq: m.seq, event: d.value };
+    }
+  } finally {
+    opts.signal?.removeEventListener("abort", onAbort);
+    messages.stop();
+  }
+}
+
+/** How many stored messages match `filter` (one stream-info request). */
+export async function countEvents(bus: Bus, filter: string): Promise<number> {
+  const info = await bus.jsm.streams.info(bus.names.streams.evt, { subjects_filter: filter });
+  return Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
+}
+
+/** The events matching `filter` that are stored now: a finite read, for history and logs. */
+export async function readEvents(bus: Bus, filter: string): Promise<StoredEvent[]> {
+  const expected = await countEvents(bus, filter);
+  if (expected === 0) return [];
+  const out: StoredEvent[] = [];
+  const consumer = await bus.js.consumers.get(bus.names.streams.evt, { filter_subjects: filter, deliver_policy: DeliverPolicy.All });
+  const messages = await consumer.consume({ max_messages: 256 });
+  const guard = setTimeout(() => messages.stop(), 10_000);
+  try {
+    for await (const m of messages) {
+      const d = decode(RunEvent, m.data);
+      if (d.ok) out.push({ streamSeq: m.seq, event: d.value });
+      if (m.info.pending === 0) break;
+    }
+  } finally {
+    clearTimeout(guard);
+    messages.stop();
+  }
+  return out;
+}

@@ -1,0 +1,28 @@
+import type { Names } from "@orch/contracts";
+import { DEFAULT_TOPOLOGY, topologySpec, type TopologySpec } from "./topology.js";
+
+const DAY_MS = 86_400_000;
+
+/**
+ * The topology as the environment describes it. Every service derives the same spec: the
+ * event-bus provisions it, the others wait for the names it lists.
+ */
+export function topologyFromConfig(
+  names: Names,
+  cfg: {
+    ORCH_BACKEND: string;
+    ORCH_NATS_REPLICAS: number;
+    ORCH_EVENTS_MAX_AGE_DAYS?: number;
+    ORCH_COMMANDS_MAX_AGE_DAYS?: number;
+    ORCH_DLQ_MAX_AGE_DAYS?: number;
+  },
+): TopologySpec {
+  return topologySpec(names, {
+    ...DEFAULT_TOPOLOGY,
+    storage: cfg.ORCH_BACKEND === "memory" ? "memory" : "file",
+    replicas: cfg.ORCH_NATS_REPLICAS,
+    eventsMaxAgeMs: (cfg.ORCH_EVENTS_MAX_AGE_DAYS ?? 30) * DAY_MS,
+    commandsMaxAgeMs: (cfg.ORCH_COMMANDS_MAX_AGE_DAYS ?? 7) * DAY_MS,
+    dlqMaxAgeMs: (cfg.ORCH_DLQ_MAX_AGE_DAYS ?? 30) * DAY_MS,
+  });
+}

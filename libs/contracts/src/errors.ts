@@ -1,0 +1,66 @@
+/**
+ * Stable error codes. HTTP statuses are mapped from these in one table (the gateway's), gRPC
+ * statuses in another (the orchestrator's); messages are for humans, codes are for programs.
+ */
+export const ErrorCode = {
+  BadRequest: "BAD_REQUEST",
+  NotFound: "NOT_FOUND",
+  UnsupportedMediaType: "UNSUPPORTED_MEDIA_TYPE",
+  PayloadTooLarge: "PAYLOAD_TOO_LARGE",
+  RateLimited: "RATE_LIMITED",
+  IllegalTransition: "ILLEGAL_TRANSITION",
+  Unavailable: "UNAVAILABLE",
+  Internal: "INTERNAL",
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Codes a step can fail with. `retryable` travels beside the code, so a code never decides alone. */
+export const StepErrorCode = {
+  UnknownStepType: "UNKNOWN_STEP_TYPE",
+  MockFailure: "MOCK_FAILURE",
+  AdapterError: "ADAPTER_ERROR",
+  Aborted: "ABORTED",
+} as const;
+export type StepErrorCode = (typeof StepErrorCode)[keyof typeof StepErrorCode];
+
+/** Base of every failure we raise on purpose: a stable `code`, optional `details`, optional `cause`. */
+export class OrchError extends Error {
+  override name = "OrchError";
+  readonly code: ErrorCode;
+  readonly details: unknown;
+  constructor(code: ErrorCode, message: string, opts: { details?: unknown; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.code = code;
+    this.details = opts.details;
+  }
+}
+
+export class BadRequestError extends OrchError {
+  override name = "BadRequestError";
+  constructor(message: string, details?: unknown) {
+    super(ErrorCode.BadRequest, message, { details });
+  }
+}
+
+export class NotFoundError extends OrchError {
+  override name = "NotFoundError";
+  constructor(message: string) {
+    super(ErrorCode.NotFound, message);
+  }
+}
+
+export class UnavailableError extends OrchError {
+  override name = "UnavailableError";
+  constructor(message: string, cause?: unknown) {
+    super(ErrorCode.Unavailable, message, { cause });
+  }
+}
+
+/** The body every error on our API has. */
+export interface ErrorBody {
+  error: { code: string; message: string; details?: unknown };
+}
+
+export function errorBody(code: string, message: string, details?: unknown): ErrorBody {
+  return details === undefined ? { error: { code, message } } : { error: { code, message, details } };
+}

@@ -1,0 +1,5 @@
+export * from "./names.js";
+export * from "./errors.js";
+export * from "./seed000.js";
+export * from "./messages.js";
+export * from "./views.js";

@@ -1,0 +1,150 @@
+/**
+ * Every NATS name the system uses: subjects, streams, consumers and KV buckets.
+ * Nothing else in the codebase writes a subject string by hand.
+ *
+ * Subject grammar, for prefix `p` (default `orch`):
+ *
+ *   p.cmd.<partition>.<runId>              commands for the core: create, cancel, step result, timer fired
+ *   p.evt.<projectId>.<runId>.<type…>      run events; a run owns the subject space under its id,
+ *                                          and `<type…>` may span tokens (`step.started`)
+ *   p.work.<queue…>                        step dispatches for the agent hub (`adapter`, later `role.<role>`)
+ *   p.sched.<op>                           timer requests for the scheduler (`set`, `cancel`)
+ *   p.dlq.<origin>                         dead letters, `origin` = the consumer that parked them
+ *
+ * A token is `[A-Za-z0-9_-]+`: no dots, wildcards or whitespace, so an id can never widen a filter.
+ * Partitions spread runs over the core's consumers (FNV-1a of the run id modulo `partitions`).
+ */
+
+const TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
+const PREFIX = /^[a-z][a-z0-9_-]{0,31}$/;
+
+export class InvalidTokenError extends Error {
+  override readonly name = "InvalidTokenError";
+  readonly code = "INVALID_SUBJECT_TOKEN";
+  constructor(what: string, value: unknown) {
+    super(`${what} ${JSON.stringify(value)} is not a valid subject token ([A-Za-z0-9_-], 1-128 chars)`);
+  }
+}
+
+/** Throws unless `value` can stand alone as one subject token. */
+export function token(what: string, value: string): string {
+  if (typeof value !== "string" || !TOKEN.test(value)) throw new InvalidTokenError(what, value);
+  return value;
+}
+
+export function isToken(value: unknown): value is string {
+  return typeof value === "string" && TOKEN.test(value);
+}
+
+/** A dotted name (an event type, a queue) whose every token is valid. */
+function dotted(what: string, value: string): string {
+  if (typeof value !== "string" || value.length === 0 || value.length > 256) throw new InvalidTokenError(what, value);
+  for (const t of value.split(".")) token(what, t);
+  return value;
+}
+
+/** FNV-1a, 32 bit: stable across processes and languages, cheap. */
+export function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+export const DEFAULT_PREFIX = "orch";
+export const DEFAULT_PARTITIONS = 16;
+
+/** The id every ad-hoc job (seed 000) and project-less run lives under. */
+export const DEFAULT_PROJECT = "_default";
+
+export interface Names {
+  readonly prefix: string;
+  readonly partitions: number;
+  readonly streams: {
+    readonly cmd: string;
+    readonly evt: string;
+    readonly work: string;
+    readonly sched: string;
+    readonly dlq: string;
+  };
+  readonly consumers: {
+    readonly core: string;
+    readonly agentHub: string;
+    readonly scheduler: string;
+    readonly dlqMonitor: string;
+  };
+  readonly buckets: {
+    readonly runs: string;
+    readonly timers: string;
+  };
+  readonly subjects: {
+    /** Commands for a run, routed to the run's partition. */
+    cmd(runId: string): string;
+    /** Every command subject (the core's consumer filter). */
+    cmdAll(): string;
+    partitionOf(runId: string): number;
+    /** One run event. */
+    evt(projectId: string, runId: string, type: string): string;
+    /** Every event of one run, whatever its project. */
+    evtRun(runId: string): string;
+    /** Every event of one project. */
+    evtProject(projectId: string): string;
+    evtAll(): string;
+    work(queue: string): string;
+    workAll(): string;
+    sched(op: "set" | "cancel"): string;
+    schedAll(): string;
+    dlq(origin: string): string;
+    dlqAll(): string;
+  };
+}
+
+export function createNames(prefix: string = DEFAULT_PREFIX, partitions: number = DEFAULT_PARTITIONS): Names {
+  if (!PREFIX.test(prefix)) throw new InvalidTokenError("prefix", prefix);
+  if (!Number.isInteger(partitions) || partitions < 1 || partitions > 1024) {
+    throw new RangeError(`partitions must be an integer in 1..1024, got ${partitions}`);
+  }
+  const up = prefix.toUpperCase().replace(/-/g, "_");
+  const low = prefix.replace(/-/g, "_");
+  const p = prefix;
+  const partitionOf = (runId: string) => fnv1a(runId) % partitions;
+  return Object.freeze({
+    prefix,
+    partitions,
+    streams: Object.freeze({
+      cmd: `${up}_CMD`,
+      evt: `${up}_EVT`,
+      work: `${up}_WORK`,
+      sched: `${up}_SCHED`,
+      dlq: `${up}_DLQ`,
+    }),
+    consumers: Object.freeze({
+      core: "core",
+      agentHub: "agent-hub",
+      scheduler: "scheduler",
+      dlqMonitor: "dlq-monitor",
+    }),
+    buckets: Object.freeze({
+      runs: `${low}_runs`,
+      timers: `${low}_timers`,
+    }),
+    subjects: Object.freeze({
+      cmd: (runId: string) => `${p}.cmd.${partitionOf(token("runId", runId))}.${runId}`,
+      cmdAll: () => `${p}.cmd.>`,
+      partitionOf: (runId: string) => partitionOf(token("runId", runId)),
+      evt: (projectId: string, runId: string, type: string) =>
+        `${p}.evt.${token("projectId", projectId)}.${token("runId", runId)}.${dotted("event type", type)}`,
+      evtRun: (runId: string) => `${p}.evt.*.${token("runId", runId)}.>`,
+      evtProject: (projectId: string) => `${p}.evt.${token("projectId", projectId)}.>`,
+      evtAll: () => `${p}.evt.>`,
+      work: (queue: string) => `${p}.work.${dotted("queue", queue)}`,
+      workAll: () => `${p}.work.>`,
+      sched: (op: "set" | "cancel") => `${p}.sched.${token("op", op)}`,
+      schedAll: () => `${p}.sched.>`,
+      dlq: (origin: string) => `${p}.dlq.${token("origin", origin)}`,
+      dlqAll: () => `${p}.dlq.>`,
+    }),
+  });
+}

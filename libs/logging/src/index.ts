@@ -1,0 +1,50 @@
+import { pino, type Logger, type LoggerOptions } from "pino";
+
+export type { Logger } from "pino";
+
+/**
+ * Paths pino blanks before a line is written. Tokens, keys and secrets never reach a log, whatever
+ * object they travel in; add a path here rather than trusting call sites to leave them out.
+ */
+export const REDACT_PATHS = [
+  "token",
+  "*.token",
+  "apiKey",
+  "*.apiKey",
+  "api_key",
+  "*.api_key",
+  "password",
+  "*.password",
+  "secret",
+  "*.secret",
+  "secrets",
+  "*.secrets",
+  "authorization",
+  "*.authorization",
+  "headers.authorization",
+  "req.headers.authorization",
+  'req.headers["x-project-token"]',
+  'req.headers["x-hub-signature-256"]',
+  'req.headers["x-gitlab-token"]',
+  "req.headers.cookie",
+  'res.headers["set-cookie"]',
+];
+
+export interface LoggerConfig {
+  service: string;
+  level?: string;
+  /** Extra bindings on every line (instance id, version). */
+  base?: Record<string, unknown>;
+}
+
+/** One JSON logger per process, bound to its service; children add run, step and request ids. */
+export function createLogger(cfg: LoggerConfig, destination?: NodeJS.WritableStream): Logger {
+  const opts: LoggerOptions = {
+    level: cfg.level ?? process.env.ORCH_LOG_LEVEL ?? "info",
+    base: { service: cfg.service, pid: process.pid, ...cfg.base },
+    redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+  };
+  return destination ? pino(opts, destination as never) : pino(opts);
+}

@@ -1,0 +1,89 @@
+import { connectBus, topologyFromConfig, waitForTopology, type Bus, type TopologySpec } from "@orch/bus";
+import { ConfigError, loadConfig, type CommonConfig } from "@orch/config";
+import { createLogger, type Logger } from "@orch/logging";
+import type { z } from "zod";
+
+export interface ServiceContext<C> {
+  cfg: C;
+  logger: Logger;
+  bus: Bus;
+  topology: TopologySpec;
+  /** Aborted when the process is asked to stop. */
+  signal: AbortSignal;
+}
+
+export interface Running {
+  stop(): Promise<void>;
+}
+
+export interface ServiceDefinition<S extends z.ZodType<CommonConfig>> {
+  /** `gateway`, `orchestrator`, … : the `service` field of every log line. */
+  name: string;
+  config: S;
+  /** Wait until the event-bus has provisioned the topology before `start` (default true). */
+  waitForTopology?: boolean;
+  start(ctx: ServiceContext<Readonly<z.output<S>>>): Promise<Running>;
+}
+
+const STOP_TIMEOUT_MS = 10_000;
+
+/**
+ * Boots a service the way every one of them boots: configuration validated once (a bad setting
+ * is one clear message and exit code 2, not a stack trace), a JSON logger, a NATS connection, the
+ * topology awaited, then `start`. SIGTERM or SIGINT stops it within a bounded time.
+ */
+export async function runService<S extends z.ZodType<CommonConfig>>(def: ServiceDefinition<S>): Promise<void> {
+  let cfg: Readonly<z.output<S>>;
+  try {
+    cfg = loadConfig(def.config);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`orch-${def.name}: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger({ service: def.name, level: cfg.ORCH_LOG_LEVEL });
+  process.on("uncaughtException", (err) => {
+    logger.fatal({ err }, "uncaught exception");
+    process.exit(1);
+  });
+  process.on("unhandledRejection", (err) => {
+    logger.fatal({ err }, "unhandled promise rejection");
+    process.exit(1);
+  });
+
+  const ac = new AbortController();
+  let running: Running | undefined;
+  let bus: Bus | undefined;
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "stopping");
+    ac.abort();
+    const timer = setTimeout(() => {
+      logger.error("did not stop in time; exiting");
+      process.exit(1);
+    }, STOP_TIMEOUT_MS);
+    timer.unref();
+    try {
+      await running?.stop();
+      await bus?.close();
+    } catch (err) {
+      logger.error({ err }, "error while stopping");
+    }
+    logger.info("stopped");
+    process.exit(0);
+  };
+  process.once("SIGTERM", () => void stop("SIGTERM"));
+  process.once("SIGINT", () => void stop("SIGINT"));
+
+  logger.info({ nats: cfg.ORCH_NATS_URL.replace(/\/\/[^@/]*@/, "//[redacted]@"), prefix: cfg.ORCH_NATS_PREFIX }, "starting");
+  bus = await connectBus({ url: cfg.ORCH_NATS_URL, name: `orch-${def.name}`, prefix: cfg.ORCH_NATS_PREFIX, logger });
+  const topology = topologyFromConfig(bus.names, cfg);
+  if (def.waitForTopology !== false) await waitForTopology(bus, topology, { signal: ac.signal });
+  if (stopping) return;
+  running = await def.start({ cfg, logger, bus, topology, signal: ac.signal });
+  logger.info("ready");
+}

@@ -1,0 +1,60 @@
+import { ErrorCode, OrchError, errorBody, type ErrorBody } from "@orch/contracts";
+import type { FastifyError, FastifyInstance } from "fastify";
+
+/** Our error codes → HTTP statuses: the one table. */
+export const STATUS_OF: Readonly<Record<ErrorCode, number>> = Object.freeze({
+  [ErrorCode.BadRequest]: 400,
+  [ErrorCode.NotFound]: 404,
+  [ErrorCode.UnsupportedMediaType]: 415,
+  [ErrorCode.PayloadTooLarge]: 413,
+  [ErrorCode.RateLimited]: 429,
+  [ErrorCode.IllegalTransition]: 409,
+  [ErrorCode.Unavailable]: 503,
+  [ErrorCode.Internal]: 500,
+});
+
+/** fastify's own error codes → ours, so a client never sees a `FST_…` body. */
+const FASTIFY_CODES: Readonly<Record<string, ErrorCode>> = Object.freeze({
+  FST_ERR_CTP_BODY_TOO_LARGE: ErrorCode.PayloadTooLarge,
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: ErrorCode.UnsupportedMediaType,
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: ErrorCode.BadRequest,
+  FST_ERR_CTP_EMPTY_JSON_BODY: ErrorCode.BadRequest,
+  FST_ERR_CTP_INVALID_JSON_BODY: ErrorCode.BadRequest,
+  FST_ERR_VALIDATION: ErrorCode.BadRequest,
+});
+
+export class HttpError extends OrchError {
+  override name = "HttpError";
+}
+
+export const badRequest = (message: string, details?: unknown) => new HttpError(ErrorCode.BadRequest, message, { details });
+export const notFound = (message: string) => new HttpError(ErrorCode.NotFound, message);
+export const unsupportedMediaType = (message: string) => new HttpError(ErrorCode.UnsupportedMediaType, message);
+export const unavailable = (message: string, cause?: unknown) => new HttpError(ErrorCode.Unavailable, message, { cause });
+
+/** Maps any error to `{ status, body }`; 5xx only for our own failures, never for bad input. */
+export function toHttp(err: unknown): { status: number; body: ErrorBody } {
+  if (err instanceof OrchError) {
+    return { status: STATUS_OF[err.code], body: errorBody(err.code, err.message, err.details) };
+  }
+  const fe = err as Partial<FastifyError> & { statusCode?: number };
+  const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
+  if (mapped) return { status: STATUS_OF[mapped], body: errorBody(mapped, fe.message ?? mapped) };
+  if (fe.statusCode === 429) return { status: 429, body: errorBody(ErrorCode.RateLimited, fe.message ?? "Too many requests") };
+  if (typeof fe.statusCode === "number" && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return { status: fe.statusCode, body: errorBody(ErrorCode.BadRequest, fe.message ?? "Bad request") };
+  }
+  return { status: 500, body: errorBody(ErrorCode.Internal, "Internal error") };
+}
+
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((err, req, reply) => {
+    const { status, body } = toHttp(err);
+    if (status >= 500) req.log.error({ err }, "request failed");
+    else req.log.info({ code: body.error.code, msg: body.error.message }, "request refused");
+    return reply.status(status).send(body);
+  });
+  app.setNotFoundHandler((req, reply) =>
+    reply.status(404).send(errorBody(ErrorCode.NotFound, `Route ${req.method} ${req.url.split("?")[0]} not found`)),
+  );
+}

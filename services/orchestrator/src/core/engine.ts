@@ -1,0 +1,122 @@
+import { publish, getRunRecord, type Bus } from "@orch/bus";
+import { RunEvent, RunRecord, TimerRequest, WorkItem, type Command, type Effect } from "@orch/contracts";
+import type { Logger } from "@orch/logging";
+import { encode } from "@orch/bus";
+import { step, type Clock } from "./step.js";
+
+interface Entry {
+  record: RunRecord;
+  revision: number;
+  /** Whether this process has published the record's outbox (false right after a load). */
+  published: boolean;
+}
+
+export interface EngineOptions {
+  bus: Bus;
+  logger: Logger;
+  /** Records kept in memory; the KV bucket stays the system of record. */
+  cacheSize: number;
+  clock?: () => Clock;
+}
+
+const CAS_RETRIES = 5;
+
+const isCasConflict = (err: unknown) => /wrong last sequence|key exists/i.test((err as Error)?.message ?? "");
+
+/**
+ * Applies commands to runs: load (cache, else KV) → pure step → persist with compare-and-set →
+ * publish the outbox → return (the consumer then acks). Commands of one run arrive one at a time
+ * (the consumer serialises by run id). Crash anywhere and the command is redelivered: a record
+ * whose outbox this process has not published is republished first (every effect has a
+ * de-duplication id), and an already applied command id is a no-op.
+ */
+export class Engine {
+  readonly #bus: Bus;
+  readonly #log: Logger;
+  readonly #cache = new Map<string, Entry>();
+  readonly #cacheSize: number;
+  readonly #clock: () => Clock;
+
+  constructor(opts: EngineOptions) {
+    this.#bus = opts.bus;
+    this.#log = opts.logger;
+    this.#cacheSize = opts.cacheSize;
+    this.#clock = opts.clock ?? (() => ({ now: Date.now(), rand: Math.random() }));
+  }
+
+  async apply(cmd: Command, correlationId?: string): Promise<void> {
+    const kv = await this.#bus.kv(this.#bus.names.buckets.runs);
+    for (let attempt = 0; ; attempt++) {
+      const entry = await this.#load(cmd.runId);
+      if (entry && !entry.published) {
+        await this.#publish(entry.record, correlationId);
+        entry.published = true;
+      }
+      const out = step(entry?.record ?? null, cmd, this.#clock());
+      if (out.kind === "noop") {
+        this.#log.debug({ runId: cmd.runId, command: cmd.type, reason: out.reason }, "command changes nothing");
+        return;
+      }
+      const data = encode(RunRecord, out.record, `kv ${cmd.runId}`);
+      let revision: number;
+      try {
+        revision = entry ? await kv.update(cmd.runId, data, entry.revision) : await kv.create(cmd.runId, data);
+      } catch (err) {
+        // Someone else wrote the record since we read it: drop our copy, read again, re-decide.
+        this.#cache.delete(cmd.runId);
+        if (isCasConflict(err) && attempt < CAS_RETRIES) continue;
+        throw err;
+      }
+      const next: Entry = { record: out.record, revision, published: false };
+      this.#remember(cmd.runId, next);
+      await this.#publish(out.record, correlationId);
+      next.published = true;
+      this.#log.debug({ runId: cmd.runId, command: cmd.type, status: out.record.status, seq: out.record.seq }, "applied");
+      return;
+    }
+  }
+
+  async #load(runId: string): Promise<Entry | null> {
+    const hit = this.#cache.get(runId);
+    if (hit) {
+      this.#cache.delete(runId);
+      this.#cache.set(runId, hit);
+      return hit;
+    }
+    const stored = await getRunRecord(this.#bus, runId);
+    if (!stored) return null;
+    const entry: Entry = { ...stored, published: false };
+    this.#remember(runId, entry);
+    return entry;
+  }
+
+  #remember(runId: string, entry: Entry): void {
+    this.#cache.delete(runId);
+    if (this.#cacheSize === 0) return;
+    this.#cache.set(runId, entry);
+    while (this.#cache.size > this.#cacheSize) {
+      const oldest = this.#cache.keys().next().value;
+      if (oldest === undefined) break;
+      this.#cache.delete(oldest);
+    }
+  }
+
+  /** Publishes every effect of the record's latest transition, in order, each de-duplicated. */
+  async #publish(record: RunRecord, correlationId?: string): Promise<void> {
+    const bus = this.#bus;
+    const s = bus.names.subjects;
+    const opts = (msgId: string) => (correlationId ? { msgId, correlationId } : { msgId });
+    // Issued in order on one connection, so events land in the stream in sequence order.
+    const acks = record.outbox.map((e: Effect) => {
+      switch (e.kind) {
+        case "event":
+          return publish(bus, s.evt(record.projectId, record.runId, e.event.type), RunEvent, e.event, opts(`evt:${record.runId}:${e.event.seq}`), "evt.v1");
+        case "work":
+          return publish(bus, s.work(e.queue), WorkItem, e.item, opts(`work:${e.item.attemptId}`), "work.v1");
+        case "timer":
+          return publish(bus, s.sched(e.request.op), TimerRequest, e.request, opts(`${e.request.op}:${e.request.timerId}`), "sched.v1");
+      }
+    });
+    await Promise.all(acks);
+  }
+}

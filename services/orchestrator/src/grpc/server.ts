@@ -1,0 +1,156 @@
+import { Server, ServerCredentials, status, type ServerWritableStream, type sendUnaryData, type ServerUnaryCall } from "@grpc/grpc-js";
+import { getJobView, replayEvents, submitJob, type Bus } from "@orch/bus";
+import { TaskPacket, isToken, toSeed000Frame, Seed000Event, type Mode } from "@orch/contracts";
+import type { Logger } from "@orch/logging";
+import {
+  jsonToStruct,
+  loadOrchestratorProto,
+  structToJson,
+  type CreateJobRequest,
+  type CreateJobResponse,
+  type GetJobRequest,
+  type Job,
+  type JobEvent,
+  type OrchestratorServiceHandlers,
+  type WatchJobRequest,
+} from "@orch/proto";
+
+export interface GrpcServerOptions {
+  bus: Bus;
+  logger: Logger;
+  host: string;
+  port: number;
+  mode: Mode;
+}
+
+export interface GrpcServer {
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+type GrpcError = { code: status; message: string };
+const fail = (code: status, message: string): GrpcError => ({ code, message });
+
+/** CreateJobRequest (proto) → the JSON a Task Packet is validated from. */
+function packetJson(req: CreateJobRequest): unknown {
+  const limits: Record<string, unknown> = { maxSteps: req.limits?.max_steps };
+  if (req.limits?.max_wall_ms !== undefined) limits.maxWallMs = req.limits.max_wall_ms;
+  if (req.limits?.max_tokens !== undefined) limits.maxTokens = req.limits.max_tokens;
+  return {
+    goal: req.goal,
+    ...(req.scope === undefined ? {} : { scope: req.scope }),
+    ...(req.plan_ref === undefined ? {} : { planRef: req.plan_ref }),
+    steps: req.steps.map((s) => ({
+      ...(s.id ? { id: s.id } : {}),
+      type: s.type,
+      ...(s.payload ? { payload: structToJson(s.payload) } : {}),
+    })),
+    limits: req.limits ? limits : undefined,
+    ...(req.flags ? { flags: structToJson(req.flags) } : {}),
+  };
+}
+
+const toJob = (v: { job_id: string; status: string; started_at?: string; finished_at?: string; error?: string; stepsRun: number }): Job => ({
+  job_id: v.job_id,
+  status: v.status,
+  steps_run: v.stepsRun,
+  ...(v.started_at === undefined ? {} : { started_at: v.started_at }),
+  ...(v.finished_at === undefined ? {} : { finished_at: v.finished_at }),
+  ...(v.error === undefined ? {} : { error: v.error }),
+});
+
+/** The seed 000 job API over gRPC: same commands and queries as the HTTP routes. */
+export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServer> {
+  const { bus, logger } = opts;
+  const proto = loadOrchestratorProto();
+  const server = new Server();
+
+  const handlers: OrchestratorServiceHandlers = {
+    CreateJob(call: ServerUnaryCall<CreateJobRequest, CreateJobResponse>, cb: sendUnaryData<CreateJobResponse>) {
+      const parsed = TaskPacket.safeParse(packetJson(call.request));
+      if (!parsed.success) {
+        const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
+        cb(fail(status.INVALID_ARGUMENT, `Invalid Task Packet: ${issues}`));
+        return;
+      }
+      submitJob(bus, {
+        packet: parsed.data,
+        mode: opts.mode,
+        actor: "grpc",
+        ...(call.request.idempotency_key ? { idempotencyKey: call.request.idempotency_key } : {}),
+      }).then(
+        (job_id) => cb(null, { job_id }),
+        (err: unknown) => {
+          logger.error({ err }, "CreateJob failed");
+          cb(fail(status.UNAVAILABLE, "could not store the job; try again"));
+        },
+      );
+    },
+
+    GetJob(call: ServerUnaryCall<GetJobRequest, Job>, cb: sendUnaryData<Job>) {
+      const id = call.request.job_id;
+      if (!isToken(id)) {
+        cb(fail(status.INVALID_ARGUMENT, "job_id is malformed"));
+        return;
+      }
+      getJobView(bus, id).then(
+        (v) => (v ? cb(null, toJob(v)) : cb(fail(status.NOT_FOUND, `job ${id} not found`))),
+        (err: unknown) => {
+          logger.error({ err, jobId: id }, "GetJob failed");
+          cb(fail(status.UNAVAILABLE, "could not read the job; try again"));
+        },
+      );
+    },
+
+    WatchJob(call: ServerWritableStream<WatchJobRequest, JobEvent>) {
+      const id = call.request.job_id;
+      const ac = new AbortController();
+      call.on("cancelled", () => ac.abort());
+      call.on("close", () => ac.abort());
+      void (async () => {
+        if (!isToken(id)) {
+          call.destroy(Object.assign(new Error("job_id is malformed"), { code: status.INVALID_ARGUMENT }));
+          return;
+        }
+        if (!(await getJobView(bus, id))) {
+          call.destroy(Object.assign(new Error(`job ${id} not found`), { code: status.NOT_FOUND }));
+          return;
+        }
+        const after = Number(call.request.after_seq ?? 0);
+        for await (const { streamSeq, event } of replayEvents(bus, bus.names.subjects.evtRun(id), { startSeq: after + 1, signal: ac.signal })) {
+          const frame = toSeed000Frame(event);
+          if (!frame) continue;
+          const msg: JobEvent = { job_id: id, seq: String(streamSeq), type: frame.type, t: String(frame.t) };
+          if (frame.data) msg.data = jsonToStruct(frame.data);
+          if (!call.write(msg)) await new Promise((r) => call.once("drain", r));
+          if (frame.type === Seed000Event.End) break;
+        }
+        call.end();
+      })().catch((err: unknown) => {
+        if (ac.signal.aborted) return;
+        logger.error({ err, jobId: id }, "WatchJob failed");
+        call.destroy(Object.assign(new Error("watch failed"), { code: status.UNAVAILABLE }));
+      });
+    },
+  };
+
+  server.addService(proto.orchestrator.v1.OrchestratorService.service, handlers);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${opts.host}:${opts.port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  logger.info({ host: opts.host, port }, "gRPC listening");
+  return {
+    port,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 3_000);
+        server.tryShutdown(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      }),
+  };
+}
