@@ -34,11 +34,13 @@ export function structToJson(s: Struct__Output | null | undefined): Record<strin
 
 function valueToJson(v: Value__Output | undefined): unknown {
   if (!v) return null;
-  switch (v.kind) {
+  // Decoded messages name their oneof in `kind`; hand-built ones only carry the field itself.
+  const kind = v.kind ?? (Object.keys(v).find((k) => k.endsWith("Value") && (v as Record<string, unknown>)[k] !== undefined) as Value__Output["kind"]);
+  switch (kind) {
     case "nullValue":
       return null;
     case "numberValue":
-      return v.numberValue;
+      return v.numberValue ?? null;
     case "stringValue":
       return v.stringValue;
     case "boolValue":

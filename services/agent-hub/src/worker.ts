@@ -34,7 +34,7 @@ export async function runStep(item: WorkItem, opts: WorkerOptions, correlationId
   log.info({ ok: result.ok, ms: cmd.finishedAt - startedAt }, "step finished");
 }
 
-async function execute(item: WorkItem, log: Logger, signal: AbortSignal): Promise<AdapterResult> {
+export async function execute(item: WorkItem, log: Logger, signal: AbortSignal): Promise<AdapterResult> {
   const adapter = ADAPTERS[item.step.type];
   if (!adapter) {
     return {

@@ -1,0 +1,180 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { createServer } from "node:net";
+import { join, relative } from "node:path";
+import { Writable } from "node:stream";
+import { REPO_ROOT, startNatsServer, type NatsServer } from "@orch/nats-server";
+import { build as prettyStream } from "pino-pretty";
+
+/**
+ * The dev runner behind `npm start`: the embedded nats-server (unless ORCH_NATS_URL points at one)
+ * and the five services, each its own process talking only over NATS and gRPC, as in production.
+ * A service that dies is started again with backoff; Ctrl-C stops everything cleanly.
+ *
+ * Environment: everything the services read, plus ORCH_DATA_DIR (default `.data/`, the JetStream
+ * store) and ORCH_LOG_FORMAT (`pretty` on a terminal, `json` otherwise).
+ */
+
+const SERVICES = ["event-bus", "orchestrator", "agent-hub", "scheduler", "gateway"] as const;
+type Service = (typeof SERVICES)[number];
+
+const env = process.env;
+const dataDir = env.ORCH_DATA_DIR ?? join(REPO_ROOT, ".data");
+const pretty = (env.ORCH_LOG_FORMAT ?? (process.stdout.isTTY ? "pretty" : "json")) === "pretty";
+const httpPort = Number(env.PORT ?? 8080);
+const httpHost = env.HOST ?? "127.0.0.1";
+const grpcPort = Number(env.ORCH_GRPC_PORT ?? 50051);
+const grpcHost = env.ORCH_GRPC_HOST ?? "127.0.0.1";
+
+const out: Writable = pretty
+  ? prettyStream({ colorize: true, ignore: "pid,hostname", translateTime: "SYS:HH:MM:ss.l", messageFormat: "{service} | {msg}", destination: 1 })
+  : process.stdout;
+
+function say(msg: string, fields: Record<string, unknown> = {}): void {
+  out.write(`${JSON.stringify({ level: 30, time: Date.now(), service: "runner", msg, ...fields })}\n`);
+}
+
+function portFree(port: number, host: string): Promise<boolean> {
+  if (port === 0) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once("error", () => resolve(false));
+    s.listen(port, host, () => s.close(() => resolve(true)));
+  });
+}
+
+class Supervised {
+  child: ChildProcess | undefined;
+  restarts = 0;
+  startedAt = 0;
+  stopping = false;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly name: Service,
+    readonly serviceEnv: NodeJS.ProcessEnv,
+    readonly onLine: (svc: Service, line: string) => void,
+  ) {}
+
+  start(): void {
+    this.startedAt = Date.now();
+    const entry = join(REPO_ROOT, "services", this.name, "dist", "main.js");
+    const child = spawn(process.execPath, [entry], { env: this.serviceEnv, stdio: ["ignore", "pipe", "pipe"] });
+    this.child = child;
+    for (const stream of [child.stdout, child.stderr]) {
+      let buf = "";
+      stream?.on("data", (chunk: Buffer) => {
+        buf += chunk.toString();
+        let nl: number;
+        while ((nl = buf.indexOf("\n")) >= 0) {
+          this.onLine(this.name, buf.slice(0, nl));
+          buf = buf.slice(nl + 1);
+        }
+      });
+    }
+    child.once("exit", (code, signal) => {
+      if (this.stopping) return;
+      // Config errors (exit 2) will not fix themselves: stop everything instead of looping.
+      if (code === 2) {
+        say(`${this.name} refused its configuration; stopping`, { code });
+        void shutdown(2);
+        return;
+      }
+      if (Date.now() - this.startedAt > 30_000) this.restarts = 0;
+      const delay = Math.min(30_000, 500 * 2 ** this.restarts++);
+      say(`${this.name} exited (${signal ?? code}); starting it again in ${delay} ms`);
+      this.#timer = setTimeout(() => this.start(), delay);
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((r) => child.once("exit", () => r()));
+    child.kill("SIGTERM");
+    const t = setTimeout(() => child.kill("SIGKILL"), 12_000);
+    await exited;
+    clearTimeout(t);
+  }
+}
+
+let nats: NatsServer | undefined;
+const running: Supervised[] = [];
+let shuttingDown = false;
+
+async function shutdown(code: number): Promise<void> {
+  if (shuttingDown) return;
+  shuttingDown = true;
+  say("stopping the services");
+  await Promise.all(running.map((s) => s.stop()));
+  if (nats) {
+    say("stopping nats-server");
+    await nats.stop();
+  }
+  say("stopped");
+  process.exit(code);
+}
+
+async function main(): Promise<void> {
+  for (const [port, host, name, variable] of [
+    [httpPort, httpHost, "HTTP", "PORT"],
+    [grpcPort, grpcHost, "gRPC", "ORCH_GRPC_PORT"],
+  ] as const) {
+    if (!(await portFree(port, host))) {
+      process.stderr.write(`port ${port} on ${host} (${name}) is already in use: stop what holds it or set ${variable} to another port\n`);
+      process.exit(1);
+    }
+  }
+
+  let natsUrl = env.ORCH_NATS_URL;
+  let natsNote: string;
+  if (natsUrl) {
+    natsNote = `external NATS at ${natsUrl}`;
+  } else {
+    const storeDir = join(dataDir, "nats");
+    mkdirSync(storeDir, { recursive: true });
+    nats = await startNatsServer({ storeDir, onLog: (line) => /\[(ERR|FTL|WRN)\]/.test(line) && say(`nats-server: ${line}`) });
+    natsUrl = nats.url;
+    natsNote = `embedded nats-server ${nats.version.text} at ${nats.url}, JetStream store in ${relative(process.cwd(), storeDir) || storeDir}`;
+  }
+
+  const serviceEnv: NodeJS.ProcessEnv = { ...env, ORCH_NATS_URL: natsUrl, PORT: String(httpPort), ORCH_GRPC_PORT: String(grpcPort) };
+  let banner = false;
+  const onLine = (svc: Service, line: string) => {
+    if (!line.startsWith("{")) {
+      say(line, { service: svc });
+      return;
+    }
+    out.write(`${line}\n`);
+    if (!banner && svc === "gateway" && line.includes('"gateway listening"')) {
+      banner = true;
+      const backend = env.ORCH_BACKEND ?? "file";
+      process.stderr.write(
+        [
+          "",
+          "Orchestrator is running:",
+          `  HTTP   http://${httpHost}:${httpPort}    try: curl -s http://${httpHost}:${httpPort}/api/orchestrator/ping`,
+          `  gRPC   ${grpcHost}:${grpcPort}          proto/orchestrator.proto`,
+          `  NATS   ${natsNote} (ORCH_BACKEND=${backend})`,
+          `  Steps  run by the agent hub's log-only adapters (dev.log, repoops, ci, docs); ORCH_MODE=${env.ORCH_MODE ?? "mock"}`,
+          "  Ctrl-C stops everything.",
+          "",
+        ].join("\n"),
+      );
+    }
+  };
+  process.once("SIGINT", () => void shutdown(0));
+  process.once("SIGTERM", () => void shutdown(0));
+  for (const name of SERVICES) {
+    const s = new Supervised(name, serviceEnv, onLine);
+    running.push(s);
+    s.start();
+  }
+}
+
+main().catch(async (err: unknown) => {
+  process.stderr.write(`orchestrator: ${(err as Error).message}\n`);
+  await shutdown(1);
+});

@@ -1,0 +1,41 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, GatewayConfig, OrchestratorConfig, loadConfig } from "../src/index.js";
+
+describe("config", () => {
+  it("has defaults that run the quick start", () => {
+    const c = loadConfig(GatewayConfig, {});
+    expect(c).toMatchObject({
+      ORCH_NATS_URL: "nats://127.0.0.1:4222",
+      ORCH_BACKEND: "file",
+      ORCH_MODE: "mock",
+      ORCH_ENABLED: true,
+      ORCH_MAX_REQUEST_BYTES: 32768,
+      PORT: 8080,
+      HOST: "127.0.0.1",
+    });
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it("reads booleans and numbers from strings; empty means unset", () => {
+    const c = loadConfig(GatewayConfig, { ORCH_ENABLED: "false", PORT: "9000", ORCH_MAX_REQUEST_BYTES: "", ORCH_BACKEND: "memory" });
+    expect(c.ORCH_ENABLED).toBe(false);
+    expect(c.PORT).toBe(9000);
+    expect(c.ORCH_MAX_REQUEST_BYTES).toBe(32768);
+    expect(c.ORCH_BACKEND).toBe("memory");
+  });
+
+  it("refuses ORCH_BACKEND=redis with a clear reason", () => {
+    expect(() => loadConfig(OrchestratorConfig, { ORCH_BACKEND: "redis" })).toThrow(/ORCH_BACKEND: redis is not supported/);
+  });
+
+  it("lists every problem in one error", () => {
+    try {
+      loadConfig(GatewayConfig, { PORT: "http", ORCH_ENABLED: "maybe", ORCH_MODE: "fast", ORCH_NATS_PREFIX: "A.B" });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      const problems = (err as ConfigError).problems.join("\n");
+      for (const k of ["PORT", "ORCH_ENABLED", "ORCH_MODE", "ORCH_NATS_PREFIX"]) expect(problems).toContain(k);
+    }
+  });
+});

@@ -1,0 +1,52 @@
+import { describe, expect, it } from "vitest";
+import { createNames, fnv1a, InvalidTokenError, token } from "../src/index.js";
+
+describe("names", () => {
+  const n = createNames();
+
+  it("names streams, consumers and buckets from the prefix", () => {
+    expect(n.streams).toEqual({ cmd: "ORCH_CMD", evt: "ORCH_EVT", work: "ORCH_WORK", sched: "ORCH_SCHED", dlq: "ORCH_DLQ" });
+    expect(n.buckets).toEqual({ runs: "orch_runs", timers: "orch_timers" });
+    const t = createNames("team-a");
+    expect(t.streams.cmd).toBe("TEAM_A_CMD");
+    expect(t.buckets.runs).toBe("team_a_runs");
+    expect(t.subjects.cmdAll()).toBe("team-a.cmd.>");
+  });
+
+  it("builds subjects by the documented grammar", () => {
+    const p = n.subjects.partitionOf("run-1");
+    expect(n.subjects.cmd("run-1")).toBe(`orch.cmd.${p}.run-1`);
+    expect(p).toBe(fnv1a("run-1") % 16);
+    expect(n.subjects.evt("_default", "run-1", "step.started")).toBe("orch.evt._default.run-1.step.started");
+    expect(n.subjects.evtRun("run-1")).toBe("orch.evt.*.run-1.>");
+    expect(n.subjects.evtProject("proj")).toBe("orch.evt.proj.>");
+    expect(n.subjects.work("adapter")).toBe("orch.work.adapter");
+    expect(n.subjects.sched("set")).toBe("orch.sched.set");
+    expect(n.subjects.dlq("core")).toBe("orch.dlq.core");
+  });
+
+  it("spreads runs over partitions stably", () => {
+    const seen = new Set<number>();
+    for (let i = 0; i < 1000; i++) seen.add(n.subjects.partitionOf(`run-${i}`));
+    expect(seen.size).toBe(16);
+    expect(n.subjects.partitionOf("abc")).toBe(n.subjects.partitionOf("abc"));
+  });
+
+  it.each(["", "a.b", "a*", ">", "a b", "a\nb", "x".repeat(129), "ü"])("refuses %j as a token", (bad) => {
+    expect(() => token("runId", bad)).toThrow(InvalidTokenError);
+    expect(() => n.subjects.cmd(bad)).toThrow(/not a valid subject token/);
+    expect(() => n.subjects.evt("p", bad, "x")).toThrow(InvalidTokenError);
+  });
+
+  it("refuses wildcards and empty tokens inside dotted names", () => {
+    expect(() => n.subjects.evt("p", "r", "step.*")).toThrow(InvalidTokenError);
+    expect(() => n.subjects.evt("p", "r", "step..x")).toThrow(InvalidTokenError);
+    expect(() => n.subjects.work("role.>")).toThrow(InvalidTokenError);
+  });
+
+  it("refuses a bad prefix or partition count", () => {
+    expect(() => createNames("Orch")).toThrow(InvalidTokenError);
+    expect(() => createNames("a.b")).toThrow(InvalidTokenError);
+    expect(() => createNames("orch", 0)).toThrow(RangeError);
+  });
+});

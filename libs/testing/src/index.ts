@@ -1,0 +1,314 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { createServer, request as httpRequest, type IncomingMessage } from "node:http";
+import { join } from "node:path";
+import { REPO_ROOT, startNatsServer, type NatsServer, type NatsServerOptions } from "@orch/nats-server";
+
+/**
+ * Test helpers that use the real parts: a real nats-server, the real services as child processes
+ * (built output, as users run them), HTTP and SSE over real sockets. Nothing here mocks our own code.
+ */
+
+export { startNatsServer, type NatsServer } from "@orch/nats-server";
+
+export const SERVICE_NAMES = ["event-bus", "orchestrator", "agent-hub", "scheduler", "gateway"] as const;
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+
+/** Starts a nats-server with JetStream in a fresh temporary store. */
+export function startNats(opts: NatsServerOptions = {}): Promise<NatsServer> {
+  return startNatsServer(opts);
+}
+
+export async function freePort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls `fn` until it returns something other than undefined/false, or fails after `timeoutMs`. */
+export async function waitFor<T>(fn: () => T | Promise<T>, opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {}): Promise<Exclude<T, false | undefined | null>> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false && v !== null) return v as Exclude<T, false | undefined | null>;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${opts.what ?? "condition"}${last ? `: ${(last as Error).message}` : ""}`);
+    }
+    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 50));
+  }
+}
+
+export interface LogLine {
+  level?: string;
+  msg?: string;
+  [k: string]: unknown;
+}
+
+/** One service running as its own process, from its built entry point. */
+export class ServiceProcess {
+  readonly lines: LogLine[] = [];
+  readonly raw: string[] = [];
+  #child: ChildProcess | undefined;
+  #exit: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly name: ServiceName,
+    readonly env: Record<string, string>,
+  ) {}
+
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  get running(): boolean {
+    return this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null;
+  }
+
+  /** Starts the process and waits for its `ready` log line. */
+  async start(timeoutMs = 20_000): Promise<void> {
+    const entry = join(REPO_ROOT, "services", this.name, "dist", "main.js");
+    if (!existsSync(entry)) throw new Error(`${entry} is missing: build first (npm run build)`);
+    const from = this.lines.length;
+    const child = spawn(process.execPath, [entry], {
+      env: { ...process.env, ...this.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    this.#child = child;
+    this.#exit = new Promise((r) => child.once("exit", () => r()));
+    let buf = "";
+    const onData = (chunk: Buffer) => {
+      buf += chunk.toString();
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (!line) continue;
+        this.raw.push(line);
+        try {
+          this.lines.push(JSON.parse(line) as LogLine);
+        } catch {
+          this.lines.push({ msg: line, level: "raw" });
+        }
+      }
+    };
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", onData);
+    await this.waitForLog((l) => l.msg === "ready", { timeoutMs, from });
+  }
+
+  async waitForLog(pred: (l: LogLine) => boolean, opts: { timeoutMs?: number; from?: number } = {}): Promise<LogLine> {
+    return waitFor(
+      () => {
+        if (!this.running && this.#child) throw new Error(`${this.name} exited:\n${this.raw.slice(-20).join("\n")}`);
+        return this.lines.slice(opts.from ?? 0).find(pred);
+      },
+      { timeoutMs: opts.timeoutMs ?? 15_000, what: `${this.name} log line`, intervalMs: 25 },
+    );
+  }
+
+  /** Sends a signal and waits for the process to exit. */
+  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    if (!this.running) return;
+    this.#child!.kill(signal);
+    await this.#exit;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.#child!.kill("SIGTERM");
+    const t = setTimeout(() => this.#child?.kill("SIGKILL"), 12_000);
+    await this.#exit;
+    clearTimeout(t);
+  }
+}
+
+export interface StackOptions {
+  /** Extra environment for every service. */
+  env?: Record<string, string>;
+  /** Per-service environment. */
+  serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>;
+  /** Which services to start (all five by default). */
+  services?: readonly ServiceName[];
+  /** Use this server instead of starting one. */
+  nats?: NatsServer;
+}
+
+/** The whole system on a fresh nats-server: what `npm start` runs, one process per service. */
+export class Stack {
+  readonly services = new Map<ServiceName, ServiceProcess>();
+
+  private constructor(
+    readonly nats: NatsServer,
+    private readonly ownNats: boolean,
+    readonly httpPort: number,
+    readonly grpcPort: number,
+  ) {}
+
+  static async start(opts: StackOptions = {}): Promise<Stack> {
+    const nats = opts.nats ?? (await startNats());
+    const stack = new Stack(nats, opts.nats === undefined, await freePort(), await freePort());
+    const base: Record<string, string> = {
+      ORCH_NATS_URL: nats.url,
+      PORT: String(stack.httpPort),
+      HOST: "127.0.0.1",
+      ORCH_GRPC_PORT: String(stack.grpcPort),
+      ORCH_LOG_LEVEL: "info",
+      ...opts.env,
+    };
+    for (const name of opts.services ?? SERVICE_NAMES) {
+      stack.services.set(name, new ServiceProcess(name, { ...base, ...opts.serviceEnv?.[name] }));
+    }
+    try {
+      await Promise.all([...stack.services.values()].map((s) => s.start()));
+    } catch (err) {
+      await stack.stop();
+      throw err;
+    }
+    return stack;
+  }
+
+  get baseUrl(): string {
+    return `http://127.0.0.1:${this.httpPort}`;
+  }
+
+  service(name: ServiceName): ServiceProcess {
+    const s = this.services.get(name);
+    if (!s) throw new Error(`${name} is not part of this stack`);
+    return s;
+  }
+
+  /** SIGKILL (by default) a service, as a crash would. */
+  kill(name: ServiceName, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    return this.service(name).kill(signal);
+  }
+
+  restart(name: ServiceName): Promise<void> {
+    return this.service(name).start();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.services.values()].map((s) => s.stop()));
+    if (this.ownNats) await this.nats.stop();
+  }
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  json: <T = any>() => T;
+}
+
+/** A plain HTTP request over a real socket (no client library between the test and the server). */
+export async function http(
+  method: string,
+  url: string,
+  opts: { headers?: Record<string, string>; body?: string | Buffer; json?: unknown } = {},
+): Promise<HttpResponse> {
+  const headers: Record<string, string> = { ...opts.headers };
+  let body = opts.body;
+  if (opts.json !== undefined) {
+    body = JSON.stringify(opts.json);
+    headers["content-type"] ??= "application/json";
+  }
+  return await new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method, headers }, (res: IncomingMessage) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString();
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) });
+      });
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+export interface SseFrame {
+  id?: string;
+  event: string;
+  data: string;
+  /** `data` parsed as JSON, when it is JSON. */
+  json?: any;
+}
+
+export interface SseConnection {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  /** Frames in arrival order; comments (`: ping`) are counted in `comments`. */
+  frames: SseFrame[];
+  comments: string[];
+  /** Resolves when the server closes the stream. */
+  ended: Promise<void>;
+  /** Waits until a frame matches. */
+  waitFor(pred: (f: SseFrame) => boolean, timeoutMs?: number): Promise<SseFrame>;
+  close(): void;
+}
+
+/** Opens an SSE stream over a real socket and parses frames as they arrive. */
+export async function sse(url: string, headers: Record<string, string> = {}): Promise<SseConnection> {
+  return await new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: "GET", headers: { accept: "text/event-stream", ...headers } }, (res) => {
+      const frames: SseFrame[] = [];
+      const comments: string[] = [];
+      let buf = "";
+      let endResolve!: () => void;
+      const ended = new Promise<void>((r) => (endResolve = r));
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => {
+        buf += chunk;
+        let sep: number;
+        while ((sep = buf.indexOf("\n\n")) >= 0) {
+          const block = buf.slice(0, sep);
+          buf = buf.slice(sep + 2);
+          const f: SseFrame = { event: "message", data: "" };
+          const data: string[] = [];
+          for (const line of block.split("\n")) {
+            if (line.startsWith(":")) comments.push(line.slice(1).trim());
+            else if (line.startsWith("id:")) f.id = line.slice(3).trim();
+            else if (line.startsWith("event:")) f.event = line.slice(6).trim();
+            else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+          }
+          if (data.length === 0 && f.id === undefined && f.event === "message") continue;
+          f.data = data.join("\n");
+          try {
+            f.json = JSON.parse(f.data);
+          } catch {
+            // not JSON
+          }
+          frames.push(f);
+        }
+      });
+      res.on("end", () => endResolve());
+      res.on("close", () => endResolve());
+      resolve({
+        status: res.statusCode ?? 0,
+        headers: res.headers,
+        frames,
+        comments,
+        ended,
+        waitFor: (pred, timeoutMs = 15_000) => waitFor(() => frames.find(pred), { timeoutMs, what: "SSE frame", intervalMs: 20 }),
+        close: () => {
+          req.destroy();
+          endResolve();
+        },
+      });
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}

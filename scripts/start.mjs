@@ -1,0 +1,12 @@
+#!/usr/bin/env node
+// `npm start`: installs what is missing, builds, then runs the whole system on the embedded
+// default (a local nats-server, the five services). Ctrl-C stops it.
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { bootstrap } from "./lib/bootstrap.mjs";
+import { ROOT } from "./lib/nats.mjs";
+
+bootstrap();
+const child = spawn(process.execPath, [join(ROOT, "deploy", "local", "dist", "main.js")], { stdio: "inherit", env: process.env });
+for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => child.kill(sig));
+child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

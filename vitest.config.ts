@@ -1,0 +1,37 @@
+import { defineConfig } from "vitest/config";
+
+/**
+ * Test tiers (vitest projects), run by `npm test` one after the other:
+ * - unit: pure code and single components; libraries resolved from source (`@orch/source`).
+ * - integration: the real services as processes on a real nats-server, over real sockets.
+ */
+const source = { conditions: ["@orch/source"] };
+
+export default defineConfig({
+  resolve: source,
+  ssr: { resolve: { conditions: ["@orch/source"], externalConditions: ["@orch/source"] } },
+  test: {
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: "unit",
+          include: ["libs/*/test/**/*.test.ts", "services/*/test/**/*.test.ts", "proto/test/**/*.test.ts", "deploy/*/test/**/*.test.ts"],
+          testTimeout: 30_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: "integration",
+          include: ["test/integration/**/*.test.ts"],
+          testTimeout: 90_000,
+          hookTimeout: 60_000,
+          // Each file starts its own nats-server and five service processes: one file at a time
+          // keeps a 2-core machine honest.
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
