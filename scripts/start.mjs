@@ -8,5 +8,8 @@ import { ROOT } from "./lib/nats.mjs";
 
 bootstrap();
 const child = spawn(process.execPath, [join(ROOT, "deploy", "local", "dist", "main.js")], { stdio: "inherit", env: process.env });
-for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => child.kill(sig));
+// Ctrl-C reaches the whole process group (the runner too), so only SIGTERM, which is sent to
+// this process alone (by a process manager, say), needs passing on.
+process.on("SIGINT", () => undefined);
+process.on("SIGTERM", () => child.kill("SIGTERM"));
 child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -165,8 +165,9 @@ async function main(): Promise<void> {
       );
     }
   };
-  process.once("SIGINT", () => void shutdown(0));
-  process.once("SIGTERM", () => void shutdown(0));
+  // `on`, not `once`: a second signal while stopping must not kill us half-way.
+  process.on("SIGINT", () => void shutdown(0));
+  process.on("SIGTERM", () => void shutdown(0));
   for (const name of SERVICES) {
     const s = new Supervised(name, serviceEnv, onLine);
     running.push(s);

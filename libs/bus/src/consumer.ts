@@ -41,6 +41,13 @@ export interface RunningConsumer {
   readonly done: Promise<void>;
 }
 
+/**
+ * Pull requests expire (and are renewed) this often. The client notices a lost pull (a server
+ * restart, a consumer re-created under it) only after two missed idle heartbeats, at half this
+ * period each: 5 s keeps recovery to seconds for one cheap request per idle consumer per 5 s.
+ */
+export const PULL_EXPIRES_MS = 5_000;
+
 const backoffMs = (deliveries: number) => Math.min(30_000, 250 * 2 ** Math.min(deliveries - 1, 7));
 
 /** Parks an undecodable or unhandleable message as a dead letter; the caller then acks it. */
@@ -86,7 +93,7 @@ export async function runConsumer<S extends z.ZodType>(bus: Bus, opts: ConsumerR
   const maxDeliveries = opts.maxDeliveries ?? 10;
   const log = bus.logger.child({ consumer: opts.consumer, stream: opts.stream });
   const consumer = await bus.js.consumers.get(opts.stream, opts.consumer);
-  const messages: ConsumerMessages = await consumer.consume({ max_messages: Math.max(16, concurrency * 2) });
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: Math.max(16, concurrency * 2), expires: PULL_EXPIRES_MS });
 
   let active = 0;
   const waiters: (() => void)[] = [];

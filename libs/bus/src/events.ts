@@ -1,6 +1,7 @@
 import { DeliverPolicy } from "@nats-io/jetstream";
 import { RunEvent } from "@orch/contracts";
 import { decode } from "./codec.js";
+import { PULL_EXPIRES_MS } from "./consumer.js";
 import type { Bus } from "./connect.js";
 
 /** One stored run event and where it sits in the events stream (SSE `id:`, resume point). */
@@ -27,7 +28,7 @@ export async function* replayEvents(bus: Bus, filter: string, opts: ReplayOption
       ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: opts.startSeq }
       : { deliver_policy: DeliverPolicy.All }),
   });
-  const messages = await consumer.consume({ max_messages: 256 });
+  const messages = await consumer.consume({ max_messages: 256, expires: PULL_EXPIRES_MS });
   const onAbort = () => messages.stop();
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   try {

@@ -27,3 +27,4 @@ export {
   type StoredRun,
   type SubmitJobOptions,
 } from "./runs.js";
+export { isBusUnavailable, retryWhileUnavailable } from "./errors.js";

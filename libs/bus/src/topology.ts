@@ -50,7 +50,7 @@ export interface TopologySpec {
 }
 
 /** Ack waits: long enough for a busy handler, short enough that a crash is noticed quickly. */
-export const ACK_WAIT_MS = { core: 30_000, agentHub: 10_000, scheduler: 30_000, dlq: 30_000 } as const;
+export const ACK_WAIT_MS = { core: 30_000, agentHub: 5_000, scheduler: 30_000, dlq: 30_000 } as const;
 
 export function topologySpec(names: Names, opts: TopologyOptions = DEFAULT_TOPOLOGY): TopologySpec {
   const storage = opts.storage === "memory" ? StorageType.Memory : StorageType.File;

@@ -76,8 +76,10 @@ export async function runService<S extends z.ZodType<CommonConfig>>(def: Service
     logger.info("stopped");
     process.exit(0);
   };
-  process.once("SIGTERM", () => void stop("SIGTERM"));
-  process.once("SIGINT", () => void stop("SIGINT"));
+  // `on`, not `once`: Ctrl-C under the dev runner delivers SIGINT and then SIGTERM; a second signal
+  // must not kill the process half-way through stopping.
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
 
   logger.info({ nats: cfg.ORCH_NATS_URL.replace(/\/\/[^@/]*@/, "//[redacted]@"), prefix: cfg.ORCH_NATS_PREFIX }, "starting");
   bus = await connectBus({ url: cfg.ORCH_NATS_URL, name: `orch-${def.name}`, prefix: cfg.ORCH_NATS_PREFIX, logger });

@@ -1,4 +1,4 @@
-import { sendCommand, type Bus } from "@orch/bus";
+import { retryWhileUnavailable, sendCommand, type Bus } from "@orch/bus";
 import { StepErrorCode, type StepResultCommand, type WorkItem } from "@orch/contracts";
 import type { Logger } from "@orch/logging";
 import { ADAPTERS, AbortedError, MockDirective, sleep, type AdapterResult } from "./adapters/index.js";
@@ -30,7 +30,8 @@ export async function runStep(item: WorkItem, opts: WorkerOptions, correlationId
   };
   if (result.output !== undefined) cmd.output = result.output;
   if (result.error) cmd.error = result.error;
-  await sendCommand(opts.bus, cmd, correlationId ? { correlationId } : {});
+  // The step is done: report it even through a NATS outage, rather than run it again.
+  await retryWhileUnavailable(() => sendCommand(opts.bus, cmd, correlationId ? { correlationId } : {}), { deadlineMs: 60_000 });
   log.info({ ok: result.ok, ms: cmd.finishedAt - startedAt }, "step finished");
 }
 

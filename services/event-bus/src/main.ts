@@ -47,7 +47,7 @@ await runService({
           await provisionTopology(bus, topology);
         })
         .catch((err: unknown) => logger.warn({ err }, "topology check failed"));
-    }, 30_000);
+    }, 5_000);
 
     let deadLetters = 0;
     const dlq = await runConsumer(bus, {

@@ -9,6 +9,18 @@ import { HttpError, installErrorHandling } from "./errors.js";
 import { healthRoutes } from "./routes/health.js";
 import { seed000Routes } from "./routes/seed000.js";
 
+/** A registered route, as `routeTable` lists them (for the OpenAPI check and, later, /docs). */
+export interface RouteEntry {
+  method: string;
+  url: string;
+}
+
+declare module "fastify" {
+  interface FastifyInstance {
+    routeTable: RouteEntry[];
+  }
+}
+
 export interface AppOptions {
   cfg: Readonly<GatewayConfig>;
   bus: Bus;
@@ -34,6 +46,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     logController: new LogController({ requestIdLogLabel: "requestId" }),
     forceCloseConnections: true,
     return503OnClosing: true,
+  });
+  const routeTable: RouteEntry[] = [];
+  app.decorate("routeTable", routeTable);
+  app.addHook("onRoute", (r) => {
+    for (const method of [r.method].flat()) routeTable.push({ method, url: r.url });
   });
   installErrorHandling(app);
   app.addHook("onSend", async (req, reply) => {

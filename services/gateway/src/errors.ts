@@ -1,3 +1,4 @@
+import { isBusUnavailable } from "@orch/bus";
 import { ErrorCode, OrchError, errorBody, type ErrorBody } from "@orch/contracts";
 import type { FastifyError, FastifyInstance } from "fastify";
 
@@ -37,6 +38,9 @@ export function toHttp(err: unknown): { status: number; body: ErrorBody } {
   if (err instanceof OrchError) {
     return { status: STATUS_OF[err.code], body: errorBody(err.code, err.message, err.details) };
   }
+  if (isBusUnavailable(err)) {
+    return { status: 503, body: errorBody(ErrorCode.Unavailable, "The job store is unavailable right now; try again shortly") };
+  }
   const fe = err as Partial<FastifyError> & { statusCode?: number };
   const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
   if (mapped) return { status: STATUS_OF[mapped], body: errorBody(mapped, fe.message ?? mapped) };
@@ -50,7 +54,8 @@ export function toHttp(err: unknown): { status: number; body: ErrorBody } {
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err, req, reply) => {
     const { status, body } = toHttp(err);
-    if (status >= 500) req.log.error({ err }, "request failed");
+    if (status === 503) req.log.warn({ err }, "request failed: NATS unavailable");
+    else if (status >= 500) req.log.error({ err }, "request failed");
     else req.log.info({ code: body.error.code, msg: body.error.message }, "request refused");
     return reply.status(status).send(body);
   });

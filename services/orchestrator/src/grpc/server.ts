@@ -105,15 +105,17 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
     WatchJob(call: ServerWritableStream<WatchJobRequest, JobEvent>) {
       const id = call.request.job_id;
       const ac = new AbortController();
+      // grpc-js turns an emitted error into the call's status (destroy() would send none).
+      const end = (code: status, details: string) => call.emit("error", { code, details });
       call.on("cancelled", () => ac.abort());
       call.on("close", () => ac.abort());
       void (async () => {
         if (!isToken(id)) {
-          call.destroy(Object.assign(new Error("job_id is malformed"), { code: status.INVALID_ARGUMENT }));
+          end(status.INVALID_ARGUMENT, "job_id is malformed");
           return;
         }
         if (!(await getJobView(bus, id))) {
-          call.destroy(Object.assign(new Error(`job ${id} not found`), { code: status.NOT_FOUND }));
+          end(status.NOT_FOUND, `job ${id} not found`);
           return;
         }
         const after = Number(call.request.after_seq ?? 0);
@@ -129,7 +131,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
       })().catch((err: unknown) => {
         if (ac.signal.aborted) return;
         logger.error({ err, jobId: id }, "WatchJob failed");
-        call.destroy(Object.assign(new Error("watch failed"), { code: status.UNAVAILABLE }));
+        end(status.UNAVAILABLE, "watch failed; resume with after_seq");
       });
     },
   };

@@ -1,0 +1,41 @@
+import { JetStreamApiError, JetStreamError } from "@nats-io/jetstream";
+import { errors } from "@nats-io/transport-node";
+import { CorruptRecordError } from "./runs.js";
+
+const TRANSIENT = [
+  errors.TimeoutError,
+  errors.NoRespondersError,
+  errors.RequestError,
+  errors.ClosedConnectionError,
+  errors.DrainingConnectionError,
+  errors.ConnectionError,
+  JetStreamError,
+  JetStreamApiError,
+] as const;
+
+/**
+ * Whether an error means "NATS (or JetStream) could not do it right now": a timeout, no
+ * responders, a closed connection, a stream that is not there. Callers answer "unavailable, try
+ * again" (HTTP 503, gRPC UNAVAILABLE) instead of a 500.
+ */
+export function isBusUnavailable(err: unknown): boolean {
+  if (err instanceof CorruptRecordError) return false;
+  return TRANSIENT.some((C) => err instanceof C) || (err instanceof Error && err.cause !== undefined && isBusUnavailable(err.cause));
+}
+
+/**
+ * Retries `fn` while it fails with a transient bus error (see isBusUnavailable), with capped
+ * exponential backoff, until `deadlineMs` has passed or `signal` aborts. For idempotent operations
+ * only: a publish with a message id, a KV read.
+ */
+export async function retryWhileUnavailable<T>(fn: () => Promise<T>, opts: { deadlineMs?: number; signal?: AbortSignal } = {}): Promise<T> {
+  const deadline = Date.now() + (opts.deadlineMs ?? 30_000);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isBusUnavailable(err) || Date.now() > deadline || opts.signal?.aborted) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(2_000, 50 * 2 ** attempt)));
+    }
+  }
+}
