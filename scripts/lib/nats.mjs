@@ -58,25 +58,30 @@ function log(msg) {
   process.stderr.write(`[nats-server] ${msg}\n`);
 }
 
-/** Debian trixie's package, unpacked into the tools folder. Returns the binary or null. */
-function installFromTrixie() {
+/**
+ * Fetches Debian's nats-server package with `apt-get download` and unpacks it with `dpkg -x` into
+ * `dest`, changing nothing on the system. `suite` (e.g. "trixie") goes through a temporary source
+ * list; without it the system's own sources are used. Returns the binary, or null.
+ */
+export function fetchDebianNats({ suite, dest, quiet = false } = {}) {
   if (!have("apt-get") || !have("dpkg")) return null;
   const work = mkdtempSync(join(tmpdir(), "orch-nats-"));
   try {
-    const list = join(work, "trixie.list");
-    writeFileSync(list, `deb ${MIRROR} trixie main\n`);
-    for (const d of ["lists/partial", "cache/archives/partial"]) mkdirSync(join(work, d), { recursive: true });
-    const aptOpts = [
-      "-q",
-      "-o", `Dir::Etc::SourceList=${list}`,
-      "-o", "Dir::Etc::SourceParts=/dev/null",
-      "-o", `Dir::State::Lists=${join(work, "lists")}`,
-      "-o", `Dir::Cache=${join(work, "cache")}`,
-      "-o", "Debug::NoLocking=1",
-      "-o", "APT::Sandbox::User=root",
-    ];
-    log(`fetching Debian trixie's nats-server package from ${MIRROR} ...`);
-    execFileSync("apt-get", [...aptOpts, "update"], { cwd: work, stdio: ["ignore", "ignore", "pipe"], timeout: 180_000 });
+    let aptOpts = ["-q", "-o", "Debug::NoLocking=1", "-o", "APT::Sandbox::User=root"];
+    if (suite) {
+      const list = join(work, `${suite}.list`);
+      writeFileSync(list, `deb ${MIRROR} ${suite} main\n`);
+      for (const d of ["lists/partial", "cache/archives/partial"]) mkdirSync(join(work, d), { recursive: true });
+      aptOpts = [
+        ...aptOpts,
+        "-o", `Dir::Etc::SourceList=${list}`,
+        "-o", "Dir::Etc::SourceParts=/dev/null",
+        "-o", `Dir::State::Lists=${join(work, "lists")}`,
+        "-o", `Dir::Cache=${join(work, "cache")}`,
+      ];
+      if (!quiet) log(`fetching Debian ${suite}'s nats-server package from ${MIRROR} ...`);
+      execFileSync("apt-get", [...aptOpts, "update"], { cwd: work, stdio: ["ignore", "ignore", "pipe"], timeout: 180_000 });
+    }
     execFileSync("apt-get", [...aptOpts, "download", "nats-server"], { cwd: work, stdio: ["ignore", "ignore", "pipe"], timeout: 180_000 });
     const deb = readdirSync(work).find((f) => f.startsWith("nats-server_") && f.endsWith(".deb"));
     if (!deb) return null;
@@ -84,18 +89,20 @@ function installFromTrixie() {
     execFileSync("dpkg", ["-x", join(work, deb), x], { stdio: "ignore" });
     const bin = [join(x, "usr", "sbin", "nats-server"), join(x, "usr", "bin", "nats-server")].find((p) => existsSync(p));
     if (!bin || !versionOf(bin)) return null;
-    mkdirSync(dirname(TOOLS_BIN), { recursive: true });
-    copyFileSync(bin, TOOLS_BIN);
-    chmodSync(TOOLS_BIN, 0o755);
-    return TOOLS_BIN;
+    mkdirSync(dirname(dest), { recursive: true });
+    copyFileSync(bin, dest);
+    chmodSync(dest, 0o755);
+    return dest;
   } catch (err) {
     const detail = err?.stderr?.toString().trim().split("\n").pop() ?? err?.message ?? String(err);
-    log(`trixie package not available (${detail})`);
+    if (!quiet) log(`Debian ${suite ?? "default"} nats-server package not available (${detail})`);
     return null;
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
 }
+
+const installFromTrixie = () => fetchDebianNats({ suite: "trixie", dest: TOOLS_BIN });
 
 /** bookworm's nats-server (2.9.10) through apt, when we may install system packages. */
 function installFromApt() {
