@@ -5,7 +5,7 @@ import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO_ROOT } from "@orch/nats-server";
-import { freePort, http, waitFor } from "@orch/testing";
+import { freePort, http, startNats, waitFor } from "@orch/testing";
 
 /**
  * The README's first command, `npm start`, as a newcomer runs it: the whole system comes up on the
@@ -118,5 +118,23 @@ describe("quick start", () => {
     expect(job.json()).toMatchObject({ job_id: jobId, status: "succeeded", stepsRun: 1 });
     await ctrlC(s);
     rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("with ORCH_NATS_URL, npm start spawns no nats-server and uses the one named", async () => {
+    const nats = await startNats();
+    try {
+      const port = await freePort();
+      const s = await npmStart({ ORCH_NATS_URL: nats.url, PORT: String(port), ORCH_GRPC_PORT: String(await freePort()) });
+      const banner = s.out.join("");
+      expect(banner).toContain(`NATS   external NATS at ${nats.url}`);
+      expect(banner).not.toContain("embedded nats-server");
+      const r = await http("POST", `http://127.0.0.1:${port}/api/orchestrator/jobs`, { json: { goal: "external", limits: { maxSteps: 1 } } });
+      const id = r.json().job_id;
+      await waitFor(async () => (await http("GET", `http://127.0.0.1:${port}/api/orchestrator/jobs/${id}`)).json().status === "succeeded");
+      await ctrlC(s);
+      expect(await portOpen(nats.port)).toBe(true);
+    } finally {
+      await nats.stop();
+    }
   });
 });

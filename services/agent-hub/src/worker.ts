@@ -12,7 +12,7 @@ export interface WorkerOptions {
 
 /** Runs one dispatched step and reports its result to the core (idempotent by attempt id). */
 export async function runStep(item: WorkItem, opts: WorkerOptions, correlationId?: string): Promise<void> {
-  const log = opts.logger.child({ runId: item.runId, attemptId: item.attemptId, stepType: item.step.type });
+  const log = opts.logger.child({ runId: item.runId, attemptId: item.attemptId, stepType: item.step.type, ...(correlationId ? { correlationId } : {}) });
   const startedAt = Date.now();
   const result = await execute(item, log, opts.signal);
   const cmd: StepResultCommand = {

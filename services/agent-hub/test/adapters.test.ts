@@ -32,7 +32,7 @@ describe("seed 000 adapters", () => {
     expect(r.ok).toBe(true);
     expect(r.notes).toHaveLength(1);
     expect(r.notes[0]).toMatch(new RegExp(`^${type.replace(".", "\\.")}: `));
-    expect(lines.some((l) => l.includes(`"stepType":"${type}"`))).toBe(true);
+    expect(lines.some((l) => l.includes(`"msg":"${type}: `))).toBe(true);
   });
 
   it("dev.log logs the payload message, else the goal", async () => {

@@ -57,7 +57,7 @@ const str = (v: unknown, fallback: string) => (typeof v === "string" && v.length
 function logOnly(type: string, describe: (item: WorkItem) => string): Adapter {
   return async ({ item, logger }) => {
     const what = describe(item);
-    logger.info({ stepType: type, index: item.index, attempt: item.attempt }, `${type}: ${what}`);
+    logger.info({ index: item.index, attempt: item.attempt }, `${type}: ${what}`);
     return { ok: true, notes: [`${type}: ${what}`] };
   };
 }

@@ -71,7 +71,12 @@ export class Engine {
       this.#remember(cmd.runId, next);
       await this.#publish(out.record, correlationId);
       next.published = true;
-      this.#log.debug({ runId: cmd.runId, command: cmd.type, status: out.record.status, seq: out.record.seq }, "applied");
+      const fields = { runId: cmd.runId, command: cmd.type, status: out.record.status, seq: out.record.seq, correlationId };
+      if (out.record.status !== entry?.record.status) {
+        this.#log.info(out.record.error === undefined ? fields : { ...fields, error: out.record.error }, `run ${out.record.status}`);
+      } else {
+        this.#log.debug(fields, "applied");
+      }
       return;
     }
   }
