@@ -16,8 +16,8 @@ function run(cmd, args, what) {
 
 export function checkNode() {
   const [major, minor] = process.versions.node.split(".").map(Number);
-  if (major < 20 || (major === 20 && minor < 11)) {
-    process.stderr.write(`Node ${process.versions.node} is too old: Orchestrator needs Node 20.11 or newer (22 and 24 work too)\n`);
+  if (major < 20 || (major === 20 && minor < 19) || (major === 21) || (major === 22 && minor < 12)) {
+    process.stderr.write(`Node ${process.versions.node} is not supported: Orchestrator needs Node 20.19+, 22.12+ or 24\n`);
     process.exit(1);
   }
 }

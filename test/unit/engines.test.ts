@@ -1,0 +1,60 @@
+import { describe, expect, it } from "vitest";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import semver from "semver";
+
+/**
+ * Orchestrator runs on Node 20.19+, 22.12+ and 24. Every installed package must say it does, or be listed
+ * here with the reason it runs on Node 20 all the same (the whole suite runs on Node 20 in CI).
+ * A new dependency that drops Node 20 fails this test until someone has looked.
+ */
+const REVIEWED: Record<string, string> = {
+  // @nats-io/transport-node 3.4 pins it. Plain JS: needs only globalThis.crypto (Node 19+).
+  "@nats-io/nuid": "declares >= 22.x; the code uses nothing newer than Node 19",
+  // fastify → light-my-request (inject). Plain JS string parsing.
+  cookie: "declares >=22; the code uses nothing newer than Node 18",
+};
+
+const NODE_VERSIONS = ["20.19.0", "22.12.0", "24.0.0"];
+const root = fileURLToPath(new URL("../..", import.meta.url));
+
+function* packages(dir: string): Generator<string> {
+  if (!existsSync(dir)) return;
+  for (const name of readdirSync(dir)) {
+    if (name.startsWith(".")) continue;
+    const p = join(dir, name);
+    if (name.startsWith("@")) {
+      yield* packages(p);
+      continue;
+    }
+    if (existsSync(join(p, "package.json"))) yield p;
+    yield* packages(join(p, "node_modules"));
+  }
+}
+
+describe("dependencies", () => {
+  it("run on Node 20, 22 and 24 (or are reviewed)", () => {
+    const excluding = new Map<string, string>();
+    for (const dir of packages(join(root, "node_modules"))) {
+      const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { name?: string; version?: string; engines?: { node?: string } };
+      const range = pkg.engines?.node;
+      if (!pkg.name || !range || !semver.validRange(range)) continue;
+      const missing = NODE_VERSIONS.filter((v) => !semver.satisfies(v, range));
+      if (missing.length > 0) excluding.set(pkg.name, `${pkg.name}@${pkg.version} engines.node "${range}" excludes ${missing.join(", ")}`);
+    }
+    const unreviewed = [...excluding.entries()].filter(([name]) => !(name in REVIEWED)).map(([, why]) => why);
+    expect(unreviewed).toEqual([]);
+    // A reviewed entry that no longer applies should go.
+    expect(Object.keys(REVIEWED).filter((n) => !excluding.has(n))).toEqual([]);
+  });
+
+  it("include nothing whose install script npm would skip", () => {
+    const lock = JSON.parse(readFileSync(join(root, "package-lock.json"), "utf8")) as { packages: Record<string, { hasInstallScript?: boolean }> };
+    const withScripts = Object.entries(lock.packages)
+      .filter(([, p]) => p.hasInstallScript)
+      .map(([path]) => path.replace(/^.*node_modules\//, ""));
+    // protobufjs's postinstall only prints a version-scheme warning; the root package.json denies it.
+    expect(withScripts).toEqual(["protobufjs"]);
+  });
+});
