@@ -285,6 +285,9 @@ describe("seed 000 HTTP contract", () => {
       expect(r.status, path).toBe(404);
       expect(r.json().error.code).toBe("NOT_FOUND");
     }
+    const badEscape = await http("GET", `${base}/api/orchestrator/jobs/%E0%A4%A`);
+    expect(badEscape.status).toBe(400);
+    expect(badEscape.json().error.code).toBe("BAD_REQUEST");
     const nowhere = await http("GET", `${base}/api/orchestrator/nowhere`);
     expect(nowhere.status).toBe(404);
     expect(nowhere.json().error.code).toBe("NOT_FOUND");

@@ -10,7 +10,7 @@ import {
 } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import { Kvm } from "@nats-io/kv";
-import type { Names } from "@orch/contracts";
+import { kvStreamOf, type Names } from "@orch/contracts";
 import type { Bus } from "./connect.js";
 
 /**
@@ -200,7 +200,7 @@ export async function provisionTopology(bus: Bus, spec: TopologySpec): Promise<{
   const storage = spec.streams[0]?.config.storage ?? StorageType.File;
   const replicas = spec.streams[0]?.config.num_replicas ?? 1;
   for (const b of spec.buckets) {
-    const stream = `KV_${b.name}`;
+    const stream = kvStreamOf(b.name);
     const exists = await bus.jsm.streams.info(stream).then(
       () => true,
       (err: unknown) => {
@@ -231,7 +231,7 @@ export async function missingTopology(bus: Bus, spec: TopologySpec): Promise<str
     await check(`stream ${config.name}`, bus.jsm.streams.info(config.name));
     for (const c of consumers) await check(`consumer ${config.name}/${c.durable_name}`, bus.jsm.consumers.info(config.name, c.durable_name));
   }
-  for (const b of spec.buckets) await check(`bucket ${b.name}`, bus.jsm.streams.info(`KV_${b.name}`));
+  for (const b of spec.buckets) await check(`bucket ${b.name}`, bus.jsm.streams.info(kvStreamOf(b.name)));
   return missing;
 }
 

@@ -59,6 +59,9 @@ export const DEFAULT_PARTITIONS = 16;
 /** The id every ad-hoc job (seed 000) and project-less run lives under. */
 export const DEFAULT_PROJECT = "_default";
 
+/** The stream JetStream keeps a KV bucket in. */
+export const kvStreamOf = (bucket: string): string => `KV_${bucket}`;
+
 export interface Names {
   readonly prefix: string;
   readonly partitions: number;

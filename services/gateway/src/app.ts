@@ -3,9 +3,9 @@ import type { Bus, TopologySpec } from "@orch/bus";
 import type { GatewayConfig } from "@orch/config";
 import { ErrorCode } from "@orch/contracts";
 import type { Logger } from "@orch/logging";
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from "fastify";
 import { randomUUID } from "node:crypto";
-import { HttpError, installErrorHandling } from "./errors.js";
+import { HttpError, installErrorHandling, toHttp } from "./errors.js";
 import { healthRoutes } from "./routes/health.js";
 import { seed000Routes } from "./routes/seed000.js";
 
@@ -45,6 +45,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     },
     logController: new LogController({ requestIdLogLabel: "requestId" }),
     forceCloseConnections: true,
+    // Errors raised before routing (a malformed URL escape, a bad Content-Type header) get the
+    // same body as every other error.
+    frameworkErrors: (err, _req, reply: FastifyReply) => {
+      const { status, body } = toHttp(err);
+      void reply.status(status).send(body);
+    },
     return503OnClosing: true,
   });
   const routeTable: RouteEntry[] = [];

@@ -22,6 +22,8 @@ const FASTIFY_CODES: Readonly<Record<string, ErrorCode>> = Object.freeze({
   FST_ERR_CTP_EMPTY_JSON_BODY: ErrorCode.BadRequest,
   FST_ERR_CTP_INVALID_JSON_BODY: ErrorCode.BadRequest,
   FST_ERR_VALIDATION: ErrorCode.BadRequest,
+  FST_ERR_BAD_URL: ErrorCode.BadRequest,
+  FST_ERR_ASYNC_CONSTRAINT: ErrorCode.BadRequest,
 });
 
 export class HttpError extends OrchError {
