@@ -1,0 +1,219 @@
+import { compileDefinition, parseDefinition, type CompiledDefinition, type DefinitionInput } from "./definition.js";
+
+/**
+ * The built-in definitions: every seed's workflow as a definition of the one engine. Each seed's
+ * vocabulary (job, workflow, protocol, task, ticket) is a view of runs of these.
+ */
+
+/** Seed 000: an ad-hoc Task Packet. Its steps come with each run, in order; the original's retry rule. */
+const job: DefinitionInput = {
+  id: "job",
+  version: 1,
+  title: "Ad-hoc job (seed 000 Task Packet)",
+  view: "job",
+  dynamicSteps: true,
+  retry: { maxAttempts: 3, initialMs: 100, multiplier: 2, maxMs: 500, jitterMs: 30, nonRetryable: ["UNKNOWN_STEP_TYPE"] },
+  limits: { maxConcurrentSteps: 1 },
+};
+
+/** Seed 002: SpecKit. Two phases per type, each behind a human approval; rejection sends it back. */
+const SPECKIT: Record<string, { title: string; phases: [Phase, Phase] }> = {
+  specify: {
+    title: "Generate feature specification",
+    phases: [
+      { role: "architect", title: "Draft the specification", artifact: "spec.md" },
+      { role: "reviewer", title: "Clarify and finalise the specification", artifact: "spec.md" },
+    ],
+  },
+  plan: {
+    title: "Create implementation plan",
+    phases: [
+      { role: "architect", title: "Research and technical context", artifact: "research.md" },
+      { role: "architect", title: "Design and implementation plan", artifact: "plan.md" },
+    ],
+  },
+  tasks: {
+    title: "Generate task breakdown",
+    phases: [
+      { role: "architect", title: "Break the plan into tasks", artifact: "tasks.md" },
+      { role: "reviewer", title: "Review and order the tasks", artifact: "tasks.md" },
+    ],
+  },
+  implement: {
+    title: "Execute implementation",
+    phases: [
+      { role: "implementer", title: "Implement the tasks", artifact: "code" },
+      { role: "tester", title: "Test and verify the implementation", artifact: "tests" },
+    ],
+  },
+};
+
+interface Phase {
+  role: "architect" | "implementer" | "reviewer" | "tester";
+  title: string;
+  artifact: string;
+}
+
+/** How many rejections a SpecKit phase takes before the workflow fails. */
+export const SPECKIT_MAX_REWORKS = 3;
+
+const speckit = (type: string): DefinitionInput => {
+  const t = SPECKIT[type]!;
+  return {
+    id: `speckit.${type}`,
+    version: 1,
+    title: `SpecKit ${type}: ${t.title}`,
+    view: "speckit",
+    steps: t.phases.map((p, i) => ({
+      id: `phase_${i + 1}`,
+      title: p.title,
+      role: p.role,
+      type: `speckit.${type}`,
+      phase: `phase_${i + 1}`,
+      needs: i === 0 ? [] : ["phase_1"],
+      approval: { maxReworks: SPECKIT_MAX_REWORKS },
+      payload: { workflow: type, phase: i + 1, artifact: p.artifact },
+      inputs: {
+        feature_description: "${input.feature_description}",
+        feature_id: "${input.feature_id}",
+        context: "${input.context}",
+        ...(i > 0 ? { previous: "${steps.phase_1.output}" } : {}),
+      },
+    })),
+  };
+};
+
+/**
+ * Seed 004: a protocol run. Started by hand, it plans first (a planning step whose output may add
+ * steps), then steps run when asked (run_next_step, a step's run); a failed step blocks the protocol
+ * until someone retries it.
+ */
+const protocol: DefinitionInput = {
+  id: "protocol",
+  version: 1,
+  title: "Protocol run (seed 004)",
+  view: "protocol",
+  execution: "manual",
+  onStepFailure: "block",
+  dynamicSteps: true,
+  planning: { id: "plan", title: "Plan the protocol", role: "architect", type: "protocol.plan", inputs: { protocol: "${input}" } },
+  retry: { maxAttempts: 3, initialMs: 1_000, multiplier: 2, maxMs: 30_000, jitterMs: 250 },
+};
+
+/** Seed 001: one task for one role, queued until dispatched. */
+const task: DefinitionInput = {
+  id: "task",
+  version: 1,
+  title: "Task dispatched to a role (seed 001)",
+  view: "task",
+  dynamicSteps: true,
+  retry: { maxAttempts: 3, initialMs: 1_000, multiplier: 2, maxMs: 30_000, jitterMs: 250 },
+};
+
+/**
+ * Seed 003: the ticket pipeline, with its guarded transition table (guards read the run's facts,
+ * which steps set when they finish and integrations set through signals).
+ */
+const ticket: DefinitionInput = {
+  id: "ticket",
+  version: 1,
+  title: "Ticket pipeline (seed 003)",
+  view: "ticket",
+  facts: { sessionActive: false, planReady: false, testsPassed: false, draftPr: false, pr: false, approval: false, mergeCompleted: false },
+  stages: [
+    { id: "New" },
+    { id: "Planning" },
+    { id: "Implementing" },
+    { id: "PRDrafted", next: "AwaitingYourReview" },
+    { id: "AwaitingYourReview" },
+    { id: "ReadyForReview" },
+    { id: "InReview" },
+    { id: "PendingMerge" },
+    { id: "Done", terminal: "completed" },
+    { id: "Abandoned", terminal: "cancelled" },
+  ],
+  steps: [
+    {
+      id: "plan",
+      title: "Plan the ticket",
+      stage: "Planning",
+      role: "architect",
+      type: "ticket.plan",
+      inputs: { ticket: "${input}" },
+      sets: { completed: { planReady: true, sessionActive: true } },
+      emits: { completed: "PlanCommitted" },
+    },
+    { id: "implement", title: "Implement", stage: "Implementing", role: "implementer", type: "ticket.implement", inputs: { ticket: "${input}", plan: "${steps.plan.output}" } },
+    {
+      id: "test",
+      title: "Run the tests",
+      stage: "Implementing",
+      role: "tester",
+      type: "ticket.test",
+      needs: ["implement"],
+      sets: { completed: { testsPassed: true } },
+    },
+    {
+      id: "draft_pr",
+      title: "Open a draft pull request",
+      stage: "Implementing",
+      role: "maintainer",
+      type: "ticket.draft_pr",
+      needs: ["test"],
+      inputs: { ticket: "${input}" },
+      sets: { completed: { draftPr: true, pr: true } },
+      emits: { completed: "DraftPullRequestCreated" },
+    },
+  ],
+  transitions: [
+    { from: "New", to: "Planning", on: "TicketAccepted" },
+    { from: "Planning", to: "Implementing", on: "PlanCommitted", guard: { all: ["facts.sessionActive", "facts.planReady"] } },
+    { from: "Planning", to: "Implementing", on: "ImplementationResumed", guard: "facts.sessionActive" },
+    { from: "Implementing", to: "PRDrafted", on: "DraftPullRequestCreated", guard: { all: ["facts.testsPassed", "facts.draftPr"] } },
+    { from: "PRDrafted", to: "AwaitingYourReview", on: "AwaitingApproval" },
+    { from: "AwaitingYourReview", to: "ReadyForReview", on: "ApprovalGranted", guard: { all: ["facts.approval", "facts.pr"] } },
+    { from: "AwaitingYourReview", to: "Implementing", on: "ApprovalRejected", guard: "facts.sessionActive" },
+    { from: "AwaitingYourReview", to: "Implementing", on: "ImplementationResumed", guard: "facts.sessionActive" },
+    { from: "ReadyForReview", to: "InReview", on: "ReviewStarted", guard: "facts.pr" },
+    { from: "InReview", to: "PendingMerge", on: "MergeInitiated", guard: "facts.pr" },
+    { from: "PendingMerge", to: "InReview", on: "MergeFailed", guard: "facts.pr" },
+    { from: "PRDrafted", to: "Implementing", on: "ImplementationResumed", guard: "facts.sessionActive" },
+    { from: "ReadyForReview", to: "Implementing", on: "ImplementationResumed", guard: "facts.sessionActive" },
+    { from: "InReview", to: "Implementing", on: "ImplementationResumed", guard: "facts.sessionActive" },
+    { from: "InReview", to: "Implementing", on: "ReviewChangesRequested", guard: "facts.sessionActive" },
+    { from: "*", to: "Done", on: "ReviewApprovedAndMerged", guard: "facts.mergeCompleted" },
+    { from: "*", to: "Abandoned", on: "Cancelled" },
+  ],
+};
+
+export const BUILTIN_DEFINITIONS: readonly DefinitionInput[] = [
+  job,
+  speckit("specify"),
+  speckit("plan"),
+  speckit("tasks"),
+  speckit("implement"),
+  protocol,
+  task,
+  ticket,
+];
+
+export const SPECKIT_TYPES = Object.keys(SPECKIT) as ("specify" | "plan" | "tasks" | "implement")[];
+
+let compiled: Map<string, CompiledDefinition> | undefined;
+
+/** The built-ins, parsed and compiled once, by id (each at its latest version). */
+export function builtinDefinitions(): ReadonlyMap<string, CompiledDefinition> {
+  if (!compiled) {
+    compiled = new Map(BUILTIN_DEFINITIONS.map((d) => {
+      const c = compileDefinition(parseDefinition(d));
+      return [c.def.id, c];
+    }));
+  }
+  return compiled;
+}
+
+export function builtin(id: string): CompiledDefinition {
+  const c = builtinDefinitions().get(id);
+  if (!c) throw new Error(`no built-in definition '${id}'`);
+  return c;
+}

@@ -1,0 +1,293 @@
+import { z } from "zod";
+import { parse as parseYaml } from "yaml";
+import { Condition, templatePaths } from "./conditions.js";
+import { hashJson } from "./hash.js";
+
+/**
+ * Workflow definitions: declarative, versioned, validated. A definition is data; the engine compiles
+ * it into a run machine (its stages become machine states) and schedules its steps. A run keeps the
+ * (id, version) it started with, and a stored version never changes, so editing a definition never
+ * breaks a run in flight.
+ */
+
+export const ROLES = ["architect", "implementer", "reviewer", "tester", "maintainer", "qa"] as const;
+export const Role = z.enum(ROLES);
+export type Role = z.infer<typeof Role>;
+
+const ID = /^[A-Za-z0-9_-]{1,64}$/;
+export const StepId = z.string().regex(ID, "must match [A-Za-z0-9_-]{1,64}");
+export const StageId = z.string().regex(ID, "must match [A-Za-z0-9_-]{1,64}");
+export const DefinitionId = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,127}$/, "must be lowercase [a-z0-9._-], starting with a letter or digit");
+const EventName = z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/, "must be a name like PlanCommitted");
+const Json = z.record(z.string(), z.unknown());
+
+export const RetryPolicy = z.strictObject({
+  /** Attempts in all, the first included. */
+  maxAttempts: z.int().min(1).max(100).default(3),
+  /** Delay before retry n (1-based) is min(maxMs, initialMs · multiplier^(n-1)) + U(0, jitterMs). */
+  initialMs: z.int().min(0).max(86_400_000).default(1_000),
+  multiplier: z.number().min(1).max(10).default(2),
+  maxMs: z.int().min(0).max(86_400_000).default(60_000),
+  jitterMs: z.int().min(0).max(60_000).default(250),
+  /** Error codes that fail the step at once. */
+  nonRetryable: z.array(z.string().min(1)).default([]),
+});
+export type RetryPolicy = z.output<typeof RetryPolicy>;
+
+export const ApprovalPolicy = z.strictObject({
+  /** Rejections that send the step back for rework before it fails for good. */
+  maxReworks: z.int().min(0).max(100).default(3),
+  /** Fail the step when nobody decides within this time. */
+  timeoutMs: z.int().min(1).optional(),
+});
+
+export const QaPolicy = z.strictObject({
+  role: Role.default("qa"),
+  type: z.string().min(1).default("qa.review"),
+  /** Start QA as soon as the step's execution succeeds (else it waits in needs_qa for run_qa). */
+  auto: z.boolean().default(true),
+});
+
+export const LoopPolicy = z.strictObject({
+  /** The first step of the group this step closes; the group runs again from there. */
+  backTo: StepId,
+  /** Stop looping once this holds (evaluated after this step completes). */
+  until: Condition,
+  maxIterations: z.int().min(1).max(1_000),
+  /** What to do when the iterations run out and `until` still fails. */
+  onExhausted: z.enum(["continue", "fail"]).default("continue"),
+});
+
+export const Trigger = z.strictObject({
+  on: z.enum(["completed", "failed"]),
+  /** `run`: dispatch the target now, whatever its dependencies; `enqueue`: make it pending again. */
+  action: z.enum(["run", "enqueue"]),
+  step: StepId,
+});
+
+export const Budget = z
+  .strictObject({
+    scope: z.enum(["run", "phase", "role", "step"]),
+    /** The phase, role or step it applies to; every one of them when omitted. */
+    target: z.string().min(1).optional(),
+    tokens: z.int().min(1).optional(),
+    costUsd: z.number().positive().optional(),
+    mode: z.enum(["strict", "warn", "off"]).default("strict"),
+  })
+  .refine((b) => b.tokens !== undefined || b.costUsd !== undefined, { message: "a budget needs tokens or costUsd" });
+export type Budget = z.output<typeof Budget>;
+
+export const Limits = z.strictObject({
+  /** Steps that may complete; the loop guard fails the run before one more would start. */
+  maxSteps: z.int().min(1).max(100_000).optional(),
+  /** Wall-clock time from creation; the run fails when it runs out, even mid-step. */
+  maxWallMs: z.int().min(1).max(30 * 86_400_000).optional(),
+  maxConcurrentSteps: z.int().min(1).max(1_000).default(8),
+  maxTriggerDepth: z.int().min(0).max(20).default(3),
+});
+export type Limits = z.output<typeof Limits>;
+
+export const StepDef = z.strictObject({
+  id: StepId,
+  title: z.string().max(500).optional(),
+  role: Role.default("implementer"),
+  /** What the agent hub runs: an adapter (`dev.log`, `ci`, …) or `agent` (the role's executor). */
+  type: z.string().min(1).max(200).default("agent"),
+  stage: StageId.optional(),
+  /** The phase its usage is booked under (budgets, ledger); the stage, else the step id. */
+  phase: z.string().min(1).max(64).optional(),
+  needs: z.array(StepId).default([]),
+  /** Templates over earlier outputs, facts and the run's input: `${steps.plan.output.plan}`. */
+  inputs: Json.default({}),
+  payload: Json.optional(),
+  retry: RetryPolicy.partial().optional(),
+  timeoutMs: z.int().min(1).max(30 * 86_400_000).optional(),
+  approval: ApprovalPolicy.optional(),
+  qa: QaPolicy.optional(),
+  loop: LoopPolicy.optional(),
+  triggers: z.array(Trigger).default([]),
+  budget: z.strictObject({ tokens: z.int().min(1).optional(), costUsd: z.number().positive().optional() }).optional(),
+  model: z.string().min(1).max(200).optional(),
+  /** Its failure does not fail (or block) the run. */
+  optional: z.boolean().default(false),
+  /** Facts to set on the run when the step completes or fails. */
+  sets: z.strictObject({ completed: Json.optional(), failed: Json.optional() }).optional(),
+  /** Stage events to fire when the step completes or fails. */
+  emits: z.strictObject({ completed: EventName.optional(), failed: EventName.optional() }).optional(),
+});
+export type StepDefInput = z.input<typeof StepDef>;
+export type StepDef = z.output<typeof StepDef>;
+
+export const Stage = z.strictObject({
+  id: StageId,
+  title: z.string().max(500).optional(),
+  /** Where the run goes once every step of this stage has settled. */
+  next: StageId.optional(),
+  /** Entering this stage ends the run. */
+  terminal: z.enum(["completed", "failed", "cancelled"]).optional(),
+});
+export type Stage = z.output<typeof Stage>;
+
+export const Transition = z.strictObject({
+  from: z.union([StageId, z.literal("*")]),
+  to: StageId,
+  on: EventName,
+  guard: Condition.optional(),
+});
+export type Transition = z.output<typeof Transition>;
+
+export const VIEWS = ["generic", "job", "speckit", "protocol", "task", "ticket"] as const;
+
+export const Definition = z
+  .strictObject({
+    id: DefinitionId,
+    version: z.int().min(1),
+    title: z.string().max(500).optional(),
+    description: z.string().max(10_000).optional(),
+    /** Which seed's vocabulary presents its runs. */
+    view: z.enum(VIEWS).default("generic"),
+    /** `auto`: ready steps start by themselves. `manual`: only run_next_step or a step's `run` starts one. */
+    execution: z.enum(["auto", "manual"]).default("auto"),
+    /** A failed step fails the run, or blocks it until someone retries. */
+    onStepFailure: z.enum(["fail", "block"]).default("fail"),
+    /** Whether a run may bring its own steps (at creation, or added later). */
+    dynamicSteps: z.boolean().default(false),
+    /** A step run at start (status `planning`); its output may add steps (`output.steps`). */
+    planning: StepDef.optional(),
+    stages: z.array(Stage).default([]),
+    transitions: z.array(Transition).default([]),
+    steps: z.array(StepDef).default([]),
+    facts: Json.default({}),
+    retry: RetryPolicy.default(RetryPolicy.parse({})),
+    limits: Limits.default(Limits.parse({})),
+    budgets: z.array(Budget).default([]),
+  })
+  .superRefine((d, ctx) => {
+    const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
+    const stepIds = new Set<string>();
+    d.steps.forEach((s, i) => {
+      if (stepIds.has(s.id)) issue(["steps", i, "id"], `duplicate step id '${s.id}'`);
+      stepIds.add(s.id);
+    });
+    if (d.planning && stepIds.has(d.planning.id)) issue(["planning", "id"], `the planning step's id '${d.planning.id}' is also a step id`);
+    const stageIds = new Set(d.stages.map((s) => s.id));
+    if (stageIds.size !== d.stages.length) issue(["stages"], "duplicate stage ids");
+    d.stages.forEach((s, i) => {
+      if (s.next && !stageIds.has(s.next)) issue(["stages", i, "next"], `unknown stage '${s.next}'`);
+      if (s.next && s.terminal) issue(["stages", i], "a terminal stage has no next stage");
+    });
+    if (d.stages.length > 0 && d.stages[0]!.terminal) issue(["stages", 0], "the first stage cannot be terminal");
+    d.transitions.forEach((t, i) => {
+      if (t.from !== "*" && !stageIds.has(t.from)) issue(["transitions", i, "from"], `unknown stage '${t.from}'`);
+      if (!stageIds.has(t.to)) issue(["transitions", i, "to"], `unknown stage '${t.to}'`);
+    });
+    d.steps.forEach((s, i) => {
+      for (const n of s.needs) if (!stepIds.has(n)) issue(["steps", i, "needs"], `unknown step '${n}'`);
+      for (const t of s.triggers) if (!stepIds.has(t.step)) issue(["steps", i, "triggers"], `unknown step '${t.step}'`);
+      if (s.loop && !stepIds.has(s.loop.backTo)) issue(["steps", i, "loop", "backTo"], `unknown step '${s.loop.backTo}'`);
+      if (s.loop && d.steps.findIndex((x) => x.id === s.loop!.backTo) > i) issue(["steps", i, "loop", "backTo"], "a loop goes back to an earlier step");
+      if (d.stages.length > 0) {
+        if (!s.stage) issue(["steps", i, "stage"], "with stages declared, every step names its stage");
+        else if (!stageIds.has(s.stage)) issue(["steps", i, "stage"], `unknown stage '${s.stage}'`);
+        else if (d.stages.find((x) => x.id === s.stage)?.terminal) issue(["steps", i, "stage"], "a terminal stage has no steps");
+      } else if (s.stage) issue(["steps", i, "stage"], "no stages are declared");
+      for (const p of templatePaths(s.inputs)) {
+        const m = /^steps\.([^.]+)/.exec(p);
+        if (m && !stepIds.has(m[1]!)) issue(["steps", i, "inputs"], `refers to unknown step '${m[1]}'`);
+      }
+    });
+    const cycle = findCycle(d.steps);
+    if (cycle) issue(["steps"], `dependency cycle: ${cycle.join(" → ")}`);
+  });
+export type DefinitionInput = z.input<typeof Definition>;
+export type Definition = z.output<typeof Definition>;
+
+function findCycle(steps: { id: string; needs: string[] }[]): string[] | null {
+  const needs = new Map(steps.map((s) => [s.id, s.needs]));
+  const state = new Map<string, 1 | 2>();
+  const stack: string[] = [];
+  const visit = (id: string): string[] | null => {
+    if (state.get(id) === 2) return null;
+    if (state.get(id) === 1) return [...stack.slice(stack.indexOf(id)), id];
+    state.set(id, 1);
+    stack.push(id);
+    for (const n of needs.get(id) ?? []) {
+      const c = visit(n);
+      if (c) return c;
+    }
+    stack.pop();
+    state.set(id, 2);
+    return null;
+  };
+  for (const s of steps) {
+    const c = visit(s.id);
+    if (c) return c;
+  }
+  return null;
+}
+
+/** The implicit stage of a definition that declares none. */
+export const MAIN_STAGE = "main";
+
+/** A definition ready to run: defaults applied, stages explicit, steps indexed, hashed. */
+export interface CompiledDefinition {
+  readonly def: Definition;
+  readonly key: string;
+  readonly hash: string;
+  readonly stages: readonly Stage[];
+  readonly initialStage: string;
+  readonly steps: readonly (StepDef & { index: number; stage: string; phase: string })[];
+  readonly planning: (StepDef & { index: number; stage: string; phase: string }) | undefined;
+}
+
+export class DefinitionError extends Error {
+  override readonly name = "DefinitionError";
+  readonly code = "INVALID_DEFINITION";
+  constructor(
+    message: string,
+    readonly issues: { path: string; message: string }[] = [],
+  ) {
+    super(issues.length ? `${message}: ${issues.map((i) => `${i.path || "(root)"}: ${i.message}`).join("; ")}` : message);
+  }
+}
+
+export function parseDefinition(input: unknown): Definition {
+  const r = Definition.safeParse(input);
+  if (!r.success) {
+    throw new DefinitionError(
+      "invalid workflow definition",
+      r.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
+    );
+  }
+  return r.data;
+}
+
+/** A definition file's text (YAML or JSON) → a validated definition. */
+export function parseDefinitionText(text: string, source = "definition"): Definition {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { maxAliasCount: 50 });
+  } catch (err) {
+    throw new DefinitionError(`${source} is not valid YAML: ${(err as Error).message}`);
+  }
+  return parseDefinition(raw);
+}
+
+export const definitionKey = (id: string, version: number) => `${id}@${version}`;
+
+export function compileDefinition(def: Definition): CompiledDefinition {
+  const stages: Stage[] = def.stages.length > 0 ? def.stages : [{ id: MAIN_STAGE, terminal: undefined, next: undefined, title: undefined }];
+  const withIndex = (s: StepDef, index: number) => {
+    const stage = s.stage ?? stages[0]!.id;
+    return { ...s, index, stage, phase: s.phase ?? (def.stages.length > 0 ? stage : s.id) };
+  };
+  return Object.freeze({
+    def,
+    key: definitionKey(def.id, def.version),
+    hash: hashJson(def),
+    stages,
+    initialStage: stages[0]!.id,
+    steps: def.steps.map(withIndex),
+    planning: def.planning ? withIndex(def.planning, -1) : undefined,
+  });
+}

@@ -1,0 +1,957 @@
+import { initialTransition, transition, type AnyMachineSnapshot } from "xstate";
+import { evaluate, resolveTemplate } from "./conditions.js";
+import { StepDef, type Budget, type CompiledDefinition, type Limits, type RetryPolicy, type StepDefInput } from "./definition.js";
+import { hashJson } from "./hash.js";
+import { budgetKey, covers, emptyLedger, exhausted, record, type Extension, type Ledger } from "./ledger.js";
+import { FINAL_RUN_STATUSES, runMachineFor, runStatusOf, type Gate, type RunContext, type RunEvent, type RunStatus } from "./run-machine.js";
+import { attemptIdOf, stepMachine, type Decision, type StepContext, type StepEvent, type StepStatus } from "./step-machine.js";
+import type { CancelTimerParams, DispatchParams, EmitParams, StepError, TimerKind, TimerParams, Usage } from "./types.js";
+
+/**
+ * The kernel: the core's pure step. Given a run's state, an action (a signal, a step result, a
+ * timer) and the clock, it returns the next state and the effects to carry out (events to append,
+ * work to dispatch, timers to set or cancel), or a typed refusal that changes nothing. No I/O.
+ *
+ * It drives two kinds of machine (the run machine compiled from the definition, and one step
+ * machine per step) and owns what spans them: scheduling ready steps (DAG, concurrency, manual or
+ * auto), limits and budgets (checked before each step starts), the usage ledger, facts, loops,
+ * triggers and stage events. After every action it settles: it keeps applying the consequences
+ * until nothing changes.
+ */
+
+export interface Snap<C> {
+  value: unknown;
+  context: C;
+}
+
+export type RunStepDef = StepDef & { index: number; stage: string; phase: string };
+
+export interface RunState {
+  runId: string;
+  projectId: string;
+  definition: { id: string; version: number; hash: string };
+  input: Record<string, unknown>;
+  createdAt: number;
+  run: Snap<RunContext>;
+  steps: Record<string, Snap<StepContext>>;
+  planning?: Snap<StepContext>;
+  /** Steps the run brought or added (dynamic definitions, planning output). */
+  extraSteps: StepDef[];
+  facts: Record<string, unknown>;
+  stepsCompleted: number;
+  loops: Record<string, number>;
+  ledger: Ledger;
+  budgets: Budget[];
+  extensions: Record<string, Extension>;
+  warned: string[];
+  limits: Limits;
+}
+
+export interface Clock {
+  now: number;
+  rand: number;
+}
+
+export interface WorkSpec {
+  stepId: string;
+  attemptId: string;
+  attempt: number;
+  kind: "execute" | "qa" | "plan";
+  index: number;
+  role: string;
+  type: string;
+  phase: string;
+  title?: string;
+  inputs: Record<string, unknown>;
+  payload?: Record<string, unknown>;
+  model?: string;
+  timeoutMs?: number;
+  iteration: number;
+  rework: number;
+  feedback?: string;
+  at: number;
+}
+
+export type KernelEffect =
+  | { kind: "event"; type: string; at: number; data?: Record<string, unknown> }
+  | { kind: "work"; work: WorkSpec }
+  | { kind: "timer"; op: "set"; timerId: string; dueAt: number; timerKind: TimerKind; stepId?: string }
+  | { kind: "timer"; op: "cancel"; timerId: string };
+
+export const KernelErrorCode = {
+  IllegalTransition: "ILLEGAL_TRANSITION",
+  NotFound: "NOT_FOUND",
+  StaleRevision: "STALE_REVISION",
+  GuardFailed: "GUARD_FAILED",
+  TerminalState: "TERMINAL_STATE",
+  Invalid: "INVALID",
+} as const;
+export type KernelErrorCode = (typeof KernelErrorCode)[keyof typeof KernelErrorCode];
+
+export interface KernelError {
+  code: KernelErrorCode;
+  message: string;
+}
+
+export type Signal =
+  | { name: "start" }
+  | { name: "pause" }
+  | { name: "resume" }
+  | { name: "cancel" }
+  | { name: "run_next_step" }
+  | { name: "retry_latest" }
+  | { name: "run_step"; stepId: string }
+  | { name: "run_qa"; stepId: string }
+  | { name: "approve"; stepId?: string; revision?: string; force?: boolean; output?: unknown }
+  | { name: "reject"; stepId?: string; revision?: string }
+  | { name: "complete_step"; stepId?: string; output?: unknown }
+  | { name: "fail_step"; stepId?: string; error: string; block?: boolean }
+  | { name: "skip_step"; stepId: string }
+  | { name: "event"; event: string; facts?: Record<string, unknown> }
+  | { name: "set_facts"; facts: Record<string, unknown> }
+  | { name: "extend_budget"; tokens?: number; costUsd?: number }
+  | { name: "abort" }
+  | { name: "add_steps"; steps: StepDefInput[] };
+
+export type KernelAction =
+  | { type: "signal"; signal: Signal; actor?: string; reason?: string }
+  | {
+      type: "result";
+      stepId: string;
+      attemptId: string;
+      kind: "execute" | "qa" | "plan";
+      ok: boolean;
+      output?: unknown;
+      notes?: string[];
+      error?: StepError;
+      usage?: Usage;
+      model?: string;
+    }
+  | { type: "timer"; timerId: string; kind: TimerKind; stepId?: string };
+
+export interface KernelResult {
+  state: RunState;
+  effects: KernelEffect[];
+  error?: KernelError;
+  /** False when the action changed nothing (a duplicate, an ignored late timer). */
+  changed: boolean;
+}
+
+export interface CreateRunOptions {
+  runId: string;
+  projectId: string;
+  input?: Record<string, unknown>;
+  steps?: StepDefInput[];
+  facts?: Record<string, unknown>;
+  limits?: Partial<Limits>;
+  budgets?: Budget[];
+  /** Send `start` at once (jobs, auto-run workflows); otherwise the run waits in `pending`. */
+  autoStart: boolean;
+  actor?: string;
+}
+
+const ACTIVE: ReadonlySet<StepStatus> = new Set(["running", "retry_wait", "qa"]);
+const SETTLED: ReadonlySet<StepStatus> = new Set(["completed", "skipped", "cancelled"]);
+const DONE_FOR_NEEDS: ReadonlySet<StepStatus> = new Set(["completed", "skipped"]);
+
+const stepStatus = (s: Snap<StepContext> | undefined): StepStatus => {
+  const v = s?.value;
+  if (v === "routing") return "running";
+  if (v === "qa_routing") return "qa";
+  return (typeof v === "string" ? v : "pending") as StepStatus;
+};
+
+function revisionOf(output: unknown, attempt: number): string {
+  return `${attempt}-${hashJson(output ?? null).slice(0, 12)}`;
+}
+
+export function backoffMs(p: RetryPolicy, retry: number, rand: number): number {
+  const base = Math.min(p.maxMs, p.initialMs * p.multiplier ** Math.max(0, retry - 1));
+  return Math.floor(base) + Math.floor(Math.max(0, Math.min(0.999999, rand)) * p.jitterMs);
+}
+
+const MAX_SETTLE_ROUNDS = 500;
+
+class Kernel {
+  readonly effects: KernelEffect[] = [];
+  readonly state: RunState;
+  private runSnap: AnyMachineSnapshot;
+  private readonly machine;
+  private changed = false;
+
+  constructor(
+    private readonly cd: CompiledDefinition,
+    state: RunState,
+    private readonly clock: Clock,
+  ) {
+    this.state = {
+      ...state,
+      steps: { ...state.steps },
+      facts: { ...state.facts },
+      loops: { ...state.loops },
+      extensions: { ...state.extensions },
+      warned: [...state.warned],
+      extraSteps: [...state.extraSteps],
+    };
+    this.machine = runMachineFor(cd);
+    this.runSnap = this.machine.resolveState(state.run as never);
+  }
+
+  // ── definitions ──────────────────────────────────────────────────────────
+
+  steps(): RunStepDef[] {
+    const base = this.cd.steps as RunStepDef[];
+    if (this.state.extraSteps.length === 0) return base;
+    const firstStage = this.cd.stages.find((s) => !s.terminal)?.id ?? this.cd.initialStage;
+    return [
+      ...base,
+      ...this.state.extraSteps.map((s, i) => ({
+        ...s,
+        index: base.length + i,
+        stage: s.stage ?? firstStage,
+        phase: s.phase ?? (this.cd.def.stages.length > 0 ? (s.stage ?? firstStage) : s.id),
+      })),
+    ];
+  }
+
+  stepDef(id: string): RunStepDef | undefined {
+    if (this.cd.planning && id === this.cd.planning.id) return this.cd.planning as RunStepDef;
+    return this.steps().find((s) => s.id === id);
+  }
+
+  snapOf(id: string): Snap<StepContext> | undefined {
+    if (this.cd.planning && id === this.cd.planning.id) return this.state.planning;
+    return this.state.steps[id];
+  }
+
+  status(id: string): StepStatus {
+    return stepStatus(this.snapOf(id));
+  }
+
+  runStatus(): RunStatus {
+    return runStatusOf(this.runSnap.value);
+  }
+
+  runContext(): RunContext {
+    return this.runSnap.context as RunContext;
+  }
+
+  // ── machines ─────────────────────────────────────────────────────────────
+
+  canRun(event: RunEvent): boolean {
+    return this.runSnap.can(event as never);
+  }
+
+  /** Sends an event to the run machine; returns whether anything changed. */
+  sendRun(event: RunEvent): boolean {
+    const [next, actions] = transition(this.machine, this.runSnap, event as never);
+    if (next === this.runSnap) return false;
+    this.runSnap = next;
+    this.changed = true;
+    for (const a of actions as { type: string; params?: unknown }[]) this.runAction(a);
+    return true;
+  }
+
+  sendStep(id: string, event: StepEvent): boolean {
+    const before = this.snapOf(id);
+    if (!before) return false;
+    const prevStatus = stepStatus(before);
+    const snap = stepMachine.resolveState(before as never);
+    const [next, actions] = transition(stepMachine, snap, event);
+    if (next === snap) return false;
+    const persisted = { value: next.value, context: next.context as StepContext };
+    if (this.cd.planning && id === this.cd.planning.id) this.state.planning = persisted;
+    else this.state.steps[id] = persisted;
+    this.changed = true;
+    for (const a of actions as { type: string; params?: unknown }[]) this.stepAction(id, a);
+    const now = stepStatus(persisted);
+    if (now !== prevStatus) this.onStepStatus(id, prevStatus, now);
+    return true;
+  }
+
+  private emit(p: EmitParams | null) {
+    if (!p) return;
+    this.effects.push(p.data === undefined ? { kind: "event", type: p.type, at: p.at } : { kind: "event", type: p.type, at: p.at, data: p.data });
+  }
+
+  private runAction(a: { type: string; params?: unknown }) {
+    switch (a.type) {
+      case "emit": {
+        const p = a.params as EmitParams | null;
+        this.emit(p);
+        // Entering a stage again (rework after review, say) runs its steps again.
+        if (p?.type === "run.stage_entered" && typeof p.data?.stage === "string") this.reentered.push(p.data.stage);
+        break;
+      }
+      case "armWallClock": {
+        const max = this.state.limits.maxWallMs;
+        if (max !== undefined) {
+          this.effects.push({ kind: "timer", op: "set", timerId: `${this.state.runId}.wall`, dueAt: this.state.createdAt + max + 1, timerKind: "wall_clock" });
+        }
+        break;
+      }
+      case "disarmWallClock":
+        if (this.state.limits.maxWallMs !== undefined) this.effects.push({ kind: "timer", op: "cancel", timerId: `${this.state.runId}.wall` });
+        break;
+      case "settleSteps":
+        this.pendingSettleSteps = true;
+        break;
+      default:
+        break;
+    }
+  }
+
+  private pendingSettleSteps = false;
+  private readonly reentered: string[] = [];
+
+  private stepAction(id: string, a: { type: string; params?: unknown }) {
+    switch (a.type) {
+      case "emit":
+        this.emit(a.params as EmitParams | null);
+        break;
+      case "dispatch":
+        this.dispatch(id, a.params as DispatchParams);
+        break;
+      case "setTimer": {
+        const p = a.params as TimerParams | null;
+        if (p) this.effects.push({ kind: "timer", op: "set", timerId: p.timerId, dueAt: p.dueAt, timerKind: p.kind, ...(p.stepId ? { stepId: p.stepId } : {}) });
+        break;
+      }
+      case "cancelTimer": {
+        const p = a.params as CancelTimerParams | null;
+        if (p) this.effects.push({ kind: "timer", op: "cancel", timerId: p.timerId });
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  /** What a step's work sees: its inputs resolved against earlier outputs, facts and the input. */
+  scope(): Record<string, unknown> {
+    const steps: Record<string, unknown> = {};
+    for (const d of this.steps()) {
+      const s = this.state.steps[d.id];
+      if (!s) continue;
+      steps[d.id] = { status: stepStatus(s), output: s.context.output, attempt: s.context.attempt, revision: s.context.revision, error: s.context.error };
+    }
+    if (this.cd.planning && this.state.planning) {
+      steps[this.cd.planning.id] = { status: stepStatus(this.state.planning), output: this.state.planning.context.output };
+    }
+    const rc = this.runContext();
+    return {
+      facts: this.state.facts,
+      input: this.state.input,
+      steps,
+      loop: this.state.loops,
+      usage: { tokens: this.state.ledger.total.tokens, costUsd: this.state.ledger.total.costUsd },
+      run: { stage: rc.stage, status: this.runStatus() },
+    };
+  }
+
+  private dispatch(id: string, p: DispatchParams) {
+    const d = this.stepDef(id)!;
+    const s = this.snapOf(id)!.context;
+    const isPlan = this.cd.planning !== undefined && id === this.cd.planning.id;
+    const scope = this.scope();
+    const qa = p.kind === "qa";
+    const work: WorkSpec = {
+      stepId: id,
+      attemptId: attemptIdOf(s),
+      attempt: s.attempt,
+      kind: isPlan ? "plan" : p.kind,
+      index: d.index,
+      role: qa ? (d.qa?.role ?? "qa") : d.role,
+      type: qa ? (d.qa?.type ?? "qa.review") : d.type,
+      phase: d.phase,
+      inputs: qa
+        ? { output: s.output ?? null, inputs: resolveTemplate(d.inputs, scope) as Record<string, unknown> }
+        : (resolveTemplate(d.inputs, scope) as Record<string, unknown>),
+      iteration: s.iteration,
+      rework: s.reworks,
+      at: p.at,
+    };
+    if (d.title !== undefined) work.title = d.title;
+    if (d.payload !== undefined) work.payload = d.payload;
+    if (d.model !== undefined) work.model = d.model;
+    if (d.timeoutMs !== undefined && !qa) work.timeoutMs = d.timeoutMs;
+    if (s.feedback !== undefined && s.reworks > 0) work.feedback = s.feedback;
+    this.effects.push({ kind: "work", work });
+  }
+
+  // ── step consequences ────────────────────────────────────────────────────
+
+  private onStepStatus(id: string, from: StepStatus, to: StepStatus) {
+    if (this.cd.planning && id === this.cd.planning.id) return;
+    const d = this.stepDef(id);
+    if (!d) return;
+    if (to === "completed") {
+      this.state.stepsCompleted += 1;
+      if (d.sets?.completed) this.setFacts(d.sets.completed, `step ${id} completed`);
+      if (this.afterCompleted(d)) return;
+      this.fireTriggers(d, "completed");
+      if (d.emits?.completed) this.stageEvent(d.emits.completed, `step ${id} completed`);
+    } else if (to === "failed") {
+      if (d.sets?.failed) this.setFacts(d.sets.failed, `step ${id} failed`);
+      this.fireTriggers(d, "failed");
+      if (d.emits?.failed) this.stageEvent(d.emits.failed, `step ${id} failed`);
+    }
+    void from;
+  }
+
+  /** Loop policy; true when the loop sent the group round again. */
+  private afterCompleted(d: RunStepDef): boolean {
+    const loop = d.loop;
+    if (!loop) return false;
+    if (evaluate(loop.until, this.scope())) return false;
+    const done = this.state.loops[d.id] ?? 0;
+    if (done >= loop.maxIterations) {
+      this.emit({ type: "loop.exhausted", at: this.clock.now, data: { stepId: d.id, iterations: done } });
+      if (loop.onExhausted === "fail") this.sendRun({ type: "FAIL", error: `loop at ${d.id} did not converge in ${done} iterations`, at: this.clock.now, rand: this.clock.rand });
+      return false;
+    }
+    const iteration = done + 1;
+    this.state.loops[d.id] = iteration;
+    const all = this.steps();
+    const from = all.findIndex((s) => s.id === loop.backTo);
+    const to = all.findIndex((s) => s.id === d.id);
+    this.emit({ type: "loop.iteration", at: this.clock.now, data: { stepId: d.id, backTo: loop.backTo, iteration } });
+    for (const s of all.slice(from, to + 1)) {
+      if (s.stage !== d.stage) continue;
+      this.sendStep(s.id, { type: "RESET", reason: "loop", iteration, at: this.clock.now, rand: this.clock.rand });
+    }
+    return true;
+  }
+
+  private fireTriggers(d: RunStepDef, on: "completed" | "failed") {
+    const depth = (this.state.steps[d.id]?.context.depth ?? 0) + 1;
+    for (const t of d.triggers) {
+      if (t.on !== on) continue;
+      if (depth > this.state.limits.maxTriggerDepth) {
+        this.emit({ type: "trigger.skipped", at: this.clock.now, data: { from: d.id, to: t.step, depth, limit: this.state.limits.maxTriggerDepth } });
+        continue;
+      }
+      const st = this.status(t.step);
+      this.emit({ type: "trigger.fired", at: this.clock.now, data: { from: d.id, to: t.step, action: t.action, on, depth } });
+      if (t.action === "enqueue" || st === "completed" || st === "skipped") {
+        if (st !== "pending") this.sendStep(t.step, { type: "RESET", reason: "trigger", depth, at: this.clock.now, rand: this.clock.rand });
+      }
+      if (t.action === "run") {
+        const now = this.status(t.step);
+        if (now === "pending" || now === "failed" || now === "blocked") {
+          this.sendStep(t.step, { type: "DISPATCH", reason: "trigger", depth, at: this.clock.now, rand: this.clock.rand, ...this.timeout(t.step) });
+        }
+      }
+    }
+  }
+
+  setFacts(facts: Record<string, unknown>, why: string) {
+    const changed: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(facts)) {
+      if (JSON.stringify(this.state.facts[k]) === JSON.stringify(v)) continue;
+      this.state.facts[k] = v;
+      changed[k] = v;
+    }
+    if (Object.keys(changed).length > 0) {
+      this.changed = true;
+      this.emit({ type: "run.facts_changed", at: this.clock.now, data: { facts: changed, why } });
+    }
+  }
+
+  /** Fires a stage event; returns why it was refused, or null when it moved the run. */
+  stageEvent(name: string, reason?: string, actor?: string): KernelError | null {
+    const ev = { type: `stage:${name}`, scope: this.scope(), at: this.clock.now, rand: this.clock.rand, ...(reason ? { reason } : {}), ...(actor ? { actor } : {}) } as RunEvent;
+    const st = this.runStatus();
+    if (FINAL_RUN_STATUSES.has(st)) return { code: KernelErrorCode.TerminalState, message: `the run is ${st}; ${name} does not apply` };
+    if (this.sendRun(ev)) return null;
+    const stage = this.runContext().stage;
+    const candidates = this.cd.def.transitions.filter((t) => t.on === name && (t.from === stage || t.from === "*"));
+    if (st !== "running") return { code: KernelErrorCode.IllegalTransition, message: `${name} is not accepted while the run is ${st}` };
+    if (candidates.length === 0) return { code: KernelErrorCode.IllegalTransition, message: `no transition on ${name} from ${stage}` };
+    return { code: KernelErrorCode.GuardFailed, message: `${name} from ${stage}: guard failed` };
+  }
+
+  // ── decisions ────────────────────────────────────────────────────────────
+
+  policy(d: RunStepDef): RetryPolicy {
+    return { ...this.cd.def.retry, ...d.retry } as RetryPolicy;
+  }
+
+  timeout(id: string): { timeoutMs?: number } {
+    const d = this.stepDef(id);
+    return d?.timeoutMs ? { timeoutMs: d.timeoutMs } : {};
+  }
+
+  successDecision(d: RunStepDef): Decision {
+    if (d.qa) return d.qa.auto ? "qa" : "needs_qa";
+    if (d.approval) return "approval";
+    return "done";
+  }
+
+  failureDecision(d: RunStepDef, s: StepContext, error: StepError | undefined): { decision: Decision; backoffMs?: number } {
+    const p = this.policy(d);
+    const retryable = (error?.retryable ?? true) && !p.nonRetryable.includes(error?.code ?? "");
+    if (retryable && s.tries < p.maxAttempts) return { decision: "retry", backoffMs: backoffMs(p, s.tries, this.clock.rand) };
+    return { decision: "fail" };
+  }
+
+  // ── settling ─────────────────────────────────────────────────────────────
+
+  settle() {
+    for (let round = 0; round < MAX_SETTLE_ROUNDS; round++) {
+      if (!this.settleOnce()) return;
+    }
+    throw new Error("the run did not settle (a loop of triggers or transitions)");
+  }
+
+  private settleOnce(): boolean {
+    if (this.reentered.length > 0) {
+      const stage = this.reentered.shift()!;
+      let moved = false;
+      for (const d of this.steps()) {
+        if (d.stage !== stage) continue;
+        const s = this.status(d.id);
+        if (s === "completed" || s === "failed" || s === "skipped" || s === "blocked") {
+          moved = this.sendStep(d.id, { type: "RESET", reason: "rework", at: this.clock.now, rand: this.clock.rand }) || moved;
+        }
+      }
+      if (moved) return true;
+    }
+    const st = this.runStatus();
+    if (FINAL_RUN_STATUSES.has(st)) {
+      if (!this.pendingSettleSteps) return false;
+      this.pendingSettleSteps = false;
+      let moved = false;
+      const all = [...this.steps().map((d) => d.id), ...(this.cd.planning ? [this.cd.planning.id] : [])];
+      for (const id of all) {
+        const s = this.status(id);
+        if (s !== "cancelled" && !SETTLED.has(s) && s !== "failed") {
+          moved = this.sendStep(id, { type: "CANCEL", reason: `run ${st}`, at: this.clock.now, rand: this.clock.rand }) || moved;
+        }
+      }
+      return moved;
+    }
+    if (st === "planning") return this.settlePlanning();
+    if (st !== "running") return false;
+
+    const stage = this.runContext().stage;
+    const inStage = this.steps().filter((d) => d.stage === stage);
+    const at = { at: this.clock.now, rand: this.clock.rand };
+
+    const broken = inStage.find((d) => !d.optional && (this.status(d.id) === "failed" || this.status(d.id) === "blocked"));
+    if (broken) {
+      const err = this.state.steps[broken.id]?.context.error?.message ?? `step ${broken.id} ${this.status(broken.id)}`;
+      if (this.cd.def.onStepFailure === "block" || this.status(broken.id) === "blocked") return this.sendRun({ type: "BLOCKED", error: err, stepId: broken.id, ...at });
+      return this.sendRun({ type: "FAIL", error: err, ...at });
+    }
+    const allSettled = inStage.every((d) => SETTLED.has(this.status(d.id)) || (d.optional && this.status(d.id) === "failed"));
+    if (allSettled && (inStage.length > 0 || !this.cd.def.dynamicSteps)) {
+      if (this.sendRun({ type: "STAGE_DONE", ...at })) return true;
+    }
+    if (this.cd.def.execution !== "auto") return false;
+
+    let inflight = this.steps().filter((d) => ACTIVE.has(this.status(d.id))).length;
+    let moved = false;
+    for (const d of inStage) {
+      if (inflight >= this.state.limits.maxConcurrentSteps) break;
+      if (this.status(d.id) !== "pending") continue;
+      if (!d.needs.every((n) => DONE_FOR_NEEDS.has(this.status(n)))) continue;
+      const refusal = this.guardBeforeStart(d);
+      if (refusal) return refusal();
+      if (this.sendStep(d.id, { type: "DISPATCH", reason: "auto", ...at, ...this.timeout(d.id) })) {
+        moved = true;
+        inflight++;
+      }
+    }
+    return moved;
+  }
+
+  private settlePlanning(): boolean {
+    const p = this.cd.planning;
+    const at = { at: this.clock.now, rand: this.clock.rand };
+    if (!p || !this.state.planning) return this.sendRun({ type: "PLANNED", ...at });
+    const s = this.status(p.id);
+    if (s === "pending" || s === "failed" || s === "cancelled" || s === "completed") {
+      if (s === "completed") {
+        const planned = (this.state.planning.context.output as { steps?: unknown } | undefined)?.steps;
+        if (Array.isArray(planned)) this.addSteps(planned as StepDefInput[], "planning");
+        return this.sendRun({ type: "PLANNED", ...at });
+      }
+      if (s === "failed") return this.sendRun({ type: "PLAN_FAILED", error: this.state.planning.context.error?.message ?? "planning failed", ...at });
+      if (s === "pending" || s === "cancelled") {
+        if (s === "cancelled") this.state.planning = this.freshStep(p.id, -1);
+        return this.sendStep(p.id, { type: "DISPATCH", reason: "auto", ...at, ...this.timeout(p.id) });
+      }
+    }
+    return false;
+  }
+
+  /** Loop guard and budgets before a step starts; returns the refusal to apply, if any. */
+  private guardBeforeStart(d: RunStepDef): (() => boolean) | null {
+    const at = { at: this.clock.now, rand: this.clock.rand };
+    const { maxWallMs, maxSteps } = this.state.limits;
+    if (maxWallMs !== undefined && this.clock.now > this.state.createdAt + maxWallMs) {
+      return () => this.sendRun({ type: "FAIL", error: "wall_clock_exceeded", ...at });
+    }
+    if (maxSteps !== undefined && this.state.stepsCompleted >= maxSteps) {
+      return () => this.sendRun({ type: "FAIL", error: "step_budget_exceeded", ...at });
+    }
+    const x = exhausted(this.state.ledger, this.state.budgets, this.state.extensions).find(
+      (e) => e.budget.mode === "strict" && covers(e, { id: d.id, phase: d.phase, role: d.role }),
+    );
+    if (x) return () => this.sendRun({ type: "GATE", gate: this.gateOf(x), ...at });
+    return null;
+  }
+
+  private gateOf(x: ReturnType<typeof exhausted>[number]): Gate {
+    return { kind: "budget", budget: `${x.key}${x.budget.target ? "" : `(${x.subject})`}`, usage: x.usage, limit: x.limit };
+  }
+
+  /** Books usage and applies budgets after a result. */
+  book(d: RunStepDef, usage: Usage | undefined, model: string | undefined) {
+    if (!usage) return;
+    this.state.ledger = record(this.state.ledger, usage, { step: d.id, phase: d.phase, role: d.role, ...(model ? { model } : d.model ? { model: d.model } : {}) });
+    for (const x of exhausted(this.state.ledger, this.state.budgets, this.state.extensions)) {
+      const key = `${x.key}/${x.subject}`;
+      if (x.budget.mode === "warn") {
+        if (this.state.warned.includes(key)) continue;
+        this.state.warned.push(key);
+        this.emit({ type: "budget.exceeded", at: this.clock.now, data: { budget: x.key, subject: x.subject, mode: "warn", usage: x.usage, limit: x.limit } });
+      } else if (x.budget.mode === "strict" && this.runStatus() === "running") {
+        this.emit({ type: "budget.exceeded", at: this.clock.now, data: { budget: x.key, subject: x.subject, mode: "strict", usage: x.usage, limit: x.limit } });
+        this.sendRun({ type: "GATE", gate: this.gateOf(x), at: this.clock.now, rand: this.clock.rand });
+        return;
+      }
+    }
+  }
+
+  freshStep(id: string, index: number): Snap<StepContext> {
+    const [s] = initialTransition(stepMachine, { runId: this.state.runId, stepId: id, index, now: this.clock.now });
+    return { value: s.value, context: s.context as StepContext };
+  }
+
+  addSteps(input: StepDefInput[], why: string): KernelError | null {
+    const parsed: StepDef[] = [];
+    const existing = new Set(this.steps().map((s) => s.id));
+    if (this.cd.planning) existing.add(this.cd.planning.id);
+    const stageIds = new Set(this.cd.stages.map((s) => s.id));
+    for (const raw of input) {
+      const r = StepDef.safeParse(raw);
+      if (!r.success) return { code: KernelErrorCode.Invalid, message: `invalid step: ${r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}` };
+      const s = r.data;
+      if (existing.has(s.id)) continue;
+      if (s.stage && !stageIds.has(s.stage)) return { code: KernelErrorCode.Invalid, message: `step ${s.id}: unknown stage '${s.stage}'` };
+      for (const n of s.needs) if (!existing.has(n) && !parsed.some((p) => p.id === n)) return { code: KernelErrorCode.Invalid, message: `step ${s.id} needs unknown step '${n}'` };
+      parsed.push(s);
+      existing.add(s.id);
+    }
+    const base = this.steps().length;
+    parsed.forEach((s, i) => {
+      this.state.extraSteps.push(s);
+      this.state.steps[s.id] = this.freshStep(s.id, base + i);
+      this.emit({ type: "step.added", at: this.clock.now, data: { stepId: s.id, index: base + i, role: s.role, type: s.type, why } });
+    });
+    if (parsed.length > 0) this.changed = true;
+    return null;
+  }
+
+  // ── the action ───────────────────────────────────────────────────────────
+
+  apply(action: KernelAction): KernelError | null {
+    switch (action.type) {
+      case "result":
+        this.result(action);
+        return null;
+      case "timer":
+        this.timer(action);
+        return null;
+      case "signal":
+        return this.signal(action.signal, action.actor, action.reason);
+    }
+  }
+
+  private result(r: Extract<KernelAction, { type: "result" }>) {
+    const d = this.stepDef(r.stepId);
+    const snap = this.snapOf(r.stepId);
+    if (!d || !snap) {
+      this.emit({ type: "step.result_ignored", at: this.clock.now, data: { stepId: r.stepId, attemptId: r.attemptId, why: "unknown step" } });
+      this.changed = true;
+      return;
+    }
+    this.book(d, r.usage, r.model);
+    const at = { at: this.clock.now, rand: this.clock.rand };
+    const s = snap.context;
+    if (r.kind === "qa") {
+      const decision: Decision = r.ok ? (d.approval ? "approval" : "done") : "fail";
+      this.sendStep(r.stepId, {
+        type: "QA_RESULT",
+        attemptId: r.attemptId,
+        ok: r.ok,
+        decision,
+        ...(r.output !== undefined ? { output: r.output } : {}),
+        ...(r.error ? { error: r.error } : {}),
+        ...(r.usage ? { usage: r.usage } : {}),
+        ...(decision === "approval" ? { revision: revisionOf(s.output, s.attempt), ...(d.approval?.timeoutMs ? { approvalTimeoutMs: d.approval.timeoutMs } : {}) } : {}),
+        ...at,
+      }) || this.ignored(r);
+      return;
+    }
+    const next = r.ok ? { decision: this.successDecision(d) } : this.failureDecision(d, s, r.error);
+    const sent = this.sendStep(r.stepId, {
+      type: "RESULT",
+      attemptId: r.attemptId,
+      ok: r.ok,
+      ...next,
+      ...(r.output !== undefined ? { output: r.output } : {}),
+      ...(r.ok ? { revision: revisionOf(r.output, s.attempt) } : {}),
+      ...(r.notes ? { notes: r.notes } : {}),
+      ...(r.error ? { error: r.error } : {}),
+      ...(r.usage ? { usage: r.usage } : {}),
+      ...(d.approval?.timeoutMs ? { approvalTimeoutMs: d.approval.timeoutMs } : {}),
+      ...at,
+    });
+    if (!sent) this.ignored(r);
+  }
+
+  private ignored(r: { stepId: string; attemptId: string }): boolean {
+    this.emit({ type: "step.result_ignored", at: this.clock.now, data: { stepId: r.stepId, attemptId: r.attemptId } });
+    this.changed = true;
+    return true;
+  }
+
+  private timer(t: Extract<KernelAction, { type: "timer" }>) {
+    const at = { at: this.clock.now, rand: this.clock.rand };
+    switch (t.kind) {
+      case "wall_clock":
+        this.sendRun({ type: "WALL_CLOCK", timerId: t.timerId, ...at });
+        return;
+      case "retry":
+        if (t.stepId) this.sendStep(t.stepId, { type: "RETRY_TIMER", timerId: t.timerId, ...at, ...this.timeout(t.stepId) });
+        return;
+      case "step_timeout": {
+        if (!t.stepId) return;
+        const d = this.stepDef(t.stepId);
+        const s = this.snapOf(t.stepId);
+        if (!d || !s) return;
+        const err: StepError = { code: "STEP_TIMEOUT", message: `step ${t.stepId} timed out after ${d.timeoutMs} ms`, retryable: true };
+        const next = this.failureDecision(d, s.context, err);
+        this.sendStep(t.stepId, { type: "TIMEOUT", timerId: t.timerId, ...next, ...at });
+        return;
+      }
+      case "approval_timeout":
+        if (t.stepId) this.sendStep(t.stepId, { type: "APPROVAL_TIMEOUT", timerId: t.timerId, ...at });
+        return;
+    }
+  }
+
+  private refuse(code: KernelErrorCode, message: string): KernelError {
+    return { code, message };
+  }
+
+  private signal(sig: Signal, actor?: string, reason?: string): KernelError | null {
+    const at = { at: this.clock.now, rand: this.clock.rand, ...(actor ? { actor } : {}), ...(reason ? { reason } : {}) };
+    const st = this.runStatus();
+    const final = FINAL_RUN_STATUSES.has(st);
+    const stepAt = { at: this.clock.now, rand: this.clock.rand };
+    const runEvent = (e: RunEvent, refusal: string): KernelError | null =>
+      this.sendRun(e) ? null : this.refuse(final ? KernelErrorCode.TerminalState : KernelErrorCode.IllegalTransition, refusal);
+
+    switch (sig.name) {
+      case "start":
+        return runEvent({ type: "START", ...at }, `the run is ${st}: it is already running or terminal`);
+      case "pause":
+        return runEvent({ type: "PAUSE", ...at }, `the run is ${st}: it cannot be paused`);
+      case "resume":
+        return runEvent({ type: "RESUME", ...at }, `the run is ${st}: it is not paused`);
+      case "cancel":
+        if (final) return null;
+        return runEvent({ type: "CANCEL", ...at }, `the run is ${st}`);
+      case "abort":
+        return runEvent({ type: "ABORT", ...at }, `the run is ${st}: nothing to abort (it is not waiting at a budget gate)`);
+      case "extend_budget": {
+        if (st !== "waiting") return this.refuse(final ? KernelErrorCode.TerminalState : KernelErrorCode.IllegalTransition, `the run is ${st}: there is no budget gate to extend`);
+        const gate = this.runContext().gate;
+        const key = gate?.budget.replace(/\(.*\)$/, "") ?? "run:*";
+        const b = this.state.budgets.find((x) => budgetKey(x) === key);
+        const add = { tokens: sig.tokens ?? b?.tokens ?? 0, costUsd: sig.costUsd ?? b?.costUsd ?? 0 };
+        const prev = this.state.extensions[key] ?? { tokens: 0, costUsd: 0 };
+        this.state.extensions[key] = { tokens: prev.tokens + add.tokens, costUsd: prev.costUsd + add.costUsd };
+        this.emit({ type: "budget.extended", at: this.clock.now, data: { budget: key, ...add, ...(actor ? { actor } : {}), ...(reason ? { reason } : {}) } });
+        return runEvent({ type: "EXTEND", ...at }, "cannot extend");
+      }
+      case "run_next_step":
+      case "retry_latest":
+      case "run_step": {
+        if (final || st === "planning") return this.refuse(final ? KernelErrorCode.TerminalState : KernelErrorCode.IllegalTransition, `the run is ${st}`);
+        let id: string | undefined;
+        if (sig.name === "run_next_step") {
+          id = this.steps().find((d) => ["pending", "blocked", "failed"].includes(this.status(d.id)))?.id;
+          if (!id) return this.refuse(KernelErrorCode.NotFound, "No pending or failed steps to run");
+        } else if (sig.name === "retry_latest") {
+          const ran = this.steps().filter((d) => (this.state.steps[d.id]?.context.attempt ?? 0) > 0);
+          ran.sort((a, b) => (this.state.steps[a.id]!.context.startedAt ?? 0) - (this.state.steps[b.id]!.context.startedAt ?? 0) || a.index - b.index);
+          const last = ran.at(-1);
+          if (!last || !["failed", "blocked"].includes(this.status(last.id))) return this.refuse(KernelErrorCode.NotFound, "No failed or blocked steps to retry");
+          id = last.id;
+        } else {
+          id = sig.stepId;
+          if (!this.stepDef(id)) return this.refuse(KernelErrorCode.NotFound, `no step '${id}'`);
+          if (!["pending", "blocked", "failed"].includes(this.status(id))) return this.refuse(KernelErrorCode.IllegalTransition, "Step already running or completed");
+        }
+        this.sendStep(id, { type: "DISPATCH", reason: "manual", ...stepAt, ...this.timeout(id) });
+        this.sendRun({ type: "RUN_STEP", stepId: id, ...at });
+        return null;
+      }
+      case "run_qa": {
+        if (!this.stepDef(sig.stepId)) return this.refuse(KernelErrorCode.NotFound, `no step '${sig.stepId}'`);
+        const s = this.status(sig.stepId);
+        if (s === "completed" || s === "cancelled" || final) return this.refuse(KernelErrorCode.IllegalTransition, "Step already completed or cancelled");
+        if (!this.sendStep(sig.stepId, { type: "RUN_QA", ...stepAt })) return this.refuse(KernelErrorCode.IllegalTransition, `step ${sig.stepId} is ${s}: QA cannot start now`);
+        return null;
+      }
+      case "approve":
+      case "reject": {
+        if (sig.name === "approve" && sig.force) {
+          if (!sig.stepId || !this.stepDef(sig.stepId)) return this.refuse(KernelErrorCode.NotFound, `no step '${sig.stepId ?? ""}'`);
+          if (this.status(sig.stepId) === "completed") return null;
+          if (!this.sendStep(sig.stepId, { type: "APPROVE", force: true, ...stepAt, ...(actor ? { actor } : {}), ...(reason ? { reason } : {}), ...(sig.output !== undefined ? { output: sig.output } : {}) })) {
+            return this.refuse(KernelErrorCode.IllegalTransition, `step ${sig.stepId} is ${this.status(sig.stepId)}`);
+          }
+          return null;
+        }
+        const id = sig.stepId ?? this.steps().find((d) => this.status(d.id) === "waiting_approval")?.id;
+        if (!id) return this.refuse(final ? KernelErrorCode.TerminalState : KernelErrorCode.IllegalTransition, "nothing is waiting for approval");
+        if (!this.stepDef(id)) return this.refuse(KernelErrorCode.NotFound, `no step '${id}'`);
+        if (this.status(id) !== "waiting_approval") return this.refuse(KernelErrorCode.IllegalTransition, `step ${id} is ${this.status(id)}, not waiting for approval`);
+        const current = this.state.steps[id]!.context.revision;
+        if (sig.revision !== undefined && sig.revision !== current) {
+          return this.refuse(KernelErrorCode.StaleRevision, `revision ${sig.revision} of step ${id} is not the current one (${current ?? "none"})`);
+        }
+        if (sig.name === "approve") {
+          this.sendStep(id, { type: "APPROVE", ...stepAt, ...(actor ? { actor } : {}), ...(reason ? { reason } : {}), ...(sig.output !== undefined ? { output: sig.output } : {}) });
+        } else {
+          const d = this.stepDef(id)!;
+          const rework = this.state.steps[id]!.context.reworks < (d.approval?.maxReworks ?? 0);
+          this.sendStep(id, { type: "REJECT", rework, ...stepAt, ...(actor ? { actor } : {}), ...(reason ? { reason } : {}) });
+        }
+        return null;
+      }
+      case "complete_step":
+      case "fail_step": {
+        if (final) return this.refuse(KernelErrorCode.TerminalState, `the run is ${st}`);
+        const id = sig.stepId ?? this.steps().find((d) => this.status(d.id) === "running")?.id;
+        if (!id) return this.refuse(KernelErrorCode.IllegalTransition, "no step is running");
+        const d = this.stepDef(id);
+        if (!d) return this.refuse(KernelErrorCode.NotFound, `no step '${id}'`);
+        if (this.status(id) !== "running") return this.refuse(KernelErrorCode.IllegalTransition, `step ${id} is ${this.status(id)}, not running`);
+        if (sig.name === "complete_step") {
+          const decision = this.successDecision(d);
+          const attempt = this.state.steps[id]!.context.attempt;
+          this.sendStep(id, {
+            type: "COMPLETE",
+            decision,
+            revision: revisionOf(sig.output, attempt),
+            ...(sig.output !== undefined ? { output: sig.output } : {}),
+            ...(actor ? { actor } : {}),
+            ...(d.approval?.timeoutMs ? { approvalTimeoutMs: d.approval.timeoutMs } : {}),
+            ...stepAt,
+          });
+        } else {
+          this.sendStep(id, { type: "FAIL", error: { code: "FAILED", message: sig.error, retryable: false }, ...stepAt, ...(actor ? { actor } : {}) });
+          if (sig.block) this.sendRun({ type: "BLOCKED", error: sig.error, stepId: id, ...at });
+        }
+        return null;
+      }
+      case "skip_step": {
+        if (!this.stepDef(sig.stepId)) return this.refuse(KernelErrorCode.NotFound, `no step '${sig.stepId}'`);
+        if (!this.sendStep(sig.stepId, { type: "SKIP", ...stepAt, ...(reason ? { reason } : {}) })) {
+          return this.refuse(KernelErrorCode.IllegalTransition, `step ${sig.stepId} is ${this.status(sig.stepId)}: only a pending step can be skipped`);
+        }
+        return null;
+      }
+      case "event": {
+        if (sig.facts) this.setFacts(sig.facts, actor ? `set by ${actor} with ${sig.event}` : `set with ${sig.event}`);
+        const refused = this.stageEvent(sig.event, reason, actor);
+        // A refused event leaves facts as they were too: nothing changes.
+        return refused;
+      }
+      case "set_facts":
+        this.setFacts(sig.facts, actor ? `set by ${actor}` : "set");
+        return null;
+      case "add_steps": {
+        if (!this.cd.def.dynamicSteps) return this.refuse(KernelErrorCode.IllegalTransition, `definition ${this.cd.key} does not take added steps`);
+        if (final) return this.refuse(KernelErrorCode.TerminalState, `the run is ${st}`);
+        return this.addSteps(sig.steps, actor ? `added by ${actor}` : "added");
+      }
+    }
+  }
+
+  snapshotRun(): Snap<RunContext> {
+    return { value: this.runSnap.value, context: this.runSnap.context as RunContext };
+  }
+
+  done(): KernelResult {
+    return { state: { ...this.state, run: this.snapshotRun() }, effects: this.effects, changed: this.changed };
+  }
+}
+
+/** Starts a run of `cd`: its record, its first events, and (with autoStart) its first work. */
+export function createRun(cd: CompiledDefinition, opts: CreateRunOptions, clock: Clock): KernelResult {
+  const [runSnap, runActions] = initialTransition(runMachineFor(cd), {
+    runId: opts.runId,
+    projectId: opts.projectId,
+    createdAt: clock.now,
+    initialStage: cd.initialStage,
+  });
+  const limits = { ...cd.def.limits, ...opts.limits } as Limits;
+  const budgets = [...cd.def.budgets, ...(opts.budgets ?? [])];
+  for (const d of cd.def.steps) if (d.budget) budgets.push({ scope: "step", target: d.id, ...d.budget, mode: "strict" });
+  const base: RunState = {
+    runId: opts.runId,
+    projectId: opts.projectId,
+    definition: { id: cd.def.id, version: cd.def.version, hash: cd.hash },
+    input: opts.input ?? {},
+    createdAt: clock.now,
+    run: { value: runSnap.value, context: runSnap.context as RunContext },
+    steps: {},
+    extraSteps: [],
+    facts: { ...cd.def.facts, ...opts.facts },
+    stepsCompleted: 0,
+    loops: {},
+    ledger: emptyLedger(),
+    budgets,
+    extensions: {},
+    warned: [],
+    limits,
+  };
+  const k = new Kernel(cd, base, clock);
+  void runActions;
+  k.effects.push({
+    kind: "event",
+    type: "run.created",
+    at: clock.now,
+    data: { definition: { id: cd.def.id, version: cd.def.version }, view: cd.def.view, input: opts.input ?? {}, ...(opts.actor ? { actor: opts.actor } : {}) },
+  });
+  cd.steps.forEach((s) => (k.state.steps[s.id] = k.freshStep(s.id, s.index)));
+  if (cd.planning) k.state.planning = k.freshStep(cd.planning.id, -1);
+  if (opts.steps?.length) {
+    if (!cd.def.dynamicSteps) throw new Error(`definition ${cd.key} does not take steps at creation`);
+    const err = k.addSteps(opts.steps, "created with the run");
+    if (err) throw new Error(err.message);
+  }
+  if (opts.autoStart) k.apply({ type: "signal", signal: { name: "start" }, ...(opts.actor ? { actor: opts.actor } : {}) });
+  k.settle();
+  return k.done();
+}
+
+/** Applies one action to a run. A refusal returns the state unchanged and no effects. */
+export function applyAction(cd: CompiledDefinition, state: RunState, action: KernelAction, clock: Clock): KernelResult {
+  const k = new Kernel(cd, state, clock);
+  const error = k.apply(action);
+  if (error) return { state, effects: [], error, changed: false };
+  k.settle();
+  return k.done();
+}
+
+/** A step's persisted status. */
+export { stepStatus };
