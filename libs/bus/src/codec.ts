@@ -51,10 +51,13 @@ export interface PublishOptions {
   tracestate?: string;
   expect?: Partial<StreamExpectations>;
   timeoutMs?: number;
+  /** Further headers (a reply subject, say). */
+  headers?: Record<string, string>;
 }
 
 export function buildHeaders(opts: Omit<PublishOptions, "expect" | "timeoutMs" | "msgId">, schemaName?: string): MsgHdrs {
   const h = natsHeaders();
+  for (const [k, v] of Object.entries(opts.headers ?? {})) h.set(k, v);
   if (opts.correlationId) h.set(Header.CorrelationId, opts.correlationId);
   if (opts.traceparent) h.set(Header.TraceParent, opts.traceparent);
   if (opts.tracestate) h.set(Header.TraceState, opts.tracestate);

@@ -18,6 +18,7 @@ export { topologyFromConfig } from "./from-config.js";
 export {
   getRunRecord,
   sendCommand,
+  sendCommandAndWait,
   hasStoredCommand,
   getJobView,
   newRunId,

@@ -1,6 +1,20 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { PubAck } from "@nats-io/jetstream";
-import { Command, DEFAULT_PROJECT, RunRecord, isToken, queuedJobView, toJobView, type JobView, type TaskPacket } from "@orch/contracts";
+import { createInbox } from "@nats-io/transport-node";
+import {
+  Command,
+  CommandOutcome,
+  DEFAULT_PROJECT,
+  Header,
+  RunRecord,
+  isToken,
+  jobRunSpec,
+  queuedJobView,
+  toJobView,
+  type JobView,
+  type RunCreateCommand,
+  type TaskPacket,
+} from "@orch/contracts";
 import { decode, publish } from "./codec.js";
 import type { Bus } from "./connect.js";
 
@@ -30,8 +44,47 @@ export async function getRunRecord(bus: Bus, runId: string): Promise<StoredRun |
  * Sends a command to the core through the command stream. Durable when this resolves; the
  * command id is the de-duplication id, so sending the same command twice applies it once.
  */
-export async function sendCommand(bus: Bus, cmd: Command, opts: { correlationId?: string; traceparent?: string } = {}): Promise<PubAck> {
+export async function sendCommand(
+  bus: Bus,
+  cmd: Command | RunCreateCommand,
+  opts: { correlationId?: string; traceparent?: string; headers?: Record<string, string> } = {},
+): Promise<PubAck> {
   return publish(bus, bus.names.subjects.cmd(cmd.runId), Command, cmd, { msgId: cmd.commandId, ...opts }, "cmd.v1");
+}
+
+/**
+ * Sends a command and waits for the core's verdict (applied, or refused and why). The command is
+ * durable either way: `null` means the core has not answered within `timeoutMs` (it is down or
+ * busy) and will apply it when it can. A duplicate command id gets the verdict of its first run.
+ */
+export async function sendCommandAndWait(
+  bus: Bus,
+  cmd: Command | RunCreateCommand,
+  opts: { timeoutMs?: number; correlationId?: string } = {},
+): Promise<CommandOutcome | null> {
+  const inbox = createInbox();
+  const sub = bus.nc.subscribe(inbox, { max: 1 });
+  const timeout = opts.timeoutMs ?? 5_000;
+  try {
+    const ack = await sendCommand(bus, cmd, { headers: { [Header.ReplyTo]: inbox }, ...(opts.correlationId ? { correlationId: opts.correlationId } : {}) });
+    if (ack.duplicate) {
+      // Stored before: the first delivery's answer went elsewhere. Report what the run says now.
+      const r = await getRunRecord(bus, cmd.runId);
+      return { commandId: cmd.commandId, runId: cmd.runId, ok: true, duplicate: true, ...(r ? { status: r.record.status } : {}) };
+    }
+    const timer = setTimeout(() => sub.unsubscribe(), timeout);
+    try {
+      for await (const m of sub) {
+        const d = decode(CommandOutcome, m.data);
+        return d.ok ? d.value : null;
+      }
+      return null;
+    } finally {
+      clearTimeout(timer);
+    }
+  } finally {
+    sub.unsubscribe();
+  }
 }
 
 /** Whether a command for this run is stored (so a job whose record does not exist yet is queued). */
@@ -75,19 +128,25 @@ export interface SubmitJobOptions {
   correlationId?: string;
 }
 
-/** Submits a validated Task Packet as a `job.create` command; durable when it resolves. */
+/** Submits a validated Task Packet as a run of the `job` definition; durable when it resolves. */
 export async function submitJob(bus: Bus, opts: SubmitJobOptions): Promise<string> {
   const jobId = newRunId(opts.idempotencyKey);
+  const spec = jobRunSpec(opts.packet);
   await sendCommand(
     bus,
     {
-      type: "job.create",
+      type: "run.create",
       commandId: `create:${jobId}`,
       runId: jobId,
       issuedAt: Date.now(),
       actor: opts.actor,
       projectId: opts.projectId ?? DEFAULT_PROJECT,
-      packet: opts.packet,
+      definition: spec.definition,
+      title: spec.title,
+      input: spec.input,
+      steps: spec.steps,
+      limits: spec.limits,
+      autoStart: true,
       mode: opts.mode,
     },
     opts.correlationId ? { correlationId: opts.correlationId } : {},
@@ -100,11 +159,12 @@ export async function cancelJob(bus: Bus, jobId: string, opts: { actor: string; 
   await sendCommand(
     bus,
     {
-      type: "job.cancel",
+      type: "run.signal",
       commandId: `cancel:${jobId}:${randomUUID()}`,
       runId: jobId,
       issuedAt: Date.now(),
       actor: opts.actor,
+      signal: { name: "cancel" },
       ...(opts.reason === undefined ? {} : { reason: opts.reason }),
     },
     opts.correlationId ? { correlationId: opts.correlationId } : {},

@@ -130,6 +130,7 @@ export function topologySpec(names: Names, opts: TopologyOptions = DEFAULT_TOPOL
     buckets: [
       { name: names.buckets.runs, history: 1 },
       { name: names.buckets.timers, history: 1 },
+      { name: names.buckets.defs, history: 1 },
     ],
   };
 }

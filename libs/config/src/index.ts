@@ -79,6 +79,8 @@ export type OrchestratorConfig = z.output<typeof OrchestratorConfig>;
 export const AgentHubConfig = CommonConfig.extend({
   /** Steps the agent hub runs at once; the work consumer's max-ack-pending. */
   ORCH_AGENT_CONCURRENCY: int(16, 1, 10_000),
+  /** Who does a role step's work: `stub` (offline, deterministic, no model). */
+  ORCH_AGENT_EXECUTOR: z.enum(["stub"], { message: "must be stub" }).default("stub"),
 });
 export type AgentHubConfig = z.output<typeof AgentHubConfig>;
 

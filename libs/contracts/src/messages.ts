@@ -1,6 +1,5 @@
 import { z } from "zod";
 import { isToken } from "./names.js";
-import { JOB_STATUSES, TaskPacket, TaskStep } from "./seed000.js";
 
 /**
  * Every message that crosses NATS, as zod schemas used as codecs: the publisher validates before it
@@ -29,34 +28,76 @@ export const StepError = z.object({
 });
 export type StepError = z.infer<typeof StepError>;
 
-export const JobCreateCommand = z.object({
+/** Statuses every run has, whatever its definition; each seed's vocabulary is a view of them. */
+export const RUN_STATUSES = ["pending", "planning", "planned", "running", "paused", "blocked", "waiting", "completed", "failed", "cancelled"] as const;
+export const RunStatus = z.enum(RUN_STATUSES);
+export type RunStatus = z.infer<typeof RunStatus>;
+export const FINAL_RUN_STATUSES: ReadonlySet<RunStatus> = new Set(["completed", "failed", "cancelled"]);
+
+export const Usage = z.object({
+  tokensIn: z.int().nonnegative(),
+  tokensOut: z.int().nonnegative(),
+  costUsd: z.number().nonnegative(),
+  wallMs: z.int().nonnegative(),
+});
+export type Usage = z.infer<typeof Usage>;
+
+export const DefinitionRef = z.object({
+  id: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,127}$/),
+  /** Omitted: the latest version. */
+  version: z.int().min(1).optional(),
+});
+export type DefinitionRef = z.infer<typeof DefinitionRef>;
+
+const JsonObject = z.record(z.string(), z.unknown());
+
+/** Creates a run of a definition. The run id is the client's (or derived from an idempotency key). */
+export const RunCreateCommand = z.object({
   ...CommandBase,
-  type: z.literal("job.create"),
+  type: z.literal("run.create"),
   projectId: Id,
-  packet: TaskPacket,
-  mode: z.enum(["mock", "live"]),
+  definition: DefinitionRef,
+  title: z.string().max(500).optional(),
+  /** Small, indexed key/values: seed ids (`feature_id`), `workflow_type`, a ticket key. */
+  labels: z.record(z.string().max(64), z.string().max(256)).optional(),
+  input: JsonObject.optional(),
+  /** Steps the run brings (definitions with dynamic steps: a Task Packet's, a task's). */
+  steps: z.array(JsonObject).max(1_000).optional(),
+  facts: JsonObject.optional(),
+  limits: JsonObject.optional(),
+  budgets: z.array(JsonObject).max(100).optional(),
+  autoStart: z.boolean().default(true),
+  mode: z.enum(["mock", "live"]).default("mock"),
 });
 
-export const JobCancelCommand = z.object({
+/**
+ * An action on a run: start, pause, resume, cancel, run_next_step, retry_latest, approve, reject,
+ * … (the engine's Signal). The engine validates it against the run; a refused one changes nothing.
+ */
+export const RunSignalCommand = z.object({
   ...CommandBase,
-  type: z.literal("job.cancel"),
-  reason: z.string().max(2_000).optional(),
+  type: z.literal("run.signal"),
+  signal: z.looseObject({ name: z.string().min(1).max(64) }),
+  reason: z.string().max(10_000).optional(),
 });
 
 export const StepResultCommand = z.object({
   ...CommandBase,
   type: z.literal("step.result"),
+  stepId: z.string().min(1).max(64),
   attemptId: z.string().min(1).max(300),
-  index: z.int().nonnegative(),
+  kind: z.enum(["execute", "qa", "plan"]),
   ok: z.boolean(),
   notes: z.array(z.string().max(10_000)).max(1_000).optional(),
   output: z.unknown().optional(),
   error: StepError.optional(),
+  usage: Usage.optional(),
+  model: z.string().max(200).optional(),
   startedAt: Millis,
   finishedAt: Millis,
 });
 
-export const TimerKind = z.enum(["retry", "wall_clock"]);
+export const TimerKind = z.enum(["retry", "step_timeout", "approval_timeout", "wall_clock"]);
 export type TimerKind = z.infer<typeof TimerKind>;
 
 export const TimerFiredCommand = z.object({
@@ -64,31 +105,53 @@ export const TimerFiredCommand = z.object({
   type: z.literal("timer.fired"),
   timerId: z.string().min(1).max(300),
   kind: TimerKind,
+  stepId: z.string().min(1).max(64).optional(),
 });
 
-export const Command = z.discriminatedUnion("type", [
-  JobCreateCommand,
-  JobCancelCommand,
-  StepResultCommand,
-  TimerFiredCommand,
-]);
+export const Command = z.discriminatedUnion("type", [RunCreateCommand, RunSignalCommand, StepResultCommand, TimerFiredCommand]);
 export type Command = z.infer<typeof Command>;
-export type JobCreateCommand = z.infer<typeof JobCreateCommand>;
-export type JobCancelCommand = z.infer<typeof JobCancelCommand>;
+export type RunCreateCommand = z.input<typeof RunCreateCommand>;
+export type RunSignalCommand = z.infer<typeof RunSignalCommand>;
 export type StepResultCommand = z.infer<typeof StepResultCommand>;
 export type TimerFiredCommand = z.infer<typeof TimerFiredCommand>;
+
+/** What the core answers (on the command's reply subject, when it has one) once it has applied or refused it. */
+export const CommandOutcome = z.object({
+  commandId: z.string(),
+  runId: z.string(),
+  ok: z.boolean(),
+  /** Refusals: ILLEGAL_TRANSITION, NOT_FOUND, STALE_REVISION, GUARD_FAILED, TERMINAL_STATE, INVALID. */
+  error: z.object({ code: z.string(), message: z.string() }).optional(),
+  status: RunStatus.optional(),
+  duplicate: z.boolean().optional(),
+});
+export type CommandOutcome = z.infer<typeof CommandOutcome>;
 
 /** A step dispatched to the agent hub. At-least-once: `attemptId` makes its result idempotent. */
 export const WorkItem = z.object({
   runId: Id,
   projectId: Id,
+  definition: z.object({ id: z.string(), version: z.int() }),
+  stepId: z.string().min(1).max(64),
   attemptId: z.string().min(1).max(300),
-  index: z.int().nonnegative(),
-  /** 0 for the first attempt, 1 and 2 for the retries. */
   attempt: z.int().nonnegative(),
-  step: TaskStep,
+  /** `execute` the step, check it (`qa`), or plan the run (`plan`). */
+  kind: z.enum(["execute", "qa", "plan"]),
+  index: z.int(),
+  role: z.string().min(1).max(64),
+  /** An adapter (`dev.log`, `ci`, …) or what the role's executor should do (`speckit.specify`, `agent`). */
+  type: z.string().min(1).max(200),
+  phase: z.string().max(64),
+  title: z.string().max(500).optional(),
+  inputs: JsonObject,
+  payload: JsonObject.optional(),
+  model: z.string().max(200).optional(),
+  timeoutMs: z.int().positive().optional(),
+  iteration: z.int().nonnegative(),
+  rework: z.int().nonnegative(),
+  feedback: z.string().max(10_000).optional(),
   mode: z.enum(["mock", "live"]),
-  goal: z.string(),
+  goal: z.string().max(10_000).optional(),
   dispatchedAt: Millis,
 });
 export type WorkItem = z.infer<typeof WorkItem>;
@@ -124,14 +187,35 @@ export type StoredTimer = z.infer<typeof StoredTimer>;
 export const RunEventType = {
   Created: "run.created",
   Started: "run.started",
-  CancelRequested: "run.cancel_requested",
+  StatusChanged: "run.status_changed",
+  StageEntered: "run.stage_entered",
+  StageChanged: "run.stage_changed",
+  FactsChanged: "run.facts_changed",
   Finished: "run.finished",
+  StepAdded: "step.added",
   StepStarted: "step.started",
   StepSucceeded: "step.succeeded",
   StepRetrying: "step.retrying",
   StepFailed: "step.failed",
+  StepQaStarted: "step.qa_started",
+  StepNeedsQa: "step.needs_qa",
+  StepQaPassed: "step.qa_passed",
+  StepQaFailed: "step.qa_failed",
+  StepAwaitingApproval: "step.awaiting_approval",
+  StepApproved: "step.approved",
+  StepRejected: "step.rejected",
+  StepCancelled: "step.cancelled",
+  StepBlocked: "step.blocked",
+  StepSkipped: "step.skipped",
+  StepReset: "step.reset",
   /** A step result that arrived for an attempt the run no longer waits for (kept for audit). */
   StepResultIgnored: "step.result_ignored",
+  BudgetExceeded: "budget.exceeded",
+  BudgetExtended: "budget.extended",
+  LoopIteration: "loop.iteration",
+  LoopExhausted: "loop.exhausted",
+  TriggerFired: "trigger.fired",
+  TriggerSkipped: "trigger.skipped",
 } as const;
 export type RunEventType = (typeof RunEventType)[keyof typeof RunEventType];
 
@@ -154,30 +238,33 @@ export const Effect = z.discriminatedUnion("kind", [
 ]);
 export type Effect = z.infer<typeof Effect>;
 
-export const RunKind = z.enum(["job"]);
-
 /**
- * A run as persisted in the `runs` bucket, written only by the core with compare-and-set.
- * The view fields are denormalised from the machine on every transition so readers never need
- * the machine; `machine` is the XState snapshot (`value` + `context`) the core restores.
+ * A run as persisted in the `runs` bucket, written only by the core with compare-and-set. The summary
+ * fields are denormalised on every transition so readers (the gateway, the index) never need the
+ * engine; `state` is the engine's (opaque here), `outbox` the effects of the latest transition.
  */
 export const RunRecord = z.object({
-  v: z.literal(1),
+  v: z.literal(2),
   runId: Id,
   projectId: Id,
-  kind: RunKind,
+  definition: z.object({ id: z.string(), version: z.int(), hash: z.string() }),
+  /** Which seed's vocabulary presents it. */
+  view: z.string(),
   mode: z.enum(["mock", "live"]),
-  status: z.enum(JOB_STATUSES),
+  title: z.string().optional(),
+  labels: z.record(z.string(), z.string()),
+  status: RunStatus,
+  stage: z.string().optional(),
   createdAt: Millis,
   updatedAt: Millis,
   startedAt: Millis.optional(),
   finishedAt: Millis.optional(),
   error: z.string().optional(),
+  result: z.unknown().optional(),
   stepsRun: z.int().nonnegative(),
   /** Sequence of the last event this run has emitted. */
   seq: z.int().nonnegative(),
-  machine: z.object({ value: z.unknown(), context: z.unknown() }),
-  /** Effects of the latest transition: republished (idempotently) by whoever loads the record. */
+  state: z.record(z.string(), z.unknown()),
   outbox: z.array(Effect),
   /** Ids of recently applied commands, newest last (bounded). */
   recent: z.array(z.string()),
@@ -207,4 +294,6 @@ export const Header = {
   Schema: "Orch-Schema",
   TraceParent: "traceparent",
   TraceState: "tracestate",
+  /** Where the core answers a command's outcome (a core NATS inbox; optional). */
+  ReplyTo: "Orch-Reply-To",
 } as const;

@@ -81,6 +81,8 @@ export interface Names {
   readonly buckets: {
     readonly runs: string;
     readonly timers: string;
+    /** Workflow definitions, one key per `<id>.<version>`, never overwritten. */
+    readonly defs: string;
   };
   readonly subjects: {
     /** Commands for a run, routed to the run's partition. */
@@ -132,6 +134,7 @@ export function createNames(prefix: string = DEFAULT_PREFIX, partitions: number 
     buckets: Object.freeze({
       runs: `${low}_runs`,
       timers: `${low}_timers`,
+      defs: `${low}_defs`,
     }),
     subjects: Object.freeze({
       cmd: (runId: string) => `${p}.cmd.${partitionOf(token("runId", runId))}.${runId}`,

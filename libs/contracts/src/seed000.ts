@@ -88,6 +88,56 @@ export type TaskPacket = z.output<typeof TaskPacket>;
 /** The step an empty `steps` list runs, as the original does. */
 export const IMPLICIT_STEP: TaskStep = { type: "dev.log" };
 
+/** A job's status from its run's (seed 000 says `queued`, `succeeded`, `canceled`). */
+export function jobStatusOf(runStatus: string): JobStatus {
+  switch (runStatus) {
+    case "pending":
+      return JobStatus.Queued;
+    case "completed":
+      return JobStatus.Succeeded;
+    case "failed":
+      return JobStatus.Failed;
+    case "cancelled":
+      return JobStatus.Canceled;
+    default:
+      return JobStatus.Running;
+  }
+}
+
+/** The `job` definition's run for a Task Packet: its steps in order, its limits, the packet as input. */
+export interface JobRunSpec {
+  definition: { id: "job"; version: 1 };
+  title: string;
+  input: Record<string, unknown>;
+  steps: { id: string; title?: string; type: string; role: "implementer"; needs: string[]; payload?: Record<string, unknown> }[];
+  limits: { maxSteps: number; maxWallMs: number };
+}
+
+export function jobRunSpec(packet: TaskPacket): JobRunSpec {
+  const steps = packet.steps.length > 0 ? packet.steps : [IMPLICIT_STEP];
+  return {
+    definition: { id: "job", version: 1 },
+    title: packet.goal.slice(0, 500),
+    input: {
+      goal: packet.goal,
+      ...(packet.scope === undefined ? {} : { scope: packet.scope }),
+      ...(packet.planRef === undefined ? {} : { planRef: packet.planRef }),
+      ...(packet.flags === undefined ? {} : { flags: packet.flags }),
+      ...(packet.limits.maxTokens === undefined ? {} : { maxTokens: packet.limits.maxTokens }),
+    },
+    // Step ids are the engine's (s0, s1, …); a packet step's own id travels as its title.
+    steps: steps.map((st, i) => ({
+      id: `s${i}`,
+      ...(st.id === undefined ? {} : { title: st.id }),
+      type: st.type,
+      role: "implementer" as const,
+      needs: i === 0 ? [] : [`s${i - 1}`],
+      ...(st.payload === undefined ? {} : { payload: st.payload }),
+    })),
+    limits: { maxSteps: packet.limits.maxSteps, maxWallMs: packet.limits.maxWallMs },
+  };
+}
+
 /** `GET /api/orchestrator/jobs/:id`. */
 export interface JobView {
   job_id: string;

@@ -1,12 +1,12 @@
 import { RunEventType, type RunEvent, type RunRecord } from "./messages.js";
-import { Seed000Event, type JobLogLine, type JobView, type Seed000Frame } from "./seed000.js";
+import { jobStatusOf, Seed000Event, type JobLogLine, type JobView, type Seed000Frame } from "./seed000.js";
 
 /** Seed views over runs and run events: pure functions, shared by the gateway and the gRPC API. */
 
 const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
 
 export function toJobView(r: Pick<RunRecord, "runId" | "status" | "startedAt" | "finishedAt" | "error" | "stepsRun">): JobView {
-  const v: JobView = { job_id: r.runId, status: r.status, stepsRun: r.stepsRun };
+  const v: JobView = { job_id: r.runId, status: jobStatusOf(r.status), stepsRun: r.stepsRun };
   const started = iso(r.startedAt);
   const finished = iso(r.finishedAt);
   if (started !== undefined) v.started_at = started;
@@ -22,9 +22,18 @@ export function queuedJobView(jobId: string): JobView {
 
 const num = (v: unknown) => (typeof v === "number" ? v : undefined);
 
+/** The packet step a job's `step.started` event stands for: `{ id?, type, payload? }`. */
+function packetStep(d: Record<string, unknown>): Record<string, unknown> {
+  return {
+    ...(typeof d.title === "string" ? { id: d.title } : {}),
+    type: d.type,
+    ...(d.payload !== undefined ? { payload: d.payload } : {}),
+  };
+}
+
 /**
- * The seed 000 SSE frame for a run event, or `null` when seed 000 has no such event.
- * A retry re-dispatches a step without a second `step.start`, as the original does.
+ * The seed 000 SSE frame for a run event, or `null` when seed 000 has no such event. A retry
+ * re-dispatches a step without a second `step.start`, as the original does.
  */
 export function toSeed000Frame(e: RunEvent): Seed000Frame | null {
   const d = e.data ?? {};
@@ -33,16 +42,16 @@ export function toSeed000Frame(e: RunEvent): Seed000Frame | null {
     case RunEventType.Started:
       return { ...base, type: Seed000Event.Start };
     case RunEventType.StepStarted:
-      if ((num(d.attempt) ?? 0) > 0) return null;
-      return { ...base, type: Seed000Event.StepStart, data: { i: d.index, step: d.step } };
+      if ((num(d.try) ?? 1) > 1) return null;
+      return { ...base, type: Seed000Event.StepStart, data: { i: d.index, step: packetStep(d) } };
     case RunEventType.StepSucceeded:
       return { ...base, type: Seed000Event.StepOk, data: { i: d.index } };
     case RunEventType.StepRetrying:
-      return { ...base, type: Seed000Event.StepRetry, data: { i: d.index, attempt: d.attempt, backoffMs: d.backoffMs } };
+      return { ...base, type: Seed000Event.StepRetry, data: { i: d.index, attempt: d.retry, backoffMs: d.backoffMs } };
     case RunEventType.StepFailed:
       return { ...base, type: Seed000Event.StepError, data: { i: d.index, error: d.error } };
     case RunEventType.Finished:
-      return { ...base, type: Seed000Event.End, data: { status: d.status } };
+      return { ...base, type: Seed000Event.End, data: { status: jobStatusOf(String(d.status)) } };
     default:
       return null;
   }
@@ -53,12 +62,14 @@ export function toJobLogLines(e: RunEvent): JobLogLine[] {
   const d = e.data ?? {};
   const t = e.at;
   switch (e.type) {
-    case RunEventType.Created:
-      return [{ t, level: "info", msg: "job.queued", data: { goal: d.goal, steps: d.steps } }];
+    case RunEventType.Created: {
+      const input = (d.input ?? {}) as Record<string, unknown>;
+      return [{ t, level: "info", msg: "job.queued", data: { goal: input.goal } }];
+    }
     case RunEventType.Started:
       return [{ t, level: "info", msg: "job.start" }];
     case RunEventType.StepStarted:
-      return [{ t, level: "info", msg: "step.start", data: { i: d.index, type: d.stepType, attempt: d.attempt } }];
+      return [{ t, level: "info", msg: "step.start", data: { i: d.index, type: d.type, attempt: d.try } }];
     case RunEventType.StepSucceeded: {
       const notes = Array.isArray(d.notes) ? (d.notes as unknown[]) : [];
       return [
@@ -67,19 +78,20 @@ export function toJobLogLines(e: RunEvent): JobLogLine[] {
       ];
     }
     case RunEventType.StepRetrying:
-      return [{ t, level: "warn", msg: "step.retry", data: { i: d.index, attempt: d.attempt, backoffMs: d.backoffMs, error: d.error } }];
+      return [{ t, level: "warn", msg: "step.retry", data: { i: d.index, attempt: d.retry, backoffMs: d.backoffMs, error: d.error } }];
     case RunEventType.StepFailed:
       return [{ t, level: "error", msg: "step.error", data: { i: d.index, error: d.error } }];
-    case RunEventType.CancelRequested:
-      return [d.reason === undefined ? { t, level: "info", msg: "job.cancel" } : { t, level: "info", msg: "job.cancel", data: { reason: d.reason } }];
+    case RunEventType.StatusChanged:
+      return d.to === "cancelled" ? [d.reason === undefined ? { t, level: "info", msg: "job.cancel" } : { t, level: "info", msg: "job.cancel", data: { reason: d.reason } }] : [];
     case RunEventType.StepResultIgnored:
       return [{ t, level: "debug", msg: "step.result_ignored", data: { attemptId: d.attemptId } }];
     case RunEventType.Finished: {
-      const data: Record<string, unknown> = { status: d.status };
+      const status = jobStatusOf(String(d.status));
+      const data: Record<string, unknown> = { status };
       if (d.error !== undefined) data.error = d.error;
-      return [{ t, level: d.status === "succeeded" ? "info" : "warn", msg: "job.end", data }];
+      return [{ t, level: status === "succeeded" ? "info" : "warn", msg: "job.end", data }];
     }
     default:
-      return [{ t, level: "info", msg: e.type, ...(e.data ? { data: e.data } : {}) }];
+      return [];
   }
 }

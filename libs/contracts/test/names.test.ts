@@ -6,7 +6,7 @@ describe("names", () => {
 
   it("names streams, consumers and buckets from the prefix", () => {
     expect(n.streams).toEqual({ cmd: "ORCH_CMD", evt: "ORCH_EVT", work: "ORCH_WORK", sched: "ORCH_SCHED", dlq: "ORCH_DLQ" });
-    expect(n.buckets).toEqual({ runs: "orch_runs", timers: "orch_timers" });
+    expect(n.buckets).toEqual({ runs: "orch_runs", timers: "orch_timers", defs: "orch_defs" });
     const t = createNames("team-a");
     expect(t.streams.cmd).toBe("TEAM_A_CMD");
     expect(t.buckets.runs).toBe("team_a_runs");

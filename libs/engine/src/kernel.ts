@@ -1,4 +1,5 @@
 import { initialTransition, transition, type AnyMachineSnapshot } from "xstate";
+import { z } from "zod";
 import { evaluate, resolveTemplate } from "./conditions.js";
 import { StepDef, type Budget, type CompiledDefinition, type Limits, type RetryPolicy, type StepDefInput } from "./definition.js";
 import { hashJson } from "./hash.js";
@@ -112,6 +113,52 @@ export type Signal =
   | { name: "extend_budget"; tokens?: number; costUsd?: number }
   | { name: "abort" }
   | { name: "add_steps"; steps: StepDefInput[] };
+
+const StepIdRef = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+const Json = z.record(z.string(), z.unknown());
+
+/** Signals as they arrive from outside (the API, the command stream): validated before the kernel sees them. */
+export const SignalSchema: z.ZodType<Signal> = z.discriminatedUnion("name", [
+  z.strictObject({ name: z.literal("start") }),
+  z.strictObject({ name: z.literal("pause") }),
+  z.strictObject({ name: z.literal("resume") }),
+  z.strictObject({ name: z.literal("cancel") }),
+  z.strictObject({ name: z.literal("run_next_step") }),
+  z.strictObject({ name: z.literal("retry_latest") }),
+  z.strictObject({ name: z.literal("run_step"), stepId: StepIdRef }),
+  z.strictObject({ name: z.literal("run_qa"), stepId: StepIdRef }),
+  z.strictObject({ name: z.literal("approve"), stepId: StepIdRef.optional(), revision: z.string().max(100).optional(), force: z.boolean().optional(), output: z.unknown().optional() }),
+  z.strictObject({ name: z.literal("reject"), stepId: StepIdRef.optional(), revision: z.string().max(100).optional() }),
+  z.strictObject({ name: z.literal("complete_step"), stepId: StepIdRef.optional(), output: z.unknown().optional() }),
+  z.strictObject({ name: z.literal("fail_step"), stepId: StepIdRef.optional(), error: z.string().min(1).max(10_000), block: z.boolean().optional() }),
+  z.strictObject({ name: z.literal("skip_step"), stepId: StepIdRef }),
+  z.strictObject({ name: z.literal("event"), event: z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/), facts: Json.optional() }),
+  z.strictObject({ name: z.literal("set_facts"), facts: Json }),
+  z.strictObject({ name: z.literal("extend_budget"), tokens: z.int().min(1).optional(), costUsd: z.number().positive().optional() }),
+  z.strictObject({ name: z.literal("abort") }),
+  z.strictObject({ name: z.literal("add_steps"), steps: z.array(Json).min(1).max(1_000) }),
+]) as unknown as z.ZodType<Signal>;
+
+export const SIGNAL_NAMES = [
+  "start",
+  "pause",
+  "resume",
+  "cancel",
+  "run_next_step",
+  "retry_latest",
+  "run_step",
+  "run_qa",
+  "approve",
+  "reject",
+  "complete_step",
+  "fail_step",
+  "skip_step",
+  "event",
+  "set_facts",
+  "extend_budget",
+  "abort",
+  "add_steps",
+] as const;
 
 export type KernelAction =
   | { type: "signal"; signal: Signal; actor?: string; reason?: string }
@@ -306,9 +353,25 @@ class Kernel {
 
   private stepAction(id: string, a: { type: string; params?: unknown }) {
     switch (a.type) {
-      case "emit":
-        this.emit(a.params as EmitParams | null);
+      case "emit": {
+        const p = a.params as EmitParams | null;
+        // History says what ran: the step's type, role, title and payload ride on its start.
+        if (p && (p.type === "step.started" || p.type === "step.qa_started")) {
+          const d = this.stepDef(id);
+          if (d) {
+            const qa = p.type === "step.qa_started";
+            p.data = {
+              ...p.data,
+              type: qa ? (d.qa?.type ?? "qa.review") : d.type,
+              role: qa ? (d.qa?.role ?? "qa") : d.role,
+              ...(d.title !== undefined ? { title: d.title } : {}),
+              ...(!qa && d.payload !== undefined ? { payload: d.payload } : {}),
+            };
+          }
+        }
+        this.emit(p);
         break;
+      }
       case "dispatch":
         this.dispatch(id, a.params as DispatchParams);
         break;

@@ -19,9 +19,9 @@ await runService({
       origin: "agent-hub",
       concurrency: cfg.ORCH_AGENT_CONCURRENCY,
       heartbeatMs: Math.floor(ACK_WAIT_MS.agentHub / 3),
-      handler: (item, ctx) => runStep(item, { bus, logger, signal }, ctx.correlationId),
+      handler: (item, ctx) => runStep(item, { bus, logger, signal, executor: cfg.ORCH_AGENT_EXECUTOR }, ctx.correlationId),
     });
-    logger.info({ concurrency: cfg.ORCH_AGENT_CONCURRENCY }, "taking work");
+    logger.info({ concurrency: cfg.ORCH_AGENT_CONCURRENCY, executor: cfg.ORCH_AGENT_EXECUTOR }, "taking work");
     return { stop: () => consumer.stop() };
   },
 });

@@ -8,13 +8,22 @@ import { execute } from "../src/worker.js";
 const lines: string[] = [];
 const log = createLogger({ service: "test" }, new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) }));
 
-const item = (type: string, payload?: Record<string, unknown>, attempt = 0, mode: "mock" | "live" = "mock"): WorkItem => ({
+const item = (type: string, payload?: Record<string, unknown>, attempt = 0, mode: "mock" | "live" = "mock", definition = "job"): WorkItem => ({
   runId: "r",
   projectId: "_default",
-  attemptId: `r.0.${attempt}`,
+  definition: { id: definition, version: 1 },
+  stepId: "s0",
+  attemptId: `r.s0.${attempt + 1}`,
+  attempt: attempt + 1,
+  kind: "execute",
   index: 0,
-  attempt,
-  step: payload ? { type, payload } : { type },
+  role: "implementer",
+  type,
+  phase: "s0",
+  inputs: {},
+  iteration: 0,
+  rework: 0,
+  ...(payload ? { payload } : {}),
   mode,
   goal: "the goal",
   dispatchedAt: 0,
@@ -74,6 +83,13 @@ describe("seed 000 adapters", () => {
     const r = await run(item("ci", { mock: { failTimes: -1, nope: true } }));
     expect(r.error).toMatchObject({ code: "ADAPTER_ERROR", retryable: false });
     expect(r.error?.message).toContain("invalid payload.mock");
+  });
+
+  it("hands role steps of other definitions to the stub executor", async () => {
+    const r = await run(item("speckit.specify", { artifact: "spec.md" }, 0, "mock", "speckit.specify"));
+    expect(r.ok).toBe(true);
+    expect(r.output).toMatchObject({ role: "implementer", type: "speckit.specify", artifact: "spec.md" });
+    expect(r.usage).toEqual({ tokensIn: 0, tokensOut: 0, costUsd: 0, wallMs: 0 });
   });
 
   it("ignores mock directives in live mode", async () => {

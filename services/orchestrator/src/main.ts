@@ -2,6 +2,8 @@ import { runConsumer } from "@orch/bus";
 import { OrchestratorConfig } from "@orch/config";
 import { Command } from "@orch/contracts";
 import { runService } from "@orch/service";
+import { Header } from "@orch/contracts";
+import { DefinitionStore } from "./core/definitions.js";
 import { Engine } from "./core/engine.js";
 import { startGrpcServer } from "./grpc/server.js";
 
@@ -13,7 +15,8 @@ await runService({
   name: "orchestrator",
   config: OrchestratorConfig,
   async start({ cfg, logger, bus }) {
-    const engine = new Engine({ bus, logger, cacheSize: cfg.ORCH_CORE_CACHE_SIZE });
+    const definitions = new DefinitionStore(bus);
+    const engine = new Engine({ bus, logger, definitions, cacheSize: cfg.ORCH_CORE_CACHE_SIZE });
     const consumer = await runConsumer(bus, {
       stream: bus.names.streams.cmd,
       consumer: bus.names.consumers.core,
@@ -21,7 +24,7 @@ await runService({
       origin: "core",
       concurrency: cfg.ORCH_CORE_CONCURRENCY,
       keyOf: (cmd) => cmd.runId,
-      handler: (cmd, ctx) => engine.apply(cmd, ctx.correlationId),
+      handler: (cmd, ctx) => engine.apply(cmd, ctx.correlationId, ctx.msg.headers?.get(Header.ReplyTo) || undefined),
     });
     const grpc = await startGrpcServer({ bus, logger, host: cfg.ORCH_GRPC_HOST, port: cfg.ORCH_GRPC_PORT, mode: cfg.ORCH_MODE });
     return {

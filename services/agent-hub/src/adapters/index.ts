@@ -1,4 +1,4 @@
-import { StepErrorCode, type StepError, type WorkItem } from "@orch/contracts";
+import { StepErrorCode, type StepError, type Usage, type WorkItem } from "@orch/contracts";
 import type { Logger } from "@orch/logging";
 import { z } from "zod";
 
@@ -8,6 +8,8 @@ export interface AdapterResult {
   notes: string[];
   output?: unknown;
   error?: StepError;
+  usage?: Usage;
+  model?: string;
 }
 
 export interface AdapterContext {
@@ -63,10 +65,10 @@ function logOnly(type: string, describe: (item: WorkItem) => string): Adapter {
 }
 
 export const ADAPTERS: Readonly<Record<string, Adapter>> = Object.freeze({
-  "dev.log": logOnly("dev.log", (i) => str(i.step.payload?.message, i.goal)),
-  repoops: logOnly("repoops", (i) => `${str(i.step.payload?.op, "sync")} (log-only)`),
-  ci: logOnly("ci", (i) => `${str(i.step.payload?.pipeline, "default")} pipeline (log-only)`),
-  docs: logOnly("docs", (i) => `${str(i.step.payload?.path, "docs/")} (log-only)`),
+  "dev.log": logOnly("dev.log", (i) => str(i.payload?.message, i.goal ?? i.title ?? i.stepId)),
+  repoops: logOnly("repoops", (i) => `${str(i.payload?.op, "sync")} (log-only)`),
+  ci: logOnly("ci", (i) => `${str(i.payload?.pipeline, "default")} pipeline (log-only)`),
+  docs: logOnly("docs", (i) => `${str(i.payload?.path, "docs/")} (log-only)`),
 });
 
 export const STEP_TYPES = Object.keys(ADAPTERS);

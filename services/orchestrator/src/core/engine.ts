@@ -1,7 +1,8 @@
-import { publish, getRunRecord, type Bus } from "@orch/bus";
-import { RunEvent, RunRecord, TimerRequest, WorkItem, type Command, type Effect } from "@orch/contracts";
+import { encode, getRunRecord, publish, type Bus } from "@orch/bus";
+import { CommandOutcome, RunEvent, RunRecord, TimerRequest, WorkItem, type Command, type Effect } from "@orch/contracts";
+import type { CompiledDefinition } from "@orch/engine";
 import type { Logger } from "@orch/logging";
-import { encode } from "@orch/bus";
+import { DefinitionNotFoundError, type DefinitionStore } from "./definitions.js";
 import { step, type Clock } from "./step.js";
 
 interface Entry {
@@ -14,6 +15,7 @@ interface Entry {
 export interface EngineOptions {
   bus: Bus;
   logger: Logger;
+  definitions: DefinitionStore;
   /** Records kept in memory; the KV bucket stays the system of record. */
   cacheSize: number;
   clock?: () => Clock;
@@ -36,15 +38,38 @@ export class Engine {
   readonly #cache = new Map<string, Entry>();
   readonly #cacheSize: number;
   readonly #clock: () => Clock;
+  readonly #defs: DefinitionStore;
 
   constructor(opts: EngineOptions) {
     this.#bus = opts.bus;
+    this.#defs = opts.definitions;
     this.#log = opts.logger;
     this.#cacheSize = opts.cacheSize;
     this.#clock = opts.clock ?? (() => ({ now: Date.now(), rand: Math.random() }));
   }
 
-  async apply(cmd: Command, correlationId?: string): Promise<void> {
+  /** The definition a command runs against (or why there is none). */
+  async #definition(prev: RunRecord | null, cmd: Command): Promise<CompiledDefinition | { missing: string }> {
+    const ref = prev ? { id: prev.definition.id, version: prev.definition.version } : cmd.type === "run.create" ? cmd.definition : undefined;
+    if (!ref || ref.version === 0) return { missing: "the run has no definition" };
+    try {
+      return await this.#defs.get(ref);
+    } catch (err) {
+      if (err instanceof DefinitionNotFoundError) return { missing: err.message };
+      throw err;
+    }
+  }
+
+  #reply(replyTo: string | undefined, outcome: CommandOutcome): void {
+    if (!replyTo) return;
+    try {
+      this.#bus.nc.publish(replyTo, encode(CommandOutcome, outcome));
+    } catch (err) {
+      this.#log.warn({ err, replyTo }, "could not answer a command");
+    }
+  }
+
+  async apply(cmd: Command, correlationId?: string, replyTo?: string): Promise<void> {
     const kv = await this.#bus.kv(this.#bus.names.buckets.runs);
     for (let attempt = 0; ; attempt++) {
       const entry = await this.#load(cmd.runId);
@@ -52,9 +77,12 @@ export class Engine {
         await this.#publish(entry.record, correlationId);
         entry.published = true;
       }
-      const out = step(entry?.record ?? null, cmd, this.#clock());
+      const cd = await this.#definition(entry?.record ?? null, cmd);
+      const out = step(entry?.record ?? null, cmd, cd, this.#clock());
       if (out.kind === "noop") {
-        this.#log.debug({ runId: cmd.runId, command: cmd.type, reason: out.reason }, "command changes nothing");
+        if (out.outcome.ok) this.#log.debug({ runId: cmd.runId, command: cmd.type, reason: out.reason }, "command changes nothing");
+        else this.#log.info({ runId: cmd.runId, command: cmd.type, error: out.outcome.error, correlationId }, "command refused");
+        this.#reply(replyTo, out.outcome);
         return;
       }
       const data = encode(RunRecord, out.record, `kv ${cmd.runId}`);
@@ -71,7 +99,8 @@ export class Engine {
       this.#remember(cmd.runId, next);
       await this.#publish(out.record, correlationId);
       next.published = true;
-      const fields = { runId: cmd.runId, command: cmd.type, status: out.record.status, seq: out.record.seq, correlationId };
+      this.#reply(replyTo, out.outcome);
+      const fields = { runId: cmd.runId, definition: out.record.definition.id, command: cmd.type, status: out.record.status, seq: out.record.seq, correlationId };
       if (out.record.status !== entry?.record.status) {
         this.#log.info(out.record.error === undefined ? fields : { ...fields, error: out.record.error }, `run ${out.record.status}`);
       } else {

@@ -1,15 +1,16 @@
-import { initialTransition, transition } from "xstate";
-import type { Command, Effect, RunEvent, RunRecord, TimerRequest } from "@orch/contracts";
+import type { Command, CommandOutcome, Effect, RunEvent, RunRecord, RunStatus, TimerRequest, WorkItem } from "@orch/contracts";
 import {
-  jobMachine,
-  statusOf,
-  type CancelTimerParams,
-  type DispatchParams,
-  type EmitParams,
-  type JobContext,
-  type JobEvent,
-  type SetTimerParams,
-} from "../domain/job-machine.js";
+  applyAction,
+  createRun,
+  FINAL_RUN_STATUSES,
+  runStatusOf,
+  SignalSchema,
+  type CompiledDefinition,
+  type KernelAction,
+  type KernelEffect,
+  type KernelResult,
+  type RunState,
+} from "@orch/engine";
 
 /** How many applied command ids a record remembers (beyond that, commands are idempotent by meaning). */
 export const RECENT_COMMANDS = 64;
@@ -20,147 +21,241 @@ export interface Clock {
 }
 
 export type StepOutcome =
-  | { kind: "apply"; record: RunRecord }
-  /** Nothing to change: a duplicate, a command for a finished run, a create for an existing run. */
-  | { kind: "noop"; reason: string };
+  | { kind: "apply"; record: RunRecord; outcome: CommandOutcome }
+  /** Nothing to write: a duplicate, a refusal, a command about a run that does not exist. */
+  | { kind: "noop"; reason: string; outcome: CommandOutcome };
 
-type MachineAction = { type: string; params?: unknown };
+const ok = (cmd: Command, status?: RunStatus, duplicate?: boolean): CommandOutcome => ({
+  commandId: cmd.commandId,
+  runId: cmd.runId,
+  ok: true,
+  ...(status ? { status } : {}),
+  ...(duplicate ? { duplicate } : {}),
+});
+const refused = (cmd: Command, code: string, message: string, status?: RunStatus): CommandOutcome => ({
+  commandId: cmd.commandId,
+  runId: cmd.runId,
+  ok: false,
+  error: { code, message },
+  ...(status ? { status } : {}),
+});
 
-/** The machine event a command stands for (null: the command means nothing to this machine). */
-export function toMachineEvent(cmd: Command, clock: Clock): JobEvent | null {
-  const c = { at: clock.now, rand: clock.rand };
+/** A command → the engine's action (null when the command creates a run). */
+function toAction(cmd: Command): KernelAction | { invalid: string } | null {
   switch (cmd.type) {
-    case "job.cancel":
-      return { type: "CANCEL", ...c, ...(cmd.reason === undefined ? {} : { reason: cmd.reason }), ...(cmd.actor === undefined ? {} : { actor: cmd.actor }) };
+    case "run.create":
+      return null;
+    case "run.signal": {
+      const s = SignalSchema.safeParse(cmd.signal);
+      if (!s.success) return { invalid: `invalid signal: ${s.error.issues.map((i) => `${i.path.join(".") || "signal"}: ${i.message}`).join("; ")}` };
+      return { type: "signal", signal: s.data, ...(cmd.actor ? { actor: cmd.actor } : {}), ...(cmd.reason ? { reason: cmd.reason } : {}) };
+    }
     case "step.result":
       return {
-        type: "STEP_RESULT",
-        ...c,
+        type: "result",
+        stepId: cmd.stepId,
         attemptId: cmd.attemptId,
+        kind: cmd.kind,
         ok: cmd.ok,
-        ...(cmd.notes === undefined ? {} : { notes: cmd.notes }),
-        ...(cmd.error === undefined ? {} : { error: cmd.error }),
-        ...(cmd.output === undefined ? {} : { output: cmd.output }),
+        ...(cmd.output !== undefined ? { output: cmd.output } : {}),
+        ...(cmd.notes ? { notes: cmd.notes } : {}),
+        ...(cmd.error ? { error: cmd.error } : {}),
+        ...(cmd.usage ? { usage: { ...cmd.usage, wallMs: cmd.usage.wallMs || Math.max(0, cmd.finishedAt - cmd.startedAt) } } : {}),
+        ...(cmd.model ? { model: cmd.model } : {}),
       };
     case "timer.fired":
-      return cmd.kind === "retry" ? { type: "RETRY_TIMER", ...c, timerId: cmd.timerId } : { type: "WALL_CLOCK", ...c, timerId: cmd.timerId };
-    case "job.create":
-      return null;
+      return { type: "timer", timerId: cmd.timerId, kind: cmd.kind, ...(cmd.stepId ? { stepId: cmd.stepId } : {}) };
   }
 }
 
-/** Machine actions → persisted effects; events get the run's next gapless sequence numbers. */
-export function toEffects(actions: MachineAction[], ctx: JobContext, lastSeq: number): { effects: Effect[]; seq: number } {
+/** Kernel effects → persisted effects: events numbered gaplessly from the run's last sequence. */
+export function toEffects(effects: KernelEffect[], ctx: { runId: string; projectId: string; definition: { id: string; version: number }; mode: "mock" | "live"; goal?: string }, lastSeq: number): { effects: Effect[]; seq: number } {
   let seq = lastSeq;
-  const effects: Effect[] = [];
-  for (const a of actions) {
-    switch (a.type) {
-      case "emit": {
-        const p = a.params as EmitParams;
-        const event: RunEvent = { runId: ctx.jobId, projectId: ctx.projectId, seq: ++seq, type: p.type, at: p.at };
-        if (p.data !== undefined) event.data = p.data;
-        effects.push({ kind: "event", event });
-        break;
-      }
-      case "dispatch": {
-        const p = a.params as DispatchParams;
-        effects.push({
-          kind: "work",
-          queue: p.queue,
-          item: {
-            runId: ctx.jobId,
-            projectId: ctx.projectId,
-            attemptId: p.attemptId,
-            index: p.index,
-            attempt: p.attempt,
-            step: p.step,
-            mode: ctx.mode,
-            goal: ctx.packet.goal,
-            dispatchedAt: p.at,
-          },
-        });
-        break;
-      }
-      case "setTimer": {
-        const p = a.params as SetTimerParams;
-        const request: TimerRequest = {
-          op: "set",
-          timerId: p.timerId,
-          dueAt: p.dueAt,
-          command: {
-            type: "timer.fired",
-            commandId: `timer:${p.timerId}`,
-            runId: ctx.jobId,
-            issuedAt: p.dueAt,
-            actor: "scheduler",
-            timerId: p.timerId,
-            kind: p.kind,
-          },
-        };
-        effects.push({ kind: "timer", request });
-        break;
-      }
-      case "cancelTimer": {
-        const p = a.params as CancelTimerParams;
-        effects.push({ kind: "timer", request: { op: "cancel", timerId: p.timerId } });
-        break;
-      }
-      default:
-        // Context updates (`tick`, `fail`, …) are already in the snapshot.
-        break;
+  const out: Effect[] = [];
+  for (const e of effects) {
+    if (e.kind === "event") {
+      const event: RunEvent = { runId: ctx.runId, projectId: ctx.projectId, seq: ++seq, type: e.type, at: e.at };
+      if (e.data !== undefined) event.data = e.data;
+      out.push({ kind: "event", event });
+    } else if (e.kind === "work") {
+      const w = e.work;
+      const item: WorkItem = {
+        runId: ctx.runId,
+        projectId: ctx.projectId,
+        definition: ctx.definition,
+        stepId: w.stepId,
+        attemptId: w.attemptId,
+        attempt: w.attempt,
+        kind: w.kind,
+        index: w.index,
+        role: w.role,
+        type: w.type,
+        phase: w.phase,
+        inputs: w.inputs,
+        iteration: w.iteration,
+        rework: w.rework,
+        mode: ctx.mode,
+        dispatchedAt: w.at,
+      };
+      if (w.title !== undefined) item.title = w.title;
+      if (w.payload !== undefined) item.payload = w.payload;
+      if (w.model !== undefined) item.model = w.model;
+      if (w.timeoutMs !== undefined) item.timeoutMs = w.timeoutMs;
+      if (w.feedback !== undefined) item.feedback = w.feedback;
+      if (ctx.goal !== undefined) item.goal = ctx.goal;
+      out.push({ kind: "work", queue: `role.${w.role}`, item });
+    } else if (e.op === "set") {
+      const request: TimerRequest = {
+        op: "set",
+        timerId: e.timerId,
+        dueAt: e.dueAt,
+        command: {
+          type: "timer.fired",
+          commandId: `timer:${e.timerId}`,
+          runId: ctx.runId,
+          issuedAt: e.dueAt,
+          actor: "scheduler",
+          timerId: e.timerId,
+          kind: e.timerKind,
+          ...(e.stepId ? { stepId: e.stepId } : {}),
+        },
+      };
+      out.push({ kind: "timer", request });
+    } else {
+      out.push({ kind: "timer", request: { op: "cancel", timerId: e.timerId } });
     }
   }
-  return { effects, seq };
+  return { effects: out, seq };
 }
 
-function recordOf(prev: RunRecord | null, value: unknown, ctx: JobContext, effects: Effect[], seq: number, commandId: string, now: number): RunRecord {
-  const r: RunRecord = {
-    v: 1,
-    runId: ctx.jobId,
-    projectId: ctx.projectId,
-    kind: "job",
-    mode: ctx.mode,
-    status: statusOf(value),
-    createdAt: ctx.createdAt,
-    updatedAt: now,
-    stepsRun: ctx.stepsRun,
-    seq,
-    machine: { value, context: ctx },
-    outbox: effects,
-    recent: [...(prev?.recent ?? []), commandId].slice(-RECENT_COMMANDS),
+/** The record that stands for a run after a kernel step: summary fields from the engine's state. */
+function recordOf(prev: RunRecord | null, cmd: Command, cd: CompiledDefinition, r: KernelResult, clock: Clock): RunRecord {
+  const st = r.state;
+  const rc = st.run.context;
+  const base = prev ?? {
+    mode: cmd.type === "run.create" ? (cmd.mode ?? "mock") : "mock",
+    labels: cmd.type === "run.create" ? (cmd.labels ?? {}) : {},
+    title: cmd.type === "run.create" ? cmd.title : undefined,
   };
-  if (ctx.startedAt !== undefined) r.startedAt = ctx.startedAt;
-  if (ctx.finishedAt !== undefined) r.finishedAt = ctx.finishedAt;
-  if (ctx.error !== undefined) r.error = ctx.error;
-  return r;
+  const goal = typeof st.input.goal === "string" ? st.input.goal : undefined;
+  const { effects, seq } = toEffects(
+    r.effects,
+    { runId: st.runId, projectId: st.projectId, definition: { id: st.definition.id, version: st.definition.version }, mode: base.mode, ...(goal ? { goal } : {}) },
+    prev?.seq ?? 0,
+  );
+  const status = runStatusOf(st.run.value) as RunStatus;
+  const rec: RunRecord = {
+    v: 2,
+    runId: st.runId,
+    projectId: st.projectId,
+    definition: st.definition,
+    view: cd.def.view,
+    mode: base.mode,
+    labels: base.labels,
+    status,
+    createdAt: st.createdAt,
+    updatedAt: clock.now,
+    stepsRun: st.stepsCompleted,
+    seq,
+    state: st as unknown as Record<string, unknown>,
+    outbox: effects,
+    recent: [...(prev?.recent ?? []), cmd.commandId].slice(-RECENT_COMMANDS),
+  };
+  if (base.title !== undefined) rec.title = base.title;
+  if (rc.stage) rec.stage = rc.stage;
+  if (rc.startedAt !== undefined) rec.startedAt = rc.startedAt;
+  if (rc.finishedAt !== undefined) rec.finishedAt = rc.finishedAt;
+  if (rc.error !== undefined) rec.error = rc.error;
+  if (rc.result !== undefined) rec.result = rc.result;
+  return rec;
+}
+
+/** A run whose creation was refused: a failed record, so it never looks queued forever. */
+function refusedCreate(cmd: Extract<Command, { type: "run.create" }>, message: string, clock: Clock): RunRecord {
+  const event: RunEvent = { runId: cmd.runId, projectId: cmd.projectId, seq: 1, type: "run.finished", at: clock.now, data: { status: "failed", error: message } };
+  return {
+    v: 2,
+    runId: cmd.runId,
+    projectId: cmd.projectId,
+    definition: { id: cmd.definition.id, version: cmd.definition.version ?? 0, hash: "" },
+    view: "generic",
+    mode: cmd.mode ?? "mock",
+    labels: cmd.labels ?? {},
+    ...(cmd.title !== undefined ? { title: cmd.title } : {}),
+    status: "failed",
+    createdAt: cmd.issuedAt,
+    updatedAt: clock.now,
+    finishedAt: clock.now,
+    error: message,
+    stepsRun: 0,
+    seq: 1,
+    state: {},
+    outbox: [{ kind: "event", event }],
+    recent: [cmd.commandId],
+  };
 }
 
 /**
- * The core's pure step: (record, command, clock) → the next record, whose outbox holds the effects
- * to publish. No I/O: the engine loads, persists with compare-and-set, and publishes.
+ * The core's pure step: (record, command, definition, clock) → the next record, whose outbox holds
+ * the effects to publish, and the outcome to answer. No I/O: the caller loads the record and the
+ * definition, persists with compare-and-set, and publishes.
  */
-export function step(prev: RunRecord | null, cmd: Command, clock: Clock): StepOutcome {
-  if (prev?.recent.includes(cmd.commandId)) return { kind: "noop", reason: "duplicate command" };
-  if (cmd.type === "job.create") {
-    if (prev) return { kind: "noop", reason: "run exists" };
-    const [s0, a0] = initialTransition(jobMachine, {
-      jobId: cmd.runId,
-      projectId: cmd.projectId,
-      mode: cmd.mode,
-      packet: cmd.packet,
-      createdAt: cmd.issuedAt,
-    });
-    const [s1, a1] = transition(jobMachine, s0, { type: "START", at: clock.now, rand: clock.rand });
-    const { effects, seq } = toEffects([...a0, ...a1], s1.context, 0);
-    return { kind: "apply", record: recordOf(null, s1.value, s1.context, effects, seq, cmd.commandId, clock.now) };
+export function step(prev: RunRecord | null, cmd: Command, cd: CompiledDefinition | { missing: string }, clock: Clock): StepOutcome {
+  if (prev?.recent.includes(cmd.commandId)) return { kind: "noop", reason: "duplicate command", outcome: ok(cmd, prev.status, true) };
+  if (cmd.type === "run.create") {
+    if (prev) return { kind: "noop", reason: "run exists", outcome: ok(cmd, prev.status, true) };
+    if ("missing" in cd) {
+      const rec = refusedCreate(cmd, cd.missing, clock);
+      return { kind: "apply", record: rec, outcome: refused(cmd, "NOT_FOUND", cd.missing, "failed") };
+    }
+    let r: KernelResult;
+    try {
+      r = createRun(
+        cd,
+        {
+          runId: cmd.runId,
+          projectId: cmd.projectId,
+          input: cmd.input ?? {},
+          ...(cmd.steps ? { steps: cmd.steps as never } : {}),
+          ...(cmd.facts ? { facts: cmd.facts } : {}),
+          ...(cmd.limits ? { limits: cmd.limits as never } : {}),
+          ...(cmd.budgets ? { budgets: cmd.budgets as never } : {}),
+          autoStart: cmd.autoStart ?? true,
+          ...(cmd.actor ? { actor: cmd.actor } : {}),
+        },
+        { now: cmd.issuedAt, rand: clock.rand },
+      );
+    } catch (err) {
+      const message = `the run could not be created: ${(err as Error).message}`;
+      return { kind: "apply", record: refusedCreate(cmd, message, clock), outcome: refused(cmd, "INVALID", message, "failed") };
+    }
+    // Creation is stamped with the time the client asked (seed 000's wall clock counts from there);
+    // whatever happens next happens now.
+    if (clock.now > cmd.issuedAt) r = settleAt(cd, r, clock);
+    const record = recordOf(null, cmd, cd, r, clock);
+    return { kind: "apply", record, outcome: ok(cmd, record.status) };
   }
-  if (!prev) return { kind: "noop", reason: "unknown run" };
-  const event = toMachineEvent(cmd, clock);
-  if (!event) return { kind: "noop", reason: `${cmd.type} does not apply` };
-  const snapshot = jobMachine.resolveState({ value: prev.machine.value as never, context: prev.machine.context as JobContext });
-  if (snapshot.status === "done") return { kind: "noop", reason: `run is ${prev.status}` };
-  const [next, actions] = transition(jobMachine, snapshot, event);
-  if (next === snapshot) return { kind: "noop", reason: `${event.type} is not accepted in ${JSON.stringify(prev.machine.value)}` };
-  const { effects, seq } = toEffects(actions, next.context, prev.seq);
-  return { kind: "apply", record: recordOf(prev, next.value, next.context, effects, seq, cmd.commandId, clock.now) };
+  if (!prev) return { kind: "noop", reason: "unknown run", outcome: refused(cmd, "NOT_FOUND", `run ${cmd.runId} not found`) };
+  if (Object.keys(prev.state).length === 0) return { kind: "noop", reason: "run was never created", outcome: refused(cmd, "TERMINAL_STATE", prev.error ?? "the run failed to start", prev.status) };
+  if ("missing" in cd) return { kind: "noop", reason: cd.missing, outcome: refused(cmd, "NOT_FOUND", cd.missing, prev.status) };
+  const action = toAction(cmd);
+  if (action === null) return { kind: "noop", reason: "not an action", outcome: ok(cmd, prev.status) };
+  if ("invalid" in action) return { kind: "noop", reason: action.invalid, outcome: refused(cmd, "INVALID", action.invalid, prev.status) };
+  const state = prev.state as unknown as RunState;
+  if (FINAL_RUN_STATUSES.has(runStatusOf(state.run.value)) && cmd.type !== "run.signal") {
+    return { kind: "noop", reason: `run is ${prev.status}`, outcome: ok(cmd, prev.status) };
+  }
+  const r = applyAction(cd, state, action, clock);
+  if (r.error) return { kind: "noop", reason: r.error.message, outcome: refused(cmd, r.error.code, r.error.message, prev.status) };
+  if (!r.changed) return { kind: "noop", reason: "nothing changed", outcome: ok(cmd, prev.status) };
+  const record = recordOf(prev, cmd, cd, r, clock);
+  return { kind: "apply", record, outcome: ok(cmd, record.status) };
+}
+
+/** A run created at the client's time but looked at now: let overdue limits act before the first write. */
+function settleAt(cd: CompiledDefinition, r: KernelResult, clock: Clock): KernelResult {
+  const max = r.state.limits.maxWallMs;
+  if (max === undefined || clock.now <= r.state.createdAt + max) return r;
+  const next = applyAction(cd, r.state, { type: "timer", timerId: `${r.state.runId}.wall`, kind: "wall_clock" }, clock);
+  return next.error ? r : { ...next, effects: [...r.effects, ...next.effects] };
 }
