@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -27,6 +28,8 @@ import { RawChain } from "./suites/raw.js";
  *   --bullmq-concurrency N     BullMQ Worker concurrency (default: --in-flight)
  *   --nats-bin PATH            another nats-server binary (e.g. Debian's 2.9)
  *   --out results/latest.json  where the JSON goes (relative to bench/)
+ *   --label TEXT               what was measured (default: the repository's commit, `+dirty` if
+ *                              services/, libs/ or proto/ have uncommitted changes)
  */
 
 const SUITES = ["raw", "bullmq", "orch", "profile"] as const;
@@ -44,6 +47,7 @@ interface Options {
   out: string;
   steps: number;
   bullmqConcurrency: number;
+  label: string | null;
 }
 
 const BENCH_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -77,7 +81,17 @@ function parseArgs(argv: readonly string[]): Options {
     out: resolve(BENCH_DIR, get("out") ?? "results/latest.json"),
     steps: 5,
     bullmqConcurrency: Math.max(1, Math.floor(num("bullmq-concurrency", num("in-flight", 100)))),
+    label: get("label") ?? sourceLabel(),
   };
+}
+
+/** The commit the services were built from, when the bench runs inside a git checkout. */
+function sourceLabel(): string | null {
+  const root = resolve(BENCH_DIR, "..");
+  const head = spawnSync("git", ["-C", root, "rev-parse", "--short", "HEAD"], { encoding: "utf8" });
+  if (head.status !== 0) return null;
+  const dirty = spawnSync("git", ["-C", root, "status", "--porcelain", "--", "services", "libs", "proto"], { encoding: "utf8" });
+  return `${head.stdout.trim()}${dirty.stdout.trim() ? "+dirty" : ""}`;
 }
 
 /** What one suite measured in one round. */
@@ -289,7 +303,8 @@ function buildReport(
       natsServer: natsVersion,
       redis: RedisServer.version(),
     },
-    options: { ...o, out: undefined, steps: o.steps },
+    source: o.label,
+    options: { ...o, out: undefined, label: undefined },
     medians,
     steps,
     targets,
@@ -305,7 +320,7 @@ const fmt = (v: number | null | undefined, digits = 0) => (typeof v === "number"
 /** Markdown tables: paste-able into docs/benchmarks.md as they are. */
 function render(r: Report): string {
   const out: string[] = [];
-  out.push(`\n${r.machine.nproc} × ${r.machine.cpu}, Node ${r.machine.node}, nats-server ${r.machine.natsServer ?? "?"}, redis ${r.machine.redis ?? "?"}`);
+  out.push(`\n${r.machine.nproc} × ${r.machine.cpu}, Node ${r.machine.node}, nats-server ${r.machine.natsServer ?? "?"}, redis ${r.machine.redis ?? "?"}; services: ${r.source ?? "?"}`);
   if (Object.keys(r.medians).length > 0) {
     out.push(`Medians of ${r.options.rounds} interleaved rounds; ${r.options.durationMs / 1000} s at ${r.options.inFlight} in flight, ${r.options.latencyMs / 1000} s at 1 in flight.\n`);
     out.push(`| suite | wf/s @${r.options.inFlight} | p50 @1 (ms) | p99 @1 (ms) | CPU @${r.options.inFlight} (% of one core) |`);

@@ -13,6 +13,24 @@ export type { GetJobRequest__Output as GetJobRequest } from "./generated/orchest
 export type { Job } from "./generated/orchestrator/v1/Job.js";
 export type { JobEvent } from "./generated/orchestrator/v1/JobEvent.js";
 export type { WatchJobRequest__Output as WatchJobRequest } from "./generated/orchestrator/v1/WatchJobRequest.js";
+export type { CreateRunRequest__Output as CreateRunRequest } from "./generated/orchestrator/v1/CreateRunRequest.js";
+export type { GetRunRequest__Output as GetRunRequest } from "./generated/orchestrator/v1/GetRunRequest.js";
+export type { ListRunsRequest__Output as ListRunsRequest } from "./generated/orchestrator/v1/ListRunsRequest.js";
+export type { ListRunsResponse } from "./generated/orchestrator/v1/ListRunsResponse.js";
+export type { SignalRunRequest__Output as SignalRunRequest } from "./generated/orchestrator/v1/SignalRunRequest.js";
+export type { GetHistoryRequest__Output as GetHistoryRequest } from "./generated/orchestrator/v1/GetHistoryRequest.js";
+export type { GetHistoryResponse } from "./generated/orchestrator/v1/GetHistoryResponse.js";
+export type { HistoryRecord } from "./generated/orchestrator/v1/HistoryRecord.js";
+export type { WatchRunRequest__Output as WatchRunRequest } from "./generated/orchestrator/v1/WatchRunRequest.js";
+export type { RunEvent as RunEventMessage } from "./generated/orchestrator/v1/RunEvent.js";
+export type { Run } from "./generated/orchestrator/v1/Run.js";
+export type { RunSummary as RunSummaryMessage } from "./generated/orchestrator/v1/RunSummary.js";
+export type { StepRun } from "./generated/orchestrator/v1/StepRun.js";
+export type { PutDefinitionRequest__Output as PutDefinitionRequest } from "./generated/orchestrator/v1/PutDefinitionRequest.js";
+export type { DefinitionSummary as DefinitionSummaryMessage } from "./generated/orchestrator/v1/DefinitionSummary.js";
+export type { ListDefinitionsResponse } from "./generated/orchestrator/v1/ListDefinitionsResponse.js";
+export type { ImportDefinitionsRequest__Output as ImportDefinitionsRequest } from "./generated/orchestrator/v1/ImportDefinitionsRequest.js";
+export type { ImportDefinitionsResponse } from "./generated/orchestrator/v1/ImportDefinitionsResponse.js";
 
 /** `proto/orchestrator.proto`, resolved from this module (works from src/ and dist/). */
 export const ORCHESTRATOR_PROTO = fileURLToPath(new URL("../orchestrator.proto", import.meta.url));
@@ -32,7 +50,7 @@ export function structToJson(s: Struct__Output | null | undefined): Record<strin
   return out;
 }
 
-function valueToJson(v: Value__Output | undefined): unknown {
+export function valueToJson(v: Value__Output | null | undefined): unknown {
   if (!v) return null;
   // Decoded messages name their oneof in `kind`; hand-built ones only carry the field itself.
   const kind = v.kind ?? (Object.keys(v).find((k) => k.endsWith("Value") && (v as Record<string, unknown>)[k] !== undefined) as Value__Output["kind"]);
@@ -61,7 +79,7 @@ export function jsonToStruct(o: Record<string, unknown>): Struct {
   return { fields };
 }
 
-function jsonToValue(v: unknown): Value {
+export function jsonToValue(v: unknown): Value {
   if (v === null || v === undefined) return { nullValue: "NULL_VALUE" };
   if (typeof v === "number") return { numberValue: v };
   if (typeof v === "string") return { stringValue: v };

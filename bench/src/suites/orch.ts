@@ -16,9 +16,15 @@ import { BenchStack } from "../stack.js";
  *   WatchJob stream per job would cost the gateway more than the job itself). Relied on: the subject
  *   layout `<prefix>.evt.<projectId>.<runId>.<type>` and the payload fields `runId`, `type`, `at`,
  *   `data.status`;
- * - step latency: `step.started.at` → `step.succeeded.at` of the same run, from a subscription to
+ * - step latency: `step.started.at` → `step.succeeded.at` of the same step, from a subscription to
  *   `<prefix>.evt.*.*.>` held only while measuring at 1 in flight.
  */
+
+/**
+ * `data.status` of a successful `run.finished`: seed 000's job machine said `succeeded`, the workflow
+ * engine says `completed`. Anything else (failed, canceled, cancelled…) counts as a failed workflow.
+ */
+export const SUCCESS_STATUSES: ReadonlySet<unknown> = new Set(["succeeded", "completed"]);
 
 export type SubmitVia = "grpc" | "http";
 
@@ -26,8 +32,14 @@ interface EventPayload {
   runId?: unknown;
   type?: unknown;
   at?: unknown;
-  data?: { status?: unknown } | null;
+  data?: { status?: unknown; stepId?: unknown; i?: unknown } | null;
 }
+
+/** Which step an event is about, where the payload says (`data.stepId`, seed 000's `data.i`). */
+const stepKeyOf = (e: EventPayload): string | undefined => {
+  const k = e.data?.stepId ?? e.data?.i;
+  return typeof k === "string" || typeof k === "number" ? String(k) : undefined;
+};
 
 export interface StepSamples {
   /** From the events' own `at` fields (ms, as the core stamps them). */
@@ -77,7 +89,7 @@ export class OrchSuite implements Target {
           const e = JSON.parse(dec.decode(msg.data)) as EventPayload;
           if (typeof e.runId !== "string") return;
           const status = e.data?.status;
-          completions.settle(e.runId, status === "succeeded" ? { ok: true } : { ok: false, reason: `status ${String(status)}` });
+          completions.settle(e.runId, SUCCESS_STATUSES.has(status) ? { ok: true } : { ok: false, reason: `status ${String(status)}` });
         },
       });
       await nc.flush();
@@ -133,7 +145,9 @@ export class OrchSuite implements Target {
   /** Starts collecting step latencies (meant for 1 in flight: every event of every run is decoded). */
   beginStepCapture(): void {
     this.#steps = { atMs: [], seenMs: [] };
-    const open = new Map<string, { at: number; seen: number }[]>();
+    // Open starts per run: by step key where the payload names the step, else in order (the steps
+    // of a 5-step job run one after the other, so a success closes the oldest open start).
+    const open = new Map<string, { key: string | undefined; at: number; seen: number }[]>();
     const dec = new TextDecoder();
     this.#stepSub = this.nc.subscribe(`${this.prefix}.evt.*.*.>`, {
       callback: (err, msg) => {
@@ -141,13 +155,15 @@ export class OrchSuite implements Target {
         const seen = performance.now();
         const e = JSON.parse(dec.decode(msg.data)) as EventPayload;
         if (typeof e.runId !== "string" || typeof e.at !== "number") return;
-        // Steps of one run are sequential: a succeeded step closes the oldest open start.
         if (e.type === "step.started") {
           const q = open.get(e.runId) ?? [];
-          q.push({ at: e.at, seen });
+          q.push({ key: stepKeyOf(e), at: e.at, seen });
           open.set(e.runId, q);
         } else if (e.type === "step.succeeded") {
-          const s = open.get(e.runId)?.shift();
+          const q = open.get(e.runId);
+          const key = stepKeyOf(e);
+          const idx = q ? Math.max(0, key === undefined ? 0 : q.findIndex((x) => x.key === key)) : -1;
+          const s = q && idx >= 0 ? q.splice(idx, 1)[0] : undefined;
           if (!s) return;
           this.#steps.atMs.push(e.at - s.at);
           this.#steps.seenMs.push(seen - s.seen);

@@ -24,6 +24,8 @@ export {
   newRunId,
   submitJob,
   cancelJob,
+  listRuns,
+  QueryRefusedError,
   CorruptRecordError,
   type StoredRun,
   type SubmitJobOptions,

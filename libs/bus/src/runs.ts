@@ -14,6 +14,9 @@ import {
   type JobView,
   type RunCreateCommand,
   type TaskPacket,
+  QueryError,
+  RunQueryResult,
+  type RunQuery,
 } from "@orch/contracts";
 import { decode, publish } from "./codec.js";
 import type { Bus } from "./connect.js";
@@ -169,4 +172,24 @@ export async function cancelJob(bus: Bus, jobId: string, opts: { actor: string; 
     },
     opts.correlationId ? { correlationId: opts.correlationId } : {},
   );
+}
+
+export class QueryRefusedError extends Error {
+  override readonly name = "QueryRefusedError";
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A page of the run index (kept by the event-bus), newest first. */
+export async function listRuns(bus: Bus, query: RunQuery, timeoutMs = 5_000): Promise<RunQueryResult> {
+  const m = await bus.nc.request(bus.names.subjects.query("runs.list"), JSON.stringify(query), { timeout: timeoutMs });
+  const ok = decode(RunQueryResult, m.data);
+  if (ok.ok) return ok.value;
+  const err = decode(QueryError, m.data);
+  if (err.ok) throw new QueryRefusedError(err.value.error.code, err.value.error.message);
+  throw new Error(`unreadable run query answer: ${ok.error}`);
 }

@@ -50,7 +50,7 @@ export interface TopologySpec {
 }
 
 /** Ack waits: long enough for a busy handler, short enough that a crash is noticed quickly. */
-export const ACK_WAIT_MS = { core: 30_000, agentHub: 5_000, scheduler: 30_000, dlq: 30_000 } as const;
+export const ACK_WAIT_MS = { core: 30_000, agentHub: 5_000, scheduler: 30_000, dlq: 30_000, runIndex: 30_000 } as const;
 
 export function topologySpec(names: Names, opts: TopologyOptions = DEFAULT_TOPOLOGY): TopologySpec {
   const storage = opts.storage === "memory" ? StorageType.Memory : StorageType.File;
@@ -93,7 +93,7 @@ export function topologySpec(names: Names, opts: TopologyOptions = DEFAULT_TOPOL
           retention: RetentionPolicy.Limits,
           max_age: nanos(opts.eventsMaxAgeMs),
         },
-        consumers: [],
+        consumers: [durable(names.consumers.runIndex, s.evtRunLevel(), ACK_WAIT_MS.runIndex, 10_000)],
       },
       {
         config: {
@@ -131,6 +131,7 @@ export function topologySpec(names: Names, opts: TopologyOptions = DEFAULT_TOPOL
       { name: names.buckets.runs, history: 1 },
       { name: names.buckets.timers, history: 1 },
       { name: names.buckets.defs, history: 1 },
+      { name: names.buckets.runIndex, history: 1 },
     ],
   };
 }

@@ -73,6 +73,11 @@ export const OrchestratorConfig = CommonConfig.extend({
   ORCH_CORE_CONCURRENCY: int(64, 1, 10_000),
   /** Run records kept in the core's memory (the KV bucket stays the system of record). */
   ORCH_CORE_CACHE_SIZE: int(10_000, 0, 10_000_000),
+  /**
+   * Directories ImportDefinitions may read workflow files from (comma-separated absolute paths);
+   * the working directory when unset.
+   */
+  ORCH_IMPORT_ROOTS: z.string().optional(),
 });
 export type OrchestratorConfig = z.output<typeof OrchestratorConfig>;
 

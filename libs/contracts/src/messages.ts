@@ -271,6 +271,48 @@ export const RunRecord = z.object({
 });
 export type RunRecord = z.infer<typeof RunRecord>;
 
+/** One run in the run index (what lists show), kept by the event-bus from run-level events. */
+export const RunSummary = z.object({
+  runId: Id,
+  projectId: Id,
+  definition: z.object({ id: z.string(), version: z.int() }),
+  view: z.string(),
+  title: z.string().optional(),
+  labels: z.record(z.string(), z.string()),
+  status: RunStatus,
+  stage: z.string().optional(),
+  createdAt: Millis,
+  updatedAt: Millis,
+  startedAt: Millis.optional(),
+  finishedAt: Millis.optional(),
+  error: z.string().optional(),
+  /** The last run event applied (events at or below it are duplicates). */
+  seq: z.int().nonnegative(),
+});
+export type RunSummary = z.infer<typeof RunSummary>;
+
+export const RunQuery = z.strictObject({
+  projectId: Id.optional(),
+  status: z.array(RunStatus).max(10).optional(),
+  definitionId: z.string().max(128).optional(),
+  view: z.string().max(32).optional(),
+  labels: z.record(z.string().max(64), z.string().max(256)).optional(),
+  limit: z.int().min(1).max(500).default(50),
+  /** Opaque: the `nextCursor` of the previous page. */
+  cursor: z.string().max(512).optional(),
+});
+export type RunQuery = z.input<typeof RunQuery>;
+
+export const RunQueryResult = z.object({
+  runs: z.array(RunSummary),
+  nextCursor: z.string().optional(),
+  total: z.int().nonnegative(),
+});
+export type RunQueryResult = z.infer<typeof RunQueryResult>;
+
+/** A refused query (bad filter, bad cursor). */
+export const QueryError = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
+
 /** What a consumer parks when it cannot decode or handle a message. */
 export const DeadLetter = z.object({
   origin: z.string(),

@@ -10,6 +10,7 @@
  *   p.work.<queue…>                        step dispatches for the agent hub (`adapter`, later `role.<role>`)
  *   p.sched.<op>                           timer requests for the scheduler (`set`, `cancel`)
  *   p.dlq.<origin>                         dead letters, `origin` = the consumer that parked them
+ *   p.q.<name…>                            queries answered by request/reply (`runs.list`), not stored
  *
  * A token is `[A-Za-z0-9_-]+`: no dots, wildcards or whitespace, so an id can never widen a filter.
  * Partitions spread runs over the core's consumers (FNV-1a of the run id modulo `partitions`).
@@ -77,12 +78,15 @@ export interface Names {
     readonly agentHub: string;
     readonly scheduler: string;
     readonly dlqMonitor: string;
+    readonly runIndex: string;
   };
   readonly buckets: {
     readonly runs: string;
     readonly timers: string;
     /** Workflow definitions, one key per `<id>.<version>`, never overwritten. */
     readonly defs: string;
+    /** The run index (one summary per run), kept by the event-bus from run events. */
+    readonly runIndex: string;
   };
   readonly subjects: {
     /** Commands for a run, routed to the run's partition. */
@@ -103,6 +107,9 @@ export interface Names {
     schedAll(): string;
     dlq(origin: string): string;
     dlqAll(): string;
+    /** Run-level events of every run (`run.created`, `run.status_changed`, …). */
+    evtRunLevel(): string;
+    query(name: string): string;
   };
 }
 
@@ -130,11 +137,13 @@ export function createNames(prefix: string = DEFAULT_PREFIX, partitions: number 
       agentHub: "agent-hub",
       scheduler: "scheduler",
       dlqMonitor: "dlq-monitor",
+      runIndex: "run-index",
     }),
     buckets: Object.freeze({
       runs: `${low}_runs`,
       timers: `${low}_timers`,
       defs: `${low}_defs`,
+      runIndex: `${low}_run_index`,
     }),
     subjects: Object.freeze({
       cmd: (runId: string) => `${p}.cmd.${partitionOf(token("runId", runId))}.${runId}`,
@@ -151,6 +160,8 @@ export function createNames(prefix: string = DEFAULT_PREFIX, partitions: number 
       schedAll: () => `${p}.sched.>`,
       dlq: (origin: string) => `${p}.dlq.${token("origin", origin)}`,
       dlqAll: () => `${p}.dlq.>`,
+      evtRunLevel: () => `${p}.evt.*.*.run.>`,
+      query: (name: string) => `${p}.q.${dotted("query", name)}`,
     }),
   });
 }

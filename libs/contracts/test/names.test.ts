@@ -6,7 +6,7 @@ describe("names", () => {
 
   it("names streams, consumers and buckets from the prefix", () => {
     expect(n.streams).toEqual({ cmd: "ORCH_CMD", evt: "ORCH_EVT", work: "ORCH_WORK", sched: "ORCH_SCHED", dlq: "ORCH_DLQ" });
-    expect(n.buckets).toEqual({ runs: "orch_runs", timers: "orch_timers", defs: "orch_defs" });
+    expect(n.buckets).toEqual({ runs: "orch_runs", timers: "orch_timers", defs: "orch_defs", runIndex: "orch_run_index" });
     const t = createNames("team-a");
     expect(t.streams.cmd).toBe("TEAM_A_CMD");
     expect(t.buckets.runs).toBe("team_a_runs");
@@ -23,6 +23,8 @@ describe("names", () => {
     expect(n.subjects.work("adapter")).toBe("orch.work.adapter");
     expect(n.subjects.sched("set")).toBe("orch.sched.set");
     expect(n.subjects.dlq("core")).toBe("orch.dlq.core");
+    expect(n.subjects.evtRunLevel()).toBe("orch.evt.*.*.run.>");
+    expect(n.subjects.query("runs.list")).toBe("orch.q.runs.list");
   });
 
   it("spreads runs over partitions stably", () => {

@@ -7,3 +7,4 @@ export { stepMachine, attemptIdOf, retryTimerId, timeoutTimerId, approvalTimerId
 export { runMachineFor, runStatusOf, stageOfValue, RUN_STATUSES, FINAL_RUN_STATUSES, type RunStatus, type RunContext, type RunEvent, type Gate } from "./run-machine.js";
 export * from "./kernel.js";
 export * from "./builtins.js";
+export * from "./describe.js";

@@ -187,6 +187,8 @@ export interface KernelResult {
 export interface CreateRunOptions {
   runId: string;
   projectId: string;
+  title?: string;
+  labels?: Record<string, string>;
   input?: Record<string, unknown>;
   steps?: StepDefInput[];
   facts?: Record<string, unknown>;
@@ -595,6 +597,12 @@ class Kernel {
       return moved;
     }
     if (st === "planning") return this.settlePlanning();
+    if (st === "blocked") {
+      // Unblocked by resolving what blocked it (an approval, a skip, a manual completion).
+      const stage = this.runContext().stage;
+      const stillBroken = this.steps().some((d) => d.stage === stage && !d.optional && (this.status(d.id) === "failed" || this.status(d.id) === "blocked"));
+      return stillBroken ? false : this.sendRun({ type: "RESUME", reason: "nothing blocks it any more", at: this.clock.now, rand: this.clock.rand });
+    }
     if (st !== "running") return false;
 
     const stage = this.runContext().stage;
@@ -993,7 +1001,14 @@ export function createRun(cd: CompiledDefinition, opts: CreateRunOptions, clock:
     kind: "event",
     type: "run.created",
     at: clock.now,
-    data: { definition: { id: cd.def.id, version: cd.def.version }, view: cd.def.view, input: opts.input ?? {}, ...(opts.actor ? { actor: opts.actor } : {}) },
+    data: {
+      definition: { id: cd.def.id, version: cd.def.version },
+      view: cd.def.view,
+      input: opts.input ?? {},
+      ...(opts.title !== undefined ? { title: opts.title } : {}),
+      ...(opts.labels !== undefined ? { labels: opts.labels } : {}),
+      ...(opts.actor ? { actor: opts.actor } : {}),
+    },
   });
   cd.steps.forEach((s) => (k.state.steps[s.id] = k.freshStep(s.id, s.index)));
   if (cd.planning) k.state.planning = k.freshStep(cd.planning.id, -1);

@@ -3,6 +3,7 @@ import { EventBusConfig } from "@orch/config";
 import { DeadLetter, RunEvent } from "@orch/contracts";
 import type { Logger } from "@orch/logging";
 import { runService } from "@orch/service";
+import { startProjection } from "./projection.js";
 
 /** System events (dead letters, …) live under this project and run id in the events stream. */
 export const SYSTEM_PROJECT = "_system";
@@ -24,8 +25,9 @@ async function provision(bus: Bus, spec: TopologySpec, logger: Logger): Promise<
 
 /**
  * The event-bus service owns the stream topology: it provisions every stream, consumer and bucket
- * at start (idempotently) and puts back whatever goes missing. It watches the dead letters, turning
- * each into a logged, counted `error.dead_letter` event in the events stream.
+ * at start (idempotently) and puts back whatever goes missing. It keeps the projections (the run
+ * index behind ListRuns) and watches the dead letters, turning each into a logged, counted
+ * `error.dead_letter` event in the events stream.
  */
 await runService({
   name: "event-bus",
@@ -48,6 +50,8 @@ await runService({
         })
         .catch((err: unknown) => logger.warn({ err }, "topology check failed"));
     }, 5_000);
+
+    const projection = await startProjection(bus, logger);
 
     let deadLetters = 0;
     const dlq = await runConsumer(bus, {
@@ -76,6 +80,7 @@ await runService({
       async stop() {
         clearInterval(heal);
         await dlq.stop();
+        await projection.stop();
       },
     };
   },

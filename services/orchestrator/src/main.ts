@@ -26,7 +26,8 @@ await runService({
       keyOf: (cmd) => cmd.runId,
       handler: (cmd, ctx) => engine.apply(cmd, ctx.correlationId, ctx.msg.headers?.get(Header.ReplyTo) || undefined),
     });
-    const grpc = await startGrpcServer({ bus, logger, host: cfg.ORCH_GRPC_HOST, port: cfg.ORCH_GRPC_PORT, mode: cfg.ORCH_MODE });
+    const importRoots = (cfg.ORCH_IMPORT_ROOTS ?? process.cwd()).split(",").map((r) => r.trim()).filter(Boolean);
+    const grpc = await startGrpcServer({ bus, logger, definitions, host: cfg.ORCH_GRPC_HOST, port: cfg.ORCH_GRPC_PORT, mode: cfg.ORCH_MODE, importRoots });
     return {
       async stop() {
         await grpc.stop();

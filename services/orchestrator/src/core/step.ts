@@ -216,6 +216,8 @@ export function step(prev: RunRecord | null, cmd: Command, cd: CompiledDefinitio
           runId: cmd.runId,
           projectId: cmd.projectId,
           input: cmd.input ?? {},
+          ...(cmd.title !== undefined ? { title: cmd.title } : {}),
+          ...(cmd.labels !== undefined ? { labels: cmd.labels } : {}),
           ...(cmd.steps ? { steps: cmd.steps as never } : {}),
           ...(cmd.facts ? { facts: cmd.facts } : {}),
           ...(cmd.limits ? { limits: cmd.limits as never } : {}),

@@ -2,6 +2,8 @@ import { Server, ServerCredentials, status, type ServerWritableStream, type send
 import { getJobView, replayEvents, submitJob, type Bus } from "@orch/bus";
 import { TaskPacket, isToken, toSeed000Frame, Seed000Event, type Mode } from "@orch/contracts";
 import type { Logger } from "@orch/logging";
+import type { DefinitionStore } from "../core/definitions.js";
+import { runHandlers } from "./runs.js";
 import {
   jsonToStruct,
   loadOrchestratorProto,
@@ -18,9 +20,11 @@ import {
 export interface GrpcServerOptions {
   bus: Bus;
   logger: Logger;
+  definitions: DefinitionStore;
   host: string;
   port: number;
   mode: Mode;
+  importRoots: string[];
 }
 
 export interface GrpcServer {
@@ -59,13 +63,14 @@ const toJob = (v: { job_id: string; status: string; started_at?: string; finishe
   ...(v.error === undefined ? {} : { error: v.error }),
 });
 
-/** The seed 000 job API over gRPC: same commands and queries as the HTTP routes. */
+/** The gRPC API: seed 000's jobs (same commands and queries as the HTTP routes), runs and definitions. */
 export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServer> {
   const { bus, logger } = opts;
   const proto = loadOrchestratorProto();
   const server = new Server();
 
   const handlers: OrchestratorServiceHandlers = {
+    ...runHandlers({ bus, logger, definitions: opts.definitions, mode: opts.mode, importRoots: opts.importRoots }),
     CreateJob(call: ServerUnaryCall<CreateJobRequest, CreateJobResponse>, cb: sendUnaryData<CreateJobResponse>) {
       const parsed = TaskPacket.safeParse(packetJson(call.request));
       if (!parsed.success) {

@@ -5,10 +5,26 @@ import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { CreateJobRequest as _orchestrator_v1_CreateJobRequest, CreateJobRequest__Output as _orchestrator_v1_CreateJobRequest__Output } from '../../orchestrator/v1/CreateJobRequest.js';
 import type { CreateJobResponse as _orchestrator_v1_CreateJobResponse, CreateJobResponse__Output as _orchestrator_v1_CreateJobResponse__Output } from '../../orchestrator/v1/CreateJobResponse.js';
+import type { CreateRunRequest as _orchestrator_v1_CreateRunRequest, CreateRunRequest__Output as _orchestrator_v1_CreateRunRequest__Output } from '../../orchestrator/v1/CreateRunRequest.js';
+import type { DefinitionSummary as _orchestrator_v1_DefinitionSummary, DefinitionSummary__Output as _orchestrator_v1_DefinitionSummary__Output } from '../../orchestrator/v1/DefinitionSummary.js';
+import type { GetHistoryRequest as _orchestrator_v1_GetHistoryRequest, GetHistoryRequest__Output as _orchestrator_v1_GetHistoryRequest__Output } from '../../orchestrator/v1/GetHistoryRequest.js';
+import type { GetHistoryResponse as _orchestrator_v1_GetHistoryResponse, GetHistoryResponse__Output as _orchestrator_v1_GetHistoryResponse__Output } from '../../orchestrator/v1/GetHistoryResponse.js';
 import type { GetJobRequest as _orchestrator_v1_GetJobRequest, GetJobRequest__Output as _orchestrator_v1_GetJobRequest__Output } from '../../orchestrator/v1/GetJobRequest.js';
+import type { GetRunRequest as _orchestrator_v1_GetRunRequest, GetRunRequest__Output as _orchestrator_v1_GetRunRequest__Output } from '../../orchestrator/v1/GetRunRequest.js';
+import type { ImportDefinitionsRequest as _orchestrator_v1_ImportDefinitionsRequest, ImportDefinitionsRequest__Output as _orchestrator_v1_ImportDefinitionsRequest__Output } from '../../orchestrator/v1/ImportDefinitionsRequest.js';
+import type { ImportDefinitionsResponse as _orchestrator_v1_ImportDefinitionsResponse, ImportDefinitionsResponse__Output as _orchestrator_v1_ImportDefinitionsResponse__Output } from '../../orchestrator/v1/ImportDefinitionsResponse.js';
 import type { Job as _orchestrator_v1_Job, Job__Output as _orchestrator_v1_Job__Output } from '../../orchestrator/v1/Job.js';
 import type { JobEvent as _orchestrator_v1_JobEvent, JobEvent__Output as _orchestrator_v1_JobEvent__Output } from '../../orchestrator/v1/JobEvent.js';
+import type { ListDefinitionsRequest as _orchestrator_v1_ListDefinitionsRequest, ListDefinitionsRequest__Output as _orchestrator_v1_ListDefinitionsRequest__Output } from '../../orchestrator/v1/ListDefinitionsRequest.js';
+import type { ListDefinitionsResponse as _orchestrator_v1_ListDefinitionsResponse, ListDefinitionsResponse__Output as _orchestrator_v1_ListDefinitionsResponse__Output } from '../../orchestrator/v1/ListDefinitionsResponse.js';
+import type { ListRunsRequest as _orchestrator_v1_ListRunsRequest, ListRunsRequest__Output as _orchestrator_v1_ListRunsRequest__Output } from '../../orchestrator/v1/ListRunsRequest.js';
+import type { ListRunsResponse as _orchestrator_v1_ListRunsResponse, ListRunsResponse__Output as _orchestrator_v1_ListRunsResponse__Output } from '../../orchestrator/v1/ListRunsResponse.js';
+import type { PutDefinitionRequest as _orchestrator_v1_PutDefinitionRequest, PutDefinitionRequest__Output as _orchestrator_v1_PutDefinitionRequest__Output } from '../../orchestrator/v1/PutDefinitionRequest.js';
+import type { Run as _orchestrator_v1_Run, Run__Output as _orchestrator_v1_Run__Output } from '../../orchestrator/v1/Run.js';
+import type { RunEvent as _orchestrator_v1_RunEvent, RunEvent__Output as _orchestrator_v1_RunEvent__Output } from '../../orchestrator/v1/RunEvent.js';
+import type { SignalRunRequest as _orchestrator_v1_SignalRunRequest, SignalRunRequest__Output as _orchestrator_v1_SignalRunRequest__Output } from '../../orchestrator/v1/SignalRunRequest.js';
 import type { WatchJobRequest as _orchestrator_v1_WatchJobRequest, WatchJobRequest__Output as _orchestrator_v1_WatchJobRequest__Output } from '../../orchestrator/v1/WatchJobRequest.js';
+import type { WatchRunRequest as _orchestrator_v1_WatchRunRequest, WatchRunRequest__Output as _orchestrator_v1_WatchRunRequest__Output } from '../../orchestrator/v1/WatchRunRequest.js';
 
 export interface OrchestratorServiceClient extends grpc.Client {
   CreateJob(argument: _orchestrator_v1_CreateJobRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_CreateJobResponse__Output>): grpc.ClientUnaryCall;
@@ -20,6 +36,24 @@ export interface OrchestratorServiceClient extends grpc.Client {
   createJob(argument: _orchestrator_v1_CreateJobRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_CreateJobResponse__Output>): grpc.ClientUnaryCall;
   createJob(argument: _orchestrator_v1_CreateJobRequest, callback: grpc.requestCallback<_orchestrator_v1_CreateJobResponse__Output>): grpc.ClientUnaryCall;
   
+  CreateRun(argument: _orchestrator_v1_CreateRunRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
+  CreateRun(argument: _orchestrator_v1_CreateRunRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
+  CreateRun(argument: _orchestrator_v1_CreateRunRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
+  CreateRun(argument: _orchestrator_v1_CreateRunRequest, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
+  createRun(argument: _orchestrator_v1_CreateRunRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
+  createRun(argument: _orchestrator_v1_CreateRunRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
+  createRun(argument: _orchestrator_v1_CreateRunRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
+  createRun(argument: _orchestrator_v1_CreateRunRequest, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
+  
+  GetHistory(argument: _orchestrator_v1_GetHistoryRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_GetHistoryResponse__Output>): grpc.ClientUnaryCall;
+  GetHistory(argument: _orchestrator_v1_GetHistoryRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_GetHistoryResponse__Output>): grpc.ClientUnaryCall;
+  GetHistory(argument: _orchestrator_v1_GetHistoryRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_GetHistoryResponse__Output>): grpc.ClientUnaryCall;
+  GetHistory(argument: _orchestrator_v1_GetHistoryRequest, callback: grpc.requestCallback<_orchestrator_v1_GetHistoryResponse__Output>): grpc.ClientUnaryCall;
+  getHistory(argument: _orchestrator_v1_GetHistoryRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_GetHistoryResponse__Output>): grpc.ClientUnaryCall;
+  getHistory(argument: _orchestrator_v1_GetHistoryRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_GetHistoryResponse__Output>): grpc.ClientUnaryCall;
+  getHistory(argument: _orchestrator_v1_GetHistoryRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_GetHistoryResponse__Output>): grpc.ClientUnaryCall;
+  getHistory(argument: _orchestrator_v1_GetHistoryRequest, callback: grpc.requestCallback<_orchestrator_v1_GetHistoryResponse__Output>): grpc.ClientUnaryCall;
+  
   GetJob(argument: _orchestrator_v1_GetJobRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Job__Output>): grpc.ClientUnaryCall;
   GetJob(argument: _orchestrator_v1_GetJobRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_Job__Output>): grpc.ClientUnaryCall;
   GetJob(argument: _orchestrator_v1_GetJobRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Job__Output>): grpc.ClientUnaryCall;
@@ -29,24 +63,110 @@ export interface OrchestratorServiceClient extends grpc.Client {
   getJob(argument: _orchestrator_v1_GetJobRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Job__Output>): grpc.ClientUnaryCall;
   getJob(argument: _orchestrator_v1_GetJobRequest, callback: grpc.requestCallback<_orchestrator_v1_Job__Output>): grpc.ClientUnaryCall;
   
+  GetRun(argument: _orchestrator_v1_GetRunRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
+  GetRun(argument: _orchestrator_v1_GetRunRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
+  GetRun(argument: _orchestrator_v1_GetRunRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
+  GetRun(argument: _orchestrator_v1_GetRunRequest, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
+  getRun(argument: _orchestrator_v1_GetRunRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
+  getRun(argument: _orchestrator_v1_GetRunRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
+  getRun(argument: _orchestrator_v1_GetRunRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
+  getRun(argument: _orchestrator_v1_GetRunRequest, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
+  
+  ImportDefinitions(argument: _orchestrator_v1_ImportDefinitionsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_ImportDefinitionsResponse__Output>): grpc.ClientUnaryCall;
+  ImportDefinitions(argument: _orchestrator_v1_ImportDefinitionsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_ImportDefinitionsResponse__Output>): grpc.ClientUnaryCall;
+  ImportDefinitions(argument: _orchestrator_v1_ImportDefinitionsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_ImportDefinitionsResponse__Output>): grpc.ClientUnaryCall;
+  ImportDefinitions(argument: _orchestrator_v1_ImportDefinitionsRequest, callback: grpc.requestCallback<_orchestrator_v1_ImportDefinitionsResponse__Output>): grpc.ClientUnaryCall;
+  importDefinitions(argument: _orchestrator_v1_ImportDefinitionsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_ImportDefinitionsResponse__Output>): grpc.ClientUnaryCall;
+  importDefinitions(argument: _orchestrator_v1_ImportDefinitionsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_ImportDefinitionsResponse__Output>): grpc.ClientUnaryCall;
+  importDefinitions(argument: _orchestrator_v1_ImportDefinitionsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_ImportDefinitionsResponse__Output>): grpc.ClientUnaryCall;
+  importDefinitions(argument: _orchestrator_v1_ImportDefinitionsRequest, callback: grpc.requestCallback<_orchestrator_v1_ImportDefinitionsResponse__Output>): grpc.ClientUnaryCall;
+  
+  ListDefinitions(argument: _orchestrator_v1_ListDefinitionsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_ListDefinitionsResponse__Output>): grpc.ClientUnaryCall;
+  ListDefinitions(argument: _orchestrator_v1_ListDefinitionsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_ListDefinitionsResponse__Output>): grpc.ClientUnaryCall;
+  ListDefinitions(argument: _orchestrator_v1_ListDefinitionsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_ListDefinitionsResponse__Output>): grpc.ClientUnaryCall;
+  ListDefinitions(argument: _orchestrator_v1_ListDefinitionsRequest, callback: grpc.requestCallback<_orchestrator_v1_ListDefinitionsResponse__Output>): grpc.ClientUnaryCall;
+  listDefinitions(argument: _orchestrator_v1_ListDefinitionsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_ListDefinitionsResponse__Output>): grpc.ClientUnaryCall;
+  listDefinitions(argument: _orchestrator_v1_ListDefinitionsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_ListDefinitionsResponse__Output>): grpc.ClientUnaryCall;
+  listDefinitions(argument: _orchestrator_v1_ListDefinitionsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_ListDefinitionsResponse__Output>): grpc.ClientUnaryCall;
+  listDefinitions(argument: _orchestrator_v1_ListDefinitionsRequest, callback: grpc.requestCallback<_orchestrator_v1_ListDefinitionsResponse__Output>): grpc.ClientUnaryCall;
+  
+  ListRuns(argument: _orchestrator_v1_ListRunsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_ListRunsResponse__Output>): grpc.ClientUnaryCall;
+  ListRuns(argument: _orchestrator_v1_ListRunsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_ListRunsResponse__Output>): grpc.ClientUnaryCall;
+  ListRuns(argument: _orchestrator_v1_ListRunsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_ListRunsResponse__Output>): grpc.ClientUnaryCall;
+  ListRuns(argument: _orchestrator_v1_ListRunsRequest, callback: grpc.requestCallback<_orchestrator_v1_ListRunsResponse__Output>): grpc.ClientUnaryCall;
+  listRuns(argument: _orchestrator_v1_ListRunsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_ListRunsResponse__Output>): grpc.ClientUnaryCall;
+  listRuns(argument: _orchestrator_v1_ListRunsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_ListRunsResponse__Output>): grpc.ClientUnaryCall;
+  listRuns(argument: _orchestrator_v1_ListRunsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_ListRunsResponse__Output>): grpc.ClientUnaryCall;
+  listRuns(argument: _orchestrator_v1_ListRunsRequest, callback: grpc.requestCallback<_orchestrator_v1_ListRunsResponse__Output>): grpc.ClientUnaryCall;
+  
+  PutDefinition(argument: _orchestrator_v1_PutDefinitionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_DefinitionSummary__Output>): grpc.ClientUnaryCall;
+  PutDefinition(argument: _orchestrator_v1_PutDefinitionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_DefinitionSummary__Output>): grpc.ClientUnaryCall;
+  PutDefinition(argument: _orchestrator_v1_PutDefinitionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_DefinitionSummary__Output>): grpc.ClientUnaryCall;
+  PutDefinition(argument: _orchestrator_v1_PutDefinitionRequest, callback: grpc.requestCallback<_orchestrator_v1_DefinitionSummary__Output>): grpc.ClientUnaryCall;
+  putDefinition(argument: _orchestrator_v1_PutDefinitionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_DefinitionSummary__Output>): grpc.ClientUnaryCall;
+  putDefinition(argument: _orchestrator_v1_PutDefinitionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_DefinitionSummary__Output>): grpc.ClientUnaryCall;
+  putDefinition(argument: _orchestrator_v1_PutDefinitionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_DefinitionSummary__Output>): grpc.ClientUnaryCall;
+  putDefinition(argument: _orchestrator_v1_PutDefinitionRequest, callback: grpc.requestCallback<_orchestrator_v1_DefinitionSummary__Output>): grpc.ClientUnaryCall;
+  
+  SignalRun(argument: _orchestrator_v1_SignalRunRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
+  SignalRun(argument: _orchestrator_v1_SignalRunRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
+  SignalRun(argument: _orchestrator_v1_SignalRunRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
+  SignalRun(argument: _orchestrator_v1_SignalRunRequest, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
+  signalRun(argument: _orchestrator_v1_SignalRunRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
+  signalRun(argument: _orchestrator_v1_SignalRunRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
+  signalRun(argument: _orchestrator_v1_SignalRunRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
+  signalRun(argument: _orchestrator_v1_SignalRunRequest, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
+  
   WatchJob(argument: _orchestrator_v1_WatchJobRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_orchestrator_v1_JobEvent__Output>;
   WatchJob(argument: _orchestrator_v1_WatchJobRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_orchestrator_v1_JobEvent__Output>;
   watchJob(argument: _orchestrator_v1_WatchJobRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_orchestrator_v1_JobEvent__Output>;
   watchJob(argument: _orchestrator_v1_WatchJobRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_orchestrator_v1_JobEvent__Output>;
+  
+  WatchRun(argument: _orchestrator_v1_WatchRunRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_orchestrator_v1_RunEvent__Output>;
+  WatchRun(argument: _orchestrator_v1_WatchRunRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_orchestrator_v1_RunEvent__Output>;
+  watchRun(argument: _orchestrator_v1_WatchRunRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_orchestrator_v1_RunEvent__Output>;
+  watchRun(argument: _orchestrator_v1_WatchRunRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_orchestrator_v1_RunEvent__Output>;
   
 }
 
 export interface OrchestratorServiceHandlers extends grpc.UntypedServiceImplementation {
   CreateJob: grpc.handleUnaryCall<_orchestrator_v1_CreateJobRequest__Output, _orchestrator_v1_CreateJobResponse>;
   
+  CreateRun: grpc.handleUnaryCall<_orchestrator_v1_CreateRunRequest__Output, _orchestrator_v1_Run>;
+  
+  GetHistory: grpc.handleUnaryCall<_orchestrator_v1_GetHistoryRequest__Output, _orchestrator_v1_GetHistoryResponse>;
+  
   GetJob: grpc.handleUnaryCall<_orchestrator_v1_GetJobRequest__Output, _orchestrator_v1_Job>;
   
+  GetRun: grpc.handleUnaryCall<_orchestrator_v1_GetRunRequest__Output, _orchestrator_v1_Run>;
+  
+  ImportDefinitions: grpc.handleUnaryCall<_orchestrator_v1_ImportDefinitionsRequest__Output, _orchestrator_v1_ImportDefinitionsResponse>;
+  
+  ListDefinitions: grpc.handleUnaryCall<_orchestrator_v1_ListDefinitionsRequest__Output, _orchestrator_v1_ListDefinitionsResponse>;
+  
+  ListRuns: grpc.handleUnaryCall<_orchestrator_v1_ListRunsRequest__Output, _orchestrator_v1_ListRunsResponse>;
+  
+  PutDefinition: grpc.handleUnaryCall<_orchestrator_v1_PutDefinitionRequest__Output, _orchestrator_v1_DefinitionSummary>;
+  
+  SignalRun: grpc.handleUnaryCall<_orchestrator_v1_SignalRunRequest__Output, _orchestrator_v1_Run>;
+  
   WatchJob: grpc.handleServerStreamingCall<_orchestrator_v1_WatchJobRequest__Output, _orchestrator_v1_JobEvent>;
+  
+  WatchRun: grpc.handleServerStreamingCall<_orchestrator_v1_WatchRunRequest__Output, _orchestrator_v1_RunEvent>;
   
 }
 
 export interface OrchestratorServiceDefinition extends grpc.ServiceDefinition {
   CreateJob: MethodDefinition<_orchestrator_v1_CreateJobRequest, _orchestrator_v1_CreateJobResponse, _orchestrator_v1_CreateJobRequest__Output, _orchestrator_v1_CreateJobResponse__Output>
+  CreateRun: MethodDefinition<_orchestrator_v1_CreateRunRequest, _orchestrator_v1_Run, _orchestrator_v1_CreateRunRequest__Output, _orchestrator_v1_Run__Output>
+  GetHistory: MethodDefinition<_orchestrator_v1_GetHistoryRequest, _orchestrator_v1_GetHistoryResponse, _orchestrator_v1_GetHistoryRequest__Output, _orchestrator_v1_GetHistoryResponse__Output>
   GetJob: MethodDefinition<_orchestrator_v1_GetJobRequest, _orchestrator_v1_Job, _orchestrator_v1_GetJobRequest__Output, _orchestrator_v1_Job__Output>
+  GetRun: MethodDefinition<_orchestrator_v1_GetRunRequest, _orchestrator_v1_Run, _orchestrator_v1_GetRunRequest__Output, _orchestrator_v1_Run__Output>
+  ImportDefinitions: MethodDefinition<_orchestrator_v1_ImportDefinitionsRequest, _orchestrator_v1_ImportDefinitionsResponse, _orchestrator_v1_ImportDefinitionsRequest__Output, _orchestrator_v1_ImportDefinitionsResponse__Output>
+  ListDefinitions: MethodDefinition<_orchestrator_v1_ListDefinitionsRequest, _orchestrator_v1_ListDefinitionsResponse, _orchestrator_v1_ListDefinitionsRequest__Output, _orchestrator_v1_ListDefinitionsResponse__Output>
+  ListRuns: MethodDefinition<_orchestrator_v1_ListRunsRequest, _orchestrator_v1_ListRunsResponse, _orchestrator_v1_ListRunsRequest__Output, _orchestrator_v1_ListRunsResponse__Output>
+  PutDefinition: MethodDefinition<_orchestrator_v1_PutDefinitionRequest, _orchestrator_v1_DefinitionSummary, _orchestrator_v1_PutDefinitionRequest__Output, _orchestrator_v1_DefinitionSummary__Output>
+  SignalRun: MethodDefinition<_orchestrator_v1_SignalRunRequest, _orchestrator_v1_Run, _orchestrator_v1_SignalRunRequest__Output, _orchestrator_v1_Run__Output>
   WatchJob: MethodDefinition<_orchestrator_v1_WatchJobRequest, _orchestrator_v1_JobEvent, _orchestrator_v1_WatchJobRequest__Output, _orchestrator_v1_JobEvent__Output>
+  WatchRun: MethodDefinition<_orchestrator_v1_WatchRunRequest, _orchestrator_v1_RunEvent, _orchestrator_v1_WatchRunRequest__Output, _orchestrator_v1_RunEvent__Output>
 }
