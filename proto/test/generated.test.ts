@@ -25,7 +25,20 @@ describe("proto", () => {
 
   it("loads the OrchestratorService", () => {
     const proto = loadOrchestratorProto();
-    expect(Object.keys(proto.orchestrator.v1.OrchestratorService.service)).toEqual(["CreateJob", "GetJob", "WatchJob"]);
+    expect(Object.keys(proto.orchestrator.v1.OrchestratorService.service)).toEqual([
+      "CreateJob",
+      "GetJob",
+      "WatchJob",
+      "CreateRun",
+      "GetRun",
+      "ListRuns",
+      "SignalRun",
+      "GetHistory",
+      "WatchRun",
+      "PutDefinition",
+      "ListDefinitions",
+      "ImportDefinitions",
+    ]);
   });
 
   it("round-trips JSON through google.protobuf.Struct", () => {

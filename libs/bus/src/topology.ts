@@ -49,8 +49,11 @@ export interface TopologySpec {
   buckets: { name: string; history: number }[];
 }
 
-/** Ack waits: long enough for a busy handler, short enough that a crash is noticed quickly. */
-export const ACK_WAIT_MS = { core: 30_000, agentHub: 5_000, scheduler: 30_000, dlq: 30_000, runIndex: 30_000 } as const;
+/**
+ * Ack waits: long enough for a busy handler, short enough that a crash is noticed quickly. The core's
+ * handlers take milliseconds; after its crash, what it held is redelivered within 5 s.
+ */
+export const ACK_WAIT_MS = { core: 5_000, agentHub: 5_000, scheduler: 30_000, dlq: 30_000, runIndex: 30_000 } as const;
 
 export function topologySpec(names: Names, opts: TopologyOptions = DEFAULT_TOPOLOGY): TopologySpec {
   const storage = opts.storage === "memory" ? StorageType.Memory : StorageType.File;
@@ -82,7 +85,8 @@ export function topologySpec(names: Names, opts: TopologyOptions = DEFAULT_TOPOL
           retention: RetentionPolicy.Limits,
           max_age: nanos(opts.commandsMaxAgeMs),
         },
-        consumers: [durable(names.consumers.core, s.cmdAll(), ACK_WAIT_MS.core, 10_000)],
+        // One consumer per partition: each belongs to one orchestrator replica at a time.
+        consumers: Array.from({ length: names.partitions }, (_, k) => durable(names.consumers.corePartition(k), s.cmdPartition(k), ACK_WAIT_MS.core, 10_000)),
       },
       {
         config: {
@@ -132,6 +136,7 @@ export function topologySpec(names: Names, opts: TopologyOptions = DEFAULT_TOPOL
       { name: names.buckets.timers, history: 1 },
       { name: names.buckets.defs, history: 1 },
       { name: names.buckets.runIndex, history: 1 },
+      { name: names.buckets.leases, history: 1 },
     ],
   };
 }

@@ -74,7 +74,8 @@ export interface Names {
     readonly dlq: string;
   };
   readonly consumers: {
-    readonly core: string;
+    /** The core's consumer of one command partition (`core-<k>`). */
+    corePartition(partition: number): string;
     readonly agentHub: string;
     readonly scheduler: string;
     readonly dlqMonitor: string;
@@ -87,10 +88,14 @@ export interface Names {
     readonly defs: string;
     /** The run index (one summary per run), kept by the event-bus from run events. */
     readonly runIndex: string;
+    /** Orchestrator replicas: membership heartbeats and partition leases. */
+    readonly leases: string;
   };
   readonly subjects: {
     /** Commands for a run, routed to the run's partition. */
     cmd(runId: string): string;
+    /** Every command of one partition (the filter of `core-<k>`). */
+    cmdPartition(partition: number): string;
     /** Every command subject (the core's consumer filter). */
     cmdAll(): string;
     partitionOf(runId: string): number;
@@ -133,7 +138,10 @@ export function createNames(prefix: string = DEFAULT_PREFIX, partitions: number 
       dlq: `${up}_DLQ`,
     }),
     consumers: Object.freeze({
-      core: "core",
+      corePartition: (k: number) => {
+        if (!Number.isInteger(k) || k < 0 || k >= partitions) throw new RangeError(`partition ${k} is not in 0..${partitions - 1}`);
+        return `core-${k}`;
+      },
       agentHub: "agent-hub",
       scheduler: "scheduler",
       dlqMonitor: "dlq-monitor",
@@ -144,10 +152,15 @@ export function createNames(prefix: string = DEFAULT_PREFIX, partitions: number 
       timers: `${low}_timers`,
       defs: `${low}_defs`,
       runIndex: `${low}_run_index`,
+      leases: `${low}_leases`,
     }),
     subjects: Object.freeze({
       cmd: (runId: string) => `${p}.cmd.${partitionOf(token("runId", runId))}.${runId}`,
       cmdAll: () => `${p}.cmd.>`,
+      cmdPartition: (k: number) => {
+        if (!Number.isInteger(k) || k < 0 || k >= partitions) throw new RangeError(`partition ${k} is not in 0..${partitions - 1}`);
+        return `${p}.cmd.${k}.>`;
+      },
       partitionOf: (runId: string) => partitionOf(token("runId", runId)),
       evt: (projectId: string, runId: string, type: string) =>
         `${p}.evt.${token("projectId", projectId)}.${token("runId", runId)}.${dotted("event type", type)}`,

@@ -6,7 +6,10 @@ describe("names", () => {
 
   it("names streams, consumers and buckets from the prefix", () => {
     expect(n.streams).toEqual({ cmd: "ORCH_CMD", evt: "ORCH_EVT", work: "ORCH_WORK", sched: "ORCH_SCHED", dlq: "ORCH_DLQ" });
-    expect(n.buckets).toEqual({ runs: "orch_runs", timers: "orch_timers", defs: "orch_defs", runIndex: "orch_run_index" });
+    expect(n.buckets).toEqual({ runs: "orch_runs", timers: "orch_timers", defs: "orch_defs", runIndex: "orch_run_index", leases: "orch_leases" });
+    expect(n.consumers.corePartition(3)).toBe("core-3");
+    expect(n.subjects.cmdPartition(3)).toBe("orch.cmd.3.>");
+    expect(() => n.consumers.corePartition(16)).toThrow(RangeError);
     const t = createNames("team-a");
     expect(t.streams.cmd).toBe("TEAM_A_CMD");
     expect(t.buckets.runs).toBe("team_a_runs");

@@ -147,6 +147,10 @@ export interface StackOptions {
 /** The whole system on a fresh nats-server: what `npm start` runs, one process per service. */
 export class Stack {
   readonly services = new Map<ServiceName, ServiceProcess>();
+  /** Further processes started with `spawn` (second replicas, differently configured gateways). */
+  readonly extra: ServiceProcess[] = [];
+
+  private baseEnv: Record<string, string> = {};
 
   private constructor(
     readonly nats: NatsServer,
@@ -166,6 +170,7 @@ export class Stack {
       ORCH_LOG_LEVEL: "info",
       ...opts.env,
     };
+    stack.baseEnv = { ...opts.env };
     for (const name of opts.services ?? SERVICE_NAMES) {
       stack.services.set(name, new ServiceProcess(name, { ...base, ...opts.serviceEnv?.[name] }));
     }
@@ -188,6 +193,14 @@ export class Stack {
     return s;
   }
 
+  /** Starts one more process of a service on this stack's NATS (a second replica, say). */
+  async spawn(name: ServiceName, env: Record<string, string> = {}): Promise<ServiceProcess> {
+    const p = new ServiceProcess(name, { ORCH_NATS_URL: this.nats.url, ORCH_LOG_LEVEL: "info", ...this.baseEnv, ...env });
+    this.extra.push(p);
+    await p.start();
+    return p;
+  }
+
   /** SIGKILL (by default) a service, as a crash would. */
   kill(name: ServiceName, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
     return this.service(name).kill(signal);
@@ -198,7 +211,7 @@ export class Stack {
   }
 
   async stop(): Promise<void> {
-    await Promise.all([...this.services.values()].map((s) => s.stop()));
+    await Promise.all([...this.services.values(), ...this.extra].map((s) => s.stop()));
     if (this.ownNats) await this.nats.stop();
   }
 }

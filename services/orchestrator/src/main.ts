@@ -1,10 +1,12 @@
-import { runConsumer } from "@orch/bus";
+import { hostname } from "node:os";
+import { runConsumer, type RunningConsumer } from "@orch/bus";
 import { OrchestratorConfig } from "@orch/config";
 import { Command } from "@orch/contracts";
 import { runService } from "@orch/service";
 import { Header } from "@orch/contracts";
 import { DefinitionStore } from "./core/definitions.js";
 import { Engine } from "./core/engine.js";
+import { PartitionOwnership } from "./core/ownership.js";
 import { startGrpcServer } from "./grpc/server.js";
 
 /**
@@ -17,21 +19,45 @@ await runService({
   async start({ cfg, logger, bus }) {
     const definitions = new DefinitionStore(bus);
     const engine = new Engine({ bus, logger, definitions, cacheSize: cfg.ORCH_CORE_CACHE_SIZE });
-    const consumer = await runConsumer(bus, {
-      stream: bus.names.streams.cmd,
-      consumer: bus.names.consumers.core,
-      schema: Command,
-      origin: "core",
-      concurrency: cfg.ORCH_CORE_CONCURRENCY,
-      keyOf: (cmd) => cmd.runId,
-      handler: (cmd, ctx) => engine.apply(cmd, ctx.correlationId, ctx.msg.headers?.get(Header.ReplyTo) || undefined),
-    });
+    // One consumer per owned partition of the command stream; replicas share the partitions.
+    const consumers = new Map<number, RunningConsumer>();
+    const perPartition = Math.max(1, Math.ceil(cfg.ORCH_CORE_CONCURRENCY / 4));
+    const ownership = new PartitionOwnership(
+      bus,
+      cfg.ORCH_INSTANCE_ID ?? hostname(),
+      {
+        async acquire(k) {
+          engine.forgetPartition(k);
+          consumers.set(
+            k,
+            await runConsumer(bus, {
+              stream: bus.names.streams.cmd,
+              consumer: bus.names.consumers.corePartition(k),
+              schema: Command,
+              origin: "core",
+              concurrency: perPartition,
+              keyOf: (cmd) => cmd.runId,
+              handler: (cmd, ctx) => engine.apply(cmd, ctx.correlationId, ctx.msg.headers?.get(Header.ReplyTo) || undefined),
+            }),
+          );
+        },
+        async release(k) {
+          const c = consumers.get(k);
+          consumers.delete(k);
+          await c?.stop();
+          engine.forgetPartition(k);
+        },
+      },
+      logger,
+    );
+    await ownership.start();
+    logger.info({ instance: cfg.ORCH_INSTANCE_ID ?? hostname(), partitions: ownership.owned }, "owning partitions");
     const importRoots = (cfg.ORCH_IMPORT_ROOTS ?? process.cwd()).split(",").map((r) => r.trim()).filter(Boolean);
     const grpc = await startGrpcServer({ bus, logger, definitions, host: cfg.ORCH_GRPC_HOST, port: cfg.ORCH_GRPC_PORT, mode: cfg.ORCH_MODE, importRoots });
     return {
       async stop() {
         await grpc.stop();
-        await consumer.stop();
+        await ownership.stop();
       },
     };
   },

@@ -110,6 +110,13 @@ export class Engine {
     }
   }
 
+  /** Drops what this process remembers of the runs of a partition (its owner may have changed). */
+  forgetPartition(partition: number): void {
+    for (const runId of [...this.#cache.keys()]) {
+      if (this.#bus.names.subjects.partitionOf(runId) === partition) this.#cache.delete(runId);
+    }
+  }
+
   async #load(runId: string): Promise<Entry | null> {
     const hit = this.#cache.get(runId);
     if (hit) {
