@@ -83,6 +83,12 @@ export const OrchestratorConfig = CommonConfig.extend({
    * with the same name takes its partitions back at once instead of waiting for its leases to expire.
    */
   ORCH_INSTANCE_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be [A-Za-z0-9_.-]{1,64}").optional(),
+  /** Default token budget of every step of every run (seed 004: TASKSGODZILLA_MAX_TOKENS_PER_STEP). */
+  ORCH_MAX_TOKENS_PER_STEP: z.coerce.number().int().min(1).optional(),
+  /** Default token budget of every run (seed 004: TASKSGODZILLA_MAX_TOKENS_PER_PROTOCOL). */
+  ORCH_MAX_TOKENS_PER_RUN: z.coerce.number().int().min(1).optional(),
+  /** How those defaults act: strict (gate the run), warn (an event), off (seed 004: TASKSGODZILLA_TOKEN_BUDGET_MODE). */
+  ORCH_TOKEN_BUDGET_MODE: z.enum(["strict", "warn", "off"], { message: "must be strict, warn or off" }).default("strict"),
 });
 export type OrchestratorConfig = z.output<typeof OrchestratorConfig>;
 
@@ -108,10 +114,18 @@ export type EventBusConfig = z.output<typeof EventBusConfig>;
 
 export type Env = Record<string, string | undefined>;
 
+/** Seed 004's variable names, honoured as aliases of ours (ours win when both are set). */
+const ALIASES: Record<string, string> = {
+  TASKSGODZILLA_MAX_TOKENS_PER_STEP: "ORCH_MAX_TOKENS_PER_STEP",
+  TASKSGODZILLA_MAX_TOKENS_PER_PROTOCOL: "ORCH_MAX_TOKENS_PER_RUN",
+  TASKSGODZILLA_TOKEN_BUDGET_MODE: "ORCH_TOKEN_BUDGET_MODE",
+};
+
 /** Validates `env` against `schema`; empty strings count as unset. Throws one ConfigError. */
 export function loadConfig<S extends z.ZodType>(schema: S, env: Env = process.env): Readonly<z.output<S>> {
   const cleaned: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== "") cleaned[k] = v;
+  for (const [alias, ours] of Object.entries(ALIASES)) if (cleaned[alias] !== undefined && cleaned[ours] === undefined) cleaned[ours] = cleaned[alias];
   const r = schema.safeParse(cleaned);
   if (!r.success) {
     throw new ConfigError(r.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`));

@@ -1,7 +1,7 @@
 import { initialTransition, transition, type AnyMachineSnapshot } from "xstate";
 import { z } from "zod";
 import { evaluate, resolveTemplate } from "./conditions.js";
-import { StepDef, type Budget, type CompiledDefinition, type Limits, type RetryPolicy, type StepDefInput } from "./definition.js";
+import { Budget, Limits, StepDef, type CompiledDefinition, type RetryPolicy, type StepDefInput } from "./definition.js";
 import { hashJson } from "./hash.js";
 import { budgetKey, covers, emptyLedger, exhausted, record, type Extension, type Ledger } from "./ledger.js";
 import { FINAL_RUN_STATUSES, runMachineFor, runStatusOf, type Gate, type RunContext, type RunEvent, type RunStatus } from "./run-machine.js";
@@ -46,6 +46,10 @@ export interface RunState {
   extensions: Record<string, Extension>;
   warned: string[];
   limits: Limits;
+  /** Stages the run has entered (entering one again is a rework: its steps run again). */
+  stagesVisited?: string[];
+  /** Whether the planning step's output has been applied (its steps added). */
+  planApplied?: boolean;
 }
 
 export interface Clock {
@@ -107,6 +111,7 @@ export type Signal =
   | { name: "reject"; stepId?: string; revision?: string }
   | { name: "complete_step"; stepId?: string; output?: unknown }
   | { name: "fail_step"; stepId?: string; error: string; block?: boolean }
+  | { name: "block_step"; stepId?: string }
   | { name: "skip_step"; stepId: string }
   | { name: "event"; event: string; facts?: Record<string, unknown> }
   | { name: "set_facts"; facts: Record<string, unknown> }
@@ -131,6 +136,7 @@ export const SignalSchema: z.ZodType<Signal> = z.discriminatedUnion("name", [
   z.strictObject({ name: z.literal("reject"), stepId: StepIdRef.optional(), revision: z.string().max(100).optional() }),
   z.strictObject({ name: z.literal("complete_step"), stepId: StepIdRef.optional(), output: z.unknown().optional() }),
   z.strictObject({ name: z.literal("fail_step"), stepId: StepIdRef.optional(), error: z.string().min(1).max(10_000), block: z.boolean().optional() }),
+  z.strictObject({ name: z.literal("block_step"), stepId: StepIdRef.optional() }),
   z.strictObject({ name: z.literal("skip_step"), stepId: StepIdRef }),
   z.strictObject({ name: z.literal("event"), event: z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/), facts: Json.optional() }),
   z.strictObject({ name: z.literal("set_facts"), facts: Json }),
@@ -152,6 +158,7 @@ export const SIGNAL_NAMES = [
   "reject",
   "complete_step",
   "fail_step",
+  "block_step",
   "skip_step",
   "event",
   "set_facts",
@@ -192,8 +199,11 @@ export interface CreateRunOptions {
   input?: Record<string, unknown>;
   steps?: StepDefInput[];
   facts?: Record<string, unknown>;
-  limits?: Partial<Limits>;
-  budgets?: Budget[];
+  /** Validated here (a bad one throws, with the reason). */
+  limits?: Record<string, unknown>;
+  budgets?: Record<string, unknown>[];
+  /** When the run was asked for (its wall clock counts from then); the clock's now by default. */
+  createdAt?: number;
   /** Send `start` at once (jobs, auto-run workflows); otherwise the run waits in `pending`. */
   autoStart: boolean;
   actor?: string;
@@ -241,6 +251,8 @@ class Kernel {
       extensions: { ...state.extensions },
       warned: [...state.warned],
       extraSteps: [...state.extraSteps],
+      stagesVisited: [...(state.stagesVisited ?? [])],
+      planApplied: state.planApplied ?? false,
     };
     this.machine = runMachineFor(cd);
     this.runSnap = this.machine.resolveState(state.run as never);
@@ -329,9 +341,16 @@ class Kernel {
         const p = a.params as EmitParams | null;
         this.emit(p);
         // Entering a stage again (rework after review, say) runs its steps again.
-        if (p?.type === "run.stage_entered" && typeof p.data?.stage === "string") this.reentered.push(p.data.stage);
+        if (p?.type === "run.stage_entered" && typeof p.data?.stage === "string") {
+          const visited = this.state.stagesVisited!;
+          if (visited.includes(p.data.stage)) this.reentered.push(p.data.stage);
+          else visited.push(p.data.stage);
+        }
         break;
       }
+      case "startPlanning":
+        this.replan = true;
+        break;
       case "armWallClock": {
         const max = this.state.limits.maxWallMs;
         if (max !== undefined) {
@@ -352,6 +371,7 @@ class Kernel {
 
   private pendingSettleSteps = false;
   private readonly reentered: string[] = [];
+  private replan = false;
 
   private stepAction(id: string, a: { type: string; params?: unknown }) {
     switch (a.type) {
@@ -596,12 +616,18 @@ class Kernel {
       }
       return moved;
     }
+    if (this.applyPlan()) return true;
     if (st === "planning") return this.settlePlanning();
+    if (st === "planned" || st === "paused" || st === "blocked" || st === "waiting") {
+      // Work that is all done completes the run, whatever state it waits in (seed 004: "the
+      // protocol completes when all steps are completed/cancelled").
+      if (this.allWorkDone()) return this.sendRun({ type: "COMPLETE", result: this.lastOutput(), reason: "every step is done", at: this.clock.now, rand: this.clock.rand });
+    }
     if (st === "blocked") {
       // Unblocked by resolving what blocked it (an approval, a skip, a manual completion).
       const stage = this.runContext().stage;
       const stillBroken = this.steps().some((d) => d.stage === stage && !d.optional && (this.status(d.id) === "failed" || this.status(d.id) === "blocked"));
-      return stillBroken ? false : this.sendRun({ type: "RESUME", reason: "nothing blocks it any more", at: this.clock.now, rand: this.clock.rand });
+      return stillBroken ? false : this.sendRun({ type: "UNBLOCK", reason: "nothing blocks it any more", at: this.clock.now, rand: this.clock.rand });
     }
     if (st !== "running") return false;
 
@@ -617,7 +643,7 @@ class Kernel {
     }
     const allSettled = inStage.every((d) => SETTLED.has(this.status(d.id)) || (d.optional && this.status(d.id) === "failed"));
     if (allSettled && (inStage.length > 0 || !this.cd.def.dynamicSteps)) {
-      if (this.sendRun({ type: "STAGE_DONE", ...at })) return true;
+      if (this.sendRun({ type: "STAGE_DONE", result: this.lastOutput(stage), ...at })) return true;
     }
     if (this.cd.def.execution !== "auto") return false;
 
@@ -637,17 +663,48 @@ class Kernel {
     return moved;
   }
 
+  /** The output of the last completed step (of a stage): the run's result when it completes. */
+  private lastOutput(stage?: string): unknown {
+    const done = this.steps().filter((d) => (stage === undefined || d.stage === stage) && this.status(d.id) === "completed");
+    return done.length > 0 ? this.state.steps[done.at(-1)!.id]?.context.output : undefined;
+  }
+
+  /** Whether every step has settled (there is at least one), in a definition without a stage graph. */
+  private allWorkDone(): boolean {
+    if (this.cd.def.transitions.length > 0) return false;
+    const all = this.steps();
+    return all.length > 0 && all.every((d) => SETTLED.has(this.status(d.id)) || (d.optional && this.status(d.id) === "failed"));
+  }
+
+  /** A finished planning step's steps are added once, whenever it finishes (even while paused). */
+  private applyPlan(): boolean {
+    const p = this.cd.planning;
+    if (!p || !this.state.planning) return false;
+    if (this.replan) {
+      this.replan = false;
+      const s = this.status(p.id);
+      if (s !== "pending" && s !== "running" && s !== "retry_wait") {
+        this.state.planApplied = false;
+        if (s === "cancelled") this.state.planning = this.freshStep(p.id, -1);
+        else this.sendStep(p.id, { type: "RESET", reason: "retry", at: this.clock.now, rand: this.clock.rand });
+        return true;
+      }
+    }
+    if (this.state.planApplied || this.status(p.id) !== "completed") return false;
+    this.state.planApplied = true;
+    this.changed = true;
+    const planned = (this.state.planning.context.output as { steps?: unknown } | undefined)?.steps;
+    if (Array.isArray(planned)) this.addSteps(planned as StepDefInput[], "planning");
+    return true;
+  }
+
   private settlePlanning(): boolean {
     const p = this.cd.planning;
     const at = { at: this.clock.now, rand: this.clock.rand };
     if (!p || !this.state.planning) return this.sendRun({ type: "PLANNED", ...at });
     const s = this.status(p.id);
     if (s === "pending" || s === "failed" || s === "cancelled" || s === "completed") {
-      if (s === "completed") {
-        const planned = (this.state.planning.context.output as { steps?: unknown } | undefined)?.steps;
-        if (Array.isArray(planned)) this.addSteps(planned as StepDefInput[], "planning");
-        return this.sendRun({ type: "PLANNED", ...at });
-      }
+      if (s === "completed") return this.sendRun({ type: "PLANNED", ...at });
       if (s === "failed") return this.sendRun({ type: "PLAN_FAILED", error: this.state.planning.context.error?.message ?? "planning failed", ...at });
       if (s === "pending" || s === "cancelled") {
         if (s === "cancelled") this.state.planning = this.freshStep(p.id, -1);
@@ -682,17 +739,15 @@ class Kernel {
   book(d: RunStepDef, usage: Usage | undefined, model: string | undefined) {
     if (!usage) return;
     this.state.ledger = record(this.state.ledger, usage, { step: d.id, phase: d.phase, role: d.role, ...(model ? { model } : d.model ? { model: d.model } : {}) });
+    // Recorded once per budget (and extension); a strict one gates the next step that it covers
+    // (guardBeforeStart), so the step that used it up still completes, and a run with nothing left
+    // to do still finishes.
     for (const x of exhausted(this.state.ledger, this.state.budgets, this.state.extensions)) {
-      const key = `${x.key}/${x.subject}`;
-      if (x.budget.mode === "warn") {
-        if (this.state.warned.includes(key)) continue;
-        this.state.warned.push(key);
-        this.emit({ type: "budget.exceeded", at: this.clock.now, data: { budget: x.key, subject: x.subject, mode: "warn", usage: x.usage, limit: x.limit } });
-      } else if (x.budget.mode === "strict" && this.runStatus() === "running") {
-        this.emit({ type: "budget.exceeded", at: this.clock.now, data: { budget: x.key, subject: x.subject, mode: "strict", usage: x.usage, limit: x.limit } });
-        this.sendRun({ type: "GATE", gate: this.gateOf(x), at: this.clock.now, rand: this.clock.rand });
-        return;
-      }
+      const ext = this.state.extensions[x.key];
+      const key = `${x.key}/${x.subject}${ext ? `+${ext.tokens}/${ext.costUsd}` : ""}`;
+      if (this.state.warned.includes(key)) continue;
+      this.state.warned.push(key);
+      this.emit({ type: "budget.exceeded", at: this.clock.now, data: { budget: x.key, subject: x.subject, mode: x.budget.mode, usage: x.usage, limit: x.limit } });
     }
   }
 
@@ -732,6 +787,7 @@ class Kernel {
     switch (action.type) {
       case "result":
         this.result(action);
+        this.flushUsage();
         return null;
       case "timer":
         this.timer(action);
@@ -749,9 +805,9 @@ class Kernel {
       this.changed = true;
       return;
     }
-    this.book(d, r.usage, r.model);
     const at = { at: this.clock.now, rand: this.clock.rand };
     const s = snap.context;
+    this.pendingUsage = { d, usage: r.usage, model: r.model };
     if (r.kind === "qa") {
       const decision: Decision = r.ok ? (d.approval ? "approval" : "done") : "fail";
       this.sendStep(r.stepId, {
@@ -784,6 +840,15 @@ class Kernel {
     if (!sent) this.ignored(r);
   }
 
+  private pendingUsage: { d: RunStepDef; usage: Usage | undefined; model: string | undefined } | undefined;
+
+  /** Books the usage of the result just applied (after the step has moved on). */
+  flushUsage() {
+    const u = this.pendingUsage;
+    this.pendingUsage = undefined;
+    if (u) this.book(u.d, u.usage, u.model);
+  }
+
   private ignored(r: { stepId: string; attemptId: string }): boolean {
     this.emit({ type: "step.result_ignored", at: this.clock.now, data: { stepId: r.stepId, attemptId: r.attemptId } });
     this.changed = true;
@@ -806,7 +871,7 @@ class Kernel {
         if (!d || !s) return;
         const err: StepError = { code: "STEP_TIMEOUT", message: `step ${t.stepId} timed out after ${d.timeoutMs} ms`, retryable: true };
         const next = this.failureDecision(d, s.context, err);
-        this.sendStep(t.stepId, { type: "TIMEOUT", timerId: t.timerId, ...next, ...at });
+        this.sendStep(t.stepId, { type: "TIMEOUT", timerId: t.timerId, error: err, ...next, ...at });
         return;
       }
       case "approval_timeout":
@@ -831,6 +896,7 @@ class Kernel {
       case "start":
         return runEvent({ type: "START", ...at }, `the run is ${st}: it is already running or terminal`);
       case "pause":
+        if (st === "paused") return null;
         return runEvent({ type: "PAUSE", ...at }, `the run is ${st}: it cannot be paused`);
       case "resume":
         return runEvent({ type: "RESUME", ...at }, `the run is ${st}: it is not paused`);
@@ -854,6 +920,7 @@ class Kernel {
       case "retry_latest":
       case "run_step": {
         if (final || st === "planning") return this.refuse(final ? KernelErrorCode.TerminalState : KernelErrorCode.IllegalTransition, `the run is ${st}`);
+        if (st === "waiting") return this.refuse(KernelErrorCode.IllegalTransition, "the run waits at a budget gate: extend_budget or abort first");
         let id: string | undefined;
         if (sig.name === "run_next_step") {
           id = this.steps().find((d) => ["pending", "blocked", "failed"].includes(this.status(d.id)))?.id;
@@ -882,6 +949,7 @@ class Kernel {
       }
       case "approve":
       case "reject": {
+        if (final) return this.refuse(KernelErrorCode.TerminalState, `the run is ${st}`);
         if (sig.name === "approve" && sig.force) {
           if (!sig.stepId || !this.stepDef(sig.stepId)) return this.refuse(KernelErrorCode.NotFound, `no step '${sig.stepId ?? ""}'`);
           if (this.status(sig.stepId) === "completed") return null;
@@ -933,6 +1001,15 @@ class Kernel {
         }
         return null;
       }
+      case "block_step": {
+        if (final) return this.refuse(KernelErrorCode.TerminalState, `the run is ${st}`);
+        const id = sig.stepId ?? this.steps().find((d) => ["running", "retry_wait", "pending"].includes(this.status(d.id)))?.id;
+        if (!id || !this.stepDef(id)) return this.refuse(KernelErrorCode.NotFound, sig.stepId ? `no step '${sig.stepId}'` : "no step to block");
+        if (!this.sendStep(id, { type: "BLOCK", ...stepAt, ...(reason ? { reason } : {}) })) {
+          return this.refuse(KernelErrorCode.IllegalTransition, `step ${id} is ${this.status(id)}: it cannot be blocked`);
+        }
+        return null;
+      }
       case "skip_step": {
         if (!this.stepDef(sig.stepId)) return this.refuse(KernelErrorCode.NotFound, `no step '${sig.stepId}'`);
         if (!this.sendStep(sig.stepId, { type: "SKIP", ...stepAt, ...(reason ? { reason } : {}) })) {
@@ -947,6 +1024,7 @@ class Kernel {
         return refused;
       }
       case "set_facts":
+        if (final) return this.refuse(KernelErrorCode.TerminalState, `the run is ${st}`);
         this.setFacts(sig.facts, actor ? `set by ${actor}` : "set");
         return null;
       case "add_steps": {
@@ -968,21 +1046,26 @@ class Kernel {
 
 /** Starts a run of `cd`: its record, its first events, and (with autoStart) its first work. */
 export function createRun(cd: CompiledDefinition, opts: CreateRunOptions, clock: Clock): KernelResult {
+  const createdAt = opts.createdAt ?? clock.now;
   const [runSnap, runActions] = initialTransition(runMachineFor(cd), {
     runId: opts.runId,
     projectId: opts.projectId,
-    createdAt: clock.now,
+    createdAt,
     initialStage: cd.initialStage,
   });
-  const limits = { ...cd.def.limits, ...opts.limits } as Limits;
-  const budgets = [...cd.def.budgets, ...(opts.budgets ?? [])];
+  const parsed = <T>(what: string, r: { success: true; data: T } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } }): T => {
+    if (r.success) return r.data;
+    throw new Error(`invalid ${what}: ${r.error.issues.map((i) => `${i.path.join(".") || what}: ${i.message}`).join("; ")}`);
+  };
+  const limits = { ...cd.def.limits, ...parsed("limits", Limits.partial().safeParse(opts.limits ?? {})) } as Limits;
+  const budgets = [...cd.def.budgets, ...(opts.budgets ?? []).map((b, i) => parsed(`budgets.${i}`, Budget.safeParse(b)))];
   for (const d of cd.def.steps) if (d.budget) budgets.push({ scope: "step", target: d.id, ...d.budget, mode: "strict" });
   const base: RunState = {
     runId: opts.runId,
     projectId: opts.projectId,
     definition: { id: cd.def.id, version: cd.def.version, hash: cd.hash },
     input: opts.input ?? {},
-    createdAt: clock.now,
+    createdAt,
     run: { value: runSnap.value, context: runSnap.context as RunContext },
     steps: {},
     extraSteps: [],
@@ -994,13 +1077,15 @@ export function createRun(cd: CompiledDefinition, opts: CreateRunOptions, clock:
     extensions: {},
     warned: [],
     limits,
+    stagesVisited: [],
+    planApplied: false,
   };
   const k = new Kernel(cd, base, clock);
   void runActions;
   k.effects.push({
     kind: "event",
     type: "run.created",
-    at: clock.now,
+    at: createdAt,
     data: {
       definition: { id: cd.def.id, version: cd.def.version },
       view: cd.def.view,

@@ -67,7 +67,8 @@ export type RunEvent =
   | ({ type: "PLANNED" } & Clock)
   | ({ type: "PLAN_FAILED"; error: string } & Clock)
   | ({ type: "RUN_STEP"; stepId: string } & Clock)
-  | ({ type: "STAGE_DONE" } & Clock)
+  | ({ type: "STAGE_DONE"; result?: unknown } & Clock)
+  | ({ type: "UNBLOCK" } & Clock)
   | ({ type: "COMPLETE"; result?: unknown } & Clock)
   | ({ type: "FAIL"; error: string } & Clock)
   | ({ type: "BLOCKED"; error: string; stepId?: string } & Clock)
@@ -80,7 +81,7 @@ export type RunEvent =
 type Args = { context: RunContext; event: RunEvent };
 
 /** `run.status_changed`: the history record of every status change (seed 002's workflow_history). */
-function statusChanged(from: RunStatus, to: RunStatus) {
+function statusChangedBase(from: RunStatus, to: RunStatus, initialStage = "") {
   return {
     type: "emit",
     params: ({ event, context }: Args): EmitParams => ({
@@ -93,7 +94,8 @@ function statusChanged(from: RunStatus, to: RunStatus) {
         ...(event.actor ? { actor: event.actor } : {}),
         ...(event.reason ? { reason: event.reason } : {}),
         ...("error" in event && typeof event.error === "string" ? { error: event.error } : {}),
-        ...(to === "running" || to === "planning" ? { stage: context.stage } : {}),
+        // Entering `running` for the first time, the stage is not set yet: it is the initial one.
+        ...(to === "running" ? { stage: context.stage || initialStage } : {}),
       },
     }),
   };
@@ -148,6 +150,7 @@ export function runMachineFor(cd: CompiledDefinition): AnyStateMachine {
 }
 
 function compile(cd: CompiledDefinition): AnyStateMachine {
+  const statusChanged = (from: RunStatus, to: RunStatus) => statusChangedBase(from, to, cd.initialStage);
   const hasPlanning = cd.planning !== undefined;
   const manual = cd.def.execution === "manual";
   const explicitGraph = cd.def.transitions.length > 0;
@@ -175,11 +178,11 @@ function compile(cd: CompiledDefinition): AnyStateMachine {
       (on[key] ??= []).push({
         target: t.to,
         ...(t.guard ? { guard: { type: "cond", params: { cond: t.guard } } } : {}),
-        actions: [stageChanged(st.id, t.to, t.on)],
+        actions: ["tick", stageChanged(st.id, t.to, t.on)],
       });
     }
-    if (st.next) on.STAGE_DONE = [{ target: st.next, actions: [stageChanged(st.id, st.next, "stage_done")] }];
-    else if (!explicitGraph) on.STAGE_DONE = [{ target: "#run.completed", actions: [statusChanged("running", "completed")] }];
+    if (st.next) on.STAGE_DONE = [{ target: st.next, actions: ["tick", stageChanged(st.id, st.next, "stage_done")] }];
+    else if (!explicitGraph) on.STAGE_DONE = [{ target: "#run.completed", actions: ["tick", "setResult", statusChanged("running", "completed")] }];
     stageStates[st.id] = { entry: [...enter, "schedule"], on };
   }
 
@@ -236,6 +239,7 @@ function compile(cd: CompiledDefinition): AnyStateMachine {
       },
       planned: {
         on: {
+          COMPLETE: { target: "#run.completed", actions: ["tick", "setResult", statusChanged("planned", "completed")] },
           START: startFrom("planned"),
           RUN_STEP: { ...toRunning("planned"), actions: ["tick", statusChanged("planned", "running")] },
           PAUSE: pause("planned"),
@@ -268,6 +272,7 @@ function compile(cd: CompiledDefinition): AnyStateMachine {
       },
       paused: {
         on: {
+          COMPLETE: { target: "#run.completed", actions: ["tick", "setResult", statusChanged("paused", "completed")] },
           RESUME: { target: "#run.running", actions: ["tick", statusChanged("paused", "running")] },
           START: startFrom("paused"),
           RUN_STEP: { target: "#run.running", actions: ["tick", statusChanged("paused", "running")] },
@@ -277,8 +282,10 @@ function compile(cd: CompiledDefinition): AnyStateMachine {
       },
       blocked: {
         on: {
+          COMPLETE: { target: "#run.completed", actions: ["tick", "clearError", "setResult", statusChanged("blocked", "completed")] },
           RUN_STEP: { target: "#run.running", actions: ["tick", "clearError", statusChanged("blocked", "running")] },
-          RESUME: { target: "#run.running", actions: ["tick", "clearError", statusChanged("blocked", "running")] },
+          // Internal: what blocked the run was resolved (an approval, a skip). Seed 004's `resume` is for paused runs only.
+          UNBLOCK: { target: "#run.running", actions: ["tick", "clearError", statusChanged("blocked", "running")] },
           PAUSE: pause("blocked"),
           FAIL: { target: "#run.failed", actions: ["tick", "failWith", statusChanged("blocked", "failed")] },
           CANCEL: cancel("blocked"),
@@ -287,6 +294,7 @@ function compile(cd: CompiledDefinition): AnyStateMachine {
       },
       waiting: {
         on: {
+          COMPLETE: { target: "#run.completed", actions: ["tick", "closeGate", "setResult", statusChanged("waiting", "completed")] },
           EXTEND: { target: "#run.running", actions: ["tick", "closeGate", statusChanged("waiting", "running")] },
           ABORT: {
             target: "#run.failed",
@@ -320,7 +328,7 @@ function compile(cd: CompiledDefinition): AnyStateMachine {
       clearError: assign({ error: undefined }),
       openGate: assign(({ event }) => (event.type === "GATE" ? { gate: event.gate } : {})),
       closeGate: assign({ gate: undefined }),
-      setResult: assign(({ event }) => (event.type === "COMPLETE" && event.result !== undefined ? { result: event.result } : {})),
+      setResult: assign(({ event }) => ((event.type === "COMPLETE" || event.type === "STAGE_DONE") && event.result !== undefined ? { result: event.result } : {})),
     },
     guards: {
       inStage: ({ context }, p: { stage: string }) => context.stage === p.stage,

@@ -81,7 +81,7 @@ export type StepEvent =
     } & Clock)
   | ({ type: "QA_RESULT"; attemptId: string; ok: boolean; decision: Decision; output?: unknown; revision?: string; error?: StepError; usage?: Usage; approvalTimeoutMs?: number } & Clock)
   | ({ type: "RETRY_TIMER"; timerId: string; timeoutMs?: number } & Clock)
-  | ({ type: "TIMEOUT"; timerId: string; decision: Decision; backoffMs?: number } & Clock)
+  | ({ type: "TIMEOUT"; timerId: string; decision: Decision; backoffMs?: number; error?: StepError } & Clock)
   | ({ type: "APPROVAL_TIMEOUT"; timerId: string } & Clock)
   | ({ type: "RUN_QA" } & Clock)
   | ({ type: "APPROVE"; actor?: string; reason?: string; output?: unknown; force?: boolean } & Clock)
@@ -183,6 +183,19 @@ const ignored = {
   }),
 };
 
+/** What every non-final state accepts: CANCEL, and an approval forced past the step's state (seed 004). */
+const ANYWHERE = {
+  CANCEL: {
+    target: "#step.cancelled",
+    actions: ["tick", "finish", ...disarmTimeout, ...disarmRetry, ...disarmApprovalTimeout, emit("cancelled", "same", "cancelled", ({ event }) => (event.type === "CANCEL" && event.reason ? { reason: event.reason } : {}))],
+  },
+  APPROVE: {
+    guard: "forced",
+    target: "#step.completed",
+    actions: ["tick", "approveWith", "finish", ...disarmTimeout, ...disarmRetry, ...disarmApprovalTimeout, emit("approved", "same", "completed", approvalData)],
+  },
+} as const;
+
 const decided = (d: Decision) => ({ event }: Args) => "decision" in event && event.decision === d;
 const matches = ({ context, event }: Args) => "attemptId" in event && event.attemptId === attemptIdOf(context);
 
@@ -218,7 +231,7 @@ export const stepMachine = setup({
       };
     }),
     failWith: assign(({ event }) => ({
-      error: event.type === "FAIL" ? event.error : event.type === "TIMEOUT" ? { code: "STEP_TIMEOUT", message: "the step timed out", retryable: true } : undefined,
+      error: event.type === "FAIL" ? event.error : event.type === "TIMEOUT" ? (event.error ?? { code: "STEP_TIMEOUT", message: "the step timed out", retryable: true }) : undefined,
       inflight: undefined,
     })),
     finish: assign(({ event }) => ({ finishedAt: event.at, inflight: undefined })),
@@ -275,13 +288,10 @@ export const stepMachine = setup({
     depth: 0,
     usage: ZERO,
   }),
-  on: {
-    CANCEL: { target: ".cancelled", actions: ["tick", "finish", ...disarmTimeout, ...disarmRetry, ...disarmApprovalTimeout, emit("cancelled", "same", "cancelled", ({ event }) => (event.type === "CANCEL" && event.reason ? { reason: event.reason } : {}))] },
-    APPROVE: { guard: "forced", target: ".completed", actions: ["tick", "approveWith", "finish", ...disarmTimeout, ...disarmRetry, ...disarmApprovalTimeout, emit("approved", "same", "completed", approvalData)] },
-  },
   states: {
     pending: {
       on: {
+        ...ANYWHERE,
         DISPATCH: { target: "running", actions: ["tick", "startAttempt", dispatchedEvent("pending"), dispatch("execute"), ...armTimeout] },
         SKIP: { target: "skipped", actions: ["tick", "finish", emit("skipped", "pending", "skipped")] },
         BLOCK: { target: "blocked", actions: ["tick", emit("blocked", "pending", "blocked", reasonOf)] },
@@ -291,6 +301,7 @@ export const stepMachine = setup({
     },
     running: {
       on: {
+        ...ANYWHERE,
         RESULT: [
           { guard: { type: "matches" }, target: "routing", actions: ["tick", "record", ...disarmTimeout] },
           { actions: ["tick", ignored] },
@@ -298,7 +309,6 @@ export const stepMachine = setup({
         COMPLETE: { target: "routing", actions: ["tick", "record", ...disarmTimeout] },
         TIMEOUT: [
           { guard: "isCurrentTimeout", target: "routing", actions: ["tick", "failWith", { type: "forget", params: { kind: "timeout" as const } }] },
-          { actions: "tick" },
         ],
         FAIL: { target: "failed", actions: ["tick", "failWith", "finish", ...disarmTimeout, emit("failed", "running", "failed", errorData)] },
         BLOCK: { target: "blocked", actions: ["tick", ...disarmTimeout, emit("blocked", "running", "blocked", reasonOf)] },
@@ -325,9 +335,10 @@ export const stepMachine = setup({
     },
     retry_wait: {
       on: {
+        ...ANYWHERE,
         RETRY_TIMER: [
+          // A timer of an earlier attempt matches no transition: nothing changes.
           { guard: "isCurrentRetryTimer", target: "running", actions: ["tick", { type: "forget", params: { kind: "retry" as const } }, "startAttempt", dispatchedEvent("retry_wait"), dispatch("execute"), ...armTimeout] },
-          { actions: "tick" },
         ],
         RESULT: { actions: ["tick", ignored] },
         FAIL: { target: "failed", actions: ["tick", "failWith", "finish", ...disarmRetry, emit("failed", "retry_wait", "failed", errorData)] },
@@ -336,12 +347,14 @@ export const stepMachine = setup({
     },
     needs_qa: {
       on: {
+        ...ANYWHERE,
         RUN_QA: { target: "qa", actions: ["tick", "startQa", emit("qa_started", "needs_qa", "qa"), dispatch("qa")] },
         RESULT: { actions: ["tick", ignored] },
       },
     },
     qa: {
       on: {
+        ...ANYWHERE,
         QA_RESULT: [
           { guard: { type: "matches" }, target: "qa_routing", actions: ["tick", "record"] },
           { actions: ["tick", ignored] },
@@ -359,6 +372,7 @@ export const stepMachine = setup({
     },
     waiting_approval: {
       on: {
+        CANCEL: ANYWHERE.CANCEL,
         APPROVE: { target: "completed", actions: ["tick", "approveWith", "finish", ...disarmApprovalTimeout, emit("approved", "waiting_approval", "completed", approvalData)] },
         REJECT: [
           { guard: "reworkAllowed", target: "pending", actions: ["tick", ...disarmApprovalTimeout, emit("rejected", "waiting_approval", "pending", rejectionData), "rework"] },
@@ -370,7 +384,6 @@ export const stepMachine = setup({
             target: "failed",
             actions: ["tick", { type: "forget", params: { kind: "approval" as const } }, assign({ error: { code: "APPROVAL_TIMEOUT", message: "nobody approved or rejected in time", retryable: false } }), "finish", emit("failed", "waiting_approval", "failed", errorData)],
           },
-          { actions: "tick" },
         ],
         RUN_QA: { target: "qa", actions: ["tick", "startQa", ...disarmApprovalTimeout, emit("qa_started", "waiting_approval", "qa"), dispatch("qa")] },
         RESULT: { actions: ["tick", ignored] },
@@ -384,6 +397,7 @@ export const stepMachine = setup({
     },
     failed: {
       on: {
+        ...ANYWHERE,
         DISPATCH: { target: "running", actions: ["tick", "startAttempt", dispatchedEvent("failed"), dispatch("execute"), ...armTimeout] },
         RESET: { target: "pending", actions: ["tick", "reset", emit("reset", "failed", "pending", resetData)] },
         RUN_QA: { target: "qa", actions: ["tick", "startQa", emit("qa_started", "failed", "qa"), dispatch("qa")] },
@@ -392,6 +406,7 @@ export const stepMachine = setup({
     },
     blocked: {
       on: {
+        ...ANYWHERE,
         DISPATCH: { target: "running", actions: ["tick", "startAttempt", dispatchedEvent("blocked"), dispatch("execute"), ...armTimeout] },
         RESET: { target: "pending", actions: ["tick", "reset", emit("reset", "blocked", "pending", resetData)] },
         RUN_QA: { target: "qa", actions: ["tick", "startQa", emit("qa_started", "blocked", "qa"), dispatch("qa")] },
@@ -399,7 +414,7 @@ export const stepMachine = setup({
       },
     },
     skipped: {
-      on: { RESET: { target: "pending", actions: ["tick", "reset", emit("reset", "skipped", "pending", resetData)] } },
+      on: { ...ANYWHERE, RESET: { target: "pending", actions: ["tick", "reset", emit("reset", "skipped", "pending", resetData)] } },
     },
     cancelled: { type: "final" },
   },

@@ -18,7 +18,11 @@ await runService({
   config: OrchestratorConfig,
   async start({ cfg, logger, bus }) {
     const definitions = new DefinitionStore(bus);
-    const engine = new Engine({ bus, logger, definitions, cacheSize: cfg.ORCH_CORE_CACHE_SIZE });
+    const defaultBudgets = [
+      ...(cfg.ORCH_MAX_TOKENS_PER_STEP ? [{ scope: "step", tokens: cfg.ORCH_MAX_TOKENS_PER_STEP, mode: cfg.ORCH_TOKEN_BUDGET_MODE }] : []),
+      ...(cfg.ORCH_MAX_TOKENS_PER_RUN ? [{ scope: "run", tokens: cfg.ORCH_MAX_TOKENS_PER_RUN, mode: cfg.ORCH_TOKEN_BUDGET_MODE }] : []),
+    ];
+    const engine = new Engine({ bus, logger, definitions, defaultBudgets, cacheSize: cfg.ORCH_CORE_CACHE_SIZE });
     // One consumer per owned partition of the command stream; replicas share the partitions.
     const consumers = new Map<number, RunningConsumer>();
     const perPartition = Math.max(1, Math.ceil(cfg.ORCH_CORE_CONCURRENCY / 4));

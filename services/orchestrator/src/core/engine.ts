@@ -3,7 +3,7 @@ import { CommandOutcome, RunEvent, RunRecord, TimerRequest, WorkItem, type Comma
 import type { CompiledDefinition } from "@orch/engine";
 import type { Logger } from "@orch/logging";
 import { DefinitionNotFoundError, type DefinitionStore } from "./definitions.js";
-import { step, type Clock } from "./step.js";
+import { step, type Clock, type DefaultBudgets } from "./step.js";
 
 interface Entry {
   record: RunRecord;
@@ -16,6 +16,7 @@ export interface EngineOptions {
   bus: Bus;
   logger: Logger;
   definitions: DefinitionStore;
+  defaultBudgets?: DefaultBudgets;
   /** Records kept in memory; the KV bucket stays the system of record. */
   cacheSize: number;
   clock?: () => Clock;
@@ -39,8 +40,10 @@ export class Engine {
   readonly #cacheSize: number;
   readonly #clock: () => Clock;
   readonly #defs: DefinitionStore;
+  readonly #budgets: DefaultBudgets;
 
   constructor(opts: EngineOptions) {
+    this.#budgets = opts.defaultBudgets ?? [];
     this.#bus = opts.bus;
     this.#defs = opts.definitions;
     this.#log = opts.logger;
@@ -78,7 +81,7 @@ export class Engine {
         entry.published = true;
       }
       const cd = await this.#definition(entry?.record ?? null, cmd);
-      const out = step(entry?.record ?? null, cmd, cd, this.#clock());
+      const out = step(entry?.record ?? null, cmd, cd, this.#clock(), this.#budgets);
       if (out.kind === "noop") {
         if (out.outcome.ok) this.#log.debug({ runId: cmd.runId, command: cmd.type, reason: out.reason }, "command changes nothing");
         else this.#log.info({ runId: cmd.runId, command: cmd.type, error: out.outcome.error, correlationId }, "command refused");

@@ -20,6 +20,9 @@ export interface Clock {
   rand: number;
 }
 
+/** Budgets every new run gets besides its own (seed 004's per-step and per-protocol token budgets). */
+export type DefaultBudgets = Record<string, unknown>[];
+
 export type StepOutcome =
   | { kind: "apply"; record: RunRecord; outcome: CommandOutcome }
   /** Nothing to write: a duplicate, a refusal, a command about a run that does not exist. */
@@ -200,7 +203,7 @@ function refusedCreate(cmd: Extract<Command, { type: "run.create" }>, message: s
  * the effects to publish, and the outcome to answer. No I/O: the caller loads the record and the
  * definition, persists with compare-and-set, and publishes.
  */
-export function step(prev: RunRecord | null, cmd: Command, cd: CompiledDefinition | { missing: string }, clock: Clock): StepOutcome {
+export function step(prev: RunRecord | null, cmd: Command, cd: CompiledDefinition | { missing: string }, clock: Clock, defaultBudgets: DefaultBudgets = []): StepOutcome {
   if (prev?.recent.includes(cmd.commandId)) return { kind: "noop", reason: "duplicate command", outcome: ok(cmd, prev.status, true) };
   if (cmd.type === "run.create") {
     if (prev) return { kind: "noop", reason: "run exists", outcome: ok(cmd, prev.status, true) };
@@ -220,20 +223,19 @@ export function step(prev: RunRecord | null, cmd: Command, cd: CompiledDefinitio
           ...(cmd.labels !== undefined ? { labels: cmd.labels } : {}),
           ...(cmd.steps ? { steps: cmd.steps as never } : {}),
           ...(cmd.facts ? { facts: cmd.facts } : {}),
-          ...(cmd.limits ? { limits: cmd.limits as never } : {}),
-          ...(cmd.budgets ? { budgets: cmd.budgets as never } : {}),
+          ...(cmd.limits ? { limits: cmd.limits } : {}),
+          ...(cmd.budgets || defaultBudgets.length ? { budgets: [...defaultBudgets, ...(cmd.budgets ?? [])] } : {}),
           autoStart: cmd.autoStart ?? true,
           ...(cmd.actor ? { actor: cmd.actor } : {}),
+          // The wall clock counts from when the client asked (seed 000); everything else happens now.
+          createdAt: Math.min(cmd.issuedAt, clock.now),
         },
-        { now: cmd.issuedAt, rand: clock.rand },
+        clock,
       );
     } catch (err) {
       const message = `the run could not be created: ${(err as Error).message}`;
       return { kind: "apply", record: refusedCreate(cmd, message, clock), outcome: refused(cmd, "INVALID", message, "failed") };
     }
-    // Creation is stamped with the time the client asked (seed 000's wall clock counts from there);
-    // whatever happens next happens now.
-    if (clock.now > cmd.issuedAt) r = settleAt(cd, r, clock);
     const record = recordOf(null, cmd, cd, r, clock);
     return { kind: "apply", record, outcome: ok(cmd, record.status) };
   }
@@ -252,12 +254,4 @@ export function step(prev: RunRecord | null, cmd: Command, cd: CompiledDefinitio
   if (!r.changed) return { kind: "noop", reason: "nothing changed", outcome: ok(cmd, prev.status) };
   const record = recordOf(prev, cmd, cd, r, clock);
   return { kind: "apply", record, outcome: ok(cmd, record.status) };
-}
-
-/** A run created at the client's time but looked at now: let overdue limits act before the first write. */
-function settleAt(cd: CompiledDefinition, r: KernelResult, clock: Clock): KernelResult {
-  const max = r.state.limits.maxWallMs;
-  if (max === undefined || clock.now <= r.state.createdAt + max) return r;
-  const next = applyAction(cd, r.state, { type: "timer", timerId: `${r.state.runId}.wall`, kind: "wall_clock" }, clock);
-  return next.error ? r : { ...next, effects: [...r.effects, ...next.effects] };
 }

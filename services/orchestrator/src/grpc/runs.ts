@@ -3,7 +3,7 @@ import { readdir, readFile, realpath, stat } from "node:fs/promises";
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import { getRunRecord, listRuns, newRunId, QueryRefusedError, readEvents, replayEvents, sendCommandAndWait, type Bus } from "@orch/bus";
 import { DEFAULT_PROJECT, isToken, type CommandOutcome, type RunRecord, type RunStatus } from "@orch/contracts";
-import { describeRun, parseDefinitionText, SignalSchema, type RunState, DefinitionError } from "@orch/engine";
+import { describeRun, parseDefinitionText, SignalSchema, type RunState, type Totals, DefinitionError } from "@orch/engine";
 import type { Logger } from "@orch/logging";
 import {
   jsonToStruct,
@@ -130,7 +130,13 @@ export function runHandlers(opts: RunApiOptions) {
         ...(s.usage ? { usage: { tokens: s.usage.tokens, tokens_in: s.usage.tokensIn, tokens_out: s.usage.tokensOut, cost_usd: s.usage.costUsd, wall_ms: s.usage.wallMs } } : {}),
       }));
       run.facts = jsonToStruct(d.facts);
-      run.usage = { tokens: d.usage.tokens, tokens_in: d.usage.tokensIn, tokens_out: d.usage.tokensOut, cost_usd: d.usage.costUsd, wall_ms: d.usage.wallMs };
+      const usage = (u: Totals) => ({ tokens: u.tokens, tokens_in: u.tokensIn, tokens_out: u.tokensOut, cost_usd: u.costUsd, wall_ms: u.wallMs });
+      const byKey = (m: Record<string, Totals>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, usage(v)]));
+      const ledger = (rec.state as unknown as RunState).ledger;
+      run.usage = usage(d.usage);
+      run.usage_by_phase = byKey(ledger.byPhase);
+      run.usage_by_role = byKey(ledger.byRole);
+      run.usage_by_model = byKey(ledger.byModel);
       if (d.gate) run.gate = d.gate;
     }
     return run;

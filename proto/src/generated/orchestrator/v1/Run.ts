@@ -27,6 +27,9 @@ export interface Run {
   'usage'?: (_orchestrator_v1_Usage | null);
   'steps_run'?: (number);
   'gate'?: (string);
+  'usage_by_phase'?: ({[key: string]: _orchestrator_v1_Usage});
+  'usage_by_role'?: ({[key: string]: _orchestrator_v1_Usage});
+  'usage_by_model'?: ({[key: string]: _orchestrator_v1_Usage});
   '_started_at'?: "started_at";
   '_finished_at'?: "finished_at";
   '_error'?: "error";
@@ -54,6 +57,9 @@ export interface Run__Output {
   'usage': (_orchestrator_v1_Usage__Output | null);
   'steps_run': (number);
   'gate'?: (string);
+  'usage_by_phase': ({[key: string]: _orchestrator_v1_Usage__Output});
+  'usage_by_role': ({[key: string]: _orchestrator_v1_Usage__Output});
+  'usage_by_model': ({[key: string]: _orchestrator_v1_Usage__Output});
   '_started_at'?: "started_at";
   '_finished_at'?: "finished_at";
   '_error'?: "error";
