@@ -320,6 +320,7 @@ class Kernel {
     const snap = stepMachine.resolveState(before as never);
     const [next, actions] = transition(stepMachine, snap, event);
     if (next === snap) return false;
+    this.fromStatus = prevStatus;
     const persisted = { value: next.value, context: next.context as StepContext };
     if (this.cd.planning && id === this.cd.planning.id) this.state.planning = persisted;
     else this.state.steps[id] = persisted;
@@ -372,11 +373,14 @@ class Kernel {
   private pendingSettleSteps = false;
   private readonly reentered: string[] = [];
   private replan = false;
+  /** The status of the step being transitioned, before the transition (for events that say "from"). */
+  private fromStatus: StepStatus = "pending";
 
   private stepAction(id: string, a: { type: string; params?: unknown }) {
     switch (a.type) {
       case "emit": {
         const p = a.params as EmitParams | null;
+        if (p?.data?.from === "same") p.data = { ...p.data, from: this.fromStatus };
         // History says what ran: the step's type, role, title and payload ride on its start.
         if (p && (p.type === "step.started" || p.type === "step.qa_started")) {
           const d = this.stepDef(id);
@@ -625,8 +629,8 @@ class Kernel {
     }
     if (st === "blocked") {
       // Unblocked by resolving what blocked it (an approval, a skip, a manual completion).
-      const stage = this.runContext().stage;
-      const stillBroken = this.steps().some((d) => d.stage === stage && !d.optional && (this.status(d.id) === "failed" || this.status(d.id) === "blocked"));
+      // Any step that failed or is blocked, in whatever stage, keeps the run blocked.
+      const stillBroken = this.steps().some((d) => !d.optional && (this.status(d.id) === "failed" || this.status(d.id) === "blocked"));
       return stillBroken ? false : this.sendRun({ type: "UNBLOCK", reason: "nothing blocks it any more", at: this.clock.now, rand: this.clock.rand });
     }
     if (st !== "running") return false;
@@ -635,7 +639,8 @@ class Kernel {
     const inStage = this.steps().filter((d) => d.stage === stage);
     const at = { at: this.clock.now, rand: this.clock.rand };
 
-    const broken = inStage.find((d) => !d.optional && (this.status(d.id) === "failed" || this.status(d.id) === "blocked"));
+    // A failed or blocked step fails or blocks the run, whichever stage it belongs to.
+    const broken = this.steps().find((d) => !d.optional && (this.status(d.id) === "failed" || this.status(d.id) === "blocked"));
     if (broken) {
       const err = this.state.steps[broken.id]?.context.error?.message ?? `step ${broken.id} ${this.status(broken.id)}`;
       if (this.cd.def.onStepFailure === "block" || this.status(broken.id) === "blocked") return this.sendRun({ type: "BLOCKED", error: err, stepId: broken.id, ...at });
@@ -663,10 +668,20 @@ class Kernel {
     return moved;
   }
 
-  /** The output of the last completed step (of a stage): the run's result when it completes. */
+  /**
+   * The run's result when it completes: the output of the step that completed last (in the stage
+   * that completes the run, else in any).
+   */
   private lastOutput(stage?: string): unknown {
-    const done = this.steps().filter((d) => (stage === undefined || d.stage === stage) && this.status(d.id) === "completed");
-    return done.length > 0 ? this.state.steps[done.at(-1)!.id]?.context.output : undefined;
+    const completed = this.steps().filter((d) => this.status(d.id) === "completed");
+    const pool = stage === undefined ? completed : completed.filter((d) => d.stage === stage);
+    const last = (pool.length > 0 ? pool : completed).reduce<RunStepDef | undefined>((best, d) => {
+      if (!best) return d;
+      const a = this.state.steps[d.id]?.context.finishedAt ?? 0;
+      const b = this.state.steps[best.id]?.context.finishedAt ?? 0;
+      return a > b || (a === b && d.index > best.index) ? d : best;
+    }, undefined);
+    return last ? this.state.steps[last.id]?.context.output : undefined;
   }
 
   /** Whether every step has settled (there is at least one), in a definition without a stage graph. */
@@ -727,12 +742,24 @@ class Kernel {
     const x = exhausted(this.state.ledger, this.state.budgets, this.state.extensions).find(
       (e) => e.budget.mode === "strict" && covers(e, { id: d.id, phase: d.phase, role: d.role }),
     );
-    if (x) return () => this.sendRun({ type: "GATE", gate: this.gateOf(x), ...at });
+    if (x) {
+      return () => {
+        const ext = this.state.extensions[x.key];
+        const key = `${x.key}/${x.subject}${ext ? `+${ext.tokens}/${ext.costUsd}` : ""}`;
+        if (!this.state.warned.includes(key)) {
+          this.state.warned.push(key);
+          this.emit({ type: "budget.exceeded", at: this.clock.now, data: { budget: x.key, subject: x.subject, mode: x.budget.mode, usage: x.usage, limit: x.limit } });
+        }
+        return this.sendRun({ type: "GATE", gate: this.gateOf(x), ...at });
+      };
+    }
     return null;
   }
 
   private gateOf(x: ReturnType<typeof exhausted>[number]): Gate {
-    return { kind: "budget", budget: `${x.key}${x.budget.target ? "" : `(${x.subject})`}`, usage: x.usage, limit: x.limit };
+    // `phase:*(design)`: an untargeted budget names the phase, role or step that used it up.
+    const named = x.budget.target === undefined && x.budget.scope !== "run";
+    return { kind: "budget", budget: `${x.key}${named ? `(${x.subject})` : ""}`, usage: x.usage, limit: x.limit };
   }
 
   /** Books usage and applies budgets after a result. */
@@ -936,6 +963,14 @@ class Kernel {
           if (!this.stepDef(id)) return this.refuse(KernelErrorCode.NotFound, `no step '${id}'`);
           if (!["pending", "blocked", "failed"].includes(this.status(id))) return this.refuse(KernelErrorCode.IllegalTransition, "Step already running or completed");
         }
+        // A manual start passes the same loop guard and budgets as an automatic one: a used-up strict
+        // budget opens the gate (the run waits) instead of starting the step.
+        const refusal = this.guardBeforeStart(this.stepDef(id)!);
+        if (refusal) {
+          if (st !== "running") this.sendRun({ type: "RUN_STEP", stepId: id, ...at });
+          refusal();
+          return null;
+        }
         this.sendStep(id, { type: "DISPATCH", reason: "manual", ...stepAt, ...this.timeout(id) });
         this.sendRun({ type: "RUN_STEP", stepId: id, ...at });
         return null;
@@ -1003,7 +1038,8 @@ class Kernel {
       }
       case "block_step": {
         if (final) return this.refuse(KernelErrorCode.TerminalState, `the run is ${st}`);
-        const id = sig.stepId ?? this.steps().find((d) => ["running", "retry_wait", "pending"].includes(this.status(d.id)))?.id;
+        const pick = (st: StepStatus) => this.steps().find((d) => this.status(d.id) === st)?.id;
+        const id = sig.stepId ?? pick("running") ?? pick("retry_wait") ?? pick("pending");
         if (!id || !this.stepDef(id)) return this.refuse(KernelErrorCode.NotFound, sig.stepId ? `no step '${sig.stepId}'` : "no step to block");
         if (!this.sendStep(id, { type: "BLOCK", ...stepAt, ...(reason ? { reason } : {}) })) {
           return this.refuse(KernelErrorCode.IllegalTransition, `step ${id} is ${this.status(id)}: it cannot be blocked`);
@@ -1013,7 +1049,7 @@ class Kernel {
       case "skip_step": {
         if (!this.stepDef(sig.stepId)) return this.refuse(KernelErrorCode.NotFound, `no step '${sig.stepId}'`);
         if (!this.sendStep(sig.stepId, { type: "SKIP", ...stepAt, ...(reason ? { reason } : {}) })) {
-          return this.refuse(KernelErrorCode.IllegalTransition, `step ${sig.stepId} is ${this.status(sig.stepId)}: only a pending step can be skipped`);
+          return this.refuse(KernelErrorCode.IllegalTransition, `step ${sig.stepId} is ${this.status(sig.stepId)}: only a pending, failed or blocked step can be skipped`);
         }
         return null;
       }
@@ -1057,7 +1093,10 @@ export function createRun(cd: CompiledDefinition, opts: CreateRunOptions, clock:
     if (r.success) return r.data;
     throw new Error(`invalid ${what}: ${r.error.issues.map((i) => `${i.path.join(".") || what}: ${i.message}`).join("; ")}`);
   };
-  const limits = { ...cd.def.limits, ...parsed("limits", Limits.partial().safeParse(opts.limits ?? {})) } as Limits;
+  // Only the limits the run names override the definition's (zod fills in defaults for the rest).
+  const given = parsed("limits", Limits.partial().safeParse(opts.limits ?? {})) as Record<string, unknown>;
+  const overrides = Object.fromEntries(Object.keys(opts.limits ?? {}).filter((k) => k in given).map((k) => [k, given[k]]));
+  const limits = { ...cd.def.limits, ...overrides } as Limits;
   const budgets = [...cd.def.budgets, ...(opts.budgets ?? []).map((b, i) => parsed(`budgets.${i}`, Budget.safeParse(b)))];
   for (const d of cd.def.steps) if (d.budget) budgets.push({ scope: "step", target: d.id, ...d.budget, mode: "strict" });
   const base: RunState = {

@@ -398,6 +398,7 @@ export const stepMachine = setup({
     failed: {
       on: {
         ...ANYWHERE,
+        SKIP: { target: "skipped", actions: ["tick", "finish", emit("skipped", "failed", "skipped")] },
         DISPATCH: { target: "running", actions: ["tick", "startAttempt", dispatchedEvent("failed"), dispatch("execute"), ...armTimeout] },
         RESET: { target: "pending", actions: ["tick", "reset", emit("reset", "failed", "pending", resetData)] },
         RUN_QA: { target: "qa", actions: ["tick", "startQa", emit("qa_started", "failed", "qa"), dispatch("qa")] },
@@ -407,6 +408,7 @@ export const stepMachine = setup({
     blocked: {
       on: {
         ...ANYWHERE,
+        SKIP: { target: "skipped", actions: ["tick", "finish", emit("skipped", "blocked", "skipped")] },
         DISPATCH: { target: "running", actions: ["tick", "startAttempt", dispatchedEvent("blocked"), dispatch("execute"), ...armTimeout] },
         RESET: { target: "pending", actions: ["tick", "reset", emit("reset", "blocked", "pending", resetData)] },
         RUN_QA: { target: "qa", actions: ["tick", "startQa", emit("qa_started", "blocked", "qa"), dispatch("qa")] },

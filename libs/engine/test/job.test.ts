@@ -73,16 +73,21 @@ describe("job: happy path", () => {
     expect(d.status).toBe("completed");
     expect(d.state.stepsCompleted).toBe(2);
     expect(d.eventTypes()).toEqual(["step.succeeded", "run.status_changed", "run.finished"]);
-    expect(d.eventsOf("run.finished", d.last.effects)[0]!.data).toMatchObject({ status: "completed" });
+    expect(d.eventsOf("run.finished", d.last.effects)[0]).toMatchObject({ at: T0 + 20, data: { status: "completed", stage: "main" } });
+    expect(d.eventsOf("run.status_changed", d.last.effects)[0]!.data).toMatchObject({ from: "running", to: "completed", trigger: "STAGE_DONE" });
+    // The last step gave no output, so the run has no result.
+    expect(d.context.result).toBeUndefined();
+    expect(d.eventsOf("run.finished", d.last.effects)[0]!.data).not.toHaveProperty("result");
     expect(d.timerEffects()).toEqual([{ kind: "timer", op: "cancel", timerId: "r1.wall" }]);
     expect(d.timers.size).toBe(0);
     expect(d.context.startedAt).toBe(T0);
-    // BUG: completion through STAGE_DONE does not tick the run's clock (finished_at is the start time).
-    // expect(d.context.finishedAt).toBe(T0 + 20);
+    // finished_at is the time of the last step's result (completion through STAGE_DONE ticks the clock).
+    expect(d.context.finishedAt).toBe(T0 + 20);
   });
 
   it("runs steps given without needs one at a time, in order", () => {
     const d = Drive.of("job", { autoStart: true, steps: [{ id: "a", type: "ci" }, { id: "b", type: "ci" }, { id: "c", type: "ci" }], limits: { maxSteps: 5 } });
+    expect(d.state.limits.maxConcurrentSteps).toBe(1);
     const order: string[] = [];
     for (let i = 0; i < 3; i++) {
       expect(d.running()).toHaveLength(1);
@@ -190,16 +195,16 @@ describe("job: the retry rule", () => {
     expect(d.dispatched).toHaveLength(1);
   });
 
-  it("ignores a retry timer of an earlier attempt", () => {
+  it("ignores a retry timer of an earlier attempt: nothing changes", () => {
     const d = job(["ci"]);
     d.failResult("s0");
+    const before = d.state;
+    d.tick(40);
     const r = d.apply({ type: "timer", timerId: "r1.s0.9.retry", kind: "retry", stepId: "s0" });
     expectAccepted(r);
     expect(r.effects).toEqual([]);
-    // BUG: KernelResult.changed is documented "false when the action changed nothing (… an ignored
-    // late timer)", but the step machine's fallback for a stale RETRY_TIMER (and TIMEOUT,
-    // APPROVAL_TIMEOUT) still runs `tick`, so the step's `now` moves and changed is true.
-    // expect(r.changed).toBe(false);
+    expect(r.changed).toBe(false);
+    expect(r.state).toEqual(before);
     expect(d.step("s0")).toBe("retry_wait");
     expect(d.newWork()).toEqual([]);
   });

@@ -48,12 +48,12 @@ describe("scheduling: the DAG", () => {
     expectAccepted(d.signal({ name: "skip_step", stepId: "b" }, { reason: "not needed" }));
     expect(d.eventsOf("step.skipped", d.last.effects)[0]!.data).toMatchObject({ stepId: "b", from: "pending", to: "skipped" });
     d.start();
-    // BUG: the run's first entry into its initial stage counts as a re-entry (run.stage_entered from
-    // ""), so every settled step of that stage is reset to pending: the skip is undone and b runs.
-    // expect(d.statuses()).toEqual({ a: "running", b: "skipped", c: "pending" });
-    // d.succeed("a");
-    // expect(d.running()).toEqual(["c"]);
-    expect(d.statuses()).toEqual({ a: "running", b: "running", c: "pending" });
+    // Entering the initial stage for the first time resets nothing: the skip stands.
+    expect(d.eventsOf("run.stage_entered", d.last.effects).map((e) => e.data)).toEqual([{ stage: "main", from: "" }]);
+    expect(d.eventsOf("step.reset", d.last.effects)).toEqual([]);
+    expect(d.statuses()).toEqual({ a: "running", b: "skipped", c: "pending" });
+    d.succeed("a");
+    expect(d.running()).toEqual(["c"]);
   });
 
   it("skip_step works on a pending step of a running run; others are refused", () => {
@@ -61,7 +61,7 @@ describe("scheduling: the DAG", () => {
     expectAccepted(d.signal({ name: "skip_step", stepId: "b" }));
     d.succeed("a");
     expect(d.running()).toEqual(["c"]);
-    expectRefused(d.signal({ name: "skip_step", stepId: "c" }), KernelErrorCode.IllegalTransition, /only a pending step/);
+    expectRefused(d.signal({ name: "skip_step", stepId: "c" }), KernelErrorCode.IllegalTransition, /only a pending, failed or blocked step/);
     expectRefused(d.signal({ name: "skip_step", stepId: "zz" }), KernelErrorCode.NotFound);
     d.succeed("c");
     expect(d.status).toBe("completed");
@@ -69,7 +69,12 @@ describe("scheduling: the DAG", () => {
 
   it("respects maxConcurrentSteps (definition limit, or the run's override)", () => {
     const steps = ["a", "b", "c", "d", "e"].map((id) => ({ id }));
-    const d = run(steps, { limits: { maxConcurrentSteps: 2 } });
+    const byDefinition = run(steps, { limits: { maxConcurrentSteps: 2 } });
+    expect(byDefinition.state.limits).toEqual({ maxConcurrentSteps: 2, maxTriggerDepth: 3 });
+    expect(byDefinition.running()).toEqual(["a", "b"]);
+
+    // The same limit given by the run.
+    const d = run(steps, {}, { limits: { maxConcurrentSteps: 2 } });
     expect(d.running()).toEqual(["a", "b"]);
     d.succeed("b");
     expect(d.newWork().map((w) => w.stepId)).toEqual(["c"]);
@@ -83,7 +88,7 @@ describe("scheduling: the DAG", () => {
   });
 
   it("a step waiting for a retry or in QA still takes a slot", () => {
-    const d = run([{ id: "a", qa: { auto: true } }, { id: "b" }, { id: "c" }], { limits: { maxConcurrentSteps: 2 } });
+    const d = run([{ id: "a", qa: { auto: true } }, { id: "b" }, { id: "c" }], {}, { limits: { maxConcurrentSteps: 2 } });
     expect(d.running()).toEqual(["a", "b"]);
     d.failResult("b");
     expect(d.step("b")).toBe("retry_wait");
@@ -232,19 +237,27 @@ describe("timeouts", () => {
     const first = d.work.get("a")!.attemptId;
     d.fire("r1.a.1.timeout");
     expect(d.step("a")).toBe("retry_wait");
-    expect(d.eventsOf("step.retrying", d.last.effects)[0]!.data).toMatchObject({ retry: 1, backoffMs: 10, error: expect.objectContaining({ code: "STEP_TIMEOUT" }) });
+    expect(d.eventsOf("step.retrying", d.last.effects)[0]!.data).toMatchObject({
+      retry: 1,
+      backoffMs: 10,
+      error: { code: "STEP_TIMEOUT", message: "step a timed out after 100 ms", retryable: true },
+    });
     d.fireTimers("retry");
     expect(d.timer("step_timeout", "a")).toMatchObject({ timerId: "r1.a.2.timeout", dueAt: T0 + 110 + 100 });
     // The timed-out attempt's late result is ignored; so is its stale timer.
     d.result("a", true, { attemptId: first });
     expect(d.eventTypes()).toEqual(["step.result_ignored"]);
+    const before = d.state;
     const stale = d.apply({ type: "timer", timerId: "r1.a.1.timeout", kind: "step_timeout", stepId: "a" });
     expect(stale.effects).toEqual([]);
+    expect(stale.changed).toBe(false);
+    expect(stale.state).toEqual(before);
     expect(d.step("a")).toBe("running");
     d.fire("r1.a.2.timeout");
     expect(d.step("a")).toBe("failed");
-    expect(d.stepCtx("a").error).toMatchObject({ code: "STEP_TIMEOUT" });
+    expect(d.stepCtx("a").error).toEqual({ code: "STEP_TIMEOUT", message: "step a timed out after 100 ms", retryable: true });
     expect(d.status).toBe("failed");
+    expect(d.context.error).toBe("step a timed out after 100 ms");
   });
 
   it("an approval timeout fails the step when nobody decides in time", () => {
@@ -270,6 +283,22 @@ describe("timeouts", () => {
     expect(d.status).toBe("completed");
     const late = d.apply({ type: "timer", timerId: "r1.a.2.approval", kind: "approval_timeout", stepId: "a" });
     expect(late.changed).toBe(false);
+  });
+
+  it("an approval timer of an earlier revision changes nothing while the step waits again", () => {
+    const d = run([{ id: "a", approval: { timeoutMs: 1_000, maxReworks: 1 } }]);
+    d.succeed("a", { v: 1 });
+    d.reject(undefined, { reason: "again" });
+    d.succeed("a", { v: 2 });
+    expect(d.step("a")).toBe("waiting_approval");
+    const before = d.state;
+    d.tick(5_000);
+    const stale = d.apply({ type: "timer", timerId: "r1.a.1.approval", kind: "approval_timeout", stepId: "a" });
+    expectAccepted(stale);
+    expect(stale.changed).toBe(false);
+    expect(stale.effects).toEqual([]);
+    expect(stale.state).toEqual(before);
+    expect(d.step("a")).toBe("waiting_approval");
   });
 });
 
@@ -373,6 +402,7 @@ describe("triggers", () => {
         { id: "y", needs: ["x"] },
         { id: "z", needs: ["y"] },
       ],
+      {},
       { limits: { maxTriggerDepth: 1 } },
     );
     d.succeed("a");
@@ -385,10 +415,15 @@ describe("triggers", () => {
   });
 
   it("maxTriggerDepth 0 skips every trigger", () => {
-    const d = run([{ id: "a", triggers: [{ on: "completed", action: "run", step: "b" }] }, { id: "b", needs: ["a"] }], { limits: { maxTriggerDepth: 0 } });
+    const d = run([{ id: "a", triggers: [{ on: "completed", action: "run", step: "b" }] }, { id: "b", needs: ["a"] }], {}, { limits: { maxTriggerDepth: 0 } });
     d.succeed("a");
     expect(d.eventTypes()).toContain("trigger.skipped");
     expect(d.eventTypes()).not.toContain("trigger.fired");
+
+    const byDefinition = run([{ id: "a", triggers: [{ on: "completed", action: "run", step: "b" }] }, { id: "b", needs: ["a"] }], { limits: { maxTriggerDepth: 0 } });
+    byDefinition.succeed("a");
+    expect(byDefinition.eventTypes()).toContain("trigger.skipped");
+    expect(byDefinition.eventTypes()).not.toContain("trigger.fired");
   });
 });
 
@@ -402,9 +437,14 @@ describe("budgets", () => {
     expect(d.step("a")).toBe("completed");
     expect(d.newWork()).toEqual([]);
     expect(d.eventsOf("budget.exceeded", d.last.effects)[0]!.data).toMatchObject({ budget: "run:*", subject: "run", mode: "strict", usage: { tokens: 120 }, limit: { tokens: 100 } });
-    expect(d.context.gate).toEqual({ kind: "budget", budget: "run:*(run)", usage: { tokens: 120, costUsd: 0 }, limit: { tokens: 100 } });
+    expect(d.context.gate).toEqual({ kind: "budget", budget: "run:*", usage: { tokens: 120, costUsd: 0 }, limit: { tokens: 100 } });
 
     expectRefused(d.signal({ name: "start" }), KernelErrorCode.IllegalTransition);
+    // Nothing starts by hand past the gate either.
+    for (const sig of [{ name: "run_next_step" }, { name: "run_step", stepId: "b" }, { name: "retry_latest" }] as const) {
+      expectRefused(d.signal(sig), KernelErrorCode.IllegalTransition, /waits at a budget gate/);
+    }
+    expect(d.step("b")).toBe("pending");
     expectAccepted(d.signal({ name: "extend_budget", tokens: 50 }, { actor: "lead", reason: "worth it" }));
     expect(d.eventsOf("budget.extended", d.last.effects)[0]!.data).toEqual({ budget: "run:*", tokens: 50, costUsd: 0, actor: "lead", reason: "worth it" });
     expect(d.status).toBe("running");
@@ -434,7 +474,7 @@ describe("budgets", () => {
     d.tick(3);
     expectAccepted(d.signal({ name: "abort" }, { actor: "lead" }));
     expect(d.status).toBe("failed");
-    expect(d.context.error).toBe("budget exhausted: run:*(run)");
+    expect(d.context.error).toBe("budget exhausted: run:*");
     expect(d.step("b")).toBe("cancelled");
     expectRefused(d.signal({ name: "abort" }), KernelErrorCode.TerminalState);
     expectRefused(d.signal({ name: "extend_budget" }), KernelErrorCode.TerminalState);
@@ -452,23 +492,85 @@ describe("budgets", () => {
     expect(d.running()).toEqual(["c"]);
   });
 
-  it("strict at role scope (every role when no target)", () => {
-    const d = run([{ id: "a", role: "architect" }, { id: "b", role: "tester" }, { id: "c", needs: ["a", "b"] }], { budgets: [{ scope: "role", tokens: 100 }] });
+  it("strict at role scope (every role when no target): it gates only the next step of the role that used it up", () => {
+    const d = run(
+      [
+        { id: "a", role: "architect" },
+        { id: "b", role: "tester" },
+        { id: "c", needs: ["a", "b"] },
+        { id: "e", role: "architect", needs: ["c"] },
+        { id: "f", needs: ["c"] },
+      ],
+      { budgets: [{ scope: "role", tokens: 100 }] },
+    );
     d.succeed("a", {}, u(60));
     d.succeed("b", {}, u(60));
     expect(d.status).toBe("running");
     expect(d.running()).toEqual(["c"]);
     d.succeed("c", {}, u(100));
+    expect(d.eventsOf("budget.exceeded", d.last.effects).map((e) => e.data)).toEqual([
+      { budget: "role:*", subject: "implementer", mode: "strict", usage: { tokens: 100, costUsd: 0 }, limit: { tokens: 100 } },
+    ]);
+    // e (architect) is not covered and starts; f (implementer) is, and the run waits before it.
+    expect(d.statuses()).toEqual({ a: "completed", b: "completed", c: "completed", e: "running", f: "pending" });
     expect(d.status).toBe("waiting");
     expect(d.context.gate!.budget).toBe("role:*(implementer)");
   });
 
-  it("strict at step scope: a step's own `budget` is a strict step budget", () => {
+  it("strict at step scope: a step's own `budget` is a strict step budget; it gates that step only", () => {
     const d = run([{ id: "a", budget: { tokens: 50 } }, { id: "b", needs: ["a"] }]);
     expect(d.state.budgets).toEqual([{ scope: "step", target: "a", tokens: 50, mode: "strict" }]);
     d.succeed("a", {}, u(60));
+    expect(d.eventsOf("budget.exceeded", d.last.effects).map((e) => e.data)).toEqual([
+      { budget: "step:a", subject: "a", mode: "strict", usage: { tokens: 60, costUsd: 0 }, limit: { tokens: 50 } },
+    ]);
+    // b is outside the budget's scope: it starts.
+    expect(d.status).toBe("running");
+    expect(d.running()).toEqual(["b"]);
+
+    // a itself is gated when it would start again (a rework after a rejection).
+    const e = run([{ id: "a", budget: { tokens: 50 }, approval: { maxReworks: 1 } }, { id: "b", needs: ["a"] }]);
+    e.succeed("a", { v: 1 }, u(60));
+    expect(e.step("a")).toBe("waiting_approval");
+    expect(e.status).toBe("running");
+    e.reject(undefined, { reason: "again" });
+    expect(e.status).toBe("waiting");
+    expect(e.context.gate).toEqual({ kind: "budget", budget: "step:a", usage: { tokens: 60, costUsd: 0 }, limit: { tokens: 50 } });
+    expect(e.statuses()).toEqual({ a: "pending", b: "pending" });
+    expect(e.newWork()).toEqual([]);
+    expectAccepted(e.signal({ name: "extend_budget" }));
+    expect(e.newWork()).toEqual([expect.objectContaining({ stepId: "a", attemptId: "r1.a.2", rework: 1 })]);
+  });
+
+  it("budget.exceeded is emitted once per budget, and again once an extension is used up", () => {
+    const d = run([{ id: "a" }, { id: "b", needs: ["a"] }, { id: "c", needs: ["b"] }], { budgets: [{ scope: "run", tokens: 100 }] });
+    d.succeed("a", {}, u(120));
     expect(d.status).toBe("waiting");
-    expect(d.context.gate!.budget).toBe("step:a");
+    d.signal({ name: "extend_budget", tokens: 50 });
+    expect(d.running()).toEqual(["b"]);
+    d.succeed("b", {}, u(40));
+    expect(d.status).toBe("waiting");
+    expect(d.eventsOf("budget.exceeded").map((e) => e.data)).toEqual([
+      { budget: "run:*", subject: "run", mode: "strict", usage: { tokens: 120, costUsd: 0 }, limit: { tokens: 100 } },
+      { budget: "run:*", subject: "run", mode: "strict", usage: { tokens: 160, costUsd: 0 }, limit: { tokens: 150 } },
+    ]);
+    expect(d.context.gate).toEqual({ kind: "budget", budget: "run:*", usage: { tokens: 160, costUsd: 0 }, limit: { tokens: 150 } });
+  });
+
+  it("a run waiting at a gate completes once its remaining steps are settled (an approval forced on them)", () => {
+    const d = run([{ id: "a" }, { id: "b", needs: ["a"] }], { budgets: [{ scope: "run", tokens: 100 }] });
+    d.succeed("a", { a: 1 }, u(120));
+    expect(d.status).toBe("waiting");
+    d.tick(9);
+    expectAccepted(d.signal({ name: "approve", stepId: "b", force: true, output: { b: 2 } }, { actor: "lead" }));
+    expect(d.step("b")).toBe("completed");
+    expect(d.status).toBe("completed");
+    expect(d.context.gate).toBeUndefined();
+    expect(d.eventsOf("run.status_changed", d.last.effects).map((e) => e.data)).toEqual([
+      { from: "waiting", to: "completed", trigger: "COMPLETE", reason: "every step is done" },
+    ]);
+    expect(d.eventsOf("run.finished", d.last.effects)[0]).toMatchObject({ at: T0 + 9, data: { status: "completed", result: { b: 2 } } });
+    expect(d.newWork()).toEqual([]);
   });
 
   it("warn: budget.exceeded once, and the run goes on", () => {
@@ -499,13 +601,15 @@ describe("budgets", () => {
 
   it("a run whose last step uses up a strict budget completes (nothing is left to gate)", () => {
     const d = run([{ id: "a" }], { budgets: [{ scope: "run", tokens: 10 }] });
-    d.succeed("a", {}, u(20));
+    d.tick(4);
+    d.succeed("a", { done: true }, u(20));
     expect(d.step("a")).toBe("completed");
-    // BUG: the strict gate is applied on booking the usage, before the step's own success is
-    // recorded, so the run waits at a gate with nothing left to dispatch (it needs extend_budget
-    // or abort to finish). Expected: completed.
-    // expect(d.status).toBe("completed");
-    expect(d.status).toBe("waiting");
+    expect(d.status).toBe("completed");
+    expect(d.context.gate).toBeUndefined();
+    expect(d.eventTypes()).toEqual(["step.succeeded", "budget.exceeded", "run.status_changed", "run.finished"]);
+    expect(d.eventsOf("budget.exceeded", d.last.effects)[0]!.data).toMatchObject({ budget: "run:*", mode: "strict", usage: { tokens: 20 }, limit: { tokens: 10 } });
+    expect(d.eventsOf("run.finished", d.last.effects)[0]).toMatchObject({ at: T0 + 4, data: { status: "completed", result: { done: true } } });
+    expect(d.context.result).toEqual({ done: true });
   });
 });
 
@@ -640,13 +744,29 @@ describe("facts and guarded stages (a custom staged definition)", () => {
     expect(d.step("write")).toBe("cancelled");
   });
 
-  it("stages without transitions run in order and complete after the last", () => {
+  it("stages without transitions run in order and complete after the last; the result is the last step's output", () => {
     const cd = define({ id: "seq", version: 1, stages: [{ id: "one", next: "two" }, { id: "two" }], steps: [{ id: "a", stage: "one" }, { id: "b", stage: "two" }] });
     const d = Drive.of(cd, { autoStart: true });
-    d.succeed("a");
+    d.tick(3);
+    d.succeed("a", { a: 1 });
     expect(d.stage).toBe("two");
-    d.succeed("b");
+    expect(d.eventsOf("run.stage_changed", d.last.effects)[0]).toMatchObject({ at: T0 + 3, data: { from: "one", to: "two", on: "stage_done" } });
+    d.tick(3);
+    d.succeed("b", { b: 2 });
     expect(d.status).toBe("completed");
+    expect(d.context.result).toEqual({ b: 2 });
+    expect(d.eventsOf("run.finished", d.last.effects)[0]).toMatchObject({ at: T0 + 6, data: { status: "completed", stage: "two", result: { b: 2 } } });
+  });
+
+  it("a run whose last stage has no steps completes with the output of the last step that completed", () => {
+    const cd = define({ id: "seq", version: 1, stages: [{ id: "one", next: "two" }, { id: "two" }], steps: [{ id: "a", stage: "one" }] });
+    const d = Drive.of(cd, { autoStart: true });
+    d.tick(5);
+    d.succeed("a", { a: 1 });
+    expect(d.status).toBe("completed");
+    expect(d.context.finishedAt).toBe(T0 + 5);
+    expect(d.context.result).toEqual({ a: 1 });
+    expect(d.eventsOf("run.finished", d.last.effects)[0]!.data).toMatchObject({ result: { a: 1 } });
   });
 });
 

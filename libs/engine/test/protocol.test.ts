@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { builtin, KernelErrorCode, type RunStatus } from "../src/index.js";
+import { transition } from "xstate";
+import { builtin, KernelErrorCode, runMachineFor, type RunContext, type RunStatus } from "../src/index.js";
 import { Drive, define, expectAccepted, expectRefused, T0 } from "./drive.js";
 
 /**
@@ -68,13 +69,30 @@ function cancelled(): Drive {
   return d;
 }
 
-/** A protocol waiting at a budget gate (a strict run budget used up by s1). */
-function waiting(): Drive {
+/** A protocol whose strict run budget (100 tokens) s1 used up (150 tokens). */
+function overBudget(): Drive {
   const d = Drive.of("protocol", { input: PROTO, budgets: [{ scope: "run", tokens: 100, mode: "strict" }] });
   d.start();
   d.succeed("plan", { steps: STEPS });
   d.signal({ name: "run_next_step" });
   d.succeed("s1", {}, { usage: { tokensIn: 150 } });
+  return d;
+}
+
+/**
+ * A protocol waiting at a budget gate. A manual protocol never gets there by itself: strict budgets
+ * gate only a step the scheduler is about to start (execution `auto`), and run_next_step / run_step
+ * do not check them (a design question, see "protocol budgets" below). So the persisted state of the
+ * over-budget protocol is put at the gate with the run machine's own GATE transition (the gate the
+ * kernel would open for this budget).
+ */
+function waiting(): Drive {
+  const d = overBudget();
+  expect(d.status).toBe("running");
+  const machine = runMachineFor(d.cd);
+  const gate = { kind: "budget" as const, budget: "run:*", usage: { tokens: 150, costUsd: 0 }, limit: { tokens: 100 } };
+  const [next] = transition(machine, machine.resolveState(d.state.run as never), { type: "GATE", gate, at: d.now, rand: d.rand } as never);
+  d.state = { ...d.state, run: { value: next.value, context: next.context as RunContext } };
   return d;
 }
 
@@ -151,22 +169,31 @@ describe("protocol actions", () => {
       expect(e.newWork()).toEqual([expect.objectContaining({ stepId: "plan", kind: "plan", attemptId: "r1.plan.2" })]);
     });
 
-    it("from planned: through planning back to planned, without planning again", () => {
+    it("from planned: plans again (the planning step is reset and dispatched again); the new plan's new steps are added", () => {
       const d = planned();
-      expectAccepted(d.signal({ name: "start" }));
-      expect(d.eventsOf("run.status_changed", d.last.effects).map((e) => [e.data!.from, e.data!.to])).toEqual([
-        ["planned", "planning"],
-        ["planning", "planned"],
-      ]);
+      d.tick(2);
+      expectAccepted(d.signal({ name: "start" }, { actor: "alice" }));
+      expect(d.eventsOf("run.status_changed", d.last.effects).map((e) => e.data)).toEqual([{ from: "planned", to: "planning", trigger: "START", actor: "alice" }]);
+      expect(d.status).toBe("planning");
+      expect(d.eventsOf("step.reset", d.last.effects).map((e) => e.data)).toEqual([expect.objectContaining({ stepId: "plan", from: "completed", to: "pending", reason: "retry" })]);
+      expect(d.step("plan")).toBe("running");
+      expect(d.newWork()).toEqual([expect.objectContaining({ stepId: "plan", kind: "plan", attemptId: "r1.plan.2", inputs: { protocol: PROTO } })]);
+
+      // The new plan: steps already there are kept as they are, new ones are added; planned again.
+      expectAccepted(d.succeed("plan", { steps: [...STEPS, { id: "s4" }] }));
+      expect(d.eventsOf("step.added", d.last.effects).map((e) => e.data!.stepId)).toEqual(["s4"]);
       expect(d.status).toBe("planned");
-      expect(d.newWork()).toEqual([]);
-      expect(Object.keys(d.state.steps)).toEqual(["s1", "s2", "s3"]);
+      expect(d.statuses()).toEqual({ s1: "pending", s2: "pending", s3: "pending", s4: "pending" });
     });
 
-    it("from paused: planning", () => {
+    it("from paused: planning, with the planning step dispatched again", () => {
       const d = paused();
       expectAccepted(d.signal({ name: "start" }));
-      expect(d.eventsOf("run.status_changed", d.last.effects)[0]!.data).toMatchObject({ from: "paused", to: "planning" });
+      expect(d.eventsOf("run.status_changed", d.last.effects).map((e) => e.data)).toEqual([{ from: "paused", to: "planning", trigger: "START" }]);
+      expect(d.status).toBe("planning");
+      expect(d.newWork()).toEqual([expect.objectContaining({ stepId: "plan", kind: "plan", attemptId: "r1.plan.2" })]);
+      // The step that was running goes on running.
+      expect(d.step("s1")).toBe("running");
     });
 
     it("refused while planning, running, blocked or waiting (already running) and when terminal", () => {
@@ -198,25 +225,38 @@ describe("protocol actions", () => {
       expect(d.newWork()).toEqual([]);
     });
 
-    it("a plan that arrives while paused is not lost", () => {
+    it("a plan that arrives while paused is not lost: its steps are added when it finishes, once", () => {
       const d = planning();
       d.signal({ name: "pause" });
       d.succeed("plan", { steps: STEPS });
       expect(d.step("plan")).toBe("completed");
       expect(d.status).toBe("paused");
-      d.signal({ name: "resume" });
-      // BUG: the planning output is applied only while the run is `planning`; paused during planning,
-      // the plan completes, resume goes to `running`, and its steps are never added (the protocol
-      // then runs with no steps and never completes). Expected: s1..s3 added (and the protocol
-      // planned, execution being manual).
-      // expect(Object.keys(d.state.steps)).toEqual(["s1", "s2", "s3"]);
-      expect(d.state.steps).toEqual({});
+      expect(Object.keys(d.state.steps)).toEqual(["s1", "s2", "s3"]);
+      expect(d.eventsOf("step.added", d.last.effects).map((e) => e.data)).toEqual([
+        expect.objectContaining({ stepId: "s1", why: "planning" }),
+        expect.objectContaining({ stepId: "s2", why: "planning" }),
+        expect.objectContaining({ stepId: "s3", why: "planning" }),
+      ]);
+      expect(d.newWork()).toEqual([]);
+      // resume (seed 004: paused → running) starts nothing (execution is manual) and adds nothing again.
+      expectAccepted(d.signal({ name: "resume" }));
       expect(d.status).toBe("running");
+      expect(d.eventsOf("step.added", d.last.effects)).toEqual([]);
+      expect(d.statuses()).toEqual({ s1: "pending", s2: "pending", s3: "pending" });
+      expect(d.newWork()).toEqual([]);
+      expectAccepted(d.signal({ name: "run_next_step" }));
+      expect(d.running()).toEqual(["s1"]);
     });
 
-    it("pausing a paused protocol is refused (the original answered 200)", () => {
-      // Discrepancy: seed 004 allows pause from any non-terminal status; the engine has no PAUSE in paused.
-      expectRefused(paused().signal({ name: "pause" }), KernelErrorCode.IllegalTransition);
+    it("pausing a paused protocol is accepted and changes nothing (seed 004: pause from any non-terminal status)", () => {
+      const d = paused();
+      const before = d.state;
+      const r = d.signal({ name: "pause" }, { actor: "ops" });
+      expectAccepted(r);
+      expect(r.changed).toBe(false);
+      expect(r.effects).toEqual([]);
+      expect(r.state).toEqual(before);
+      expect(d.status).toBe("paused");
     });
   });
 
@@ -238,12 +278,8 @@ describe("protocol actions", () => {
 
     it("refused from blocked", () => {
       const d = blocked();
-      const r = d.signal({ name: "resume" });
-      // BUG: seed 004 says resume is allowed only from paused (409 "Protocol is not paused"); the run
-      // machine accepts RESUME in blocked, so it is accepted (blocked → running → blocked again at once).
-      // expectRefused(r, KernelErrorCode.IllegalTransition, /not paused/);
+      expectRefused(d.signal({ name: "resume" }), KernelErrorCode.IllegalTransition, /not paused/);
       expect(d.status).toBe("blocked");
-      void r;
     });
 
     it("refused when terminal", () => {
@@ -485,13 +521,17 @@ describe("protocol actions", () => {
       d.signal({ name: "run_step", stepId: "last" });
       expect(d.statuses()).toEqual({ p: "pending", r: "running", n: "needs_qa", q: "qa", f: "failed", last: "running" });
       expect(d.status).toBe("blocked");
-      d.signal({ name: "resume" });
       for (const id of ["p", "r", "n", "q", "f"]) {
         const from = d.step(id);
         expectAccepted(d.signal({ name: "approve", stepId: id, force: true }, { actor: "lead", reason: "manual override" }));
         expect(d.step(id), `${id} from ${from}`).toBe("completed");
         expect(d.eventsOf("step.approved", d.last.effects)[0]!.data).toMatchObject({ stepId: id, to: "completed", forced: true, actor: "lead", reason: "manual override" });
+        // f failed is what blocks the protocol: approving it unblocks it.
+        expect(d.status, `after approving ${id}`).toBe(id === "f" ? "running" : "blocked");
       }
+      expect(d.eventsOf("run.status_changed", d.last.effects).map((e) => e.data)).toEqual([
+        { from: "blocked", to: "running", trigger: "UNBLOCK", reason: "nothing blocks it any more", stage: "main" },
+      ]);
       // The in-flight work of a force-approved step is ignored when it arrives.
       d.succeed("r", { late: true });
       expect(d.eventTypes()).toEqual(["step.result_ignored"]);
@@ -519,23 +559,49 @@ describe("protocol actions", () => {
       expect(d.state.stepsCompleted).toBe(3);
     });
 
-    it("the protocol completes when the last open step is approved while planned or blocked", () => {
+    it("the protocol completes when the last open step is approved while planned, paused or blocked", () => {
       const p = planned();
-      for (const id of ["s1", "s2", "s3"]) p.signal({ name: "approve", stepId: id, force: true });
-      // BUG: "protocol completes when all steps are completed/cancelled" holds only while running (or
-      // blocked, which now resumes by itself); a planned (or paused) protocol whose steps are all
-      // approved stays where it was.
-      // expect(p.status).toBe("completed");
+      p.tick(4);
+      for (const id of ["s1", "s2"]) p.signal({ name: "approve", stepId: id, force: true });
       expect(p.status).toBe("planned");
+      expectAccepted(p.signal({ name: "approve", stepId: "s3", force: true, output: { last: true } }));
+      expect(p.status).toBe("completed");
+      expect(p.eventsOf("run.status_changed", p.last.effects).map((e) => e.data)).toEqual([
+        { from: "planned", to: "completed", trigger: "COMPLETE", reason: "every step is done" },
+      ]);
+      expect(p.eventsOf("run.finished", p.last.effects)[0]).toMatchObject({ at: T0 + 4, data: { status: "completed", result: { last: true } } });
+      expect(p.context.finishedAt).toBe(T0 + 4);
+
+      const q = paused();
+      for (const id of ["s1", "s2", "s3"]) q.signal({ name: "approve", stepId: id, force: true });
+      expect(q.status).toBe("completed");
+      expect(q.eventsOf("run.status_changed", q.last.effects)[0]!.data).toMatchObject({ from: "paused", to: "completed", trigger: "COMPLETE" });
 
       const b = blocked();
-      // Approving what blocked it unblocks the protocol (it resumes by itself) …
+      // Approving what blocked it unblocks the protocol (it goes back to running by itself) …
       b.signal({ name: "approve", stepId: "s1", force: true });
       expect(b.status).toBe("running");
-      expect(b.eventsOf("run.status_changed", b.last.effects)[0]!.data).toMatchObject({ from: "blocked", to: "running", trigger: "RESUME" });
+      expect(b.eventsOf("run.status_changed", b.last.effects).map((e) => e.data)).toEqual([
+        { from: "blocked", to: "running", trigger: "UNBLOCK", reason: "nothing blocks it any more", stage: "main" },
+      ]);
       // … and approving the rest completes it.
       for (const id of ["s2", "s3"]) b.signal({ name: "approve", stepId: id, force: true });
       expect(b.status).toBe("completed");
+    });
+
+    it("a blocked protocol whose blocking steps all settle completes from blocked", () => {
+      const d = running();
+      for (const id of ["s1", "s2"]) d.signal({ name: "approve", stepId: id, force: true });
+      d.signal({ name: "run_step", stepId: "s3" });
+      d.failResult("s3", { retryable: false });
+      expect(d.status).toBe("blocked");
+      d.signal({ name: "approve", stepId: "s3", force: true, output: { fixed: true } });
+      expect(d.status).toBe("completed");
+      expect(d.eventsOf("run.status_changed", d.last.effects).map((e) => e.data)).toEqual([
+        { from: "blocked", to: "completed", trigger: "COMPLETE", reason: "every step is done" },
+      ]);
+      expect(d.context.error).toBeUndefined();
+      expect(d.context.result).toEqual({ fixed: true });
     });
 
     it("a step settled before the protocol first runs stays settled", () => {
@@ -544,12 +610,12 @@ describe("protocol actions", () => {
       expect(d.step("s1")).toBe("completed");
       expect(d.state.stepsCompleted).toBe(1);
       d.signal({ name: "run_step", stepId: "s2" });
-      // BUG: the protocol's first entry into its stage (run.stage_entered from "") is handled as a
-      // re-entry, so every completed/failed/skipped step of the stage is reset to pending (step.reset,
-      // reason rework): s1's approval is undone and it would be counted a second time.
-      // expect(d.step("s1")).toBe("completed");
-      expect(d.eventsOf("step.reset", d.last.effects).map((e) => e.data!.stepId)).toEqual(["s1"]);
-      expect(d.step("s1")).toBe("pending");
+      // The protocol's first entry into its stage is no re-entry: nothing is reset.
+      expect(d.eventsOf("run.stage_entered", d.last.effects).map((e) => e.data)).toEqual([{ stage: "main", from: "" }]);
+      expect(d.eventsOf("step.reset", d.last.effects)).toEqual([]);
+      expect(d.step("s1")).toBe("completed");
+      expect(d.step("s2")).toBe("running");
+      expect(d.state.stepsCompleted).toBe(1);
     });
 
     it("approving a completed step is accepted and changes nothing; an unknown one is NOT_FOUND", () => {
@@ -565,15 +631,31 @@ describe("protocol actions", () => {
       const d = running();
       d.signal({ name: "cancel" });
       expect(d.step("s2")).toBe("cancelled");
-      const r = d.signal({ name: "approve", stepId: "s2", force: true });
-      // BUG: a forced approve skips the terminal-run check and the step machine's root-level APPROVE
-      // applies even in its final `cancelled` state: the cancelled step of a cancelled protocol becomes
-      // completed (step.approved emitted, stepsCompleted + 1). Expected: refused (TERMINAL_STATE), no change.
-      // expectRefused(r, KernelErrorCode.TerminalState);
-      // expect(d.step("s2")).toBe("cancelled");
-      expect(r.error).toBeUndefined();
-      expect(d.step("s2")).toBe("completed");
+      expectRefused(d.signal({ name: "approve", stepId: "s2", force: true }), KernelErrorCode.TerminalState);
+      expect(d.step("s2")).toBe("cancelled");
       expect(d.status).toBe("cancelled");
+      expect(d.state.stepsCompleted).toBe(0);
+    });
+
+    it("a finished protocol is immutable: approve (forced or not), reject, set_facts and block_step are TERMINAL_STATE", () => {
+      for (const s of TERMINAL) {
+        const d = BUILDERS[s]!();
+        const some = Object.keys(d.state.steps)[0] ?? "plan";
+        for (const sig of [
+          { name: "approve" },
+          { name: "approve", stepId: some },
+          { name: "approve", stepId: some, force: true },
+          { name: "approve", stepId: "plan", force: true },
+          { name: "reject" },
+          { name: "reject", stepId: some },
+          { name: "set_facts", facts: { x: 1 } },
+          { name: "block_step" },
+          { name: "block_step", stepId: some },
+        ] as const) {
+          expectRefused(d.signal(sig), KernelErrorCode.TerminalState);
+        }
+        expect(d.status).toBe(s);
+      }
     });
 
     it("without force, approve only applies to a step waiting for approval", () => {
@@ -703,39 +785,97 @@ describe("protocol actions", () => {
       d.signal({ name: "run_step", stepId: "b" });
       d.failResult("b", { retryable: false });
       note();
+      d.signal({ name: "block_step", stepId: "c" });
+      note();
       d.signal({ name: "cancel" });
       note();
-      expect([...seen].sort()).toEqual(["cancelled", "completed", "failed", "needs_qa", "pending", "running"]);
+      expect([...seen].sort()).toEqual(["blocked", "cancelled", "completed", "failed", "needs_qa", "pending", "running"]);
     });
 
-    it("a step can be blocked", () => {
+    it("block_step blocks a running step, and the protocol with it; fail_step with block: true fails the step and blocks the protocol", () => {
       const d = running();
-      d.fail("waiting on credentials", "s1", { block: true });
+      d.tick(3);
+      expectAccepted(d.signal({ name: "block_step", stepId: "s1" }, { actor: "ci", reason: "waiting on credentials" }));
+      expect(d.step("s1")).toBe("blocked");
       expect(d.status).toBe("blocked");
-      // BUG: no action puts a step in `blocked` (the kernel never sends BLOCK to a step machine);
-      // fail_step with block: true leaves the step failed. Seed 004's StepRun has a blocked status
-      // and run_next_step / retry_latest / run_step all look for blocked steps.
-      // expect(d.step("s1")).toBe("blocked");
-      expect(d.step("s1")).toBe("failed");
+      expect(d.eventsOf("step.blocked", d.last.effects).map((e) => e.data)).toEqual([
+        expect.objectContaining({ stepId: "s1", from: "running", to: "blocked", reason: "waiting on credentials" }),
+      ]);
+      expect(d.eventsOf("run.status_changed", d.last.effects)[0]!.data).toMatchObject({ from: "running", to: "blocked", trigger: "BLOCKED" });
+      // Its in-flight work is ignored when it arrives.
+      d.succeed("s1");
+      expect(d.eventTypes()).toEqual(["step.result_ignored"]);
+      expect(d.step("s1")).toBe("blocked");
+      // retry_latest (and run_next_step, run_step) take a blocked step.
+      expectAccepted(d.signal({ name: "retry_latest" }));
+      expect(d.step("s1")).toBe("running");
+      expect(d.status).toBe("running");
+      expect(d.eventsOf("step.started", d.last.effects)[0]!.data).toMatchObject({ stepId: "s1", from: "blocked", reason: "manual" });
+
+      const e = running();
+      expectAccepted(e.fail("waiting on credentials", "s1", { block: true }));
+      expect(e.status).toBe("blocked");
+      expect(e.step("s1")).toBe("failed");
+      expect(e.context.error).toBe("waiting on credentials");
+    });
+
+    it("block_step takes a pending step too (without a stepId: the first running, retrying or pending one); other steps are refused", () => {
+      const d = running();
+      expectAccepted(d.signal({ name: "block_step" }));
+      expect(d.step("s1")).toBe("blocked");
+      expectAccepted(d.signal({ name: "block_step", stepId: "s3" }));
+      expect(d.statuses()).toEqual({ s1: "blocked", s2: "pending", s3: "blocked" });
+      expect(d.status).toBe("blocked");
+      expectRefused(d.signal({ name: "block_step", stepId: "s3" }), KernelErrorCode.IllegalTransition, /cannot be blocked/);
+      expectRefused(d.signal({ name: "block_step", stepId: "nope" }), KernelErrorCode.NotFound);
+      expectAccepted(d.signal({ name: "run_next_step" }));
+      expect(d.step("s1")).toBe("running");
+      d.succeed("s1");
+      expectRefused(d.signal({ name: "block_step", stepId: "s1" }), KernelErrorCode.IllegalTransition, /completed: it cannot be blocked/);
     });
   });
 });
 
 describe("protocol budgets (seed 004 token budgets) on the protocol built-in", () => {
-  it("a strict token budget gates the protocol; extend_budget lets it go on; abort fails it", () => {
+  it("a step's usage over a strict budget is recorded once (budget.exceeded); the next manual start opens the gate", () => {
+    const d = overBudget();
+    expect(d.step("s1")).toBe("completed");
+    expect(d.eventsOf("budget.exceeded").map((e) => e.data)).toEqual([
+      { budget: "run:*", subject: "run", mode: "strict", usage: { tokens: 150, costUsd: 0 }, limit: { tokens: 100 } },
+    ]);
+    expect(d.status).toBe("running");
+    expect(d.context.gate).toBeUndefined();
+    // A manual start passes the budgets like an automatic one: run_next_step is accepted, but
+    // instead of starting s2 over the used-up strict budget the protocol waits at the gate.
+    const r = d.signal({ name: "run_next_step" });
+    expectAccepted(r);
+    expect(d.step("s2")).toBe("pending");
+    expect(d.status).toBe("waiting");
+    expect(d.context.gate).toMatchObject({ kind: "budget", budget: "run:*" });
+    expect(d.eventsOf("run.status_changed", r.effects).map((e) => [e.data!.from, e.data!.to, e.data!.trigger])).toEqual([["running", "waiting", "GATE"]]);
+    expect(d.eventsOf("budget.exceeded", r.effects)).toEqual([]);
+    expect(d.newWork()).toEqual([]);
+  });
+
+  it("at a gate nothing starts by hand; extend_budget lets it go on; abort fails it", () => {
     const d = waiting();
     expect(d.status).toBe("waiting");
-    expect(d.context.gate).toMatchObject({ kind: "budget", budget: "run:*(run)", usage: { tokens: 150 }, limit: { tokens: 100 } });
-    // BUG: a manual run while the protocol waits at a strict budget gate dispatches the step anyway
-    // (run_next_step / run_step / retry_latest skip the gate; the run stays `waiting` with s2 running).
-    // expectRefused(d.signal({ name: "run_next_step" }), KernelErrorCode.IllegalTransition);
-    // expect(d.step("s2")).toBe("pending");
+    expect(d.context.gate).toMatchObject({ kind: "budget", budget: "run:*", usage: { tokens: 150 }, limit: { tokens: 100 } });
+    expectRefused(d.signal({ name: "run_next_step" }), KernelErrorCode.IllegalTransition, /waits at a budget gate/);
+    expectRefused(d.signal({ name: "run_step", stepId: "s2" }), KernelErrorCode.IllegalTransition, /waits at a budget gate/);
+    expectRefused(d.signal({ name: "retry_latest" }), KernelErrorCode.IllegalTransition, /waits at a budget gate/);
+    expect(d.step("s2")).toBe("pending");
     expectAccepted(d.signal({ name: "extend_budget", tokens: 100 }));
     expect(d.status).toBe("running");
+    expect(d.context.gate).toBeUndefined();
+    expect(d.state.extensions).toEqual({ "run:*": { tokens: 100, costUsd: 0 } });
+    expectAccepted(d.signal({ name: "run_next_step" }));
+    expect(d.step("s2")).toBe("running");
+
     const e = waiting();
     expectAccepted(e.signal({ name: "abort" }));
     expect(e.status).toBe("failed");
-    expect(e.context.error).toMatch(/budget exhausted/);
+    expect(e.context.error).toBe("budget exhausted: run:*");
   });
 });
 

@@ -201,12 +201,14 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
       expect(d.statuses()).toEqual({ phase_1: "completed", phase_2: "completed" });
       expect(d.context.finishedAt).toBeDefined();
       expect(d.eventTypes()).toEqual(["step.approved", "run.status_changed", "run.finished"]);
-      expect(d.eventsOf("run.status_changed", d.last.effects)[0]).toMatchObject({ at: T0 + 20, data: { from: "running", to: "completed" } });
+      expect(d.eventsOf("run.status_changed", d.last.effects)[0]).toMatchObject({ at: T0 + 20, data: { from: "running", to: "completed", trigger: "STAGE_DONE" } });
       expect(d.eventsOf("run.finished", d.last.effects)[0]!.data).toMatchObject({ status: "completed" });
-      // BUG: completion through STAGE_DONE does not tick the run's clock, so completed_at (finishedAt) and
-      // run.finished's `at` are the time of the last run-level event (the start), not of the approval.
-      // expect(d.context.finishedAt).toBe(T0 + 20);
-      // expect(d.eventsOf("run.finished", d.last.effects)[0]!.at).toBe(T0 + 20);
+      // completed_at is the time of the approval.
+      expect(d.context.finishedAt).toBe(T0 + 20);
+      expect(d.eventsOf("run.finished", d.last.effects)[0]!.at).toBe(T0 + 20);
+      // Without an approval output, the result is phase_2's own output.
+      expect(d.context.result).toEqual({ doc: "final" });
+      expect(d.eventsOf("run.finished", d.last.effects)[0]!.data!.result).toEqual({ doc: "final" });
     });
 
     it("an approval's output (the seed's phase_result) replaces the phase's output", () => {
@@ -220,12 +222,9 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
       d.approve(undefined, { output: { approved: true } });
       expect(d.status).toBe("completed");
       expect(d.stepCtx("phase_2").output).toEqual({ approved: true });
-      // What the engine does NOT do: the run's own result stays unset (the seed wants
-      // `result = phase_result`; a view has to read phase_2's output).
-      expect(d.context.result).toBeUndefined();
-      // BUG (contract gap, CONTRACTS.md 002): "completed after phase_2 (completed_at set, result = phase_result)".
-      // expect(d.context.result).toEqual({ approved: true });
-      // expect(d.eventsOf("run.finished")[0]!.data).toMatchObject({ result: { approved: true } });
+      // CONTRACTS.md 002: "completed after phase_2 (completed_at set, result = phase_result)".
+      expect(d.context.result).toEqual({ approved: true });
+      expect(d.eventsOf("run.finished")[0]!.data).toMatchObject({ status: "completed", result: { approved: true } });
     });
 
     it("an approval without output keeps the agent's output", () => {
@@ -407,8 +406,14 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
       expectRefused(d.fail("x"), KernelErrorCode.TerminalState);
       expectRefused(d.signal({ name: "start" }), KernelErrorCode.TerminalState);
       expectRefused(d.signal({ name: "pause" }), KernelErrorCode.TerminalState);
-      // Approving a named step of a finished run is refused too (as illegal: the step is completed).
-      expectRefused(d.approve("phase_2"), KernelErrorCode.IllegalTransition);
+      expectRefused(d.signal({ name: "resume" }), KernelErrorCode.TerminalState);
+      // A finished run is immutable: approving or rejecting a named step (forced or not), facts, blocks.
+      expectRefused(d.approve("phase_2"), KernelErrorCode.TerminalState);
+      expectRefused(d.reject("phase_2"), KernelErrorCode.TerminalState);
+      expectRefused(d.signal({ name: "approve", stepId: "phase_1", force: true, output: { late: true } }), KernelErrorCode.TerminalState);
+      expectRefused(d.signal({ name: "set_facts", facts: { x: 1 } }), KernelErrorCode.TerminalState);
+      expectRefused(d.signal({ name: "block_step", stepId: "phase_2" }), KernelErrorCode.TerminalState);
+      expect(d.stepCtx("phase_1").output).toEqual({});
     });
 
     it("after failure every action is refused as terminal", () => {
@@ -417,6 +422,10 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
       expectRefused(d.signal({ name: "approve" }), KernelErrorCode.TerminalState);
       expectRefused(d.complete({}, "phase_1"), KernelErrorCode.TerminalState);
       expectRefused(d.signal({ name: "start" }), KernelErrorCode.TerminalState);
+      // A cancelled phase of a failed run stays cancelled.
+      expect(d.step("phase_2")).toBe("cancelled");
+      expectRefused(d.signal({ name: "approve", stepId: "phase_2", force: true }), KernelErrorCode.TerminalState);
+      expect(d.step("phase_2")).toBe("cancelled");
       // cancel is idempotent on a finished run: accepted, nothing changes.
       const r = d.signal({ name: "cancel" });
       expectAccepted(r);
@@ -453,8 +462,6 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
     const d = started();
     const first = d.eventsOf("run.status_changed")[0]!;
     expect(first.data).toMatchObject({ from: "pending", to: "running" });
-    expect(first.data).toHaveProperty("stage");
-    // BUG: the stage is read before the run enters it, so the first change to running names stage "".
-    // expect(first.data!.stage).toBe("main");
+    expect(first.data!.stage).toBe("main");
   });
 });

@@ -169,9 +169,9 @@ describe("ticket: the guarded transition table", () => {
           // Whatever was still running is cancelled; nothing new starts.
           for (const id of Object.keys(d.state.steps)) expect(["completed", "cancelled"]).toContain(d.step(id));
           expect(d.newWork()).toEqual([]);
-          // BUG: a terminal stage entered through a stage event does not tick the run's clock, so the
-          // run's finishedAt (and run.finished's `at`) is the time of the last run-level event.
-          // expect(d.context.finishedAt).toBe(T0 + 7);
+          // The stage event ticks the run's clock: it finished at the event's time.
+          expect(d.context.finishedAt).toBe(T0 + 7);
+          expect(d.eventsOf("run.finished", d.last.effects)[0]!.at).toBe(T0 + 7);
         } else if (row.to === "PRDrafted") {
           // The built-in moves on from PRDrafted by itself (its `next`), so the ticket rests in
           // AwaitingYourReview; seed 003 moves on only with AwaitingApproval (see the test below).
@@ -219,6 +219,12 @@ describe("ticket: refusals", () => {
       expectRefused(d.signal({ name: "resume" }), KernelErrorCode.TerminalState);
       expectRefused(d.signal({ name: "run_next_step" }), KernelErrorCode.TerminalState);
       expectRefused(d.complete({}, "implement"), KernelErrorCode.TerminalState);
+      // A finished run is immutable: no facts, approvals (forced or not) or blocks.
+      expectRefused(d.signal({ name: "set_facts", facts: { sessionActive: false } }), KernelErrorCode.TerminalState);
+      expectRefused(d.signal({ name: "approve", stepId: "implement", force: true }), KernelErrorCode.TerminalState);
+      expectRefused(d.signal({ name: "approve" }), KernelErrorCode.TerminalState);
+      expectRefused(d.signal({ name: "reject", stepId: "implement" }), KernelErrorCode.TerminalState);
+      expectRefused(d.signal({ name: "block_step", stepId: "implement" }), KernelErrorCode.TerminalState);
       expect(stageOf(d)).toBe(stage);
     });
   }
@@ -234,6 +240,9 @@ describe("ticket: refusals", () => {
     const p = Drive.of("ticket", { input: TICKET });
     expect(p.status).toBe("pending");
     expectRefused(p.event("TicketAccepted"), KernelErrorCode.IllegalTransition, /pending/);
+    // The first change to running names the initial stage.
+    p.start();
+    expect(p.eventsOf("run.status_changed", p.last.effects)[0]!.data).toMatchObject({ from: "pending", to: "running", stage: "New" });
   });
 
   it("PRDrafted waits for AwaitingApproval (seed 003) — the built-in does not", () => {
@@ -307,6 +316,17 @@ describe("ticket: the pipeline's steps drive it", () => {
     });
   }
 
+  it("a step settled before its stage is first entered stays settled (only a re-entry runs a stage again)", () => {
+    const d = at("Planning");
+    expectAccepted(d.signal({ name: "skip_step", stepId: "test" }, { reason: "no tests for this one" }));
+    d.succeed("plan", { plan: "do it" });
+    expect(stageOf(d)).toBe("Implementing");
+    expect(d.eventsOf("step.reset", d.last.effects)).toEqual([]);
+    // draft_pr needs only test, which is skipped: it starts with implement.
+    expect(d.statuses()).toEqual({ plan: "completed", implement: "running", test: "skipped", draft_pr: "running" });
+    expect(d.newWork().map((w) => w.stepId)).toEqual(["implement", "draft_pr"]);
+  });
+
   it("resuming implementation from Planning starts Implementing while the plan still runs; the late plan changes no stage", () => {
     const d = at("Planning");
     d.event("ImplementationResumed", { sessionActive: true });
@@ -316,6 +336,22 @@ describe("ticket: the pipeline's steps drive it", () => {
     expect(d.step("plan")).toBe("completed");
     expect(stageOf(d)).toBe("Implementing");
     expect(d.eventsOf("run.stage_changed", d.last.effects)).toEqual([]);
+  });
+
+  it("fail_step with block: true (and block_step) on a step of a stage the run has left block the run", () => {
+    const d = at("Planning");
+    d.event("ImplementationResumed", { sessionActive: true });
+    expect(d.statuses()).toMatchObject({ plan: "running", implement: "running" });
+    expectAccepted(d.fail("harness lost its session", "plan", { block: true }));
+    expect(d.step("plan")).toBe("failed");
+    expect(d.status).toBe("blocked");
+    expect(d.eventsOf("run.status_changed", d.last.effects).map((e) => [e.data!.from, e.data!.to])).toEqual([["running", "blocked"]]);
+
+    const e = at("Planning");
+    e.event("ImplementationResumed", { sessionActive: true });
+    expectAccepted(e.signal({ name: "block_step", stepId: "plan" }));
+    expect(e.step("plan")).toBe("blocked");
+    expect(e.status).toBe("blocked");
   });
 
   it("set_facts records the change once and refuses nothing", () => {
