@@ -465,3 +465,27 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
     expect(first.data!.stage).toBe("main");
   });
 });
+
+describe("advance (seed 002's triggers on the current phase)", () => {
+  it("start, agent_complete, human_rejected, human_approved, error map onto the engine's actions", () => {
+    const d = Drive.of("speckit.specify", { input: { feature_description: "Add OAuth2 login" } });
+    expect(d.status).toBe("pending");
+    expectAccepted(d.signal({ name: "advance", trigger: "start" }));
+    expect(d.status).toBe("running");
+    expectAccepted(d.signal({ name: "advance", trigger: "agent_complete", phase_result: { spec: "v1" } }));
+    expect(d.step("phase_1")).toBe("waiting_approval");
+    expect(d.stepCtx("phase_1").output).toEqual({ spec: "v1" });
+    expectAccepted(d.signal({ name: "advance", trigger: "human_rejected" }, { reason: "too thin" }));
+    expect(d.step("phase_1")).toBe("running");
+    expect(d.newWork()[0]!.feedback).toBe("too thin");
+    expectAccepted(d.signal({ name: "advance", trigger: "agent_complete", phase_result: { spec: "v2" } }));
+    expectAccepted(d.signal({ name: "advance", trigger: "human_approved", phase_result: { approved: true } }));
+    expect(d.step("phase_1")).toBe("completed");
+    expect(d.step("phase_2")).toBe("running");
+    expectRefused(d.signal({ name: "advance", trigger: "human_approved" }), KernelErrorCode.IllegalTransition);
+    expectAccepted(d.signal({ name: "advance", trigger: "error", phase_result: { error: "agent crashed" } }));
+    expect(d.status).toBe("failed");
+    expect(d.context.error).toBe("agent crashed");
+    expectRefused(d.signal({ name: "advance", trigger: "start" }), KernelErrorCode.TerminalState);
+  });
+});
