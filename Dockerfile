@@ -28,7 +28,9 @@ COPY services/event-bus/package.json services/event-bus/
 COPY services/gateway/package.json services/gateway/
 COPY services/orchestrator/package.json services/orchestrator/
 COPY services/scheduler/package.json services/scheduler/
+COPY libs/engine/package.json libs/engine/
 COPY deploy/local/package.json deploy/local/
+COPY bench/package.json bench/
 # --ignore-scripts: the only install script in the tree is protobufjs's, which the root package.json
 # already refuses (allowScripts); the image's bundled npm may not know allowScripts.
 RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts --no-audit --no-fund
@@ -38,7 +40,8 @@ COPY libs libs
 COPY proto proto
 COPY services services
 COPY deploy deploy
-RUN npx turbo run build
+# The benchmarks are not part of the image.
+RUN npx turbo run build --filter='!@orch/bench'
 
 # Drop dev dependencies (typescript, turbo, vitest…); the workspace symlinks in node_modules/@orch
 # stay, and resolve in the runtime image because it keeps the same layout under /app.

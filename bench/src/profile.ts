@@ -9,12 +9,13 @@ import { OrchSuite, type SubmitVia } from "./suites/orch.js";
  * Where ours spends its CPU: the same 100-in-flight load on a stack whose five services carry a
  * sampling profiler (1 ms; see cpu-profile-preload.ts) started and stopped by signals at the edges of
  * the measured window, so start-up and warm-up are not in it. Each profile is reduced to self time
- * per function and per package.
+ * per function and per package, and inclusive time per function.
  */
 
 interface CpuProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
 }
 interface CpuProfile {
   nodes: CpuProfileNode[];
@@ -73,7 +74,7 @@ const frameName = (f: CpuProfileNode["callFrame"]) =>
 export function summarise(service: string, profile: CpuProfile, top = 15): ServiceProfile {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
-  for (const n of profile.nodes as (CpuProfileNode & { children?: number[] })[]) for (const c of n.children ?? []) parent.set(c, n.id);
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const selfUs = new Map<number, number>();
   // timeDeltas[i] is the gap before sample i, so sample i lasted until timeDeltas[i + 1].
   for (let i = 0; i < profile.samples.length; i++) {

@@ -19,9 +19,11 @@ import { RawChain } from "./suites/raw.js";
  *
  *   npm run build && npm run bench -w @orch/bench -- [options]
  *
- *   --suites raw,bullmq,orch   which suites (add `profile` for a CPU profile of the services)
+ *   --suites raw,bullmq,orch   which suites; `profile` (or --profile) adds, after the rounds, one
+ *                              measurement of ours with every service under a CPU profiler
  *   --rounds 5                 interleaved rounds
- *   --duration 8               seconds measured per throughput measurement (after --warmup 1)
+ *   --duration 8               seconds measured per throughput measurement
+ *   --warmup 1                 seconds run before each measurement and not counted
  *   --latency-duration 4       seconds measured at 1 in flight
  *   --in-flight 100            workflows outstanding during throughput measurements
  *   --submit grpc|http         how ours submits jobs
@@ -194,7 +196,7 @@ async function main(): Promise<void> {
   }
 
   if (want("profile")) {
-    log("profiling the services under load (--cpu-prof)");
+    log("profiling the services under load");
     profile = await profileOrch({ dir: join(BENCH_DIR, "results", "profile"), submit: o.submit, inFlight: o.inFlight, warmupMs: o.warmupMs, durationMs: o.durationMs });
   }
 
@@ -223,6 +225,8 @@ interface SuiteMedians {
   p99Ms: number | null;
   /** Median % of one core per process during the throughput window. */
   cpu: Record<string, number>;
+  /** The same as CPU milliseconds per workflow (what the suite costs, whatever the machine's size). */
+  cpuMsPerWf: Record<string, number>;
   failed: number;
 }
 
@@ -250,12 +254,16 @@ function buildReport(
     const procs = new Set(rs.flatMap((x) => Object.keys(x.throughput?.cpu ?? {})));
     const cpu: Record<string, number> = {};
     for (const p of procs) cpu[p] = round(median(rs.map((x) => x.throughput?.cpu[p])), 1) ?? 0;
+    const wfPerSec = round(median(rs.map((x) => x.throughput?.wfPerSec)), 1);
+    const cpuMsPerWf: Record<string, number> = {};
+    for (const [p, pct] of Object.entries(cpu)) if (wfPerSec) cpuMsPerWf[p] = round((pct * 10) / wfPerSec, 3) ?? 0;
     medians[k] = {
       label: k === "orch" && o.submit === "http" ? "ours (5 services, HTTP POST /jobs)" : LABELS[k],
-      wfPerSec: round(median(rs.map((x) => x.throughput?.wfPerSec)), 1),
+      wfPerSec,
       p50Ms: round(median(rs.map((x) => x.latency?.p50Ms)), 2),
       p99Ms: round(median(rs.map((x) => x.latency?.p99Ms)), 2),
       cpu,
+      cpuMsPerWf,
       failed: rs.reduce((n, x) => n + (x.throughput?.failed ?? 0) + (x.latency?.failed ?? 0), 0),
     };
   }
@@ -323,15 +331,16 @@ function render(r: Report): string {
   out.push(`\n${r.machine.nproc} × ${r.machine.cpu}, Node ${r.machine.node}, nats-server ${r.machine.natsServer ?? "?"}, redis ${r.machine.redis ?? "?"}; services: ${r.source ?? "?"}`);
   if (Object.keys(r.medians).length > 0) {
     out.push(`Medians of ${r.options.rounds} interleaved rounds; ${r.options.durationMs / 1000} s at ${r.options.inFlight} in flight, ${r.options.latencyMs / 1000} s at 1 in flight.\n`);
-    out.push(`| suite | wf/s @${r.options.inFlight} | p50 @1 (ms) | p99 @1 (ms) | CPU @${r.options.inFlight} (% of one core) |`);
-    out.push("| --- | ---: | ---: | ---: | --- |");
+    out.push(`| suite | wf/s @${r.options.inFlight} | p50 @1 (ms) | p99 @1 (ms) | CPU ms / wf | CPU @${r.options.inFlight} (% of one core) |`);
+    out.push("| --- | ---: | ---: | ---: | ---: | --- |");
   }
   for (const m of Object.values(r.medians)) {
     const cpu = Object.entries(m.cpu)
       .sort((a, b) => b[1] - a[1])
       .map(([p, v]) => `${p} ${v.toFixed(0)}`)
       .join(", ");
-    out.push(`| ${m.label}${m.failed ? ` (${m.failed} failed)` : ""} | ${fmt(m.wfPerSec)} | ${fmt(m.p50Ms, 2)} | ${fmt(m.p99Ms, 2)} | ${cpu} |`);
+    const cpuMs = Object.values(m.cpuMsPerWf).reduce((a, b) => a + b, 0);
+    out.push(`| ${m.label}${m.failed ? ` (${m.failed} failed)` : ""} | ${fmt(m.wfPerSec)} | ${fmt(m.p50Ms, 2)} | ${fmt(m.p99Ms, 2)} | ${fmt(cpuMs, 2)} | ${cpu} |`);
   }
   if (r.steps) {
     out.push(

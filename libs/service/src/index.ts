@@ -44,6 +44,9 @@ export async function runService<S extends z.ZodType<CommonConfig>>(def: Service
     throw err;
   }
   const logger = createLogger({ service: def.name, level: cfg.ORCH_LOG_LEVEL });
+  // Lifecycle lines (starting, ready, stopping, stopped) are written whatever the level, unless
+  // logging is silenced: operators and supervisors read them to know where a process is.
+  const lifecycle = cfg.ORCH_LOG_LEVEL === "silent" ? logger : logger.child({}, { level: "info" });
   process.on("uncaughtException", (err) => {
     logger.fatal({ err }, "uncaught exception");
     process.exit(1);
@@ -60,7 +63,7 @@ export async function runService<S extends z.ZodType<CommonConfig>>(def: Service
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, "stopping");
+    lifecycle.info({ signal }, "stopping");
     ac.abort();
     const timer = setTimeout(() => {
       logger.error("did not stop in time; exiting");
@@ -73,7 +76,7 @@ export async function runService<S extends z.ZodType<CommonConfig>>(def: Service
     } catch (err) {
       logger.error({ err }, "error while stopping");
     }
-    logger.info("stopped");
+    lifecycle.info("stopped");
     process.exit(0);
   };
   // `on`, not `once`: Ctrl-C under the dev runner delivers SIGINT and then SIGTERM; a second signal
@@ -81,11 +84,11 @@ export async function runService<S extends z.ZodType<CommonConfig>>(def: Service
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
 
-  logger.info({ nats: cfg.ORCH_NATS_URL.replace(/\/\/[^@/]*@/, "//[redacted]@"), prefix: cfg.ORCH_NATS_PREFIX }, "starting");
+  lifecycle.info({ nats: cfg.ORCH_NATS_URL.replace(/\/\/[^@/]*@/, "//[redacted]@"), prefix: cfg.ORCH_NATS_PREFIX }, "starting");
   bus = await connectBus({ url: cfg.ORCH_NATS_URL, name: `orch-${def.name}`, prefix: cfg.ORCH_NATS_PREFIX, logger });
   const topology = topologyFromConfig(bus.names, cfg);
   if (def.waitForTopology !== false) await waitForTopology(bus, topology, { signal: ac.signal });
   if (stopping) return;
   running = await def.start({ cfg, logger, bus, topology, signal: ac.signal });
-  logger.info("ready");
+  lifecycle.info("ready");
 }
