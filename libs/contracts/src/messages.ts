@@ -186,7 +186,6 @@ export type StoredTimer = z.infer<typeof StoredTimer>;
  */
 export const RunEventType = {
   Created: "run.created",
-  Started: "run.started",
   StatusChanged: "run.status_changed",
   StageEntered: "run.stage_entered",
   StageChanged: "run.stage_changed",

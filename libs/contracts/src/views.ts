@@ -39,8 +39,9 @@ export function toSeed000Frame(e: RunEvent): Seed000Frame | null {
   const d = e.data ?? {};
   const base = { job_id: e.runId, t: e.at };
   switch (e.type) {
-    case RunEventType.Started:
-      return { ...base, type: Seed000Event.Start };
+    case RunEventType.StatusChanged:
+      // The run's start is its one change out of `pending`.
+      return d.from === "pending" && d.to !== "cancelled" ? { ...base, type: Seed000Event.Start } : null;
     case RunEventType.StepStarted:
       if ((num(d.try) ?? 1) > 1) return null;
       return { ...base, type: Seed000Event.StepStart, data: { i: d.index, step: packetStep(d) } };
@@ -66,8 +67,6 @@ export function toJobLogLines(e: RunEvent): JobLogLine[] {
       const input = (d.input ?? {}) as Record<string, unknown>;
       return [{ t, level: "info", msg: "job.queued", data: { goal: input.goal } }];
     }
-    case RunEventType.Started:
-      return [{ t, level: "info", msg: "job.start" }];
     case RunEventType.StepStarted:
       return [{ t, level: "info", msg: "step.start", data: { i: d.index, type: d.type, attempt: d.try } }];
     case RunEventType.StepSucceeded: {
@@ -82,6 +81,7 @@ export function toJobLogLines(e: RunEvent): JobLogLine[] {
     case RunEventType.StepFailed:
       return [{ t, level: "error", msg: "step.error", data: { i: d.index, error: d.error } }];
     case RunEventType.StatusChanged:
+      if (d.from === "pending" && d.to !== "cancelled") return [{ t, level: "info", msg: "job.start" }];
       return d.to === "cancelled" ? [d.reason === undefined ? { t, level: "info", msg: "job.cancel" } : { t, level: "info", msg: "job.cancel", data: { reason: d.reason } }] : [];
     case RunEventType.StepResultIgnored:
       return [{ t, level: "debug", msg: "step.result_ignored", data: { attemptId: d.attemptId } }];

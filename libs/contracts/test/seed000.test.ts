@@ -66,7 +66,9 @@ describe("seed 000 views", () => {
   const ev = (type: string, data?: Record<string, unknown>): RunEvent => ({ runId: "j", projectId: "_default", seq: 1, type, at: 42, ...(data ? { data } : {}) });
 
   it("maps run events to the original's SSE frames", () => {
-    expect(toSeed000Frame(ev("run.started"))).toEqual({ job_id: "j", t: 42, type: "start" });
+    expect(toSeed000Frame(ev("run.status_changed", { from: "pending", to: "running" }))).toEqual({ job_id: "j", t: 42, type: "start" });
+    expect(toSeed000Frame(ev("run.status_changed", { from: "running", to: "completed" }))).toBeNull();
+    expect(toSeed000Frame(ev("run.status_changed", { from: "pending", to: "cancelled" }))).toBeNull();
     expect(toSeed000Frame(ev("step.started", { index: 0, attempt: 1, try: 1, type: "ci" }))).toEqual({ job_id: "j", t: 42, type: "step.start", data: { i: 0, step: { type: "ci" } } });
     expect(toSeed000Frame(ev("step.started", { index: 1, attempt: 1, try: 1, type: "ci", title: "lint", payload: { a: 1 } }))?.data).toEqual({ i: 1, step: { id: "lint", type: "ci", payload: { a: 1 } } });
     expect(toSeed000Frame(ev("step.started", { index: 0, attempt: 2, try: 2, type: "ci" }))).toBeNull();

@@ -1,4 +1,5 @@
-import { initialTransition, transition, type AnyMachineSnapshot } from "xstate";
+import type { AnyMachineSnapshot } from "xstate";
+import { pureInitial, pureTransition } from "./pure.js";
 import { z } from "zod";
 import { evaluate, resolveTemplate } from "./conditions.js";
 import { Budget, Limits, StepDef, type CompiledDefinition, type RetryPolicy, type StepDefInput } from "./definition.js";
@@ -262,30 +263,53 @@ class Kernel {
       stagesVisited: [...(state.stagesVisited ?? [])],
       planApplied: state.planApplied ?? false,
     };
+    this.#origExtra = state.extraSteps;
     this.machine = runMachineFor(cd);
     this.runSnap = this.machine.resolveState(state.run as never);
   }
 
   // ── definitions ──────────────────────────────────────────────────────────
 
+  /** The run's steps in order (the definition's, then those it brought or added); cached per action. */
   steps(): RunStepDef[] {
+    if (this.#steps) return this.#steps;
     const base = this.cd.steps as RunStepDef[];
-    if (this.state.extraSteps.length === 0) return base;
-    const firstStage = this.cd.stages.find((s) => !s.terminal)?.id ?? this.cd.initialStage;
-    return [
-      ...base,
-      ...this.state.extraSteps.map((s, i) => ({
-        ...s,
-        index: base.length + i,
-        stage: s.stage ?? firstStage,
-        phase: s.phase ?? (this.cd.def.stages.length > 0 ? (s.stage ?? firstStage) : s.id),
-      })),
-    ];
+    const cached = this.#origExtra ? derivedSteps.get(this.#origExtra) : undefined;
+    if (this.state.extraSteps.length === 0) this.#steps = base;
+    else if (cached && cached.cd === this.cd) this.#steps = cached.steps;
+    else {
+      const firstStage = this.cd.stages.find((s) => !s.terminal)?.id ?? this.cd.initialStage;
+      this.#steps = [
+        ...base,
+        ...this.state.extraSteps.map((s, i) => ({
+          ...s,
+          index: base.length + i,
+          stage: s.stage ?? firstStage,
+          phase: s.phase ?? (this.cd.def.stages.length > 0 ? (s.stage ?? firstStage) : s.id),
+        })),
+      ];
+      if (this.#origExtra) derivedSteps.set(this.#origExtra, { cd: this.cd, steps: this.#steps });
+    }
+    this.#byId = new Map(this.#steps.map((d) => [d.id, d]));
+    return this.#steps;
   }
+
+  /** The run's added steps as they were given (unchanged unless steps are added in this action). */
+  #origExtra: StepDef[] | undefined;
+
+  #steps: RunStepDef[] | undefined;
+  /** True while createRun sets the run up. */
+  #creating = false;
+
+  setCreating(v: boolean) {
+    this.#creating = v;
+  }
+  #byId: Map<string, RunStepDef> | undefined;
 
   stepDef(id: string): RunStepDef | undefined {
     if (this.cd.planning && id === this.cd.planning.id) return this.cd.planning as RunStepDef;
-    return this.steps().find((s) => s.id === id);
+    if (!this.#byId) this.steps();
+    return this.#byId!.get(id);
   }
 
   snapOf(id: string): Snap<StepContext> | undefined {
@@ -313,7 +337,7 @@ class Kernel {
 
   /** Sends an event to the run machine; returns whether anything changed. */
   sendRun(event: RunEvent): boolean {
-    const [next, actions] = transition(this.machine, this.runSnap, event as never);
+    const [next, actions] = pureTransition(this.machine, this.runSnap, event);
     if (next === this.runSnap) return false;
     this.runSnap = next;
     this.changed = true;
@@ -326,7 +350,7 @@ class Kernel {
     if (!before) return false;
     const prevStatus = stepStatus(before);
     const snap = stepMachine.resolveState(before as never);
-    const [next, actions] = transition(stepMachine, snap, event);
+    const [next, actions] = pureTransition(stepMachine as never, snap, event);
     if (next === snap) return false;
     this.fromStatus = prevStatus;
     const persisted = { value: next.value, context: next.context as StepContext };
@@ -787,7 +811,7 @@ class Kernel {
   }
 
   freshStep(id: string, index: number): Snap<StepContext> {
-    const [s] = initialTransition(stepMachine, { runId: this.state.runId, stepId: id, index, now: this.clock.now });
+    const [s] = pureInitial<AnyMachineSnapshot>(stepMachine as never, { runId: this.state.runId, stepId: id, index, now: this.clock.now });
     return { value: s.value, context: s.context as StepContext };
   }
 
@@ -807,10 +831,14 @@ class Kernel {
       existing.add(s.id);
     }
     const base = this.steps().length;
+    this.#steps = undefined;
+    this.#byId = undefined;
+    this.#origExtra = undefined;
     parsed.forEach((s, i) => {
       this.state.extraSteps.push(s);
       this.state.steps[s.id] = this.freshStep(s.id, base + i);
-      this.emit({ type: "step.added", at: this.clock.now, data: { stepId: s.id, index: base + i, role: s.role, type: s.type, why } });
+      // Steps a run is created with are listed in run.created; later additions are events of their own.
+      if (!this.#creating) this.emit({ type: "step.added", at: this.clock.now, data: { stepId: s.id, index: base + i, role: s.role, type: s.type, why } });
     });
     if (parsed.length > 0) this.changed = true;
     return null;
@@ -1102,14 +1130,22 @@ class Kernel {
   }
 
   done(): KernelResult {
-    return { state: { ...this.state, run: this.snapshotRun() }, effects: this.effects, changed: this.changed };
+    // Unchanged added steps keep their array, so the next action finds its derived steps cached.
+    const extraSteps = this.#origExtra ?? this.state.extraSteps;
+    return { state: { ...this.state, extraSteps, run: this.snapshotRun() }, effects: this.effects, changed: this.changed };
   }
 }
+
+/** A run's own limits (built once: zod compiles a schema on first use). */
+const LimitsOverride = Limits.partial();
+
+/** Step lists derived from a definition and a run's added steps, reused while both are unchanged. */
+const derivedSteps = new WeakMap<StepDef[], { cd: CompiledDefinition; steps: RunStepDef[] }>();
 
 /** Starts a run of `cd`: its record, its first events, and (with autoStart) its first work. */
 export function createRun(cd: CompiledDefinition, opts: CreateRunOptions, clock: Clock): KernelResult {
   const createdAt = opts.createdAt ?? clock.now;
-  const [runSnap, runActions] = initialTransition(runMachineFor(cd), {
+  const [runSnap, runActions] = pureInitial<AnyMachineSnapshot>(runMachineFor(cd), {
     runId: opts.runId,
     projectId: opts.projectId,
     createdAt,
@@ -1120,7 +1156,7 @@ export function createRun(cd: CompiledDefinition, opts: CreateRunOptions, clock:
     throw new Error(`invalid ${what}: ${r.error.issues.map((i) => `${i.path.join(".") || what}: ${i.message}`).join("; ")}`);
   };
   // Only the limits the run names override the definition's (zod fills in defaults for the rest).
-  const given = parsed("limits", Limits.partial().safeParse(opts.limits ?? {})) as Record<string, unknown>;
+  const given = parsed("limits", LimitsOverride.safeParse(opts.limits ?? {})) as Record<string, unknown>;
   const overrides = Object.fromEntries(Object.keys(opts.limits ?? {}).filter((k) => k in given).map((k) => [k, given[k]]));
   const limits = { ...cd.def.limits, ...overrides } as Limits;
   const budgets = [...cd.def.budgets, ...(opts.budgets ?? []).map((b, i) => parsed(`budgets.${i}`, Budget.safeParse(b)))];
@@ -1164,9 +1200,13 @@ export function createRun(cd: CompiledDefinition, opts: CreateRunOptions, clock:
   if (cd.planning) k.state.planning = k.freshStep(cd.planning.id, -1);
   if (opts.steps?.length) {
     if (!cd.def.dynamicSteps) throw new Error(`definition ${cd.key} does not take steps at creation`);
+    k.setCreating(true);
     const err = k.addSteps(opts.steps, "created with the run");
+    k.setCreating(false);
     if (err) throw new Error(err.message);
   }
+  const created = k.effects[0];
+  if (created?.kind === "event") created.data = { ...created.data, steps: k.steps().map((d) => d.id) };
   if (opts.autoStart) k.apply({ type: "signal", signal: { name: "start" }, ...(opts.actor ? { actor: opts.actor } : {}) });
   k.settle();
   return k.done();

@@ -112,10 +112,6 @@ function stageChanged(from: string, to: string, on: string) {
   };
 }
 
-const started = {
-  type: "emit",
-  params: ({ event }: Args): EmitParams => ({ type: "run.started", at: event.at, data: event.actor ? { actor: event.actor } : {} }),
-};
 
 function finished(status: "completed" | "failed" | "cancelled") {
   return [
@@ -156,12 +152,14 @@ function compile(cd: CompiledDefinition): AnyStateMachine {
   const explicitGraph = cd.def.transitions.length > 0;
 
   const stageStates: Record<string, unknown> = {};
+  const declaredStages = cd.def.stages.length > 0;
   for (const st of cd.stages) {
     const enter = [
       {
         type: "emit",
+        // A definition without stages has one implicit stage: entering it is not news.
         params: ({ context, event }: Args): EmitParams | null =>
-          context.stage === st.id ? null : { type: "run.stage_entered", at: event.at, data: { stage: st.id, from: context.stage } },
+          context.stage === st.id || !declaredStages ? null : { type: "run.stage_entered", at: event.at, data: { stage: st.id, from: context.stage } },
       },
       { type: "enterStage", params: { stage: st.id } },
     ];
@@ -201,26 +199,24 @@ function compile(cd: CompiledDefinition): AnyStateMachine {
   const config = {
     id: "run",
     initial: "pending",
-    context: ({ input }: { input: RunInput }): RunContext => ({
-      runId: input.runId,
-      projectId: input.projectId,
-      createdAt: input.createdAt,
-      now: input.createdAt,
-      rand: 0,
-      stage: "",
-    }),
+    // XState also evaluates this without input (each transition() builds an initial snapshot it
+    // then discards): answer that case instead of throwing, which cost an exception per command.
+    context: ({ input }: { input: RunInput | undefined }): RunContext =>
+      input
+        ? { runId: input.runId, projectId: input.projectId, createdAt: input.createdAt, now: input.createdAt, rand: 0, stage: "" }
+        : { runId: "", projectId: "", createdAt: 0, now: 0, rand: 0, stage: "" },
     states: {
       pending: {
         on: {
           START: { target: "#run.started_", actions: ["tick"] },
-          RUN_STEP: { target: "#run.running", actions: ["tick", "markStarted", started, "armWallClock", statusChanged("pending", "running")] },
+          RUN_STEP: { target: "#run.running", actions: ["tick", "markStarted", "armWallClock", statusChanged("pending", "running")] },
           PAUSE: pause("pending"),
           CANCEL: cancel("pending"),
         },
       },
-      /** Leaving `pending` for the first time: stamp, announce, arm the wall clock, go on. */
+      /** Leaving `pending` (the run's start: its status change from pending says so): stamp, arm the wall clock, go on. */
       started_: {
-        entry: ["markStarted", started, "armWallClock"],
+        entry: ["markStarted", "armWallClock"],
         always: hasPlanning
           ? { target: "planning", actions: [statusChanged("pending", "planning")] }
           : { target: "running", actions: [statusChanged("pending", "running")] },

@@ -278,8 +278,9 @@ export const stepMachine = setup({
 }).createMachine({
   id: "step",
   initial: "pending",
+  // Evaluated without input too (see the run machine): no throw.
   context: ({ input }) => ({
-    ...input,
+    ...(input ?? { runId: "", stepId: "", index: 0, now: 0 }),
     attempt: 0,
     tries: 0,
     retries: 0,

@@ -50,12 +50,10 @@ describe("job: happy path", () => {
   it("runs every step in order, one at a time, and succeeds", () => {
     const d = job(["ci", "docs"], { maxSteps: 3, maxWallMs: 5_000 });
     expect(d.status).toBe("running");
-    expect(d.eventTypes()).toEqual(["run.created", "step.added", "step.added", "run.started", "run.status_changed", "run.stage_entered", "step.started"]);
-    expect(d.eventsOf("step.added").map((e) => e.data)).toEqual([
-      expect.objectContaining({ stepId: "s0", index: 0, type: "ci", why: "created with the run" }),
-      expect.objectContaining({ stepId: "s1", index: 1, type: "docs" }),
-    ]);
-    expect(d.eventsOf("run.created")[0]!.data).toMatchObject({ definition: { id: "job", version: 1 }, view: "job", input: { goal: "g" } });
+    // Steps a run is created with are listed in run.created; its start is its status change from pending.
+    expect(d.eventTypes()).toEqual(["run.created", "run.status_changed", "step.started"]);
+    expect(d.eventsOf("run.created")[0]!.data).toMatchObject({ definition: { id: "job", version: 1 }, view: "job", input: { goal: "g" }, steps: ["s0", "s1"] });
+    expect(d.eventsOf("run.status_changed")[0]!.data).toMatchObject({ from: "pending", to: "running", trigger: "START", stage: "main" });
     expect(d.eventsOf("step.started")[0]!.data).toMatchObject({ stepId: "s0", index: 0, attempt: 1, type: "ci" });
     expect(d.newWork()).toEqual([expect.objectContaining({ stepId: "s0", type: "ci", kind: "execute", attemptId: "r1.s0.1", index: 0 })]);
     expect(d.timerEffects()).toEqual([{ kind: "timer", op: "set", timerId: "r1.wall", dueAt: T0 + 5_000 + 1, timerKind: "wall_clock" }]);
@@ -379,9 +377,11 @@ it("the job view's history has what seed 000's SSE frames need", () => {
   d.fireTimers("retry");
   d.succeed("s0");
   d.failResult("s1", { retryable: false, message: "nope" });
-  const frames = d.allEvents().filter((e) => ["run.started", "step.started", "step.succeeded", "step.retrying", "step.failed", "run.finished"].includes(e.type));
+  const frames = d
+    .allEvents()
+    .filter((e) => (e.type === "run.status_changed" && e.data?.from === "pending") || ["step.started", "step.succeeded", "step.retrying", "step.failed", "run.finished"].includes(e.type));
   expect(frames.map((e) => `${e.type}${e.data?.index !== undefined ? `#${e.data.index}` : ""}`)).toEqual([
-    "run.started",
+    "run.status_changed",
     "step.started#0",
     "step.retrying#0",
     "step.started#0",

@@ -611,7 +611,7 @@ describe("protocol actions", () => {
       expect(d.state.stepsCompleted).toBe(1);
       d.signal({ name: "run_step", stepId: "s2" });
       // The protocol's first entry into its stage is no re-entry: nothing is reset.
-      expect(d.eventsOf("run.stage_entered", d.last.effects).map((e) => e.data)).toEqual([{ stage: "main", from: "" }]);
+      expect(d.eventsOf("run.stage_entered", d.last.effects)).toEqual([]);
       expect(d.eventsOf("step.reset", d.last.effects)).toEqual([]);
       expect(d.step("s1")).toBe("completed");
       expect(d.step("s2")).toBe("running");

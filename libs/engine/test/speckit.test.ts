@@ -70,7 +70,7 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
     it("starts at once with autoStart and dispatches phase_1 to the agent hub with its inputs", () => {
       const d = started();
       expect(seedStatus(d)).toBe("in_progress");
-      expect(d.eventTypes()).toEqual(["run.created", "run.started", "run.status_changed", "run.stage_entered", "step.started"]);
+      expect(d.eventTypes()).toEqual(["run.created", "run.status_changed", "step.started"]);
       expect(d.dispatched).toHaveLength(1);
       const w = d.dispatched[0]!;
       expect(w).toMatchObject({

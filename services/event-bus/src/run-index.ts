@@ -108,12 +108,9 @@ export class RunIndex {
         s.createdAt = e.at;
         break;
       }
-      case "run.started":
-        s.startedAt ??= e.at;
-        break;
       case "run.status_changed":
         if (typeof d.to === "string" && STATUSES.has(d.to)) s.status = d.to as RunSummary["status"];
-        if (s.status === "running") s.startedAt ??= e.at;
+        if (d.from === "pending" && d.to !== "cancelled") s.startedAt ??= e.at;
         break;
       case "run.stage_entered":
         if (typeof d.stage === "string") s.stage = d.stage;

@@ -57,18 +57,9 @@ describe("core step", () => {
   it("creates a job run: summary fields, and the outbox numbered in order", () => {
     const r = apply(null, createJob(), 1_000);
     expect(r).toMatchObject({ v: 2, runId: "job1", projectId: "_default", definition: { id: "job", version: 1 }, view: "job", status: "running", stage: "main", title: "ship it", createdAt: 1_000, startedAt: 1_000, stepsRun: 0 });
-    expect(kinds(r.outbox)).toEqual([
-      "event:run.created#1",
-      "event:step.added#2",
-      "event:step.added#3",
-      "event:run.started#4",
-      "timer:set:job1.wall",
-      "event:run.status_changed#5",
-      "event:run.stage_entered#6",
-      "event:step.started#7",
-      "work:role.implementer:job1.s0.1",
-    ]);
-    expect(r.seq).toBe(7);
+    expect(kinds(r.outbox)).toEqual(["event:run.created#1", "timer:set:job1.wall", "event:run.status_changed#2", "event:step.started#3", "work:role.implementer:job1.s0.1"]);
+    expect(r.outbox[0]).toMatchObject({ event: { data: { steps: ["s0", "s1"] } } });
+    expect(r.seq).toBe(3);
     const work = r.outbox.find((e) => e.kind === "work");
     expect(work).toMatchObject({ item: { runId: "job1", stepId: "s0", attempt: 1, kind: "execute", role: "implementer", type: "ci", mode: "mock", goal: "ship it", definition: { id: "job", version: 1 } } });
     const timer = r.outbox.find((e) => e.kind === "timer");
@@ -78,10 +69,10 @@ describe("core step", () => {
   it("continues the event sequence gaplessly and records the finish", () => {
     let r = apply(null, createJob(), 1_000);
     r = apply(r, result("job1", "s0", "job1.s0.1"), 1_100);
-    expect(kinds(r.outbox)).toEqual(["event:step.succeeded#8", "event:step.started#9", "work:role.implementer:job1.s1.1"]);
+    expect(kinds(r.outbox)).toEqual(["event:step.succeeded#4", "event:step.started#5", "work:role.implementer:job1.s1.1"]);
     r = apply(r, result("job1", "s1", "job1.s1.1"), 1_200);
-    expect(kinds(r.outbox)).toEqual(["event:step.succeeded#10", "event:run.status_changed#11", "event:run.finished#12", "timer:cancel:job1.wall"]);
-    expect(r).toMatchObject({ status: "completed", stepsRun: 2, finishedAt: 1_200, seq: 12 });
+    expect(kinds(r.outbox)).toEqual(["event:step.succeeded#6", "event:run.status_changed#7", "event:run.finished#8", "timer:cancel:job1.wall"]);
+    expect(r).toMatchObject({ status: "completed", stepsRun: 2, finishedAt: 1_200, seq: 8 });
   });
 
   it("applies a command id once, and answers the duplicate", () => {
@@ -95,7 +86,7 @@ describe("core step", () => {
     let r = apply(null, createJob(), 1_000);
     r = apply(r, result("job1", "s0", "job1.s0.1"), 1_100);
     const again = apply(r, result("job1", "s0", "job1.s0.1", "result:job1.s0.1:redelivered"), 1_150);
-    expect(kinds(again.outbox)).toEqual(["event:step.result_ignored#10"]);
+    expect(kinds(again.outbox)).toEqual(["event:step.result_ignored#6"]);
     expect(again.stepsRun).toBe(1);
   });
 

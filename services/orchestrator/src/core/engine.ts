@@ -1,5 +1,5 @@
 import { encode, getRunRecord, publish, type Bus } from "@orch/bus";
-import { CommandOutcome, RunEvent, RunRecord, TimerRequest, WorkItem, type Command, type Effect } from "@orch/contracts";
+import { CommandOutcome, RunEvent, TimerRequest, WorkItem, type Command, type Effect, type RunRecord } from "@orch/contracts";
 import type { CompiledDefinition } from "@orch/engine";
 import type { Logger } from "@orch/logging";
 import { DefinitionNotFoundError, type DefinitionStore } from "./definitions.js";
@@ -88,7 +88,9 @@ export class Engine {
         this.#reply(replyTo, out.outcome);
         return;
       }
-      const data = encode(RunRecord, out.record, `kv ${cmd.runId}`);
+      // The record is written only here and validated by every reader; its effects were built by
+      // the kernel from typed data. Plain JSON keeps the hot path free of a 4 KiB schema walk.
+      const data = new TextEncoder().encode(JSON.stringify(out.record));
       let revision: number;
       try {
         revision = entry ? await kv.update(cmd.runId, data, entry.revision) : await kv.create(cmd.runId, data);
