@@ -18,6 +18,20 @@ import { build as prettyStream } from "pino-pretty";
 const SERVICES = ["event-bus", "orchestrator", "agent-hub", "scheduler", "gateway"] as const;
 type Service = (typeof SERVICES)[number];
 
+/**
+ * V8 flags per service, unless NODE_OPTIONS already sets the same one. The core gets a heap limit:
+ * V8 otherwise sizes the heap from the machine's memory and, after a burst of commands, keeps
+ * hundreds of MB of headroom it has no use for (docs/benchmarks.md, idle scale). Its live data is
+ * bounded (the record cache's ORCH_CORE_CACHE_MB, plus the commands in flight).
+ */
+const V8_FLAGS: Partial<Record<Service, string[]>> = { orchestrator: ["--max-old-space-size=256"] };
+
+function nodeOptionsFor(service: Service, current: string | undefined): string | undefined {
+  const extra = (V8_FLAGS[service] ?? []).filter((f) => !(current ?? "").includes(f.split("=")[0]!));
+  if (extra.length === 0) return current;
+  return [current, ...extra].filter(Boolean).join(" ");
+}
+
 const env = process.env;
 const dataDir = env.ORCH_DATA_DIR ?? join(REPO_ROOT, ".data");
 const pretty = (env.ORCH_LOG_FORMAT ?? (process.stdout.isTTY ? "pretty" : "json")) === "pretty";
@@ -59,7 +73,8 @@ class Supervised {
   start(): void {
     this.startedAt = Date.now();
     const entry = join(REPO_ROOT, "services", this.name, "dist", "main.js");
-    const child = spawn(process.execPath, [entry], { env: this.serviceEnv, stdio: ["ignore", "pipe", "pipe"] });
+    const nodeOptions = nodeOptionsFor(this.name, this.serviceEnv.NODE_OPTIONS);
+    const child = spawn(process.execPath, [entry], { env: { ...this.serviceEnv, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) }, stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
     for (const stream of [child.stdout, child.stderr]) {
       let buf = "";

@@ -25,6 +25,8 @@ import type { Bus } from "./connect.js";
 export interface StoredRun {
   record: RunRecord;
   revision: number;
+  /** Size of the stored record (JSON bytes). */
+  bytes: number;
 }
 
 export class CorruptRecordError extends Error {
@@ -40,7 +42,7 @@ export async function getRunRecord(bus: Bus, runId: string): Promise<StoredRun |
   if (!e || e.operation !== "PUT" || e.length === 0) return null;
   const d = decode(RunRecord, e.value);
   if (!d.ok) throw new CorruptRecordError(`run record ${runId} is unreadable: ${d.error}`);
-  return { record: d.value, revision: e.revision };
+  return { record: d.value, revision: e.revision, bytes: e.value.length };
 }
 
 /**

@@ -51,9 +51,10 @@ export interface TopologySpec {
 
 /**
  * Ack waits: long enough for a busy handler, short enough that a crash is noticed quickly. The core's
- * handlers take milliseconds; after its crash, what it held is redelivered within 5 s.
+ * handlers take milliseconds (and mark a queued command in progress); after its crash, what it held is
+ * redelivered within 2 s.
  */
-export const ACK_WAIT_MS = { core: 5_000, agentHub: 5_000, scheduler: 30_000, dlq: 30_000, runIndex: 30_000 } as const;
+export const ACK_WAIT_MS = { core: 2_000, agentHub: 5_000, scheduler: 30_000, dlq: 30_000, runIndex: 30_000 } as const;
 
 export function topologySpec(names: Names, opts: TopologyOptions = DEFAULT_TOPOLOGY): TopologySpec {
   const storage = opts.storage === "memory" ? StorageType.Memory : StorageType.File;

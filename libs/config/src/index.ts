@@ -73,6 +73,8 @@ export const OrchestratorConfig = CommonConfig.extend({
   ORCH_CORE_CONCURRENCY: int(64, 1, 10_000),
   /** Run records kept in the core's memory (the KV bucket stays the system of record). */
   ORCH_CORE_CACHE_SIZE: int(10_000, 0, 10_000_000),
+  /** …and the memory they may take, in MiB of stored JSON (a record takes about 1.6× that in the heap). */
+  ORCH_CORE_CACHE_MB: int(32, 0, 1_000_000),
   /**
    * Directories ImportDefinitions may read workflow files from (comma-separated absolute paths);
    * the working directory when unset.

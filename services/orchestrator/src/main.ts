@@ -1,9 +1,8 @@
 import { hostname } from "node:os";
-import { runConsumer, type RunningConsumer } from "@orch/bus";
+import { ACK_WAIT_MS, runConsumer, type RunningConsumer } from "@orch/bus";
 import { OrchestratorConfig } from "@orch/config";
-import { Command } from "@orch/contracts";
+import { Command, Header } from "@orch/contracts";
 import { runService } from "@orch/service";
-import { Header } from "@orch/contracts";
 import { DefinitionStore } from "./core/definitions.js";
 import { Engine } from "./core/engine.js";
 import { PartitionOwnership } from "./core/ownership.js";
@@ -22,7 +21,7 @@ await runService({
       ...(cfg.ORCH_MAX_TOKENS_PER_STEP ? [{ scope: "step", tokens: cfg.ORCH_MAX_TOKENS_PER_STEP, mode: cfg.ORCH_TOKEN_BUDGET_MODE }] : []),
       ...(cfg.ORCH_MAX_TOKENS_PER_RUN ? [{ scope: "run", tokens: cfg.ORCH_MAX_TOKENS_PER_RUN, mode: cfg.ORCH_TOKEN_BUDGET_MODE }] : []),
     ];
-    const engine = new Engine({ bus, logger, definitions, defaultBudgets, cacheSize: cfg.ORCH_CORE_CACHE_SIZE });
+    const engine = new Engine({ bus, logger, definitions, defaultBudgets, cacheSize: cfg.ORCH_CORE_CACHE_SIZE, cacheBytes: cfg.ORCH_CORE_CACHE_MB * 1024 * 1024 });
     // One consumer per owned partition of the command stream; replicas share the partitions.
     const consumers = new Map<number, RunningConsumer>();
     const perPartition = Math.max(1, Math.ceil(cfg.ORCH_CORE_CONCURRENCY / 4));
@@ -40,6 +39,9 @@ await runService({
               schema: Command,
               origin: "core",
               concurrency: perPartition,
+              // A command queued behind others of its run is still ours: tell the server so, well
+              // inside the short ack wait (short so a dead core's commands come back fast).
+              heartbeatMs: Math.floor(ACK_WAIT_MS.core / 3),
               keyOf: (cmd) => cmd.runId,
               handler: (cmd, ctx) => engine.apply(cmd, ctx.correlationId, ctx.msg.headers?.get(Header.ReplyTo) || undefined),
             }),

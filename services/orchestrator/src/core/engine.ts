@@ -10,6 +10,8 @@ interface Entry {
   revision: number;
   /** Whether this process has published the record's outbox (false right after a load). */
   published: boolean;
+  /** Size of the record as stored (JSON bytes): what the cache's memory budget counts. */
+  bytes: number;
 }
 
 export interface EngineOptions {
@@ -19,6 +21,8 @@ export interface EngineOptions {
   defaultBudgets?: DefaultBudgets;
   /** Records kept in memory; the KV bucket stays the system of record. */
   cacheSize: number;
+  /** The most stored bytes of records kept in memory (records are evicted oldest-used first). */
+  cacheBytes?: number;
   clock?: () => Clock;
 }
 
@@ -38,6 +42,8 @@ export class Engine {
   readonly #log: Logger;
   readonly #cache = new Map<string, Entry>();
   readonly #cacheSize: number;
+  readonly #cacheBytes: number;
+  #cachedBytes = 0;
   readonly #clock: () => Clock;
   readonly #defs: DefinitionStore;
   readonly #budgets: DefaultBudgets;
@@ -48,6 +54,7 @@ export class Engine {
     this.#defs = opts.definitions;
     this.#log = opts.logger;
     this.#cacheSize = opts.cacheSize;
+    this.#cacheBytes = opts.cacheBytes ?? Number.POSITIVE_INFINITY;
     this.#clock = opts.clock ?? (() => ({ now: Date.now(), rand: Math.random() }));
   }
 
@@ -96,11 +103,11 @@ export class Engine {
         revision = entry ? await kv.update(cmd.runId, data, entry.revision) : await kv.create(cmd.runId, data);
       } catch (err) {
         // Someone else wrote the record since we read it: drop our copy, read again, re-decide.
-        this.#cache.delete(cmd.runId);
+        this.#forget(cmd.runId);
         if (isCasConflict(err) && attempt < CAS_RETRIES) continue;
         throw err;
       }
-      const next: Entry = { record: out.record, revision, published: false };
+      const next: Entry = { record: out.record, revision, published: false, bytes: data.length };
       this.#remember(cmd.runId, next);
       await this.#publish(out.record, correlationId);
       next.published = true;
@@ -118,7 +125,7 @@ export class Engine {
   /** Drops what this process remembers of the runs of a partition (its owner may have changed). */
   forgetPartition(partition: number): void {
     for (const runId of [...this.#cache.keys()]) {
-      if (this.#bus.names.subjects.partitionOf(runId) === partition) this.#cache.delete(runId);
+      if (this.#bus.names.subjects.partitionOf(runId) === partition) this.#forget(runId);
     }
   }
 
@@ -136,14 +143,31 @@ export class Engine {
     return entry;
   }
 
-  #remember(runId: string, entry: Entry): void {
+  /** Records in memory and their stored size (for tests and metrics). */
+  get cached(): { runs: number; bytes: number } {
+    return { runs: this.#cache.size, bytes: this.#cachedBytes };
+  }
+
+  #forget(runId: string): void {
+    const e = this.#cache.get(runId);
+    if (!e) return;
     this.#cache.delete(runId);
-    if (this.#cacheSize === 0) return;
+    this.#cachedBytes -= e.bytes;
+  }
+
+  /**
+   * Keeps a record in memory, most recently used last, then evicts from the least recently used end
+   * until both the count and the byte budget hold. A record larger than the whole budget is not kept.
+   */
+  #remember(runId: string, entry: Entry): void {
+    this.#forget(runId);
+    if (this.#cacheSize === 0 || entry.bytes > this.#cacheBytes) return;
     this.#cache.set(runId, entry);
-    while (this.#cache.size > this.#cacheSize) {
+    this.#cachedBytes += entry.bytes;
+    while (this.#cache.size > this.#cacheSize || this.#cachedBytes > this.#cacheBytes) {
       const oldest = this.#cache.keys().next().value;
       if (oldest === undefined) break;
-      this.#cache.delete(oldest);
+      this.#forget(oldest);
     }
   }
 

@@ -1,0 +1,72 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connectBus, getRunRecord, provisionTopology, topologySpec, DEFAULT_TOPOLOGY, type Bus } from "@orch/bus";
+import type { Command } from "@orch/contracts";
+import { createLogger } from "@orch/logging";
+import { startNats, type NatsServer } from "@orch/testing";
+import { DefinitionStore } from "../../services/orchestrator/src/core/definitions.js";
+import { Engine } from "../../services/orchestrator/src/core/engine.js";
+
+/**
+ * The core's record cache against a real nats-server: bounded by count and by bytes, and a run
+ * whose record was evicted carries on from the bucket exactly as a cached one does.
+ */
+
+let nats: NatsServer;
+let bus: Bus;
+const logger = createLogger({ service: "test", level: "silent" });
+
+beforeAll(async () => {
+  nats = await startNats();
+  bus = await connectBus({ url: nats.url, name: "test", prefix: "cc", logger });
+  await provisionTopology(bus, topologySpec(bus.names, DEFAULT_TOPOLOGY));
+});
+
+afterAll(async () => {
+  await bus?.close();
+  await nats?.stop();
+});
+
+const create = (runId: string): Command => ({
+  type: "run.create",
+  commandId: `create:${runId}`,
+  runId,
+  issuedAt: Date.now(),
+  projectId: "p1",
+  definition: { id: "task" },
+  title: `task ${runId} ${"x".repeat(400)}`,
+  autoStart: true,
+  mode: "mock",
+});
+
+describe("the core's record cache", () => {
+  it("keeps no more stored bytes than its budget, evicting the least recently used", async () => {
+    const definitions = new DefinitionStore(bus);
+    const budget = 12 * 1024;
+    const engine = new Engine({ bus, logger, definitions, cacheSize: 1_000, cacheBytes: budget });
+    let stored = 0;
+    for (let i = 0; i < 20; i++) {
+      await engine.apply(create(`cache-${i}`));
+      stored += (await getRunRecord(bus, `cache-${i}`))!.bytes;
+    }
+    const { runs, bytes } = engine.cached;
+    expect(bytes).toBeLessThanOrEqual(budget);
+    expect(runs).toBeGreaterThan(0);
+    expect(runs).toBeLessThan(20);
+    expect(stored).toBeGreaterThan(budget);
+    // Every record is in the bucket, cached or not, and an evicted run takes the next command.
+    await engine.apply({ type: "run.signal", commandId: "cancel:cache-0", runId: "cache-0", issuedAt: Date.now(), signal: { name: "cancel" } } as Command);
+    expect((await getRunRecord(bus, "cache-0"))!.record.status).toBe("cancelled");
+    expect(engine.cached.bytes).toBeLessThanOrEqual(budget);
+  });
+
+  it("counts entries too, and keeps nothing at size 0", async () => {
+    const definitions = new DefinitionStore(bus);
+    const small = new Engine({ bus, logger, definitions, cacheSize: 3 });
+    for (let i = 0; i < 6; i++) await small.apply(create(`count-${i}`));
+    expect(small.cached.runs).toBe(3);
+    const none = new Engine({ bus, logger, definitions, cacheSize: 0 });
+    await none.apply(create("none-1"));
+    expect(none.cached).toEqual({ runs: 0, bytes: 0 });
+    expect((await getRunRecord(bus, "none-1"))!.record.runId).toBe("none-1");
+  });
+});
