@@ -15,7 +15,7 @@ import { percentile } from "./stats.js";
  * filtered pages and deep cursor pages.
  *
  *   node bench/dist/scale.js [--runs 100000] [--concurrency 256] [--idle-samples 6]
- *                            [--core-node-options "--max-old-space-size=192"] [--out results/scale.json]
+ *                            [--core-node-options "--max-old-space-size=256"] [--out results/scale.json]
  */
 
 const BENCH_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -26,7 +26,8 @@ const arg = (name: string, def: string) => {
 };
 const RUNS = Number(arg("runs", "100000"));
 const CONCURRENCY = Number(arg("concurrency", "256"));
-const CORE_NODE_OPTIONS = arg("core-node-options", "");
+// As `npm start` and docker-compose.yml run the core; `--core-node-options ""` for V8's defaults.
+const CORE_NODE_OPTIONS = arg("core-node-options", "--max-old-space-size=256");
 const IDLE_SAMPLES = Number(arg("idle-samples", "6"));
 const OUT = resolve(BENCH_DIR, arg("out", "results/scale.json"));
 const log = (msg: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${msg}\n`);
