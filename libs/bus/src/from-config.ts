@@ -15,6 +15,7 @@ export function topologyFromConfig(
     ORCH_EVENTS_MAX_AGE_DAYS?: number;
     ORCH_COMMANDS_MAX_AGE_DAYS?: number;
     ORCH_DLQ_MAX_AGE_DAYS?: number;
+    ORCH_SESSIONS_MAX_AGE_DAYS?: number;
   },
 ): TopologySpec {
   return topologySpec(names, {
@@ -24,5 +25,6 @@ export function topologyFromConfig(
     eventsMaxAgeMs: (cfg.ORCH_EVENTS_MAX_AGE_DAYS ?? 30) * DAY_MS,
     commandsMaxAgeMs: (cfg.ORCH_COMMANDS_MAX_AGE_DAYS ?? 7) * DAY_MS,
     dlqMaxAgeMs: (cfg.ORCH_DLQ_MAX_AGE_DAYS ?? 30) * DAY_MS,
+    sessionsMaxAgeMs: (cfg.ORCH_SESSIONS_MAX_AGE_DAYS ?? 7) * DAY_MS,
   });
 }

@@ -26,6 +26,8 @@ export interface TopologyOptions {
   eventsMaxAgeMs: number;
   commandsMaxAgeMs: number;
   dlqMaxAgeMs: number;
+  /** How long worker session events and finished session records are kept. */
+  sessionsMaxAgeMs: number;
   /** In-flight steps across every agent hub (each hub also caps its own concurrency). */
   workMaxAckPending: number;
 }
@@ -36,6 +38,7 @@ export const DEFAULT_TOPOLOGY: TopologyOptions = {
   eventsMaxAgeMs: 30 * DAY_MS,
   commandsMaxAgeMs: 7 * DAY_MS,
   dlqMaxAgeMs: 30 * DAY_MS,
+  sessionsMaxAgeMs: 7 * DAY_MS,
   workMaxAckPending: 1_000,
 };
 
@@ -46,7 +49,7 @@ export interface StreamSpec {
 
 export interface TopologySpec {
   streams: StreamSpec[];
-  buckets: { name: string; history: number }[];
+  buckets: { name: string; history: number; ttlMs?: number }[];
 }
 
 /**
@@ -131,6 +134,17 @@ export function topologySpec(names: Names, opts: TopologyOptions = DEFAULT_TOPOL
         },
         consumers: [durable(names.consumers.dlqMonitor, s.dlqAll(), ACK_WAIT_MS.dlq, 1_000)],
       },
+      {
+        config: {
+          ...common,
+          name: names.streams.sess,
+          description: "Worker session events: lifecycle, agent output, tool calls, commits",
+          subjects: [s.sessAll()],
+          retention: RetentionPolicy.Limits,
+          max_age: nanos(opts.sessionsMaxAgeMs),
+        },
+        consumers: [],
+      },
     ],
     buckets: [
       { name: names.buckets.runs, history: 1 },
@@ -138,6 +152,8 @@ export function topologySpec(names: Names, opts: TopologyOptions = DEFAULT_TOPOL
       { name: names.buckets.defs, history: 1 },
       { name: names.buckets.runIndex, history: 1 },
       { name: names.buckets.leases, history: 1 },
+      { name: names.buckets.sessions, history: 1, ttlMs: opts.sessionsMaxAgeMs },
+      { name: names.buckets.projects, history: 1 },
     ],
   };
 }
@@ -217,7 +233,7 @@ export async function provisionTopology(bus: Bus, spec: TopologySpec): Promise<{
       },
     );
     if (!exists) {
-      await new Kvm(bus.js).create(b.name, { history: b.history, storage, replicas });
+      await new Kvm(bus.js).create(b.name, { history: b.history, storage, replicas, ...(b.ttlMs ? { ttl: b.ttlMs } : {}) });
       created.push(`bucket ${b.name}`);
     }
   }

@@ -63,6 +63,8 @@ export const GatewayConfig = CommonConfig.extend({
   ORCH_RATE_LIMIT_MAX: int(60, 1, 1_000_000),
   ORCH_RATE_LIMIT_WINDOW_MS: int(60_000, 1_000, 86_400_000),
   ORCH_SSE_HEARTBEAT_MS: int(15_000, 100, 300_000),
+  /** Readiness includes the agent hub's LLM endpoint (asked over NATS). */
+  ORCH_CHECK_LLM: bool(false),
 });
 export type GatewayConfig = z.output<typeof GatewayConfig>;
 
@@ -94,11 +96,158 @@ export const OrchestratorConfig = CommonConfig.extend({
 });
 export type OrchestratorConfig = z.output<typeof OrchestratorConfig>;
 
+/** Comma-separated list → trimmed, non-empty items. */
+const list = () =>
+  z
+    .string()
+    .default("")
+    .transform((v) =>
+      v
+        .split(",")
+        .map((x) => x.trim())
+        .filter(Boolean),
+    );
+
+/** `name=n,name=n` → a map of positive integers. */
+const limits = (def: string) =>
+  z
+    .string()
+    .default(def)
+    .transform((v, ctx) => {
+      const out: Record<string, number> = {};
+      for (const part of v.split(",").map((x) => x.trim()).filter(Boolean)) {
+        const m = /^([A-Za-z0-9_.-]+)=(\d+)$/.exec(part);
+        if (!m || Number(m[2]) < 1) {
+          ctx.addIssue({ code: "custom", message: `"${part}" is not name=n with n ≥ 1` });
+          return z.NEVER;
+        }
+        out[m[1]!] = Number(m[2]);
+      }
+      return out;
+    });
+
+const url = (def?: string) => (def === undefined ? z.url({ message: "must be a URL" }).optional() : z.url({ message: "must be a URL" }).default(def));
+
+/**
+ * Executors a role can be routed to: `stub` (offline), `local` (a local LLM), or a coding-agent
+ * harness (`codex`, `claude`, `opencode`; seed 003's `harness.codex`, `harness.opencode` and
+ * `claude-code` are accepted and normalised).
+ */
+export const EXECUTOR_NAMES = ["stub", "local", "codex", "claude", "opencode"] as const;
+export type ExecutorName = (typeof EXECUTOR_NAMES)[number];
+const EXECUTOR_ALIASES: Record<string, ExecutorName> = { "harness.codex": "codex", "harness.opencode": "opencode", "harness.claude": "claude", "claude-code": "claude" };
+const executor = (def?: ExecutorName) => {
+  const e = z
+    .string()
+    .transform((v) => EXECUTOR_ALIASES[v] ?? v)
+    .pipe(z.enum(EXECUTOR_NAMES, { message: `must be one of ${EXECUTOR_NAMES.join(", ")}` }));
+  return def === undefined ? e.optional() : e.default(def);
+};
+
+export const AGENT_ROLES = ["architect", "implementer", "reviewer", "tester", "maintainer", "qa"] as const;
+export type AgentRole = (typeof AGENT_ROLES)[number];
+
 export const AgentHubConfig = CommonConfig.extend({
-  /** Steps the agent hub runs at once; the work consumer's max-ack-pending. */
+  /** Steps the agent hub runs at once; further steps wait in the work queue. */
   ORCH_AGENT_CONCURRENCY: int(16, 1, 10_000),
-  /** Who does a role step's work: `stub` (offline, deterministic, no model). */
-  ORCH_AGENT_EXECUTOR: z.enum(["stub"], { message: "must be stub" }).default("stub"),
+  /** The agent hub's identity (session ownership); the host name when unset. */
+  ORCH_INSTANCE_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be [A-Za-z0-9_.-]{1,64}").optional(),
+
+  // Routing (seed 001's RoutedAgentExecutor): a default executor, and one per role.
+  ORCH_AGENT_EXECUTOR: executor("local"),
+  ORCH_AGENT_EXECUTOR_ARCHITECT: executor(),
+  ORCH_AGENT_EXECUTOR_IMPLEMENTER: executor(),
+  ORCH_AGENT_EXECUTOR_REVIEWER: executor(),
+  ORCH_AGENT_EXECUTOR_TESTER: executor(),
+  ORCH_AGENT_EXECUTOR_MAINTAINER: executor(),
+  ORCH_AGENT_EXECUTOR_QA: executor(),
+  /** Sessions each executor runs at once (`stub=16,local=4,codex=2,claude=2,opencode=2`). */
+  ORCH_EXECUTOR_CONCURRENCY: limits("stub=16,local=4,codex=2,claude=2,opencode=2"),
+  /** Sessions each model provider serves at once (`ollama`, `openai`, `codex`, `claude`, `opencode`). */
+  ORCH_PROVIDER_CONCURRENCY: limits("ollama=2,openai=4,codex=2,claude=2,opencode=2"),
+
+  // The local LLM executor (seed 001).
+  LOCAL_LLM_API: z.enum(["ollama", "openai"], { message: "must be ollama or openai" }).default("ollama"),
+  /** The model server: Ollama's root URL, or an OpenAI-compatible server's (its `/v1` is added when missing). */
+  LOCAL_LLM_URL: url(),
+  LOCAL_LLM_MODEL: z.string().min(1).max(200).default("llama3.1:8b"),
+  LOCAL_LLM_MODEL_ARCHITECT: z.string().min(1).max(200).optional(),
+  LOCAL_LLM_MODEL_IMPLEMENTER: z.string().min(1).max(200).optional(),
+  LOCAL_LLM_MODEL_REVIEWER: z.string().min(1).max(200).optional(),
+  LOCAL_LLM_MODEL_TESTER: z.string().min(1).max(200).optional(),
+  LOCAL_LLM_MODEL_MAINTAINER: z.string().min(1).max(200).optional(),
+  LOCAL_LLM_MODEL_QA: z.string().min(1).max(200).optional(),
+  LOCAL_LLM_API_KEY: z.string().min(1).optional(),
+  /** One model request, from sending to the last streamed token. */
+  LOCAL_LLM_TIMEOUT_MS: int(120_000, 1_000, 3_600_000),
+  /** `throw`: a failed model call is a retryable step error (the core's backoff retries it); `return`: the step fails with the error recorded. */
+  LOCAL_LLM_ERROR_MODE: z.enum(["throw", "return"], { message: "must be throw or return" }).default("return"),
+  /** `oss` (default): only local model servers; `hosted`: any; `locked`: no model calls at all. */
+  ORCH_LLM_POLICY: z.enum(["oss", "hosted", "locked"], { message: "must be oss, hosted or locked" }).default("oss"),
+  ALLOW_HOSTED_LLM: bool(false),
+  /** Hosts that count as local under the `oss` policy, besides loopback and private addresses. */
+  LOCAL_LLM_ALLOWED_HOSTS: list(),
+  /** `text`: free-form answers; `structured-json`: AgentResponseSchema, validated, one repair attempt. */
+  ORCH_LLM_RESPONSE_FORMAT: z.enum(["text", "structured-json"], { message: "must be text or structured-json" }).default("text"),
+  /** The LLM endpoint is part of readiness (the gateway's /ready asks the agent hub). */
+  ORCH_CHECK_LLM: bool(false),
+
+  // Tools the local LLM may call (seed 001). Empty: no tools.
+  ORCH_TOOL_ALLOWLIST: list(),
+  ORCH_TOOL_MAX_ITERATIONS: int(8, 1, 100),
+  /** Where tools run; the step's worktree when unset. */
+  ORCH_TOOL_CWD: z.string().min(1).optional(),
+  /** Directories tools may touch (comma-separated); the step's worktree when unset. */
+  ORCH_TOOL_ALLOWED_ROOTS: list(),
+  ORCH_TOOL_TIMEOUT_MS: int(10_000, 100, 600_000),
+  ORCH_TOOL_MAX_OUTPUT_BYTES: int(65_536, 1_024, 16 * 1024 * 1024),
+
+  // Coding-agent harnesses (seed 003).
+  ORCH_CODEX_BINARY: z.string().min(1).default("codex"),
+  ORCH_CLAUDE_BINARY: z.string().min(1).default("claude"),
+  ORCH_OPENCODE_BINARY: z.string().min(1).default("opencode"),
+  /** The model server each harness talks to; unset: the CLI's own default (a hosted API, which the LLM policy governs). */
+  ORCH_CODEX_BASE_URL: url(),
+  ORCH_CLAUDE_BASE_URL: url(),
+  ORCH_OPENCODE_BASE_URL: url(),
+  ORCH_CODEX_MODEL: z.string().min(1).max(200).optional(),
+  ORCH_CLAUDE_MODEL: z.string().min(1).max(200).optional(),
+  ORCH_OPENCODE_MODEL: z.string().min(1).max(200).optional(),
+  /** The variable holding each harness's API key: passed to that harness's process, and nothing else of ours is. */
+  ORCH_CODEX_API_KEY_ENV: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).default("OPENAI_API_KEY"),
+  ORCH_CLAUDE_API_KEY_ENV: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).default("ANTHROPIC_API_KEY"),
+  ORCH_OPENCODE_API_KEY_ENV: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).default("OPENAI_API_KEY"),
+  /** A harness that prints nothing within this time after it was spawned is killed (seed 003: harness_server_startup_timeout_secs). */
+  ORCH_HARNESS_STARTUP_TIMEOUT_MS: int(10_000, 100, 600_000),
+  /** A harness run's wall clock (the step's timeout wins when shorter). */
+  ORCH_HARNESS_TIMEOUT_MS: int(1_800_000, 1_000, 86_400_000),
+  /** Log every event a harness prints as it printed it (seed 003: harness_log_raw_events). */
+  ORCH_HARNESS_LOG_RAW_EVENTS: bool(false),
+  /** Log every normalized session event (seed 003: harness_log_normalized_events). */
+  ORCH_HARNESS_LOG_NORMALIZED_EVENTS: bool(false),
+
+  // Worktrees (seed 003).
+  /** Projects without a local checkout are cloned (or created) under `<workspace>/repos`. */
+  ORCH_WORKSPACE: z.string().min(1).optional(),
+  /** Where sessions' worktrees go; `<workspace>/worktrees` when unset. */
+  ORCH_WORKTREES_ROOT: z.string().min(1).optional(),
+  /** Keep a failed session's worktree for inspection (its branch is kept either way). */
+  ORCH_KEEP_FAILED_WORKTREES: bool(false),
+  ORCH_GIT_BINARY: z.string().min(1).default("git"),
+  ORCH_GIT_AUTHOR_NAME: z.string().min(1).max(200).default("Orchestrator"),
+  ORCH_GIT_AUTHOR_EMAIL: z.string().min(3).max(200).default("orchestrator@localhost"),
+  ORCH_GIT_ALLOW_FORCE_PUSH: bool(false),
+  ORCH_GIT_ALLOW_DELETE_UNMERGED_BRANCHES: bool(false),
+  /** Removing a worktree with uncommitted changes, resetting a branch: off unless set. */
+  ORCH_GIT_ALLOW_DESTRUCTIVE_AUTOMATION: bool(false),
+
+  // Sessions.
+  /** How often a running session proves it is alive. */
+  ORCH_SESSION_HEARTBEAT_MS: int(5_000, 100, 600_000),
+  /** A session with no heartbeat for this long is timed out and its step retried. */
+  ORCH_SESSION_TIMEOUT_MS: int(60_000, 1_000, 86_400_000),
+  /** Between SIGTERM and SIGKILL of a cancelled session's process group. */
+  ORCH_SESSION_KILL_GRACE_MS: int(3_000, 0, 60_000),
 });
 export type AgentHubConfig = z.output<typeof AgentHubConfig>;
 
@@ -111,6 +260,8 @@ export const EventBusConfig = CommonConfig.extend({
   /** How long commands are kept after they are applied (audit). */
   ORCH_COMMANDS_MAX_AGE_DAYS: int(7, 1, 3650),
   ORCH_DLQ_MAX_AGE_DAYS: int(30, 1, 3650),
+  /** How long worker session events and finished session records are kept. */
+  ORCH_SESSIONS_MAX_AGE_DAYS: int(7, 1, 3650),
 });
 export type EventBusConfig = z.output<typeof EventBusConfig>;
 

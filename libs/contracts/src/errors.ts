@@ -20,6 +20,26 @@ export const StepErrorCode = {
   MockFailure: "MOCK_FAILURE",
   AdapterError: "ADAPTER_ERROR",
   Aborted: "ABORTED",
+  /** The role's executor is not configured or not available on this hub. */
+  NoExecutor: "NO_EXECUTOR",
+  /** The LLM policy refused the endpoint (`ORCH_LLM_POLICY`, `ALLOW_HOSTED_LLM`, `LOCAL_LLM_ALLOWED_HOSTS`). */
+  LlmPolicyRefused: "LLM_POLICY_REFUSED",
+  /** The model server failed, timed out or answered something unusable. */
+  LlmError: "LLM_ERROR",
+  /** The model's answer did not match AgentResponseSchema, even after the repair attempt. */
+  InvalidAgentResponse: "INVALID_AGENT_RESPONSE",
+  /** The agent reported that it could not do the work. */
+  AgentFailed: "AGENT_FAILED",
+  /** A coding-agent CLI failed: not installed, did not start in time, exited non-zero, or reported failure. */
+  HarnessError: "HARNESS_ERROR",
+  /** The step's git worktree could not be prepared, committed or integrated. */
+  WorkspaceError: "WORKSPACE_ERROR",
+  /** The session sent no heartbeat past its deadline. */
+  SessionTimedOut: "SESSION_TIMED_OUT",
+  /** The session's process died with its agent hub. */
+  SessionLost: "SESSION_LOST",
+  /** Someone cancelled the session. */
+  SessionCancelled: "SESSION_CANCELLED",
 } as const;
 export type StepErrorCode = (typeof StepErrorCode)[keyof typeof StepErrorCode];
 

@@ -3,3 +3,4 @@ export * from "./errors.js";
 export * from "./seed000.js";
 export * from "./messages.js";
 export * from "./views.js";
+export * from "./sessions.js";

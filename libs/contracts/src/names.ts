@@ -7,7 +7,10 @@
  *   p.cmd.<partition>.<runId>              commands for the core: create, cancel, step result, timer fired
  *   p.evt.<projectId>.<runId>.<type…>      run events; a run owns the subject space under its id,
  *                                          and `<type…>` may span tokens (`step.started`)
- *   p.work.<queue…>                        step dispatches for the agent hub (`adapter`, later `role.<role>`)
+ *   p.work.<queue…>                        step dispatches for the agent hub (`adapter`, `role.<role>`)
+ *   p.sess.<projectId>.<runId>.<sessionId>.<type…>
+ *                                          worker session events (lifecycle, agent deltas, tool calls)
+ *   p.ctl.<name…>                          control requests answered by request/reply (`session.cancel`), not stored
  *   p.sched.<op>                           timer requests for the scheduler (`set`, `cancel`)
  *   p.dlq.<origin>                         dead letters, `origin` = the consumer that parked them
  *   p.q.<name…>                            queries answered by request/reply (`runs.list`), not stored
@@ -72,6 +75,7 @@ export interface Names {
     readonly work: string;
     readonly sched: string;
     readonly dlq: string;
+    readonly sess: string;
   };
   readonly consumers: {
     /** The core's consumer of one command partition (`core-<k>`). */
@@ -90,6 +94,10 @@ export interface Names {
     readonly runIndex: string;
     /** Orchestrator replicas: membership heartbeats and partition leases. */
     readonly leases: string;
+    /** Worker sessions of the agent hubs, key = session id. */
+    readonly sessions: string;
+    /** Projects and where their repositories are, key = project id. */
+    readonly projects: string;
   };
   readonly subjects: {
     /** Commands for a run, routed to the run's partition. */
@@ -115,6 +123,14 @@ export interface Names {
     /** Run-level events of every run (`run.created`, `run.status_changed`, …). */
     evtRunLevel(): string;
     query(name: string): string;
+    /** One session event. */
+    sess(projectId: string, runId: string, sessionId: string, type: string): string;
+    /** Every event of one session. */
+    sessSession(sessionId: string): string;
+    /** Every session event of one run. */
+    sessRun(runId: string): string;
+    sessAll(): string;
+    ctl(name: string): string;
   };
 }
 
@@ -136,6 +152,7 @@ export function createNames(prefix: string = DEFAULT_PREFIX, partitions: number 
       work: `${up}_WORK`,
       sched: `${up}_SCHED`,
       dlq: `${up}_DLQ`,
+      sess: `${up}_SESS`,
     }),
     consumers: Object.freeze({
       corePartition: (k: number) => {
@@ -153,6 +170,8 @@ export function createNames(prefix: string = DEFAULT_PREFIX, partitions: number 
       defs: `${low}_defs`,
       runIndex: `${low}_run_index`,
       leases: `${low}_leases`,
+      sessions: `${low}_sessions`,
+      projects: `${low}_projects`,
     }),
     subjects: Object.freeze({
       cmd: (runId: string) => `${p}.cmd.${partitionOf(token("runId", runId))}.${runId}`,
@@ -175,6 +194,12 @@ export function createNames(prefix: string = DEFAULT_PREFIX, partitions: number 
       dlqAll: () => `${p}.dlq.>`,
       evtRunLevel: () => `${p}.evt.*.*.run.>`,
       query: (name: string) => `${p}.q.${dotted("query", name)}`,
+      sess: (projectId: string, runId: string, sessionId: string, type: string) =>
+        `${p}.sess.${token("projectId", projectId)}.${token("runId", runId)}.${token("sessionId", sessionId)}.${dotted("session event type", type)}`,
+      sessSession: (sessionId: string) => `${p}.sess.*.*.${token("sessionId", sessionId)}.>`,
+      sessRun: (runId: string) => `${p}.sess.*.${token("runId", runId)}.>`,
+      sessAll: () => `${p}.sess.>`,
+      ctl: (name: string) => `${p}.ctl.${dotted("control", name)}`,
     }),
   });
 }

@@ -325,3 +325,4 @@ export async function sse(url: string, headers: Record<string, string> = {}): Pr
     req.end();
   });
 }
+export * from "./fake-models.js";

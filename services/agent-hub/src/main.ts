@@ -19,7 +19,7 @@ await runService({
       origin: "agent-hub",
       concurrency: cfg.ORCH_AGENT_CONCURRENCY,
       heartbeatMs: Math.floor(ACK_WAIT_MS.agentHub / 3),
-      handler: (item, ctx) => runStep(item, { bus, logger, signal, executor: cfg.ORCH_AGENT_EXECUTOR }, ctx.correlationId),
+      handler: (item, ctx) => runStep(item, { bus, logger, signal, executor: cfg.ORCH_AGENT_EXECUTOR ?? "local" }, ctx.correlationId),
     });
     logger.info({ concurrency: cfg.ORCH_AGENT_CONCURRENCY, executor: cfg.ORCH_AGENT_EXECUTOR }, "taking work");
     return { stop: () => consumer.stop() };
