@@ -27,6 +27,8 @@ export class BenchStack {
       HOST: "127.0.0.1",
       ORCH_GRPC_PORT: String(stack.grpcPort),
       ORCH_LOG_LEVEL: "warn",
+      ORCH_AGENT_EXECUTOR: "stub",
+      ORCH_CONFIG: "none",
       ...opts.env,
     };
     for (const name of SERVICE_NAMES) stack.services.set(name, new ServiceProcess(name, { ...base, ...opts.serviceEnv?.[name] }));

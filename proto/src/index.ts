@@ -31,6 +31,18 @@ export type { DefinitionSummary as DefinitionSummaryMessage } from "./generated/
 export type { ListDefinitionsResponse } from "./generated/orchestrator/v1/ListDefinitionsResponse.js";
 export type { ImportDefinitionsRequest__Output as ImportDefinitionsRequest } from "./generated/orchestrator/v1/ImportDefinitionsRequest.js";
 export type { ImportDefinitionsResponse } from "./generated/orchestrator/v1/ImportDefinitionsResponse.js";
+export type { Project } from "./generated/orchestrator/v1/Project.js";
+export type { PutProjectRequest__Output as PutProjectRequest } from "./generated/orchestrator/v1/PutProjectRequest.js";
+export type { GetProjectRequest__Output as GetProjectRequest } from "./generated/orchestrator/v1/GetProjectRequest.js";
+export type { ListProjectsRequest__Output as ListProjectsRequest } from "./generated/orchestrator/v1/ListProjectsRequest.js";
+export type { ListProjectsResponse } from "./generated/orchestrator/v1/ListProjectsResponse.js";
+export type { Session } from "./generated/orchestrator/v1/Session.js";
+export type { GetSessionRequest__Output as GetSessionRequest } from "./generated/orchestrator/v1/GetSessionRequest.js";
+export type { ListSessionsRequest__Output as ListSessionsRequest } from "./generated/orchestrator/v1/ListSessionsRequest.js";
+export type { ListSessionsResponse } from "./generated/orchestrator/v1/ListSessionsResponse.js";
+export type { WatchSessionRequest__Output as WatchSessionRequest } from "./generated/orchestrator/v1/WatchSessionRequest.js";
+export type { SessionEventMessage } from "./generated/orchestrator/v1/SessionEventMessage.js";
+export type { CancelSessionRequest__Output as CancelSessionRequest } from "./generated/orchestrator/v1/CancelSessionRequest.js";
 
 /** `proto/orchestrator.proto`, resolved from this module (works from src/ and dist/). */
 export const ORCHESTRATOR_PROTO = fileURLToPath(new URL("../orchestrator.proto", import.meta.url));

@@ -60,7 +60,7 @@ describe("SpecKit workflows (seed 002)", () => {
     let run = await until(id, (r) => stepOf(r, "phase_1").status === "waiting_approval", "phase 1 to await approval");
     const rev1 = stepOf(run, "phase_1").revision;
     expect(rev1).toMatch(/^\d+-[0-9a-f]{12}$/);
-    expect(valueToJson(stepOf(run, "phase_1").output)).toMatchObject({ role: "architect", type: "speckit.specify", artifact: "spec.md" });
+    expect(valueToJson(stepOf(run, "phase_1").output)).toMatchObject({ role: "architect", type: "speckit.specify", artifact: "specs/add-user-authentication-with-oauth2/spec.md" });
 
     // An approval for another revision is refused and changes nothing.
     await expect(signal(id, { name: "approve", stepId: "phase_1", revision: "9-000000000000" }, { actor: "alice" })).rejects.toMatchObject({ code: status.ABORTED });

@@ -155,7 +155,11 @@ async function main(): Promise<void> {
     natsNote = `embedded nats-server ${nats.version.text} at ${nats.url}, JetStream store in ${relative(process.cwd(), storeDir) || storeDir}`;
   }
 
-  const serviceEnv: NodeJS.ProcessEnv = { ...env, ORCH_NATS_URL: natsUrl, PORT: String(httpPort), ORCH_GRPC_PORT: String(grpcPort) };
+  // The quick start needs no model: role steps run in the stub executor unless told otherwise, and
+  // sessions' repositories and worktrees live beside the JetStream store.
+  const executor = env.ORCH_AGENT_EXECUTOR ?? "stub";
+  const workspace = env.ORCH_WORKSPACE ?? join(dataDir, "workspace");
+  const serviceEnv: NodeJS.ProcessEnv = { ...env, ORCH_NATS_URL: natsUrl, PORT: String(httpPort), ORCH_GRPC_PORT: String(grpcPort), ORCH_AGENT_EXECUTOR: executor, ORCH_WORKSPACE: workspace };
   let banner = false;
   const onLine = (svc: Service, line: string) => {
     if (!line.startsWith("{")) {
@@ -173,7 +177,12 @@ async function main(): Promise<void> {
           `  HTTP   http://${httpHost}:${httpPort}    try: curl -s http://${httpHost}:${httpPort}/api/orchestrator/ping`,
           `  gRPC   ${grpcHost}:${grpcPort}          proto/orchestrator.proto`,
           `  NATS   ${natsNote} (ORCH_BACKEND=${backend})`,
-          `  Steps  run by the agent hub's log-only adapters (dev.log, repoops, ci, docs); ORCH_MODE=${env.ORCH_MODE ?? "mock"}`,
+          `  Jobs   seed 000's steps run in the agent hub's log-only adapters (dev.log, repoops, ci, docs); ORCH_MODE=${env.ORCH_MODE ?? "mock"}`,
+          executor === "stub"
+            ? "  Agents role steps run in the stub executor (ORCH_AGENT_EXECUTOR=stub): offline, no model, real commits;"
+            : `  Agents role steps run in the ${executor} executor (ORCH_AGENT_EXECUTOR=${executor})`,
+          ...(executor === "stub" ? ["         set ORCH_AGENT_EXECUTOR=local and LOCAL_LLM_URL/LOCAL_LLM_MODEL to use a local model"] : []),
+          `  Work   repositories and worktrees in ${relative(process.cwd(), workspace) || workspace}`,
           "  Ctrl-C stops everything.",
           "",
         ].join("\n"),

@@ -1,5 +1,6 @@
 import { DeliverPolicy } from "@nats-io/jetstream";
-import { RunEvent } from "@orch/contracts";
+import { RunEvent, SessionEvent } from "@orch/contracts";
+import type { z } from "zod";
 import { decode } from "./codec.js";
 import { PULL_EXPIRES_MS } from "./consumer.js";
 import type { Bus } from "./connect.js";
@@ -22,7 +23,22 @@ export interface ReplayOptions {
  * fail the schema are skipped and logged (their producer parked nothing: events are ours).
  */
 export async function* replayEvents(bus: Bus, filter: string, opts: ReplayOptions = {}): AsyncGenerator<StoredEvent> {
-  const consumer = await bus.js.consumers.get(bus.names.streams.evt, {
+  for await (const { streamSeq, value } of replay(bus, bus.names.streams.evt, RunEvent, filter, opts)) yield { streamSeq, event: value };
+}
+
+/** One stored session event and its place in the sessions stream. */
+export interface StoredSessionEvent {
+  streamSeq: number;
+  event: SessionEvent;
+}
+
+/** Session events matching `filter`, replayed then live, like `replayEvents`. */
+export async function* replaySessionEvents(bus: Bus, filter: string, opts: ReplayOptions = {}): AsyncGenerator<StoredSessionEvent> {
+  for await (const { streamSeq, value } of replay(bus, bus.names.streams.sess, SessionEvent, filter, opts)) yield { streamSeq, event: value };
+}
+
+async function* replay<S extends z.ZodType>(bus: Bus, stream: string, schema: S, filter: string, opts: ReplayOptions): AsyncGenerator<{ streamSeq: number; value: z.output<S> }> {
+  const consumer = await bus.js.consumers.get(stream, {
     filter_subjects: filter,
     ...(opts.startSeq && opts.startSeq > 1
       ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: opts.startSeq }
@@ -34,12 +50,12 @@ export async function* replayEvents(bus: Bus, filter: string, opts: ReplayOption
   try {
     if (opts.signal?.aborted) return;
     for await (const m of messages) {
-      const d = decode(RunEvent, m.data);
+      const d = decode(schema, m.data);
       if (!d.ok) {
-        bus.logger.error({ subject: m.subject, streamSeq: m.seq, error: d.error }, "skipping an invalid run event");
+        bus.logger.error({ subject: m.subject, streamSeq: m.seq, error: d.error }, "skipping an invalid event");
         continue;
       }
-      yield { streamSeq: m.seq, event: d.value };
+      yield { streamSeq: m.seq, value: d.value };
     }
   } finally {
     opts.signal?.removeEventListener("abort", onAbort);

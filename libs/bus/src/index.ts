@@ -13,7 +13,7 @@ export {
   type StreamSpec,
 } from "./topology.js";
 export { runConsumer, parkDeadLetter, PermanentError, type ConsumerRunOptions, type HandlerContext, type RunningConsumer } from "./consumer.js";
-export { replayEvents, readEvents, countEvents, type StoredEvent, type ReplayOptions } from "./events.js";
+export { replayEvents, replaySessionEvents, readEvents, countEvents, type StoredEvent, type StoredSessionEvent, type ReplayOptions } from "./events.js";
 export { topologyFromConfig } from "./from-config.js";
 export {
   getRunRecord,
@@ -31,3 +31,4 @@ export {
   type SubmitJobOptions,
 } from "./runs.js";
 export { isBusUnavailable, retryWhileUnavailable } from "./errors.js";
+export { sessionKey, getSessionRecord, sessionKeys, findSession, listRunSessions, type StoredSession } from "./sessions.js";

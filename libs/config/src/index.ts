@@ -1,4 +1,7 @@
 import { z } from "zod";
+import { ConfigFileError, readConfigFile, type ConfigFile } from "./file.js";
+
+export { readConfigFile, DEFAULT_CONFIG_TOML, FILE_KEYS, ConfigFileError, type ConfigFile } from "./file.js";
 
 /**
  * Configuration: one zod schema per service over the environment, validated once at boot, frozen,
@@ -136,13 +139,13 @@ const url = (def?: string) => (def === undefined ? z.url({ message: "must be a U
 export const EXECUTOR_NAMES = ["stub", "local", "codex", "claude", "opencode"] as const;
 export type ExecutorName = (typeof EXECUTOR_NAMES)[number];
 const EXECUTOR_ALIASES: Record<string, ExecutorName> = { "harness.codex": "codex", "harness.opencode": "opencode", "harness.claude": "claude", "claude-code": "claude" };
-const executor = (def?: ExecutorName) => {
-  const e = z
+const executorName = () =>
+  z
     .string()
     .transform((v) => EXECUTOR_ALIASES[v] ?? v)
     .pipe(z.enum(EXECUTOR_NAMES, { message: `must be one of ${EXECUTOR_NAMES.join(", ")}` }));
-  return def === undefined ? e.optional() : e.default(def);
-};
+const executor = (def: ExecutorName) => executorName().default(def);
+const roleExecutor = () => executorName().optional();
 
 export const AGENT_ROLES = ["architect", "implementer", "reviewer", "tester", "maintainer", "qa"] as const;
 export type AgentRole = (typeof AGENT_ROLES)[number];
@@ -155,12 +158,12 @@ export const AgentHubConfig = CommonConfig.extend({
 
   // Routing (seed 001's RoutedAgentExecutor): a default executor, and one per role.
   ORCH_AGENT_EXECUTOR: executor("local"),
-  ORCH_AGENT_EXECUTOR_ARCHITECT: executor(),
-  ORCH_AGENT_EXECUTOR_IMPLEMENTER: executor(),
-  ORCH_AGENT_EXECUTOR_REVIEWER: executor(),
-  ORCH_AGENT_EXECUTOR_TESTER: executor(),
-  ORCH_AGENT_EXECUTOR_MAINTAINER: executor(),
-  ORCH_AGENT_EXECUTOR_QA: executor(),
+  ORCH_AGENT_EXECUTOR_ARCHITECT: roleExecutor(),
+  ORCH_AGENT_EXECUTOR_IMPLEMENTER: roleExecutor(),
+  ORCH_AGENT_EXECUTOR_REVIEWER: roleExecutor(),
+  ORCH_AGENT_EXECUTOR_TESTER: roleExecutor(),
+  ORCH_AGENT_EXECUTOR_MAINTAINER: roleExecutor(),
+  ORCH_AGENT_EXECUTOR_QA: roleExecutor(),
   /** Sessions each executor runs at once (`stub=16,local=4,codex=2,claude=2,opencode=2`). */
   ORCH_EXECUTOR_CONCURRENCY: limits("stub=16,local=4,codex=2,claude=2,opencode=2"),
   /** Sessions each model provider serves at once (`ollama`, `openai`, `codex`, `claude`, `opencode`). */
@@ -245,7 +248,7 @@ export const AgentHubConfig = CommonConfig.extend({
   /** How often a running session proves it is alive. */
   ORCH_SESSION_HEARTBEAT_MS: int(5_000, 100, 600_000),
   /** A session with no heartbeat for this long is timed out and its step retried. */
-  ORCH_SESSION_TIMEOUT_MS: int(60_000, 1_000, 86_400_000),
+  ORCH_SESSION_TIMEOUT_MS: int(300_000, 1_000, 86_400_000),
   /** Between SIGTERM and SIGKILL of a cancelled session's process group. */
   ORCH_SESSION_KILL_GRACE_MS: int(3_000, 0, 60_000),
 });
@@ -274,9 +277,27 @@ const ALIASES: Record<string, string> = {
   TASKSGODZILLA_TOKEN_BUDGET_MODE: "ORCH_TOKEN_BUDGET_MODE",
 };
 
-/** Validates `env` against `schema`; empty strings count as unset. Throws one ConfigError. */
+let lastFile: ConfigFile | undefined;
+
+/** The configuration file the last `loadConfig` read, if any (for the service to log). */
+export function configFileUsed(): ConfigFile | undefined {
+  return lastFile;
+}
+
+/**
+ * Validates `env`, over the configuration file it points at (the environment wins), against
+ * `schema`; empty strings count as unset. Throws one ConfigError.
+ */
 export function loadConfig<S extends z.ZodType>(schema: S, env: Env = process.env): Readonly<z.output<S>> {
-  const cleaned: Record<string, string> = {};
+  let file: ConfigFile | undefined;
+  try {
+    file = readConfigFile(env);
+  } catch (err) {
+    if (err instanceof ConfigFileError) throw new ConfigError([`configuration file ${err.message}`]);
+    throw new ConfigError([`configuration file: ${(err as Error).message}`]);
+  }
+  lastFile = file;
+  const cleaned: Record<string, string> = { ...file?.values };
   for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== "") cleaned[k] = v;
   for (const [alias, ours] of Object.entries(ALIASES)) if (cleaned[alias] !== undefined && cleaned[ours] === undefined) cleaned[ours] = cleaned[alias];
   const r = schema.safeParse(cleaned);

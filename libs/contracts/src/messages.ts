@@ -152,6 +152,8 @@ export const WorkItem = z.object({
   feedback: z.string().max(10_000).optional(),
   mode: z.enum(["mock", "live"]),
   goal: z.string().max(10_000).optional(),
+  /** The run's git branch and what it starts from (the agent hub picks defaults when absent). */
+  workspace: z.object({ branch: z.string().min(1).max(255).optional(), base: z.string().min(1).max(255).optional() }).optional(),
   dispatchedAt: Millis,
 });
 export type WorkItem = z.infer<typeof WorkItem>;

@@ -99,6 +99,10 @@ export const SessionRecord = z.object({
   model: z.string().max(200).optional(),
   /** The agent hub instance that owns it. */
   hub: z.string().min(1).max(64),
+  /** The owning hub's process (`<pid>:<start time>`), so a restarted hub knows its predecessor's sessions are orphans. */
+  hubProcess: z.string().max(64).optional(),
+  /** When the owning hub last showed it is alive (every heartbeat tick, whatever the agent does). */
+  hubSeenAt: Millis.optional(),
   status: SessionStatus,
   /** The lifecycle machine's persisted snapshot. */
   snapshot: z.record(z.string(), z.unknown()),
@@ -161,6 +165,14 @@ export const ProjectRecord = z.object({
   updatedAt: Millis,
 });
 export type ProjectRecord = z.infer<typeof ProjectRecord>;
+
+/** An agent hub's answer to `<p>.q.agents.ready`: whether the executors it routes to can work. */
+export const AgentReadiness = z.object({
+  ok: z.boolean(),
+  hub: z.string(),
+  executors: z.array(z.object({ name: z.string(), ok: z.boolean(), detail: z.string() })),
+});
+export type AgentReadiness = z.infer<typeof AgentReadiness>;
 
 /** A request to cancel a running session (`<p>.ctl.session.cancel`, answered by the hub that owns it). */
 export const SessionCancelRequest = z.object({

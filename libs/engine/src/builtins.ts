@@ -64,6 +64,8 @@ const speckit = (type: string): DefinitionInput => {
     version: 1,
     title: `SpecKit ${type}: ${t.title}`,
     view: "speckit",
+    // spec-kit's layout: one branch per feature, named by its id, with specs/<feature>/ in it.
+    workspace: { branch: "${input.feature_id}" },
     steps: t.phases.map((p, i) => ({
       id: `phase_${i + 1}`,
       title: p.title,
@@ -93,6 +95,8 @@ const protocol: DefinitionInput = {
   version: 1,
   title: "Protocol run (seed 004)",
   view: "protocol",
+  // Seed 004: a protocol's name is its branch (webhooks find the run by branch).
+  workspace: { branch: "${input.protocol_name}", base: "${input.base_branch}" },
   execution: "manual",
   onStepFailure: "block",
   dynamicSteps: true,
@@ -119,6 +123,7 @@ const ticket: DefinitionInput = {
   version: 1,
   title: "Ticket pipeline (seed 003)",
   view: "ticket",
+  workspace: { branch: "${input.branch}" },
   facts: { sessionActive: false, planReady: false, testsPassed: false, draftPr: false, pr: false, approval: false, mergeCompleted: false },
   stages: [
     { id: "New" },
@@ -151,6 +156,7 @@ const ticket: DefinitionInput = {
       role: "tester",
       type: "ticket.test",
       needs: ["implement"],
+      inputs: { ticket: "${input}" },
       sets: { completed: { testsPassed: true } },
     },
     {

@@ -161,6 +161,17 @@ export const Definition = z
     retry: RetryPolicy.default(RetryPolicy.parse({})),
     limits: Limits.default(Limits.parse({})),
     budgets: z.array(Budget).default([]),
+    /**
+     * The git branch a run's sessions work on (templates over the run's input): SpecKit uses its
+     * feature id, a protocol its name. Unset or empty: the agent hub's `orch/run/<runId>`.
+     */
+    workspace: z
+      .strictObject({
+        branch: z.string().max(255).optional(),
+        /** What the run's branch starts from; the project's base branch when unset or empty. */
+        base: z.string().max(255).optional(),
+      })
+      .optional(),
   })
   .superRefine((d, ctx) => {
     const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
@@ -196,6 +207,11 @@ export const Definition = z
         if (m && !stepIds.has(m[1]!)) issue(["steps", i, "inputs"], `refers to unknown step '${m[1]}'`);
       }
     });
+    for (const key of ["branch", "base"] as const) {
+      for (const p of templatePaths(d.workspace?.[key] ?? "")) {
+        if (!/^(input|facts)(\.|$)/.test(p)) issue(["workspace", key], `may refer to input and facts only, not '${p}'`);
+      }
+    }
     const cycle = findCycle(d.steps);
     if (cycle) issue(["steps"], `dependency cycle: ${cycle.join(" → ")}`);
   });

@@ -19,6 +19,7 @@ export interface StepDescription {
   iteration: number;
   revision?: string;
   error?: string;
+  errorCode?: string;
   output?: unknown;
   usage?: Totals;
   startedAt?: number;
@@ -56,7 +57,10 @@ export function describeRun(cd: CompiledDefinition, state: RunState): RunDescrip
     };
     if (d.title !== undefined) out.title = d.title;
     if (c?.revision !== undefined) out.revision = c.revision;
-    if (c?.error !== undefined) out.error = c.error.message;
+    if (c?.error !== undefined) {
+      out.error = c.error.message;
+      out.errorCode = c.error.code;
+    }
     if (c?.output !== undefined) out.output = c.output;
     if (c?.startedAt !== undefined) out.startedAt = c.startedAt;
     if (c?.finishedAt !== undefined) out.finishedAt = c.finishedAt;

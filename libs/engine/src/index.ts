@@ -8,3 +8,4 @@ export { runMachineFor, runStatusOf, stageOfValue, RUN_STATUSES, FINAL_RUN_STATU
 export * from "./kernel.js";
 export * from "./builtins.js";
 export * from "./describe.js";
+export * from "./session-machine.js";

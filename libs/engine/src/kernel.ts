@@ -75,6 +75,8 @@ export interface WorkSpec {
   iteration: number;
   rework: number;
   feedback?: string;
+  /** The run's branch and its base, resolved from the definition's `workspace` (omitted when empty). */
+  workspace?: { branch?: string; base?: string };
   at: number;
 }
 
@@ -497,6 +499,16 @@ class Kernel {
     if (d.model !== undefined) work.model = d.model;
     if (d.timeoutMs !== undefined && !qa) work.timeoutMs = d.timeoutMs;
     if (s.feedback !== undefined && s.reworks > 0) work.feedback = s.feedback;
+    const ws = this.cd.def.workspace;
+    if (ws) {
+      const str = (t: string | undefined) => {
+        const v = t === undefined ? undefined : resolveTemplate(t, scope);
+        return typeof v === "string" && v.trim() ? v.trim() : undefined;
+      };
+      const branch = str(ws.branch);
+      const base = str(ws.base);
+      if (branch !== undefined || base !== undefined) work.workspace = { ...(branch !== undefined ? { branch } : {}), ...(base !== undefined ? { base } : {}) };
+    }
     this.effects.push({ kind: "work", work });
   }
 
@@ -1223,3 +1235,15 @@ export function applyAction(cd: CompiledDefinition, state: RunState, action: Ker
 
 /** A step's persisted status. */
 export { stepStatus };
+
+/**
+ * Whether a dispatched attempt is still the one the run waits for: its step is running (or in QA)
+ * with that attempt, and the run is not finished. An agent hub whose session's attempt is no longer
+ * in flight (the run was cancelled, the step timed out or was retried) stops the session.
+ */
+export function attemptInFlight(state: RunState, stepId: string, attemptId: string): boolean {
+  const snap = state.planning && state.planning.context.stepId === stepId ? state.planning : state.steps[stepId];
+  if (!snap) return false;
+  const status = stepStatus(snap);
+  return (status === "running" || status === "qa") && attemptIdOf(snap.context) === attemptId;
+}

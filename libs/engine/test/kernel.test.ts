@@ -927,3 +927,18 @@ describe("the kernel as a pure function", () => {
     expect(d.status).toBe("failed");
   });
 });
+
+describe("workspace", () => {
+  it("resolves the run's branch from its input, and leaves it out when the template is empty", async () => {
+    const { compileDefinition, parseDefinition, createRun } = await import("../src/index.js");
+    const cd = compileDefinition(parseDefinition({ id: "ws", version: 1, workspace: { branch: "${input.branch}", base: "${input.base}" }, steps: [{ id: "a", role: "implementer" }] }));
+    const clock = { now: 1_000, rand: 0 };
+    const work = (input: Record<string, unknown>) => {
+      const r = createRun(cd, { runId: "r1", projectId: "p", input, autoStart: true }, clock);
+      return r.effects.find((e) => e.kind === "work");
+    };
+    expect(work({ branch: "feature/x", base: "develop" })).toMatchObject({ work: { workspace: { branch: "feature/x", base: "develop" } } });
+    expect(work({ branch: "  " })).not.toHaveProperty("work.workspace");
+    expect(() => parseDefinition({ id: "ws2", version: 1, workspace: { branch: "${steps.a.output}" }, steps: [{ id: "a", role: "implementer" }] })).toThrow(/input and facts only/);
+  });
+});

@@ -37,6 +37,11 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
   const id = `speckit.${type}`;
   const started = () => Drive.of(id, { autoStart: true, input: INPUT });
 
+  it("works on the feature's branch (spec-kit: one branch per feature, named by its id)", () => {
+    const d = started();
+    expect(d.dispatched[0]?.workspace).toEqual({ branch: INPUT.feature_id });
+  });
+
   it("is a two-phase definition, each phase behind an approval", () => {
     const cd = builtin(id);
     expect(cd.def.view).toBe("speckit");

@@ -1,5 +1,5 @@
 import { connectBus, topologyFromConfig, waitForTopology, type Bus, type TopologySpec } from "@orch/bus";
-import { ConfigError, loadConfig, type CommonConfig } from "@orch/config";
+import { ConfigError, configFileUsed, loadConfig, type CommonConfig } from "@orch/config";
 import { createLogger, type Logger } from "@orch/logging";
 import type { z } from "zod";
 
@@ -47,6 +47,11 @@ export async function runService<S extends z.ZodType<CommonConfig>>(def: Service
   // Lifecycle lines (starting, ready, stopping, stopped) are written whatever the level, unless
   // logging is silenced: operators and supervisors read them to know where a process is.
   const lifecycle = cfg.ORCH_LOG_LEVEL === "silent" ? logger : logger.child({}, { level: "info" });
+  const file = configFileUsed();
+  if (file) {
+    lifecycle.info({ path: file.path, settings: Object.keys(file.values), created: file.created }, file.created ? "configuration file created with the defaults" : "configuration file read");
+    if (file.ignored.length > 0) logger.warn({ path: file.path, keys: file.ignored }, "configuration keys ignored: their capabilities (ticketing, git hosts, supervisor, UI) are not in this release");
+  }
   process.on("uncaughtException", (err) => {
     logger.fatal({ err }, "uncaught exception");
     process.exit(1);

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { createServer, request as httpRequest, type IncomingMessage } from "node:http";
 import { join } from "node:path";
 import { REPO_ROOT, startNatsServer, type NatsServer, type NatsServerOptions } from "@orch/nats-server";
@@ -151,6 +152,8 @@ export class Stack {
   readonly extra: ServiceProcess[] = [];
 
   private baseEnv: Record<string, string> = {};
+  /** Where the agent hub keeps repositories and worktrees (removed by `stop`). */
+  readonly workspace = mkdtempSync(join(tmpdir(), "orch-workspace-"));
 
   private constructor(
     readonly nats: NatsServer,
@@ -168,9 +171,13 @@ export class Stack {
       HOST: "127.0.0.1",
       ORCH_GRPC_PORT: String(stack.grpcPort),
       ORCH_LOG_LEVEL: "info",
+      // Offline agents, a throw-away workspace, and no user configuration file.
+      ORCH_AGENT_EXECUTOR: "stub",
+      ORCH_WORKSPACE: stack.workspace,
+      ORCH_CONFIG: "none",
       ...opts.env,
     };
-    stack.baseEnv = { ...opts.env };
+    stack.baseEnv = { ORCH_AGENT_EXECUTOR: "stub", ORCH_WORKSPACE: stack.workspace, ORCH_CONFIG: "none", ...opts.env };
     for (const name of opts.services ?? SERVICE_NAMES) {
       stack.services.set(name, new ServiceProcess(name, { ...base, ...opts.serviceEnv?.[name] }));
     }
@@ -213,6 +220,7 @@ export class Stack {
   async stop(): Promise<void> {
     await Promise.all([...this.services.values(), ...this.extra].map((s) => s.stop()));
     if (this.ownNats) await this.nats.stop();
+    rmSync(this.workspace, { recursive: true, force: true });
   }
 }
 
@@ -326,3 +334,7 @@ export async function sse(url: string, headers: Record<string, string> = {}): Pr
   });
 }
 export * from "./fake-models.js";
+export * from "./fake-models/openai-chat.js";
+export * from "./fake-models/ollama.js";
+export * from "./fake-models/responses.js";
+export * from "./fake-models/anthropic.js";

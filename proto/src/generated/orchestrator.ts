@@ -5,6 +5,7 @@ import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-load
 import type { ListValue as _google_protobuf_ListValue, ListValue__Output as _google_protobuf_ListValue__Output } from './google/protobuf/ListValue.js';
 import type { Struct as _google_protobuf_Struct, Struct__Output as _google_protobuf_Struct__Output } from './google/protobuf/Struct.js';
 import type { Value as _google_protobuf_Value, Value__Output as _google_protobuf_Value__Output } from './google/protobuf/Value.js';
+import type { CancelSessionRequest as _orchestrator_v1_CancelSessionRequest, CancelSessionRequest__Output as _orchestrator_v1_CancelSessionRequest__Output } from './orchestrator/v1/CancelSessionRequest.js';
 import type { CreateJobRequest as _orchestrator_v1_CreateJobRequest, CreateJobRequest__Output as _orchestrator_v1_CreateJobRequest__Output } from './orchestrator/v1/CreateJobRequest.js';
 import type { CreateJobResponse as _orchestrator_v1_CreateJobResponse, CreateJobResponse__Output as _orchestrator_v1_CreateJobResponse__Output } from './orchestrator/v1/CreateJobResponse.js';
 import type { CreateRunRequest as _orchestrator_v1_CreateRunRequest, CreateRunRequest__Output as _orchestrator_v1_CreateRunRequest__Output } from './orchestrator/v1/CreateRunRequest.js';
@@ -13,7 +14,9 @@ import type { DefinitionSummary as _orchestrator_v1_DefinitionSummary, Definitio
 import type { GetHistoryRequest as _orchestrator_v1_GetHistoryRequest, GetHistoryRequest__Output as _orchestrator_v1_GetHistoryRequest__Output } from './orchestrator/v1/GetHistoryRequest.js';
 import type { GetHistoryResponse as _orchestrator_v1_GetHistoryResponse, GetHistoryResponse__Output as _orchestrator_v1_GetHistoryResponse__Output } from './orchestrator/v1/GetHistoryResponse.js';
 import type { GetJobRequest as _orchestrator_v1_GetJobRequest, GetJobRequest__Output as _orchestrator_v1_GetJobRequest__Output } from './orchestrator/v1/GetJobRequest.js';
+import type { GetProjectRequest as _orchestrator_v1_GetProjectRequest, GetProjectRequest__Output as _orchestrator_v1_GetProjectRequest__Output } from './orchestrator/v1/GetProjectRequest.js';
 import type { GetRunRequest as _orchestrator_v1_GetRunRequest, GetRunRequest__Output as _orchestrator_v1_GetRunRequest__Output } from './orchestrator/v1/GetRunRequest.js';
+import type { GetSessionRequest as _orchestrator_v1_GetSessionRequest, GetSessionRequest__Output as _orchestrator_v1_GetSessionRequest__Output } from './orchestrator/v1/GetSessionRequest.js';
 import type { HistoryRecord as _orchestrator_v1_HistoryRecord, HistoryRecord__Output as _orchestrator_v1_HistoryRecord__Output } from './orchestrator/v1/HistoryRecord.js';
 import type { ImportDefinitionsRequest as _orchestrator_v1_ImportDefinitionsRequest, ImportDefinitionsRequest__Output as _orchestrator_v1_ImportDefinitionsRequest__Output } from './orchestrator/v1/ImportDefinitionsRequest.js';
 import type { ImportDefinitionsResponse as _orchestrator_v1_ImportDefinitionsResponse, ImportDefinitionsResponse__Output as _orchestrator_v1_ImportDefinitionsResponse__Output } from './orchestrator/v1/ImportDefinitionsResponse.js';
@@ -22,13 +25,21 @@ import type { Job as _orchestrator_v1_Job, Job__Output as _orchestrator_v1_Job__
 import type { JobEvent as _orchestrator_v1_JobEvent, JobEvent__Output as _orchestrator_v1_JobEvent__Output } from './orchestrator/v1/JobEvent.js';
 import type { ListDefinitionsRequest as _orchestrator_v1_ListDefinitionsRequest, ListDefinitionsRequest__Output as _orchestrator_v1_ListDefinitionsRequest__Output } from './orchestrator/v1/ListDefinitionsRequest.js';
 import type { ListDefinitionsResponse as _orchestrator_v1_ListDefinitionsResponse, ListDefinitionsResponse__Output as _orchestrator_v1_ListDefinitionsResponse__Output } from './orchestrator/v1/ListDefinitionsResponse.js';
+import type { ListProjectsRequest as _orchestrator_v1_ListProjectsRequest, ListProjectsRequest__Output as _orchestrator_v1_ListProjectsRequest__Output } from './orchestrator/v1/ListProjectsRequest.js';
+import type { ListProjectsResponse as _orchestrator_v1_ListProjectsResponse, ListProjectsResponse__Output as _orchestrator_v1_ListProjectsResponse__Output } from './orchestrator/v1/ListProjectsResponse.js';
 import type { ListRunsRequest as _orchestrator_v1_ListRunsRequest, ListRunsRequest__Output as _orchestrator_v1_ListRunsRequest__Output } from './orchestrator/v1/ListRunsRequest.js';
 import type { ListRunsResponse as _orchestrator_v1_ListRunsResponse, ListRunsResponse__Output as _orchestrator_v1_ListRunsResponse__Output } from './orchestrator/v1/ListRunsResponse.js';
+import type { ListSessionsRequest as _orchestrator_v1_ListSessionsRequest, ListSessionsRequest__Output as _orchestrator_v1_ListSessionsRequest__Output } from './orchestrator/v1/ListSessionsRequest.js';
+import type { ListSessionsResponse as _orchestrator_v1_ListSessionsResponse, ListSessionsResponse__Output as _orchestrator_v1_ListSessionsResponse__Output } from './orchestrator/v1/ListSessionsResponse.js';
 import type { OrchestratorServiceClient as _orchestrator_v1_OrchestratorServiceClient, OrchestratorServiceDefinition as _orchestrator_v1_OrchestratorServiceDefinition } from './orchestrator/v1/OrchestratorService.js';
+import type { Project as _orchestrator_v1_Project, Project__Output as _orchestrator_v1_Project__Output } from './orchestrator/v1/Project.js';
 import type { PutDefinitionRequest as _orchestrator_v1_PutDefinitionRequest, PutDefinitionRequest__Output as _orchestrator_v1_PutDefinitionRequest__Output } from './orchestrator/v1/PutDefinitionRequest.js';
+import type { PutProjectRequest as _orchestrator_v1_PutProjectRequest, PutProjectRequest__Output as _orchestrator_v1_PutProjectRequest__Output } from './orchestrator/v1/PutProjectRequest.js';
 import type { Run as _orchestrator_v1_Run, Run__Output as _orchestrator_v1_Run__Output } from './orchestrator/v1/Run.js';
 import type { RunEvent as _orchestrator_v1_RunEvent, RunEvent__Output as _orchestrator_v1_RunEvent__Output } from './orchestrator/v1/RunEvent.js';
 import type { RunSummary as _orchestrator_v1_RunSummary, RunSummary__Output as _orchestrator_v1_RunSummary__Output } from './orchestrator/v1/RunSummary.js';
+import type { Session as _orchestrator_v1_Session, Session__Output as _orchestrator_v1_Session__Output } from './orchestrator/v1/Session.js';
+import type { SessionEventMessage as _orchestrator_v1_SessionEventMessage, SessionEventMessage__Output as _orchestrator_v1_SessionEventMessage__Output } from './orchestrator/v1/SessionEventMessage.js';
 import type { SignalRunRequest as _orchestrator_v1_SignalRunRequest, SignalRunRequest__Output as _orchestrator_v1_SignalRunRequest__Output } from './orchestrator/v1/SignalRunRequest.js';
 import type { StepRun as _orchestrator_v1_StepRun, StepRun__Output as _orchestrator_v1_StepRun__Output } from './orchestrator/v1/StepRun.js';
 import type { TaskLimits as _orchestrator_v1_TaskLimits, TaskLimits__Output as _orchestrator_v1_TaskLimits__Output } from './orchestrator/v1/TaskLimits.js';
@@ -36,6 +47,7 @@ import type { TaskStep as _orchestrator_v1_TaskStep, TaskStep__Output as _orches
 import type { Usage as _orchestrator_v1_Usage, Usage__Output as _orchestrator_v1_Usage__Output } from './orchestrator/v1/Usage.js';
 import type { WatchJobRequest as _orchestrator_v1_WatchJobRequest, WatchJobRequest__Output as _orchestrator_v1_WatchJobRequest__Output } from './orchestrator/v1/WatchJobRequest.js';
 import type { WatchRunRequest as _orchestrator_v1_WatchRunRequest, WatchRunRequest__Output as _orchestrator_v1_WatchRunRequest__Output } from './orchestrator/v1/WatchRunRequest.js';
+import type { WatchSessionRequest as _orchestrator_v1_WatchSessionRequest, WatchSessionRequest__Output as _orchestrator_v1_WatchSessionRequest__Output } from './orchestrator/v1/WatchSessionRequest.js';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
   new(...args: ConstructorParameters<Constructor>): Subtype;
@@ -52,6 +64,7 @@ export interface ProtoGrpcType {
   }
   orchestrator: {
     v1: {
+      CancelSessionRequest: MessageTypeDefinition<_orchestrator_v1_CancelSessionRequest, _orchestrator_v1_CancelSessionRequest__Output>
       CreateJobRequest: MessageTypeDefinition<_orchestrator_v1_CreateJobRequest, _orchestrator_v1_CreateJobRequest__Output>
       CreateJobResponse: MessageTypeDefinition<_orchestrator_v1_CreateJobResponse, _orchestrator_v1_CreateJobResponse__Output>
       CreateRunRequest: MessageTypeDefinition<_orchestrator_v1_CreateRunRequest, _orchestrator_v1_CreateRunRequest__Output>
@@ -60,7 +73,9 @@ export interface ProtoGrpcType {
       GetHistoryRequest: MessageTypeDefinition<_orchestrator_v1_GetHistoryRequest, _orchestrator_v1_GetHistoryRequest__Output>
       GetHistoryResponse: MessageTypeDefinition<_orchestrator_v1_GetHistoryResponse, _orchestrator_v1_GetHistoryResponse__Output>
       GetJobRequest: MessageTypeDefinition<_orchestrator_v1_GetJobRequest, _orchestrator_v1_GetJobRequest__Output>
+      GetProjectRequest: MessageTypeDefinition<_orchestrator_v1_GetProjectRequest, _orchestrator_v1_GetProjectRequest__Output>
       GetRunRequest: MessageTypeDefinition<_orchestrator_v1_GetRunRequest, _orchestrator_v1_GetRunRequest__Output>
+      GetSessionRequest: MessageTypeDefinition<_orchestrator_v1_GetSessionRequest, _orchestrator_v1_GetSessionRequest__Output>
       HistoryRecord: MessageTypeDefinition<_orchestrator_v1_HistoryRecord, _orchestrator_v1_HistoryRecord__Output>
       ImportDefinitionsRequest: MessageTypeDefinition<_orchestrator_v1_ImportDefinitionsRequest, _orchestrator_v1_ImportDefinitionsRequest__Output>
       ImportDefinitionsResponse: MessageTypeDefinition<_orchestrator_v1_ImportDefinitionsResponse, _orchestrator_v1_ImportDefinitionsResponse__Output>
@@ -69,13 +84,21 @@ export interface ProtoGrpcType {
       JobEvent: MessageTypeDefinition<_orchestrator_v1_JobEvent, _orchestrator_v1_JobEvent__Output>
       ListDefinitionsRequest: MessageTypeDefinition<_orchestrator_v1_ListDefinitionsRequest, _orchestrator_v1_ListDefinitionsRequest__Output>
       ListDefinitionsResponse: MessageTypeDefinition<_orchestrator_v1_ListDefinitionsResponse, _orchestrator_v1_ListDefinitionsResponse__Output>
+      ListProjectsRequest: MessageTypeDefinition<_orchestrator_v1_ListProjectsRequest, _orchestrator_v1_ListProjectsRequest__Output>
+      ListProjectsResponse: MessageTypeDefinition<_orchestrator_v1_ListProjectsResponse, _orchestrator_v1_ListProjectsResponse__Output>
       ListRunsRequest: MessageTypeDefinition<_orchestrator_v1_ListRunsRequest, _orchestrator_v1_ListRunsRequest__Output>
       ListRunsResponse: MessageTypeDefinition<_orchestrator_v1_ListRunsResponse, _orchestrator_v1_ListRunsResponse__Output>
+      ListSessionsRequest: MessageTypeDefinition<_orchestrator_v1_ListSessionsRequest, _orchestrator_v1_ListSessionsRequest__Output>
+      ListSessionsResponse: MessageTypeDefinition<_orchestrator_v1_ListSessionsResponse, _orchestrator_v1_ListSessionsResponse__Output>
       OrchestratorService: SubtypeConstructor<typeof grpc.Client, _orchestrator_v1_OrchestratorServiceClient> & { service: _orchestrator_v1_OrchestratorServiceDefinition }
+      Project: MessageTypeDefinition<_orchestrator_v1_Project, _orchestrator_v1_Project__Output>
       PutDefinitionRequest: MessageTypeDefinition<_orchestrator_v1_PutDefinitionRequest, _orchestrator_v1_PutDefinitionRequest__Output>
+      PutProjectRequest: MessageTypeDefinition<_orchestrator_v1_PutProjectRequest, _orchestrator_v1_PutProjectRequest__Output>
       Run: MessageTypeDefinition<_orchestrator_v1_Run, _orchestrator_v1_Run__Output>
       RunEvent: MessageTypeDefinition<_orchestrator_v1_RunEvent, _orchestrator_v1_RunEvent__Output>
       RunSummary: MessageTypeDefinition<_orchestrator_v1_RunSummary, _orchestrator_v1_RunSummary__Output>
+      Session: MessageTypeDefinition<_orchestrator_v1_Session, _orchestrator_v1_Session__Output>
+      SessionEventMessage: MessageTypeDefinition<_orchestrator_v1_SessionEventMessage, _orchestrator_v1_SessionEventMessage__Output>
       SignalRunRequest: MessageTypeDefinition<_orchestrator_v1_SignalRunRequest, _orchestrator_v1_SignalRunRequest__Output>
       StepRun: MessageTypeDefinition<_orchestrator_v1_StepRun, _orchestrator_v1_StepRun__Output>
       TaskLimits: MessageTypeDefinition<_orchestrator_v1_TaskLimits, _orchestrator_v1_TaskLimits__Output>
@@ -83,6 +106,7 @@ export interface ProtoGrpcType {
       Usage: MessageTypeDefinition<_orchestrator_v1_Usage, _orchestrator_v1_Usage__Output>
       WatchJobRequest: MessageTypeDefinition<_orchestrator_v1_WatchJobRequest, _orchestrator_v1_WatchJobRequest__Output>
       WatchRunRequest: MessageTypeDefinition<_orchestrator_v1_WatchRunRequest, _orchestrator_v1_WatchRunRequest__Output>
+      WatchSessionRequest: MessageTypeDefinition<_orchestrator_v1_WatchSessionRequest, _orchestrator_v1_WatchSessionRequest__Output>
     }
   }
 }

@@ -46,7 +46,7 @@ function ticketName(item: WorkItem): string {
 }
 
 export function featureId(item: WorkItem): string {
-  return slug(str(item.inputs.feature_id) ?? str(item.goal) ?? item.runId, 60);
+  return slug(str(item.inputs.feature_id) ?? str(item.inputs.feature_description) ?? str(item.goal) ?? item.runId, 60);
 }
 
 export function artifactFor(item: WorkItem): Artifact {

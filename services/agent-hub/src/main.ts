@@ -1,17 +1,115 @@
-import { ACK_WAIT_MS, runConsumer } from "@orch/bus";
+import { hostname } from "node:os";
+import { ACK_WAIT_MS, decode, encode, runConsumer } from "@orch/bus";
 import { AgentHubConfig } from "@orch/config";
-import { WorkItem } from "@orch/contracts";
+import { AgentReadiness, FINAL_SESSION_STATUSES, SessionCancelRequest, WorkItem } from "@orch/contracts";
 import { runService } from "@orch/service";
-import { runStep } from "./worker.js";
+import { ExecutorRouter } from "./executors/registry.js";
+import { GitCli, WorkspaceManager } from "./git/index.js";
+import { Limits } from "./sessions/limits.js";
+import { SessionRunner } from "./sessions/runner.js";
+import { redactor, secretsOf, SessionStore } from "./sessions/store.js";
+import { isAdapterStep, runStep } from "./worker.js";
 
 /**
- * The agent hub: takes dispatched steps off the work queue (at most ORCH_AGENT_CONCURRENCY at
- * once; the rest wait in the stream), runs each through its adapter and reports the result.
+ * The agent hub: takes dispatched steps off the work queue (at most ORCH_AGENT_CONCURRENCY at once;
+ * the rest wait in the stream). Seed 000's step types run in their log-only adapters; every role's
+ * step runs in a worker session through the executor its role is routed to (stub, local LLM, or a
+ * coding-agent harness), in a git worktree of its own. It answers session cancellations
+ * (`<p>.ctl.session.cancel`), stops sessions whose run was cancelled, and on start fails the
+ * sessions a previous incarnation left running (their steps are retried by the core).
  */
 await runService({
   name: "agent-hub",
   config: AgentHubConfig,
   async start({ cfg, logger, bus, signal }) {
+    const hubId = cfg.ORCH_INSTANCE_ID ?? hostname();
+    const secrets = secretsOf(process.env, [cfg.ORCH_CODEX_API_KEY_ENV, cfg.ORCH_CLAUDE_API_KEY_ENV, cfg.ORCH_OPENCODE_API_KEY_ENV, "LOCAL_LLM_API_KEY"]);
+    const store = new SessionStore(bus, logger, redactor(secrets));
+    const router = new ExecutorRouter(cfg, logger);
+    // Every executor the routing names is built now, so a bad setting stops the hub at once.
+    for (const name of router.routed()) {
+      try {
+        router.get(name);
+      } catch (err) {
+        process.stderr.write(`orch-agent-hub: executor ${name}: ${(err as Error).message}\n`);
+        process.exit(2);
+      }
+    }
+    const workspaces = new WorkspaceManager(cfg, GitCli.fromConfig(cfg), logger);
+    // Worktree entries of sessions a crash interrupted (their directories gone) are pruned.
+    await workspaces.recover().catch((err: unknown) => logger.warn({ err }, "could not tidy the workspace"));
+    const runner = new SessionRunner({
+      bus,
+      logger,
+      cfg,
+      hubId,
+      store,
+      limits: new Limits(cfg.ORCH_EXECUTOR_CONCURRENCY, cfg.ORCH_PROVIDER_CONCURRENCY, cfg.ORCH_AGENT_CONCURRENCY),
+      router,
+      workspaces,
+      signal,
+    });
+
+    // Sessions a previous process of this hub left unfinished: their processes died with it (or are
+    // killed now), and their steps are reported failed, to be retried.
+    let recovered = 0;
+    for (const s of await store.all()) {
+      if (FINAL_SESSION_STATUSES.has(s.record.status) || s.record.hub !== hubId) continue;
+      const log = logger.child({ runId: s.record.runId, sessionId: s.record.sessionId });
+      await runner.recoverLost(s, log, "the agent hub restarted").catch((err: unknown) => log.error({ err }, "could not recover a session"));
+      recovered++;
+    }
+    if (recovered > 0) logger.warn({ recovered }, "failed the sessions the previous agent hub left running; their steps will be retried");
+
+    const s = bus.names.subjects;
+    // Cancel a session by id (the API's CancelSession): the hub that runs it answers.
+    const ctl = bus.nc.subscribe(s.ctl("session.cancel"), {
+      callback: (_err, msg) => {
+        const d = decode(SessionCancelRequest, msg.data);
+        if (!d.ok) return;
+        const ok = runner.cancel(d.value.sessionId, d.value.reason ?? "cancelled", d.value.actor);
+        if (ok) msg.respond(encode(SessionCancelRequest, d.value));
+      },
+    });
+    // A run cancelled or finished, a step cancelled: its sessions here stop at once (the heartbeat
+    // check catches what this misses, within ORCH_SESSION_HEARTBEAT_MS).
+    const runEvents = bus.nc.subscribe(`${bus.names.prefix}.evt.*.*.>`, {
+      callback: (_err, msg) => {
+        const parts = msg.subject.split(".");
+        const runId = parts[3];
+        const type = parts.slice(4).join(".");
+        if (!runId || runner.active.size === 0) return;
+        if (type === "run.finished") runner.cancelRun(runId, "the run finished");
+        else if (type === "step.cancelled" || type === "step.failed") {
+          try {
+            const e = JSON.parse(new TextDecoder().decode(msg.data)) as { data?: { stepId?: unknown } };
+            if (typeof e.data?.stepId === "string") runner.cancelRun(runId, type === "step.cancelled" ? "the step was cancelled" : "the core failed the step", e.data.stepId);
+          } catch {
+            /* not ours to judge: the event stream's consumers report malformed events */
+          }
+        }
+      },
+    });
+
+    // Readiness of the executors this hub routes roles to (the gateway's /ready with ORCH_CHECK_LLM).
+    const readiness = bus.nc.subscribe(s.query("agents.ready"), {
+      queue: "agent-hub",
+      callback: (_err, msg) => {
+        void (async () => {
+          const executors = await Promise.all(
+            router.routed().map(async (name) => {
+              const e = router.get(name);
+              if (!e) return { name, ok: false, detail: "not available on this agent hub" };
+              if (!e.check) return { name, ok: true, detail: "no backend to check" };
+              const c = await e.check(AbortSignal.timeout(4_000)).catch((err: unknown) => ({ ok: false, detail: (err as Error).message }));
+              return { name, ...c };
+            }),
+          );
+          msg.respond(encode(AgentReadiness, { ok: executors.every((e) => e.ok), hub: hubId, executors }));
+        })().catch((err: unknown) => logger.warn({ err }, "readiness check failed"));
+      },
+    });
+
     const consumer = await runConsumer(bus, {
       stream: bus.names.streams.work,
       consumer: bus.names.consumers.agentHub,
@@ -19,9 +117,17 @@ await runService({
       origin: "agent-hub",
       concurrency: cfg.ORCH_AGENT_CONCURRENCY,
       heartbeatMs: Math.floor(ACK_WAIT_MS.agentHub / 3),
-      handler: (item, ctx) => runStep(item, { bus, logger, signal, executor: cfg.ORCH_AGENT_EXECUTOR ?? "local" }, ctx.correlationId),
+      handler: (item, ctx) => (isAdapterStep(item) ? runStep(item, { bus, logger, signal }, ctx.correlationId) : runner.run(item, ctx.correlationId)),
     });
-    logger.info({ concurrency: cfg.ORCH_AGENT_CONCURRENCY, executor: cfg.ORCH_AGENT_EXECUTOR }, "taking work");
-    return { stop: () => consumer.stop() };
+    logger.info({ hub: hubId, concurrency: cfg.ORCH_AGENT_CONCURRENCY, executor: cfg.ORCH_AGENT_EXECUTOR, routed: router.routed() }, "taking work");
+    if (cfg.ORCH_AGENT_EXECUTOR === "stub") logger.info("role steps run in the stub executor: offline and deterministic, no model (ORCH_AGENT_EXECUTOR=stub)");
+    return {
+      async stop() {
+        ctl.unsubscribe();
+        readiness.unsubscribe();
+        runEvents.unsubscribe();
+        await consumer.stop();
+      },
+    };
   },
 });

@@ -2,25 +2,29 @@ import { retryWhileUnavailable, sendCommand, type Bus } from "@orch/bus";
 import { StepErrorCode, type StepResultCommand, type WorkItem } from "@orch/contracts";
 import type { Logger } from "@orch/logging";
 import { ADAPTERS, AbortedError, MockDirective, sleep, type Adapter, type AdapterResult } from "./adapters/index.js";
-import { stubExecutor } from "./executors/stub.js";
 
-/** Step types no adapter knows go to the role's executor; `stub` is the offline one. */
-const EXECUTORS: Readonly<Record<string, Adapter>> = Object.freeze({ stub: stubExecutor });
+/**
+ * Seed 000's steps: a job's step types run in their log-only adapters, here, without a session or a
+ * worktree. Every other step is a role's work and runs in a worker session (sessions/runner.ts).
+ */
 
 export interface WorkerOptions {
   bus: Bus;
   logger: Logger;
-  /** The executor for role steps (`stub`). */
-  executor: string;
   /** Aborted when the hub stops: in-flight steps give up and are redelivered elsewhere. */
   signal: AbortSignal;
 }
 
-/** Runs one dispatched step and reports its result to the core (idempotent by attempt id). */
+/** Whether a work item is for an adapter (seed 000) rather than a role's executor. */
+export function isAdapterStep(item: WorkItem): boolean {
+  return item.definition.id === "job" || ADAPTERS[item.type] !== undefined;
+}
+
+/** Runs one dispatched adapter step and reports its result to the core (idempotent by attempt id). */
 export async function runStep(item: WorkItem, opts: WorkerOptions, correlationId?: string): Promise<void> {
   const log = opts.logger.child({ runId: item.runId, attemptId: item.attemptId, stepType: item.type, ...(correlationId ? { correlationId } : {}) });
   const startedAt = Date.now();
-  const result = await execute(item, log, opts.signal, opts.executor);
+  const result = await execute(item, log, opts.signal);
   const cmd: StepResultCommand = {
     type: "step.result",
     commandId: `result:${item.attemptId}`,
@@ -44,21 +48,13 @@ export async function runStep(item: WorkItem, opts: WorkerOptions, correlationId
   log.info({ ok: result.ok, ms: cmd.finishedAt - startedAt }, "step finished");
 }
 
-/**
- * Seed 000's step types run in their adapters. Any other work of a role step (`agent`, `speckit.*`,
- * QA, planning) goes to the configured executor; a job (seed 000) step of an unknown type fails.
- */
-function runnerFor(item: WorkItem, executor: string): Adapter | { unknown: string } {
-  const adapter = ADAPTERS[item.type];
-  if (adapter) return adapter;
-  if (item.definition.id === "job") {
-    return { unknown: `unknown step type '${item.type}': expected one of ${Object.keys(ADAPTERS).join(", ")}` };
-  }
-  return EXECUTORS[executor] ?? { unknown: `no executor '${executor}' for role ${item.role}` };
+/** A seed 000 step type's adapter; an unknown type fails the step for good. */
+function runnerFor(item: WorkItem): Adapter | { unknown: string } {
+  return ADAPTERS[item.type] ?? { unknown: `unknown step type '${item.type}': expected one of ${Object.keys(ADAPTERS).join(", ")}` };
 }
 
-export async function execute(item: WorkItem, log: Logger, signal: AbortSignal, executor = "stub"): Promise<AdapterResult> {
-  const runner = runnerFor(item, executor);
+export async function execute(item: WorkItem, log: Logger, signal: AbortSignal): Promise<AdapterResult> {
+  const runner = runnerFor(item);
   if (!(typeof runner === "function")) {
     return { ok: false, notes: [], error: { code: StepErrorCode.UnknownStepType, message: runner.unknown, retryable: false } };
   }

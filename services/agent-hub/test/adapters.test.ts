@@ -85,13 +85,6 @@ describe("seed 000 adapters", () => {
     expect(r.error?.message).toContain("invalid payload.mock");
   });
 
-  it("hands role steps of other definitions to the stub executor", async () => {
-    const r = await run(item("speckit.specify", { artifact: "spec.md" }, 0, "mock", "speckit.specify"));
-    expect(r.ok).toBe(true);
-    expect(r.output).toMatchObject({ role: "implementer", type: "speckit.specify", artifact: "spec.md" });
-    expect(r.usage).toEqual({ tokensIn: 0, tokensOut: 0, costUsd: 0, wallMs: 0 });
-  });
-
   it("ignores mock directives in live mode", async () => {
     expect((await run(item("ci", { mock: { failTimes: 5 } }, 0, "live"))).ok).toBe(true);
   });

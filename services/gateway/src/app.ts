@@ -70,7 +70,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     errorResponseBuilder: (_req, ctx) =>
       Object.assign(new HttpError(ErrorCode.RateLimited, `Rate limit exceeded: retry in ${ctx.after}`), { statusCode: 429 }),
   });
-  await app.register(healthRoutes, { bus: opts.bus, topology: opts.topology, version: opts.version });
+  await app.register(healthRoutes, { bus: opts.bus, topology: opts.topology, version: opts.version, checkLlm: cfg.ORCH_CHECK_LLM });
   if (cfg.ORCH_ENABLED) {
     await app.register(seed000Routes, { prefix: "/api/orchestrator", bus: opts.bus, cfg });
   } else {

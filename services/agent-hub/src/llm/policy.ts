@@ -67,3 +67,8 @@ export function checkEndpoint(url: string, p: LlmPolicy): PolicyVerdict {
     reason: `${u.host} is not a local model server: ORCH_LLM_POLICY=oss refuses it (set ALLOW_HOSTED_LLM=true, or add the host to LOCAL_LLM_ALLOWED_HOSTS)`,
   };
 }
+
+/** The policy the agent hub's configuration sets. */
+export function policyFromConfig(cfg: { ORCH_LLM_POLICY: LlmPolicyName; ALLOW_HOSTED_LLM: boolean; LOCAL_LLM_ALLOWED_HOSTS: readonly string[] }): LlmPolicy {
+  return { policy: cfg.ORCH_LLM_POLICY, allowHosted: cfg.ALLOW_HOSTED_LLM, allowedHosts: cfg.LOCAL_LLM_ALLOWED_HOSTS };
+}

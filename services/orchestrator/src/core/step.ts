@@ -105,6 +105,7 @@ export function toEffects(effects: KernelEffect[], ctx: { runId: string; project
       if (w.model !== undefined) item.model = w.model;
       if (w.timeoutMs !== undefined) item.timeoutMs = w.timeoutMs;
       if (w.feedback !== undefined) item.feedback = w.feedback;
+      if (w.workspace !== undefined) item.workspace = w.workspace;
       if (ctx.goal !== undefined) item.goal = ctx.goal;
       out.push({ kind: "work", queue: `role.${w.role}`, item });
     } else if (e.op === "set") {

@@ -38,7 +38,7 @@ export interface RunApiOptions {
   importRoots: string[];
 }
 
-class GrpcFailure extends Error {
+export class GrpcFailure extends Error {
   constructor(
     readonly code: status,
     message: string,
@@ -57,7 +57,7 @@ const REFUSAL_STATUS: Record<string, status> = {
   INVALID: status.INVALID_ARGUMENT,
 };
 
-function unary<Req, Res>(log: Logger, name: string, fn: (req: Req) => Promise<Res>) {
+export function unary<Req, Res>(log: Logger, name: string, fn: (req: Req) => Promise<Res>) {
   return (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => {
     fn(call.request).then(
       (res) => cb(null, res),
@@ -126,6 +126,7 @@ export function runHandlers(opts: RunApiOptions) {
         iteration: s.iteration,
         revision: s.revision ?? "",
         error: s.error ?? "",
+        error_code: s.errorCode ?? "",
         ...(s.output !== undefined ? { output: jsonToValue(s.output) } : {}),
         ...(s.usage ? { usage: { tokens: s.usage.tokens, tokens_in: s.usage.tokensIn, tokens_out: s.usage.tokensOut, cost_usd: s.usage.costUsd, wall_ms: s.usage.wallMs } } : {}),
       }));

@@ -3,6 +3,7 @@ import { getJobView, replayEvents, submitJob, type Bus } from "@orch/bus";
 import { TaskPacket, isToken, toSeed000Frame, Seed000Event, type Mode } from "@orch/contracts";
 import type { Logger } from "@orch/logging";
 import type { DefinitionStore } from "../core/definitions.js";
+import { agentHandlers } from "./agents.js";
 import { runHandlers } from "./runs.js";
 import {
   jsonToStruct,
@@ -71,6 +72,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
 
   const handlers: OrchestratorServiceHandlers = {
     ...runHandlers({ bus, logger, definitions: opts.definitions, mode: opts.mode, importRoots: opts.importRoots }),
+    ...agentHandlers({ bus, logger }),
     CreateJob(call: ServerUnaryCall<CreateJobRequest, CreateJobResponse>, cb: sendUnaryData<CreateJobResponse>) {
       const parsed = TaskPacket.safeParse(packetJson(call.request));
       if (!parsed.success) {

@@ -3,6 +3,7 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
+import type { CancelSessionRequest as _orchestrator_v1_CancelSessionRequest, CancelSessionRequest__Output as _orchestrator_v1_CancelSessionRequest__Output } from '../../orchestrator/v1/CancelSessionRequest.js';
 import type { CreateJobRequest as _orchestrator_v1_CreateJobRequest, CreateJobRequest__Output as _orchestrator_v1_CreateJobRequest__Output } from '../../orchestrator/v1/CreateJobRequest.js';
 import type { CreateJobResponse as _orchestrator_v1_CreateJobResponse, CreateJobResponse__Output as _orchestrator_v1_CreateJobResponse__Output } from '../../orchestrator/v1/CreateJobResponse.js';
 import type { CreateRunRequest as _orchestrator_v1_CreateRunRequest, CreateRunRequest__Output as _orchestrator_v1_CreateRunRequest__Output } from '../../orchestrator/v1/CreateRunRequest.js';
@@ -10,23 +11,43 @@ import type { DefinitionSummary as _orchestrator_v1_DefinitionSummary, Definitio
 import type { GetHistoryRequest as _orchestrator_v1_GetHistoryRequest, GetHistoryRequest__Output as _orchestrator_v1_GetHistoryRequest__Output } from '../../orchestrator/v1/GetHistoryRequest.js';
 import type { GetHistoryResponse as _orchestrator_v1_GetHistoryResponse, GetHistoryResponse__Output as _orchestrator_v1_GetHistoryResponse__Output } from '../../orchestrator/v1/GetHistoryResponse.js';
 import type { GetJobRequest as _orchestrator_v1_GetJobRequest, GetJobRequest__Output as _orchestrator_v1_GetJobRequest__Output } from '../../orchestrator/v1/GetJobRequest.js';
+import type { GetProjectRequest as _orchestrator_v1_GetProjectRequest, GetProjectRequest__Output as _orchestrator_v1_GetProjectRequest__Output } from '../../orchestrator/v1/GetProjectRequest.js';
 import type { GetRunRequest as _orchestrator_v1_GetRunRequest, GetRunRequest__Output as _orchestrator_v1_GetRunRequest__Output } from '../../orchestrator/v1/GetRunRequest.js';
+import type { GetSessionRequest as _orchestrator_v1_GetSessionRequest, GetSessionRequest__Output as _orchestrator_v1_GetSessionRequest__Output } from '../../orchestrator/v1/GetSessionRequest.js';
 import type { ImportDefinitionsRequest as _orchestrator_v1_ImportDefinitionsRequest, ImportDefinitionsRequest__Output as _orchestrator_v1_ImportDefinitionsRequest__Output } from '../../orchestrator/v1/ImportDefinitionsRequest.js';
 import type { ImportDefinitionsResponse as _orchestrator_v1_ImportDefinitionsResponse, ImportDefinitionsResponse__Output as _orchestrator_v1_ImportDefinitionsResponse__Output } from '../../orchestrator/v1/ImportDefinitionsResponse.js';
 import type { Job as _orchestrator_v1_Job, Job__Output as _orchestrator_v1_Job__Output } from '../../orchestrator/v1/Job.js';
 import type { JobEvent as _orchestrator_v1_JobEvent, JobEvent__Output as _orchestrator_v1_JobEvent__Output } from '../../orchestrator/v1/JobEvent.js';
 import type { ListDefinitionsRequest as _orchestrator_v1_ListDefinitionsRequest, ListDefinitionsRequest__Output as _orchestrator_v1_ListDefinitionsRequest__Output } from '../../orchestrator/v1/ListDefinitionsRequest.js';
 import type { ListDefinitionsResponse as _orchestrator_v1_ListDefinitionsResponse, ListDefinitionsResponse__Output as _orchestrator_v1_ListDefinitionsResponse__Output } from '../../orchestrator/v1/ListDefinitionsResponse.js';
+import type { ListProjectsRequest as _orchestrator_v1_ListProjectsRequest, ListProjectsRequest__Output as _orchestrator_v1_ListProjectsRequest__Output } from '../../orchestrator/v1/ListProjectsRequest.js';
+import type { ListProjectsResponse as _orchestrator_v1_ListProjectsResponse, ListProjectsResponse__Output as _orchestrator_v1_ListProjectsResponse__Output } from '../../orchestrator/v1/ListProjectsResponse.js';
 import type { ListRunsRequest as _orchestrator_v1_ListRunsRequest, ListRunsRequest__Output as _orchestrator_v1_ListRunsRequest__Output } from '../../orchestrator/v1/ListRunsRequest.js';
 import type { ListRunsResponse as _orchestrator_v1_ListRunsResponse, ListRunsResponse__Output as _orchestrator_v1_ListRunsResponse__Output } from '../../orchestrator/v1/ListRunsResponse.js';
+import type { ListSessionsRequest as _orchestrator_v1_ListSessionsRequest, ListSessionsRequest__Output as _orchestrator_v1_ListSessionsRequest__Output } from '../../orchestrator/v1/ListSessionsRequest.js';
+import type { ListSessionsResponse as _orchestrator_v1_ListSessionsResponse, ListSessionsResponse__Output as _orchestrator_v1_ListSessionsResponse__Output } from '../../orchestrator/v1/ListSessionsResponse.js';
+import type { Project as _orchestrator_v1_Project, Project__Output as _orchestrator_v1_Project__Output } from '../../orchestrator/v1/Project.js';
 import type { PutDefinitionRequest as _orchestrator_v1_PutDefinitionRequest, PutDefinitionRequest__Output as _orchestrator_v1_PutDefinitionRequest__Output } from '../../orchestrator/v1/PutDefinitionRequest.js';
+import type { PutProjectRequest as _orchestrator_v1_PutProjectRequest, PutProjectRequest__Output as _orchestrator_v1_PutProjectRequest__Output } from '../../orchestrator/v1/PutProjectRequest.js';
 import type { Run as _orchestrator_v1_Run, Run__Output as _orchestrator_v1_Run__Output } from '../../orchestrator/v1/Run.js';
 import type { RunEvent as _orchestrator_v1_RunEvent, RunEvent__Output as _orchestrator_v1_RunEvent__Output } from '../../orchestrator/v1/RunEvent.js';
+import type { Session as _orchestrator_v1_Session, Session__Output as _orchestrator_v1_Session__Output } from '../../orchestrator/v1/Session.js';
+import type { SessionEventMessage as _orchestrator_v1_SessionEventMessage, SessionEventMessage__Output as _orchestrator_v1_SessionEventMessage__Output } from '../../orchestrator/v1/SessionEventMessage.js';
 import type { SignalRunRequest as _orchestrator_v1_SignalRunRequest, SignalRunRequest__Output as _orchestrator_v1_SignalRunRequest__Output } from '../../orchestrator/v1/SignalRunRequest.js';
 import type { WatchJobRequest as _orchestrator_v1_WatchJobRequest, WatchJobRequest__Output as _orchestrator_v1_WatchJobRequest__Output } from '../../orchestrator/v1/WatchJobRequest.js';
 import type { WatchRunRequest as _orchestrator_v1_WatchRunRequest, WatchRunRequest__Output as _orchestrator_v1_WatchRunRequest__Output } from '../../orchestrator/v1/WatchRunRequest.js';
+import type { WatchSessionRequest as _orchestrator_v1_WatchSessionRequest, WatchSessionRequest__Output as _orchestrator_v1_WatchSessionRequest__Output } from '../../orchestrator/v1/WatchSessionRequest.js';
 
 export interface OrchestratorServiceClient extends grpc.Client {
+  CancelSession(argument: _orchestrator_v1_CancelSessionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Session__Output>): grpc.ClientUnaryCall;
+  CancelSession(argument: _orchestrator_v1_CancelSessionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_Session__Output>): grpc.ClientUnaryCall;
+  CancelSession(argument: _orchestrator_v1_CancelSessionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Session__Output>): grpc.ClientUnaryCall;
+  CancelSession(argument: _orchestrator_v1_CancelSessionRequest, callback: grpc.requestCallback<_orchestrator_v1_Session__Output>): grpc.ClientUnaryCall;
+  cancelSession(argument: _orchestrator_v1_CancelSessionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Session__Output>): grpc.ClientUnaryCall;
+  cancelSession(argument: _orchestrator_v1_CancelSessionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_Session__Output>): grpc.ClientUnaryCall;
+  cancelSession(argument: _orchestrator_v1_CancelSessionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Session__Output>): grpc.ClientUnaryCall;
+  cancelSession(argument: _orchestrator_v1_CancelSessionRequest, callback: grpc.requestCallback<_orchestrator_v1_Session__Output>): grpc.ClientUnaryCall;
+  
   CreateJob(argument: _orchestrator_v1_CreateJobRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_CreateJobResponse__Output>): grpc.ClientUnaryCall;
   CreateJob(argument: _orchestrator_v1_CreateJobRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_CreateJobResponse__Output>): grpc.ClientUnaryCall;
   CreateJob(argument: _orchestrator_v1_CreateJobRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_CreateJobResponse__Output>): grpc.ClientUnaryCall;
@@ -63,6 +84,15 @@ export interface OrchestratorServiceClient extends grpc.Client {
   getJob(argument: _orchestrator_v1_GetJobRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Job__Output>): grpc.ClientUnaryCall;
   getJob(argument: _orchestrator_v1_GetJobRequest, callback: grpc.requestCallback<_orchestrator_v1_Job__Output>): grpc.ClientUnaryCall;
   
+  GetProject(argument: _orchestrator_v1_GetProjectRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Project__Output>): grpc.ClientUnaryCall;
+  GetProject(argument: _orchestrator_v1_GetProjectRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_Project__Output>): grpc.ClientUnaryCall;
+  GetProject(argument: _orchestrator_v1_GetProjectRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Project__Output>): grpc.ClientUnaryCall;
+  GetProject(argument: _orchestrator_v1_GetProjectRequest, callback: grpc.requestCallback<_orchestrator_v1_Project__Output>): grpc.ClientUnaryCall;
+  getProject(argument: _orchestrator_v1_GetProjectRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Project__Output>): grpc.ClientUnaryCall;
+  getProject(argument: _orchestrator_v1_GetProjectRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_Project__Output>): grpc.ClientUnaryCall;
+  getProject(argument: _orchestrator_v1_GetProjectRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Project__Output>): grpc.ClientUnaryCall;
+  getProject(argument: _orchestrator_v1_GetProjectRequest, callback: grpc.requestCallback<_orchestrator_v1_Project__Output>): grpc.ClientUnaryCall;
+  
   GetRun(argument: _orchestrator_v1_GetRunRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
   GetRun(argument: _orchestrator_v1_GetRunRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
   GetRun(argument: _orchestrator_v1_GetRunRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
@@ -71,6 +101,15 @@ export interface OrchestratorServiceClient extends grpc.Client {
   getRun(argument: _orchestrator_v1_GetRunRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
   getRun(argument: _orchestrator_v1_GetRunRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
   getRun(argument: _orchestrator_v1_GetRunRequest, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
+  
+  GetSession(argument: _orchestrator_v1_GetSessionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Session__Output>): grpc.ClientUnaryCall;
+  GetSession(argument: _orchestrator_v1_GetSessionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_Session__Output>): grpc.ClientUnaryCall;
+  GetSession(argument: _orchestrator_v1_GetSessionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Session__Output>): grpc.ClientUnaryCall;
+  GetSession(argument: _orchestrator_v1_GetSessionRequest, callback: grpc.requestCallback<_orchestrator_v1_Session__Output>): grpc.ClientUnaryCall;
+  getSession(argument: _orchestrator_v1_GetSessionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Session__Output>): grpc.ClientUnaryCall;
+  getSession(argument: _orchestrator_v1_GetSessionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_Session__Output>): grpc.ClientUnaryCall;
+  getSession(argument: _orchestrator_v1_GetSessionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Session__Output>): grpc.ClientUnaryCall;
+  getSession(argument: _orchestrator_v1_GetSessionRequest, callback: grpc.requestCallback<_orchestrator_v1_Session__Output>): grpc.ClientUnaryCall;
   
   ImportDefinitions(argument: _orchestrator_v1_ImportDefinitionsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_ImportDefinitionsResponse__Output>): grpc.ClientUnaryCall;
   ImportDefinitions(argument: _orchestrator_v1_ImportDefinitionsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_ImportDefinitionsResponse__Output>): grpc.ClientUnaryCall;
@@ -90,6 +129,15 @@ export interface OrchestratorServiceClient extends grpc.Client {
   listDefinitions(argument: _orchestrator_v1_ListDefinitionsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_ListDefinitionsResponse__Output>): grpc.ClientUnaryCall;
   listDefinitions(argument: _orchestrator_v1_ListDefinitionsRequest, callback: grpc.requestCallback<_orchestrator_v1_ListDefinitionsResponse__Output>): grpc.ClientUnaryCall;
   
+  ListProjects(argument: _orchestrator_v1_ListProjectsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_ListProjectsResponse__Output>): grpc.ClientUnaryCall;
+  ListProjects(argument: _orchestrator_v1_ListProjectsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_ListProjectsResponse__Output>): grpc.ClientUnaryCall;
+  ListProjects(argument: _orchestrator_v1_ListProjectsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_ListProjectsResponse__Output>): grpc.ClientUnaryCall;
+  ListProjects(argument: _orchestrator_v1_ListProjectsRequest, callback: grpc.requestCallback<_orchestrator_v1_ListProjectsResponse__Output>): grpc.ClientUnaryCall;
+  listProjects(argument: _orchestrator_v1_ListProjectsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_ListProjectsResponse__Output>): grpc.ClientUnaryCall;
+  listProjects(argument: _orchestrator_v1_ListProjectsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_ListProjectsResponse__Output>): grpc.ClientUnaryCall;
+  listProjects(argument: _orchestrator_v1_ListProjectsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_ListProjectsResponse__Output>): grpc.ClientUnaryCall;
+  listProjects(argument: _orchestrator_v1_ListProjectsRequest, callback: grpc.requestCallback<_orchestrator_v1_ListProjectsResponse__Output>): grpc.ClientUnaryCall;
+  
   ListRuns(argument: _orchestrator_v1_ListRunsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_ListRunsResponse__Output>): grpc.ClientUnaryCall;
   ListRuns(argument: _orchestrator_v1_ListRunsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_ListRunsResponse__Output>): grpc.ClientUnaryCall;
   ListRuns(argument: _orchestrator_v1_ListRunsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_ListRunsResponse__Output>): grpc.ClientUnaryCall;
@@ -99,6 +147,15 @@ export interface OrchestratorServiceClient extends grpc.Client {
   listRuns(argument: _orchestrator_v1_ListRunsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_ListRunsResponse__Output>): grpc.ClientUnaryCall;
   listRuns(argument: _orchestrator_v1_ListRunsRequest, callback: grpc.requestCallback<_orchestrator_v1_ListRunsResponse__Output>): grpc.ClientUnaryCall;
   
+  ListSessions(argument: _orchestrator_v1_ListSessionsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_ListSessionsResponse__Output>): grpc.ClientUnaryCall;
+  ListSessions(argument: _orchestrator_v1_ListSessionsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_ListSessionsResponse__Output>): grpc.ClientUnaryCall;
+  ListSessions(argument: _orchestrator_v1_ListSessionsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_ListSessionsResponse__Output>): grpc.ClientUnaryCall;
+  ListSessions(argument: _orchestrator_v1_ListSessionsRequest, callback: grpc.requestCallback<_orchestrator_v1_ListSessionsResponse__Output>): grpc.ClientUnaryCall;
+  listSessions(argument: _orchestrator_v1_ListSessionsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_ListSessionsResponse__Output>): grpc.ClientUnaryCall;
+  listSessions(argument: _orchestrator_v1_ListSessionsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_ListSessionsResponse__Output>): grpc.ClientUnaryCall;
+  listSessions(argument: _orchestrator_v1_ListSessionsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_ListSessionsResponse__Output>): grpc.ClientUnaryCall;
+  listSessions(argument: _orchestrator_v1_ListSessionsRequest, callback: grpc.requestCallback<_orchestrator_v1_ListSessionsResponse__Output>): grpc.ClientUnaryCall;
+  
   PutDefinition(argument: _orchestrator_v1_PutDefinitionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_DefinitionSummary__Output>): grpc.ClientUnaryCall;
   PutDefinition(argument: _orchestrator_v1_PutDefinitionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_DefinitionSummary__Output>): grpc.ClientUnaryCall;
   PutDefinition(argument: _orchestrator_v1_PutDefinitionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_DefinitionSummary__Output>): grpc.ClientUnaryCall;
@@ -107,6 +164,15 @@ export interface OrchestratorServiceClient extends grpc.Client {
   putDefinition(argument: _orchestrator_v1_PutDefinitionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_DefinitionSummary__Output>): grpc.ClientUnaryCall;
   putDefinition(argument: _orchestrator_v1_PutDefinitionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_DefinitionSummary__Output>): grpc.ClientUnaryCall;
   putDefinition(argument: _orchestrator_v1_PutDefinitionRequest, callback: grpc.requestCallback<_orchestrator_v1_DefinitionSummary__Output>): grpc.ClientUnaryCall;
+  
+  PutProject(argument: _orchestrator_v1_PutProjectRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Project__Output>): grpc.ClientUnaryCall;
+  PutProject(argument: _orchestrator_v1_PutProjectRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_Project__Output>): grpc.ClientUnaryCall;
+  PutProject(argument: _orchestrator_v1_PutProjectRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Project__Output>): grpc.ClientUnaryCall;
+  PutProject(argument: _orchestrator_v1_PutProjectRequest, callback: grpc.requestCallback<_orchestrator_v1_Project__Output>): grpc.ClientUnaryCall;
+  putProject(argument: _orchestrator_v1_PutProjectRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Project__Output>): grpc.ClientUnaryCall;
+  putProject(argument: _orchestrator_v1_PutProjectRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_Project__Output>): grpc.ClientUnaryCall;
+  putProject(argument: _orchestrator_v1_PutProjectRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Project__Output>): grpc.ClientUnaryCall;
+  putProject(argument: _orchestrator_v1_PutProjectRequest, callback: grpc.requestCallback<_orchestrator_v1_Project__Output>): grpc.ClientUnaryCall;
   
   SignalRun(argument: _orchestrator_v1_SignalRunRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
   SignalRun(argument: _orchestrator_v1_SignalRunRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_orchestrator_v1_Run__Output>): grpc.ClientUnaryCall;
@@ -127,9 +193,16 @@ export interface OrchestratorServiceClient extends grpc.Client {
   watchRun(argument: _orchestrator_v1_WatchRunRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_orchestrator_v1_RunEvent__Output>;
   watchRun(argument: _orchestrator_v1_WatchRunRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_orchestrator_v1_RunEvent__Output>;
   
+  WatchSession(argument: _orchestrator_v1_WatchSessionRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_orchestrator_v1_SessionEventMessage__Output>;
+  WatchSession(argument: _orchestrator_v1_WatchSessionRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_orchestrator_v1_SessionEventMessage__Output>;
+  watchSession(argument: _orchestrator_v1_WatchSessionRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_orchestrator_v1_SessionEventMessage__Output>;
+  watchSession(argument: _orchestrator_v1_WatchSessionRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_orchestrator_v1_SessionEventMessage__Output>;
+  
 }
 
 export interface OrchestratorServiceHandlers extends grpc.UntypedServiceImplementation {
+  CancelSession: grpc.handleUnaryCall<_orchestrator_v1_CancelSessionRequest__Output, _orchestrator_v1_Session>;
+  
   CreateJob: grpc.handleUnaryCall<_orchestrator_v1_CreateJobRequest__Output, _orchestrator_v1_CreateJobResponse>;
   
   CreateRun: grpc.handleUnaryCall<_orchestrator_v1_CreateRunRequest__Output, _orchestrator_v1_Run>;
@@ -138,15 +211,25 @@ export interface OrchestratorServiceHandlers extends grpc.UntypedServiceImplemen
   
   GetJob: grpc.handleUnaryCall<_orchestrator_v1_GetJobRequest__Output, _orchestrator_v1_Job>;
   
+  GetProject: grpc.handleUnaryCall<_orchestrator_v1_GetProjectRequest__Output, _orchestrator_v1_Project>;
+  
   GetRun: grpc.handleUnaryCall<_orchestrator_v1_GetRunRequest__Output, _orchestrator_v1_Run>;
+  
+  GetSession: grpc.handleUnaryCall<_orchestrator_v1_GetSessionRequest__Output, _orchestrator_v1_Session>;
   
   ImportDefinitions: grpc.handleUnaryCall<_orchestrator_v1_ImportDefinitionsRequest__Output, _orchestrator_v1_ImportDefinitionsResponse>;
   
   ListDefinitions: grpc.handleUnaryCall<_orchestrator_v1_ListDefinitionsRequest__Output, _orchestrator_v1_ListDefinitionsResponse>;
   
+  ListProjects: grpc.handleUnaryCall<_orchestrator_v1_ListProjectsRequest__Output, _orchestrator_v1_ListProjectsResponse>;
+  
   ListRuns: grpc.handleUnaryCall<_orchestrator_v1_ListRunsRequest__Output, _orchestrator_v1_ListRunsResponse>;
   
+  ListSessions: grpc.handleUnaryCall<_orchestrator_v1_ListSessionsRequest__Output, _orchestrator_v1_ListSessionsResponse>;
+  
   PutDefinition: grpc.handleUnaryCall<_orchestrator_v1_PutDefinitionRequest__Output, _orchestrator_v1_DefinitionSummary>;
+  
+  PutProject: grpc.handleUnaryCall<_orchestrator_v1_PutProjectRequest__Output, _orchestrator_v1_Project>;
   
   SignalRun: grpc.handleUnaryCall<_orchestrator_v1_SignalRunRequest__Output, _orchestrator_v1_Run>;
   
@@ -154,19 +237,28 @@ export interface OrchestratorServiceHandlers extends grpc.UntypedServiceImplemen
   
   WatchRun: grpc.handleServerStreamingCall<_orchestrator_v1_WatchRunRequest__Output, _orchestrator_v1_RunEvent>;
   
+  WatchSession: grpc.handleServerStreamingCall<_orchestrator_v1_WatchSessionRequest__Output, _orchestrator_v1_SessionEventMessage>;
+  
 }
 
 export interface OrchestratorServiceDefinition extends grpc.ServiceDefinition {
+  CancelSession: MethodDefinition<_orchestrator_v1_CancelSessionRequest, _orchestrator_v1_Session, _orchestrator_v1_CancelSessionRequest__Output, _orchestrator_v1_Session__Output>
   CreateJob: MethodDefinition<_orchestrator_v1_CreateJobRequest, _orchestrator_v1_CreateJobResponse, _orchestrator_v1_CreateJobRequest__Output, _orchestrator_v1_CreateJobResponse__Output>
   CreateRun: MethodDefinition<_orchestrator_v1_CreateRunRequest, _orchestrator_v1_Run, _orchestrator_v1_CreateRunRequest__Output, _orchestrator_v1_Run__Output>
   GetHistory: MethodDefinition<_orchestrator_v1_GetHistoryRequest, _orchestrator_v1_GetHistoryResponse, _orchestrator_v1_GetHistoryRequest__Output, _orchestrator_v1_GetHistoryResponse__Output>
   GetJob: MethodDefinition<_orchestrator_v1_GetJobRequest, _orchestrator_v1_Job, _orchestrator_v1_GetJobRequest__Output, _orchestrator_v1_Job__Output>
+  GetProject: MethodDefinition<_orchestrator_v1_GetProjectRequest, _orchestrator_v1_Project, _orchestrator_v1_GetProjectRequest__Output, _orchestrator_v1_Project__Output>
   GetRun: MethodDefinition<_orchestrator_v1_GetRunRequest, _orchestrator_v1_Run, _orchestrator_v1_GetRunRequest__Output, _orchestrator_v1_Run__Output>
+  GetSession: MethodDefinition<_orchestrator_v1_GetSessionRequest, _orchestrator_v1_Session, _orchestrator_v1_GetSessionRequest__Output, _orchestrator_v1_Session__Output>
   ImportDefinitions: MethodDefinition<_orchestrator_v1_ImportDefinitionsRequest, _orchestrator_v1_ImportDefinitionsResponse, _orchestrator_v1_ImportDefinitionsRequest__Output, _orchestrator_v1_ImportDefinitionsResponse__Output>
   ListDefinitions: MethodDefinition<_orchestrator_v1_ListDefinitionsRequest, _orchestrator_v1_ListDefinitionsResponse, _orchestrator_v1_ListDefinitionsRequest__Output, _orchestrator_v1_ListDefinitionsResponse__Output>
+  ListProjects: MethodDefinition<_orchestrator_v1_ListProjectsRequest, _orchestrator_v1_ListProjectsResponse, _orchestrator_v1_ListProjectsRequest__Output, _orchestrator_v1_ListProjectsResponse__Output>
   ListRuns: MethodDefinition<_orchestrator_v1_ListRunsRequest, _orchestrator_v1_ListRunsResponse, _orchestrator_v1_ListRunsRequest__Output, _orchestrator_v1_ListRunsResponse__Output>
+  ListSessions: MethodDefinition<_orchestrator_v1_ListSessionsRequest, _orchestrator_v1_ListSessionsResponse, _orchestrator_v1_ListSessionsRequest__Output, _orchestrator_v1_ListSessionsResponse__Output>
   PutDefinition: MethodDefinition<_orchestrator_v1_PutDefinitionRequest, _orchestrator_v1_DefinitionSummary, _orchestrator_v1_PutDefinitionRequest__Output, _orchestrator_v1_DefinitionSummary__Output>
+  PutProject: MethodDefinition<_orchestrator_v1_PutProjectRequest, _orchestrator_v1_Project, _orchestrator_v1_PutProjectRequest__Output, _orchestrator_v1_Project__Output>
   SignalRun: MethodDefinition<_orchestrator_v1_SignalRunRequest, _orchestrator_v1_Run, _orchestrator_v1_SignalRunRequest__Output, _orchestrator_v1_Run__Output>
   WatchJob: MethodDefinition<_orchestrator_v1_WatchJobRequest, _orchestrator_v1_JobEvent, _orchestrator_v1_WatchJobRequest__Output, _orchestrator_v1_JobEvent__Output>
   WatchRun: MethodDefinition<_orchestrator_v1_WatchRunRequest, _orchestrator_v1_RunEvent, _orchestrator_v1_WatchRunRequest__Output, _orchestrator_v1_RunEvent__Output>
+  WatchSession: MethodDefinition<_orchestrator_v1_WatchSessionRequest, _orchestrator_v1_SessionEventMessage, _orchestrator_v1_WatchSessionRequest__Output, _orchestrator_v1_SessionEventMessage__Output>
 }

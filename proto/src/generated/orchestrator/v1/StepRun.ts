@@ -20,6 +20,7 @@ export interface StepRun {
   'error'?: (string);
   'output'?: (_google_protobuf_Value | null);
   'usage'?: (_orchestrator_v1_Usage | null);
+  'error_code'?: (string);
 }
 
 export interface StepRun__Output {
@@ -38,4 +39,5 @@ export interface StepRun__Output {
   'error': (string);
   'output': (_google_protobuf_Value__Output | null);
   'usage': (_orchestrator_v1_Usage__Output | null);
+  'error_code': (string);
 }

@@ -1,0 +1,237 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, extname, join } from "node:path";
+import { parse as parseToml } from "smol-toml";
+import { parse as parseYaml } from "yaml";
+
+/**
+ * The configuration file: settings that are not secrets, in TOML (seed 003's `config.toml`), YAML or
+ * JSON. Each key maps to one environment variable, and the environment wins over the file, so the
+ * services still validate one schema over one flat set of names.
+ *
+ * Which file: `ORCH_CONFIG` (or seed 003's `ORCHESTRATOR_CONFIG`); created with the defaults when it
+ * names a file that does not exist (seed 003's first run). Unset: `~/.config/orchestrator/config.toml`
+ * when it exists (it is not created unasked). `ORCH_CONFIG=none` reads no file.
+ */
+
+type Kind = "string" | "bool" | "int" | "list" | "secs";
+
+/** Dotted file key → environment variable. */
+export const FILE_KEYS: Readonly<Record<string, { env: string; kind: Kind }>> = Object.freeze({
+  // seed 003's top level
+  workspace: { env: "ORCH_WORKSPACE", kind: "string" },
+  worktrees_root: { env: "ORCH_WORKTREES_ROOT", kind: "string" },
+  harness_provider: { env: "ORCH_AGENT_EXECUTOR", kind: "string" },
+  // seed 003's [git]
+  "git.binary": { env: "ORCH_GIT_BINARY", kind: "string" },
+  "git.allow_force_push": { env: "ORCH_GIT_ALLOW_FORCE_PUSH", kind: "bool" },
+  "git.allow_delete_unmerged_branches": { env: "ORCH_GIT_ALLOW_DELETE_UNMERGED_BRANCHES", kind: "bool" },
+  "git.allow_destructive_automation": { env: "ORCH_GIT_ALLOW_DESTRUCTIVE_AUTOMATION", kind: "bool" },
+  "git.author_name": { env: "ORCH_GIT_AUTHOR_NAME", kind: "string" },
+  "git.author_email": { env: "ORCH_GIT_AUTHOR_EMAIL", kind: "string" },
+  "git.keep_failed_worktrees": { env: "ORCH_KEEP_FAILED_WORKTREES", kind: "bool" },
+  // seed 003's [runtime]
+  "runtime.harness_server_startup_timeout_secs": { env: "ORCH_HARNESS_STARTUP_TIMEOUT_MS", kind: "secs" },
+  "runtime.harness_log_raw_events": { env: "ORCH_HARNESS_LOG_RAW_EVENTS", kind: "bool" },
+  "runtime.harness_log_normalized_events": { env: "ORCH_HARNESS_LOG_NORMALIZED_EVENTS", kind: "bool" },
+  "runtime.codex_binary": { env: "ORCH_CODEX_BINARY", kind: "string" },
+  "runtime.opencode_binary": { env: "ORCH_OPENCODE_BINARY", kind: "string" },
+  "runtime.claude_binary": { env: "ORCH_CLAUDE_BINARY", kind: "string" },
+  "runtime.harness_timeout_secs": { env: "ORCH_HARNESS_TIMEOUT_MS", kind: "secs" },
+  // agents and routing
+  "agents.executor": { env: "ORCH_AGENT_EXECUTOR", kind: "string" },
+  "agents.concurrency": { env: "ORCH_AGENT_CONCURRENCY", kind: "int" },
+  "agents.roles.architect": { env: "ORCH_AGENT_EXECUTOR_ARCHITECT", kind: "string" },
+  "agents.roles.implementer": { env: "ORCH_AGENT_EXECUTOR_IMPLEMENTER", kind: "string" },
+  "agents.roles.reviewer": { env: "ORCH_AGENT_EXECUTOR_REVIEWER", kind: "string" },
+  "agents.roles.tester": { env: "ORCH_AGENT_EXECUTOR_TESTER", kind: "string" },
+  "agents.roles.maintainer": { env: "ORCH_AGENT_EXECUTOR_MAINTAINER", kind: "string" },
+  "agents.roles.qa": { env: "ORCH_AGENT_EXECUTOR_QA", kind: "string" },
+  "agents.executor_concurrency": { env: "ORCH_EXECUTOR_CONCURRENCY", kind: "string" },
+  "agents.provider_concurrency": { env: "ORCH_PROVIDER_CONCURRENCY", kind: "string" },
+  // the local LLM
+  "llm.api": { env: "LOCAL_LLM_API", kind: "string" },
+  "llm.url": { env: "LOCAL_LLM_URL", kind: "string" },
+  "llm.model": { env: "LOCAL_LLM_MODEL", kind: "string" },
+  "llm.models.architect": { env: "LOCAL_LLM_MODEL_ARCHITECT", kind: "string" },
+  "llm.models.implementer": { env: "LOCAL_LLM_MODEL_IMPLEMENTER", kind: "string" },
+  "llm.models.reviewer": { env: "LOCAL_LLM_MODEL_REVIEWER", kind: "string" },
+  "llm.models.tester": { env: "LOCAL_LLM_MODEL_TESTER", kind: "string" },
+  "llm.models.maintainer": { env: "LOCAL_LLM_MODEL_MAINTAINER", kind: "string" },
+  "llm.models.qa": { env: "LOCAL_LLM_MODEL_QA", kind: "string" },
+  "llm.timeout_ms": { env: "LOCAL_LLM_TIMEOUT_MS", kind: "int" },
+  "llm.error_mode": { env: "LOCAL_LLM_ERROR_MODE", kind: "string" },
+  "llm.policy": { env: "ORCH_LLM_POLICY", kind: "string" },
+  "llm.allow_hosted": { env: "ALLOW_HOSTED_LLM", kind: "bool" },
+  "llm.allowed_hosts": { env: "LOCAL_LLM_ALLOWED_HOSTS", kind: "list" },
+  "llm.response_format": { env: "ORCH_LLM_RESPONSE_FORMAT", kind: "string" },
+  "llm.check": { env: "ORCH_CHECK_LLM", kind: "bool" },
+  // tools
+  "tools.allowlist": { env: "ORCH_TOOL_ALLOWLIST", kind: "list" },
+  "tools.max_iterations": { env: "ORCH_TOOL_MAX_ITERATIONS", kind: "int" },
+  "tools.cwd": { env: "ORCH_TOOL_CWD", kind: "string" },
+  "tools.allowed_roots": { env: "ORCH_TOOL_ALLOWED_ROOTS", kind: "list" },
+  "tools.timeout_ms": { env: "ORCH_TOOL_TIMEOUT_MS", kind: "int" },
+  "tools.max_output_bytes": { env: "ORCH_TOOL_MAX_OUTPUT_BYTES", kind: "int" },
+  // harnesses' model servers (their keys stay in the environment)
+  "harness.codex.base_url": { env: "ORCH_CODEX_BASE_URL", kind: "string" },
+  "harness.codex.model": { env: "ORCH_CODEX_MODEL", kind: "string" },
+  "harness.codex.api_key_env": { env: "ORCH_CODEX_API_KEY_ENV", kind: "string" },
+  "harness.claude.base_url": { env: "ORCH_CLAUDE_BASE_URL", kind: "string" },
+  "harness.claude.model": { env: "ORCH_CLAUDE_MODEL", kind: "string" },
+  "harness.claude.api_key_env": { env: "ORCH_CLAUDE_API_KEY_ENV", kind: "string" },
+  "harness.opencode.base_url": { env: "ORCH_OPENCODE_BASE_URL", kind: "string" },
+  "harness.opencode.model": { env: "ORCH_OPENCODE_MODEL", kind: "string" },
+  "harness.opencode.api_key_env": { env: "ORCH_OPENCODE_API_KEY_ENV", kind: "string" },
+  // sessions
+  "sessions.heartbeat_ms": { env: "ORCH_SESSION_HEARTBEAT_MS", kind: "int" },
+  "sessions.timeout_ms": { env: "ORCH_SESSION_TIMEOUT_MS", kind: "int" },
+  "sessions.kill_grace_ms": { env: "ORCH_SESSION_KILL_GRACE_MS", kind: "int" },
+});
+
+/**
+ * Seed 003 keys for capabilities this release does not have yet (ticketing, git hosts, the
+ * supervisor, the terminal UI, its SQLite store): read and reported as ignored, so a seed 003
+ * config file loads, rather than refused.
+ */
+const NOT_YET = ["event_store_path", "ticketing_provider", "vcs_provider", "vcs_repo_provider", "supervisor", "linear", "shortcut", "github", "database", "ui", "runtime.allow_unsafe_command_paths", "runtime.opencode_server_base_url", "runtime.pr_pipeline_poll_interval_secs"];
+
+export interface ConfigFile {
+  path: string;
+  /** Environment variables the file sets. */
+  values: Record<string, string>;
+  /** Keys read but not used (seed 003 capabilities not built yet). */
+  ignored: string[];
+  /** Whether the file was created with the defaults just now. */
+  created: boolean;
+}
+
+export const DEFAULT_CONFIG_TOML = `# Orchestrator configuration (non-secret settings; API keys stay in the environment).
+# Every key maps to an environment variable, which wins over this file: see docs/configuration.md.
+
+# workspace = "~/.local/share/orchestrator/workspace"   # ORCH_WORKSPACE
+# worktrees_root = "<workspace>/worktrees"               # ORCH_WORKTREES_ROOT
+
+[agents]
+executor = "local"              # ORCH_AGENT_EXECUTOR: local | stub | codex | claude | opencode
+
+[agents.roles]
+# implementer = "codex"         # ORCH_AGENT_EXECUTOR_IMPLEMENTER, and so on per role
+
+[llm]
+api = "ollama"                  # LOCAL_LLM_API: ollama | openai
+# url = "http://localhost:11434"
+model = "llama3.1:8b"
+policy = "oss"                  # ORCH_LLM_POLICY: oss | hosted | locked
+response_format = "text"        # ORCH_LLM_RESPONSE_FORMAT: text | structured-json
+
+[tools]
+allowlist = []                  # ORCH_TOOL_ALLOWLIST, e.g. ["rg", "ls", "cat", "read_file", "write_file"]
+
+[git]
+binary = "git"
+allow_delete_unmerged_branches = false
+allow_destructive_automation = false
+allow_force_push = false
+
+[runtime]
+harness_server_startup_timeout_secs = 10
+harness_log_raw_events = false
+harness_log_normalized_events = false
+codex_binary = "codex"
+opencode_binary = "opencode"
+claude_binary = "claude"
+`;
+
+export class ConfigFileError extends Error {
+  override readonly name = "ConfigFileError";
+  readonly code = "INVALID_CONFIG_FILE";
+  constructor(
+    readonly path: string,
+    readonly problems: string[],
+  ) {
+    super(`${path}: ${problems.join("; ")}`);
+  }
+}
+
+function flatten(o: unknown, prefix = "", out: Record<string, unknown> = {}): Record<string, unknown> {
+  if (o && typeof o === "object" && !Array.isArray(o) && !(o instanceof Date)) {
+    for (const [k, v] of Object.entries(o)) flatten(v, prefix ? `${prefix}.${k}` : k, out);
+  } else if (prefix) out[prefix] = o;
+  return out;
+}
+
+function convert(key: string, kind: Kind, v: unknown): string {
+  switch (kind) {
+    case "bool":
+      if (typeof v === "boolean") return String(v);
+      throw new Error(`${key} must be true or false`);
+    case "int":
+      if (typeof v === "number" && Number.isInteger(v)) return String(v);
+      if (typeof v === "bigint") return v.toString();
+      throw new Error(`${key} must be an integer`);
+    case "secs":
+      if (typeof v === "number" && v >= 0) return String(Math.round(v * 1000));
+      if (typeof v === "bigint") return (v * 1000n).toString();
+      throw new Error(`${key} must be a number of seconds`);
+    case "list":
+      if (Array.isArray(v) && v.every((x) => typeof x === "string")) return v.join(",");
+      if (typeof v === "string") return v;
+      throw new Error(`${key} must be a list of strings`);
+    default:
+      if (typeof v === "string") return v;
+      throw new Error(`${key} must be a string`);
+  }
+}
+
+function expandHome(p: string, home: string | undefined): string {
+  return home && (p === "~" || p.startsWith("~/")) ? join(home, p.slice(1)) : p;
+}
+
+/** Reads the configuration file the environment points at (see above), or undefined when there is none. */
+export function readConfigFile(env: Record<string, string | undefined>): ConfigFile | undefined {
+  const named = env.ORCH_CONFIG || env.ORCHESTRATOR_CONFIG;
+  if (named === "none") return undefined;
+  const home = env.HOME;
+  let path: string;
+  let created = false;
+  if (named) {
+    path = expandHome(named, home);
+    if (!existsSync(path)) {
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, DEFAULT_CONFIG_TOML, { flag: "wx" });
+      created = true;
+    }
+  } else {
+    if (!home) return undefined;
+    path = join(home, ".config", "orchestrator", "config.toml");
+    if (!existsSync(path)) return undefined;
+  }
+  const text = readFileSync(path, "utf8");
+  let parsed: unknown;
+  try {
+    const ext = extname(path).toLowerCase();
+    parsed = ext === ".json" ? JSON.parse(text) : ext === ".yaml" || ext === ".yml" ? parseYaml(text) : parseToml(text);
+  } catch (err) {
+    throw new ConfigFileError(path, [`cannot be parsed: ${(err as Error).message.split("\n")[0]}`]);
+  }
+  const values: Record<string, string> = {};
+  const ignored: string[] = [];
+  const problems: string[] = [];
+  for (const [key, v] of Object.entries(flatten(parsed ?? {}))) {
+    const known = FILE_KEYS[key];
+    if (!known) {
+      if (NOT_YET.some((n) => key === n || key.startsWith(`${n}.`))) ignored.push(key);
+      else problems.push(`unknown key "${key}"`);
+      continue;
+    }
+    try {
+      let s = convert(key, known.kind, v);
+      if (known.env === "ORCH_WORKSPACE" || known.env === "ORCH_WORKTREES_ROOT") s = expandHome(s, home);
+      values[known.env] = s;
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+  }
+  if (problems.length > 0) throw new ConfigFileError(path, problems);
+  return { path, values, ignored, created };
+}

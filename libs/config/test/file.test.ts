@@ -1,0 +1,165 @@
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { AgentHubConfig, ConfigError, DEFAULT_CONFIG_TOML, GatewayConfig, configFileUsed, loadConfig, readConfigFile } from "../src/index.js";
+
+/** The configuration file under the environment: seed 003's config.toml, YAML, JSON. */
+
+const dir = () => mkdtempSync(join(tmpdir(), "orch-config-"));
+
+/** Seed 003's example config.toml, as its README prints it. */
+const SEED_003 = `
+workspace = "/home/user/.local/share/orchestrator/workspace"
+worktrees_root = "/home/user/.local/share/orchestrator/workspace"
+event_store_path = "/home/user/.local/share/orchestrator/orchestrator-events.db"
+ticketing_provider = "ticketing.linear"
+harness_provider = "harness.codex"
+vcs_provider = "vcs.git_cli"
+vcs_repo_provider = "vcs_repos.github_gh_cli"
+
+[supervisor]
+model = "c/claude-haiku-4.5"
+openrouter_base_url = "https://openrouter.ai/api/v1"
+
+[linear]
+api_url = "https://api.linear.app/graphql"
+sync_interval_secs = 60
+fetch_limit = 100
+sync_assigned_to_me = true
+sync_states = []
+workflow_comment_summaries = false
+workflow_attach_pr_links = true
+workflow_state_map = [
+  { workflow_state = "Implementing", linear_state = "In Progress" },
+  { workflow_state = "Done", linear_state = "Done" },
+]
+
+[shortcut]
+api_url = "https://api.app.shortcut.com/api/v3"
+fetch_limit = 100
+
+[git]
+binary = "git"
+allow_delete_unmerged_branches = false
+allow_destructive_automation = false
+allow_force_push = false
+
+[github]
+binary = "gh"
+
+[runtime]
+allow_unsafe_command_paths = false
+harness_server_startup_timeout_secs = 10
+harness_log_raw_events = false
+harness_log_normalized_events = false
+opencode_binary = "opencode"
+opencode_server_base_url = "http://127.0.0.1:8787"
+codex_binary = "codex"
+pr_pipeline_poll_interval_secs = 15
+
+[database]
+max_connections = 8
+busy_timeout_ms = 5000
+wal_enabled = true
+synchronous = "NORMAL"
+chunk_event_flush_ms = 250
+
+[ui]
+theme = "nord"
+ticket_picker_priority_states = ["In Progress", "Final Approval", "Todo", "Backlog"]
+transcript_line_limit = 100
+background_session_refresh_secs = 15
+session_info_background_refresh_secs = 15
+`;
+
+describe("configuration file", () => {
+  it("reads seed 003's config.toml: its settings become ours, capabilities not built yet are reported as ignored", () => {
+    const d = dir();
+    const path = join(d, "config.toml");
+    writeFileSync(path, SEED_003);
+    const c = loadConfig(AgentHubConfig, { ORCHESTRATOR_CONFIG: path });
+    expect(c).toMatchObject({
+      ORCH_WORKSPACE: "/home/user/.local/share/orchestrator/workspace",
+      ORCH_WORKTREES_ROOT: "/home/user/.local/share/orchestrator/workspace",
+      ORCH_AGENT_EXECUTOR: "codex",
+      ORCH_GIT_BINARY: "git",
+      ORCH_GIT_ALLOW_FORCE_PUSH: false,
+      ORCH_HARNESS_STARTUP_TIMEOUT_MS: 10_000,
+      ORCH_HARNESS_LOG_RAW_EVENTS: false,
+      ORCH_OPENCODE_BINARY: "opencode",
+      ORCH_CODEX_BINARY: "codex",
+    });
+    const used = configFileUsed();
+    expect(used?.path).toBe(path);
+    expect(used?.ignored).toEqual(expect.arrayContaining(["ticketing_provider", "supervisor.model", "linear.api_url", "runtime.opencode_server_base_url", "ui.theme"]));
+  });
+
+  it("lets the environment win over the file", () => {
+    const d = dir();
+    const path = join(d, "c.toml");
+    writeFileSync(path, '[agents]\nexecutor = "local"\n[agents.roles]\nimplementer = "claude-code"\n[llm]\nallowed_hosts = ["gpu-box.example.com"]\n[git]\nallow_force_push = true\n');
+    const c = loadConfig(AgentHubConfig, { ORCH_CONFIG: path, ORCH_AGENT_EXECUTOR: "stub" });
+    expect(c.ORCH_AGENT_EXECUTOR).toBe("stub");
+    expect(c.ORCH_AGENT_EXECUTOR_IMPLEMENTER).toBe("claude");
+    expect(c.LOCAL_LLM_ALLOWED_HOSTS).toEqual(["gpu-box.example.com"]);
+    expect(c.ORCH_GIT_ALLOW_FORCE_PUSH).toBe(true);
+  });
+
+  it("reads YAML and JSON too", () => {
+    const d = dir();
+    writeFileSync(join(d, "c.yaml"), "tools:\n  allowlist: [rg, ls, cat]\n  max_iterations: 3\n");
+    expect(loadConfig(AgentHubConfig, { ORCH_CONFIG: join(d, "c.yaml") })).toMatchObject({ ORCH_TOOL_ALLOWLIST: ["rg", "ls", "cat"], ORCH_TOOL_MAX_ITERATIONS: 3 });
+    writeFileSync(join(d, "c.json"), JSON.stringify({ llm: { api: "openai", url: "http://127.0.0.1:8000/v1", response_format: "structured-json" } }));
+    expect(loadConfig(AgentHubConfig, { ORCH_CONFIG: join(d, "c.json") })).toMatchObject({ LOCAL_LLM_API: "openai", LOCAL_LLM_URL: "http://127.0.0.1:8000/v1", ORCH_LLM_RESPONSE_FORMAT: "structured-json" });
+  });
+
+  it("refuses unknown keys, wrong types and unparseable files, naming the file", () => {
+    const d = dir();
+    writeFileSync(join(d, "a.toml"), "[git]\nalow_force_push = true\n");
+    expect(() => loadConfig(AgentHubConfig, { ORCH_CONFIG: join(d, "a.toml") })).toThrow(/a\.toml: unknown key "git\.alow_force_push"/);
+    writeFileSync(join(d, "b.toml"), '[git]\nallow_force_push = "yes"\n');
+    expect(() => loadConfig(AgentHubConfig, { ORCH_CONFIG: join(d, "b.toml") })).toThrow(/git\.allow_force_push must be true or false/);
+    writeFileSync(join(d, "c.toml"), "[git\n");
+    expect(() => loadConfig(AgentHubConfig, { ORCH_CONFIG: join(d, "c.toml") })).toThrow(ConfigError);
+    // A value the schema refuses is reported like an environment variable's.
+    writeFileSync(join(d, "d.toml"), '[agents]\nexecutor = "gpt"\n');
+    expect(() => loadConfig(AgentHubConfig, { ORCH_CONFIG: join(d, "d.toml") })).toThrow(/ORCH_AGENT_EXECUTOR: must be one of stub, local, codex, claude, opencode/);
+  });
+
+  it("creates a named file that does not exist with the defaults, which load", () => {
+    const d = dir();
+    const path = join(d, "sub", "config.toml");
+    const c = loadConfig(AgentHubConfig, { ORCH_CONFIG: path });
+    expect(readFileSync(path, "utf8")).toBe(DEFAULT_CONFIG_TOML);
+    expect(configFileUsed()?.created).toBe(true);
+    expect(c).toMatchObject({ ORCH_AGENT_EXECUTOR: "local", LOCAL_LLM_API: "ollama", ORCH_LLM_POLICY: "oss", ORCH_TOOL_ALLOWLIST: [] });
+  });
+
+  it("reads ~/.config/orchestrator/config.toml only when it exists, and nothing with ORCH_CONFIG=none", () => {
+    const home = dir();
+    expect(readConfigFile({ HOME: home })).toBeUndefined();
+    const path = join(home, ".config", "orchestrator", "config.toml");
+    loadConfig(GatewayConfig, { ORCH_CONFIG: path });
+    expect(readConfigFile({ HOME: home })?.path).toBe(path);
+    expect(readConfigFile({ HOME: home, ORCH_CONFIG: "none" })).toBeUndefined();
+  });
+});
+
+describe("agent hub settings", () => {
+  it("routes per role, normalises seed 003's harness names and parses limits", () => {
+    const c = loadConfig(AgentHubConfig, {
+      ORCH_AGENT_EXECUTOR: "harness.opencode",
+      ORCH_AGENT_EXECUTOR_REVIEWER: "stub",
+      ORCH_EXECUTOR_CONCURRENCY: "local=1, codex=3",
+      ORCH_TOOL_ALLOWLIST: "rg, ls,,cat",
+    });
+    expect(c).toMatchObject({ ORCH_AGENT_EXECUTOR: "opencode", ORCH_AGENT_EXECUTOR_REVIEWER: "stub", ORCH_EXECUTOR_CONCURRENCY: { local: 1, codex: 3 }, ORCH_TOOL_ALLOWLIST: ["rg", "ls", "cat"] });
+    expect(() => loadConfig(AgentHubConfig, { ORCH_EXECUTOR_CONCURRENCY: "local=0" })).toThrow(/"local=0" is not name=n/);
+    expect(() => loadConfig(AgentHubConfig, { LOCAL_LLM_URL: "not a url" })).toThrow(/LOCAL_LLM_URL: must be a URL/);
+  });
+
+  it("defaults to the local executor and the oss policy", () => {
+    expect(loadConfig(AgentHubConfig, {})).toMatchObject({ ORCH_AGENT_EXECUTOR: "local", ORCH_LLM_POLICY: "oss", LOCAL_LLM_ERROR_MODE: "return", ORCH_LLM_RESPONSE_FORMAT: "text", ALLOW_HOSTED_LLM: false });
+  });
+});
