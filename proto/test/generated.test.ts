@@ -38,6 +38,13 @@ describe("proto", () => {
       "PutDefinition",
       "ListDefinitions",
       "ImportDefinitions",
+      "PutProject",
+      "GetProject",
+      "ListProjects",
+      "GetSession",
+      "ListSessions",
+      "WatchSession",
+      "CancelSession",
     ]);
   });
 

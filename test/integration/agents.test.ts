@@ -26,7 +26,8 @@ beforeAll(async () => {
   git(repo, "commit", "-q", "-m", "initial");
   stack = await Stack.start({
     serviceEnv: {
-      "agent-hub": { ORCH_SESSION_HEARTBEAT_MS: "300", ORCH_SESSION_TIMEOUT_MS: "2000", ORCH_SESSION_KILL_GRACE_MS: "500" },
+      // Short heartbeats and timeouts to show them; two stub sessions at a time to show the limit.
+      "agent-hub": { ORCH_SESSION_HEARTBEAT_MS: "300", ORCH_SESSION_TIMEOUT_MS: "2000", ORCH_SESSION_KILL_GRACE_MS: "500", ORCH_EXECUTOR_CONCURRENCY: "stub=2" },
     },
   });
   const proto = loadOrchestratorProto();
@@ -142,6 +143,26 @@ describe("worker sessions with the stub executor", () => {
     await until(id, (r) => r.status === "completed", "the task to complete");
     const scratch = join(stack.workspace, "repos", "_default");
     expect(git(scratch, "show", `orch/run/${id}:docs/design/design-the-cache.md`)).toContain("Design the cache");
+  });
+});
+
+describe("concurrency", () => {
+  it("runs at most the executor's limit of sessions at once; the rest wait, created, and then run", async () => {
+    const ids = await Promise.all(
+      Array.from({ length: 4 }, async (_, i) => (await call("CreateRun", { project_id: "acme", definition: { id: "task" }, steps: [jsonToStruct({ id: `w${i}`, role: "implementer", payload: { mock: { delayMs: 700 } } })] })).run_id as string),
+    );
+    // While two run, the other two wait in `created`.
+    const waiting = await waitFor(async () => {
+      const all = (await Promise.all(ids.map(async (id) => (await call("ListSessions", { run_id: id })).sessions))).flat();
+      const running = all.filter((s: any) => s.status === "running").length;
+      const created = all.filter((s: any) => s.status === "created").length;
+      return running === 2 && created === 2 ? all : undefined;
+    }, { what: "two running, two waiting" });
+    expect(waiting).toHaveLength(4);
+    for (const id of ids) await until(id, (r) => r.status === "completed", "every task to complete");
+    const sessions = (await Promise.all(ids.map(async (id) => (await call("ListSessions", { run_id: id })).sessions[0]))).map((s: any) => [Date.parse(s.started_at), Date.parse(s.finished_at)] as const);
+    // Never more than two at the same moment.
+    for (const [start] of sessions) expect(sessions.filter(([a, b]) => a <= start && start < b).length).toBeLessThanOrEqual(2);
   });
 });
 

@@ -5,8 +5,16 @@ describe("names", () => {
   const n = createNames();
 
   it("names streams, consumers and buckets from the prefix", () => {
-    expect(n.streams).toEqual({ cmd: "ORCH_CMD", evt: "ORCH_EVT", work: "ORCH_WORK", sched: "ORCH_SCHED", dlq: "ORCH_DLQ" });
-    expect(n.buckets).toEqual({ runs: "orch_runs", timers: "orch_timers", defs: "orch_defs", runIndex: "orch_run_index", leases: "orch_leases" });
+    expect(n.streams).toEqual({ cmd: "ORCH_CMD", evt: "ORCH_EVT", work: "ORCH_WORK", sched: "ORCH_SCHED", dlq: "ORCH_DLQ", sess: "ORCH_SESS" });
+    expect(n.buckets).toEqual({
+      runs: "orch_runs",
+      timers: "orch_timers",
+      defs: "orch_defs",
+      runIndex: "orch_run_index",
+      leases: "orch_leases",
+      sessions: "orch_sessions",
+      projects: "orch_projects",
+    });
     expect(n.consumers.corePartition(3)).toBe("core-3");
     expect(n.subjects.cmdPartition(3)).toBe("orch.cmd.3.>");
     expect(() => n.consumers.corePartition(16)).toThrow(RangeError);
@@ -14,6 +22,15 @@ describe("names", () => {
     expect(t.streams.cmd).toBe("TEAM_A_CMD");
     expect(t.buckets.runs).toBe("team_a_runs");
     expect(t.subjects.cmdAll()).toBe("team-a.cmd.>");
+  });
+
+  it("names session subjects and control subjects, one token per id", () => {
+    expect(n.subjects.sess("p1", "run-1", "s-1", "agent.delta")).toBe("orch.sess.p1.run-1.s-1.agent.delta");
+    expect(n.subjects.sessSession("s-1")).toBe("orch.sess.*.*.s-1.>");
+    expect(n.subjects.sessRun("run-1")).toBe("orch.sess.*.run-1.>");
+    expect(n.subjects.ctl("session.cancel")).toBe("orch.ctl.session.cancel");
+    expect(() => n.subjects.sess("p1", "run-1", "s.1", "agent.delta")).toThrow(/sessionId/);
+    expect(() => n.subjects.sessSession("*")).toThrow();
   });
 
   it("builds subjects by the documented grammar", () => {

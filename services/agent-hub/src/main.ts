@@ -71,25 +71,27 @@ await runService({
         if (ok) msg.respond(encode(SessionCancelRequest, d.value));
       },
     });
-    // A run cancelled or finished, a step cancelled: its sessions here stop at once (the heartbeat
-    // check catches what this misses, within ORCH_SESSION_HEARTBEAT_MS).
-    const runEvents = bus.nc.subscribe(`${bus.names.prefix}.evt.*.*.>`, {
-      callback: (_err, msg) => {
-        const parts = msg.subject.split(".");
-        const runId = parts[3];
-        const type = parts.slice(4).join(".");
-        if (!runId || runner.active.size === 0) return;
-        if (type === "run.finished") runner.cancelRun(runId, "the run finished");
-        else if (type === "step.cancelled" || type === "step.failed") {
-          try {
-            const e = JSON.parse(new TextDecoder().decode(msg.data)) as { data?: { stepId?: unknown } };
-            if (typeof e.data?.stepId === "string") runner.cancelRun(runId, type === "step.cancelled" ? "the step was cancelled" : "the core failed the step", e.data.stepId);
-          } catch {
-            /* not ours to judge: the event stream's consumers report malformed events */
+    // A run finished (cancelled, failed), a step cancelled or failed by the core (its timeout): its
+    // sessions here stop at once (the heartbeat's check of the run catches what this misses).
+    const stopOn = (type: string, reason: string, byStep: boolean) =>
+      bus.nc.subscribe(`${bus.names.prefix}.evt.*.*.${type}`, {
+        callback: (_err, msg) => {
+          const runId = msg.subject.split(".")[3];
+          if (!runId || runner.active.size === 0) return;
+          if (!byStep) {
+            runner.cancelRun(runId, reason);
+            return;
           }
-        }
-      },
-    });
+          try {
+            const e = JSON.parse(new TextDecoder().decode(msg.data)) as { data?: { stepId?: unknown; attempt?: unknown } };
+            // Only the attempt the event is about: a late event must not stop its retry.
+            if (typeof e.data?.stepId === "string") runner.cancelRun(runId, reason, e.data.stepId, typeof e.data.attempt === "number" ? e.data.attempt : undefined);
+          } catch {
+            /* a malformed event is the event stream's consumers' to report */
+          }
+        },
+      });
+    const runEvents = [stopOn("run.finished", "the run finished", false), stopOn("step.cancelled", "the step was cancelled", true), stopOn("step.failed", "the core failed the step", true)];
 
     // Readiness of the executors this hub routes roles to (the gateway's /ready with ORCH_CHECK_LLM).
     const readiness = bus.nc.subscribe(s.query("agents.ready"), {
@@ -125,7 +127,7 @@ await runService({
       async stop() {
         ctl.unsubscribe();
         readiness.unsubscribe();
-        runEvents.unsubscribe();
+        for (const sub of runEvents) sub.unsubscribe();
         await consumer.stop();
       },
     };

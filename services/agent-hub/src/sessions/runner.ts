@@ -122,11 +122,11 @@ export class SessionRunner {
     return true;
   }
 
-  /** Stops the local sessions of a run (or of one of its steps). */
-  cancelRun(runId: string, reason: string, stepId?: string): number {
+  /** Stops the local sessions of a run (or of one of its steps, or of one attempt of it). */
+  cancelRun(runId: string, reason: string, stepId?: string, attempt?: number): number {
     let n = 0;
     for (const a of this.#active.values()) {
-      if (a.runId === runId && (stepId === undefined || a.stepId === stepId)) {
+      if (a.runId === runId && (stepId === undefined || a.stepId === stepId) && (attempt === undefined || a.attemptId === `${runId}.${stepId}.${attempt}`)) {
         a.stop({ kind: "cancel", reason });
         n++;
       }
