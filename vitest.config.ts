@@ -4,6 +4,8 @@ import { defineConfig } from "vitest/config";
  * Test tiers (vitest projects), run by `npm test` one after the other:
  * - unit: pure code and single components; libraries resolved from source (`@orch/source`).
  * - integration: the real services as processes on a real nats-server, over real sockets.
+ * - harness: the real coding-agent CLIs (pinned in scripts/lib/harnesses.mjs, installed on demand)
+ *   driven through their providers against fake model servers on 127.0.0.1.
  */
 const source = { conditions: ["@orch/source"] };
 
@@ -29,6 +31,18 @@ export default defineConfig({
           hookTimeout: 60_000,
           // Each file starts its own nats-server and five service processes: one file at a time
           // keeps a 2-core machine honest.
+          fileParallelism: false,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: "harness",
+          include: ["test/harness/**/*.test.ts"],
+          testTimeout: 120_000,
+          // Installing a CLI (when missing) happens in beforeAll.
+          hookTimeout: 600_000,
+          // Each CLI takes a core while it runs; one file at a time keeps a 2-core machine honest.
           fileParallelism: false,
         },
       },

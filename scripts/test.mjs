@@ -10,6 +10,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { bootstrap } from "./lib/bootstrap.mjs";
+import { ensureHarnesses, HarnessInstallError } from "./lib/harnesses.mjs";
 import { fetchDebianNats, ROOT, versionOf } from "./lib/nats.mjs";
 
 /**
@@ -30,6 +31,20 @@ const TIERS = {
       const v = bin && versionOf(bin);
       if (!v || v.major !== 2 || v.minor !== 9) return { skip: "Debian bookworm's nats-server 2.9 package is not available here" };
       return { env: { ORCH_NATS_SERVER_BIN: bin } };
+    },
+  },
+  // The real coding-agent CLIs, pinned in scripts/lib/harnesses.mjs: installed (or reused) before
+  // the tier starts, so its tests never wait on npm. One that cannot be installed fails the tier.
+  harness: {
+    project: "harness",
+    prepare() {
+      try {
+        ensureHarnesses();
+        return {};
+      } catch (err) {
+        if (err instanceof HarnessInstallError) return { error: err.message };
+        throw err;
+      }
     },
   },
 };
@@ -63,6 +78,11 @@ for (const tier of tiers.length ? tiers : Object.keys(TIERS)) {
   // A file filter given on the command line narrows every tier; a tier's own list applies otherwise.
   const files = passThrough.some((a) => !a.startsWith("-")) ? [] : (def.files ?? []);
   const prep = def.prepare?.() ?? {};
+  if (prep.error) {
+    process.stderr.write(`\n── ${tier} tests: cannot run: ${prep.error} ──\n`);
+    failed++;
+    continue;
+  }
   if (prep.skip) {
     process.stdout.write(`\n── ${tier} tests: skipped (${prep.skip}) ──\n`);
     skipped.push(tier);

@@ -40,7 +40,7 @@ function usageOf(turn: ScriptedTurn): Record<string, unknown> {
 }
 
 function errorBody(status: number): unknown {
-  const type = status === 429 ? "rate_limit_exceeded" : status === 401 ? "invalid_request_error" : "server_error";
+  const type = status === 429 ? "rate_limit_exceeded" : status >= 500 ? "server_error" : "invalid_request_error";
   return { error: { message: `fake responses: scripted ${status}`, type, param: null, code: type } };
 }
 

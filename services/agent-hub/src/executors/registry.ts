@@ -1,6 +1,7 @@
 import type { AgentHubConfig, ExecutorName } from "@orch/config";
 import type { Logger } from "@orch/logging";
 import type { Router } from "../sessions/runner.js";
+import { HarnessExecutor } from "../harness/index.js";
 import { LocalLlmExecutor } from "../llm/index.js";
 import { StubExecutor } from "./stub.js";
 import type { Executor } from "./types.js";
@@ -38,6 +39,10 @@ export const buildExecutor: ExecutorFactory = (name, cfg, logger) => {
       return new StubExecutor();
     case "local":
       return new LocalLlmExecutor(cfg, logger);
+    case "codex":
+    case "claude":
+    case "opencode":
+      return new HarnessExecutor(cfg, logger, name);
     default:
       return undefined;
   }
