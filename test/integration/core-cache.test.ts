@@ -3,7 +3,7 @@ import { connectBus, getRunRecord, provisionTopology, topologySpec, DEFAULT_TOPO
 import type { Command } from "@orch/contracts";
 import { createLogger } from "@orch/logging";
 import { startNats, type NatsServer } from "@orch/testing";
-import { DefinitionStore } from "../../services/orchestrator/src/core/definitions.js";
+import { DefinitionStore } from "@orch/runs";
 import { Engine } from "../../services/orchestrator/src/core/engine.js";
 
 /**

@@ -154,6 +154,7 @@ export function topologySpec(names: Names, opts: TopologyOptions = DEFAULT_TOPOL
       { name: names.buckets.leases, history: 1 },
       { name: names.buckets.sessions, history: 1, ttlMs: opts.sessionsMaxAgeMs },
       { name: names.buckets.projects, history: 1 },
+      { name: names.buckets.aliases, history: 1 },
     ],
   };
 }

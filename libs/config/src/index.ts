@@ -68,6 +68,29 @@ export const GatewayConfig = CommonConfig.extend({
   ORCH_SSE_HEARTBEAT_MS: int(15_000, 100, 300_000),
   /** Readiness includes the agent hub's LLM endpoint (asked over NATS). */
   ORCH_CHECK_LLM: bool(false),
+  /**
+   * The API token (`Authorization: Bearer …`) every route but /health, /metrics and the console
+   * needs. Unset: auth is off and the gateway binds to loopback only (seed 004: TASKSGODZILLA_API_TOKEN).
+   */
+  ORCH_API_TOKEN: z.string().min(1).optional(),
+  /** Seed 001: its POST /tasks rate limit (20 per 60 s) can be turned off. */
+  ORCH_RATE_LIMIT_ENABLED: bool(true),
+  /** An SSE client this far behind (bytes not yet taken by its socket) is told to resume and disconnected. */
+  ORCH_SSE_MAX_BUFFER_BYTES: int(1_048_576, 1_024, 1_073_741_824),
+  /** Lifetime of the signed `access_token` an EventSource passes in the query. */
+  ORCH_SSE_TOKEN_TTL_MS: int(300_000, 1_000, 86_400_000),
+  /** GitHub webhooks: the secret `X-Hub-Signature-256` is made with (falls back to TASKSGODZILLA_WEBHOOK_TOKEN). */
+  GITHUB_WEBHOOK_SECRET: z.string().min(1).optional(),
+  /** GitLab webhooks: the `X-Gitlab-Token` they must carry (falls back to TASKSGODZILLA_WEBHOOK_TOKEN). */
+  GITLAB_WEBHOOK_TOKEN: z.string().min(1).optional(),
+  /** Seed 004's one webhook secret for both providers. */
+  TASKSGODZILLA_WEBHOOK_TOKEN: z.string().min(1).optional(),
+  /** A successful CI report starts the run's QA step (seed 004: TASKSGODZILLA_AUTO_QA_ON_CI). */
+  ORCH_AUTO_QA_ON_CI: bool(false),
+  /** A failed CI report starts a bounded fix attempt: at most this many per run (0: never). */
+  ORCH_CI_FIX_MAX_ATTEMPTS: int(0, 0, 100),
+  /** …and no sooner than this after the previous one. */
+  ORCH_CI_FIX_COOLDOWN_MS: int(600_000, 0, 86_400_000),
 });
 export type GatewayConfig = z.output<typeof GatewayConfig>;
 
@@ -275,6 +298,9 @@ const ALIASES: Record<string, string> = {
   TASKSGODZILLA_MAX_TOKENS_PER_STEP: "ORCH_MAX_TOKENS_PER_STEP",
   TASKSGODZILLA_MAX_TOKENS_PER_PROTOCOL: "ORCH_MAX_TOKENS_PER_RUN",
   TASKSGODZILLA_TOKEN_BUDGET_MODE: "ORCH_TOKEN_BUDGET_MODE",
+  TASKSGODZILLA_API_TOKEN: "ORCH_API_TOKEN",
+  TASKSGODZILLA_AUTO_QA_ON_CI: "ORCH_AUTO_QA_ON_CI",
+  AUTO_QA_ON_CI: "ORCH_AUTO_QA_ON_CI",
 };
 
 let lastFile: ConfigFile | undefined;

@@ -9,6 +9,10 @@ export const ErrorCode = {
   PayloadTooLarge: "PAYLOAD_TOO_LARGE",
   RateLimited: "RATE_LIMITED",
   IllegalTransition: "ILLEGAL_TRANSITION",
+  /** A write that lost a race or names a stale revision (an approval of an output that changed). */
+  Conflict: "CONFLICT",
+  Unauthorized: "UNAUTHORIZED",
+  Forbidden: "FORBIDDEN",
   Unavailable: "UNAVAILABLE",
   Internal: "INTERNAL",
 } as const;

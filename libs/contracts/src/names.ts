@@ -98,6 +98,11 @@ export interface Names {
     readonly sessions: string;
     /** Projects and where their repositories are, key = project id. */
     readonly projects: string;
+    /**
+     * Seed surfaces' ids and counters: a seed 004 integer id → its run or project, seed 001's task
+     * ids, seed 002's feature numbers, webhook delivery ids already seen.
+     */
+    readonly aliases: string;
   };
   readonly subjects: {
     /** Commands for a run, routed to the run's partition. */
@@ -172,6 +177,7 @@ export function createNames(prefix: string = DEFAULT_PREFIX, partitions: number 
       leases: `${low}_leases`,
       sessions: `${low}_sessions`,
       projects: `${low}_projects`,
+      aliases: `${low}_aliases`,
     }),
     subjects: Object.freeze({
       cmd: (runId: string) => `${p}.cmd.${partitionOf(token("runId", runId))}.${runId}`,

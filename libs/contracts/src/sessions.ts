@@ -161,6 +161,17 @@ export const ProjectRecord = z.object({
   gitUrl: z.string().max(4_096).optional(),
   /** What run branches start from (the repository's current branch when unset). */
   baseBranch: z.string().max(255).optional(),
+  /** The CI that reports on its branches (`github`, `gitlab`, …). */
+  ciProvider: z.string().max(64).optional(),
+  /** Model per role for its runs (seed 004's `default_models`). */
+  defaultModels: z.record(z.string().max(64), z.string().max(200)).optional(),
+  /**
+   * SHA-256 (hex) of the project's own API token (`X-Project-Token`). The token itself is never
+   * stored or returned.
+   */
+  tokenSha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  /** A seed surface's own id for it (seed 004's integer id). */
+  alias: z.string().max(64).optional(),
   createdAt: Millis,
   updatedAt: Millis,
 });

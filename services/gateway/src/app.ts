@@ -3,13 +3,16 @@ import type { Bus, TopologySpec } from "@orch/bus";
 import type { GatewayConfig } from "@orch/config";
 import { ErrorCode } from "@orch/contracts";
 import type { Logger } from "@orch/logging";
+import { Aliases, DefinitionStore, RunsApi } from "@orch/runs";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from "fastify";
 import { randomUUID } from "node:crypto";
+import { Authenticator, installAuth } from "./auth.js";
+import type { Surface } from "./context.js";
 import { HttpError, installErrorHandling, toHttp } from "./errors.js";
-import { healthRoutes } from "./routes/health.js";
-import { seed000Routes } from "./routes/seed000.js";
+import type { DocumentedRoute } from "./routing.js";
+import { SURFACES } from "./surfaces.js";
 
-/** A registered route, as `routeTable` lists them (for the OpenAPI check and, later, /docs). */
+/** A registered route, as `routeTable` lists them (for the OpenAPI check). */
 export interface RouteEntry {
   method: string;
   url: string;
@@ -18,6 +21,7 @@ export interface RouteEntry {
 declare module "fastify" {
   interface FastifyInstance {
     routeTable: RouteEntry[];
+    surface: Surface;
   }
 }
 
@@ -31,11 +35,22 @@ export interface AppOptions {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** A URL as logs may show it: query tokens replaced. */
+export const redactUrl = (url: string) => url.replace(/([?&](?:access_token|token)=)[^&]*/gi, "$1[redacted]");
+
 /** The gateway's HTTP app, separate from `listen` so tests can `inject()` or bind port 0. */
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const { cfg } = opts;
+  const logger = (opts.logger as unknown as { child: (b: object, o: object) => Logger }).child(
+    {},
+    {
+      serializers: {
+        req: (req: { method: string; url: string; id: string; ip?: string }) => ({ method: req.method, url: redactUrl(req.url), id: req.id, remoteAddress: req.ip }),
+      },
+    },
+  );
   const app = Fastify({
-    loggerInstance: opts.logger as FastifyBaseLogger,
+    loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: cfg.ORCH_MAX_REQUEST_BYTES,
     // A client's X-Request-ID is kept when it is sane, otherwise we make one.
     requestIdHeader: false,
@@ -47,14 +62,15 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     forceCloseConnections: true,
     // Errors raised before routing (a malformed URL escape, a bad Content-Type header) get the
     // same body as every other error.
-    frameworkErrors: (err, _req, reply: FastifyReply) => {
+    frameworkErrors: (err, req, reply: FastifyReply) => {
       const { status, body } = toHttp(err);
-      void reply.status(status).send(body);
+      void reply.header("x-request-id", req.id).status(status).send(body);
     },
     return503OnClosing: true,
   });
   const routeTable: RouteEntry[] = [];
   app.decorate("routeTable", routeTable);
+  app.decorate("documented", [] as DocumentedRoute[]);
   app.addHook("onRoute", (r) => {
     for (const method of [r.method].flat()) routeTable.push({ method, url: r.url });
   });
@@ -63,18 +79,36 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     reply.header("x-request-id", req.id);
     reply.header("x-content-type-options", "nosniff");
     reply.header("referrer-policy", "no-referrer");
+    if (!reply.hasHeader("x-frame-options")) reply.header("x-frame-options", "DENY");
   });
+
+  const aliases = new Aliases(opts.bus);
+  const auth = new Authenticator(cfg.ORCH_API_TOKEN, aliases, cfg.ORCH_SSE_TOKEN_TTL_MS);
+  const surface: Surface = {
+    bus: opts.bus,
+    cfg,
+    runs: new RunsApi(opts.bus, { definitions: new DefinitionStore(opts.bus), mode: cfg.ORCH_MODE }),
+    aliases,
+    auth,
+    topology: opts.topology,
+    version: opts.version,
+    sse: { heartbeatMs: cfg.ORCH_SSE_HEARTBEAT_MS, maxBufferBytes: cfg.ORCH_SSE_MAX_BUFFER_BYTES },
+    rateLimit: { max: cfg.ORCH_RATE_LIMIT_MAX, timeWindow: cfg.ORCH_RATE_LIMIT_WINDOW_MS },
+  };
+  app.decorate("surface", surface);
+  installAuth(app, auth);
 
   await app.register(rateLimit, {
     global: false,
     errorResponseBuilder: (_req, ctx) =>
       Object.assign(new HttpError(ErrorCode.RateLimited, `Rate limit exceeded: retry in ${ctx.after}`), { statusCode: 429 }),
   });
-  await app.register(healthRoutes, { bus: opts.bus, topology: opts.topology, version: opts.version, checkLlm: cfg.ORCH_CHECK_LLM });
-  if (cfg.ORCH_ENABLED) {
-    await app.register(seed000Routes, { prefix: "/api/orchestrator", bus: opts.bus, cfg });
-  } else {
-    opts.logger.info("ORCH_ENABLED=false: /api/orchestrator/* answers 404");
+  for (const s of SURFACES) {
+    if (s.enabled && !s.enabled(cfg)) {
+      opts.logger.info(`${s.name}: off (${s.offReason ?? "disabled"})`);
+      continue;
+    }
+    await app.register(s.plugin, { ...surface, ...(s.prefix ? { prefix: s.prefix } : {}) });
   }
   return app;
 }

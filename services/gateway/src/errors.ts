@@ -10,6 +10,9 @@ export const STATUS_OF: Readonly<Record<ErrorCode, number>> = Object.freeze({
   [ErrorCode.PayloadTooLarge]: 413,
   [ErrorCode.RateLimited]: 429,
   [ErrorCode.IllegalTransition]: 409,
+  [ErrorCode.Conflict]: 409,
+  [ErrorCode.Unauthorized]: 401,
+  [ErrorCode.Forbidden]: 403,
   [ErrorCode.Unavailable]: 503,
   [ErrorCode.Internal]: 500,
 });

@@ -1,18 +1,37 @@
 import type { ServerResponse } from "node:http";
+import type { FastifyReply, FastifyRequest } from "fastify";
 
 /**
- * A Server-Sent Events response over the raw socket. Writes wait for `drain`, so a slow client
- * holds at most one frame in our memory; a heartbeat comment keeps proxies from closing it.
+ * Server-Sent Events over the raw socket. Writes wait for `drain`, so a slow client holds at most
+ * one frame in our memory; a client whose socket stays full past the deadline (or whose unsent
+ * bytes pass the cap) gets a final `resume` event naming the last id it was sent, and is closed, so
+ * it reconnects with `Last-Event-ID` and loses nothing. A heartbeat comment keeps proxies from
+ * closing an idle stream.
  */
+
+export interface SseLimits {
+  heartbeatMs: number;
+  /** Unsent bytes a client may hold before it is told to resume. */
+  maxBufferBytes: number;
+  /** How long a write may wait for the socket to drain. */
+  drainTimeoutMs?: number;
+}
+
+export const RESUME_EVENT = "resume";
+
 export class SseStream {
   #closed = false;
+  #lastId: number | string | undefined;
   readonly #heartbeat: NodeJS.Timeout;
+  readonly #limits: Required<SseLimits>;
 
   constructor(
     private readonly res: ServerResponse,
     headers: Record<string, string>,
-    heartbeatMs: number,
+    limits: SseLimits | number,
   ) {
+    const l = typeof limits === "number" ? { heartbeatMs: limits, maxBufferBytes: 1 << 20 } : limits;
+    this.#limits = { drainTimeoutMs: 30_000, ...l };
     res.writeHead(200, {
       "content-type": "text/event-stream; charset=utf-8",
       "cache-control": "no-cache, no-store, no-transform",
@@ -21,7 +40,7 @@ export class SseStream {
       ...headers,
     });
     res.flushHeaders();
-    this.#heartbeat = setInterval(() => void this.#write(": ping\n\n"), heartbeatMs);
+    this.#heartbeat = setInterval(() => void this.#write(": ping\n\n"), this.#limits.heartbeatMs);
     this.#heartbeat.unref();
     res.once("close", () => this.close());
   }
@@ -30,25 +49,44 @@ export class SseStream {
     return this.#closed;
   }
 
+  /** The id of the last event sent. */
+  get lastId(): number | string | undefined {
+    return this.#lastId;
+  }
+
   /** One event: `id:` (optional), `event:`, and the JSON `data:` line. */
-  send(event: string, data: unknown, id?: number | string): Promise<void> {
+  async send(event: string, data: unknown, id?: number | string): Promise<void> {
     const lines = id === undefined ? "" : `id: ${id}\n`;
-    return this.#write(`${lines}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    await this.#write(`${lines}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    if (id !== undefined && !this.#closed) this.#lastId = id;
   }
 
   async #write(chunk: string): Promise<void> {
     if (this.#closed) return;
-    if (!this.res.write(chunk)) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          this.res.off("drain", done);
-          this.res.off("close", done);
-          resolve();
-        };
-        this.res.on("drain", done);
-        this.res.on("close", done);
-      });
-    }
+    if (this.res.writableLength > this.#limits.maxBufferBytes) return this.#tooSlow();
+    if (this.res.write(chunk)) return;
+    const drained = await new Promise<boolean>((resolve) => {
+      const done = (ok: boolean) => () => {
+        clearTimeout(timer);
+        this.res.off("drain", onDrain);
+        this.res.off("close", onClose);
+        resolve(ok);
+      };
+      const onDrain = done(true);
+      const onClose = done(true);
+      const timer = setTimeout(done(false), this.#limits.drainTimeoutMs);
+      this.res.on("drain", onDrain);
+      this.res.on("close", onClose);
+    });
+    if (!drained) this.#tooSlow();
+  }
+
+  /** Tells the client where to resume from, then lets it go. */
+  #tooSlow(): void {
+    if (this.#closed) return;
+    const data = JSON.stringify({ reason: "slow_consumer", last_event_id: this.#lastId ?? null, message: "Reconnect with Last-Event-ID to resume" });
+    this.res.write(`event: ${RESUME_EVENT}\ndata: ${data}\n\n`);
+    this.close();
   }
 
   close(): void {
@@ -56,5 +94,54 @@ export class SseStream {
     this.#closed = true;
     clearInterval(this.#heartbeat);
     if (!this.res.writableEnded) this.res.end();
+  }
+}
+
+/** Where a reconnecting client left off: `Last-Event-ID`, or `?last_event_id=` for clients that cannot set it. */
+export function resumeAfter(req: FastifyRequest): number | undefined {
+  const q = (req.query ?? {}) as Record<string, unknown>;
+  const raw = req.headers["last-event-id"] ?? q.last_event_id;
+  const n = Number(raw);
+  return typeof raw === "string" && Number.isSafeInteger(n) && n > 0 ? n : undefined;
+}
+
+export interface StreamSpec<T> {
+  req: FastifyRequest;
+  reply: FastifyReply;
+  limits: SseLimits;
+  headers?: Record<string, string>;
+  /** Items after the stream sequence `afterSeq` (all when undefined), then live ones, until aborted. */
+  source: (afterSeq: number | undefined, signal: AbortSignal) => AsyncIterable<T>;
+  /** The frame for an item (`null` skips it); its id is the item's stream sequence. */
+  frame: (item: T) => { event: string; data: unknown; id: number } | null;
+  /** Frames sent before the replay (a `ready` event). */
+  preamble?: { event: string; data: unknown }[];
+  /** Ends the stream after this item (a run's `run.finished`). */
+  last?: (item: T) => boolean;
+}
+
+/**
+ * Streams `source` as SSE, resumable: every frame's `id:` is its JetStream sequence, and a client
+ * that reconnects with `Last-Event-ID` gets exactly the frames after it.
+ */
+export async function streamEvents<T>(spec: StreamSpec<T>): Promise<void> {
+  const { req, reply } = spec;
+  const after = resumeAfter(req);
+  reply.hijack();
+  const sse = new SseStream(reply.raw, { "x-request-id": req.id, ...spec.headers }, spec.limits);
+  const ac = new AbortController();
+  reply.raw.once("close", () => ac.abort());
+  try {
+    for (const p of spec.preamble ?? []) await sse.send(p.event, p.data);
+    for await (const item of spec.source(after, ac.signal)) {
+      const f = spec.frame(item);
+      if (f) await sse.send(f.event, f.data, f.id);
+      if (sse.closed || spec.last?.(item)) break;
+    }
+  } catch (err) {
+    if (!ac.signal.aborted) req.log.error({ err }, "event stream failed");
+  } finally {
+    sse.close();
+    ac.abort();
   }
 }

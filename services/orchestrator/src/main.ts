@@ -3,7 +3,7 @@ import { ACK_WAIT_MS, runConsumer, type RunningConsumer } from "@orch/bus";
 import { OrchestratorConfig } from "@orch/config";
 import { Command, Header } from "@orch/contracts";
 import { runService } from "@orch/service";
-import { DefinitionStore } from "./core/definitions.js";
+import { DefinitionStore } from "@orch/runs";
 import { Engine } from "./core/engine.js";
 import { PartitionOwnership } from "./core/ownership.js";
 import { startGrpcServer } from "./grpc/server.js";

@@ -2,7 +2,7 @@ import { encode, getRunRecord, publish, type Bus } from "@orch/bus";
 import { CommandOutcome, RunEvent, TimerRequest, WorkItem, type Command, type Effect, type RunRecord } from "@orch/contracts";
 import type { CompiledDefinition } from "@orch/engine";
 import type { Logger } from "@orch/logging";
-import { DefinitionNotFoundError, type DefinitionStore } from "./definitions.js";
+import { DefinitionNotFoundError, type DefinitionStore } from "@orch/runs";
 import { step, type Clock, type DefaultBudgets } from "./step.js";
 
 interface Entry {

@@ -26,7 +26,7 @@ import {
   type SignalRunRequest,
   type WatchRunRequest,
 } from "@orch/proto";
-import { DefinitionConflictError, DefinitionNotFoundError, type DefinitionStore, type DefinitionSummary } from "../core/definitions.js";
+import { DefinitionConflictError, DefinitionNotFoundError, type DefinitionStore, type DefinitionSummary } from "@orch/runs";
 
 /** The run and definition API over gRPC: commands through the command stream, queries from KV and the index. */
 

@@ -2,7 +2,7 @@ import { Server, ServerCredentials, status, type ServerWritableStream, type send
 import { getJobView, replayEvents, submitJob, type Bus } from "@orch/bus";
 import { TaskPacket, isToken, toSeed000Frame, Seed000Event, type Mode } from "@orch/contracts";
 import type { Logger } from "@orch/logging";
-import type { DefinitionStore } from "../core/definitions.js";
+import type { DefinitionStore } from "@orch/runs";
 import { agentHandlers } from "./agents.js";
 import { runHandlers } from "./runs.js";
 import {

@@ -1,0 +1,415 @@
+import { randomUUID } from "node:crypto";
+import {
+  findSession,
+  getRunRecord,
+  listRunSessions,
+  listRuns,
+  newRunId,
+  QueryRefusedError,
+  readEvents,
+  replayEvents,
+  replaySessionEvents,
+  sendCommandAndWait,
+  encode,
+  decode,
+  type Bus,
+  type StoredEvent,
+  type StoredSessionEvent,
+} from "@orch/bus";
+import {
+  DEFAULT_PROJECT,
+  ErrorCode,
+  FINAL_SESSION_STATUSES,
+  OrchError,
+  ProjectRecord,
+  SessionCancelRequest,
+  isToken,
+  type CommandOutcome,
+  type RunCreateCommand,
+  type RunQuery,
+  type RunRecord,
+  type RunStatus,
+  type RunSummary,
+  type SessionRecord,
+} from "@orch/contracts";
+import { describeRun, SignalSchema, type RunState, type Signal, type StepDescription, type Totals } from "@orch/engine";
+import type { DefinitionStore } from "./definitions.js";
+
+/**
+ * The runs API every front end shares: the gRPC server, our HTTP API and each seed's surface are
+ * thin mappings of this. Commands go through the command stream (durable once sent) and wait for
+ * the core's verdict; queries read the runs bucket, the run index and the event history. Failures
+ * are `OrchError`s with stable codes, which each front end maps to its own statuses.
+ */
+
+export interface RunView {
+  runId: string;
+  projectId: string;
+  definition: { id: string; version: number };
+  view: string;
+  mode: "mock" | "live";
+  title?: string;
+  labels: Record<string, string>;
+  status: RunStatus;
+  stage?: string;
+  createdAt: number;
+  updatedAt: number;
+  startedAt?: number;
+  finishedAt?: number;
+  error?: string;
+  result?: unknown;
+  stepsRun: number;
+  /** Sequence of the run's last event. */
+  seq: number;
+  input: Record<string, unknown>;
+  /** The steps in order (the planning step, when the definition has one, first). */
+  steps: StepDescription[];
+  planning?: StepDescription;
+  facts: Record<string, unknown>;
+  usage: Totals;
+  usageBy: { phase: Record<string, Totals>; role: Record<string, Totals>; model: Record<string, Totals> };
+  /** Set while the run waits at a budget gate (extend_budget or abort). */
+  gate?: string;
+}
+
+/** A run whose create command is stored but which the core has not created yet. */
+export interface AcceptedRun {
+  runId: string;
+  projectId: string;
+  definition: { id: string; version?: number };
+  status: "pending";
+  accepted: true;
+}
+
+export interface CreateRunInput {
+  projectId?: string;
+  definition: { id: string; version?: number };
+  title?: string;
+  labels?: Record<string, string>;
+  input?: Record<string, unknown>;
+  steps?: Record<string, unknown>[];
+  facts?: Record<string, unknown>;
+  limits?: Record<string, unknown>;
+  budgets?: Record<string, unknown>[];
+  autoStart?: boolean;
+  /** A client-chosen run id (seed surfaces with ids of their own); else a uuid (from the key when given). */
+  runId?: string;
+  idempotencyKey?: string;
+}
+
+export interface Actor {
+  actor?: string;
+  reason?: string;
+  correlationId?: string;
+  idempotencyKey?: string;
+}
+
+export interface RunsApiOptions {
+  definitions: DefinitionStore;
+  mode: "mock" | "live";
+  /** How long a command waits for the core's verdict. */
+  timeoutMs?: number;
+}
+
+/** The core's refusal codes → ours. */
+const REFUSAL: Record<string, ErrorCode> = {
+  NOT_FOUND: ErrorCode.NotFound,
+  ILLEGAL_TRANSITION: ErrorCode.IllegalTransition,
+  GUARD_FAILED: ErrorCode.IllegalTransition,
+  TERMINAL_STATE: ErrorCode.IllegalTransition,
+  STALE_REVISION: ErrorCode.Conflict,
+  INVALID: ErrorCode.BadRequest,
+};
+
+/** A refusal from the core, with the kernel's own code kept for surfaces that word it differently. */
+export class RefusedError extends OrchError {
+  override name = "RefusedError";
+  constructor(
+    readonly kernelCode: string,
+    message: string,
+  ) {
+    super(REFUSAL[kernelCode] ?? ErrorCode.IllegalTransition, message, { details: { reason: kernelCode } });
+  }
+}
+
+/** The core has not answered in time: the command is stored and will be applied. */
+export class PendingError extends OrchError {
+  override name = "PendingError";
+  constructor(what: string) {
+    super(ErrorCode.Unavailable, `the core has not answered yet; the ${what} is stored and will be applied`);
+  }
+}
+
+const orNotFound = (what: string) => new OrchError(ErrorCode.NotFound, `${what} not found`);
+
+export class RunsApi {
+  readonly bus: Bus;
+  readonly definitions: DefinitionStore;
+  readonly #mode: "mock" | "live";
+  readonly #timeoutMs: number;
+
+  constructor(bus: Bus, opts: RunsApiOptions) {
+    this.bus = bus;
+    this.definitions = opts.definitions;
+    this.#mode = opts.mode;
+    this.#timeoutMs = opts.timeoutMs ?? 5_000;
+  }
+
+  // ── runs ──────────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Creates a run and answers once the core has created it (or refused it). When the core does not
+   * answer in time the run is still created later: an `AcceptedRun` says so.
+   */
+  async create(req: CreateRunInput, who: Actor = {}): Promise<RunView | AcceptedRun> {
+    const projectId = req.projectId ?? DEFAULT_PROJECT;
+    if (!isToken(projectId)) throw new OrchError(ErrorCode.BadRequest, "project id must match [A-Za-z0-9_-]{1,128}");
+    const runId = req.runId ?? newRunId(req.idempotencyKey ?? who.idempotencyKey);
+    if (!isToken(runId)) throw new OrchError(ErrorCode.BadRequest, "run id must match [A-Za-z0-9_-]{1,128}");
+    const cmd: RunCreateCommand = {
+      type: "run.create",
+      commandId: `create:${runId}`,
+      runId,
+      issuedAt: Date.now(),
+      actor: who.actor ?? "api",
+      projectId,
+      definition: req.definition,
+      ...(req.title !== undefined ? { title: req.title } : {}),
+      ...(req.labels && Object.keys(req.labels).length ? { labels: req.labels } : {}),
+      ...(req.input ? { input: req.input } : {}),
+      ...(req.steps?.length ? { steps: req.steps } : {}),
+      ...(req.facts ? { facts: req.facts } : {}),
+      ...(req.limits ? { limits: req.limits } : {}),
+      ...(req.budgets?.length ? { budgets: req.budgets } : {}),
+      autoStart: req.autoStart ?? true,
+      mode: this.#mode,
+    };
+    const outcome = await sendCommandAndWait(this.bus, cmd, { timeoutMs: this.#timeoutMs, ...(who.correlationId ? { correlationId: who.correlationId } : {}) });
+    if (outcome === null) return { runId, projectId, definition: req.definition, status: "pending", accepted: true };
+    this.#check(outcome);
+    const run = await this.get(runId);
+    return run ?? { runId, projectId, definition: req.definition, status: "pending", accepted: true };
+  }
+
+  /** The run's stored record, or null. */
+  async record(runId: string): Promise<RunRecord | null> {
+    if (!isToken(runId)) return null;
+    return (await getRunRecord(this.bus, runId))?.record ?? null;
+  }
+
+  /** The run with its steps described, or null when there is no such run. */
+  async get(runId: string): Promise<RunView | null> {
+    const rec = await this.record(runId);
+    return rec ? this.view(rec) : null;
+  }
+
+  /** Like `get`, but a missing run is a NOT_FOUND error. */
+  async require(runId: string): Promise<RunView> {
+    const r = await this.get(runId);
+    if (!r) throw orNotFound(`run ${runId}`);
+    return r;
+  }
+
+  async view(rec: RunRecord): Promise<RunView> {
+    const state = rec.state as unknown as RunState;
+    const v: RunView = {
+      runId: rec.runId,
+      projectId: rec.projectId,
+      definition: { id: rec.definition.id, version: rec.definition.version },
+      view: rec.view,
+      mode: rec.mode,
+      labels: rec.labels,
+      status: rec.status,
+      createdAt: rec.createdAt,
+      updatedAt: rec.updatedAt,
+      stepsRun: rec.stepsRun,
+      seq: rec.seq,
+      input: state.input ?? {},
+      steps: [],
+      facts: {},
+      usage: { tokens: 0, tokensIn: 0, tokensOut: 0, costUsd: 0, wallMs: 0 } as Totals,
+      usageBy: { phase: {}, role: {}, model: {} },
+    };
+    if (rec.title !== undefined) v.title = rec.title;
+    if (rec.stage !== undefined) v.stage = rec.stage;
+    if (rec.startedAt !== undefined) v.startedAt = rec.startedAt;
+    if (rec.finishedAt !== undefined) v.finishedAt = rec.finishedAt;
+    if (rec.error !== undefined) v.error = rec.error;
+    if (rec.result !== undefined) v.result = rec.result;
+    if (Object.keys(rec.state).length > 0) {
+      const cd = await this.definitions.get({ id: rec.definition.id, version: rec.definition.version });
+      const d = describeRun(cd, state);
+      v.steps = [...(d.planning ? [d.planning] : []), ...d.steps];
+      if (d.planning) v.planning = d.planning;
+      v.facts = d.facts;
+      v.usage = d.usage;
+      v.usageBy = { phase: state.ledger.byPhase, role: state.ledger.byRole, model: state.ledger.byModel };
+      if (d.gate) v.gate = d.gate;
+    }
+    return v;
+  }
+
+  /** A page of runs, newest first. */
+  async list(query: RunQuery): Promise<{ runs: RunSummary[]; nextCursor?: string; total: number }> {
+    try {
+      return await listRuns(this.bus, query);
+    } catch (err) {
+      if (err instanceof QueryRefusedError) throw new OrchError(err.code === "BAD_REQUEST" ? ErrorCode.BadRequest : ErrorCode.Internal, err.message);
+      if ((err as { code?: string }).code === "TIMEOUT" || /timeout|no responders/i.test((err as Error).message)) {
+        throw new OrchError(ErrorCode.Unavailable, "the run index is not answering (is the event-bus service running?)", { cause: err });
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Every run matching the query, page after page (for views that must see all of them: a queue,
+   * a project's protocols). Bounded by `max`.
+   */
+  async listAll(query: Omit<RunQuery, "cursor" | "limit">, max = 10_000): Promise<RunSummary[]> {
+    const out: RunSummary[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await this.list({ ...query, limit: 500, ...(cursor ? { cursor } : {}) });
+      out.push(...page.runs);
+      cursor = page.nextCursor;
+    } while (cursor && out.length < max);
+    return out;
+  }
+
+  /** Sends an action (validated first) and answers with the run after the core applied it. */
+  async signal(runId: string, signal: Signal | Record<string, unknown>, who: Actor = {}): Promise<RunView> {
+    if (!isToken(runId)) throw orNotFound(`run ${runId}`);
+    const parsed = SignalSchema.safeParse(signal);
+    if (!parsed.success) {
+      throw new OrchError(ErrorCode.BadRequest, `invalid action: ${parsed.error.issues.map((i) => `${i.path.join(".") || "action"}: ${i.message}`).join("; ")}`, {
+        details: { issues: parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })) },
+      });
+    }
+    const outcome = await sendCommandAndWait(
+      this.bus,
+      {
+        type: "run.signal",
+        commandId: who.idempotencyKey ? `signal:${runId}:${who.idempotencyKey}` : `signal:${runId}:${randomUUID()}`,
+        runId,
+        issuedAt: Date.now(),
+        actor: who.actor ?? "api",
+        signal: parsed.data as { name: string },
+        ...(who.reason ? { reason: who.reason } : {}),
+      },
+      { timeoutMs: this.#timeoutMs, ...(who.correlationId ? { correlationId: who.correlationId } : {}) },
+    );
+    if (outcome === null) throw new PendingError("action");
+    this.#check(outcome);
+    return this.require(runId);
+  }
+
+  #check(o: CommandOutcome): void {
+    if (o.ok) return;
+    throw new RefusedError(o.error?.code ?? "ILLEGAL_TRANSITION", o.error?.message ?? "refused");
+  }
+
+  /** Every event of the run, oldest first. */
+  async history(runId: string): Promise<StoredEvent[]> {
+    if (!(await this.record(runId))) throw orNotFound(`run ${runId}`);
+    return readEvents(this.bus, this.bus.names.subjects.evtRun(runId));
+  }
+
+  /** The run's events after `afterSeq` (a stream sequence), then live ones; the caller stops it. */
+  watch(runId: string, opts: { afterSeq?: number; signal?: AbortSignal } = {}): AsyncGenerator<StoredEvent> {
+    return replayEvents(this.bus, this.bus.names.subjects.evtRun(runId), {
+      ...(opts.afterSeq ? { startSeq: opts.afterSeq + 1 } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+  }
+
+  /** Every event of a project's runs after `afterSeq`, then live ones. */
+  watchProject(projectId: string, opts: { afterSeq?: number; signal?: AbortSignal } = {}): AsyncGenerator<StoredEvent> {
+    return replayEvents(this.bus, this.bus.names.subjects.evtProject(projectId), {
+      ...(opts.afterSeq ? { startSeq: opts.afterSeq + 1 } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+  }
+
+  /** A project's events, oldest first. */
+  async projectHistory(projectId: string): Promise<StoredEvent[]> {
+    if (!isToken(projectId)) return [];
+    return readEvents(this.bus, this.bus.names.subjects.evtProject(projectId));
+  }
+
+  // ── projects ──────────────────────────────────────────────────────────────────────────────────
+
+  async getProject(id: string): Promise<ProjectRecord | null> {
+    if (!isToken(id)) return null;
+    const kv = await this.bus.kv(this.bus.names.buckets.projects);
+    const e = await kv.get(id);
+    if (!e || e.operation !== "PUT" || e.length === 0) return null;
+    const d = decode(ProjectRecord, e.value);
+    return d.ok ? d.value : null;
+  }
+
+  async listProjects(): Promise<ProjectRecord[]> {
+    const kv = await this.bus.kv(this.bus.names.buckets.projects);
+    const out: ProjectRecord[] = [];
+    for await (const k of await kv.keys()) {
+      const p = await this.getProject(k);
+      if (p) out.push(p);
+    }
+    return out.sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
+  }
+
+  /** Creates or updates a project (its creation time is kept). */
+  async putProject(p: Omit<ProjectRecord, "createdAt" | "updatedAt">): Promise<ProjectRecord> {
+    if (!isToken(p.id)) throw new OrchError(ErrorCode.BadRequest, "project id must match [A-Za-z0-9_-]{1,128}");
+    const kv = await this.bus.kv(this.bus.names.buckets.projects);
+    const now = Date.now();
+    const prev = await this.getProject(p.id);
+    const rec = ProjectRecord.parse({ ...p, createdAt: prev?.createdAt ?? now, updatedAt: now });
+    await kv.put(p.id, encode(ProjectRecord, rec));
+    return rec;
+  }
+
+  // ── sessions ──────────────────────────────────────────────────────────────────────────────────
+
+  async session(sessionId: string): Promise<SessionRecord | null> {
+    if (!isToken(sessionId)) return null;
+    return (await findSession(this.bus, sessionId))?.record ?? null;
+  }
+
+  async sessions(runId: string): Promise<SessionRecord[]> {
+    if (!isToken(runId)) return [];
+    return listRunSessions(this.bus, runId);
+  }
+
+  /** A session's (or a run's sessions') events after `afterSeq`, then live ones. */
+  watchSessions(filter: { sessionId?: string; runId?: string }, opts: { afterSeq?: number; signal?: AbortSignal } = {}): AsyncGenerator<StoredSessionEvent> {
+    const s = this.bus.names.subjects;
+    const subject = filter.sessionId ? s.sessSession(filter.sessionId) : s.sessRun(filter.runId!);
+    return replaySessionEvents(this.bus, subject, {
+      ...(opts.afterSeq ? { startSeq: opts.afterSeq + 1 } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+  }
+
+  /**
+   * Asks the agent hubs to stop a session; the one running it kills its processes and records the
+   * end. Answers with the session once it has ended (or after the kill grace period).
+   */
+  async cancelSession(sessionId: string, who: Actor & { killGraceMs?: number } = {}): Promise<SessionRecord> {
+    const before = await this.session(sessionId);
+    if (!before) throw orNotFound(`session ${sessionId}`);
+    if (FINAL_SESSION_STATUSES.has(before.status)) throw new OrchError(ErrorCode.IllegalTransition, `session ${sessionId} is already ${before.status}`);
+    const req = { sessionId, ...(who.actor ? { actor: who.actor } : {}), ...(who.reason ? { reason: who.reason } : {}) };
+    try {
+      await this.bus.nc.request(this.bus.names.subjects.ctl("session.cancel"), encode(SessionCancelRequest, req), { timeout: 3_000 });
+    } catch {
+      throw new OrchError(ErrorCode.IllegalTransition, `no agent hub is running session ${sessionId} (hub ${before.hub} did not answer)`);
+    }
+    const until = Date.now() + (who.killGraceMs ?? 3_000) + 10_000;
+    for (;;) {
+      const now = (await this.session(sessionId)) ?? before;
+      if (FINAL_SESSION_STATUSES.has(now.status) || Date.now() > until) return now;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}

@@ -1,0 +1,3 @@
+export { RunsApi, RefusedError, PendingError, type RunView, type AcceptedRun, type CreateRunInput, type Actor, type RunsApiOptions } from "./api.js";
+export { DefinitionStore, DefinitionNotFoundError, DefinitionConflictError, type DefinitionSummary } from "./definitions.js";
+export { Aliases, keyPart } from "./aliases.js";
