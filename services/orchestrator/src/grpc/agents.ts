@@ -1,6 +1,7 @@
 import { status, type ServerWritableStream } from "@grpc/grpc-js";
-import { encode, findSession, listRunSessions, replaySessionEvents, type Bus } from "@orch/bus";
-import { FINAL_SESSION_STATUSES, ProjectRecord, SessionCancelRequest, isToken, type SessionRecord } from "@orch/contracts";
+import { replaySessionEvents, type Bus } from "@orch/bus";
+import type { RunsApi } from "@orch/runs";
+import { FINAL_SESSION_STATUSES, ProjectRecord, isToken, type SessionRecord } from "@orch/contracts";
 import type { Logger } from "@orch/logging";
 import {
   jsonToStruct,
@@ -69,68 +70,54 @@ export function toSession(r: SessionRecord): Session {
   };
 }
 
-export function agentHandlers(opts: { bus: Bus; logger: Logger; killGraceMs?: number }): Pick<
+export function agentHandlers(opts: { bus: Bus; logger: Logger; api: RunsApi; killGraceMs?: number }): Pick<
   OrchestratorServiceHandlers,
   "PutProject" | "GetProject" | "ListProjects" | "GetSession" | "ListSessions" | "WatchSession" | "CancelSession"
 > {
-  const { bus, logger: log } = opts;
-  const projects = () => bus.kv(bus.names.buckets.projects);
-
-  async function readProject(id: string): Promise<ProjectRecord | undefined> {
-    const e = await (await projects()).get(id);
-    if (!e || e.operation !== "PUT" || e.length === 0) return undefined;
-    const d = ProjectRecord.safeParse(JSON.parse(new TextDecoder().decode(e.value)));
-    return d.success ? d.data : undefined;
-  }
+  const { bus, logger: log, api } = opts;
 
   async function session(id: string): Promise<SessionRecord> {
     if (!isToken(id)) throw new GrpcFailure(status.INVALID_ARGUMENT, "session_id is malformed");
-    const s = await findSession(bus, id);
+    const s = await api.session(id);
     if (!s) throw new GrpcFailure(status.NOT_FOUND, `session ${id} not found`);
-    return s.record;
+    return s;
   }
 
   return {
     PutProject: unary<PutProjectRequest, Project>(log, "PutProject", async (req) => {
       if (!isToken(req.id)) throw new GrpcFailure(status.INVALID_ARGUMENT, "id must be [A-Za-z0-9_-], 1-128 chars");
       if (req.local_path && !req.local_path.startsWith("/")) throw new GrpcFailure(status.INVALID_ARGUMENT, "local_path must be absolute");
-      const prev = await readProject(req.id);
-      const now = Date.now();
-      const parsed = ProjectRecord.safeParse({
+      const prev = await api.getProject(req.id);
+      // What gRPC cannot set (a project token, a seed alias, CI, models) is kept; the rest is replaced.
+      const kept = Object.fromEntries(Object.entries(prev ?? {}).filter(([k]) => ["tokenSha256", "alias", "ciProvider", "defaultModels"].includes(k)));
+      const parsed = ProjectRecord.omit({ createdAt: true, updatedAt: true }).safeParse({
+        ...kept,
         id: req.id,
         name: req.name || prev?.name || req.id,
         ...(req.local_path ? { localPath: req.local_path } : {}),
         ...(req.git_url ? { gitUrl: req.git_url } : {}),
         ...(req.base_branch ? { baseBranch: req.base_branch } : {}),
-        createdAt: prev?.createdAt ?? now,
-        updatedAt: now,
       });
       if (!parsed.success) throw new GrpcFailure(status.INVALID_ARGUMENT, parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
-      await (await projects()).put(req.id, encode(ProjectRecord, parsed.data));
-      return toProject(parsed.data);
+      return toProject(await api.putProject(parsed.data));
     }),
 
     GetProject: unary<GetProjectRequest, Project>(log, "GetProject", async (req) => {
       if (!isToken(req.id)) throw new GrpcFailure(status.INVALID_ARGUMENT, "id is malformed");
-      const p = await readProject(req.id);
+      const p = await api.getProject(req.id);
       if (!p) throw new GrpcFailure(status.NOT_FOUND, `project ${req.id} not found`);
       return toProject(p);
     }),
 
-    ListProjects: unary<ListProjectsRequest, ListProjectsResponse>(log, "ListProjects", async () => {
-      const out: Project[] = [];
-      for await (const key of await (await projects()).keys()) {
-        const p = await readProject(key);
-        if (p) out.push(toProject(p));
-      }
-      return { projects: out.sort((a, b) => (a.id ?? "").localeCompare(b.id ?? "")) };
-    }),
+    ListProjects: unary<ListProjectsRequest, ListProjectsResponse>(log, "ListProjects", async () => ({
+      projects: (await api.listProjects()).map(toProject).sort((a, b) => (a.id ?? "").localeCompare(b.id ?? "")),
+    })),
 
     GetSession: unary<GetSessionRequest, Session>(log, "GetSession", async (req) => toSession(await session(req.session_id))),
 
     ListSessions: unary<ListSessionsRequest, ListSessionsResponse>(log, "ListSessions", async (req) => {
       if (!isToken(req.run_id)) throw new GrpcFailure(status.INVALID_ARGUMENT, "run_id is malformed");
-      return { sessions: (await listRunSessions(bus, req.run_id)).map(toSession) };
+      return { sessions: (await api.sessions(req.run_id)).map(toSession) };
     }),
 
     WatchSession(call: ServerWritableStream<WatchSessionRequest, SessionEventMessage>) {
@@ -177,21 +164,14 @@ export function agentHandlers(opts: { bus: Bus; logger: Logger; killGraceMs?: nu
     },
 
     CancelSession: unary<CancelSessionRequest, Session>(log, "CancelSession", async (req) => {
-      const before = await session(req.session_id);
-      if (FINAL_SESSION_STATUSES.has(before.status)) throw new GrpcFailure(status.FAILED_PRECONDITION, `session ${before.sessionId} is already ${before.status}`);
-      const request = { sessionId: before.sessionId, ...(req.actor ? { actor: req.actor } : {}), ...(req.reason ? { reason: req.reason } : {}) };
-      try {
-        await bus.nc.request(bus.names.subjects.ctl("session.cancel"), encode(SessionCancelRequest, request), { timeout: 3_000 });
-      } catch {
-        throw new GrpcFailure(status.FAILED_PRECONDITION, `no agent hub is running session ${before.sessionId} (hub ${before.hub} did not answer)`);
-      }
-      // The hub stops it and records the end within its kill grace period.
-      const until = Date.now() + (opts.killGraceMs ?? 3_000) + 10_000;
-      for (;;) {
-        const now = await session(before.sessionId);
-        if (FINAL_SESSION_STATUSES.has(now.status) || Date.now() > until) return toSession(now);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await session(req.session_id);
+      return toSession(
+        await api.cancelSession(req.session_id, {
+          ...(req.actor ? { actor: req.actor } : {}),
+          ...(req.reason ? { reason: req.reason } : {}),
+          ...(opts.killGraceMs !== undefined ? { killGraceMs: opts.killGraceMs } : {}),
+        }),
+      );
     }),
   };
 }

@@ -1,9 +1,9 @@
 import { status, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
 import { readdir, readFile, realpath, stat } from "node:fs/promises";
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
-import { getRunRecord, listRuns, newRunId, QueryRefusedError, readEvents, replayEvents, sendCommandAndWait, type Bus } from "@orch/bus";
-import { DEFAULT_PROJECT, isToken, type CommandOutcome, type RunRecord, type RunStatus } from "@orch/contracts";
-import { describeRun, parseDefinitionText, SignalSchema, type RunState, type Totals, DefinitionError } from "@orch/engine";
+import { QueryRefusedError, type Bus } from "@orch/bus";
+import { ErrorCode, OrchError, isToken, type RunStatus } from "@orch/contracts";
+import { parseDefinitionText, type Totals, DefinitionError } from "@orch/engine";
 import type { Logger } from "@orch/logging";
 import {
   jsonToStruct,
@@ -26,7 +26,7 @@ import {
   type SignalRunRequest,
   type WatchRunRequest,
 } from "@orch/proto";
-import { DefinitionConflictError, DefinitionNotFoundError, type DefinitionStore, type DefinitionSummary } from "@orch/runs";
+import { DefinitionConflictError, DefinitionNotFoundError, RunsApi, type DefinitionStore, type DefinitionSummary, type RunView } from "@orch/runs";
 
 /** The run and definition API over gRPC: commands through the command stream, queries from KV and the index. */
 
@@ -47,14 +47,15 @@ export class GrpcFailure extends Error {
   }
 }
 
-/** The core's refusal codes → gRPC statuses: one table. */
-const REFUSAL_STATUS: Record<string, status> = {
-  NOT_FOUND: status.NOT_FOUND,
-  ILLEGAL_TRANSITION: status.FAILED_PRECONDITION,
-  GUARD_FAILED: status.FAILED_PRECONDITION,
-  TERMINAL_STATE: status.FAILED_PRECONDITION,
-  STALE_REVISION: status.ABORTED,
-  INVALID: status.INVALID_ARGUMENT,
+/** Our error codes → gRPC statuses: one table. */
+const STATUS_OF: Record<string, status> = {
+  [ErrorCode.BadRequest]: status.INVALID_ARGUMENT,
+  [ErrorCode.NotFound]: status.NOT_FOUND,
+  [ErrorCode.IllegalTransition]: status.FAILED_PRECONDITION,
+  [ErrorCode.Conflict]: status.ABORTED,
+  [ErrorCode.Unauthorized]: status.UNAUTHENTICATED,
+  [ErrorCode.Forbidden]: status.PERMISSION_DENIED,
+  [ErrorCode.Unavailable]: status.UNAVAILABLE,
 };
 
 export function unary<Req, Res>(log: Logger, name: string, fn: (req: Req) => Promise<Res>) {
@@ -63,6 +64,7 @@ export function unary<Req, Res>(log: Logger, name: string, fn: (req: Req) => Pro
       (res) => cb(null, res),
       (err: unknown) => {
         if (err instanceof GrpcFailure) return cb({ code: err.code, details: err.message });
+        if (err instanceof OrchError && STATUS_OF[err.code] !== undefined) return cb({ code: STATUS_OF[err.code]!, details: err.message });
         if (err instanceof DefinitionError) return cb({ code: status.INVALID_ARGUMENT, details: err.message });
         if (err instanceof DefinitionNotFoundError) return cb({ code: status.NOT_FOUND, details: err.message });
         if (err instanceof DefinitionConflictError) return cb({ code: status.ALREADY_EXISTS, details: err.message });
@@ -81,38 +83,33 @@ function checkRunId(id: string): string {
   return id;
 }
 
-function outcomeFailure(o: CommandOutcome | null, what: string): GrpcFailure | null {
-  if (o === null) return new GrpcFailure(status.UNAVAILABLE, `the core has not answered; the ${what} is stored and will be applied`);
-  if (o.ok) return null;
-  return new GrpcFailure(REFUSAL_STATUS[o.error?.code ?? ""] ?? status.FAILED_PRECONDITION, o.error?.message ?? `${what} refused`);
-}
+export function runHandlers(opts: RunApiOptions & { api: RunsApi }) {
+  const { logger: log, definitions, api } = opts;
 
-export function runHandlers(opts: RunApiOptions) {
-  const { bus, logger: log, definitions } = opts;
+  const usage = (u: Totals) => ({ tokens: u.tokens, tokens_in: u.tokensIn, tokens_out: u.tokensOut, cost_usd: u.costUsd, wall_ms: u.wallMs });
+  const byKey = (m: Record<string, Totals>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, usage(v)]));
 
-  async function toRun(rec: RunRecord): Promise<Run> {
+  function toRun(v: RunView): Run {
     const run: Run = {
-      run_id: rec.runId,
-      project_id: rec.projectId,
-      definition_id: rec.definition.id,
-      definition_version: rec.definition.version,
-      view: rec.view,
-      title: rec.title ?? "",
-      labels: rec.labels,
-      status: rec.status,
-      stage: rec.stage ?? "",
-      created_at: iso(rec.createdAt)!,
-      updated_at: iso(rec.updatedAt)!,
-      steps_run: rec.stepsRun,
+      run_id: v.runId,
+      project_id: v.projectId,
+      definition_id: v.definition.id,
+      definition_version: v.definition.version,
+      view: v.view,
+      title: v.title ?? "",
+      labels: v.labels,
+      status: v.status,
+      stage: v.stage ?? "",
+      created_at: iso(v.createdAt)!,
+      updated_at: iso(v.updatedAt)!,
+      steps_run: v.stepsRun,
     };
-    if (rec.startedAt !== undefined) run.started_at = iso(rec.startedAt)!;
-    if (rec.finishedAt !== undefined) run.finished_at = iso(rec.finishedAt)!;
-    if (rec.error !== undefined) run.error = rec.error;
-    if (rec.result !== undefined) run.result = jsonToValue(rec.result);
-    if (Object.keys(rec.state).length > 0) {
-      const cd = await definitions.get({ id: rec.definition.id, version: rec.definition.version });
-      const d = describeRun(cd, rec.state as unknown as RunState);
-      run.steps = [...(d.planning ? [d.planning] : []), ...d.steps].map((s) => ({
+    if (v.startedAt !== undefined) run.started_at = iso(v.startedAt)!;
+    if (v.finishedAt !== undefined) run.finished_at = iso(v.finishedAt)!;
+    if (v.error !== undefined) run.error = v.error;
+    if (v.result !== undefined) run.result = jsonToValue(v.result);
+    if (v.steps.length > 0 || Object.keys(v.facts).length > 0) {
+      run.steps = v.steps.map((s) => ({
         id: s.id,
         index: s.index,
         status: s.status,
@@ -128,25 +125,20 @@ export function runHandlers(opts: RunApiOptions) {
         error: s.error ?? "",
         error_code: s.errorCode ?? "",
         ...(s.output !== undefined ? { output: jsonToValue(s.output) } : {}),
-        ...(s.usage ? { usage: { tokens: s.usage.tokens, tokens_in: s.usage.tokensIn, tokens_out: s.usage.tokensOut, cost_usd: s.usage.costUsd, wall_ms: s.usage.wallMs } } : {}),
+        ...(s.usage ? { usage: usage(s.usage) } : {}),
       }));
-      run.facts = jsonToStruct(d.facts);
-      const usage = (u: Totals) => ({ tokens: u.tokens, tokens_in: u.tokensIn, tokens_out: u.tokensOut, cost_usd: u.costUsd, wall_ms: u.wallMs });
-      const byKey = (m: Record<string, Totals>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, usage(v)]));
-      const ledger = (rec.state as unknown as RunState).ledger;
-      run.usage = usage(d.usage);
-      run.usage_by_phase = byKey(ledger.byPhase);
-      run.usage_by_role = byKey(ledger.byRole);
-      run.usage_by_model = byKey(ledger.byModel);
-      if (d.gate) run.gate = d.gate;
+      run.facts = jsonToStruct(v.facts);
+      run.usage = usage(v.usage);
+      run.usage_by_phase = byKey(v.usageBy.phase);
+      run.usage_by_role = byKey(v.usageBy.role);
+      run.usage_by_model = byKey(v.usageBy.model);
+      if (v.gate) run.gate = v.gate;
     }
     return run;
   }
 
   async function getRun(runId: string): Promise<Run> {
-    const stored = await getRunRecord(bus, checkRunId(runId));
-    if (!stored) throw new GrpcFailure(status.NOT_FOUND, `run ${runId} not found`);
-    return toRun(stored.record);
+    return toRun(await api.require(checkRunId(runId)));
   }
 
   const summary = (s: DefinitionSummary, created?: boolean): DefinitionSummaryMessage => ({
@@ -176,40 +168,31 @@ export function runHandlers(opts: RunApiOptions) {
     CreateRun: unary<CreateRunRequest, Run>(log, "CreateRun", async (req) => {
       const ref = req.definition;
       if (!ref?.id) throw new GrpcFailure(status.INVALID_ARGUMENT, "definition.id is required");
-      const projectId = req.project_id || DEFAULT_PROJECT;
-      if (!isToken(projectId)) throw new GrpcFailure(status.INVALID_ARGUMENT, "project_id is malformed");
-      const runId = newRunId(req.idempotency_key || undefined);
-      const cmd = {
-        type: "run.create" as const,
-        commandId: `create:${runId}`,
-        runId,
-        issuedAt: Date.now(),
-        actor: "grpc",
-        projectId,
-        definition: { id: ref.id, ...(ref.version > 0 ? { version: ref.version } : {}) },
-        ...(req.title ? { title: req.title } : {}),
-        ...(Object.keys(req.labels ?? {}).length ? { labels: req.labels } : {}),
-        ...(req.input ? { input: structToJson(req.input) } : {}),
-        ...(req.steps?.length ? { steps: req.steps.map((s) => structToJson(s) ?? {}) } : {}),
-        ...(req.facts ? { facts: structToJson(req.facts) } : {}),
-        ...(req.limits ? { limits: structToJson(req.limits) } : {}),
-        ...(req.budgets?.length ? { budgets: req.budgets.map((b) => structToJson(b) ?? {}) } : {}),
-        autoStart: req.auto_start ?? true,
-        mode: opts.mode,
-      };
-      const outcome = await sendCommandAndWait(bus, cmd);
-      if (outcome === null) {
-        return { run_id: runId, project_id: projectId, definition_id: ref.id, status: "pending" satisfies RunStatus } as Run;
-      }
-      const failure = outcomeFailure(outcome, "run");
-      if (failure) throw failure;
-      return getRun(runId);
+      if (req.project_id && !isToken(req.project_id)) throw new GrpcFailure(status.INVALID_ARGUMENT, "project_id is malformed");
+      const created = await api.create(
+        {
+          ...(req.project_id ? { projectId: req.project_id } : {}),
+          definition: { id: ref.id, ...(ref.version > 0 ? { version: ref.version } : {}) },
+          ...(req.title ? { title: req.title } : {}),
+          ...(Object.keys(req.labels ?? {}).length ? { labels: req.labels } : {}),
+          ...(req.input ? { input: structToJson(req.input) as Record<string, unknown> } : {}),
+          ...(req.steps?.length ? { steps: req.steps.map((s) => (structToJson(s) ?? {}) as Record<string, unknown>) } : {}),
+          ...(req.facts ? { facts: structToJson(req.facts) as Record<string, unknown> } : {}),
+          ...(req.limits ? { limits: structToJson(req.limits) as Record<string, unknown> } : {}),
+          ...(req.budgets?.length ? { budgets: req.budgets.map((b) => (structToJson(b) ?? {}) as Record<string, unknown>) } : {}),
+          autoStart: req.auto_start ?? true,
+          ...(req.idempotency_key ? { idempotencyKey: req.idempotency_key } : {}),
+        },
+        { actor: "grpc" },
+      );
+      if ("accepted" in created) return { run_id: created.runId, project_id: created.projectId, definition_id: ref.id, status: "pending" satisfies RunStatus } as Run;
+      return toRun(created);
     }),
 
     GetRun: unary<GetRunRequest, Run>(log, "GetRun", (req) => getRun(req.run_id)),
 
     ListRuns: unary<ListRunsRequest, ListRunsResponse>(log, "ListRuns", async (req) => {
-      const r = await listRuns(bus, {
+      const r = await api.list({
         ...(req.project_id ? { projectId: req.project_id } : {}),
         ...(req.status?.length ? { status: req.status as RunStatus[] } : {}),
         ...(req.definition_id ? { definitionId: req.definition_id } : {}),
@@ -239,28 +222,16 @@ export function runHandlers(opts: RunApiOptions) {
 
     SignalRun: unary<SignalRunRequest, Run>(log, "SignalRun", async (req) => {
       const runId = checkRunId(req.run_id);
-      const parsed = SignalSchema.safeParse(structToJson(req.signal) ?? {});
-      if (!parsed.success) {
-        throw new GrpcFailure(status.INVALID_ARGUMENT, `invalid signal: ${parsed.error.issues.map((i) => `${i.path.join(".") || "signal"}: ${i.message}`).join("; ")}`);
-      }
-      const outcome = await sendCommandAndWait(bus, {
-        type: "run.signal",
-        commandId: req.idempotency_key ? `signal:${runId}:${req.idempotency_key}` : `signal:${runId}:${newRunId()}`,
-        runId,
-        issuedAt: Date.now(),
+      const v = await api.signal(runId, (structToJson(req.signal) ?? {}) as Record<string, unknown>, {
         actor: req.actor || "grpc",
-        signal: parsed.data as { name: string },
         ...(req.reason ? { reason: req.reason } : {}),
+        ...(req.idempotency_key ? { idempotencyKey: req.idempotency_key } : {}),
       });
-      const failure = outcomeFailure(outcome, "signal");
-      if (failure) throw failure;
-      return getRun(runId);
+      return toRun(v);
     }),
 
     GetHistory: unary<GetHistoryRequest, GetHistoryResponse>(log, "GetHistory", async (req) => {
-      const runId = checkRunId(req.run_id);
-      if (!(await getRunRecord(bus, runId))) throw new GrpcFailure(status.NOT_FOUND, `run ${runId} not found`);
-      const events = await readEvents(bus, bus.names.subjects.evtRun(runId));
+      const events = await api.history(checkRunId(req.run_id));
       const records: HistoryRecord[] = events.map(({ streamSeq, event }) => {
         const d = event.data ?? {};
         const str = (v: unknown) => (typeof v === "string" ? v : "");
@@ -288,9 +259,9 @@ export function runHandlers(opts: RunApiOptions) {
       void (async () => {
         const runId = call.request.run_id;
         if (!isToken(runId)) return end(status.INVALID_ARGUMENT, "run_id is malformed");
-        if (!(await getRunRecord(bus, runId))) return end(status.NOT_FOUND, `run ${runId} not found`);
+        if (!(await api.record(runId))) return end(status.NOT_FOUND, `run ${runId} not found`);
         const after = Number(call.request.after_seq ?? 0);
-        for await (const { streamSeq, event } of replayEvents(bus, bus.names.subjects.evtRun(runId), { startSeq: after + 1, signal: ac.signal })) {
+        for await (const { streamSeq, event } of api.watch(runId, { afterSeq: after, signal: ac.signal })) {
           const msg: RunEventMessage = { run_id: runId, seq: String(streamSeq), run_seq: String(event.seq), type: event.type, at: String(event.at) };
           if (event.data) msg.data = jsonToStruct(event.data);
           if (!call.write(msg)) await new Promise((r) => call.once("drain", r));

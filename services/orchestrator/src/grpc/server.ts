@@ -2,7 +2,7 @@ import { Server, ServerCredentials, status, type ServerWritableStream, type send
 import { getJobView, replayEvents, submitJob, type Bus } from "@orch/bus";
 import { TaskPacket, isToken, toSeed000Frame, Seed000Event, type Mode } from "@orch/contracts";
 import type { Logger } from "@orch/logging";
-import type { DefinitionStore } from "@orch/runs";
+import { RunsApi, type DefinitionStore } from "@orch/runs";
 import { agentHandlers } from "./agents.js";
 import { runHandlers } from "./runs.js";
 import {
@@ -70,9 +70,10 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
   const proto = loadOrchestratorProto();
   const server = new Server();
 
+  const api = new RunsApi(bus, { definitions: opts.definitions, mode: opts.mode });
   const handlers: OrchestratorServiceHandlers = {
-    ...runHandlers({ bus, logger, definitions: opts.definitions, mode: opts.mode, importRoots: opts.importRoots }),
-    ...agentHandlers({ bus, logger }),
+    ...runHandlers({ bus, logger, definitions: opts.definitions, mode: opts.mode, importRoots: opts.importRoots, api }),
+    ...agentHandlers({ bus, logger, api }),
     CreateJob(call: ServerUnaryCall<CreateJobRequest, CreateJobResponse>, cb: sendUnaryData<CreateJobResponse>) {
       const parsed = TaskPacket.safeParse(packetJson(call.request));
       if (!parsed.success) {
