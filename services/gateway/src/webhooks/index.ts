@@ -1,0 +1,3 @@
+export * from "./headers.js";
+export * from "./normalize.js";
+export * from "./verify.js";
