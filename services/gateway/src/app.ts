@@ -1,3 +1,4 @@
+import helmet from "@fastify/helmet";
 import rateLimit from "@fastify/rate-limit";
 import type { Bus, TopologySpec } from "@orch/bus";
 import type { GatewayConfig } from "@orch/config";
@@ -75,11 +76,18 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     for (const method of [r.method].flat()) routeTable.push({ method, url: r.url });
   });
   installErrorHandling(app);
+  // Security headers on every answer: an API serves no pages but /docs and /redoc (which set
+  // their own content policy); CORS stays each surface's business (seed 000 opens its routes).
+  await app.register(helmet, {
+    global: true,
+    contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+    crossOriginResourcePolicy: false,
+    crossOriginEmbedderPolicy: false,
+    referrerPolicy: { policy: "no-referrer" },
+    hsts: false,
+  });
   app.addHook("onSend", async (req, reply) => {
     reply.header("x-request-id", req.id);
-    reply.header("x-content-type-options", "nosniff");
-    reply.header("referrer-policy", "no-referrer");
-    if (!reply.hasHeader("x-frame-options")) reply.header("x-frame-options", "DENY");
   });
 
   const aliases = new Aliases(opts.bus);

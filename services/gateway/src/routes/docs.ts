@@ -77,7 +77,11 @@ export async function docsRoutes(app: FastifyInstance, opts: Surface): Promise<v
   route(
     app,
     { method: "GET", url: "/redoc", operationId: "redoc", tags: ["ops"], summary: "ReDoc", auth: "none", responses: { 200: html } },
-    async (_req, reply) => reply.type("text/html; charset=utf-8").send(REDOC_HTML),
+    async (_req, reply) =>
+      reply
+        .type("text/html; charset=utf-8")
+        .header("content-security-policy", "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net; style-src 'self' 'unsafe-inline' https://fonts.googleapis.com; font-src https://fonts.gstatic.com; img-src 'self' data: https://cdn.redoc.ly; worker-src blob:; connect-src 'self'")
+        .send(REDOC_HTML),
   );
   route(
     app,
