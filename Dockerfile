@@ -29,6 +29,7 @@ COPY services/gateway/package.json services/gateway/
 COPY services/orchestrator/package.json services/orchestrator/
 COPY services/scheduler/package.json services/scheduler/
 COPY libs/engine/package.json libs/engine/
+COPY libs/runs/package.json libs/runs/
 COPY deploy/local/package.json deploy/local/
 COPY bench/package.json bench/
 # --ignore-scripts: the only install script in the tree is protobufjs's, which the root package.json

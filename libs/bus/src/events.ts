@@ -37,9 +37,15 @@ export async function* replaySessionEvents(bus: Bus, filter: string, opts: Repla
   for await (const { streamSeq, value } of replay(bus, bus.names.streams.sess, SessionEvent, filter, opts)) yield { streamSeq, event: value };
 }
 
+/** How long the server keeps a replay's consumer once nothing pulls from it. */
+const REPLAY_INACTIVE_MS = 15_000;
+
 async function* replay<S extends z.ZodType>(bus: Bus, stream: string, schema: S, filter: string, opts: ReplayOptions): AsyncGenerator<{ streamSeq: number; value: z.output<S> }> {
   const consumer = await bus.js.consumers.get(stream, {
     filter_subjects: filter,
+    // Gone from the server soon after the reader stops pulling (an SSE client left), instead of
+    // the client library's 5 minutes: one per connected watcher, not one per watcher ever.
+    inactive_threshold: REPLAY_INACTIVE_MS,
     ...(opts.startSeq && opts.startSeq > 1
       ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: opts.startSeq }
       : { deliver_policy: DeliverPolicy.All }),

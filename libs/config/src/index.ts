@@ -277,7 +277,26 @@ export const AgentHubConfig = CommonConfig.extend({
 });
 export type AgentHubConfig = z.output<typeof AgentHubConfig>;
 
-export const SchedulerConfig = CommonConfig.extend({});
+export const SchedulerConfig = CommonConfig.extend({
+  /** Seed 001's worker: dispatches queued tasks (`POST /tasks`) in the background, oldest first. */
+  ORCH_WORKER_ENABLED: bool(false),
+  /** How often the worker looks at the queue when it is empty. */
+  ORCH_WORKER_POLL_INTERVAL_MS: int(1_000, 10, 3_600_000),
+  /** Further dispatches of a task whose attempt failed (0: none). */
+  ORCH_WORKER_MAX_RETRIES: int(3, 0, 100),
+  /** Wait before retry n: this · 2^(n−1), at most 60 s. */
+  ORCH_WORKER_BACKOFF_MS: int(1_000, 0, 3_600_000),
+  /** Seed 001's periodic runs: a run of one task per role every interval. */
+  ORCH_SCHEDULER_ENABLED: bool(false),
+  ORCH_SCHEDULE_INTERVAL_MS: int(60_000, 100, 30 * 86_400_000),
+  /** Comma-separated roles (architect, implementer, reviewer, tester, maintainer). */
+  ORCH_SCHEDULE_ROLES: z
+    .string()
+    .default("architect,implementer,reviewer,tester,maintainer")
+    .transform((v) => v.split(",").map((x) => x.trim()).filter(Boolean))
+    .pipe(z.array(z.enum(["architect", "implementer", "reviewer", "tester", "maintainer"], { message: "must be architect, implementer, reviewer, tester or maintainer" })).min(1, "needs at least one role")),
+  ORCH_SCHEDULE_DESCRIPTION: z.string().min(1).max(10_000).default("Periodic run"),
+});
 export type SchedulerConfig = z.output<typeof SchedulerConfig>;
 
 export const EventBusConfig = CommonConfig.extend({

@@ -14,6 +14,7 @@ describe("names", () => {
       leases: "orch_leases",
       sessions: "orch_sessions",
       projects: "orch_projects",
+      aliases: "orch_aliases",
     });
     expect(n.consumers.corePartition(3)).toBe("core-3");
     expect(n.subjects.cmdPartition(3)).toBe("orch.cmd.3.>");

@@ -115,6 +115,24 @@ const task: DefinitionInput = {
 };
 
 /**
+ * Seed 001's tasks (`POST /tasks`): a run groups tasks, each a step for one role, added with
+ * `add_steps`. Steps wait until dispatched (`run_step`: `POST /tasks/dispatch`, or the scheduler's
+ * worker), one attempt per dispatch (the worker applies its own retries with `run_step` again). A
+ * failed task blocks the run instead of failing it, so its other tasks can still be dispatched and
+ * the failed one retried or replaced; the run completes once every task has.
+ */
+const taskQueue: DefinitionInput = {
+  id: "task.queue",
+  version: 1,
+  title: "Tasks queued until dispatched (seed 001)",
+  view: "task",
+  execution: "manual",
+  onStepFailure: "block",
+  dynamicSteps: true,
+  retry: { maxAttempts: 1 },
+};
+
+/**
  * Seed 003: the ticket pipeline, with its guarded transition table (guards read the run's facts,
  * which steps set when they finish and integrations set through signals).
  */
@@ -200,6 +218,7 @@ export const BUILTIN_DEFINITIONS: readonly DefinitionInput[] = [
   speckit("implement"),
   protocol,
   task,
+  taskQueue,
   ticket,
 ];
 

@@ -666,7 +666,7 @@ class Kernel {
     }
     if (this.applyPlan()) return true;
     if (st === "planning") return this.settlePlanning();
-    if (st === "planned" || st === "paused" || st === "blocked" || st === "waiting") {
+    if (st === "pending" || st === "planned" || st === "paused" || st === "blocked" || st === "waiting") {
       // Work that is all done completes the run, whatever state it waits in (seed 004: "the
       // protocol completes when all steps are completed/cancelled").
       if (this.allWorkDone()) return this.sendRun({ type: "COMPLETE", result: this.lastOutput(), reason: "every step is done", at: this.clock.now, rand: this.clock.rand });
@@ -1065,7 +1065,9 @@ class Kernel {
         if (!id) return this.refuse(KernelErrorCode.IllegalTransition, "no step is running");
         const d = this.stepDef(id);
         if (!d) return this.refuse(KernelErrorCode.NotFound, `no step '${id}'`);
-        if (this.status(id) !== "running") return this.refuse(KernelErrorCode.IllegalTransition, `step ${id} is ${this.status(id)}, not running`);
+        // A step waiting for QA can be failed from outside too (seed 004: CI failed; needs_qa → failed).
+        const failable = sig.name === "fail_step" && this.status(id) === "needs_qa";
+        if (this.status(id) !== "running" && !failable) return this.refuse(KernelErrorCode.IllegalTransition, `step ${id} is ${this.status(id)}, not running`);
         if (sig.name === "complete_step") {
           const decision = this.successDecision(d);
           const attempt = this.state.steps[id]!.context.attempt;

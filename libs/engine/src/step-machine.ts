@@ -8,7 +8,7 @@ import type { EmitParams, TimerParams, DispatchParams, CancelTimerParams, StepEr
  *
  *   pending ─DISPATCH─▶ running ─RESULT(done)──────────────▶ completed
  *                          │     RESULT(qa)──▶ qa ──QA_RESULT(done|approval|fail)
- *                          │     RESULT(needs_qa)──▶ needs_qa ──RUN_QA──▶ qa
+ *                          │     RESULT(needs_qa)──▶ needs_qa ──RUN_QA──▶ qa;  ─FAIL─▶ failed
  *                          │     RESULT(approval)──▶ waiting_approval ─APPROVE─▶ completed
  *                          │                                         └REJECT─▶ pending (rework) | failed
  *                          │     RESULT(retry)──▶ retry_wait ──RETRY_TIMER──▶ running
@@ -350,6 +350,8 @@ export const stepMachine = setup({
       on: {
         ...ANYWHERE,
         RUN_QA: { target: "qa", actions: ["tick", "startQa", emit("qa_started", "needs_qa", "qa"), dispatch("qa")] },
+        // Judged from outside while it waits for QA (seed 004: a CI failure; needs_qa → failed).
+        FAIL: { target: "failed", actions: ["tick", "failWith", "finish", emit("failed", "needs_qa", "failed", errorData)] },
         RESULT: { actions: ["tick", ignored] },
       },
     },

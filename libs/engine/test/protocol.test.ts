@@ -589,6 +589,22 @@ describe("protocol actions", () => {
       expect(b.status).toBe("completed");
     });
 
+    it("a protocol that never started completes when its last step is approved (steps added while pending)", () => {
+      const d = fresh();
+      expectAccepted(d.signal({ name: "add_steps", steps: [{ id: "a" }, { id: "b" }] }));
+      d.tick(2);
+      d.signal({ name: "approve", stepId: "a", force: true });
+      expect(d.status).toBe("pending");
+      expectAccepted(d.signal({ name: "approve", stepId: "b", force: true }));
+      expect(d.status).toBe("completed");
+      expect(d.eventsOf("run.status_changed", d.last.effects).map((e) => e.data)).toEqual([
+        { from: "pending", to: "completed", trigger: "COMPLETE", reason: "every step is done" },
+      ]);
+      expect(d.eventsOf("run.finished", d.last.effects)[0]!.data).toMatchObject({ status: "completed" });
+      // A pending protocol with no steps stays pending.
+      expect(fresh().status).toBe("pending");
+    });
+
     it("a blocked protocol whose blocking steps all settle completes from blocked", () => {
       const d = running();
       for (const id of ["s1", "s2"]) d.signal({ name: "approve", stepId: id, force: true });

@@ -9,9 +9,12 @@ import type { Bus } from "@orch/bus";
 
 const SAFE = /^[A-Za-z0-9_-]{1,200}$/;
 
-/** A KV-safe key part for any string: itself when it is plain, else `~` + base64url. */
+/**
+ * A KV-safe key part for any string: itself when it is plain, else `=` + base64url (`=` is a legal
+ * key character that base64url never produces, so the two forms cannot collide).
+ */
 export function keyPart(s: string): string {
-  return SAFE.test(s) ? s : `~${Buffer.from(s, "utf8").toString("base64url").slice(0, 900)}`;
+  return SAFE.test(s) ? s : `=${Buffer.from(s, "utf8").toString("base64url").slice(0, 900)}`;
 }
 
 const NS = /^[a-z][a-z0-9_-]{0,40}$/;
@@ -91,7 +94,7 @@ export class Aliases {
     for await (const k of await kv.keys(`${ns}.>`)) keys.push(k);
     for (const k of keys) {
       const part = k.slice(ns.length + 1);
-      const alias = part.startsWith("~") ? Buffer.from(part.slice(1), "base64url").toString("utf8") : part;
+      const alias = part.startsWith("=") ? Buffer.from(part.slice(1), "base64url").toString("utf8") : part;
       const t = await this.get<T>(ns, alias);
       if (t !== null) out.push({ alias, target: t });
     }

@@ -44,6 +44,11 @@ export async function indexProjectToken(aliases: Aliases, hash: string, projectI
   await aliases.put(PROJECT_TOKENS, hash, { projectId });
 }
 
+/** Forgets a project token (its project changed or dropped it), so it opens nothing any more. */
+export async function unindexProjectToken(aliases: Aliases, hash: string): Promise<void> {
+  await aliases.delete(PROJECT_TOKENS, hash);
+}
+
 export const unauthorized = (message = "Unauthorized") => new OrchError(ErrorCode.Unauthorized, message);
 export const forbidden = (message: string) => new OrchError(ErrorCode.Forbidden, message);
 
@@ -124,6 +129,9 @@ export function assertProjectAccess(req: FastifyRequest, project: { id: string; 
   const a = req.auth;
   if (a.kind === "project") {
     if (a.projectId !== project.id) throw forbidden(`This token is limited to project ${a.projectId}`);
+    // A replaced token stays in the index until it is removed: the project's current one decides.
+    const pt = req.headers["x-project-token"];
+    if (project.tokenSha256 && (typeof pt !== "string" || !safeEqual(tokenHash(pt), project.tokenSha256))) throw unauthorized("Project access denied");
     return;
   }
   if (a.kind === "stream") return;

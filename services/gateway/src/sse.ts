@@ -22,6 +22,8 @@ export const RESUME_EVENT = "resume";
 export class SseStream {
   #closed = false;
   #lastId: number | string | undefined;
+  #wake: (() => void) | undefined;
+  readonly #onClose: (() => void)[] = [];
   readonly #heartbeat: NodeJS.Timeout;
   readonly #limits: Required<SseLimits>;
 
@@ -57,14 +59,21 @@ export class SseStream {
   /** One event: `id:` (optional), `event:`, and the JSON `data:` line. */
   async send(event: string, data: unknown, id?: number | string): Promise<void> {
     const lines = id === undefined ? "" : `id: ${id}\n`;
-    await this.#write(`${lines}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-    if (id !== undefined && !this.#closed) this.#lastId = id;
+    await this.#write(`${lines}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`, id);
   }
 
-  async #write(chunk: string): Promise<void> {
+  /**
+   * Queues a chunk and waits for the socket to drain. The last id is the last frame handed to the
+   * socket (not the last one flushed), so a `resume` names exactly what the client will receive.
+   */
+  async #write(chunk: string, id?: number | string): Promise<void> {
     if (this.#closed) return;
-    if (this.res.writableLength > this.#limits.maxBufferBytes) return this.#tooSlow();
-    if (this.res.write(chunk)) return;
+    // Only a socket that is backed up (a write is waiting for `drain`) counts: within one tick
+    // the response is corked, so a fast client's replay also piles up bytes until it flushes.
+    if (this.res.writableNeedDrain && this.res.writableLength > this.#limits.maxBufferBytes) return this.#tooSlow();
+    const flushed = this.res.write(chunk);
+    if (id !== undefined) this.#lastId = id;
+    if (flushed) return;
     const drained = await new Promise<boolean>((resolve) => {
       const done = (ok: boolean) => () => {
         clearTimeout(timer);
@@ -77,7 +86,10 @@ export class SseStream {
       const timer = setTimeout(done(false), this.#limits.drainTimeoutMs);
       this.res.on("drain", onDrain);
       this.res.on("close", onClose);
+      // Told to resume (by a heartbeat that found the buffer full): stop waiting, so the source stops too.
+      this.#wake = onClose;
     });
+    this.#wake = undefined;
     if (!drained) this.#tooSlow();
   }
 
@@ -87,12 +99,25 @@ export class SseStream {
     const data = JSON.stringify({ reason: "slow_consumer", last_event_id: this.#lastId ?? null, message: "Reconnect with Last-Event-ID to resume" });
     this.res.write(`event: ${RESUME_EVENT}\ndata: ${data}\n\n`);
     this.close();
+    // A client that never reads again would hold the socket (and what is queued for it) forever.
+    const res = this.res;
+    const kill = setTimeout(() => res.destroy(), this.#limits.drainTimeoutMs);
+    kill.unref();
+    res.once("close", () => clearTimeout(kill));
+  }
+
+  /** Runs `fn` once the stream is closed (by us or by the client). */
+  onClose(fn: () => void): void {
+    if (this.#closed) fn();
+    else this.#onClose.push(fn);
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#heartbeat);
+    this.#wake?.();
+    for (const fn of this.#onClose.splice(0)) fn();
     if (!this.res.writableEnded) this.res.end();
   }
 }
@@ -131,6 +156,8 @@ export async function streamEvents<T>(spec: StreamSpec<T>): Promise<void> {
   const sse = new SseStream(reply.raw, { "x-request-id": req.id, ...spec.headers }, spec.limits);
   const ac = new AbortController();
   reply.raw.once("close", () => ac.abort());
+  // A client told to resume is let go at once: its source stops even while its socket still drains.
+  sse.onClose(() => ac.abort());
   try {
     for (const p of spec.preamble ?? []) await sse.send(p.event, p.data);
     for await (const item of spec.source(after, ac.signal)) {

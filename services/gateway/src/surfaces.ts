@@ -1,9 +1,16 @@
 import type { GatewayConfig } from "@orch/config";
 import type { FastifyInstance } from "fastify";
 import type { Surface } from "./context.js";
+import { apiV1Routes } from "./routes/api-v1.js";
 import { docsRoutes } from "./routes/docs.js";
+import { deadLetterRoutes, dlqRoutes } from "./routes/dlq.js";
+import { metricsRoutes } from "./routes/metrics.js";
 import { healthRoutes } from "./routes/health.js";
 import { seed000Routes } from "./routes/seed000.js";
+import { seed001Routes } from "./routes/seed001.js";
+import { seed002Routes } from "./routes/seed002.js";
+import { webhookRoutes } from "./routes/webhooks.js";
+import { seed004Routes } from "./routes/seed004.js";
 
 /**
  * Every HTTP surface the gateway serves, in registration order. Each is a fastify plugin with its
@@ -18,7 +25,16 @@ export interface SurfaceEntry {
 }
 
 export const SURFACES: SurfaceEntry[] = [
+  // First: not encapsulated, its onResponse hook (request metrics) must reach every later route.
+  { name: "metrics and /openapi.yaml", plugin: metricsRoutes },
   { name: "health", plugin: healthRoutes },
   { name: "docs", plugin: docsRoutes },
+  { name: "dead letters (seed 001: /dlq)", plugin: dlqRoutes },
+  { name: "our API (/api/v1)", plugin: apiV1Routes, prefix: "/api/v1" },
+  { name: "dead letters (/api/v1/dead-letters)", plugin: deadLetterRoutes, prefix: "/api/v1" },
   { name: "seed 000 jobs (/api/orchestrator)", plugin: seed000Routes, prefix: "/api/orchestrator", enabled: (c) => c.ORCH_ENABLED, offReason: "ORCH_ENABLED=false: /api/orchestrator/* answers 404" },
+  { name: "seed 002 workflows (/workflows)", plugin: seed002Routes },
+  { name: "seed 001 tasks and runs (/tasks, /runs)", plugin: seed001Routes },
+  { name: "webhooks (/webhooks/github, /webhooks/gitlab)", plugin: webhookRoutes },
+  { name: "seed 004 TasksGodzilla (/projects, /protocols, /steps, /events, /queues)", plugin: seed004Routes },
 ];

@@ -2,6 +2,7 @@ import { decode, encode, runConsumer, sendCommand } from "@orch/bus";
 import { SchedulerConfig } from "@orch/config";
 import { StoredTimer, TimerRequest } from "@orch/contracts";
 import { runService } from "@orch/service";
+import { startTaskLoops } from "./tasks.js";
 import { TimerQueue } from "./timers.js";
 
 /**
@@ -13,7 +14,7 @@ import { TimerQueue } from "./timers.js";
 await runService({
   name: "scheduler",
   config: SchedulerConfig,
-  async start({ logger, bus }) {
+  async start({ logger, bus, cfg }) {
     const kv = await bus.kv(bus.names.buckets.timers);
 
     const fire = (timerId: string, t: StoredTimer) => {
@@ -63,8 +64,11 @@ await runService({
         }
       },
     });
+    // Seed 001's worker and periodic runs (off unless enabled).
+    const taskLoops = startTaskLoops({ bus, cfg, logger });
     return {
       async stop() {
+        await taskLoops.stop();
         await consumer.stop();
         queue.stop();
       },

@@ -1,0 +1,475 @@
+import type { StoredEvent } from "@orch/bus";
+import { DEFAULT_PROJECT, type ProjectRecord, type RunEvent, type RunRecord, type RunStatus } from "@orch/contracts";
+import type { StepDef, StepDescription, StepStatus } from "@orch/engine";
+import type { Aliases } from "./aliases.js";
+import type { RunView, RunsApi } from "./api.js";
+
+/**
+ * Seed 004 (TasksGodzilla) over runs: its integer ids, its status vocabularies and its views of
+ * projects, protocol runs, step runs, events and jobs. A protocol run is any run with a project
+ * (runs of the `protocol` definition made here, and runs made through other surfaces); a step run
+ * is one of its steps. Shared by the seed 004 routes, its webhooks and /api/v1.
+ *
+ * Integer ids live in the `aliases` bucket: counters `project`, `protocol`, `step` hand out the
+ * numbers (compare-and-set, so two gateways never hand out the same one), and two maps per kind
+ * say which number is which run (and back). A run or step made elsewhere gets its number the first
+ * time this surface shows it, and keeps it.
+ */
+
+export const NS = {
+  project: "tg-project",
+  projectOf: "tg-project-of",
+  protocol: "tg-protocol",
+  protocolOf: "tg-protocol-of",
+  step: "tg-step",
+  stepOf: "tg-step-of",
+} as const;
+
+/** The label every protocol run made through seed 004 carries: its name, which is its branch. */
+export const PROTOCOL_NAME_LABEL = "protocol_name";
+
+/** The run id of the protocol run with integer id `n` made through seed 004. */
+export const protocolRunId = (n: number): string => `tg-protocol-${n}`;
+/** The project id of the project with integer id `n` made through seed 004. */
+export const projectIdOf = (n: number): string => `tg-project-${n}`;
+/** The step id of the step run with integer id `n` added through seed 004. */
+export const stepIdOf = (n: number): string => `step-${n}`;
+
+/**
+ * A (run, step) pair as one plain alias key: `<length of runId>_<runId>_<stepId>` (unambiguous, and
+ * only `[A-Za-z0-9_-]`, which KV keys accept as they are).
+ */
+const stepKey = (runId: string, stepId: string) => `${runId.length}_${runId}_${stepId}`;
+
+export interface StepRef {
+  runId: string;
+  stepId: string;
+}
+
+/** Seed 004's integer ids ↔ our project, run and step ids. */
+export class ProtocolIds {
+  constructor(private readonly aliases: Aliases) {}
+
+  /** Records that `n` is `projectId` (a project made here). */
+  async bindProject(n: number, projectId: string): Promise<void> {
+    await this.aliases.put(NS.project, String(n), { projectId });
+    await this.aliases.put(NS.projectOf, projectId, { n });
+  }
+
+  async bindProtocol(n: number, runId: string): Promise<void> {
+    await this.aliases.put(NS.protocol, String(n), { runId });
+    await this.aliases.put(NS.protocolOf, runId, { n });
+  }
+
+  async bindStep(n: number, ref: StepRef): Promise<void> {
+    await this.aliases.put(NS.step, String(n), ref);
+    await this.aliases.put(NS.stepOf, stepKey(ref.runId, ref.stepId), { n });
+  }
+
+  async projectOf(n: number): Promise<string | null> {
+    return (await this.aliases.get<{ projectId: string }>(NS.project, String(n)))?.projectId ?? null;
+  }
+
+  async runOf(n: number): Promise<string | null> {
+    return (await this.aliases.get<{ runId: string }>(NS.protocol, String(n)))?.runId ?? null;
+  }
+
+  async stepOf(n: number): Promise<StepRef | null> {
+    return this.aliases.get<StepRef>(NS.step, String(n));
+  }
+
+  /** The project's integer id, given to it now if it has none yet. */
+  projectInt(projectId: string): Promise<number> {
+    return this.#lazy(NS.projectOf, projectId, "project", (n) => this.aliases.put(NS.project, String(n), { projectId }));
+  }
+
+  /** The run's integer id, given to it now if it has none yet. */
+  protocolInt(runId: string): Promise<number> {
+    return this.#lazy(NS.protocolOf, runId, "protocol", (n) => this.aliases.put(NS.protocol, String(n), { runId }));
+  }
+
+  /** The step's integer id, given to it now if it has none yet. */
+  stepInt(runId: string, stepId: string): Promise<number> {
+    return this.#lazy(NS.stepOf, stepKey(runId, stepId), "step", (n) => this.aliases.put(NS.step, String(n), { runId, stepId }));
+  }
+
+  /** The step's integer id if it has one (no allocation). */
+  async stepIntIfAny(runId: string, stepId: string): Promise<number | null> {
+    return (await this.aliases.get<{ n: number }>(NS.stepOf, stepKey(runId, stepId)))?.n ?? null;
+  }
+
+  async protocolIntIfAny(runId: string): Promise<number | null> {
+    return (await this.aliases.get<{ n: number }>(NS.protocolOf, runId))?.n ?? null;
+  }
+
+  async #lazy(ns: string, key: string, counter: string, forward: (n: number) => Promise<void>): Promise<number> {
+    const hit = await this.aliases.get<{ n: number }>(ns, key);
+    if (hit) return hit.n;
+    const n = await this.aliases.next(counter);
+    // Claimed, not put: two gateways showing the same run at once agree on one number.
+    const { created, target } = await this.aliases.claim(ns, key, { n });
+    if (created) await forward(n);
+    return target.n;
+  }
+}
+
+// ── statuses ────────────────────────────────────────────────────────────────────────────────
+
+export const PROTOCOL_STATUSES = ["pending", "planning", "planned", "running", "paused", "blocked", "failed", "cancelled", "completed"] as const;
+export type ProtocolStatus = (typeof PROTOCOL_STATUSES)[number];
+export const STEP_RUN_STATUSES = ["pending", "running", "needs_qa", "completed", "failed", "cancelled", "blocked"] as const;
+export type StepRunStatus = (typeof STEP_RUN_STATUSES)[number];
+
+/** A run's status in seed 004's words: a run waiting at a budget gate is `blocked`. */
+export function protocolStatusOf(s: RunStatus): ProtocolStatus {
+  return s === "waiting" ? "blocked" : s;
+}
+
+/**
+ * A step's status in seed 004's words: waiting for a retry is still `running`; QA running, or an
+ * approval pending, is `needs_qa`; a skipped step is `cancelled` (it will not run).
+ */
+export function stepStatusOf(s: StepStatus): StepRunStatus {
+  switch (s) {
+    case "retry_wait":
+      return "running";
+    case "qa":
+    case "waiting_approval":
+      return "needs_qa";
+    case "skipped":
+      return "cancelled";
+    default:
+      return s;
+  }
+}
+
+// ── views ───────────────────────────────────────────────────────────────────────────────────
+
+const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
+const str = (v: unknown): string | null => (typeof v === "string" ? v : null);
+const obj = (v: unknown): Record<string, unknown> => (v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
+
+export interface ProjectOut {
+  id: number;
+  name: string;
+  git_url: string | null;
+  local_path: string | null;
+  base_branch: string;
+  ci_provider: string | null;
+  default_models: Record<string, string> | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A project as seed 004 shows it. Its secrets are never shown (the token is kept only as a hash). */
+export function toProjectOut(p: ProjectRecord, n: number): ProjectOut {
+  return {
+    id: n,
+    name: p.name,
+    git_url: p.gitUrl ?? null,
+    local_path: p.localPath ?? null,
+    base_branch: p.baseBranch ?? "main",
+    ci_provider: p.ciProvider ?? null,
+    default_models: p.defaultModels ?? null,
+    created_at: iso(p.createdAt)!,
+    updated_at: iso(p.updatedAt)!,
+  };
+}
+
+export interface ProtocolOut {
+  id: number;
+  project_id: number;
+  protocol_name: string;
+  status: ProtocolStatus;
+  base_branch: string;
+  worktree_path: string | null;
+  protocol_root: string | null;
+  description: string | null;
+  template_config: Record<string, unknown> | null;
+  template_source: Record<string, unknown> | null;
+  spec_hash: string | null;
+  spec_validation_status: string | null;
+  spec_validated_at: string | null;
+  /** Ours: the run behind it, its definition, and why it failed or blocked. */
+  run_id: string;
+  definition_id: string;
+  error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** The protocol name of any run: its seed 004 name, else its title, else its run id. */
+export function protocolNameOf(run: Pick<RunView, "input" | "labels" | "title" | "runId">): string {
+  return str(run.input.protocol_name) ?? run.labels[PROTOCOL_NAME_LABEL] ?? run.title ?? run.runId;
+}
+
+export function toProtocolOut(run: RunView, ids: { n: number; projectN: number }): ProtocolOut {
+  const i = run.input;
+  const tc = i.template_config && typeof i.template_config === "object" ? (i.template_config as Record<string, unknown>) : null;
+  const meta = obj(tc?.spec_meta);
+  return {
+    id: ids.n,
+    project_id: ids.projectN,
+    protocol_name: protocolNameOf(run),
+    status: protocolStatusOf(run.status),
+    base_branch: str(i.base_branch) ?? "main",
+    worktree_path: str(i.worktree_path),
+    protocol_root: str(i.protocol_root),
+    description: str(i.description) ?? null,
+    template_config: tc,
+    template_source: i.template_source && typeof i.template_source === "object" ? (i.template_source as Record<string, unknown>) : null,
+    spec_hash: str(i.spec_hash),
+    spec_validation_status: str(meta.status),
+    spec_validated_at: str(meta.validated_at),
+    run_id: run.runId,
+    definition_id: run.definition.id,
+    error: run.error ?? null,
+    created_at: iso(run.createdAt)!,
+    updated_at: iso(run.updatedAt)!,
+  };
+}
+
+export interface StepOut {
+  id: number;
+  protocol_run_id: number;
+  step_index: number;
+  step_name: string;
+  step_type: string;
+  status: StepRunStatus;
+  retries: number;
+  model: string | null;
+  engine_id: string | null;
+  policy: unknown;
+  summary: string | null;
+  runtime_state: Record<string, unknown>;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A run's step definitions by id (its own and the ones it brought or was given). */
+export function stepDefsOf(rec: RunRecord): Map<string, Partial<StepDef>> {
+  const extra = (rec.state as { extraSteps?: Partial<StepDef>[] }).extraSteps ?? [];
+  return new Map(extra.filter((s) => typeof s.id === "string").map((s) => [s.id!, s]));
+}
+
+/** The steps seed 004 shows: every step but the planning one (planning is the protocol's own status). */
+export function visibleSteps(run: RunView): StepDescription[] {
+  return run.steps.filter((s) => !run.planning || s.id !== run.planning.id);
+}
+
+export function toStepOut(run: RunView, step: StepDescription, def: Partial<StepDef> | undefined, ids: { n: number; protocolN: number }): StepOut {
+  const p = obj(def?.payload);
+  const firstIndex = visibleSteps(run)[0]?.index ?? 0;
+  const out = obj(step.output);
+  const runtime: Record<string, unknown> = {
+    step_id: step.id,
+    engine_status: step.status,
+    role: step.role,
+    attempt: step.attempt,
+    reworks: step.reworks,
+    iteration: step.iteration,
+  };
+  if (step.error !== undefined) runtime.error = step.error;
+  if (step.errorCode !== undefined) runtime.error_code = step.errorCode;
+  if (step.output !== undefined) runtime.output = step.output;
+  if (step.usage) runtime.usage = step.usage;
+  if (step.startedAt !== undefined) runtime.started_at = iso(step.startedAt);
+  if (step.finishedAt !== undefined) runtime.finished_at = iso(step.finishedAt);
+  return {
+    id: ids.n,
+    protocol_run_id: ids.protocolN,
+    step_index: typeof p.step_index === "number" ? p.step_index : step.index - firstIndex,
+    step_name: str(p.step_name) ?? step.title ?? step.id,
+    step_type: str(p.step_type) ?? step.type,
+    status: stepStatusOf(step.status),
+    retries: step.retries,
+    model: def?.model ?? str(p.model),
+    engine_id: str(p.engine_id),
+    policy: p.policy ?? null,
+    summary: str(p.summary) ?? str(out.summary) ?? step.error ?? null,
+    runtime_state: runtime,
+    created_at: iso(step.startedAt ?? run.createdAt)!,
+    updated_at: iso(step.finishedAt ?? step.startedAt ?? run.createdAt)!,
+  };
+}
+
+// ── events ──────────────────────────────────────────────────────────────────────────────────
+
+export interface EventOut {
+  id: number;
+  protocol_run_id: number;
+  step_run_id: number | null;
+  event_type: string;
+  message: string;
+  created_at: string;
+  metadata: Record<string, unknown>;
+  protocol_name: string;
+  project_id: number;
+  project_name: string | null;
+}
+
+const STEP_EVENT: Record<string, [string, (d: Record<string, unknown>) => string]> = {
+  "step.added": ["step_added", (d) => `Step ${d.stepId} added${d.why ? ` (${d.why})` : ""}.`],
+  "step.started": ["step_started", (d) => `Step ${d.title ?? d.stepId} started (attempt ${d.attempt}).`],
+  "step.succeeded": ["step_completed", (d) => `Step ${d.stepId} executed successfully.`],
+  "step.retrying": ["step_retry_scheduled", (d) => `Step ${d.stepId} failed (${d.error ?? "error"}); retrying.`],
+  "step.failed": ["step_failed", (d) => `Step ${d.stepId} failed: ${d.error ?? "error"}.`],
+  "step.qa_started": ["qa_started", (d) => `QA of ${d.stepId} started.`],
+  "step.needs_qa": ["step_needs_qa", (d) => `Step ${d.stepId} awaits QA.`],
+  "step.qa_passed": ["qa_passed", (d) => `QA of ${d.stepId} passed.`],
+  "step.qa_failed": ["qa_failed", (d) => `QA of ${d.stepId} failed${d.error ? `: ${d.error}` : ""}.`],
+  "step.awaiting_approval": ["step_awaiting_approval", (d) => `Step ${d.stepId} awaits approval.`],
+  "step.approved": ["manual_approval", (d) => `Step ${d.stepId} marked as completed${d.forced ? " manually" : ""}.`],
+  "step.rejected": ["step_rejected", (d) => `Step ${d.stepId} rejected.`],
+  "step.cancelled": ["step_cancelled", (d) => `Step ${d.stepId} cancelled.`],
+  "step.blocked": ["step_blocked", (d) => `Step ${d.stepId} blocked${d.reason ? `: ${d.reason}` : ""}.`],
+  "step.skipped": ["step_skipped", (d) => `Step ${d.stepId} skipped.`],
+  "step.reset": ["step_reset", (d) => `Step ${d.stepId} reset (${d.reason ?? "reset"}).`],
+  "step.result_ignored": ["step_result_ignored", (d) => `A late result of ${d.stepId} was ignored.`],
+};
+
+/**
+ * A run event as a seed 004 event: its type in seed 004's words (`step_completed`, `paused`,
+ * `setup_completed`, …; anything else with dots made underscores), a sentence, and the event's
+ * data as metadata (with our own type and sequence).
+ */
+export function describeEvent(e: RunEvent, protocolName: string): { event_type: string; message: string } {
+  const d = e.data ?? {};
+  const setup = protocolName.startsWith("setup-");
+  const step = STEP_EVENT[e.type];
+  if (step) return { event_type: step[0], message: step[1](d) };
+  switch (e.type) {
+    case "run.created":
+      return { event_type: setup ? "setup_enqueued" : "protocol_created", message: setup ? "Project setup enqueued." : `Protocol ${protocolName} created.` };
+    case "run.status_changed": {
+      const to = String(d.to);
+      const from = String(d.from);
+      const err = typeof d.error === "string" ? `: ${d.error}` : "";
+      if (to === "planning") return setup ? { event_type: "setup_started", message: "Project setup started: resolving the repository." } : { event_type: "planning_started", message: "Planning started." };
+      if (to === "planned") return setup ? { event_type: "setup_completed", message: "Project setup completed: repository resolved and setup plan committed." } : { event_type: "planning_completed", message: "Planning completed." };
+      if (to === "paused") return { event_type: "paused", message: "Protocol paused." };
+      if (to === "running" && from === "paused") return { event_type: "resumed", message: "Protocol resumed." };
+      if (to === "cancelled") return { event_type: "cancelled", message: "Protocol cancelled." };
+      if (to === "blocked" || to === "waiting") return { event_type: "protocol_blocked", message: `Protocol blocked${err}.` };
+      if (to === "completed") return { event_type: "protocol_completed", message: "Protocol completed." };
+      if (to === "failed") return setup ? { event_type: "setup_failed", message: `Project setup failed${err}.` } : { event_type: "protocol_failed", message: `Protocol failed${err}.` };
+      return { event_type: "status_changed", message: `Protocol ${from} → ${to}.` };
+    }
+    case "run.finished":
+      return { event_type: "protocol_finished", message: `Protocol finished: ${String(d.status)}.` };
+    case "budget.exceeded":
+      return { event_type: "budget_exceeded", message: `Token budget ${String(d.budget)} exceeded (${String(d.mode)}).` };
+    case "budget.extended":
+      return { event_type: "budget_extended", message: "Token budget extended." };
+    case "loop.iteration":
+      return { event_type: "loop_iteration", message: "Loop policy reset steps for another iteration." };
+    case "loop.exhausted":
+      return { event_type: "loop_exhausted", message: "Loop policy ran out of iterations." };
+    case "trigger.fired":
+      return { event_type: "trigger_fired", message: "Trigger policy fired." };
+    default:
+      return { event_type: e.type.replace(/\./g, "_"), message: e.type };
+  }
+}
+
+export interface EventContext {
+  protocolN: number;
+  protocolName: string;
+  projectN: number;
+  projectName: string | null;
+  stepN: number | null;
+}
+
+export function toEventOut(se: StoredEvent, ctx: EventContext): EventOut {
+  const e = se.event;
+  const { event_type, message } = describeEvent(e, ctx.protocolName);
+  return {
+    id: se.streamSeq,
+    protocol_run_id: ctx.protocolN,
+    step_run_id: ctx.stepN,
+    event_type,
+    message,
+    created_at: iso(e.at)!,
+    metadata: { ...(e.data ?? {}), type: e.type, seq: e.seq, run_id: e.runId },
+    protocol_name: ctx.protocolName,
+    project_id: ctx.projectN,
+    project_name: ctx.projectName,
+  };
+}
+
+/**
+ * Turns stored events into seed 004 events, looking up (and giving) integer ids as it goes, with
+ * small caches so a page of events costs one lookup per run and step.
+ */
+export class EventMapper {
+  readonly #runs = new Map<string, Promise<{ n: number; name: string; projectN: number; projectName: string | null } | null>>();
+  readonly #steps = new Map<string, Promise<number | null>>();
+  readonly #projects = new Map<string, Promise<ProjectRecord | null>>();
+
+  constructor(
+    private readonly runs: RunsApi,
+    private readonly ids: ProtocolIds,
+  ) {}
+
+  #project(projectId: string): Promise<ProjectRecord | null> {
+    let p = this.#projects.get(projectId);
+    if (!p) this.#projects.set(projectId, (p = this.runs.getProject(projectId)));
+    return p;
+  }
+
+  #run(runId: string) {
+    let r = this.#runs.get(runId);
+    if (!r) {
+      r = (async () => {
+        const rec = await this.runs.record(runId);
+        if (!rec || rec.projectId === DEFAULT_PROJECT) return null;
+        const input = ((rec.state as { input?: Record<string, unknown> }).input ?? {}) as Record<string, unknown>;
+        const name = protocolNameOf({ input, labels: rec.labels, runId, ...(rec.title !== undefined ? { title: rec.title } : {}) });
+        const project = await this.#project(rec.projectId);
+        return { n: await this.ids.protocolInt(runId), name, projectN: await this.ids.projectInt(rec.projectId), projectName: project?.name ?? null };
+      })();
+      this.#runs.set(runId, r);
+    }
+    return r;
+  }
+
+  async map(se: StoredEvent): Promise<EventOut | null> {
+    const run = await this.#run(se.event.runId);
+    if (!run) return null;
+    const stepId = typeof se.event.data?.stepId === "string" ? (se.event.data.stepId as string) : undefined;
+    let stepN: number | null = null;
+    if (stepId !== undefined && stepId !== "plan") {
+      const key = `${se.event.runId}:${stepId}`;
+      let s = this.#steps.get(key);
+      if (!s) this.#steps.set(key, (s = this.ids.stepInt(se.event.runId, stepId)));
+      stepN = await s;
+    }
+    return toEventOut(se, { protocolN: run.n, protocolName: run.name, projectN: run.projectN, projectName: run.projectName, stepN });
+  }
+}
+
+// ── jobs ────────────────────────────────────────────────────────────────────────────────────
+
+export type JobType = "plan_protocol_job" | "execute_step_job" | "run_quality_job" | "open_pr_job";
+
+export interface JobOut {
+  job_id: string;
+  job_type: string;
+  payload: Record<string, unknown>;
+  status: "queued" | "started" | "finished" | "failed";
+  queue: string;
+  attempts: number;
+  max_attempts: number | null;
+  created_at: string | null;
+  started_at: string | null;
+  ended_at: string | null;
+  result: unknown;
+  error: string | null;
+}
+
+/** The job a work item stands for, in seed 004's words. */
+export function jobTypeOf(kind: "execute" | "qa" | "plan", type?: string): JobType {
+  if (kind === "plan") return "plan_protocol_job";
+  if (kind === "qa") return "run_quality_job";
+  return type === "protocol.open_pr" || type === "ticket.draft_pr" ? "open_pr_job" : "execute_step_job";
+}

@@ -1,0 +1,149 @@
+import { decode } from "@orch/bus";
+import { ErrorCode, OrchError, StoredTimer } from "@orch/contracts";
+import { queueStats } from "@orch/runs";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { z } from "zod";
+import { forbidden } from "../../auth.js";
+import { route, ValidationError } from "../../routing.js";
+import { checkProject, ERRORS, IdParam, iso, listOf, loadRun, type V1 } from "./common.js";
+
+const ScheduleJson = z.object({
+  id: z.string().describe("The timer id"),
+  runId: z.string(),
+  kind: z.enum(["retry", "step_timeout", "approval_timeout", "wall_clock"]),
+  stepId: z.string().optional(),
+  dueAt: z.iso.datetime(),
+  setAt: z.iso.datetime(),
+});
+
+const QueueJson = z.object({
+  name: z.string().describe("The work queue (`role.<role>`, `adapter`)"),
+  queued: z.int().describe("Stored, not yet delivered to an agent hub"),
+  started: z.int().describe("Delivered to an agent hub, not yet acknowledged"),
+  finished: z.int().describe("Ended successfully, among the recent run events"),
+  failed: z.int().describe("Ended in failure (or a retry), among the recent run events"),
+});
+
+const StreamTokenJson = z.object({ token: z.string(), expiresAt: z.iso.datetime(), path: z.string() });
+
+/** Our own event streams, and how to find the project each belongs to. */
+const OWN_STREAMS: { re: RegExp; project: (v1: V1, req: FastifyRequest, id: string) => Promise<void> }[] = [
+  { re: /^\/api\/v1\/runs\/([A-Za-z0-9_-]{1,128})\/events$/, project: async ({ opts }, req, id) => void (await loadRun(opts, req, id)) },
+  { re: /^\/api\/v1\/projects\/([A-Za-z0-9_-]{1,128})\/events$/, project: async ({ opts }, req, id) => void (await checkProject(opts, req, id)) },
+  {
+    re: /^\/api\/v1\/sessions\/([A-Za-z0-9_-]{1,128})\/events$/,
+    project: async ({ opts }, req, id) => {
+      const s = await opts.runs.session(id);
+      if (!s) throw new OrchError(ErrorCode.NotFound, `session ${id} not found`);
+      await checkProject(opts, req, s.projectId);
+    },
+  },
+];
+
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+export function opsRoutes(app: FastifyInstance, v1: V1): void {
+  const { opts, defaults } = v1;
+  const { bus } = opts;
+
+  route(
+    app,
+    {
+      method: "GET",
+      url: "/schedules",
+      operationId: "v1ListSchedules",
+      tags: ["queues"],
+      summary: "Armed timers (read only)",
+      description: [
+        "The scheduler's armed timers (its `timers` bucket): retry backoffs, step and approval timeouts, wall-clock",
+        "limits, each with its run, kind and due time; soonest first. Read only: timers are set and cancelled by the",
+        "runs themselves (cancel the run, or act on the step, to change them).",
+      ].join("\n"),
+      query: z.object({ runId: IdParam.optional() }),
+      responses: { 200: { description: "Timers", schema: listOf(ScheduleJson) }, 400: ERRORS[400], 401: ERRORS[401] },
+    },
+    async (_req, _reply, { query }) => {
+      const kv = await bus.kv(bus.names.buckets.timers);
+      const keys: string[] = [];
+      for await (const k of await kv.keys()) keys.push(k);
+      const items: z.infer<typeof ScheduleJson>[] = [];
+      for (const k of keys) {
+        const e = await kv.get(k);
+        if (!e || e.operation !== "PUT" || e.length === 0) continue;
+        const d = decode(StoredTimer, e.value);
+        if (!d.ok) continue;
+        const t = d.value;
+        if (query.runId && t.command.runId !== query.runId) continue;
+        items.push({
+          id: t.timerId,
+          runId: t.command.runId,
+          kind: t.command.kind,
+          ...(t.command.stepId !== undefined ? { stepId: t.command.stepId } : {}),
+          dueAt: iso(t.dueAt)!,
+          setAt: iso(t.setAt)!,
+        });
+      }
+      items.sort((a, b) => a.dueAt.localeCompare(b.dueAt) || a.id.localeCompare(b.id));
+      return { items, total: items.length };
+    },
+  );
+
+  route(
+    app,
+    {
+      method: "GET",
+      url: "/queues",
+      operationId: "v1ListQueues",
+      tags: ["queues"],
+      summary: "Work queues: what is queued, running, finished and failed per queue",
+      description: "From the JetStream work stream and its `agent-hub` consumer; finished and failed look back over the recent run events.",
+      responses: { 200: { description: "Queues by name", schema: listOf(QueueJson) }, 401: ERRORS[401] },
+    },
+    async () => {
+      const stats = await queueStats(bus);
+      const items = Object.entries(stats)
+        .map(([name, c]) => ({ name, ...c }))
+        .sort((a, b) => a.name.localeCompare(b.name));
+      return { items, total: items.length };
+    },
+  );
+
+  route(
+    app,
+    {
+      method: "POST",
+      url: "/stream-tokens",
+      operationId: "v1CreateStreamToken",
+      tags: ["runs"],
+      summary: "A short-lived token for one event stream (EventSource cannot send headers)",
+      description: [
+        "Give the path of an event stream (`/api/v1/runs/{id}/events`, any surface's SSE route); open it with",
+        "`?access_token=<token>`. The token opens that path only, for GET, until `expiresAt` (`ORCH_SSE_TOKEN_TTL_MS`).",
+      ].join("\n"),
+      json: true,
+      body: z.strictObject({ path: z.string().min(1).max(1_000).regex(/^\/[^?#\s]*$/, "must be a path (no query)").describe("The stream's path, e.g. /api/v1/runs/<id>/events") }),
+      projectScoped: true,
+      responses: {
+        201: { description: "The token", schema: StreamTokenJson },
+        400: { description: "Not the path of an event stream" },
+        401: ERRORS[401],
+        403: ERRORS[403],
+        404: ERRORS[404],
+        415: { description: "Not JSON" },
+      },
+    },
+    async (req, reply, { body }) => {
+      const path = body.path.replace(/(.)\/$/, "$1");
+      const isStream = app.documented.some(
+        (r) => r.method === "GET" && Object.values(r.spec.responses).some((x) => x.contentType === "text/event-stream") && new RegExp(`^${escape(r.path).replace(/\\\{[^}]+\\\}/g, "[^/]+")}$`).test(path),
+      );
+      if (!isStream) throw new ValidationError("body", [{ path: "path", message: "is not the path of an event stream (GET, text/event-stream)", code: "custom" }]);
+      const own = OWN_STREAMS.map((o) => ({ o, m: o.re.exec(path) })).find((x) => x.m);
+      if (own) await own.o.project(v1, req, own.m![1]!);
+      else if (req.auth.kind === "project") throw forbidden(`This token is limited to project ${req.auth.projectId}`);
+      const t = opts.auth.issueStreamToken(path);
+      return reply.status(201).header("cache-control", "no-store").send({ token: t.token, expiresAt: iso(t.expiresAt)!, path });
+    },
+    defaults,
+  );
+}

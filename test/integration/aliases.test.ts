@@ -1,0 +1,53 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connectBus, DEFAULT_TOPOLOGY, provisionTopology, topologySpec, type Bus } from "@orch/bus";
+import { createLogger } from "@orch/logging";
+import { Aliases, keyPart } from "@orch/runs";
+import { startNats, type NatsServer } from "@orch/testing";
+
+/** Seed surfaces' ids in the `aliases` bucket, on a real nats-server: counters, maps, claims, any key. */
+
+let nats: NatsServer;
+let bus: Bus;
+let buses: Bus[] = [];
+
+beforeAll(async () => {
+  nats = await startNats();
+  const logger = createLogger({ service: "test", level: "silent" });
+  bus = await connectBus({ url: nats.url, name: "aliases", logger });
+  await provisionTopology(bus, topologySpec(bus.names, DEFAULT_TOPOLOGY));
+  buses = await Promise.all([1, 2, 3].map((i) => connectBus({ url: nats.url, name: `aliases-${i}`, logger })));
+});
+
+afterAll(async () => {
+  await Promise.all([bus, ...buses].map((b) => b?.close()));
+  await nats?.stop();
+});
+
+describe("Aliases", () => {
+  it("hands out every number of a counter once, across concurrent gateways", async () => {
+    const gateways = buses.map((b) => new Aliases(b));
+    const got = await Promise.all(Array.from({ length: 60 }, (_, i) => gateways[i % 3]!.next("race")));
+    expect([...got].sort((a, b) => a - b)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+    expect(await new Aliases(bus).next("other")).toBe(1);
+  });
+
+  it("maps any string to a target and back, whatever characters it has", async () => {
+    const a = new Aliases(bus);
+    const odd = ["task 1", "ünïcödé/ä", "a.b.c", "~tilde", "=eq", "x".repeat(300), "plain_id-1"];
+    for (const [i, k] of odd.entries()) await a.put("tasks", k, { n: i });
+    for (const [i, k] of odd.entries()) expect(await a.get("tasks", k)).toEqual({ n: i });
+    const entries = await a.entries<{ n: number }>("tasks");
+    expect(new Map(entries.map((e) => [e.alias, e.target.n]))).toEqual(new Map(odd.map((k, i) => [k, i])));
+    expect(keyPart("plain_id-1")).toBe("plain_id-1");
+    expect(keyPart("a.b")).not.toBe(keyPart("a_b"));
+    await a.delete("tasks", "task 1");
+    expect(await a.get("tasks", "task 1")).toBeNull();
+  });
+
+  it("claims once: a second claim of the same key gets the first target", async () => {
+    const a = new Aliases(bus);
+    const [x, y] = await Promise.all([a.claim("delivery", "gh:abc-1", { by: 1 }), new Aliases(buses[0]!).claim("delivery", "gh:abc-1", { by: 2 })]);
+    expect([x.created, y.created].sort()).toEqual([false, true]);
+    expect(x.target).toEqual(y.target);
+  });
+});
