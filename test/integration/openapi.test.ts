@@ -59,6 +59,11 @@ describe("api/openapi.yaml", () => {
     const documented = new Set(Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).filter((k) => k !== "parameters").map((m) => `${m.toUpperCase()} ${path}`)));
     expect([...served].sort()).toEqual([...documented].sort());
     for (const seed of ["POST /api/orchestrator/jobs", "GET /api/orchestrator/jobs/{id}", "GET /api/orchestrator/events"]) expect(documented).toContain(seed);
+    // Every route that changes something is rate limited; only probes, metrics and docs are open.
+    expect(app.routeTable.filter((r) => !["GET", "HEAD", "OPTIONS"].includes(r.method) && !r.rateLimited).map((r) => `${r.method} ${r.url}`)).toEqual([]);
+    expect(app.routeTable.filter((r) => r.open && r.method !== "HEAD").map((r) => r.url).sort()).toEqual(
+      ["/", "/docs", "/docs/openapi.json", "/docs/openapi.yaml", "/docs/static/:file", "/health", "/metrics", "/openapi.yaml", "/redoc", "/webhooks/github", "/webhooks/gitlab", "/api/orchestrator/*"].sort(),
+    );
     // The CORS preflight is served for every job route, as seed 000's document says.
     expect(app.routeTable.some((r) => r.method === "OPTIONS" && r.url === "/api/orchestrator/*")).toBe(true);
     await app.close();

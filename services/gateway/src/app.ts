@@ -17,6 +17,10 @@ import { SURFACES } from "./surfaces.js";
 export interface RouteEntry {
   method: string;
   url: string;
+  /** Whether the route has a rate limit. */
+  rateLimited: boolean;
+  /** Open without a token (`auth: "none"`). */
+  open: boolean;
 }
 
 declare module "fastify" {
@@ -73,7 +77,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.decorate("routeTable", routeTable);
   app.decorate("documented", [] as DocumentedRoute[]);
   app.addHook("onRoute", (r) => {
-    for (const method of [r.method].flat()) routeTable.push({ method, url: r.url });
+    const config = (r.config ?? {}) as { rateLimit?: unknown; auth?: string };
+    for (const method of [r.method].flat()) routeTable.push({ method, url: r.url, rateLimited: config.rateLimit !== undefined && config.rateLimit !== false, open: config.auth === "none" });
   });
   installErrorHandling(app);
   // Security headers on every answer: an API serves no pages but /docs and /redoc (which set

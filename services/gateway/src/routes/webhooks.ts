@@ -218,7 +218,6 @@ export async function webhookRoutes(app: FastifyInstance, opts: Surface): Promis
           "completes the protocol. See docs/http-api.md.",
         ].join("\n"),
         auth: "none",
-        rateLimit: false,
         bodyLimit,
         body: z.unknown().describe(`The ${name} event payload, as ${name} sends it`),
         headers: headers[provider],
@@ -230,10 +229,12 @@ export async function webhookRoutes(app: FastifyInstance, opts: Surface): Promis
           404: { description: "No protocol run for branch <branch>", schema: Detail },
           413: { description: "Body too large", schema: Detail },
           415: { description: "Not JSON (or GitHub's form encoding)", schema: Detail },
+          429: { description: "Rate limited (ten times ORCH_RATE_LIMIT_MAX per window: a busy repository sends bursts)", schema: Detail },
           503: { description: "The job store is unavailable", schema: Detail },
         },
       },
       async (req, reply) => handle(provider, req, reply),
+      { rateLimit: { max: opts.rateLimit.max * 10, timeWindow: opts.rateLimit.timeWindow } },
     );
   }
 }
