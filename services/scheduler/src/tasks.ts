@@ -11,8 +11,8 @@ import { randomUUID } from "node:crypto";
  * - The worker (`ORCH_WORKER_ENABLED`) takes the oldest queued task, dispatches it and waits for its
  *   attempt to end, again and again until the queue is empty, then looks every
  *   `ORCH_WORKER_POLL_INTERVAL_MS`. A failed attempt is dispatched again, at most
- *   `ORCH_WORKER_MAX_RETRIES` times, after `ORCH_WORKER_BACKOFF_MS · 2^(n−1)` (at most 60 s): the
- *   retries are the worker's (each is the engine's `run_step` of the failed step, a new attempt),
+ *   `ORCH_WORKER_MAX_RETRIES` times, after `ORCH_WORKER_BACKOFF_MS · 2^(n−1)` (at most 60 s), worked
+ *   out from the task's record each time (nothing waits in memory): the retries are the worker's (each is the engine's `run_step` of the failed step, a new attempt),
  *   because tasks run one attempt per dispatch (`task.queue` has `maxAttempts: 1`) so that
  *   `POST /tasks/dispatch` answers with one attempt's outcome, as the seed's does.
  * - The periodic scheduler (`ORCH_SCHEDULER_ENABLED`) creates a run of type `scheduled` every
@@ -43,6 +43,17 @@ export function startTaskLoops(opts: { bus: Bus; cfg: Readonly<SchedulerConfig>;
   const runs = new RunsApi(bus, { definitions: new DefinitionStore(bus), mode: cfg.ORCH_MODE });
   const tasks = new TaskService(runs, { actor: "scheduler" });
 
+  /** The failed task whose retry is due soonest (retry n waits `workerBackoff(n)` after the failure), if any. */
+  async function dueRetry() {
+    if (cfg.ORCH_WORKER_MAX_RETRIES === 0) return undefined;
+    const now = Date.now();
+    return (await tasks.listTasks({ status: "failed" }))
+      .filter((t) => t.attempts >= 1 && t.attempts <= cfg.ORCH_WORKER_MAX_RETRIES)
+      .map((t) => ({ t, due: Date.parse(t.history.at(-1)?.timestamp ?? t.updatedAt) + workerBackoff(cfg.ORCH_WORKER_BACKOFF_MS, t.attempts) }))
+      .filter((x) => x.due <= now)
+      .sort((a, b) => a.due - b.due)[0]?.t;
+  }
+
   if (cfg.ORCH_WORKER_ENABLED) {
     logger.info({ pollMs: cfg.ORCH_WORKER_POLL_INTERVAL_MS, maxRetries: cfg.ORCH_WORKER_MAX_RETRIES, backoffMs: cfg.ORCH_WORKER_BACKOFF_MS }, "task worker on");
     loops.push(
@@ -50,23 +61,15 @@ export function startTaskLoops(opts: { bus: Bus; cfg: Readonly<SchedulerConfig>;
         while (!ac.signal.aborted) {
           let idle = true;
           try {
-            const out = await tasks.dispatchNext({ waitMs: 120_000 });
+            // A failed task due for a retry first, then the head of the queue. Retries are read from
+            // the task records each time (attempts, when the last one failed), so a scheduler that
+            // restarts in the middle of a backoff picks them up where they were.
+            const retry = await dueRetry();
+            if (retry) logger.info({ taskId: retry.id, retry: retry.attempts }, "task failed; retrying");
+            const out = retry ? await tasks.redispatch(retry.id, { waitMs: 120_000 }) : await tasks.dispatchNext({ waitMs: 120_000 });
             if (out.dispatched) {
               idle = false;
-              let task = out.task;
-              logger.info({ taskId: task.id, runId: task.runId, status: task.status }, "task dispatched");
-              for (let retry = 1; task.status === "failed" && retry <= cfg.ORCH_WORKER_MAX_RETRIES && !ac.signal.aborted; retry++) {
-                const wait = workerBackoff(cfg.ORCH_WORKER_BACKOFF_MS, retry);
-                logger.info({ taskId: task.id, retry, backoffMs: wait }, "task failed; retrying");
-                await sleep(wait, ac.signal);
-                if (ac.signal.aborted) break;
-                const again = await tasks.redispatch(task.id, { waitMs: 120_000 }).catch((err: unknown) => {
-                  logger.warn({ err, taskId: task.id }, "could not dispatch the task again");
-                  return null;
-                });
-                if (!again || !again.dispatched) break;
-                task = again.task;
-              }
+              logger.info({ taskId: out.task.id, runId: out.task.runId, status: out.task.status, attempts: out.task.attempts }, "task dispatched");
             }
           } catch (err) {
             logger.warn({ err }, "task worker: dispatch failed; trying again shortly");
