@@ -1157,6 +1157,21 @@ const LimitsOverride = Limits.partial();
 const derivedSteps = new WeakMap<StepDef[], { cd: CompiledDefinition; steps: RunStepDef[] }>();
 
 /** Starts a run of `cd`: its record, its first events, and (with autoStart) its first work. */
+/** The label a run's git branch is indexed under (webhooks find runs by it). */
+export const BRANCH_LABEL = "branch";
+
+/**
+ * A run's labels at creation: the ones it was given, plus its git branch (the definition's
+ * `workspace.branch` resolved from the input and facts) under `branch` unless it names one itself.
+ */
+export function runLabels(cd: CompiledDefinition, labels: Record<string, string> | undefined, input: Record<string, unknown> | undefined, facts?: Record<string, unknown>): Record<string, string> | undefined {
+  const t = cd.def.workspace?.branch;
+  if (t === undefined || labels?.[BRANCH_LABEL] !== undefined) return labels;
+  const v = resolveTemplate(t, { input: input ?? {}, facts: { ...cd.def.facts, ...facts } });
+  if (typeof v !== "string" || !v.trim() || v.trim().length > 256 || v.includes("${")) return labels;
+  return { ...labels, [BRANCH_LABEL]: v.trim() };
+}
+
 export function createRun(cd: CompiledDefinition, opts: CreateRunOptions, clock: Clock): KernelResult {
   const createdAt = opts.createdAt ?? clock.now;
   const [runSnap, runActions] = pureInitial<AnyMachineSnapshot>(runMachineFor(cd), {
@@ -1197,6 +1212,7 @@ export function createRun(cd: CompiledDefinition, opts: CreateRunOptions, clock:
   };
   const k = new Kernel(cd, base, clock);
   void runActions;
+  const labels = runLabels(cd, opts.labels, opts.input, opts.facts);
   k.effects.push({
     kind: "event",
     type: "run.created",
@@ -1206,7 +1222,7 @@ export function createRun(cd: CompiledDefinition, opts: CreateRunOptions, clock:
       view: cd.def.view,
       input: opts.input ?? {},
       ...(opts.title !== undefined ? { title: opts.title } : {}),
-      ...(opts.labels !== undefined ? { labels: opts.labels } : {}),
+      ...(labels !== undefined ? { labels } : {}),
       ...(opts.actor ? { actor: opts.actor } : {}),
     },
   });

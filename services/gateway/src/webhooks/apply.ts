@@ -1,5 +1,5 @@
-import { DEFAULT_PROJECT, FINAL_RUN_STATUSES, RUN_STATUSES, type RunStatus, type RunSummary } from "@orch/contracts";
-import { resolveTemplate, type StepDescription } from "@orch/engine";
+import { DEFAULT_PROJECT, FINAL_RUN_STATUSES, RUN_STATUSES, type RunStatus } from "@orch/contracts";
+import { BRANCH_LABEL, resolveTemplate, type StepDescription } from "@orch/engine";
 import { PROTOCOL_NAME_LABEL, ProtocolIds, RefusedError, type Actor, type Aliases, type JobOut, type RunView, type RunsApi } from "@orch/runs";
 import type { NormalizedEvent } from "./normalize.js";
 
@@ -73,9 +73,6 @@ export function eventName(e: NormalizedEvent): string {
 /** Statuses of runs that may still change (the index is asked for them first). */
 const OPEN: RunStatus[] = RUN_STATUSES.filter((s) => !FINAL_RUN_STATUSES.has(s));
 const CLOSED: RunStatus[] = RUN_STATUSES.filter((s) => FINAL_RUN_STATUSES.has(s));
-/** How many runs a branch lookup looks at (open ones; then finished ones). */
-const SCAN_OPEN = 5_000;
-const SCAN_CLOSED = 500;
 
 const str = (v: unknown): string | undefined => (typeof v === "string" && v.trim() ? v.trim() : undefined);
 const num = (v: unknown): number | undefined => (typeof v === "number" && Number.isFinite(v) ? v : undefined);
@@ -106,16 +103,18 @@ export async function branchesOf(runs: RunsApi, run: { runId: string; definition
   return out;
 }
 
-/** The newest run (open ones first) whose branch is `branch`. */
+/**
+ * The newest run (open ones first) whose branch is `branch`: one run-index query per label (the
+ * core labels every run with the branch its definition's workspace names, `branch`; protocols are
+ * also labelled with their name), never a scan.
+ */
 async function findByBranch(runs: RunsApi, branch: string): Promise<RunView | null> {
-  for (const [status, max] of [
-    [OPEN, SCAN_OPEN],
-    [CLOSED, SCAN_CLOSED],
-  ] as const) {
-    const page: RunSummary[] = await runs.listAll({ status: [...status] }, max);
-    for (const s of page) {
-      if ((await branchesOf(runs, s)).has(branch)) {
-        const v = await runs.get(s.runId);
+  for (const status of [OPEN, CLOSED]) {
+    for (const label of [BRANCH_LABEL, PROTOCOL_NAME_LABEL]) {
+      const page = await runs.list({ labels: { [label]: branch }, status: [...status], limit: 1 });
+      const hit = page.runs[0];
+      if (hit) {
+        const v = await runs.get(hit.runId);
         if (v) return v;
       }
     }

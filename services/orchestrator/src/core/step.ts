@@ -7,6 +7,7 @@ import {
   SignalSchema,
   type CompiledDefinition,
   type KernelAction,
+  runLabels,
   type KernelEffect,
   type KernelResult,
   type RunState,
@@ -138,7 +139,7 @@ function recordOf(prev: RunRecord | null, cmd: Command, cd: CompiledDefinition, 
   const rc = st.run.context;
   const base = prev ?? {
     mode: cmd.type === "run.create" ? (cmd.mode ?? "mock") : "mock",
-    labels: cmd.type === "run.create" ? (cmd.labels ?? {}) : {},
+    labels: cmd.type === "run.create" ? (runLabels(cd, cmd.labels, cmd.input, cmd.facts) ?? {}) : {},
     title: cmd.type === "run.create" ? cmd.title : undefined,
   };
   const goal = typeof st.input.goal === "string" ? st.input.goal : undefined;
