@@ -347,6 +347,12 @@ describe("queues", () => {
       expect(q["role.implementer"].queued + q["role.implementer"].started).toBeGreaterThan(0);
       const live = (await api("GET", "/queues/jobs")).json();
       expect(live.some((j: any) => (j.status === "queued" || j.status === "started") && j.payload.protocol_run_id === id)).toBe(true);
+      // Repository operations run in an agent hub: with none, 503 (the gateway touches no repository).
+      const branches = await waitFor(async () => {
+        const r = await api("GET", `/projects/${projectId}/branches`, undefined, h);
+        return r.status === 503 ? r : null;
+      });
+      expect(branches.json()).toEqual({ detail: "No agent hub is answering; repository operations run there" });
     } finally {
       await stack.restart("agent-hub");
     }

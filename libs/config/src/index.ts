@@ -87,6 +87,8 @@ export const GatewayConfig = CommonConfig.extend({
   TASKSGODZILLA_WEBHOOK_TOKEN: z.string().min(1).optional(),
   /** A successful CI report starts the run's QA step (seed 004: TASKSGODZILLA_AUTO_QA_ON_CI). */
   ORCH_AUTO_QA_ON_CI: bool(false),
+  /** Seed 004's protocol steps start their QA as soon as their execution succeeds (TASKSGODZILLA_AUTO_QA_AFTER_EXEC). */
+  ORCH_AUTO_QA_AFTER_EXEC: bool(false),
   /** A failed CI report starts a bounded fix attempt: at most this many per run (0: never). */
   ORCH_CI_FIX_MAX_ATTEMPTS: int(0, 0, 100),
   /** …and no sooner than this after the previous one. */
@@ -320,6 +322,7 @@ const ALIASES: Record<string, string> = {
   TASKSGODZILLA_API_TOKEN: "ORCH_API_TOKEN",
   TASKSGODZILLA_AUTO_QA_ON_CI: "ORCH_AUTO_QA_ON_CI",
   AUTO_QA_ON_CI: "ORCH_AUTO_QA_ON_CI",
+  TASKSGODZILLA_AUTO_QA_AFTER_EXEC: "ORCH_AUTO_QA_AFTER_EXEC",
 };
 
 let lastFile: ConfigFile | undefined;

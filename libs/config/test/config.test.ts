@@ -24,6 +24,12 @@ describe("config", () => {
     expect(c.ORCH_BACKEND).toBe("memory");
   });
 
+  it("reads seed 004's TASKSGODZILLA_AUTO_QA_AFTER_EXEC as ORCH_AUTO_QA_AFTER_EXEC (ours wins)", () => {
+    expect(loadConfig(GatewayConfig, {}).ORCH_AUTO_QA_AFTER_EXEC).toBe(false);
+    expect(loadConfig(GatewayConfig, { TASKSGODZILLA_AUTO_QA_AFTER_EXEC: "true" }).ORCH_AUTO_QA_AFTER_EXEC).toBe(true);
+    expect(loadConfig(GatewayConfig, { TASKSGODZILLA_AUTO_QA_AFTER_EXEC: "true", ORCH_AUTO_QA_AFTER_EXEC: "false" }).ORCH_AUTO_QA_AFTER_EXEC).toBe(false);
+  });
+
   it("refuses ORCH_BACKEND=redis with a clear reason", () => {
     expect(() => loadConfig(OrchestratorConfig, { ORCH_BACKEND: "redis" })).toThrow(/ORCH_BACKEND: redis is not supported/);
   });

@@ -1,13 +1,14 @@
 import { hostname } from "node:os";
 import { ACK_WAIT_MS, decode, encode, runConsumer } from "@orch/bus";
 import { AgentHubConfig } from "@orch/config";
-import { AgentReadiness, FINAL_SESSION_STATUSES, SessionCancelRequest, WorkItem } from "@orch/contracts";
+import { AgentReadiness, FINAL_SESSION_STATUSES, REPO_QUERY, SessionCancelRequest, WorkItem } from "@orch/contracts";
 import { runService } from "@orch/service";
 import { ExecutorRouter } from "./executors/registry.js";
 import { GitCli, WorkspaceManager } from "./git/index.js";
 import { Limits } from "./sessions/limits.js";
 import { SessionRunner } from "./sessions/runner.js";
 import { redactor, secretsOf, SessionStore } from "./sessions/store.js";
+import { REPO_GIT_TIMEOUT_MS, RepoService, projectReader } from "./repos.js";
 import { isAdapterStep, runStep } from "./worker.js";
 
 /**
@@ -112,6 +113,24 @@ await runService({
       },
     });
 
+    // Repository operations of the surfaces (seed 004's branches, CodeMachine import): they run
+    // here, where the repositories are; any hub answers (the gateway never touches a repository).
+    const repos = new RepoService({
+      git: GitCli.fromConfig(cfg, { timeoutMs: REPO_GIT_TIMEOUT_MS, networkTimeoutMs: REPO_GIT_TIMEOUT_MS }),
+      workspaces,
+      project: projectReader(bus),
+      logger: logger.child({ component: "repos" }),
+    });
+    const repoQueries = bus.nc.subscribe(s.query(REPO_QUERY), {
+      queue: "agent-hub",
+      callback: (_err, msg) => {
+        repos
+          .answer(msg.data, bus.nc.info?.max_payload)
+          .then((out) => msg.respond(out))
+          .catch((err: unknown) => logger.warn({ err }, "could not answer a repository request"));
+      },
+    });
+
     const consumer = await runConsumer(bus, {
       stream: bus.names.streams.work,
       consumer: bus.names.consumers.agentHub,
@@ -127,6 +146,7 @@ await runService({
       async stop() {
         ctl.unsubscribe();
         readiness.unsubscribe();
+        repoQueries.unsubscribe();
         for (const sub of runEvents) sub.unsubscribe();
         await consumer.stop();
       },

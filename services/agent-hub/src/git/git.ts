@@ -29,7 +29,8 @@ import {
  * around them:
  *
  * - `push` with force (or a `+` refspec) needs `allowForcePush`;
- * - `deleteBranch` of a branch not merged into its target needs `allowDeleteUnmergedBranches`;
+ * - `deleteBranch` (and `deleteRemoteBranch`) of a branch not merged into its target needs
+ *   `allowDeleteUnmergedBranches`;
  * - `worktreeRemove` of a worktree with uncommitted changes, `resetHard`, `clean`, and an
  *   `updateRef` that is not a fast-forward need `allowDestructiveAutomation`.
  *
@@ -156,6 +157,16 @@ function fields(stdout: string): string[] {
   const parts = stdout.split("\0");
   if (parts.at(-1) === "") parts.pop();
   return parts;
+}
+
+/** `<sha> refs/heads/<name>` lines (for-each-ref, ls-remote) as name → sha. */
+function refHeads(stdout: string): Map<string, string> {
+  const heads = new Map<string, string>();
+  for (const line of stdout.split("\n")) {
+    const [sha, ref] = line.trim().split(/\s+/);
+    if (sha && ref?.startsWith("refs/heads/")) heads.set(ref.slice("refs/heads/".length), sha);
+  }
+  return heads;
 }
 
 export class GitCli {
@@ -310,6 +321,12 @@ export class GitCli {
   async branchExists(repo: string, name: string): Promise<boolean> {
     const r = await this.#run(repo, ["show-ref", "--verify", "--quiet", `refs/heads/${arg(name, "branch name")}`], { ok: [0, 1] });
     return r.code === 0;
+  }
+
+  /** The local branches: short name → head commit. */
+  async branchHeads(repo: string): Promise<Map<string, string>> {
+    const r = await this.#run(repo, ["for-each-ref", "--format=%(objectname) %(refname)", "refs/heads"]);
+    return refHeads(r.stdout);
   }
 
   /** Creates `name` at `startPoint`; fails when it exists. */
@@ -518,7 +535,7 @@ export class GitCli {
   /**
    * Pushes `refspecs` to `remote` (a remote name, URL or path). A force push (`force`, or a
    * refspec starting with `+`) needs `allowForcePush`. Deleting remote refs (`:dst`) is not
-   * offered.
+   * offered here (`deleteRemoteBranch` does it, with its checks).
    */
   async push(cwd: string, remote: string, refspecs: readonly string[], opts: { force?: boolean } = {}): Promise<void> {
     arg(remote, "remote");
@@ -529,6 +546,36 @@ export class GitCli {
     const forced = opts.force === true || refspecs.some((r) => r.startsWith("+"));
     if (forced && !this.policy.allowForcePush) throw new ForcePushRefusedError(redactCredentials(remote), refspecs);
     await this.#run(cwd, ["push", "-q", ...(opts.force === true ? ["--force"] : []), remote, ...refspecs], { timeoutMs: this.#networkTimeoutMs });
+  }
+
+  /** `remote`'s branches (`ls-remote --heads`): short name → head commit. */
+  async remoteBranchHeads(repo: string, remote = "origin"): Promise<Map<string, string>> {
+    const r = await this.#run(repo, ["ls-remote", "--heads", this.#remote(remote)], { timeoutMs: this.#networkTimeoutMs });
+    return refHeads(r.stdout);
+  }
+
+  /** Fetches the commits of `remote`'s `branches` (into FETCH_HEAD only: no ref of the repository moves). */
+  async fetchBranches(repo: string, remote: string, branches: readonly string[]): Promise<void> {
+    const refs = branches.map((b) => `refs/heads/${arg(b, "branch name")}`);
+    await this.#run(repo, ["fetch", "-q", "--no-tags", this.#remote(remote), ...refs], { timeoutMs: this.#networkTimeoutMs });
+  }
+
+  /**
+   * Deletes branch `name` on `remote` if it is still at `head` (a lease: a branch pushed to since
+   * is left alone). One not merged into `target` (its head not an ancestor of that commit, which
+   * must be in the repository, as `head` must: `fetchBranches` first), or with no `target`, only
+   * with `allowDeleteUnmergedBranches`.
+   */
+  async deleteRemoteBranch(repo: string, remote: string, name: string, opts: { head: string; target?: string; targetName?: string }): Promise<void> {
+    arg(name, "branch name");
+    arg(opts.head, "revision");
+    if (!this.policy.allowDeleteUnmergedBranches) {
+      const merged = opts.target !== undefined && (await this.isAncestor(repo, opts.head, opts.target));
+      if (!merged) throw new UnmergedBranchDeleteRefusedError(name, opts.targetName ?? opts.target ?? "its target");
+    }
+    await this.#run(repo, ["push", "-q", `--force-with-lease=refs/heads/${name}:${opts.head}`, this.#remote(remote), `:refs/heads/${name}`], {
+      timeoutMs: this.#networkTimeoutMs,
+    });
   }
 
   #remote(name: string): string {

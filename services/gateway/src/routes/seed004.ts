@@ -137,15 +137,13 @@ export function specHashOf(templateConfig: Record<string, unknown> | null | unde
   return spec === undefined || spec === null ? undefined : createHash("sha256").update(stable(spec)).digest("hex").slice(0, 16);
 }
 
-const bool = (v: string | undefined) => v === "1" || v === "true" || v === "yes";
-
 export async function seed004Routes(app: FastifyInstance, opts: Surface): Promise<void> {
   installSeed004Errors(app);
   const s = new Seed004(opts);
   const { runs, ids } = s;
   const defaults = { rateLimit: opts.rateLimit, bodyLimit: opts.cfg.ORCH_MAX_REQUEST_BYTES };
   /** seed 004's TASKSGODZILLA_AUTO_QA_AFTER_EXEC: QA starts as soon as a step's execution succeeds. */
-  const autoQa = bool(process.env.TASKSGODZILLA_AUTO_QA_AFTER_EXEC ?? process.env.ORCH_AUTO_QA_AFTER_EXEC);
+  const autoQa = opts.cfg.ORCH_AUTO_QA_AFTER_EXEC;
 
   const protocolOut = async (run: RunView, n?: number) =>
     toProtocolOut(run, { n: n ?? (await ids.protocolInt(run.runId)), projectN: await ids.projectInt(run.projectId) });
