@@ -4,6 +4,7 @@ import { z } from "zod";
 import type { Surface } from "../context.js";
 import { toHttp } from "../errors.js";
 import { route } from "../routing.js";
+import { JobOutSchema } from "./seed004-common.js";
 import { applyWebhook, type WebhookSettings } from "../webhooks/apply.js";
 import { normalizeWebhook, verifyWebhook, type WebhookProvider } from "../webhooks/index.js";
 
@@ -34,22 +35,7 @@ const TAGS = ["webhooks"];
 const MIN_BODY_LIMIT = 5 * 1024 * 1024;
 
 const Detail = z.object({ detail: z.string() });
-const Job = z
-  .object({
-    job_id: z.string(),
-    job_type: z.string(),
-    payload: z.record(z.string(), z.unknown()),
-    status: z.string(),
-    queue: z.string(),
-    attempts: z.int(),
-    max_attempts: z.int().nullable(),
-    created_at: z.string().nullable(),
-    started_at: z.string().nullable(),
-    ended_at: z.string().nullable(),
-    result: z.unknown(),
-    error: z.string().nullable(),
-  })
-  .describe("The QA job a CI success started (ORCH_AUTO_QA_ON_CI), in seed 004's job shape");
+const Job = JobOutSchema.describe("The QA job a CI success started (ORCH_AUTO_QA_ON_CI), in seed 004's job shape");
 const Answer = z.object({ message: z.string(), job: Job.nullable() });
 
 const REFUSED: Record<WebhookProvider, string> = { github: "Invalid webhook signature", gitlab: "Invalid webhook token" };
