@@ -15,6 +15,8 @@ export interface ReplayOptions {
   /** First stream sequence to deliver; from the beginning when omitted. */
   startSeq?: number;
   signal?: AbortSignal;
+  /** Stop at the last message stored when the replay started (a finite read) instead of following live ones. */
+  untilCaughtUp?: boolean;
 }
 
 /**
@@ -50,6 +52,7 @@ async function* replay<S extends z.ZodType>(bus: Bus, stream: string, schema: S,
       ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: opts.startSeq }
       : { deliver_policy: DeliverPolicy.All }),
   });
+  if (opts.untilCaughtUp && (await consumer.info(true)).num_pending === 0) return;
   const messages = await consumer.consume({ max_messages: 256, expires: PULL_EXPIRES_MS });
   const onAbort = () => messages.stop();
   opts.signal?.addEventListener("abort", onAbort, { once: true });
@@ -57,11 +60,9 @@ async function* replay<S extends z.ZodType>(bus: Bus, stream: string, schema: S,
     if (opts.signal?.aborted) return;
     for await (const m of messages) {
       const d = decode(schema, m.data);
-      if (!d.ok) {
-        bus.logger.error({ subject: m.subject, streamSeq: m.seq, error: d.error }, "skipping an invalid event");
-        continue;
-      }
-      yield { streamSeq: m.seq, value: d.value };
+      if (d.ok) yield { streamSeq: m.seq, value: d.value };
+      else bus.logger.error({ subject: m.subject, streamSeq: m.seq, error: d.error }, "skipping an invalid event");
+      if (opts.untilCaughtUp && m.info.pending === 0) return;
     }
   } finally {
     opts.signal?.removeEventListener("abort", onAbort);

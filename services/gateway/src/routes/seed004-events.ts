@@ -66,8 +66,11 @@ export async function seed004EventRoutes(app: FastifyInstance, s: Seed004): Prom
     },
   );
 
-  /** The last events of every project (runs without a project left out), newest first. */
-  const recent = async (limit: number): Promise<EventOut[]> => {
+  /**
+   * The last `limit` events matching `filter` (every project's by default: runs without a project
+   * left out), newest first: read backwards in growing spans of the stream, never the whole history.
+   */
+  const recent = async (limit: number, filter = bus.names.subjects.evtAll()): Promise<EventOut[]> => {
     const info = await bus.jsm.streams.info(bus.names.streams.evt);
     if (info.state.messages === 0) return [];
     const m = new EventMapper(runs, ids);
@@ -77,7 +80,7 @@ export async function seed004EventRoutes(app: FastifyInstance, s: Seed004): Prom
       const picked: StoredEvent[] = [];
       const ac = new AbortController();
       const guard = setTimeout(() => ac.abort(), 10_000);
-      const it = replayEvents(bus, bus.names.subjects.evtAll(), { startSeq: start, signal: ac.signal });
+      const it = replayEvents(bus, filter, { startSeq: start, signal: ac.signal, untilCaughtUp: true });
       try {
         for await (const e of it) {
           if (e.event.projectId !== DEFAULT_PROJECT) picked.push(e);
@@ -123,7 +126,7 @@ export async function seed004EventRoutes(app: FastifyInstance, s: Seed004): Prom
       if (projectN === undefined && req.auth.kind === "project") projectN = await ids.projectInt(req.auth.projectId);
       if (projectN !== undefined) {
         const p = await s.project(req, projectN);
-        events = (await mapAll(await runs.projectHistory(p.id))).reverse();
+        events = await recent(query.kind === "onboarding" ? Math.min(query.limit * 10, 1_000) : query.limit, bus.names.subjects.evtProject(p.id));
       } else {
         events = await recent(query.kind === "onboarding" ? Math.min(query.limit * 10, 1_000) : query.limit);
       }
