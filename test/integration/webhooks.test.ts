@@ -15,8 +15,8 @@ import { Stack, freePort, http, waitFor, type HttpResponse, type ServiceProcess 
  * core, the agent hub with the offline executor). Runs are made through the shared runs API on a
  * bus connection of the test's own, as any surface would make them.
  *
- * Gateways: the stack's own (GITHUB_WEBHOOK_SECRET, GITLAB_WEBHOOK_TOKEN; no auto-QA, no fix
- * attempts), one with seed 004's single TASKSGODZILLA_WEBHOOK_TOKEN, auto-QA on CI and bounded CI fix
+ * Gateways: the stack's own (GITHUB_WEBHOOK_SECRET, GITLAB_WEBHOOK_TOKEN, GITHUB_APP_ID; no
+ * auto-QA, no fix attempts), one with seed 004's single TASKSGODZILLA_WEBHOOK_TOKEN, auto-QA on CI and bounded CI fix
  * attempts, one with no secret at all (unsigned deliveries accepted), and one with the API token
  * and no webhook secret (deliveries refused unless they carry the API bearer).
  */
@@ -25,6 +25,7 @@ const GH = "gh-secret-5a1f0c";
 const GL = "gl-token-9d3e77";
 const TG = "tg-token-c0ffee";
 const API = "api-token-77aa";
+const APP_ID = "314159";
 const COOLDOWN_MS = 3_000;
 
 const examples = createRequire(import.meta.url)("@octokit/webhooks-examples") as { name: string; examples: unknown[] }[];
@@ -52,7 +53,7 @@ async function gateway(env: Record<string, string>): Promise<{ base: string; p: 
 }
 
 beforeAll(async () => {
-  stack = await Stack.start({ serviceEnv: { gateway: { GITHUB_WEBHOOK_SECRET: GH, GITLAB_WEBHOOK_TOKEN: GL } } });
+  stack = await Stack.start({ serviceEnv: { gateway: { GITHUB_WEBHOOK_SECRET: GH, GITLAB_WEBHOOK_TOKEN: GL, GITHUB_APP_ID: APP_ID } } });
   base = stack.baseUrl;
   bus = await connectBus({ url: stack.nats.url, name: "webhooks-test", logger: createLogger({ service: "test", level: "silent" }) });
   runs = new RunsApi(bus, { definitions: new DefinitionStore(bus), mode: "mock", timeoutMs: 15_000 });
@@ -246,6 +247,22 @@ describe("authentication", () => {
     // Seed 004's clients (its CI report script) post with the API bearer: that authenticates them.
     const ok = await github("ping", githubExample("ping", 0), { secret: null, url: lockedGw.base, headers: { authorization: `Bearer ${API}` } });
     expect(ok.status).toBe(202);
+  });
+
+  it("with GITHUB_APP_ID, a GitHub App's delivery must be for that app; repository webhooks are unaffected", async () => {
+    const target = (type: string, id: string) => ({ "x-github-hook-installation-target-type": type, "x-github-hook-installation-target-id": id });
+    expect((await github("ping", githubExample("ping", 0), { headers: target("integration", APP_ID) })).status).toBe(202);
+    const other = await github("ping", githubExample("ping", 0), { headers: target("integration", "271828") });
+    expect(other.status).toBe(401);
+    expect(other.json()).toEqual({ detail: "Delivery is for another GitHub App" });
+    // A repository's (or organization's) own webhook names the repository, not an app.
+    expect((await github("ping", githubExample("ping", 0), { headers: target("repository", "271828") })).status).toBe(202);
+    expect((await github("ping", githubExample("ping", 0), { headers: target("organization", "271828") })).status).toBe(202);
+    // The signature is checked first: an unsigned delivery is refused as such, whatever app it names.
+    const unsigned = await github("ping", githubExample("ping", 0), { secret: null, headers: target("integration", "271828") });
+    expect(unsigned.json()).toEqual({ detail: "Invalid webhook signature" });
+    // A gateway without GITHUB_APP_ID takes any app's delivery.
+    expect((await github("ping", githubExample("ping", 0), { secret: null, url: openGw.base, headers: target("integration", "271828") })).status).toBe(202);
   });
 });
 

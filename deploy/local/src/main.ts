@@ -3,6 +3,7 @@ import { mkdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, relative } from "node:path";
 import { Writable } from "node:stream";
+import { logFormat } from "@orch/logging";
 import { REPO_ROOT, startNatsServer, type NatsServer } from "@orch/nats-server";
 import { build as prettyStream } from "pino-pretty";
 
@@ -12,7 +13,8 @@ import { build as prettyStream } from "pino-pretty";
  * A service that dies is started again with backoff; Ctrl-C stops everything cleanly.
  *
  * Environment: everything the services read, plus ORCH_DATA_DIR (default `.data/`, the JetStream
- * store) and ORCH_LOG_FORMAT (`pretty` on a terminal, `json` otherwise).
+ * store) and ORCH_LOG_FORMAT (`pretty` on a terminal, `json` otherwise; seed 004's
+ * TASKSGODZILLA_LOG_JSON=true is `json`).
  */
 
 const SERVICES = ["event-bus", "orchestrator", "agent-hub", "scheduler", "gateway"] as const;
@@ -34,7 +36,14 @@ function nodeOptionsFor(service: Service, current: string | undefined): string |
 
 const env = process.env;
 const dataDir = env.ORCH_DATA_DIR ?? join(REPO_ROOT, ".data");
-const pretty = (env.ORCH_LOG_FORMAT ?? (process.stdout.isTTY ? "pretty" : "json")) === "pretty";
+let pretty: boolean;
+try {
+  // ORCH_LOG_FORMAT, or seed 004's TASKSGODZILLA_LOG_JSON.
+  pretty = logFormat(env, process.stdout.isTTY === true) === "pretty";
+} catch (err) {
+  process.stderr.write(`orch: invalid configuration:\n  - ${(err as Error).message}\n`);
+  process.exit(2);
+}
 const httpPort = Number(env.PORT ?? 8080);
 const httpHost = env.HOST ?? "127.0.0.1";
 const grpcPort = Number(env.ORCH_GRPC_PORT ?? 50051);

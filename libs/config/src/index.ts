@@ -27,6 +27,17 @@ const bool = (def: boolean) =>
 
 const int = (def: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(def);
 
+/** Seed 001's store/queue selectors: only NATS JetStream, which they may name; anything else is refused with `why`. */
+const jetstreamOnly = (why: string) =>
+  z
+    .string()
+    .optional()
+    .superRefine((v, ctx) => {
+      if (v === undefined || /^(jetstream|nats)$/i.test(v.trim())) return;
+      ctx.addIssue({ code: "custom", message: `${JSON.stringify(v)} is not supported: ${why}; unset it or set jetstream (point ORCH_NATS_URL at your NATS server)` });
+    })
+    .transform((v) => (v === undefined ? undefined : ("jetstream" as const)));
+
 /** Settings every service reads. */
 export const CommonConfig = z.object({
   /** NATS server or cluster (comma-separated URLs). Unset under the dev runner, which spawns one. */
@@ -52,6 +63,13 @@ export const CommonConfig = z.object({
   ORCH_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
   /** Replicas of every stream and bucket: 1 on one server, 3 on a 3-node cluster. */
   ORCH_NATS_REPLICAS: int(1, 1, 5),
+  /**
+   * Seed 001's task store (`postgres` there) and task queue (`redis` there): here both are NATS
+   * JetStream, the one system of record. `jetstream` or `nats` is accepted (and means what unset
+   * does); anything else is refused, so no service starts believing it writes somewhere else.
+   */
+  ORCH_TASK_STORE: jetstreamOnly("tasks are stored in NATS JetStream (the run records), the one system of record here"),
+  TASK_QUEUE: jetstreamOnly("tasks are queued in NATS JetStream (the scheduler's worker reads the run index)"),
 });
 export type CommonConfig = z.output<typeof CommonConfig>;
 
@@ -81,10 +99,24 @@ export const GatewayConfig = CommonConfig.extend({
   ORCH_SSE_TOKEN_TTL_MS: int(300_000, 1_000, 86_400_000),
   /** GitHub webhooks: the secret `X-Hub-Signature-256` is made with (falls back to TASKSGODZILLA_WEBHOOK_TOKEN). */
   GITHUB_WEBHOOK_SECRET: z.string().min(1).optional(),
+  /**
+   * GitHub App webhooks: a delivery for a GitHub App (`X-GitHub-Hook-Installation-Target-Type:
+   * integration`) must be for this app (`X-GitHub-Hook-Installation-Target-ID`); repository and
+   * organization webhooks are unaffected.
+   */
+  GITHUB_APP_ID: z.string().trim().regex(/^[1-9][0-9]{0,19}$/, "must be the GitHub App's numeric id").optional(),
   /** GitLab webhooks: the `X-Gitlab-Token` they must carry (falls back to TASKSGODZILLA_WEBHOOK_TOKEN). */
   GITLAB_WEBHOOK_TOKEN: z.string().min(1).optional(),
   /** Seed 004's one webhook secret for both providers. */
   TASKSGODZILLA_WEBHOOK_TOKEN: z.string().min(1).optional(),
+  /**
+   * Seed 004's blocking onboarding clarifications: not supported yet. A project's setup run plans
+   * and is done; it asks no clarifying questions, so `true` is refused rather than silently ignored.
+   */
+  TASKSGODZILLA_REQUIRE_ONBOARDING_CLARIFICATIONS: bool(false).refine((v) => !v, {
+    message:
+      "true is not supported yet: a project's setup run (setup-<id>) does not ask onboarding clarifications, so it cannot wait for them; unset it or set false",
+  }),
   /** A successful CI report starts the run's QA step (seed 004: TASKSGODZILLA_AUTO_QA_ON_CI). */
   ORCH_AUTO_QA_ON_CI: bool(false),
   /** Seed 004's protocol steps start their QA as soon as their execution succeeds (TASKSGODZILLA_AUTO_QA_AFTER_EXEC). */
@@ -255,8 +287,13 @@ export const AgentHubConfig = CommonConfig.extend({
   ORCH_HARNESS_LOG_NORMALIZED_EVENTS: bool(false),
 
   // Worktrees (seed 003).
-  /** Projects without a local checkout are cloned (or created) under `<workspace>/repos`. */
+  /** The agent hub's workspace: `<workspace>/repos` (unless ORCH_PROJECTS_ROOT) and `<workspace>/worktrees`. */
   ORCH_WORKSPACE: z.string().min(1).optional(),
+  /**
+   * Where projects without a local checkout are cloned (or created): `<root>/<projectId>`;
+   * `<workspace>/repos` when unset (seed 004: TASKSGODZILLA_PROJECTS_ROOT).
+   */
+  ORCH_PROJECTS_ROOT: z.string().min(1).optional(),
   /** Where sessions' worktrees go; `<workspace>/worktrees` when unset. */
   ORCH_WORKTREES_ROOT: z.string().min(1).optional(),
   /** Keep a failed session's worktree for inspection (its branch is kept either way). */
@@ -264,6 +301,11 @@ export const AgentHubConfig = CommonConfig.extend({
   ORCH_GIT_BINARY: z.string().min(1).default("git"),
   ORCH_GIT_AUTHOR_NAME: z.string().min(1).max(200).default("Orchestrator"),
   ORCH_GIT_AUTHOR_EMAIL: z.string().min(3).max(200).default("orchestrator@localhost"),
+  /**
+   * Clone GitHub projects over SSH: a `https://github.com/<owner>/<repo>` git_url is cloned (and
+   * its clone's origin set) as `git@github.com:<owner>/<repo>.git` (seed 004: TASKSGODZILLA_GH_SSH).
+   */
+  ORCH_GIT_PREFER_SSH: bool(false),
   ORCH_GIT_ALLOW_FORCE_PUSH: bool(false),
   ORCH_GIT_ALLOW_DELETE_UNMERGED_BRANCHES: bool(false),
   /** Removing a worktree with uncommitted changes, resetting a branch: off unless set. */
@@ -323,7 +365,36 @@ const ALIASES: Record<string, string> = {
   TASKSGODZILLA_AUTO_QA_ON_CI: "ORCH_AUTO_QA_ON_CI",
   AUTO_QA_ON_CI: "ORCH_AUTO_QA_ON_CI",
   TASKSGODZILLA_AUTO_QA_AFTER_EXEC: "ORCH_AUTO_QA_AFTER_EXEC",
+  TASKSGODZILLA_GIT_USER: "ORCH_GIT_AUTHOR_NAME",
+  TASKSGODZILLA_GIT_EMAIL: "ORCH_GIT_AUTHOR_EMAIL",
+  TASKSGODZILLA_PROJECTS_ROOT: "ORCH_PROJECTS_ROOT",
+  TASKSGODZILLA_GH_SSH: "ORCH_GIT_PREFER_SSH",
 };
+
+/**
+ * Other software's variables the seeds document, which users often have set for something else:
+ * never refused, never read, but each service that would have used one says once, at start, that
+ * it is ignored and what to set instead.
+ */
+const IGNORED_VARIABLES: { variable: string; seed: string; services: readonly string[]; why: string }[] = [
+  { variable: "DATABASE_URL", seed: "seed 002's database", services: ["gateway", "orchestrator"], why: "state lives in NATS JetStream (no SQL database)" },
+  { variable: "AGENT_HUB_URL", seed: "seed 002's agent hub address", services: ["gateway", "orchestrator"], why: "agents are reached over NATS (the agent hub takes its work from JetStream), not over HTTP" },
+  { variable: "TASKSGODZILLA_DB_URL", seed: "seed 004's database", services: ["gateway", "orchestrator"], why: "state lives in NATS JetStream (no Postgres or SQLite)" },
+  { variable: "TASKSGODZILLA_REDIS_URL", seed: "seed 004's Redis job queue", services: ["gateway", "scheduler"], why: "jobs are queued in NATS JetStream (no Redis)" },
+];
+
+export interface StartupNotice {
+  variable: string;
+  message: string;
+}
+
+/** What `service` should warn about once at start: the variables above that are set in `env`. */
+export function startupNotices(service: string, env: Env = process.env): StartupNotice[] {
+  return IGNORED_VARIABLES.filter((v) => v.services.includes(service) && env[v.variable] !== undefined && env[v.variable] !== "").map((v) => ({
+    variable: v.variable,
+    message: `${v.variable} is set and ignored (${v.seed}): ${v.why}; set ORCH_NATS_URL to your NATS server instead`,
+  }));
+}
 
 let lastFile: ConfigFile | undefined;
 
@@ -347,10 +418,22 @@ export function loadConfig<S extends z.ZodType>(schema: S, env: Env = process.en
   lastFile = file;
   const cleaned: Record<string, string> = { ...file?.values };
   for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== "") cleaned[k] = v;
-  for (const [alias, ours] of Object.entries(ALIASES)) if (cleaned[alias] !== undefined && cleaned[ours] === undefined) cleaned[ours] = cleaned[alias];
+  /** Settings taken from a seed's name: a problem with one names what the user set. */
+  const viaAlias: Record<string, string> = {};
+  for (const [alias, ours] of Object.entries(ALIASES)) {
+    if (cleaned[alias] !== undefined && cleaned[ours] === undefined) {
+      cleaned[ours] = cleaned[alias];
+      viaAlias[ours] = alias;
+    }
+  }
   const r = schema.safeParse(cleaned);
   if (!r.success) {
-    throw new ConfigError(r.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`));
+    throw new ConfigError(
+      r.error.issues.map((i) => {
+        const key = i.path.join(".") || "(root)";
+        return `${viaAlias[key] ? `${key} (set as ${viaAlias[key]})` : key}: ${i.message}`;
+      }),
+    );
   }
   return Object.freeze(r.data) as Readonly<z.output<S>>;
 }

@@ -48,3 +48,26 @@ export function createLogger(cfg: LoggerConfig, destination?: NodeJS.WritableStr
   };
   return destination ? pino(opts, destination as never) : pino(opts);
 }
+
+export type LogFormat = "json" | "pretty";
+
+/**
+ * How the dev runner prints logs: `ORCH_LOG_FORMAT` (`json` or `pretty`), else seed 004's
+ * `TASKSGODZILLA_LOG_JSON` (`true`: json, `false`: pretty), else pretty on a terminal and json
+ * otherwise. The services themselves always write JSON lines. Throws on a value it does not know,
+ * so a typo is not silently the default.
+ */
+export function logFormat(env: Record<string, string | undefined>, isTTY: boolean): LogFormat {
+  const ours = env.ORCH_LOG_FORMAT?.trim().toLowerCase();
+  if (ours) {
+    if (ours === "json" || ours === "pretty") return ours;
+    throw new Error(`ORCH_LOG_FORMAT: must be json or pretty, not ${JSON.stringify(env.ORCH_LOG_FORMAT)}`);
+  }
+  const seed = env.TASKSGODZILLA_LOG_JSON?.trim().toLowerCase();
+  if (seed) {
+    if (["true", "1", "yes", "on"].includes(seed)) return "json";
+    if (["false", "0", "no", "off"].includes(seed)) return "pretty";
+    throw new Error(`TASKSGODZILLA_LOG_JSON: must be true or false, not ${JSON.stringify(env.TASKSGODZILLA_LOG_JSON)}`);
+  }
+  return isTTY ? "pretty" : "json";
+}

@@ -1,5 +1,5 @@
 import { connectBus, topologyFromConfig, waitForTopology, type Bus, type TopologySpec } from "@orch/bus";
-import { ConfigError, configFileUsed, loadConfig, type CommonConfig } from "@orch/config";
+import { ConfigError, configFileUsed, loadConfig, startupNotices, type CommonConfig } from "@orch/config";
 import { createLogger, type Logger } from "@orch/logging";
 import type { z } from "zod";
 
@@ -52,6 +52,8 @@ export async function runService<S extends z.ZodType<CommonConfig>>(def: Service
     lifecycle.info({ path: file.path, settings: Object.keys(file.values), created: file.created }, file.created ? "configuration file created with the defaults" : "configuration file read");
     if (file.ignored.length > 0) logger.warn({ path: file.path, keys: file.ignored }, "configuration keys ignored: their capabilities (ticketing, git hosts, supervisor, UI) are not in this release");
   }
+  // Other software's variables the seeds name (DATABASE_URL, …): ignored, and said so once.
+  for (const n of startupNotices(def.name)) logger.warn({ variable: n.variable }, n.message);
   process.on("uncaughtException", (err) => {
     logger.fatal({ err }, "uncaught exception");
     process.exit(1);

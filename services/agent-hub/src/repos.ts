@@ -20,7 +20,7 @@ import { GitCommandError, type GitCli, GitTimeoutError, NotARepositoryError, Unm
  * The repository operations the surfaces ask for over NATS (`<p>.q.repo`, see RepoRequest in
  * @orch/contracts): seed 004's branch list and delete and its CodeMachine import. They run here,
  * where the repositories are: a project's `localPath`, else this hub's clone of its `gitUrl`
- * (`<ORCH_WORKSPACE>/repos/<project id>`, as `WorkspaceManager.repoFor` places it). A request does
+ * (`<ORCH_PROJECTS_ROOT>/<project id>`, default `<ORCH_WORKSPACE>/repos/…`, as `WorkspaceManager.repoFor` places it). A request does
  * not clone a project that is not cloned yet (that is its setup run's work, which may take longer
  * than a request waits): it is answered CONFLICT. git runs through `GitCli` (argument vectors,
  * never a shell, no prompts, timeouts), with this hub's `[git]` settings: an unmerged branch is

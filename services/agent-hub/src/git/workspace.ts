@@ -31,7 +31,8 @@ import { KeyedMutex } from "./mutex.js";
  * integrated into the run's branch, so the steps after it (which fork from the run's branch) see
  * it. Layout:
  *
- *     <workspace>/repos/<projectId>     clone of the project's gitUrl, or a scratch repository
+ *     <projectsRoot>/<projectId>        clone of the project's gitUrl, or a scratch repository
+ *                                       (projectsRoot: ORCH_PROJECTS_ROOT, else <workspace>/repos)
  *     <worktreesRoot>/<projectId>/<id>  a session's worktree (worktreesRoot: <workspace>/worktrees)
  *
  * Run branches are moved with `update-ref <ref> <new> <old>` only (compare-and-set, nobody's
@@ -45,7 +46,8 @@ import { KeyedMutex } from "./mutex.js";
  * `GitCli`.
  */
 
-export type WorkspaceConfig = Pick<AgentHubConfig, "ORCH_WORKSPACE" | "ORCH_WORKTREES_ROOT" | "ORCH_KEEP_FAILED_WORKTREES">;
+export type WorkspaceConfig = Pick<AgentHubConfig, "ORCH_WORKSPACE" | "ORCH_WORKTREES_ROOT" | "ORCH_KEEP_FAILED_WORKTREES"> &
+  Partial<Pick<AgentHubConfig, "ORCH_PROJECTS_ROOT" | "ORCH_GIT_PREFER_SSH">>;
 
 /** Session branches live here; run branches may not. */
 export const SESSION_BRANCH_PREFIX = "orch/session/";
@@ -107,6 +109,18 @@ function expandHome(p: string, home: string): string {
   return p === "~" ? home : p.startsWith("~/") ? join(home, p.slice(2)) : p;
 }
 
+const GITHUB_HTTPS = /^https:\/\/(?:[^/@]*@)?github\.com\/([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+?)(?:\.git)?\/?$/i;
+
+/**
+ * Seed 004's TASKSGODZILLA_GH_SSH (ORCH_GIT_PREFER_SSH): `https://github.com/<owner>/<repo>(.git)`
+ * becomes `git@github.com:<owner>/<repo>.git` (any user-info dropped: SSH authenticates with keys);
+ * every other URL is returned as it is.
+ */
+export function preferGitHubSsh(url: string): string {
+  const m = GITHUB_HTTPS.exec(url.trim());
+  return m ? `git@github.com:${m[1]}/${m[2]}.git` : url;
+}
+
 /** A URL without its user-info, so a rotated token is not a different repository. */
 function withoutCredentials(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/]*@/i, "$1");
@@ -125,6 +139,7 @@ export class WorkspaceManager {
   readonly #log: Logger;
   readonly #home: string;
   readonly #keepFailed: boolean;
+  readonly #preferSsh: boolean;
   readonly #attempts: number;
   readonly #mutex = new KeyedMutex();
   readonly #fetches = new Map<string, Promise<void>>();
@@ -136,7 +151,8 @@ export class WorkspaceManager {
     this.#home = opts.homeDir ?? homedir();
     this.workspace = resolve(expandHome(config.ORCH_WORKSPACE ?? join(this.#home, DEFAULT_WORKSPACE), this.#home));
     this.worktreesRoot = resolve(expandHome(config.ORCH_WORKTREES_ROOT ?? join(this.workspace, "worktrees"), this.#home));
-    this.reposRoot = join(this.workspace, "repos");
+    this.reposRoot = resolve(expandHome(config.ORCH_PROJECTS_ROOT ?? join(this.workspace, "repos"), this.#home));
+    this.#preferSsh = config.ORCH_GIT_PREFER_SSH ?? false;
     this.#git = git;
     this.#log = logger.child({ component: "workspace" });
     this.#keepFailed = config.ORCH_KEEP_FAILED_WORKTREES;
@@ -145,8 +161,8 @@ export class WorkspaceManager {
 
   /**
    * The repository a project's sessions work in: its `localPath` (which must be in a git
-   * repository; its top level is used); else a clone of its `gitUrl` under
-   * `<workspace>/repos/<projectId>`, cloned once and fetched on later calls (a failed fetch is
+   * repository; its top level is used); else a clone of its `gitUrl` (over SSH with
+   * ORCH_GIT_PREFER_SSH, when it is a GitHub https URL) at `<reposRoot>/<projectId>`, cloned once and fetched on later calls (a failed fetch is
    * logged and the clone used as it is, so an offline laptop keeps working); else a scratch
    * repository there, made once with branch `main` and an empty initial commit, so runs of
    * projects without a repository still get real worktrees and commits.
@@ -323,7 +339,7 @@ export class WorkspaceManager {
   /**
    * After a crash: forgets worktree entries whose directories vanished, removes worktrees left
    * half-added under the worktrees root and half-made clones or scratch repositories. Looks at
-   * `repos`, the repositories handed out since start, the managed ones under `<workspace>/repos`,
+   * `repos`, the repositories handed out since start, the managed ones under the projects root,
    * and those of the worktrees still under the worktrees root. A repository that fails is logged
    * and skipped.
    */
@@ -371,7 +387,8 @@ export class WorkspaceManager {
   // Repositories.
 
   async #cloned(url: string, dest: string): Promise<string> {
-    const source = url.startsWith("~") || url.startsWith(".") ? resolve(expandHome(url, this.#home)) : url;
+    const given = url.startsWith("~") || url.startsWith(".") ? resolve(expandHome(url, this.#home)) : url;
+    const source = this.#preferSsh ? preferGitHubSsh(given) : given;
     const fresh = await this.#mutex.run(dest, async () => {
       if (!existsSync(dest)) {
         await this.#viaTemp(dest, (tmp) => this.#git.clone(source, tmp));
@@ -381,7 +398,9 @@ export class WorkspaceManager {
       await this.#requireRepoAt(dest);
       const origin = await this.#git.remoteUrl(dest);
       if (origin !== source) {
-        if (origin === null || withoutCredentials(origin) !== withoutCredentials(source)) throw new RepositoryMismatchError(dest, source, origin);
+        // The same repository, over https or (ORCH_GIT_PREFER_SSH turned on or off since) SSH.
+        const same = (a: string) => preferGitHubSsh(withoutCredentials(a));
+        if (origin === null || same(origin) !== same(source)) throw new RepositoryMismatchError(dest, source, origin);
         await this.#git.setRemoteUrl(dest, "origin", source);
       }
       return false;

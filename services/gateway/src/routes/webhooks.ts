@@ -6,7 +6,7 @@ import { toHttp } from "../errors.js";
 import { route } from "../routing.js";
 import { JobOutSchema } from "./seed004-common.js";
 import { applyWebhook, type WebhookSettings } from "../webhooks/apply.js";
-import { normalizeWebhook, verifyWebhook, type WebhookProvider } from "../webhooks/index.js";
+import { checkGitHubAppTarget, normalizeWebhook, verifyWebhook, type WebhookProvider } from "../webhooks/index.js";
 
 /**
  * Seed 004's webhooks: `POST /webhooks/github` and `POST /webhooks/gitlab`. A delivery is
@@ -39,6 +39,7 @@ const Job = JobOutSchema.describe("The QA job a CI success started (ORCH_AUTO_QA
 const Answer = z.object({ message: z.string(), job: Job.nullable() });
 
 const REFUSED: Record<WebhookProvider, string> = { github: "Invalid webhook signature", gitlab: "Invalid webhook token" };
+const OTHER_APP = "Delivery is for another GitHub App";
 const DELIVERY_NS = "delivery";
 
 /** A delivery's key in the aliases bucket: plain when its id is (GitHub's and GitLab's are uuids), else hashed. */
@@ -121,6 +122,12 @@ export async function webhookRoutes(app: FastifyInstance, opts: Surface): Promis
       }
     }
 
+    // GITHUB_APP_ID: an app's delivery must be for this app (checked once the sender is known).
+    if (provider === "github" && !checkGitHubAppTarget(cfg.GITHUB_APP_ID, req.headers).ok) {
+      req.log.warn({ provider, reason: "other_app", target: req.headers["x-github-hook-installation-target-id"] }, "webhook refused");
+      return reply.status(401).send({ detail: OTHER_APP });
+    }
+
     let body: unknown;
     try {
       body = parseBody(raw, req.headers["content-type"]);
@@ -174,6 +181,8 @@ export async function webhookRoutes(app: FastifyInstance, opts: Surface): Promis
       "X-GitHub-Event": "The event (`push`, `pull_request`, `check_run`, `check_suite`, `status`, `workflow_run`; `ping` and others are ignored).",
       "X-GitHub-Delivery": "The delivery id: a delivery seen before is ignored.",
       "X-Hub-Signature-256": "`sha256=<hex HMAC-SHA256 of the raw body>` with GITHUB_WEBHOOK_SECRET (or TASKSGODZILLA_WEBHOOK_TOKEN).",
+      "X-GitHub-Hook-Installation-Target-Type": "`integration` for a GitHub App's delivery (`repository`, `organization`, … otherwise).",
+      "X-GitHub-Hook-Installation-Target-ID": "The app's id on an app's delivery: with GITHUB_APP_ID set it must be that id.",
     },
     gitlab: {
       "X-Gitlab-Event": "The event (`Push Hook`, `Merge Request Hook`, `Pipeline Hook`, `Job Hook`; others are ignored).",
@@ -211,7 +220,7 @@ export async function webhookRoutes(app: FastifyInstance, opts: Surface): Promis
           200: { description: "Recorded on the run (`job`: the QA job a CI success started), or a delivery seen before", schema: Answer },
           202: { description: "An event that is not acted on (`ping`, a tag push, an unknown event, a finished run): `Event ignored`", schema: Answer },
           400: { description: "Not JSON", schema: Detail },
-          401: { description: `${REFUSED[provider]}`, schema: Detail },
+          401: { description: provider === "github" ? `${REFUSED[provider]}; or, with GITHUB_APP_ID, "${OTHER_APP}"` : REFUSED[provider], schema: Detail },
           404: { description: "No protocol run for branch <branch>", schema: Detail },
           413: { description: "Body too large", schema: Detail },
           415: { description: "Not JSON (or GitHub's form encoding)", schema: Detail },

@@ -92,3 +92,22 @@ export async function verifyWebhook(provider: WebhookProvider, secret: string, h
   if (provider === "github") return verifyGitHubSignature(secret, rawBody, headerValues(headers, GITHUB_SIGNATURE_HEADER));
   return verifyGitLabToken(secret, headerValues(headers, GITLAB_TOKEN_HEADER));
 }
+
+export const GITHUB_TARGET_TYPE_HEADER = "x-github-hook-installation-target-type";
+export const GITHUB_TARGET_ID_HEADER = "x-github-hook-installation-target-id";
+
+/**
+ * GITHUB_APP_ID (seed 001): a GitHub App's deliveries say which app they are for
+ * (`X-GitHub-Hook-Installation-Target-Type: integration`, `X-GitHub-Hook-Installation-Target-ID:
+ * <app id>`). With an app id configured, one for another app (or for an app without saying which)
+ * is refused; repository, organization and other webhooks, and deliveries that do not say (a CI
+ * script posting with the API bearer), are not an app's and are unaffected. Without an app id,
+ * everything passes.
+ */
+export function checkGitHubAppTarget(appId: string | undefined, headers: WebhookHeaders): { ok: true } | { ok: false; reason: "other_app" } {
+  if (appId === undefined) return OK as { ok: true };
+  const type = headerValues(headers, GITHUB_TARGET_TYPE_HEADER).map((v) => v.trim().toLowerCase());
+  if (!type.includes("integration")) return { ok: true };
+  const ids = headerValues(headers, GITHUB_TARGET_ID_HEADER).map((v) => v.trim()).filter((v) => v !== "");
+  return type.length === 1 && ids.length === 1 && ids[0] === appId.trim() ? { ok: true } : { ok: false, reason: "other_app" };
+}
