@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Stack, http, sse, waitFor } from "@orch/testing";
+import { Stack, freePort, http, sse, waitFor } from "@orch/testing";
 
 /**
  * Seed 004 (TasksGodzilla) as its clients use it, over the real system (stub executor): projects
@@ -397,6 +397,42 @@ describe("branches and CodeMachine", () => {
     const outside = await api("POST", `/projects/${projectId}/codemachine/import`, { protocol_name: "x", workspace_path: "/" }, h());
     expect(outside.status).toBe(400);
   });
+});
+
+describe("onboarding clarifications", () => {
+  it("are recorded for every new project; with TASKSGODZILLA_REQUIRE_ONBOARDING_CLARIFICATIONS the setup waits for them", async () => {
+    // Without the flag: a setup_clarifications event, and the setup run is done once it has planned.
+    const open = await createProject({ name: "clarify-open", ci_provider: "github" });
+    const openSetup = (await api("GET", `/projects/${open.id}/protocols`)).json()[0];
+    const openEvents = await waitFor(async () => {
+      const evs = (await api("GET", `/protocols/${openSetup.id}/events`)).json();
+      return evs.some((e: any) => e.event_type === "setup_completed") && evs;
+    });
+    const asked = openEvents.find((e: any) => e.event_type === "setup_clarifications");
+    expect(asked.message).toMatch(/Which model should each role/);
+    expect(asked.message).not.toMatch(/Which CI/);
+    expect((await api("GET", `/protocols/${openSetup.id}/steps`)).json()).toEqual([]);
+
+    // With it: a clarifications step that keeps the setup from completing until it is approved.
+    const port = await freePort();
+    const gw = await stack.spawn("gateway", { PORT: String(port), HOST: "127.0.0.1", TASKSGODZILLA_API_TOKEN: TOKEN, TASKSGODZILLA_REQUIRE_ONBOARDING_CLARIFICATIONS: "true" });
+    try {
+      const other = `http://127.0.0.1:${port}`;
+      const p = (await http("POST", `${other}/projects`, { json: { name: "clarify-blocking", git_url: "git@example.com:o/demo.git", local_path: repo }, headers: AUTH })).json();
+      const setup = (await api("GET", `/projects/${p.id}/protocols`)).json()[0];
+      await waitFor(async () => (await api("GET", `/protocols/${setup.id}`)).json().status === "planned");
+      const steps = (await api("GET", `/protocols/${setup.id}/steps`)).json();
+      expect(steps).toHaveLength(1);
+      expect(steps[0]).toMatchObject({ step_name: "clarifications", status: "pending" });
+      const evs = (await api("GET", `/protocols/${setup.id}/events`)).json();
+      expect(evs.find((e: any) => e.event_type === "setup_clarifications").message).toMatch(/setup waits until the clarifications step is approved/);
+      expect((await api("GET", `/protocols/${setup.id}`)).json().status).toBe("planned");
+      expect((await api("POST", `/steps/${steps[0].id}/actions/approve`)).status).toBe(200);
+      await waitFor(async () => (await api("GET", `/protocols/${setup.id}`)).json().status === "completed");
+    } finally {
+      await gw.stop();
+    }
+  }, 60_000);
 });
 
 describe("restart", () => {

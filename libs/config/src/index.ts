@@ -110,13 +110,11 @@ export const GatewayConfig = CommonConfig.extend({
   /** Seed 004's one webhook secret for both providers. */
   TASKSGODZILLA_WEBHOOK_TOKEN: z.string().min(1).optional(),
   /**
-   * Seed 004's blocking onboarding clarifications: not supported yet. A project's setup run plans
-   * and is done; it asks no clarifying questions, so `true` is refused rather than silently ignored.
+   * A project's setup run asks its onboarding clarifications (recorded as a `setup_clarifications`
+   * event either way) and, with this on, waits for them: a `clarifications` step that must be
+   * approved before setup completes (seed 004: TASKSGODZILLA_REQUIRE_ONBOARDING_CLARIFICATIONS).
    */
-  TASKSGODZILLA_REQUIRE_ONBOARDING_CLARIFICATIONS: bool(false).refine((v) => !v, {
-    message:
-      "true is not supported yet: a project's setup run (setup-<id>) does not ask onboarding clarifications, so it cannot wait for them; unset it or set false",
-  }),
+  ORCH_REQUIRE_ONBOARDING_CLARIFICATIONS: bool(false),
   /** A successful CI report starts the run's QA step (seed 004: TASKSGODZILLA_AUTO_QA_ON_CI). */
   ORCH_AUTO_QA_ON_CI: bool(false),
   /** Seed 004's protocol steps start their QA as soon as their execution succeeds (TASKSGODZILLA_AUTO_QA_AFTER_EXEC). */
@@ -362,6 +360,7 @@ const ALIASES: Record<string, string> = {
   TASKSGODZILLA_MAX_TOKENS_PER_PROTOCOL: "ORCH_MAX_TOKENS_PER_RUN",
   TASKSGODZILLA_TOKEN_BUDGET_MODE: "ORCH_TOKEN_BUDGET_MODE",
   TASKSGODZILLA_API_TOKEN: "ORCH_API_TOKEN",
+  TASKSGODZILLA_REQUIRE_ONBOARDING_CLARIFICATIONS: "ORCH_REQUIRE_ONBOARDING_CLARIFICATIONS",
   TASKSGODZILLA_AUTO_QA_ON_CI: "ORCH_AUTO_QA_ON_CI",
   AUTO_QA_ON_CI: "ORCH_AUTO_QA_ON_CI",
   TASKSGODZILLA_AUTO_QA_AFTER_EXEC: "ORCH_AUTO_QA_AFTER_EXEC",

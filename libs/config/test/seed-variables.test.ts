@@ -93,10 +93,9 @@ describe("seed 004's agent hub variables, as aliases (ours win)", () => {
 });
 
 describe("TASKSGODZILLA_REQUIRE_ONBOARDING_CLARIFICATIONS (seed 004)", () => {
-  it("true is refused by the gateway as not supported yet; false or unset is fine", () => {
-    expect(() => loadConfig(GatewayConfig, { TASKSGODZILLA_REQUIRE_ONBOARDING_CLARIFICATIONS: "false" })).not.toThrow();
-    expect(problems(() => loadConfig(GatewayConfig, { TASKSGODZILLA_REQUIRE_ONBOARDING_CLARIFICATIONS: "true" }))[0]).toMatch(
-      /^TASKSGODZILLA_REQUIRE_ONBOARDING_CLARIFICATIONS: true is not supported yet/,
-    );
+  it("is ORCH_REQUIRE_ONBOARDING_CLARIFICATIONS under its seed name (ours wins)", () => {
+    expect(loadConfig(GatewayConfig, {}).ORCH_REQUIRE_ONBOARDING_CLARIFICATIONS).toBe(false);
+    expect(loadConfig(GatewayConfig, { TASKSGODZILLA_REQUIRE_ONBOARDING_CLARIFICATIONS: "true" }).ORCH_REQUIRE_ONBOARDING_CLARIFICATIONS).toBe(true);
+    expect(loadConfig(GatewayConfig, { TASKSGODZILLA_REQUIRE_ONBOARDING_CLARIFICATIONS: "true", ORCH_REQUIRE_ONBOARDING_CLARIFICATIONS: "false" }).ORCH_REQUIRE_ONBOARDING_CLARIFICATIONS).toBe(false);
   });
 });

@@ -339,6 +339,17 @@ export function describeEvent(e: RunEvent, protocolName: string): { event_type: 
   const step = STEP_EVENT[e.type];
   if (step) return { event_type: step[0], message: step[1](d) };
   switch (e.type) {
+    case "run.facts_changed": {
+      const c = (d.facts as Record<string, unknown> | undefined)?.clarifications as { questions?: unknown; blocking?: unknown } | undefined;
+      if (setup && c && Array.isArray(c.questions)) {
+        const qs = c.questions.map(String);
+        return {
+          event_type: "setup_clarifications",
+          message: `Onboarding clarifications${c.blocking ? " (setup waits until the clarifications step is approved)" : ""}: ${qs.join(" ")}`,
+        };
+      }
+      return { event_type: "facts_changed", message: "Protocol facts changed." };
+    }
     case "run.created":
       return { event_type: setup ? "setup_enqueued" : "protocol_created", message: setup ? "Project setup enqueued." : `Protocol ${protocolName} created.` };
     case "run.status_changed": {

@@ -34,6 +34,9 @@ import { seed004GitRoutes } from "./seed004-git.js";
 
 const Json = z.record(z.string(), z.unknown());
 
+/** The type of a setup run's clarifications step (seed 004's blocking onboarding clarifications). */
+const CLARIFICATIONS_STEP_TYPE = "setup.clarifications";
+
 const ProjectCreate = z.object({
   name: z.string().min(1).max(200),
   git_url: z.string().max(4_096),
@@ -192,6 +195,14 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
 
   // ── projects ────────────────────────────────────────────────────────────────────────────────
 
+  /** What a new project leaves open, as questions for whoever onboards it. */
+  const onboardingQuestions = (b: { base_branch: string; ci_provider?: string | null | undefined; default_models?: unknown }): string[] => [
+    `Is ${b.base_branch} the branch protocol runs should start from and merge into?`,
+    ...(b.ci_provider ? [] : ["Which CI reports on this repository's branches (github, gitlab), so webhooks can drive its protocols?"]),
+    ...(b.default_models ? [] : ["Which model should each role (architect, implementer, reviewer, tester, qa) use?"]),
+    "Which command runs the project's tests?",
+  ];
+
   route(
     app,
     {
@@ -233,6 +244,25 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
       const runId = protocolRunId(m);
       await ids.bindProtocol(m, runId);
       const name = `setup-${n}`;
+      // Onboarding clarifications: what the project leaves open. Always recorded (a
+      // `setup_clarifications` event); with ORCH_REQUIRE_ONBOARDING_CLARIFICATIONS the setup waits
+      // for them: a `clarifications` step that must be approved (answered) before setup completes.
+      const questions = onboardingQuestions(body);
+      const blocking = opts.cfg.ORCH_REQUIRE_ONBOARDING_CLARIFICATIONS;
+      const steps: Record<string, unknown>[] = [];
+      if (blocking) {
+        const sn = await opts.aliases.next("step");
+        const stepId = stepIdOf(sn);
+        await ids.bindStep(sn, { runId, stepId });
+        steps.push({
+          id: stepId,
+          title: "Onboarding clarifications",
+          type: CLARIFICATIONS_STEP_TYPE,
+          role: "architect",
+          inputs: { questions },
+          payload: { step_index: 0, step_name: "clarifications", step_type: CLARIFICATIONS_STEP_TYPE, questions },
+        });
+      }
       await runs.create(
         {
           projectId,
@@ -241,10 +271,14 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
           title: name,
           labels: { [PROTOCOL_NAME_LABEL]: name },
           input: { protocol_name: name, base_branch: body.base_branch, description: "Project setup and bootstrap", setup: true },
+          ...(steps.length ? { steps } : {}),
           autoStart: true,
         },
         { actor: "tasksgodzilla", correlationId: req.id },
       );
+      await runs
+        .signal(runId, { name: "set_facts", facts: { clarifications: { questions, blocking } } }, { actor: "tasksgodzilla", correlationId: req.id })
+        .catch((err: unknown) => req.log.warn({ err, runId }, "could not record the onboarding clarifications"));
       req.log.info({ projectId, n, setupRun: runId }, "project created");
       return toProjectOut(rec, n);
     },
