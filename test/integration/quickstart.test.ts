@@ -15,11 +15,11 @@ import { freePort, http, startNats, waitFor } from "@orch/testing";
 
 const readme = readFileSync(join(REPO_ROOT, "README.md"), "utf8");
 
-/** The bash block under "### Try it" in the README. */
-function tryItBlock(): string {
-  const section = readme.slice(readme.indexOf("### Try it"));
+/** The first bash block after `heading` in the README (the "### Try it" examples). */
+function tryItBlock(heading = "### Try it"): string {
+  const section = readme.slice(readme.indexOf(heading));
   const m = /```bash\n([\s\S]*?)```/.exec(section);
-  if (!m) throw new Error("README has no bash block under ### Try it");
+  if (!m) throw new Error(`README has no bash block after ${heading}`);
   return m[1]!;
 }
 
@@ -104,6 +104,16 @@ describe("quick start", () => {
     expect(output).toContain("event: end");
     expect(output).toContain('"status":"succeeded"');
     const jobId = /JOB_ID=([0-9a-f-]{36})/.exec(output)![1]!;
+
+    // The SpecKit example: a workflow written by the stub agents, approved, seen by /api/v1 too.
+    const speckit = execFileSync("bash", ["-euo", "pipefail", "-c", `API_BASE=${api}\n${tryItBlock("The other seeds' clients")}`], {
+      env: { ...process.env, API_BASE: api },
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    expect(speckit).toContain('"status":"in_progress","feature_id":"');
+    expect(speckit).toContain('"current_phase":"phase_2"');
+    expect(speckit).toContain('"view":"speckit"');
 
     await ctrlC(s);
     expect(await portOpen(port)).toBe(false);
