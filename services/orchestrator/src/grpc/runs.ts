@@ -89,21 +89,23 @@ export function runHandlers(opts: RunApiOptions & { api: RunsApi }) {
   const usage = (u: Totals) => ({ tokens: u.tokens, tokens_in: u.tokensIn, tokens_out: u.tokensOut, cost_usd: u.costUsd, wall_ms: u.wallMs });
   const byKey = (m: Record<string, Totals>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, usage(v)]));
 
+  /** What a run and its index summary have in common, as gRPC fields. */
+  const summaryOf = (v: Pick<RunView, "runId" | "projectId" | "definition" | "view" | "title" | "labels" | "status" | "stage" | "createdAt" | "updatedAt">) => ({
+    run_id: v.runId,
+    project_id: v.projectId,
+    definition_id: v.definition.id,
+    definition_version: v.definition.version,
+    view: v.view,
+    title: v.title ?? "",
+    labels: v.labels,
+    status: v.status,
+    stage: v.stage ?? "",
+    created_at: iso(v.createdAt)!,
+    updated_at: iso(v.updatedAt)!,
+  });
+
   function toRun(v: RunView): Run {
-    const run: Run = {
-      run_id: v.runId,
-      project_id: v.projectId,
-      definition_id: v.definition.id,
-      definition_version: v.definition.version,
-      view: v.view,
-      title: v.title ?? "",
-      labels: v.labels,
-      status: v.status,
-      stage: v.stage ?? "",
-      created_at: iso(v.createdAt)!,
-      updated_at: iso(v.updatedAt)!,
-      steps_run: v.stepsRun,
-    };
+    const run: Run = { ...summaryOf(v), steps_run: v.stepsRun };
     if (v.startedAt !== undefined) run.started_at = iso(v.startedAt)!;
     if (v.finishedAt !== undefined) run.finished_at = iso(v.finishedAt)!;
     if (v.error !== undefined) run.error = v.error;
@@ -202,19 +204,7 @@ export function runHandlers(opts: RunApiOptions & { api: RunsApi }) {
         ...(req.cursor ? { cursor: req.cursor } : {}),
       });
       return {
-        runs: r.runs.map((s) => ({
-          run_id: s.runId,
-          project_id: s.projectId,
-          definition_id: s.definition.id,
-          definition_version: s.definition.version,
-          view: s.view,
-          title: s.title ?? "",
-          labels: s.labels,
-          status: s.status,
-          stage: s.stage ?? "",
-          created_at: iso(s.createdAt)!,
-          updated_at: iso(s.updatedAt)!,
-        })),
+        runs: r.runs.map(summaryOf),
         next_cursor: r.nextCursor ?? "",
         total: r.total,
       };
