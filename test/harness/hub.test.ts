@@ -3,9 +3,9 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
-import { jsonToStruct, loadOrchestratorProto, structToJson, type OrchestratorServiceClient } from "@orch/proto";
-import { fakeResponses, Stack, waitFor, type FakeModelServer } from "@orch/testing";
+import { status, type ServiceError } from "@grpc/grpc-js";
+import { jsonToStruct, structToJson, type OrchestratorServiceClient } from "@orch/proto";
+import { fakeResponses, Stack, waitFor, type FakeModelServer, grpcClient, type GrpcTestClient } from "@orch/testing";
 import { ensureHarness } from "../../scripts/lib/harnesses.mjs";
 
 /**
@@ -19,6 +19,7 @@ const KEY = { name: "ORCH_TEST_HUB_CODEX_KEY", value: "sk-hub-codex-4d2e71aa" };
 const PATCH = ["apply_patch <<'EOF'", "*** Begin Patch", "*** Add File: notes/hello.txt", "+hello through the hub", "*** End Patch", "EOF", ""].join("\n");
 
 let stack: Stack;
+let grpc: GrpcTestClient;
 let client: OrchestratorServiceClient;
 let server: FakeModelServer;
 const repo = mkdtempSync(join(tmpdir(), "orch-hub-harness-"));
@@ -45,7 +46,8 @@ beforeAll(async () => {
       },
     },
   });
-  client = new (loadOrchestratorProto().orchestrator.v1.OrchestratorService)(`127.0.0.1:${stack.grpcPort}`, credentials.createInsecure());
+  grpc = grpcClient(stack.grpcPort);
+  client = grpc.client;
   await call("PutProject", { id: "proj", local_path: repo, base_branch: "main" });
 });
 
@@ -55,10 +57,7 @@ afterAll(async () => {
   await server?.stop();
 });
 
-function call<Res = any>(method: string, req: unknown): Promise<Res> {
-  const fn = (client as unknown as Record<string, (r: unknown, m: Metadata, cb: (e: ServiceError | null, r?: Res) => void) => void>)[method]!;
-  return new Promise((resolve, reject) => fn.call(client, req, new Metadata(), (err, res) => (err ? reject(err) : resolve(res!))));
-}
+const call = <Res = any>(method: string, req: unknown): Promise<Res> => grpc.call<Res>(method, req);
 
 function sessionEvents(sessionId: string): Promise<any[]> {
   return new Promise((resolve, reject) => {

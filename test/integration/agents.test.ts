@@ -3,9 +3,9 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
-import { jsonToStruct, loadOrchestratorProto, structToJson, valueToJson, type OrchestratorServiceClient } from "@orch/proto";
-import { Stack, waitFor } from "@orch/testing";
+import { status, type ServiceError } from "@grpc/grpc-js";
+import { jsonToStruct, structToJson, valueToJson, type OrchestratorServiceClient } from "@orch/proto";
+import { Stack, waitFor, grpcClient, type GrpcTestClient } from "@orch/testing";
 
 /**
  * Agents for real: role steps run in worker sessions of the agent hub, each in a git worktree of
@@ -14,6 +14,7 @@ import { Stack, waitFor } from "@orch/testing";
  */
 
 let stack: Stack;
+let grpc: GrpcTestClient;
 let client: OrchestratorServiceClient;
 const repo = mkdtempSync(join(tmpdir(), "orch-repo-"));
 
@@ -30,8 +31,8 @@ beforeAll(async () => {
       "agent-hub": { ORCH_SESSION_HEARTBEAT_MS: "300", ORCH_SESSION_TIMEOUT_MS: "2000", ORCH_SESSION_KILL_GRACE_MS: "500", ORCH_EXECUTOR_CONCURRENCY: "stub=2" },
     },
   });
-  const proto = loadOrchestratorProto();
-  client = new proto.orchestrator.v1.OrchestratorService(`127.0.0.1:${stack.grpcPort}`, credentials.createInsecure());
+  grpc = grpcClient(stack.grpcPort);
+  client = grpc.client;
   await call("PutProject", { id: "acme", name: "Acme", local_path: repo, base_branch: "main" });
 });
 
@@ -40,10 +41,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-function call<Res = any>(method: string, req: unknown): Promise<Res> {
-  const fn = (client as unknown as Record<string, (r: unknown, m: Metadata, cb: (e: ServiceError | null, r?: Res) => void) => void>)[method]!;
-  return new Promise((resolve, reject) => fn.call(client, req, new Metadata(), (err, res) => (err ? reject(err) : resolve(res!))));
-}
+const call = <Res = any>(method: string, req: unknown): Promise<Res> => grpc.call<Res>(method, req);
 
 function watch(req: unknown, until: (e: any) => boolean): Promise<any[]> {
   return new Promise((resolve, reject) => {

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
-import { credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
-import { jsonToStruct, loadOrchestratorProto, structToJson, valueToJson, type OrchestratorServiceClient } from "@orch/proto";
-import { fakeOllama, fakeOpenAiChat, http, Stack, waitFor, type FakeModelServer } from "@orch/testing";
+import { status, type ServiceError } from "@grpc/grpc-js";
+import { jsonToStruct, structToJson, valueToJson, type OrchestratorServiceClient } from "@orch/proto";
+import { fakeOllama, fakeOpenAiChat, http, Stack, waitFor, type FakeModelServer, grpcClient, type GrpcTestClient } from "@orch/testing";
 
 /**
  * The local LLM executor through the real services: the agent hub calls a model server (a local
@@ -12,6 +12,7 @@ import { fakeOllama, fakeOpenAiChat, http, Stack, waitFor, type FakeModelServer 
  */
 
 let stack: Stack;
+let grpc: GrpcTestClient;
 let client: OrchestratorServiceClient;
 let openai: FakeModelServer;
 let ollama: FakeModelServer;
@@ -35,8 +36,8 @@ beforeAll(async () => {
       },
     },
   });
-  const proto = loadOrchestratorProto();
-  client = new proto.orchestrator.v1.OrchestratorService(`127.0.0.1:${stack.grpcPort}`, credentials.createInsecure());
+  grpc = grpcClient(stack.grpcPort);
+  client = grpc.client;
 });
 
 afterAll(async () => {
@@ -46,10 +47,7 @@ afterAll(async () => {
   await ollama?.stop();
 });
 
-function call<Res = any>(method: string, req: unknown): Promise<Res> {
-  const fn = (client as unknown as Record<string, (r: unknown, m: Metadata, cb: (e: ServiceError | null, r?: Res) => void) => void>)[method]!;
-  return new Promise((resolve, reject) => fn.call(client, req, new Metadata(), (err, res) => (err ? reject(err) : resolve(res!))));
-}
+const call = <Res = any>(method: string, req: unknown): Promise<Res> => grpc.call<Res>(method, req);
 
 function events(sessionId: string): Promise<any[]> {
   return new Promise((resolve, reject) => {

@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
-import { jsonToStruct, loadOrchestratorProto, structToJson, valueToJson, type OrchestratorServiceClient } from "@orch/proto";
-import { Stack, waitFor } from "@orch/testing";
+import { status } from "@grpc/grpc-js";
+import { jsonToStruct, structToJson, valueToJson, type OrchestratorServiceClient } from "@orch/proto";
+import { Stack, waitFor, grpcClient, type GrpcTestClient } from "@orch/testing";
 
 /**
  * Runs of every built-in definition and of a project's own, through the real services, driven by
@@ -13,13 +13,14 @@ import { Stack, waitFor } from "@orch/testing";
  */
 
 let stack: Stack;
+let grpc: GrpcTestClient;
 let client: OrchestratorServiceClient;
 const projectDir = mkdtempSync(join(tmpdir(), "orch-project-"));
 
 beforeAll(async () => {
   stack = await Stack.start({ serviceEnv: { orchestrator: { ORCH_IMPORT_ROOTS: tmpdir() } } });
-  const proto = loadOrchestratorProto();
-  client = new proto.orchestrator.v1.OrchestratorService(`127.0.0.1:${stack.grpcPort}`, credentials.createInsecure());
+  grpc = grpcClient(stack.grpcPort);
+  client = grpc.client;
 });
 
 afterAll(async () => {
@@ -27,10 +28,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-function call<Res = any>(method: string, req: unknown): Promise<Res> {
-  const fn = (client as unknown as Record<string, (r: unknown, m: Metadata, cb: (e: ServiceError | null, r?: Res) => void) => void>)[method]!;
-  return new Promise((resolve, reject) => fn.call(client, req, new Metadata(), (err, res) => (err ? reject(err) : resolve(res!))));
-}
+const call = <Res = any>(method: string, req: unknown): Promise<Res> => grpc.call<Res>(method, req);
 
 const signal = (runId: string, s: Record<string, unknown>, extra: Record<string, unknown> = {}) => call("SignalRun", { run_id: runId, signal: jsonToStruct(s), ...extra });
 const getRun = (runId: string) => call("GetRun", { run_id: runId });

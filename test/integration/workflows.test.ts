@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
-import { jsonToStruct, loadOrchestratorProto, valueToJson, type OrchestratorServiceClient } from "@orch/proto";
-import { Stack, freePort, http, waitFor, type HttpResponse } from "@orch/testing";
+import { jsonToStruct, valueToJson, type OrchestratorServiceClient } from "@orch/proto";
+import { Stack, freePort, http, waitFor, type HttpResponse, grpcClient, type GrpcTestClient } from "@orch/testing";
 
 /**
  * Seed 002 (the SpecKit workflow orchestrator) end to end: a client of its HTTP API over a real
@@ -12,13 +11,14 @@ import { Stack, freePort, http, waitFor, type HttpResponse } from "@orch/testing
 
 let stack: Stack;
 let base: string;
+let grpc: GrpcTestClient;
 let client: OrchestratorServiceClient;
 
 beforeAll(async () => {
   stack = await Stack.start();
   base = stack.baseUrl;
-  const proto = loadOrchestratorProto();
-  client = new proto.orchestrator.v1.OrchestratorService(`127.0.0.1:${stack.grpcPort}`, credentials.createInsecure());
+  grpc = grpcClient(stack.grpcPort);
+  client = grpc.client;
 });
 
 afterAll(async () => {
@@ -26,10 +26,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-function call<Res = any>(method: string, req: unknown): Promise<Res> {
-  const fn = (client as unknown as Record<string, (r: unknown, m: Metadata, cb: (e: ServiceError | null, r?: Res) => void) => void>)[method]!;
-  return new Promise((resolve, reject) => fn.call(client, req, new Metadata(), (err, res) => (err ? reject(err) : resolve(res!))));
-}
+const call = <Res = any>(method: string, req: unknown): Promise<Res> => grpc.call<Res>(method, req);
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;

@@ -333,6 +333,7 @@ export async function sse(url: string, headers: Record<string, string> = {}): Pr
     req.end();
   });
 }
+export * from "./grpc.js";
 export * from "./fake-models.js";
 export * from "./fake-models/openai-chat.js";
 export * from "./fake-models/ollama.js";
