@@ -24,7 +24,7 @@ const TIERS = {
   integration: { project: "integration" },
   "nats-2.9": {
     project: "integration",
-    files: ["test/integration/jobs.test.ts", "test/integration/restart.test.ts", "test/integration/backend.test.ts", "test/integration/bus.test.ts", "test/integration/dead-letters.test.ts", "test/integration/grpc.test.ts"],
+    files: ["test/integration/jobs.test.ts", "test/integration/restart.test.ts", "test/integration/backend.test.ts", "test/integration/bus.test.ts", "test/integration/dead-letters.test.ts", "test/integration/grpc.test.ts", "test/integration/sse.test.ts", "test/integration/api-v1.test.ts"],
     prepare() {
       const have = existsSync(NATS_29_BIN) && versionOf(NATS_29_BIN);
       const bin = have ? NATS_29_BIN : fetchDebianNats({ dest: NATS_29_BIN, quiet: true });
