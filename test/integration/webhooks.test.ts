@@ -553,6 +553,9 @@ describe("auto-QA on CI and CI fix attempts (TASKSGODZILLA_WEBHOOK_TOKEN, ORCH_A
     expect(v.facts).toMatchObject({ ciFixAttempts: 1, ciFix: { attempt: 1, max: 2, stepId: "impl", failure: { conclusion: "failure" } } });
     const firstAt = v.facts.ciFixLastAt as number;
     expect(typeof firstAt).toBe("number");
+    // The agent is told what failed: the attempt's dispatch carries the CI failure as feedback.
+    const started = (await runs.history(id)).filter((e) => e.event.type === "step.started" && (e.event.data as any).stepId === "impl").at(-1);
+    expect((started!.event.data as any).hint).toMatch(/^CI failed on github.*failure/);
 
     // 2, at once: failed and blocked again; the cooldown refuses a fix attempt, and says so.
     expect((await fail()).status).toBe(200);

@@ -107,8 +107,8 @@ export type Signal =
   | { name: "resume" }
   | { name: "cancel" }
   | { name: "run_next_step" }
-  | { name: "retry_latest" }
-  | { name: "run_step"; stepId: string }
+  | { name: "retry_latest"; feedback?: string }
+  | { name: "run_step"; stepId: string; feedback?: string }
   | { name: "run_qa"; stepId: string }
   | { name: "approve"; stepId?: string; revision?: string; force?: boolean; output?: unknown }
   | { name: "reject"; stepId?: string; revision?: string }
@@ -134,8 +134,8 @@ export const SignalSchema: z.ZodType<Signal> = z.discriminatedUnion("name", [
   z.strictObject({ name: z.literal("resume") }),
   z.strictObject({ name: z.literal("cancel") }),
   z.strictObject({ name: z.literal("run_next_step") }),
-  z.strictObject({ name: z.literal("retry_latest") }),
-  z.strictObject({ name: z.literal("run_step"), stepId: StepIdRef }),
+  z.strictObject({ name: z.literal("retry_latest"), feedback: z.string().min(1).max(10_000).optional() }),
+  z.strictObject({ name: z.literal("run_step"), stepId: StepIdRef, feedback: z.string().min(1).max(10_000).optional() }),
   z.strictObject({ name: z.literal("run_qa"), stepId: StepIdRef }),
   z.strictObject({ name: z.literal("approve"), stepId: StepIdRef.optional(), revision: z.string().max(100).optional(), force: z.boolean().optional(), output: z.unknown().optional() }),
   z.strictObject({ name: z.literal("reject"), stepId: StepIdRef.optional(), revision: z.string().max(100).optional() }),
@@ -498,7 +498,9 @@ class Kernel {
     if (d.payload !== undefined) work.payload = d.payload;
     if (d.model !== undefined) work.model = d.model;
     if (d.timeoutMs !== undefined && !qa) work.timeoutMs = d.timeoutMs;
-    if (s.feedback !== undefined && s.reworks > 0) work.feedback = s.feedback;
+    // A reviewer's feedback on a rework, and what whoever started this attempt said about it.
+    const said = [s.feedback !== undefined && s.reworks > 0 ? s.feedback : undefined, !qa ? s.hint : undefined].filter((x): x is string => x !== undefined);
+    if (said.length) work.feedback = said.join("\n\n").slice(0, 10_000);
     const ws = this.cd.def.workspace;
     if (ws) {
       const str = (t: string | undefined) => {
@@ -1019,7 +1021,8 @@ class Kernel {
           refusal();
           return null;
         }
-        this.sendStep(id, { type: "DISPATCH", reason: "manual", ...stepAt, ...this.timeout(id) });
+        const hint = sig.name === "run_step" || sig.name === "retry_latest" ? sig.feedback : undefined;
+        this.sendStep(id, { type: "DISPATCH", reason: "manual", ...stepAt, ...this.timeout(id), ...(hint !== undefined ? { hint } : {}) });
         this.sendRun({ type: "RUN_STEP", stepId: id, ...at });
         return null;
       }

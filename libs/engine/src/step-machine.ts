@@ -41,6 +41,8 @@ export interface StepContext {
   error?: StepError;
   usage: Usage;
   feedback?: string;
+  /** What whoever started this attempt by hand said about it (a CI failure to fix): for this attempt only. */
+  hint?: string;
   startedAt?: number;
   finishedAt?: number;
   /** Which kind of work is in flight (execute or qa), for a result to be matched against. */
@@ -64,7 +66,7 @@ interface Clock {
 export type Decision = "done" | "qa" | "needs_qa" | "approval" | "retry" | "fail";
 
 export type StepEvent =
-  | ({ type: "DISPATCH"; reason: "auto" | "manual" | "trigger" | "retry" | "rework"; timeoutMs?: number; depth?: number } & Clock)
+  | ({ type: "DISPATCH"; reason: "auto" | "manual" | "trigger" | "retry" | "rework"; timeoutMs?: number; depth?: number; hint?: string } & Clock)
   | ({
       type: "RESULT";
       attemptId: string;
@@ -212,6 +214,7 @@ export const stepMachine = setup({
       tries: event.type === "DISPATCH" && (event.reason === "manual" || event.reason === "trigger") && context.tries > 0 ? 1 : context.tries + 1,
       retries: event.type === "DISPATCH" && event.reason === "manual" && context.attempt > 0 ? context.retries + 1 : context.retries,
       depth: event.type === "DISPATCH" && event.depth !== undefined ? event.depth : context.depth,
+      hint: event.type === "DISPATCH" ? event.hint : undefined,
       startedAt: context.startedAt ?? event.at,
       inflight: "execute" as const,
       error: undefined,
@@ -437,6 +440,7 @@ function dispatchedEvent(from: StepStatus) {
     try: context.tries,
     reason: event.type === "DISPATCH" ? event.reason : "retry",
     ...(context.feedback !== undefined && context.reworks > 0 ? { feedback: context.feedback, rework: context.reworks } : {}),
+    ...(context.hint !== undefined ? { hint: context.hint } : {}),
   }));
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { transition } from "xstate";
-import { builtin, KernelErrorCode, runMachineFor, type RunContext, type RunStatus } from "../src/index.js";
+import { builtin, KernelErrorCode, runMachineFor, SignalSchema, type RunContext, type RunStatus } from "../src/index.js";
 import { Drive, define, expectAccepted, expectRefused, T0 } from "./drive.js";
 
 /**
@@ -416,6 +416,21 @@ describe("protocol actions", () => {
       expect(d.stepCtx("s1").retries).toBe(2);
       d.succeed("s1");
       expect(d.status).toBe("running");
+    });
+
+    it("carries what the caller says about the attempt (a CI failure to fix) to that attempt only", () => {
+      const d = blocked();
+      expectAccepted(d.signal({ name: "retry_latest", feedback: "CI failed: lint" }));
+      expect(d.newWork()).toEqual([expect.objectContaining({ stepId: "s1", feedback: "CI failed: lint" })]);
+      expect(d.eventsOf("step.started", d.last.effects)[0]!.data).toMatchObject({ hint: "CI failed: lint" });
+      d.failResult("s1", { retryable: false });
+      expectAccepted(d.signal({ name: "run_step", stepId: "s1" }));
+      expect(d.newWork()[0]!.feedback).toBeUndefined();
+      d.failResult("s1", { retryable: false });
+      expectAccepted(d.signal({ name: "run_step", stepId: "s1", feedback: "tests: 2 failed" }));
+      expect(d.newWork()[0]!.feedback).toBe("tests: 2 failed");
+      expect(SignalSchema.safeParse({ name: "run_step", stepId: "s1", feedback: "" }).success).toBe(false);
+      expect(SignalSchema.safeParse({ name: "retry_latest", feedback: "x".repeat(10_001) }).success).toBe(false);
     });
 
     it("picks the step that ran last", () => {

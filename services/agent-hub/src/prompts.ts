@@ -69,6 +69,7 @@ export function buildPrompt(item: WorkItem, opts: PromptOptions): Prompt {
   }
   if (item.payload && Object.keys(item.payload).length > 0) lines.push("", "## Details", show(item.payload));
   if (item.rework > 0 && item.feedback) lines.push("", `## Rework ${item.rework}: what the reviewer asked you to change`, item.feedback);
+  else if (item.feedback) lines.push("", "## Why this attempt: what went wrong before (fix it)", item.feedback);
   if (item.iteration > 0) lines.push("", `This is iteration ${item.iteration + 1} of a loop: build on what is already in the repository.`);
   return { system, user: lines.join("\n") };
 }

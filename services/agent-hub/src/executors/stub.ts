@@ -170,6 +170,7 @@ export class StubExecutor implements Executor {
     let summary: string;
     const output: Record<string, unknown> = { role: item.role, type: item.type, artifact: a.path, iteration: item.iteration };
     if (item.feedback && item.rework > 0) output.addressed = item.feedback;
+    else if (item.feedback) output.fixing = item.feedback;
 
     let runsTests = false;
     if (a.kind === "code") {

@@ -307,7 +307,15 @@ class Application {
     const attempt = attempts + 1;
     const failure = this.e.kind === "ci" ? { conclusion: this.e.ci.conclusion, ...(this.e.ci.name ? { name: this.e.ci.name } : {}), ...(this.e.ci.url ? { url: this.e.ci.url } : {}), ...(this.e.sha ? { sha: this.e.sha } : {}) } : {};
     await this.signal({ name: "set_facts", facts: { ciFixAttempts: attempt, ciFixLastAt: this.at, ciFix: { attempt, max, stepId: step.id, at: this.at, failure } } }, `CI fix attempt ${attempt} of ${max}`);
-    const refused = await this.signal({ name: "run_step", stepId: step.id }, `CI fix attempt ${attempt} of ${max}`);
+    // The agent is told what failed: the check, its conclusion, where to read the log.
+    const ci = this.e.kind === "ci" ? this.e.ci : undefined;
+    const feedback = [
+      `CI failed on ${this.e.provider}${ci?.name ? ` (${ci.name})` : ""}: ${ci?.conclusion ?? "failure"}${this.e.sha ? ` at ${this.e.sha}` : ""}.`,
+      ...(ci?.url ? [`Details: ${ci.url}`] : []),
+      step.error ? `The step's last error: ${step.error}` : undefined,
+      `Fix what makes it fail (fix attempt ${attempt} of ${max}).`,
+    ].filter((x): x is string => x !== undefined).join("\n").slice(0, 10_000);
+    const refused = await this.signal({ name: "run_step", stepId: step.id, feedback }, `CI fix attempt ${attempt} of ${max}`);
     if (!refused) this.effects.push(`ci_fix_attempt:${attempt}`);
     else await refuse(`CI fix attempt ${attempt} of ${max} could not start: ${refused.message}`);
   }
