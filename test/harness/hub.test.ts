@@ -3,8 +3,8 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { status, type ServiceError } from "@grpc/grpc-js";
-import { jsonToStruct, structToJson, type OrchestratorServiceClient } from "@orch/proto";
+import { status } from "@grpc/grpc-js";
+import { jsonToStruct, type OrchestratorServiceClient } from "@orch/proto";
 import { fakeResponses, Stack, waitFor, type FakeModelServer, grpcClient, type GrpcTestClient } from "@orch/testing";
 import { ensureHarness } from "../../scripts/lib/harnesses.mjs";
 
@@ -59,15 +59,7 @@ afterAll(async () => {
 
 const call = <Res = any>(method: string, req: unknown): Promise<Res> => grpc.call<Res>(method, req);
 
-function sessionEvents(sessionId: string): Promise<any[]> {
-  return new Promise((resolve, reject) => {
-    const out: any[] = [];
-    const s = (client as any).WatchSession({ session_id: sessionId });
-    s.on("data", (m: any) => out.push({ ...m, data: structToJson(m.data) }));
-    s.on("end", () => resolve(out));
-    s.on("error", (err: ServiceError) => (err.code === status.CANCELLED ? resolve(out) : reject(err)));
-  });
-}
+const sessionEvents = (sessionId: string): Promise<any[]> => grpc.watchSessions({ session_id: sessionId });
 
 /** Processes whose working directory is inside `dir`. */
 function processesIn(dir: string): number[] {

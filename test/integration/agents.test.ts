@@ -3,8 +3,8 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { status, type ServiceError } from "@grpc/grpc-js";
-import { jsonToStruct, structToJson, valueToJson, type OrchestratorServiceClient } from "@orch/proto";
+import { status } from "@grpc/grpc-js";
+import { jsonToStruct, valueToJson, type OrchestratorServiceClient } from "@orch/proto";
 import { Stack, waitFor, grpcClient, type GrpcTestClient } from "@orch/testing";
 
 /**
@@ -43,21 +43,7 @@ afterAll(async () => {
 
 const call = <Res = any>(method: string, req: unknown): Promise<Res> => grpc.call<Res>(method, req);
 
-function watch(req: unknown, until: (e: any) => boolean): Promise<any[]> {
-  return new Promise((resolve, reject) => {
-    const out: any[] = [];
-    const s = (client as any).WatchSession(req);
-    s.on("data", (m: any) => {
-      out.push({ ...m, data: structToJson(m.data) });
-      if (until(m)) {
-        s.cancel();
-        resolve(out);
-      }
-    });
-    s.on("end", () => resolve(out));
-    s.on("error", (err: ServiceError) => (err.code === status.CANCELLED ? resolve(out) : reject(err)));
-  });
-}
+const watch = (req: { session_id?: string; run_id?: string }, until: (e: any) => boolean): Promise<any[]> => grpc.watchSessions(req, until);
 
 const signal = (runId: string, s: Record<string, unknown>, extra: Record<string, unknown> = {}) => call("SignalRun", { run_id: runId, signal: jsonToStruct(s), ...extra });
 const getRun = (runId: string) => call("GetRun", { run_id: runId });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
-import { status, type ServiceError } from "@grpc/grpc-js";
-import { jsonToStruct, structToJson, valueToJson, type OrchestratorServiceClient } from "@orch/proto";
+import { status } from "@grpc/grpc-js";
+import { jsonToStruct, valueToJson, type OrchestratorServiceClient } from "@orch/proto";
 import { fakeOllama, fakeOpenAiChat, http, Stack, waitFor, type FakeModelServer, grpcClient, type GrpcTestClient } from "@orch/testing";
 
 /**
@@ -49,15 +49,7 @@ afterAll(async () => {
 
 const call = <Res = any>(method: string, req: unknown): Promise<Res> => grpc.call<Res>(method, req);
 
-function events(sessionId: string): Promise<any[]> {
-  return new Promise((resolve, reject) => {
-    const out: any[] = [];
-    const s = (client as any).WatchSession({ session_id: sessionId });
-    s.on("data", (m: any) => out.push({ ...m, data: structToJson(m.data) }));
-    s.on("end", () => resolve(out));
-    s.on("error", (err: ServiceError) => (err.code === status.CANCELLED ? resolve(out) : reject(err)));
-  });
-}
+const events = (sessionId: string): Promise<any[]> => grpc.watchSessions({ session_id: sessionId });
 
 const until = (runId: string, pred: (run: any) => boolean, what: string) =>
   waitFor(async () => {

@@ -170,6 +170,52 @@ export class FakeModelServer {
   }
 }
 
+/** The model a request names, or `fake-model`. */
+export function modelOf(body: unknown): string {
+  const m = (body as { model?: unknown } | undefined)?.model;
+  return typeof m === "string" && m ? m : "fake-model";
+}
+
+/** Drops the connection once what was written has gone out (a stream cut short, not a clean end). */
+export function cut(res: ServerResponse): void {
+  res.socket?.end();
+}
+
+/**
+ * A non-streamed answer: the whole JSON body, or, when the turn breaks (`breakAfterChunks`), half of
+ * it and a dropped connection.
+ */
+export function sendWhole(res: ServerResponse, turn: ScriptedTurn, payload: string, contentType = "application/json"): void {
+  res.writeHead(200, { "content-type": contentType });
+  if (turn.breakAfterChunks !== undefined) {
+    res.write(payload.slice(0, Math.floor(payload.length / 2)));
+    cut(res);
+    return;
+  }
+  res.end(payload);
+}
+
+/**
+ * Counts a streamed answer's chunks against the turn's `breakAfterChunks`: call `sent()` after each
+ * chunk; it answers whether to go on, and drops the connection at the break.
+ */
+export function chunkBudget(res: ServerResponse, turn: ScriptedTurn): { sent(): boolean; readonly count: number; spent(): boolean } {
+  let n = 0;
+  const spent = () => turn.breakAfterChunks !== undefined && n >= turn.breakAfterChunks;
+  return {
+    sent() {
+      n++;
+      if (!spent()) return true;
+      cut(res);
+      return false;
+    },
+    get count() {
+      return n;
+    },
+    spent,
+  };
+}
+
 /** Writes Server-Sent Events (`data: <json>\n\n`, optionally with `event:` lines). */
 export function sseWriter(res: ServerResponse): { send(data: unknown, event?: string): void; raw(line: string): void; end(): void } {
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });

@@ -1,5 +1,5 @@
 import type { ServerResponse } from "node:http";
-import { FakeModelServer, sseWriter, type ScriptedTurn, type WireFormat } from "../fake-models.js";
+import { chunkBudget, cut, FakeModelServer, modelOf, sendWhole, sseWriter, type ScriptedTurn, type WireFormat } from "../fake-models.js";
 
 /**
  * The Anthropic Messages API (`POST /v1/messages`; Claude Code adds `?beta=true`, which routing
@@ -19,11 +19,6 @@ import { FakeModelServer, sseWriter, type ScriptedTurn, type WireFormat } from "
 interface Block {
   type: "thinking" | "text" | "tool_use";
   [k: string]: unknown;
-}
-
-function model(body: unknown): string {
-  const m = (body as { model?: unknown } | undefined)?.model;
-  return typeof m === "string" && m ? m : "fake-model";
 }
 
 function errorBody(status: number): unknown {
@@ -56,37 +51,19 @@ async function respond(res: ServerResponse, body: unknown, server: FakeModelServ
   const input = turn.usage?.input ?? 0;
   const output = turn.usage?.output ?? 0;
   const usage = { input_tokens: input, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: output };
-  const message = { id, type: "message", role: "assistant", model: model(body), content: blocks, stop_reason: stop, stop_sequence: null, usage };
+  const message = { id, type: "message", role: "assistant", model: modelOf(body), content: blocks, stop_reason: stop, stop_sequence: null, usage };
   const streamed = (body as { stream?: unknown } | undefined)?.stream === true;
 
-  if (!streamed) {
-    const payload = JSON.stringify(message);
-    res.writeHead(200, { "content-type": "application/json" });
-    if (turn.breakAfterChunks !== undefined) {
-      res.write(payload.slice(0, Math.floor(payload.length / 2)));
-      res.socket?.destroy();
-      return;
-    }
-    res.end(payload);
-    return;
-  }
+  if (!streamed) return sendWhole(res, turn, JSON.stringify(message));
 
-  if (turn.breakAfterChunks === 0) {
-    res.socket?.destroy();
-    return;
-  }
+  const budget = chunkBudget(res, turn);
+  if (budget.spent()) return cut(res);
   const sse = sseWriter(res);
-  let n = 0;
   /** Sends one event; false once the scripted break has happened. */
   const send = (type: string, data: Record<string, unknown>): boolean => {
     if (res.destroyed) return false;
     sse.send({ type, ...data }, type);
-    n++;
-    if (turn.breakAfterChunks !== undefined && n >= turn.breakAfterChunks) {
-      res.socket?.destroy();
-      return false;
-    }
-    return true;
+    return budget.sent();
   };
 
   if (!send("message_start", { message: { ...message, content: [], stop_reason: null, usage: { ...usage, output_tokens: 1 } } })) return;

@@ -1,5 +1,5 @@
 import type { ServerResponse } from "node:http";
-import { FakeModelServer, ndjsonWriter, type ScriptedTurn, type WireFormat } from "../fake-models.js";
+import { chunkBudget, cut, FakeModelServer, modelOf, ndjsonWriter, sendWhole, type ScriptedTurn, type WireFormat } from "../fake-models.js";
 
 /**
  * Ollama's native API (`POST /api/chat`, `GET /api/tags`).
@@ -13,16 +13,6 @@ import { FakeModelServer, ndjsonWriter, type ScriptedTurn, type WireFormat } fro
  * whole message. Errors: the scripted status with `{error: "<message>"}`.
  */
 
-/** Drops the connection once what was written has gone out (a stream cut short, not a clean end). */
-function cut(res: ServerResponse): void {
-  res.socket?.end();
-}
-
-function model(body: unknown): string {
-  const m = (body as { model?: unknown } | undefined)?.model;
-  return typeof m === "string" && m ? m : "fake-model";
-}
-
 function split(s: string, size: number): string[] {
   const out: string[] = [];
   for (let i = 0; i < s.length; i += size) out.push(s.slice(i, i + size));
@@ -32,7 +22,7 @@ function split(s: string, size: number): string[] {
 async function chat({ res, body, server }: { res: ServerResponse; body: unknown; server: FakeModelServer }): Promise<void> {
   const turn: ScriptedTurn = server.nextTurn();
   if (await server.answeredSpecially({ ...turn, errorBody: turn.errorBody ?? (turn.status ? { error: `fake ollama: scripted ${turn.status}` } : undefined) }, res)) return;
-  const m = model(body);
+  const m = modelOf(body);
   const createdAt = () => new Date().toISOString();
   const calls = (turn.toolCalls ?? []).map((c, index) => ({ id: c.id ?? server.callId(), function: { index, name: c.name, arguments: c.arguments } }));
   const final = (message: Record<string, unknown>) => ({
@@ -57,36 +47,21 @@ async function chat({ res, body, server }: { res: ServerResponse; body: unknown;
         ...(calls.length > 0 ? { tool_calls: calls } : {}),
       }),
     );
-    res.writeHead(200, { "content-type": "application/json; charset=utf-8" });
-    if (turn.breakAfterChunks !== undefined) {
-      res.write(payload.slice(0, Math.floor(payload.length / 2)));
-      cut(res);
-      return;
-    }
-    res.end(payload);
-    return;
+    return sendWhole(res, turn, payload, "application/json; charset=utf-8");
   }
 
   const out = ndjsonWriter(res);
-  let sent = 0;
+  const budget = chunkBudget(res, turn);
+  if (budget.spent()) return cut(res);
   /** Sends one object; false once the scripted break has happened. */
   const send = (message: Record<string, unknown>): boolean => {
     if (res.destroyed) return false;
-    if (turn.breakAfterChunks !== undefined && sent >= turn.breakAfterChunks) {
-      cut(res);
-      return false;
-    }
     out.send({ model: m, created_at: createdAt(), message: { role: "assistant", content: "", ...message }, done: false });
-    sent++;
-    return true;
+    return budget.sent();
   };
   if (turn.reasoning) for (const piece of split(turn.reasoning, server.chunkSize)) if (!send({ thinking: piece })) return;
   for (const piece of server.pieces(turn)) if (!send({ content: piece })) return;
   if (calls.length > 0 && !send({ tool_calls: calls })) return;
-  if (turn.breakAfterChunks !== undefined && sent >= turn.breakAfterChunks) {
-    cut(res);
-    return;
-  }
   out.send(final({}));
   out.end();
 }

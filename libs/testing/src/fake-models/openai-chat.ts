@@ -1,5 +1,5 @@
 import type { ServerResponse } from "node:http";
-import { FakeModelServer, sseWriter, type ScriptedTurn, type WireFormat } from "../fake-models.js";
+import { chunkBudget, cut, FakeModelServer, modelOf, sendWhole, sseWriter, type ScriptedTurn, type WireFormat } from "../fake-models.js";
 
 /**
  * OpenAI Chat Completions (`POST /v1/chat/completions`, `GET /v1/models`) as served by OpenAI, vLLM,
@@ -16,16 +16,6 @@ import { FakeModelServer, sseWriter, type ScriptedTurn, type WireFormat } from "
  * (arguments as a JSON string) and `usage`. Errors: the scripted status with
  * `{error: {message, type, code}}`.
  */
-
-/** Drops the connection once what was written has gone out (a stream cut short, not a clean end). */
-function cut(res: ServerResponse): void {
-  res.socket?.end();
-}
-
-function model(body: unknown): string {
-  const m = (body as { model?: unknown } | undefined)?.model;
-  return typeof m === "string" && m ? m : "fake-model";
-}
 
 function usageOf(turn: ScriptedTurn): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {
   const input = turn.usage?.input ?? 0;
@@ -51,7 +41,7 @@ async function respond(res: ServerResponse, body: unknown, server: FakeModelServ
   if (await server.answeredSpecially({ ...turn, errorBody: turn.errorBody ?? (turn.status ? errorBody(turn.status) : undefined) }, res)) return;
   const id = `chatcmpl-${Date.now().toString(36)}`;
   const created = Math.floor(Date.now() / 1000);
-  const m = model(body);
+  const m = modelOf(body);
   const calls = (turn.toolCalls ?? []).map((c) => ({ id: c.id ?? server.callId(), name: c.name, arguments: JSON.stringify(c.arguments) }));
   const finish = calls.length > 0 ? "tool_calls" : "stop";
   const streamed = (body as { stream?: unknown } | undefined)?.stream === true;
@@ -79,35 +69,20 @@ async function respond(res: ServerResponse, body: unknown, server: FakeModelServ
       ],
       usage: usageOf(turn),
     });
-    res.writeHead(200, { "content-type": "application/json" });
-    if (turn.breakAfterChunks !== undefined) {
-      res.write(payload.slice(0, Math.floor(payload.length / 2)));
-      cut(res);
-      return;
-    }
-    res.end(payload);
-    return;
+    return sendWhole(res, turn, payload);
   }
 
   const sse = sseWriter(res);
-  let sent = 0;
+  const budget = chunkBudget(res, turn);
   /** Sends one chunk; false once the scripted break has happened. */
   const chunk = (choices: unknown[], extra: Record<string, unknown> = {}): boolean => {
     if (res.destroyed) return false;
     sse.send({ id, object: "chat.completion.chunk", created, model: m, system_fingerprint: null, choices, ...extra });
-    sent++;
-    if (turn.breakAfterChunks !== undefined && sent >= turn.breakAfterChunks) {
-      cut(res);
-      return false;
-    }
-    return true;
+    return budget.sent();
   };
   const delta = (d: Record<string, unknown>, finishReason: string | null = null) => chunk([{ index: 0, delta: d, logprobs: null, finish_reason: finishReason }]);
 
-  if (turn.breakAfterChunks === 0) {
-    cut(res);
-    return;
-  }
+  if (budget.spent()) return cut(res);
   if (!delta({ role: "assistant", content: "" })) return;
   if (turn.reasoning) {
     for (const piece of split(turn.reasoning, server.chunkSize)) if (!delta({ reasoning_content: piece })) return;

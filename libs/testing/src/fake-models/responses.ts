@@ -1,5 +1,5 @@
 import type { ServerResponse } from "node:http";
-import { FakeModelServer, sseWriter, type ScriptedTurn, type WireFormat } from "../fake-models.js";
+import { chunkBudget, cut, FakeModelServer, modelOf, sendWhole, sseWriter, type ScriptedTurn, type WireFormat } from "../fake-models.js";
 
 /**
  * The OpenAI Responses API (`POST /v1/responses`), as Codex CLI speaks it (`wire_api = "responses"`).
@@ -20,11 +20,6 @@ import { FakeModelServer, sseWriter, type ScriptedTurn, type WireFormat } from "
 interface Item {
   type: "reasoning" | "message" | "function_call";
   [k: string]: unknown;
-}
-
-function model(body: unknown): string {
-  const m = (body as { model?: unknown } | undefined)?.model;
-  return typeof m === "string" && m ? m : "fake-model";
 }
 
 function usageOf(turn: ScriptedTurn): Record<string, unknown> {
@@ -71,37 +66,20 @@ async function respond(res: ServerResponse, body: unknown, server: FakeModelServ
   const id = `resp_${seq}`;
   const createdAt = Math.floor(Date.now() / 1000);
   const items = itemsOf(turn, server, seq);
-  const base = { id, object: "response", created_at: createdAt, model: model(body), error: null, incomplete_details: null };
+  const base = { id, object: "response", created_at: createdAt, model: modelOf(body), error: null, incomplete_details: null };
   const final = { ...base, status: "completed", output: items, usage: usageOf(turn) };
   const streamed = (body as { stream?: unknown } | undefined)?.stream === true;
 
-  if (!streamed) {
-    const payload = JSON.stringify(final);
-    res.writeHead(200, { "content-type": "application/json" });
-    if (turn.breakAfterChunks !== undefined) {
-      res.write(payload.slice(0, Math.floor(payload.length / 2)));
-      res.socket?.destroy();
-      return;
-    }
-    res.end(payload);
-    return;
-  }
+  if (!streamed) return sendWhole(res, turn, JSON.stringify(final));
 
-  if (turn.breakAfterChunks === 0) {
-    res.socket?.destroy();
-    return;
-  }
+  const budget = chunkBudget(res, turn);
+  if (budget.spent()) return cut(res);
   const sse = sseWriter(res);
-  let n = 0;
   /** Sends one event; false once the scripted break has happened. */
   const send = (type: string, data: Record<string, unknown>): boolean => {
     if (res.destroyed) return false;
-    sse.send({ type, ...data, sequence_number: n++ }, type);
-    if (turn.breakAfterChunks !== undefined && n >= turn.breakAfterChunks) {
-      res.socket?.destroy();
-      return false;
-    }
-    return true;
+    sse.send({ type, ...data, sequence_number: budget.count }, type);
+    return budget.sent();
   };
 
   if (!send("response.created", { response: { ...base, status: "in_progress", output: [], usage: null } })) return;

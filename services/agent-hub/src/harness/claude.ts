@@ -1,7 +1,7 @@
 import type { AgentHubConfig } from "@orch/config";
 import type { SessionEventInput } from "@orch/contracts";
 import { ev, FileList, inWorktree, num, obj, str, type FileChange } from "./events.js";
-import type { HarnessOutcome, HarnessProvider, Invocation, Normalizer, PrepareInput } from "./types.js";
+import { ConfiguredProvider, type HarnessOutcome, type HarnessProvider, type Invocation, type Normalizer, type PrepareInput } from "./types.js";
 
 /**
  * Claude Code (`@anthropic-ai/claude-code`): `claude -p --output-format stream-json --verbose`.
@@ -167,23 +167,14 @@ export class ClaudeNormalizer implements Normalizer {
   }
 }
 
-export class ClaudeProvider implements HarnessProvider {
+export class ClaudeProvider extends ConfiguredProvider implements HarnessProvider {
   readonly name = "claude";
   readonly packageName = "@anthropic-ai/claude-code";
   readonly defaultBaseUrl = "https://api.anthropic.com";
   readonly requiresApiKey = true;
-  readonly binary: string;
-  readonly apiKeyEnv: string;
-  readonly childKeyEnv: string;
-  readonly baseUrl: string | undefined;
-  readonly defaultModel: string | undefined;
 
-  constructor(config: Pick<AgentHubConfig, "ORCH_CLAUDE_BINARY" | "ORCH_CLAUDE_API_KEY_ENV" | "ORCH_CLAUDE_BASE_URL" | "ORCH_CLAUDE_MODEL">) {
-    this.binary = config.ORCH_CLAUDE_BINARY;
-    this.apiKeyEnv = config.ORCH_CLAUDE_API_KEY_ENV;
-    this.childKeyEnv = this.apiKeyEnv === "ANTHROPIC_AUTH_TOKEN" ? "ANTHROPIC_AUTH_TOKEN" : "ANTHROPIC_API_KEY";
-    this.baseUrl = config.ORCH_CLAUDE_BASE_URL;
-    this.defaultModel = config.ORCH_CLAUDE_MODEL;
+  constructor(config: AgentHubConfig) {
+    super(config, "CLAUDE", (k) => (k === "ANTHROPIC_AUTH_TOKEN" ? "ANTHROPIC_AUTH_TOKEN" : "ANTHROPIC_API_KEY"));
   }
 
   async prepare(input: PrepareInput): Promise<Invocation> {

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { AgentHubConfig } from "@orch/config";
 import type { SessionEventInput } from "@orch/contracts";
 import { ev, FileList, inWorktree, num, obj, str, type FileChange } from "./events.js";
-import type { HarnessOutcome, HarnessProvider, Invocation, Normalizer, PrepareInput } from "./types.js";
+import { ConfiguredProvider, type HarnessOutcome, type HarnessProvider, type Invocation, type Normalizer, type PrepareInput } from "./types.js";
 
 /**
  * Codex CLI (`@openai/codex`): `codex exec --json` in a sandbox that may write the worktree only.
@@ -180,23 +180,14 @@ export class CodexNormalizer implements Normalizer {
   }
 }
 
-export class CodexProvider implements HarnessProvider {
+export class CodexProvider extends ConfiguredProvider implements HarnessProvider {
   readonly name = "codex";
   readonly packageName = "@openai/codex";
   readonly defaultBaseUrl = "https://api.openai.com/v1";
   readonly requiresApiKey = false;
-  readonly binary: string;
-  readonly apiKeyEnv: string;
-  readonly childKeyEnv: string;
-  readonly baseUrl: string | undefined;
-  readonly defaultModel: string | undefined;
 
-  constructor(config: Pick<AgentHubConfig, "ORCH_CODEX_BINARY" | "ORCH_CODEX_API_KEY_ENV" | "ORCH_CODEX_BASE_URL" | "ORCH_CODEX_MODEL">) {
-    this.binary = config.ORCH_CODEX_BINARY;
-    this.apiKeyEnv = config.ORCH_CODEX_API_KEY_ENV;
-    this.childKeyEnv = config.ORCH_CODEX_API_KEY_ENV;
-    this.baseUrl = config.ORCH_CODEX_BASE_URL;
-    this.defaultModel = config.ORCH_CODEX_MODEL;
+  constructor(config: AgentHubConfig) {
+    super(config, "CODEX");
   }
 
   async prepare(input: PrepareInput): Promise<Invocation> {

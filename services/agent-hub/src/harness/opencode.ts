@@ -4,7 +4,7 @@ import type { AgentHubConfig } from "@orch/config";
 import type { SessionEventInput } from "@orch/contracts";
 import { HarnessError } from "./errors.js";
 import { ev, FileList, inWorktree, num, obj, str } from "./events.js";
-import type { HarnessOutcome, HarnessProvider, Invocation, Normalizer, PrepareInput } from "./types.js";
+import { ConfiguredProvider, type HarnessOutcome, type HarnessProvider, type Invocation, type Normalizer, type PrepareInput } from "./types.js";
 
 /**
  * OpenCode (`opencode-ai`): `opencode run --format json`.
@@ -128,23 +128,14 @@ export class OpenCodeNormalizer implements Normalizer {
   }
 }
 
-export class OpenCodeProvider implements HarnessProvider {
+export class OpenCodeProvider extends ConfiguredProvider implements HarnessProvider {
   readonly name = "opencode";
   readonly packageName = "opencode-ai";
   readonly defaultBaseUrl = "https://api.openai.com/v1";
   readonly requiresApiKey = false;
-  readonly binary: string;
-  readonly apiKeyEnv: string;
-  readonly childKeyEnv: string;
-  readonly baseUrl: string | undefined;
-  readonly defaultModel: string | undefined;
 
-  constructor(config: Pick<AgentHubConfig, "ORCH_OPENCODE_BINARY" | "ORCH_OPENCODE_API_KEY_ENV" | "ORCH_OPENCODE_BASE_URL" | "ORCH_OPENCODE_MODEL">) {
-    this.binary = config.ORCH_OPENCODE_BINARY;
-    this.apiKeyEnv = config.ORCH_OPENCODE_API_KEY_ENV;
-    this.childKeyEnv = config.ORCH_OPENCODE_API_KEY_ENV;
-    this.baseUrl = config.ORCH_OPENCODE_BASE_URL;
-    this.defaultModel = config.ORCH_OPENCODE_MODEL;
+  constructor(config: AgentHubConfig) {
+    super(config, "OPENCODE");
   }
 
   async prepare(input: PrepareInput): Promise<Invocation> {

@@ -1,3 +1,4 @@
+import type { AgentHubConfig } from "@orch/config";
 import type { SessionEventInput } from "@orch/contracts";
 
 /**
@@ -86,4 +87,25 @@ export interface HarnessProvider {
   /** Writes the run's configuration into `home` and says how to call the CLI. */
   prepare(input: PrepareInput): Promise<Invocation>;
   normalizer(cwd: string): Normalizer;
+}
+
+/**
+ * What every provider reads from the configuration, by its key prefix (`ORCH_CODEX_BINARY`,
+ * `ORCH_CLAUDE_API_KEY_ENV`, `ORCH_OPENCODE_MODEL`, …): the fields of `HarnessProvider` that are
+ * settings rather than the CLI's own behaviour.
+ */
+export abstract class ConfiguredProvider {
+  readonly binary: string;
+  readonly apiKeyEnv: string;
+  readonly childKeyEnv: string;
+  readonly baseUrl: string | undefined;
+  readonly defaultModel: string | undefined;
+
+  protected constructor(config: AgentHubConfig, key: "CODEX" | "CLAUDE" | "OPENCODE", childKeyEnv?: (apiKeyEnv: string) => string) {
+    this.binary = config[`ORCH_${key}_BINARY`];
+    this.apiKeyEnv = config[`ORCH_${key}_API_KEY_ENV`];
+    this.childKeyEnv = childKeyEnv ? childKeyEnv(this.apiKeyEnv) : this.apiKeyEnv;
+    this.baseUrl = config[`ORCH_${key}_BASE_URL`];
+    this.defaultModel = config[`ORCH_${key}_MODEL`];
+  }
 }
