@@ -2,7 +2,7 @@ import type { AgentHubConfig, ExecutorName } from "@orch/config";
 import type { Logger } from "@orch/logging";
 import type { Router } from "../sessions/runner.js";
 import { HarnessExecutor } from "../harness/index.js";
-import { LocalLlmExecutor } from "../llm/index.js";
+import { LocalLlmExecutor, localModelFor } from "../llm/index.js";
 import { StubExecutor } from "./stub.js";
 import type { Executor } from "./types.js";
 
@@ -21,14 +21,6 @@ const ROLE_KEYS: Record<string, keyof AgentHubConfig> = {
   qa: "ORCH_AGENT_EXECUTOR_QA",
 };
 
-const MODEL_KEYS: Record<string, keyof AgentHubConfig> = {
-  architect: "LOCAL_LLM_MODEL_ARCHITECT",
-  implementer: "LOCAL_LLM_MODEL_IMPLEMENTER",
-  reviewer: "LOCAL_LLM_MODEL_REVIEWER",
-  tester: "LOCAL_LLM_MODEL_TESTER",
-  maintainer: "LOCAL_LLM_MODEL_MAINTAINER",
-  qa: "LOCAL_LLM_MODEL_QA",
-};
 
 export type ExecutorFactory = (name: ExecutorName, cfg: AgentHubConfig, logger: Logger) => Executor | undefined;
 
@@ -70,10 +62,8 @@ export class ExecutorRouter implements Router {
 
   modelFor(role: string, executor: string): string | undefined {
     switch (executor) {
-      case "local": {
-        const key = MODEL_KEYS[role];
-        return (key ? (this.cfg[key] as string | undefined) : undefined) ?? this.cfg.LOCAL_LLM_MODEL;
-      }
+      case "local":
+        return localModelFor(this.cfg, role);
       case "codex":
         return this.cfg.ORCH_CODEX_MODEL;
       case "claude":

@@ -39,6 +39,12 @@ const ROLE_MODEL_KEYS = {
   qa: "LOCAL_LLM_MODEL_QA",
 } as const satisfies Record<string, keyof AgentHubConfig>;
 
+/** The local model a role uses: `LOCAL_LLM_MODEL_<ROLE>`, else `LOCAL_LLM_MODEL`. */
+export function localModelFor(config: Pick<AgentHubConfig, (typeof ROLE_MODEL_KEYS)[keyof typeof ROLE_MODEL_KEYS] | "LOCAL_LLM_MODEL">, role: string): string {
+  const key = (ROLE_MODEL_KEYS as Partial<Record<string, (typeof ROLE_MODEL_KEYS)[keyof typeof ROLE_MODEL_KEYS]>>)[role];
+  return (key && config[key]) || config.LOCAL_LLM_MODEL;
+}
+
 /** Tool output and arguments in a session event are capped harder than what the model gets: events stay small. */
 const EVENT_OUTPUT_MAX = 16_384;
 /** A whole message in one event stays well under NATS's default 1 MiB payload (the deltas carry all of it). */
@@ -87,8 +93,7 @@ export class LocalLlmExecutor implements Executor {
 
   /** The session's model, else the step's, else `LOCAL_LLM_MODEL_<ROLE>`, else `LOCAL_LLM_MODEL`. */
   modelFor(item: WorkItem, sessionModel?: string): string {
-    const key = (ROLE_MODEL_KEYS as Partial<Record<string, (typeof ROLE_MODEL_KEYS)[keyof typeof ROLE_MODEL_KEYS]>>)[item.role];
-    return sessionModel || item.model || (key && this.config[key]) || this.config.LOCAL_LLM_MODEL;
+    return sessionModel || item.model || localModelFor(this.config, item.role);
   }
 
   async run(ctx: SessionContext): Promise<ExecutorResult> {

@@ -1,5 +1,5 @@
 /** The local LLM executor and what it is built from (wire clients, policy, structured answers). */
-export { LocalLlmExecutor, llmReadiness } from "./executor.js";
+export { LocalLlmExecutor, llmReadiness, localModelFor } from "./executor.js";
 export { LlmError, LlmFailure } from "./errors.js";
 export { checkEndpoint, isLocalHost, policyFromConfig, type LlmPolicy, type LlmPolicyName, type PolicyVerdict } from "./policy.js";
 export { OllamaChat, DEFAULT_OLLAMA_URL } from "./ollama.js";
