@@ -3,10 +3,11 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { AgentHubConfig, loadConfig } from "@orch/config";
 import type { SessionEventInput, WorkItem } from "@orch/contracts";
 import { createLogger } from "@orch/logging";
 import type { SessionContext, Worktree } from "../../services/agent-hub/src/executors/types.js";
+import { workItem as baseItem } from "../../services/agent-hub/test/llm-helpers.js";
+export { hubConfig } from "../../services/agent-hub/test/llm-helpers.js";
 
 /**
  * What the harness tests share: a real git repository with a session worktree on its own branch
@@ -52,28 +53,9 @@ export function commitAll(worktree: Worktree, message: string): { sha: string; f
   return { sha, files };
 }
 
+/** A work item for the harness scenarios: llm-helpers' item, implementing hello.txt. */
 export function workItem(over: Partial<WorkItem> = {}): WorkItem {
-  return {
-    runId: "run1",
-    projectId: "_default",
-    definition: { id: "job", version: 1 },
-    stepId: "implement",
-    attemptId: "run1.implement.1",
-    attempt: 1,
-    kind: "execute",
-    index: 0,
-    role: "implementer",
-    type: "agent",
-    phase: "implement",
-    title: "Add hello.txt",
-    inputs: {},
-    iteration: 0,
-    rework: 0,
-    mode: "live",
-    goal: "Say hello in a file",
-    dispatchedAt: 0,
-    ...over,
-  };
+  return baseItem({ definition: { id: "job", version: 1 }, stepId: "implement", attemptId: "run1.implement.1", title: "Add hello.txt", goal: "Say hello in a file", ...over });
 }
 
 export interface Collected {
@@ -109,10 +91,6 @@ export function context(worktree: Worktree, item: WorkItem = workItem(), model?:
 }
 
 /** The agent hub's configuration from these variables, through its real schema. */
-export function hubConfig(env: Record<string, string>): AgentHubConfig {
-  return loadConfig(AgentHubConfig, env);
-}
-
 /** The live processes (not zombies) of process group `pgid`, from /proc. */
 export function liveInGroup(pgid: number): number[] {
   const out: number[] = [];
