@@ -1,10 +1,9 @@
-import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { connect } from "@nats-io/transport-node";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { jsonToStruct, loadOrchestratorProto, type OrchestratorServiceClient } from "@orch/proto";
-import { waitFor } from "@orch/testing";
+import { jsonToStruct } from "@orch/proto";
+import { waitFor, grpcClient } from "@orch/testing";
 import { BenchStack } from "./stack.js";
 import { percentile } from "./stats.js";
 
@@ -52,14 +51,8 @@ async function main(): Promise<void> {
       "agent-hub": { ORCH_AGENT_CONCURRENCY: String(Math.max(16, RUNS + 16)) },
     },
   });
-  const proto = loadOrchestratorProto();
-  const client = new proto.orchestrator.v1.OrchestratorService(`127.0.0.1:${stack.grpcPort}`, credentials.createInsecure()) as OrchestratorServiceClient;
-  const call = <T>(method: string, req: unknown): Promise<T> =>
-    new Promise((res, rej) =>
-      (client as unknown as Record<string, (r: unknown, m: Metadata, cb: (e: ServiceError | null, r?: T) => void) => void>)[method]!.call(client, req, new Metadata(), (e, r) =>
-        e ? rej(e) : res(r!),
-      ),
-    );
+  const grpc = grpcClient(stack.grpcPort);
+  const call = <T>(method: string, req: unknown): Promise<T> => grpc.call<T>(method, req);
   const nc = await connect({ servers: stack.nats.url, noAsyncTraces: true });
   const runs = new Map<string, Seen>();
   let restartAt = Number.POSITIVE_INFINITY;
@@ -128,7 +121,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   } finally {
     sub.unsubscribe();
-    client.close();
+    grpc.close();
     await nc.close();
     await stack.stop();
   }

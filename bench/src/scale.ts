@@ -1,10 +1,8 @@
-import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { connect } from "@nats-io/transport-node";
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadOrchestratorProto, type OrchestratorServiceClient } from "@orch/proto";
-import { waitFor } from "@orch/testing";
+import { waitFor, grpcClient } from "@orch/testing";
 import { BenchStack } from "./stack.js";
 import { percentile } from "./stats.js";
 
@@ -44,14 +42,8 @@ async function main(): Promise<void> {
   const started = Date.now();
   log(`idle scale: ${RUNS} runs parked at an approval gate`);
   const stack = await BenchStack.start({ serviceEnv: { orchestrator: { ORCH_INSTANCE_ID: "bench-core", ...(CORE_NODE_OPTIONS ? { NODE_OPTIONS: CORE_NODE_OPTIONS } : {}) } } });
-  const proto = loadOrchestratorProto();
-  const client = new proto.orchestrator.v1.OrchestratorService(`127.0.0.1:${stack.grpcPort}`, credentials.createInsecure()) as OrchestratorServiceClient;
-  const call = <T>(method: string, req: unknown): Promise<T> =>
-    new Promise((res, rej) =>
-      (client as unknown as Record<string, (r: unknown, m: Metadata, cb: (e: ServiceError | null, r?: T) => void) => void>)[method]!.call(client, req, new Metadata(), (e, r) =>
-        e ? rej(e) : res(r!),
-      ),
-    );
+  const grpc = grpcClient(stack.grpcPort);
+  const call = <T>(method: string, req: unknown): Promise<T> => grpc.call<T>(method, req);
   const nc = await connect({ servers: stack.nats.url, noAsyncTraces: true });
   try {
     // The gateway answering does not mean the core's gRPC port does yet.
@@ -150,7 +142,7 @@ async function main(): Promise<void> {
     writeFileSync(OUT, `${JSON.stringify(result, null, 2)}\n`);
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   } finally {
-    client.close();
+    grpc.close();
     await nc.close();
     await stack.stop();
   }

@@ -1,8 +1,6 @@
-import { credentials } from "@grpc/grpc-js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { loadOrchestratorProto, type OrchestratorServiceClient } from "@orch/proto";
-import { waitFor } from "@orch/testing";
+import { grpcClient, waitFor } from "@orch/testing";
 import { JOB } from "./suites/orch.js";
 import { BenchStack } from "./stack.js";
 
@@ -25,8 +23,8 @@ async function main(): Promise<void> {
   const stack = await BenchStack.start();
   const nc = await connect({ servers: stack.nats.url, noAsyncTraces: true });
   const jsm = await jetstreamManager(nc);
-  const proto = loadOrchestratorProto();
-  const client = new proto.orchestrator.v1.OrchestratorService(`127.0.0.1:${stack.grpcPort}`, credentials.createInsecure()) as OrchestratorServiceClient;
+  const grpc = grpcClient(stack.grpcPort);
+  const client = grpc.client;
   const create = () =>
     new Promise<string>((res, rej) =>
       client.CreateJob({ goal: JOB.goal, steps: JOB.steps.map((s) => ({ type: s.type })), limits: { max_steps: JOB.limits.maxSteps, max_wall_ms: JOB.limits.maxWallMs } }, (e, r) =>
@@ -63,7 +61,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify({ jobs: JOBS, stepsPerJob: JOB.steps.length, rows, total }, null, 2)}\n`);
   } finally {
     sub.unsubscribe();
-    client.close();
+    grpc.close();
     await nc.close();
     await stack.stop();
   }
