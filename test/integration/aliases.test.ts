@@ -40,6 +40,12 @@ describe("Aliases", () => {
     expect(new Map(entries.map((e) => [e.alias, e.target.n]))).toEqual(new Map(odd.map((k, i) => [k, i])));
     expect(keyPart("plain_id-1")).toBe("plain_id-1");
     expect(keyPart("a.b")).not.toBe(keyPart("a_b"));
+    // Too long for a key: stored under its hash, found again by the same string, never by another.
+    const long = "y".repeat(2_000);
+    await a.put("long", long, { n: 1 });
+    expect(await a.get("long", long)).toEqual({ n: 1 });
+    expect(await a.get("long", `${long}z`)).toBeNull();
+    expect(keyPart(long)).toMatch(/^==[0-9a-f]{64}$/);
     await a.delete("tasks", "task 1");
     expect(await a.get("tasks", "task 1")).toBeNull();
   });

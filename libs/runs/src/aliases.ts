@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { Bus } from "@orch/bus";
 
 /**
@@ -11,10 +12,13 @@ const SAFE = /^[A-Za-z0-9_-]{1,200}$/;
 
 /**
  * A KV-safe key part for any string: itself when it is plain, else `=` + base64url (`=` is a legal
- * key character that base64url never produces, so the two forms cannot collide).
+ * key character that base64url never produces, so the forms cannot collide), or, for a string too
+ * long for a key, `==` + its SHA-256.
  */
 export function keyPart(s: string): string {
-  return SAFE.test(s) ? s : `=${Buffer.from(s, "utf8").toString("base64url").slice(0, 900)}`;
+  if (SAFE.test(s)) return s;
+  const b64 = Buffer.from(s, "utf8").toString("base64url");
+  return b64.length <= 600 ? `=${b64}` : `==${createHash("sha256").update(s, "utf8").digest("hex")}`;
 }
 
 const NS = /^[a-z][a-z0-9_-]{0,40}$/;
@@ -94,7 +98,8 @@ export class Aliases {
     for await (const k of await kv.keys(`${ns}.>`)) keys.push(k);
     for (const k of keys) {
       const part = k.slice(ns.length + 1);
-      const alias = part.startsWith("=") ? Buffer.from(part.slice(1), "base64url").toString("utf8") : part;
+      // A hashed alias (`==`) cannot be turned back: it is listed as its key.
+      const alias = part.startsWith("=") && !part.startsWith("==") ? Buffer.from(part.slice(1), "base64url").toString("utf8") : part;
       const t = await this.get<T>(ns, alias);
       if (t !== null) out.push({ alias, target: t });
     }

@@ -1,5 +1,4 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { createHash } from "node:crypto";
 import { z } from "zod";
 import type { Surface } from "../context.js";
 import { toHttp } from "../errors.js";
@@ -42,10 +41,6 @@ const REFUSED: Record<WebhookProvider, string> = { github: "Invalid webhook sign
 const OTHER_APP = "Delivery is for another GitHub App";
 const DELIVERY_NS = "delivery";
 
-/** A delivery's key in the aliases bucket: plain when its id is (GitHub's and GitLab's are uuids), else hashed. */
-export function deliveryKey(provider: WebhookProvider, id: string): string {
-  return /^[A-Za-z0-9_-]{1,160}$/.test(id) ? `${provider}-${id}` : `${provider}-h${createHash("sha256").update(id, "utf8").digest("hex")}`;
-}
 
 export async function webhookRoutes(app: FastifyInstance, opts: Surface): Promise<void> {
   const { cfg } = opts;
@@ -144,7 +139,7 @@ export async function webhookRoutes(app: FastifyInstance, opts: Surface): Promis
 
     let claimed: string | undefined;
     if (e.deliveryId !== undefined) {
-      const key = deliveryKey(provider, e.deliveryId);
+      const key = `${provider}:${e.deliveryId}`;
       const c = await opts.aliases.claim(DELIVERY_NS, key, { at: Date.now(), event: e.event });
       if (!c.created) {
         req.log.info(log, "webhook delivery seen before: ignored");
