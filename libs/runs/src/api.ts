@@ -331,11 +331,6 @@ export class RunsApi {
     });
   }
 
-  /** A project's events, oldest first. */
-  async projectHistory(projectId: string): Promise<StoredEvent[]> {
-    if (!isToken(projectId)) return [];
-    return readEvents(this.bus, this.bus.names.subjects.evtProject(projectId));
-  }
 
   // ── projects ──────────────────────────────────────────────────────────────────────────────────
 

@@ -30,10 +30,9 @@ export class SseStream {
   constructor(
     private readonly res: ServerResponse,
     headers: Record<string, string>,
-    limits: SseLimits | number,
+    limits: SseLimits,
   ) {
-    const l = typeof limits === "number" ? { heartbeatMs: limits, maxBufferBytes: 1 << 20 } : limits;
-    this.#limits = { drainTimeoutMs: 30_000, ...l };
+    this.#limits = { drainTimeoutMs: 30_000, ...limits };
     res.writeHead(200, {
       "content-type": "text/event-stream; charset=utf-8",
       "cache-control": "no-cache, no-store, no-transform",
