@@ -78,21 +78,7 @@ export async function countEvents(bus: Bus, filter: string): Promise<number> {
 
 /** The events matching `filter` that are stored now: a finite read, for history and logs. */
 export async function readEvents(bus: Bus, filter: string): Promise<StoredEvent[]> {
-  const expected = await countEvents(bus, filter);
-  if (expected === 0) return [];
   const out: StoredEvent[] = [];
-  const consumer = await bus.js.consumers.get(bus.names.streams.evt, { filter_subjects: filter, deliver_policy: DeliverPolicy.All });
-  const messages = await consumer.consume({ max_messages: 256 });
-  const guard = setTimeout(() => messages.stop(), 10_000);
-  try {
-    for await (const m of messages) {
-      const d = decode(RunEvent, m.data);
-      if (d.ok) out.push({ streamSeq: m.seq, event: d.value });
-      if (m.info.pending === 0) break;
-    }
-  } finally {
-    clearTimeout(guard);
-    messages.stop();
-  }
+  for await (const e of replayEvents(bus, filter, { untilCaughtUp: true })) out.push(e);
   return out;
 }
