@@ -18,7 +18,13 @@ export default defineConfig({
         extends: true,
         test: {
           name: "unit",
-          include: ["test/unit/**/*.test.ts", "libs/*/test/**/*.test.ts", "services/*/test/**/*.test.ts", "proto/test/**/*.test.ts", "deploy/*/test/**/*.test.ts"],
+          include: [
+            "test/unit/**/*.test.ts",
+            "libs/*/test/**/*.test.ts",
+            "services/*/test/**/*.test.ts",
+            "proto/test/**/*.test.ts",
+            "deploy/*/test/**/*.test.ts",
+          ],
           testTimeout: 30_000,
         },
       },

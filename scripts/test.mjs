@@ -20,11 +20,31 @@ import { fetchDebianNats, ROOT, versionOf } from "./lib/nats.mjs";
  */
 const NATS_29_BIN = join(process.env.ORCH_TOOLS_DIR ?? join(ROOT, ".tools"), "nats-server-2.9", "bin", "nats-server");
 const TIERS = {
+  // The formatter's check (Prettier, .prettierrc.json): one test, failed when any file differs.
+  format: {
+    run() {
+      const r = spawnSync(process.execPath, [join(ROOT, "node_modules", "prettier", "bin", "prettier.cjs"), "--check", "--log-level", "warn", "."], {
+        cwd: ROOT,
+        stdio: "inherit",
+      });
+      if (r.status !== 0) process.stderr.write("format: run `npm run format` to fix the files above\n");
+      return r.status === 0;
+    },
+  },
   unit: { project: "unit" },
   integration: { project: "integration" },
   "nats-2.9": {
     project: "integration",
-    files: ["test/integration/jobs.test.ts", "test/integration/restart.test.ts", "test/integration/backend.test.ts", "test/integration/bus.test.ts", "test/integration/dead-letters.test.ts", "test/integration/grpc.test.ts", "test/integration/sse.test.ts", "test/integration/api-v1.test.ts"],
+    files: [
+      "test/integration/jobs.test.ts",
+      "test/integration/restart.test.ts",
+      "test/integration/backend.test.ts",
+      "test/integration/bus.test.ts",
+      "test/integration/dead-letters.test.ts",
+      "test/integration/grpc.test.ts",
+      "test/integration/sse.test.ts",
+      "test/integration/api-v1.test.ts",
+    ],
     prepare() {
       const have = existsSync(NATS_29_BIN) && versionOf(NATS_29_BIN);
       const bin = have ? NATS_29_BIN : fetchDebianNats({ dest: NATS_29_BIN, quiet: true });
@@ -89,10 +109,28 @@ for (const tier of tiers.length ? tiers : Object.keys(TIERS)) {
     continue;
   }
   process.stdout.write(`\n── ${tier} tests ──\n`);
+  if (def.run) {
+    // A file filter narrows the run to vitest files: whole-tree checks are for full runs.
+    if (passThrough.some((a) => !a.startsWith("-"))) continue;
+    if (def.run()) passed++;
+    else failed++;
+    continue;
+  }
   const report = join(outDir, `${tier}.json`);
   const r = spawnSync(
     process.execPath,
-    [vitest, "run", "--project", def.project, "--reporter=default", "--reporter=json", `--outputFile.json=${report}`, "--passWithNoTests", ...files, ...passThrough],
+    [
+      vitest,
+      "run",
+      "--project",
+      def.project,
+      "--reporter=default",
+      "--reporter=json",
+      `--outputFile.json=${report}`,
+      "--passWithNoTests",
+      ...files,
+      ...passThrough,
+    ],
     { cwd: ROOT, stdio: "inherit", env: { ...process.env, ...prep.env, FORCE_COLOR: process.env.FORCE_COLOR ?? "1" } },
   );
   if (!existsSync(report)) {

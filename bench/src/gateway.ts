@@ -38,12 +38,16 @@ const agent = new Agent({ keepAlive: true, maxSockets: CLIENTS });
 
 function send(base: string, method: string, path: string, body?: string): Promise<{ status: number; text: string }> {
   return new Promise((res, rej) => {
-    const req = request(`${base}${path}`, { method, agent, headers: body ? { "content-type": "application/json", "content-length": Buffer.byteLength(body) } : {} }, (r) => {
-      const chunks: Buffer[] = [];
-      r.on("data", (c: Buffer) => chunks.push(c));
-      r.on("end", () => res({ status: r.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
-      r.on("error", rej);
-    });
+    const req = request(
+      `${base}${path}`,
+      { method, agent, headers: body ? { "content-type": "application/json", "content-length": Buffer.byteLength(body) } : {} },
+      (r) => {
+        const chunks: Buffer[] = [];
+        r.on("data", (c: Buffer) => chunks.push(c));
+        r.on("end", () => res({ status: r.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+        r.on("error", rej);
+      },
+    );
     req.on("error", rej);
     if (body) req.write(body);
     req.end();
@@ -108,14 +112,26 @@ async function main(): Promise<void> {
     routes.push(await load(stack, "GET /health", "GET", () => "/health"));
     routes.push(await load(stack, "GET /api/v1/runs/{id}", "GET", () => `/api/v1/runs/${first}`));
     routes.push(await load(stack, "GET /api/v1/runs?limit=20", "GET", () => "/api/v1/runs?limit=20"));
-    routes.push(await load(stack, "POST /api/orchestrator/jobs", "POST", () => "/api/orchestrator/jobs", () => job));
+    routes.push(
+      await load(
+        stack,
+        "POST /api/orchestrator/jobs",
+        "POST",
+        () => "/api/orchestrator/jobs",
+        () => job,
+      ),
+    );
     stack.assertRunning();
 
     // SSE fan-out: a job of slow steps, watched by every client from its start.
     await new Promise((r) => setTimeout(r, 3_000)); // let the jobs of the POST round drain
     const gwPid = stack.services.get("gateway")!.pid!;
     const rssBefore = rssMb(gwPid);
-    const slow = JSON.stringify({ goal: "fan-out", steps: Array.from({ length: 5 }, () => ({ type: "dev.log", payload: { mock: { delayMs: 400 } } })), limits: { maxSteps: 5, maxWallMs: 600_000 } });
+    const slow = JSON.stringify({
+      goal: "fan-out",
+      steps: Array.from({ length: 5 }, () => ({ type: "dev.log", payload: { mock: { delayMs: 400 } } })),
+      limits: { maxSteps: 5, maxWallMs: 600_000 },
+    });
     const id = JSON.parse((await send(stack.baseUrl, "POST", "/api/orchestrator/jobs", slow)).text).job_id as string;
     await waitFor(async () => (await send(stack.baseUrl, "GET", `/api/v1/runs/${id}`)).status === 200, { timeoutMs: 30_000, what: "the fan-out run" });
     const conns: SseConnection[] = [];
@@ -131,7 +147,9 @@ async function main(): Promise<void> {
     const spreadMs = Math.round(Math.max(...finishedAt) - Math.min(...finishedAt));
     const allFrames = conns.every((c) => c.frames.length === conns[0]!.frames.length);
     for (const c of conns) c.close();
-    log(`SSE: ${SSE_CLIENTS} clients connected in ${connectMs} ms; gateway RSS ${rssBefore} → ${rssWith} MB connected, ${rssPeak} MB at the end; run.finished reached every client within ${spreadMs} ms of the first; same frames everywhere: ${allFrames}`);
+    log(
+      `SSE: ${SSE_CLIENTS} clients connected in ${connectMs} ms; gateway RSS ${rssBefore} → ${rssWith} MB connected, ${rssPeak} MB at the end; run.finished reached every client within ${spreadMs} ms of the first; same frames everywhere: ${allFrames}`,
+    );
 
     const result = {
       at: new Date().toISOString(),
@@ -139,7 +157,16 @@ async function main(): Promise<void> {
       clients: CLIENTS,
       seconds: SECONDS,
       routes,
-      sse: { clients: SSE_CLIENTS, connectMs, rssBeforeMb: rssBefore, rssConnectedMb: rssWith, rssPeakMb: rssPeak, finishedSpreadMs: spreadMs, sameFrames: allFrames, framesPerClient: conns[0]?.frames.length ?? 0 },
+      sse: {
+        clients: SSE_CLIENTS,
+        connectMs,
+        rssBeforeMb: rssBefore,
+        rssConnectedMb: rssWith,
+        rssPeakMb: rssPeak,
+        finishedSpreadMs: spreadMs,
+        sameFrames: allFrames,
+        framesPerClient: conns[0]?.frames.length ?? 0,
+      },
     };
     mkdirSync(dirname(OUT), { recursive: true });
     writeFileSync(OUT, `${JSON.stringify(result, null, 2)}\n`);

@@ -102,15 +102,21 @@ export async function measure(target: Target, opts: MeasureOptions): Promise<Mea
   let failed = 0;
   let meterStarted = false;
   let meterResult: Record<string, number> = {};
-  const meterBegin = setTimeout(() => {
-    meter.begin();
-    meterStarted = true;
-    opts.onWindow?.("start");
-  }, Math.max(0, start - performance.now()));
-  const meterEnd = setTimeout(() => {
-    if (meterStarted) meterResult = meter.end();
-    opts.onWindow?.("end");
-  }, Math.max(0, end - performance.now()));
+  const meterBegin = setTimeout(
+    () => {
+      meter.begin();
+      meterStarted = true;
+      opts.onWindow?.("start");
+    },
+    Math.max(0, start - performance.now()),
+  );
+  const meterEnd = setTimeout(
+    () => {
+      if (meterStarted) meterResult = meter.end();
+      opts.onWindow?.("end");
+    },
+    Math.max(0, end - performance.now()),
+  );
 
   const slot = async () => {
     while (performance.now() < end) {

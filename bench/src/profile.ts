@@ -66,7 +66,22 @@ const shortUrl = (url: string) => {
 };
 
 /** Plumbing every stack passes through: inclusive time says nothing about it. */
-const PLUMBING = new Set(["(root)", "(program)", "(idle)", "runMicrotasks", "processTicksAndRejections", "listOnTimeout", "processTimers", "emit", "emitReadable_", "addChunk", "readableAddChunk", "onStreamRead", "Readable.push", ""]);
+const PLUMBING = new Set([
+  "(root)",
+  "(program)",
+  "(idle)",
+  "runMicrotasks",
+  "processTicksAndRejections",
+  "listOnTimeout",
+  "processTimers",
+  "emit",
+  "emitReadable_",
+  "addChunk",
+  "readableAddChunk",
+  "onStreamRead",
+  "Readable.push",
+  "",
+]);
 
 const frameName = (f: CpuProfileNode["callFrame"]) =>
   SPECIAL.has(f.functionName) || !f.url ? f.functionName || "(anonymous)" : `${f.functionName || "(anonymous)"} ${shortUrl(f.url)}:${f.lineNumber + 1}`;

@@ -78,7 +78,14 @@ async function main(): Promise<void> {
       steps: Array.from({ length: STEPS }, (_, s) => ({ id: `s${s}`, type: "dev.log", payload: jsonToStruct({ mock: { delayMs: STEP_MS } }) })),
       limits: { max_steps: STEPS, max_wall_ms: 600_000 },
     });
-    await waitFor(async () => (await call("ListDefinitions", {}).then(() => true, () => false)), { timeoutMs: 30_000, intervalMs: 200, what: "the core's gRPC" });
+    await waitFor(
+      async () =>
+        await call("ListDefinitions", {}).then(
+          () => true,
+          () => false,
+        ),
+      { timeoutMs: 30_000, intervalMs: 200, what: "the core's gRPC" },
+    );
     const ids = await Promise.all(Array.from({ length: RUNS }, (_, i) => call<{ job_id: string }>("CreateJob", job(i)).then((r) => r.job_id)));
     for (const id of ids) if (!runs.has(id)) runs.set(id, { started: false, finished: 0 });
     await waitFor(() => [...runs.values()].every((r) => r.started), { timeoutMs: 60_000, intervalMs: 10, what: "every run started" });
@@ -90,7 +97,14 @@ async function main(): Promise<void> {
     log(`  killed the core with ${inFlight} of ${RUNS} runs in flight`);
     restartAt = performance.now();
     await core.start(1).catch(() => undefined);
-    await waitFor(async () => (await call("ListDefinitions", {}).then(() => true, () => false)), { timeoutMs: 60_000, intervalMs: 20, what: "the core back" });
+    await waitFor(
+      async () =>
+        await call("ListDefinitions", {}).then(
+          () => true,
+          () => false,
+        ),
+      { timeoutMs: 60_000, intervalMs: 20, what: "the core back" },
+    );
     const servingMs = performance.now() - restartAt;
     log(`  restarted ${(restartAt - killAt).toFixed(0)} ms after the kill; serving gRPC after ${servingMs.toFixed(0)} ms`);
 
@@ -115,7 +129,9 @@ async function main(): Promise<void> {
       finishedTwice: all.filter((r) => r.finished > 1).length,
       targets: { progressMaxMs: { measured: Math.round(Math.max(...progress)), wanted: "<= 5000" } },
     };
-    log(`  every run progressing again within ${result.progressAfterRestartMs.max} ms of the restart (p50 ${result.progressAfterRestartMs.p50} ms); ${result.completed} completed, ${result.finishedTwice} finished twice`);
+    log(
+      `  every run progressing again within ${result.progressAfterRestartMs.max} ms of the restart (p50 ${result.progressAfterRestartMs.p50} ms); ${result.completed} completed, ${result.finishedTwice} finished twice`,
+    );
     mkdirSync(dirname(OUT), { recursive: true });
     writeFileSync(OUT, `${JSON.stringify(result, null, 2)}\n`);
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

@@ -66,7 +66,10 @@ function parseArgs(argv: readonly string[]): Options {
     if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a non-negative number, got ${v}`);
     return n;
   };
-  const suites = (get("suites") ?? "raw,bullmq,orch").split(",").map((s) => s.trim()).filter(Boolean);
+  const suites = (get("suites") ?? "raw,bullmq,orch")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const s of suites) if (!(SUITES as readonly string[]).includes(s)) throw new Error(`unknown suite ${s} (known: ${SUITES.join(", ")})`);
   if (argv.includes("--profile") && !suites.includes("profile")) suites.push("profile");
   const submit = get("submit") ?? "grpc";
@@ -183,7 +186,9 @@ async function main(): Promise<void> {
         const steps = orch.endStepCapture();
         orch.stack.assertRunning();
         round.orch = { throughput, latency, steps: stepStats(steps) };
-        log(`  orch steps: p50 ${steps.atMs.length ? percentile(steps.atMs, 50) : "-"} ms  p99 ${percentile(steps.atMs, 99) ?? "-"} ms (event at), ${steps.atMs.length} steps`);
+        log(
+          `  orch steps: p50 ${steps.atMs.length ? percentile(steps.atMs, 50) : "-"} ms  p99 ${percentile(steps.atMs, 99) ?? "-"} ms (event at), ${steps.atMs.length} steps`,
+        );
         allSteps.atMs.push(...steps.atMs);
         allSteps.seenMs.push(...steps.seenMs);
       }
@@ -197,7 +202,13 @@ async function main(): Promise<void> {
 
   if (want("profile")) {
     log("profiling the services under load");
-    profile = await profileOrch({ dir: join(BENCH_DIR, "results", "profile"), submit: o.submit, inFlight: o.inFlight, warmupMs: o.warmupMs, durationMs: o.durationMs });
+    profile = await profileOrch({
+      dir: join(BENCH_DIR, "results", "profile"),
+      submit: o.submit,
+      inFlight: o.inFlight,
+      warmupMs: o.warmupMs,
+      durationMs: o.durationMs,
+    });
   }
 
   natsVersion ??= profile?.natsVersion ?? null;
@@ -290,15 +301,34 @@ function buildReport(
   const ours = medians.orch;
   if (ours && medians.raw) {
     const v = round(ratio(ours.wfPerSec, medians.raw.wfPerSec), 3);
-    targets.push({ name: "throughput ours / raw JetStream chain (A)", value: v, target: ">= 0.5", met: v === null ? null : v >= 0.5, perRound: paired("orch", "raw", (x) => x.throughput?.wfPerSec) });
+    targets.push({
+      name: "throughput ours / raw JetStream chain (A)",
+      value: v,
+      target: ">= 0.5",
+      met: v === null ? null : v >= 0.5,
+      perRound: paired("orch", "raw", (x) => x.throughput?.wfPerSec),
+    });
   }
   if (ours && medians["bullmq-chained"]) {
     const v = round(ratio(ours.wfPerSec, medians["bullmq-chained"].wfPerSec), 3);
-    targets.push({ name: "throughput ours / BullMQ chained (B)", value: v, target: ">= 1.0", met: v === null ? null : v >= 1.0, perRound: paired("orch", "bullmq-chained", (x) => x.throughput?.wfPerSec) });
+    targets.push({
+      name: "throughput ours / BullMQ chained (B)",
+      value: v,
+      target: ">= 1.0",
+      met: v === null ? null : v >= 1.0,
+      perRound: paired("orch", "bullmq-chained", (x) => x.throughput?.wfPerSec),
+    });
     const l = round(ratio(ours.p50Ms, medians["bullmq-chained"].p50Ms), 3);
-    targets.push({ name: "p50 at 1 in flight, ours / BullMQ chained (B)", value: l, target: "<= 1.0", met: l === null ? null : l <= 1.0, perRound: paired("orch", "bullmq-chained", (x) => x.latency?.p50Ms) });
+    targets.push({
+      name: "p50 at 1 in flight, ours / BullMQ chained (B)",
+      value: l,
+      target: "<= 1.0",
+      met: l === null ? null : l <= 1.0,
+      perRound: paired("orch", "bullmq-chained", (x) => x.latency?.p50Ms),
+    });
   }
-  if (steps) targets.push({ name: "step p99 at 1 in flight, ours (ms)", value: steps.p99Ms, target: "<= 10", met: steps.p99Ms === null ? null : steps.p99Ms <= 10 });
+  if (steps)
+    targets.push({ name: "step p99 at 1 in flight, ours (ms)", value: steps.p99Ms, target: "<= 10", met: steps.p99Ms === null ? null : steps.p99Ms <= 10 });
 
   return {
     at: new Date().toISOString(),
@@ -328,9 +358,13 @@ const fmt = (v: number | null | undefined, digits = 0) => (typeof v === "number"
 /** Markdown tables: paste-able into docs/benchmarks.md as they are. */
 function render(r: Report): string {
   const out: string[] = [];
-  out.push(`\n${r.machine.nproc} × ${r.machine.cpu}, Node ${r.machine.node}, nats-server ${r.machine.natsServer ?? "?"}, redis ${r.machine.redis ?? "?"}; services: ${r.source ?? "?"}`);
+  out.push(
+    `\n${r.machine.nproc} × ${r.machine.cpu}, Node ${r.machine.node}, nats-server ${r.machine.natsServer ?? "?"}, redis ${r.machine.redis ?? "?"}; services: ${r.source ?? "?"}`,
+  );
   if (Object.keys(r.medians).length > 0) {
-    out.push(`Medians of ${r.options.rounds} interleaved rounds; ${r.options.durationMs / 1000} s at ${r.options.inFlight} in flight, ${r.options.latencyMs / 1000} s at 1 in flight.\n`);
+    out.push(
+      `Medians of ${r.options.rounds} interleaved rounds; ${r.options.durationMs / 1000} s at ${r.options.inFlight} in flight, ${r.options.latencyMs / 1000} s at 1 in flight.\n`,
+    );
     out.push(`| suite | wf/s @${r.options.inFlight} | p50 @1 (ms) | p99 @1 (ms) | CPU ms / wf | CPU @${r.options.inFlight} (% of one core) |`);
     out.push("| --- | ---: | ---: | ---: | ---: | --- |");
   }
@@ -340,7 +374,9 @@ function render(r: Report): string {
       .map(([p, v]) => `${p} ${v.toFixed(0)}`)
       .join(", ");
     const cpuMs = Object.values(m.cpuMsPerWf).reduce((a, b) => a + b, 0);
-    out.push(`| ${m.label}${m.failed ? ` (${m.failed} failed)` : ""} | ${fmt(m.wfPerSec)} | ${fmt(m.p50Ms, 2)} | ${fmt(m.p99Ms, 2)} | ${fmt(cpuMs, 2)} | ${cpu} |`);
+    out.push(
+      `| ${m.label}${m.failed ? ` (${m.failed} failed)` : ""} | ${fmt(m.wfPerSec)} | ${fmt(m.p50Ms, 2)} | ${fmt(m.p99Ms, 2)} | ${fmt(cpuMs, 2)} | ${cpu} |`,
+    );
   }
   if (r.steps) {
     out.push(
@@ -353,14 +389,21 @@ function render(r: Report): string {
     out.push("\n| target | measured | wanted | met | per round |");
     out.push("| --- | ---: | --- | --- | --- |");
     for (const t of r.targets) {
-      out.push(`| ${t.name} | ${fmt(t.value, 2)} | ${t.target} | ${t.met === null ? "?" : t.met ? "yes" : "**no**"} | ${(t.perRound ?? []).map((x) => fmt(x, 2)).join(", ")} |`);
+      out.push(
+        `| ${t.name} | ${fmt(t.value, 2)} | ${t.target} | ${t.met === null ? "?" : t.met ? "yes" : "**no**"} | ${(t.perRound ?? []).map((x) => fmt(x, 2)).join(", ")} |`,
+      );
     }
   }
   if (r.profile) {
     out.push(`\nProfile (${fmt(r.profile.measurement.wfPerSec)} wf/s while profiled): self time, % of each process's busy samples`);
     for (const s of r.profile.services) {
       out.push(`\n${s.service}: busy ${s.busyMs} ms of ${s.totalMs} ms sampled`);
-      out.push(`  packages: ${s.topPackages.slice(0, 8).map((p) => `${p.name} ${p.pct}%`).join(", ")}`);
+      out.push(
+        `  packages: ${s.topPackages
+          .slice(0, 8)
+          .map((p) => `${p.name} ${p.pct}%`)
+          .join(", ")}`,
+      );
       out.push("  self:");
       for (const f of s.topFunctions.slice(0, 10)) out.push(`  ${String(f.pct).padStart(5)}%  ${f.name}`);
       out.push("  inclusive:");

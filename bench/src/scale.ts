@@ -30,7 +30,14 @@ const IDLE_SAMPLES = Number(arg("idle-samples", "6"));
 const OUT = resolve(BENCH_DIR, arg("out", "results/scale.json"));
 const log = (msg: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${msg}\n`);
 
-const GATE = ["id: bench.gate", "version: 1", "title: A step behind an approval", "steps:", "  - { id: review, role: reviewer, type: dev.log, approval: {} }", ""].join("\n");
+const GATE = [
+  "id: bench.gate",
+  "version: 1",
+  "title: A step behind an approval",
+  "steps:",
+  "  - { id: review, role: reviewer, type: dev.log, approval: {} }",
+  "",
+].join("\n");
 
 function rssMiB(pid: number | undefined): number | null {
   if (!pid) return null;
@@ -41,13 +48,22 @@ function rssMiB(pid: number | undefined): number | null {
 async function main(): Promise<void> {
   const started = Date.now();
   log(`idle scale: ${RUNS} runs parked at an approval gate`);
-  const stack = await BenchStack.start({ serviceEnv: { orchestrator: { ORCH_INSTANCE_ID: "bench-core", ...(CORE_NODE_OPTIONS ? { NODE_OPTIONS: CORE_NODE_OPTIONS } : {}) } } });
+  const stack = await BenchStack.start({
+    serviceEnv: { orchestrator: { ORCH_INSTANCE_ID: "bench-core", ...(CORE_NODE_OPTIONS ? { NODE_OPTIONS: CORE_NODE_OPTIONS } : {}) } },
+  });
   const grpc = grpcClient(stack.grpcPort);
   const call = <T>(method: string, req: unknown): Promise<T> => grpc.call<T>(method, req);
   const nc = await connect({ servers: stack.nats.url, noAsyncTraces: true });
   try {
     // The gateway answering does not mean the core's gRPC port does yet.
-    await waitFor(async () => (await call("PutDefinition", { text: GATE }).then(() => true, () => false)), { timeoutMs: 30_000, intervalMs: 200, what: "the core's gRPC" });
+    await waitFor(
+      async () =>
+        await call("PutDefinition", { text: GATE }).then(
+          () => true,
+          () => false,
+        ),
+      { timeoutMs: 30_000, intervalMs: 200, what: "the core's gRPC" },
+    );
     let parked = 0;
     const sub = nc.subscribe("orch.evt.*.*.step.awaiting_approval", { callback: () => void parked++ });
 
@@ -88,16 +104,26 @@ async function main(): Promise<void> {
     await core.stop();
     await core.start(1).catch(() => undefined);
     // At warn the core logs no `ready` line: probe its gRPC port instead.
-    await waitFor(async () => (await call("ListDefinitions", {}).then(() => true, () => false)), { timeoutMs: 60_000, intervalMs: 200, what: "the core back" });
+    await waitFor(
+      async () =>
+        await call("ListDefinitions", {}).then(
+          () => true,
+          () => false,
+        ),
+      { timeoutMs: 60_000, intervalMs: 200, what: "the core back" },
+    );
     await new Promise((r) => setTimeout(r, 5_000));
     const rssRestarted = rssMiB(core.pid);
     log(`  RSS of a restarted core: ${rssRestarted} MiB`);
 
     // Listing.
-    const index = await waitFor(async () => {
-      const r = await call<{ total: string }>("ListRuns", { labels: { bench: "scale" }, limit: 1 });
-      return Number(r.total) >= RUNS ? r : undefined;
-    }, { timeoutMs: 120_000, intervalMs: 500, what: "the index to hold every run" });
+    const index = await waitFor(
+      async () => {
+        const r = await call<{ total: string }>("ListRuns", { labels: { bench: "scale" }, limit: 1 });
+        return Number(r.total) >= RUNS ? r : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 500, what: "the index to hold every run" },
+    );
     void index;
     const kinds: Record<string, number[]> = { first: [], filtered: [], deep: [] };
     for (let round = 0; round < 200; round++) {

@@ -18,7 +18,9 @@ export class BenchStack {
     readonly grpcPort: number,
   ) {}
 
-  static async start(opts: { env?: Record<string, string>; serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>; nats?: NatsServer } = {}): Promise<BenchStack> {
+  static async start(
+    opts: { env?: Record<string, string>; serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>; nats?: NatsServer } = {},
+  ): Promise<BenchStack> {
     const nats = opts.nats ?? (await startNats());
     const stack = new BenchStack(nats, opts.nats === undefined, await freePort(), await freePort());
     const base: Record<string, string> = {

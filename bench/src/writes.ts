@@ -27,8 +27,9 @@ async function main(): Promise<void> {
   const client = grpc.client;
   const create = () =>
     new Promise<string>((res, rej) =>
-      client.CreateJob({ goal: JOB.goal, steps: JOB.steps.map((s) => ({ type: s.type })), limits: { max_steps: JOB.limits.maxSteps, max_wall_ms: JOB.limits.maxWallMs } }, (e, r) =>
-        e || !r ? rej(e ?? new Error("empty")) : res(r.job_id),
+      client.CreateJob(
+        { goal: JOB.goal, steps: JOB.steps.map((s) => ({ type: s.type })), limits: { max_steps: JOB.limits.maxSteps, max_wall_ms: JOB.limits.maxWallMs } },
+        (e, r) => (e || !r ? rej(e ?? new Error("empty")) : res(r.job_id)),
       ),
     );
   let finished = 0;
@@ -40,7 +41,14 @@ async function main(): Promise<void> {
   };
   try {
     // A first job warms everything up (and waits for the core's gRPC port).
-    await waitFor(async () => (await create().then(() => true, () => false)), { timeoutMs: 30_000, intervalMs: 200, what: "the core's gRPC" });
+    await waitFor(
+      async () =>
+        await create().then(
+          () => true,
+          () => false,
+        ),
+      { timeoutMs: 30_000, intervalMs: 200, what: "the core's gRPC" },
+    );
     await waitFor(() => finished >= 1, { timeoutMs: 30_000, what: "the first job" });
     await new Promise((r) => setTimeout(r, 1_000)); // the run index flushes every 100 ms
     const before = await snapshot();

@@ -15,7 +15,10 @@ describe("proto", () => {
     try {
       execFileSync(process.execPath, [join(root, "scripts", "generate.mjs"), out], { stdio: "pipe" });
       const committed = join(root, "src", "generated");
-      const files = (d: string) => walk(d).map((f) => relative(d, f)).sort();
+      const files = (d: string) =>
+        walk(d)
+          .map((f) => relative(d, f))
+          .sort();
       expect(files(out)).toEqual(files(committed));
       for (const f of files(out)) expect(readFileSync(join(out, f), "utf8"), f).toBe(readFileSync(join(committed, f), "utf8"));
     } finally {

@@ -16,7 +16,7 @@ function run(cmd, args, what) {
 
 export function checkNode() {
   const [major, minor] = process.versions.node.split(".").map(Number);
-  if (major < 20 || (major === 20 && minor < 19) || (major === 21) || (major === 22 && minor < 12)) {
+  if (major < 20 || (major === 20 && minor < 19) || major === 21 || (major === 22 && minor < 12)) {
     process.stderr.write(`Node ${process.versions.node} is not supported: Orchestrator needs Node 20.19+, 22.12+ or 24\n`);
     process.exit(1);
   }

@@ -140,7 +140,9 @@ export function ensureHarness(name, { quiet = false } = {}) {
   if (!works(workBin, s.version)) runPostinstall(work, s);
   if (!works(workBin, s.version)) {
     rmSync(work, { recursive: true, force: true });
-    throw new HarnessInstallError(`installed ${s.pkg}@${s.version}, but \`${s.bin} --version\` does not run (no native binary for ${process.platform}-${process.arch}?)`);
+    throw new HarnessInstallError(
+      `installed ${s.pkg}@${s.version}, but \`${s.bin} --version\` does not run (no native binary for ${process.platform}-${process.arch}?)`,
+    );
   }
   rmSync(dir, { recursive: true, force: true });
   renameSync(work, dir);

@@ -74,10 +74,14 @@ export function fetchDebianNats({ suite, dest, quiet = false } = {}) {
       for (const d of ["lists/partial", "cache/archives/partial"]) mkdirSync(join(work, d), { recursive: true });
       aptOpts = [
         ...aptOpts,
-        "-o", `Dir::Etc::SourceList=${list}`,
-        "-o", "Dir::Etc::SourceParts=/dev/null",
-        "-o", `Dir::State::Lists=${join(work, "lists")}`,
-        "-o", `Dir::Cache=${join(work, "cache")}`,
+        "-o",
+        `Dir::Etc::SourceList=${list}`,
+        "-o",
+        "Dir::Etc::SourceParts=/dev/null",
+        "-o",
+        `Dir::State::Lists=${join(work, "lists")}`,
+        "-o",
+        `Dir::Cache=${join(work, "cache")}`,
       ];
       if (!quiet) log(`fetching Debian ${suite}'s nats-server package from ${MIRROR} ...`);
       execFileSync("apt-get", [...aptOpts, "update"], { cwd: work, stdio: ["ignore", "ignore", "pipe"], timeout: 180_000 });

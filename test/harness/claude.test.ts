@@ -27,7 +27,10 @@ describe("claude harness (real CLI)", () => {
       env: env(),
       key: KEY,
       turns: (wt) => [
-        { toolCalls: [{ name: "Write", arguments: { file_path: join(wt.path, "hello.txt"), content: "hello from claude\n" } }], usage: { input: 120, output: 30 } },
+        {
+          toolCalls: [{ name: "Write", arguments: { file_path: join(wt.path, "hello.txt"), content: "hello from claude\n" } }],
+          usage: { input: 120, output: 30 },
+        },
         { toolCalls: [{ name: "Bash", arguments: { command: "env", description: "Show the environment" } }], usage: { input: 140, output: 10 } },
         { text: "Created hello.txt.", usage: { input: 160, output: 12 } },
       ],
@@ -39,9 +42,20 @@ describe("claude harness (real CLI)", () => {
   });
 
   it("writes the file, and reports events, streamed text and usage", () => {
-    expectScenario(run, { file: "hello.txt", content: "hello from claude\n", finalText: "Created hello.txt.", usage: { tokensIn: 420, tokensOut: 52 }, keyValue: KEY.value });
+    expectScenario(run, {
+      file: "hello.txt",
+      content: "hello from claude\n",
+      finalText: "Created hello.txt.",
+      usage: { tokensIn: 420, tokensOut: 52 },
+      keyValue: KEY.value,
+    });
     expect(run.c.of("agent.tool_call").map((c) => c.name)).toEqual(["Write", "Bash"]);
-    expect(run.c.of("agent.delta").map((d) => d.text).join("")).toBe("Created hello.txt.");
+    expect(
+      run.c
+        .of("agent.delta")
+        .map((d) => d.text)
+        .join(""),
+    ).toBe("Created hello.txt.");
     expect(run.result.model).toBe("fake-claude-model");
     expect(run.result.usage!.costUsd).toBeGreaterThanOrEqual(0);
   });

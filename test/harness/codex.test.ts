@@ -16,7 +16,12 @@ describe("codex harness (real CLI)", () => {
   let server: FakeModelServer;
   let bin: string;
   let run: ScenarioRun;
-  const env = () => ({ ORCH_CODEX_BINARY: bin, ORCH_CODEX_BASE_URL: `${server.url}/v1`, ORCH_CODEX_MODEL: "fake-codex-model", ORCH_CODEX_API_KEY_ENV: KEY.name });
+  const env = () => ({
+    ORCH_CODEX_BINARY: bin,
+    ORCH_CODEX_BASE_URL: `${server.url}/v1`,
+    ORCH_CODEX_MODEL: "fake-codex-model",
+    ORCH_CODEX_API_KEY_ENV: KEY.name,
+  });
 
   beforeAll(async () => {
     bin = ensureHarness("codex").bin;
@@ -39,7 +44,13 @@ describe("codex harness (real CLI)", () => {
   });
 
   it("edits the worktree through a patch, and reports events and usage", () => {
-    expectScenario(run, { file: "hello.txt", content: "hello from codex\n", finalText: "Created hello.txt.", usage: { tokensIn: 420, tokensOut: 52 }, keyValue: KEY.value });
+    expectScenario(run, {
+      file: "hello.txt",
+      content: "hello from codex\n",
+      finalText: "Created hello.txt.",
+      usage: { tokensIn: 420, tokensOut: 52 },
+      keyValue: KEY.value,
+    });
     const calls = run.c.of("agent.tool_call");
     expect(calls.map((c) => c.name)).toEqual(["apply_patch", "shell"]);
     expect(run.result.model).toBe("fake-codex-model");

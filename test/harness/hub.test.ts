@@ -75,10 +75,13 @@ function processesIn(dir: string): number[] {
 }
 
 const until = (runId: string, pred: (run: any) => boolean, what: string) =>
-  waitFor(async () => {
-    const r = await call("GetRun", { run_id: runId });
-    return pred(r) ? r : undefined;
-  }, { timeoutMs: 90_000, what });
+  waitFor(
+    async () => {
+      const r = await call("GetRun", { run_id: runId });
+      return pred(r) ? r : undefined;
+    },
+    { timeoutMs: 90_000, what },
+  );
 
 describe("a coding-agent CLI through the agent hub", () => {
   it("runs an implementer's step in Codex: the file it writes is committed on the run's branch, its events and tokens recorded", async () => {
@@ -86,7 +89,11 @@ describe("a coding-agent CLI through the agent hub", () => {
       { toolCalls: [{ name: "exec_command", arguments: { cmd: PATCH } }], usage: { input: 100, output: 20 } },
       { text: "Wrote notes/hello.txt.", usage: { input: 130, output: 8 } },
     );
-    const { run_id: id } = await call("CreateRun", { project_id: "proj", definition: { id: "task" }, steps: [jsonToStruct({ id: "impl", role: "implementer", title: "Add a note" })] });
+    const { run_id: id } = await call("CreateRun", {
+      project_id: "proj",
+      definition: { id: "task" },
+      steps: [jsonToStruct({ id: "impl", role: "implementer", title: "Add a note" })],
+    });
     const run = await until(id, (r) => r.status === "completed" || r.status === "failed", "the task to finish");
     expect(run.status).toBe("completed");
     const step = run.steps.find((s: any) => s.id === "impl");
@@ -96,14 +103,23 @@ describe("a coding-agent CLI through the agent hub", () => {
     expect(session).toMatchObject({ executor: "codex", model: "fake-codex-model", status: "completed", commit: expect.stringMatching(/^[0-9a-f]{40}$/) });
     const events = await sessionEvents(session.session_id);
     const types = events.map((e) => e.type);
-    expect(types).toEqual(expect.arrayContaining(["session.running", "agent.tool_call", "agent.file_edit", "agent.message", "agent.usage", "agent.commit", "session.completed"]));
+    expect(types).toEqual(
+      expect.arrayContaining(["session.running", "agent.tool_call", "agent.file_edit", "agent.message", "agent.usage", "agent.commit", "session.completed"]),
+    );
     expect(JSON.stringify(events)).not.toContain(KEY.value);
   });
 
   it("cancels a session whose CLI waits on a slow model: the CLI's whole process group is gone", async () => {
     server.script({ delayMs: 60_000, text: "too late" });
-    const { run_id: id } = await call("CreateRun", { project_id: "proj", definition: { id: "task" }, steps: [jsonToStruct({ id: "slow", role: "implementer", title: "Think slowly" })] });
-    const session = await waitFor(async () => (await call("ListSessions", { run_id: id })).sessions.find((s: any) => s.status === "running" && s.worktree_path), { timeoutMs: 30_000, what: "a running session" });
+    const { run_id: id } = await call("CreateRun", {
+      project_id: "proj",
+      definition: { id: "task" },
+      steps: [jsonToStruct({ id: "slow", role: "implementer", title: "Think slowly" })],
+    });
+    const session = await waitFor(
+      async () => (await call("ListSessions", { run_id: id })).sessions.find((s: any) => s.status === "running" && s.worktree_path),
+      { timeoutMs: 30_000, what: "a running session" },
+    );
     // The CLI is running in the session's worktree.
     await waitFor(() => processesIn(session.worktree_path).length > 0, { timeoutMs: 30_000, what: "the CLI to start" });
     const cancelled = await call("CancelSession", { session_id: session.session_id, actor: "test", reason: "taking too long" });

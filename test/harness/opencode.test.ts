@@ -16,7 +16,12 @@ describe("opencode harness (real CLI)", () => {
   let server: FakeModelServer;
   let bin: string;
   let run: ScenarioRun;
-  const env = () => ({ ORCH_OPENCODE_BINARY: bin, ORCH_OPENCODE_BASE_URL: `${server.url}/v1`, ORCH_OPENCODE_MODEL: "fake-opencode-model", ORCH_OPENCODE_API_KEY_ENV: KEY.name });
+  const env = () => ({
+    ORCH_OPENCODE_BINARY: bin,
+    ORCH_OPENCODE_BASE_URL: `${server.url}/v1`,
+    ORCH_OPENCODE_MODEL: "fake-opencode-model",
+    ORCH_OPENCODE_API_KEY_ENV: KEY.name,
+  });
 
   beforeAll(async () => {
     bin = ensureHarness("opencode").bin;
@@ -27,7 +32,10 @@ describe("opencode harness (real CLI)", () => {
       env: env(),
       key: KEY,
       turns: (wt) => [
-        { toolCalls: [{ name: "write", arguments: { filePath: join(wt.path, "hello.txt"), content: "hello from opencode\n" } }], usage: { input: 120, output: 30 } },
+        {
+          toolCalls: [{ name: "write", arguments: { filePath: join(wt.path, "hello.txt"), content: "hello from opencode\n" } }],
+          usage: { input: 120, output: 30 },
+        },
         { toolCalls: [{ name: "bash", arguments: { command: "env", description: "Show the environment" } }], usage: { input: 140, output: 10 } },
         { text: "Created hello.txt.", usage: { input: 160, output: 12 } },
       ],
@@ -39,7 +47,13 @@ describe("opencode harness (real CLI)", () => {
   });
 
   it("writes the file, and reports events and usage summed over its steps", () => {
-    expectScenario(run, { file: "hello.txt", content: "hello from opencode\n", finalText: "Created hello.txt.", usage: { tokensIn: 420, tokensOut: 52 }, keyValue: KEY.value });
+    expectScenario(run, {
+      file: "hello.txt",
+      content: "hello from opencode\n",
+      finalText: "Created hello.txt.",
+      usage: { tokensIn: 420, tokensOut: 52 },
+      keyValue: KEY.value,
+    });
     expect(run.c.of("agent.tool_call").map((c) => c.name)).toEqual(["write", "bash"]);
     expect(run.c.of("agent.usage")).toHaveLength(3);
   });

@@ -71,7 +71,10 @@ function record(name: string, fixture: string, events: SessionEventInput[], cwd:
 }
 
 /** What every CLI's run must show: the file on disk and in a commit, the events, the usage, no leak. */
-export function expectScenario(run: ScenarioRun, o: { file: string; content: string; finalText: string; usage: { tokensIn: number; tokensOut: number }; keyValue: string }): void {
+export function expectScenario(
+  run: ScenarioRun,
+  o: { file: string; content: string; finalText: string; usage: { tokensIn: number; tokensOut: number }; keyValue: string },
+): void {
   const { repo, c, result } = run;
   expect(result.error, JSON.stringify(result.error)).toBeUndefined();
   expect(result.ok).toBe(true);

@@ -55,7 +55,14 @@ export function commitAll(worktree: Worktree, message: string): { sha: string; f
 
 /** A work item for the harness scenarios: llm-helpers' item, implementing hello.txt. */
 export function workItem(over: Partial<WorkItem> = {}): WorkItem {
-  return baseItem({ definition: { id: "job", version: 1 }, stepId: "implement", attemptId: "run1.implement.1", title: "Add hello.txt", goal: "Say hello in a file", ...over });
+  return baseItem({
+    definition: { id: "job", version: 1 },
+    stepId: "implement",
+    attemptId: "run1.implement.1",
+    title: "Add hello.txt",
+    goal: "Say hello in a file",
+    ...over,
+  });
 }
 
 export interface Collected {

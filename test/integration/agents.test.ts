@@ -18,7 +18,8 @@ let grpc: GrpcTestClient;
 let client: OrchestratorServiceClient;
 const repo = mkdtempSync(join(tmpdir(), "orch-repo-"));
 
-const git = (cwd: string, ...args: string[]) => execFileSync("git", ["-c", "user.name=Test", "-c", "user.email=test@localhost", ...args], { cwd, encoding: "utf8" }).trim();
+const git = (cwd: string, ...args: string[]) =>
+  execFileSync("git", ["-c", "user.name=Test", "-c", "user.email=test@localhost", ...args], { cwd, encoding: "utf8" }).trim();
 
 beforeAll(async () => {
   git(repo, "init", "-q", "-b", "main");
@@ -28,7 +29,12 @@ beforeAll(async () => {
   stack = await Stack.start({
     serviceEnv: {
       // Short heartbeats and timeouts to show them; two stub sessions at a time to show the limit.
-      "agent-hub": { ORCH_SESSION_HEARTBEAT_MS: "300", ORCH_SESSION_TIMEOUT_MS: "2000", ORCH_SESSION_KILL_GRACE_MS: "500", ORCH_EXECUTOR_CONCURRENCY: "stub=2" },
+      "agent-hub": {
+        ORCH_SESSION_HEARTBEAT_MS: "300",
+        ORCH_SESSION_TIMEOUT_MS: "2000",
+        ORCH_SESSION_KILL_GRACE_MS: "500",
+        ORCH_EXECUTOR_CONCURRENCY: "stub=2",
+      },
     },
   });
   grpc = grpcClient(stack.grpcPort);
@@ -45,14 +51,18 @@ const call = <Res = any>(method: string, req: unknown): Promise<Res> => grpc.cal
 
 const watch = (req: { session_id?: string; run_id?: string }, until: (e: any) => boolean): Promise<any[]> => grpc.watchSessions(req, until);
 
-const signal = (runId: string, s: Record<string, unknown>, extra: Record<string, unknown> = {}) => call("SignalRun", { run_id: runId, signal: jsonToStruct(s), ...extra });
+const signal = (runId: string, s: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
+  call("SignalRun", { run_id: runId, signal: jsonToStruct(s), ...extra });
 const getRun = (runId: string) => call("GetRun", { run_id: runId });
 const stepOf = (run: any, id: string) => run.steps.find((s: any) => s.id === id);
 const until = (runId: string, pred: (run: any) => boolean, what: string, timeoutMs = 30_000) =>
-  waitFor(async () => {
-    const r = await getRun(runId);
-    return pred(r) ? r : undefined;
-  }, { timeoutMs, what });
+  waitFor(
+    async () => {
+      const r = await getRun(runId);
+      return pred(r) ? r : undefined;
+    },
+    { timeoutMs, what },
+  );
 
 describe("worker sessions with the stub executor", () => {
   it("runs a SpecKit specify workflow on the feature's branch: a commit per phase, sessions and their events recorded", async () => {
@@ -65,7 +75,11 @@ describe("worker sessions with the stub executor", () => {
     });
     let run = await until(id, (r) => stepOf(r, "phase_1").status === "waiting_approval", "phase 1 to await approval");
     const out1 = valueToJson(stepOf(run, "phase_1").output) as any;
-    expect(out1).toMatchObject({ artifact: `specs/${feature}/spec.md`, files: [`specs/${feature}/spec.md`], session: { branch: expect.stringMatching(/^orch\/session\//), runBranch: feature, commit: expect.stringMatching(/^[0-9a-f]{40}$/) } });
+    expect(out1).toMatchObject({
+      artifact: `specs/${feature}/spec.md`,
+      files: [`specs/${feature}/spec.md`],
+      session: { branch: expect.stringMatching(/^orch\/session\//), runBranch: feature, commit: expect.stringMatching(/^[0-9a-f]{40}$/) },
+    });
     // The spec is on the feature's branch, in the project's own repository.
     expect(git(repo, "show", `${feature}:specs/${feature}/spec.md`)).toContain("Add user authentication with OAuth2");
     expect(git(repo, "rev-parse", feature)).toBe(out1.session.commit);
@@ -101,18 +115,43 @@ describe("worker sessions with the stub executor", () => {
     expect(got).toMatchObject({ session_id: sessions[0].session_id, status: "completed", kind: "execute", hub: expect.any(String) });
 
     const events = await watch({ session_id: sessions[0].session_id }, () => false);
-    expect(events.map((e) => e.type)).toEqual(["session.starting", "session.running", "agent.file_edit", "agent.message", "agent.commit", "agent.usage", "session.completed"]);
+    expect(events.map((e) => e.type)).toEqual([
+      "session.starting",
+      "session.running",
+      "agent.file_edit",
+      "agent.message",
+      "agent.commit",
+      "agent.usage",
+      "session.completed",
+    ]);
     expect(events.map((e) => Number(e.session_seq))).toEqual([1, 2, 3, 4, 5, 6, 7]);
-    expect(events.find((e) => e.type === "agent.commit").data).toMatchObject({ sha: sessions[0].commit, files: [{ path: `specs/${feature}/spec.md`, change: "add" }] });
+    expect(events.find((e) => e.type === "agent.commit").data).toMatchObject({
+      sha: sessions[0].commit,
+      files: [{ path: `specs/${feature}/spec.md`, change: "add" }],
+    });
   });
 
   it("runs a ticket pipeline: plan, a code change with a test, a real test run, a pull request description", async () => {
-    const { run_id: id } = await call("CreateRun", { project_id: "acme", definition: { id: "ticket" }, title: "ENG-7", input: jsonToStruct({ key: "ENG-7", title: "Greet users by name", branch: "eng-7-greet" }) });
+    const { run_id: id } = await call("CreateRun", {
+      project_id: "acme",
+      definition: { id: "ticket" },
+      title: "ENG-7",
+      input: jsonToStruct({ key: "ENG-7", title: "Greet users by name", branch: "eng-7-greet" }),
+    });
     await signal(id, { name: "event", event: "TicketAccepted" });
     const run = await until(id, (r) => r.stage === "AwaitingYourReview", "the pipeline to await review");
     expect(valueToJson(stepOf(run, "test").output)).toMatchObject({ tests: { passed: true, files: ["test/eng-7.test.mjs"] } });
     const files = git(repo, "ls-tree", "-r", "--name-only", "eng-7-greet").split("\n");
-    expect(files).toEqual(expect.arrayContaining(["README.md", "plans/eng-7.md", "src/eng-7.mjs", "test/eng-7.test.mjs", ".orchestrator/test-reports/eng-7.md", ".orchestrator/pull-requests/eng-7.md"]));
+    expect(files).toEqual(
+      expect.arrayContaining([
+        "README.md",
+        "plans/eng-7.md",
+        "src/eng-7.mjs",
+        "test/eng-7.test.mjs",
+        ".orchestrator/test-reports/eng-7.md",
+        ".orchestrator/pull-requests/eng-7.md",
+      ]),
+    );
     expect(git(repo, "show", "eng-7-greet:.orchestrator/test-reports/eng-7.md")).toMatch(/`node --test` passed/);
     // The code the implementer wrote passes its own test, in a clean checkout of the branch.
     const check = mkdtempSync(join(tmpdir(), "orch-check-"));
@@ -123,7 +162,10 @@ describe("worker sessions with the stub executor", () => {
   });
 
   it("gives a project without a repository a scratch one in the workspace", async () => {
-    const { run_id: id } = await call("CreateRun", { definition: { id: "task" }, steps: [jsonToStruct({ id: "design", role: "architect", title: "Design the cache" })] });
+    const { run_id: id } = await call("CreateRun", {
+      definition: { id: "task" },
+      steps: [jsonToStruct({ id: "design", role: "architect", title: "Design the cache" })],
+    });
     await until(id, (r) => r.status === "completed", "the task to complete");
     const scratch = join(stack.workspace, "repos", "_default");
     expect(git(scratch, "show", `orch/run/${id}:docs/design/design-the-cache.md`)).toContain("Design the cache");
@@ -133,18 +175,33 @@ describe("worker sessions with the stub executor", () => {
 describe("concurrency", () => {
   it("runs at most the executor's limit of sessions at once; the rest wait, created, and then run", async () => {
     const ids = await Promise.all(
-      Array.from({ length: 4 }, async (_, i) => (await call("CreateRun", { project_id: "acme", definition: { id: "task" }, steps: [jsonToStruct({ id: `w${i}`, role: "implementer", payload: { mock: { delayMs: 700 } } })] })).run_id as string),
+      Array.from(
+        { length: 4 },
+        async (_, i) =>
+          (
+            await call("CreateRun", {
+              project_id: "acme",
+              definition: { id: "task" },
+              steps: [jsonToStruct({ id: `w${i}`, role: "implementer", payload: { mock: { delayMs: 700 } } })],
+            })
+          ).run_id as string,
+      ),
     );
     // While two run, the other two wait in `created`.
-    const waiting = await waitFor(async () => {
-      const all = (await Promise.all(ids.map(async (id) => (await call("ListSessions", { run_id: id })).sessions))).flat();
-      const running = all.filter((s: any) => s.status === "running").length;
-      const created = all.filter((s: any) => s.status === "created").length;
-      return running === 2 && created === 2 ? all : undefined;
-    }, { what: "two running, two waiting" });
+    const waiting = await waitFor(
+      async () => {
+        const all = (await Promise.all(ids.map(async (id) => (await call("ListSessions", { run_id: id })).sessions))).flat();
+        const running = all.filter((s: any) => s.status === "running").length;
+        const created = all.filter((s: any) => s.status === "created").length;
+        return running === 2 && created === 2 ? all : undefined;
+      },
+      { what: "two running, two waiting" },
+    );
     expect(waiting).toHaveLength(4);
     for (const id of ids) await until(id, (r) => r.status === "completed", "every task to complete");
-    const sessions = (await Promise.all(ids.map(async (id) => (await call("ListSessions", { run_id: id })).sessions[0]))).map((s: any) => [Date.parse(s.started_at), Date.parse(s.finished_at)] as const);
+    const sessions = (await Promise.all(ids.map(async (id) => (await call("ListSessions", { run_id: id })).sessions[0]))).map(
+      (s: any) => [Date.parse(s.started_at), Date.parse(s.finished_at)] as const,
+    );
     // Never more than two at the same moment.
     for (const [start] of sessions) expect(sessions.filter(([a, b]) => a <= start && start < b).length).toBeLessThanOrEqual(2);
   });
@@ -152,8 +209,14 @@ describe("concurrency", () => {
 
 describe("stopping sessions", () => {
   it("cancels a running session by id: its step fails with SESSION_CANCELLED", async () => {
-    const { run_id: id } = await call("CreateRun", { project_id: "acme", definition: { id: "task" }, steps: [jsonToStruct({ id: "slow", role: "implementer", payload: { mock: { delayMs: 60_000 } } })] });
-    const session = await waitFor(async () => (await call("ListSessions", { run_id: id })).sessions.find((s: any) => s.status === "running"), { what: "a running session" });
+    const { run_id: id } = await call("CreateRun", {
+      project_id: "acme",
+      definition: { id: "task" },
+      steps: [jsonToStruct({ id: "slow", role: "implementer", payload: { mock: { delayMs: 60_000 } } })],
+    });
+    const session = await waitFor(async () => (await call("ListSessions", { run_id: id })).sessions.find((s: any) => s.status === "running"), {
+      what: "a running session",
+    });
     await expect(call("CancelSession", { session_id: "nope" })).rejects.toMatchObject({ code: status.NOT_FOUND });
     const t0 = Date.now();
     const cancelled = await call("CancelSession", { session_id: session.session_id, actor: "alice", reason: "wrong approach" });
@@ -165,10 +228,17 @@ describe("stopping sessions", () => {
   });
 
   it("stops a run's session when the run is cancelled", async () => {
-    const { run_id: id } = await call("CreateRun", { project_id: "acme", definition: { id: "task" }, steps: [jsonToStruct({ id: "slow", role: "tester", payload: { mock: { delayMs: 60_000 } } })] });
+    const { run_id: id } = await call("CreateRun", {
+      project_id: "acme",
+      definition: { id: "task" },
+      steps: [jsonToStruct({ id: "slow", role: "tester", payload: { mock: { delayMs: 60_000 } } })],
+    });
     await waitFor(async () => (await call("ListSessions", { run_id: id })).sessions.find((s: any) => s.status === "running"), { what: "a running session" });
     await signal(id, { name: "cancel" }, { actor: "bob" });
-    const s = await waitFor(async () => (await call("ListSessions", { run_id: id })).sessions.find((x: any) => x.status === "cancelled"), { timeoutMs: 5_000, what: "the session to be cancelled" });
+    const s = await waitFor(async () => (await call("ListSessions", { run_id: id })).sessions.find((x: any) => x.status === "cancelled"), {
+      timeoutMs: 5_000,
+      what: "the session to be cancelled",
+    });
     expect(s.error_message).toContain("run");
   });
 
@@ -177,7 +247,9 @@ describe("stopping sessions", () => {
     const { run_id: id } = await call("CreateRun", {
       project_id: "acme",
       definition: { id: "task" },
-      steps: [jsonToStruct({ id: "hung", role: "implementer", retry: { maxAttempts: 2, initialMs: 100, jitterMs: 0 }, payload: { mock: { delayMs: 60_000 } } })],
+      steps: [
+        jsonToStruct({ id: "hung", role: "implementer", retry: { maxAttempts: 2, initialMs: 100, jitterMs: 0 }, payload: { mock: { delayMs: 60_000 } } }),
+      ],
     });
     const run = await until(id, (r) => r.status === "failed", "both attempts to time out", 30_000);
     expect(stepOf(run, "hung")).toMatchObject({ attempt: 2, error_code: "SESSION_TIMED_OUT" });

@@ -14,7 +14,8 @@ import { Stack, http, sse, waitFor, type HttpResponse } from "@orch/testing";
 let stack: Stack;
 let base: string;
 const repo = mkdtempSync(join(tmpdir(), "orch-v1-repo-"));
-const git = (cwd: string, ...args: string[]) => execFileSync("git", ["-c", "user.name=Test", "-c", "user.email=test@localhost", ...args], { cwd, encoding: "utf8" }).trim();
+const git = (cwd: string, ...args: string[]) =>
+  execFileSync("git", ["-c", "user.name=Test", "-c", "user.email=test@localhost", ...args], { cwd, encoding: "utf8" }).trim();
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
 beforeAll(async () => {
@@ -34,24 +35,32 @@ afterAll(async () => {
 });
 
 const get = (path: string, headers: Record<string, string> = {}) => http("GET", base + path, { headers });
-const post = (path: string, json?: unknown, headers: Record<string, string> = {}) => http("POST", base + path, json === undefined ? { headers } : { json, headers });
+const post = (path: string, json?: unknown, headers: Record<string, string> = {}) =>
+  http("POST", base + path, json === undefined ? { headers } : { json, headers });
 const ok = (r: HttpResponse, status = 200) => {
   expect(r.status, r.text).toBe(status);
   return r.json();
 };
 const stepOf = (run: any, id: string) => run.steps.find((s: any) => s.id === id);
 const until = (id: string, pred: (run: any) => boolean, what: string, timeoutMs = 30_000) =>
-  waitFor(async () => {
-    const run = ok(await get(`/runs/${id}`));
-    return pred(run) ? run : undefined;
-  }, { timeoutMs, what });
+  waitFor(
+    async () => {
+      const run = ok(await get(`/runs/${id}`));
+      return pred(run) ? run : undefined;
+    },
+    { timeoutMs, what },
+  );
 const errorOf = (r: HttpResponse) => r.json().error as { code: string; message: string; details?: any };
 
 const INPUT = { feature_description: "Add user authentication with OAuth2", feature_id: "001-add-user-auth" };
 
 describe("/api/v1 runs: a SpecKit specify workflow driven by a client", () => {
   it("creates the run, approves each phase with the revision it read, and the run completes", async () => {
-    const created = await post("/runs", { definition: "speckit.specify", projectId: "acme", title: "OAuth2", labels: { feature: "001" }, input: INPUT }, { "x-actor": "alice" });
+    const created = await post(
+      "/runs",
+      { definition: "speckit.specify", projectId: "acme", title: "OAuth2", labels: { feature: "001" }, input: INPUT },
+      { "x-actor": "alice" },
+    );
     const run = ok(created, 201);
     expect(created.headers.location).toBe(`/api/v1/runs/${run.id}`);
     expect(run).toMatchObject({
@@ -84,7 +93,13 @@ describe("/api/v1 runs: a SpecKit specify workflow driven by a client", () => {
     expect(steps.total).toBe(2);
     expect(steps.items[0]).toEqual(p1);
     const approvals = ok(await get(`/approvals?projectId=acme`));
-    expect(approvals.items).toContainEqual({ runId: run.id, projectId: "acme", definition: { id: "speckit.specify", version: 1 }, runTitle: "OAuth2", step: { ...p1, runId: run.id } });
+    expect(approvals.items).toContainEqual({
+      runId: run.id,
+      projectId: "acme",
+      definition: { id: "speckit.specify", version: 1 },
+      runTitle: "OAuth2",
+      step: { ...p1, runId: run.id },
+    });
 
     // Rejecting what someone else no longer sees: a stale revision is a conflict.
     const stale = await post(`/runs/${run.id}/steps/phase_1/reject`, { revision: "1-000000000000" });
@@ -143,7 +158,15 @@ describe("/api/v1 runs: a SpecKit specify workflow driven by a client", () => {
     expect(ok(await get(`/sessions/${first.id}`))).toEqual(first);
     const se = await sse(`${base}/sessions/${first.id}/events`);
     await se.ended;
-    expect(se.frames.map((f) => f.event)).toEqual(["session.starting", "session.running", "agent.file_edit", "agent.message", "agent.commit", "agent.usage", "session.completed"]);
+    expect(se.frames.map((f) => f.event)).toEqual([
+      "session.starting",
+      "session.running",
+      "agent.file_edit",
+      "agent.message",
+      "agent.commit",
+      "agent.usage",
+      "session.completed",
+    ]);
     expect(se.frames[0]!.json).toMatchObject({ sessionId: first.id, runId: run.id, seq: 1, at: expect.stringMatching(ISO) });
     const cancel = await post(`/sessions/${first.id}/cancel`);
     expect(cancel.status).toBe(409);
@@ -156,7 +179,10 @@ describe("/api/v1 runs: a SpecKit specify workflow driven by a client", () => {
     const first = stepOf(await until(run.id, (r) => stepOf(r, "phase_1").status === "waiting_approval", "phase 1 to wait"), "phase_1");
     const after = ok(await post(`/runs/${run.id}/steps/phase_1/reject`, { revision: first.revision, reason: "needs more detail" }, { "x-actor": "bob" }));
     expect(stepOf(after, "phase_1").reworks).toBe(1);
-    const again = stepOf(await until(run.id, (r) => stepOf(r, "phase_1").status === "waiting_approval" && stepOf(r, "phase_1").attempt === 2, "the rework to wait"), "phase_1");
+    const again = stepOf(
+      await until(run.id, (r) => stepOf(r, "phase_1").status === "waiting_approval" && stepOf(r, "phase_1").attempt === 2, "the rework to wait"),
+      "phase_1",
+    );
     expect(again.reworks).toBe(1);
     const rejected = ok(await get(`/runs/${run.id}/history`)).items.find((e: any) => e.type === "step.rejected");
     expect(rejected.data).toMatchObject({ stepId: "phase_1", actor: "bob" });
@@ -235,14 +261,19 @@ describe("/api/v1 runs made by other surfaces", () => {
       ids.push(r.json().job_id);
     }
     for (const id of ids) await until(id, (r) => r.status === "completed", `job ${id}`);
-    const jobs = await waitFor(async () => {
-      const page = ok(await get("/runs?view=job&status=completed,failed&limit=500"));
-      return ids.every((id) => page.items.some((x: any) => x.id === id)) ? page : undefined;
-    }, { what: "the jobs in the run index" });
+    const jobs = await waitFor(
+      async () => {
+        const page = ok(await get("/runs?view=job&status=completed,failed&limit=500"));
+        return ids.every((id) => page.items.some((x: any) => x.id === id)) ? page : undefined;
+      },
+      { what: "the jobs in the run index" },
+    );
     const one = jobs.items.find((x: any) => x.id === ids[0]);
     expect(one).toMatchObject({ id: ids[0], projectId: "_default", definition: { id: "job", version: 1 }, view: "job", status: "completed", title: "job 0" });
     expect(one.createdAt).toMatch(ISO);
-    expect(Object.keys(one).sort()).toEqual(expect.arrayContaining(["id", "projectId", "definition", "view", "labels", "status", "createdAt", "updatedAt", "seq"]));
+    expect(Object.keys(one).sort()).toEqual(
+      expect.arrayContaining(["id", "projectId", "definition", "view", "labels", "status", "createdAt", "updatedAt", "seq"]),
+    );
     expect(jobs.total).toBeGreaterThanOrEqual(3);
     // The same run through its own surface and ours.
     expect(ok(await get(`/runs/${ids[0]}`))).toMatchObject({ id: ids[0], definition: { id: "job" }, status: "completed" });
@@ -273,12 +304,17 @@ describe("/api/v1 runs made by other surfaces", () => {
   });
 
   it("shows armed timers (a job's wall clock) and the work queues", async () => {
-    const r = await http("POST", `${stack.baseUrl}/api/orchestrator/jobs`, { json: { goal: "slow", steps: [{ type: "ci", payload: { mock: { delayMs: 3000 } } }], limits: { maxSteps: 3, maxWallMs: 60_000 } } });
+    const r = await http("POST", `${stack.baseUrl}/api/orchestrator/jobs`, {
+      json: { goal: "slow", steps: [{ type: "ci", payload: { mock: { delayMs: 3000 } } }], limits: { maxSteps: 3, maxWallMs: 60_000 } },
+    });
     const id = r.json().job_id;
-    const timers = await waitFor(async () => {
-      const t = ok(await get(`/schedules?runId=${id}`));
-      return t.items.length ? t : undefined;
-    }, { what: "the wall-clock timer" });
+    const timers = await waitFor(
+      async () => {
+        const t = ok(await get(`/schedules?runId=${id}`));
+        return t.items.length ? t : undefined;
+      },
+      { what: "the wall-clock timer" },
+    );
     expect(timers.items).toEqual([{ id: `${id}.wall`, runId: id, kind: "wall_clock", dueAt: expect.stringMatching(ISO), setAt: expect.stringMatching(ISO) }]);
     expect(Date.parse(timers.items[0].dueAt) - Date.parse(timers.items[0].setAt)).toBeGreaterThan(50_000);
     expect(ok(await get("/schedules")).items.some((t: any) => t.runId === id)).toBe(true);
@@ -288,17 +324,33 @@ describe("/api/v1 runs made by other surfaces", () => {
     const queues = ok(await get("/queues"));
     expect(queues.total).toBe(queues.items.length);
     const adapter = queues.items.find((q: any) => q.finished > 0);
-    expect(adapter).toMatchObject({ name: expect.any(String), queued: expect.any(Number), started: expect.any(Number), finished: expect.any(Number), failed: expect.any(Number) });
+    expect(adapter).toMatchObject({
+      name: expect.any(String),
+      queued: expect.any(Number),
+      started: expect.any(Number),
+      finished: expect.any(Number),
+      failed: expect.any(Number),
+    });
   });
 });
 
 describe("/api/v1 definitions", () => {
-  const yaml = (title: string) => ["id: acme.review", "version: 1", `title: ${title}`, "view: generic", "steps:", "  - id: review", "    role: reviewer", "    type: acme.review", ""].join("\n");
+  const yaml = (title: string) =>
+    ["id: acme.review", "version: 1", `title: ${title}`, "view: generic", "steps:", "  - id: review", "    role: reviewer", "    type: acme.review", ""].join(
+      "\n",
+    );
 
   it("lists the built-ins, publishes YAML and JSON versions (immutable), and runs one", async () => {
     const list = ok(await get("/definitions"));
     expect(list.total).toBe(list.items.length);
-    expect(list.items).toContainEqual({ id: "speckit.specify", version: 1, title: expect.any(String), view: "speckit", source: "builtin", hash: expect.any(String) });
+    expect(list.items).toContainEqual({
+      id: "speckit.specify",
+      version: 1,
+      title: expect.any(String),
+      view: "speckit",
+      source: "builtin",
+      hash: expect.any(String),
+    });
     const one = ok(await get("/definitions/speckit.specify"));
     expect(one).toMatchObject({ id: "speckit.specify", version: 1, source: "builtin", definition: { id: "speckit.specify", steps: expect.any(Array) } });
 
@@ -313,11 +365,21 @@ describe("/api/v1 definitions", () => {
     expect(changed.status).toBe(409);
     expect(errorOf(changed).code).toBe("CONFLICT");
 
-    const v2 = await post("/definitions", { id: "acme.review", version: 2, title: "Review v2", view: "generic", steps: [{ id: "review", role: "reviewer", type: "acme.review" }] });
+    const v2 = await post("/definitions", {
+      id: "acme.review",
+      version: 2,
+      title: "Review v2",
+      view: "generic",
+      steps: [{ id: "review", role: "reviewer", type: "acme.review" }],
+    });
     expect(v2.status, v2.text).toBe(201);
     expect(ok(await get("/definitions/acme.review"))).toMatchObject({ version: 2, title: "Review v2" });
     expect(ok(await get("/definitions/acme.review?version=1"))).toMatchObject({ version: 1, title: "Review" });
-    expect(ok(await get("/definitions")).items.filter((d: any) => d.id === "acme.review").map((d: any) => d.version)).toEqual([1, 2]);
+    expect(
+      ok(await get("/definitions"))
+        .items.filter((d: any) => d.id === "acme.review")
+        .map((d: any) => d.version),
+    ).toEqual([1, 2]);
 
     const invalid = await post("/definitions", { id: "acme.bad", version: 1, steps: "nope" });
     expect(invalid.status).toBe(400);
@@ -338,7 +400,14 @@ describe("/api/v1 projects", () => {
     const created = await post("/projects", { id: "billing", name: "Billing", gitUrl: "https://example.com/billing.git", token: "billing-token-0123456789" });
     const p = ok(created, 201);
     expect(created.headers.location).toBe("/api/v1/projects/billing");
-    expect(p).toEqual({ id: "billing", name: "Billing", gitUrl: "https://example.com/billing.git", hasToken: true, createdAt: expect.stringMatching(ISO), updatedAt: expect.stringMatching(ISO) });
+    expect(p).toEqual({
+      id: "billing",
+      name: "Billing",
+      gitUrl: "https://example.com/billing.git",
+      hasToken: true,
+      createdAt: expect.stringMatching(ISO),
+      updatedAt: expect.stringMatching(ISO),
+    });
     expect(created.text).not.toContain("billing-token");
     expect(created.text).not.toContain("tokenSha256");
     const dup = await post("/projects", { id: "billing", name: "Again" });
@@ -351,7 +420,14 @@ describe("/api/v1 projects", () => {
     const pt = { "x-project-token": "billing-token-0123456789" };
     expect(ok(await get("/projects/billing", pt))).toEqual(p);
     const updated = ok(await http("PUT", `${base}/projects/billing`, { json: { ciProvider: "github", defaultModels: { architect: "m1" } }, headers: pt }));
-    expect(updated).toMatchObject({ id: "billing", name: "Billing", ciProvider: "github", defaultModels: { architect: "m1" }, hasToken: true, createdAt: p.createdAt });
+    expect(updated).toMatchObject({
+      id: "billing",
+      name: "Billing",
+      ciProvider: "github",
+      defaultModels: { architect: "m1" },
+      hasToken: true,
+      createdAt: p.createdAt,
+    });
     const cleared = ok(await http("PUT", `${base}/projects/billing`, { json: { token: null }, headers: pt }));
     expect(cleared.hasToken).toBe(false);
     expect(ok(await get("/projects/billing")).hasToken).toBe(false);
@@ -388,7 +464,11 @@ describe("/api/v1 while the core is down", () => {
     const pending = ok(await post("/runs", { definition: "speckit.specify", autoStart: false, input: INPUT }), 201);
     await stack.kill("orchestrator");
     try {
-      const accepted = await post("/runs", { definition: "speckit.specify", projectId: "acme", autoStart: false, input: INPUT }, { "idempotency-key": `down-${Date.now()}` });
+      const accepted = await post(
+        "/runs",
+        { definition: "speckit.specify", projectId: "acme", autoStart: false, input: INPUT },
+        { "idempotency-key": `down-${Date.now()}` },
+      );
       expect(accepted.status, accepted.text).toBe(202);
       const body = accepted.json();
       expect(body).toEqual({ id: expect.any(String), projectId: "acme", definition: { id: "speckit.specify" }, status: "pending", accepted: true });

@@ -70,7 +70,12 @@ describe("with ORCH_API_TOKEN set", () => {
     for (const o of closed) {
       const url = base + concrete(o.path);
       const json = o.method === "POST" || o.method === "PUT" || o.method === "PATCH" ? {} : undefined;
-      for (const headers of [{} as Record<string, string>, { authorization: "Bearer wrong-token" }, { authorization: `Bearer ${TOKEN}x` }, { authorization: "Basic Zm9vOmJhcg==" }]) {
+      for (const headers of [
+        {} as Record<string, string>,
+        { authorization: "Bearer wrong-token" },
+        { authorization: `Bearer ${TOKEN}x` },
+        { authorization: "Basic Zm9vOmJhcg==" },
+      ]) {
         const r = await http(o.method, url, { headers, ...(json ? { json } : {}) });
         expect(r.status, `${o.method} ${o.path} ${JSON.stringify(headers)}: ${r.text}`).toBe(401);
         // Ours and seed 000's shape: { error: { code, message } }.
@@ -103,15 +108,21 @@ describe("with ORCH_API_TOKEN set", () => {
     const runId = run.json().id;
     expect((await http("GET", `${base}/api/v1/runs/${runId}`, { headers: pt })).status).toBe(200);
     expect((await http("GET", `${base}/api/v1/runs/${runId}/history`, { headers: pt })).status).toBe(200);
-    const mine = await waitFor(async () => {
-      const r = (await http("GET", `${base}/api/v1/runs`, { headers: pt })).json();
-      return r.items.length > 0 ? r : undefined;
-    }, { what: "the project's run in the index" });
+    const mine = await waitFor(
+      async () => {
+        const r = (await http("GET", `${base}/api/v1/runs`, { headers: pt })).json();
+        return r.items.length > 0 ? r : undefined;
+      },
+      { what: "the project's run in the index" },
+    );
     expect(mine.items.every((x: any) => x.projectId === "vault")).toBe(true);
     expect((await http("GET", `${base}/api/v1/projects`, { headers: pt })).json().items.map((p: any) => p.id)).toEqual(["vault"]);
 
     // Elsewhere: 403 in our shape.
-    const otherRun = await http("POST", `${base}/api/v1/runs`, { headers: bearer, json: { definition: "speckit.specify", projectId: "other", autoStart: false } });
+    const otherRun = await http("POST", `${base}/api/v1/runs`, {
+      headers: bearer,
+      json: { definition: "speckit.specify", projectId: "other", autoStart: false },
+    });
     expect(otherRun.status).toBe(201);
     for (const [method, path, json] of [
       ["GET", "/api/v1/projects/other"],
@@ -171,7 +182,8 @@ describe("with ORCH_API_TOKEN set", () => {
     // Seed 000's stream takes one too.
     const t0 = (await http("POST", `${base}/api/v1/stream-tokens`, { headers: bearer, json: { path: "/api/orchestrator/events" } })).json().token;
     issuedStreamTokens.push(t0);
-    const job = (await http("POST", `${base}/api/orchestrator/jobs`, { headers: bearer, json: { goal: "s", steps: [], limits: { maxSteps: 2 } } })).json().job_id;
+    const job = (await http("POST", `${base}/api/orchestrator/jobs`, { headers: bearer, json: { goal: "s", steps: [], limits: { maxSteps: 2 } } })).json()
+      .job_id;
     const s0 = await sse(`${base}/api/orchestrator/events?job=${job}&access_token=${encodeURIComponent(t0)}`);
     expect(s0.status).toBe(200);
     await s0.ended;

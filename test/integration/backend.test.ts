@@ -26,7 +26,11 @@ describe("ORCH_BACKEND", () => {
   it("file: a job survives a SIGKILL of nats-server itself, mid-job", async () => {
     stack = await Stack.start();
     const s = stack;
-    const id = await runJob(s.baseUrl, { goal: "survive nats", steps: [{ type: "ci", payload: { mock: { delayMs: 800 } } }, { type: "docs" }], limits: { maxSteps: 2, maxWallMs: 60_000 } });
+    const id = await runJob(s.baseUrl, {
+      goal: "survive nats",
+      steps: [{ type: "ci", payload: { mock: { delayMs: 800 } } }, { type: "docs" }],
+      limits: { maxSteps: 2, maxWallMs: 60_000 },
+    });
     await waitFor(async () => (await http("GET", `${s.baseUrl}/api/orchestrator/jobs/${id}`)).json().status === "running");
     await s.nats.kill();
     const down = await http("GET", `${s.baseUrl}/api/orchestrator/jobs/${id}`);

@@ -89,7 +89,9 @@ describe("publish and consume", () => {
     const b = await publish(bus, bus.names.subjects.work("dedupe"), Msg, { n: 1 }, { msgId: "same" });
     expect(b.duplicate).toBe(true);
     expect(b.seq).toBe(a.seq);
-    await expect(publish(bus, bus.names.subjects.work("dedupe"), Msg, { n: "x" } as never, { msgId: "bad" })).rejects.toThrow(/refusing to publish an invalid message/);
+    await expect(publish(bus, bus.names.subjects.work("dedupe"), Msg, { n: "x" } as never, { msgId: "bad" })).rejects.toThrow(
+      /refusing to publish an invalid message/,
+    );
     await bus.jsm.streams.purge(bus.names.streams.work);
   });
 
@@ -131,7 +133,11 @@ describe("publish and consume", () => {
     expect(Buffer.from(byReason("undecodable")[0]!.data, "base64").toString()).toBe("{not json");
     expect(byReason("invalid")).toHaveLength(1);
     expect(byReason("invalid")[0]!.error).toMatch(/^n: /);
-    expect(byReason("handler_failed").map((l) => l.error).sort()).toEqual(["cannot ever work", "flaky dependency"]);
+    expect(
+      byReason("handler_failed")
+        .map((l) => l.error)
+        .sort(),
+    ).toEqual(["cannot ever work", "flaky dependency"]);
     for (const l of letters) expect(l).toMatchObject({ origin: "bus-test", stream: "BT_WORK", subject: subj });
     expect(bus.stats.deadLettered).toBe(4);
     // A work-queue stream keeps nothing once every message is acked, parked ones included.

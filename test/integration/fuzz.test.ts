@@ -40,7 +40,13 @@ beforeAll(async () => {
   stack = await Stack.start({ services: ["event-bus", "orchestrator", "agent-hub", "scheduler"] });
   bus = await connectBus({ url: stack.nats.url, name: "fuzz", logger: createLogger({ service: "test", level: "silent" }) });
   const cfg = loadConfig(GatewayConfig, { ORCH_CONFIG: "none", ORCH_RATE_LIMIT_MAX: "1000000", ORCH_SSE_HEARTBEAT_MS: "1000" });
-  app = await buildApp({ cfg, bus, topology: topologyFromConfig(bus.names, cfg), logger: createLogger({ service: "gateway", level: "silent" }), version: "fuzz" });
+  app = await buildApp({
+    cfg,
+    bus,
+    topology: topologyFromConfig(bus.names, cfg),
+    logger: createLogger({ service: "gateway", level: "silent" }),
+    version: "fuzz",
+  });
   await app.ready();
   known.push(String((await post("/api/orchestrator/jobs", { goal: "fuzz", limits: { maxSteps: 2 } })).job_id));
   known.push(String((await post("/workflows", { workflow_type: "specify", feature_description: "Fuzz every surface of the gateway" })).id));
@@ -48,7 +54,19 @@ beforeAll(async () => {
   const protocol = await post(`/projects/${project.id}/protocols`, { protocol_name: "fuzz-protocol" });
   const step = await post(`/protocols/${protocol.id}/steps`, { step_index: 0, step_name: "build", step_type: "exec" });
   const task = await post("/tasks", { id: "fuzz-task", role: "implementer", description: "fuzz the surfaces" });
-  known.push(String(project.id), String(protocol.id), String(step.id), "fuzz-task", String(task.runId), "default", "job", "speckit.specify", "protocol", "phase_1", "plan");
+  known.push(
+    String(project.id),
+    String(protocol.id),
+    String(step.id),
+    "fuzz-task",
+    String(task.runId),
+    "default",
+    "job",
+    "speckit.specify",
+    "protocol",
+    "phase_1",
+    "plan",
+  );
 });
 
 afterAll(async () => {
@@ -60,53 +78,118 @@ afterAll(async () => {
 
 const segment = fc.oneof(
   fc.nat().map((i) => known[i % Math.max(1, known.length)] ?? "x"),
-  fc.constantFrom("1", "0", "-1", "999999999999999999999", "abc", "run-1", "00000000-0000-0000-0000-000000000000", "..", "%2e%2e", "%00", "%ZZ", "a%2Fb", "😀", " ", "null", "true"),
+  fc.constantFrom(
+    "1",
+    "0",
+    "-1",
+    "999999999999999999999",
+    "abc",
+    "run-1",
+    "00000000-0000-0000-0000-000000000000",
+    "..",
+    "%2e%2e",
+    "%00",
+    "%ZZ",
+    "a%2Fb",
+    "😀",
+    " ",
+    "null",
+    "true",
+  ),
   fc.uuid(),
   fc.integer({ min: -5, max: 100_000 }).map(String),
   fc.string({ minLength: 1, maxLength: 40 }).map((s) => encodeURIComponent(s)),
   fc.string({ minLength: 200, maxLength: 600 }).map((s) => encodeURIComponent(s)),
 );
 
-const queryValue = fc.oneof(fc.string({ maxLength: 30 }), fc.integer().map(String), fc.constantFrom("", "true", "1", "-1", "queued", "running", "completed", "x".repeat(3000)));
-const query = fc.dictionary(fc.constantFrom("status", "limit", "offset", "cursor", "n", "job", "once", "project_id", "projectId", "version", "label", "view", "last_event_id", "access_token", "after", "x"), queryValue, { maxKeys: 4 });
+const queryValue = fc.oneof(
+  fc.string({ maxLength: 30 }),
+  fc.integer().map(String),
+  fc.constantFrom("", "true", "1", "-1", "queued", "running", "completed", "x".repeat(3000)),
+);
+const query = fc.dictionary(
+  fc.constantFrom(
+    "status",
+    "limit",
+    "offset",
+    "cursor",
+    "n",
+    "job",
+    "once",
+    "project_id",
+    "projectId",
+    "version",
+    "label",
+    "view",
+    "last_event_id",
+    "access_token",
+    "after",
+    "x",
+  ),
+  queryValue,
+  { maxKeys: 4 },
+);
 
 const jsonBody = fc.oneof(
   fc.jsonValue({ maxDepth: 4 }),
-  fc.record({
-    goal: fc.oneof(fc.string(), fc.integer()),
-    id: fc.oneof(fc.string(), fc.integer()),
-    name: fc.string(),
-    role: fc.constantFrom("architect", "implementer", "reviewer", "tester", "maintainer", "qa", "wizard"),
-    description: fc.string(),
-    workflow_type: fc.constantFrom("specify", "plan", "tasks", "implement", "other"),
-    feature_description: fc.string({ maxLength: 40 }),
-    trigger: fc.constantFrom("agent_complete", "human_approved", "human_rejected", "start", "nope"),
-    protocol_name: fc.string({ maxLength: 20 }),
-    git_url: fc.string({ maxLength: 30 }),
-    step_index: fc.oneof(fc.integer({ min: -3, max: 5 }), fc.string()),
-    step_name: fc.string(),
-    step_type: fc.string(),
-    definition: fc.oneof(fc.record({ id: fc.constantFrom("job", "speckit.specify", "protocol", "nope", "") }), fc.string()),
-    limits: fc.dictionary(fc.string({ maxLength: 10 }), fc.jsonValue({ maxDepth: 1 })),
-    confirm: fc.oneof(fc.boolean(), fc.string()),
-    path: fc.string(),
-    text: fc.string(),
-    signal: fc.jsonValue({ maxDepth: 2 }),
-  }, { requiredKeys: [] }),
+  fc.record(
+    {
+      goal: fc.oneof(fc.string(), fc.integer()),
+      id: fc.oneof(fc.string(), fc.integer()),
+      name: fc.string(),
+      role: fc.constantFrom("architect", "implementer", "reviewer", "tester", "maintainer", "qa", "wizard"),
+      description: fc.string(),
+      workflow_type: fc.constantFrom("specify", "plan", "tasks", "implement", "other"),
+      feature_description: fc.string({ maxLength: 40 }),
+      trigger: fc.constantFrom("agent_complete", "human_approved", "human_rejected", "start", "nope"),
+      protocol_name: fc.string({ maxLength: 20 }),
+      git_url: fc.string({ maxLength: 30 }),
+      step_index: fc.oneof(fc.integer({ min: -3, max: 5 }), fc.string()),
+      step_name: fc.string(),
+      step_type: fc.string(),
+      definition: fc.oneof(fc.record({ id: fc.constantFrom("job", "speckit.specify", "protocol", "nope", "") }), fc.string()),
+      limits: fc.dictionary(fc.string({ maxLength: 10 }), fc.jsonValue({ maxDepth: 1 })),
+      confirm: fc.oneof(fc.boolean(), fc.string()),
+      path: fc.string(),
+      text: fc.string(),
+      signal: fc.jsonValue({ maxDepth: 2 }),
+    },
+    { requiredKeys: [] },
+  ),
 );
 
 const body = fc.oneof(
   jsonBody.map((v) => ({ type: "application/json", payload: JSON.stringify(v) })),
   fc.string({ maxLength: 200 }).map((s) => ({ type: "application/json", payload: s })),
-  fc.constantFrom("{", "[", '{"__proto__":{"x":1}}', '{"constructor":{"prototype":{"x":1}}}', "null", "\u0000", "").map((s) => ({ type: "application/json", payload: s })),
-  fc.tuple(fc.constantFrom("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/xml", "application/json; charset=latin1", "application/vnd.api+json", "", "garbage/\u00ff"), fc.string({ maxLength: 100 })).map(([type, payload]) => ({ type, payload })),
+  fc
+    .constantFrom("{", "[", '{"__proto__":{"x":1}}', '{"constructor":{"prototype":{"x":1}}}', "null", "\u0000", "")
+    .map((s) => ({ type: "application/json", payload: s })),
+  fc
+    .tuple(
+      fc.constantFrom(
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/xml",
+        "application/json; charset=latin1",
+        "application/vnd.api+json",
+        "",
+        "garbage/\u00ff",
+      ),
+      fc.string({ maxLength: 100 }),
+    )
+    .map(([type, payload]) => ({ type, payload })),
   fc.integer({ min: 30_000, max: 70_000 }).map((n) => ({ type: "application/json", payload: JSON.stringify({ goal: "x".repeat(n) }) })),
   fc.constant(undefined),
 );
 
 const headers = fc.record(
   {
-    authorization: fc.oneof(fc.constant("Bearer "), fc.string({ maxLength: 40 }).map((s) => `Bearer ${s}`), fc.string({ maxLength: 20 })),
+    authorization: fc.oneof(
+      fc.constant("Bearer "),
+      fc.string({ maxLength: 40 }).map((s) => `Bearer ${s}`),
+      fc.string({ maxLength: 20 }),
+    ),
     "x-project-token": fc.string({ maxLength: 40 }),
     "last-event-id": fc.oneof(fc.integer().map(String), fc.string({ maxLength: 20 })),
     "x-request-id": fc.string({ maxLength: 200 }),
@@ -148,18 +231,20 @@ describe("every route, fuzzed", () => {
     let sent = 0;
     for (const r of routes) {
       const names = [...r.url.matchAll(/:([A-Za-z0-9_]+)|\*/g)].length;
-      await fc.assert(
-        fc.asyncProperty(fc.array(segment, { minLength: names, maxLength: names }), query, headers, body, async (segs, q, h, b) => {
-          let i = 0;
-          const path = r.url.replace(/:([A-Za-z0-9_]+)|\*/g, () => segs[i++] ?? "x");
-          const qs = new URLSearchParams(q).toString();
-          const status = await send(r.method, qs ? `${path}?${qs}` : path, h, r.method === "GET" ? undefined : b);
-          sent++;
-          if (status !== null && status >= 500) failures.push(`${r.method} ${path}?${qs} → ${status}`);
-          return status === null || status < 500;
-        }),
-        { numRuns: 20, seed: 20261122, endOnFailure: true },
-      ).catch((err: Error) => failures.push(`${r.method} ${r.url}: ${err.message.split("\n").slice(0, 3).join(" ")}`));
+      await fc
+        .assert(
+          fc.asyncProperty(fc.array(segment, { minLength: names, maxLength: names }), query, headers, body, async (segs, q, h, b) => {
+            let i = 0;
+            const path = r.url.replace(/:([A-Za-z0-9_]+)|\*/g, () => segs[i++] ?? "x");
+            const qs = new URLSearchParams(q).toString();
+            const status = await send(r.method, qs ? `${path}?${qs}` : path, h, r.method === "GET" ? undefined : b);
+            sent++;
+            if (status !== null && status >= 500) failures.push(`${r.method} ${path}?${qs} → ${status}`);
+            return status === null || status < 500;
+          }),
+          { numRuns: 20, seed: 20261122, endOnFailure: true },
+        )
+        .catch((err: Error) => failures.push(`${r.method} ${r.url}: ${err.message.split("\n").slice(0, 3).join(" ")}`));
     }
     expect(failures).toEqual([]);
     expect(sent).toBeGreaterThanOrEqual(routes.length * 20);

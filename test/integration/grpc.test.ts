@@ -36,10 +36,7 @@ describe("gRPC OrchestratorService", () => {
   it("creates a job and watches it to the end", async () => {
     const { job_id } = await call<any, { job_id: string }>(client.CreateJob, {
       goal: "from grpc",
-      steps: [
-        { type: "ci", payload: { fields: { mock: { structValue: { fields: { failTimes: { numberValue: 1 } } } } } } },
-        { type: "docs" },
-      ],
+      steps: [{ type: "ci", payload: { fields: { mock: { structValue: { fields: { failTimes: { numberValue: 1 } } } } } } }, { type: "docs" }],
       limits: { max_steps: 3, max_wall_ms: 10_000 },
     });
     expect(job_id).toMatch(/^[0-9a-f-]{36}$/);

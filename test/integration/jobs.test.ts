@@ -104,7 +104,11 @@ describe("seed 000 jobs", () => {
   });
 
   it("fails a job whose step always fails, with the step's error", async () => {
-    const id = await submit({ goal: "doomed", steps: [{ type: "ci", payload: { mock: { failTimes: 9, error: "tests red" } } }, { type: "docs" }], limits: { maxSteps: 3 } });
+    const id = await submit({
+      goal: "doomed",
+      steps: [{ type: "ci", payload: { mock: { failTimes: 9, error: "tests red" } } }, { type: "docs" }],
+      limits: { maxSteps: 3 },
+    });
     const fs = await frames(id);
     expect(types(fs)).toEqual(["ready", "start", "step.start", "step.retry", "step.retry", "step.error", "end"]);
     expect(fs.find((f) => f.event === "step.error")!.json.data).toEqual({ i: 0, error: "tests red" });
@@ -128,7 +132,11 @@ describe("seed 000 jobs", () => {
   });
 
   it("enforces limits.maxWallMs, even while a step is still running", async () => {
-    const id = await submit({ goal: "slow", steps: [{ type: "ci", payload: { mock: { delayMs: 5_000 } } }, { type: "docs" }], limits: { maxSteps: 3, maxWallMs: 400 } });
+    const id = await submit({
+      goal: "slow",
+      steps: [{ type: "ci", payload: { mock: { delayMs: 5_000 } } }, { type: "docs" }],
+      limits: { maxSteps: 3, maxWallMs: 400 },
+    });
     const t0 = Date.now();
     const fs = await frames(id);
     expect(Date.now() - t0).toBeLessThan(4_500);
@@ -269,7 +277,12 @@ describe("seed 000 HTTP contract", () => {
   });
 
   it("answers malformed ids with 400 and unknown ones with 404", async () => {
-    for (const path of ["/api/orchestrator/jobs/not-a-uuid", "/api/orchestrator/jobs/123/logs", "/api/orchestrator/events?job=../x", "/api/orchestrator/events"]) {
+    for (const path of [
+      "/api/orchestrator/jobs/not-a-uuid",
+      "/api/orchestrator/jobs/123/logs",
+      "/api/orchestrator/events?job=../x",
+      "/api/orchestrator/events",
+    ]) {
       const r = await http("GET", `${base}${path}`);
       expect(r.status, path).toBe(400);
       expect(r.json().error.code).toBe("BAD_REQUEST");
@@ -354,7 +367,9 @@ describe("gateway flags", () => {
 
   it("runs jobs in live mode without honouring mock directives", async () => {
     const url = await gateway({ ORCH_MODE: "live" });
-    const r = await http("POST", `${url}/api/orchestrator/jobs`, { json: { goal: "live", steps: [{ type: "ci", payload: { mock: { failTimes: 5 } } }], limits: { maxSteps: 1 } } });
+    const r = await http("POST", `${url}/api/orchestrator/jobs`, {
+      json: { goal: "live", steps: [{ type: "ci", payload: { mock: { failTimes: 5 } } }], limits: { maxSteps: 1 } },
+    });
     const id = r.json().job_id;
     const s = await sse(`${url}/api/orchestrator/events?job=${id}`);
     await s.ended;

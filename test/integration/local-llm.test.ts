@@ -52,19 +52,28 @@ const call = <Res = any>(method: string, req: unknown): Promise<Res> => grpc.cal
 const events = (sessionId: string): Promise<any[]> => grpc.watchSessions({ session_id: sessionId });
 
 const until = (runId: string, pred: (run: any) => boolean, what: string) =>
-  waitFor(async () => {
-    const r = await call("GetRun", { run_id: runId });
-    return pred(r) ? r : undefined;
-  }, { timeoutMs: 30_000, what });
+  waitFor(
+    async () => {
+      const r = await call("GetRun", { run_id: runId });
+      return pred(r) ? r : undefined;
+    },
+    { timeoutMs: 30_000, what },
+  );
 
 describe("the local LLM executor", () => {
   it("runs a model with tools in the session's worktree: the file it writes is committed, its words stream as events, its tokens are booked", async () => {
     openai.script(
-      { toolCalls: [{ name: "write_file", arguments: { path: "src/hello.mjs", content: "export const hello = () => 'hello';\n" } }], usage: { input: 120, output: 30 } },
+      {
+        toolCalls: [{ name: "write_file", arguments: { path: "src/hello.mjs", content: "export const hello = () => 'hello';\n" } }],
+        usage: { input: 120, output: 30 },
+      },
       { toolCalls: [{ name: "ls", arguments: { args: ["src"] } }], usage: { input: 150, output: 10 } },
       { text: "I added src/hello.mjs with a hello function.", usage: { input: 180, output: 20 } },
     );
-    const { run_id: id } = await call("CreateRun", { definition: { id: "task" }, steps: [jsonToStruct({ id: "code", role: "implementer", title: "Add a hello function" })] });
+    const { run_id: id } = await call("CreateRun", {
+      definition: { id: "task" },
+      steps: [jsonToStruct({ id: "code", role: "implementer", title: "Add a hello function" })],
+    });
     const run = await until(id, (r) => r.status === "completed", "the task to complete");
     const step = run.steps.find((s: any) => s.id === "code");
     expect(step.usage).toMatchObject({ tokens_in: "450", tokens_out: "60" });
@@ -91,8 +100,26 @@ describe("the local LLM executor", () => {
 
     const evs = await events(sessions[0].session_id);
     const types = evs.map((e) => e.type);
-    expect(types).toEqual(expect.arrayContaining(["session.starting", "session.running", "agent.tool_call", "agent.tool_result", "agent.file_edit", "agent.delta", "agent.message", "agent.usage", "agent.commit", "session.completed"]));
-    expect(evs.filter((e) => e.type === "agent.delta").map((e) => e.data.text).join("")).toContain("I added src/hello.mjs");
+    expect(types).toEqual(
+      expect.arrayContaining([
+        "session.starting",
+        "session.running",
+        "agent.tool_call",
+        "agent.tool_result",
+        "agent.file_edit",
+        "agent.delta",
+        "agent.message",
+        "agent.usage",
+        "agent.commit",
+        "session.completed",
+      ]),
+    );
+    expect(
+      evs
+        .filter((e) => e.type === "agent.delta")
+        .map((e) => e.data.text)
+        .join(""),
+    ).toContain("I added src/hello.mjs");
     // The key never reaches an event.
     expect(JSON.stringify(evs)).not.toContain("sk-local-test-secret-123");
   });
@@ -101,7 +128,10 @@ describe("the local LLM executor", () => {
     openai.script({ status: 500, errorBody: { error: { message: "model overloaded" } } }, { text: "tests written", usage: { input: 5, output: 5 } });
     const { run_id: id } = await call("CreateRun", {
       definition: { id: "task" },
-      steps: [jsonToStruct({ id: "t", role: "tester", retry: { maxAttempts: 2, initialMs: 100, jitterMs: 0 } }), jsonToStruct({ id: "r", role: "reviewer", needs: ["t"] })],
+      steps: [
+        jsonToStruct({ id: "t", role: "tester", retry: { maxAttempts: 2, initialMs: 100, jitterMs: 0 } }),
+        jsonToStruct({ id: "r", role: "reviewer", needs: ["t"] }),
+      ],
     });
     const run = await until(id, (r) => r.status === "completed", "the task to complete");
     expect(run.steps.find((s: any) => s.id === "t")).toMatchObject({ attempt: 2 });
@@ -118,10 +148,13 @@ describe("the local LLM executor", () => {
     expect(ok.status).toBe(200);
     expect(ok.json()).toMatchObject({ checks: { llm: "ok" } });
     await openai.stop();
-    const down = await waitFor(async () => {
-      const r = await http("GET", `${stack.baseUrl}/ready`);
-      return r.status === 503 ? r : undefined;
-    }, { timeoutMs: 15_000, what: "readiness to fail" });
+    const down = await waitFor(
+      async () => {
+        const r = await http("GET", `${stack.baseUrl}/ready`);
+        return r.status === 503 ? r : undefined;
+      },
+      { timeoutMs: 15_000, what: "readiness to fail" },
+    );
     expect(down.json()).toMatchObject({ status: "degraded", checks: { llm: expect.stringContaining("failing: local") } });
   });
 });

@@ -46,7 +46,13 @@ describe("api/openapi.yaml", () => {
 
   it("lists every route the gateway serves, and nothing else", async () => {
     const cfg = loadConfig(GatewayConfig, { ORCH_CONFIG: "none" });
-    const app = await buildApp({ cfg, bus, topology: topologyFromConfig(bus.names, cfg), logger: createLogger({ service: "test", level: "silent" }), version: "test" });
+    const app = await buildApp({
+      cfg,
+      bus,
+      topology: topologyFromConfig(bus.names, cfg),
+      logger: createLogger({ service: "test", level: "silent" }),
+      version: "test",
+    });
     await app.ready();
     const hidden = new Set(["GET /docs/static/{file}"]);
     const served = new Set(
@@ -56,13 +62,37 @@ describe("api/openapi.yaml", () => {
         .filter((r) => !hidden.has(r)),
     );
     const doc = parse(readFileSync(file, "utf8")) as { paths: Record<string, Record<string, unknown>> };
-    const documented = new Set(Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).filter((k) => k !== "parameters").map((m) => `${m.toUpperCase()} ${path}`)));
+    const documented = new Set(
+      Object.entries(doc.paths).flatMap(([path, ops]) =>
+        Object.keys(ops)
+          .filter((k) => k !== "parameters")
+          .map((m) => `${m.toUpperCase()} ${path}`),
+      ),
+    );
     expect([...served].sort()).toEqual([...documented].sort());
     for (const seed of ["POST /api/orchestrator/jobs", "GET /api/orchestrator/jobs/{id}", "GET /api/orchestrator/events"]) expect(documented).toContain(seed);
     // Every route that changes something is rate limited; only probes, metrics and docs are open.
     expect(app.routeTable.filter((r) => !["GET", "HEAD", "OPTIONS"].includes(r.method) && !r.rateLimited).map((r) => `${r.method} ${r.url}`)).toEqual([]);
-    expect(app.routeTable.filter((r) => r.open && r.method !== "HEAD").map((r) => r.url).sort()).toEqual(
-      ["/", "/docs", "/docs/openapi.json", "/docs/openapi.yaml", "/docs/static/:file", "/health", "/metrics", "/openapi.yaml", "/redoc", "/webhooks/github", "/webhooks/gitlab", "/api/orchestrator/*"].sort(),
+    expect(
+      app.routeTable
+        .filter((r) => r.open && r.method !== "HEAD")
+        .map((r) => r.url)
+        .sort(),
+    ).toEqual(
+      [
+        "/",
+        "/docs",
+        "/docs/openapi.json",
+        "/docs/openapi.yaml",
+        "/docs/static/:file",
+        "/health",
+        "/metrics",
+        "/openapi.yaml",
+        "/redoc",
+        "/webhooks/github",
+        "/webhooks/gitlab",
+        "/api/orchestrator/*",
+      ].sort(),
     );
     // The CORS preflight is served for every job route, as seed 000's document says.
     expect(app.routeTable.some((r) => r.method === "OPTIONS" && r.url === "/api/orchestrator/*")).toBe(true);
@@ -71,7 +101,13 @@ describe("api/openapi.yaml", () => {
 
   it("is served at /docs/openapi.json and /docs/openapi.yaml, with Swagger UI at /docs and ReDoc at /redoc", async () => {
     const cfg = loadConfig(GatewayConfig, { ORCH_CONFIG: "none", ORCH_API_TOKEN: "docs-are-open-token" });
-    const app = await buildApp({ cfg, bus, topology: topologyFromConfig(bus.names, cfg), logger: createLogger({ service: "test", level: "silent" }), version: "0.1.0" });
+    const app = await buildApp({
+      cfg,
+      bus,
+      topology: topologyFromConfig(bus.names, cfg),
+      logger: createLogger({ service: "test", level: "silent" }),
+      version: "0.1.0",
+    });
     const json = await app.inject({ url: "/docs/openapi.json" });
     expect(json.statusCode).toBe(200);
     expect(json.json()).toEqual(parse(readFileSync(file, "utf8")));
@@ -83,7 +119,7 @@ describe("api/openapi.yaml", () => {
     const asset = await app.inject({ url: "/docs/static/swagger-ui-bundle.js" });
     expect(asset.statusCode).toBe(200);
     expect(asset.body.length).toBeGreaterThan(100_000);
-    expect((await app.inject({ url: "/redoc" })).body).toContain("<redoc spec-url=\"/docs/openapi.json\">");
+    expect((await app.inject({ url: "/redoc" })).body).toContain('<redoc spec-url="/docs/openapi.json">');
     expect((await app.inject({ url: "/docs/static/..%2fpackage.json" })).statusCode).toBe(400);
     await app.close();
   });

@@ -93,7 +93,9 @@ describe("GET /metrics", () => {
     const r = await http("POST", `${base}/api/orchestrator/jobs`, { json: { goal: "counted", limits: { maxSteps: 2 } }, headers: AUTH });
     expect(r.status, r.text).toBe(200);
     const id = r.json().job_id as string;
-    await waitFor(async () => (await http("GET", `${base}/api/orchestrator/jobs/${id}`, { headers: AUTH })).json().status === "succeeded", { what: "the job succeeds" });
+    await waitFor(async () => (await http("GET", `${base}/api/orchestrator/jobs/${id}`, { headers: AUTH })).json().status === "succeeded", {
+      what: "the job succeeds",
+    });
     expect((await http("GET", `${base}/no/such/route/${id}`, { headers: AUTH })).status).toBe(404);
 
     const t1 = await waitFor(
@@ -106,7 +108,9 @@ describe("GET /metrics", () => {
     expect(sample(t1, "orch_gateway_http_requests_total", jobs)).toBe(before + 1);
     expect(sample(t1, "orch_gateway_http_request_duration_seconds_count", jobs)).toBe(before + 1);
     expect(sample(t1, "orch_gateway_http_request_duration_seconds_bucket", { ...jobs, le: "+Inf" })).toBe(before + 1);
-    expect(sample(t1, "orch_gateway_http_requests_total", { method: "GET", route: "/api/orchestrator/jobs/:id", status_code: "200" })).toBeGreaterThanOrEqual(1);
+    expect(sample(t1, "orch_gateway_http_requests_total", { method: "GET", route: "/api/orchestrator/jobs/:id", status_code: "200" })).toBeGreaterThanOrEqual(
+      1,
+    );
     expect(sample(t1, "orch_gateway_http_requests_total", { method: "GET", route: "unmatched", status_code: "404" })).toBe(1);
     expect(sample(t1, "orch_gateway_http_requests_total", { method: "GET", route: "/metrics", status_code: "200" })).toBeGreaterThanOrEqual(1);
     // Route patterns only: no raw URL (the job id) in any label.
@@ -296,7 +300,16 @@ describe("GET /openapi.yaml", () => {
     expect(r.text).not.toMatch(/(^|\s)[&*]a\d+\b/m);
     const doc = parse(r.text);
     expect(doc.openapi).toBe("3.1.0");
-    for (const p of ["/metrics", "/openapi.yaml", "/dlq", "/dlq/size", "/dlq/replay", "/api/v1/dead-letters", "/api/v1/dead-letters/{id}", "/api/v1/dead-letters/replay"]) {
+    for (const p of [
+      "/metrics",
+      "/openapi.yaml",
+      "/dlq",
+      "/dlq/size",
+      "/dlq/replay",
+      "/api/v1/dead-letters",
+      "/api/v1/dead-letters/{id}",
+      "/api/v1/dead-letters/replay",
+    ]) {
       expect(doc.paths, p).toHaveProperty([p]);
     }
     const docs = await http("GET", `${base}/docs/openapi.yaml`);

@@ -39,7 +39,10 @@ beforeAll(async () => {
     join(repo, ".codemachine", "config", "main.agents.js"),
     "module.exports = [\n  { id: 'plan-agent', name: 'Planner', promptPath: 'prompts/plan.md', engineId: 'codex' },\n  { id: 'code-agent', promptPath: 'prompts/code.md', model: 'gpt-x' },\n];\n",
   );
-  writeFileSync(join(repo, ".codemachine", "config", "modules.js"), JSON.stringify([{ id: "loop", targetAgentId: "code-agent", behavior: { type: "loop", stepBack: 1, maxIterations: 2 } }]));
+  writeFileSync(
+    join(repo, ".codemachine", "config", "modules.js"),
+    JSON.stringify([{ id: "loop", targetAgentId: "code-agent", behavior: { type: "loop", stepBack: 1, maxIterations: 2 } }]),
+  );
   git(repo, "add", "-A");
   git(repo, "commit", "-q", "-m", "init");
   git(repo, "push", "-q", "origin", "main");
@@ -92,7 +95,14 @@ describe("projects", () => {
   it("creates a project with integer ids, never echoes secrets, and starts its setup run", async () => {
     const p = await createProject({ secrets: { api_token: "proj-token", other: "x" }, default_models: { planning: "m1" } });
     expect(Number.isInteger(p.id)).toBe(true);
-    expect(p).toMatchObject({ name: "demo", git_url: "git@example.com:o/demo.git", local_path: repo, base_branch: "main", ci_provider: null, default_models: { planning: "m1" } });
+    expect(p).toMatchObject({
+      name: "demo",
+      git_url: "git@example.com:o/demo.git",
+      local_path: repo,
+      base_branch: "main",
+      ci_provider: null,
+      default_models: { planning: "m1" },
+    });
     expect(p.secrets).toBeUndefined();
     expect(JSON.stringify(p)).not.toContain("proj-token");
     expect(Date.parse(p.created_at)).toBeGreaterThan(0);
@@ -159,15 +169,44 @@ describe("protocols, steps and the action table", () => {
   const papi = (method: string, path: string, json?: unknown) => api(method, path, json, H());
 
   it("creates a protocol and steps with integer ids and seed 004 fields", async () => {
-    const r = await papi("POST", `/projects/${projectId}/protocols`, { protocol_name: "0001-demo", description: "demo", template_config: { protocol_spec: { steps: [] } } });
+    const r = await papi("POST", `/projects/${projectId}/protocols`, {
+      protocol_name: "0001-demo",
+      description: "demo",
+      template_config: { protocol_spec: { steps: [] } },
+    });
     expect(r.status, r.text).toBe(200);
     const p = r.json();
-    expect(p).toMatchObject({ project_id: projectId, protocol_name: "0001-demo", status: "pending", base_branch: "main", description: "demo", spec_validation_status: null, spec_validated_at: null });
+    expect(p).toMatchObject({
+      project_id: projectId,
+      protocol_name: "0001-demo",
+      status: "pending",
+      base_branch: "main",
+      description: "demo",
+      spec_validation_status: null,
+      spec_validated_at: null,
+    });
     expect(typeof p.spec_hash).toBe("string");
     protocolId = p.id;
-    const s = await papi("POST", `/protocols/${p.id}/steps`, { step_index: 0, step_name: "implement", step_type: "codex", model: "m", engine_id: "codex", policy: { behavior: "loop" } });
+    const s = await papi("POST", `/protocols/${p.id}/steps`, {
+      step_index: 0,
+      step_name: "implement",
+      step_type: "codex",
+      model: "m",
+      engine_id: "codex",
+      policy: { behavior: "loop" },
+    });
     expect(s.status, s.text).toBe(200);
-    expect(s.json()).toMatchObject({ protocol_run_id: p.id, step_index: 0, step_name: "implement", step_type: "codex", status: "pending", retries: 0, model: "m", engine_id: "codex", policy: { behavior: "loop" } });
+    expect(s.json()).toMatchObject({
+      protocol_run_id: p.id,
+      step_index: 0,
+      step_name: "implement",
+      step_type: "codex",
+      status: "pending",
+      retries: 0,
+      model: "m",
+      engine_id: "codex",
+      policy: { behavior: "loop" },
+    });
     expect(typeof s.json().runtime_state).toBe("object");
     const neg = await papi("POST", `/protocols/${p.id}/steps`, { step_index: -1, step_name: "x", step_type: "codex" });
     expect(neg.status).toBe(422);
@@ -179,7 +218,10 @@ describe("protocols, steps and the action table", () => {
     const { id } = await newProtocol("0002-states");
     const st = await papi("POST", `/protocols/${id}/actions/start`);
     expect(st.status, st.text).toBe(200);
-    expect(st.json()).toMatchObject({ message: "Protocol planning enqueued", job: { job_type: "plan_protocol_job", status: "queued", queue: "role.architect", attempts: 1, max_attempts: 3, payload: { protocol_run_id: id } } });
+    expect(st.json()).toMatchObject({
+      message: "Protocol planning enqueued",
+      job: { job_type: "plan_protocol_job", status: "queued", queue: "role.architect", attempts: 1, max_attempts: 3, payload: { protocol_run_id: id } },
+    });
     expect(typeof st.json().job.job_id).toBe("string");
     const again = await papi("POST", `/protocols/${id}/actions/start`);
     if ((await protocol(id)).status === "planning") {
@@ -219,7 +261,10 @@ describe("protocols, steps and the action table", () => {
 
     const r = await papi("POST", `/protocols/${id}/actions/run_next_step`);
     expect(r.status, r.text).toBe(200);
-    expect(r.json()).toMatchObject({ message: "Step s0 enqueued", job: { job_type: "execute_step_job", status: "queued", queue: "role.implementer", payload: { protocol_run_id: id, step_run_id: steps[0].id } } });
+    expect(r.json()).toMatchObject({
+      message: "Step s0 enqueued",
+      job: { job_type: "execute_step_job", status: "queued", queue: "role.implementer", payload: { protocol_run_id: id, step_run_id: steps[0].id } },
+    });
     expect((await protocol(id)).status).toBe("running");
     // The stub executor does the work; the step then waits for QA.
     await waitFor(async () => (await stepStatus(steps[0].id)) === "needs_qa", { timeoutMs: 20_000 });
@@ -260,7 +305,18 @@ describe("protocols, steps and the action table", () => {
       project_name: "demo",
     });
     const types = evs.map((e: any) => e.event_type);
-    expect(types).toEqual(expect.arrayContaining(["step_added", "step_started", "step_completed", "step_needs_qa", "qa_started", "qa_passed", "manual_approval", "protocol_completed"]));
+    expect(types).toEqual(
+      expect.arrayContaining([
+        "step_added",
+        "step_started",
+        "step_completed",
+        "step_needs_qa",
+        "qa_started",
+        "qa_passed",
+        "manual_approval",
+        "protocol_completed",
+      ]),
+    );
     expect(evs.find((e: any) => e.event_type === "manual_approval").step_run_id).toBe(steps[1].id);
     const recent = (await papi("GET", `/events?limit=5&project_id=${projectId}`)).json();
     expect(recent).toHaveLength(5);
@@ -286,13 +342,16 @@ describe("protocols, steps and the action table", () => {
     expect(r.status, r.text).toBe(200);
     expect(r.json()).toMatchObject({ message: "Open PR/MR enqueued", job: { job_type: "open_pr_job", queue: "role.maintainer", status: "queued" } });
     await waitFor(() => git(repo, "branch", "--list", "0005-pr").includes("0005-pr"), { timeoutMs: 20_000 });
-    await waitFor(() => {
-      try {
-        return git(repo, "show", "0005-pr:.orchestrator/pull-requests/0005-pr.md").includes("Summary");
-      } catch {
-        return false;
-      }
-    }, { timeoutMs: 20_000 });
+    await waitFor(
+      () => {
+        try {
+          return git(repo, "show", "0005-pr:.orchestrator/pull-requests/0005-pr.md").includes("Summary");
+        } catch {
+          return false;
+        }
+      },
+      { timeoutMs: 20_000 },
+    );
   }, 40_000);
 
   it("SSE: a protocol's events stream, resumable with Last-Event-ID", async () => {
@@ -326,7 +385,8 @@ describe("queues", () => {
     await waitFor(async () => (await api("GET", `/steps/${steps[0].id}`, undefined, h)).json().status === "needs_qa", { timeoutMs: 20_000 });
     const after = (await api("GET", "/queues")).json();
     expect(fin(after)).toBe(fin(before) + 1);
-    for (const [k, v] of Object.entries(after)) if (k !== "backend") expect(Object.keys(v as object).sort()).toEqual(["failed", "finished", "queued", "started"]);
+    for (const [k, v] of Object.entries(after))
+      if (k !== "backend") expect(Object.keys(v as object).sort()).toEqual(["failed", "finished", "queued", "started"]);
     const jobs = (await api("GET", "/queues/jobs?status=finished")).json();
     expect(jobs[0]).toMatchObject({ status: "finished", queue: expect.stringMatching(/^role\./), job_type: expect.any(String) });
     expect(jobs.some((j: any) => j.payload.step_run_id === steps[0].id)).toBe(true);
@@ -387,7 +447,11 @@ describe("branches and CodeMachine", () => {
   it("imports a .codemachine workspace as a protocol run with its agents as steps", async () => {
     const r = await api("POST", `/projects/${projectId}/codemachine/import`, { protocol_name: "0009-cm" }, h());
     expect(r.status, r.text).toBe(200);
-    expect(r.json()).toMatchObject({ job: null, message: "Imported CodeMachine workspace.", protocol_run: { protocol_name: "0009-cm", status: "pending", template_source: { kind: "codemachine", path: "." } } });
+    expect(r.json()).toMatchObject({
+      job: null,
+      message: "Imported CodeMachine workspace.",
+      protocol_run: { protocol_name: "0009-cm", status: "pending", template_source: { kind: "codemachine", path: "." } },
+    });
     const steps = (await api("GET", `/protocols/${r.json().protocol_run.id}/steps`, undefined, h())).json();
     expect(steps.map((s: any) => [s.step_index, s.step_name, s.engine_id, s.model])).toEqual([
       [0, "plan-agent", "codex", null],
@@ -415,10 +479,17 @@ describe("onboarding clarifications", () => {
 
     // With it: a clarifications step that keeps the setup from completing until it is approved.
     const port = await freePort();
-    const gw = await stack.spawn("gateway", { PORT: String(port), HOST: "127.0.0.1", TASKSGODZILLA_API_TOKEN: TOKEN, TASKSGODZILLA_REQUIRE_ONBOARDING_CLARIFICATIONS: "true" });
+    const gw = await stack.spawn("gateway", {
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      TASKSGODZILLA_API_TOKEN: TOKEN,
+      TASKSGODZILLA_REQUIRE_ONBOARDING_CLARIFICATIONS: "true",
+    });
     try {
       const other = `http://127.0.0.1:${port}`;
-      const p = (await http("POST", `${other}/projects`, { json: { name: "clarify-blocking", git_url: "git@example.com:o/demo.git", local_path: repo }, headers: AUTH })).json();
+      const p = (
+        await http("POST", `${other}/projects`, { json: { name: "clarify-blocking", git_url: "git@example.com:o/demo.git", local_path: repo }, headers: AUTH })
+      ).json();
       const setup = (await api("GET", `/projects/${p.id}/protocols`)).json()[0];
       await waitFor(async () => (await api("GET", `/protocols/${setup.id}`)).json().status === "planned");
       const steps = (await api("GET", `/protocols/${setup.id}/steps`)).json();

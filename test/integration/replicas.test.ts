@@ -47,7 +47,11 @@ describe("orchestrator replicas", () => {
     const jobs: string[] = [];
     for (let i = 0; i < 24; i++) {
       const r = await http("POST", `${stack.baseUrl}/api/orchestrator/jobs`, {
-        json: { goal: `replicated ${i}`, steps: [1, 2, 3].map(() => ({ type: "ci", payload: { mock: { delayMs: 250 } } })), limits: { maxSteps: 3, maxWallMs: 120_000 } },
+        json: {
+          goal: `replicated ${i}`,
+          steps: [1, 2, 3].map(() => ({ type: "ci", payload: { mock: { delayMs: 250 } } })),
+          limits: { maxSteps: 3, maxWallMs: 120_000 },
+        },
       });
       jobs.push(r.json().job_id);
     }

@@ -152,7 +152,11 @@ describe("restarts", () => {
   });
 
   it("keeps every job across a restart of all five services", async () => {
-    const id = await submit({ goal: "everything restarts", steps: [{ type: "ci", payload: { mock: { delayMs: 1_500 } } }, { type: "docs" }], limits: { maxSteps: 2, maxWallMs: 60_000 } });
+    const id = await submit({
+      goal: "everything restarts",
+      steps: [{ type: "ci", payload: { mock: { delayMs: 1_500 } } }, { type: "docs" }],
+      limits: { maxSteps: 2, maxWallMs: 60_000 },
+    });
     await waitFor(async () => (await job(id)).status === "running");
     for (const s of ["gateway", "orchestrator", "agent-hub", "scheduler", "event-bus"] as const) await stack.kill(s);
     for (const s of ["event-bus", "orchestrator", "agent-hub", "scheduler", "gateway"] as const) await stack.restart(s);

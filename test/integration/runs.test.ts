@@ -30,7 +30,8 @@ afterAll(async () => {
 
 const call = <Res = any>(method: string, req: unknown): Promise<Res> => grpc.call<Res>(method, req);
 
-const signal = (runId: string, s: Record<string, unknown>, extra: Record<string, unknown> = {}) => call("SignalRun", { run_id: runId, signal: jsonToStruct(s), ...extra });
+const signal = (runId: string, s: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
+  call("SignalRun", { run_id: runId, signal: jsonToStruct(s), ...extra });
 const getRun = (runId: string) => call("GetRun", { run_id: runId });
 const stepOf = (run: any, id: string) => run.steps.find((s: any) => s.id === id);
 
@@ -58,10 +59,16 @@ describe("SpecKit workflows (seed 002)", () => {
     let run = await until(id, (r) => stepOf(r, "phase_1").status === "waiting_approval", "phase 1 to await approval");
     const rev1 = stepOf(run, "phase_1").revision;
     expect(rev1).toMatch(/^\d+-[0-9a-f]{12}$/);
-    expect(valueToJson(stepOf(run, "phase_1").output)).toMatchObject({ role: "architect", type: "speckit.specify", artifact: "specs/add-user-authentication-with-oauth2/spec.md" });
+    expect(valueToJson(stepOf(run, "phase_1").output)).toMatchObject({
+      role: "architect",
+      type: "speckit.specify",
+      artifact: "specs/add-user-authentication-with-oauth2/spec.md",
+    });
 
     // An approval for another revision is refused and changes nothing.
-    await expect(signal(id, { name: "approve", stepId: "phase_1", revision: "9-000000000000" }, { actor: "alice" })).rejects.toMatchObject({ code: status.ABORTED });
+    await expect(signal(id, { name: "approve", stepId: "phase_1", revision: "9-000000000000" }, { actor: "alice" })).rejects.toMatchObject({
+      code: status.ABORTED,
+    });
     // An action illegal in this state is refused.
     await expect(signal(id, { name: "resume" })).rejects.toMatchObject({ code: status.FAILED_PRECONDITION });
     // Rework: the same phase runs again with the reviewer's reason.
@@ -104,7 +111,12 @@ describe("SpecKit workflows (seed 002)", () => {
 
 describe("protocol runs (seed 004)", () => {
   it("plans on start, runs steps when asked, blocks on a failure and retries it", async () => {
-    const { run_id: id } = await call("CreateRun", { definition: { id: "protocol" }, title: "feature-x", auto_start: false, input: jsonToStruct({ protocol_name: "feature-x" }) });
+    const { run_id: id } = await call("CreateRun", {
+      definition: { id: "protocol" },
+      title: "feature-x",
+      auto_start: false,
+      input: jsonToStruct({ protocol_name: "feature-x" }),
+    });
     expect((await getRun(id)).status).toBe("pending");
     await expect(signal(id, { name: "resume" })).rejects.toMatchObject({ code: status.FAILED_PRECONDITION, details: expect.stringContaining("not paused") });
     await signal(id, { name: "start" });
@@ -124,7 +136,10 @@ describe("protocol runs (seed 004)", () => {
     await signal(id, { name: "run_step", stepId: "flaky" });
     run = await until(id, (r) => r.status === "blocked", "the protocol to block");
     expect(stepOf(run, "flaky").status).toBe("failed");
-    await expect(signal(id, { name: "run_step", stepId: "build" })).rejects.toMatchObject({ code: status.FAILED_PRECONDITION, details: "Step already running or completed" });
+    await expect(signal(id, { name: "run_step", stepId: "build" })).rejects.toMatchObject({
+      code: status.FAILED_PRECONDITION,
+      details: "Step already running or completed",
+    });
 
     await signal(id, { name: "retry_latest" });
     run = await until(id, (r) => stepOf(r, "flaky").retries === 1 && stepOf(r, "flaky").status === "failed", "the retry to fail again");
@@ -139,24 +154,39 @@ describe("protocol runs (seed 004)", () => {
 
 describe("the ticket pipeline (seed 003)", () => {
   it("moves through the guarded table, driven by steps and by events", async () => {
-    const { run_id: id } = await call("CreateRun", { definition: { id: "ticket" }, title: "ENG-42", labels: { ticket: "ENG-42" }, input: jsonToStruct({ key: "ENG-42" }) });
+    const { run_id: id } = await call("CreateRun", {
+      definition: { id: "ticket" },
+      title: "ENG-42",
+      labels: { ticket: "ENG-42" },
+      input: jsonToStruct({ key: "ENG-42" }),
+    });
     expect((await getRun(id)).stage).toBe("New");
     await expect(signal(id, { name: "event", event: "PlanCommitted" })).rejects.toMatchObject({ code: status.FAILED_PRECONDITION });
     await signal(id, { name: "event", event: "TicketAccepted" });
     let run = await until(id, (r) => r.stage === "AwaitingYourReview", "the pipeline to await review");
     expect(["plan", "implement", "test", "draft_pr"].map((s) => stepOf(run, s).status)).toEqual(["completed", "completed", "completed", "completed"]);
-    await expect(signal(id, { name: "event", event: "ApprovalGranted" })).rejects.toMatchObject({ code: status.FAILED_PRECONDITION, details: expect.stringContaining("guard failed") });
+    await expect(signal(id, { name: "event", event: "ApprovalGranted" })).rejects.toMatchObject({
+      code: status.FAILED_PRECONDITION,
+      details: expect.stringContaining("guard failed"),
+    });
     await signal(id, { name: "event", event: "ApprovalGranted", facts: { approval: true } }, { actor: "dana" });
     await signal(id, { name: "event", event: "ReviewStarted" });
     await signal(id, { name: "event", event: "ReviewChangesRequested" });
-    run = await until(id, (r) => r.stage === "AwaitingYourReview" && stepOf(r, "implement").iteration === 0 && stepOf(r, "implement").attempt === 2, "the rework round");
+    run = await until(
+      id,
+      (r) => r.stage === "AwaitingYourReview" && stepOf(r, "implement").iteration === 0 && stepOf(r, "implement").attempt === 2,
+      "the rework round",
+    );
     await signal(id, { name: "event", event: "ApprovalGranted" });
     await signal(id, { name: "event", event: "ReviewStarted" });
     await signal(id, { name: "event", event: "MergeInitiated" });
     await signal(id, { name: "event", event: "ReviewApprovedAndMerged", facts: { mergeCompleted: true } });
     run = await until(id, (r) => r.status === "completed", "the ticket to be done");
     expect(run.stage).toBe("Done");
-    await expect(signal(id, { name: "event", event: "Cancelled" })).rejects.toMatchObject({ code: status.FAILED_PRECONDITION, details: expect.stringContaining("completed") });
+    await expect(signal(id, { name: "event", event: "Cancelled" })).rejects.toMatchObject({
+      code: status.FAILED_PRECONDITION,
+      details: expect.stringContaining("completed"),
+    });
   });
 });
 
@@ -189,11 +219,22 @@ describe("definitions from a project's repository", () => {
     expect(byFile[".orchestrator/workflows/broken.yaml"].error).toMatch(/unknown step 'nope'/);
     // Importing again changes nothing; a changed file under the same version is refused.
     expect((await call("ImportDefinitions", { path: projectDir })).results[1].definition.created).toBe(false);
-    await expect(call("PutDefinition", { text: "id: acme.release\nversion: 1\nsteps: [{ id: other }]\n" })).rejects.toMatchObject({ code: status.ALREADY_EXISTS });
+    await expect(call("PutDefinition", { text: "id: acme.release\nversion: 1\nsteps: [{ id: other }]\n" })).rejects.toMatchObject({
+      code: status.ALREADY_EXISTS,
+    });
     await expect(call("ImportDefinitions", { path: "/etc" })).rejects.toMatchObject({ code: status.PERMISSION_DENIED });
 
     const defs = (await call("ListDefinitions", {})).definitions.map((d: any) => `${d.id}@${d.version}:${d.source}`);
-    expect(defs).toEqual(expect.arrayContaining(["acme.release@1:stored", "speckit.specify@1:builtin", "ticket@1:builtin", "job@1:builtin", "protocol@1:builtin", "task@1:builtin"]));
+    expect(defs).toEqual(
+      expect.arrayContaining([
+        "acme.release@1:stored",
+        "speckit.specify@1:builtin",
+        "ticket@1:builtin",
+        "job@1:builtin",
+        "protocol@1:builtin",
+        "task@1:builtin",
+      ]),
+    );
 
     const { run_id: id } = await call("CreateRun", { definition: { id: "acme.release" }, project_id: "acme" });
     const run = await until(id, (r) => r.status === "completed", "the release to complete");
@@ -212,7 +253,17 @@ describe("listing and watching", () => {
   it("lists runs newest first with filters and cursors", async () => {
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) {
-      ids.push((await call("CreateRun", { definition: { id: "task" }, project_id: "listing", auto_start: false, labels: { n: String(i) }, steps: [jsonToStruct({ id: "task", role: "tester" })] })).run_id);
+      ids.push(
+        (
+          await call("CreateRun", {
+            definition: { id: "task" },
+            project_id: "listing",
+            auto_start: false,
+            labels: { n: String(i) },
+            steps: [jsonToStruct({ id: "task", role: "tester" })],
+          })
+        ).run_id,
+      );
     }
     const page1 = await waitFor(async () => {
       const r = await call("ListRuns", { project_id: "listing", limit: 2 });
@@ -234,7 +285,10 @@ describe("listing and watching", () => {
   });
 
   it("watches a run to the end, and resumes after a sequence", async () => {
-    const { run_id: id } = await call("CreateRun", { definition: { id: "task" }, steps: [jsonToStruct({ id: "task", role: "implementer", payload: { mock: { delayMs: 300 } } })] });
+    const { run_id: id } = await call("CreateRun", {
+      definition: { id: "task" },
+      steps: [jsonToStruct({ id: "task", role: "implementer", payload: { mock: { delayMs: 300 } } })],
+    });
     const watch = (after = 0) =>
       new Promise<any[]>((resolve, reject) => {
         const out: any[] = [];

@@ -34,7 +34,9 @@ const ended = (s: SseConnection, ms = 30_000) =>
 describe("reconnecting with Last-Event-ID", () => {
   it("during a running workflow: no gap and no duplicate across three connections", async () => {
     const step = { type: "ci", payload: { mock: { delayMs: 400 } } };
-    const job = await http("POST", `${stack.baseUrl}/api/orchestrator/jobs`, { json: { goal: "slow", steps: [step, step, step, step, step], limits: { maxSteps: 10, maxWallMs: 60_000 } } });
+    const job = await http("POST", `${stack.baseUrl}/api/orchestrator/jobs`, {
+      json: { goal: "slow", steps: [step, step, step, step, step], limits: { maxSteps: 10, maxWallMs: 60_000 } },
+    });
     expect(job.status).toBe(200);
     const id = job.json().job_id;
     const url = `${base}/runs/${id}/events`;
@@ -51,7 +53,9 @@ describe("reconnecting with Last-Event-ID", () => {
     expect(first.some((f) => f.event === "run.finished")).toBe(false);
 
     const c2 = await sse(url, { "last-event-id": first.at(-1)!.id! });
-    await waitFor(() => c2.frames.filter((f) => f.event === "step.succeeded").length >= 2, { what: `two more steps: ${JSON.stringify(c2.frames.map((f) => f.event))}` });
+    await waitFor(() => c2.frames.filter((f) => f.event === "step.succeeded").length >= 2, {
+      what: `two more steps: ${JSON.stringify(c2.frames.map((f) => f.event))}`,
+    });
     c2.close();
     const second = c2.frames.slice();
     expect(second.some((f) => f.event === "run.finished")).toBe(false);
@@ -201,7 +205,10 @@ describe("a client that stops reading", () => {
       await ended(`slow-replay-${i}`);
     }
     const after = rss(gw.pid!);
-    expect(after - before, `RSS grew by ${((after - before) / 1e6).toFixed(1)} MB while 3 stalled clients were offered ${(volume / 1e6).toFixed(1)} MB each`).toBeLessThan(volume);
+    expect(
+      after - before,
+      `RSS grew by ${((after - before) / 1e6).toFixed(1)} MB while 3 stalled clients were offered ${(volume / 1e6).toFixed(1)} MB each`,
+    ).toBeLessThan(volume);
     for (const r of replays) r.destroy();
 
     // It keeps serving others, streams included.

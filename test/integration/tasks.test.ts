@@ -23,7 +23,8 @@ afterAll(async () => {
 const RUN_ID = /^run-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
-const post = (path: string, json?: unknown, headers: Record<string, string> = {}) => http("POST", base + path, json === undefined ? { headers } : { json, headers });
+const post = (path: string, json?: unknown, headers: Record<string, string> = {}) =>
+  http("POST", base + path, json === undefined ? { headers } : { json, headers });
 const get = (path: string) => http("GET", base + path);
 
 async function queue(task: Record<string, unknown>): Promise<{ ok: true; queued: number; runId: string }> {
@@ -53,7 +54,17 @@ describe("seed 001: tasks", () => {
     expect(q.runId).toMatch(RUN_ID);
 
     const t = await task("task-1");
-    expect(t).toMatchObject({ id: "task-1", runId: q.runId, role: "implementer", description: "Add a CHANGELOG entry", payload: { file: "CHANGELOG.md" }, status: "queued", attempts: 0, metadata: {}, llm: null });
+    expect(t).toMatchObject({
+      id: "task-1",
+      runId: q.runId,
+      role: "implementer",
+      description: "Add a CHANGELOG entry",
+      payload: { file: "CHANGELOG.md" },
+      status: "queued",
+      attempts: 0,
+      metadata: {},
+      llm: null,
+    });
     expect(t.result).toBeUndefined();
     expect(t.history).toEqual([{ status: "queued", timestamp: expect.stringMatching(ISO) }]);
 
@@ -150,14 +161,26 @@ describe("seed 001: tasks", () => {
   it("a failed attempt fails the task (notes say why) and its run", async () => {
     const q = await queue({ id: "flaky", role: "tester", description: "Run the suite", payload: { mock: { failTimes: 1, error: "tests are red" } } });
     const d = await dispatch();
-    expect(d).toEqual({ ok: true, dispatched: true, result: expect.objectContaining({ taskId: "flaky", status: "failed", notes: expect.stringContaining("tests are red") }) });
+    expect(d).toEqual({
+      ok: true,
+      dispatched: true,
+      result: expect.objectContaining({ taskId: "flaky", status: "failed", notes: expect.stringContaining("tests are red") }),
+    });
     expect(await task("flaky")).toMatchObject({ status: "failed", attempts: 1, result: { status: "failed" } });
     expect((await get("/tasks/flaky/history")).json().data.map((e: any) => e.status)).toEqual(["queued", "running", "failed"]);
     expect((await get(`/runs/${q.runId}`)).json().data.status).toBe("failed");
   });
 
   it("rejects bad input in the seed's shape", async () => {
-    for (const body of [{ role: "implementer", description: "x" }, { id: "x", description: "x" }, { id: "x", role: "implementer" }, { id: "x", role: "janitor", description: "x" }, { id: "", role: "tester", description: "x" }, [1], "text"]) {
+    for (const body of [
+      { role: "implementer", description: "x" },
+      { id: "x", description: "x" },
+      { id: "x", role: "implementer" },
+      { id: "x", role: "janitor", description: "x" },
+      { id: "", role: "tester", description: "x" },
+      [1],
+      "text",
+    ]) {
       const r = await post("/tasks", body);
       expect(r.status, JSON.stringify(body)).toBe(400);
       expect(r.json()).toEqual({ ok: false, error: "invalid_task" });
@@ -202,7 +225,10 @@ describe("seed 001: runs", () => {
     expect((await get(`/runs/${a.runId}`)).json().data.status).toBe("running");
     const tasks = (await get(`/runs/${a.runId}/tasks`)).json();
     expect(tasks.ok).toBe(true);
-    expect(tasks.data.map((t: any) => [t.id, t.status])).toEqual([["run-t1", "completed"], ["run-t2", "queued"]]);
+    expect(tasks.data.map((t: any) => [t.id, t.status])).toEqual([
+      ["run-t1", "completed"],
+      ["run-t2", "queued"],
+    ]);
 
     let list = (await get("/runs?status=running")).json();
     expect(list.data.map((x: any) => x.id)).toEqual([a.runId]);

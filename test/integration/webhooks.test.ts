@@ -34,7 +34,8 @@ function githubExample(event: string, index: number): any {
   if (!ex) throw new Error(`no example ${event}[${index}]`);
   return structuredClone(ex);
 }
-const gitlabFixture = (name: string): any => JSON.parse(readFileSync(join(REPO_ROOT, "services", "gateway", "test", "fixtures", "gitlab", `${name}.json`), "utf8"));
+const gitlabFixture = (name: string): any =>
+  JSON.parse(readFileSync(join(REPO_ROOT, "services", "gateway", "test", "fixtures", "gitlab", `${name}.json`), "utf8"));
 
 let stack: Stack;
 let bus: Bus;
@@ -58,7 +59,12 @@ beforeAll(async () => {
   bus = await connectBus({ url: stack.nats.url, name: "webhooks-test", logger: createLogger({ service: "test", level: "silent" }) });
   runs = new RunsApi(bus, { definitions: new DefinitionStore(bus), mode: "mock", timeoutMs: 15_000 });
   [qaGw, openGw, lockedGw] = await Promise.all([
-    gateway({ TASKSGODZILLA_WEBHOOK_TOKEN: TG, TASKSGODZILLA_AUTO_QA_ON_CI: "true", ORCH_CI_FIX_MAX_ATTEMPTS: "2", ORCH_CI_FIX_COOLDOWN_MS: String(COOLDOWN_MS) }),
+    gateway({
+      TASKSGODZILLA_WEBHOOK_TOKEN: TG,
+      TASKSGODZILLA_AUTO_QA_ON_CI: "true",
+      ORCH_CI_FIX_MAX_ATTEMPTS: "2",
+      ORCH_CI_FIX_COOLDOWN_MS: String(COOLDOWN_MS),
+    }),
     gateway({}),
     gateway({ ORCH_API_TOKEN: API }),
   ]);
@@ -211,7 +217,11 @@ describe("authentication", () => {
     const ping = JSON.stringify(githubExample("ping", 0));
     const r = await github("ping", undefined, { raw: new URLSearchParams({ payload: ping }).toString(), contentType: "application/x-www-form-urlencoded" });
     expect(r.status).toBe(202);
-    const bad = await github("ping", undefined, { raw: `payload=${encodeURIComponent(ping)}`, contentType: "application/x-www-form-urlencoded", headers: { "x-hub-signature-256": hmac(GH, "payload=") } });
+    const bad = await github("ping", undefined, {
+      raw: `payload=${encodeURIComponent(ping)}`,
+      contentType: "application/x-www-form-urlencoded",
+      headers: { "x-hub-signature-256": hmac(GH, "payload=") },
+    });
     expect(bad.status).toBe(401);
   });
 
@@ -316,7 +326,14 @@ describe("finding the run", () => {
 describe("CI on a protocol run (seed 004)", () => {
   it("check_suite success: the latest step completes, and the event is recorded on the run", async () => {
     const name = uniqueName("green");
-    const id = await protocol(name, [{ id: "s1", ...SLOW }, { id: "s2", ...SLOW }], "s1");
+    const id = await protocol(
+      name,
+      [
+        { id: "s1", ...SLOW },
+        { id: "s2", ...SLOW },
+      ],
+      "s1",
+    );
     const delivery = randomUUID();
     const r = await github("check_suite", checkSuite(name, "success"), { delivery });
     expect(r.status, r.text).toBe(200);
@@ -325,15 +342,22 @@ describe("CI on a protocol run (seed 004)", () => {
     expect(v.steps.find((s) => s.id === "s1")!.status).toBe("completed");
     expect(v.steps.find((s) => s.id === "s2")!.status).toBe("pending");
     expect(v.status).not.toBe("completed");
-    expect(v.facts.ci).toMatchObject({ status: "success", conclusion: "success", provider: "github", sha: githubExample("check_suite", 0).check_suite.head_sha });
+    expect(v.facts.ci).toMatchObject({
+      status: "success",
+      conclusion: "success",
+      provider: "github",
+      sha: githubExample("check_suite", 0).check_suite.head_sha,
+    });
     expect(v.facts.webhook).toMatchObject({ event: "ci.success", provider: "github", deliveryId: delivery, branch: name });
     const history = await runs.history(id);
     const facts = history.find((e) => e.event.type === "run.facts_changed" && (e.event.data as any)?.facts?.ci);
     expect(facts?.event.data).toMatchObject({ why: "set by webhook:github" });
-    expect(history.some((e) => e.event.type === "step.succeeded" && (e.event.data as any).stepId === "s1" && (e.event.data as any).external === true)).toBe(true);
+    expect(history.some((e) => e.event.type === "step.succeeded" && (e.event.data as any).stepId === "s1" && (e.event.data as any).external === true)).toBe(
+      true,
+    );
   });
 
-  it("check_run failure: the step fails and the protocol is blocked (\"CI failed; protocol blocked\"); no fix attempt when they are off", async () => {
+  it('check_run failure: the step fails and the protocol is blocked ("CI failed; protocol blocked"); no fix attempt when they are off', async () => {
     const name = uniqueName("red");
     const id = await protocol(name, [{ id: "impl", ...SLOW }], "impl");
     const r = await github("check_run", failedCheckRun(name));
@@ -363,7 +387,14 @@ describe("CI on a protocol run (seed 004)", () => {
 
   it("CI success on a step waiting in needs_qa completes it (forced approve)", async () => {
     const name = uniqueName("needsqa-green");
-    const id = await protocol(name, [{ id: "impl", qa: { auto: false } }, { id: "next", ...SLOW }], "impl");
+    const id = await protocol(
+      name,
+      [
+        { id: "impl", qa: { auto: false } },
+        { id: "next", ...SLOW },
+      ],
+      "impl",
+    );
     await waitStep(id, "impl", "needs_qa");
     expect((await github("check_suite", checkSuite(name, "success"))).status).toBe(200);
     expect((await step(id, "impl")).status).toBe("completed");
@@ -391,7 +422,12 @@ describe("CI on a protocol run (seed 004)", () => {
     /** What webhooks did to the run: its facts, its status, its steps, and the events they caused. */
     const effects = async () => {
       const v = await run(id);
-      const caused = (await runs.history(id)).filter((e) => e.event.type === "run.facts_changed" || (e.event.type.startsWith("step.") && e.event.type !== "step.result_ignored") || e.event.type === "run.status_changed");
+      const caused = (await runs.history(id)).filter(
+        (e) =>
+          e.event.type === "run.facts_changed" ||
+          (e.event.type.startsWith("step.") && e.event.type !== "step.result_ignored") ||
+          e.event.type === "run.status_changed",
+      );
       return { status: v.status, steps: v.steps.map((s) => [s.id, s.status]), facts: v.facts, caused: caused.map((e) => e.streamSeq) };
     };
     const seen = await effects();
@@ -417,7 +453,14 @@ describe("CI on a protocol run (seed 004)", () => {
 describe("the documented examples (docs/http-api.md)", () => {
   it("a minimal signed check_suite completes the step; a minimal GitLab pipeline failure blocks the protocol", async () => {
     const name = uniqueName("feature-x");
-    const id = await protocol(name, [{ id: "s1", ...SLOW }, { id: "s2", ...SLOW }], "s1");
+    const id = await protocol(
+      name,
+      [
+        { id: "s1", ...SLOW },
+        { id: "s2", ...SLOW },
+      ],
+      "s1",
+    );
     const body = `{"action":"completed","check_suite":{"head_branch":"${name}","head_sha":"ec26c3e57ca3a959ca5aad62de7213c562f8c821","status":"completed","conclusion":"success"}}`;
     const r = await github("check_suite", undefined, { raw: body });
     expect(r.status, r.text).toBe(200);
@@ -440,7 +483,14 @@ describe("the documented examples (docs/http-api.md)", () => {
 describe("GitLab (X-Gitlab-Token)", () => {
   it("a pipeline success completes the latest step; a failure fails the next one and blocks the protocol", async () => {
     const name = uniqueName("gl");
-    const id = await protocol(name, [{ id: "s1", ...SLOW }, { id: "s2", ...SLOW }], "s1");
+    const id = await protocol(
+      name,
+      [
+        { id: "s1", ...SLOW },
+        { id: "s2", ...SLOW },
+      ],
+      "s1",
+    );
     const ok = await gitlab("Pipeline Hook", pipeline(name, "success"));
     expect(ok.status, ok.text).toBe(200);
     expect(ok.json()).toEqual(RECORDED);
@@ -497,7 +547,11 @@ describe("pull requests", () => {
 
   it("a ticket (seed 003): an opened pull request sets pr and draftPr; CI sets testsPassed; the merge makes it Done", async () => {
     const branch = uniqueName("ticket");
-    const t = await runs.create({ definition: { id: "ticket" }, input: { branch, title: "Webhook ticket", description: "a ticket driven by webhooks" }, autoStart: false });
+    const t = await runs.create({
+      definition: { id: "ticket" },
+      input: { branch, title: "Webhook ticket", description: "a ticket driven by webhooks" },
+      autoStart: false,
+    });
     const id = t.runId;
     const opened = githubExample("pull_request", 0);
     opened.pull_request.head.ref = branch;
@@ -535,7 +589,13 @@ describe("auto-QA on CI and CI fix attempts (TASKSGODZILLA_WEBHOOK_TOKEN, ORCH_A
     expect(r.status, r.text).toBe(200);
     const body = r.json();
     expect(body.message).toBe("Webhook recorded");
-    expect(body.job).toMatchObject({ job_id: `${id}.impl.2`, job_type: "run_quality_job", status: "queued", queue: "role.qa", payload: { run_id: id, step_id: "impl" } });
+    expect(body.job).toMatchObject({
+      job_id: `${id}.impl.2`,
+      job_type: "run_quality_job",
+      status: "queued",
+      queue: "role.qa",
+      payload: { run_id: id, step_id: "impl" },
+    });
     expect((await step(id, "impl")).status).toBe("qa");
     expect((await runs.history(id)).some((e) => e.event.type === "step.qa_started")).toBe(true);
   });

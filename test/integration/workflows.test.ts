@@ -105,7 +105,15 @@ describe("the seed's curl examples", () => {
     expect(r.status).toBe(200);
     const w = r.json();
     expect(Object.keys(w)).toEqual(KEYS);
-    expect(w).toMatchObject({ id, workflow_type: "specify", feature_id: "001-add-user-authentication-with-o", current_phase: "phase_1", result: null, error: null, completed_at: null });
+    expect(w).toMatchObject({
+      id,
+      workflow_type: "specify",
+      feature_id: "001-add-user-authentication-with-o",
+      current_phase: "phase_1",
+      result: null,
+      error: null,
+      completed_at: null,
+    });
     expect(["in_progress", "waiting_approval"]).toContain(w.status);
   });
 
@@ -192,12 +200,18 @@ describe("human_rejected", () => {
       // Rework, not the next phase (the original moved on: CONTRACTS.md ✗).
       expect(w, `rejection ${i}`).toMatchObject({ status: "in_progress", current_phase: "phase_1", error: null });
       // The agent gets the reason and does the phase again.
-      const run = await waitFor(async () => {
-        const r = await call("GetRun", { run_id: id });
-        const p1 = r.steps.find((s: any) => s.id === "phase_1");
-        return p1.status === "waiting_approval" && p1.reworks === i ? r : undefined;
-      }, { timeoutMs: 30_000, what: `rework ${i}` });
-      expect(valueToJson(run.steps.find((s: any) => s.id === "phase_1").output)).toMatchObject({ addressed: `needs more detail ${i}`, artifact: `specs/${feature_id}/research.md` });
+      const run = await waitFor(
+        async () => {
+          const r = await call("GetRun", { run_id: id });
+          const p1 = r.steps.find((s: any) => s.id === "phase_1");
+          return p1.status === "waiting_approval" && p1.reworks === i ? r : undefined;
+        },
+        { timeoutMs: 30_000, what: `rework ${i}` },
+      );
+      expect(valueToJson(run.steps.find((s: any) => s.id === "phase_1").output)).toMatchObject({
+        addressed: `needs more detail ${i}`,
+        artifact: `specs/${feature_id}/research.md`,
+      });
       expect(run.steps.find((s: any) => s.id === "phase_2").status).toBe("pending");
     }
     await until(id, (w) => w.status === "waiting_approval", "the last rework to wait for approval");
@@ -255,11 +269,18 @@ describe("agent_complete from a client", () => {
       // The phase is done: a second agent_complete is not a transition of the seed's machine.
       const twice = await advance(id, { trigger: "agent_complete" });
       expect(twice.status).toBe(400);
-      expect(twice.json().error).toMatchObject({ code: "INVALID_STATE_TRANSITION", message: "Invalid transition from waiting_approval with trigger agent_complete" });
+      expect(twice.json().error).toMatchObject({
+        code: "INVALID_STATE_TRANSITION",
+        message: "Invalid transition from waiting_approval with trigger agent_complete",
+      });
 
       expect(ok(await advance(id, { trigger: "human_approved" }))).toMatchObject({ status: "in_progress", current_phase: "phase_2" });
       const rows = await history(id);
-      expect(transitions(rows)).toEqual(["pending>in_progress:start", "in_progress>waiting_approval:agent_complete", "waiting_approval>in_progress:human_approved"]);
+      expect(transitions(rows)).toEqual([
+        "pending>in_progress:start",
+        "in_progress>waiting_approval:agent_complete",
+        "waiting_approval>in_progress:human_approved",
+      ]);
       expect(rows[1].metadata).toMatchObject({ phase: "phase_1", by: "client" });
 
       // Back with an agent hub: phase_2 is done by the agent (phase_1's late result is ignored).
@@ -301,11 +322,19 @@ describe("feature ids", () => {
 
   it("are labels of the runs, which the run index lists under the view speckit", async () => {
     const w = await created({ workflow_type: "implement", feature_description: "Find me in the run index" });
-    const found = await waitFor(async () => {
-      const r = await call("ListRuns", { view: "speckit", labels: { feature_id: w.feature_id } });
-      return r.runs.length === 1 ? r.runs[0] : undefined;
-    }, { what: "the workflow in the run index" });
-    expect(found).toMatchObject({ run_id: w.id, definition_id: "speckit.implement", view: "speckit", labels: { workflow_type: "implement", feature_id: w.feature_id } });
+    const found = await waitFor(
+      async () => {
+        const r = await call("ListRuns", { view: "speckit", labels: { feature_id: w.feature_id } });
+        return r.runs.length === 1 ? r.runs[0] : undefined;
+      },
+      { what: "the workflow in the run index" },
+    );
+    expect(found).toMatchObject({
+      run_id: w.id,
+      definition_id: "speckit.implement",
+      view: "speckit",
+      labels: { workflow_type: "implement", feature_id: w.feature_id },
+    });
   });
 });
 
@@ -316,19 +345,33 @@ describe("errors, each in the seed's shape", () => {
     const r = await create({ workflow_type: "refactor", feature_description: "Add user authentication with OAuth2" });
     expect(r.status).toBe(400);
     expect(r.json()).toEqual({
-      error: { code: "INVALID_WORKFLOW_TYPE", message: "Invalid workflow type: refactor", details: { workflow_type: "refactor", valid_types: ["specify", "plan", "tasks", "implement"] } },
+      error: {
+        code: "INVALID_WORKFLOW_TYPE",
+        message: "Invalid workflow type: refactor",
+        details: { workflow_type: "refactor", valid_types: ["specify", "plan", "tasks", "implement"] },
+      },
     });
   });
 
   it("a missing field, a short description, a wrong type: 422 in FastAPI's shape", async () => {
     let r = await create({ workflow_type: "specify" });
     expect(r.status).toBe(422);
-    expect(r.json()).toEqual({ detail: [{ type: "missing", loc: ["body", "feature_description"], msg: "Field required", input: { workflow_type: "specify" } }] });
+    expect(r.json()).toEqual({
+      detail: [{ type: "missing", loc: ["body", "feature_description"], msg: "Field required", input: { workflow_type: "specify" } }],
+    });
 
     r = await create({ workflow_type: "specify", feature_description: "too short" });
     expect(r.status).toBe(422);
     expect(r.json()).toEqual({
-      detail: [{ type: "string_too_short", loc: ["body", "feature_description"], msg: "String should have at least 10 characters", input: "too short", ctx: { min_length: 10 } }],
+      detail: [
+        {
+          type: "string_too_short",
+          loc: ["body", "feature_description"],
+          msg: "String should have at least 10 characters",
+          input: "too short",
+          ctx: { min_length: 10 },
+        },
+      ],
     });
 
     // Validation comes before the type check, and names every field.
@@ -351,7 +394,9 @@ describe("errors, each in the seed's shape", () => {
   it("a body that is not JSON, empty or not an object: 422", async () => {
     let r = await http("POST", `${base}/workflows`, { headers: JSON_HEADERS, body: '{"workflow_type": "specify",' });
     expect(r.status).toBe(422);
-    expect(r.json()).toEqual({ detail: [{ type: "json_invalid", loc: ["body", expect.any(Number)], msg: "JSON decode error", input: {}, ctx: { error: expect.any(String) } }] });
+    expect(r.json()).toEqual({
+      detail: [{ type: "json_invalid", loc: ["body", expect.any(Number)], msg: "JSON decode error", input: {}, ctx: { error: expect.any(String) } }],
+    });
 
     r = await http("POST", `${base}/workflows`, { headers: JSON_HEADERS, body: "" });
     expect(r.status).toBe(422);
@@ -359,7 +404,11 @@ describe("errors, each in the seed's shape", () => {
 
     r = await http("POST", `${base}/workflows`, { headers: JSON_HEADERS, body: '["specify"]' });
     expect(r.status).toBe(422);
-    expect(r.json()).toEqual({ detail: [{ type: "model_attributes_type", loc: ["body"], msg: "Input should be a valid dictionary or object to extract fields from", input: ["specify"] }] });
+    expect(r.json()).toEqual({
+      detail: [
+        { type: "model_attributes_type", loc: ["body"], msg: "Input should be a valid dictionary or object to extract fields from", input: ["specify"] },
+      ],
+    });
 
     r = await http("POST", `${base}/workflows`, { headers: { "Content-Type": "text/plain" }, body: "specify" });
     expect(r.status).toBe(422);
@@ -418,7 +467,11 @@ describe("errors, each in the seed's shape", () => {
       r = await advance(NONE, { trigger });
       expect(r.status).toBe(400);
       expect(r.json()).toEqual({
-        error: { code: "INVALID_TRIGGER", message: `Invalid trigger: ${trigger}`, details: { trigger, valid_triggers: ["agent_complete", "human_approved", "human_rejected"] } },
+        error: {
+          code: "INVALID_TRIGGER",
+          message: `Invalid trigger: ${trigger}`,
+          details: { trigger, valid_triggers: ["agent_complete", "human_approved", "human_rejected"] },
+        },
       });
     }
 
@@ -441,7 +494,7 @@ describe("errors, each in the seed's shape", () => {
     expect(ok(await get(id))).toMatchObject({ status: "waiting_approval", current_phase: "phase_1" });
   });
 
-  it("without a valid token: 401 {\"error\":{\"code\":\"UNAUTHORIZED\",…}}", async () => {
+  it('without a valid token: 401 {"error":{"code":"UNAUTHORIZED",…}}', async () => {
     const port = await freePort();
     await stack.spawn("gateway", { PORT: String(port), HOST: "127.0.0.1", ORCH_API_TOKEN: "seed-002-token" });
     const gw = `http://127.0.0.1:${port}`;

@@ -43,7 +43,10 @@ async function chained(): Promise<Worker[]> {
 async function coordinator(): Promise<Worker[]> {
   const steps = new Queue<StepJob>(BQ.steps, { connection, defaultJobOptions: JOB_OPTIONS });
   const coord = new Queue<CoordJob>(BQ.coord, { connection, defaultJobOptions: JOB_OPTIONS });
-  closers.push(() => steps.close(), () => coord.close());
+  closers.push(
+    () => steps.close(),
+    () => coord.close(),
+  );
   const coordinatorWorker = new Worker<CoordJob>(
     BQ.coord,
     async (job: Job<CoordJob>) => {

@@ -83,7 +83,10 @@ class Supervised {
     this.startedAt = Date.now();
     const entry = join(REPO_ROOT, "services", this.name, "dist", "main.js");
     const nodeOptions = nodeOptionsFor(this.name, this.serviceEnv.NODE_OPTIONS);
-    const child = spawn(process.execPath, [entry], { env: { ...this.serviceEnv, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [entry], {
+      env: { ...this.serviceEnv, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     this.child = child;
     for (const stream of [child.stdout, child.stderr]) {
       let buf = "";
@@ -168,7 +171,14 @@ async function main(): Promise<void> {
   // sessions' repositories and worktrees live beside the JetStream store.
   const executor = env.ORCH_AGENT_EXECUTOR ?? "stub";
   const workspace = env.ORCH_WORKSPACE ?? join(dataDir, "workspace");
-  const serviceEnv: NodeJS.ProcessEnv = { ...env, ORCH_NATS_URL: natsUrl, PORT: String(httpPort), ORCH_GRPC_PORT: String(grpcPort), ORCH_AGENT_EXECUTOR: executor, ORCH_WORKSPACE: workspace };
+  const serviceEnv: NodeJS.ProcessEnv = {
+    ...env,
+    ORCH_NATS_URL: natsUrl,
+    PORT: String(httpPort),
+    ORCH_GRPC_PORT: String(grpcPort),
+    ORCH_AGENT_EXECUTOR: executor,
+    ORCH_WORKSPACE: workspace,
+  };
   let banner = false;
   const onLine = (svc: Service, line: string) => {
     if (!line.startsWith("{")) {

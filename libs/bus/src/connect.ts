@@ -40,7 +40,10 @@ export interface BusOptions {
  * the first connect instead of failing, so a service can start before its server.
  */
 export async function connectBus(opts: BusOptions): Promise<Bus> {
-  const servers = opts.url.split(",").map((s) => s.trim()).filter(Boolean);
+  const servers = opts.url
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   const log = opts.logger;
   const nc = await connect({
     servers,

@@ -51,13 +51,7 @@ export const PULL_EXPIRES_MS = 5_000;
 const backoffMs = (deliveries: number) => Math.min(30_000, 250 * 2 ** Math.min(deliveries - 1, 7));
 
 /** Parks an undecodable or unhandleable message as a dead letter; the caller then acks it. */
-export async function parkDeadLetter(
-  bus: Bus,
-  origin: string,
-  msg: JsMsg,
-  reason: DeadLetter["reason"],
-  error: string,
-): Promise<void> {
+export async function parkDeadLetter(bus: Bus, origin: string, msg: JsMsg, reason: DeadLetter["reason"], error: string): Promise<void> {
   const letter: DeadLetter = {
     origin,
     stream: msg.info.stream,
@@ -76,10 +70,7 @@ export async function parkDeadLetter(
     correlationId: msg.headers?.get(Header.CorrelationId) || undefined,
   });
   bus.stats.deadLettered++;
-  bus.logger.error(
-    { origin, subject: msg.subject, streamSeq: msg.seq, reason, error: letter.error },
-    "message parked as a dead letter",
-  );
+  bus.logger.error({ origin, subject: msg.subject, streamSeq: msg.seq, reason, error: letter.error }, "message parked as a dead letter");
 }
 
 /**

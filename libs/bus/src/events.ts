@@ -42,7 +42,13 @@ export async function* replaySessionEvents(bus: Bus, filter: string, opts: Repla
 /** How long the server keeps a replay's consumer once nothing pulls from it. */
 const REPLAY_INACTIVE_MS = 15_000;
 
-async function* replay<S extends z.ZodType>(bus: Bus, stream: string, schema: S, filter: string, opts: ReplayOptions): AsyncGenerator<{ streamSeq: number; value: z.output<S> }> {
+async function* replay<S extends z.ZodType>(
+  bus: Bus,
+  stream: string,
+  schema: S,
+  filter: string,
+  opts: ReplayOptions,
+): AsyncGenerator<{ streamSeq: number; value: z.output<S> }> {
   const consumer = await bus.js.consumers.get(stream, {
     filter_subjects: filter,
     // Gone from the server soon after the reader stops pulling (an SSE client left), instead of

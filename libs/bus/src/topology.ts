@@ -164,8 +164,7 @@ export class TopologyMismatchError extends Error {
   readonly code = "TOPOLOGY_MISMATCH";
 }
 
-const isNotFound = (err: unknown) =>
-  err instanceof JetStreamApiError && (err.code === 404 || /not found/i.test(err.message));
+const isNotFound = (err: unknown) => err instanceof JetStreamApiError && (err.code === 404 || /not found/i.test(err.message));
 
 /** Creates what is missing and updates what drifted; refuses what cannot be changed in place. */
 export async function provisionTopology(bus: Bus, spec: TopologySpec): Promise<{ created: string[]; updated: string[] }> {
@@ -208,9 +207,7 @@ export async function provisionTopology(bus: Bus, spec: TopologySpec): Promise<{
         await bus.jsm.consumers.add(config.name, c);
         created.push(`consumer ${config.name}/${c.durable_name}`);
       } else {
-        const drift = (["ack_wait", "max_ack_pending", "max_deliver"] as const).filter(
-          (k) => ci.config[k] !== c[k],
-        );
+        const drift = (["ack_wait", "max_ack_pending", "max_deliver"] as const).filter((k) => ci.config[k] !== c[k]);
         if (drift.length > 0) {
           await bus.jsm.consumers.update(config.name, c.durable_name, {
             ack_wait: c.ack_wait,
@@ -264,11 +261,7 @@ export async function missingTopology(bus: Bus, spec: TopologySpec): Promise<str
  * Resolves once the event-bus service has provisioned the topology. Logs what it waits for, once
  * when it starts waiting and then every `logEveryMs`, instead of crashing and restarting in a loop.
  */
-export async function waitForTopology(
-  bus: Bus,
-  spec: TopologySpec,
-  opts: { signal?: AbortSignal; pollMs?: number; logEveryMs?: number } = {},
-): Promise<void> {
+export async function waitForTopology(bus: Bus, spec: TopologySpec, opts: { signal?: AbortSignal; pollMs?: number; logEveryMs?: number } = {}): Promise<void> {
   const poll = opts.pollMs ?? 250;
   const logEvery = opts.logEveryMs ?? 5_000;
   let lastLog = 0;

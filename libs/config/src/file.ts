@@ -93,7 +93,21 @@ export const FILE_KEYS: Readonly<Record<string, { env: string; kind: Kind }>> = 
  * supervisor, the terminal UI, its SQLite store): read and reported as ignored, so a seed 003
  * config file loads, rather than refused.
  */
-const NOT_YET = ["event_store_path", "ticketing_provider", "vcs_provider", "vcs_repo_provider", "supervisor", "linear", "shortcut", "github", "database", "ui", "runtime.allow_unsafe_command_paths", "runtime.opencode_server_base_url", "runtime.pr_pipeline_poll_interval_secs"];
+const NOT_YET = [
+  "event_store_path",
+  "ticketing_provider",
+  "vcs_provider",
+  "vcs_repo_provider",
+  "supervisor",
+  "linear",
+  "shortcut",
+  "github",
+  "database",
+  "ui",
+  "runtime.allow_unsafe_command_paths",
+  "runtime.opencode_server_base_url",
+  "runtime.pr_pipeline_poll_interval_secs",
+];
 
 export interface ConfigFile {
   path: string;

@@ -34,7 +34,10 @@ const jetstreamOnly = (why: string) =>
     .optional()
     .superRefine((v, ctx) => {
       if (v === undefined || /^(jetstream|nats)$/i.test(v.trim())) return;
-      ctx.addIssue({ code: "custom", message: `${JSON.stringify(v)} is not supported: ${why}; unset it or set jetstream (point ORCH_NATS_URL at your NATS server)` });
+      ctx.addIssue({
+        code: "custom",
+        message: `${JSON.stringify(v)} is not supported: ${why}; unset it or set jetstream (point ORCH_NATS_URL at your NATS server)`,
+      });
     })
     .transform((v) => (v === undefined ? undefined : ("jetstream" as const)));
 
@@ -55,8 +58,7 @@ export const CommonConfig = z.object({
     .enum(["file", "memory", "redis"], { message: "must be file or memory" })
     .default("file")
     .refine((v) => v !== "redis", {
-      message:
-        "redis is not supported: Orchestrator keeps its state in NATS JetStream; use ORCH_BACKEND=file (durable) or memory",
+      message: "redis is not supported: Orchestrator keeps its state in NATS JetStream; use ORCH_BACKEND=file (durable) or memory",
     }),
   /** seed 000: `mock` lets step payloads ask adapters to fail or take time; `live` ignores that. */
   ORCH_MODE: z.enum(["mock", "live"], { message: "must be mock or live" }).default("mock"),
@@ -104,7 +106,11 @@ export const GatewayConfig = CommonConfig.extend({
    * integration`) must be for this app (`X-GitHub-Hook-Installation-Target-ID`); repository and
    * organization webhooks are unaffected.
    */
-  GITHUB_APP_ID: z.string().trim().regex(/^[1-9][0-9]{0,19}$/, "must be the GitHub App's numeric id").optional(),
+  GITHUB_APP_ID: z
+    .string()
+    .trim()
+    .regex(/^[1-9][0-9]{0,19}$/, "must be the GitHub App's numeric id")
+    .optional(),
   /** GitLab webhooks: the `X-Gitlab-Token` they must carry (falls back to TASKSGODZILLA_WEBHOOK_TOKEN). */
   GITLAB_WEBHOOK_TOKEN: z.string().min(1).optional(),
   /** Seed 004's one webhook secret for both providers. */
@@ -144,7 +150,10 @@ export const OrchestratorConfig = CommonConfig.extend({
    * This replica's name among orchestrator replicas (the host name by default). A restarted replica
    * with the same name takes its partitions back at once instead of waiting for its leases to expire.
    */
-  ORCH_INSTANCE_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be [A-Za-z0-9_.-]{1,64}").optional(),
+  ORCH_INSTANCE_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be [A-Za-z0-9_.-]{1,64}")
+    .optional(),
   /** Default token budget of every step of every run (seed 004: TASKSGODZILLA_MAX_TOKENS_PER_STEP). */
   ORCH_MAX_TOKENS_PER_STEP: z.coerce.number().int().min(1).optional(),
   /** Default token budget of every run (seed 004: TASKSGODZILLA_MAX_TOKENS_PER_PROTOCOL). */
@@ -173,7 +182,10 @@ const limits = (def: string) =>
     .default(def)
     .transform((v, ctx) => {
       const out: Record<string, number> = {};
-      for (const part of v.split(",").map((x) => x.trim()).filter(Boolean)) {
+      for (const part of v
+        .split(",")
+        .map((x) => x.trim())
+        .filter(Boolean)) {
         const m = /^([A-Za-z0-9_.-]+)=(\d+)$/.exec(part);
         if (!m || Number(m[2]) < 1) {
           ctx.addIssue({ code: "custom", message: `"${part}" is not name=n with n ≥ 1` });
@@ -193,7 +205,12 @@ const url = (def?: string) => (def === undefined ? z.url({ message: "must be a U
  */
 export const EXECUTOR_NAMES = ["stub", "local", "codex", "claude", "opencode"] as const;
 export type ExecutorName = (typeof EXECUTOR_NAMES)[number];
-const EXECUTOR_ALIASES: Record<string, ExecutorName> = { "harness.codex": "codex", "harness.opencode": "opencode", "harness.claude": "claude", "claude-code": "claude" };
+const EXECUTOR_ALIASES: Record<string, ExecutorName> = {
+  "harness.codex": "codex",
+  "harness.opencode": "opencode",
+  "harness.claude": "claude",
+  "claude-code": "claude",
+};
 const executorName = () =>
   z
     .string()
@@ -209,7 +226,10 @@ export const AgentHubConfig = CommonConfig.extend({
   /** Steps the agent hub runs at once; further steps wait in the work queue. */
   ORCH_AGENT_CONCURRENCY: int(16, 1, 10_000),
   /** The agent hub's identity (session ownership); the host name when unset. */
-  ORCH_INSTANCE_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be [A-Za-z0-9_.-]{1,64}").optional(),
+  ORCH_INSTANCE_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be [A-Za-z0-9_.-]{1,64}")
+    .optional(),
 
   // Routing (seed 001's RoutedAgentExecutor): a default executor, and one per role.
   ORCH_AGENT_EXECUTOR: executor("local"),
@@ -272,9 +292,18 @@ export const AgentHubConfig = CommonConfig.extend({
   ORCH_CLAUDE_MODEL: z.string().min(1).max(200).optional(),
   ORCH_OPENCODE_MODEL: z.string().min(1).max(200).optional(),
   /** The variable holding each harness's API key: passed to that harness's process, and nothing else of ours is. */
-  ORCH_CODEX_API_KEY_ENV: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).default("OPENAI_API_KEY"),
-  ORCH_CLAUDE_API_KEY_ENV: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).default("ANTHROPIC_API_KEY"),
-  ORCH_OPENCODE_API_KEY_ENV: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).default("OPENAI_API_KEY"),
+  ORCH_CODEX_API_KEY_ENV: z
+    .string()
+    .regex(/^[A-Z_][A-Z0-9_]*$/)
+    .default("OPENAI_API_KEY"),
+  ORCH_CLAUDE_API_KEY_ENV: z
+    .string()
+    .regex(/^[A-Z_][A-Z0-9_]*$/)
+    .default("ANTHROPIC_API_KEY"),
+  ORCH_OPENCODE_API_KEY_ENV: z
+    .string()
+    .regex(/^[A-Z_][A-Z0-9_]*$/)
+    .default("OPENAI_API_KEY"),
   /** A harness that prints nothing within this time after it was spawned is killed (seed 003: harness_server_startup_timeout_secs). */
   ORCH_HARNESS_STARTUP_TIMEOUT_MS: int(10_000, 100, 600_000),
   /** A harness run's wall clock (the step's timeout wins when shorter). */
@@ -335,8 +364,21 @@ export const SchedulerConfig = CommonConfig.extend({
   ORCH_SCHEDULE_ROLES: z
     .string()
     .default("architect,implementer,reviewer,tester,maintainer")
-    .transform((v) => v.split(",").map((x) => x.trim()).filter(Boolean))
-    .pipe(z.array(z.enum(["architect", "implementer", "reviewer", "tester", "maintainer"], { message: "must be architect, implementer, reviewer, tester or maintainer" })).min(1, "needs at least one role")),
+    .transform((v) =>
+      v
+        .split(",")
+        .map((x) => x.trim())
+        .filter(Boolean),
+    )
+    .pipe(
+      z
+        .array(
+          z.enum(["architect", "implementer", "reviewer", "tester", "maintainer"], {
+            message: "must be architect, implementer, reviewer, tester or maintainer",
+          }),
+        )
+        .min(1, "needs at least one role"),
+    ),
   ORCH_SCHEDULE_DESCRIPTION: z.string().min(1).max(10_000).default("Periodic run"),
 });
 export type SchedulerConfig = z.output<typeof SchedulerConfig>;
@@ -377,9 +419,24 @@ const ALIASES: Record<string, string> = {
  */
 const IGNORED_VARIABLES: { variable: string; seed: string; services: readonly string[]; why: string }[] = [
   { variable: "DATABASE_URL", seed: "seed 002's database", services: ["gateway", "orchestrator"], why: "state lives in NATS JetStream (no SQL database)" },
-  { variable: "AGENT_HUB_URL", seed: "seed 002's agent hub address", services: ["gateway", "orchestrator"], why: "agents are reached over NATS (the agent hub takes its work from JetStream), not over HTTP" },
-  { variable: "TASKSGODZILLA_DB_URL", seed: "seed 004's database", services: ["gateway", "orchestrator"], why: "state lives in NATS JetStream (no Postgres or SQLite)" },
-  { variable: "TASKSGODZILLA_REDIS_URL", seed: "seed 004's Redis job queue", services: ["gateway", "scheduler"], why: "jobs are queued in NATS JetStream (no Redis)" },
+  {
+    variable: "AGENT_HUB_URL",
+    seed: "seed 002's agent hub address",
+    services: ["gateway", "orchestrator"],
+    why: "agents are reached over NATS (the agent hub takes its work from JetStream), not over HTTP",
+  },
+  {
+    variable: "TASKSGODZILLA_DB_URL",
+    seed: "seed 004's database",
+    services: ["gateway", "orchestrator"],
+    why: "state lives in NATS JetStream (no Postgres or SQLite)",
+  },
+  {
+    variable: "TASKSGODZILLA_REDIS_URL",
+    seed: "seed 004's Redis job queue",
+    services: ["gateway", "scheduler"],
+    why: "jobs are queued in NATS JetStream (no Redis)",
+  },
 ];
 
 export interface StartupNotice {

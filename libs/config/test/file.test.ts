@@ -92,13 +92,18 @@ describe("configuration file", () => {
     });
     const used = configFileUsed();
     expect(used?.path).toBe(path);
-    expect(used?.ignored).toEqual(expect.arrayContaining(["ticketing_provider", "supervisor.model", "linear.api_url", "runtime.opencode_server_base_url", "ui.theme"]));
+    expect(used?.ignored).toEqual(
+      expect.arrayContaining(["ticketing_provider", "supervisor.model", "linear.api_url", "runtime.opencode_server_base_url", "ui.theme"]),
+    );
   });
 
   it("lets the environment win over the file", () => {
     const d = dir();
     const path = join(d, "c.toml");
-    writeFileSync(path, '[agents]\nexecutor = "local"\n[agents.roles]\nimplementer = "claude-code"\n[llm]\nallowed_hosts = ["gpu-box.example.com"]\n[git]\nallow_force_push = true\n');
+    writeFileSync(
+      path,
+      '[agents]\nexecutor = "local"\n[agents.roles]\nimplementer = "claude-code"\n[llm]\nallowed_hosts = ["gpu-box.example.com"]\n[git]\nallow_force_push = true\n',
+    );
     const c = loadConfig(AgentHubConfig, { ORCH_CONFIG: path, ORCH_AGENT_EXECUTOR: "stub" });
     expect(c.ORCH_AGENT_EXECUTOR).toBe("stub");
     expect(c.ORCH_AGENT_EXECUTOR_IMPLEMENTER).toBe("claude");
@@ -109,9 +114,16 @@ describe("configuration file", () => {
   it("reads YAML and JSON too", () => {
     const d = dir();
     writeFileSync(join(d, "c.yaml"), "tools:\n  allowlist: [rg, ls, cat]\n  max_iterations: 3\n");
-    expect(loadConfig(AgentHubConfig, { ORCH_CONFIG: join(d, "c.yaml") })).toMatchObject({ ORCH_TOOL_ALLOWLIST: ["rg", "ls", "cat"], ORCH_TOOL_MAX_ITERATIONS: 3 });
+    expect(loadConfig(AgentHubConfig, { ORCH_CONFIG: join(d, "c.yaml") })).toMatchObject({
+      ORCH_TOOL_ALLOWLIST: ["rg", "ls", "cat"],
+      ORCH_TOOL_MAX_ITERATIONS: 3,
+    });
     writeFileSync(join(d, "c.json"), JSON.stringify({ llm: { api: "openai", url: "http://127.0.0.1:8000/v1", response_format: "structured-json" } }));
-    expect(loadConfig(AgentHubConfig, { ORCH_CONFIG: join(d, "c.json") })).toMatchObject({ LOCAL_LLM_API: "openai", LOCAL_LLM_URL: "http://127.0.0.1:8000/v1", ORCH_LLM_RESPONSE_FORMAT: "structured-json" });
+    expect(loadConfig(AgentHubConfig, { ORCH_CONFIG: join(d, "c.json") })).toMatchObject({
+      LOCAL_LLM_API: "openai",
+      LOCAL_LLM_URL: "http://127.0.0.1:8000/v1",
+      ORCH_LLM_RESPONSE_FORMAT: "structured-json",
+    });
   });
 
   it("refuses unknown keys, wrong types and unparseable files, naming the file", () => {
@@ -124,7 +136,9 @@ describe("configuration file", () => {
     expect(() => loadConfig(AgentHubConfig, { ORCH_CONFIG: join(d, "c.toml") })).toThrow(ConfigError);
     // A value the schema refuses is reported like an environment variable's.
     writeFileSync(join(d, "d.toml"), '[agents]\nexecutor = "gpt"\n');
-    expect(() => loadConfig(AgentHubConfig, { ORCH_CONFIG: join(d, "d.toml") })).toThrow(/ORCH_AGENT_EXECUTOR: must be one of stub, local, codex, claude, opencode/);
+    expect(() => loadConfig(AgentHubConfig, { ORCH_CONFIG: join(d, "d.toml") })).toThrow(
+      /ORCH_AGENT_EXECUTOR: must be one of stub, local, codex, claude, opencode/,
+    );
   });
 
   it("creates a named file that does not exist with the defaults, which load", () => {
@@ -154,12 +168,23 @@ describe("agent hub settings", () => {
       ORCH_EXECUTOR_CONCURRENCY: "local=1, codex=3",
       ORCH_TOOL_ALLOWLIST: "rg, ls,,cat",
     });
-    expect(c).toMatchObject({ ORCH_AGENT_EXECUTOR: "opencode", ORCH_AGENT_EXECUTOR_REVIEWER: "stub", ORCH_EXECUTOR_CONCURRENCY: { local: 1, codex: 3 }, ORCH_TOOL_ALLOWLIST: ["rg", "ls", "cat"] });
+    expect(c).toMatchObject({
+      ORCH_AGENT_EXECUTOR: "opencode",
+      ORCH_AGENT_EXECUTOR_REVIEWER: "stub",
+      ORCH_EXECUTOR_CONCURRENCY: { local: 1, codex: 3 },
+      ORCH_TOOL_ALLOWLIST: ["rg", "ls", "cat"],
+    });
     expect(() => loadConfig(AgentHubConfig, { ORCH_EXECUTOR_CONCURRENCY: "local=0" })).toThrow(/"local=0" is not name=n/);
     expect(() => loadConfig(AgentHubConfig, { LOCAL_LLM_URL: "not a url" })).toThrow(/LOCAL_LLM_URL: must be a URL/);
   });
 
   it("defaults to the local executor and the oss policy", () => {
-    expect(loadConfig(AgentHubConfig, {})).toMatchObject({ ORCH_AGENT_EXECUTOR: "local", ORCH_LLM_POLICY: "oss", LOCAL_LLM_ERROR_MODE: "return", ORCH_LLM_RESPONSE_FORMAT: "text", ALLOW_HOSTED_LLM: false });
+    expect(loadConfig(AgentHubConfig, {})).toMatchObject({
+      ORCH_AGENT_EXECUTOR: "local",
+      ORCH_LLM_POLICY: "oss",
+      LOCAL_LLM_ERROR_MODE: "return",
+      ORCH_LLM_RESPONSE_FORMAT: "text",
+      ALLOW_HOSTED_LLM: false,
+    });
   });
 });

@@ -50,7 +50,8 @@ describe("startupNotices: DATABASE_URL, AGENT_HUB_URL (seed 002), TASKSGODZILLA_
   };
 
   it("are never refused", () => {
-    for (const schema of [GatewayConfig, SchedulerConfig, OrchestratorConfig, AgentHubConfig, EventBusConfig]) expect(() => loadConfig(schema, env)).not.toThrow();
+    for (const schema of [GatewayConfig, SchedulerConfig, OrchestratorConfig, AgentHubConfig, EventBusConfig])
+      expect(() => loadConfig(schema, env)).not.toThrow();
   });
 
   it("each service that would have used one warns once that it is ignored, why, and to set ORCH_NATS_URL", () => {
@@ -76,7 +77,9 @@ describe("seed 004's agent hub variables, as aliases (ours win)", () => {
   it("TASKSGODZILLA_GIT_USER / _EMAIL → ORCH_GIT_AUTHOR_NAME / _EMAIL", () => {
     const c = loadConfig(AgentHubConfig, { TASKSGODZILLA_GIT_USER: "TG Bot", TASKSGODZILLA_GIT_EMAIL: "bot@tg.example" });
     expect([c.ORCH_GIT_AUTHOR_NAME, c.ORCH_GIT_AUTHOR_EMAIL]).toEqual(["TG Bot", "bot@tg.example"]);
-    expect(loadConfig(AgentHubConfig, { TASKSGODZILLA_GIT_EMAIL: "bot@tg.example", ORCH_GIT_AUTHOR_EMAIL: "ours@x.example" }).ORCH_GIT_AUTHOR_EMAIL).toBe("ours@x.example");
+    expect(loadConfig(AgentHubConfig, { TASKSGODZILLA_GIT_EMAIL: "bot@tg.example", ORCH_GIT_AUTHOR_EMAIL: "ours@x.example" }).ORCH_GIT_AUTHOR_EMAIL).toBe(
+      "ours@x.example",
+    );
   });
 
   it("TASKSGODZILLA_PROJECTS_ROOT → ORCH_PROJECTS_ROOT (unset by default)", () => {
@@ -88,7 +91,9 @@ describe("seed 004's agent hub variables, as aliases (ours win)", () => {
   it("TASKSGODZILLA_GH_SSH → ORCH_GIT_PREFER_SSH (false by default; a non-boolean is refused)", () => {
     expect(loadConfig(AgentHubConfig, {}).ORCH_GIT_PREFER_SSH).toBe(false);
     expect(loadConfig(AgentHubConfig, { TASKSGODZILLA_GH_SSH: "true" }).ORCH_GIT_PREFER_SSH).toBe(true);
-    expect(problems(() => loadConfig(AgentHubConfig, { TASKSGODZILLA_GH_SSH: "ssh" }))[0]).toMatch(/^ORCH_GIT_PREFER_SSH \(set as TASKSGODZILLA_GH_SSH\): must be true or false/);
+    expect(problems(() => loadConfig(AgentHubConfig, { TASKSGODZILLA_GH_SSH: "ssh" }))[0]).toMatch(
+      /^ORCH_GIT_PREFER_SSH \(set as TASKSGODZILLA_GH_SSH\): must be true or false/,
+    );
   });
 });
 
@@ -96,6 +101,9 @@ describe("TASKSGODZILLA_REQUIRE_ONBOARDING_CLARIFICATIONS (seed 004)", () => {
   it("is ORCH_REQUIRE_ONBOARDING_CLARIFICATIONS under its seed name (ours wins)", () => {
     expect(loadConfig(GatewayConfig, {}).ORCH_REQUIRE_ONBOARDING_CLARIFICATIONS).toBe(false);
     expect(loadConfig(GatewayConfig, { TASKSGODZILLA_REQUIRE_ONBOARDING_CLARIFICATIONS: "true" }).ORCH_REQUIRE_ONBOARDING_CLARIFICATIONS).toBe(true);
-    expect(loadConfig(GatewayConfig, { TASKSGODZILLA_REQUIRE_ONBOARDING_CLARIFICATIONS: "true", ORCH_REQUIRE_ONBOARDING_CLARIFICATIONS: "false" }).ORCH_REQUIRE_ONBOARDING_CLARIFICATIONS).toBe(false);
+    expect(
+      loadConfig(GatewayConfig, { TASKSGODZILLA_REQUIRE_ONBOARDING_CLARIFICATIONS: "true", ORCH_REQUIRE_ONBOARDING_CLARIFICATIONS: "false" })
+        .ORCH_REQUIRE_ONBOARDING_CLARIFICATIONS,
+    ).toBe(false);
   });
 });

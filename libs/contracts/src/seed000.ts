@@ -14,11 +14,7 @@ export const JobStatus = {
 } as const;
 export type JobStatus = (typeof JobStatus)[keyof typeof JobStatus];
 export const JOB_STATUSES = Object.values(JobStatus) as [JobStatus, ...JobStatus[]];
-export const TERMINAL_JOB_STATUSES: ReadonlySet<JobStatus> = new Set([
-  JobStatus.Succeeded,
-  JobStatus.Failed,
-  JobStatus.Canceled,
-]);
+export const TERMINAL_JOB_STATUSES: ReadonlySet<JobStatus> = new Set([JobStatus.Succeeded, JobStatus.Failed, JobStatus.Canceled]);
 
 export const Mode = { Mock: "mock", Live: "live" } as const;
 export type Mode = (typeof Mode)[keyof typeof Mode];

@@ -169,7 +169,10 @@ export const ProjectRecord = z.object({
    * SHA-256 (hex) of the project's own API token (`X-Project-Token`). The token itself is never
    * stored or returned.
    */
-  tokenSha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  tokenSha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
   /** A seed surface's own id for it (seed 004's integer id). */
   alias: z.string().max(64).optional(),
   createdAt: Millis,

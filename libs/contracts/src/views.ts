@@ -82,7 +82,9 @@ export function toJobLogLines(e: RunEvent): JobLogLine[] {
       return [{ t, level: "error", msg: "step.error", data: { i: d.index, error: d.error } }];
     case RunEventType.StatusChanged:
       if (d.from === "pending" && d.to !== "cancelled") return [{ t, level: "info", msg: "job.start" }];
-      return d.to === "cancelled" ? [d.reason === undefined ? { t, level: "info", msg: "job.cancel" } : { t, level: "info", msg: "job.cancel", data: { reason: d.reason } }] : [];
+      return d.to === "cancelled"
+        ? [d.reason === undefined ? { t, level: "info", msg: "job.cancel" } : { t, level: "info", msg: "job.cancel", data: { reason: d.reason } }]
+        : [];
     case RunEventType.StepResultIgnored:
       return [{ t, level: "debug", msg: "step.result_ignored", data: { attemptId: d.attemptId } }];
     case RunEventType.Finished: {

@@ -63,14 +63,29 @@ describe("backoff", () => {
 });
 
 describe("seed 000 views", () => {
-  const ev = (type: string, data?: Record<string, unknown>): RunEvent => ({ runId: "j", projectId: "_default", seq: 1, type, at: 42, ...(data ? { data } : {}) });
+  const ev = (type: string, data?: Record<string, unknown>): RunEvent => ({
+    runId: "j",
+    projectId: "_default",
+    seq: 1,
+    type,
+    at: 42,
+    ...(data ? { data } : {}),
+  });
 
   it("maps run events to the original's SSE frames", () => {
     expect(toSeed000Frame(ev("run.status_changed", { from: "pending", to: "running" }))).toEqual({ job_id: "j", t: 42, type: "start" });
     expect(toSeed000Frame(ev("run.status_changed", { from: "running", to: "completed" }))).toBeNull();
     expect(toSeed000Frame(ev("run.status_changed", { from: "pending", to: "cancelled" }))).toBeNull();
-    expect(toSeed000Frame(ev("step.started", { index: 0, attempt: 1, try: 1, type: "ci" }))).toEqual({ job_id: "j", t: 42, type: "step.start", data: { i: 0, step: { type: "ci" } } });
-    expect(toSeed000Frame(ev("step.started", { index: 1, attempt: 1, try: 1, type: "ci", title: "lint", payload: { a: 1 } }))?.data).toEqual({ i: 1, step: { id: "lint", type: "ci", payload: { a: 1 } } });
+    expect(toSeed000Frame(ev("step.started", { index: 0, attempt: 1, try: 1, type: "ci" }))).toEqual({
+      job_id: "j",
+      t: 42,
+      type: "step.start",
+      data: { i: 0, step: { type: "ci" } },
+    });
+    expect(toSeed000Frame(ev("step.started", { index: 1, attempt: 1, try: 1, type: "ci", title: "lint", payload: { a: 1 } }))?.data).toEqual({
+      i: 1,
+      step: { id: "lint", type: "ci", payload: { a: 1 } },
+    });
     expect(toSeed000Frame(ev("step.started", { index: 0, attempt: 2, try: 2, type: "ci" }))).toBeNull();
     expect(toSeed000Frame(ev("step.succeeded", { index: 1, notes: ["x"] }))).toEqual({ job_id: "j", t: 42, type: "step.ok", data: { i: 1 } });
     expect(toSeed000Frame(ev("step.retrying", { index: 0, retry: 2, backoffMs: 215, error: {} }))?.data).toEqual({ i: 0, attempt: 2, backoffMs: 215 });
@@ -82,7 +97,12 @@ describe("seed 000 views", () => {
   });
 
   it("renders a job view with ISO timestamps and only the fields it has", () => {
-    expect(toJobView({ runId: "j", status: "running", startedAt: 0, stepsRun: 1 })).toEqual({ job_id: "j", status: "running", started_at: "1970-01-01T00:00:00.000Z", stepsRun: 1 });
+    expect(toJobView({ runId: "j", status: "running", startedAt: 0, stepsRun: 1 })).toEqual({
+      job_id: "j",
+      status: "running",
+      started_at: "1970-01-01T00:00:00.000Z",
+      stepsRun: 1,
+    });
     expect(toJobView({ runId: "j", status: "pending", stepsRun: 0 }).status).toBe("queued");
     expect(toJobView({ runId: "j", status: "completed", stepsRun: 2 }).status).toBe("succeeded");
     expect(toJobView({ runId: "j", status: "cancelled", stepsRun: 0 }).status).toBe("canceled");
@@ -90,6 +110,8 @@ describe("seed 000 views", () => {
 
   it("ends the logs with job.end and gives adapter notes their own lines", () => {
     expect(toJobLogLines(ev("step.succeeded", { index: 0, notes: ["ci: ok"] })).map((l) => l.msg)).toEqual(["ci: ok", "step.ok"]);
-    expect(toJobLogLines(ev("run.finished", { status: "failed", error: "x" }))).toEqual([{ t: 42, level: "warn", msg: "job.end", data: { status: "failed", error: "x" } }]);
+    expect(toJobLogLines(ev("run.finished", { status: "failed", error: "x" }))).toEqual([
+      { t: 42, level: "warn", msg: "job.end", data: { status: "failed", error: "x" } },
+    ]);
   });
 });

@@ -166,7 +166,14 @@ const ticket: DefinitionInput = {
       sets: { completed: { planReady: true, sessionActive: true } },
       emits: { completed: "PlanCommitted" },
     },
-    { id: "implement", title: "Implement", stage: "Implementing", role: "implementer", type: "ticket.implement", inputs: { ticket: "${input}", plan: "${steps.plan.output}" } },
+    {
+      id: "implement",
+      title: "Implement",
+      stage: "Implementing",
+      role: "implementer",
+      type: "ticket.implement",
+      inputs: { ticket: "${input}", plan: "${steps.plan.output}" },
+    },
     {
       id: "test",
       title: "Run the tests",
@@ -229,10 +236,12 @@ let compiled: Map<string, CompiledDefinition> | undefined;
 /** The built-ins, parsed and compiled once, by id (each at its latest version). */
 export function builtinDefinitions(): ReadonlyMap<string, CompiledDefinition> {
   if (!compiled) {
-    compiled = new Map(BUILTIN_DEFINITIONS.map((d) => {
-      const c = compileDefinition(parseDefinition(d));
-      return [c.def.id, c];
-    }));
+    compiled = new Map(
+      BUILTIN_DEFINITIONS.map((d) => {
+        const c = compileDefinition(parseDefinition(d));
+        return [c.def.id, c];
+      }),
+    );
   }
   return compiled;
 }

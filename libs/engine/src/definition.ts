@@ -81,7 +81,11 @@ export const Limits = z.strictObject({
   /** Steps that may complete; the loop guard fails the run before one more would start. */
   maxSteps: z.int().min(1).max(100_000).optional(),
   /** Wall-clock time from creation; the run fails when it runs out, even mid-step. */
-  maxWallMs: z.int().min(1).max(30 * 86_400_000).optional(),
+  maxWallMs: z
+    .int()
+    .min(1)
+    .max(30 * 86_400_000)
+    .optional(),
   maxConcurrentSteps: z.int().min(1).max(1_000).default(8),
   maxTriggerDepth: z.int().min(0).max(20).default(3),
 });
@@ -101,7 +105,11 @@ export const StepDef = z.strictObject({
   inputs: Json.default({}),
   payload: Json.optional(),
   retry: RetryPolicy.partial().optional(),
-  timeoutMs: z.int().min(1).max(30 * 86_400_000).optional(),
+  timeoutMs: z
+    .int()
+    .min(1)
+    .max(30 * 86_400_000)
+    .optional(),
   approval: ApprovalPolicy.optional(),
   qa: QaPolicy.optional(),
   loop: LoopPolicy.optional(),

@@ -36,10 +36,7 @@ export interface RunDescription {
 
 export function describeRun(cd: CompiledDefinition, state: RunState): RunDescription {
   const firstStage = cd.stages.find((s) => !s.terminal)?.id ?? cd.initialStage;
-  const defs = [
-    ...cd.steps,
-    ...state.extraSteps.map((s, i) => ({ ...s, index: cd.steps.length + i, stage: s.stage ?? firstStage })),
-  ];
+  const defs = [...cd.steps, ...state.extraSteps.map((s, i) => ({ ...s, index: cd.steps.length + i, stage: s.stage ?? firstStage }))];
   const describe = (d: { id: string; index: number; role: string; type: string; title?: string | undefined; stage: string }): StepDescription => {
     const snap = cd.planning && d.id === cd.planning.id ? state.planning : state.steps[d.id];
     const c = snap?.context;

@@ -137,7 +137,13 @@ export const SignalSchema: z.ZodType<Signal> = z.discriminatedUnion("name", [
   z.strictObject({ name: z.literal("retry_latest"), feedback: z.string().min(1).max(10_000).optional() }),
   z.strictObject({ name: z.literal("run_step"), stepId: StepIdRef, feedback: z.string().min(1).max(10_000).optional() }),
   z.strictObject({ name: z.literal("run_qa"), stepId: StepIdRef }),
-  z.strictObject({ name: z.literal("approve"), stepId: StepIdRef.optional(), revision: z.string().max(100).optional(), force: z.boolean().optional(), output: z.unknown().optional() }),
+  z.strictObject({
+    name: z.literal("approve"),
+    stepId: StepIdRef.optional(),
+    revision: z.string().max(100).optional(),
+    force: z.boolean().optional(),
+    output: z.unknown().optional(),
+  }),
   z.strictObject({ name: z.literal("reject"), stepId: StepIdRef.optional(), revision: z.string().max(100).optional() }),
   z.strictObject({ name: z.literal("complete_step"), stepId: StepIdRef.optional(), output: z.unknown().optional() }),
   z.strictObject({ name: z.literal("fail_step"), stepId: StepIdRef.optional(), error: z.string().min(1).max(10_000), block: z.boolean().optional() }),
@@ -437,7 +443,8 @@ class Kernel {
         break;
       case "setTimer": {
         const p = a.params as TimerParams | null;
-        if (p) this.effects.push({ kind: "timer", op: "set", timerId: p.timerId, dueAt: p.dueAt, timerKind: p.kind, ...(p.stepId ? { stepId: p.stepId } : {}) });
+        if (p)
+          this.effects.push({ kind: "timer", op: "set", timerId: p.timerId, dueAt: p.dueAt, timerKind: p.kind, ...(p.stepId ? { stepId: p.stepId } : {}) });
         break;
       }
       case "cancelTimer": {
@@ -542,7 +549,8 @@ class Kernel {
     const done = this.state.loops[d.id] ?? 0;
     if (done >= loop.maxIterations) {
       this.emit({ type: "loop.exhausted", at: this.clock.now, data: { stepId: d.id, iterations: done } });
-      if (loop.onExhausted === "fail") this.sendRun({ type: "FAIL", error: `loop at ${d.id} did not converge in ${done} iterations`, at: this.clock.now, rand: this.clock.rand });
+      if (loop.onExhausted === "fail")
+        this.sendRun({ type: "FAIL", error: `loop at ${d.id} did not converge in ${done} iterations`, at: this.clock.now, rand: this.clock.rand });
       return false;
     }
     const iteration = done + 1;
@@ -595,7 +603,14 @@ class Kernel {
 
   /** Fires a stage event; returns why it was refused, or null when it moved the run. */
   stageEvent(name: string, reason?: string, actor?: string): KernelError | null {
-    const ev = { type: `stage:${name}`, scope: this.scope(), at: this.clock.now, rand: this.clock.rand, ...(reason ? { reason } : {}), ...(actor ? { actor } : {}) } as RunEvent;
+    const ev = {
+      type: `stage:${name}`,
+      scope: this.scope(),
+      at: this.clock.now,
+      rand: this.clock.rand,
+      ...(reason ? { reason } : {}),
+      ...(actor ? { actor } : {}),
+    } as RunEvent;
     const st = this.runStatus();
     if (FINAL_RUN_STATUSES.has(st)) return { code: KernelErrorCode.TerminalState, message: `the run is ${st}; ${name} does not apply` };
     if (this.sendRun(ev)) return null;
@@ -671,7 +686,8 @@ class Kernel {
     if (st === "pending" || st === "planned" || st === "paused" || st === "blocked" || st === "waiting") {
       // Work that is all done completes the run, whatever state it waits in (seed 004: "the
       // protocol completes when all steps are completed/cancelled").
-      if (this.allWorkDone()) return this.sendRun({ type: "COMPLETE", result: this.lastOutput(), reason: "every step is done", at: this.clock.now, rand: this.clock.rand });
+      if (this.allWorkDone())
+        return this.sendRun({ type: "COMPLETE", result: this.lastOutput(), reason: "every step is done", at: this.clock.now, rand: this.clock.rand });
     }
     if (st === "blocked") {
       // Unblocked by resolving what blocked it (an approval, a skip, a manual completion).
@@ -689,7 +705,8 @@ class Kernel {
     const broken = this.steps().find((d) => !d.optional && (this.status(d.id) === "failed" || this.status(d.id) === "blocked"));
     if (broken) {
       const err = this.state.steps[broken.id]?.context.error?.message ?? `step ${broken.id} ${this.status(broken.id)}`;
-      if (this.cd.def.onStepFailure === "block" || this.status(broken.id) === "blocked") return this.sendRun({ type: "BLOCKED", error: err, stepId: broken.id, ...at });
+      if (this.cd.def.onStepFailure === "block" || this.status(broken.id) === "blocked")
+        return this.sendRun({ type: "BLOCKED", error: err, stepId: broken.id, ...at });
       return this.sendRun({ type: "FAIL", error: err, ...at });
     }
     const allSettled = inStage.every((d) => SETTLED.has(this.status(d.id)) || (d.optional && this.status(d.id) === "failed"));
@@ -794,7 +811,11 @@ class Kernel {
         const key = `${x.key}/${x.subject}${ext ? `+${ext.tokens}/${ext.costUsd}` : ""}`;
         if (!this.state.warned.includes(key)) {
           this.state.warned.push(key);
-          this.emit({ type: "budget.exceeded", at: this.clock.now, data: { budget: x.key, subject: x.subject, mode: x.budget.mode, usage: x.usage, limit: x.limit } });
+          this.emit({
+            type: "budget.exceeded",
+            at: this.clock.now,
+            data: { budget: x.key, subject: x.subject, mode: x.budget.mode, usage: x.usage, limit: x.limit },
+          });
         }
         return this.sendRun({ type: "GATE", gate: this.gateOf(x), ...at });
       };
@@ -811,7 +832,12 @@ class Kernel {
   /** Books usage and applies budgets after a result. */
   book(d: RunStepDef, usage: Usage | undefined, model: string | undefined) {
     if (!usage) return;
-    this.state.ledger = record(this.state.ledger, usage, { step: d.id, phase: d.phase, role: d.role, ...(model ? { model } : d.model ? { model: d.model } : {}) });
+    this.state.ledger = record(this.state.ledger, usage, {
+      step: d.id,
+      phase: d.phase,
+      role: d.role,
+      ...(model ? { model } : d.model ? { model: d.model } : {}),
+    });
     // Recorded once per budget (and extension); a strict one gates the next step that it covers
     // (guardBeforeStart), so the step that used it up still completes, and a run with nothing left
     // to do still finishes.
@@ -820,7 +846,11 @@ class Kernel {
       const key = `${x.key}/${x.subject}${ext ? `+${ext.tokens}/${ext.costUsd}` : ""}`;
       if (this.state.warned.includes(key)) continue;
       this.state.warned.push(key);
-      this.emit({ type: "budget.exceeded", at: this.clock.now, data: { budget: x.key, subject: x.subject, mode: x.budget.mode, usage: x.usage, limit: x.limit } });
+      this.emit({
+        type: "budget.exceeded",
+        at: this.clock.now,
+        data: { budget: x.key, subject: x.subject, mode: x.budget.mode, usage: x.usage, limit: x.limit },
+      });
     }
   }
 
@@ -836,11 +866,13 @@ class Kernel {
     const stageIds = new Set(this.cd.stages.map((s) => s.id));
     for (const raw of input) {
       const r = StepDef.safeParse(raw);
-      if (!r.success) return { code: KernelErrorCode.Invalid, message: `invalid step: ${r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}` };
+      if (!r.success)
+        return { code: KernelErrorCode.Invalid, message: `invalid step: ${r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}` };
       const s = r.data;
       if (existing.has(s.id)) continue;
       if (s.stage && !stageIds.has(s.stage)) return { code: KernelErrorCode.Invalid, message: `step ${s.id}: unknown stage '${s.stage}'` };
-      for (const n of s.needs) if (!existing.has(n) && !parsed.some((p) => p.id === n)) return { code: KernelErrorCode.Invalid, message: `step ${s.id} needs unknown step '${n}'` };
+      for (const n of s.needs)
+        if (!existing.has(n) && !parsed.some((p) => p.id === n)) return { code: KernelErrorCode.Invalid, message: `step ${s.id} needs unknown step '${n}'` };
       parsed.push(s);
       existing.add(s.id);
     }
@@ -895,7 +927,9 @@ class Kernel {
         ...(r.output !== undefined ? { output: r.output } : {}),
         ...(r.error ? { error: r.error } : {}),
         ...(r.usage ? { usage: r.usage } : {}),
-        ...(decision === "approval" ? { revision: revisionOf(s.output, s.attempt), ...(d.approval?.timeoutMs ? { approvalTimeoutMs: d.approval.timeoutMs } : {}) } : {}),
+        ...(decision === "approval"
+          ? { revision: revisionOf(s.output, s.attempt), ...(d.approval?.timeoutMs ? { approvalTimeoutMs: d.approval.timeoutMs } : {}) }
+          : {}),
         ...at,
       }) || this.ignored(r);
       return;
@@ -983,7 +1017,8 @@ class Kernel {
       case "abort":
         return runEvent({ type: "ABORT", ...at }, `the run is ${st}: nothing to abort (it is not waiting at a budget gate)`);
       case "extend_budget": {
-        if (st !== "waiting") return this.refuse(final ? KernelErrorCode.TerminalState : KernelErrorCode.IllegalTransition, `the run is ${st}: there is no budget gate to extend`);
+        if (st !== "waiting")
+          return this.refuse(final ? KernelErrorCode.TerminalState : KernelErrorCode.IllegalTransition, `the run is ${st}: there is no budget gate to extend`);
         const gate = this.runContext().gate;
         const key = gate?.budget.replace(/\(.*\)$/, "") ?? "run:*";
         const b = this.state.budgets.find((x) => budgetKey(x) === key);
@@ -1006,12 +1041,14 @@ class Kernel {
           const ran = this.steps().filter((d) => (this.state.steps[d.id]?.context.attempt ?? 0) > 0);
           ran.sort((a, b) => (this.state.steps[a.id]!.context.startedAt ?? 0) - (this.state.steps[b.id]!.context.startedAt ?? 0) || a.index - b.index);
           const last = ran.at(-1);
-          if (!last || !["failed", "blocked"].includes(this.status(last.id))) return this.refuse(KernelErrorCode.NotFound, "No failed or blocked steps to retry");
+          if (!last || !["failed", "blocked"].includes(this.status(last.id)))
+            return this.refuse(KernelErrorCode.NotFound, "No failed or blocked steps to retry");
           id = last.id;
         } else {
           id = sig.stepId;
           if (!this.stepDef(id)) return this.refuse(KernelErrorCode.NotFound, `no step '${id}'`);
-          if (!["pending", "blocked", "failed"].includes(this.status(id))) return this.refuse(KernelErrorCode.IllegalTransition, "Step already running or completed");
+          if (!["pending", "blocked", "failed"].includes(this.status(id)))
+            return this.refuse(KernelErrorCode.IllegalTransition, "Step already running or completed");
         }
         // A manual start passes the same loop guard and budgets as an automatic one: a used-up strict
         // budget opens the gate (the run waits) instead of starting the step.
@@ -1030,7 +1067,8 @@ class Kernel {
         if (!this.stepDef(sig.stepId)) return this.refuse(KernelErrorCode.NotFound, `no step '${sig.stepId}'`);
         const s = this.status(sig.stepId);
         if (s === "completed" || s === "cancelled" || final) return this.refuse(KernelErrorCode.IllegalTransition, "Step already completed or cancelled");
-        if (!this.sendStep(sig.stepId, { type: "RUN_QA", ...stepAt })) return this.refuse(KernelErrorCode.IllegalTransition, `step ${sig.stepId} is ${s}: QA cannot start now`);
+        if (!this.sendStep(sig.stepId, { type: "RUN_QA", ...stepAt }))
+          return this.refuse(KernelErrorCode.IllegalTransition, `step ${sig.stepId} is ${s}: QA cannot start now`);
         return null;
       }
       case "approve":
@@ -1039,7 +1077,16 @@ class Kernel {
         if (sig.name === "approve" && sig.force) {
           if (!sig.stepId || !this.stepDef(sig.stepId)) return this.refuse(KernelErrorCode.NotFound, `no step '${sig.stepId ?? ""}'`);
           if (this.status(sig.stepId) === "completed") return null;
-          if (!this.sendStep(sig.stepId, { type: "APPROVE", force: true, ...stepAt, ...(actor ? { actor } : {}), ...(reason ? { reason } : {}), ...(sig.output !== undefined ? { output: sig.output } : {}) })) {
+          if (
+            !this.sendStep(sig.stepId, {
+              type: "APPROVE",
+              force: true,
+              ...stepAt,
+              ...(actor ? { actor } : {}),
+              ...(reason ? { reason } : {}),
+              ...(sig.output !== undefined ? { output: sig.output } : {}),
+            })
+          ) {
             return this.refuse(KernelErrorCode.IllegalTransition, `step ${sig.stepId} is ${this.status(sig.stepId)}`);
           }
           return null;
@@ -1047,13 +1094,20 @@ class Kernel {
         const id = sig.stepId ?? this.steps().find((d) => this.status(d.id) === "waiting_approval")?.id;
         if (!id) return this.refuse(final ? KernelErrorCode.TerminalState : KernelErrorCode.IllegalTransition, "nothing is waiting for approval");
         if (!this.stepDef(id)) return this.refuse(KernelErrorCode.NotFound, `no step '${id}'`);
-        if (this.status(id) !== "waiting_approval") return this.refuse(KernelErrorCode.IllegalTransition, `step ${id} is ${this.status(id)}, not waiting for approval`);
+        if (this.status(id) !== "waiting_approval")
+          return this.refuse(KernelErrorCode.IllegalTransition, `step ${id} is ${this.status(id)}, not waiting for approval`);
         const current = this.state.steps[id]!.context.revision;
         if (sig.revision !== undefined && sig.revision !== current) {
           return this.refuse(KernelErrorCode.StaleRevision, `revision ${sig.revision} of step ${id} is not the current one (${current ?? "none"})`);
         }
         if (sig.name === "approve") {
-          this.sendStep(id, { type: "APPROVE", ...stepAt, ...(actor ? { actor } : {}), ...(reason ? { reason } : {}), ...(sig.output !== undefined ? { output: sig.output } : {}) });
+          this.sendStep(id, {
+            type: "APPROVE",
+            ...stepAt,
+            ...(actor ? { actor } : {}),
+            ...(reason ? { reason } : {}),
+            ...(sig.output !== undefined ? { output: sig.output } : {}),
+          });
         } else {
           const d = this.stepDef(id)!;
           const rework = this.state.steps[id]!.context.reworks < (d.approval?.maxReworks ?? 0);
@@ -1102,7 +1156,10 @@ class Kernel {
       case "skip_step": {
         if (!this.stepDef(sig.stepId)) return this.refuse(KernelErrorCode.NotFound, `no step '${sig.stepId}'`);
         if (!this.sendStep(sig.stepId, { type: "SKIP", ...stepAt, ...(reason ? { reason } : {}) })) {
-          return this.refuse(KernelErrorCode.IllegalTransition, `step ${sig.stepId} is ${this.status(sig.stepId)}: only a pending, failed or blocked step can be skipped`);
+          return this.refuse(
+            KernelErrorCode.IllegalTransition,
+            `step ${sig.stepId} is ${this.status(sig.stepId)}: only a pending, failed or blocked step can be skipped`,
+          );
         }
         return null;
       }
@@ -1119,7 +1176,12 @@ class Kernel {
       case "advance": {
         // Seed 002's triggers, as the engine's own actions on the current phase.
         const result = sig.phase_result;
-        const errorText = (r: unknown) => (typeof r === "string" ? r : r && typeof r === "object" && typeof (r as { error?: unknown }).error === "string" ? (r as { error: string }).error : "phase failed");
+        const errorText = (r: unknown) =>
+          typeof r === "string"
+            ? r
+            : r && typeof r === "object" && typeof (r as { error?: unknown }).error === "string"
+              ? (r as { error: string }).error
+              : "phase failed";
         switch (sig.trigger) {
           case "start":
             return this.signal({ name: "start" }, actor, reason);
@@ -1167,7 +1229,12 @@ export const BRANCH_LABEL = "branch";
  * A run's labels at creation: the ones it was given, plus its git branch (the definition's
  * `workspace.branch` resolved from the input and facts) under `branch` unless it names one itself.
  */
-export function runLabels(cd: CompiledDefinition, labels: Record<string, string> | undefined, input: Record<string, unknown> | undefined, facts?: Record<string, unknown>): Record<string, string> | undefined {
+export function runLabels(
+  cd: CompiledDefinition,
+  labels: Record<string, string> | undefined,
+  input: Record<string, unknown> | undefined,
+  facts?: Record<string, unknown>,
+): Record<string, string> | undefined {
   const t = cd.def.workspace?.branch;
   if (t === undefined || labels?.[BRANCH_LABEL] !== undefined) return labels;
   const v = resolveTemplate(t, { input: input ?? {}, facts: { ...cd.def.facts, ...facts } });
@@ -1189,7 +1256,11 @@ export function createRun(cd: CompiledDefinition, opts: CreateRunOptions, clock:
   };
   // Only the limits the run names override the definition's (zod fills in defaults for the rest).
   const given = parsed("limits", LimitsOverride.safeParse(opts.limits ?? {})) as Record<string, unknown>;
-  const overrides = Object.fromEntries(Object.keys(opts.limits ?? {}).filter((k) => k in given).map((k) => [k, given[k]]));
+  const overrides = Object.fromEntries(
+    Object.keys(opts.limits ?? {})
+      .filter((k) => k in given)
+      .map((k) => [k, given[k]]),
+  );
   const limits = { ...cd.def.limits, ...overrides } as Limits;
   const budgets = [...cd.def.budgets, ...(opts.budgets ?? []).map((b, i) => parsed(`budgets.${i}`, Budget.safeParse(b)))];
   for (const d of cd.def.steps) if (d.budget) budgets.push({ scope: "step", target: d.id, ...d.budget, mode: "strict" });

@@ -112,7 +112,6 @@ function stageChanged(from: string, to: string, on: string) {
   };
 }
 
-
 function finished(status: "completed" | "failed" | "cancelled") {
   return [
     "markFinished",
@@ -250,10 +249,7 @@ function compile(cd: CompiledDefinition): AnyStateMachine {
         states: {
           /** Back into the current stage (on first entry: the initial one). */
           route: {
-            always: [
-              ...cd.stages.map((s) => ({ guard: { type: "inStage", params: { stage: s.id } }, target: s.id })),
-              { target: cd.initialStage },
-            ],
+            always: [...cd.stages.map((s) => ({ guard: { type: "inStage", params: { stage: s.id } }, target: s.id })), { target: cd.initialStage }],
           },
           ...stageStates,
         },
@@ -296,7 +292,11 @@ function compile(cd: CompiledDefinition): AnyStateMachine {
           EXTEND: { target: "#run.running", actions: ["tick", "closeGate", statusChanged("waiting", "running")] },
           ABORT: {
             target: "#run.failed",
-            actions: ["tick", assign({ error: ({ context }: Args) => `budget exhausted: ${context.gate?.budget ?? "budget"}`, gate: undefined }), statusChanged("waiting", "failed")],
+            actions: [
+              "tick",
+              assign({ error: ({ context }: Args) => `budget exhausted: ${context.gate?.budget ?? "budget"}`, gate: undefined }),
+              statusChanged("waiting", "failed"),
+            ],
           },
           PAUSE: pause("waiting"),
           CANCEL: cancel("waiting"),
@@ -326,7 +326,9 @@ function compile(cd: CompiledDefinition): AnyStateMachine {
       clearError: assign({ error: undefined }),
       openGate: assign(({ event }) => (event.type === "GATE" ? { gate: event.gate } : {})),
       closeGate: assign({ gate: undefined }),
-      setResult: assign(({ event }) => ((event.type === "COMPLETE" || event.type === "STAGE_DONE") && event.result !== undefined ? { result: event.result } : {})),
+      setResult: assign(({ event }) =>
+        (event.type === "COMPLETE" || event.type === "STAGE_DONE") && event.result !== undefined ? { result: event.result } : {},
+      ),
     },
     guards: {
       inStage: ({ context }, p: { stage: string }) => context.stage === p.stage,

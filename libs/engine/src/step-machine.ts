@@ -81,7 +81,17 @@ export type StepEvent =
       approvalTimeoutMs?: number;
       timeoutMs?: number;
     } & Clock)
-  | ({ type: "QA_RESULT"; attemptId: string; ok: boolean; decision: Decision; output?: unknown; revision?: string; error?: StepError; usage?: Usage; approvalTimeoutMs?: number } & Clock)
+  | ({
+      type: "QA_RESULT";
+      attemptId: string;
+      ok: boolean;
+      decision: Decision;
+      output?: unknown;
+      revision?: string;
+      error?: StepError;
+      usage?: Usage;
+      approvalTimeoutMs?: number;
+    } & Clock)
   | ({ type: "RETRY_TIMER"; timerId: string; timeoutMs?: number } & Clock)
   | ({ type: "TIMEOUT"; timerId: string; decision: Decision; backoffMs?: number; error?: StepError } & Clock)
   | ({ type: "APPROVAL_TIMEOUT"; timerId: string } & Clock)
@@ -156,10 +166,7 @@ const armApprovalTimeout = [
   },
   "noteApprovalArmed" as const,
 ];
-const armRetry = (timer: (a: Args) => TimerParams) => [
-  { type: "setTimer" as const, params: timer },
-  "noteRetryArmed" as const,
-];
+const armRetry = (timer: (a: Args) => TimerParams) => [{ type: "setTimer" as const, params: timer }, "noteRetryArmed" as const];
 /** Cancels an armed timer of this kind, if there is one, and forgets it. */
 const disarm = (kind: "timeout" | "approval" | "retry") => [
   {
@@ -189,7 +196,14 @@ const ignored = {
 const ANYWHERE = {
   CANCEL: {
     target: "#step.cancelled",
-    actions: ["tick", "finish", ...disarmTimeout, ...disarmRetry, ...disarmApprovalTimeout, emit("cancelled", "same", "cancelled", ({ event }) => (event.type === "CANCEL" && event.reason ? { reason: event.reason } : {}))],
+    actions: [
+      "tick",
+      "finish",
+      ...disarmTimeout,
+      ...disarmRetry,
+      ...disarmApprovalTimeout,
+      emit("cancelled", "same", "cancelled", ({ event }) => (event.type === "CANCEL" && event.reason ? { reason: event.reason } : {})),
+    ],
   },
   APPROVE: {
     guard: "forced",
@@ -198,7 +212,10 @@ const ANYWHERE = {
   },
 } as const;
 
-const decided = (d: Decision) => ({ event }: Args) => "decision" in event && event.decision === d;
+const decided =
+  (d: Decision) =>
+  ({ event }: Args) =>
+    "decision" in event && event.decision === d;
 const matches = ({ context, event }: Args) => "attemptId" in event && event.attemptId === attemptIdOf(context);
 
 export const stepMachine = setup({
@@ -234,7 +251,12 @@ export const stepMachine = setup({
       };
     }),
     failWith: assign(({ event }) => ({
-      error: event.type === "FAIL" ? event.error : event.type === "TIMEOUT" ? (event.error ?? { code: "STEP_TIMEOUT", message: "the step timed out", retryable: true }) : undefined,
+      error:
+        event.type === "FAIL"
+          ? event.error
+          : event.type === "TIMEOUT"
+            ? (event.error ?? { code: "STEP_TIMEOUT", message: "the step timed out", retryable: true })
+            : undefined,
       inflight: undefined,
     })),
     finish: assign(({ event }) => ({ finishedAt: event.at, inflight: undefined })),
@@ -306,14 +328,9 @@ export const stepMachine = setup({
     running: {
       on: {
         ...ANYWHERE,
-        RESULT: [
-          { guard: { type: "matches" }, target: "routing", actions: ["tick", "record", ...disarmTimeout] },
-          { actions: ["tick", ignored] },
-        ],
+        RESULT: [{ guard: { type: "matches" }, target: "routing", actions: ["tick", "record", ...disarmTimeout] }, { actions: ["tick", ignored] }],
         COMPLETE: { target: "routing", actions: ["tick", "record", ...disarmTimeout] },
-        TIMEOUT: [
-          { guard: "isCurrentTimeout", target: "routing", actions: ["tick", "failWith", { type: "forget", params: { kind: "timeout" as const } }] },
-        ],
+        TIMEOUT: [{ guard: "isCurrentTimeout", target: "routing", actions: ["tick", "failWith", { type: "forget", params: { kind: "timeout" as const } }] }],
         FAIL: { target: "failed", actions: ["tick", "failWith", "finish", ...disarmTimeout, emit("failed", "running", "failed", errorData)] },
         BLOCK: { target: "blocked", actions: ["tick", ...disarmTimeout, emit("blocked", "running", "blocked", reasonOf)] },
         RUN_QA: { target: "qa", actions: ["tick", "startQa", ...disarmTimeout, emit("qa_started", "running", "qa"), dispatch("qa")] },
@@ -323,15 +340,40 @@ export const stepMachine = setup({
     routing: {
       always: [
         { guard: "decidedDone", target: "completed", actions: ["finish", emit("succeeded", "running", "completed", resultData)] },
-        { guard: "decidedQa", target: "qa", actions: [emit("succeeded", "running", "qa", resultData), "startQa", emit("qa_started", "running", "qa"), dispatch("qa")] },
-        { guard: "decidedNeedsQa", target: "needs_qa", actions: [emit("succeeded", "running", "needs_qa", resultData), emit("needs_qa", "running", "needs_qa")] },
-        { guard: "decidedApproval", target: "waiting_approval", actions: [emit("succeeded", "running", "waiting_approval", resultData), emit("awaiting_approval", "running", "waiting_approval", revisionData), ...armApprovalTimeout] },
+        {
+          guard: "decidedQa",
+          target: "qa",
+          actions: [emit("succeeded", "running", "qa", resultData), "startQa", emit("qa_started", "running", "qa"), dispatch("qa")],
+        },
+        {
+          guard: "decidedNeedsQa",
+          target: "needs_qa",
+          actions: [emit("succeeded", "running", "needs_qa", resultData), emit("needs_qa", "running", "needs_qa")],
+        },
+        {
+          guard: "decidedApproval",
+          target: "waiting_approval",
+          actions: [
+            emit("succeeded", "running", "waiting_approval", resultData),
+            emit("awaiting_approval", "running", "waiting_approval", revisionData),
+            ...armApprovalTimeout,
+          ],
+        },
         {
           guard: "decidedRetry",
           target: "retry_wait",
           actions: [
-            emit("retrying", "running", "retry_wait", ({ context, event }) => ({ retry: context.tries, backoffMs: backoffOf(event), error: context.error ?? null })),
-            ...armRetry(({ context, event }) => ({ timerId: retryTimerId(context), dueAt: event.at + backoffOf(event), kind: "retry", stepId: context.stepId })),
+            emit("retrying", "running", "retry_wait", ({ context, event }) => ({
+              retry: context.tries,
+              backoffMs: backoffOf(event),
+              error: context.error ?? null,
+            })),
+            ...armRetry(({ context, event }) => ({
+              timerId: retryTimerId(context),
+              dueAt: event.at + backoffOf(event),
+              kind: "retry",
+              stepId: context.stepId,
+            })),
           ],
         },
         { target: "failed", actions: ["finish", emit("failed", "running", "failed", errorData)] },
@@ -342,7 +384,18 @@ export const stepMachine = setup({
         ...ANYWHERE,
         RETRY_TIMER: [
           // A timer of an earlier attempt matches no transition: nothing changes.
-          { guard: "isCurrentRetryTimer", target: "running", actions: ["tick", { type: "forget", params: { kind: "retry" as const } }, "startAttempt", dispatchedEvent("retry_wait"), dispatch("execute"), ...armTimeout] },
+          {
+            guard: "isCurrentRetryTimer",
+            target: "running",
+            actions: [
+              "tick",
+              { type: "forget", params: { kind: "retry" as const } },
+              "startAttempt",
+              dispatchedEvent("retry_wait"),
+              dispatch("execute"),
+              ...armTimeout,
+            ],
+          },
         ],
         RESULT: { actions: ["tick", ignored] },
         FAIL: { target: "failed", actions: ["tick", "failWith", "finish", ...disarmRetry, emit("failed", "retry_wait", "failed", errorData)] },
@@ -361,10 +414,7 @@ export const stepMachine = setup({
     qa: {
       on: {
         ...ANYWHERE,
-        QA_RESULT: [
-          { guard: { type: "matches" }, target: "qa_routing", actions: ["tick", "record"] },
-          { actions: ["tick", ignored] },
-        ],
+        QA_RESULT: [{ guard: { type: "matches" }, target: "qa_routing", actions: ["tick", "record"] }, { actions: ["tick", ignored] }],
         RESULT: { actions: ["tick", ignored] },
         RUN_QA: { actions: ["tick", "startQa", emit("qa_started", "qa", "qa"), dispatch("qa")] },
       },
@@ -372,23 +422,59 @@ export const stepMachine = setup({
     qa_routing: {
       always: [
         { guard: "decidedDone", target: "completed", actions: ["finish", emit("qa_passed", "qa", "completed", qaData)] },
-        { guard: "decidedApproval", target: "waiting_approval", actions: [emit("qa_passed", "qa", "waiting_approval", qaData), emit("awaiting_approval", "qa", "waiting_approval", revisionData), ...armApprovalTimeout] },
+        {
+          guard: "decidedApproval",
+          target: "waiting_approval",
+          actions: [
+            emit("qa_passed", "qa", "waiting_approval", qaData),
+            emit("awaiting_approval", "qa", "waiting_approval", revisionData),
+            ...armApprovalTimeout,
+          ],
+        },
         { target: "failed", actions: ["finish", emit("qa_failed", "qa", "failed", qaData)] },
       ],
     },
     waiting_approval: {
       on: {
         CANCEL: ANYWHERE.CANCEL,
-        APPROVE: { target: "completed", actions: ["tick", "approveWith", "finish", ...disarmApprovalTimeout, emit("approved", "waiting_approval", "completed", approvalData)] },
+        APPROVE: {
+          target: "completed",
+          actions: ["tick", "approveWith", "finish", ...disarmApprovalTimeout, emit("approved", "waiting_approval", "completed", approvalData)],
+        },
         REJECT: [
-          { guard: "reworkAllowed", target: "pending", actions: ["tick", ...disarmApprovalTimeout, emit("rejected", "waiting_approval", "pending", rejectionData), "rework"] },
-          { target: "failed", actions: ["tick", ...disarmApprovalTimeout, assign({ error: ({ event }) => ({ code: "REJECTED", message: event.type === "REJECT" && event.reason ? `rejected: ${event.reason}` : "rejected", retryable: false }) }), "finish", emit("rejected", "waiting_approval", "failed", rejectionData)] },
+          {
+            guard: "reworkAllowed",
+            target: "pending",
+            actions: ["tick", ...disarmApprovalTimeout, emit("rejected", "waiting_approval", "pending", rejectionData), "rework"],
+          },
+          {
+            target: "failed",
+            actions: [
+              "tick",
+              ...disarmApprovalTimeout,
+              assign({
+                error: ({ event }) => ({
+                  code: "REJECTED",
+                  message: event.type === "REJECT" && event.reason ? `rejected: ${event.reason}` : "rejected",
+                  retryable: false,
+                }),
+              }),
+              "finish",
+              emit("rejected", "waiting_approval", "failed", rejectionData),
+            ],
+          },
         ],
         APPROVAL_TIMEOUT: [
           {
             guard: "isCurrentApprovalTimeout",
             target: "failed",
-            actions: ["tick", { type: "forget", params: { kind: "approval" as const } }, assign({ error: { code: "APPROVAL_TIMEOUT", message: "nobody approved or rejected in time", retryable: false } }), "finish", emit("failed", "waiting_approval", "failed", errorData)],
+            actions: [
+              "tick",
+              { type: "forget", params: { kind: "approval" as const } },
+              assign({ error: { code: "APPROVAL_TIMEOUT", message: "nobody approved or rejected in time", retryable: false } }),
+              "finish",
+              emit("failed", "waiting_approval", "failed", errorData),
+            ],
           },
         ],
         RUN_QA: { target: "qa", actions: ["tick", "startQa", ...disarmApprovalTimeout, emit("qa_started", "waiting_approval", "qa"), dispatch("qa")] },

@@ -152,9 +152,13 @@ export class Drive {
     const w = this.work.get(stepId);
     const attemptId = o.attemptId ?? w?.attemptId;
     if (!attemptId) throw new Error(`no work dispatched for ${stepId}`);
-    const kind = o.kind ?? (w?.kind ?? "execute");
+    const kind = o.kind ?? w?.kind ?? "execute";
     const usage = o.usage ? { tokensIn: 0, tokensOut: 0, costUsd: 0, wallMs: 0, ...o.usage } : undefined;
-    const error = o.error ? { code: "MOCK_FAILURE", message: "boom", retryable: true, ...o.error } : ok ? undefined : { code: "MOCK_FAILURE", message: "boom", retryable: true };
+    const error = o.error
+      ? { code: "MOCK_FAILURE", message: "boom", retryable: true, ...o.error }
+      : ok
+        ? undefined
+        : { code: "MOCK_FAILURE", message: "boom", retryable: true };
     return this.apply({
       type: "result",
       stepId,
@@ -199,7 +203,12 @@ export class Drive {
     const id = stepId ?? this.waiting()[0];
     const { actor, reason, output, revision } = extra;
     return this.signal(
-      { name: "approve", ...(id ? { stepId: id } : {}), revision: revision ?? (id ? this.revision(id) : undefined), ...(output !== undefined ? { output } : {}) },
+      {
+        name: "approve",
+        ...(id ? { stepId: id } : {}),
+        revision: revision ?? (id ? this.revision(id) : undefined),
+        ...(output !== undefined ? { output } : {}),
+      },
       { ...(actor ? { actor } : {}), ...(reason ? { reason } : {}) },
     );
   }

@@ -100,7 +100,17 @@ describe.each(BUILTINS)("the run machine of %s (@xstate/graph)", (id) => {
   const names = new Set(paths.map((p) => nameOf(p.state)));
 
   it("reaches every run status it can have", () => {
-    const expected = ["pending", "running", "paused", "blocked", "waiting", "completed", "failed", "cancelled", ...(cd.planning ? ["planning", "planned"] : [])];
+    const expected = [
+      "pending",
+      "running",
+      "paused",
+      "blocked",
+      "waiting",
+      "completed",
+      "failed",
+      "cancelled",
+      ...(cd.planning ? ["planning", "planned"] : []),
+    ];
     expect([...reached].sort()).toEqual(expected.sort());
     // Transient states never rest.
     for (const p of paths) expect(p.state.value).not.toBe("started_");
@@ -186,7 +196,17 @@ function stepEvents(s: { context: StepContext }): StepEvent[] {
   const c = s.context;
   const attemptId = attemptIdOf(c);
   const result = (decision: "done" | "qa" | "needs_qa" | "approval" | "retry" | "fail", ok = true) =>
-    ({ type: "RESULT", attemptId, ok, decision, output: { n: c.attempt }, revision: `${c.attempt}-r`, ...(decision === "retry" ? { backoffMs: 10 } : {}), ...(ok ? {} : { error: ERR }), ...clock }) as StepEvent;
+    ({
+      type: "RESULT",
+      attemptId,
+      ok,
+      decision,
+      output: { n: c.attempt },
+      revision: `${c.attempt}-r`,
+      ...(decision === "retry" ? { backoffMs: 10 } : {}),
+      ...(ok ? {} : { error: ERR }),
+      ...clock,
+    }) as StepEvent;
   return [
     { type: "DISPATCH", reason: "auto", timeoutMs: 100, ...clock },
     { type: "DISPATCH", reason: "manual", ...clock },

@@ -84,7 +84,15 @@ describe("job: happy path", () => {
   });
 
   it("runs steps given without needs one at a time, in order", () => {
-    const d = Drive.of("job", { autoStart: true, steps: [{ id: "a", type: "ci" }, { id: "b", type: "ci" }, { id: "c", type: "ci" }], limits: { maxSteps: 5 } });
+    const d = Drive.of("job", {
+      autoStart: true,
+      steps: [
+        { id: "a", type: "ci" },
+        { id: "b", type: "ci" },
+        { id: "c", type: "ci" },
+      ],
+      limits: { maxSteps: 5 },
+    });
     expect(d.state.limits.maxConcurrentSteps).toBe(1);
     const order: string[] = [];
     for (let i = 0; i < 3; i++) {
@@ -292,7 +300,12 @@ describe("job: cancel", () => {
     expect(d.status).toBe("cancelled");
     expect(d.statuses()).toEqual({ s0: "cancelled", s1: "cancelled" });
     expect(d.eventTypes()).toEqual(["run.status_changed", "run.finished", "step.cancelled", "step.cancelled"]);
-    expect(d.eventsOf("run.status_changed", d.last.effects)[0]!.data).toMatchObject({ from: "running", to: "cancelled", actor: "user", reason: "changed my mind" });
+    expect(d.eventsOf("run.status_changed", d.last.effects)[0]!.data).toMatchObject({
+      from: "running",
+      to: "cancelled",
+      actor: "user",
+      reason: "changed my mind",
+    });
     expect(d.timerEffects()).toEqual([{ kind: "timer", op: "cancel", timerId: "r1.wall" }]);
     expect(d.context.finishedAt).toBe(T0 + 5);
 
@@ -366,7 +379,9 @@ describe("job: late and stale results", () => {
     const d = job(["ci"]);
     const r = d.apply({ type: "result", stepId: "ghost", attemptId: "r1.ghost.1", kind: "execute", ok: true });
     expectAccepted(r);
-    expect(d.events(r.effects)).toEqual([expect.objectContaining({ type: "step.result_ignored", data: expect.objectContaining({ stepId: "ghost", why: "unknown step" }) })]);
+    expect(d.events(r.effects)).toEqual([
+      expect.objectContaining({ type: "step.result_ignored", data: expect.objectContaining({ stepId: "ghost", why: "unknown step" }) }),
+    ]);
     expect(d.step("s0")).toBe("running");
   });
 });
@@ -379,7 +394,11 @@ it("the job view's history has what seed 000's SSE frames need", () => {
   d.failResult("s1", { retryable: false, message: "nope" });
   const frames = d
     .allEvents()
-    .filter((e) => (e.type === "run.status_changed" && e.data?.from === "pending") || ["step.started", "step.succeeded", "step.retrying", "step.failed", "run.finished"].includes(e.type));
+    .filter(
+      (e) =>
+        (e.type === "run.status_changed" && e.data?.from === "pending") ||
+        ["step.started", "step.succeeded", "step.retrying", "step.failed", "run.finished"].includes(e.type),
+    );
   expect(frames.map((e) => `${e.type}${e.data?.index !== undefined ? `#${e.data.index}` : ""}`)).toEqual([
     "run.status_changed",
     "step.started#0",

@@ -170,7 +170,23 @@ describe("inputs templates", () => {
     expect(resolveTemplate("${a.b.c}", { a: 1 })).toBeUndefined();
     expect(resolveTemplate("${a.__proto__}", { a: {} })).toBeUndefined();
     expect(evaluate({ path: "a.b", exists: false }, {})).toBe(true);
-    expect(evaluate({ all: ["x", { not: "y" }, { any: [{ path: "n", gt: 1 }, { path: "n", lt: 0 }] }] }, { x: true, y: false, n: 2 })).toBe(true);
+    expect(
+      evaluate(
+        {
+          all: [
+            "x",
+            { not: "y" },
+            {
+              any: [
+                { path: "n", gt: 1 },
+                { path: "n", lt: 0 },
+              ],
+            },
+          ],
+        },
+        { x: true, y: false, n: 2 },
+      ),
+    ).toBe(true);
     expect(evaluate({ path: "n", in: [1, 2] }, { n: 3 })).toBe(false);
     expect(evaluate({ path: "o", eq: { a: [1] } }, { o: { a: [1] } })).toBe(true);
   });
@@ -192,7 +208,9 @@ describe("retry policy", () => {
   });
 
   it("fails at once on a nonRetryable code (step policy merged over the definition's)", () => {
-    const d = run([{ id: "a", retry: { nonRetryable: ["FATAL"] } }, { id: "b" }], { retry: { maxAttempts: 5, initialMs: 10, multiplier: 2, maxMs: 100, jitterMs: 0, nonRetryable: [] } });
+    const d = run([{ id: "a", retry: { nonRetryable: ["FATAL"] } }, { id: "b" }], {
+      retry: { maxAttempts: 5, initialMs: 10, multiplier: 2, maxMs: 100, jitterMs: 0, nonRetryable: [] },
+    });
     d.failResult("b", { code: "FLAKY" });
     expect(d.step("b")).toBe("retry_wait");
     expect(d.timer("retry", "b")!.dueAt).toBe(T0 + 10);
@@ -234,7 +252,13 @@ describe("timeouts", () => {
   });
 
   it("the timer firing retries the step, and fails it when no attempt is left", () => {
-    const d = run([{ id: "a", timeoutMs: 100 }, { id: "b", needs: ["a"] }], { retry: policy });
+    const d = run(
+      [
+        { id: "a", timeoutMs: 100 },
+        { id: "b", needs: ["a"] },
+      ],
+      { retry: policy },
+    );
     const first = d.work.get("a")!.attemptId;
     d.fire("r1.a.1.timeout");
     expect(d.step("a")).toBe("retry_wait");
@@ -375,7 +399,11 @@ describe("loop policy", () => {
 
 describe("triggers", () => {
   it("`run` dispatches the target now, whatever its dependencies", () => {
-    const d = run([{ id: "a", triggers: [{ on: "completed", action: "run", step: "x" }] }, { id: "b", needs: ["a"] }, { id: "x", needs: ["b"] }]);
+    const d = run([
+      { id: "a", triggers: [{ on: "completed", action: "run", step: "x" }] },
+      { id: "b", needs: ["a"] },
+      { id: "x", needs: ["b"] },
+    ]);
     d.succeed("a");
     expect(d.eventsOf("trigger.fired", d.last.effects)[0]!.data).toEqual({ from: "a", to: "x", action: "run", on: "completed", depth: 1 });
     expect(d.eventsOf("step.started", d.last.effects).map((e) => [e.data!.stepId, e.data!.reason])).toEqual([
@@ -386,7 +414,11 @@ describe("triggers", () => {
   });
 
   it("`enqueue` makes a finished target pending again, and the scheduler runs it", () => {
-    const d = run([{ id: "a" }, { id: "b", needs: ["a"], triggers: [{ on: "failed", action: "enqueue", step: "a" }], optional: true }, { id: "c", needs: ["b"] }]);
+    const d = run([
+      { id: "a" },
+      { id: "b", needs: ["a"], triggers: [{ on: "failed", action: "enqueue", step: "a" }], optional: true },
+      { id: "c", needs: ["b"] },
+    ]);
     d.succeed("a");
     d.failResult("b", { retryable: false });
     expect(d.eventsOf("trigger.fired", d.last.effects)[0]!.data).toMatchObject({ from: "b", to: "a", action: "enqueue", on: "failed" });
@@ -416,12 +448,25 @@ describe("triggers", () => {
   });
 
   it("maxTriggerDepth 0 skips every trigger", () => {
-    const d = run([{ id: "a", triggers: [{ on: "completed", action: "run", step: "b" }] }, { id: "b", needs: ["a"] }], {}, { limits: { maxTriggerDepth: 0 } });
+    const d = run(
+      [
+        { id: "a", triggers: [{ on: "completed", action: "run", step: "b" }] },
+        { id: "b", needs: ["a"] },
+      ],
+      {},
+      { limits: { maxTriggerDepth: 0 } },
+    );
     d.succeed("a");
     expect(d.eventTypes()).toContain("trigger.skipped");
     expect(d.eventTypes()).not.toContain("trigger.fired");
 
-    const byDefinition = run([{ id: "a", triggers: [{ on: "completed", action: "run", step: "b" }] }, { id: "b", needs: ["a"] }], { limits: { maxTriggerDepth: 0 } });
+    const byDefinition = run(
+      [
+        { id: "a", triggers: [{ on: "completed", action: "run", step: "b" }] },
+        { id: "b", needs: ["a"] },
+      ],
+      { limits: { maxTriggerDepth: 0 } },
+    );
     byDefinition.succeed("a");
     expect(byDefinition.eventTypes()).toContain("trigger.skipped");
     expect(byDefinition.eventTypes()).not.toContain("trigger.fired");
@@ -437,7 +482,13 @@ describe("budgets", () => {
     expect(d.status).toBe("waiting");
     expect(d.step("a")).toBe("completed");
     expect(d.newWork()).toEqual([]);
-    expect(d.eventsOf("budget.exceeded", d.last.effects)[0]!.data).toMatchObject({ budget: "run:*", subject: "run", mode: "strict", usage: { tokens: 120 }, limit: { tokens: 100 } });
+    expect(d.eventsOf("budget.exceeded", d.last.effects)[0]!.data).toMatchObject({
+      budget: "run:*",
+      subject: "run",
+      mode: "strict",
+      usage: { tokens: 120 },
+      limit: { tokens: 100 },
+    });
     expect(d.context.gate).toEqual({ kind: "budget", budget: "run:*", usage: { tokens: 120, costUsd: 0 }, limit: { tokens: 100 } });
 
     expectRefused(d.signal({ name: "start" }), KernelErrorCode.IllegalTransition);
@@ -482,7 +533,14 @@ describe("budgets", () => {
   });
 
   it("strict at phase scope counts only that phase's usage", () => {
-    const d = run([{ id: "a", phase: "build" }, { id: "b", phase: "test" }, { id: "c", needs: ["a", "b"], phase: "build" }], { budgets: [{ scope: "phase", target: "build", tokens: 100 }] });
+    const d = run(
+      [
+        { id: "a", phase: "build" },
+        { id: "b", phase: "test" },
+        { id: "c", needs: ["a", "b"], phase: "build" },
+      ],
+      { budgets: [{ scope: "phase", target: "build", tokens: 100 }] },
+    );
     d.succeed("b", {}, u(500));
     expect(d.status).toBe("running");
     d.succeed("a", {}, u(100));
@@ -519,7 +577,10 @@ describe("budgets", () => {
   });
 
   it("strict at step scope: a step's own `budget` is a strict step budget; it gates that step only", () => {
-    const d = run([{ id: "a", budget: { tokens: 50 } }, { id: "b", needs: ["a"] }]);
+    const d = run([
+      { id: "a", budget: { tokens: 50 } },
+      { id: "b", needs: ["a"] },
+    ]);
     expect(d.state.budgets).toEqual([{ scope: "step", target: "a", tokens: 50, mode: "strict" }]);
     d.succeed("a", {}, u(60));
     expect(d.eventsOf("budget.exceeded", d.last.effects).map((e) => e.data)).toEqual([
@@ -530,7 +591,10 @@ describe("budgets", () => {
     expect(d.running()).toEqual(["b"]);
 
     // a itself is gated when it would start again (a rework after a rejection).
-    const e = run([{ id: "a", budget: { tokens: 50 }, approval: { maxReworks: 1 } }, { id: "b", needs: ["a"] }]);
+    const e = run([
+      { id: "a", budget: { tokens: 50 }, approval: { maxReworks: 1 } },
+      { id: "b", needs: ["a"] },
+    ]);
     e.succeed("a", { v: 1 }, u(60));
     expect(e.step("a")).toBe("waiting_approval");
     expect(e.status).toBe("running");
@@ -594,7 +658,11 @@ describe("budgets", () => {
   });
 
   it("budgets given at creation add to the definition's", () => {
-    const d = run([{ id: "a" }, { id: "b", needs: ["a"] }], { budgets: [{ scope: "run", tokens: 1_000 }] }, { budgets: [{ scope: "run", tokens: 10, mode: "warn" } as Budget] });
+    const d = run(
+      [{ id: "a" }, { id: "b", needs: ["a"] }],
+      { budgets: [{ scope: "run", tokens: 1_000 }] },
+      { budgets: [{ scope: "run", tokens: 10, mode: "warn" } as Budget] },
+    );
     expect(d.state.budgets.map(budgetKey)).toEqual(["run:*", "run:*"]);
     d.succeed("a", {}, u(20));
     expect(d.eventsOf("budget.exceeded", d.last.effects)[0]!.data!.mode).toBe("warn");
@@ -608,7 +676,12 @@ describe("budgets", () => {
     expect(d.status).toBe("completed");
     expect(d.context.gate).toBeUndefined();
     expect(d.eventTypes()).toEqual(["step.succeeded", "budget.exceeded", "run.status_changed", "run.finished"]);
-    expect(d.eventsOf("budget.exceeded", d.last.effects)[0]!.data).toMatchObject({ budget: "run:*", mode: "strict", usage: { tokens: 20 }, limit: { tokens: 10 } });
+    expect(d.eventsOf("budget.exceeded", d.last.effects)[0]!.data).toMatchObject({
+      budget: "run:*",
+      mode: "strict",
+      usage: { tokens: 20 },
+      limit: { tokens: 10 },
+    });
     expect(d.eventsOf("run.finished", d.last.effects)[0]).toMatchObject({ at: T0 + 4, data: { status: "completed", result: { done: true } } });
     expect(d.context.result).toEqual({ done: true });
   });
@@ -746,7 +819,15 @@ describe("facts and guarded stages (a custom staged definition)", () => {
   });
 
   it("stages without transitions run in order and complete after the last; the result is the last step's output", () => {
-    const cd = define({ id: "seq", version: 1, stages: [{ id: "one", next: "two" }, { id: "two" }], steps: [{ id: "a", stage: "one" }, { id: "b", stage: "two" }] });
+    const cd = define({
+      id: "seq",
+      version: 1,
+      stages: [{ id: "one", next: "two" }, { id: "two" }],
+      steps: [
+        { id: "a", stage: "one" },
+        { id: "b", stage: "two" },
+      ],
+    });
     const d = Drive.of(cd, { autoStart: true });
     d.tick(3);
     d.succeed("a", { a: 1 });
@@ -786,7 +867,14 @@ describe("definitions", () => {
   };
 
   it("rejects dependency cycles", () => {
-    invalid(def([{ id: "a", needs: ["c"] }, { id: "b", needs: ["a"] }, { id: "c", needs: ["b"] }]), /dependency cycle: a → c → b → a/);
+    invalid(
+      def([
+        { id: "a", needs: ["c"] },
+        { id: "b", needs: ["a"] },
+        { id: "c", needs: ["b"] },
+      ]),
+      /dependency cycle: a → c → b → a/,
+    );
     invalid(def([{ id: "a", needs: ["a"] }]), /dependency cycle/);
   });
 
@@ -894,7 +982,12 @@ budgets:
 
 describe("the kernel as a pure function", () => {
   it("a run restored from its JSON goes on exactly as the original", () => {
-    const cd = define(def([{ id: "a", approval: { maxReworks: 1 } }, { id: "b", needs: ["a"], timeoutMs: 50 }]));
+    const cd = define(
+      def([
+        { id: "a", approval: { maxReworks: 1 } },
+        { id: "b", needs: ["a"], timeoutMs: 50 },
+      ]),
+    );
     const live = Drive.of(cd, { autoStart: true });
     live.succeed("a", { v: 1 });
     const restored = Drive.of(cd, { autoStart: true });
@@ -911,7 +1004,14 @@ describe("the kernel as a pure function", () => {
   it("the same state, action and clock give the same result", () => {
     const cd = define(def([{ id: "a" }, { id: "b", needs: ["a"] }]));
     const c = createRun(cd, { runId: "r", projectId: "p", autoStart: true }, { now: T0, rand: 0.3 });
-    const action = { type: "result" as const, stepId: "a", attemptId: "r.a.1", kind: "execute" as const, ok: false, error: { code: "X", message: "x", retryable: true } };
+    const action = {
+      type: "result" as const,
+      stepId: "a",
+      attemptId: "r.a.1",
+      kind: "execute" as const,
+      ok: false,
+      error: { code: "X", message: "x", retryable: true },
+    };
     const one = applyAction(cd, c.state, action, { now: T0 + 1, rand: 0.3 });
     const two = applyAction(cd, c.state, action, { now: T0 + 1, rand: 0.3 });
     expect(two).toEqual(one);
@@ -931,7 +1031,9 @@ describe("the kernel as a pure function", () => {
 describe("workspace", () => {
   it("resolves the run's branch from its input, and leaves it out when the template is empty", async () => {
     const { compileDefinition, parseDefinition, createRun } = await import("../src/index.js");
-    const cd = compileDefinition(parseDefinition({ id: "ws", version: 1, workspace: { branch: "${input.branch}", base: "${input.base}" }, steps: [{ id: "a", role: "implementer" }] }));
+    const cd = compileDefinition(
+      parseDefinition({ id: "ws", version: 1, workspace: { branch: "${input.branch}", base: "${input.base}" }, steps: [{ id: "a", role: "implementer" }] }),
+    );
     const clock = { now: 1_000, rand: 0 };
     const work = (input: Record<string, unknown>) => {
       const r = createRun(cd, { runId: "r1", projectId: "p", input, autoStart: true }, clock);
@@ -939,6 +1041,8 @@ describe("workspace", () => {
     };
     expect(work({ branch: "feature/x", base: "develop" })).toMatchObject({ work: { workspace: { branch: "feature/x", base: "develop" } } });
     expect(work({ branch: "  " })).not.toHaveProperty("work.workspace");
-    expect(() => parseDefinition({ id: "ws2", version: 1, workspace: { branch: "${steps.a.output}" }, steps: [{ id: "a", role: "implementer" }] })).toThrow(/input and facts only/);
+    expect(() => parseDefinition({ id: "ws2", version: 1, workspace: { branch: "${steps.a.output}" }, steps: [{ id: "a", role: "implementer" }] })).toThrow(
+      /input and facts only/,
+    );
   });
 });

@@ -126,7 +126,14 @@ describe("protocol actions", () => {
         expect.objectContaining({ from: "pending", to: "planning", trigger: "START", actor: "alice" }),
       ]);
       expect(d.newWork()).toEqual([
-        expect.objectContaining({ stepId: "plan", kind: "plan", role: "architect", type: "protocol.plan", attemptId: "r1.plan.1", inputs: { protocol: PROTO } }),
+        expect.objectContaining({
+          stepId: "plan",
+          kind: "plan",
+          role: "architect",
+          type: "protocol.plan",
+          attemptId: "r1.plan.1",
+          inputs: { protocol: PROTO },
+        }),
       ]);
     });
 
@@ -173,9 +180,13 @@ describe("protocol actions", () => {
       const d = planned();
       d.tick(2);
       expectAccepted(d.signal({ name: "start" }, { actor: "alice" }));
-      expect(d.eventsOf("run.status_changed", d.last.effects).map((e) => e.data)).toEqual([{ from: "planned", to: "planning", trigger: "START", actor: "alice" }]);
+      expect(d.eventsOf("run.status_changed", d.last.effects).map((e) => e.data)).toEqual([
+        { from: "planned", to: "planning", trigger: "START", actor: "alice" },
+      ]);
       expect(d.status).toBe("planning");
-      expect(d.eventsOf("step.reset", d.last.effects).map((e) => e.data)).toEqual([expect.objectContaining({ stepId: "plan", from: "completed", to: "pending", reason: "retry" })]);
+      expect(d.eventsOf("step.reset", d.last.effects).map((e) => e.data)).toEqual([
+        expect.objectContaining({ stepId: "plan", from: "completed", to: "pending", reason: "retry" }),
+      ]);
       expect(d.step("plan")).toBe("running");
       expect(d.newWork()).toEqual([expect.objectContaining({ stepId: "plan", kind: "plan", attemptId: "r1.plan.2", inputs: { protocol: PROTO } })]);
 
@@ -197,7 +208,8 @@ describe("protocol actions", () => {
     });
 
     it("refused while planning, running, blocked or waiting (already running) and when terminal", () => {
-      for (const s of ["planning", "running", "blocked", "waiting"]) expectRefused(BUILDERS[s]!().signal({ name: "start" }), KernelErrorCode.IllegalTransition, /already running or terminal/);
+      for (const s of ["planning", "running", "blocked", "waiting"])
+        expectRefused(BUILDERS[s]!().signal({ name: "start" }), KernelErrorCode.IllegalTransition, /already running or terminal/);
       for (const s of TERMINAL) expectRefused(BUILDERS[s]!().signal({ name: "start" }), KernelErrorCode.TerminalState);
     });
   });
@@ -213,7 +225,7 @@ describe("protocol actions", () => {
       });
     }
 
-    it("refused when terminal (\"Protocol already terminal\")", () => {
+    it('refused when terminal ("Protocol already terminal")', () => {
       for (const s of TERMINAL) expectRefused(BUILDERS[s]!().signal({ name: "pause" }), KernelErrorCode.TerminalState);
     });
 
@@ -295,7 +307,13 @@ describe("protocol actions", () => {
         expectAccepted(d.signal({ name: "cancel" }, { actor: "ops", reason: "no longer needed" }));
         expect(d.status).toBe("cancelled");
         expect(d.context.finishedAt).toBe(T0 + 3);
-        expect(d.eventsOf("run.status_changed", d.last.effects)[0]!.data).toMatchObject({ from: s, to: "cancelled", trigger: "CANCEL", actor: "ops", reason: "no longer needed" });
+        expect(d.eventsOf("run.status_changed", d.last.effects)[0]!.data).toMatchObject({
+          from: s,
+          to: "cancelled",
+          trigger: "CANCEL",
+          actor: "ops",
+          reason: "no longer needed",
+        });
         expect(d.eventsOf("run.finished", d.last.effects)[0]!.data).toMatchObject({ status: "cancelled" });
         for (const id of Object.keys(d.state.steps)) expect(["cancelled", "completed", "failed"]).toContain(d.step(id));
       });
@@ -385,7 +403,7 @@ describe("protocol actions", () => {
       expect(e.step("x")).toBe("running");
     });
 
-    it("none left → NOT_FOUND \"No pending or failed steps to run\"", () => {
+    it('none left → NOT_FOUND "No pending or failed steps to run"', () => {
       expectRefused(fresh().signal({ name: "run_next_step" }), KernelErrorCode.NotFound, "No pending or failed steps to run");
       const d = planned([{ id: "a" }]);
       d.signal({ name: "run_next_step" });
@@ -447,7 +465,7 @@ describe("protocol actions", () => {
       expect(d.stepCtx("s2").retries).toBe(0);
     });
 
-    it("the last step did not fail → NOT_FOUND \"No failed or blocked steps to retry\"", () => {
+    it('the last step did not fail → NOT_FOUND "No failed or blocked steps to retry"', () => {
       const d = running();
       expectRefused(d.signal({ name: "retry_latest" }), KernelErrorCode.NotFound, "No failed or blocked steps to retry");
       d.succeed("s1");
@@ -476,7 +494,7 @@ describe("protocol actions", () => {
       expect(d.status).toBe("running");
     });
 
-    it("running, needs_qa, qa, completed or cancelled → \"Step already running or completed\"", () => {
+    it('running, needs_qa, qa, completed or cancelled → "Step already running or completed"', () => {
       const d = planned([{ id: "r" }, { id: "c" }, { id: "n", qa: { auto: false } }, { id: "q" }]);
       d.signal({ name: "run_step", stepId: "r" });
       d.signal({ name: "run_step", stepId: "c" });
@@ -485,7 +503,8 @@ describe("protocol actions", () => {
       d.succeed("n");
       d.signal({ name: "run_qa", stepId: "q" });
       expect(d.statuses()).toEqual({ r: "running", c: "completed", n: "needs_qa", q: "qa" });
-      for (const id of ["r", "c", "n", "q"]) expectRefused(d.signal({ name: "run_step", stepId: id }), KernelErrorCode.IllegalTransition, "Step already running or completed");
+      for (const id of ["r", "c", "n", "q"])
+        expectRefused(d.signal({ name: "run_step", stepId: id }), KernelErrorCode.IllegalTransition, "Step already running or completed");
       d.signal({ name: "cancel" });
       expectRefused(d.signal({ name: "run_step", stepId: "r" }), KernelErrorCode.TerminalState);
     });
@@ -514,7 +533,7 @@ describe("protocol actions", () => {
       expect(d.work.get("n")!.inputs).toEqual({ output: { diff: "+1" }, inputs: {} });
     });
 
-    it("completed or cancelled → \"Step already completed or cancelled\"", () => {
+    it('completed or cancelled → "Step already completed or cancelled"', () => {
       const d = running();
       d.succeed("s1");
       expectRefused(d.signal({ name: "run_qa", stepId: "s1" }), KernelErrorCode.IllegalTransition, "Step already completed or cancelled");
@@ -540,7 +559,13 @@ describe("protocol actions", () => {
         const from = d.step(id);
         expectAccepted(d.signal({ name: "approve", stepId: id, force: true }, { actor: "lead", reason: "manual override" }));
         expect(d.step(id), `${id} from ${from}`).toBe("completed");
-        expect(d.eventsOf("step.approved", d.last.effects)[0]!.data).toMatchObject({ stepId: id, to: "completed", forced: true, actor: "lead", reason: "manual override" });
+        expect(d.eventsOf("step.approved", d.last.effects)[0]!.data).toMatchObject({
+          stepId: id,
+          to: "completed",
+          forced: true,
+          actor: "lead",
+          reason: "manual override",
+        });
         // f failed is what blocks the protocol: approving it unblocks it.
         expect(d.status, `after approving ${id}`).toBe(id === "f" ? "running" : "blocked");
       }
@@ -709,7 +734,12 @@ describe("protocol actions", () => {
       expect(d.step("s1")).toBe("failed");
       expect(d.status).toBe("blocked");
       expect(d.context.error).toBe("CI failed");
-      expect(d.eventsOf("run.status_changed", d.last.effects)[0]!.data).toMatchObject({ from: "running", to: "blocked", trigger: "BLOCKED", error: "CI failed" });
+      expect(d.eventsOf("run.status_changed", d.last.effects)[0]!.data).toMatchObject({
+        from: "running",
+        to: "blocked",
+        trigger: "BLOCKED",
+        error: "CI failed",
+      });
       expect(d.dispatched.filter((w) => w.stepId === "s1")).toHaveLength(3);
     });
 
@@ -731,7 +761,18 @@ describe("protocol actions", () => {
   describe("add_steps", () => {
     it("adds steps to a protocol; existing ids are skipped; bad ones are INVALID", () => {
       const d = planned([{ id: "s1" }]);
-      expectAccepted(d.signal({ name: "add_steps", steps: [{ id: "s1", type: "other" }, { id: "s2", needs: ["s1"] }] }, { actor: "alice" }));
+      expectAccepted(
+        d.signal(
+          {
+            name: "add_steps",
+            steps: [
+              { id: "s1", type: "other" },
+              { id: "s2", needs: ["s1"] },
+            ],
+          },
+          { actor: "alice" },
+        ),
+      );
       expect(d.statuses()).toEqual({ s1: "pending", s2: "pending" });
       expect(d.eventsOf("step.added", d.last.effects).map((e) => e.data)).toEqual([expect.objectContaining({ stepId: "s2", index: 1, why: "added by alice" })]);
       expectRefused(d.signal({ name: "add_steps", steps: [{ id: "bad", role: "wizard" as never }] }), KernelErrorCode.Invalid);
@@ -911,7 +952,14 @@ describe("protocol budgets (seed 004 token budgets) on the protocol built-in", (
 });
 
 it("protocol definition compiles with inline steps too (a protocol template)", () => {
-  const cd = define({ id: "proto.tpl", version: 1, view: "protocol", execution: "manual", onStepFailure: "block", steps: [{ id: "a" }, { id: "b", needs: ["a"] }] });
+  const cd = define({
+    id: "proto.tpl",
+    version: 1,
+    view: "protocol",
+    execution: "manual",
+    onStepFailure: "block",
+    steps: [{ id: "a" }, { id: "b", needs: ["a"] }],
+  });
   const d = Drive.of(cd, { autoStart: true });
   expect(d.status).toBe("running");
   expect(d.newWork()).toEqual([]);

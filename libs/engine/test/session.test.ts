@@ -45,7 +45,10 @@ describe("session lifecycle", () => {
   });
 
   it("moves the deadline with each heartbeat, never backwards", () => {
-    let s = drive([{ type: "START", at: 2_000 }, { type: "STARTED", at: 2_100 }]);
+    let s = drive([
+      { type: "START", at: 2_000 },
+      { type: "STARTED", at: 2_100 },
+    ]);
     s = advanceSession(s, { type: "HEARTBEAT", at: 10_000 }).snapshot;
     expect(s.context).toMatchObject({ heartbeatAt: 10_000, deadlineAt: 10_000 + T });
     s = advanceSession(s, { type: "HEARTBEAT", at: 5_000 }).snapshot;
@@ -54,18 +57,35 @@ describe("session lifecycle", () => {
   });
 
   it("times out only past the deadline, with a retryable SESSION_TIMED_OUT", () => {
-    const s = drive([{ type: "START", at: 2_000 }, { type: "STARTED", at: 2_100 }]);
+    const s = drive([
+      { type: "START", at: 2_000 },
+      { type: "STARTED", at: 2_100 },
+    ]);
     const early = advanceSession(s, { type: "TIMEOUT", at: 2_100 + T - 1 });
     expect(early.changed).toBe(false);
     expect(early.status).toBe("running");
     const late = advanceSession(s, { type: "TIMEOUT", at: 2_100 + T });
     expect(late.status).toBe("timed_out");
     expect(late.snapshot.context.error).toMatchObject({ code: "SESSION_TIMED_OUT", retryable: true });
-    expect(late.changes).toEqual([expect.objectContaining({ from: "running", to: "timed_out", error: expect.objectContaining({ code: "SESSION_TIMED_OUT" }) })]);
+    expect(late.changes).toEqual([
+      expect.objectContaining({ from: "running", to: "timed_out", error: expect.objectContaining({ code: "SESSION_TIMED_OUT" }) }),
+    ]);
   });
 
   it("fails, is lost or is cancelled from every live state, keeping who and why", () => {
-    for (const live of [[], [{ type: "START", at: 1 }], [{ type: "START", at: 1 }, { type: "STARTED", at: 2 }], [{ type: "START", at: 1 }, { type: "STARTED", at: 2 }, { type: "WAIT_INPUT", at: 3 }]] as SessionEvent[][]) {
+    for (const live of [
+      [],
+      [{ type: "START", at: 1 }],
+      [
+        { type: "START", at: 1 },
+        { type: "STARTED", at: 2 },
+      ],
+      [
+        { type: "START", at: 1 },
+        { type: "STARTED", at: 2 },
+        { type: "WAIT_INPUT", at: 3 },
+      ],
+    ] as SessionEvent[][]) {
       const s = drive(live);
       const cancelled = advanceSession(s, { type: "CANCEL", at: 9, reason: "not needed", actor: "alice" });
       expect(cancelled.status).toBe("cancelled");
@@ -87,10 +107,18 @@ describe("session lifecycle", () => {
 
   it("refuses what a state does not accept", () => {
     const created = start();
-    for (const e of [{ type: "STARTED", at: 1 }, { type: "COMPLETE", at: 1 }, { type: "INPUT", at: 1 }, { type: "WAIT_INPUT", at: 1 }] as SessionEvent[]) {
+    for (const e of [
+      { type: "STARTED", at: 1 },
+      { type: "COMPLETE", at: 1 },
+      { type: "INPUT", at: 1 },
+      { type: "WAIT_INPUT", at: 1 },
+    ] as SessionEvent[]) {
       expect(advanceSession(created, e).changed, e.type).toBe(false);
     }
-    const running = drive([{ type: "START", at: 1 }, { type: "STARTED", at: 2 }]);
+    const running = drive([
+      { type: "START", at: 1 },
+      { type: "STARTED", at: 2 },
+    ]);
     expect(advanceSession(running, { type: "START", at: 3 }).changed).toBe(false);
     expect(advanceSession(running, { type: "INPUT", at: 3 }).changed).toBe(false);
   });
@@ -108,7 +136,11 @@ describe("session lifecycle", () => {
       { type: "TIMEOUT", at: 10_000_000 },
       { type: "CANCEL", at: 90 },
     ];
-    const paths = getShortestPaths(sessionMachine, { events, input: { sessionId: "g", timeoutMs: 1_000, at: 0 }, serializeState: (s) => JSON.stringify(s.value) });
+    const paths = getShortestPaths(sessionMachine, {
+      events,
+      input: { sessionId: "g", timeoutMs: 1_000, at: 0 },
+      serializeState: (s) => JSON.stringify(s.value),
+    });
     const reached = new Set(paths.map((p) => p.state.value as string));
     expect([...reached].sort()).toEqual([...SESSION_STATES].sort());
     for (const p of paths) {

@@ -114,7 +114,12 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
       expect(rev).toMatch(/^1-[0-9a-f]{12}$/);
       expect(d.eventTypes()).toEqual(["step.succeeded", "step.awaiting_approval"]);
       expect(d.eventsOf("step.succeeded", d.last.effects)[0]!.data).toMatchObject({ stepId: "phase_1", output: { doc: "v1" }, revision: rev, external: true });
-      expect(d.eventsOf("step.awaiting_approval", d.last.effects)[0]!.data).toMatchObject({ stepId: "phase_1", from: "running", to: "waiting_approval", revision: rev });
+      expect(d.eventsOf("step.awaiting_approval", d.last.effects)[0]!.data).toMatchObject({
+        stepId: "phase_1",
+        from: "running",
+        to: "waiting_approval",
+        revision: rev,
+      });
       expect(d.stepCtx("phase_1").output).toEqual({ doc: "v1" });
     });
 
@@ -151,7 +156,12 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
       expect(d.context.error).toBe("agent crashed");
       expect(d.context.finishedAt).toBe(T0 + 3);
       expect(d.eventTypes()).toEqual(["step.failed", "run.status_changed", "run.finished", "step.cancelled"]);
-      expect(d.eventsOf("run.status_changed", d.last.effects)[0]!.data).toMatchObject({ from: "running", to: "failed", trigger: "FAIL", error: "agent crashed" });
+      expect(d.eventsOf("run.status_changed", d.last.effects)[0]!.data).toMatchObject({
+        from: "running",
+        to: "failed",
+        trigger: "FAIL",
+        error: "agent crashed",
+      });
       expect(d.eventsOf("run.finished", d.last.effects)[0]!.data).toMatchObject({ status: "failed", error: "agent crashed" });
       expect(d.dispatched.map((w) => w.stepId)).toEqual(["phase_1"]);
     });
@@ -188,9 +198,21 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
       expect(seedStatus(d)).toBe("in_progress");
       expect(currentPhase(d)).toBe("phase_2");
       expect(d.eventTypes()).toEqual(["step.approved", "step.started"]);
-      expect(d.eventsOf("step.approved", d.last.effects)[0]!.data).toMatchObject({ stepId: "phase_1", from: "waiting_approval", to: "completed", actor: "bob", reason: "looks right", revision: rev });
+      expect(d.eventsOf("step.approved", d.last.effects)[0]!.data).toMatchObject({
+        stepId: "phase_1",
+        from: "waiting_approval",
+        to: "completed",
+        actor: "bob",
+        reason: "looks right",
+        revision: rev,
+      });
       const w = d.newWork()[0]!;
-      expect(w).toMatchObject({ stepId: "phase_2", role: ROLES[type]![1], payload: { phase: 2 }, inputs: { previous: { doc: "v1" }, feature_id: INPUT.feature_id } });
+      expect(w).toMatchObject({
+        stepId: "phase_2",
+        role: ROLES[type]![1],
+        payload: { phase: 2 },
+        inputs: { previous: { doc: "v1" }, feature_id: INPUT.feature_id },
+      });
     });
 
     it("approving phase_2 completes the workflow", () => {
@@ -206,7 +228,10 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
       expect(d.statuses()).toEqual({ phase_1: "completed", phase_2: "completed" });
       expect(d.context.finishedAt).toBeDefined();
       expect(d.eventTypes()).toEqual(["step.approved", "run.status_changed", "run.finished"]);
-      expect(d.eventsOf("run.status_changed", d.last.effects)[0]).toMatchObject({ at: T0 + 20, data: { from: "running", to: "completed", trigger: "STAGE_DONE" } });
+      expect(d.eventsOf("run.status_changed", d.last.effects)[0]).toMatchObject({
+        at: T0 + 20,
+        data: { from: "running", to: "completed", trigger: "STAGE_DONE" },
+      });
       expect(d.eventsOf("run.finished", d.last.effects)[0]!.data).toMatchObject({ status: "completed" });
       // completed_at is the time of the approval.
       expect(d.context.finishedAt).toBe(T0 + 20);
@@ -451,7 +476,12 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
       ["running", "completed", "STAGE_DONE"],
     ]);
     // The step-level history covers the rest of the seed's table.
-    expect(d.allEvents().filter((e) => e.type.startsWith("step.")).map((e) => `${e.data!.stepId}:${e.data!.from}→${e.data!.to}`)).toEqual([
+    expect(
+      d
+        .allEvents()
+        .filter((e) => e.type.startsWith("step."))
+        .map((e) => `${e.data!.stepId}:${e.data!.from}→${e.data!.to}`),
+    ).toEqual([
       "phase_1:pending→running",
       "phase_1:running→waiting_approval",
       "phase_1:running→waiting_approval",

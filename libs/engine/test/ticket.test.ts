@@ -267,7 +267,12 @@ describe("ticket: the pipeline's steps drive it", () => {
     expect(d.newWork()).toEqual([expect.objectContaining({ stepId: "plan", role: "architect", type: "ticket.plan", inputs: { ticket: TICKET } })]);
     d.succeed("plan", { plan: "do it" });
     expect(d.state.facts).toMatchObject({ planReady: true, sessionActive: true });
-    expect(d.eventsOf("run.stage_changed", d.last.effects)[0]!.data).toMatchObject({ from: "Planning", to: "Implementing", on: "PlanCommitted", reason: "step plan completed" });
+    expect(d.eventsOf("run.stage_changed", d.last.effects)[0]!.data).toMatchObject({
+      from: "Planning",
+      to: "Implementing",
+      on: "PlanCommitted",
+      reason: "step plan completed",
+    });
     expect(d.newWork()).toEqual([expect.objectContaining({ stepId: "implement", inputs: { ticket: TICKET, plan: { plan: "do it" } } })]);
   });
 

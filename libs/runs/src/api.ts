@@ -282,9 +282,13 @@ export class RunsApi {
     if (!isToken(runId)) throw orNotFound(`run ${runId}`);
     const parsed = SignalSchema.safeParse(signal);
     if (!parsed.success) {
-      throw new OrchError(ErrorCode.BadRequest, `invalid action: ${parsed.error.issues.map((i) => `${i.path.join(".") || "action"}: ${i.message}`).join("; ")}`, {
-        details: { issues: parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })) },
-      });
+      throw new OrchError(
+        ErrorCode.BadRequest,
+        `invalid action: ${parsed.error.issues.map((i) => `${i.path.join(".") || "action"}: ${i.message}`).join("; ")}`,
+        {
+          details: { issues: parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })) },
+        },
+      );
     }
     const outcome = await sendCommandAndWait(
       this.bus,
@@ -330,7 +334,6 @@ export class RunsApi {
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
   }
-
 
   // ── projects ──────────────────────────────────────────────────────────────────────────────────
 

@@ -356,14 +356,23 @@ export function describeEvent(e: RunEvent, protocolName: string): { event_type: 
       const to = String(d.to);
       const from = String(d.from);
       const err = typeof d.error === "string" ? `: ${d.error}` : "";
-      if (to === "planning") return setup ? { event_type: "setup_started", message: "Project setup started: resolving the repository." } : { event_type: "planning_started", message: "Planning started." };
-      if (to === "planned") return setup ? { event_type: "setup_completed", message: "Project setup completed: repository resolved and setup plan committed." } : { event_type: "planning_completed", message: "Planning completed." };
+      if (to === "planning")
+        return setup
+          ? { event_type: "setup_started", message: "Project setup started: resolving the repository." }
+          : { event_type: "planning_started", message: "Planning started." };
+      if (to === "planned")
+        return setup
+          ? { event_type: "setup_completed", message: "Project setup completed: repository resolved and setup plan committed." }
+          : { event_type: "planning_completed", message: "Planning completed." };
       if (to === "paused") return { event_type: "paused", message: "Protocol paused." };
       if (to === "running" && from === "paused") return { event_type: "resumed", message: "Protocol resumed." };
       if (to === "cancelled") return { event_type: "cancelled", message: "Protocol cancelled." };
       if (to === "blocked" || to === "waiting") return { event_type: "protocol_blocked", message: `Protocol blocked${err}.` };
       if (to === "completed") return { event_type: "protocol_completed", message: "Protocol completed." };
-      if (to === "failed") return setup ? { event_type: "setup_failed", message: `Project setup failed${err}.` } : { event_type: "protocol_failed", message: `Protocol failed${err}.` };
+      if (to === "failed")
+        return setup
+          ? { event_type: "setup_failed", message: `Project setup failed${err}.` }
+          : { event_type: "protocol_failed", message: `Protocol failed${err}.` };
       return { event_type: "status_changed", message: `Protocol ${from} → ${to}.` };
     }
     case "run.finished":

@@ -64,10 +64,7 @@ const DEFAULT_MAX_LIVE = 2_000;
 export async function liveJobs(bus: Bus, opts: QueueOptions = {}): Promise<QueueJob[]> {
   const stream = bus.names.streams.work;
   const max = opts.maxLive ?? DEFAULT_MAX_LIVE;
-  const [info, consumer] = await Promise.all([
-    bus.jsm.streams.info(stream),
-    bus.jsm.consumers.info(stream, bus.names.consumers.agentHub).catch(() => null),
-  ]);
+  const [info, consumer] = await Promise.all([bus.jsm.streams.info(stream), bus.jsm.consumers.info(stream, bus.names.consumers.agentHub).catch(() => null)]);
   const delivered = consumer?.delivered.stream_seq ?? 0;
   const prefix = `${bus.names.prefix}.work.`;
   const out: QueueJob[] = [];
@@ -114,7 +111,10 @@ export async function endedJobs(bus: Bus, opts: QueueOptions = {}): Promise<Queu
   });
   const ci = await consumer.info(true);
   if (ci.num_pending === 0) return [];
-  const started = new Map<string, { role: string; kind: "execute" | "qa" | "plan"; type: string; at: number; attemptId: string; attempt: number; settled: boolean }>();
+  const started = new Map<
+    string,
+    { role: string; kind: "execute" | "qa" | "plan"; type: string; at: number; attemptId: string; attempt: number; settled: boolean }
+  >();
   const out: QueueJob[] = [];
   const messages = await consumer.consume({ max_messages: 256 });
   const guard = setTimeout(() => messages.stop(), 10_000);

@@ -110,9 +110,7 @@ export interface TaskRunView {
   updatedAt: string;
 }
 
-export type DispatchOutcome =
-  | { dispatched: false }
-  | { dispatched: true; task: TaskView; error?: "no_agent" | "agent_error"; finished: boolean };
+export type DispatchOutcome = { dispatched: false } | { dispatched: true; task: TaskView; error?: "no_agent" | "agent_error"; finished: boolean };
 
 const pad = (n: number) => String(n).padStart(15, "0");
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -234,7 +232,18 @@ export class TaskService {
         ...(payloadObj ? { payload: payloadObj } : {}),
       };
       prepared.push({
-        rec: { id: t.id, runId: run.id, engineRunId: "", stepId, seq, role: t.role, description: t.description, payload: t.payload ?? null, metadata: {}, queuedAt: now },
+        rec: {
+          id: t.id,
+          runId: run.id,
+          engineRunId: "",
+          stepId,
+          seq,
+          role: t.role,
+          description: t.description,
+          payload: t.payload ?? null,
+          metadata: {},
+          queuedAt: now,
+        },
         step,
       });
     }
@@ -256,7 +265,9 @@ export class TaskService {
     const snap = (rec?.state as unknown as RunState | undefined)?.steps?.[prev.stepId];
     const st = snap ? stepStatus(snap) : undefined;
     if (st === "pending" || st === "failed" || st === "blocked") {
-      await this.runs.signal(prev.engineRunId, { name: "skip_step", stepId: prev.stepId }, { actor: this.actor, reason: `task ${prev.id} queued again` }).catch(() => undefined);
+      await this.runs
+        .signal(prev.engineRunId, { name: "skip_step", stepId: prev.stepId }, { actor: this.actor, reason: `task ${prev.id} queued again` })
+        .catch(() => undefined);
     }
   }
 
@@ -356,7 +367,11 @@ export class TaskService {
         continue;
       }
       try {
-        await this.runs.signal(q.engineRunId, { name: "run_step", stepId: q.stepId }, { actor: this.actor, ...(opts.correlationId ? { correlationId: opts.correlationId } : {}) });
+        await this.runs.signal(
+          q.engineRunId,
+          { name: "run_step", stepId: q.stepId },
+          { actor: this.actor, ...(opts.correlationId ? { correlationId: opts.correlationId } : {}) },
+        );
       } catch (err) {
         if (err instanceof RefusedError) {
           // Taken by someone else, or no longer runnable: it is not queued any more.
@@ -430,7 +445,12 @@ export class TaskService {
     if (ctx && ctx.attempt > 0) {
       for (const { event } of await reads.eventsOf(rec.engineRunId)) {
         if (event.data?.stepId !== rec.stepId) continue;
-        const to = event.type === "step.started" ? "running" : event.type === "step.succeeded" || event.type === "step.failed" || event.type === "step.cancelled" || event.type === "step.blocked" ? taskStatusOf(event.data.to as StepStatus) : undefined;
+        const to =
+          event.type === "step.started"
+            ? "running"
+            : event.type === "step.succeeded" || event.type === "step.failed" || event.type === "step.cancelled" || event.type === "step.blocked"
+              ? taskStatusOf(event.data.to as StepStatus)
+              : undefined;
         if (!to) continue;
         history.push({ status: to, timestamp: iso(event.at) });
         updatedAt = Math.max(updatedAt, event.at);

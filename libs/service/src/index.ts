@@ -49,8 +49,15 @@ export async function runService<S extends z.ZodType<CommonConfig>>(def: Service
   const lifecycle = cfg.ORCH_LOG_LEVEL === "silent" ? logger : logger.child({}, { level: "info" });
   const file = configFileUsed();
   if (file) {
-    lifecycle.info({ path: file.path, settings: Object.keys(file.values), created: file.created }, file.created ? "configuration file created with the defaults" : "configuration file read");
-    if (file.ignored.length > 0) logger.warn({ path: file.path, keys: file.ignored }, "configuration keys ignored: their capabilities (ticketing, git hosts, supervisor, UI) are not in this release");
+    lifecycle.info(
+      { path: file.path, settings: Object.keys(file.values), created: file.created },
+      file.created ? "configuration file created with the defaults" : "configuration file read",
+    );
+    if (file.ignored.length > 0)
+      logger.warn(
+        { path: file.path, keys: file.ignored },
+        "configuration keys ignored: their capabilities (ticketing, git hosts, supervisor, UI) are not in this release",
+      );
   }
   // Other software's variables the seeds name (DATABASE_URL, …): ignored, and said so once.
   for (const n of startupNotices(def.name)) logger.warn({ variable: n.variable }, n.message);

@@ -159,7 +159,9 @@ export class FakeModelServer {
     if (turn.delayMs) await new Promise((r) => setTimeout(r, turn.delayMs));
     if (res.destroyed) return true;
     if (turn.status && turn.status >= 400) {
-      res.writeHead(turn.status, { "content-type": "application/json" }).end(JSON.stringify(turn.errorBody ?? { error: { message: `scripted ${turn.status}` } }));
+      res
+        .writeHead(turn.status, { "content-type": "application/json" })
+        .end(JSON.stringify(turn.errorBody ?? { error: { message: `scripted ${turn.status}` } }));
       return true;
     }
     if (turn.raw !== undefined) {

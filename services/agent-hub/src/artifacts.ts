@@ -52,17 +52,39 @@ export function featureId(item: WorkItem): string {
 export function artifactFor(item: WorkItem): Artifact {
   const payload = obj(item.payload);
   if (item.kind === "qa") {
-    return { kind: "report", path: `.orchestrator/qa/${slug(item.stepId)}.md`, title: `QA of ${item.stepId}`, instructions: "Check the step's output against what it was asked to do; pass or fail it, with reasons." };
+    return {
+      kind: "report",
+      path: `.orchestrator/qa/${slug(item.stepId)}.md`,
+      title: `QA of ${item.stepId}`,
+      instructions: "Check the step's output against what it was asked to do; pass or fail it, with reasons.",
+    };
   }
   if (item.kind === "plan" || item.type === "protocol.plan") {
     const name = slug(str(obj(item.inputs.protocol).protocol_name) ?? str(obj(item.inputs.protocol).name) ?? item.runId);
-    return { kind: "plan", path: `protocols/${name}/plan.md`, title: `plan for ${name}`, instructions: "Plan the work as an ordered list of steps (id, title, role), and write the plan down." };
+    return {
+      kind: "plan",
+      path: `protocols/${name}/plan.md`,
+      title: `plan for ${name}`,
+      instructions: "Plan the work as an ordered list of steps (id, title, role), and write the plan down.",
+    };
   }
   if (item.type.startsWith("speckit.")) {
     const dir = `specs/${featureId(item)}`;
     const a = str(payload.artifact) ?? "spec.md";
-    if (a === "code") return { kind: "code", path: "src", title: "the implementation", instructions: `Implement the tasks in ${dir}/tasks.md: change the code and add a test for it.` };
-    if (a === "tests") return { kind: "tests", path: "test", title: "the tests", instructions: `Test and verify the implementation of ${dir}: add or extend tests, and report what passes.` };
+    if (a === "code")
+      return {
+        kind: "code",
+        path: "src",
+        title: "the implementation",
+        instructions: `Implement the tasks in ${dir}/tasks.md: change the code and add a test for it.`,
+      };
+    if (a === "tests")
+      return {
+        kind: "tests",
+        path: "test",
+        title: "the tests",
+        instructions: `Test and verify the implementation of ${dir}: add or extend tests, and report what passes.`,
+      };
     const what: Record<string, string> = {
       "spec.md": "the feature specification: user stories, functional requirements, acceptance criteria",
       "research.md": "the research and technical context: options, decisions, constraints",
@@ -77,22 +99,47 @@ export function artifactFor(item: WorkItem): Artifact {
       case "ticket.plan":
         return { kind: "plan", path: `plans/${t}.md`, title: `plan for ${t}`, instructions: `Plan the ticket's implementation and write it to plans/${t}.md.` };
       case "ticket.test":
-        return { kind: "report", path: `.orchestrator/test-reports/${t}.md`, title: `test report for ${t}`, instructions: "Run the tests and report the results." };
+        return {
+          kind: "report",
+          path: `.orchestrator/test-reports/${t}.md`,
+          title: `test report for ${t}`,
+          instructions: "Run the tests and report the results.",
+        };
       case "ticket.draft_pr":
-        return { kind: "pull_request", path: `.orchestrator/pull-requests/${t}.md`, title: `pull request for ${t}`, instructions: "Write the draft pull request's title and description." };
+        return {
+          kind: "pull_request",
+          path: `.orchestrator/pull-requests/${t}.md`,
+          title: `pull request for ${t}`,
+          instructions: "Write the draft pull request's title and description.",
+        };
       default:
         return { kind: "code", path: "src", title: `the change for ${t}`, instructions: "Implement the ticket: change the code and add a test for it." };
     }
   }
   switch (item.role) {
     case "architect":
-      return { kind: "document", path: `docs/design/${slug(item.title ?? item.stepId)}.md`, title: "the design", instructions: "Write the design for the task." };
+      return {
+        kind: "document",
+        path: `docs/design/${slug(item.title ?? item.stepId)}.md`,
+        title: "the design",
+        instructions: "Write the design for the task.",
+      };
     case "reviewer":
-      return { kind: "review", path: `.orchestrator/reviews/${slug(item.stepId)}.md`, title: "the review", instructions: "Review the change and write your findings." };
+      return {
+        kind: "review",
+        path: `.orchestrator/reviews/${slug(item.stepId)}.md`,
+        title: "the review",
+        instructions: "Review the change and write your findings.",
+      };
     case "tester":
       return { kind: "tests", path: "test", title: "the tests", instructions: "Add tests for the change and report what passes." };
     case "maintainer":
-      return { kind: "document", path: `.orchestrator/maintenance/${slug(item.stepId)}.md`, title: "the maintenance notes", instructions: "Do the maintenance the task asks for and note what changed." };
+      return {
+        kind: "document",
+        path: `.orchestrator/maintenance/${slug(item.stepId)}.md`,
+        title: "the maintenance notes",
+        instructions: "Do the maintenance the task asks for and note what changed.",
+      };
     default:
       return { kind: "code", path: "src", title: "the change", instructions: "Do what the task asks: change the code and add a test for it." };
   }

@@ -86,13 +86,18 @@ await runService({
           try {
             const e = JSON.parse(new TextDecoder().decode(msg.data)) as { data?: { stepId?: unknown; attempt?: unknown } };
             // Only the attempt the event is about: a late event must not stop its retry.
-            if (typeof e.data?.stepId === "string") runner.cancelRun(runId, reason, e.data.stepId, typeof e.data.attempt === "number" ? e.data.attempt : undefined);
+            if (typeof e.data?.stepId === "string")
+              runner.cancelRun(runId, reason, e.data.stepId, typeof e.data.attempt === "number" ? e.data.attempt : undefined);
           } catch {
             /* a malformed event is the event stream's consumers' to report */
           }
         },
       });
-    const runEvents = [stopOn("run.finished", "the run finished", false), stopOn("step.cancelled", "the step was cancelled", true), stopOn("step.failed", "the core failed the step", true)];
+    const runEvents = [
+      stopOn("run.finished", "the run finished", false),
+      stopOn("step.cancelled", "the step was cancelled", true),
+      stopOn("step.failed", "the core failed the step", true),
+    ];
 
     // Readiness of the executors this hub routes roles to (the gateway's /ready with ORCH_CHECK_LLM).
     const readiness = bus.nc.subscribe(s.query("agents.ready"), {

@@ -197,7 +197,9 @@ export class RepoService {
    */
   async answer(data: Uint8Array, maxBytes = Number.POSITIVE_INFINITY): Promise<Uint8Array> {
     const d = decode(RepoRequest, data);
-    const reply: RepoReply = d.ok ? await this.handle(d.value) : { ok: false, error: { code: "BAD_REQUEST", message: `Invalid repository request: ${d.error}` } };
+    const reply: RepoReply = d.ok
+      ? await this.handle(d.value)
+      : { ok: false, error: { code: "BAD_REQUEST", message: `Invalid repository request: ${d.error}` } };
     let out: Uint8Array;
     try {
       out = encode(RepoReply, reply);
@@ -206,7 +208,10 @@ export class RepoService {
       return encode(RepoReply, { ok: false, error: { code: "UNAVAILABLE", message: "The agent hub could not encode its answer" } });
     }
     if (out.length > maxBytes) {
-      return encode(RepoReply, { ok: false, error: { code: "UNAVAILABLE", message: `The answer (${out.length} bytes) is larger than the bus allows (${maxBytes})` } });
+      return encode(RepoReply, {
+        ok: false,
+        error: { code: "UNAVAILABLE", message: `The answer (${out.length} bytes) is larger than the bus allows (${maxBytes})` },
+      });
     }
     return out;
   }

@@ -23,7 +23,12 @@ import {
 
 /** No user or system git configuration: the tests see git's defaults only. */
 const HERMETIC = { GIT_CONFIG_GLOBAL: "/dev/null", GIT_CONFIG_NOSYSTEM: "1" };
-const ID = { GIT_AUTHOR_NAME: "Someone Else", GIT_AUTHOR_EMAIL: "else@example.test", GIT_COMMITTER_NAME: "Someone Else", GIT_COMMITTER_EMAIL: "else@example.test" };
+const ID = {
+  GIT_AUTHOR_NAME: "Someone Else",
+  GIT_AUTHOR_EMAIL: "else@example.test",
+  GIT_COMMITTER_NAME: "Someone Else",
+  GIT_COMMITTER_EMAIL: "else@example.test",
+};
 const tmp = mkdtempSync(join(tmpdir(), "orch-git-cli-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -79,7 +84,11 @@ describe("GitCli", () => {
     const git = GitCli.fromConfig(cfg);
     expect(git.binary).toBe("/opt/git/bin/git");
     expect(git.policy).toEqual({ allowForcePush: true, allowDeleteUnmergedBranches: false, allowDestructiveAutomation: false });
-    expect(GitCli.fromConfig(loadConfig(AgentHubConfig, {})).policy).toEqual({ allowForcePush: false, allowDeleteUnmergedBranches: false, allowDestructiveAutomation: false });
+    expect(GitCli.fromConfig(loadConfig(AgentHubConfig, {})).policy).toEqual({
+      allowForcePush: false,
+      allowDeleteUnmergedBranches: false,
+      allowDestructiveAutomation: false,
+    });
   });
 
   it("lists status, commits adds, modifications and deletions, and diffs them by name", async () => {

@@ -89,7 +89,9 @@ describe("WorkspaceManager: repositories", () => {
     expect(ws.workspace).toBe("/home/someone/.local/share/orchestrator/workspace");
     expect(ws.worktreesRoot).toBe("/home/someone/.local/share/orchestrator/workspace/worktrees");
     expect(ws.reposRoot).toBe("/home/someone/.local/share/orchestrator/workspace/repos");
-    const custom = new WorkspaceManager(loadConfig(AgentHubConfig, { ORCH_WORKSPACE: "~/ws", ORCH_WORKTREES_ROOT: "/srv/wt" }), cli(), logger, { homeDir: "/home/someone" });
+    const custom = new WorkspaceManager(loadConfig(AgentHubConfig, { ORCH_WORKSPACE: "~/ws", ORCH_WORKTREES_ROOT: "/srv/wt" }), cli(), logger, {
+      homeDir: "/home/someone",
+    });
     expect([custom.workspace, custom.worktreesRoot]).toEqual(["/home/someone/ws", "/srv/wt"]);
   });
 
@@ -384,7 +386,9 @@ describe("WorkspaceManager: sessions", () => {
     expect(e.message).toContain(user);
     expect(sh(user, "rev-parse", "HEAD")).toBe(head);
     expect(existsSync(join(user, "x.txt"))).toBe(false);
-    expect(await rejection(s.ws.createSessionWorktree({ repo, runBranch: "002-feature", sessionId: "t", projectId: "p" }))).toBeInstanceOf(RunBranchCheckedOutError);
+    expect(await rejection(s.ws.createSessionWorktree({ repo, runBranch: "002-feature", sessionId: "t", projectId: "p" }))).toBeInstanceOf(
+      RunBranchCheckedOutError,
+    );
 
     sh(user, "checkout", "-q", "main");
     expect(await s.ws.integrate(w)).toBe(sh(w.path, "rev-parse", "HEAD"));

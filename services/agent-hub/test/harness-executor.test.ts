@@ -88,9 +88,19 @@ afterEach(() => {
 
 describe("harness executor: a run", () => {
   it("turns a CLI's lines into session events and a result, with raw and normalized events logged", async () => {
-    const { c, executor } = setup("codex", { mode: "replay", fixture: join(FIXTURES, "codex-run.jsonl") }, { ORCH_HARNESS_LOG_RAW_EVENTS: "true", ORCH_HARNESS_LOG_NORMALIZED_EVENTS: "true" });
+    const { c, executor } = setup(
+      "codex",
+      { mode: "replay", fixture: join(FIXTURES, "codex-run.jsonl") },
+      { ORCH_HARNESS_LOG_RAW_EVENTS: "true", ORCH_HARNESS_LOG_NORMALIZED_EVENTS: "true" },
+    );
     const r = await executor.run(c.ctx);
-    expect(r).toMatchObject({ ok: true, summary: "Created hello.txt.", usage: { tokensIn: 420, tokensOut: 52, costUsd: 0 }, model: "unit-model", output: { files: ["hello.txt"] } });
+    expect(r).toMatchObject({
+      ok: true,
+      summary: "Created hello.txt.",
+      usage: { tokensIn: 420, tokensOut: 52, costUsd: 0 },
+      model: "unit-model",
+      output: { files: ["hello.txt"] },
+    });
     expect(r.commitMessage).toMatch(/^Created hello\.txt\.\n\nimplementer step implement of run run1, by codex \(unit-model\) in session sess1\.$/);
     const lines = readFileSync(join(FIXTURES, "codex-run.jsonl"), "utf8").split("\n").filter(Boolean).length;
     expect(c.of("agent.raw")).toHaveLength(lines);
@@ -114,7 +124,11 @@ describe("harness executor: a run", () => {
 
   it("takes a structured answer as the step's result, and a free one as text with a note", async () => {
     const answer = JSON.stringify({ status: "failed", summary: "Tests do not pass", reason: "no test runner" });
-    const failed = setup("codex", { mode: "env", lines: [{ type: "item.completed", item: { id: "m", type: "agent_message", text: answer } }, SUCCESS.codex[1]] }, { ORCH_LLM_RESPONSE_FORMAT: "structured-json" });
+    const failed = setup(
+      "codex",
+      { mode: "env", lines: [{ type: "item.completed", item: { id: "m", type: "agent_message", text: answer } }, SUCCESS.codex[1]] },
+      { ORCH_LLM_RESPONSE_FORMAT: "structured-json" },
+    );
     const r1 = await failed.executor.run(failed.c.ctx);
     expect(r1).toMatchObject({ ok: false, summary: "Tests do not pass", error: { code: "AGENT_FAILED", retryable: false } });
 
@@ -136,7 +150,11 @@ describe("harness executor: the CLI's environment", () => {
     const { c, executor } = setup(name, { mode: "env", lines: SUCCESS[name] });
     const r = await executor.run(c.ctx);
     expect(r.error).toBeUndefined();
-    const seen = JSON.parse(readFileSync(join(c.ctx.worktree.path, ".fake-cli-env.json"), "utf8")) as { env: Record<string, string>; argv: string[]; home: Record<string, string> };
+    const seen = JSON.parse(readFileSync(join(c.ctx.worktree.path, ".fake-cli-env.json"), "utf8")) as {
+      env: Record<string, string>;
+      argv: string[];
+      home: Record<string, string>;
+    };
     const base = ["HOME", "LANG", "PATH", "TERM", "TMPDIR", ...(process.env.LC_ALL ? ["LC_ALL"] : [])];
     expect(Object.keys(seen.env).sort()).toEqual([...base, ...expected[name]].sort());
     expect(seen.env.TERM).toBe("dumb");
@@ -165,12 +183,17 @@ describe("harness executor: the CLI's environment", () => {
         // Claude Code reads its key under a fixed name only.
         expect(seen.env.ANTHROPIC_API_KEY).toBe(key.value);
         expect(seen.env.ANTHROPIC_BASE_URL).toBe("http://127.0.0.1:9");
-        expect(seen.argv).toEqual(expect.arrayContaining(["-p", "--output-format", "stream-json", "--verbose", "--permission-mode", "acceptEdits", "--model", "unit-model"]));
+        expect(seen.argv).toEqual(
+          expect.arrayContaining(["-p", "--output-format", "stream-json", "--verbose", "--permission-mode", "acceptEdits", "--model", "unit-model"]),
+        );
         expect(seen.argv).not.toContain("--dangerously-skip-permissions");
         break;
       case "opencode": {
         expect(seen.env[key.name]).toBe(key.value);
-        const cfg = JSON.parse(Object.fromEntries(files)["/.config/opencode/opencode.json"]!) as { model: string; provider: { orch: { options: Record<string, string> } } };
+        const cfg = JSON.parse(Object.fromEntries(files)["/.config/opencode/opencode.json"]!) as {
+          model: string;
+          provider: { orch: { options: Record<string, string> } };
+        };
         expect(cfg.model).toBe("orch/unit-model");
         expect(cfg.provider.orch.options).toEqual({ baseURL: "http://127.0.0.1:9/v1", apiKey: `{env:${key.name}}` });
         expect(seen.argv.slice(0, 3)).toEqual(["run", "--format", "json"]);
@@ -183,7 +206,13 @@ describe("harness executor: the CLI's environment", () => {
 
   it("redacts the key wherever the CLI prints it, in events and in logs", async () => {
     const key = KEYS.codex.value;
-    const lines = [{ type: "item.completed", item: { id: "c", type: "command_execution", command: "env", aggregated_output: `KEY=${key}\n`, exit_code: 0, status: "completed" } }, ...SUCCESS.codex];
+    const lines = [
+      {
+        type: "item.completed",
+        item: { id: "c", type: "command_execution", command: "env", aggregated_output: `KEY=${key}\n`, exit_code: 0, status: "completed" },
+      },
+      ...SUCCESS.codex,
+    ];
     const { c, executor } = setup("codex", { mode: "env", lines }, { ORCH_HARNESS_LOG_RAW_EVENTS: "true", ORCH_HARNESS_LOG_NORMALIZED_EVENTS: "true" });
     await executor.run(c.ctx);
     expect(c.of("agent.tool_result")[0]!.output).toBe("KEY=[redacted]\n");
@@ -195,7 +224,10 @@ describe("harness executor: the CLI's environment", () => {
     const c = context(worktree({ mode: "env", lines: SUCCESS.codex }));
     const executor = new HarnessExecutor(config("codex"), c.ctx.logger, "codex", { env: { PATH: process.env.PATH } });
     expect((await executor.run(c.ctx)).ok).toBe(true);
-    const seen = JSON.parse(readFileSync(join(c.ctx.worktree.path, ".fake-cli-env.json"), "utf8")) as { env: Record<string, string>; home: Record<string, string> };
+    const seen = JSON.parse(readFileSync(join(c.ctx.worktree.path, ".fake-cli-env.json"), "utf8")) as {
+      env: Record<string, string>;
+      home: Record<string, string>;
+    };
     expect(Object.keys(seen.env)).not.toContain(KEYS.codex.name);
     expect(Object.values(seen.home).join("")).not.toContain("env_key");
   });
@@ -226,7 +258,9 @@ describe("harness executor: process control", () => {
   ])("on abort, kills the whole process group and throws SessionAbortedError: a CLI that %s", async (_what, stubborn) => {
     const { c, executor } = setup("codex", { mode: "fork", stubborn }, { ORCH_SESSION_KILL_GRACE_MS: "300" });
     const running = executor.run(c.ctx);
-    const pids = await waitFor(() => existsSync(join(c.ctx.worktree.path, ".fake-cli-pids.json")) && c.beats.n > 0 && pidsOf(c.ctx.worktree), { what: "the fake CLI's grandchild" });
+    const pids = await waitFor(() => existsSync(join(c.ctx.worktree.path, ".fake-cli-pids.json")) && c.beats.n > 0 && pidsOf(c.ctx.worktree), {
+      what: "the fake CLI's grandchild",
+    });
     expect(alive(pids.grandchild)).toBe(true);
     const t0 = Date.now();
     c.abort.abort(new Error("cancelled"));
@@ -278,7 +312,11 @@ describe("harness executor: what keeps a run from starting", () => {
   it.each([
     ["locked refuses every run", { ORCH_LLM_POLICY: "locked" }, "ORCH_LLM_POLICY=locked"],
     ["oss refuses a hosted base URL", { ORCH_CODEX_BASE_URL: "https://api.example.com/v1" }, "api.example.com is not a local model server"],
-    ["oss refuses the CLI's hosted default when no base URL is set", { ORCH_CODEX_BASE_URL: "" }, "ORCH_CODEX_BASE_URL is unset, so codex would call its hosted default (https://api.openai.com/v1)"],
+    [
+      "oss refuses the CLI's hosted default when no base URL is set",
+      { ORCH_CODEX_BASE_URL: "" },
+      "ORCH_CODEX_BASE_URL is unset, so codex would call its hosted default (https://api.openai.com/v1)",
+    ],
   ])("the LLM policy: %s (LLM_POLICY_REFUSED, nothing started)", async (_what, over, says) => {
     const { c, executor } = setup("codex", { mode: "silent" }, over);
     const r = await executor.run(c.ctx);
@@ -322,7 +360,11 @@ describe("harness executor: what keeps a run from starting", () => {
 describe("harness provider factory", () => {
   it("builds a provider for every harness the routing names, and seed 003's aliases reach them", () => {
     expect(EXECUTOR_NAMES.filter((n) => (HARNESS_NAMES as readonly string[]).includes(n))).toEqual([...HARNESS_NAMES]);
-    const cfg = hubConfig({ ORCH_AGENT_EXECUTOR: "harness.codex", ORCH_AGENT_EXECUTOR_REVIEWER: "claude-code", ORCH_AGENT_EXECUTOR_TESTER: "harness.opencode" });
+    const cfg = hubConfig({
+      ORCH_AGENT_EXECUTOR: "harness.codex",
+      ORCH_AGENT_EXECUTOR_REVIEWER: "claude-code",
+      ORCH_AGENT_EXECUTOR_TESTER: "harness.opencode",
+    });
     expect([cfg.ORCH_AGENT_EXECUTOR, cfg.ORCH_AGENT_EXECUTOR_REVIEWER, cfg.ORCH_AGENT_EXECUTOR_TESTER]).toEqual(["codex", "claude", "opencode"]);
     for (const name of HARNESS_NAMES) {
       const p = createHarnessProvider(name, cfg);

@@ -57,7 +57,12 @@ describe("fake Responses API", () => {
       "response.output_item.done",
       "response.completed",
     ]);
-    expect(events.filter((e) => e.data.type === "response.output_text.delta").map((e) => e.data.delta).join("")).toBe("Hello, world");
+    expect(
+      events
+        .filter((e) => e.data.type === "response.output_text.delta")
+        .map((e) => e.data.delta)
+        .join(""),
+    ).toBe("Hello, world");
     const done = events.at(-1)!.data.response;
     expect(done.output[0]).toMatchObject({ type: "message", role: "assistant", content: [{ type: "output_text", text: "Hello, world" }] });
     expect(done.usage).toMatchObject({ input_tokens: 11, output_tokens: 4, total_tokens: 15 });
@@ -68,7 +73,10 @@ describe("fake Responses API", () => {
     const s = await start(fakeResponses());
     s.script({ toolCalls: [{ name: "exec_command", arguments: { cmd: "ls -la" } }] });
     const { events } = await post(`${s.url}/v1/responses`, { stream: true, tools });
-    const args = events.filter((e) => e.data.type === "response.function_call_arguments.delta").map((e) => e.data.delta).join("");
+    const args = events
+      .filter((e) => e.data.type === "response.function_call_arguments.delta")
+      .map((e) => e.data.delta)
+      .join("");
     expect(JSON.parse(args)).toEqual({ cmd: "ls -la" });
     const item = events.find((e) => e.data.type === "response.output_item.done")!.data.item;
     expect(item).toMatchObject({ type: "function_call", call_id: "call_1", name: "exec_command", arguments: args });
@@ -98,7 +106,10 @@ describe("fake Anthropic Messages API", () => {
     expect(types.slice(-3)).toEqual(["content_block_stop", "message_delta", "message_stop"]);
     expect(events[0]!.data.message.usage.input_tokens).toBe(20);
     expect(events[1]!.data.content_block).toMatchObject({ type: "tool_use", name: "Write", input: {} });
-    const json = events.filter((e) => e.data.delta?.type === "input_json_delta").map((e) => e.data.delta.partial_json).join("");
+    const json = events
+      .filter((e) => e.data.delta?.type === "input_json_delta")
+      .map((e) => e.data.delta.partial_json)
+      .join("");
     expect(JSON.parse(json)).toEqual({ file_path: "/w/a.txt", content: "hi\n" });
     expect(events.find((e) => e.data.type === "message_delta")!.data).toMatchObject({ delta: { stop_reason: "tool_use" }, usage: { output_tokens: 6 } });
   });
@@ -107,7 +118,11 @@ describe("fake Anthropic Messages API", () => {
     const s = await start(fakeAnthropic());
     s.script({ text: "All done here.", reasoning: "think", usage: { input: 3, output: 2 } });
     const { events } = await post(`${s.url}/v1/messages`, { stream: true, tools: [{ name: "Bash" }] });
-    const deltas = (type: string, key: string) => events.filter((e) => e.data.delta?.type === type).map((e) => e.data.delta[key]).join("");
+    const deltas = (type: string, key: string) =>
+      events
+        .filter((e) => e.data.delta?.type === type)
+        .map((e) => e.data.delta[key])
+        .join("");
     expect(deltas("thinking_delta", "thinking")).toBe("think");
     expect(deltas("text_delta", "text")).toBe("All done here.");
     expect(events.find((e) => e.data.type === "message_delta")!.data.delta.stop_reason).toBe("end_turn");

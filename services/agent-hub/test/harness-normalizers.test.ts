@@ -16,7 +16,8 @@ const FIXTURES = join(import.meta.dirname, "fixtures", "harness");
 
 function replay(n: Normalizer, fixture: string): SessionEventInput[] {
   const out: SessionEventInput[] = [];
-  for (const line of readFileSync(join(FIXTURES, fixture), "utf8").split("\n").filter(Boolean)) out.push(...n.push(JSON.parse(line) as Record<string, unknown>));
+  for (const line of readFileSync(join(FIXTURES, fixture), "utf8").split("\n").filter(Boolean))
+    out.push(...n.push(JSON.parse(line) as Record<string, unknown>));
   return out;
 }
 
@@ -60,8 +61,22 @@ describe("codex normalizer", () => {
   it("reports a failed command and a deleted file, and ends unfinished without turn.completed", () => {
     const n = new CodexNormalizer(CWD);
     const events = [
-      ...n.push({ type: "item.completed", item: { id: "c1", type: "command_execution", command: "false", aggregated_output: "", exit_code: 1, status: "failed" } }),
-      ...n.push({ type: "item.completed", item: { id: "p1", type: "file_change", changes: [{ path: "/work/tree/src/old.ts", kind: "delete" }, { path: "/elsewhere/x", kind: "update" }], status: "completed" } }),
+      ...n.push({
+        type: "item.completed",
+        item: { id: "c1", type: "command_execution", command: "false", aggregated_output: "", exit_code: 1, status: "failed" },
+      }),
+      ...n.push({
+        type: "item.completed",
+        item: {
+          id: "p1",
+          type: "file_change",
+          changes: [
+            { path: "/work/tree/src/old.ts", kind: "delete" },
+            { path: "/elsewhere/x", kind: "update" },
+          ],
+          status: "completed",
+        },
+      }),
     ];
     expect(of(events, "agent.tool_call").map((c) => c.callId)).toEqual(["c1", "p1"]);
     expect(of(events, "agent.tool_result")[0]).toMatchObject({ callId: "c1", ok: false, error: "exit code 1" });
@@ -78,7 +93,11 @@ describe("claude normalizer", () => {
     const n = new ClaudeNormalizer(CWD);
     const events = replay(n, "claude-run.jsonl");
     expectRun(events, n, ["Write", "Bash"]);
-    expect(of(events, "agent.delta").map((d) => d.text).join("")).toBe("Created hello.txt.");
+    expect(
+      of(events, "agent.delta")
+        .map((d) => d.text)
+        .join(""),
+    ).toBe("Created hello.txt.");
     const usage = of(events, "agent.usage");
     expect(usage).toHaveLength(1);
     expect(usage[0]).toMatchObject({ tokensIn: 420, tokensOut: 52, model: "fake-claude-model" });
@@ -98,14 +117,38 @@ describe("claude normalizer", () => {
   it("notes refused tools, marks failed edits as not done, and reads thinking when nothing streamed", () => {
     const n = new ClaudeNormalizer(CWD);
     const events = [
-      ...n.push({ type: "assistant", message: { content: [{ type: "thinking", thinking: "let me see" }, { type: "tool_use", id: "t1", name: "Edit", input: { file_path: "/work/tree/a.ts", old_string: "x", new_string: "y" } }] } }),
-      ...n.push({ type: "user", message: { content: [{ type: "tool_result", tool_use_id: "t1", is_error: true, content: [{ type: "text", text: "String not found" }] }] } }),
-      ...n.push({ type: "result", subtype: "success", is_error: false, result: "Could not edit.", usage: { input_tokens: 5, cache_read_input_tokens: 3, output_tokens: 2 }, total_cost_usd: 0.01, permission_denials: [{ tool_name: "Bash" }] }),
+      ...n.push({
+        type: "assistant",
+        message: {
+          content: [
+            { type: "thinking", thinking: "let me see" },
+            { type: "tool_use", id: "t1", name: "Edit", input: { file_path: "/work/tree/a.ts", old_string: "x", new_string: "y" } },
+          ],
+        },
+      }),
+      ...n.push({
+        type: "user",
+        message: { content: [{ type: "tool_result", tool_use_id: "t1", is_error: true, content: [{ type: "text", text: "String not found" }] }] },
+      }),
+      ...n.push({
+        type: "result",
+        subtype: "success",
+        is_error: false,
+        result: "Could not edit.",
+        usage: { input_tokens: 5, cache_read_input_tokens: 3, output_tokens: 2 },
+        total_cost_usd: 0.01,
+        permission_denials: [{ tool_name: "Bash" }],
+      }),
     ];
     expect(of(events, "agent.delta")).toEqual([{ text: "let me see", channel: "reasoning" }]);
     expect(of(events, "agent.tool_result")).toEqual([{ callId: "t1", name: "Edit", ok: false, error: "String not found" }]);
     expect(of(events, "agent.file_edit")).toEqual([]);
-    expect(n.outcome()).toMatchObject({ ok: true, finalText: "Could not edit.", usage: { tokensIn: 8, tokensOut: 2, costUsd: 0.01 }, notes: ["claude was not allowed to use Bash"] });
+    expect(n.outcome()).toMatchObject({
+      ok: true,
+      finalText: "Could not edit.",
+      usage: { tokensIn: 8, tokensOut: 2, costUsd: 0.01 },
+      notes: ["claude was not allowed to use Bash"],
+    });
   });
 
   it("fails a run that printed no result", () => {
@@ -135,7 +178,10 @@ describe("opencode normalizer", () => {
     const n = new OpenCodeNormalizer(CWD);
     const events = [
       ...n.push({ type: "tool_use", part: { tool: "bash", callID: "b1", state: { status: "error", input: { command: "false" }, error: "exit 1" } } }),
-      ...n.push({ type: "tool_use", part: { tool: "edit", callID: "e1", state: { status: "completed", input: { filePath: "/work/tree/a.ts" }, output: "ok" } } }),
+      ...n.push({
+        type: "tool_use",
+        part: { tool: "edit", callID: "e1", state: { status: "completed", input: { filePath: "/work/tree/a.ts" }, output: "ok" } },
+      }),
       ...n.push({ type: "step_finish", part: { tokens: { input: 10, output: 4, reasoning: 2, cache: { read: 5, write: 1 } }, cost: 0.5 } }),
     ];
     expect(of(events, "agent.tool_result")[0]).toEqual({ callId: "b1", name: "bash", ok: false, error: "exit 1" });
@@ -151,7 +197,14 @@ describe("every normalizer", () => {
     ["opencode", () => new OpenCodeNormalizer(CWD)],
   ])("%s ignores events it does not know and fields of the wrong shape", (_name, make) => {
     const n = make();
-    for (const e of [{}, { type: "something.new" }, { type: "item.completed" }, { type: "assistant", message: "text" }, { type: "tool_use", part: 3 }, { type: "step_finish", part: { tokens: { input: "many" } } }]) {
+    for (const e of [
+      {},
+      { type: "something.new" },
+      { type: "item.completed" },
+      { type: "assistant", message: "text" },
+      { type: "tool_use", part: 3 },
+      { type: "step_finish", part: { tokens: { input: "many" } } },
+    ]) {
       expect(() => n.push(e)).not.toThrow();
     }
     expect(() => n.outcome()).not.toThrow();

@@ -37,7 +37,12 @@ describe.each(APIS)("LocalLlmExecutor over $api", ({ api, fake, chatPath, readyP
     const ctx = sessionContext(repo.path);
     const r = await exec.run(ctx);
 
-    expect(r).toMatchObject({ ok: true, summary: "Added the greeting in src/hello.ts.", model: "base-model", usage: { tokensIn: 120, tokensOut: 17, costUsd: 0 } });
+    expect(r).toMatchObject({
+      ok: true,
+      summary: "Added the greeting in src/hello.ts.",
+      model: "base-model",
+      usage: { tokensIn: 120, tokensOut: 17, costUsd: 0 },
+    });
     expect(r.output).toEqual({ text: "Added the greeting in src/hello.ts.\nTests pass." });
     expect(r.notes).toEqual(["Added the greeting in src/hello.ts.\nTests pass."]);
     expect(ctx.of("agent.delta").map((d) => d.text)).toEqual(["Added ", "the greeting", " in src/hello.ts.\n", "Tests pass."]);
@@ -123,7 +128,10 @@ describe.each(APIS)("LocalLlmExecutor over $api", ({ api, fake, chatPath, readyP
     it("nothing listening: a retryable LLM_ERROR under throw, never a crash", async () => {
       const port = await freePort();
       for (const mode of ["throw", "return"] as const) {
-        const exec = new LocalLlmExecutor(hubConfig({ LOCAL_LLM_API: api, LOCAL_LLM_URL: `http://127.0.0.1:${port}`, LOCAL_LLM_ERROR_MODE: mode }), testLogger().logger);
+        const exec = new LocalLlmExecutor(
+          hubConfig({ LOCAL_LLM_API: api, LOCAL_LLM_URL: `http://127.0.0.1:${port}`, LOCAL_LLM_ERROR_MODE: mode }),
+          testLogger().logger,
+        );
         const r = await exec.run(sessionContext(repo.path));
         expect(r.error).toMatchObject({ code: StepErrorCode.LlmError, retryable: mode === "throw" });
         expect(r.error!.message).toMatch(/cannot reach .*ECONNREFUSED/);
@@ -238,7 +246,8 @@ async function gatedServer(api: "ollama" | "openai", release: Promise<void>): Pr
         res.end(`${JSON.stringify({ model: "m", message: { role: "assistant", content: "" }, done: true, prompt_eval_count: 5, eval_count: 2 })}\n`);
       } else {
         res.writeHead(200, { "content-type": "text/event-stream" });
-        const chunk = (delta: object, finish: string | null = null) => `data: ${JSON.stringify({ model: "m", choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+        const chunk = (delta: object, finish: string | null = null) =>
+          `data: ${JSON.stringify({ model: "m", choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
         res.write(chunk({ role: "assistant", content: "first " }));
         await release;
         res.write(chunk({ content: "second" }));

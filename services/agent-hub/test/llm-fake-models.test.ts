@@ -12,7 +12,8 @@ afterEach(async () => {
   server = undefined;
 });
 
-const post = (path: string, body: unknown) => fetch(`${server!.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+const post = (path: string, body: unknown) =>
+  fetch(`${server!.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 const sseEvents = (text: string) =>
   text
     .split("\n\n")
@@ -26,7 +27,13 @@ describe("fakeOpenAiChat", () => {
     server = await fakeOpenAiChat().start();
     server.chunkSize = 4;
     server.script({ text: "Hi there", toolCalls: [{ id: "call_a", name: "bash", arguments: { command: "ls -la" } }], usage: { input: 11, output: 5 } });
-    const res = await post("/v1/chat/completions", { model: "m1", stream: true, stream_options: { include_usage: true }, tools, messages: [{ role: "user", content: "hi" }] });
+    const res = await post("/v1/chat/completions", {
+      model: "m1",
+      stream: true,
+      stream_options: { include_usage: true },
+      tools,
+      messages: [{ role: "user", content: "hi" }],
+    });
     expect(res.headers.get("content-type")).toBe("text/event-stream");
     const events = sseEvents(await res.text());
     expect(events.at(-1)).toBe("[DONE]");
@@ -47,7 +54,14 @@ describe("fakeOpenAiChat", () => {
     server.script({ toolCalls: [{ name: "bash", arguments: { command: "pwd" } }], usage: { input: 2, output: 3 } }, { text: "done" });
     const first = (await (await post("/v1/chat/completions", { model: "m", tools, messages: [] })).json()) as any;
     expect(first.object).toBe("chat.completion");
-    expect(first.choices[0]).toMatchObject({ finish_reason: "tool_calls", message: { role: "assistant", content: null, tool_calls: [{ id: "call_1", type: "function", function: { name: "bash", arguments: '{"command":"pwd"}' } }] } });
+    expect(first.choices[0]).toMatchObject({
+      finish_reason: "tool_calls",
+      message: {
+        role: "assistant",
+        content: null,
+        tool_calls: [{ id: "call_1", type: "function", function: { name: "bash", arguments: '{"command":"pwd"}' } }],
+      },
+    });
     expect(first.usage).toEqual({ prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 });
     const second = (await (await post("/v1/chat/completions", { model: "m", tools, messages: [] })).json()) as any;
     expect(second.choices[0]).toMatchObject({ finish_reason: "stop", message: { content: "done" } });
@@ -58,7 +72,12 @@ describe("fakeOpenAiChat", () => {
     server.sideText = "A short title";
     server.script({ text: "the real turn" });
     const side = sseEvents(await (await post("/v1/chat/completions", { model: "m", stream: true, messages: [] })).text());
-    expect(side.slice(0, -1).map((e) => JSON.parse(e).choices[0]?.delta?.content ?? "").join("")).toBe("A short title");
+    expect(
+      side
+        .slice(0, -1)
+        .map((e) => JSON.parse(e).choices[0]?.delta?.content ?? "")
+        .join(""),
+    ).toBe("A short title");
     expect(server.remaining).toBe(1);
     expect(server.requests[0]!.turn).toBe(false);
     await server.stop();
@@ -110,8 +129,15 @@ describe("fakeOllama", () => {
       .trim()
       .split("\n")
       .map((l) => JSON.parse(l));
-    expect(lines.filter((l) => !l.done).map((l) => l.message.content).join("")).toBe("Looking");
-    expect(lines.find((l) => l.message.tool_calls)!.message.tool_calls).toEqual([{ id: "call_1", function: { index: 0, name: "ls", arguments: { args: ["-a"] } } }]);
+    expect(
+      lines
+        .filter((l) => !l.done)
+        .map((l) => l.message.content)
+        .join(""),
+    ).toBe("Looking");
+    expect(lines.find((l) => l.message.tool_calls)!.message.tool_calls).toEqual([
+      { id: "call_1", function: { index: 0, name: "ls", arguments: { args: ["-a"] } } },
+    ]);
     expect(lines.at(-1)).toMatchObject({ model: "llama3.1:8b", done: true, done_reason: "stop", prompt_eval_count: 9, eval_count: 4 });
   });
 

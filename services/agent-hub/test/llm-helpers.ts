@@ -64,7 +64,10 @@ export interface TestContext extends SessionContext {
   of(type: SessionEventInput["type"]): Array<Record<string, unknown>>;
 }
 
-export function sessionContext(worktree: string, over: { item?: Partial<WorkItem>; model?: string; logger?: Logger; onEmit?: (e: SessionEventInput) => void } = {}): TestContext {
+export function sessionContext(
+  worktree: string,
+  over: { item?: Partial<WorkItem>; model?: string; logger?: Logger; onEmit?: (e: SessionEventInput) => void } = {},
+): TestContext {
   const controller = new AbortController();
   const events: SessionEventInput[] = [];
   const ctx: TestContext = {

@@ -29,7 +29,10 @@ describe.each(APIS)("structured answers over $api", ({ api, fake }) => {
 
   const run = async (turns: ScriptedTurn[], item: Partial<WorkItem> = {}, env: Record<string, string> = {}) => {
     server.script(...turns);
-    const exec = new LocalLlmExecutor(hubConfig({ LOCAL_LLM_API: api, LOCAL_LLM_URL: server.url, ORCH_LLM_RESPONSE_FORMAT: "structured-json", ...env }), testLogger().logger);
+    const exec = new LocalLlmExecutor(
+      hubConfig({ LOCAL_LLM_API: api, LOCAL_LLM_URL: server.url, ORCH_LLM_RESPONSE_FORMAT: "structured-json", ...env }),
+      testLogger().logger,
+    );
     const ctx = sessionContext(repo.path, { item });
     return { result: await exec.run(ctx), ctx };
   };
@@ -38,11 +41,20 @@ describe.each(APIS)("structured answers over $api", ({ api, fake }) => {
 
   it("asks for a JSON object and maps a completed answer: summary, notes, output, files", async () => {
     const { result } = await run([
-      { text: answer({ status: "completed", summary: "Added hello()", notes: ["kept it small"], files: ["src/hello.ts"], output: { tests: 3 } }), usage: { input: 40, output: 20 } },
+      {
+        text: answer({ status: "completed", summary: "Added hello()", notes: ["kept it small"], files: ["src/hello.ts"], output: { tests: 3 } }),
+        usage: { input: 40, output: 20 },
+      },
     ]);
     expect(asksForJson(0)).toBe(true);
     expect(body(0).messages[0].content).toContain('"status": "completed" | "failed" | "needs_input"');
-    expect(result).toMatchObject({ ok: true, summary: "Added hello()", notes: ["kept it small"], output: { tests: 3, files: ["src/hello.ts"] }, usage: { tokensIn: 40, tokensOut: 20 } });
+    expect(result).toMatchObject({
+      ok: true,
+      summary: "Added hello()",
+      notes: ["kept it small"],
+      output: { tests: 3, files: ["src/hello.ts"] },
+      usage: { tokensIn: 40, tokensOut: 20 },
+    });
     expect(result.error).toBeUndefined();
   });
 

@@ -41,7 +41,13 @@ describe.each(APIS)("tools over $api", ({ api, fake }) => {
   const run = async (turns: ScriptedTurn[], env: Record<string, string> = {}) => {
     server.script(...turns);
     const exec = new LocalLlmExecutor(
-      hubConfig({ LOCAL_LLM_API: api, LOCAL_LLM_URL: server.url, LOCAL_LLM_MODEL: "tool-model", ORCH_TOOL_ALLOWLIST: "ls,cat,grep,find,read_file,write_file", ...env }),
+      hubConfig({
+        LOCAL_LLM_API: api,
+        LOCAL_LLM_URL: server.url,
+        LOCAL_LLM_MODEL: "tool-model",
+        ORCH_TOOL_ALLOWLIST: "ls,cat,grep,find,read_file,write_file",
+        ...env,
+      }),
       testLogger().logger,
     );
     const ctx = sessionContext(repo.path);
@@ -139,7 +145,10 @@ describe.each(APIS)("tools over $api", ({ api, fake }) => {
   });
 
   it("write_file refuses .git (the worktree's link to its repository, hooks)", async () => {
-    const { ctx } = await run([{ toolCalls: [{ name: "write_file", arguments: { path: ".git/hooks/pre-commit", content: "#!/bin/sh\ntouch pwned\n" } }] }, { text: "ok" }]);
+    const { ctx } = await run([
+      { toolCalls: [{ name: "write_file", arguments: { path: ".git/hooks/pre-commit", content: "#!/bin/sh\ntouch pwned\n" } }] },
+      { text: "ok" },
+    ]);
     expect(ctx.of("agent.tool_result")[0]).toMatchObject({ ok: false, refused: true });
     expect(existsSync(join(repo.path, ".git", "hooks", "pre-commit"))).toBe(false);
   });
@@ -189,7 +198,10 @@ describe.each(APIS)("tools over $api", ({ api, fake }) => {
 
   it("aborting the session kills a running tool and throws SessionAbortedError", async () => {
     server.script({ toolCalls: [{ name: "sleep", arguments: { args: ["30"] } }] }, { text: "never asked" });
-    const exec = new LocalLlmExecutor(hubConfig({ LOCAL_LLM_API: api, LOCAL_LLM_URL: server.url, ORCH_TOOL_ALLOWLIST: "sleep", ORCH_TOOL_TIMEOUT_MS: "60000" }), testLogger().logger);
+    const exec = new LocalLlmExecutor(
+      hubConfig({ LOCAL_LLM_API: api, LOCAL_LLM_URL: server.url, ORCH_TOOL_ALLOWLIST: "sleep", ORCH_TOOL_TIMEOUT_MS: "60000" }),
+      testLogger().logger,
+    );
     const ctx = sessionContext(repo.path, { onEmit: (e) => e.type === "agent.tool_call" && setTimeout(() => ctx.controller.abort(), 100) });
     const started = Date.now();
     await expect(exec.run(ctx)).rejects.toBeInstanceOf(SessionAbortedError);
@@ -202,7 +214,15 @@ describe.each(APIS)("tools over $api", ({ api, fake }) => {
     mkdirSync(shared);
     writeFileSync(join(shared, "notes.txt"), "shared notes\n");
     const { ctx } = await run(
-      [{ toolCalls: [{ name: "cat", arguments: { args: ["app.ts", join(shared, "notes.txt")] } }, { name: "cat", arguments: { args: ["../../secret.txt"] } }] }, { text: "ok" }],
+      [
+        {
+          toolCalls: [
+            { name: "cat", arguments: { args: ["app.ts", join(shared, "notes.txt")] } },
+            { name: "cat", arguments: { args: ["../../secret.txt"] } },
+          ],
+        },
+        { text: "ok" },
+      ],
       { ORCH_TOOL_CWD: join(repo.path, "src"), ORCH_TOOL_ALLOWED_ROOTS: `${repo.path},${shared}` },
     );
     const [both, escape] = ctx.of("agent.tool_result");

@@ -9,11 +9,29 @@ import { hubConfig, sessionContext, tempRepo, testLogger } from "./llm-helpers.j
 const oss: LlmPolicy = { policy: "oss", allowHosted: false, allowedHosts: [] };
 
 describe("isLocalHost", () => {
-  it.each(["localhost", "api.localhost", "127.0.0.1", "127.8.9.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.10", "169.254.1.1", "::1", "[::1]", "fd12::1", "fe80::1", "::ffff:10.0.0.1", "ollama", "gpu-box.local", "llm.internal", "nas.lan"])(
-    "%s is local",
-    (h) => expect(isLocalHost(h)).toBe(true),
+  it.each([
+    "localhost",
+    "api.localhost",
+    "127.0.0.1",
+    "127.8.9.1",
+    "10.1.2.3",
+    "172.16.0.1",
+    "172.31.255.255",
+    "192.168.1.10",
+    "169.254.1.1",
+    "::1",
+    "[::1]",
+    "fd12::1",
+    "fe80::1",
+    "::ffff:10.0.0.1",
+    "ollama",
+    "gpu-box.local",
+    "llm.internal",
+    "nas.lan",
+  ])("%s is local", (h) => expect(isLocalHost(h)).toBe(true));
+  it.each(["api.openai.com", "8.8.8.8", "172.32.0.1", "192.169.0.1", "2001:4860::8888", "ollama.example.com", "::ffff:8.8.8.8"])("%s is hosted", (h) =>
+    expect(isLocalHost(h)).toBe(false),
   );
-  it.each(["api.openai.com", "8.8.8.8", "172.32.0.1", "192.169.0.1", "2001:4860::8888", "ollama.example.com", "::ffff:8.8.8.8"])("%s is hosted", (h) => expect(isLocalHost(h)).toBe(false));
 });
 
 describe("checkEndpoint", () => {
@@ -67,7 +85,10 @@ describe.each([
 
   it("locked: the step fails with LLM_POLICY_REFUSED (not retryable) and neither run() nor check() makes a request", async () => {
     server.script({ text: "must not be asked" });
-    const exec = new LocalLlmExecutor(hubConfig({ LOCAL_LLM_API: api, LOCAL_LLM_URL: server.url, ORCH_LLM_POLICY: "locked", LOCAL_LLM_ERROR_MODE: "throw" }), testLogger().logger);
+    const exec = new LocalLlmExecutor(
+      hubConfig({ LOCAL_LLM_API: api, LOCAL_LLM_URL: server.url, ORCH_LLM_POLICY: "locked", LOCAL_LLM_ERROR_MODE: "throw" }),
+      testLogger().logger,
+    );
     const ctx = sessionContext(repo.path);
     const r = await exec.run(ctx);
     expect(r.ok).toBe(false);

@@ -41,7 +41,10 @@ function codemachine(root: string): void {
     "module.exports = [\n  { id: 'plan-agent', name: 'Planner', promptPath: 'prompts/plan.md', engineId: 'codex' },\n  { id: 'code-agent', promptPath: 'prompts/code.md', model: 'gpt-x' },\n];\n",
   );
   write(join(root, ".codemachine", "config", "sub.agents.js"), "export default [{ id: 'helper', prompt: 'prompts/help.md' }];");
-  write(join(root, ".codemachine", "config", "modules.js"), JSON.stringify([{ id: "loop", targetAgentId: "code-agent", behavior: { type: "loop", stepBack: 1 } }]));
+  write(
+    join(root, ".codemachine", "config", "modules.js"),
+    JSON.stringify([{ id: "loop", targetAgentId: "code-agent", behavior: { type: "loop", stepBack: 1 } }]),
+  );
   write(join(root, ".codemachine", "config", "placeholders.js"), "const placeholders = { project: 'demo', /* why */ n: 2, };");
   write(join(root, ".codemachine", "template.json"), JSON.stringify({ name: "t" }));
 }
@@ -93,7 +96,14 @@ const project = (over: Partial<ProjectRecord> = {}): ProjectRecord => ({ id: "p1
 function service(projects: ProjectRecord[], policy: Partial<GitPolicy> = {}) {
   const workspace = dir("ws");
   const cfg = loadConfig(AgentHubConfig, { ORCH_WORKSPACE: workspace });
-  const git = new GitCli({ authorName: "Orchestrator Test", authorEmail: "orch@test.invalid", policy, env: HERMETIC, timeoutMs: 30_000, networkTimeoutMs: 30_000 });
+  const git = new GitCli({
+    authorName: "Orchestrator Test",
+    authorEmail: "orch@test.invalid",
+    policy,
+    env: HERMETIC,
+    timeoutMs: 30_000,
+    networkTimeoutMs: 30_000,
+  });
   const workspaces = new WorkspaceManager(cfg, git, logger);
   const byId = new Map(projects.map((p) => [p.id, p]));
   return { svc: new RepoService({ git, workspaces, project: async (id) => byId.get(id), logger }), workspace, workspaces };
@@ -184,7 +194,9 @@ describe("RepoService: branches on origin", () => {
     const del = (branch: string) => svc.handle({ op: "delete_branch", projectId: "p1", branch });
     expect(await del("main")).toEqual(fail("CONFLICT", "Refusing to delete the base branch main"));
     expect(await del("unmerged-b")).toEqual(fail("CONFLICT", "Branch unmerged-b is not merged into main; set allow_delete_unmerged_branches to delete it"));
-    expect(await del("feature/nested")).toEqual(fail("CONFLICT", "Branch feature/nested is not merged into main; set allow_delete_unmerged_branches to delete it"));
+    expect(await del("feature/nested")).toEqual(
+      fail("CONFLICT", "Branch feature/nested is not merged into main; set allow_delete_unmerged_branches to delete it"),
+    );
     expect(await del("nope")).toEqual(fail("NOT_FOUND", "Branch nope not found on origin"));
     for (const bad of ["-x", "a..b", "x.lock", "a/", "a b", "a@{1}"]) expect(await del(bad)).toEqual(fail("BAD_REQUEST", `Invalid branch name '${bad}'`));
     expect(await del("merged-b")).toEqual({ ok: true, data: { deleted: true, branch: "merged-b", remote: true } });
@@ -238,11 +250,19 @@ describe("RepoService: where the repository is", () => {
   it("a local path that is missing or not a repository, a project not cloned yet, no project", async () => {
     const plain = dir("plain");
     mkdirSync(plain);
-    const { svc, workspaces } = service([project({ id: "p1", localPath: join(tmp, "missing") }), project({ id: "p2", localPath: plain }), project({ id: "p3", gitUrl: "https://example.invalid/x.git" })]);
+    const { svc, workspaces } = service([
+      project({ id: "p1", localPath: join(tmp, "missing") }),
+      project({ id: "p2", localPath: plain }),
+      project({ id: "p3", gitUrl: "https://example.invalid/x.git" }),
+    ]);
     expect(await svc.handle({ op: "branches", projectId: "p1" })).toEqual(fail("CONFLICT", `Repository path ${join(tmp, "missing")} does not exist`));
     expect(await svc.handle({ op: "branches", projectId: "p2" })).toEqual(fail("CONFLICT", `${plain} is not a git repository`));
-    expect(await svc.handle({ op: "branches", projectId: "p3" })).toEqual(fail("CONFLICT", "The repository has not been cloned yet (the project's setup run clones it)"));
-    expect(await svc.handle({ op: "codemachine", projectId: "p3" })).toEqual(fail("CONFLICT", "The repository has not been cloned yet (the project's setup run clones it)"));
+    expect(await svc.handle({ op: "branches", projectId: "p3" })).toEqual(
+      fail("CONFLICT", "The repository has not been cloned yet (the project's setup run clones it)"),
+    );
+    expect(await svc.handle({ op: "codemachine", projectId: "p3" })).toEqual(
+      fail("CONFLICT", "The repository has not been cloned yet (the project's setup run clones it)"),
+    );
     expect(await svc.handle({ op: "branches", projectId: "nope" })).toEqual(fail("NOT_FOUND", "Project not found"));
     // Nothing was cloned by asking.
     expect(await svc.handle({ op: "branches", projectId: "p3" })).toMatchObject({ ok: false });
@@ -271,7 +291,10 @@ describe("RepoService: CodeMachine", () => {
     const { svc } = service([project({ localPath: work })]);
     const cm = (workspacePath?: string) => svc.handle({ op: "codemachine", projectId: "p1", ...(workspacePath !== undefined ? { workspacePath } : {}) });
     const root = await cm();
-    expect(root).toMatchObject({ ok: true, data: { workspacePath: ".", root: realpathSync(work), modules: [{ id: "loop" }], placeholders: { project: "demo", n: 2 } } });
+    expect(root).toMatchObject({
+      ok: true,
+      data: { workspacePath: ".", root: realpathSync(work), modules: [{ id: "loop" }], placeholders: { project: "demo", n: 2 } },
+    });
     expect((root as { data: { main: { id: string }[] } }).data.main.map((a) => a.id)).toEqual(["plan-agent", "code-agent"]);
     expect(await cm("")).toMatchObject({ ok: true, data: { workspacePath: "." } });
     expect(await cm("nested/ws")).toMatchObject({ ok: true, data: { workspacePath: "nested/ws", root: join(realpathSync(work), "nested", "ws") } });

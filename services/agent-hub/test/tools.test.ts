@@ -15,7 +15,8 @@ beforeEach(() => {
 afterEach(() => repo.cleanup());
 
 const never = new AbortController().signal;
-const box = (over: Partial<ToolsConfig> = {}) => new Toolbox({ allowlist: ["ls", "cat", "grep", "find", "sleep", "read_file", "write_file"], roots: [], timeoutMs: 5_000, maxOutputBytes: 65_536, ...over });
+const box = (over: Partial<ToolsConfig> = {}) =>
+  new Toolbox({ allowlist: ["ls", "cat", "grep", "find", "sleep", "read_file", "write_file"], roots: [], timeoutMs: 5_000, maxOutputBytes: 65_536, ...over });
 
 describe("allowlist", () => {
   it("accepts bare command names and refuses paths, odd names and commands that launch others", () => {
@@ -123,7 +124,9 @@ describe("runProcess", () => {
 
   it("caps the output and says so", async () => {
     writeFileSync(join(repo.path, "big.txt"), "x".repeat(200_000));
-    const r = await box({ maxOutputBytes: 2048 }).session(repo.path).call("cat", { args: ["big.txt"] }, never);
+    const r = await box({ maxOutputBytes: 2048 })
+      .session(repo.path)
+      .call("cat", { args: ["big.txt"] }, never);
     expect(r.ok).toBe(true);
     expect(r.output!.startsWith("x".repeat(2048))).toBe(true);
     expect(r.output).toContain("[output truncated at 2048 bytes (ORCH_TOOL_MAX_OUTPUT_BYTES)]");
@@ -143,7 +146,9 @@ describe("runProcess", () => {
   });
 
   it("runs without a shell: metacharacters are plain arguments", async () => {
-    const r = await box().session(repo.path).call("ls", { args: ["a.txt;touch pwned"] }, never);
+    const r = await box()
+      .session(repo.path)
+      .call("ls", { args: ["a.txt;touch pwned"] }, never);
     expect(r.ok).toBe(false);
     expect(r.output).toContain("No such file");
     expect(await box().session(repo.path).call("ls", { args: [] }, never)).toMatchObject({ ok: true });
@@ -153,7 +158,9 @@ describe("runProcess", () => {
   it("stops at once when the session aborts", async () => {
     const ctl = new AbortController();
     const started = Date.now();
-    const pending = box().session(repo.path).call("sleep", { args: ["30"] }, ctl.signal);
+    const pending = box()
+      .session(repo.path)
+      .call("sleep", { args: ["30"] }, ctl.signal);
     setTimeout(() => ctl.abort(), 100);
     const r = await pending;
     expect(r).toMatchObject({ ok: false, error: "aborted" });
@@ -161,7 +168,9 @@ describe("runProcess", () => {
   });
 
   it("a tool over ORCH_TOOL_TIMEOUT_MS is killed and reported", async () => {
-    const r = await box({ timeoutMs: 200 }).session(repo.path).call("sleep", { args: ["30"] }, never);
+    const r = await box({ timeoutMs: 200 })
+      .session(repo.path)
+      .call("sleep", { args: ["30"] }, never);
     expect(r).toMatchObject({ ok: false, error: "killed after 200 ms (ORCH_TOOL_TIMEOUT_MS)" });
   });
 });
@@ -172,7 +181,10 @@ describe("built-in file tools", () => {
     const s = box({ maxOutputBytes: 1024 }).session(repo.path);
     const read = await s.call("read_file", { path: "big.txt" }, never);
     expect(read.output).toMatch(/^y{1024}\n\[output truncated/);
-    expect(await s.call("write_file", { path: "deep/er/f.txt", content: "1" }, never)).toMatchObject({ ok: true, edit: { path: "deep/er/f.txt", change: "add" } });
+    expect(await s.call("write_file", { path: "deep/er/f.txt", content: "1" }, never)).toMatchObject({
+      ok: true,
+      edit: { path: "deep/er/f.txt", change: "add" },
+    });
     expect(await s.call("write_file", { path: "deep/er/f.txt", content: "2" }, never)).toMatchObject({ ok: true, edit: { change: "modify" } });
     expect(await s.call("read_file", { path: "deep/er/f.txt" }, never)).toMatchObject({ ok: true, output: "2" });
   });
@@ -189,8 +201,16 @@ describe("built-in file tools", () => {
   });
 
   it("refuses a tool that is not on the allowlist, and an unknown command is an error, not a crash", async () => {
-    expect(await box({ allowlist: ["cat"] }).session(repo.path).call("write_file", { path: "x", content: "" }, never)).toMatchObject({ refused: true });
-    expect(await box({ allowlist: ["no-such-cmd-xyz"] }).session(repo.path).call("no-such-cmd-xyz", { args: [] }, never)).toMatchObject({
+    expect(
+      await box({ allowlist: ["cat"] })
+        .session(repo.path)
+        .call("write_file", { path: "x", content: "" }, never),
+    ).toMatchObject({ refused: true });
+    expect(
+      await box({ allowlist: ["no-such-cmd-xyz"] })
+        .session(repo.path)
+        .call("no-such-cmd-xyz", { args: [] }, never),
+    ).toMatchObject({
       ok: false,
       error: "no-such-cmd-xyz is not installed on this host",
     });

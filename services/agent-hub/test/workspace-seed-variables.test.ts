@@ -99,7 +99,9 @@ describe("ORCH_PROJECTS_ROOT (seed 004's TASKSGODZILLA_PROJECTS_ROOT)", () => {
     expect(scratch).toBe(join(root, "scratch"));
     expect(sh(scratch, "symbolic-ref", "--short", "HEAD")).toBe("main");
     expect(existsSync(join(workspace, "repos"))).toBe(false);
-    expect(new WorkspaceManager(loadConfig(AgentHubConfig, { ORCH_PROJECTS_ROOT: "~/src" }), gitFor(tmp), logger, { homeDir: "/home/someone" }).reposRoot).toBe("/home/someone/src");
+    expect(new WorkspaceManager(loadConfig(AgentHubConfig, { ORCH_PROJECTS_ROOT: "~/src" }), gitFor(tmp), logger, { homeDir: "/home/someone" }).reposRoot).toBe(
+      "/home/someone/src",
+    );
   });
 
   it("the repository service finds clones there too", async () => {

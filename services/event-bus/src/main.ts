@@ -61,10 +61,7 @@ await runService({
       origin: "dlq-monitor",
       async handler(letter, ctx) {
         deadLetters++;
-        logger.warn(
-          { origin: letter.origin, subject: letter.subject, reason: letter.reason, error: letter.error, deadLetters },
-          "dead letter",
-        );
+        logger.warn({ origin: letter.origin, subject: letter.subject, reason: letter.reason, error: letter.error, deadLetters }, "dead letter");
         const event: RunEvent = {
           runId: DLQ_RUN,
           projectId: SYSTEM_PROJECT,

@@ -229,7 +229,17 @@ export class RunIndex {
     const d = e.data ?? {};
     const s: RunSummary = prev
       ? { ...prev, labels: { ...prev.labels } }
-      : { runId: e.runId, projectId: e.projectId, definition: { id: "", version: 0 }, view: "generic", labels: {}, status: "pending", createdAt: e.at, updatedAt: e.at, seq: 0 };
+      : {
+          runId: e.runId,
+          projectId: e.projectId,
+          definition: { id: "", version: 0 },
+          view: "generic",
+          labels: {},
+          status: "pending",
+          createdAt: e.at,
+          updatedAt: e.at,
+          seq: 0,
+        };
     s.seq = e.seq;
     s.updatedAt = Math.max(s.updatedAt, e.at);
     switch (e.type) {

@@ -29,7 +29,14 @@ const created = (runId: string, projectId: string, seq: number, at: number, def:
   at,
   data: { definition: { id: def, version: 1 }, view, title: `run ${runId}`, labels },
 });
-const status = (runId: string, projectId: string, seq: number, at: number, from: string, to: string): RunEvent => ({ runId, projectId, seq, type: "run.status_changed", at, data: { from, to } });
+const status = (runId: string, projectId: string, seq: number, at: number, from: string, to: string): RunEvent => ({
+  runId,
+  projectId,
+  seq,
+  type: "run.status_changed",
+  at,
+  data: { from, to },
+});
 
 /** Every page of a query, following cursors. */
 function pages(index: RunIndex, q: RunQuery): { ids: string[]; totals: number[]; pages: number } {

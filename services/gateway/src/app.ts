@@ -50,7 +50,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     {},
     {
       serializers: {
-        req: (req: { method: string; url: string; id: string; ip?: string }) => ({ method: req.method, url: redactUrl(req.url), id: req.id, remoteAddress: req.ip }),
+        req: (req: { method: string; url: string; id: string; ip?: string }) => ({
+          method: req.method,
+          url: redactUrl(req.url),
+          id: req.id,
+          remoteAddress: req.ip,
+        }),
       },
     },
   );
@@ -78,7 +83,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.decorate("documented", [] as DocumentedRoute[]);
   app.addHook("onRoute", (r) => {
     const config = (r.config ?? {}) as { rateLimit?: unknown; auth?: string };
-    for (const method of [r.method].flat()) routeTable.push({ method, url: r.url, rateLimited: config.rateLimit !== undefined && config.rateLimit !== false, open: config.auth === "none" });
+    for (const method of [r.method].flat())
+      routeTable.push({ method, url: r.url, rateLimited: config.rateLimit !== undefined && config.rateLimit !== false, open: config.auth === "none" });
   });
   installErrorHandling(app);
   // Security headers on every answer: an API serves no pages but /docs and /redoc (which set
@@ -113,8 +119,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   await app.register(rateLimit, {
     global: false,
-    errorResponseBuilder: (_req, ctx) =>
-      Object.assign(new HttpError(ErrorCode.RateLimited, `Rate limit exceeded: retry in ${ctx.after}`), { statusCode: 429 }),
+    errorResponseBuilder: (_req, ctx) => Object.assign(new HttpError(ErrorCode.RateLimited, `Rate limit exceeded: retry in ${ctx.after}`), { statusCode: 429 }),
   });
   for (const s of SURFACES) {
     if (s.enabled && !s.enabled(cfg)) {

@@ -12,11 +12,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
  * API token and bound to one path. Tokens are compared in constant time and never logged.
  */
 
-export type Auth =
-  | { kind: "open" }
-  | { kind: "admin" }
-  | { kind: "project"; projectId: string }
-  | { kind: "stream"; path: string };
+export type Auth = { kind: "open" } | { kind: "admin" } | { kind: "project"; projectId: string } | { kind: "stream"; path: string };
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -81,7 +77,9 @@ export class Authenticator {
   }
 
   #sign(payload: string): string {
-    return createHmac("sha256", this.#streamKey ?? Buffer.alloc(32)).update(payload).digest("base64url");
+    return createHmac("sha256", this.#streamKey ?? Buffer.alloc(32))
+      .update(payload)
+      .digest("base64url");
   }
 
   #verifyStreamToken(token: string, path: string, now = Date.now()): boolean {

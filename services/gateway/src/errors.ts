@@ -64,7 +64,5 @@ export function installErrorHandling(app: FastifyInstance): void {
     else req.log.info({ code: body.error.code, msg: body.error.message }, "request refused");
     return reply.status(status).send(body);
   });
-  app.setNotFoundHandler((req, reply) =>
-    reply.status(404).send(errorBody(ErrorCode.NotFound, `Route ${req.method} ${req.url.split("?")[0]} not found`)),
-  );
+  app.setNotFoundHandler((req, reply) => reply.status(404).send(errorBody(ErrorCode.NotFound, `Route ${req.method} ${req.url.split("?")[0]} not found`)));
 }

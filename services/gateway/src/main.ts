@@ -15,7 +15,10 @@ await runService({
     let host = cfg.HOST;
     if (!cfg.ORCH_API_TOKEN) {
       if (!LOOPBACK.has(host)) {
-        logger.warn({ requested: host }, `AUTH IS OFF (no ORCH_API_TOKEN): refusing to listen on ${host}; listening on 127.0.0.1 only. Set ORCH_API_TOKEN to serve other hosts.`);
+        logger.warn(
+          { requested: host },
+          `AUTH IS OFF (no ORCH_API_TOKEN): refusing to listen on ${host}; listening on 127.0.0.1 only. Set ORCH_API_TOKEN to serve other hosts.`,
+        );
         host = "127.0.0.1";
       } else {
         logger.warn("AUTH IS OFF (no ORCH_API_TOKEN): the API is open to anyone who can reach 127.0.0.1. Set ORCH_API_TOKEN to require a bearer token.");

@@ -80,10 +80,7 @@ export async function readOpsSnapshot(deps: { bus: Bus; runs: RunsApi; topology:
     ),
     timeoutMs,
   );
-  const runsP = within(
-    Promise.all(RUN_STATUSES.map(async (status) => [status, (await runs.list({ status: [status], limit: 1 })).total] as const)),
-    timeoutMs,
-  );
+  const runsP = within(Promise.all(RUN_STATUSES.map(async (status) => [status, (await runs.list({ status: [status], limit: 1 })).total] as const)), timeoutMs);
   const [streams, consumers, runCounts] = await Promise.allSettled([streamsP, consumersP, runsP]);
 
   const snap: OpsSnapshot = { natsUp: streams.status === "fulfilled" && !bus.nc.isClosed() };
@@ -166,7 +163,12 @@ export function createGatewayMetrics(snapshot: () => Promise<OpsSnapshot>): Gate
         else this.set(v);
       },
     });
-  const labelled = <L extends string>(name: string, help: string, labelNames: readonly L[], pick: (s: OpsSnapshot) => [Record<L, string>, number][] | undefined) =>
+  const labelled = <L extends string>(
+    name: string,
+    help: string,
+    labelNames: readonly L[],
+    pick: (s: OpsSnapshot) => [Record<L, string>, number][] | undefined,
+  ) =>
     new Gauge({
       name,
       help,
@@ -188,8 +190,11 @@ export function createGatewayMetrics(snapshot: () => Promise<OpsSnapshot>): Gate
   labelled(`${METRICS_PREFIX}consumer_pending`, "Messages a durable consumer has not delivered yet", ["stream", "consumer"], (s) =>
     s.consumers?.map((c) => [{ stream: c.stream, consumer: c.consumer }, c.pending]),
   );
-  labelled(`${METRICS_PREFIX}consumer_ack_pending`, "Messages a durable consumer delivered and awaits acknowledgement for (in flight)", ["stream", "consumer"], (s) =>
-    s.consumers?.map((c) => [{ stream: c.stream, consumer: c.consumer }, c.ackPending]),
+  labelled(
+    `${METRICS_PREFIX}consumer_ack_pending`,
+    "Messages a durable consumer delivered and awaits acknowledgement for (in flight)",
+    ["stream", "consumer"],
+    (s) => s.consumers?.map((c) => [{ stream: c.stream, consumer: c.consumer }, c.ackPending]),
   );
   labelled(`${METRICS_PREFIX}consumer_redelivered`, "Messages a durable consumer delivered more than once, not yet acknowledged", ["stream", "consumer"], (s) =>
     s.consumers?.map((c) => [{ stream: c.stream, consumer: c.consumer }, c.redelivered]),

@@ -91,7 +91,7 @@ export function buildOpenApi(routes: readonly DocumentedRoute[], info: DocInfo):
       description: [
         "Runs of workflow definitions, driven by role agents, with approval gates, live events and audit.",
         "",
-        "`/api/v1` is our own API: one error shape `{ \"error\": { \"code\", \"message\", \"details\"? } }`.",
+        '`/api/v1` is our own API: one error shape `{ "error": { "code", "message", "details"? } }`.',
         "The seed surfaces (`/api/orchestrator` jobs, `/tasks` and `/runs`, `/workflows`, `/projects` and",
         "`/protocols`) answer exactly as the systems they come from did, error bodies included.",
         "",

@@ -24,7 +24,16 @@ describe("GitHub push", () => {
     expect(e.sha).toBeUndefined();
     const b = githubExample("push", 4);
     Object.assign(b, { ref: "refs/heads/orch/run/r-9", after: "0".repeat(40), deleted: true, head_commit: null });
-    expect(deliver("push", b)).toEqual({ provider: "github", deliveryId: DELIVERY, event: "push", kind: "push", branch: "orch/run/r-9", runId: "r-9", runIdSource: "branch", deleted: true });
+    expect(deliver("push", b)).toEqual({
+      provider: "github",
+      deliveryId: DELIVERY,
+      event: "push",
+      kind: "push",
+      branch: "orch/run/r-9",
+      runId: "r-9",
+      runIdSource: "branch",
+      deleted: true,
+    });
   });
 
   it("names the run of an orch/run/<id> branch, or of an orch-run: line in the head commit", () => {
@@ -72,14 +81,24 @@ describe("GitHub pull_request", () => {
   });
 
   it("synchronize: the new head commit", () => {
-    expect(example("pull_request", 22)).toMatchObject({ kind: "pull_request", branch: "changes", sha: SHA_CHANGES, pr: { action: "synchronize", merged: false } });
+    expect(example("pull_request", 22)).toMatchObject({
+      kind: "pull_request",
+      branch: "changes",
+      sha: SHA_CHANGES,
+      pr: { action: "synchronize", merged: false },
+    });
   });
 
   it("names the run from its head branch first, else from an orch-run: line in its description", () => {
     const b = githubExample("pull_request", 0);
     at(b, "pull_request", "head").ref = "orch/run/abc_123";
     at(b, "pull_request").body = "orch-run: other";
-    expect(deliver("pull_request", b)).toMatchObject({ branch: "orch/run/abc_123", runId: "abc_123", runIdSource: "branch", pr: { headBranch: "orch/run/abc_123" } });
+    expect(deliver("pull_request", b)).toMatchObject({
+      branch: "orch/run/abc_123",
+      runId: "abc_123",
+      runIdSource: "branch",
+      pr: { headBranch: "orch/run/abc_123" },
+    });
     const c = githubExample("pull_request", 0);
     at(c, "pull_request").body = "Implements the plan.\r\n\r\n  ORCH-RUN:  run-42  \r\n";
     expect(deliver("pull_request", c)).toMatchObject({ branch: "changes", runId: "run-42", runIdSource: "marker" });
@@ -112,7 +131,10 @@ describe("GitHub check_run", () => {
 
   it("created (queued) and in progress are pending", () => {
     expect(example("check_run", 0).ci).toMatchObject({ status: "pending", conclusion: "queued" });
-    expect(example("check_run", 6)).toMatchObject({ branch: "miniak/event-process-id", ci: { status: "pending", conclusion: "in_progress", name: "API Review" } });
+    expect(example("check_run", 6)).toMatchObject({
+      branch: "miniak/event-process-id",
+      ci: { status: "pending", conclusion: "in_progress", name: "API Review" },
+    });
   });
 
   it("rerequested is pending: a new run is coming, whatever the old one concluded", () => {
@@ -128,7 +150,13 @@ describe("GitHub check_run", () => {
   });
 
   it("timed_out, cancelled, action_required and stale are failures; skipped is success", () => {
-    for (const [conclusion, status] of [["timed_out", "failure"], ["cancelled", "failure"], ["action_required", "failure"], ["stale", "failure"], ["skipped", "success"]] as const) {
+    for (const [conclusion, status] of [
+      ["timed_out", "failure"],
+      ["cancelled", "failure"],
+      ["action_required", "failure"],
+      ["stale", "failure"],
+      ["skipped", "success"],
+    ] as const) {
       const b = githubExample("check_run", 1);
       at(b, "check_run").conclusion = conclusion;
       expect(deliver("check_run", b).ci, conclusion).toMatchObject({ status, conclusion });
@@ -156,7 +184,12 @@ describe("GitHub check_suite", () => {
   });
 
   it("requested is pending", () => {
-    expect(example("check_suite", 4)).toMatchObject({ kind: "ci", branch: "master", sha: "f95f852bd8fca8fcc58a9a2d6c842781e32a215e", ci: { status: "pending", conclusion: "queued" } });
+    expect(example("check_suite", 4)).toMatchObject({
+      kind: "ci",
+      branch: "master",
+      sha: "f95f852bd8fca8fcc58a9a2d6c842781e32a215e",
+      ci: { status: "pending", conclusion: "queued" },
+    });
   });
 
   it("rerequested is pending", () => {
@@ -193,7 +226,11 @@ describe("GitHub status", () => {
   });
 
   it("error and failure are failures, pending is pending", () => {
-    for (const [state, status] of [["error", "failure"], ["failure", "failure"], ["pending", "pending"]] as const) {
+    for (const [state, status] of [
+      ["error", "failure"],
+      ["failure", "failure"],
+      ["pending", "pending"],
+    ] as const) {
       const b = githubExample("status", 2);
       b.state = state;
       b.target_url = "https://ci.example.com/builds/1";
@@ -240,10 +277,20 @@ describe("GitHub ping and other events", () => {
   });
 
   it("headers in any case, as fastify or a raw record gives them", () => {
-    expect(normalizeWebhook("github", { "X-GitHub-Event": "push", "X-GitHub-Delivery": DELIVERY }, githubExample("push", 4))).toMatchObject({ kind: "push", deliveryId: DELIVERY });
+    expect(normalizeWebhook("github", { "X-GitHub-Event": "push", "X-GitHub-Delivery": DELIVERY }, githubExample("push", 4))).toMatchObject({
+      kind: "push",
+      deliveryId: DELIVERY,
+    });
   });
 
-  const EXPECTED_KIND: Record<string, string> = { push: "push", pull_request: "pull_request", check_run: "ci", check_suite: "ci", status: "ci", workflow_run: "ci" };
+  const EXPECTED_KIND: Record<string, string> = {
+    push: "push",
+    pull_request: "pull_request",
+    check_run: "ci",
+    check_suite: "ci",
+    status: "ci",
+    workflow_run: "ci",
+  };
   it("every example of every event gives an event of the expected kind", () => {
     const all = githubExamples();
     expect(all.length).toBeGreaterThan(100);

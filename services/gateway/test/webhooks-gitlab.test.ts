@@ -75,7 +75,12 @@ describe("GitLab Merge Request Hook", () => {
   it("names the run from its source branch, else from its description, else from its last commit", () => {
     const b = gitlabFixture("merge_request");
     at(b, "object_attributes").source_branch = "orch/run/mr-run";
-    expect(deliver("Merge Request Hook", b)).toMatchObject({ branch: "orch/run/mr-run", runId: "mr-run", runIdSource: "branch", pr: { headBranch: "orch/run/mr-run" } });
+    expect(deliver("Merge Request Hook", b)).toMatchObject({
+      branch: "orch/run/mr-run",
+      runId: "mr-run",
+      runIdSource: "branch",
+      pr: { headBranch: "orch/run/mr-run" },
+    });
     const c = gitlabFixture("merge_request");
     at(c, "object_attributes").description = "What it does.\n\nOrch-Run: desc-run";
     at(c, "object_attributes", "last_commit").message = "orch-run: commit-run";
@@ -105,7 +110,20 @@ describe("GitLab Pipeline Hook", () => {
   });
 
   it("maps every pipeline status", () => {
-    const cases = { failed: "failure", canceled: "failure", running: "pending", pending: "pending", created: "pending", waiting_for_resource: "pending", preparing: "pending", manual: "pending", scheduled: "pending", canceling: "pending", skipped: "success", success: "success" } as const;
+    const cases = {
+      failed: "failure",
+      canceled: "failure",
+      running: "pending",
+      pending: "pending",
+      created: "pending",
+      waiting_for_resource: "pending",
+      preparing: "pending",
+      manual: "pending",
+      scheduled: "pending",
+      canceling: "pending",
+      skipped: "success",
+      success: "success",
+    } as const;
     for (const [raw, status] of Object.entries(cases)) {
       const b = gitlabFixture("pipeline");
       at(b, "object_attributes").status = raw;
@@ -134,7 +152,11 @@ describe("GitLab Pipeline Hook", () => {
     const b = gitlabFixture("pipeline");
     delete at(b, "object_attributes").name;
     delete at(b, "object_attributes").url;
-    expect(deliver("Pipeline Hook", b).ci).toEqual({ status: "success", conclusion: "success", url: "http://192.168.64.1:3005/gitlab-org/gitlab-test/-/pipelines/31" });
+    expect(deliver("Pipeline Hook", b).ci).toEqual({
+      status: "success",
+      conclusion: "success",
+      url: "http://192.168.64.1:3005/gitlab-org/gitlab-test/-/pipelines/31",
+    });
   });
 
   it("names the run from its ref or its commit message", () => {
@@ -161,7 +183,12 @@ describe("GitLab Job Hook", () => {
   });
 
   it("failed and success", () => {
-    for (const [raw, status] of [["failed", "failure"], ["success", "success"], ["running", "pending"], ["canceled", "failure"]] as const) {
+    for (const [raw, status] of [
+      ["failed", "failure"],
+      ["success", "success"],
+      ["running", "pending"],
+      ["canceled", "failure"],
+    ] as const) {
       const b = gitlabFixture("job");
       b.build_status = raw;
       expect(deliver("Job Hook", b).ci, raw).toMatchObject({ status, conclusion: raw });
@@ -221,7 +248,17 @@ describe("helpers", () => {
   it("runIdFromBranch: orch/run/<token> only", () => {
     expect(runIdFromBranch("orch/run/run-1_A")).toBe("run-1_A");
     expect(runIdFromBranch(`orch/run/${"a".repeat(128)}`)).toBe("a".repeat(128));
-    for (const b of [undefined, "", "orch/run/", "orch/run/a/b", "orch/run/a.b", "orch/session/s1", "x/orch/run/a", "orch/run/a b", `orch/run/${"a".repeat(129)}`]) {
+    for (const b of [
+      undefined,
+      "",
+      "orch/run/",
+      "orch/run/a/b",
+      "orch/run/a.b",
+      "orch/session/s1",
+      "x/orch/run/a",
+      "orch/run/a b",
+      `orch/run/${"a".repeat(129)}`,
+    ]) {
       expect(runIdFromBranch(b), String(b)).toBeUndefined();
     }
   });

@@ -21,7 +21,14 @@ await runService({
       ...(cfg.ORCH_MAX_TOKENS_PER_STEP ? [{ scope: "step", tokens: cfg.ORCH_MAX_TOKENS_PER_STEP, mode: cfg.ORCH_TOKEN_BUDGET_MODE }] : []),
       ...(cfg.ORCH_MAX_TOKENS_PER_RUN ? [{ scope: "run", tokens: cfg.ORCH_MAX_TOKENS_PER_RUN, mode: cfg.ORCH_TOKEN_BUDGET_MODE }] : []),
     ];
-    const engine = new Engine({ bus, logger, definitions, defaultBudgets, cacheSize: cfg.ORCH_CORE_CACHE_SIZE, cacheBytes: cfg.ORCH_CORE_CACHE_MB * 1024 * 1024 });
+    const engine = new Engine({
+      bus,
+      logger,
+      definitions,
+      defaultBudgets,
+      cacheSize: cfg.ORCH_CORE_CACHE_SIZE,
+      cacheBytes: cfg.ORCH_CORE_CACHE_MB * 1024 * 1024,
+    });
     // One consumer per owned partition of the command stream; replicas share the partitions.
     const consumers = new Map<number, RunningConsumer>();
     const perPartition = Math.max(1, Math.ceil(cfg.ORCH_CORE_CONCURRENCY / 4));
@@ -58,7 +65,10 @@ await runService({
     );
     await ownership.start();
     logger.info({ instance: cfg.ORCH_INSTANCE_ID ?? hostname(), partitions: ownership.owned }, "owning partitions");
-    const importRoots = (cfg.ORCH_IMPORT_ROOTS ?? process.cwd()).split(",").map((r) => r.trim()).filter(Boolean);
+    const importRoots = (cfg.ORCH_IMPORT_ROOTS ?? process.cwd())
+      .split(",")
+      .map((r) => r.trim())
+      .filter(Boolean);
     const grpc = await startGrpcServer({ bus, logger, definitions, host: cfg.ORCH_GRPC_HOST, port: cfg.ORCH_GRPC_PORT, mode: cfg.ORCH_MODE, importRoots });
     return {
       async stop() {

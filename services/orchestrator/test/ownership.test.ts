@@ -9,7 +9,11 @@ describe("partition owners (rendezvous hashing)", () => {
   };
 
   it("spreads 16 partitions over similar replica names", () => {
-    for (const members of [["replica-a", "replica-b"], ["orch-0", "orch-1", "orch-2"], ["host1", "host2"]]) {
+    for (const members of [
+      ["replica-a", "replica-b"],
+      ["orch-0", "orch-1", "orch-2"],
+      ["host1", "host2"],
+    ]) {
       const n = count(members);
       expect(n.size, members.join(",")).toBe(members.length);
       for (const v of n.values()) expect(v).toBeGreaterThanOrEqual(2);

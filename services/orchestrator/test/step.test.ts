@@ -42,7 +42,11 @@ const result = (runId: string, stepId: string, attemptId: string, commandId = `r
 
 const kinds = (effects: Effect[]) =>
   effects.map((e) =>
-    e.kind === "event" ? `event:${e.event.type}#${e.event.seq}` : e.kind === "work" ? `work:${e.queue}:${e.item.attemptId}` : `timer:${e.request.op}:${e.request.timerId}`,
+    e.kind === "event"
+      ? `event:${e.event.type}#${e.event.seq}`
+      : e.kind === "work"
+        ? `work:${e.queue}:${e.item.attemptId}`
+        : `timer:${e.request.op}:${e.request.timerId}`,
   );
 
 function apply(prev: RunRecord | null, cmd: Command, now: number, cd = job): RunRecord {
@@ -56,14 +60,46 @@ function apply(prev: RunRecord | null, cmd: Command, now: number, cd = job): Run
 describe("core step", () => {
   it("creates a job run: summary fields, and the outbox numbered in order", () => {
     const r = apply(null, createJob(), 1_000);
-    expect(r).toMatchObject({ v: 2, runId: "job1", projectId: "_default", definition: { id: "job", version: 1 }, view: "job", status: "running", stage: "main", title: "ship it", createdAt: 1_000, startedAt: 1_000, stepsRun: 0 });
-    expect(kinds(r.outbox)).toEqual(["event:run.created#1", "timer:set:job1.wall", "event:run.status_changed#2", "event:step.started#3", "work:role.implementer:job1.s0.1"]);
+    expect(r).toMatchObject({
+      v: 2,
+      runId: "job1",
+      projectId: "_default",
+      definition: { id: "job", version: 1 },
+      view: "job",
+      status: "running",
+      stage: "main",
+      title: "ship it",
+      createdAt: 1_000,
+      startedAt: 1_000,
+      stepsRun: 0,
+    });
+    expect(kinds(r.outbox)).toEqual([
+      "event:run.created#1",
+      "timer:set:job1.wall",
+      "event:run.status_changed#2",
+      "event:step.started#3",
+      "work:role.implementer:job1.s0.1",
+    ]);
     expect(r.outbox[0]).toMatchObject({ event: { data: { steps: ["s0", "s1"] } } });
     expect(r.seq).toBe(3);
     const work = r.outbox.find((e) => e.kind === "work");
-    expect(work).toMatchObject({ item: { runId: "job1", stepId: "s0", attempt: 1, kind: "execute", role: "implementer", type: "ci", mode: "mock", goal: "ship it", definition: { id: "job", version: 1 } } });
+    expect(work).toMatchObject({
+      item: {
+        runId: "job1",
+        stepId: "s0",
+        attempt: 1,
+        kind: "execute",
+        role: "implementer",
+        type: "ci",
+        mode: "mock",
+        goal: "ship it",
+        definition: { id: "job", version: 1 },
+      },
+    });
     const timer = r.outbox.find((e) => e.kind === "timer");
-    expect(timer).toMatchObject({ request: { op: "set", dueAt: 11_001, command: { type: "timer.fired", commandId: "timer:job1.wall", kind: "wall_clock", runId: "job1" } } });
+    expect(timer).toMatchObject({
+      request: { op: "set", dueAt: 11_001, command: { type: "timer.fired", commandId: "timer:job1.wall", kind: "wall_clock", runId: "job1" } },
+    });
   });
 
   it("continues the event sequence gaplessly and records the finish", () => {
@@ -107,11 +143,22 @@ describe("core step", () => {
     const rec = RunRecord.parse((out as { record: unknown }).record);
     expect(rec).toMatchObject({ status: "failed", error: "no workflow definition 'nope'", finishedAt: 1_050 });
     expect(kinds(rec.outbox)).toEqual(["event:run.finished#1"]);
-    expect(step(rec, { type: "run.signal", commandId: "c", runId: "x", issuedAt: 1_100, signal: { name: "cancel" } }, { missing: "" }, clock(1_100)).kind).toBe("noop");
+    expect(step(rec, { type: "run.signal", commandId: "c", runId: "x", issuedAt: 1_100, signal: { name: "cancel" } }, { missing: "" }, clock(1_100)).kind).toBe(
+      "noop",
+    );
   });
 
   it("gives every new run the default budgets besides its own", () => {
-    const cmd = Command.parse({ type: "run.create", commandId: "create:w", runId: "w", issuedAt: 1_000, projectId: "p", definition: { id: "speckit.specify" }, input: { feature_description: "x".repeat(20) }, budgets: [{ scope: "phase", target: "phase_1", tokens: 5 }] });
+    const cmd = Command.parse({
+      type: "run.create",
+      commandId: "create:w",
+      runId: "w",
+      issuedAt: 1_000,
+      projectId: "p",
+      definition: { id: "speckit.specify" },
+      input: { feature_description: "x".repeat(20) },
+      budgets: [{ scope: "phase", target: "phase_1", tokens: 5 }],
+    });
     const out = step(null, cmd, speckit, clock(1_000), [{ scope: "run", tokens: 100, mode: "warn" }]);
     const state = (out as { record: RunRecord }).record.state as unknown as RunState;
     expect(state.budgets.map((b) => `${b.scope}:${b.target ?? "*"}:${b.tokens}:${b.mode}`)).toEqual(["run:*:100:warn", "phase:phase_1:5:strict"]);

@@ -23,7 +23,15 @@ interface Block {
 
 function errorBody(status: number): unknown {
   const type =
-    status === 429 ? "rate_limit_error" : status === 401 ? "authentication_error" : status === 529 ? "overloaded_error" : status < 500 ? "invalid_request_error" : "api_error";
+    status === 429
+      ? "rate_limit_error"
+      : status === 401
+        ? "authentication_error"
+        : status === 529
+          ? "overloaded_error"
+          : status < 500
+            ? "invalid_request_error"
+            : "api_error";
   return { type: "error", error: { type, message: `fake anthropic: scripted ${status}` } };
 }
 

@@ -21,7 +21,10 @@ function split(s: string, size: number): string[] {
 
 async function chat({ res, body, server }: { res: ServerResponse; body: unknown; server: FakeModelServer }): Promise<void> {
   const turn: ScriptedTurn = server.nextTurn();
-  if (await server.answeredSpecially({ ...turn, errorBody: turn.errorBody ?? (turn.status ? { error: `fake ollama: scripted ${turn.status}` } : undefined) }, res)) return;
+  if (
+    await server.answeredSpecially({ ...turn, errorBody: turn.errorBody ?? (turn.status ? { error: `fake ollama: scripted ${turn.status}` } : undefined) }, res)
+  )
+    return;
   const m = modelOf(body);
   const createdAt = () => new Date().toISOString();
   const calls = (turn.toolCalls ?? []).map((c, index) => ({ id: c.id ?? server.callId(), function: { index, name: c.name, arguments: c.arguments } }));

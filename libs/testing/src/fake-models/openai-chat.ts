@@ -80,7 +80,8 @@ async function respond(res: ServerResponse, body: unknown, server: FakeModelServ
     sse.send({ id, object: "chat.completion.chunk", created, model: m, system_fingerprint: null, choices, ...extra });
     return budget.sent();
   };
-  const delta = (d: Record<string, unknown>, finishReason: string | null = null) => chunk([{ index: 0, delta: d, logprobs: null, finish_reason: finishReason }]);
+  const delta = (d: Record<string, unknown>, finishReason: string | null = null) =>
+    chunk([{ index: 0, delta: d, logprobs: null, finish_reason: finishReason }]);
 
   if (budget.spent()) return cut(res);
   if (!delta({ role: "assistant", content: "" })) return;
@@ -99,9 +100,9 @@ async function respond(res: ServerResponse, body: unknown, server: FakeModelServ
 }
 
 function models({ res }: { res: ServerResponse }): void {
-  res.writeHead(200, { "content-type": "application/json" }).end(
-    JSON.stringify({ object: "list", data: [{ id: "fake-model", object: "model", created: 1_700_000_000, owned_by: "fake" }] }),
-  );
+  res
+    .writeHead(200, { "content-type": "application/json" })
+    .end(JSON.stringify({ object: "list", data: [{ id: "fake-model", object: "model", created: 1_700_000_000, owned_by: "fake" }] }));
 }
 
 /**

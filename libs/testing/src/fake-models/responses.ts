@@ -55,7 +55,14 @@ function itemsOf(turn: ScriptedTurn, server: FakeModelServer, seq: string): Item
     items.push({ type: "message", id: `msg_${seq}`, status: "completed", role: "assistant", content: [{ type: "output_text", text, annotations: [] }] });
   }
   for (const [i, c] of (turn.toolCalls ?? []).entries()) {
-    items.push({ type: "function_call", id: `fc_${seq}_${i}`, status: "completed", call_id: c.id ?? server.callId(), name: c.name, arguments: JSON.stringify(c.arguments) });
+    items.push({
+      type: "function_call",
+      id: `fc_${seq}_${i}`,
+      status: "completed",
+      call_id: c.id ?? server.callId(),
+      name: c.name,
+      arguments: JSON.stringify(c.arguments),
+    });
   }
   return items;
 }
@@ -123,9 +130,9 @@ export const responsesFormat: WireFormat = {
       return respond(res, body, server, side ? { text: server.sideText } : server.nextTurn());
     },
     "GET /v1/models": ({ res }) => {
-      res.writeHead(200, { "content-type": "application/json" }).end(
-        JSON.stringify({ object: "list", data: [{ id: "fake-model", object: "model", created: 1_700_000_000, owned_by: "fake" }] }),
-      );
+      res
+        .writeHead(200, { "content-type": "application/json" })
+        .end(JSON.stringify({ object: "list", data: [{ id: "fake-model", object: "model", created: 1_700_000_000, owned_by: "fake" }] }));
     },
   },
   isSideRequest: withoutTools,

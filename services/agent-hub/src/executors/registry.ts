@@ -21,7 +21,6 @@ const ROLE_KEYS: Record<string, keyof AgentHubConfig> = {
   qa: "ORCH_AGENT_EXECUTOR_QA",
 };
 
-
 export type ExecutorFactory = (name: ExecutorName, cfg: AgentHubConfig, logger: Logger) => Executor | undefined;
 
 /** The executors this hub can build (a bad setting throws, naming it). */

@@ -48,11 +48,23 @@ function moduleName(item: WorkItem): string {
 }
 
 function markdown(item: WorkItem, a: Artifact): string {
-  const lines = [`# ${a.title}: ${subject(item)}`, "", `_Written by the stub ${item.role} (offline executor) for step \`${item.stepId}\` of run \`${item.runId}\`._`, ""];
+  const lines = [
+    `# ${a.title}: ${subject(item)}`,
+    "",
+    `_Written by the stub ${item.role} (offline executor) for step \`${item.stepId}\` of run \`${item.runId}\`._`,
+    "",
+  ];
   const ctx = str(item.inputs.context) ?? (item.inputs.context ? JSON.stringify(item.inputs.context) : undefined);
   switch (a.kind) {
     case "plan":
-      lines.push("## Approach", "", `1. Understand: ${subject(item)}.`, "2. Change the code in small steps, each with a test.", "3. Verify, then open a pull request.", "");
+      lines.push(
+        "## Approach",
+        "",
+        `1. Understand: ${subject(item)}.`,
+        "2. Change the code in small steps, each with a test.",
+        "3. Verify, then open a pull request.",
+        "",
+      );
       break;
     case "review":
       lines.push("## Findings", "", "- The change does what the task asks.", "- Tests cover the new behaviour.", "", "Verdict: approve.", "");
@@ -63,9 +75,33 @@ function markdown(item: WorkItem, a: Artifact): string {
     default: {
       const file = a.path.split("/").pop() ?? "";
       if (file === "spec.md") {
-        lines.push("## User story", "", `As a user, I want ${subject(item).replace(/\.$/, "")}, so that my work gets easier.`, "", "## Functional requirements", "", "- FR-001: the system provides the capability described above.", "- FR-002: failures are reported clearly.", "", "## Acceptance criteria", "", "- Given the feature is available, when I use it, then it behaves as described.", "");
+        lines.push(
+          "## User story",
+          "",
+          `As a user, I want ${subject(item).replace(/\.$/, "")}, so that my work gets easier.`,
+          "",
+          "## Functional requirements",
+          "",
+          "- FR-001: the system provides the capability described above.",
+          "- FR-002: failures are reported clearly.",
+          "",
+          "## Acceptance criteria",
+          "",
+          "- Given the feature is available, when I use it, then it behaves as described.",
+          "",
+        );
       } else if (file === "research.md") {
-        lines.push("## Technical context", "", "- Language and runtime: as the repository uses today.", "- Constraints: no new external services.", "", "## Decisions", "", "- Build on the existing modules; keep the change small.", "");
+        lines.push(
+          "## Technical context",
+          "",
+          "- Language and runtime: as the repository uses today.",
+          "- Constraints: no new external services.",
+          "",
+          "## Decisions",
+          "",
+          "- Build on the existing modules; keep the change small.",
+          "",
+        );
       } else if (file === "plan.md") {
         lines.push("## Phases", "", "1. Data and interfaces.", "2. Behaviour, test first.", "3. Documentation.", "");
       } else if (file === "tasks.md") {
@@ -139,9 +175,14 @@ async function runTests(cwd: string, signal: AbortSignal): Promise<{ ok: boolean
   const files = existsSync(dir) ? (await readdir(dir)).filter((f) => /\.test\.m?js$/.test(f)).map((f) => join("test", f)) : [];
   if (files.length === 0) return { ok: true, output: "no tests found", files };
   return new Promise((resolve) => {
-    execFile(process.execPath, ["--test", ...files], { cwd, timeout: TEST_TIMEOUT_MS, signal, maxBuffer: 1024 * 1024, env: { PATH: process.env.PATH ?? "", NODE_ENV: "test" } }, (err, stdout, stderr) => {
-      resolve({ ok: !err, output: `${stdout}${stderr}`.slice(-8_000), files });
-    });
+    execFile(
+      process.execPath,
+      ["--test", ...files],
+      { cwd, timeout: TEST_TIMEOUT_MS, signal, maxBuffer: 1024 * 1024, env: { PATH: process.env.PATH ?? "", NODE_ENV: "test" } },
+      (err, stdout, stderr) => {
+        resolve({ ok: !err, output: `${stdout}${stderr}`.slice(-8_000), files });
+      },
+    );
   });
 }
 
@@ -194,7 +235,18 @@ export class StubExecutor implements Executor {
       output.tests = { passed: run.ok, files: run.files };
       summary = `${summary}; node --test ${run.ok ? "passed" : "failed"} (${run.files.length} files)`;
       if (a.kind === "report") {
-        const report = { [a.path]: [`# ${a.title}`, "", `\`node --test\` ${run.ok ? "passed" : "failed"} (${run.files.length} files).`, "", "```", run.output.trim(), "```", ""].join("\n") };
+        const report = {
+          [a.path]: [
+            `# ${a.title}`,
+            "",
+            `\`node --test\` ${run.ok ? "passed" : "failed"} (${run.files.length} files).`,
+            "",
+            "```",
+            run.output.trim(),
+            "```",
+            "",
+          ].join("\n"),
+        };
         await this.#write(ctx, report);
         Object.assign(files, report);
       }

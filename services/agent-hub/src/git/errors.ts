@@ -109,7 +109,11 @@ export class GitCommandError extends GitError {
   readonly command: string;
   readonly cwd: string;
   readonly stderr: string;
-  constructor(info: GitCommandInfo, readonly exitCode: number | null, detail?: string) {
+  constructor(
+    info: GitCommandInfo,
+    readonly exitCode: number | null,
+    detail?: string,
+  ) {
     const command = describeCommand(info.args);
     super(
       GitErrorCode.CommandFailed,
@@ -125,23 +129,36 @@ export class GitCommandError extends GitError {
 
 export class GitTimeoutError extends GitError {
   override name = "GitTimeoutError";
-  constructor(info: GitCommandInfo, readonly timeoutMs: number) {
-    super(GitErrorCode.Timeout, `${describeCommand(info.args)} (in ${info.cwd}) timed out after ${timeoutMs} ms${info.stderr.trim() ? `: ${tail(info.stderr)}` : ""}`, {
-      retryable: true,
-    });
+  constructor(
+    info: GitCommandInfo,
+    readonly timeoutMs: number,
+  ) {
+    super(
+      GitErrorCode.Timeout,
+      `${describeCommand(info.args)} (in ${info.cwd}) timed out after ${timeoutMs} ms${info.stderr.trim() ? `: ${tail(info.stderr)}` : ""}`,
+      {
+        retryable: true,
+      },
+    );
   }
 }
 
 export class GitOutputLimitError extends GitError {
   override name = "GitOutputLimitError";
-  constructor(info: GitCommandInfo, readonly maxBytes: number) {
+  constructor(
+    info: GitCommandInfo,
+    readonly maxBytes: number,
+  ) {
     super(GitErrorCode.OutputLimit, `${describeCommand(info.args)} (in ${info.cwd}) printed more than ${maxBytes} bytes and was stopped`, { retryable: false });
   }
 }
 
 export class GitLockedError extends GitError {
   override name = "GitLockedError";
-  constructor(info: GitCommandInfo, readonly attempts: number) {
+  constructor(
+    info: GitCommandInfo,
+    readonly attempts: number,
+  ) {
     super(
       GitErrorCode.Locked,
       `${describeCommand(info.args)} (in ${info.cwd}) found the repository locked ${attempts} times (another git process, or a stale lock file left by a crash): ${tail(info.stderr)}`,
@@ -152,7 +169,11 @@ export class GitLockedError extends GitError {
 
 export class GitRefConflictError extends GitError {
   override name = "GitRefConflictError";
-  constructor(readonly ref: string, readonly expected: string | null, stderr: string) {
+  constructor(
+    readonly ref: string,
+    readonly expected: string | null,
+    stderr: string,
+  ) {
     super(GitErrorCode.RefConflict, `${ref} is not at ${expected ?? "(absent)"} any more: ${tail(stderr)}`, { retryable: true });
   }
 }
@@ -166,16 +187,26 @@ export class GitInvalidArgumentError extends GitError {
 
 export class ForcePushRefusedError extends GitError {
   override name = "ForcePushRefusedError";
-  constructor(readonly remote: string, readonly refspecs: readonly string[]) {
-    super(GitErrorCode.ForcePushRefused, `force push to ${remote} (${refspecs.join(" ")}) refused: set ORCH_GIT_ALLOW_FORCE_PUSH=true ([git] allow_force_push) to allow it`, {
-      retryable: false,
-    });
+  constructor(
+    readonly remote: string,
+    readonly refspecs: readonly string[],
+  ) {
+    super(
+      GitErrorCode.ForcePushRefused,
+      `force push to ${remote} (${refspecs.join(" ")}) refused: set ORCH_GIT_ALLOW_FORCE_PUSH=true ([git] allow_force_push) to allow it`,
+      {
+        retryable: false,
+      },
+    );
   }
 }
 
 export class UnmergedBranchDeleteRefusedError extends GitError {
   override name = "UnmergedBranchDeleteRefusedError";
-  constructor(readonly branch: string, readonly target: string) {
+  constructor(
+    readonly branch: string,
+    readonly target: string,
+  ) {
     super(
       GitErrorCode.DeleteUnmergedRefused,
       `deleting branch ${branch} refused: it is not merged into ${target}; set ORCH_GIT_ALLOW_DELETE_UNMERGED_BRANCHES=true ([git] allow_delete_unmerged_branches) to allow it`,
@@ -186,7 +217,10 @@ export class UnmergedBranchDeleteRefusedError extends GitError {
 
 export class DestructiveOperationRefusedError extends GitError {
   override name = "DestructiveOperationRefusedError";
-  constructor(readonly operation: string, reason: string) {
+  constructor(
+    readonly operation: string,
+    reason: string,
+  ) {
     super(
       GitErrorCode.DestructiveRefused,
       `${operation} refused: ${reason}; set ORCH_GIT_ALLOW_DESTRUCTIVE_AUTOMATION=true ([git] allow_destructive_automation) to allow it`,
@@ -209,14 +243,21 @@ export class WorkspaceError extends Error {
 
 export class NotARepositoryError extends WorkspaceError {
   override name = "NotARepositoryError";
-  constructor(readonly path: string, what: string) {
+  constructor(
+    readonly path: string,
+    what: string,
+  ) {
     super(WorkspaceErrorCode.NotARepository, `${what} ${path} is not a git repository`, { retryable: false });
   }
 }
 
 export class RepositoryMismatchError extends WorkspaceError {
   override name = "RepositoryMismatchError";
-  constructor(readonly path: string, expected: string, found: string | null) {
+  constructor(
+    readonly path: string,
+    expected: string,
+    found: string | null,
+  ) {
     super(
       WorkspaceErrorCode.RepositoryMismatch,
       `${path} is a clone of ${found ?? "nothing (no origin remote)"}, not of ${expected}; move it away to have it cloned again`,
@@ -227,35 +268,51 @@ export class RepositoryMismatchError extends WorkspaceError {
 
 export class InvalidBranchNameError extends WorkspaceError {
   override name = "InvalidBranchNameError";
-  constructor(readonly branch: string, why = "git check-ref-format --branch rejects it") {
+  constructor(
+    readonly branch: string,
+    why = "git check-ref-format --branch rejects it",
+  ) {
     super(WorkspaceErrorCode.InvalidBranch, `invalid branch name ${JSON.stringify(branch)}: ${why}`, { retryable: false });
   }
 }
 
 export class InvalidIdError extends WorkspaceError {
   override name = "InvalidIdError";
-  constructor(readonly value: string, what: string) {
+  constructor(
+    readonly value: string,
+    what: string,
+  ) {
     super(WorkspaceErrorCode.InvalidId, `invalid ${what} ${JSON.stringify(value)}: must be [A-Za-z0-9_-], 1-128 chars`, { retryable: false });
   }
 }
 
 export class BaseNotFoundError extends WorkspaceError {
   override name = "BaseNotFoundError";
-  constructor(readonly repo: string, readonly base: string) {
+  constructor(
+    readonly repo: string,
+    readonly base: string,
+  ) {
     super(WorkspaceErrorCode.BaseNotFound, `base ${base} not found in ${repo} (neither a local branch nor origin/${base})`, { retryable: false });
   }
 }
 
 export class BranchMissingError extends WorkspaceError {
   override name = "BranchMissingError";
-  constructor(readonly repo: string, readonly branch: string, hint: string) {
+  constructor(
+    readonly repo: string,
+    readonly branch: string,
+    hint: string,
+  ) {
     super(WorkspaceErrorCode.BranchMissing, `branch ${branch} does not exist in ${repo} (${hint})`, { retryable: false });
   }
 }
 
 export class RunBranchCheckedOutError extends WorkspaceError {
   override name = "RunBranchCheckedOutError";
-  constructor(readonly runBranch: string, readonly worktreePath: string) {
+  constructor(
+    readonly runBranch: string,
+    readonly worktreePath: string,
+  ) {
     super(
       WorkspaceErrorCode.RunBranchCheckedOut,
       `run branch ${runBranch} is checked out in ${worktreePath}; the agent hub moves run branches without touching any checkout, ` +
@@ -267,14 +324,21 @@ export class RunBranchCheckedOutError extends WorkspaceError {
 
 export class WorktreePathInUseError extends WorkspaceError {
   override name = "WorktreePathInUseError";
-  constructor(readonly path: string, what: string) {
+  constructor(
+    readonly path: string,
+    what: string,
+  ) {
     super(WorkspaceErrorCode.PathInUse, `session worktree path ${path} is in use: ${what}`, { retryable: false });
   }
 }
 
 export class WrongBranchError extends WorkspaceError {
   override name = "WrongBranchError";
-  constructor(readonly path: string, readonly expected: string, readonly found: string | null) {
+  constructor(
+    readonly path: string,
+    readonly expected: string,
+    readonly found: string | null,
+  ) {
     super(
       WorkspaceErrorCode.WrongBranch,
       `worktree ${path} is on ${found ?? "a detached HEAD"}, not on the session's branch ${expected}; its work would not be integrated`,
@@ -285,7 +349,11 @@ export class WrongBranchError extends WorkspaceError {
 
 export class WorkspaceConflictError extends WorkspaceError {
   override name = "WorkspaceConflictError";
-  constructor(readonly runBranch: string, readonly branch: string, readonly files: readonly string[]) {
+  constructor(
+    readonly runBranch: string,
+    readonly branch: string,
+    readonly files: readonly string[],
+  ) {
     super(WorkspaceErrorCode.Conflict, `${branch} conflicts with ${runBranch} in ${files.length} file(s): ${files.join(", ")}`, {
       // A new attempt starts from the run branch as it is now, with the other side's change in it.
       retryable: true,
@@ -295,14 +363,21 @@ export class WorkspaceConflictError extends WorkspaceError {
 
 export class WorkspaceContendedError extends WorkspaceError {
   override name = "WorkspaceContendedError";
-  constructor(readonly runBranch: string, readonly attempts: number) {
+  constructor(
+    readonly runBranch: string,
+    readonly attempts: number,
+  ) {
     super(WorkspaceErrorCode.Contended, `run branch ${runBranch} moved under each of ${attempts} integration attempts`, { retryable: true });
   }
 }
 
 export class GitTooOldError extends WorkspaceError {
   override name = "GitTooOldError";
-  constructor(readonly version: string, readonly needed: string, what: string) {
+  constructor(
+    readonly version: string,
+    readonly needed: string,
+    what: string,
+  ) {
     super(WorkspaceErrorCode.GitTooOld, `${what} needs git ≥ ${needed}; found ${version}`, { retryable: false });
   }
 }

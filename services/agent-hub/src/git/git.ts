@@ -398,8 +398,14 @@ export class GitCli {
     if (!existsSync(p)) return this.worktreePrune(repo);
     const changes = await this.status(p);
     if (changes.length > 0 && !this.policy.allowDestructiveAutomation) {
-      const sample = changes.slice(0, 5).map((c) => c.path).join(", ");
-      throw new DestructiveOperationRefusedError(`removing worktree ${p}`, `it has ${changes.length} uncommitted change(s) (${sample}${changes.length > 5 ? ", …" : ""})`);
+      const sample = changes
+        .slice(0, 5)
+        .map((c) => c.path)
+        .join(", ");
+      throw new DestructiveOperationRefusedError(
+        `removing worktree ${p}`,
+        `it has ${changes.length} uncommitted change(s) (${sample}${changes.length > 5 ? ", …" : ""})`,
+      );
     }
     await this.#run(repo, ["worktree", "remove", ...(changes.length > 0 ? ["--force"] : []), "--", p]);
   }
@@ -501,7 +507,9 @@ export class GitCli {
    * merged tree, or the files that conflict.
    */
   async mergeTree(cwd: string, ours: string, theirs: string): Promise<MergeTreeResult> {
-    const r = await this.#run(cwd, ["merge-tree", "--write-tree", "--name-only", "--no-messages", "-z", arg(ours, "revision"), arg(theirs, "revision")], { ok: [0, 1] });
+    const r = await this.#run(cwd, ["merge-tree", "--write-tree", "--name-only", "--no-messages", "-z", arg(ours, "revision"), arg(theirs, "revision")], {
+      ok: [0, 1],
+    });
     const [tree = "", ...rest] = r.stdout.split("\0");
     if (r.code === 0) return { clean: true, tree: tree.trim() };
     const conflicts: string[] = [];

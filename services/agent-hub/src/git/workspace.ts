@@ -295,7 +295,10 @@ export class WorkspaceManager {
           this.#log.debug({ repo, runBranch: worktree.runBranch, attempt }, "run branch moved during integration, again");
           continue;
         }
-        this.#log.info({ repo, runBranch: worktree.runBranch, branch: worktree.branch, how, head: next }, `integrated ${worktree.branch} into ${worktree.runBranch} (${how})`);
+        this.#log.info(
+          { repo, runBranch: worktree.runBranch, branch: worktree.branch, how, head: next },
+          `integrated ${worktree.branch} into ${worktree.runBranch} (${how})`,
+        );
         return next;
       }
       throw new WorkspaceContendedError(worktree.runBranch, this.#attempts);

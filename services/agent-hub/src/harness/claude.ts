@@ -153,8 +153,17 @@ export class ClaudeNormalizer implements Normalizer {
     const r = this.#result;
     const ok = r !== undefined && r.is_error !== true && (r.subtype === undefined || r.subtype === "success");
     const finalText = str(r?.result) ?? this.#lastText;
-    const why = [str(r?.terminal_reason) ?? (r?.subtype !== "success" ? str(r?.subtype) : undefined), r?.api_error_status ? `model API status ${String(r.api_error_status)}` : undefined].filter(Boolean).join(", ");
-    const error = ok ? undefined : r === undefined ? "claude ended without a result" : `claude failed${finalText ? `: ${finalText}` : ""}${why ? ` (${why})` : ""}`;
+    const why = [
+      str(r?.terminal_reason) ?? (r?.subtype !== "success" ? str(r?.subtype) : undefined),
+      r?.api_error_status ? `model API status ${String(r.api_error_status)}` : undefined,
+    ]
+      .filter(Boolean)
+      .join(", ");
+    const error = ok
+      ? undefined
+      : r === undefined
+        ? "claude ended without a result"
+        : `claude failed${finalText ? `: ${finalText}` : ""}${why ? ` (${why})` : ""}`;
     return {
       ok,
       finalText,

@@ -65,7 +65,12 @@ function fitPrompt(system: string, user: string): string {
   const room = MAX_PROMPT_BYTES - Buffer.byteLength(system);
   if (Buffer.byteLength(user) <= room) return user;
   const note = "\n… (the rest of the task was cut to fit a command line)";
-  return Buffer.from(user).subarray(0, Math.max(0, room - note.length)).toString("utf8").replace(/\uFFFD$/, "") + note;
+  return (
+    Buffer.from(user)
+      .subarray(0, Math.max(0, room - note.length))
+      .toString("utf8")
+      .replace(/\uFFFD$/, "") + note
+  );
 }
 
 export class HarnessExecutor implements Executor {
@@ -133,7 +138,12 @@ export class HarnessExecutor implements Executor {
     if (!verdict.ok) return fail(StepErrorCode.LlmPolicyRefused, verdict.reason, false);
     const binary = resolveBinary(h.binary, this.#env.PATH);
     if (!binary) return fail(StepErrorCode.HarnessError, this.#notInstalled(), false);
-    if (h.requiresApiKey && !key) return fail(StepErrorCode.HarnessError, `${this.name} needs an API key and ${h.apiKeyEnv} is not set in the agent hub's environment (ORCH_${this.name.toUpperCase()}_API_KEY_ENV names the variable)`, false);
+    if (h.requiresApiKey && !key)
+      return fail(
+        StepErrorCode.HarnessError,
+        `${this.name} needs an API key and ${h.apiKeyEnv} is not set in the agent hub's environment (ORCH_${this.name.toUpperCase()}_API_KEY_ENV names the variable)`,
+        false,
+      );
 
     const structured = this.config.ORCH_LLM_RESPONSE_FORMAT === "structured-json";
     const prompt = buildPrompt(item, { cwd: ctx.worktree.path, structured });
@@ -251,11 +261,18 @@ export class HarnessExecutor implements Executor {
     const code = StepErrorCode.HarnessError;
     switch (end.kind) {
       case "spawn_error":
-        return end.error.code === "ENOENT" ? fail(code, this.#notInstalled(), false) : fail(code, `${this.name} could not be started: ${end.error.message}`, false);
+        return end.error.code === "ENOENT"
+          ? fail(code, this.#notInstalled(), false)
+          : fail(code, `${this.name} could not be started: ${end.error.message}`, false);
       case "aborted":
         throw new SessionAbortedError(`the session was aborted; ${this.name} was stopped`);
       case "startup_timeout":
-        return fail(code, `${this.name} printed nothing within ${this.config.ORCH_HARNESS_STARTUP_TIMEOUT_MS} ms of starting (ORCH_HARNESS_STARTUP_TIMEOUT_MS) and was stopped${tail}`, true, more);
+        return fail(
+          code,
+          `${this.name} printed nothing within ${this.config.ORCH_HARNESS_STARTUP_TIMEOUT_MS} ms of starting (ORCH_HARNESS_STARTUP_TIMEOUT_MS) and was stopped${tail}`,
+          true,
+          more,
+        );
       case "timeout":
         return fail(code, `${this.name} was still running after ${o.timeoutMs} ms and was stopped${tail}`, true, more);
       case "exited":
@@ -300,8 +317,14 @@ export class HarnessExecutor implements Executor {
         execFile(
           binary,
           ["--version"],
-          { env: { PATH: this.#env.PATH ?? "/usr/local/bin:/usr/bin:/bin", HOME: home, TMPDIR: home, TERM: "dumb", LANG: this.#env.LANG ?? "C.UTF-8" }, timeout: VERSION_TIMEOUT_MS, signal, encoding: "utf8" },
-          (err, stdout, stderr) => (err ? reject(new Error(`${binary} --version failed: ${(stderr || err.message).trim()}`)) : resolve(stdout.trim() || stderr.trim())),
+          {
+            env: { PATH: this.#env.PATH ?? "/usr/local/bin:/usr/bin:/bin", HOME: home, TMPDIR: home, TERM: "dumb", LANG: this.#env.LANG ?? "C.UTF-8" },
+            timeout: VERSION_TIMEOUT_MS,
+            signal,
+            encoding: "utf8",
+          },
+          (err, stdout, stderr) =>
+            err ? reject(new Error(`${binary} --version failed: ${(stderr || err.message).trim()}`)) : resolve(stdout.trim() || stderr.trim()),
         );
       });
       return { ok: true, detail: `${this.name} ${firstLine(version, 100)} (${binary}), model server ${this.endpoint}` };

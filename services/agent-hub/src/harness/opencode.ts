@@ -30,7 +30,11 @@ import { ConfiguredProvider, type HarnessOutcome, type HarnessProvider, type Inv
 /** What the `orch` provider declares about its model (OpenCode needs limits to budget its context). */
 const MODEL_LIMITS = { context: 128_000, output: 16_384 };
 
-export function opencodeConfig(input: Pick<PrepareInput, "baseUrl" | "hasApiKey" | "apiKeyEnv">, model: string, defaultBaseUrl: string): Record<string, unknown> {
+export function opencodeConfig(
+  input: Pick<PrepareInput, "baseUrl" | "hasApiKey" | "apiKeyEnv">,
+  model: string,
+  defaultBaseUrl: string,
+): Record<string, unknown> {
   return {
     $schema: "https://opencode.ai/config.json",
     model: `orch/${model}`,
@@ -106,7 +110,11 @@ export class OpenCodeNormalizer implements Normalizer {
     const input = obj(state.input);
     const out: SessionEventInput[] = [ev.toolCall(id, name, state.input ?? {})];
     const ok = state.status === "completed";
-    out.push(ok ? ev.toolResult(id, name, true, str(state.output)) : ev.toolResult(id, name, false, undefined, str(state.error) ?? `the tool ${str(state.status) ?? "failed"}`));
+    out.push(
+      ok
+        ? ev.toolResult(id, name, true, str(state.output))
+        : ev.toolResult(id, name, false, undefined, str(state.error) ?? `the tool ${str(state.status) ?? "failed"}`),
+    );
     const path = str(input.filePath);
     if (ok && FILE_TOOLS.has(name) && path) {
       const rel = inWorktree(this.#cwd, path);
@@ -144,7 +152,20 @@ export class OpenCodeProvider extends ConfiguredProvider implements HarnessProvi
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, "opencode.json"), JSON.stringify(opencodeConfig(input, input.model, this.defaultBaseUrl), null, 2));
     return {
-      args: ["run", "--format", "json", "--print-logs", "--log-level", "INFO", "--thinking", "--model", `orch/${input.model}`, `--title=${input.title}`, "--", `${input.system}\n\n${input.user}`],
+      args: [
+        "run",
+        "--format",
+        "json",
+        "--print-logs",
+        "--log-level",
+        "INFO",
+        "--thinking",
+        "--model",
+        `orch/${input.model}`,
+        `--title=${input.title}`,
+        "--",
+        `${input.system}\n\n${input.user}`,
+      ],
       env: {
         OPENCODE_DISABLE_MODELS_FETCH: "1",
         OPENCODE_DISABLE_AUTOUPDATE: "1",

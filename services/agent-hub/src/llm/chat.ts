@@ -123,7 +123,10 @@ export async function withDeadline<T>(outer: AbortSignal, timeoutMs: number, wha
 
 /** Sends a request; a failure to connect is a transient LlmError, an error status is read into one. */
 export async function send(url: string, init: RequestInit, signal: AbortSignal, opts: HttpOptions): Promise<Response> {
-  const headers: Record<string, string> = { accept: "application/json, text/event-stream, application/x-ndjson", ...(init.headers as Record<string, string> | undefined) };
+  const headers: Record<string, string> = {
+    accept: "application/json, text/event-stream, application/x-ndjson",
+    ...(init.headers as Record<string, string> | undefined),
+  };
   if (opts.apiKey) headers.authorization = `Bearer ${opts.apiKey}`;
   let res: Response;
   try {
@@ -150,7 +153,8 @@ export function errorMessage(text: string): string {
   try {
     const v = JSON.parse(text) as { error?: unknown; message?: unknown };
     if (typeof v.error === "string") return v.error;
-    if (v.error && typeof v.error === "object" && typeof (v.error as { message?: unknown }).message === "string") return (v.error as { message: string }).message;
+    if (v.error && typeof v.error === "object" && typeof (v.error as { message?: unknown }).message === "string")
+      return (v.error as { message: string }).message;
     if (typeof v.message === "string") return v.message;
   } catch {
     /* not JSON: show its start */

@@ -151,7 +151,11 @@ export class LocalLlmExecutor implements Executor {
       let turn = await ask(messages, specs.length > 0, structured && specs.length === 0);
       for (let round = 1; turn.toolCalls.length > 0; round++) {
         if (round > max) {
-          return fail(StepErrorCode.AgentFailed, `the model was still calling tools after ${max} rounds (ORCH_TOOL_MAX_ITERATIONS=${max}) without answering`, false);
+          return fail(
+            StepErrorCode.AgentFailed,
+            `the model was still calling tools after ${max} rounds (ORCH_TOOL_MAX_ITERATIONS=${max}) without answering`,
+            false,
+          );
         }
         messages.push({ role: "assistant", content: turn.text, toolCalls: turn.toolCalls });
         for (const call of turn.toolCalls) {
@@ -169,7 +173,11 @@ export class LocalLlmExecutor implements Executor {
         const repair = await ask([...messages, { role: "assistant", content: turn.text }, { role: "user", content: repairPrompt(parsed.error) }], false, true);
         parsed = parseAgentResponse(repair.text);
         if (!parsed.ok) {
-          return fail(StepErrorCode.InvalidAgentResponse, `the model's answer is not a valid AgentResponseSchema object, even after a repair request: ${parsed.error}`, false);
+          return fail(
+            StepErrorCode.InvalidAgentResponse,
+            `the model's answer is not a valid AgentResponseSchema object, even after a repair request: ${parsed.error}`,
+            false,
+          );
         }
       }
       return { ...fromAgentResponse(parsed.value), usage, model: answeredBy };
@@ -187,7 +195,9 @@ export class LocalLlmExecutor implements Executor {
 
   /** Runs one tool call (or refuses it), with its events; the outcome goes back to the model. */
   async #callTool(ctx: SessionContext, tools: ToolSession | undefined, call: ToolCall): Promise<ToolOutcome> {
-    const args = call.args ? Object.fromEntries(Object.entries(call.args).map(([k, v]) => [k, typeof v === "string" ? cap(v, EVENT_OUTPUT_MAX) : v])) : cap(call.raw, EVENT_OUTPUT_MAX);
+    const args = call.args
+      ? Object.fromEntries(Object.entries(call.args).map(([k, v]) => [k, typeof v === "string" ? cap(v, EVENT_OUTPUT_MAX) : v]))
+      : cap(call.raw, EVENT_OUTPUT_MAX);
     ctx.emit({ type: SessionEventType.ToolCall, data: { callId: call.id, name: call.name, args } });
     const outcome: ToolOutcome = tools
       ? await tools.call(call.name, call.args, ctx.signal)
@@ -231,7 +241,11 @@ export class LocalLlmExecutor implements Executor {
 }
 
 /** The LLM part of the hub's readiness: asked only with `ORCH_CHECK_LLM=true`, else undefined (not part of it). */
-export async function llmReadiness(config: Pick<AgentHubConfig, "ORCH_CHECK_LLM">, executor: Pick<Executor, "check">, signal?: AbortSignal): Promise<ReadinessCheck | undefined> {
+export async function llmReadiness(
+  config: Pick<AgentHubConfig, "ORCH_CHECK_LLM">,
+  executor: Pick<Executor, "check">,
+  signal?: AbortSignal,
+): Promise<ReadinessCheck | undefined> {
   if (!config.ORCH_CHECK_LLM || !executor.check) return undefined;
   return executor.check(signal);
 }

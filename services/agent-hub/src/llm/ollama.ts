@@ -1,5 +1,17 @@
 import { LlmError, LlmFailure } from "./errors.js";
-import { brokenStream, displayUrl, send, toolCall, withDeadline, type ChatApi, type ChatMessage, type ChatRequest, type ChatTurn, type HttpOptions, type StreamSink } from "./chat.js";
+import {
+  brokenStream,
+  displayUrl,
+  send,
+  toolCall,
+  withDeadline,
+  type ChatApi,
+  type ChatMessage,
+  type ChatRequest,
+  type ChatTurn,
+  type HttpOptions,
+  type StreamSink,
+} from "./chat.js";
 import { lines } from "./streams.js";
 
 /**
@@ -55,7 +67,8 @@ export class OllamaChat implements ChatApi {
     const url = `${this.baseUrl}/api/chat`;
     return withDeadline(outer, this.http.timeoutMs, `the model request to ${displayUrl(url)}`, async (signal) => {
       const body: Record<string, unknown> = { model: req.model, messages: req.messages.map(wireMessage), stream: true };
-      if (req.tools.length > 0) body.tools = req.tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.parameters } }));
+      if (req.tools.length > 0)
+        body.tools = req.tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.parameters } }));
       if (req.json) body.format = "json";
       const res = await send(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) }, signal, this.http);
       const turn: ChatTurn = { text: "", toolCalls: [], tokensIn: 0, tokensOut: 0, model: req.model };
@@ -71,7 +84,11 @@ export class OllamaChat implements ChatApi {
             throw brokenStream(url, `a line is not JSON: ${line.slice(0, 200)}`, err);
           }
           if (chunk.error !== undefined) {
-            throw new LlmError(`${displayUrl(url)} reported an error mid-stream: ${typeof chunk.error === "string" ? chunk.error : JSON.stringify(chunk.error)}`, LlmFailure.Stream, true);
+            throw new LlmError(
+              `${displayUrl(url)} reported an error mid-stream: ${typeof chunk.error === "string" ? chunk.error : JSON.stringify(chunk.error)}`,
+              LlmFailure.Stream,
+              true,
+            );
           }
           if (typeof chunk.model === "string" && chunk.model) turn.model = chunk.model;
           const m = chunk.message;

@@ -1,5 +1,18 @@
 import { LlmError, LlmFailure } from "./errors.js";
-import { brokenStream, displayUrl, send, toolCall, withDeadline, type ChatApi, type ChatMessage, type ChatRequest, type ChatTurn, type HttpOptions, type StreamSink, type ToolCall } from "./chat.js";
+import {
+  brokenStream,
+  displayUrl,
+  send,
+  toolCall,
+  withDeadline,
+  type ChatApi,
+  type ChatMessage,
+  type ChatRequest,
+  type ChatTurn,
+  type HttpOptions,
+  type StreamSink,
+  type ToolCall,
+} from "./chat.js";
 import { sseData } from "./streams.js";
 
 /**
@@ -47,7 +60,11 @@ function wireMessage(m: ChatMessage): Record<string, unknown> {
   switch (m.role) {
     case "assistant":
       return m.toolCalls && m.toolCalls.length > 0
-        ? { role: "assistant", content: m.content || null, tool_calls: m.toolCalls.map((c: ToolCall) => ({ id: c.id, type: "function", function: { name: c.name, arguments: c.raw } })) }
+        ? {
+            role: "assistant",
+            content: m.content || null,
+            tool_calls: m.toolCalls.map((c: ToolCall) => ({ id: c.id, type: "function", function: { name: c.name, arguments: c.raw } })),
+          }
         : { role: "assistant", content: m.content };
     case "tool":
       return { role: "tool", tool_call_id: m.callId, content: m.content };
@@ -76,7 +93,8 @@ export class OpenAiChat implements ChatApi {
         stream: true,
         stream_options: { include_usage: true },
       };
-      if (req.tools.length > 0) body.tools = req.tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.parameters } }));
+      if (req.tools.length > 0)
+        body.tools = req.tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.parameters } }));
       if (req.json) body.response_format = { type: "json_object" };
       const res = await send(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) }, signal, this.http);
       const turn: ChatTurn = { text: "", toolCalls: [], tokensIn: 0, tokensOut: 0, model: req.model };
@@ -86,7 +104,11 @@ export class OpenAiChat implements ChatApi {
       const absorb = (chunk: Chunk) => {
         if (chunk.error) {
           const e = chunk.error as { message?: unknown };
-          throw new LlmError(`${displayUrl(url)} reported an error mid-stream: ${typeof e.message === "string" ? e.message : JSON.stringify(chunk.error)}`, LlmFailure.Stream, true);
+          throw new LlmError(
+            `${displayUrl(url)} reported an error mid-stream: ${typeof e.message === "string" ? e.message : JSON.stringify(chunk.error)}`,
+            LlmFailure.Stream,
+            true,
+          );
         }
         if (typeof chunk.model === "string" && chunk.model) turn.model = chunk.model;
         if (chunk.usage) {
@@ -151,9 +173,7 @@ export class OpenAiChat implements ChatApi {
         }
       }
       if (!sawDone && !finished) throw brokenStream(url, "it ended before the answer was complete");
-      turn.toolCalls = [...calls.entries()]
-        .sort(([a], [b]) => a - b)
-        .map(([index, c]) => toolCall(c.id || `call_${index + 1}`, c.name, c.raw));
+      turn.toolCalls = [...calls.entries()].sort(([a], [b]) => a - b).map(([index, c]) => toolCall(c.id || `call_${index + 1}`, c.name, c.raw));
       return turn;
     });
   }

@@ -37,7 +37,10 @@ function privateV6(ip: string): boolean {
 
 /** Whether a host (no port, no brackets) is local by the rules above. */
 export function isLocalHost(host: string): boolean {
-  const h = host.toLowerCase().replace(/^\[|\]$/g, "").replace(/\.$/, "");
+  const h = host
+    .toLowerCase()
+    .replace(/^\[|\]$/g, "")
+    .replace(/\.$/, "");
   const v = isIP(h);
   if (v === 4) return privateV4(h);
   if (v === 6) return privateV6(h);

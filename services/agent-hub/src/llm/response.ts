@@ -35,7 +35,11 @@ export function parseAgentResponse(text: string): ParsedResponse {
 
 /** The one repair request: the validation error and what to answer instead. */
 export function repairPrompt(error: string): string {
-  return [`Your answer is not a valid response object: ${error}.`, "Answer again with the corrected JSON object only, nothing else.", STRUCTURED_INSTRUCTIONS].join("\n");
+  return [
+    `Your answer is not a valid response object: ${error}.`,
+    "Answer again with the corrected JSON object only, nothing else.",
+    STRUCTURED_INSTRUCTIONS,
+  ].join("\n");
 }
 
 /** A result's notes and summary fit the session record's limits. */
@@ -47,7 +51,14 @@ function cap(s: string, max: number): string {
 
 /** The first non-empty line of `text`, capped: a summary of a free-form answer. */
 export function firstLine(text: string, max = 500): string {
-  return cap(text.trim().split("\n").find((l) => l.trim() !== "")?.trim() ?? "", max);
+  return cap(
+    text
+      .trim()
+      .split("\n")
+      .find((l) => l.trim() !== "")
+      ?.trim() ?? "",
+    max,
+  );
 }
 
 type ResultPart = Pick<ExecutorResult, "ok" | "summary" | "notes" | "output" | "error" | "commitMessage">;
@@ -63,7 +74,11 @@ export function fromAgentResponse(r: AgentResponse): ResultPart {
   return {
     ok: false,
     ...base,
-    error: { code: StepErrorCode.AgentFailed, message: r.status === "needs_input" ? `the agent needs input: ${why}` : `the agent could not do it: ${why}`, retryable: false },
+    error: {
+      code: StepErrorCode.AgentFailed,
+      message: r.status === "needs_input" ? `the agent needs input: ${why}` : `the agent could not do it: ${why}`,
+      retryable: false,
+    },
   };
 }
 

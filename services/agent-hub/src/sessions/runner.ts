@@ -49,10 +49,7 @@ export interface Router {
 export interface RunnerOptions {
   bus: Bus;
   logger: Logger;
-  cfg: Pick<
-    AgentHubConfig,
-    "ORCH_SESSION_HEARTBEAT_MS" | "ORCH_SESSION_TIMEOUT_MS" | "ORCH_SESSION_KILL_GRACE_MS" | "ORCH_KEEP_FAILED_WORKTREES"
-  >;
+  cfg: Pick<AgentHubConfig, "ORCH_SESSION_HEARTBEAT_MS" | "ORCH_SESSION_TIMEOUT_MS" | "ORCH_SESSION_KILL_GRACE_MS" | "ORCH_KEEP_FAILED_WORKTREES">;
   hubId: string;
   store: SessionStore;
   limits: Limits;
@@ -63,11 +60,7 @@ export interface RunnerOptions {
 }
 
 /** Why a session was stopped from outside the executor. */
-type StopReason =
-  | { kind: "cancel"; reason: string; actor?: string }
-  | { kind: "timeout" }
-  | { kind: "step_timeout" }
-  | { kind: "shutdown" };
+type StopReason = { kind: "cancel"; reason: string; actor?: string } | { kind: "timeout" } | { kind: "step_timeout" } | { kind: "shutdown" };
 
 class StopError extends Error {
   constructor(readonly stop: StopReason) {
@@ -137,7 +130,13 @@ export class SessionRunner {
   /** Runs the step attempt's session (or answers for one that already ran). */
   async run(item: WorkItem, correlationId?: string): Promise<void> {
     const sessionId = sessionIdOf(item);
-    const log = this.#o.logger.child({ runId: item.runId, stepId: item.stepId, attemptId: item.attemptId, sessionId, ...(correlationId ? { correlationId } : {}) });
+    const log = this.#o.logger.child({
+      runId: item.runId,
+      stepId: item.stepId,
+      attemptId: item.attemptId,
+      sessionId,
+      ...(correlationId ? { correlationId } : {}),
+    });
     const existing = this.#active.get(sessionId);
     if (existing) return existing.done;
 
@@ -239,7 +238,14 @@ export class SessionRunner {
     const error: StepError = { code: StepErrorCode.SessionLost, message: `session lost: ${why}`, retryable: true };
     const now = Date.now();
     const step = advanceSession(r.snapshot as unknown as PersistedSession, { type: "LOST", at: now, error });
-    const next: SessionRecord = { ...r, status: step.status, snapshot: step.snapshot as unknown as Record<string, unknown>, finishedAt: now, error, result: { ok: false, notes: [error.message] } };
+    const next: SessionRecord = {
+      ...r,
+      status: step.status,
+      snapshot: step.snapshot as unknown as Record<string, unknown>,
+      finishedAt: now,
+      error,
+      result: { ok: false, notes: [error.message] },
+    };
     const emitter = new SessionEmitter(this.#o.store, r, await this.#o.store.eventCount(r.sessionId), log);
     for (const c of step.changes) emitter.status(c.to, { from: c.from, to: c.to, error });
     next.seq = emitter.seq;
@@ -252,7 +258,9 @@ export class SessionRunner {
     await emitter.flush();
     log.warn({ sessionId: r.sessionId, executor: r.executor, pid: r.pid }, `session lost: ${why}; its step is reported failed and will be retried`);
     if (r.worktree) {
-      await this.#o.workspaces.cleanup(r.worktree, { success: false, keepFailed: this.#o.cfg.ORCH_KEEP_FAILED_WORKTREES }).catch((err: unknown) => log.warn({ err }, "could not clean up a lost session's worktree"));
+      await this.#o.workspaces
+        .cleanup(r.worktree, { success: false, keepFailed: this.#o.cfg.ORCH_KEEP_FAILED_WORKTREES })
+        .catch((err: unknown) => log.warn({ err }, "could not clean up a lost session's worktree"));
     }
     await this.#sendResult(
       { runId: r.runId, stepId: r.stepId, attemptId: r.attemptId, kind: r.kind },
@@ -262,23 +270,45 @@ export class SessionRunner {
     );
   }
 
-  async #execute(item: WorkItem, created: Stored, executorName: string, ac: AbortController, stopped: Promise<StopReason>, log: Logger, correlationId?: string): Promise<void> {
+  async #execute(
+    item: WorkItem,
+    created: Stored,
+    executorName: string,
+    ac: AbortController,
+    stopped: Promise<StopReason>,
+    log: Logger,
+    correlationId?: string,
+  ): Promise<void> {
     const o = this.#o;
     let cur = created;
-    const emitter = new SessionEmitter(o.store, { sessionId: cur.record.sessionId, runId: item.runId, projectId: item.projectId, stepId: item.stepId, attemptId: item.attemptId }, 0, log);
+    const emitter = new SessionEmitter(
+      o.store,
+      { sessionId: cur.record.sessionId, runId: item.runId, projectId: item.projectId, stepId: item.stepId, attemptId: item.attemptId },
+      0,
+      log,
+    );
     let lastActivity = Date.now();
     let writing = Promise.resolve();
     /** Applies a lifecycle event and writes the record (one writer at a time). */
     const transition = (ev: LifecycleEvent | null, patch: Partial<SessionRecord> = {}): Promise<void> => {
       writing = writing.then(async () => {
         const step = ev ? advanceSession(cur.record.snapshot as unknown as PersistedSession, ev) : undefined;
-        for (const c of step?.changes ?? []) emitter.status(c.to, { from: c.from, to: c.to, ...(c.reason ? { reason: c.reason } : {}), ...(c.error ? { error: c.error } : {}) });
+        for (const c of step?.changes ?? [])
+          emitter.status(c.to, { from: c.from, to: c.to, ...(c.reason ? { reason: c.reason } : {}), ...(c.error ? { error: c.error } : {}) });
         const ctx = step?.snapshot.context;
         const next: SessionRecord = {
           ...cur.record,
           ...patch,
           ...(step ? { status: step.status, snapshot: step.snapshot as unknown as Record<string, unknown> } : {}),
-          ...(ctx ? { heartbeatAt: ctx.heartbeatAt, deadlineAt: ctx.deadlineAt, ...(ctx.startedAt !== undefined ? { startedAt: ctx.startedAt } : {}), ...(ctx.finishedAt !== undefined ? { finishedAt: ctx.finishedAt } : {}), ...(ctx.error ? { error: ctx.error } : {}) } : {}),
+          ...(ctx
+            ? {
+                heartbeatAt: ctx.heartbeatAt,
+                deadlineAt: ctx.deadlineAt,
+                ...(ctx.startedAt !== undefined ? { startedAt: ctx.startedAt } : {}),
+                ...(ctx.finishedAt !== undefined ? { finishedAt: ctx.finishedAt } : {}),
+                ...(ctx.error ? { error: ctx.error } : {}),
+              }
+            : {}),
           hubSeenAt: Date.now(),
           seq: emitter.seq,
         };
@@ -289,7 +319,11 @@ export class SessionRunner {
 
     const executor = o.router.get(executorName);
     if (!executor) {
-      const error: StepError = { code: StepErrorCode.NoExecutor, message: `no executor '${executorName}' for role ${item.role} on this agent hub`, retryable: false };
+      const error: StepError = {
+        code: StepErrorCode.NoExecutor,
+        message: `no executor '${executorName}' for role ${item.role} on this agent hub`,
+        retryable: false,
+      };
       await transition({ type: "CANCEL", at: Date.now(), reason: error.message }, { error, result: { ok: false, notes: [error.message] } });
       await emitter.flush();
       await this.#sendResult(item, { ok: false, notes: [error.message], error }, cur.record.createdAt, correlationId);
@@ -348,7 +382,9 @@ export class SessionRunner {
         },
         registerProcess: (pid) => {
           const pidStart = processStartTime(pid);
-          void transition(null, { pid, ...(pidStart ? { pidStart } : {}) }).catch((err: unknown) => log.warn({ err, pid }, "could not record the session's process"));
+          void transition(null, { pid, ...(pidStart ? { pidStart } : {}) }).catch((err: unknown) =>
+            log.warn({ err, pid }, "could not record the session's process"),
+          );
         },
       };
       await transition({ type: "STARTED", at: Date.now() });
@@ -356,7 +392,8 @@ export class SessionRunner {
       outcome = await Promise.race([this.#runExecutor(executor, ctx), stopped.then((r) => Promise.reject(new StopError(r)))]);
       // Whatever the outcome, what the agent left is committed on its branch (kept for inspection on failure).
       commit = await o.workspaces.commitAll(worktree, outcome.commitMessage ?? `${item.role}: ${item.title ?? item.stepId}`);
-      if (commit) emitter.emit({ type: "agent.commit", data: { sha: commit.sha, branch: worktree.branch, files: commit.files, message: outcome.commitMessage ?? "" } });
+      if (commit)
+        emitter.emit({ type: "agent.commit", data: { sha: commit.sha, branch: worktree.branch, files: commit.files, message: outcome.commitMessage ?? "" } });
       if (outcome.ok) {
         const head = await o.workspaces.integrate(worktree);
         log.info({ runBranch, head, commit: commit?.sha }, "session integrated into the run's branch");
@@ -375,18 +412,36 @@ export class SessionRunner {
     }
 
     // A killed executor's process group goes too (executors kill what they spawn; this is the backstop).
-    if (cur.record.pid) await killGroup(cur.record.pid, { ...(cur.record.pidStart ? { startTime: cur.record.pidStart } : {}), graceMs: o.cfg.ORCH_SESSION_KILL_GRACE_MS });
+    if (cur.record.pid)
+      await killGroup(cur.record.pid, { ...(cur.record.pidStart ? { startTime: cur.record.pidStart } : {}), graceMs: o.cfg.ORCH_SESSION_KILL_GRACE_MS });
     if (worktree) {
-      await o.workspaces.cleanup(worktree, { success: outcome.ok, keepFailed: o.cfg.ORCH_KEEP_FAILED_WORKTREES }).catch((err: unknown) => log.warn({ err }, "could not clean up the session's worktree"));
+      await o.workspaces
+        .cleanup(worktree, { success: outcome.ok, keepFailed: o.cfg.ORCH_KEEP_FAILED_WORKTREES })
+        .catch((err: unknown) => log.warn({ err }, "could not clean up the session's worktree"));
     }
 
     const now = Date.now();
     const ended = this.#lifecycleEnd(outcome, now, cur.record.deadlineAt);
     const usage = outcome.usage ? { ...outcome.usage, wallMs: now - startedAt } : undefined;
-    const output = outcome.output ? { ...outcome.output, session: { id: cur.record.sessionId, ...(worktree ? { branch: worktree.branch, runBranch: worktree.runBranch } : {}), ...(commit ? { commit: commit.sha } : {}) } } : undefined;
+    const output = outcome.output
+      ? {
+          ...outcome.output,
+          session: {
+            id: cur.record.sessionId,
+            ...(worktree ? { branch: worktree.branch, runBranch: worktree.runBranch } : {}),
+            ...(commit ? { commit: commit.sha } : {}),
+          },
+        }
+      : undefined;
     if (outcome.usage) emitter.emit({ type: "agent.usage", data: { ...outcome.usage, ...(outcome.model ? { model: outcome.model } : {}) } });
     await transition(ended, {
-      result: { ok: outcome.ok, summary: outcome.summary.slice(0, 10_000), notes: outcome.notes, ...(output ? { output } : {}), ...(commit ? { commit: commit.sha } : {}) },
+      result: {
+        ok: outcome.ok,
+        summary: outcome.summary.slice(0, 10_000),
+        notes: outcome.notes,
+        ...(output ? { output } : {}),
+        ...(commit ? { commit: commit.sha } : {}),
+      },
       ...(usage ? { usage } : {}),
       ...(outcome.model ? { model: outcome.model } : {}),
     }).catch((err: unknown) => log.error({ err }, "could not record the session's end"));
@@ -419,7 +474,10 @@ export class SessionRunner {
       return await executor.run(ctx);
     } catch (err) {
       if (ctx.signal.aborted) throw ctx.signal.reason ?? err;
-      const error = errorOf(err, { code: executor.name === "local" ? StepErrorCode.LlmError : executor.name === "stub" ? StepErrorCode.AdapterError : StepErrorCode.HarnessError, retryable: true });
+      const error = errorOf(err, {
+        code: executor.name === "local" ? StepErrorCode.LlmError : executor.name === "stub" ? StepErrorCode.AdapterError : StepErrorCode.HarnessError,
+        retryable: true,
+      });
       return { ok: false, summary: error.message, notes: [error.message], error };
     }
   }
@@ -430,7 +488,11 @@ export class SessionRunner {
       case "cancel":
         return fail({ code: StepErrorCode.SessionCancelled, message: `session cancelled: ${stop.reason}`, retryable: false });
       case "timeout":
-        return fail({ code: StepErrorCode.SessionTimedOut, message: `session timed out: no heartbeat for ${this.#o.cfg.ORCH_SESSION_TIMEOUT_MS} ms`, retryable: true });
+        return fail({
+          code: StepErrorCode.SessionTimedOut,
+          message: `session timed out: no heartbeat for ${this.#o.cfg.ORCH_SESSION_TIMEOUT_MS} ms`,
+          retryable: true,
+        });
       case "step_timeout":
         return fail({ code: "STEP_TIMEOUT", message: "the step's time ran out", retryable: true });
       case "shutdown":
@@ -438,7 +500,12 @@ export class SessionRunner {
       default: {
         const code = (err as { code?: unknown })?.code;
         const workspace = typeof code === "string" && code.startsWith("WORKSPACE");
-        return fail(errorOf(err, { code: workspace ? StepErrorCode.WorkspaceError : executor === "local" ? StepErrorCode.LlmError : StepErrorCode.HarnessError, retryable: true }));
+        return fail(
+          errorOf(err, {
+            code: workspace ? StepErrorCode.WorkspaceError : executor === "local" ? StepErrorCode.LlmError : StepErrorCode.HarnessError,
+            retryable: true,
+          }),
+        );
       }
     }
   }
@@ -465,7 +532,15 @@ export class SessionRunner {
     const res = r.result!;
     await this.#sendResult(
       item,
-      { ok: res.ok, summary: res.summary ?? "", notes: res.notes, ...(res.output !== undefined ? { output: res.output as Record<string, unknown> } : {}), ...(r.error && !res.ok ? { error: r.error } : {}), ...(r.usage ? { usage: r.usage } : {}), ...(r.model ? { model: r.model } : {}) },
+      {
+        ok: res.ok,
+        summary: res.summary ?? "",
+        notes: res.notes,
+        ...(res.output !== undefined ? { output: res.output as Record<string, unknown> } : {}),
+        ...(r.error && !res.ok ? { error: r.error } : {}),
+        ...(r.usage ? { usage: r.usage } : {}),
+        ...(r.model ? { model: r.model } : {}),
+      },
       r.startedAt ?? r.createdAt,
       correlationId,
     );
@@ -494,7 +569,8 @@ export class SessionRunner {
     };
     if (outcome.output !== undefined) cmd.output = outcome.output;
     if (!outcome.ok) cmd.error = outcome.error ?? { code: StepErrorCode.AgentFailed, message: outcome.notes[0] ?? "the agent failed", retryable: false };
-    if (outcome.usage) cmd.usage = { tokensIn: outcome.usage.tokensIn, tokensOut: outcome.usage.tokensOut, costUsd: outcome.usage.costUsd, wallMs: finishedAt - startedAt };
+    if (outcome.usage)
+      cmd.usage = { tokensIn: outcome.usage.tokensIn, tokensOut: outcome.usage.tokensOut, costUsd: outcome.usage.costUsd, wallMs: finishedAt - startedAt };
     if (outcome.model) cmd.model = outcome.model;
     await retryWhileUnavailable(() => sendCommand(this.#o.bus, cmd, correlationId ? { correlationId } : {}), { deadlineMs: 60_000 });
   }

@@ -109,7 +109,14 @@ export class SessionStore {
   async publish(event: SessionEvent): Promise<void> {
     const data = this.redact(event.data) as Record<string, unknown>;
     const e: SessionEvent = { ...event, data };
-    await publish(this.bus, this.bus.names.subjects.sess(e.projectId, e.runId, e.sessionId, e.type), SessionEvent, e, { msgId: `sess:${e.sessionId}:${e.seq}` }, "sess.v1");
+    await publish(
+      this.bus,
+      this.bus.names.subjects.sess(e.projectId, e.runId, e.sessionId, e.type),
+      SessionEvent,
+      e,
+      { msgId: `sess:${e.sessionId}:${e.seq}` },
+      "sess.v1",
+    );
   }
 
   #encode(record: SessionRecord): Uint8Array {

@@ -26,12 +26,55 @@ export class ToolRefusal extends Error {
 
 /** Commands that exist to run other commands: with one of them, an allowlist would allow anything. */
 export const LAUNCHERS: ReadonlySet<string> = new Set([
-  "sh", "bash", "zsh", "dash", "ksh", "fish", "csh", "tcsh", "env", "xargs", "sudo", "doas", "su", "nohup", "timeout",
-  "nice", "ionice", "setsid", "stdbuf", "chroot", "watch", "parallel", "busybox", "exec", "eval", "command", "script", "unshare", "nsenter",
+  "sh",
+  "bash",
+  "zsh",
+  "dash",
+  "ksh",
+  "fish",
+  "csh",
+  "tcsh",
+  "env",
+  "xargs",
+  "sudo",
+  "doas",
+  "su",
+  "nohup",
+  "timeout",
+  "nice",
+  "ionice",
+  "setsid",
+  "stdbuf",
+  "chroot",
+  "watch",
+  "parallel",
+  "busybox",
+  "exec",
+  "eval",
+  "command",
+  "script",
+  "unshare",
+  "nsenter",
 ]);
 
 /** Options refused for every command: they run a program or reach outside by design. */
-const ANY_COMMAND = ["--pre", "--exec", "--exec-batch", "--upload-pack", "--receive-pack", "--to-command", "--use-compress-program", "--checkpoint-action", "--info-script", "--new-volume-script", "--rsh-command", "--ext-diff", "--textconv", "--config-env", "--exec-path"];
+const ANY_COMMAND = [
+  "--pre",
+  "--exec",
+  "--exec-batch",
+  "--upload-pack",
+  "--receive-pack",
+  "--to-command",
+  "--use-compress-program",
+  "--checkpoint-action",
+  "--info-script",
+  "--new-volume-script",
+  "--rsh-command",
+  "--ext-diff",
+  "--textconv",
+  "--config-env",
+  "--exec-path",
+];
 
 /** Per-command options that run programs, write outside checks, or follow symlinks out of the tree. */
 const PER_COMMAND: Readonly<Record<string, { long?: string[]; short?: string }>> = {

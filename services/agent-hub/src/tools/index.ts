@@ -90,7 +90,10 @@ export class Toolbox {
           description: "Creates or replaces a file of the working tree with the given content (parent directories are created).",
           parameters: {
             type: "object",
-            properties: { path: { type: "string", description: "Path relative to the working directory." }, content: { type: "string", description: "The whole new content of the file." } },
+            properties: {
+              path: { type: "string", description: "Path relative to the working directory." },
+              content: { type: "string", description: "The whole new content of the file." },
+            },
             required: ["path", "content"],
           },
         };
@@ -98,7 +101,11 @@ export class Toolbox {
       return {
         name,
         description: `Runs the \`${name}\` command with these arguments in ${cwdShown}, without a shell (no pipes, globs, redirections or variables). Paths must stay inside the working tree.`,
-        parameters: { type: "object", properties: { args: { type: "array", items: { type: "string" }, description: `Arguments to ${name}, one per item.` } }, required: ["args"] },
+        parameters: {
+          type: "object",
+          properties: { args: { type: "array", items: { type: "string" }, description: `Arguments to ${name}, one per item.` } },
+          required: ["args"],
+        },
       };
     });
   }
@@ -132,7 +139,8 @@ export class ToolSession {
   /** Runs one call; refusals and failures are outcomes, never exceptions. */
   async call(name: string, args: Record<string, unknown> | undefined, signal: AbortSignal): Promise<ToolOutcome> {
     try {
-      if (!this.box.names.includes(name)) throw new ToolRefusal(`${name || "(no name)"} is not an allowed tool (ORCH_TOOL_ALLOWLIST: ${this.box.names.join(", ") || "empty"})`);
+      if (!this.box.names.includes(name))
+        throw new ToolRefusal(`${name || "(no name)"} is not an allowed tool (ORCH_TOOL_ALLOWLIST: ${this.box.names.join(", ") || "empty"})`);
       if (!args) return failed("the arguments are not a JSON object");
       const guard = await this.guard();
       if (name === "read_file") return await this.readFile(guard, args);
@@ -201,7 +209,12 @@ export class ToolSession {
     const rel = relative(worktree, real);
     const path = within(worktree, real) ? rel.split(sep).join("/") : real;
     const change = st ? "modify" : "add";
-    return { ok: true, output: `wrote ${Buffer.byteLength(args.content)} bytes to ${path}`, content: `wrote ${Buffer.byteLength(args.content)} bytes to ${path}`, edit: { path, change } };
+    return {
+      ok: true,
+      output: `wrote ${Buffer.byteLength(args.content)} bytes to ${path}`,
+      content: `wrote ${Buffer.byteLength(args.content)} bytes to ${path}`,
+      edit: { path, change },
+    };
   }
 }
 

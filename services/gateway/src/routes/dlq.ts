@@ -73,9 +73,7 @@ export class DeadLetterQueue {
 
   #read(seq: number, subject: string, storedAt: Date, data: Uint8Array): Letter {
     const d = decode(DeadLetter, data);
-    return d.ok
-      ? { seq, dlqSubject: subject, storedAt, data, letter: d.value }
-      : { seq, dlqSubject: subject, storedAt, data, unreadable: d.error };
+    return d.ok ? { seq, dlqSubject: subject, storedAt, data, letter: d.value } : { seq, dlqSubject: subject, storedAt, data, unreadable: d.error };
   }
 
   async size(): Promise<number> {
@@ -222,7 +220,13 @@ const seedItem = (l: Letter): DeadLetterItem => {
   return rest;
 };
 
-const Id = z.union([z.int().positive(), z.string().regex(/^[1-9][0-9]{0,15}$/).transform(Number)]);
+const Id = z.union([
+  z.int().positive(),
+  z
+    .string()
+    .regex(/^[1-9][0-9]{0,15}$/)
+    .transform(Number),
+]);
 const ReplayBody = z
   .object({
     ids: z.array(Id).min(1).max(LIST_MAX).optional().describe("The dead letters to replay (their ids); all of them (up to `limit`) when absent"),
@@ -262,7 +266,10 @@ export async function dlqRoutes(app: FastifyInstance, opts: Surface): Promise<vo
   app.setErrorHandler((err, req, reply) => {
     const { status, body } = toHttp(err);
     if (status >= 500) req.log.error({ err }, "request failed");
-    const out: Record<string, unknown> = { ok: false, error: err instanceof ValidationError ? "invalid_request" : (SEED001_CODES[body.error.code] ?? "bad_request") };
+    const out: Record<string, unknown> = {
+      ok: false,
+      error: err instanceof ValidationError ? "invalid_request" : (SEED001_CODES[body.error.code] ?? "bad_request"),
+    };
     if (status === 429) {
       const after = Number(reply.getHeader("retry-after"));
       if (Number.isFinite(after)) out.retryAfter = after;
@@ -383,7 +390,12 @@ export async function deadLetterRoutes(app: FastifyInstance, opts: Surface): Pro
       operationId: "getDeadLetter",
       tags: TAGS,
       summary: "One dead letter, with its raw payload and headers",
-      params: z.object({ id: z.string().regex(/^[1-9][0-9]{0,15}$/, "expected a dead letter id (a positive integer)").transform(Number) }),
+      params: z.object({
+        id: z
+          .string()
+          .regex(/^[1-9][0-9]{0,15}$/, "expected a dead letter id (a positive integer)")
+          .transform(Number),
+      }),
       responses: { 200: { description: "The dead letter", schema: OurDetail }, 404: { description: "No such dead letter" }, ...errors },
     },
     async (_req, _reply, { params }) => {

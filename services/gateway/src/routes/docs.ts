@@ -65,14 +65,25 @@ export async function docsRoutes(app: FastifyInstance, opts: Surface): Promise<v
 
   route(
     app,
-    { method: "GET", url: "/", operationId: "root", tags: ["ops"], summary: "The service, its version and where its docs are (seed 002)", auth: "none",
-      responses: { 200: { description: "Service", schema: z.object({ service: z.literal("orchestrator"), version: z.string(), docs: z.literal("/docs") }) } } },
+    {
+      method: "GET",
+      url: "/",
+      operationId: "root",
+      tags: ["ops"],
+      summary: "The service, its version and where its docs are (seed 002)",
+      auth: "none",
+      responses: { 200: { description: "Service", schema: z.object({ service: z.literal("orchestrator"), version: z.string(), docs: z.literal("/docs") }) } },
+    },
     async () => ({ service: "orchestrator", version: opts.version, docs: "/docs" }),
   );
   route(
     app,
     { method: "GET", url: "/docs", operationId: "docs", tags: ["ops"], summary: "Swagger UI", auth: "none", responses: { 200: html } },
-    async (_req, reply) => reply.type("text/html; charset=utf-8").header("content-security-policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; img-src 'self' data:").send(SWAGGER_HTML),
+    async (_req, reply) =>
+      reply
+        .type("text/html; charset=utf-8")
+        .header("content-security-policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; img-src 'self' data:")
+        .send(SWAGGER_HTML),
   );
   route(
     app,
@@ -80,17 +91,36 @@ export async function docsRoutes(app: FastifyInstance, opts: Surface): Promise<v
     async (_req, reply) =>
       reply
         .type("text/html; charset=utf-8")
-        .header("content-security-policy", "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net; style-src 'self' 'unsafe-inline' https://fonts.googleapis.com; font-src https://fonts.gstatic.com; img-src 'self' data: https://cdn.redoc.ly; worker-src blob:; connect-src 'self'")
+        .header(
+          "content-security-policy",
+          "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net; style-src 'self' 'unsafe-inline' https://fonts.googleapis.com; font-src https://fonts.gstatic.com; img-src 'self' data: https://cdn.redoc.ly; worker-src blob:; connect-src 'self'",
+        )
         .send(REDOC_HTML),
   );
   route(
     app,
-    { method: "GET", url: "/docs/openapi.json", operationId: "openapiJson", tags: ["ops"], summary: "The OpenAPI 3.1 document (JSON)", auth: "none", responses: { 200: { description: "OpenAPI 3.1" } } },
+    {
+      method: "GET",
+      url: "/docs/openapi.json",
+      operationId: "openapiJson",
+      tags: ["ops"],
+      summary: "The OpenAPI 3.1 document (JSON)",
+      auth: "none",
+      responses: { 200: { description: "OpenAPI 3.1" } },
+    },
     async (_req, reply) => reply.type("application/json; charset=utf-8").send(doc()),
   );
   route(
     app,
-    { method: "GET", url: "/docs/openapi.yaml", operationId: "openapiYaml", tags: ["ops"], summary: "The OpenAPI 3.1 document (YAML)", auth: "none", responses: { 200: { description: "OpenAPI 3.1", contentType: "application/yaml" } } },
+    {
+      method: "GET",
+      url: "/docs/openapi.yaml",
+      operationId: "openapiYaml",
+      tags: ["ops"],
+      summary: "The OpenAPI 3.1 document (YAML)",
+      auth: "none",
+      responses: { 200: { description: "OpenAPI 3.1", contentType: "application/yaml" } },
+    },
     async (_req, reply) => reply.type("application/yaml; charset=utf-8").send(stringify(JSON.parse(doc()))),
   );
   route(
@@ -107,6 +137,9 @@ export async function docsRoutes(app: FastifyInstance, opts: Surface): Promise<v
       responses: { 200: { description: "Asset" } },
     },
     async (_req, reply, { params }) =>
-      reply.type(ASSETS[params.file]!).header("cache-control", "public, max-age=86400").send(await readFile(join(SWAGGER_DIR, params.file))),
+      reply
+        .type(ASSETS[params.file]!)
+        .header("cache-control", "public, max-age=86400")
+        .send(await readFile(join(SWAGGER_DIR, params.file))),
   );
 }

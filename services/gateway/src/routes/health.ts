@@ -22,7 +22,7 @@ export async function healthRoutes(app: FastifyInstance, opts: Surface): Promise
       operationId: "health",
       tags: ["ops"],
       summary: "Liveness",
-      description: "`{\"status\":\"ok\"}` (seed 004's and seed 001's shape) with the service, version and uptime.",
+      description: '`{"status":"ok"}` (seed 004\'s and seed 001\'s shape) with the service, version and uptime.',
       auth: "none",
       responses: {
         200: {
@@ -70,7 +70,13 @@ export async function healthRoutes(app: FastifyInstance, opts: Surface): Promise
           const m = await opts.bus.nc.request(opts.bus.names.subjects.query("agents.ready"), undefined, { timeout: AGENTS_TIMEOUT_MS });
           const d = decode(AgentReadiness, m.data);
           if (!d.ok) checks.llm = "unknown: unreadable answer";
-          else checks.llm = d.value.ok ? "ok" : `failing: ${d.value.executors.filter((e) => !e.ok).map((e) => `${e.name}: ${e.detail}`).join("; ")}`;
+          else
+            checks.llm = d.value.ok
+              ? "ok"
+              : `failing: ${d.value.executors
+                  .filter((e) => !e.ok)
+                  .map((e) => `${e.name}: ${e.detail}`)
+                  .join("; ")}`;
         } catch {
           checks.llm = "no agent hub answered";
         }

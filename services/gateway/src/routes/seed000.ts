@@ -1,13 +1,5 @@
 import { cancelJob, getJobView, getRunRecord, readEvents, replayEvents, submitJob } from "@orch/bus";
-import {
-  JOB_STATUSES,
-  LOGS_DEFAULT_N,
-  LOGS_MAX_N,
-  Seed000Event,
-  TaskPacket,
-  toJobLogLines,
-  toSeed000Frame,
-} from "@orch/contracts";
+import { JOB_STATUSES, LOGS_DEFAULT_N, LOGS_MAX_N, Seed000Event, TaskPacket, toJobLogLines, toSeed000Frame } from "@orch/contracts";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { notFound, toHttp } from "../errors.js";
@@ -22,7 +14,10 @@ import { streamEvents } from "../sse.js";
  */
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const JobId = z.string().regex(UUID, "Invalid job id: expected a UUID").transform((s) => s.toLowerCase());
+const JobId = z
+  .string()
+  .regex(UUID, "Invalid job id: expected a UUID")
+  .transform((s) => s.toLowerCase());
 const JobParams = z.object({ id: JobId });
 
 const JobView = z.object({
@@ -180,7 +175,11 @@ export async function seed000Routes(app: FastifyInstance, opts: Surface): Promis
       tags: TAGS,
       summary: "Cancel a job (idempotent; a finished job stays as it is)",
       params: JobParams,
-      responses: { 200: { description: "Cancellation requested", schema: z.object({ ok: z.literal(true) }) }, 400: { description: "Malformed id" }, 404: { description: "No such job" } },
+      responses: {
+        200: { description: "Cancellation requested", schema: z.object({ ok: z.literal(true) }) },
+        400: { description: "Malformed id" },
+        404: { description: "No such job" },
+      },
     },
     async (req, _reply, { params }) => {
       const id = params.id;
@@ -221,7 +220,11 @@ export async function seed000Routes(app: FastifyInstance, opts: Surface): Promis
       ].join("\n"),
       query: z.object({ job: JobId, once: queryBool(), last_event_id: z.string().optional(), access_token: z.string().optional() }),
       headers: { "Last-Event-ID": "Resume after this event id" },
-      responses: { 200: { description: "The event stream", contentType: "text/event-stream" }, 400: { description: "Malformed job id" }, 404: { description: "No such job" } },
+      responses: {
+        200: { description: "The event stream", contentType: "text/event-stream" },
+        400: { description: "Malformed job id" },
+        404: { description: "No such job" },
+      },
     },
     async (req, reply, { query }) => {
       const id = query.job;

@@ -95,7 +95,9 @@ const int = (def: number) =>
     .transform((v) => (v === undefined ? def : Number(v)));
 
 const errors = (extra: Record<number, string> = {}) =>
-  Object.fromEntries(Object.entries({ 401: "unauthorized", ...extra }).map(([k, v]) => [Number(k), { description: `\`{"ok":false,"error":"${v}"}\``, schema: Fail }]));
+  Object.fromEntries(
+    Object.entries({ 401: "unauthorized", ...extra }).map(([k, v]) => [Number(k), { description: `\`{"ok":false,"error":"${v}"}\``, schema: Fail }]),
+  );
 
 export async function seed001Routes(app: FastifyInstance, opts: Surface): Promise<void> {
   const { cfg } = opts;
@@ -164,7 +166,13 @@ export async function seed001Routes(app: FastifyInstance, opts: Surface): Promis
     },
     async (req, _reply, { body }) => {
       const r = await tasks.submit(
-        { id: body.id, role: body.role, description: body.description, ...(body.payload !== undefined ? { payload: body.payload } : {}), ...(body.runId ? { runId: body.runId } : {}) },
+        {
+          id: body.id,
+          role: body.role,
+          description: body.description,
+          ...(body.payload !== undefined ? { payload: body.payload } : {}),
+          ...(body.runId ? { runId: body.runId } : {}),
+        },
         { correlationId: req.id },
       );
       req.log.info({ taskId: body.id, runId: r.runId }, "task queued");
@@ -197,7 +205,7 @@ export async function seed001Routes(app: FastifyInstance, opts: Surface): Promis
       summary: "Run the oldest queued task with its role's agent and answer with its result",
       description: [
         "No body. Answers once the task's attempt has ended (at most 120 s; a task still running then is",
-        "answered with `status: running`). `{ok:false,error:\"no_agent\"}` when no executor serves the role,",
+        'answered with `status: running`). `{ok:false,error:"no_agent"}` when no executor serves the role,',
         "`agent_error` when the attempt was cancelled or blocked.",
       ].join("\n"),
       responses: {
@@ -263,7 +271,10 @@ export async function seed001Routes(app: FastifyInstance, opts: Surface): Promis
       params: IdParams,
       json: true,
       body: z.record(z.string(), z.unknown()),
-      responses: { 200: { description: "Merged", schema: z.object({ ok: z.literal(true) }) }, ...errors({ 400: "invalid_metadata", 404: "not_found", 415: "unsupported_media_type" }) },
+      responses: {
+        200: { description: "Merged", schema: z.object({ ok: z.literal(true) }) },
+        ...errors({ 400: "invalid_metadata", 404: "not_found", 415: "unsupported_media_type" }),
+      },
     },
     async (_req, _reply, { params, body }) => {
       await tasks.patchMetadata(params.id, body);

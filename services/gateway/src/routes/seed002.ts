@@ -68,9 +68,11 @@ const CreateBody = z.object({
 
 const AdvanceBody = z.object({
   trigger: z.string().describe("`agent_complete`, `human_approved` or `human_rejected` (another value: 400 INVALID_TRIGGER)"),
-  phase_result: JsonObject.nullable().optional().describe(
-    "agent_complete: the phase's output; human_approved: replaces the phase's output (after phase_2 it is the workflow's result); human_rejected: its `reason`, `feedback` or `comment` goes to the agent",
-  ),
+  phase_result: JsonObject.nullable()
+    .optional()
+    .describe(
+      "agent_complete: the phase's output; human_approved: replaces the phase's output (after phase_2 it is the workflow's result); human_rejected: its `reason`, `feedback` or `comment` goes to the agent",
+    ),
 });
 
 const IdParams = z.object({ id: z.string().describe("The workflow's id (a UUID)") });
@@ -102,7 +104,9 @@ type HistoryRow = z.infer<typeof HistoryRow>;
 
 const SeedError = z.object({ error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }) });
 const FastApiValidation = z.object({
-  detail: z.array(z.object({ type: z.string(), loc: z.array(z.union([z.string(), z.int()])), msg: z.string(), input: z.unknown(), ctx: JsonObject.optional() })),
+  detail: z.array(
+    z.object({ type: z.string(), loc: z.array(z.union([z.string(), z.int()])), msg: z.string(), input: z.unknown(), ctx: JsonObject.optional() }),
+  ),
 });
 
 // ── errors ──────────────────────────────────────────────────────────────────────────────────────
@@ -181,7 +185,8 @@ const iso = (ms: number) => new Date(ms).toISOString();
 const PHASES = ["phase_1", "phase_2"] as const;
 const ACTIVE_STEP = new Set(["running", "retry_wait", "needs_qa", "qa", "waiting_approval", "blocked"]);
 
-const isSpeckit = (run: { definition: { id: string } }) => run.definition.id.startsWith(DEFINITION_PREFIX) && (WORKFLOW_TYPES as readonly string[]).includes(run.definition.id.slice(DEFINITION_PREFIX.length));
+const isSpeckit = (run: { definition: { id: string } }) =>
+  run.definition.id.startsWith(DEFINITION_PREFIX) && (WORKFLOW_TYPES as readonly string[]).includes(run.definition.id.slice(DEFINITION_PREFIX.length));
 
 /**
  * The seed's status of a run: pending, completed and failed (failed or cancelled) are the run's;
@@ -268,7 +273,15 @@ export function historyOf(runId: string, events: RunEvent[], lastPhase = "phase_
   const succeeded = new Map<string, Record<string, unknown>>();
   const push = (e: RunEvent, to: SeedStatus, trigger: HistoryRow["trigger"], meta: Record<string, unknown>) => {
     if (to === cur) return;
-    rows.push({ id: rowId(runId, e.seq), workflow_id: runId, from_status: cur, to_status: to, trigger, metadata: compact({ ...meta, run_seq: e.seq }), created_at: iso(e.at) });
+    rows.push({
+      id: rowId(runId, e.seq),
+      workflow_id: runId,
+      from_status: cur,
+      to_status: to,
+      trigger,
+      metadata: compact({ ...meta, run_seq: e.seq }),
+      created_at: iso(e.at),
+    });
     cur = to;
   };
   for (const e of events) {
@@ -326,7 +339,9 @@ export async function seed002Routes(app: FastifyInstance, opts: Surface): Promis
       return reply.status(422).send({ detail: pydanticErrors(err.zodError, req.body) });
     }
     if (err instanceof JsonDecodeError) {
-      return reply.status(422).send({ detail: [{ type: "json_invalid", loc: ["body", err.position], msg: "JSON decode error", input: {}, ctx: { error: err.message } }] });
+      return reply
+        .status(422)
+        .send({ detail: [{ type: "json_invalid", loc: ["body", err.position], msg: "JSON decode error", input: {}, ctx: { error: err.message } }] });
     }
     const { status, body } = toHttp(err);
     if (status >= 500) req.log.error({ err }, "request failed");
@@ -377,7 +392,7 @@ export async function seed002Routes(app: FastifyInstance, opts: Surface): Promis
 
   const errors = {
     400: { description: "INVALID_UUID, INVALID_WORKFLOW_TYPE, INVALID_TRIGGER or INVALID_STATE_TRANSITION", schema: SeedError },
-    401: { description: "No valid token: `{\"error\":{\"code\":\"UNAUTHORIZED\",…}}`", schema: SeedError },
+    401: { description: 'No valid token: `{"error":{"code":"UNAUTHORIZED",…}}`', schema: SeedError },
     404: { description: "WORKFLOW_NOT_FOUND", schema: SeedError },
     422: { description: "FastAPI's validation error: a missing or mistyped field, a short description, a body that is not JSON", schema: FastApiValidation },
   };
@@ -392,7 +407,7 @@ export async function seed002Routes(app: FastifyInstance, opts: Surface): Promis
       summary: "Create a SpecKit workflow (it starts at once)",
       description: [
         "Creates a run of the built-in definition `speckit.<workflow_type>` and starts it: `status` is",
-        "`in_progress` with `current_phase: \"phase_1\"`, whose agent starts at once. `feature_id` is the",
+        '`in_progress` with `current_phase: "phase_1"`, whose agent starts at once. `feature_id` is the',
         "next feature number (3 digits) and a slug of the description cut to 30 characters",
         "(`001-add-user-authentication-with-o`); it names the feature's git branch and is a label of",
         "the run (`feature_id`, with `workflow_type`), so the run index finds it (view `speckit`).",
@@ -443,7 +458,12 @@ export async function seed002Routes(app: FastifyInstance, opts: Surface): Promis
       tags: [...TAGS],
       summary: "A workflow",
       params: IdParams,
-      responses: { 200: { description: "The workflow", schema: Workflow }, 400: { description: "INVALID_UUID", schema: SeedError }, 401: errors[401], 404: errors[404] },
+      responses: {
+        200: { description: "The workflow", schema: Workflow },
+        400: { description: "INVALID_UUID", schema: SeedError },
+        401: errors[401],
+        404: errors[404],
+      },
     },
     async (_req, _reply, { params }) => toWorkflow(await load(idOf(params.id))),
   );
@@ -481,13 +501,20 @@ export async function seed002Routes(app: FastifyInstance, opts: Surface): Promis
     async (req, _reply, { params, body }) => {
       const id = idOf(params.id);
       if (!(TRIGGERS as readonly string[]).includes(body.trigger)) {
-        throw new Seed002Error(400, "INVALID_TRIGGER", `Invalid trigger: ${body.trigger.slice(0, 100)}`, { trigger: body.trigger.slice(0, 100), valid_triggers: TRIGGERS });
+        throw new Seed002Error(400, "INVALID_TRIGGER", `Invalid trigger: ${body.trigger.slice(0, 100)}`, {
+          trigger: body.trigger.slice(0, 100),
+          valid_triggers: TRIGGERS,
+        });
       }
       const trigger = body.trigger as Trigger;
       await load(id);
       const result = body.phase_result ?? undefined;
       try {
-        const run = await runs.signal(id, { name: "advance", trigger, ...(result !== undefined ? { phase_result: result } : {}) }, who(req, trigger === "human_rejected" ? reasonOf(result) : undefined));
+        const run = await runs.signal(
+          id,
+          { name: "advance", trigger, ...(result !== undefined ? { phase_result: result } : {}) },
+          who(req, trigger === "human_rejected" ? reasonOf(result) : undefined),
+        );
         req.log.info({ workflowId: id, trigger }, "workflow advanced");
         return toWorkflow(run);
       } catch (err) {
@@ -513,16 +540,26 @@ export async function seed002Routes(app: FastifyInstance, opts: Surface): Promis
       operationId: "getWorkflowHistory",
       tags: [...TAGS],
       summary: "A workflow's state transitions (the seed's workflow_history), oldest first",
-      description: "Read off the run's events: one row per status change, with its trigger (`start`, `agent_complete`, `human_approved`, `human_rejected`, `error`, `cancel`).",
+      description:
+        "Read off the run's events: one row per status change, with its trigger (`start`, `agent_complete`, `human_approved`, `human_rejected`, `error`, `cancel`).",
       params: IdParams,
-      responses: { 200: { description: "The rows, oldest first", schema: z.array(HistoryRow) }, 400: { description: "INVALID_UUID", schema: SeedError }, 401: errors[401], 404: errors[404] },
+      responses: {
+        200: { description: "The rows, oldest first", schema: z.array(HistoryRow) },
+        400: { description: "INVALID_UUID", schema: SeedError },
+        401: errors[401],
+        404: errors[404],
+      },
     },
     async (_req, _reply, { params }) => {
       const id = idOf(params.id);
       const run = await load(id);
       const events: StoredEvent[] = await runs.history(id);
       const phases = run.steps.map((s) => s.id);
-      return historyOf(id, events.map((e) => e.event), phases[phases.length - 1]);
+      return historyOf(
+        id,
+        events.map((e) => e.event),
+        phases[phases.length - 1],
+      );
     },
   );
 }

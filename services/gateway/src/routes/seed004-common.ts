@@ -17,7 +17,10 @@ import { ValidationError } from "../routing.js";
 export const TAGS = ["tasksgodzilla"];
 
 /** An integer id in a path. */
-export const IntId = z.string().regex(/^\d{1,15}$/, "Input should be a valid integer, unable to parse string as an integer").transform(Number);
+export const IntId = z
+  .string()
+  .regex(/^\d{1,15}$/, "Input should be a valid integer, unable to parse string as an integer")
+  .transform(Number);
 
 export const ProjectParams = z.object({ project_id: IntId });
 export const ProtocolParams = z.object({ protocol_run_id: IntId });
@@ -25,7 +28,6 @@ export const StepParams = z.object({ step_id: IntId });
 
 /** A job, as the actions and /queues/jobs show it. */
 export const JobOutSchema = z.object({
-
   job_id: z.string(),
   job_type: z.string(),
   payload: z.record(z.string(), z.unknown()),
@@ -84,7 +86,8 @@ export function fastapiDetail(err: ValidationError, req: FastifyRequest): { type
   const raw = err.part === "body" ? req.body : err.part === "query" ? req.query : req.params;
   const where = err.part === "params" ? "path" : err.part;
   const issues = err.zodError?.issues ?? [];
-  if (issues.length === 0) return err.issues.map((i) => ({ type: "value_error", loc: [where, ...i.path.split(".").filter(Boolean)], msg: i.message, input: null }));
+  if (issues.length === 0)
+    return err.issues.map((i) => ({ type: "value_error", loc: [where, ...i.path.split(".").filter(Boolean)], msg: i.message, input: null }));
   return issues.map((i) => {
     const path = i.path.map((p) => (typeof p === "number" ? p : String(p)));
     const loc: (string | number)[] = [where, ...path];
@@ -100,8 +103,10 @@ export function fastapiDetail(err: ValidationError, req: FastifyRequest): { type
       }
       case "too_small": {
         const m = i as unknown as { origin?: string; minimum?: number | bigint; inclusive?: boolean };
-        if (m.origin === "string") return { type: "string_too_short", loc, msg: `String should have at least ${m.minimum} character${Number(m.minimum) === 1 ? "" : "s"}`, input };
-        if (m.origin === "array") return { type: "too_short", loc, msg: `List should have at least ${m.minimum} item${Number(m.minimum) === 1 ? "" : "s"}`, input };
+        if (m.origin === "string")
+          return { type: "string_too_short", loc, msg: `String should have at least ${m.minimum} character${Number(m.minimum) === 1 ? "" : "s"}`, input };
+        if (m.origin === "array")
+          return { type: "too_short", loc, msg: `List should have at least ${m.minimum} item${Number(m.minimum) === 1 ? "" : "s"}`, input };
         return m.inclusive === false
           ? { type: "greater_than", loc, msg: `Input should be greater than ${m.minimum}`, input }
           : { type: "greater_than_equal", loc, msg: `Input should be greater than or equal to ${m.minimum}`, input };
@@ -126,7 +131,9 @@ export function installSeed004Errors(app: FastifyInstance): void {
     if (err instanceof Unprocessable) return reply.status(422).send({ detail: err.items });
     const code = (err as { code?: string }).code;
     if (code === "FST_ERR_CTP_INVALID_JSON_BODY") {
-      return reply.status(422).send({ detail: [{ type: "json_invalid", loc: ["body", 0], msg: "JSON decode error", input: {}, ctx: { error: (err as Error).message } }] });
+      return reply
+        .status(422)
+        .send({ detail: [{ type: "json_invalid", loc: ["body", 0], msg: "JSON decode error", input: {}, ctx: { error: (err as Error).message } }] });
     }
     const { status, body } = toHttp(err);
     if (status >= 500 && status !== 503) req.log.error({ err }, "request failed");

@@ -115,7 +115,11 @@ export async function seed004EventRoutes(app: FastifyInstance, s: Seed004): Prom
       projectScoped: true,
       query: z.object({
         limit: z.coerce.number().int().min(1).max(1_000).default(50),
-        project_id: z.string().regex(/^\d{1,15}$/).transform(Number).optional(),
+        project_id: z
+          .string()
+          .regex(/^\d{1,15}$/)
+          .transform(Number)
+          .optional(),
         kind: z.string().max(64).optional(),
       }),
       responses: { 200: { description: "Events", schema: z.array(EventOutSchema) }, 404: { description: "No such project", schema: Detail } },
@@ -156,7 +160,8 @@ export async function seed004EventRoutes(app: FastifyInstance, s: Seed004): Prom
       operationId: "tgProtocolEventStream",
       tags: TAGS,
       summary: "A protocol run's events as Server-Sent Events",
-      description: "Every event from the first (or after `Last-Event-ID`), then live ones; `event:` is the event type, `id:` its sequence. Ends after the run finishes.",
+      description:
+        "Every event from the first (or after `Last-Event-ID`), then live ones; `event:` is the event type, `id:` its sequence. Ends after the run finishes.",
       projectScoped: true,
       params: ProtocolParams,
       query: z.object({ last_event_id: z.string().optional(), access_token: z.string().optional() }),
@@ -195,7 +200,12 @@ export async function seed004EventRoutes(app: FastifyInstance, s: Seed004): Prom
     async (req, reply, { params }) => {
       const p = await s.project(req, params.project_id);
       assertProjectAccess(req, p);
-      await streamEvents({ req, reply, limits: opts.sse, ...stream((after, signal) => runs.watchProject(p.id, { ...(after ? { afterSeq: after } : {}), signal })) });
+      await streamEvents({
+        req,
+        reply,
+        limits: opts.sse,
+        ...stream((after, signal) => runs.watchProject(p.id, { ...(after ? { afterSeq: after } : {}), signal })),
+      });
     },
   );
 

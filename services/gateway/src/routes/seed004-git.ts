@@ -1,15 +1,6 @@
 import { posix } from "node:path";
 import { decode, encode } from "@orch/bus";
-import {
-  CodeMachineWorkspace,
-  ErrorCode,
-  REPO_QUERY,
-  RepoBranchDeleted,
-  RepoBranches,
-  type RepoErrorCode,
-  RepoReply,
-  RepoRequest,
-} from "@orch/contracts";
+import { CodeMachineWorkspace, ErrorCode, REPO_QUERY, RepoBranchDeleted, RepoBranches, type RepoErrorCode, RepoReply, RepoRequest } from "@orch/contracts";
 import { PROTOCOL_NAME_LABEL, protocolRunId, stepIdOf, toProtocolOut } from "@orch/runs";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
@@ -54,7 +45,8 @@ export async function seed004GitRoutes(app: FastifyInstance, s: Seed004, default
       data = (await opts.bus.nc.request(subject, encode(RepoRequest, req, subject), { timeout: REPO_TIMEOUT_MS })).data;
     } catch (err) {
       if (noResponders(err)) throw detail(ErrorCode.Unavailable, "No agent hub is answering; repository operations run there");
-      if ((err as { name?: string }).name === "TimeoutError") throw detail(ErrorCode.Unavailable, "The agent hub did not answer in time; repository operations run there");
+      if ((err as { name?: string }).name === "TimeoutError")
+        throw detail(ErrorCode.Unavailable, "The agent hub did not answer in time; repository operations run there");
       throw detail(ErrorCode.Unavailable, `Unable to ask an agent hub: ${(err as Error).message}`);
     }
     const reply = decode(RepoReply, data);
@@ -92,7 +84,8 @@ export async function seed004GitRoutes(app: FastifyInstance, s: Seed004, default
   const deleteBranch = async (projectN: number, branch: string, confirm: boolean, req: Parameters<Seed004["project"]>[0]) => {
     const p = await s.project(req, projectN);
     if (!confirm) throw detail(ErrorCode.BadRequest, "confirm=true required to delete a remote branch");
-    if (!BRANCH.test(branch) || branch.includes("..") || branch.endsWith("/") || branch.endsWith(".lock")) throw detail(ErrorCode.BadRequest, `Invalid branch name '${branch}'`);
+    if (!BRANCH.test(branch) || branch.includes("..") || branch.endsWith("/") || branch.endsWith(".lock"))
+      throw detail(ErrorCode.BadRequest, `Invalid branch name '${branch}'`);
     const { remote } = await ask({ op: "delete_branch", projectId: p.id, branch }, RepoBranchDeleted);
     req.log.info({ projectId: p.id, branch, remote }, "branch deleted");
     return { deleted: true, branch };
@@ -120,7 +113,7 @@ export async function seed004GitRoutes(app: FastifyInstance, s: Seed004, default
       operationId: "tgDeleteBranch",
       summary: "Delete a branch (on origin; locally when there is no origin)",
       description: [
-        "Needs `{\"confirm\": true}`. A branch not merged into the project's base branch is refused (409) unless",
+        'Needs `{"confirm": true}`. A branch not merged into the project\'s base branch is refused (409) unless',
         "`allow_delete_unmerged_branches` (the agent hub's ORCH_GIT_ALLOW_DELETE_UNMERGED_BRANCHES) is on. Names with `/`",
         "work too. An agent hub does the work, in the repository it has (`local_path`, else its clone).",
       ].join("\n"),
@@ -189,7 +182,10 @@ export async function seed004GitRoutes(app: FastifyInstance, s: Seed004, default
     },
     async (req, _reply, { params, body }) => {
       const p = await s.project(req, params.project_id);
-      const cm = await ask({ op: "codemachine", projectId: p.id, ...(body.workspace_path ? { workspacePath: body.workspace_path } : {}) }, CodeMachineWorkspace);
+      const cm = await ask(
+        { op: "codemachine", projectId: p.id, ...(body.workspace_path ? { workspacePath: body.workspace_path } : {}) },
+        CodeMachineWorkspace,
+      );
       const policiesFor = (agentId: string) =>
         cm.modules.filter((m) => {
           const b = (m.behavior && typeof m.behavior === "object" ? m.behavior : {}) as Record<string, unknown>;

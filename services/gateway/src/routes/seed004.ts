@@ -21,7 +21,19 @@ import { z } from "zod";
 import { indexProjectToken, tokenHash } from "../auth.js";
 import type { Surface } from "../context.js";
 import { route } from "../routing.js";
-import { JobOutSchema, ProjectParams, ProtocolParams, Seed004, StepParams, TAGS, Unprocessable, conflict, detail, installSeed004Errors, notFound } from "./seed004-common.js";
+import {
+  JobOutSchema,
+  ProjectParams,
+  ProtocolParams,
+  Seed004,
+  StepParams,
+  TAGS,
+  Unprocessable,
+  conflict,
+  detail,
+  installSeed004Errors,
+  notFound,
+} from "./seed004-common.js";
 import { seed004EventRoutes } from "./seed004-events.js";
 import { seed004GitRoutes } from "./seed004-git.js";
 
@@ -313,7 +325,11 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
       summary: "A project",
       projectScoped: true,
       params: ProjectParams,
-      responses: { 200: { description: "The project", schema: ProjectOutSchema }, 401: { description: "Project access denied", schema: Detail }, 404: { description: "No such project", schema: Detail } },
+      responses: {
+        200: { description: "The project", schema: ProjectOutSchema },
+        401: { description: "Project access denied", schema: Detail },
+        404: { description: "No such project", schema: Detail },
+      },
     },
     async (req, _reply, { params }) => toProjectOut(await s.project(req, params.project_id), params.project_id),
   );
@@ -337,12 +353,18 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
       json: true,
       params: ProjectParams,
       body: ProtocolCreate,
-      responses: { 200: { description: "The protocol run", schema: ProtocolOutSchema }, 404: { description: "No such project", schema: Detail }, 422: { description: "Invalid body" } },
+      responses: {
+        200: { description: "The protocol run", schema: ProtocolOutSchema },
+        404: { description: "No such project", schema: Detail },
+        422: { description: "Invalid body" },
+      },
     },
     async (req, _reply, { params, body }) => {
       const project = await s.project(req, params.project_id);
       if (body.status !== "pending" && body.status !== "planning") {
-        throw new Unprocessable([{ type: "value_error", loc: ["body", "status"], msg: "Value error, a protocol run starts as 'pending' or 'planning'", input: body.status }]);
+        throw new Unprocessable([
+          { type: "value_error", loc: ["body", "status"], msg: "Value error, a protocol run starts as 'pending' or 'planning'", input: body.status },
+        ]);
       }
       const m = await opts.aliases.next("protocol");
       const runId = protocolRunId(m);
@@ -382,7 +404,10 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
       summary: "A project's protocol runs (every run of the project, whatever surface made it)",
       projectScoped: true,
       params: ProjectParams,
-      responses: { 200: { description: "Protocol runs, oldest first", schema: z.array(ProtocolOutSchema) }, 404: { description: "No such project", schema: Detail } },
+      responses: {
+        200: { description: "Protocol runs, oldest first", schema: z.array(ProtocolOutSchema) },
+        404: { description: "No such project", schema: Detail },
+      },
     },
     async (req, _reply, { params }) => {
       const project = await s.project(req, params.project_id);
@@ -434,7 +459,12 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
       json: true,
       params: ProtocolParams,
       body: StepCreate,
-      responses: { 200: { description: "The step run", schema: StepOutSchema }, 404: { description: "No such protocol run", schema: Detail }, 409: { description: "The protocol run is finished", schema: Detail }, 422: { description: "Invalid body" } },
+      responses: {
+        200: { description: "The step run", schema: StepOutSchema },
+        404: { description: "No such protocol run", schema: Detail },
+        409: { description: "The protocol run is finished", schema: Detail },
+        422: { description: "Invalid body" },
+      },
     },
     async (req, _reply, { params, body }) => {
       const { run } = await s.protocol(req, params.protocol_run_id);
@@ -459,7 +489,11 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
       if (body.model != null) def.model = body.model;
       await ids.bindStep(n, { runId: run.runId, stepId });
       const after = await s.signal(req, run.runId, { name: "add_steps", steps: [def] }, (e) =>
-        e.kernelCode === "TERMINAL_STATE" ? conflict("Protocol already terminal") : e.kernelCode === "INVALID" ? new Unprocessable([{ type: "value_error", loc: ["body"], msg: `Value error, ${e.message}`, input: body }]) : undefined,
+        e.kernelCode === "TERMINAL_STATE"
+          ? conflict("Protocol already terminal")
+          : e.kernelCode === "INVALID"
+            ? new Unprocessable([{ type: "value_error", loc: ["body"], msg: `Value error, ${e.message}`, input: body }])
+            : undefined,
       );
       return stepOut(after, stepId, params.protocol_run_id);
     },
@@ -483,7 +517,8 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
       const rec = await runs.record(run.runId);
       const defs = rec ? stepDefsOf(rec) : new Map();
       const out = [];
-      for (const st of visibleSteps(run)) out.push(toStepOut(run, st, defs.get(st.id), { n: await ids.stepInt(run.runId, st.id), protocolN: params.protocol_run_id }));
+      for (const st of visibleSteps(run))
+        out.push(toStepOut(run, st, defs.get(st.id), { n: await ids.stepInt(run.runId, st.id), protocolN: params.protocol_run_id }));
       return out;
     },
   );
@@ -538,7 +573,7 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
   protocolAction(
     "start",
     "Start planning (from pending, planned or paused)",
-    "→ planning; the planning step is dispatched. 409 \"Protocol already running or terminal\" otherwise.",
+    '→ planning; the planning step is dispatched. 409 "Protocol already running or terminal" otherwise.',
     { 200: { description: "Planning enqueued", schema: ActionResponse }, 409: { description: "Protocol already running or terminal", schema: Detail } },
     async (req, run, n) => {
       const after = await s.signal(req, run.runId, { name: "start" }, () => conflict("Protocol already running or terminal"));
@@ -550,7 +585,7 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
   protocolAction(
     "pause",
     "Pause (from any status but a final one)",
-    "→ paused; the running step's result is still recorded, nothing new starts. 409 \"Protocol already terminal\".",
+    '→ paused; the running step\'s result is still recorded, nothing new starts. 409 "Protocol already terminal".',
     { 200: { description: "The protocol run", schema: ProtocolOutSchema }, 409: { description: "Protocol already terminal", schema: Detail } },
     async (req, run, n) => protocolOut(await s.signal(req, run.runId, { name: "pause" }, () => conflict("Protocol already terminal")), n),
   );
@@ -558,7 +593,7 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
   protocolAction(
     "resume",
     "Resume (from paused)",
-    "→ running. 409 \"Protocol is not paused\".",
+    '→ running. 409 "Protocol is not paused".',
     { 200: { description: "The protocol run", schema: ProtocolOutSchema }, 409: { description: "Protocol is not paused", schema: Detail } },
     async (req, run, n) => protocolOut(await s.signal(req, run.runId, { name: "resume" }, () => conflict("Protocol is not paused")), n),
   );
@@ -572,16 +607,17 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
   );
 
   /** The step whose attempt an action started: the one whose attempt number went up. */
-  const startedStep = (before: RunView, after: RunView) =>
-    visibleSteps(after).find((x) => x.attempt > (before.steps.find((b) => b.id === x.id)?.attempt ?? 0));
+  const startedStep = (before: RunView, after: RunView) => visibleSteps(after).find((x) => x.attempt > (before.steps.find((b) => b.id === x.id)?.attempt ?? 0));
 
   protocolAction(
     "run_next_step",
     "Run the first pending, blocked or failed step",
-    "The step and the protocol run → running. 404 \"No pending or failed steps to run\".",
+    'The step and the protocol run → running. 404 "No pending or failed steps to run".',
     { 200: { description: "Step enqueued", schema: ActionResponse }, 409: { description: "Refused (planning, at a budget gate, finished)", schema: Detail } },
     async (req, run, n) => {
-      const after = await s.signal(req, run.runId, { name: "run_next_step" }, (e) => (e.kernelCode === "NOT_FOUND" ? notFound("No pending or failed steps to run") : undefined));
+      const after = await s.signal(req, run.runId, { name: "run_next_step" }, (e) =>
+        e.kernelCode === "NOT_FOUND" ? notFound("No pending or failed steps to run") : undefined,
+      );
       const step = startedStep(run, after);
       const name = step?.title ?? step?.id ?? "step";
       return { message: `Step ${name} enqueued`, job: step ? await jobOf(after, step.id, "execute", n) : null };
@@ -591,10 +627,12 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
   protocolAction(
     "retry_latest",
     "Retry the step that ran last, when it failed or is blocked",
-    "It runs again with retries + 1; the protocol run → running. 404 \"No failed or blocked steps to retry\".",
+    'It runs again with retries + 1; the protocol run → running. 404 "No failed or blocked steps to retry".',
     { 200: { description: "Retry enqueued", schema: ActionResponse }, 409: { description: "Refused (at a budget gate, finished)", schema: Detail } },
     async (req, run, n) => {
-      const after = await s.signal(req, run.runId, { name: "retry_latest" }, (e) => (e.kernelCode === "NOT_FOUND" ? notFound("No failed or blocked steps to retry") : undefined));
+      const after = await s.signal(req, run.runId, { name: "retry_latest" }, (e) =>
+        e.kernelCode === "NOT_FOUND" ? notFound("No failed or blocked steps to retry") : undefined,
+      );
       const step = startedStep(run, after);
       const name = step?.title ?? step?.id ?? "step";
       return { message: `Retrying ${name}`, job: step ? await jobOf(after, step.id, "execute", n) : null };
@@ -607,7 +645,7 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
     [
       "Adds an `open_pr` step (role maintainer) to the protocol run and runs it on the protocol's branch: the",
       "agent hub writes the pull request's description there. A finished protocol run takes no new work:",
-      "409 \"Protocol already terminal\".",
+      '409 "Protocol already terminal".',
     ].join("\n"),
     { 200: { description: "Open PR/MR enqueued", schema: ActionResponse }, 409: { description: "Protocol already terminal", schema: Detail } },
     async (req, run, n) => {
@@ -662,7 +700,7 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
   stepAction(
     "run",
     "Run a step (from pending, blocked or failed)",
-    "→ running (a failed or blocked one with retries + 1). 409 \"Step already running or completed\".",
+    '→ running (a failed or blocked one with retries + 1). 409 "Step already running or completed".',
     { 200: { description: "Step execution enqueued", schema: ActionResponse }, 409: { description: "Step already running or completed", schema: Detail } },
     async (req, run, stepId, n) => {
       const after = await s.signal(req, run.runId, { name: "run_step", stepId }, (e) =>
@@ -675,7 +713,7 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
   stepAction(
     "run_qa",
     "Run a step's QA (unless it is completed or cancelled)",
-    "→ needs_qa while QA runs; a QA pass completes the step, a fail fails it. 409 \"Step already completed or cancelled\".",
+    '→ needs_qa while QA runs; a QA pass completes the step, a fail fails it. 409 "Step already completed or cancelled".',
     { 200: { description: "QA enqueued", schema: ActionResponse }, 409: { description: "Step already completed or cancelled", schema: Detail } },
     async (req, run, stepId, n) => {
       const after = await s.signal(req, run.runId, { name: "run_qa", stepId }, () => conflict("Step already completed or cancelled"));
@@ -686,12 +724,14 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
   stepAction(
     "approve",
     "Mark a step completed by hand",
-    "→ completed, from any status; the protocol run completes when every step is completed or cancelled. A finished protocol run's steps cannot change: 409 \"Protocol already terminal\".",
+    '→ completed, from any status; the protocol run completes when every step is completed or cancelled. A finished protocol run\'s steps cannot change: 409 "Protocol already terminal".',
     { 200: { description: "The step run", schema: StepOutSchema }, 409: { description: "Protocol already terminal", schema: Detail } },
     async (req, run, stepId, n) => {
       // Approving a completed step changes nothing, even in a finished protocol run.
       if (run.steps.find((x) => x.id === stepId)?.status === "completed") return stepOut(run, stepId, n);
-      const after = await s.signal(req, run.runId, { name: "approve", stepId, force: true }, (e) => (e.kernelCode === "TERMINAL_STATE" ? conflict("Protocol already terminal") : undefined));
+      const after = await s.signal(req, run.runId, { name: "approve", stepId, force: true }, (e) =>
+        e.kernelCode === "TERMINAL_STATE" ? conflict("Protocol already terminal") : undefined,
+      );
       return stepOut(after, stepId, n);
     },
   );

@@ -41,7 +41,6 @@ const REFUSED: Record<WebhookProvider, string> = { github: "Invalid webhook sign
 const OTHER_APP = "Delivery is for another GitHub App";
 const DELIVERY_NS = "delivery";
 
-
 export async function webhookRoutes(app: FastifyInstance, opts: Surface): Promise<void> {
   const { cfg } = opts;
   const secrets: Record<WebhookProvider, string | undefined> = {
@@ -58,7 +57,10 @@ export async function webhookRoutes(app: FastifyInstance, opts: Surface): Promis
   for (const p of ["github", "gitlab"] as const) {
     if (secrets[p]) continue;
     const name = p === "github" ? "GITHUB_WEBHOOK_SECRET" : "GITLAB_WEBHOOK_TOKEN";
-    if (opts.auth.enabled) app.log.warn(`/webhooks/${p}: neither ${name} nor TASKSGODZILLA_WEBHOOK_TOKEN is set and ORCH_API_TOKEN is: deliveries are refused (401) unless they carry the API bearer token`);
+    if (opts.auth.enabled)
+      app.log.warn(
+        `/webhooks/${p}: neither ${name} nor TASKSGODZILLA_WEBHOOK_TOKEN is set and ORCH_API_TOKEN is: deliveries are refused (401) unless they carry the API bearer token`,
+      );
     else app.log.warn(`/webhooks/${p}: neither ${name} nor TASKSGODZILLA_WEBHOOK_TOKEN is set: unsigned deliveries are accepted (set a secret in production)`);
   }
 

@@ -78,7 +78,12 @@ const str = (v: unknown): string | undefined => (typeof v === "string" && v.trim
 const num = (v: unknown): number | undefined => (typeof v === "number" && Number.isFinite(v) ? v : undefined);
 
 /** Every branch a run may be found by: its workspace branch (else `orch/run/<runId>`) and its protocol name label. */
-export async function branchesOf(runs: RunsApi, run: { runId: string; definition: { id: string; version: number }; labels: Record<string, string> }, input?: Record<string, unknown>, facts?: Record<string, unknown>): Promise<Set<string>> {
+export async function branchesOf(
+  runs: RunsApi,
+  run: { runId: string; definition: { id: string; version: number }; labels: Record<string, string> },
+  input?: Record<string, unknown>,
+  facts?: Record<string, unknown>,
+): Promise<Set<string>> {
   const out = new Set<string>();
   const label = str(run.labels[PROTOCOL_NAME_LABEL]);
   if (label) out.add(label);
@@ -123,7 +128,11 @@ async function findByBranch(runs: RunsApi, branch: string): Promise<RunView | nu
 }
 
 /** The run an event is about, or why none. */
-export async function findRun(runs: RunsApi, e: NormalizedEvent, authenticated: boolean): Promise<{ run: RunView } | { none: "no_branch" } | { none: "no_run"; branch: string }> {
+export async function findRun(
+  runs: RunsApi,
+  e: NormalizedEvent,
+  authenticated: boolean,
+): Promise<{ run: RunView } | { none: "no_branch" } | { none: "no_run"; branch: string }> {
   if (e.runId) {
     const v = await runs.get(e.runId);
     if (v) {
@@ -151,7 +160,8 @@ export async function applyWebhook(deps: ApplyDeps, e: NormalizedEvent, authenti
   if (e.kind === "unknown") return { status: "ignored", reason: `event '${e.event || "?"}' is not acted on` };
   if (e.kind === "push" && (e.tag !== undefined || e.deleted)) return { status: "ignored", reason: e.tag !== undefined ? "a tag push" : "a deleted branch" };
   const found = await findRun(deps.runs, e, authenticated);
-  if ("none" in found) return found.none === "no_branch" ? { status: "ignored", reason: "the event names no branch" } : { status: "no_run", branch: found.branch };
+  if ("none" in found)
+    return found.none === "no_branch" ? { status: "ignored", reason: "the event names no branch" } : { status: "no_run", branch: found.branch };
   return new Application(deps, e, found.run).apply();
 }
 
@@ -205,10 +215,25 @@ class Application {
     if (e.sha) webhook.sha = e.sha;
     const facts: Record<string, unknown> = { webhook };
     if (e.kind === "ci") {
-      facts.ci = { status: e.ci.status, conclusion: e.ci.conclusion, provider: e.provider, at: this.at, ...(e.ci.name ? { name: e.ci.name } : {}), ...(e.ci.url ? { url: e.ci.url } : {}), ...(e.sha ? { sha: e.sha } : {}) };
+      facts.ci = {
+        status: e.ci.status,
+        conclusion: e.ci.conclusion,
+        provider: e.provider,
+        at: this.at,
+        ...(e.ci.name ? { name: e.ci.name } : {}),
+        ...(e.ci.url ? { url: e.ci.url } : {}),
+        ...(e.sha ? { sha: e.sha } : {}),
+      };
     }
     if (e.kind === "pull_request") {
-      facts.pullRequest = { number: e.pr.number, action: e.pr.action, merged: e.pr.merged, provider: e.provider, at: this.at, ...(e.pr.url ? { url: e.pr.url } : {}) };
+      facts.pullRequest = {
+        number: e.pr.number,
+        action: e.pr.action,
+        merged: e.pr.merged,
+        provider: e.provider,
+        at: this.at,
+        ...(e.pr.url ? { url: e.pr.url } : {}),
+      };
     }
     return facts;
   }
@@ -282,7 +307,10 @@ class Application {
 
   async ciFailure(step: StepDescription): Promise<void> {
     if (step.status === "running" || step.status === "needs_qa") {
-      const refused = await this.signal({ name: "fail_step", stepId: step.id, error: "CI failed; protocol blocked", block: true }, `CI failed${this.e.ci?.name ? ` (${this.e.ci.name})` : ""}`);
+      const refused = await this.signal(
+        { name: "fail_step", stepId: step.id, error: "CI failed; protocol blocked", block: true },
+        `CI failed${this.e.ci?.name ? ` (${this.e.ci.name})` : ""}`,
+      );
       if (!refused) this.effects.push(`step_failed:${step.id}`, "protocol_blocked");
     }
     const now = this.run.steps.find((s) => s.id === step.id);
@@ -300,13 +328,25 @@ class Application {
       this.effects.push("ci_fix_refused");
     };
     if (attempts >= max) return refuse(`CI fix attempts used up (${attempts} of ${max})`);
-    if (lastAt !== undefined && this.at - lastAt < cooldown) return refuse(`CI fix attempt ${attempts + 1} of ${max} waits for the cooldown: not before ${new Date(lastAt + cooldown).toISOString()}`);
+    if (lastAt !== undefined && this.at - lastAt < cooldown)
+      return refuse(`CI fix attempt ${attempts + 1} of ${max} waits for the cooldown: not before ${new Date(lastAt + cooldown).toISOString()}`);
     // Claimed first, so two deliveries (or two gateways) never both start attempt n.
     const claim = await this.deps.aliases.claim("cifix", `${this.run.runId}-${attempts + 1}`, { at: this.at });
     if (!claim.created) return refuse(`CI fix attempt ${attempts + 1} of ${max} was already started`);
     const attempt = attempts + 1;
-    const failure = this.e.kind === "ci" ? { conclusion: this.e.ci.conclusion, ...(this.e.ci.name ? { name: this.e.ci.name } : {}), ...(this.e.ci.url ? { url: this.e.ci.url } : {}), ...(this.e.sha ? { sha: this.e.sha } : {}) } : {};
-    await this.signal({ name: "set_facts", facts: { ciFixAttempts: attempt, ciFixLastAt: this.at, ciFix: { attempt, max, stepId: step.id, at: this.at, failure } } }, `CI fix attempt ${attempt} of ${max}`);
+    const failure =
+      this.e.kind === "ci"
+        ? {
+            conclusion: this.e.ci.conclusion,
+            ...(this.e.ci.name ? { name: this.e.ci.name } : {}),
+            ...(this.e.ci.url ? { url: this.e.ci.url } : {}),
+            ...(this.e.sha ? { sha: this.e.sha } : {}),
+          }
+        : {};
+    await this.signal(
+      { name: "set_facts", facts: { ciFixAttempts: attempt, ciFixLastAt: this.at, ciFix: { attempt, max, stepId: step.id, at: this.at, failure } } },
+      `CI fix attempt ${attempt} of ${max}`,
+    );
     // The agent is told what failed: the check, its conclusion, where to read the log.
     const ci = this.e.kind === "ci" ? this.e.ci : undefined;
     const feedback = [
@@ -314,7 +354,10 @@ class Application {
       ...(ci?.url ? [`Details: ${ci.url}`] : []),
       step.error ? `The step's last error: ${step.error}` : undefined,
       `Fix what makes it fail (fix attempt ${attempt} of ${max}).`,
-    ].filter((x): x is string => x !== undefined).join("\n").slice(0, 10_000);
+    ]
+      .filter((x): x is string => x !== undefined)
+      .join("\n")
+      .slice(0, 10_000);
     const refused = await this.signal({ name: "run_step", stepId: step.id, feedback }, `CI fix attempt ${attempt} of ${max}`);
     if (!refused) this.effects.push(`ci_fix_attempt:${attempt}`);
     else await refuse(`CI fix attempt ${attempt} of ${max} could not start: ${refused.message}`);

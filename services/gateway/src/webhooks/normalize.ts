@@ -93,9 +93,21 @@ export type NormalizedEvent =
  */
 const CI_STATUS: ReadonlyMap<string, CiStatus> = new Map([
   ...["success", "neutral", "passed", "skipped"].map((s) => [s, "success"] as const),
-  ...["in_progress", "queued", "pending", "running", "created", "waiting", "requested", "waiting_for_resource", "preparing", "scheduled", "manual", "canceling", "rerequested"].map(
-    (s) => [s, "pending"] as const,
-  ),
+  ...[
+    "in_progress",
+    "queued",
+    "pending",
+    "running",
+    "created",
+    "waiting",
+    "requested",
+    "waiting_for_resource",
+    "preparing",
+    "scheduled",
+    "manual",
+    "canceling",
+    "rerequested",
+  ].map((s) => [s, "pending"] as const),
   ...["failure", "failed", "timed_out", "cancelled", "canceled", "action_required", "error", "startup_failure", "stale"].map((s) => [s, "failure"] as const),
 ]);
 
@@ -308,7 +320,11 @@ function parse<T extends z.ZodType>(schema: T, body: unknown): z.output<T> | und
   return r.success ? r.data : undefined;
 }
 
-function ci(base: EventBase, raw: string | undefined, extra: { name?: string | undefined; url?: string | undefined; branch?: string | undefined; sha?: string | undefined; texts?: (string | undefined)[] }): NormalizedEvent | undefined {
+function ci(
+  base: EventBase,
+  raw: string | undefined,
+  extra: { name?: string | undefined; url?: string | undefined; branch?: string | undefined; sha?: string | undefined; texts?: (string | undefined)[] },
+): NormalizedEvent | undefined {
   const status = ciStatusOf(raw);
   if (status === undefined || raw === undefined) return undefined;
   const info: CiInfo = { status, conclusion: raw };

@@ -108,6 +108,8 @@ export function checkGitHubAppTarget(appId: string | undefined, headers: Webhook
   if (appId === undefined) return OK as { ok: true };
   const type = headerValues(headers, GITHUB_TARGET_TYPE_HEADER).map((v) => v.trim().toLowerCase());
   if (!type.includes("integration")) return { ok: true };
-  const ids = headerValues(headers, GITHUB_TARGET_ID_HEADER).map((v) => v.trim()).filter((v) => v !== "");
+  const ids = headerValues(headers, GITHUB_TARGET_ID_HEADER)
+    .map((v) => v.trim())
+    .filter((v) => v !== "");
   return type.length === 1 && ids.length === 1 && ids[0] === appId.trim() ? { ok: true } : { ok: false, reason: "other_app" };
 }

@@ -112,7 +112,14 @@ export class Engine {
       await this.#publish(out.record, correlationId);
       next.published = true;
       this.#reply(replyTo, out.outcome);
-      const fields = { runId: cmd.runId, definition: out.record.definition.id, command: cmd.type, status: out.record.status, seq: out.record.seq, correlationId };
+      const fields = {
+        runId: cmd.runId,
+        definition: out.record.definition.id,
+        command: cmd.type,
+        status: out.record.status,
+        seq: out.record.seq,
+        correlationId,
+      };
       if (out.record.status !== entry?.record.status) {
         this.#log.info(out.record.error === undefined ? fields : { ...fields, error: out.record.error }, `run ${out.record.status}`);
       } else {

@@ -73,7 +73,11 @@ function toAction(cmd: Command): KernelAction | { invalid: string } | null {
 }
 
 /** Kernel effects → persisted effects: events numbered gaplessly from the run's last sequence. */
-export function toEffects(effects: KernelEffect[], ctx: { runId: string; projectId: string; definition: { id: string; version: number }; mode: "mock" | "live"; goal?: string }, lastSeq: number): { effects: Effect[]; seq: number } {
+export function toEffects(
+  effects: KernelEffect[],
+  ctx: { runId: string; projectId: string; definition: { id: string; version: number }; mode: "mock" | "live"; goal?: string },
+  lastSeq: number,
+): { effects: Effect[]; seq: number } {
   let seq = lastSeq;
   const out: Effect[] = [];
   for (const e of effects) {
@@ -145,7 +149,13 @@ function recordOf(prev: RunRecord | null, cmd: Command, cd: CompiledDefinition, 
   const goal = typeof st.input.goal === "string" ? st.input.goal : undefined;
   const { effects, seq } = toEffects(
     r.effects,
-    { runId: st.runId, projectId: st.projectId, definition: { id: st.definition.id, version: st.definition.version }, mode: base.mode, ...(goal ? { goal } : {}) },
+    {
+      runId: st.runId,
+      projectId: st.projectId,
+      definition: { id: st.definition.id, version: st.definition.version },
+      mode: base.mode,
+      ...(goal ? { goal } : {}),
+    },
     prev?.seq ?? 0,
   );
   const status = runStatusOf(st.run.value) as RunStatus;
@@ -177,7 +187,14 @@ function recordOf(prev: RunRecord | null, cmd: Command, cd: CompiledDefinition, 
 
 /** A run whose creation was refused: a failed record, so it never looks queued forever. */
 function refusedCreate(cmd: Extract<Command, { type: "run.create" }>, message: string, clock: Clock): RunRecord {
-  const event: RunEvent = { runId: cmd.runId, projectId: cmd.projectId, seq: 1, type: "run.finished", at: clock.now, data: { status: "failed", error: message } };
+  const event: RunEvent = {
+    runId: cmd.runId,
+    projectId: cmd.projectId,
+    seq: 1,
+    type: "run.finished",
+    at: clock.now,
+    data: { status: "failed", error: message },
+  };
   return {
     v: 2,
     runId: cmd.runId,
@@ -205,7 +222,13 @@ function refusedCreate(cmd: Extract<Command, { type: "run.create" }>, message: s
  * the effects to publish, and the outcome to answer. No I/O: the caller loads the record and the
  * definition, persists with compare-and-set, and publishes.
  */
-export function step(prev: RunRecord | null, cmd: Command, cd: CompiledDefinition | { missing: string }, clock: Clock, defaultBudgets: DefaultBudgets = []): StepOutcome {
+export function step(
+  prev: RunRecord | null,
+  cmd: Command,
+  cd: CompiledDefinition | { missing: string },
+  clock: Clock,
+  defaultBudgets: DefaultBudgets = [],
+): StepOutcome {
   if (prev?.recent.includes(cmd.commandId)) return { kind: "noop", reason: "duplicate command", outcome: ok(cmd, prev.status, true) };
   if (cmd.type === "run.create") {
     if (prev) return { kind: "noop", reason: "run exists", outcome: ok(cmd, prev.status, true) };
@@ -242,7 +265,8 @@ export function step(prev: RunRecord | null, cmd: Command, cd: CompiledDefinitio
     return { kind: "apply", record, outcome: ok(cmd, record.status) };
   }
   if (!prev) return { kind: "noop", reason: "unknown run", outcome: refused(cmd, "NOT_FOUND", `run ${cmd.runId} not found`) };
-  if (Object.keys(prev.state).length === 0) return { kind: "noop", reason: "run was never created", outcome: refused(cmd, "TERMINAL_STATE", prev.error ?? "the run failed to start", prev.status) };
+  if (Object.keys(prev.state).length === 0)
+    return { kind: "noop", reason: "run was never created", outcome: refused(cmd, "TERMINAL_STATE", prev.error ?? "the run failed to start", prev.status) };
   if ("missing" in cd) return { kind: "noop", reason: cd.missing, outcome: refused(cmd, "NOT_FOUND", cd.missing, prev.status) };
   const action = toAction(cmd);
   if (action === null) return { kind: "noop", reason: "not an action", outcome: ok(cmd, prev.status) };

@@ -65,15 +65,27 @@ export function toSession(r: SessionRecord): Session {
     error_message: r.error?.message ?? "",
     summary: r.result?.summary ?? "",
     commit: r.result?.commit ?? "",
-    ...(r.usage ? { usage: { tokens: String(r.usage.tokensIn + r.usage.tokensOut), tokens_in: String(r.usage.tokensIn), tokens_out: String(r.usage.tokensOut), cost_usd: r.usage.costUsd, wall_ms: String(r.usage.wallMs) } } : {}),
+    ...(r.usage
+      ? {
+          usage: {
+            tokens: String(r.usage.tokensIn + r.usage.tokensOut),
+            tokens_in: String(r.usage.tokensIn),
+            tokens_out: String(r.usage.tokensOut),
+            cost_usd: r.usage.costUsd,
+            wall_ms: String(r.usage.wallMs),
+          },
+        }
+      : {}),
     events: String(r.seq),
   };
 }
 
-export function agentHandlers(opts: { bus: Bus; logger: Logger; api: RunsApi; killGraceMs?: number }): Pick<
-  OrchestratorServiceHandlers,
-  "PutProject" | "GetProject" | "ListProjects" | "GetSession" | "ListSessions" | "WatchSession" | "CancelSession"
-> {
+export function agentHandlers(opts: {
+  bus: Bus;
+  logger: Logger;
+  api: RunsApi;
+  killGraceMs?: number;
+}): Pick<OrchestratorServiceHandlers, "PutProject" | "GetProject" | "ListProjects" | "GetSession" | "ListSessions" | "WatchSession" | "CancelSession"> {
   const { bus, logger: log, api } = opts;
 
   async function session(id: string): Promise<SessionRecord> {

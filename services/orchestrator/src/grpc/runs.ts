@@ -90,7 +90,9 @@ export function runHandlers(opts: RunApiOptions & { api: RunsApi }) {
   const byKey = (m: Record<string, Totals>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, usage(v)]));
 
   /** What a run and its index summary have in common, as gRPC fields. */
-  const summaryOf = (v: Pick<RunView, "runId" | "projectId" | "definition" | "view" | "title" | "labels" | "status" | "stage" | "createdAt" | "updatedAt">) => ({
+  const summaryOf = (
+    v: Pick<RunView, "runId" | "projectId" | "definition" | "view" | "title" | "labels" | "status" | "stage" | "createdAt" | "updatedAt">,
+  ) => ({
     run_id: v.runId,
     project_id: v.projectId,
     definition_id: v.definition.id,
@@ -163,7 +165,11 @@ export function runHandlers(opts: RunApiOptions & { api: RunsApi }) {
       throw new GrpcFailure(status.PERMISSION_DENIED, `${path} is outside the import roots (ORCH_IMPORT_ROOTS)`);
     }
     const nested = join(real, ".orchestrator", "workflows");
-    return (await stat(nested).then((s) => s.isDirectory()).catch(() => false)) ? nested : real;
+    return (await stat(nested)
+      .then((s) => s.isDirectory())
+      .catch(() => false))
+      ? nested
+      : real;
   }
 
   return {
@@ -187,7 +193,8 @@ export function runHandlers(opts: RunApiOptions & { api: RunsApi }) {
         },
         { actor: "grpc" },
       );
-      if ("accepted" in created) return { run_id: created.runId, project_id: created.projectId, definition_id: ref.id, status: "pending" satisfies RunStatus } as Run;
+      if ("accepted" in created)
+        return { run_id: created.runId, project_id: created.projectId, definition_id: ref.id, status: "pending" satisfies RunStatus } as Run;
       return toRun(created);
     }),
 

@@ -88,7 +88,12 @@ export const RunJson = z.object({
 
 export function runJson(v: RunView): Record<string, unknown> {
   const { runId, planning: _planning, steps, ...rest } = v;
-  return isoOr({ id: runId, ...rest, steps: steps.map((s) => stepJson(runId, s)) } as Record<string, unknown>, ["createdAt", "updatedAt", "startedAt", "finishedAt"]);
+  return isoOr({ id: runId, ...rest, steps: steps.map((s) => stepJson(runId, s)) } as Record<string, unknown>, [
+    "createdAt",
+    "updatedAt",
+    "startedAt",
+    "finishedAt",
+  ]);
 }
 
 export const RunSummaryJson = RunJson.pick({
@@ -246,7 +251,11 @@ export const listParam = <T extends string>(values?: readonly T[]) =>
     .union([z.string(), z.array(z.string())])
     .optional()
     .transform((v, ctx) => {
-      const parts = [v ?? []].flat().flatMap((s) => s.split(",")).map((s) => s.trim()).filter(Boolean);
+      const parts = [v ?? []]
+        .flat()
+        .flatMap((s) => s.split(","))
+        .map((s) => s.trim())
+        .filter(Boolean);
       if (values) {
         for (const p of parts) {
           if (!(values as readonly string[]).includes(p)) ctx.addIssue({ code: "custom", message: `'${p}' is not one of ${values.join(", ")}` });

@@ -90,7 +90,8 @@ export function definitionRoutes(app: FastifyInstance, { opts, defaults }: V1): 
       },
     },
     async (req, reply, { body }) => {
-      if (body === undefined) throw new OrchError(ErrorCode.BadRequest, "a definition is required (JSON or YAML body)", { details: { fields: [{ path: "", message: "required" }] } });
+      if (body === undefined)
+        throw new OrchError(ErrorCode.BadRequest, "a definition is required (JSON or YAML body)", { details: { fields: [{ path: "", message: "required" }] } });
       const input = typeof body === "string" ? parseDefinitionText(body, "the body") : body;
       const { created, summary } = await store.put(input);
       req.log.info({ definition: `${summary.id}@${summary.version}`, created }, "definition published");

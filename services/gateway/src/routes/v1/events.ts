@@ -168,7 +168,10 @@ export function eventRoutes(app: FastifyInstance, { opts, defaults }: V1): void 
       query: z.object({
         projectId: IdParam.optional(),
         runId: IdParam.optional(),
-        cursor: z.string().regex(/^\d{1,15}$/, "must be an event id").optional(),
+        cursor: z
+          .string()
+          .regex(/^\d{1,15}$/, "must be an event id")
+          .optional(),
         limit: z.coerce.number().int().min(1).max(1_000).default(100),
       }),
       projectScoped: true,

@@ -121,7 +121,14 @@ export function opsRoutes(app: FastifyInstance, v1: V1): void {
         "`?access_token=<token>`. The token opens that path only, for GET, until `expiresAt` (`ORCH_SSE_TOKEN_TTL_MS`).",
       ].join("\n"),
       json: true,
-      body: z.strictObject({ path: z.string().min(1).max(1_000).regex(/^\/[^?#\s]*$/, "must be a path (no query)").describe("The stream's path, e.g. /api/v1/runs/<id>/events") }),
+      body: z.strictObject({
+        path: z
+          .string()
+          .min(1)
+          .max(1_000)
+          .regex(/^\/[^?#\s]*$/, "must be a path (no query)")
+          .describe("The stream's path, e.g. /api/v1/runs/<id>/events"),
+      }),
       projectScoped: true,
       responses: {
         201: { description: "The token", schema: StreamTokenJson },
@@ -135,14 +142,21 @@ export function opsRoutes(app: FastifyInstance, v1: V1): void {
     async (req, reply, { body }) => {
       const path = body.path.replace(/(.)\/$/, "$1");
       const isStream = app.documented.some(
-        (r) => r.method === "GET" && Object.values(r.spec.responses).some((x) => x.contentType === "text/event-stream") && new RegExp(`^${escape(r.path).replace(/\\\{[^}]+\\\}/g, "[^/]+")}$`).test(path),
+        (r) =>
+          r.method === "GET" &&
+          Object.values(r.spec.responses).some((x) => x.contentType === "text/event-stream") &&
+          new RegExp(`^${escape(r.path).replace(/\\\{[^}]+\\\}/g, "[^/]+")}$`).test(path),
       );
-      if (!isStream) throw new ValidationError("body", [{ path: "path", message: "is not the path of an event stream (GET, text/event-stream)", code: "custom" }]);
+      if (!isStream)
+        throw new ValidationError("body", [{ path: "path", message: "is not the path of an event stream (GET, text/event-stream)", code: "custom" }]);
       const own = OWN_STREAMS.map((o) => ({ o, m: o.re.exec(path) })).find((x) => x.m);
       if (own) await own.o.project(v1, req, own.m![1]!);
       else if (req.auth.kind === "project") throw forbidden(`This token is limited to project ${req.auth.projectId}`);
       const t = opts.auth.issueStreamToken(path);
-      return reply.status(201).header("cache-control", "no-store").send({ token: t.token, expiresAt: iso(t.expiresAt)!, path });
+      return reply
+        .status(201)
+        .header("cache-control", "no-store")
+        .send({ token: t.token, expiresAt: iso(t.expiresAt)!, path });
     },
     defaults,
   );

@@ -134,7 +134,9 @@ export function projectRoutes(app: FastifyInstance, { opts, defaults }: V1): voi
       const prev = await checkProject(opts, req, params.id);
       const { token, ...fields } = body;
       if (!prev && fields.name === undefined) {
-        throw new OrchError(ErrorCode.BadRequest, "Invalid body: name: required to create a project", { details: { fields: [{ path: "name", message: "required to create a project" }] } });
+        throw new OrchError(ErrorCode.BadRequest, "Invalid body: name: required to create a project", {
+          details: { fields: [{ path: "name", message: "required to create a project" }] },
+        });
       }
       const { createdAt: _c, updatedAt: _u, ...kept } = prev ?? ({ id: params.id } as ProjectRecord);
       const saved = await save(req, prev, { ...kept, ...fields, id: params.id, name: fields.name ?? prev!.name }, token);

@@ -31,7 +31,10 @@ const DEF_REF = /^([a-z0-9][a-z0-9._-]{0,127}?)(?:@(\d{1,9}))?$/;
 
 const CreateRun = z.strictObject({
   definition: z
-    .union([z.string().regex(DEF_REF, "must be a definition id, optionally with @version"), z.strictObject({ id: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,127}$/), version: z.int().min(1).optional() })])
+    .union([
+      z.string().regex(DEF_REF, "must be a definition id, optionally with @version"),
+      z.strictObject({ id: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,127}$/), version: z.int().min(1).optional() }),
+    ])
     .describe("`speckit.specify`, `speckit.specify@1`, or `{id, version?}` (default: the latest version)"),
   projectId: IdParam.optional().describe(`Default: ${DEFAULT_PROJECT}`),
   title: z.string().max(500).optional(),
@@ -343,7 +346,13 @@ export function runRoutes(app: FastifyInstance, { opts, defaults }: V1): void {
     },
   );
 
-  const stepAction = async (req: FastifyRequest, reply: FastifyReply, params: { id: string; stepId: string }, action: StepAction, body: Record<string, unknown> | undefined) => {
+  const stepAction = async (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    params: { id: string; stepId: string },
+    action: StepAction,
+    body: Record<string, unknown> | undefined,
+  ) => {
     const { reason, fields } = splitReason(body);
     const signal = parseSignal(STEP_ACTIONS[action], { ...fields, stepId: params.stepId });
     const run = await loadRun(opts, req, params.id);
@@ -429,7 +438,11 @@ export function runRoutes(app: FastifyInstance, { opts, defaults }: V1): void {
         description: "Pass the `revision` you reviewed (from GET): if the output changed since, 409 `CONFLICT`.",
         params: StepParams,
         body: z
-          .strictObject({ revision: z.string().max(100).optional(), reason: z.string().max(10_000).optional(), ...(action === "approve" ? { force: z.boolean().optional() } : {}) })
+          .strictObject({
+            revision: z.string().max(100).optional(),
+            reason: z.string().max(10_000).optional(),
+            ...(action === "approve" ? { force: z.boolean().optional() } : {}),
+          })
           .optional(),
         headers: { "X-Actor": "Who decides" },
         projectScoped: true,
