@@ -4,6 +4,7 @@ import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { jsonToStruct } from "@orch/proto";
 import { waitFor, grpcClient } from "@orch/testing";
+import { allTransitions, transitionParts } from "./transitions.js";
 import { BenchStack } from "./stack.js";
 import { percentile } from "./stats.js";
 
@@ -56,18 +57,18 @@ async function main(): Promise<void> {
   const nc = await connect({ servers: stack.nats.url, noAsyncTraces: true });
   const runs = new Map<string, Seen>();
   let restartAt = Number.POSITIVE_INFINITY;
-  const decoder = new TextDecoder();
-  const sub = nc.subscribe("orch.evt.*.*.>", {
+  const sub = nc.subscribe(allTransitions(), {
     callback: (_err, msg) => {
       const now = performance.now();
-      const runId = msg.subject.split(".")[3]!;
-      const seen = runs.get(runId);
+      const { head, events } = transitionParts(msg.data, true);
+      const seen = typeof head.runId === "string" ? runs.get(head.runId) : undefined;
       if (!seen) return;
-      const type = msg.subject.split(".").slice(4).join(".");
-      if (type === "step.started") seen.started = true;
-      if (type === "run.finished") {
-        seen.finished++;
-        seen.status = (JSON.parse(decoder.decode(msg.data)) as { data?: { status?: string } }).data?.status;
+      for (const e of events) {
+        if (e.type === "step.started") seen.started = true;
+        if (e.type === "run.finished") {
+          seen.finished++;
+          seen.status = typeof e.data?.status === "string" ? e.data.status : undefined;
+        }
       }
       if (now >= restartAt && seen.firstAfterRestart === undefined) seen.firstAfterRestart = now - restartAt;
     },

@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { waitFor, grpcClient } from "@orch/testing";
+import { allTransitions, transitionParts } from "./transitions.js";
 import { BenchStack } from "./stack.js";
 import { percentile } from "./stats.js";
 
@@ -65,7 +66,11 @@ async function main(): Promise<void> {
       { timeoutMs: 30_000, intervalMs: 200, what: "the core's gRPC" },
     );
     let parked = 0;
-    const sub = nc.subscribe("orch.evt.*.*.step.awaiting_approval", { callback: () => void parked++ });
+    const sub = nc.subscribe(allTransitions(), {
+      callback: (_err, msg) => {
+        for (const e of transitionParts(msg.data, true).events) if (e.type === "step.awaiting_approval") parked++;
+      },
+    });
 
     // Create the runs, CONCURRENCY at a time.
     let next = 0;

@@ -3,6 +3,7 @@ import { connect } from "@nats-io/transport-node";
 import { grpcClient, waitFor } from "@orch/testing";
 import { JOB } from "./suites/orch.js";
 import { BenchStack } from "./stack.js";
+import { allTransitions, FINAL_STATUSES, transitionParts } from "./transitions.js";
 
 /**
  * Write amplification: how many JetStream writes (stream messages, KV updates) and how many bytes
@@ -33,7 +34,11 @@ async function main(): Promise<void> {
       ),
     );
   let finished = 0;
-  const sub = nc.subscribe("orch.evt.*.*.run.finished", { callback: () => void finished++ });
+  const sub = nc.subscribe(allTransitions(), {
+    callback: (_err, msg) => {
+      if (FINAL_STATUSES.has(transitionParts(msg.data, false).head.run?.status)) finished++;
+    },
+  });
   const snapshot = async (): Promise<Counts> => {
     const out: Counts = {};
     for await (const s of jsm.streams.list()) out[s.config.name] = { seq: s.state.last_seq, bytes: s.state.bytes };

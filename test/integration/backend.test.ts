@@ -56,7 +56,7 @@ describe("ORCH_BACKEND", () => {
     const bus = await connectBus({ url: s.nats.url, name: "probe", logger: silent });
     try {
       for (const name of Object.values(bus.names.streams)) expect((await bus.jsm.streams.info(name)).config.storage).toBe("memory");
-      expect((await bus.jsm.streams.info(`KV_${bus.names.buckets.runs}`)).config.storage).toBe("memory");
+      expect((await bus.jsm.streams.info(`KV_${bus.names.buckets.timers}`)).config.storage).toBe("memory");
     } finally {
       await bus.close();
     }

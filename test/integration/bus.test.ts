@@ -61,19 +61,19 @@ describe("topology", () => {
     expect(done).toBe(false);
     const first = await provisionTopology(bus, spec());
     expect(first.created).toContain("stream BT_CMD");
-    expect(first.created).toContain("consumer BT_WORK/agent-hub");
-    expect(first.created).toContain("bucket bt_runs");
+    expect(first.created).toContain("consumer BT_RUNS/agent-hub");
+    expect(first.created).toContain("bucket bt_timers");
     await waiting;
     expect(await missingTopology(bus, spec())).toEqual([]);
   });
 
   it("provisions idempotently and repairs drift", async () => {
     expect(await provisionTopology(bus, spec())).toEqual({ created: [], updated: [] });
-    await bus.jsm.consumers.update(bus.names.streams.work, "agent-hub", { max_ack_pending: 3 });
-    await bus.jsm.consumers.delete(bus.names.streams.sched, "scheduler");
+    await bus.jsm.consumers.update(bus.names.streams.runs, "agent-hub", { max_ack_pending: 3 });
+    await bus.jsm.consumers.delete(bus.names.streams.runs, "scheduler");
     const again = await provisionTopology(bus, spec());
-    expect(again.created).toEqual(["consumer BT_SCHED/scheduler"]);
-    expect(again.updated).toEqual(["consumer BT_WORK/agent-hub (max_ack_pending)"]);
+    expect(again.created).toEqual(["consumer BT_RUNS/scheduler"]);
+    expect(again.updated).toEqual(["consumer BT_RUNS/agent-hub (max_ack_pending)"]);
   });
 
   it("refuses to switch a stream's storage in place", async () => {
@@ -83,24 +83,25 @@ describe("topology", () => {
 
 describe("publish and consume", () => {
   const Msg = z.object({ n: z.int(), fail: z.enum(["no", "transient", "permanent"]).default("no") });
+  // The command stream's subjects for one run, and the partition consumer that reads them.
+  const subjectOf = (runId: string) => bus.names.subjects.cmd(runId);
+  const consumerOf = (runId: string) => bus.names.consumers.corePartition(bus.names.subjects.partitionOf(runId));
 
   it("de-duplicates by Nats-Msg-Id and refuses to send an invalid message", async () => {
-    const a = await publish(bus, bus.names.subjects.work("dedupe"), Msg, { n: 1 }, { msgId: "same" });
-    const b = await publish(bus, bus.names.subjects.work("dedupe"), Msg, { n: 1 }, { msgId: "same" });
+    const a = await publish(bus, subjectOf("dedupe"), Msg, { n: 1 }, { msgId: "same" });
+    const b = await publish(bus, subjectOf("dedupe"), Msg, { n: 1 }, { msgId: "same" });
     expect(b.duplicate).toBe(true);
     expect(b.seq).toBe(a.seq);
-    await expect(publish(bus, bus.names.subjects.work("dedupe"), Msg, { n: "x" } as never, { msgId: "bad" })).rejects.toThrow(
-      /refusing to publish an invalid message/,
-    );
-    await bus.jsm.streams.purge(bus.names.streams.work);
+    await expect(publish(bus, subjectOf("dedupe"), Msg, { n: "x" } as never, { msgId: "bad" })).rejects.toThrow(/refusing to publish an invalid message/);
+    await bus.jsm.streams.purge(bus.names.streams.cmd);
   });
 
   it("parks undecodable messages and failing handlers as dead letters, and keeps going", async () => {
     const seen: number[] = [];
     const attempts = new Map<number, number>();
     const consumer = await runConsumer(bus, {
-      stream: bus.names.streams.work,
-      consumer: "agent-hub",
+      stream: bus.names.streams.cmd,
+      consumer: consumerOf("test"),
       schema: Msg,
       origin: "bus-test",
       maxDeliveries: 3,
@@ -112,7 +113,7 @@ describe("publish and consume", () => {
         seen.push(m.n);
       },
     });
-    const subj = bus.names.subjects.work("test");
+    const subj = subjectOf("test");
     await bus.js.publish(subj, new TextEncoder().encode("{not json"), { msgID: "g1" });
     await bus.js.publish(subj, new TextEncoder().encode(JSON.stringify({ n: "wrong" })), { msgID: "g2" });
     await publish(bus, subj, Msg, { n: 1 }, { msgId: "m1", correlationId: "corr-1" });
@@ -138,10 +139,11 @@ describe("publish and consume", () => {
         .map((l) => l.error)
         .sort(),
     ).toEqual(["cannot ever work", "flaky dependency"]);
-    for (const l of letters) expect(l).toMatchObject({ origin: "bus-test", stream: "BT_WORK", subject: subj });
+    for (const l of letters) expect(l).toMatchObject({ origin: "bus-test", stream: "BT_CMD", subject: subj });
     expect(bus.stats.deadLettered).toBe(4);
-    // A work-queue stream keeps nothing once every message is acked, parked ones included.
-    expect((await bus.jsm.streams.info(bus.names.streams.work)).state.messages).toBe(0);
+    // Every message was acked, parked ones included: nothing is waiting or in flight.
+    const info = await bus.jsm.consumers.info(bus.names.streams.cmd, consumerOf("test"));
+    expect([info.num_pending, info.num_ack_pending]).toEqual([0, 0]);
   });
 
   it("handles messages with the same key one at a time, in order", async () => {
@@ -149,8 +151,8 @@ describe("publish and consume", () => {
     let inFlight = 0;
     let maxInFlightPerKey = 0;
     const consumer = await runConsumer(bus, {
-      stream: bus.names.streams.work,
-      consumer: "agent-hub",
+      stream: bus.names.streams.cmd,
+      consumer: consumerOf("order"),
       schema: z.object({ key: z.string(), i: z.int() }),
       origin: "order-test",
       concurrency: 8,
@@ -163,7 +165,7 @@ describe("publish and consume", () => {
         inFlight--;
       },
     });
-    const subj = bus.names.subjects.work("order");
+    const subj = subjectOf("order");
     for (let i = 0; i < 10; i++) await bus.js.publish(subj, new TextEncoder().encode(JSON.stringify({ key: i % 2 ? "b" : "a", i })), { msgID: `o${i}` });
     await waitFor(() => order.length === 10);
     await consumer.stop();

@@ -19,18 +19,19 @@ afterAll(async () => {
 });
 
 describe("dead letters", () => {
-  it("parks malformed commands and work, raises error events, and keeps processing", async () => {
+  it("parks malformed commands and transitions, raises error events, and keeps processing", async () => {
     const enc = new TextEncoder();
     await bus.js.publish(bus.names.subjects.cmd("garbage-1"), enc.encode("this is not json"), { msgID: "garbage-1" });
     await bus.js.publish(bus.names.subjects.cmd("garbage-2"), enc.encode(JSON.stringify({ type: "job.explode", runId: "garbage-2" })), { msgID: "garbage-2" });
-    await bus.js.publish(bus.names.subjects.work("adapter"), enc.encode(JSON.stringify({ runId: "x" })), { msgID: "garbage-3" });
+    // A transition no core wrote: each consumer of the runs stream (agent hub, scheduler, run index) parks it.
+    await bus.js.publish(bus.names.subjects.run("_default", "garbage-3"), enc.encode(JSON.stringify({ runId: "x" })), { msgID: "garbage-3" });
 
     const events = await waitFor(
       async () => {
-        const e = await readEvents(bus, bus.names.subjects.evtRun("dlq"));
-        return e.length >= 3 ? e : undefined;
+        const e = await readEvents(bus, bus.names.subjects.system("dlq"));
+        return e.length >= 5 ? e : undefined;
       },
-      { timeoutMs: 20_000, what: "three dead-letter events" },
+      { timeoutMs: 20_000, what: "five dead-letter events" },
     );
     const byOrigin = events.map((e) => [e.event.type, e.event.data?.origin, e.event.data?.reason]);
     expect(byOrigin).toEqual(
@@ -38,12 +39,14 @@ describe("dead letters", () => {
         ["error.dead_letter", "core", "undecodable"],
         ["error.dead_letter", "core", "invalid"],
         ["error.dead_letter", "agent-hub", "invalid"],
+        ["error.dead_letter", "scheduler", "invalid"],
+        ["error.dead_letter", "run-index", "invalid"],
       ]),
     );
     const dlq = await bus.jsm.streams.info(bus.names.streams.dlq);
-    expect(dlq.state.messages).toBe(3);
+    expect(dlq.state.messages).toBe(5);
     expect(stack.service("orchestrator").lines.some((l) => l.msg === "message parked as a dead letter" && l.reason === "undecodable")).toBe(true);
-    expect(stack.service("event-bus").lines.filter((l) => l.msg === "dead letter")).toHaveLength(3);
+    expect(stack.service("event-bus").lines.filter((l) => l.msg === "dead letter")).toHaveLength(5);
 
     const r = await http("POST", `${stack.baseUrl}/api/orchestrator/jobs`, { json: { goal: "still working", limits: { maxSteps: 1 } } });
     const id = r.json().job_id;

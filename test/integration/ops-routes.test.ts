@@ -82,7 +82,7 @@ describe("GET /metrics", () => {
     }
     expect(sample(t0, "orch_gateway_nats_up")).toBe(1);
     expect(sample(t0, "orchestrator_queue_size")).toBeGreaterThanOrEqual(0);
-    expect(sample(t0, "orch_gateway_consumer_pending", { stream: bus.names.streams.work, consumer: bus.names.consumers.agentHub })).toBeGreaterThanOrEqual(0);
+    expect(sample(t0, "orch_gateway_consumer_pending", { stream: bus.names.streams.runs, consumer: bus.names.consumers.agentHub })).toBeGreaterThanOrEqual(0);
     expect(sample(t0, "orch_gateway_consumer_ack_pending", { stream: bus.names.streams.cmd, consumer: "core-0" })).toBeGreaterThanOrEqual(0);
     expect(sample(t0, "orch_gateway_stream_messages", { stream: bus.names.streams.dlq })).toBeGreaterThanOrEqual(0);
 

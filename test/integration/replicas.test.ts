@@ -70,7 +70,7 @@ describe("orchestrator replicas", () => {
         { timeoutMs: 40_000, what: `job ${id}` },
       );
       expect(job, id).toMatchObject({ status: "succeeded", stepsRun: 3 });
-      const events = (await readEvents(bus, bus.names.subjects.evtRun(id))).map((e) => e.event);
+      const events = (await readEvents(bus, bus.names.subjects.runOf(id))).map((e) => e.event);
       expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
       const ok = events.filter((e) => e.type === "step.succeeded").map((e) => e.data?.stepId);
       expect(ok).toEqual(["s0", "s1", "s2"]);

@@ -92,8 +92,10 @@ describe("SpecKit workflows (seed 002)", () => {
     ]);
     const rejection = history.find((h: any) => h.type === "step.rejected");
     expect(rejection).toMatchObject({ actor: "alice", reason: "needs acceptance criteria" });
-    const statuses = history.filter((h: any) => h.type === "run.status_changed").map((h: any) => `${h.from}>${h.to}:${h.trigger}`);
+    // Every change of status, the last one being the run's end (`run.finished`, which says where it came from).
+    const statuses = history.filter((h: any) => h.type === "run.status_changed" || h.type === "run.finished").map((h: any) => `${h.from}>${h.to}:${h.trigger}`);
     expect(statuses).toEqual(["pending>running:START", "running>completed:STAGE_DONE"]);
+    expect(history.at(-1).type).toBe("run.finished");
     expect(history.map((h: any) => Number(h.run_seq))).toEqual(history.map((_: unknown, i: number) => i + 1));
   });
 

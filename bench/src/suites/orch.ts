@@ -4,6 +4,7 @@ import { loadOrchestratorProto, type OrchestratorServiceClient } from "@orch/pro
 import { waitFor, type NatsServer, type ServiceName } from "@orch/testing";
 import { Completions, type Outcome, type Target } from "../loop.js";
 import { BenchStack } from "../stack.js";
+import { allTransitions, FINAL_STATUSES, transitionParts, type EventPayload } from "../transitions.js";
 
 /**
  * Ours: 5-step `dev.log` jobs through the real services (nats-server and the five services as
@@ -12,28 +13,21 @@ import { BenchStack } from "../stack.js";
  *
  * - submit: gRPC `CreateJob` (one client, one HTTP/2 channel), or HTTP `POST /api/orchestrator/jobs`
  *   (fetch: undici keeps connections alive);
- * - completion: ONE core NATS subscription to `<prefix>.evt.*.*.run.finished` for all jobs (one SSE or
- *   WatchJob stream per job would cost the gateway more than the job itself). Relied on: the subject
- *   layout `<prefix>.evt.<projectId>.<runId>.<type>` and the payload fields `runId`, `type`, `at`,
- *   `data.status`;
- * - step latency: `step.started.at` → `step.succeeded.at` of the same step, from a subscription to
- *   `<prefix>.evt.*.*.>` held only while measuring at 1 in flight.
+ * - completion: ONE core NATS subscription to `<prefix>.run.>`, the runs' transitions, for all jobs
+ *   (one SSE or WatchJob stream per job would cost the gateway more than the job itself). Relied on:
+ *   the subject layout `<prefix>.run.<projectId>.<runId>` and the message's first JSON line, the
+ *   transition's head, with `runId` and `run.status` (`completed`, `failed`, …);
+ * - step latency: `step.started.at` → `step.succeeded.at` of the same step, from the second JSON line
+ *   (the transition's events), read only while measuring at 1 in flight.
  */
 
 /**
- * `data.status` of a successful `run.finished`: seed 000's job machine said `succeeded`, the workflow
- * engine says `completed`. Anything else (failed, canceled, cancelled…) counts as a failed workflow.
+ * The final status of a successful run: `completed` (the workflow engine; seed 000's job machine said
+ * `succeeded`). Anything else (failed, canceled, cancelled…) counts as a failed workflow.
  */
 export const SUCCESS_STATUSES: ReadonlySet<unknown> = new Set(["succeeded", "completed"]);
 
 export type SubmitVia = "grpc" | "http";
-
-interface EventPayload {
-  runId?: unknown;
-  type?: unknown;
-  at?: unknown;
-  data?: { status?: unknown; stepId?: unknown; i?: unknown } | null;
-}
 
 /** Which step an event is about, where the payload says (`data.stepId`, seed 000's `data.i`). */
 const stepKeyOf = (e: EventPayload): string | undefined => {
@@ -82,14 +76,13 @@ export class OrchSuite implements Target {
     try {
       const nc = await connect({ servers: stack.nats.url, name: "bench-orch-driver", noAsyncTraces: true });
       const completions = new Completions<Outcome>();
-      const dec = new TextDecoder();
-      const finishedSub = nc.subscribe(`${prefix}.evt.*.*.run.finished`, {
+      const finishedSub = nc.subscribe(allTransitions(prefix), {
         callback: (err, msg) => {
           if (err) return;
-          const e = JSON.parse(dec.decode(msg.data)) as EventPayload;
-          if (typeof e.runId !== "string") return;
-          const status = e.data?.status;
-          completions.settle(e.runId, SUCCESS_STATUSES.has(status) ? { ok: true } : { ok: false, reason: `status ${String(status)}` });
+          const { head } = transitionParts(msg.data, false);
+          const status = head.run?.status;
+          if (typeof head.runId !== "string" || !FINAL_STATUSES.has(status)) return;
+          completions.settle(head.runId, SUCCESS_STATUSES.has(status) ? { ok: true } : { ok: false, reason: `status ${String(status)}` });
         },
       });
       await nc.flush();
@@ -148,27 +141,30 @@ export class OrchSuite implements Target {
     // Open starts per run: by step key where the payload names the step, else in order (the steps
     // of a 5-step job run one after the other, so a success closes the oldest open start).
     const open = new Map<string, { key: string | undefined; at: number; seen: number }[]>();
-    const dec = new TextDecoder();
-    this.#stepSub = this.nc.subscribe(`${this.prefix}.evt.*.*.>`, {
+    this.#stepSub = this.nc.subscribe(allTransitions(this.prefix), {
       callback: (err, msg) => {
         if (err) return;
         const seen = performance.now();
-        const e = JSON.parse(dec.decode(msg.data)) as EventPayload;
-        if (typeof e.runId !== "string" || typeof e.at !== "number") return;
-        if (e.type === "step.started") {
-          const q = open.get(e.runId) ?? [];
-          q.push({ key: stepKeyOf(e), at: e.at, seen });
-          open.set(e.runId, q);
-        } else if (e.type === "step.succeeded") {
-          const q = open.get(e.runId);
-          const key = stepKeyOf(e);
-          const idx = q ? Math.max(0, key === undefined ? 0 : q.findIndex((x) => x.key === key)) : -1;
-          const s = q && idx >= 0 ? q.splice(idx, 1)[0] : undefined;
-          if (!s) return;
-          this.#steps.atMs.push(e.at - s.at);
-          this.#steps.seenMs.push(seen - s.seen);
-        } else if (e.type === "run.finished") {
-          open.delete(e.runId);
+        const { head, events } = transitionParts(msg.data, true);
+        const runId = head.runId;
+        if (typeof runId !== "string") return;
+        for (const e of events) {
+          if (typeof e.at !== "number") continue;
+          if (e.type === "step.started") {
+            const q = open.get(runId) ?? [];
+            q.push({ key: stepKeyOf(e), at: e.at, seen });
+            open.set(runId, q);
+          } else if (e.type === "step.succeeded") {
+            const q = open.get(runId);
+            const key = stepKeyOf(e);
+            const idx = q ? Math.max(0, key === undefined ? 0 : q.findIndex((x) => x.key === key)) : -1;
+            const s = q && idx >= 0 ? q.splice(idx, 1)[0] : undefined;
+            if (!s) continue;
+            this.#steps.atMs.push(e.at - s.at);
+            this.#steps.seenMs.push(seen - s.seen);
+          } else if (e.type === "run.finished") {
+            open.delete(runId);
+          }
         }
       },
     });

@@ -1,7 +1,7 @@
 import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import { DeadLetter, Header } from "@orch/contracts";
 import type { z } from "zod";
-import { decode, headersToRecord, publish } from "./codec.js";
+import { decode, headersToRecord, publish, type Decoded } from "./codec.js";
 import type { Bus } from "./connect.js";
 
 /** Thrown by a handler when retrying cannot help: the message goes to the dead letters at once. */
@@ -19,22 +19,27 @@ export interface HandlerContext {
   readonly correlationId: string | undefined;
 }
 
-export interface ConsumerRunOptions<S extends z.ZodType> {
+/**
+ * How a message becomes the handler's value: a zod schema (JSON validated by it), or a decoder of
+ * its own. What cannot be decoded is parked as a dead letter.
+ */
+export type MessageSource<T> = { schema: z.ZodType<T>; decode?: never } | { decode: (data: Uint8Array) => Decoded<T>; schema?: never };
+
+export type ConsumerRunOptions<T> = MessageSource<T> & {
   stream: string;
   consumer: string;
-  schema: S;
   /** Names this consumer in logs and in dead letters (`<prefix>.dlq.<origin>`). */
   origin: string;
-  handler: (value: z.output<S>, ctx: HandlerContext) => Promise<void>;
+  handler: (value: NoInfer<T>, ctx: HandlerContext) => Promise<void>;
   /** Handlers running at once. */
   concurrency?: number;
   /** Messages with the same key are handled one at a time, in stream order. */
-  keyOf?: (value: z.output<S>) => string;
+  keyOf?: (value: NoInfer<T>) => string;
   /** Deliveries after which a message whose handler keeps failing is parked. */
   maxDeliveries?: number;
   /** While a message waits or runs, tell the server it is still being worked on this often. */
   heartbeatMs?: number;
-}
+};
 
 export interface RunningConsumer {
   stop(): Promise<void>;
@@ -66,7 +71,7 @@ export async function parkDeadLetter(bus: Bus, origin: string, msg: JsMsg, reaso
   const headers = headersToRecord(msg.headers);
   if (headers) letter.headers = headers;
   await publish(bus, bus.names.subjects.dlq(origin), DeadLetter, letter, {
-    msgId: `dlq:${msg.info.stream}:${msg.seq}`,
+    msgId: `dlq:${origin}:${msg.info.stream}:${msg.seq}`,
     correlationId: msg.headers?.get(Header.CorrelationId) || undefined,
   });
   bus.stats.deadLettered++;
@@ -79,12 +84,12 @@ export async function parkDeadLetter(bus: Bus, origin: string, msg: JsMsg, reaso
  * letter and acked, so the consumer keeps going; a failing handler is retried with backoff and
  * parked after `maxDeliveries` (or at once on PermanentError).
  */
-export async function runConsumer<S extends z.ZodType>(bus: Bus, opts: ConsumerRunOptions<S>): Promise<RunningConsumer> {
+export async function runConsumer<T>(bus: Bus, opts: ConsumerRunOptions<T>): Promise<RunningConsumer> {
   const concurrency = opts.concurrency ?? 1;
   const maxDeliveries = opts.maxDeliveries ?? 10;
   const log = bus.logger.child({ consumer: opts.consumer, stream: opts.stream });
   const consumer = await bus.js.consumers.get(opts.stream, opts.consumer);
-  const messages: ConsumerMessages = await consumer.consume({ max_messages: Math.max(16, concurrency * 2), expires: PULL_EXPIRES_MS });
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: Math.min(1_000, Math.max(16, concurrency * 2)), expires: PULL_EXPIRES_MS });
 
   let active = 0;
   const waiters: (() => void)[] = [];
@@ -100,7 +105,16 @@ export async function runConsumer<S extends z.ZodType>(bus: Bus, opts: ConsumerR
   };
   const chains = new Map<string, Promise<void>>();
 
-  const handle = async (msg: JsMsg, value: z.output<S>) => {
+  // Messages waiting or running are told to the server as still in progress, all by one timer.
+  const held = new Set<JsMsg>();
+  const beat = opts.heartbeatMs
+    ? setInterval(() => {
+        for (const m of held) m.working();
+      }, opts.heartbeatMs)
+    : undefined;
+  beat?.unref();
+
+  const handle = async (msg: JsMsg, value: T) => {
     const ctx: HandlerContext = {
       msg,
       subject: msg.subject,
@@ -132,8 +146,7 @@ export async function runConsumer<S extends z.ZodType>(bus: Bus, opts: ConsumerR
   const loop = (async () => {
     for await (const msg of messages) {
       bus.stats.consumed++;
-      const beat = opts.heartbeatMs ? setInterval(() => msg.working(), opts.heartbeatMs) : undefined;
-      const d = decode(opts.schema, msg.data);
+      const d = opts.decode ? opts.decode(msg.data) : decode(opts.schema, msg.data);
       if (!d.ok) {
         try {
           await parkDeadLetter(bus, opts.origin, msg, d.reason, d.error);
@@ -141,11 +154,10 @@ export async function runConsumer<S extends z.ZodType>(bus: Bus, opts: ConsumerR
         } catch (err) {
           log.error({ err }, "could not park a dead letter; will retry");
           msg.nak(1_000);
-        } finally {
-          if (beat) clearInterval(beat);
         }
         continue;
       }
+      if (beat) held.add(msg);
       await acquire();
       const key = opts.keyOf?.(d.value);
       const run = () => handle(msg, d.value);
@@ -158,7 +170,7 @@ export async function runConsumer<S extends z.ZodType>(bus: Bus, opts: ConsumerR
         chains.set(key, task);
       }
       void task.finally(() => {
-        if (beat) clearInterval(beat);
+        held.delete(msg);
         if (key !== undefined && chains.get(key) === task) chains.delete(key);
         release();
       });
@@ -167,6 +179,7 @@ export async function runConsumer<S extends z.ZodType>(bus: Bus, opts: ConsumerR
 
   const done = loop.then(async () => {
     if (active > 0) await new Promise<void>((r) => idle.push(r));
+    if (beat) clearInterval(beat);
   });
   return {
     done,

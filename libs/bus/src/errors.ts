@@ -1,6 +1,6 @@
 import { JetStreamApiError, JetStreamError } from "@nats-io/jetstream";
 import { errors } from "@nats-io/transport-node";
-import { CorruptRecordError } from "./runs.js";
+import { TransitionDecodeError } from "@orch/contracts";
 
 const TRANSIENT = [
   errors.TimeoutError,
@@ -19,7 +19,7 @@ const TRANSIENT = [
  * again" (HTTP 503, gRPC UNAVAILABLE) instead of a 500.
  */
 export function isBusUnavailable(err: unknown): boolean {
-  if (err instanceof CorruptRecordError) return false;
+  if (err instanceof TransitionDecodeError) return false;
   return TRANSIENT.some((C) => err instanceof C) || (err instanceof Error && err.cause !== undefined && isBusUnavailable(err.cause));
 }
 

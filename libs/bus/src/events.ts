@@ -1,14 +1,48 @@
 import { DeliverPolicy } from "@nats-io/jetstream";
-import { RunEvent, SessionEvent } from "@orch/contracts";
+import { EVENTS_PER_TRANSITION, SessionEvent, TransitionReader, type RunEvent, type TransitionHead, type WorkItem } from "@orch/contracts";
 import type { z } from "zod";
-import { decode } from "./codec.js";
+import { decode, type Decoded } from "./codec.js";
 import { PULL_EXPIRES_MS } from "./consumer.js";
 import type { Bus } from "./connect.js";
 
-/** One stored run event and where it sits in the events stream (SSE `id:`, resume point). */
-export interface StoredEvent {
+/**
+ * Reading runs' histories. Each stored message on the runs stream is one transition carrying the
+ * events it appended (contracts/transitions.ts); readers see the events one by one, each with its
+ * position in the stream: `streamSeq × EVENTS_PER_TRANSITION + index` (the transition's stream
+ * sequence, the event's index in it), an integer that grows with every event stored, whatever the
+ * run. It is the `id` of events on our API, their SSE `id:`, what `Last-Event-ID` resumes after, and
+ * gRPC's `seq`; a resume starts reading at the transition it names. An event's `seq` is its own
+ * number in its run (gapless from 1).
+ */
+
+/** One event read from the runs stream. */
+export interface FeedEvent {
+  /** The transition's stream sequence. */
   streamSeq: number;
+  /** The event's index in its transition. */
+  index: number;
+  /** The event's position in the stream (see above). */
+  id: number;
   event: RunEvent;
+  /** What the event's transition dispatched for its step (the work a `step.started` stands for). */
+  work?: WorkItem;
+  head: TransitionHead;
+}
+
+/** A position in the stream: a transition and an event's index in it. */
+export interface FeedPosition {
+  streamSeq: number;
+  index: number;
+}
+
+export const feedId = (p: FeedPosition): number => p.streamSeq * EVENTS_PER_TRANSITION + p.index;
+
+/** The position an event id names (`Last-Event-ID`, a cursor), or null when it is not one. */
+export function parseFeedPosition(id: string | number | undefined): FeedPosition | null {
+  if (id === undefined) return null;
+  const n = typeof id === "number" ? id : /^\d{1,16}$/.test(id.trim()) ? Number(id.trim()) : NaN;
+  if (!Number.isSafeInteger(n) || n < 0) return null;
+  return { streamSeq: Math.floor(n / EVENTS_PER_TRANSITION), index: n % EVENTS_PER_TRANSITION };
 }
 
 export interface ReplayOptions {
@@ -19,13 +53,70 @@ export interface ReplayOptions {
   untilCaughtUp?: boolean;
 }
 
+/** One stored transition and where it sits in the runs stream. */
+export interface ReadTransition {
+  streamSeq: number;
+  subject: string;
+  transition: TransitionReader;
+}
+
 /**
- * Every event matching `filter` from the beginning (or `startSeq`), then live ones as they are
- * stored, through an ordered consumer: no acks, no server-side state left behind. Messages that
- * fail the schema are skipped and logged (their producer parked nothing: events are ours).
+ * Every transition matching `filter` from the beginning (or `startSeq`), then live ones as they are
+ * stored, through an ordered consumer: no acks, no server-side state left behind.
  */
-export async function* replayEvents(bus: Bus, filter: string, opts: ReplayOptions = {}): AsyncGenerator<StoredEvent> {
-  for await (const { streamSeq, value } of replay(bus, bus.names.streams.evt, RunEvent, filter, opts)) yield { streamSeq, event: value };
+export async function* replayTransitions(bus: Bus, filter: string, opts: ReplayOptions = {}): AsyncGenerator<ReadTransition> {
+  for await (const m of replayRaw(bus, bus.names.streams.runs, filter, opts)) {
+    yield { streamSeq: m.seq, subject: m.subject, transition: new TransitionReader(m.data) };
+  }
+}
+
+export interface EventReplayOptions extends Omit<ReplayOptions, "startSeq"> {
+  /** Resume in a feed: the events after this position. */
+  after?: FeedPosition;
+  /** Resume in one run: the events whose `seq` is above this. */
+  afterRunSeq?: number;
+}
+
+/**
+ * Events matching `filter` one by one (replayed, then live), each with its position and the work its
+ * transition dispatched. A transition that fails its schema is skipped and logged: the runs stream is
+ * written by the core alone, so that is a bug to see, not input to park.
+ */
+export async function* replayEvents(bus: Bus, filter: string, opts: EventReplayOptions = {}): AsyncGenerator<FeedEvent> {
+  const { after, afterRunSeq = 0, ...rest } = opts;
+  for await (const t of replayTransitions(bus, filter, { ...rest, ...(after ? { startSeq: after.streamSeq } : {}) })) {
+    let head: TransitionHead;
+    let events: RunEvent[];
+    try {
+      head = t.transition.head();
+      if (head.seq <= afterRunSeq || head.events === 0) continue;
+      events = t.transition.events();
+    } catch (err) {
+      bus.logger.error({ subject: t.subject, streamSeq: t.streamSeq, err }, "skipping an unreadable transition");
+      continue;
+    }
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i]!;
+      if (after && t.streamSeq === after.streamSeq && i <= after.index) continue;
+      if (event.seq <= afterRunSeq) continue;
+      const work = workOf(head, event);
+      yield { streamSeq: t.streamSeq, index: i, id: feedId({ streamSeq: t.streamSeq, index: i }), event, ...(work ? { work } : {}), head };
+    }
+  }
+}
+
+/** The work item a step's start dispatched in the same transition (matched by step). */
+function workOf(head: TransitionHead, e: RunEvent): WorkItem | undefined {
+  if (!head.work || (e.type !== "step.started" && e.type !== "step.qa_started")) return undefined;
+  const stepId = e.data?.stepId;
+  return head.work.find((w) => w.stepId === stepId);
+}
+
+/** The events matching `filter` that are stored now: a finite read, for history and logs. */
+export async function readEvents(bus: Bus, filter: string, opts: Omit<EventReplayOptions, "untilCaughtUp"> = {}): Promise<FeedEvent[]> {
+  const out: FeedEvent[] = [];
+  for await (const e of replayEvents(bus, filter, { ...opts, untilCaughtUp: true })) out.push(e);
+  return out;
 }
 
 /** One stored session event and its place in the sessions stream. */
@@ -36,19 +127,17 @@ export interface StoredSessionEvent {
 
 /** Session events matching `filter`, replayed then live, like `replayEvents`. */
 export async function* replaySessionEvents(bus: Bus, filter: string, opts: ReplayOptions = {}): AsyncGenerator<StoredSessionEvent> {
-  for await (const { streamSeq, value } of replay(bus, bus.names.streams.sess, SessionEvent, filter, opts)) yield { streamSeq, event: value };
+  for await (const m of replayRaw(bus, bus.names.streams.sess, filter, opts)) {
+    const d = decode(SessionEvent as z.ZodType<SessionEvent>, m.data);
+    if (d.ok) yield { streamSeq: m.seq, event: d.value };
+    else bus.logger.error({ subject: m.subject, streamSeq: m.seq, error: d.error }, "skipping an invalid session event");
+  }
 }
 
 /** How long the server keeps a replay's consumer once nothing pulls from it. */
 const REPLAY_INACTIVE_MS = 15_000;
 
-async function* replay<S extends z.ZodType>(
-  bus: Bus,
-  stream: string,
-  schema: S,
-  filter: string,
-  opts: ReplayOptions,
-): AsyncGenerator<{ streamSeq: number; value: z.output<S> }> {
+async function* replayRaw(bus: Bus, stream: string, filter: string, opts: ReplayOptions): AsyncGenerator<{ seq: number; subject: string; data: Uint8Array }> {
   const consumer = await bus.js.consumers.get(stream, {
     filter_subjects: filter,
     // Gone from the server soon after the reader stops pulling (an SSE client left), instead of
@@ -65,9 +154,7 @@ async function* replay<S extends z.ZodType>(
   try {
     if (opts.signal?.aborted) return;
     for await (const m of messages) {
-      const d = decode(schema, m.data);
-      if (d.ok) yield { streamSeq: m.seq, value: d.value };
-      else bus.logger.error({ subject: m.subject, streamSeq: m.seq, error: d.error }, "skipping an invalid event");
+      yield { seq: m.seq, subject: m.subject, data: m.data };
       if (opts.untilCaughtUp && m.info.pending === 0) return;
     }
   } finally {
@@ -76,15 +163,27 @@ async function* replay<S extends z.ZodType>(
   }
 }
 
-/** How many stored messages match `filter` (one stream-info request). */
-export async function countEvents(bus: Bus, filter: string): Promise<number> {
-  const info = await bus.jsm.streams.info(bus.names.streams.evt, { subjects_filter: filter });
+/** How many transitions match `filter` (one stream-info request). */
+export async function countTransitions(bus: Bus, filter: string): Promise<number> {
+  const info = await bus.jsm.streams.info(bus.names.streams.runs, { subjects_filter: filter });
   return Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
 }
 
-/** The events matching `filter` that are stored now: a finite read, for history and logs. */
-export async function readEvents(bus: Bus, filter: string): Promise<StoredEvent[]> {
-  const out: StoredEvent[] = [];
-  for await (const e of replayEvents(bus, filter, { untilCaughtUp: true })) out.push(e);
-  return out;
+/** A transition as a consumer receives it: its head read (and validated), the rest on demand. */
+export interface ConsumedTransition {
+  head: TransitionHead;
+  transition: TransitionReader;
+}
+
+/**
+ * The `decode` of a durable consumer on the runs stream: the head only (what routes it), the other
+ * parts left to whoever needs them. An unreadable one is a dead letter.
+ */
+export function decodeTransitionHead(data: Uint8Array): Decoded<ConsumedTransition> {
+  const transition = new TransitionReader(data);
+  try {
+    return { ok: true, value: { head: transition.head(), transition } };
+  } catch (err) {
+    return { ok: false, reason: "invalid", error: (err as Error).message };
+  }
 }

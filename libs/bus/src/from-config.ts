@@ -12,7 +12,7 @@ export function topologyFromConfig(
   cfg: {
     ORCH_BACKEND: string;
     ORCH_NATS_REPLICAS: number;
-    ORCH_EVENTS_MAX_AGE_DAYS?: number;
+    ORCH_RUN_RETENTION_DAYS?: number;
     ORCH_COMMANDS_MAX_AGE_DAYS?: number;
     ORCH_DLQ_MAX_AGE_DAYS?: number;
     ORCH_SESSIONS_MAX_AGE_DAYS?: number;
@@ -22,7 +22,7 @@ export function topologyFromConfig(
     ...DEFAULT_TOPOLOGY,
     storage: cfg.ORCH_BACKEND === "memory" ? "memory" : "file",
     replicas: cfg.ORCH_NATS_REPLICAS,
-    eventsMaxAgeMs: (cfg.ORCH_EVENTS_MAX_AGE_DAYS ?? 30) * DAY_MS,
+    runRetentionMs: (cfg.ORCH_RUN_RETENTION_DAYS ?? 30) * DAY_MS,
     commandsMaxAgeMs: (cfg.ORCH_COMMANDS_MAX_AGE_DAYS ?? 7) * DAY_MS,
     dlqMaxAgeMs: (cfg.ORCH_DLQ_MAX_AGE_DAYS ?? 30) * DAY_MS,
     sessionsMaxAgeMs: (cfg.ORCH_SESSIONS_MAX_AGE_DAYS ?? 7) * DAY_MS,

@@ -12,11 +12,38 @@ export {
   type TopologySpec,
   type StreamSpec,
 } from "./topology.js";
-export { runConsumer, parkDeadLetter, PermanentError, type ConsumerRunOptions, type HandlerContext, type RunningConsumer } from "./consumer.js";
-export { replayEvents, replaySessionEvents, readEvents, countEvents, type StoredEvent, type StoredSessionEvent, type ReplayOptions } from "./events.js";
+export {
+  runConsumer,
+  parkDeadLetter,
+  PermanentError,
+  type MessageSource,
+  type ConsumerRunOptions,
+  type HandlerContext,
+  type RunningConsumer,
+} from "./consumer.js";
+export {
+  replayEvents,
+  replayTransitions,
+  replaySessionEvents,
+  readEvents,
+  countTransitions,
+  parseFeedPosition,
+  feedId,
+  decodeTransitionHead,
+  type ConsumedTransition,
+  type FeedEvent,
+  type FeedPosition,
+  type ReadTransition,
+  type StoredSessionEvent,
+  type ReplayOptions,
+  type EventReplayOptions,
+} from "./events.js";
 export { topologyFromConfig } from "./from-config.js";
 export {
-  getRunRecord,
+  lastTransition,
+  getRunView,
+  getRunSummary,
+  finishedBefore,
   sendCommand,
   sendCommandAndWait,
   hasStoredCommand,
@@ -26,8 +53,7 @@ export {
   cancelJob,
   listRuns,
   QueryRefusedError,
-  CorruptRecordError,
-  type StoredRun,
+  type StoredTransition,
   type SubmitJobOptions,
 } from "./runs.js";
 export { isBusUnavailable, retryWhileUnavailable } from "./errors.js";

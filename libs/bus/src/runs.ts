@@ -1,48 +1,75 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { PubAck } from "@nats-io/jetstream";
-import { createInbox } from "@nats-io/transport-node";
+import { createInbox, type Subscription } from "@nats-io/transport-node";
 import {
   Command,
   CommandOutcome,
   DEFAULT_PROJECT,
+  FINAL_RUN_STATUSES,
   Header,
-  RunRecord,
+  QueryError,
+  RunQueryResult,
+  TransitionReader,
   isToken,
   jobRunSpec,
   queuedJobView,
   toJobView,
   type JobView,
   type RunCreateCommand,
-  type TaskPacket,
-  QueryError,
-  RunQueryResult,
   type RunQuery,
+  type RunSummary,
+  type RunView,
+  type TaskPacket,
 } from "@orch/contracts";
 import { decode, publish } from "./codec.js";
 import type { Bus } from "./connect.js";
+import type { FeedPosition } from "./events.js";
 
-/** A run record as stored, with the KV revision a compare-and-set update must name. */
-export interface StoredRun {
-  record: RunRecord;
-  revision: number;
-  /** Size of the stored record (JSON bytes). */
+/** A run's latest transition as stored: where it is (the stream sequence a compare-and-set names) and its parts. */
+export interface StoredTransition {
+  streamSeq: number;
+  subject: string;
+  transition: TransitionReader;
+  /** Size of the stored message. */
   bytes: number;
 }
 
-export class CorruptRecordError extends Error {
-  override readonly name = "CorruptRecordError";
-  readonly code = "CORRUPT_RECORD";
+/**
+ * The run's latest transition (the run as it stands), or null when the core has not created it.
+ * A direct get of the last message on the run's subject: any replica answers, unless `leader`
+ * asks for the stream leader's answer (after a lost compare-and-set, to read what won).
+ */
+export async function lastTransition(bus: Bus, runId: string, opts: { leader?: boolean } = {}): Promise<StoredTransition | null> {
+  if (!isToken(runId)) return null;
+  const stream = bus.names.streams.runs;
+  const query = { last_by_subj: bus.names.subjects.runOf(runId) };
+  const m = opts.leader ? await bus.jsm.streams.getMessage(stream, query) : await bus.jsm.direct.getMessage(stream, query);
+  if (!m) return null;
+  return { streamSeq: m.seq, subject: m.subject, transition: new TransitionReader(m.data), bytes: m.data.length };
 }
 
-/** The run's record from the `runs` bucket, or null when the core has not created it (yet). */
-export async function getRunRecord(bus: Bus, runId: string): Promise<StoredRun | null> {
-  if (!isToken(runId)) return null;
-  const kv = await bus.kv(bus.names.buckets.runs);
-  const e = await kv.get(runId);
-  if (!e || e.operation !== "PUT" || e.length === 0) return null;
-  const d = decode(RunRecord, e.value);
-  if (!d.ok) throw new CorruptRecordError(`run record ${runId} is unreadable: ${d.error}`);
-  return { record: d.value, revision: e.revision, bytes: e.value.length };
+/** The run as the core last published it, or null. */
+export async function getRunView(bus: Bus, runId: string): Promise<RunView | null> {
+  const t = await lastTransition(bus, runId);
+  return t ? t.transition.view() : null;
+}
+
+/**
+ * Whether the run has finished and has no event after position `after` (so its event stream,
+ * resumed there, has nothing more to send). A position past the run's last transition counts.
+ */
+export async function finishedBefore(bus: Bus, runId: string, after: FeedPosition): Promise<boolean> {
+  const t = await lastTransition(bus, runId);
+  const head = t?.transition.head();
+  if (!t || !head?.run || !FINAL_RUN_STATUSES.has(head.run.status)) return false;
+  if (after.streamSeq !== t.streamSeq) return after.streamSeq > t.streamSeq;
+  return after.index >= head.events - 1;
+}
+
+/** The run's summary (what lists show), or null. */
+export async function getRunSummary(bus: Bus, runId: string): Promise<RunSummary | null> {
+  const t = await lastTransition(bus, runId);
+  return t?.transition.head().run ?? null;
 }
 
 /**
@@ -58,58 +85,116 @@ export async function sendCommand(
 }
 
 /**
- * Sends a command and waits for the core's verdict (applied, or refused and why). The command is
- * durable either way: `null` means the core has not answered within `timeoutMs` (it is down or
- * busy) and will apply it when it can. A duplicate command id gets the verdict of its first run.
+ * One subscription per connection for the core's answers to commands (`<inbox>.<token>`), instead
+ * of a subscription made and dropped for every command.
+ */
+class Replies {
+  readonly #prefix = createInbox();
+  readonly #waiting = new Map<string, (m: Uint8Array) => void>();
+  readonly #sub: Subscription;
+  #next = 0;
+
+  constructor(bus: Bus) {
+    this.#sub = bus.nc.subscribe(`${this.#prefix}.*`, {
+      callback: (_err, m) => {
+        const token = m.subject.slice(this.#prefix.length + 1);
+        const resolve = this.#waiting.get(token);
+        if (resolve) {
+          this.#waiting.delete(token);
+          resolve(m.data);
+        }
+      },
+    });
+  }
+
+  /** A reply subject and the promise of what arrives on it (null after `timeoutMs`). */
+  expect(timeoutMs: number): { subject: string; reply: Promise<Uint8Array | null>; cancel(): void } {
+    const token = (this.#next++).toString(36);
+    let timer: NodeJS.Timeout | undefined;
+    const reply = new Promise<Uint8Array | null>((resolve) => {
+      this.#waiting.set(token, (m) => {
+        clearTimeout(timer);
+        resolve(m);
+      });
+      timer = setTimeout(() => {
+        this.#waiting.delete(token);
+        resolve(null);
+      }, timeoutMs);
+    });
+    return {
+      subject: `${this.#prefix}.${token}`,
+      reply,
+      cancel: () => {
+        clearTimeout(timer);
+        this.#waiting.delete(token);
+      },
+    };
+  }
+
+  get closed(): boolean {
+    return this.#sub.isClosed();
+  }
+}
+
+const replies = new WeakMap<Bus, Replies>();
+const repliesOf = (bus: Bus) => {
+  let r = replies.get(bus);
+  if (!r || r.closed) {
+    r = new Replies(bus);
+    replies.set(bus, r);
+  }
+  return r;
+};
+
+/**
+ * Sends a command and waits for the core's verdict (applied, or refused and why), which carries the
+ * run's summary after it. The command is durable either way: `null` means the core has not answered
+ * within `timeoutMs` (it is down or busy) and will apply it when it can. A command id sent before
+ * is stored once; its answer then is what the run says now.
  */
 export async function sendCommandAndWait(
   bus: Bus,
   cmd: Command | RunCreateCommand,
   opts: { timeoutMs?: number; correlationId?: string } = {},
 ): Promise<CommandOutcome | null> {
-  const inbox = createInbox();
-  const sub = bus.nc.subscribe(inbox, { max: 1 });
-  const timeout = opts.timeoutMs ?? 5_000;
+  const wait = repliesOf(bus).expect(opts.timeoutMs ?? 5_000);
+  let ack: PubAck;
   try {
-    const ack = await sendCommand(bus, cmd, { headers: { [Header.ReplyTo]: inbox }, ...(opts.correlationId ? { correlationId: opts.correlationId } : {}) });
-    if (ack.duplicate) {
-      // Stored before: the first delivery's answer went elsewhere. Report what the run says now.
-      const r = await getRunRecord(bus, cmd.runId);
-      return { commandId: cmd.commandId, runId: cmd.runId, ok: true, duplicate: true, ...(r ? { status: r.record.status } : {}) };
-    }
-    const timer = setTimeout(() => sub.unsubscribe(), timeout);
-    try {
-      for await (const m of sub) {
-        const d = decode(CommandOutcome, m.data);
-        return d.ok ? d.value : null;
-      }
-      return null;
-    } finally {
-      clearTimeout(timer);
-    }
-  } finally {
-    sub.unsubscribe();
+    ack = await sendCommand(bus, cmd, { headers: { [Header.ReplyTo]: wait.subject }, ...(opts.correlationId ? { correlationId: opts.correlationId } : {}) });
+  } catch (err) {
+    wait.cancel();
+    throw err;
   }
+  if (ack.duplicate) {
+    // Stored before: the first delivery's answer went elsewhere. Report what the run says now.
+    wait.cancel();
+    const run = await getRunView(bus, cmd.runId);
+    return { commandId: cmd.commandId, runId: cmd.runId, ok: true, duplicate: true, ...(run ? { run } : {}) };
+  }
+  const data = await wait.reply;
+  if (!data) return null;
+  const d = decode(CommandOutcome, data);
+  return d.ok ? d.value : null;
 }
 
-/** Whether a command for this run is stored (so a job whose record does not exist yet is queued). */
+/** Whether a command for this run is stored (so a job whose run does not exist yet is queued). */
 export async function hasStoredCommand(bus: Bus, runId: string): Promise<boolean> {
   if (!isToken(runId)) return false;
-  const m = await bus.jsm.streams.getMessage(bus.names.streams.cmd, { last_by_subj: bus.names.subjects.cmd(runId) });
+  const m = await bus.jsm.direct.getMessage(bus.names.streams.cmd, { last_by_subj: bus.names.subjects.cmd(runId) });
   return m !== null;
 }
 
 /**
- * Seed 000's view of a job: from its record, or `queued` while only its create command exists.
- * The record is read first and again after the stream, so a job the core picks up in between is
- * never reported missing.
+ * Seed 000's view of a job: from its run, or `queued` while only its create command exists. The run
+ * is read first and again after the stream, so a job the core picks up in between is never
+ * reported missing.
  */
 export async function getJobView(bus: Bus, jobId: string): Promise<JobView | null> {
-  const first = await getRunRecord(bus, jobId);
-  if (first) return toJobView(first.record);
+  const first = await getRunSummary(bus, jobId);
+  if (first) return toJobView(first);
   if (await hasStoredCommand(bus, jobId)) {
-    const again = await getRunRecord(bus, jobId);
-    return again ? toJobView(again.record) : queuedJobView(jobId);
+    const again = await getRunSummary(bus, jobId);
+    return again ? toJobView(again) : queuedJobView(jobId);
   }
   return null;
 }

@@ -23,7 +23,8 @@ const DAY_MS = 86_400_000;
 export interface TopologyOptions {
   storage: "file" | "memory";
   replicas: number;
-  eventsMaxAgeMs: number;
+  /** How long a finished run's history is kept after it ends (the event-bus purges it). */
+  runRetentionMs: number;
   commandsMaxAgeMs: number;
   dlqMaxAgeMs: number;
   /** How long worker session events and finished session records are kept. */
@@ -35,7 +36,7 @@ export interface TopologyOptions {
 export const DEFAULT_TOPOLOGY: TopologyOptions = {
   storage: "file",
   replicas: 1,
-  eventsMaxAgeMs: 30 * DAY_MS,
+  runRetentionMs: 30 * DAY_MS,
   commandsMaxAgeMs: 7 * DAY_MS,
   dlqMaxAgeMs: 30 * DAY_MS,
   sessionsMaxAgeMs: 7 * DAY_MS,
@@ -55,9 +56,10 @@ export interface TopologySpec {
 /**
  * Ack waits: long enough for a busy handler, short enough that a crash is noticed quickly. The core's
  * handlers take milliseconds (and mark a queued command in progress); after its crash, what it held is
- * redelivered within 2 s.
+ * redelivered within 2 s. The scheduler holds transitions whose timers are not yet safe (marking them
+ * in progress): after its crash they come back within 5 s and their timers are armed again.
  */
-export const ACK_WAIT_MS = { core: 2_000, agentHub: 5_000, scheduler: 30_000, dlq: 30_000, runIndex: 30_000 } as const;
+export const ACK_WAIT_MS = { core: 2_000, agentHub: 5_000, scheduler: 5_000, dlq: 30_000, runIndex: 30_000 } as const;
 
 export function topologySpec(names: Names, opts: TopologyOptions = DEFAULT_TOPOLOGY): TopologySpec {
   const storage = opts.storage === "memory" ? StorageType.Memory : StorageType.File;
@@ -95,33 +97,21 @@ export function topologySpec(names: Names, opts: TopologyOptions = DEFAULT_TOPOL
       {
         config: {
           ...common,
-          name: names.streams.evt,
-          description: "Run events: the audit trail, SSE replay and projections",
-          subjects: [s.evtAll()],
+          name: names.streams.runs,
+          description: "Runs: one message per transition (state, events, work, timers), written by the core with compare-and-set",
+          subjects: [s.runsAll()],
           retention: RetentionPolicy.Limits,
-          max_age: nanos(opts.eventsMaxAgeMs),
+          // A run's latest transition is the run: nothing here expires by age. The event-bus purges
+          // the history of runs finished longer ago than their retention.
+          max_age: 0,
         },
-        consumers: [durable(names.consumers.runIndex, s.evtRunLevel(), ACK_WAIT_MS.runIndex, 10_000)],
-      },
-      {
-        config: {
-          ...common,
-          name: names.streams.work,
-          description: "Steps dispatched to the agent hub (work queue)",
-          subjects: [s.workAll()],
-          retention: RetentionPolicy.Workqueue,
-        },
-        consumers: [durable(names.consumers.agentHub, s.workAll(), ACK_WAIT_MS.agentHub, opts.workMaxAckPending)],
-      },
-      {
-        config: {
-          ...common,
-          name: names.streams.sched,
-          description: "Timer requests for the scheduler (work queue)",
-          subjects: [s.schedAll()],
-          retention: RetentionPolicy.Workqueue,
-        },
-        consumers: [durable(names.consumers.scheduler, s.schedAll(), ACK_WAIT_MS.scheduler, 10_000)],
+        consumers: [
+          durable(names.consumers.runIndex, s.runsAll(), ACK_WAIT_MS.runIndex, 10_000),
+          // The hub acks a transition that dispatches nothing at once, the others when their work is done.
+          durable(names.consumers.agentHub, s.runsAll(), ACK_WAIT_MS.agentHub, opts.workMaxAckPending),
+          // The scheduler holds a transition that sets a timer until the timer is durable or withdrawn.
+          durable(names.consumers.scheduler, s.runsAll(), ACK_WAIT_MS.scheduler, 100_000),
+        ],
       },
       {
         config: {
@@ -147,7 +137,6 @@ export function topologySpec(names: Names, opts: TopologyOptions = DEFAULT_TOPOL
       },
     ],
     buckets: [
-      { name: names.buckets.runs, history: 1 },
       { name: names.buckets.timers, history: 1 },
       { name: names.buckets.defs, history: 1 },
       { name: names.buckets.runIndex, history: 1 },
@@ -164,7 +153,7 @@ export class TopologyMismatchError extends Error {
   readonly code = "TOPOLOGY_MISMATCH";
 }
 
-const isNotFound = (err: unknown) => err instanceof JetStreamApiError && (err.code === 404 || /not found/i.test(err.message));
+const isNotFound = (err: unknown) => err instanceof JetStreamApiError && err.status === 404;
 
 /** Creates what is missing and updates what drifted; refuses what cannot be changed in place. */
 export async function provisionTopology(bus: Bus, spec: TopologySpec): Promise<{ created: string[]; updated: string[] }> {

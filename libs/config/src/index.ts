@@ -384,8 +384,11 @@ export const SchedulerConfig = CommonConfig.extend({
 export type SchedulerConfig = z.output<typeof SchedulerConfig>;
 
 export const EventBusConfig = CommonConfig.extend({
-  /** How long run events (and with them SSE replay) are kept. */
-  ORCH_EVENTS_MAX_AGE_DAYS: int(30, 1, 3650),
+  /**
+   * How long a finished run (its history, its state, its place in the index) is kept after it ends;
+   * a run that has not finished is kept whatever its age.
+   */
+  ORCH_RUN_RETENTION_DAYS: int(30, 1, 3650),
   /** How long commands are kept after they are applied (audit). */
   ORCH_COMMANDS_MAX_AGE_DAYS: int(7, 1, 3650),
   ORCH_DLQ_MAX_AGE_DAYS: int(30, 1, 3650),

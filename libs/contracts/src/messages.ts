@@ -1,15 +1,11 @@
 import { z } from "zod";
-import { isToken } from "./names.js";
+import { Id, Millis, RunSummary, RunView } from "./run-views.js";
+import { RunMode, RunStatus, TimerKind, WorkKind } from "./vocabulary.js";
 
 /**
  * Every message that crosses NATS, as zod schemas used as codecs: the publisher validates before it
  * sends, the consumer validates before it acts, and whatever fails on the way in is a dead letter.
  */
-
-/** An id that can be a subject token (run ids, project ids). */
-export const Id = z.string().refine(isToken, { message: "must match [A-Za-z0-9_-]{1,128}" });
-/** Epoch milliseconds. */
-export const Millis = z.int().nonnegative();
 
 const CommandBase = {
   /** Idempotency key: a command with an id already applied to the run changes nothing. */
@@ -27,12 +23,6 @@ export const StepError = z.object({
   retryable: z.boolean(),
 });
 export type StepError = z.infer<typeof StepError>;
-
-/** Statuses every run has, whatever its definition; each seed's vocabulary is a view of them. */
-export const RUN_STATUSES = ["pending", "planning", "planned", "running", "paused", "blocked", "waiting", "completed", "failed", "cancelled"] as const;
-export const RunStatus = z.enum(RUN_STATUSES);
-export type RunStatus = z.infer<typeof RunStatus>;
-export const FINAL_RUN_STATUSES: ReadonlySet<RunStatus> = new Set(["completed", "failed", "cancelled"]);
 
 export const Usage = z.object({
   tokensIn: z.int().nonnegative(),
@@ -67,7 +57,7 @@ export const RunCreateCommand = z.object({
   limits: JsonObject.optional(),
   budgets: z.array(JsonObject).max(100).optional(),
   autoStart: z.boolean().default(true),
-  mode: z.enum(["mock", "live"]).default("mock"),
+  mode: RunMode.default("mock"),
 });
 
 /**
@@ -86,7 +76,7 @@ export const StepResultCommand = z.object({
   type: z.literal("step.result"),
   stepId: z.string().min(1).max(64),
   attemptId: z.string().min(1).max(300),
-  kind: z.enum(["execute", "qa", "plan"]),
+  kind: WorkKind,
   ok: z.boolean(),
   notes: z.array(z.string().max(10_000)).max(1_000).optional(),
   output: z.unknown().optional(),
@@ -96,9 +86,6 @@ export const StepResultCommand = z.object({
   startedAt: Millis,
   finishedAt: Millis,
 });
-
-export const TimerKind = z.enum(["retry", "step_timeout", "approval_timeout", "wall_clock"]);
-export type TimerKind = z.infer<typeof TimerKind>;
 
 export const TimerFiredCommand = z.object({
   ...CommandBase,
@@ -122,7 +109,8 @@ export const CommandOutcome = z.object({
   ok: z.boolean(),
   /** Refusals: ILLEGAL_TRANSITION, NOT_FOUND, STALE_REVISION, GUARD_FAILED, TERMINAL_STATE, INVALID. */
   error: z.object({ code: z.string(), message: z.string() }).optional(),
-  status: RunStatus.optional(),
+  /** The run as it stands after the command (so the caller need not read it again). */
+  run: RunView.optional(),
   duplicate: z.boolean().optional(),
 });
 export type CommandOutcome = z.infer<typeof CommandOutcome>;
@@ -135,8 +123,7 @@ export const WorkItem = z.object({
   stepId: z.string().min(1).max(64),
   attemptId: z.string().min(1).max(300),
   attempt: z.int().nonnegative(),
-  /** `execute` the step, check it (`qa`), or plan the run (`plan`). */
-  kind: z.enum(["execute", "qa", "plan"]),
+  kind: WorkKind,
   index: z.int(),
   role: z.string().min(1).max(64),
   /** An adapter (`dev.log`, `ci`, …) or what the role's executor should do (`speckit.specify`, `agent`). */
@@ -150,147 +137,13 @@ export const WorkItem = z.object({
   iteration: z.int().nonnegative(),
   rework: z.int().nonnegative(),
   feedback: z.string().max(10_000).optional(),
-  mode: z.enum(["mock", "live"]),
+  mode: RunMode,
   goal: z.string().max(10_000).optional(),
   /** The run's git branch and what it starts from (the agent hub picks defaults when absent). */
   workspace: z.object({ branch: z.string().min(1).max(255).optional(), base: z.string().min(1).max(255).optional() }).optional(),
   dispatchedAt: Millis,
 });
 export type WorkItem = z.infer<typeof WorkItem>;
-
-export const TimerSet = z.object({
-  op: z.literal("set"),
-  timerId: z.string().min(1).max(300),
-  dueAt: Millis,
-  /** Published to the command stream when the timer fires. */
-  command: TimerFiredCommand,
-});
-export const TimerCancel = z.object({
-  op: z.literal("cancel"),
-  timerId: z.string().min(1).max(300),
-});
-export const TimerRequest = z.discriminatedUnion("op", [TimerSet, TimerCancel]);
-export type TimerSet = z.infer<typeof TimerSet>;
-export type TimerCancel = z.infer<typeof TimerCancel>;
-export type TimerRequest = z.infer<typeof TimerRequest>;
-
-/** What the scheduler keeps for each armed timer (KV bucket `timers`, key = timer id). */
-export const StoredTimer = z.object({
-  timerId: z.string().min(1),
-  dueAt: Millis,
-  command: TimerFiredCommand,
-  setAt: Millis,
-});
-export type StoredTimer = z.infer<typeof StoredTimer>;
-
-/**
- * Run event vocabulary. Seed surfaces are views: seed 000's `step.start` is `step.started`, and so on.
- */
-export const RunEventType = {
-  Created: "run.created",
-  StatusChanged: "run.status_changed",
-  StageEntered: "run.stage_entered",
-  StageChanged: "run.stage_changed",
-  FactsChanged: "run.facts_changed",
-  Finished: "run.finished",
-  StepAdded: "step.added",
-  StepStarted: "step.started",
-  StepSucceeded: "step.succeeded",
-  StepRetrying: "step.retrying",
-  StepFailed: "step.failed",
-  StepQaStarted: "step.qa_started",
-  StepNeedsQa: "step.needs_qa",
-  StepQaPassed: "step.qa_passed",
-  StepQaFailed: "step.qa_failed",
-  StepAwaitingApproval: "step.awaiting_approval",
-  StepApproved: "step.approved",
-  StepRejected: "step.rejected",
-  StepCancelled: "step.cancelled",
-  StepBlocked: "step.blocked",
-  StepSkipped: "step.skipped",
-  StepReset: "step.reset",
-  /** A step result that arrived for an attempt the run no longer waits for (kept for audit). */
-  StepResultIgnored: "step.result_ignored",
-  BudgetExceeded: "budget.exceeded",
-  BudgetExtended: "budget.extended",
-  LoopIteration: "loop.iteration",
-  LoopExhausted: "loop.exhausted",
-  TriggerFired: "trigger.fired",
-  TriggerSkipped: "trigger.skipped",
-} as const;
-export type RunEventType = (typeof RunEventType)[keyof typeof RunEventType];
-
-export const RunEvent = z.object({
-  runId: Id,
-  projectId: Id,
-  /** Gapless per run, from 1. */
-  seq: z.int().min(1),
-  type: z.string().min(1).max(100),
-  at: Millis,
-  data: z.record(z.string(), z.unknown()).optional(),
-});
-export type RunEvent = z.infer<typeof RunEvent>;
-
-/** Side effects of one transition, persisted with the snapshot before any is published (outbox). */
-export const Effect = z.discriminatedUnion("kind", [
-  z.object({ kind: z.literal("event"), event: RunEvent }),
-  z.object({ kind: z.literal("work"), queue: z.string().min(1), item: WorkItem }),
-  z.object({ kind: z.literal("timer"), request: TimerRequest }),
-]);
-export type Effect = z.infer<typeof Effect>;
-
-/**
- * A run as persisted in the `runs` bucket, written only by the core with compare-and-set. The summary
- * fields are denormalised on every transition so readers (the gateway, the index) never need the
- * engine; `state` is the engine's (opaque here), `outbox` the effects of the latest transition.
- */
-export const RunRecord = z.object({
-  v: z.literal(2),
-  runId: Id,
-  projectId: Id,
-  definition: z.object({ id: z.string(), version: z.int(), hash: z.string() }),
-  /** Which seed's vocabulary presents it. */
-  view: z.string(),
-  mode: z.enum(["mock", "live"]),
-  title: z.string().optional(),
-  labels: z.record(z.string(), z.string()),
-  status: RunStatus,
-  stage: z.string().optional(),
-  createdAt: Millis,
-  updatedAt: Millis,
-  startedAt: Millis.optional(),
-  finishedAt: Millis.optional(),
-  error: z.string().optional(),
-  result: z.unknown().optional(),
-  stepsRun: z.int().nonnegative(),
-  /** Sequence of the last event this run has emitted. */
-  seq: z.int().nonnegative(),
-  state: z.record(z.string(), z.unknown()),
-  outbox: z.array(Effect),
-  /** Ids of recently applied commands, newest last (bounded). */
-  recent: z.array(z.string()),
-});
-export type RunRecord = z.infer<typeof RunRecord>;
-
-/** One run in the run index (what lists show), kept by the event-bus from run-level events. */
-export const RunSummary = z.object({
-  runId: Id,
-  projectId: Id,
-  definition: z.object({ id: z.string(), version: z.int() }),
-  view: z.string(),
-  title: z.string().optional(),
-  labels: z.record(z.string(), z.string()),
-  status: RunStatus,
-  stage: z.string().optional(),
-  createdAt: Millis,
-  updatedAt: Millis,
-  startedAt: Millis.optional(),
-  finishedAt: Millis.optional(),
-  error: z.string().optional(),
-  /** The last run event applied (events at or below it are duplicates). */
-  seq: z.int().nonnegative(),
-});
-export type RunSummary = z.infer<typeof RunSummary>;
 
 export const RunQuery = z.strictObject({
   projectId: Id.optional(),
@@ -307,7 +160,10 @@ export type RunQuery = z.input<typeof RunQuery>;
 export const RunQueryResult = z.object({
   runs: z.array(RunSummary),
   nextCursor: z.string().optional(),
+  /** Runs matching. */
   total: z.int().nonnegative(),
+  /** Events those runs have (each run's events are numbered gaplessly: its last one's number is its count). */
+  events: z.int().nonnegative().optional(),
 });
 export type RunQueryResult = z.infer<typeof RunQueryResult>;
 
@@ -340,3 +196,23 @@ export const Header = {
   /** Where the core answers a command's outcome (a core NATS inbox; optional). */
   ReplyTo: "Orch-Reply-To",
 } as const;
+
+/**
+ * A timer the scheduler keeps in its bucket (key = timer id): one set by a transition that was still
+ * armed when the scheduler made it durable. It fires `timer.fired` to the run when due.
+ */
+export const StoredTimer = z.object({
+  timerId: z.string().min(1).max(300),
+  runId: Id,
+  dueAt: Millis,
+  kind: TimerKind,
+  stepId: z.string().min(1).max(64).optional(),
+  setAt: Millis,
+});
+export type StoredTimer = z.infer<typeof StoredTimer>;
+
+/** The scheduler's armed timers (`<p>.q.timers.list`), soonest first, optionally of one run. */
+export const TIMERS_QUERY = "timers.list";
+export const TimersQuery = z.strictObject({ runId: Id.optional() });
+export const TimersResult = z.object({ timers: z.array(StoredTimer) });
+export type TimersResult = z.infer<typeof TimersResult>;

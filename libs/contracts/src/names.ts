@@ -4,14 +4,14 @@
  *
  * Subject grammar, for prefix `p` (default `orch`):
  *
- *   p.cmd.<partition>.<runId>              commands for the core: create, cancel, step result, timer fired
- *   p.evt.<projectId>.<runId>.<type…>      run events; a run owns the subject space under its id,
- *                                          and `<type…>` may span tokens (`step.started`)
- *   p.work.<queue…>                        step dispatches for the agent hub (`adapter`, `role.<role>`)
+ *   p.cmd.<partition>.<runId>              commands for the core: create, signal, step result, timer fired
+ *   p.run.<projectId>.<runId>              a run's transitions, written by the core only, compare-and-set
+ *                                          on the subject: each is the run's state, its events, the work
+ *                                          it dispatches and the timers it sets (contracts/transitions.ts)
+ *   p.run._system.<feed>                   system events (dead letters), not a run's
  *   p.sess.<projectId>.<runId>.<sessionId>.<type…>
  *                                          worker session events (lifecycle, agent deltas, tool calls)
  *   p.ctl.<name…>                          control requests answered by request/reply (`session.cancel`), not stored
- *   p.sched.<op>                           timer requests for the scheduler (`set`, `cancel`)
  *   p.dlq.<origin>                         dead letters, `origin` = the consumer that parked them
  *   p.q.<name…>                            queries answered by request/reply (`runs.list`), not stored
  *
@@ -63,6 +63,9 @@ export const DEFAULT_PARTITIONS = 16;
 /** The id every ad-hoc job (seed 000) and project-less run lives under. */
 export const DEFAULT_PROJECT = "_default";
 
+/** The project whose "runs" are the system's feeds (dead letters): never a run of anyone's. */
+export const SYSTEM_PROJECT = "_system";
+
 /** The stream JetStream keeps a KV bucket in. */
 export const kvStreamOf = (bucket: string): string => `KV_${bucket}`;
 
@@ -71,9 +74,8 @@ export interface Names {
   readonly partitions: number;
   readonly streams: {
     readonly cmd: string;
-    readonly evt: string;
-    readonly work: string;
-    readonly sched: string;
+    /** Every run's transitions (and the system feeds). */
+    readonly runs: string;
     readonly dlq: string;
     readonly sess: string;
   };
@@ -86,7 +88,7 @@ export interface Names {
     readonly runIndex: string;
   };
   readonly buckets: {
-    readonly runs: string;
+    /** Timers the scheduler has made durable (those still armed a moment after their transition). */
     readonly timers: string;
     /** Workflow definitions, one key per `<id>.<version>`, never overwritten. */
     readonly defs: string;
@@ -112,21 +114,18 @@ export interface Names {
     /** Every command subject (the core's consumer filter). */
     cmdAll(): string;
     partitionOf(runId: string): number;
-    /** One run event. */
-    evt(projectId: string, runId: string, type: string): string;
-    /** Every event of one run, whatever its project. */
-    evtRun(runId: string): string;
-    /** Every event of one project. */
-    evtProject(projectId: string): string;
-    evtAll(): string;
-    work(queue: string): string;
-    workAll(): string;
-    sched(op: "set" | "cancel"): string;
-    schedAll(): string;
+    /** The subject a run's transitions are written on. */
+    run(projectId: string, runId: string): string;
+    /** One run's transitions, whatever its project (a filter). */
+    runOf(runId: string): string;
+    /** The transitions of every run of one project. */
+    runsOfProject(projectId: string): string;
+    /** Every transition of every run, and the system feeds. */
+    runsAll(): string;
+    /** A system feed (`dlq`). */
+    system(feed: string): string;
     dlq(origin: string): string;
     dlqAll(): string;
-    /** Run-level events of every run (`run.created`, `run.status_changed`, …). */
-    evtRunLevel(): string;
     query(name: string): string;
     /** One session event. */
     sess(projectId: string, runId: string, sessionId: string, type: string): string;
@@ -153,9 +152,7 @@ export function createNames(prefix: string = DEFAULT_PREFIX, partitions: number 
     partitions,
     streams: Object.freeze({
       cmd: `${up}_CMD`,
-      evt: `${up}_EVT`,
-      work: `${up}_WORK`,
-      sched: `${up}_SCHED`,
+      runs: `${up}_RUNS`,
       dlq: `${up}_DLQ`,
       sess: `${up}_SESS`,
     }),
@@ -170,7 +167,6 @@ export function createNames(prefix: string = DEFAULT_PREFIX, partitions: number 
       runIndex: "run-index",
     }),
     buckets: Object.freeze({
-      runs: `${low}_runs`,
       timers: `${low}_timers`,
       defs: `${low}_defs`,
       runIndex: `${low}_run_index`,
@@ -187,18 +183,13 @@ export function createNames(prefix: string = DEFAULT_PREFIX, partitions: number 
         return `${p}.cmd.${k}.>`;
       },
       partitionOf: (runId: string) => partitionOf(token("runId", runId)),
-      evt: (projectId: string, runId: string, type: string) =>
-        `${p}.evt.${token("projectId", projectId)}.${token("runId", runId)}.${dotted("event type", type)}`,
-      evtRun: (runId: string) => `${p}.evt.*.${token("runId", runId)}.>`,
-      evtProject: (projectId: string) => `${p}.evt.${token("projectId", projectId)}.>`,
-      evtAll: () => `${p}.evt.>`,
-      work: (queue: string) => `${p}.work.${dotted("queue", queue)}`,
-      workAll: () => `${p}.work.>`,
-      sched: (op: "set" | "cancel") => `${p}.sched.${token("op", op)}`,
-      schedAll: () => `${p}.sched.>`,
+      run: (projectId: string, runId: string) => `${p}.run.${token("projectId", projectId)}.${token("runId", runId)}`,
+      runOf: (runId: string) => `${p}.run.*.${token("runId", runId)}`,
+      runsOfProject: (projectId: string) => `${p}.run.${token("projectId", projectId)}.*`,
+      runsAll: () => `${p}.run.>`,
+      system: (feed: string) => `${p}.run.${SYSTEM_PROJECT}.${token("feed", feed)}`,
       dlq: (origin: string) => `${p}.dlq.${token("origin", origin)}`,
       dlqAll: () => `${p}.dlq.>`,
-      evtRunLevel: () => `${p}.evt.*.*.run.>`,
       query: (name: string) => `${p}.q.${dotted("query", name)}`,
       sess: (projectId: string, runId: string, sessionId: string, type: string) =>
         `${p}.sess.${token("projectId", projectId)}.${token("runId", runId)}.${token("sessionId", sessionId)}.${dotted("session event type", type)}`,

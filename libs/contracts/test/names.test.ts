@@ -5,9 +5,8 @@ describe("names", () => {
   const n = createNames();
 
   it("names streams, consumers and buckets from the prefix", () => {
-    expect(n.streams).toEqual({ cmd: "ORCH_CMD", evt: "ORCH_EVT", work: "ORCH_WORK", sched: "ORCH_SCHED", dlq: "ORCH_DLQ", sess: "ORCH_SESS" });
+    expect(n.streams).toEqual({ cmd: "ORCH_CMD", runs: "ORCH_RUNS", dlq: "ORCH_DLQ", sess: "ORCH_SESS" });
     expect(n.buckets).toEqual({
-      runs: "orch_runs",
       timers: "orch_timers",
       defs: "orch_defs",
       runIndex: "orch_run_index",
@@ -21,7 +20,8 @@ describe("names", () => {
     expect(() => n.consumers.corePartition(16)).toThrow(RangeError);
     const t = createNames("team-a");
     expect(t.streams.cmd).toBe("TEAM_A_CMD");
-    expect(t.buckets.runs).toBe("team_a_runs");
+    expect(t.streams.runs).toBe("TEAM_A_RUNS");
+    expect(t.buckets.timers).toBe("team_a_timers");
     expect(t.subjects.cmdAll()).toBe("team-a.cmd.>");
   });
 
@@ -38,13 +38,12 @@ describe("names", () => {
     const p = n.subjects.partitionOf("run-1");
     expect(n.subjects.cmd("run-1")).toBe(`orch.cmd.${p}.run-1`);
     expect(p).toBe(fnv1a("run-1") % 16);
-    expect(n.subjects.evt("_default", "run-1", "step.started")).toBe("orch.evt._default.run-1.step.started");
-    expect(n.subjects.evtRun("run-1")).toBe("orch.evt.*.run-1.>");
-    expect(n.subjects.evtProject("proj")).toBe("orch.evt.proj.>");
-    expect(n.subjects.work("adapter")).toBe("orch.work.adapter");
-    expect(n.subjects.sched("set")).toBe("orch.sched.set");
+    expect(n.subjects.run("_default", "run-1")).toBe("orch.run._default.run-1");
+    expect(n.subjects.runOf("run-1")).toBe("orch.run.*.run-1");
+    expect(n.subjects.runsOfProject("proj")).toBe("orch.run.proj.*");
+    expect(n.subjects.runsAll()).toBe("orch.run.>");
+    expect(n.subjects.system("dlq")).toBe("orch.run._system.dlq");
     expect(n.subjects.dlq("core")).toBe("orch.dlq.core");
-    expect(n.subjects.evtRunLevel()).toBe("orch.evt.*.*.run.>");
     expect(n.subjects.query("runs.list")).toBe("orch.q.runs.list");
   });
 
@@ -58,13 +57,14 @@ describe("names", () => {
   it.each(["", "a.b", "a*", ">", "a b", "a\nb", "x".repeat(129), "ü"])("refuses %j as a token", (bad) => {
     expect(() => token("runId", bad)).toThrow(InvalidTokenError);
     expect(() => n.subjects.cmd(bad)).toThrow(/not a valid subject token/);
-    expect(() => n.subjects.evt("p", bad, "x")).toThrow(InvalidTokenError);
+    expect(() => n.subjects.run("p", bad)).toThrow(InvalidTokenError);
+    expect(() => n.subjects.runOf(bad)).toThrow(InvalidTokenError);
   });
 
   it("refuses wildcards and empty tokens inside dotted names", () => {
-    expect(() => n.subjects.evt("p", "r", "step.*")).toThrow(InvalidTokenError);
-    expect(() => n.subjects.evt("p", "r", "step..x")).toThrow(InvalidTokenError);
-    expect(() => n.subjects.work("role.>")).toThrow(InvalidTokenError);
+    expect(() => n.subjects.query("runs.*")).toThrow(InvalidTokenError);
+    expect(() => n.subjects.query("runs..x")).toThrow(InvalidTokenError);
+    expect(() => n.subjects.sess("p", "r", "s", "agent.>")).toThrow(InvalidTokenError);
   });
 
   it("refuses a bad prefix or partition count", () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { retryBackoffMs, TaskPacket, toJobLogLines, toJobView, toSeed000Frame, type RunEvent } from "../src/index.js";
+import { retryBackoffMs, TaskPacket, toJobLogLines, toJobView, toSeed000Frame, type RunEvent, type WorkItem } from "../src/index.js";
 
 describe("Task Packet", () => {
   it("applies the original's defaults", () => {
@@ -72,21 +72,42 @@ describe("seed 000 views", () => {
     ...(data ? { data } : {}),
   });
 
+  /** What a step start's transition dispatched: the packet step the frame shows. */
+  const work = (type: string, extra: Partial<WorkItem> = {}): WorkItem => ({
+    runId: "j",
+    projectId: "_default",
+    definition: { id: "job", version: 1 },
+    stepId: "s",
+    attemptId: "j.s.1",
+    attempt: 1,
+    kind: "execute",
+    index: 0,
+    role: "adapter",
+    type,
+    phase: "main",
+    inputs: {},
+    iteration: 0,
+    rework: 0,
+    mode: "mock",
+    dispatchedAt: 42,
+    ...extra,
+  });
+
   it("maps run events to the original's SSE frames", () => {
     expect(toSeed000Frame(ev("run.status_changed", { from: "pending", to: "running" }))).toEqual({ job_id: "j", t: 42, type: "start" });
     expect(toSeed000Frame(ev("run.status_changed", { from: "running", to: "completed" }))).toBeNull();
     expect(toSeed000Frame(ev("run.status_changed", { from: "pending", to: "cancelled" }))).toBeNull();
-    expect(toSeed000Frame(ev("step.started", { index: 0, attempt: 1, try: 1, type: "ci" }))).toEqual({
+    expect(toSeed000Frame(ev("step.started", { index: 0, attempt: 1, try: 1 }), work("ci"))).toEqual({
       job_id: "j",
       t: 42,
       type: "step.start",
       data: { i: 0, step: { type: "ci" } },
     });
-    expect(toSeed000Frame(ev("step.started", { index: 1, attempt: 1, try: 1, type: "ci", title: "lint", payload: { a: 1 } }))?.data).toEqual({
+    expect(toSeed000Frame(ev("step.started", { index: 1, attempt: 1, try: 1 }), work("ci", { title: "lint", payload: { a: 1 } }))?.data).toEqual({
       i: 1,
       step: { id: "lint", type: "ci", payload: { a: 1 } },
     });
-    expect(toSeed000Frame(ev("step.started", { index: 0, attempt: 2, try: 2, type: "ci" }))).toBeNull();
+    expect(toSeed000Frame(ev("step.started", { index: 0, attempt: 2, try: 2 }), work("ci"))).toBeNull();
     expect(toSeed000Frame(ev("step.succeeded", { index: 1, notes: ["x"] }))).toEqual({ job_id: "j", t: 42, type: "step.ok", data: { i: 1 } });
     expect(toSeed000Frame(ev("step.retrying", { index: 0, retry: 2, backoffMs: 215, error: {} }))?.data).toEqual({ i: 0, attempt: 2, backoffMs: 215 });
     expect(toSeed000Frame(ev("step.failed", { index: 0, error: "boom" }))?.data).toEqual({ i: 0, error: "boom" });
@@ -112,6 +133,14 @@ describe("seed 000 views", () => {
     expect(toJobLogLines(ev("step.succeeded", { index: 0, notes: ["ci: ok"] })).map((l) => l.msg)).toEqual(["ci: ok", "step.ok"]);
     expect(toJobLogLines(ev("run.finished", { status: "failed", error: "x" }))).toEqual([
       { t: 42, level: "warn", msg: "job.end", data: { status: "failed", error: "x" } },
+    ]);
+    // A cancelled job's end is one event: its log says it was cancelled, then that it ended.
+    expect(toJobLogLines(ev("run.finished", { status: "cancelled", reason: "enough" }))).toEqual([
+      { t: 42, level: "info", msg: "job.cancel", data: { reason: "enough" } },
+      { t: 42, level: "warn", msg: "job.end", data: { status: "canceled" } },
+    ]);
+    expect(toJobLogLines(ev("step.started", { index: 0, try: 1 }), work("ci"))).toEqual([
+      { t: 42, level: "info", msg: "step.start", data: { i: 0, type: "ci", attempt: 1 } },
     ]);
   });
 });

@@ -5,8 +5,9 @@ import { evaluate, resolveTemplate } from "./conditions.js";
 import { Budget, Limits, StepDef, type CompiledDefinition, type RetryPolicy, type StepDefInput } from "./definition.js";
 import { hashJson } from "./hash.js";
 import { budgetKey, covers, emptyLedger, exhausted, record, type Extension, type Ledger } from "./ledger.js";
-import { FINAL_RUN_STATUSES, runMachineFor, runStatusOf, type Gate, type RunContext, type RunEvent, type RunStatus } from "./run-machine.js";
-import { attemptIdOf, stepMachine, type Decision, type StepContext, type StepEvent, type StepStatus } from "./step-machine.js";
+import { FINAL_RUN_STATUSES, type RunStatus, type StepStatus } from "@orch/contracts";
+import { runMachineFor, runStatusOf, type Gate, type RunContext, type RunEvent } from "./run-machine.js";
+import { attemptIdOf, stepMachine, type Decision, type StepContext, type StepEvent } from "./step-machine.js";
 import type { CancelTimerParams, DispatchParams, EmitParams, StepError, TimerKind, TimerParams, Usage } from "./types.js";
 
 /**
@@ -421,20 +422,8 @@ class Kernel {
       case "emit": {
         const p = a.params as EmitParams | null;
         if (p?.data?.from === "same") p.data = { ...p.data, from: this.fromStatus };
-        // History says what ran: the step's type, role, title and payload ride on its start.
-        if (p && (p.type === "step.started" || p.type === "step.qa_started")) {
-          const d = this.stepDef(id);
-          if (d) {
-            const qa = p.type === "step.qa_started";
-            p.data = {
-              ...p.data,
-              type: qa ? (d.qa?.type ?? "qa.review") : d.type,
-              role: qa ? (d.qa?.role ?? "qa") : d.role,
-              ...(d.title !== undefined ? { title: d.title } : {}),
-              ...(!qa && d.payload !== undefined ? { payload: d.payload } : {}),
-            };
-          }
-        }
+        // What ran (the step's type, role, title, payload) is the work item the same transition
+        // dispatches: a start does not repeat it.
         this.emit(p);
         break;
       }
@@ -1211,8 +1200,18 @@ class Kernel {
   done(): KernelResult {
     // Unchanged added steps keep their array, so the next action finds its derived steps cached.
     const extraSteps = this.#origExtra ?? this.state.extraSteps;
-    return { state: { ...this.state, extraSteps, run: this.snapshotRun() }, effects: this.effects, changed: this.changed };
+    return { state: { ...this.state, extraSteps, run: this.snapshotRun() }, effects: endLast(this.effects), changed: this.changed };
   }
+}
+
+/**
+ * A run's end is its last event: what settling a finished run does (its steps cancelled) is recorded
+ * before `run.finished`, so a reader that stops at `run.finished` has seen the whole run.
+ */
+function endLast(effects: KernelEffect[]): KernelEffect[] {
+  const i = effects.findIndex((e) => e.kind === "event" && e.type === "run.finished");
+  if (i < 0 || i === effects.length - 1) return effects;
+  return [...effects.slice(0, i), ...effects.slice(i + 1), effects[i]!];
 }
 
 /** A run's own limits (built once: zod compiles a schema on first use). */

@@ -1,6 +1,7 @@
 import { assign, setup, type AnyStateMachine } from "xstate";
 import { evaluate, type Condition } from "./conditions.js";
 import type { CompiledDefinition } from "./definition.js";
+import { FINAL_RUN_STATUSES, type RunStatus } from "@orch/contracts";
 import type { EmitParams } from "./types.js";
 
 /**
@@ -18,10 +19,6 @@ import type { EmitParams } from "./types.js";
  * Named actions with params are the effects the kernel carries out: `emit` (history), `schedule`
  * (start ready steps), `startPlanning`, `armWallClock`, `settleSteps` (cancel what is still active).
  */
-
-export const RUN_STATUSES = ["pending", "planning", "planned", "running", "paused", "blocked", "waiting", "completed", "failed", "cancelled"] as const;
-export type RunStatus = (typeof RUN_STATUSES)[number];
-export const FINAL_RUN_STATUSES: ReadonlySet<RunStatus> = new Set(["completed", "failed", "cancelled"]);
 
 export interface Gate {
   kind: "budget";
@@ -43,6 +40,15 @@ export interface RunContext {
   error?: string;
   result?: unknown;
   gate?: Gate;
+  /** How the run ended: the status it left and what ended it (carried by `run.finished`). */
+  end?: RunEnd;
+}
+
+export interface RunEnd {
+  from: RunStatus;
+  trigger: string;
+  actor?: string;
+  reason?: string;
 }
 
 export interface RunInput {
@@ -80,8 +86,23 @@ export type RunEvent =
 
 type Args = { context: RunContext; event: RunEvent };
 
-/** `run.status_changed`: the history record of every status change (seed 002's workflow_history). */
+/**
+ * `run.status_changed`: the history record of every status change (seed 002's workflow_history).
+ * The change to a final status is not an event of its own: `run.finished` carries it (one fact, one
+ * event), so here it is only noted.
+ */
 function statusChangedBase(from: RunStatus, to: RunStatus, initialStage = "") {
+  if (FINAL_RUN_STATUSES.has(to)) {
+    return {
+      type: "noteEnd",
+      params: ({ event }: Args): RunEnd => ({
+        from,
+        trigger: event.type,
+        ...(event.actor ? { actor: event.actor } : {}),
+        ...(event.reason ? { reason: event.reason } : {}),
+      }),
+    };
+  }
   return {
     type: "emit",
     params: ({ event, context }: Args): EmitParams => ({
@@ -122,6 +143,7 @@ function finished(status: "completed" | "failed" | "cancelled") {
         at: context.now,
         data: {
           status,
+          ...context.end,
           stage: context.stage,
           ...(context.error !== undefined ? { error: context.error } : {}),
           ...(context.result !== undefined ? { result: context.result } : {}),
@@ -319,6 +341,7 @@ function compile(cd: CompiledDefinition): AnyStateMachine {
       disarmWallClock: () => undefined,
       settleSteps: () => undefined,
       enterStage: assign((_, p: { stage: string }) => ({ stage: p.stage })),
+      noteEnd: assign((_, p: RunEnd) => ({ end: p })),
       tick: assign(({ event }) => ({ now: event.at, rand: event.rand })),
       markStarted: assign(({ context, event }) => ({ startedAt: context.startedAt ?? event.at })),
       markFinished: assign(({ context }) => ({ finishedAt: context.now })),

@@ -1,3 +1,4 @@
+import type { StepStatus } from "@orch/contracts";
 import { assign, setup } from "xstate";
 import type { EmitParams, TimerParams, DispatchParams, CancelTimerParams, StepError, Usage } from "./types.js";
 
@@ -109,21 +110,6 @@ export const attemptIdOf = (c: Pick<StepContext, "runId" | "stepId" | "attempt">
 export const retryTimerId = (c: Pick<StepContext, "runId" | "stepId" | "attempt">) => `${c.runId}.${c.stepId}.${c.attempt}.retry`;
 export const timeoutTimerId = (c: Pick<StepContext, "runId" | "stepId" | "attempt">) => `${c.runId}.${c.stepId}.${c.attempt}.timeout`;
 export const approvalTimerId = (c: Pick<StepContext, "runId" | "stepId" | "attempt">) => `${c.runId}.${c.stepId}.${c.attempt}.approval`;
-
-export const STEP_STATUSES = [
-  "pending",
-  "running",
-  "retry_wait",
-  "needs_qa",
-  "qa",
-  "waiting_approval",
-  "completed",
-  "failed",
-  "blocked",
-  "skipped",
-  "cancelled",
-] as const;
-export type StepStatus = (typeof STEP_STATUSES)[number];
 
 const ZERO: Usage = { tokensIn: 0, tokensOut: 0, costUsd: 0, wallMs: 0 };
 const addUsage = (a: Usage, b: Usage | undefined): Usage =>

@@ -1,4 +1,5 @@
 import { expect } from "vitest";
+import { FINAL_RUN_STATUSES, type RunStatus, type StepStatus } from "@orch/contracts";
 import {
   applyAction,
   builtin,
@@ -16,10 +17,8 @@ import {
   type KernelErrorCode,
   type KernelResult,
   type RunState,
-  type RunStatus,
   type Signal,
   type StepError,
-  type StepStatus,
   type TimerKind,
   type Usage,
   type WorkSpec,
@@ -80,6 +79,7 @@ export class Drive {
     this.rand = clock.rand ?? 0;
     this.last = createRun(cd, { runId: "r1", projectId: "p1", autoStart: false, ...opts }, { now: this.now, rand: this.rand });
     this.state = this.last.state;
+    expectWellFormed(this.last);
     this.absorb(this.last.effects);
   }
 
@@ -128,6 +128,7 @@ export class Drive {
       return r;
     }
     expect(JSON.stringify(before), "the kernel never mutates the state it is given").toBe(snapshot);
+    expectWellFormed(r);
     this.state = r.state;
     this.absorb(r.effects);
     return r;
@@ -314,6 +315,41 @@ export class Drive {
 
   timerEffects(of: KernelEffect[] = this.last.effects) {
     return of.filter((e): e is Extract<KernelEffect, { kind: "timer" }> => e.kind === "timer");
+  }
+}
+
+/**
+ * What every accepted action's effects say, whatever the run (checked by the driver on each one):
+ * - a run's end is one event, `run.finished`, the last of its transition's effects, carrying the final
+ *   status the run is in, the status it left (`from`, never final) and what ended it (`trigger`); no
+ *   `run.status_changed` is a change to a final status;
+ * - a start (`step.started`, `step.qa_started`) does not repeat what runs: the work item the same
+ *   transition dispatches for that step and attempt carries its type, role, title and payload.
+ */
+export function expectWellFormed(r: KernelResult): void {
+  const events = r.effects.filter((e): e is EventEffect => e.kind === "event");
+  const work = r.effects.filter((e): e is Extract<KernelEffect, { kind: "work" }> => e.kind === "work").map((e) => e.work);
+  for (const e of events) {
+    if (e.type === "run.status_changed") expect(FINAL_RUN_STATUSES.has(e.data!.to as RunStatus), `run.status_changed to ${String(e.data!.to)}`).toBe(false);
+  }
+  const ends = events.filter((e) => e.type === "run.finished");
+  expect(ends.length, "one run.finished at most").toBeLessThanOrEqual(1);
+  if (ends.length === 1) {
+    const end = ends[0]!;
+    expect(r.effects.at(-1), "run.finished is the transition's last effect").toBe(end);
+    const status = runStatusOf(r.state.run.value);
+    expect(FINAL_RUN_STATUSES.has(status)).toBe(true);
+    expect(end.data).toMatchObject({ status, from: expect.any(String), trigger: expect.any(String) });
+    expect(FINAL_RUN_STATUSES.has(end.data!.from as RunStatus), "run.finished's from is not final").toBe(false);
+  }
+  for (const e of events) {
+    if (e.type !== "step.started" && e.type !== "step.qa_started") continue;
+    for (const k of ["type", "role", "title", "payload"]) expect(e.data, `${e.type} repeats ${k}`).not.toHaveProperty(k);
+    const kinds = e.type === "step.qa_started" ? ["qa"] : ["execute", "plan"];
+    expect(
+      work.some((w) => w.stepId === e.data!.stepId && w.attempt === e.data!.attempt && kinds.includes(w.kind)),
+      `${e.type} of ${String(e.data!.stepId)}#${String(e.data!.attempt)} dispatches its work`,
+    ).toBe(true);
   }
 }
 

@@ -1,17 +1,16 @@
 import { describe, expect, it } from "vitest";
 import { getShortestPaths } from "@xstate/graph";
 import { initialTransition, transition, type AnyMachineSnapshot } from "xstate";
+import { FINAL_RUN_STATUSES, STEP_STATUSES } from "@orch/contracts";
 import {
   approvalTimerId,
   attemptIdOf,
   BUILTIN_DEFINITIONS,
   builtin,
-  FINAL_RUN_STATUSES,
   retryTimerId,
   runMachineFor,
   runStatusOf,
   stageOfValue,
-  STEP_STATUSES,
   stepMachine,
   timeoutTimerId,
   type CompiledDefinition,
@@ -135,6 +134,32 @@ describe.each(BUILTINS)("the run machine of %s (@xstate/graph)", (id) => {
         expect(actions).toEqual([]);
       }
     }
+  });
+
+  it("ends with one event: every change to a final status emits run.finished (from, trigger), never run.status_changed", () => {
+    let ends = 0;
+    for (const p of paths) {
+      const from = runStatusOf(p.state.value);
+      if (FINAL_RUN_STATUSES.has(from)) continue;
+      for (const e of runEventsFor(cd)) {
+        const [next, actions] = transition(runMachineFor(cd), p.state, { ...e, actor: "ops", reason: "why" } as never);
+        const emitted = (actions as { type: string; params?: { type?: string; data?: Record<string, unknown> } | null }[])
+          .filter((a) => a.type === "emit" && a.params)
+          .map((a) => a.params!);
+        const status = runStatusOf(next.value);
+        const label = `${nameOf(p.state)} + ${e.type}`;
+        for (const x of emitted) if (x.type === "run.status_changed") expect(FINAL_RUN_STATUSES.has(x.data!.to as never), label).toBe(false);
+        const finished = emitted.filter((x) => x.type === "run.finished");
+        if (!FINAL_RUN_STATUSES.has(status)) {
+          expect(finished, label).toEqual([]);
+          continue;
+        }
+        ends++;
+        expect(finished, label).toHaveLength(1);
+        expect(finished[0]!.data, label).toMatchObject({ status, from, trigger: e.type, actor: "ops", reason: "why" });
+      }
+    }
+    expect(ends).toBeGreaterThan(0);
   });
 
   it("cancels from every non-final state", () => {

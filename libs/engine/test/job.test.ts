@@ -54,8 +54,10 @@ describe("job: happy path", () => {
     expect(d.eventTypes()).toEqual(["run.created", "run.status_changed", "step.started"]);
     expect(d.eventsOf("run.created")[0]!.data).toMatchObject({ definition: { id: "job", version: 1 }, view: "job", input: { goal: "g" }, steps: ["s0", "s1"] });
     expect(d.eventsOf("run.status_changed")[0]!.data).toMatchObject({ from: "pending", to: "running", trigger: "START", stage: "main" });
-    expect(d.eventsOf("step.started")[0]!.data).toMatchObject({ stepId: "s0", index: 0, attempt: 1, type: "ci" });
-    expect(d.newWork()).toEqual([expect.objectContaining({ stepId: "s0", type: "ci", kind: "execute", attemptId: "r1.s0.1", index: 0 })]);
+    expect(d.eventsOf("step.started")[0]!.data).toMatchObject({ stepId: "s0", index: 0, attempt: 1 });
+    // What runs (its type, role, payload) is the work item the same transition dispatches, not the start event.
+    for (const k of ["type", "role", "title", "payload"]) expect(d.eventsOf("step.started")[0]!.data).not.toHaveProperty(k);
+    expect(d.newWork()).toEqual([expect.objectContaining({ stepId: "s0", type: "ci", role: "implementer", kind: "execute", attemptId: "r1.s0.1", index: 0 })]);
     expect(d.timerEffects()).toEqual([{ kind: "timer", op: "set", timerId: "r1.wall", dueAt: T0 + 5_000 + 1, timerKind: "wall_clock" }]);
     expect(d.statuses()).toEqual({ s0: "running", s1: "pending" });
 
@@ -70,9 +72,15 @@ describe("job: happy path", () => {
     d.succeed("s1");
     expect(d.status).toBe("completed");
     expect(d.state.stepsCompleted).toBe(2);
-    expect(d.eventTypes()).toEqual(["step.succeeded", "run.status_changed", "run.finished"]);
-    expect(d.eventsOf("run.finished", d.last.effects)[0]).toMatchObject({ at: T0 + 20, data: { status: "completed", stage: "main" } });
-    expect(d.eventsOf("run.status_changed", d.last.effects)[0]!.data).toMatchObject({ from: "running", to: "completed", trigger: "STAGE_DONE" });
+    // The run's end is one event: run.finished says the status it left and what ended it.
+    expect(d.eventTypes()).toEqual(["step.succeeded", "run.finished"]);
+    expect(d.eventsOf("run.finished", d.last.effects)[0]).toEqual({
+      kind: "event",
+      type: "run.finished",
+      at: T0 + 20,
+      data: { status: "completed", from: "running", trigger: "STAGE_DONE", stage: "main" },
+    });
+    expect(d.eventsOf("run.status_changed").map((e) => e.data!.to)).toEqual(["running"]);
     // The last step gave no output, so the run has no result.
     expect(d.context.result).toBeUndefined();
     expect(d.eventsOf("run.finished", d.last.effects)[0]!.data).not.toHaveProperty("result");
@@ -175,9 +183,12 @@ describe("job: the retry rule", () => {
     expect(d.step("s0")).toBe("failed");
     expect(d.status).toBe("failed");
     expect(d.context.error).toBe("boom");
-    expect(d.eventTypes()).toEqual(["step.failed", "run.status_changed", "run.finished", "step.cancelled"]);
+    // Settling the failed run (s1 cancelled) comes before its end: run.finished is the last event.
+    expect(d.eventTypes()).toEqual(["step.failed", "step.cancelled", "run.finished"]);
     expect(d.eventsOf("step.failed", d.last.effects)[0]!.data).toMatchObject({ index: 0, error: "boom", code: "MOCK_FAILURE" });
-    expect(d.eventsOf("run.finished", d.last.effects)[0]!.data).toMatchObject({ status: "failed", error: "boom" });
+    expect(d.eventsOf("step.cancelled", d.last.effects)[0]!.data).toMatchObject({ stepId: "s1" });
+    expect(d.eventsOf("run.finished", d.last.effects)[0]!.data).toEqual({ status: "failed", from: "running", trigger: "FAIL", stage: "main", error: "boom" });
+    expect(d.eventsOf("run.status_changed", d.last.effects)).toEqual([]);
     expect(d.dispatched.filter((w) => w.stepId === "s0")).toHaveLength(3);
     expect(d.dispatched.filter((w) => w.stepId === "s1")).toHaveLength(0);
     expect(d.step("s1")).toBe("cancelled");
@@ -271,8 +282,15 @@ describe("job: the loop guard", () => {
     expect(d.status).toBe("failed");
     expect(d.context.error).toBe("wall_clock_exceeded");
     expect(d.step("s0")).toBe("cancelled");
-    expect(d.eventsOf("run.status_changed", fired.effects)[0]!.data).toMatchObject({ from: "running", to: "failed", trigger: "WALL_CLOCK" });
-    expect(d.eventsOf("run.finished", fired.effects)[0]!.data).toMatchObject({ status: "failed", error: "wall_clock_exceeded" });
+    expect(d.eventsOf("run.status_changed", fired.effects)).toEqual([]);
+    expect(d.eventTypes(fired.effects)).toEqual(["step.cancelled", "step.cancelled", "run.finished"]);
+    expect(d.eventsOf("run.finished", fired.effects)[0]!.data).toEqual({
+      status: "failed",
+      from: "running",
+      trigger: "WALL_CLOCK",
+      stage: "main",
+      error: "wall_clock_exceeded",
+    });
 
     const late = d.result("s0", true, { attemptId: attempt });
     expectAccepted(late);
@@ -299,12 +317,14 @@ describe("job: cancel", () => {
     expectAccepted(d.signal({ name: "cancel" }, { actor: "user", reason: "changed my mind" }));
     expect(d.status).toBe("cancelled");
     expect(d.statuses()).toEqual({ s0: "cancelled", s1: "cancelled" });
-    expect(d.eventTypes()).toEqual(["run.status_changed", "run.finished", "step.cancelled", "step.cancelled"]);
-    expect(d.eventsOf("run.status_changed", d.last.effects)[0]!.data).toMatchObject({
-      from: "running",
-      to: "cancelled",
-      actor: "user",
-      reason: "changed my mind",
+    // The steps it cancels come first; run.finished (who cancelled it, why, from what) is last.
+    expect(d.eventTypes()).toEqual(["step.cancelled", "step.cancelled", "run.finished"]);
+    expect(d.eventsOf("step.cancelled", d.last.effects).map((e) => e.data!.stepId)).toEqual(["s0", "s1"]);
+    expect(d.eventsOf("run.finished", d.last.effects)[0]).toEqual({
+      kind: "event",
+      type: "run.finished",
+      at: T0 + 5,
+      data: { status: "cancelled", from: "running", trigger: "CANCEL", actor: "user", reason: "changed my mind", stage: "main" },
     });
     expect(d.timerEffects()).toEqual([{ kind: "timer", op: "cancel", timerId: "r1.wall" }]);
     expect(d.context.finishedAt).toBe(T0 + 5);

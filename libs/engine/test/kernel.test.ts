@@ -631,10 +631,16 @@ describe("budgets", () => {
     expect(d.step("b")).toBe("completed");
     expect(d.status).toBe("completed");
     expect(d.context.gate).toBeUndefined();
-    expect(d.eventsOf("run.status_changed", d.last.effects).map((e) => e.data)).toEqual([
-      { from: "waiting", to: "completed", trigger: "COMPLETE", reason: "every step is done" },
-    ]);
-    expect(d.eventsOf("run.finished", d.last.effects)[0]).toMatchObject({ at: T0 + 9, data: { status: "completed", result: { b: 2 } } });
+    // The change to completed is run.finished's: no run.status_changed of its own. The forcing actor
+    // approved the step; the run was completed by the kernel (no actor on its end).
+    expect(d.eventsOf("run.status_changed", d.last.effects)).toEqual([]);
+    expect(d.eventTypes()).toEqual(["step.approved", "run.finished"]);
+    expect(d.eventsOf("run.finished", d.last.effects)[0]).toEqual({
+      kind: "event",
+      type: "run.finished",
+      at: T0 + 9,
+      data: { status: "completed", from: "waiting", trigger: "COMPLETE", reason: "every step is done", stage: "main", result: { b: 2 } },
+    });
     expect(d.newWork()).toEqual([]);
   });
 
@@ -675,14 +681,19 @@ describe("budgets", () => {
     expect(d.step("a")).toBe("completed");
     expect(d.status).toBe("completed");
     expect(d.context.gate).toBeUndefined();
-    expect(d.eventTypes()).toEqual(["step.succeeded", "budget.exceeded", "run.status_changed", "run.finished"]);
+    expect(d.eventTypes()).toEqual(["step.succeeded", "budget.exceeded", "run.finished"]);
     expect(d.eventsOf("budget.exceeded", d.last.effects)[0]!.data).toMatchObject({
       budget: "run:*",
       mode: "strict",
       usage: { tokens: 20 },
       limit: { tokens: 10 },
     });
-    expect(d.eventsOf("run.finished", d.last.effects)[0]).toMatchObject({ at: T0 + 4, data: { status: "completed", result: { done: true } } });
+    expect(d.eventsOf("run.finished", d.last.effects)[0]).toEqual({
+      kind: "event",
+      type: "run.finished",
+      at: T0 + 4,
+      data: { status: "completed", from: "running", trigger: "STAGE_DONE", stage: "main", result: { done: true } },
+    });
     expect(d.context.result).toEqual({ done: true });
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { transition } from "xstate";
-import { builtin, KernelErrorCode, runMachineFor, SignalSchema, type RunContext, type RunStatus } from "../src/index.js";
+import type { RunStatus } from "@orch/contracts";
+import { builtin, KernelErrorCode, runMachineFor, SignalSchema, type RunContext } from "../src/index.js";
 import { Drive, define, expectAccepted, expectRefused, T0 } from "./drive.js";
 
 /**
@@ -165,7 +166,17 @@ describe("protocol actions", () => {
       const d = failed();
       expect(d.status).toBe("failed");
       expect(d.context.error).toBe("no plan");
-      expect(d.eventsOf("run.status_changed").at(-1)!.data).toMatchObject({ from: "planning", to: "failed", trigger: "PLAN_FAILED" });
+      // Its end is run.finished alone: from planning, ended by PLAN_FAILED (no run.status_changed to failed).
+      // (A protocol enters its stage when it first runs a step: one that never did ended in none.)
+      expect(d.eventsOf("run.status_changed").map((e) => e.data!.to)).toEqual(["planning"]);
+      expect(d.eventTypes()).toEqual(["step.failed", "run.finished"]);
+      expect(d.eventsOf("run.finished", d.last.effects)[0]!.data).toEqual({
+        status: "failed",
+        from: "planning",
+        trigger: "PLAN_FAILED",
+        stage: "",
+        error: "no plan",
+      });
 
       const e = planning();
       e.failResult("plan", { retryable: true });
@@ -303,18 +314,32 @@ describe("protocol actions", () => {
     for (const s of ["pending", "planning", "planned", "running", "paused", "blocked", "waiting"]) {
       it(`from ${s} → cancelled`, () => {
         const d = BUILDERS[s]!();
+        const ids = [...(d.state.planning ? ["plan"] : []), ...Object.keys(d.state.steps)];
+        const open = ids.filter((id) => !["completed", "failed", "cancelled", "skipped"].includes(d.step(id)));
+        const error = d.context.error;
         d.tick(3);
         expectAccepted(d.signal({ name: "cancel" }, { actor: "ops", reason: "no longer needed" }));
         expect(d.status).toBe("cancelled");
         expect(d.context.finishedAt).toBe(T0 + 3);
-        expect(d.eventsOf("run.status_changed", d.last.effects)[0]!.data).toMatchObject({
-          from: s,
-          to: "cancelled",
-          trigger: "CANCEL",
-          actor: "ops",
-          reason: "no longer needed",
+        // One event ends it, last: what it left, who cancelled it and why; the steps it cancels come first.
+        expect(d.eventsOf("run.status_changed", d.last.effects)).toEqual([]);
+        expect(d.eventTypes()).toEqual([...open.map(() => "step.cancelled"), "run.finished"]);
+        expect(d.eventsOf("step.cancelled", d.last.effects).map((e) => e.data!.stepId)).toEqual(open);
+        expect(d.eventsOf("run.finished", d.last.effects)[0]).toEqual({
+          kind: "event",
+          type: "run.finished",
+          at: T0 + 3,
+          data: {
+            status: "cancelled",
+            from: s,
+            trigger: "CANCEL",
+            actor: "ops",
+            reason: "no longer needed",
+            // A protocol enters its stage when it first runs a step.
+            stage: ["pending", "planning", "planned"].includes(s) ? "" : "main",
+            ...(error !== undefined ? { error } : {}),
+          },
         });
-        expect(d.eventsOf("run.finished", d.last.effects)[0]!.data).toMatchObject({ status: "cancelled" });
         for (const id of Object.keys(d.state.steps)) expect(["cancelled", "completed", "failed"]).toContain(d.step(id));
       });
     }
@@ -333,12 +358,15 @@ describe("protocol actions", () => {
       d.signal({ name: "cancel" });
       expect(d.statuses()).toEqual({ done: "completed", bad: "failed", qa: "cancelled", run: "cancelled", todo: "cancelled" });
       expect(d.eventsOf("step.cancelled", d.last.effects).map((e) => e.data!.stepId)).toEqual(["qa", "run", "todo"]);
+      expect(d.eventTypes()).toEqual(["step.cancelled", "step.cancelled", "step.cancelled", "run.finished"]);
     });
 
     it("cancels the planning step while planning", () => {
       const d = planning();
       d.signal({ name: "cancel" });
       expect(d.step("plan")).toBe("cancelled");
+      expect(d.eventTypes()).toEqual(["step.cancelled", "run.finished"]);
+      expect(d.eventsOf("run.finished", d.last.effects)[0]!.data).toMatchObject({ status: "cancelled", from: "planning", trigger: "CANCEL" });
       // The plan that arrives late is recorded as ignored and adds nothing.
       d.succeed("plan", { steps: STEPS });
       expect(d.eventTypes()).toEqual(["step.result_ignored"]);
@@ -585,7 +613,9 @@ describe("protocol actions", () => {
       expect(d.status).toBe("running");
       d.signal({ name: "approve", stepId: "s3", force: true });
       expect(d.status).toBe("completed");
-      expect(d.eventsOf("run.finished", d.last.effects)[0]!.data).toMatchObject({ status: "completed" });
+      expect(d.eventTypes()).toEqual(["step.approved", "run.finished"]);
+      // The running protocol's stage is done (a planned, paused or blocked one completes by COMPLETE).
+      expect(d.eventsOf("run.finished", d.last.effects)[0]!.data).toEqual({ status: "completed", from: "running", trigger: "STAGE_DONE", stage: "main" });
     });
 
     it("completes normally too: the last step's success completes the protocol", () => {
@@ -606,16 +636,22 @@ describe("protocol actions", () => {
       expect(p.status).toBe("planned");
       expectAccepted(p.signal({ name: "approve", stepId: "s3", force: true, output: { last: true } }));
       expect(p.status).toBe("completed");
-      expect(p.eventsOf("run.status_changed", p.last.effects).map((e) => e.data)).toEqual([
-        { from: "planned", to: "completed", trigger: "COMPLETE", reason: "every step is done" },
+      expect(p.eventsOf("run.status_changed", p.last.effects)).toEqual([]);
+      expect(p.eventsOf("run.finished", p.last.effects)).toEqual([
+        {
+          kind: "event",
+          type: "run.finished",
+          at: T0 + 4,
+          data: { status: "completed", from: "planned", trigger: "COMPLETE", reason: "every step is done", stage: "", result: { last: true } },
+        },
       ]);
-      expect(p.eventsOf("run.finished", p.last.effects)[0]).toMatchObject({ at: T0 + 4, data: { status: "completed", result: { last: true } } });
       expect(p.context.finishedAt).toBe(T0 + 4);
 
       const q = paused();
       for (const id of ["s1", "s2", "s3"]) q.signal({ name: "approve", stepId: id, force: true });
       expect(q.status).toBe("completed");
-      expect(q.eventsOf("run.status_changed", q.last.effects)[0]!.data).toMatchObject({ from: "paused", to: "completed", trigger: "COMPLETE" });
+      expect(q.eventsOf("run.status_changed", q.last.effects)).toEqual([]);
+      expect(q.eventsOf("run.finished", q.last.effects)[0]!.data).toMatchObject({ status: "completed", from: "paused", trigger: "COMPLETE" });
 
       const b = blocked();
       // Approving what blocked it unblocks the protocol (it goes back to running by itself) …
@@ -627,6 +663,8 @@ describe("protocol actions", () => {
       // … and approving the rest completes it.
       for (const id of ["s2", "s3"]) b.signal({ name: "approve", stepId: id, force: true });
       expect(b.status).toBe("completed");
+      expect(b.eventsOf("run.status_changed", b.last.effects)).toEqual([]);
+      expect(b.eventsOf("run.finished", b.last.effects)[0]!.data).toMatchObject({ status: "completed", from: "running", trigger: "STAGE_DONE" });
     });
 
     it("a protocol that never started completes when its last step is approved (steps added while pending)", () => {
@@ -637,10 +675,17 @@ describe("protocol actions", () => {
       expect(d.status).toBe("pending");
       expectAccepted(d.signal({ name: "approve", stepId: "b", force: true }));
       expect(d.status).toBe("completed");
-      expect(d.eventsOf("run.status_changed", d.last.effects).map((e) => e.data)).toEqual([
-        { from: "pending", to: "completed", trigger: "COMPLETE", reason: "every step is done" },
-      ]);
-      expect(d.eventsOf("run.finished", d.last.effects)[0]!.data).toMatchObject({ status: "completed" });
+      expect(d.eventsOf("run.status_changed")).toEqual([]);
+      // The planning step that never ran is cancelled as the protocol settles, before its end.
+      expect(d.eventTypes()).toEqual(["step.approved", "step.cancelled", "run.finished"]);
+      expect(d.eventsOf("step.cancelled", d.last.effects)[0]!.data).toMatchObject({ stepId: "plan", from: "pending", to: "cancelled" });
+      expect(d.eventsOf("run.finished", d.last.effects)[0]!.data).toEqual({
+        status: "completed",
+        from: "pending",
+        trigger: "COMPLETE",
+        reason: "every step is done",
+        stage: "",
+      });
       // A pending protocol with no steps stays pending.
       expect(fresh().status).toBe("pending");
     });
@@ -653,9 +698,15 @@ describe("protocol actions", () => {
       expect(d.status).toBe("blocked");
       d.signal({ name: "approve", stepId: "s3", force: true, output: { fixed: true } });
       expect(d.status).toBe("completed");
-      expect(d.eventsOf("run.status_changed", d.last.effects).map((e) => e.data)).toEqual([
-        { from: "blocked", to: "completed", trigger: "COMPLETE", reason: "every step is done" },
-      ]);
+      expect(d.eventsOf("run.status_changed", d.last.effects)).toEqual([]);
+      expect(d.eventsOf("run.finished", d.last.effects)[0]!.data).toEqual({
+        status: "completed",
+        from: "blocked",
+        trigger: "COMPLETE",
+        reason: "every step is done",
+        stage: "main",
+        result: { fixed: true },
+      });
       expect(d.context.error).toBeUndefined();
       expect(d.context.result).toEqual({ fixed: true });
     });

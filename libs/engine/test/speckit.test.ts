@@ -155,14 +155,15 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
       expect(seedStatus(d)).toBe("failed");
       expect(d.context.error).toBe("agent crashed");
       expect(d.context.finishedAt).toBe(T0 + 3);
-      expect(d.eventTypes()).toEqual(["step.failed", "run.status_changed", "run.finished", "step.cancelled"]);
-      expect(d.eventsOf("run.status_changed", d.last.effects)[0]!.data).toMatchObject({
-        from: "running",
-        to: "failed",
-        trigger: "FAIL",
-        error: "agent crashed",
+      // phase_2 is cancelled as the run settles, before its end; run.finished says what it left and why.
+      expect(d.eventTypes()).toEqual(["step.failed", "step.cancelled", "run.finished"]);
+      expect(d.eventsOf("step.cancelled", d.last.effects)[0]!.data).toMatchObject({ stepId: "phase_2", from: "pending", to: "cancelled" });
+      expect(d.eventsOf("run.finished", d.last.effects)[0]).toEqual({
+        kind: "event",
+        type: "run.finished",
+        at: T0 + 3,
+        data: { status: "failed", from: "running", trigger: "FAIL", stage: "main", error: "agent crashed" },
       });
-      expect(d.eventsOf("run.finished", d.last.effects)[0]!.data).toMatchObject({ status: "failed", error: "agent crashed" });
       expect(d.dispatched.map((w) => w.stepId)).toEqual(["phase_1"]);
     });
 
@@ -227,12 +228,13 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
       expect(seedStatus(d)).toBe("completed");
       expect(d.statuses()).toEqual({ phase_1: "completed", phase_2: "completed" });
       expect(d.context.finishedAt).toBeDefined();
-      expect(d.eventTypes()).toEqual(["step.approved", "run.status_changed", "run.finished"]);
-      expect(d.eventsOf("run.status_changed", d.last.effects)[0]).toMatchObject({
+      expect(d.eventTypes()).toEqual(["step.approved", "run.finished"]);
+      expect(d.eventsOf("run.finished", d.last.effects)[0]).toMatchObject({
         at: T0 + 20,
-        data: { from: "running", to: "completed", trigger: "STAGE_DONE" },
+        data: { status: "completed", from: "running", trigger: "STAGE_DONE", stage: "main" },
       });
-      expect(d.eventsOf("run.finished", d.last.effects)[0]!.data).toMatchObject({ status: "completed" });
+      // The approver approved the phase; the run's end was the stage's (no actor of its own).
+      expect(d.eventsOf("run.finished", d.last.effects)[0]!.data).not.toHaveProperty("actor");
       // completed_at is the time of the approval.
       expect(d.context.finishedAt).toBe(T0 + 20);
       expect(d.eventsOf("run.finished", d.last.effects)[0]!.at).toBe(T0 + 20);
@@ -471,7 +473,14 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
     d.approve();
     d.complete({});
     d.approve();
-    expect(d.eventsOf("run.status_changed").map((e) => [e.data!.from, e.data!.to, e.data!.trigger])).toEqual([
+    // Every change but the last is a run.status_changed; the last (to a final status) is run.finished's.
+    expect(d.eventsOf("run.status_changed").map((e) => [e.data!.from, e.data!.to, e.data!.trigger])).toEqual([["pending", "running", "START"]]);
+    expect(
+      d
+        .allEvents()
+        .filter((e) => e.type === "run.status_changed" || e.type === "run.finished")
+        .map((e) => [e.data!.from, e.type === "run.finished" ? e.data!.status : e.data!.to, e.data!.trigger]),
+    ).toEqual([
       ["pending", "running", "START"],
       ["running", "completed", "STAGE_DONE"],
     ]);

@@ -1,7 +1,9 @@
 import { randomUUID } from "node:crypto";
 import {
   findSession,
-  getRunRecord,
+  finishedBefore,
+  getRunSummary,
+  getRunView,
   listRunSessions,
   listRuns,
   newRunId,
@@ -13,7 +15,8 @@ import {
   encode,
   decode,
   type Bus,
-  type StoredEvent,
+  type FeedEvent,
+  type FeedPosition,
   type StoredSessionEvent,
 } from "@orch/bus";
 import {
@@ -27,50 +30,21 @@ import {
   type CommandOutcome,
   type RunCreateCommand,
   type RunQuery,
-  type RunRecord,
-  type RunStatus,
+  type RunQueryResult,
   type RunSummary,
+  type RunView,
   type SessionRecord,
 } from "@orch/contracts";
-import { describeRun, SignalSchema, type RunState, type Signal, type StepDescription, type Totals } from "@orch/engine";
+import { SignalSchema, type Signal } from "@orch/engine";
 import type { DefinitionStore } from "./definitions.js";
 
 /**
  * The runs API every front end shares: the gRPC server, our HTTP API and each seed's surface are
  * thin mappings of this. Commands go through the command stream (durable once sent) and wait for
- * the core's verdict; queries read the runs bucket, the run index and the event history. Failures
- * are `OrchError`s with stable codes, which each front end maps to its own statuses.
+ * the core's verdict, which carries the run as it stands; queries read the views the core publishes
+ * (a run's latest transition), the run index and the runs' histories. Failures are `OrchError`s
+ * with stable codes, which each front end maps to its own statuses.
  */
-
-export interface RunView {
-  runId: string;
-  projectId: string;
-  definition: { id: string; version: number };
-  view: string;
-  mode: "mock" | "live";
-  title?: string;
-  labels: Record<string, string>;
-  status: RunStatus;
-  stage?: string;
-  createdAt: number;
-  updatedAt: number;
-  startedAt?: number;
-  finishedAt?: number;
-  error?: string;
-  result?: unknown;
-  stepsRun: number;
-  /** Sequence of the run's last event. */
-  seq: number;
-  input: Record<string, unknown>;
-  /** The steps in order (the planning step, when the definition has one, first). */
-  steps: StepDescription[];
-  planning?: StepDescription;
-  facts: Record<string, unknown>;
-  usage: Totals;
-  usageBy: { phase: Record<string, Totals>; role: Record<string, Totals>; model: Record<string, Totals> };
-  /** Set while the run waits at a budget gate (extend_budget or abort). */
-  gate?: string;
-}
 
 /** A run whose create command is stored but which the core has not created yet. */
 export interface AcceptedRun {
@@ -187,20 +161,20 @@ export class RunsApi {
     const outcome = await sendCommandAndWait(this.bus, cmd, { timeoutMs: this.#timeoutMs, ...(who.correlationId ? { correlationId: who.correlationId } : {}) });
     if (outcome === null) return { runId, projectId, definition: req.definition, status: "pending", accepted: true };
     this.#check(outcome);
-    const run = await this.get(runId);
+    const run = outcome.run ?? (await this.get(runId));
     return run ?? { runId, projectId, definition: req.definition, status: "pending", accepted: true };
   }
 
-  /** The run's stored record, or null. */
-  async record(runId: string): Promise<RunRecord | null> {
+  /** The run with its steps described, as the core last published it, or null when there is no such run. */
+  async get(runId: string): Promise<RunView | null> {
     if (!isToken(runId)) return null;
-    return (await getRunRecord(this.bus, runId))?.record ?? null;
+    return getRunView(this.bus, runId);
   }
 
-  /** The run with its steps described, or null when there is no such run. */
-  async get(runId: string): Promise<RunView | null> {
-    const rec = await this.record(runId);
-    return rec ? this.view(rec) : null;
+  /** The run's summary (what lists show), or null. */
+  async summary(runId: string): Promise<RunSummary | null> {
+    if (!isToken(runId)) return null;
+    return getRunSummary(this.bus, runId);
   }
 
   /** Like `get`, but a missing run is a NOT_FOUND error. */
@@ -210,47 +184,8 @@ export class RunsApi {
     return r;
   }
 
-  async view(rec: RunRecord): Promise<RunView> {
-    const state = rec.state as unknown as RunState;
-    const v: RunView = {
-      runId: rec.runId,
-      projectId: rec.projectId,
-      definition: { id: rec.definition.id, version: rec.definition.version },
-      view: rec.view,
-      mode: rec.mode,
-      labels: rec.labels,
-      status: rec.status,
-      createdAt: rec.createdAt,
-      updatedAt: rec.updatedAt,
-      stepsRun: rec.stepsRun,
-      seq: rec.seq,
-      input: state.input ?? {},
-      steps: [],
-      facts: {},
-      usage: { tokens: 0, tokensIn: 0, tokensOut: 0, costUsd: 0, wallMs: 0 } as Totals,
-      usageBy: { phase: {}, role: {}, model: {} },
-    };
-    if (rec.title !== undefined) v.title = rec.title;
-    if (rec.stage !== undefined) v.stage = rec.stage;
-    if (rec.startedAt !== undefined) v.startedAt = rec.startedAt;
-    if (rec.finishedAt !== undefined) v.finishedAt = rec.finishedAt;
-    if (rec.error !== undefined) v.error = rec.error;
-    if (rec.result !== undefined) v.result = rec.result;
-    if (Object.keys(rec.state).length > 0) {
-      const cd = await this.definitions.get({ id: rec.definition.id, version: rec.definition.version });
-      const d = describeRun(cd, state);
-      v.steps = [...(d.planning ? [d.planning] : []), ...d.steps];
-      if (d.planning) v.planning = d.planning;
-      v.facts = d.facts;
-      v.usage = d.usage;
-      v.usageBy = { phase: state.ledger.byPhase, role: state.ledger.byRole, model: state.ledger.byModel };
-      if (d.gate) v.gate = d.gate;
-    }
-    return v;
-  }
-
   /** A page of runs, newest first. */
-  async list(query: RunQuery): Promise<{ runs: RunSummary[]; nextCursor?: string; total: number }> {
+  async list(query: RunQuery): Promise<RunQueryResult> {
     try {
       return await listRuns(this.bus, query);
     } catch (err) {
@@ -305,7 +240,7 @@ export class RunsApi {
     );
     if (outcome === null) throw new PendingError("action");
     this.#check(outcome);
-    return this.require(runId);
+    return outcome.run ?? this.require(runId);
   }
 
   #check(o: CommandOutcome): void {
@@ -314,23 +249,30 @@ export class RunsApi {
   }
 
   /** Every event of the run, oldest first. */
-  async history(runId: string): Promise<StoredEvent[]> {
-    if (!(await this.record(runId))) throw orNotFound(`run ${runId}`);
-    return readEvents(this.bus, this.bus.names.subjects.evtRun(runId));
+  async history(runId: string): Promise<FeedEvent[]> {
+    if (!isToken(runId)) throw orNotFound(`run ${runId}`);
+    const events = await readEvents(this.bus, this.bus.names.subjects.runOf(runId));
+    if (events.length === 0 && !(await this.get(runId))) throw orNotFound(`run ${runId}`);
+    return events;
   }
 
-  /** The run's events after `afterSeq` (a stream sequence), then live ones; the caller stops it. */
-  watch(runId: string, opts: { afterSeq?: number; signal?: AbortSignal } = {}): AsyncGenerator<StoredEvent> {
-    return replayEvents(this.bus, this.bus.names.subjects.evtRun(runId), {
-      ...(opts.afterSeq ? { startSeq: opts.afterSeq + 1 } : {}),
+  /** The run's events after a position in the runs stream (all when omitted), then live ones; the caller stops it. */
+  watch(runId: string, opts: { after?: FeedPosition; signal?: AbortSignal } = {}): AsyncGenerator<FeedEvent> {
+    return replayEvents(this.bus, this.bus.names.subjects.runOf(runId), {
+      ...(opts.after ? { after: opts.after } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
   }
 
-  /** Every event of a project's runs after `afterSeq`, then live ones. */
-  watchProject(projectId: string, opts: { afterSeq?: number; signal?: AbortSignal } = {}): AsyncGenerator<StoredEvent> {
-    return replayEvents(this.bus, this.bus.names.subjects.evtProject(projectId), {
-      ...(opts.afterSeq ? { startSeq: opts.afterSeq + 1 } : {}),
+  /** Whether a finished run has no event after `after` (its stream, resumed there, is over). */
+  finishedBefore(runId: string, after: FeedPosition): Promise<boolean> {
+    return finishedBefore(this.bus, runId, after);
+  }
+
+  /** Every event of a project's runs after a feed position, then live ones. */
+  watchProject(projectId: string, opts: { after?: FeedPosition; signal?: AbortSignal } = {}): AsyncGenerator<FeedEvent> {
+    return replayEvents(this.bus, this.bus.names.subjects.runsOfProject(projectId), {
+      ...(opts.after ? { after: opts.after } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
   }

@@ -1,4 +1,4 @@
-export { RunsApi, RefusedError, PendingError, type RunView, type AcceptedRun, type CreateRunInput, type Actor, type RunsApiOptions } from "./api.js";
+export { RunsApi, RefusedError, PendingError, type AcceptedRun, type CreateRunInput, type Actor, type RunsApiOptions } from "./api.js";
 export { DefinitionStore, DefinitionNotFoundError, DefinitionConflictError, type DefinitionSummary } from "./definitions.js";
 export { Aliases, keyPart } from "./aliases.js";
 export * from "./protocols.js";

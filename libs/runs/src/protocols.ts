@@ -1,8 +1,7 @@
-import type { StoredEvent } from "@orch/bus";
-import { DEFAULT_PROJECT, type ProjectRecord, type RunEvent, type RunRecord, type RunStatus } from "@orch/contracts";
-import type { StepDef, StepDescription, StepStatus } from "@orch/engine";
+import type { FeedEvent } from "@orch/bus";
+import { DEFAULT_PROJECT, type ProjectRecord, type RunEvent, type RunStatus, type RunView, type StepStatus, type StepView } from "@orch/contracts";
 import type { Aliases } from "./aliases.js";
-import type { RunView, RunsApi } from "./api.js";
+import type { RunsApi } from "./api.js";
 
 /**
  * Seed 004 (TasksGodzilla) over runs: its integer ids, its status vocabularies and its views of
@@ -246,19 +245,13 @@ export interface StepOut {
   updated_at: string;
 }
 
-/** A run's step definitions by id (its own and the ones it brought or was given). */
-export function stepDefsOf(rec: RunRecord): Map<string, Partial<StepDef>> {
-  const extra = (rec.state as { extraSteps?: Partial<StepDef>[] }).extraSteps ?? [];
-  return new Map(extra.filter((s) => typeof s.id === "string").map((s) => [s.id!, s]));
-}
-
 /** The steps seed 004 shows: every step but the planning one (planning is the protocol's own status). */
-export function visibleSteps(run: RunView): StepDescription[] {
+export function visibleSteps(run: RunView): StepView[] {
   return run.steps.filter((s) => !run.planning || s.id !== run.planning.id);
 }
 
-export function toStepOut(run: RunView, step: StepDescription, def: Partial<StepDef> | undefined, ids: { n: number; protocolN: number }): StepOut {
-  const p = obj(def?.payload);
+export function toStepOut(run: RunView, step: StepView, ids: { n: number; protocolN: number }): StepOut {
+  const p = obj(step.payload);
   const firstIndex = visibleSteps(run)[0]?.index ?? 0;
   const out = obj(step.output);
   const runtime: Record<string, unknown> = {
@@ -283,7 +276,7 @@ export function toStepOut(run: RunView, step: StepDescription, def: Partial<Step
     step_type: str(p.step_type) ?? step.type,
     status: stepStatusOf(step.status),
     retries: step.retries,
-    model: def?.model ?? str(p.model),
+    model: step.model ?? str(p.model),
     engine_id: str(p.engine_id),
     policy: p.policy ?? null,
     summary: str(p.summary) ?? str(out.summary) ?? step.error ?? null,
@@ -333,6 +326,20 @@ const STEP_EVENT: Record<string, [string, (d: Record<string, unknown>) => string
  * `setup_completed`, …; anything else with dots made underscores), a sentence, and the event's
  * data as metadata (with our own type and sequence).
  */
+/**
+ * A run's end is one event (`run.finished`, with the status it left and the one it reached); seed
+ * 004 reports it as two: the status change (`protocol_completed`, `cancelled`, …), then
+ * `protocol_finished`. This is the first one's type, as `seedEventsOf` gives it.
+ */
+const TERMINAL_STATUS = "run.finished.status";
+
+/** The seed 004 events one run event stands for (a run's end is two). */
+export function seedEventsOf(e: RunEvent): RunEvent[] {
+  if (e.type !== "run.finished") return [e];
+  const d = e.data ?? {};
+  return [{ ...e, type: TERMINAL_STATUS, data: { ...d, to: d.status } }, e];
+}
+
 export function describeEvent(e: RunEvent, protocolName: string): { event_type: string; message: string } {
   const d = e.data ?? {};
   const setup = protocolName.startsWith("setup-");
@@ -377,6 +384,8 @@ export function describeEvent(e: RunEvent, protocolName: string): { event_type: 
     }
     case "run.finished":
       return { event_type: "protocol_finished", message: `Protocol finished: ${String(d.status)}.` };
+    case TERMINAL_STATUS:
+      return describeEvent({ ...e, type: "run.status_changed" }, protocolName);
     case "budget.exceeded":
       return { event_type: "budget_exceeded", message: `Token budget ${String(d.budget)} exceeded (${String(d.mode)}).` };
     case "budget.extended":
@@ -400,11 +409,19 @@ export interface EventContext {
   stepN: number | null;
 }
 
-export function toEventOut(se: StoredEvent, ctx: EventContext): EventOut {
-  const e = se.event;
+/**
+ * A seed 004 event id: an integer, unique and increasing across every run: the run event's position
+ * in the runs stream (its id everywhere else), doubled, plus which of the seed events it stands for
+ * (`k`: a run's end is two).
+ */
+export const eventIdOf = (se: Pick<FeedEvent, "id">, k = 0): number => se.id * 2 + Math.min(k, 1);
+/** The run event a seed 004 event id came from (its position in the runs stream). */
+export const runEventIdOf = (seedEventId: number): number => Math.floor(seedEventId / 2);
+
+export function toEventOut(se: FeedEvent, e: RunEvent, k: number, ctx: EventContext): EventOut {
   const { event_type, message } = describeEvent(e, ctx.protocolName);
   return {
-    id: se.streamSeq,
+    id: eventIdOf(se, k),
     protocol_run_id: ctx.protocolN,
     step_run_id: ctx.stepN,
     event_type,
@@ -441,21 +458,24 @@ export class EventMapper {
     let r = this.#runs.get(runId);
     if (!r) {
       r = (async () => {
-        const rec = await this.runs.record(runId);
-        if (!rec || rec.projectId === DEFAULT_PROJECT) return null;
-        const input = ((rec.state as { input?: Record<string, unknown> }).input ?? {}) as Record<string, unknown>;
-        const name = protocolNameOf({ input, labels: rec.labels, runId, ...(rec.title !== undefined ? { title: rec.title } : {}) });
-        const project = await this.#project(rec.projectId);
-        return { n: await this.ids.protocolInt(runId), name, projectN: await this.ids.projectInt(rec.projectId), projectName: project?.name ?? null };
+        const run = await this.runs.get(runId);
+        if (!run || run.projectId === DEFAULT_PROJECT) return null;
+        const project = await this.#project(run.projectId);
+        return {
+          n: await this.ids.protocolInt(runId),
+          name: protocolNameOf(run),
+          projectN: await this.ids.projectInt(run.projectId),
+          projectName: project?.name ?? null,
+        };
       })();
       this.#runs.set(runId, r);
     }
     return r;
   }
 
-  async map(se: StoredEvent): Promise<EventOut | null> {
+  async map(se: FeedEvent): Promise<EventOut[]> {
     const run = await this.#run(se.event.runId);
-    if (!run) return null;
+    if (!run) return [];
     const stepId = typeof se.event.data?.stepId === "string" ? (se.event.data.stepId as string) : undefined;
     let stepN: number | null = null;
     if (stepId !== undefined && stepId !== "plan") {
@@ -464,7 +484,11 @@ export class EventMapper {
       if (!s) this.#steps.set(key, (s = this.ids.stepInt(se.event.runId, stepId)));
       stepN = await s;
     }
-    return toEventOut(se, { protocolN: run.n, protocolName: run.name, projectN: run.projectN, projectName: run.projectName, stepN });
+    const ctx = { protocolN: run.n, protocolName: run.name, projectN: run.projectN, projectName: run.projectName, stepN };
+    // A start shows what it dispatched (its transition's work item), as seed 004's events did.
+    const w = se.work;
+    const event = w ? { ...se.event, data: { ...se.event.data, type: w.type, role: w.role, ...(w.title !== undefined ? { title: w.title } : {}) } } : se.event;
+    return seedEventsOf(event).map((e, k) => toEventOut(se, e, k, ctx));
   }
 }
 

@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { listRunSessions, readEvents, type Bus, type StoredEvent } from "@orch/bus";
-import { ErrorCode, OrchError, isToken, type RunRecord, type SessionRecord } from "@orch/contracts";
-import { attemptIdOf, stepStatus, type RunState, type StepContext, type StepDef, type StepStatus, type Totals } from "@orch/engine";
+import { listRunSessions, readEvents, type Bus, type FeedEvent } from "@orch/bus";
+import { ErrorCode, OrchError, isToken, type RunView, type SessionRecord, type StepStatus, type StepView, type Totals } from "@orch/contracts";
 import { Aliases, keyPart } from "./aliases.js";
 import { RefusedError, type RunsApi } from "./api.js";
 
@@ -136,18 +135,18 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** One request's reads of engine runs, their events and sessions (each read once). */
 class Reads {
-  readonly records = new Map<string, Promise<RunRecord | null>>();
-  readonly events = new Map<string, Promise<StoredEvent[]>>();
+  readonly records = new Map<string, Promise<RunView | null>>();
+  readonly events = new Map<string, Promise<FeedEvent[]>>();
   readonly sessions = new Map<string, Promise<SessionRecord[]>>();
   constructor(private readonly svc: TaskService) {}
   record(id: string) {
     let p = this.records.get(id);
-    if (!p) this.records.set(id, (p = this.svc.runs.record(id)));
+    if (!p) this.records.set(id, (p = this.svc.runs.get(id)));
     return p;
   }
   eventsOf(id: string) {
     let p = this.events.get(id);
-    if (!p) this.events.set(id, (p = readEvents(this.svc.runs.bus, this.svc.runs.bus.names.subjects.evtRun(id)).catch(() => [])));
+    if (!p) this.events.set(id, (p = readEvents(this.svc.runs.bus, this.svc.runs.bus.names.subjects.runOf(id)).catch(() => [])));
     return p;
   }
   sessionsOf(id: string) {
@@ -204,7 +203,7 @@ export class TaskService {
       if (!RUN_ID.test(runId)) throw new OrchError(ErrorCode.BadRequest, "runId must match [A-Za-z0-9_-]{1,110}");
       const known = await this.aliases.get<RunRecord001>(NS_RUN, runId);
       if (known) return [known, false];
-      const engine = await this.runs.record(runId);
+      const engine = await this.runs.get(runId);
       if (engine && (engine.definition.id !== TASK_DEFINITION || (engine.labels.s001run ?? runId) !== runId)) {
         throw new OrchError(ErrorCode.Conflict, `run ${runId} is not a run of tasks`);
       }
@@ -218,7 +217,7 @@ export class TaskService {
   async #enqueue(run: RunRecord001, inputs: Omit<TaskInput, "runId">[], who: { correlationId?: string }): Promise<void> {
     if (inputs.length === 0) return;
     const now = Date.now();
-    const prepared: { rec: TaskRecord; step: StepDef | Record<string, unknown> }[] = [];
+    const prepared: { rec: TaskRecord; step: Record<string, unknown> }[] = [];
     for (const t of inputs) {
       const seq = await this.aliases.next(NS_TASK);
       const stepId = `t${seq}`;
@@ -261,9 +260,8 @@ export class TaskService {
   /** The step a task used to be: out of the queue, and skipped unless it is running or done. */
   async #retire(prev: TaskRecord): Promise<void> {
     await this.aliases.delete(NS_QUEUE, pad(prev.seq)).catch(() => undefined);
-    const rec = await this.runs.record(prev.engineRunId);
-    const snap = (rec?.state as unknown as RunState | undefined)?.steps?.[prev.stepId];
-    const st = snap ? stepStatus(snap) : undefined;
+    const run = await this.runs.get(prev.engineRunId);
+    const st = run?.steps.find((x) => x.id === prev.stepId)?.status;
     if (st === "pending" || st === "failed" || st === "blocked") {
       await this.runs
         .signal(prev.engineRunId, { name: "skip_step", stepId: prev.stepId }, { actor: this.actor, reason: `task ${prev.id} queued again` })
@@ -272,11 +270,11 @@ export class TaskService {
   }
 
   /** The engine runs of a seed 001 run, in order (the first has the run's own id). */
-  async #segments(runId: string, reads?: Reads): Promise<RunRecord[]> {
-    const out: RunRecord[] = [];
+  async #segments(runId: string, reads?: Reads): Promise<RunView[]> {
+    const out: RunView[] = [];
     for (let n = 1; n < 10_000; n++) {
       const id = n === 1 ? runId : `${runId}_${n}`;
-      const rec = reads ? await reads.record(id) : await this.runs.record(id);
+      const rec = reads ? await reads.record(id) : await this.runs.get(id);
       if (!rec || rec.definition.id !== TASK_DEFINITION || (rec.labels.s001run ?? runId) !== runId) break;
       out.push(rec);
     }
@@ -285,10 +283,7 @@ export class TaskService {
 
   async #addSteps(run: RunRecord001, steps: Record<string, unknown>[], who: { correlationId?: string }): Promise<string> {
     const actor = { actor: this.actor, ...(who.correlationId ? { correlationId: who.correlationId } : {}) };
-    const has = (rec: RunRecord | null) => {
-      const st = rec?.state as unknown as RunState | undefined;
-      return !!st?.steps && steps.every((s) => st.steps[s.id as string] !== undefined);
-    };
+    const has = (rec: RunView | null) => !!rec && steps.every((s) => rec.steps.some((x) => x.id === s.id));
     for (let round = 0; round < 20; round++) {
       const segs = await this.#segments(run.id);
       const last = segs.at(-1);
@@ -315,7 +310,7 @@ export class TaskService {
       );
       if ("accepted" in created) throw new OrchError(ErrorCode.Unavailable, "the core has not created the run yet; try again shortly");
       // A concurrent submitter may have created this engine run first (without our steps).
-      if (has(await this.runs.record(id))) return id;
+      if (has(await this.runs.get(id))) return id;
     }
     throw new OrchError(ErrorCode.Conflict, `could not add the task to run ${run.id}`);
   }
@@ -398,13 +393,13 @@ export class TaskService {
     const until = Date.now() + waitMs;
     let delay = 50;
     for (;;) {
-      const engine = await this.runs.record(rec.engineRunId);
-      const snap = (engine?.state as unknown as RunState | undefined)?.steps?.[rec.stepId];
-      const st = snap ? stepStatus(snap) : undefined;
+      const engine = await this.runs.get(rec.engineRunId);
+      const step = engine?.steps.find((x) => x.id === rec.stepId);
+      const st = step?.status;
       const finished = st !== undefined && st !== "pending" && !ACTIVE.has(st);
       if (finished || Date.now() >= until) {
         const task = await this.#view(rec, new Reads(this));
-        const code = snap?.context.error?.code;
+        const code = step?.errorCode;
         const error = st === "failed" && code === "NO_EXECUTOR" ? "no_agent" : st === "cancelled" || st === "blocked" ? "agent_error" : undefined;
         return { dispatched: true, task, finished, ...(error ? { error } : {}) };
       }
@@ -436,13 +431,11 @@ export class TaskService {
 
   async #view(rec: TaskRecord, reads: Reads): Promise<TaskView> {
     const engine = await reads.record(rec.engineRunId);
-    const state = engine?.state as unknown as RunState | undefined;
-    const snap = state?.steps?.[rec.stepId];
-    const ctx: StepContext | undefined = snap?.context;
-    const status = taskStatusOf(snap ? stepStatus(snap) : undefined);
+    const step = engine?.steps.find((x) => x.id === rec.stepId);
+    const status = taskStatusOf(step?.status);
     const history: TaskView["history"] = [{ status: "queued", timestamp: iso(rec.queuedAt) }];
     let updatedAt = rec.queuedAt;
-    if (ctx && ctx.attempt > 0) {
+    if (step && step.attempt > 0) {
       for (const { event } of await reads.eventsOf(rec.engineRunId)) {
         if (event.data?.stepId !== rec.stepId) continue;
         const to =
@@ -456,7 +449,7 @@ export class TaskService {
         updatedAt = Math.max(updatedAt, event.at);
       }
     }
-    const llm = ctx && ctx.attempt > 0 ? await this.#llm(rec, ctx, state!, reads) : null;
+    const llm = step && step.attempt > 0 ? await this.#llm(rec, step, reads) : null;
     const view: TaskView = {
       id: rec.id,
       runId: rec.runId,
@@ -464,35 +457,33 @@ export class TaskService {
       description: rec.description,
       payload: rec.payload,
       status,
-      attempts: ctx?.attempt ?? 0,
+      attempts: step?.attempt ?? 0,
       history,
       metadata: rec.metadata,
       llm,
       createdAt: iso(rec.queuedAt),
-      updatedAt: iso(Math.max(updatedAt, ctx?.finishedAt ?? 0)),
+      updatedAt: iso(Math.max(updatedAt, step?.finishedAt ?? 0)),
     };
     if (status === "completed" || status === "failed") {
-      const notes = ctx?.notes?.length ? ctx.notes.join("\n") : ctx?.error?.message;
+      const notes = step?.notes?.length ? step.notes.join("\n") : step?.error;
       view.result = {
         taskId: rec.id,
         status,
         ...(notes !== undefined ? { notes } : {}),
-        ...(ctx?.output !== undefined ? { output: ctx.output } : {}),
+        ...(step?.output !== undefined ? { output: step.output } : {}),
         ...(llm ? { llm } : {}),
       };
     }
     return view;
   }
 
-  async #llm(rec: TaskRecord, ctx: StepContext, state: RunState, reads: Reads): Promise<TaskLlm | null> {
-    const current = attemptIdOf(ctx);
+  async #llm(rec: TaskRecord, step: StepView, reads: Reads): Promise<TaskLlm | null> {
     const sessions = (await reads.sessionsOf(rec.engineRunId)).filter((s) => s.stepId === rec.stepId);
-    const session = sessions.find((s) => s.attemptId === current) ?? sessions.at(-1);
-    const usage = state.ledger?.byStep?.[rec.stepId];
+    const session = sessions.find((s) => s.attemptId === step.attemptId) ?? sessions.at(-1);
     const llm: TaskLlm = {
       ...(session?.executor ? { executor: session.executor } : {}),
       ...(session?.model ? { model: session.model } : {}),
-      ...(usage ? { usage } : {}),
+      ...(step.usage ? { usage: step.usage } : {}),
     };
     return Object.keys(llm).length > 0 ? llm : null;
   }
@@ -531,20 +522,14 @@ export class TaskService {
 
   async #runView(rec: RunRecord001, reads: Reads): Promise<{ view: TaskRunView; tasks: TaskView[] }> {
     const segs = await this.#segments(rec.id, reads);
-    const tasks: TaskView[] = [];
     let updatedAt = rec.createdAt;
-    for (const seg of segs) {
-      updatedAt = Math.max(updatedAt, seg.updatedAt);
-      const state = seg.state as unknown as RunState;
-      for (const step of state.extraSteps ?? []) {
-        const taskId = (step.inputs as { taskId?: unknown }).taskId;
-        if (typeof taskId !== "string") continue;
-        const t = await this.aliases.get<TaskRecord>(NS_TASK, taskId);
-        // A task queued again elsewhere belongs to where it is now.
-        if (!t || t.engineRunId !== seg.runId || t.stepId !== step.id) continue;
-        tasks.push(await this.#view(t, reads));
-      }
-    }
+    for (const seg of segs) updatedAt = Math.max(updatedAt, seg.updatedAt);
+    // The run's tasks where they are now (a task queued again elsewhere belongs there), in queue order.
+    const mine = (await this.aliases.entries<TaskRecord>(NS_TASK))
+      .map((e) => e.target)
+      .filter((t) => t.runId === rec.id && segs.some((seg) => seg.runId === t.engineRunId && seg.steps.some((x) => x.id === t.stepId)))
+      .sort((a, b) => a.seq - b.seq);
+    const tasks = await Promise.all(mine.map((t) => this.#view(t, reads)));
     const view: TaskRunView = {
       id: rec.id,
       type: rec.type,

@@ -1,24 +1,29 @@
 import { hostname } from "node:os";
-import { ACK_WAIT_MS, decode, encode, runConsumer } from "@orch/bus";
+import { ACK_WAIT_MS, decode, decodeTransitionHead, encode, getRunView, runConsumer } from "@orch/bus";
 import { AgentHubConfig } from "@orch/config";
-import { AgentReadiness, FINAL_SESSION_STATUSES, REPO_QUERY, SessionCancelRequest, WorkItem } from "@orch/contracts";
+import { AgentReadiness, FINAL_SESSION_STATUSES, REPO_QUERY, SessionCancelRequest, type WorkItem } from "@orch/contracts";
 import { runService } from "@orch/service";
 import { ExecutorRouter } from "./executors/registry.js";
 import { GitCli, WorkspaceManager } from "./git/index.js";
 import { Limits } from "./sessions/limits.js";
 import { SessionRunner } from "./sessions/runner.js";
 import { redactor, secretsOf, SessionStore } from "./sessions/store.js";
+import { RunWatch } from "./sessions/watch.js";
 import { REPO_GIT_TIMEOUT_MS, RepoService, projectReader } from "./repos.js";
 import { isAdapterStep, runStep } from "./worker.js";
 
 /**
- * The agent hub: takes dispatched steps off the work queue (at most ORCH_AGENT_CONCURRENCY at once;
- * the rest wait in the stream). Seed 000's step types run in their log-only adapters; every role's
- * step runs in a worker session through the executor its role is routed to (stub, local LLM, or a
- * coding-agent harness), in a git worktree of its own. It answers session cancellations
- * (`<p>.ctl.session.cancel`), stops sessions whose run was cancelled, and on start fails the
+ * The agent hub: takes the work run transitions dispatch (its durable consumer on the runs stream;
+ * at most ORCH_AGENT_CONCURRENCY transitions at once, the rest wait in the stream; a transition that
+ * dispatches nothing is acknowledged at once). Seed 000's step types run in their log-only adapters;
+ * every role's step runs in a worker session through the executor its role is routed to (stub, local
+ * LLM, or a coding-agent harness), in a git worktree of its own. It answers session cancellations
+ * (`<p>.ctl.session.cancel`), stops sessions whose attempt the run withdrew, and on start fails the
  * sessions a previous incarnation left running (their steps are retried by the core).
  */
+
+/** Work seen again (redelivered, or dispatched this long ago) is checked against the run first. */
+const STALE_WORK_MS = 60_000;
 await runService({
   name: "agent-hub",
   config: AgentHubConfig,
@@ -48,6 +53,7 @@ await runService({
       limits: new Limits(cfg.ORCH_EXECUTOR_CONCURRENCY, cfg.ORCH_PROVIDER_CONCURRENCY, cfg.ORCH_AGENT_CONCURRENCY),
       router,
       workspaces,
+      watch: new RunWatch(bus, logger),
       signal,
     });
 
@@ -72,33 +78,6 @@ await runService({
         if (ok) msg.respond(encode(SessionCancelRequest, d.value));
       },
     });
-    // A run finished (cancelled, failed), a step cancelled or failed by the core (its timeout): its
-    // sessions here stop at once (the heartbeat's check of the run catches what this misses).
-    const stopOn = (type: string, reason: string, byStep: boolean) =>
-      bus.nc.subscribe(`${bus.names.prefix}.evt.*.*.${type}`, {
-        callback: (_err, msg) => {
-          const runId = msg.subject.split(".")[3];
-          if (!runId || runner.active.size === 0) return;
-          if (!byStep) {
-            runner.cancelRun(runId, reason);
-            return;
-          }
-          try {
-            const e = JSON.parse(new TextDecoder().decode(msg.data)) as { data?: { stepId?: unknown; attempt?: unknown } };
-            // Only the attempt the event is about: a late event must not stop its retry.
-            if (typeof e.data?.stepId === "string")
-              runner.cancelRun(runId, reason, e.data.stepId, typeof e.data.attempt === "number" ? e.data.attempt : undefined);
-          } catch {
-            /* a malformed event is the event stream's consumers' to report */
-          }
-        },
-      });
-    const runEvents = [
-      stopOn("run.finished", "the run finished", false),
-      stopOn("step.cancelled", "the step was cancelled", true),
-      stopOn("step.failed", "the core failed the step", true),
-    ];
-
     // Readiness of the executors this hub routes roles to (the gateway's /ready with ORCH_CHECK_LLM).
     const readiness = bus.nc.subscribe(s.query("agents.ready"), {
       queue: "agent-hub",
@@ -136,14 +115,26 @@ await runService({
       },
     });
 
+    const run = (item: WorkItem, correlationId?: string) =>
+      isAdapterStep(item) ? runStep(item, { bus, logger, signal }, correlationId) : runner.run(item, correlationId);
     const consumer = await runConsumer(bus, {
-      stream: bus.names.streams.work,
+      stream: bus.names.streams.runs,
       consumer: bus.names.consumers.agentHub,
-      schema: WorkItem,
+      decode: decodeTransitionHead,
       origin: "agent-hub",
       concurrency: cfg.ORCH_AGENT_CONCURRENCY,
       heartbeatMs: Math.floor(ACK_WAIT_MS.agentHub / 3),
-      handler: (item, ctx) => (isAdapterStep(item) ? runStep(item, { bus, logger, signal }, ctx.correlationId) : runner.run(item, ctx.correlationId)),
+      async handler({ head }, ctx) {
+        let work = head.work;
+        if (!work?.length) return;
+        // Seen before (this hub or another died holding it) or long ago: run only what the run
+        // still waits for, so a replay of old transitions never runs a finished attempt again.
+        if (ctx.deliveries > 1 || Date.now() - head.at > STALE_WORK_MS) {
+          const view = await getRunView(bus, head.runId);
+          work = work.filter((w) => view?.steps.some((s) => s.attemptId === w.attemptId && s.inflight));
+        }
+        await Promise.all(work.map((w) => run(w, ctx.correlationId)));
+      },
     });
     logger.info({ hub: hubId, concurrency: cfg.ORCH_AGENT_CONCURRENCY, executor: cfg.ORCH_AGENT_EXECUTOR, routed: router.routed() }, "taking work");
     if (cfg.ORCH_AGENT_EXECUTOR === "stub") logger.info("role steps run in the stub executor: offline and deterministic, no model (ORCH_AGENT_EXECUTOR=stub)");
@@ -152,7 +143,6 @@ await runService({
         ctl.unsubscribe();
         readiness.unsubscribe();
         repoQueries.unsubscribe();
-        for (const sub of runEvents) sub.unsubscribe();
         await consumer.stop();
       },
     };

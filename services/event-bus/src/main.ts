@@ -1,13 +1,12 @@
-import { missingTopology, provisionTopology, publish, runConsumer, TopologyMismatchError, type Bus, type TopologySpec } from "@orch/bus";
+import { missingTopology, provisionTopology, runConsumer, TopologyMismatchError, type Bus, type TopologySpec } from "@orch/bus";
 import { EventBusConfig } from "@orch/config";
-import { DeadLetter, RunEvent } from "@orch/contracts";
+import { DeadLetter, RunEventType, SYSTEM_PROJECT, TRANSITION_VERSION, encodeTransition, type TransitionParts } from "@orch/contracts";
 import type { Logger } from "@orch/logging";
 import { runService } from "@orch/service";
 import { startProjection } from "./projection.js";
 
-/** System events (dead letters, …) live under this project and run id in the events stream. */
-export const SYSTEM_PROJECT = "_system";
-export const DLQ_RUN = "dlq";
+/** The system feed dead letters are reported on (`<p>.run._system.dlq`). */
+export const DLQ_FEED = "dlq";
 
 async function provision(bus: Bus, spec: TopologySpec, logger: Logger): Promise<void> {
   for (let attempt = 0; ; attempt++) {
@@ -27,7 +26,7 @@ async function provision(bus: Bus, spec: TopologySpec, logger: Logger): Promise<
  * The event-bus service owns the stream topology: it provisions every stream, consumer and bucket
  * at start (idempotently) and puts back whatever goes missing. It keeps the projections (the run
  * index behind ListRuns) and watches the dead letters, turning each into a logged, counted
- * `error.dead_letter` event in the events stream.
+ * `error.dead_letter` event on the system feed of the runs stream.
  */
 await runService({
   name: "event-bus",
@@ -62,15 +61,28 @@ await runService({
       async handler(letter, ctx) {
         deadLetters++;
         logger.warn({ origin: letter.origin, subject: letter.subject, reason: letter.reason, error: letter.error, deadLetters }, "dead letter");
-        const event: RunEvent = {
-          runId: DLQ_RUN,
-          projectId: SYSTEM_PROJECT,
-          seq: ctx.streamSeq,
-          type: "error.dead_letter",
-          at: letter.at,
-          data: { origin: letter.origin, subject: letter.subject, reason: letter.reason, error: letter.error, dlqSeq: ctx.streamSeq },
+        // One message per dead letter, numbered by its place in the dead-letter stream.
+        const report: TransitionParts = {
+          head: {
+            v: TRANSITION_VERSION,
+            runId: DLQ_FEED,
+            projectId: SYSTEM_PROJECT,
+            n: ctx.streamSeq,
+            seq: ctx.streamSeq,
+            events: 1,
+            at: letter.at,
+            cause: { type: "dead_letter", commandId: `dlq:${ctx.streamSeq}`, actor: "event-bus" },
+          },
+          events: [
+            {
+              seq: ctx.streamSeq,
+              type: RunEventType.DeadLetter,
+              at: letter.at,
+              data: { origin: letter.origin, subject: letter.subject, reason: letter.reason, error: letter.error, dlqSeq: ctx.streamSeq },
+            },
+          ],
         };
-        await publish(bus, bus.names.subjects.evt(SYSTEM_PROJECT, DLQ_RUN, event.type), RunEvent, event, { msgId: `dlq-evt:${ctx.streamSeq}` }, "evt.v1");
+        await bus.js.publish(bus.names.subjects.system(DLQ_FEED), encodeTransition(report), { msgID: `dlq-evt:${ctx.streamSeq}` });
       },
     });
     return {

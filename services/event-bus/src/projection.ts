@@ -1,15 +1,30 @@
 import { DeliverPolicy } from "@nats-io/jetstream";
-import { decode, encode, runConsumer, type Bus, type RunningConsumer } from "@orch/bus";
-import { QueryError, RunEvent, RunQuery, RunQueryResult, RunSummary, kvStreamOf } from "@orch/contracts";
+import { decode, decodeTransitionHead, encode, lastTransition, replayTransitions, runConsumer, type Bus, type RunningConsumer } from "@orch/bus";
+import {
+  FINAL_RUN_STATUSES,
+  JOBS_QUERY,
+  JobsQuery,
+  JobsResult,
+  QUEUE_STATS_QUERY,
+  QueryError,
+  QueueStatsResult,
+  RunQuery,
+  RunQueryResult,
+  RunSummary,
+  kvStreamOf,
+} from "@orch/contracts";
+import type { Msg } from "@nats-io/transport-node";
 import type { Logger } from "@orch/logging";
+import { JobsProjection } from "./jobs.js";
 import { CursorError, RunIndex } from "./run-index.js";
 
 /**
- * The run index projection: a durable consumer on run-level events updates the in-memory index and
- * the `run_index` bucket; queries (`<prefix>.q.runs.list`) are answered from memory. Writes to the
- * bucket are coalesced (the last summary of each run every FLUSH_MS), and an event is acked only
+ * The run index projection: a durable consumer on the runs stream puts each transition's summary of
+ * its run (the head's `run`, nothing else of the message is read) into the in-memory index and the
+ * `run_index` bucket; queries (`<prefix>.q.runs.list`) are answered from memory. Writes to the
+ * bucket are coalesced (the last summary of each run every FLUSH_MS), and a transition is acked only
  * once its summary is stored, so a restart loses nothing: the bucket is loaded back and the consumer
- * resumes after the last acked event (an event seen twice changes nothing: summaries keep the run's
+ * resumes after the last acked transition (one seen twice changes nothing: summaries keep the run's
  * sequence).
  */
 
@@ -17,7 +32,39 @@ const FLUSH_MS = 100;
 
 export interface Projection {
   readonly index: RunIndex;
+  readonly jobs: JobsProjection;
   stop(): Promise<void>;
+}
+
+/**
+ * The jobs projection at start: the last `window` transitions, then the attempts in flight in runs
+ * the index says have some (dispatched before the window).
+ */
+async function loadJobs(bus: Bus, index: RunIndex, jobs: JobsProjection, log: Logger): Promise<void> {
+  const t0 = Date.now();
+  const info = await bus.jsm.streams.info(bus.names.streams.runs);
+  if (info.state.messages === 0) return;
+  const start = Math.max(1, info.state.first_seq, info.state.last_seq - jobs.window + 1);
+  let read = 0;
+  for await (const t of replayTransitions(bus, bus.names.subjects.runsAll(), { startSeq: start, untilCaughtUp: true })) {
+    try {
+      jobs.apply(t.streamSeq, t.transition.head(), t.transition);
+    } catch {
+      /* an unreadable transition is the run index consumer's to park */
+    }
+    read++;
+  }
+  let seeded = 0;
+  for (const s of index.inflight()) {
+    if (FINAL_RUN_STATUSES.has(s.status)) continue;
+    const t = await lastTransition(bus, s.runId).catch(() => null);
+    const view = t?.transition.view();
+    if (t && view) {
+      jobs.seed(view, t.streamSeq);
+      seeded++;
+    }
+  }
+  log.info({ transitions: read, runsInFlight: seeded, live: jobs.live, ms: Date.now() - t0 }, "jobs projection loaded");
 }
 
 async function loadIndex(bus: Bus, index: RunIndex, log: Logger): Promise<void> {
@@ -43,6 +90,8 @@ async function loadIndex(bus: Bus, index: RunIndex, log: Logger): Promise<void> 
 export async function startProjection(bus: Bus, log: Logger): Promise<Projection> {
   const index = new RunIndex();
   await loadIndex(bus, index, log);
+  const jobs = new JobsProjection();
+  await loadJobs(bus, index, jobs, log);
   const kv = await bus.kv(bus.names.buckets.runIndex);
 
   const dirty = new Map<string, RunSummary>();
@@ -70,14 +119,16 @@ export async function startProjection(bus: Bus, log: Logger): Promise<Projection
     });
 
   const consumer: RunningConsumer = await runConsumer(bus, {
-    stream: bus.names.streams.evt,
+    stream: bus.names.streams.runs,
     consumer: bus.names.consumers.runIndex,
-    schema: RunEvent,
+    decode: decodeTransitionHead,
     origin: "run-index",
     concurrency: 256,
-    keyOf: (e) => e.runId,
-    async handler(e) {
-      const s = index.apply(e);
+    keyOf: (t) => t.head.runId,
+    async handler({ head, transition }, ctx) {
+      jobs.apply(ctx.streamSeq, head, transition);
+      if (!head.run) return;
+      const s = index.put(head.run);
       if (s) await persisted(s);
     },
   });
@@ -101,10 +152,40 @@ export async function startProjection(bus: Bus, log: Logger): Promise<Projection
     },
   });
 
+  /** How far the agent hubs have taken transitions: what is dispatched at or below it has started. */
+  const delivered = async () =>
+    (await bus.jsm.consumers.info(bus.names.streams.runs, bus.names.consumers.agentHub).catch(() => null))?.delivered.stream_seq ?? 0;
+  const answer = (msg: Msg, work: () => Promise<Uint8Array>) =>
+    work()
+      .then((out) => msg.respond(out))
+      .catch((e: unknown) => {
+        log.error({ err: e }, "jobs query failed");
+        msg.respond(encode(QueryError, { error: { code: "INTERNAL", message: (e as Error).message } }));
+      });
+  const jobsSub = bus.nc.subscribe(bus.names.subjects.query(JOBS_QUERY), {
+    queue: "event-bus",
+    callback: (err, msg) => {
+      if (err) return;
+      const d = decode(JobsQuery, msg.data);
+      if (!d.ok) return void msg.respond(encode(QueryError, { error: { code: "BAD_REQUEST", message: d.error } }));
+      void answer(msg, async () => encode(JobsResult, { jobs: jobs.jobs(await delivered(), d.value.status, d.value.limit) }));
+    },
+  });
+  const statsSub = bus.nc.subscribe(bus.names.subjects.query(QUEUE_STATS_QUERY), {
+    queue: "event-bus",
+    callback: (err, msg) => {
+      if (err) return;
+      void answer(msg, async () => encode(QueueStatsResult, { queues: jobs.stats(await delivered()) }));
+    },
+  });
+
   return {
     index,
+    jobs,
     async stop() {
       sub.unsubscribe();
+      jobsSub.unsubscribe();
+      statsSub.unsubscribe();
       await consumer.stop();
       if (timer) {
         clearTimeout(timer);

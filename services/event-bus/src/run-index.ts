@@ -1,7 +1,7 @@
-import { RunQuery, RunStatus, type RunEvent, type RunQueryResult, type RunSummary } from "@orch/contracts";
+import { RunQuery, type RunQueryResult, type RunSummary } from "@orch/contracts";
 
 /**
- * The run index: one summary per run, built from run-level events, ordered newest first for
+ * The run index: one summary per run, as the core publishes it with each transition, ordered newest first for
  * listing. Pure and in memory: the projection around it loads it from and saves it to the
  * `run_index` bucket.
  *
@@ -17,8 +17,6 @@ export class CursorError extends Error {
   override readonly name = "CursorError";
   readonly code = "BAD_REQUEST";
 }
-
-const STATUSES = new Set<string>(RunStatus.options);
 
 type Key = readonly [number, string];
 const keyOf = (s: Pick<RunSummary, "createdAt" | "runId">): Key => [s.createdAt, s.runId];
@@ -106,6 +104,8 @@ interface Combination {
   definitionId: string;
   view: string;
   count: number;
+  /** Events of those runs (the sum of their `seq`). */
+  events: number;
 }
 
 const comboKey = (s: RunSummary) => `${s.projectId}\u0000${s.status}\u0000${s.definition.id}\u0000${s.view}`;
@@ -189,6 +189,9 @@ export class RunIndex {
     if (a !== b) {
       this.#count(prev, -1);
       this.#count(s, 1);
+    } else {
+      const c = this.#combos.get(a);
+      if (c) c.events += s.seq - prev.seq;
     }
   }
 
@@ -216,60 +219,25 @@ export class RunIndex {
     const c = this.#combos.get(k);
     if (c) {
       c.count += delta;
+      c.events += delta * s.seq;
       if (c.count <= 0) this.#combos.delete(k);
     } else if (delta > 0) {
-      this.#combos.set(k, { projectId: s.projectId, status: s.status, definitionId: s.definition.id, view: s.view, count: delta });
+      this.#combos.set(k, { projectId: s.projectId, status: s.status, definitionId: s.definition.id, view: s.view, count: delta, events: delta * s.seq });
     }
   }
 
-  /** Applies a run-level event; returns the updated summary, or undefined when it changed nothing. */
-  apply(e: RunEvent): RunSummary | undefined {
-    const prev = this.#byId.get(e.runId);
-    if (prev && e.seq <= prev.seq) return undefined;
-    const d = e.data ?? {};
-    const s: RunSummary = prev
-      ? { ...prev, labels: { ...prev.labels } }
-      : {
-          runId: e.runId,
-          projectId: e.projectId,
-          definition: { id: "", version: 0 },
-          view: "generic",
-          labels: {},
-          status: "pending",
-          createdAt: e.at,
-          updatedAt: e.at,
-          seq: 0,
-        };
-    s.seq = e.seq;
-    s.updatedAt = Math.max(s.updatedAt, e.at);
-    switch (e.type) {
-      case "run.created": {
-        const def = d.definition as { id?: unknown; version?: unknown } | undefined;
-        if (def && typeof def.id === "string" && typeof def.version === "number") s.definition = { id: def.id, version: def.version };
-        if (typeof d.view === "string") s.view = d.view;
-        if (typeof d.title === "string") s.title = d.title;
-        if (d.labels && typeof d.labels === "object") {
-          for (const [k, v] of Object.entries(d.labels)) if (typeof v === "string") s.labels[k] = v;
-        }
-        s.createdAt = e.at;
-        break;
-      }
-      case "run.status_changed":
-        if (typeof d.to === "string" && STATUSES.has(d.to)) s.status = d.to as RunSummary["status"];
-        if (d.from === "pending" && d.to !== "cancelled") s.startedAt ??= e.at;
-        break;
-      case "run.stage_entered":
-        if (typeof d.stage === "string") s.stage = d.stage;
-        break;
-      case "run.finished":
-        if (typeof d.status === "string" && STATUSES.has(d.status)) s.status = d.status as RunSummary["status"];
-        if (typeof d.stage === "string" && d.stage) s.stage = d.stage;
-        if (typeof d.error === "string") s.error = d.error;
-        s.finishedAt = e.at;
-        break;
-      default:
-        break;
-    }
+  /** Runs whose summary says they wait for results of attempts in flight. */
+  *inflight(): Iterable<RunSummary> {
+    for (const s of this.#byId.values()) if ((s.inflight ?? 0) > 0) yield s;
+  }
+
+  /**
+   * Puts the run's summary as a transition published it; returns it, or undefined when the index
+   * already holds a newer one (a transition seen twice, or out of order, changes nothing).
+   */
+  put(s: RunSummary): RunSummary | undefined {
+    const prev = this.#byId.get(s.runId);
+    if (prev && (prev.seq > s.seq || (prev.seq === s.seq && prev.updatedAt >= s.updatedAt))) return undefined;
     this.#put(prev, s);
     return s;
   }
@@ -308,8 +276,14 @@ export class RunIndex {
     }
 
     let total = 0;
+    let events = 0;
     if (labels.length > 0) {
-      for (const o of source) for (const s of o.items) if (match(s)) total++;
+      for (const o of source)
+        for (const s of o.items)
+          if (match(s)) {
+            total++;
+            events += s.seq;
+          }
     } else {
       for (const c of this.#combos.values()) {
         if (
@@ -317,11 +291,13 @@ export class RunIndex {
           (statuses === undefined || statuses.has(c.status)) &&
           (q.definitionId === undefined || c.definitionId === q.definitionId) &&
           (q.view === undefined || c.view === q.view)
-        )
+        ) {
           total += c.count;
+          events += c.events;
+        }
       }
     }
     const last = runs.at(-1);
-    return { runs, total, ...(more && last ? { nextCursor: encodeCursor(last) } : {}) };
+    return { runs, total, events, ...(more && last ? { nextCursor: encodeCursor(last) } : {}) };
   }
 }

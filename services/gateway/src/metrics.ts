@@ -1,6 +1,6 @@
 import type { Bus, TopologySpec } from "@orch/bus";
 import { RUN_STATUSES, type RunStatus } from "@orch/contracts";
-import type { RunsApi } from "@orch/runs";
+import { queueStats, type RunsApi } from "@orch/runs";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 /**
@@ -34,9 +34,9 @@ export interface OpsSnapshot {
   natsUp: boolean;
   streams?: { stream: string; messages: number; bytes: number }[];
   consumers?: ConsumerState[];
-  /** Messages in the work stream per queue (`adapter`, `role.<role>`): waiting plus in flight. */
+  /** Dispatched attempts per queue (`role.<role>`) not yet finished: waiting plus in flight. */
   workQueues?: Record<string, number>;
-  /** Work items waiting for an agent hub (seed 001's queue size). */
+  /** Dispatched attempts waiting for an agent hub (seed 001's queue size). */
   queueSize?: number;
   deadLetters?: number;
   runs?: Partial<Record<RunStatus, number>>;
@@ -57,17 +57,7 @@ export async function readOpsSnapshot(deps: { bus: Bus; runs: RunsApi; topology:
   const { bus, runs, topology } = deps;
   const names = bus.names;
   if (bus.nc.isClosed()) return { natsUp: false };
-  const workPrefix = `${names.prefix}.work.`;
-
-  const streamsP = within(
-    Promise.all(
-      topology.streams.map(async ({ config }) => {
-        const info = await bus.jsm.streams.info(config.name, config.name === names.streams.work ? { subjects_filter: names.subjects.workAll() } : undefined);
-        return info;
-      }),
-    ),
-    timeoutMs,
-  );
+  const streamsP = within(Promise.all(topology.streams.map(({ config }) => bus.jsm.streams.info(config.name))), timeoutMs);
   const consumersP = within(
     Promise.all(
       topology.streams
@@ -81,17 +71,12 @@ export async function readOpsSnapshot(deps: { bus: Bus; runs: RunsApi; topology:
     timeoutMs,
   );
   const runsP = within(Promise.all(RUN_STATUSES.map(async (status) => [status, (await runs.list({ status: [status], limit: 1 })).total] as const)), timeoutMs);
-  const [streams, consumers, runCounts] = await Promise.allSettled([streamsP, consumersP, runsP]);
+  const queuesP = within(queueStats(bus), timeoutMs);
+  const [streams, consumers, runCounts, queues] = await Promise.allSettled([streamsP, consumersP, runsP, queuesP]);
 
   const snap: OpsSnapshot = { natsUp: streams.status === "fulfilled" && !bus.nc.isClosed() };
   if (streams.status === "fulfilled") {
     snap.streams = streams.value.map((i) => ({ stream: i.config.name, messages: i.state.messages, bytes: i.state.bytes }));
-    const work = streams.value.find((i) => i.config.name === names.streams.work);
-    const subjects = (work?.state.subjects ?? {}) as Record<string, number>;
-    snap.workQueues = {};
-    for (const [subject, n] of Object.entries(subjects)) {
-      if (subject.startsWith(workPrefix)) snap.workQueues[subject.slice(workPrefix.length)] = n;
-    }
     const dlq = streams.value.find((i) => i.config.name === names.streams.dlq);
     if (dlq) snap.deadLetters = dlq.state.messages;
   }
@@ -103,8 +88,10 @@ export async function readOpsSnapshot(deps: { bus: Bus; runs: RunsApi; topology:
       ackPending: ci.num_ack_pending,
       redelivered: ci.num_redelivered,
     }));
-    const work = snap.consumers.filter((c) => c.stream === names.streams.work);
-    if (work.length > 0) snap.queueSize = work.reduce((n, c) => n + c.pending, 0);
+  }
+  if (queues.status === "fulfilled") {
+    snap.workQueues = Object.fromEntries(Object.entries(queues.value).map(([q, c]) => [q, c.queued + c.started]));
+    snap.queueSize = Object.values(queues.value).reduce((n, c) => n + c.queued, 0);
   }
   if (runCounts.status === "fulfilled") snap.runs = Object.fromEntries(runCounts.value);
   return snap;

@@ -122,11 +122,16 @@ export class SseStream {
 }
 
 /** Where a reconnecting client left off: `Last-Event-ID`, or `?last_event_id=` for clients that cannot set it. */
-export function resumeAfter(req: FastifyRequest): number | undefined {
+export function resumeAfter(req: FastifyRequest): string | undefined {
   const q = (req.query ?? {}) as Record<string, unknown>;
   const raw = req.headers["last-event-id"] ?? q.last_event_id;
-  const n = Number(raw);
-  return typeof raw === "string" && Number.isSafeInteger(n) && n > 0 ? n : undefined;
+  return typeof raw === "string" && raw.trim() !== "" && raw.length <= 64 ? raw.trim() : undefined;
+}
+
+export interface SseFrame {
+  event: string;
+  data: unknown;
+  id: string | number;
 }
 
 export interface StreamSpec<T> {
@@ -134,23 +139,37 @@ export interface StreamSpec<T> {
   reply: FastifyReply;
   limits: SseLimits;
   headers?: Record<string, string>;
-  /** Items after the stream sequence `afterSeq` (all when undefined), then live ones, until aborted. */
-  source: (afterSeq: number | undefined, signal: AbortSignal) => AsyncIterable<T>;
-  /** The frame for an item (`null` skips it); its id is the item's stream sequence. */
-  frame: (item: T) => { event: string; data: unknown; id: number } | null;
+  /** Items after the client's `Last-Event-ID` (all when it sent none), then live ones, until aborted. */
+  source: (lastEventId: string | undefined, signal: AbortSignal) => AsyncIterable<T>;
+  /** The frame (or frames) for an item (`null` skips it), each with the id a client resumes after. */
+  frame: (item: T) => SseFrame | SseFrame[] | null;
   /** Frames sent before the replay (a `ready` event). */
   preamble?: { event: string; data: unknown }[];
   /** Ends the stream after this item (a run's `run.finished`). */
   last?: (item: T) => boolean;
+  /**
+   * Whether nothing can follow `lastEventId` (a finished run, resumed after its end): then the answer
+   * is 204 No Content, which tells an EventSource to stop reconnecting.
+   */
+  finished?: (lastEventId: string) => Promise<boolean>;
 }
 
 /**
- * Streams `source` as SSE, resumable: every frame's `id:` is its JetStream sequence, and a client
- * that reconnects with `Last-Event-ID` gets exactly the frames after it.
+ * Streams `source` as SSE, resumable: every frame has an `id:`, and a client that reconnects with
+ * `Last-Event-ID` gets exactly the frames after it; one that resumes a finished stream after its
+ * last frame gets 204.
  */
 export async function streamEvents<T>(spec: StreamSpec<T>): Promise<void> {
   const { req, reply } = spec;
   const after = resumeAfter(req);
+  if (after !== undefined && spec.finished && (await spec.finished(after))) {
+    await reply
+      .code(204)
+      .header("cache-control", "no-store")
+      .headers(spec.headers ?? {})
+      .send();
+    return;
+  }
   reply.hijack();
   const sse = new SseStream(reply.raw, { "x-request-id": req.id, ...spec.headers }, spec.limits);
   const ac = new AbortController();
@@ -161,7 +180,7 @@ export async function streamEvents<T>(spec: StreamSpec<T>): Promise<void> {
     for (const p of spec.preamble ?? []) await sse.send(p.event, p.data);
     for await (const item of spec.source(after, ac.signal)) {
       const f = spec.frame(item);
-      if (f) await sse.send(f.event, f.data, f.id);
+      for (const x of f === null ? [] : Array.isArray(f) ? f : [f]) await sse.send(x.event, x.data, x.id);
       if (sse.closed || spec.last?.(item)) break;
     }
   } catch (err) {

@@ -4,13 +4,13 @@ import { OrchestratorConfig } from "@orch/config";
 import { Command, Header } from "@orch/contracts";
 import { runService } from "@orch/service";
 import { DefinitionStore } from "@orch/runs";
-import { Engine } from "./core/engine.js";
+import { CommandApplier } from "./core/applier.js";
 import { PartitionOwnership } from "./core/ownership.js";
 import { startGrpcServer } from "./grpc/server.js";
 
 /**
- * The core: consumes the command stream, applies each command to its run's machine, persists the
- * snapshot with compare-and-set and publishes the effects; serves the gRPC API.
+ * The core: consumes the command stream and applies each command to its run's machines, writing
+ * the run's next transition (its state and every effect) with compare-and-set; serves the gRPC API.
  */
 await runService({
   name: "orchestrator",
@@ -21,7 +21,7 @@ await runService({
       ...(cfg.ORCH_MAX_TOKENS_PER_STEP ? [{ scope: "step", tokens: cfg.ORCH_MAX_TOKENS_PER_STEP, mode: cfg.ORCH_TOKEN_BUDGET_MODE }] : []),
       ...(cfg.ORCH_MAX_TOKENS_PER_RUN ? [{ scope: "run", tokens: cfg.ORCH_MAX_TOKENS_PER_RUN, mode: cfg.ORCH_TOKEN_BUDGET_MODE }] : []),
     ];
-    const engine = new Engine({
+    const applier = new CommandApplier({
       bus,
       logger,
       definitions,
@@ -37,7 +37,7 @@ await runService({
       cfg.ORCH_INSTANCE_ID ?? hostname(),
       {
         async acquire(k) {
-          engine.forgetPartition(k);
+          applier.forgetPartition(k);
           consumers.set(
             k,
             await runConsumer(bus, {
@@ -50,7 +50,7 @@ await runService({
               // inside the short ack wait (short so a dead core's commands come back fast).
               heartbeatMs: Math.floor(ACK_WAIT_MS.core / 3),
               keyOf: (cmd) => cmd.runId,
-              handler: (cmd, ctx) => engine.apply(cmd, ctx.correlationId, ctx.msg.headers?.get(Header.ReplyTo) || undefined),
+              handler: (cmd, ctx) => applier.apply(cmd, ctx.correlationId, ctx.msg.headers?.get(Header.ReplyTo) || undefined),
             }),
           );
         },
@@ -58,7 +58,7 @@ await runService({
           const c = consumers.get(k);
           consumers.delete(k);
           await c?.stop();
-          engine.forgetPartition(k);
+          applier.forgetPartition(k);
         },
       },
       logger,

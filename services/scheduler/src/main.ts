@@ -1,35 +1,43 @@
-import { decode, encode, runConsumer, sendCommand } from "@orch/bus";
+import { ACK_WAIT_MS, decode, decodeTransitionHead, encode, getRunSummary, runConsumer, sendCommand } from "@orch/bus";
 import { SchedulerConfig } from "@orch/config";
-import { StoredTimer, TimerRequest } from "@orch/contracts";
+import { FINAL_RUN_STATUSES, QueryError, StoredTimer, TIMERS_QUERY, TimersQuery, TimersResult } from "@orch/contracts";
 import { runService } from "@orch/service";
+import { ArmedTimers } from "./armed.js";
 import { startTaskLoops } from "./tasks.js";
-import { TimerQueue } from "./timers.js";
+
+/** How long a timer stays armed in memory only (its transition unacknowledged) before it is written. */
+const HOLD_MS = 1_000;
 
 /**
- * The scheduler owns durable timers (retry backoff, wall-clock limits, later step and approval
- * timeouts and cron). A timer request is stored in the `timers` bucket before it is acked; every
- * stored timer is armed again at start, so a timer fires after any restart (at once if overdue).
- * Firing publishes the timer's command to the core, de-duplicated by timer id, then forgets it.
+ * The scheduler fires timers. It reads the timers each run transition sets or withdraws (the runs
+ * stream), keeps them armed in a min-heap, and when one is due publishes its `timer.fired` command
+ * to the run (de-duplicated by timer id). A transition is acknowledged once its timers are safe
+ * (see ArmedTimers): written to the `timers` bucket, withdrawn, or fired; so a timer survives any
+ * restart (at start the bucket is armed again, and what was not yet written comes back unacked).
  */
 await runService({
   name: "scheduler",
   config: SchedulerConfig,
   async start({ logger, bus, cfg }) {
     const kv = await bus.kv(bus.names.buckets.timers);
-
-    const fire = (timerId: string, t: StoredTimer) => {
-      const attempt = (n: number): void => {
-        sendCommand(bus, t.command)
-          .then(() => kv.delete(timerId))
-          .then(() => logger.debug({ timerId, runId: t.command.runId, kind: t.command.kind, lateMs: Date.now() - t.dueAt }, "timer fired"))
-          .catch((err: unknown) => {
-            logger.warn({ err, timerId, attempt: n }, "could not fire timer; retrying");
-            setTimeout(() => attempt(n + 1), Math.min(5_000, 100 * 2 ** n)).unref();
-          });
-      };
-      attempt(0);
-    };
-    const queue = new TimerQueue<StoredTimer>(fire);
+    const armed = new ArmedTimers({
+      kv,
+      holdMs: HOLD_MS,
+      async fire(t) {
+        await sendCommand(bus, {
+          type: "timer.fired",
+          commandId: `timer:${t.timerId}`,
+          runId: t.runId,
+          issuedAt: Date.now(),
+          actor: "scheduler",
+          timerId: t.timerId,
+          kind: t.kind,
+          ...(t.stepId ? { stepId: t.stepId } : {}),
+        });
+        logger.debug({ timerId: t.timerId, runId: t.runId, kind: t.kind, lateMs: Date.now() - t.dueAt }, "timer fired");
+      },
+      onError: (err, timerId) => logger.warn({ err, timerId }, "timer write or fire failed; retrying"),
+    });
 
     let restored = 0;
     for await (const key of await kv.keys()) {
@@ -41,36 +49,50 @@ await runService({
         await kv.delete(key);
         continue;
       }
-      queue.set(key, d.value.dueAt, d.value);
+      armed.restore(d.value);
       restored++;
     }
     logger.info({ restored }, "timers restored");
 
     const consumer = await runConsumer(bus, {
-      stream: bus.names.streams.sched,
+      stream: bus.names.streams.runs,
       consumer: bus.names.consumers.scheduler,
-      schema: TimerRequest,
+      decode: decodeTransitionHead,
       origin: "scheduler",
-      concurrency: 32,
-      keyOf: (r) => r.timerId,
-      async handler(req) {
-        if (req.op === "set") {
-          const stored: StoredTimer = { timerId: req.timerId, dueAt: req.dueAt, command: req.command, setAt: Date.now() };
-          await kv.put(req.timerId, encode(StoredTimer, stored));
-          queue.set(req.timerId, req.dueAt, stored);
-        } else {
-          queue.delete(req.timerId);
-          await kv.delete(req.timerId);
+      // Transitions wait here until their timers are safe: many at once, each costing a few bytes.
+      concurrency: 10_000,
+      heartbeatMs: Math.floor(ACK_WAIT_MS.scheduler / 3),
+      async handler({ head }, ctx) {
+        const ops = head.timers;
+        if (!ops?.length) return;
+        // A transition seen again (the scheduler restarted before acknowledging it): a run that has
+        // finished since has withdrawn whatever it set.
+        if (ctx.deliveries > 1 && ops.some((t) => t.op === "set")) {
+          const now = await getRunSummary(bus, head.runId);
+          if (now && FINAL_RUN_STATUSES.has(now.status) && now.seq > head.seq) return;
         }
+        // In stream order, synchronously: a set is armed before a later transition's cancel of it.
+        const safe = ops.map((t) => (t.op === "set" ? armed.set(head.runId, t) : armed.cancel(t.timerId)));
+        await Promise.all(safe);
+      },
+    });
+    // What is armed (the API's schedules): every scheduler answers for its own.
+    const timersQuery = bus.nc.subscribe(bus.names.subjects.query(TIMERS_QUERY), {
+      queue: "scheduler",
+      callback: (_err, msg) => {
+        const q = decode(TimersQuery, msg.data);
+        if (!q.ok) return void msg.respond(encode(QueryError, { error: { code: "BAD_REQUEST", message: q.error } }));
+        msg.respond(encode(TimersResult, { timers: armed.list(q.value.runId) }));
       },
     });
     // Seed 001's worker and periodic runs (off unless enabled).
     const taskLoops = startTaskLoops({ bus, cfg, logger });
     return {
       async stop() {
+        timersQuery.unsubscribe();
         await taskLoops.stop();
         await consumer.stop();
-        queue.stop();
+        armed.stop();
       },
     };
   },

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { getRunRecord, retryWhileUnavailable, sendCommand, type Bus } from "@orch/bus";
+import { retryWhileUnavailable, sendCommand, type Bus } from "@orch/bus";
 import type { AgentHubConfig } from "@orch/config";
 import {
   FINAL_SESSION_STATUSES,
@@ -11,7 +11,7 @@ import {
   type StepResultCommand,
   type WorkItem,
 } from "@orch/contracts";
-import { advanceSession, attemptInFlight, createSession, type PersistedSession, type RunState, type SessionEvent as LifecycleEvent } from "@orch/engine";
+import { advanceSession, createSession, type PersistedSession, type SessionEvent as LifecycleEvent } from "@orch/engine";
 import type { Logger } from "@orch/logging";
 import { MockDirective } from "../adapters/index.js";
 import type { Executor, ExecutorResult, SessionContext } from "../executors/types.js";
@@ -19,6 +19,7 @@ import type { WorkspaceManager } from "../git/workspace.js";
 import type { Limits } from "./limits.js";
 import { isAlive, killGroup, processStartTime } from "./processes.js";
 import { SessionConflictError, SessionEmitter, type SessionStore, type Stored } from "./store.js";
+import type { RunWatch } from "./watch.js";
 
 /**
  * The session runner: one worker session per dispatched step attempt of a role.
@@ -55,6 +56,8 @@ export interface RunnerOptions {
   limits: Limits;
   router: Router;
   workspaces: Workspaces;
+  /** Says when the run no longer waits for an attempt. */
+  watch: Pick<RunWatch, "watch">;
   /** Aborted when the hub stops. */
   signal: AbortSignal;
 }
@@ -113,18 +116,6 @@ export class SessionRunner {
     if (!a) return false;
     a.stop({ kind: "cancel", reason, ...(actor ? { actor } : {}) });
     return true;
-  }
-
-  /** Stops the local sessions of a run (or of one of its steps, or of one attempt of it). */
-  cancelRun(runId: string, reason: string, stepId?: string, attempt?: number): number {
-    let n = 0;
-    for (const a of this.#active.values()) {
-      if (a.runId === runId && (stepId === undefined || a.stepId === stepId) && (attempt === undefined || a.attemptId === `${runId}.${stepId}.${attempt}`)) {
-        a.stop({ kind: "cancel", reason });
-        n++;
-      }
-    }
-    return n;
   }
 
   /** Runs the step attempt's session (or answers for one that already ran). */
@@ -332,6 +323,7 @@ export class SessionRunner {
 
     // Step timeout, heartbeats, deadline, and whether the run still waits for this attempt.
     const stepTimer = item.timeoutMs ? setTimeout(() => this.#active.get(cur.record.sessionId)?.stop({ kind: "step_timeout" }), item.timeoutMs) : undefined;
+    const unwatch = o.watch.watch(item.runId, item.attemptId, (reason) => this.#active.get(cur.record.sessionId)?.stop({ kind: "cancel", reason }));
     let ticking = false;
     const tick = setInterval(() => {
       if (ticking) return;
@@ -343,10 +335,6 @@ export class SessionRunner {
           return;
         }
         await transition(lastActivity > cur.record.heartbeatAt ? { type: "HEARTBEAT", at: lastActivity } : null);
-        const run = await getRunRecord(o.bus, item.runId).catch(() => undefined);
-        if (run !== undefined && (run === null || !attemptInFlight(run.record.state as unknown as RunState, item.stepId, item.attemptId))) {
-          this.#active.get(cur.record.sessionId)?.stop({ kind: "cancel", reason: "the run no longer waits for this attempt" });
-        }
       })()
         .catch((err: unknown) => log.warn({ err }, "session heartbeat failed"))
         .finally(() => (ticking = false));
@@ -408,6 +396,7 @@ export class SessionRunner {
     } finally {
       if (stepTimer) clearTimeout(stepTimer);
       clearInterval(tick);
+      unwatch();
       release?.();
     }
 

@@ -1,4 +1,4 @@
-import { cancelJob, getJobView, getRunRecord, readEvents, replayEvents, submitJob } from "@orch/bus";
+import { cancelJob, finishedBefore, getJobView, getRunSummary, parseFeedPosition, readEvents, replayEvents, submitJob } from "@orch/bus";
 import { JOB_STATUSES, LOGS_DEFAULT_N, LOGS_MAX_N, Seed000Event, TaskPacket, toJobLogLines, toSeed000Frame } from "@orch/contracts";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
@@ -160,8 +160,8 @@ export async function seed000Routes(app: FastifyInstance, opts: Surface): Promis
     async (_req, reply, { params, query }) => {
       const id = params.id;
       if (!(await getJobView(bus, id))) throw notFound(`Job ${id} not found`);
-      const events = await readEvents(bus, bus.names.subjects.evtRun(id));
-      const logs = events.flatMap((e) => toJobLogLines(e.event)).filter((l) => l.level !== "debug");
+      const events = await readEvents(bus, bus.names.subjects.runOf(id));
+      const logs = events.flatMap((e) => toJobLogLines(e.event, e.work)).filter((l) => l.level !== "debug");
       return reply.header("cache-control", "no-store").send({ job_id: id, logs: logs.slice(-query.n) });
     },
   );
@@ -215,8 +215,9 @@ export async function seed000Routes(app: FastifyInstance, opts: Surface): Promis
       description: [
         "First `event: ready` with `{job_id, mode}` (`once=1` closes after it), then every event of the job",
         "from its first (`start`, `step.start`, `step.ok`, `step.retry`, `step.error`, `end`) with",
-        "`id:` = its JetStream sequence; reconnect with `Last-Event-ID` to resume with no gap and no",
-        "duplicate. `: ping` every 15 s. The stream ends after `end`.",
+        "`id:` = the event's position in the runs stream; reconnect with `Last-Event-ID` to resume with no",
+        "gap and no duplicate. `: ping` every 15 s. The stream ends after `end`; resumed after `end`, it",
+        "answers 204 (an EventSource then stops reconnecting).",
       ].join("\n"),
       query: z.object({ job: JobId, once: queryBool(), last_event_id: z.string().optional(), access_token: z.string().optional() }),
       headers: { "Last-Event-ID": "Resume after this event id" },
@@ -229,19 +230,26 @@ export async function seed000Routes(app: FastifyInstance, opts: Surface): Promis
     async (req, reply, { query }) => {
       const id = query.job;
       if (!(await getJobView(bus, id))) throw notFound(`Job ${id} not found`);
-      const stored = await getRunRecord(bus, id);
-      const ready = { event: Seed000Event.Ready, data: { job_id: id, mode: stored?.record.mode ?? cfg.ORCH_MODE } };
+      const run = await getRunSummary(bus, id);
+      const ready = { event: Seed000Event.Ready, data: { job_id: id, mode: run?.mode ?? cfg.ORCH_MODE } };
       await streamEvents({
         req,
         reply,
         limits: opts.sse,
         headers: { ...SECURITY_HEADERS, ...CORS_HEADERS },
         preamble: [ready],
-        source: (after, signal) =>
-          query.once ? (async function* () {})() : replayEvents(bus, bus.names.subjects.evtRun(id), { signal, ...(after ? { startSeq: after + 1 } : {}) }),
-        frame: ({ streamSeq, event }) => {
-          const f = toSeed000Frame(event);
-          return f ? { event: f.type, data: f, id: streamSeq } : null;
+        finished: async (last) => {
+          const after = parseFeedPosition(last);
+          return after !== null && (await finishedBefore(bus, id, after));
+        },
+        source: (last, signal) => {
+          if (query.once) return (async function* () {})();
+          const after = parseFeedPosition(last);
+          return replayEvents(bus, bus.names.subjects.runOf(id), { signal, ...(after ? { after } : {}) });
+        },
+        frame: ({ id: eventId, event, work }) => {
+          const f = toSeed000Frame(event, work);
+          return f ? { event: f.type, data: f, id: eventId } : null;
         },
         last: ({ event }) => toSeed000Frame(event)?.type === Seed000Event.End,
       });

@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
-import type { StoredEvent } from "@orch/bus";
+import type { FeedEvent } from "@orch/bus";
 import { RunEventType, type RunEvent } from "@orch/contracts";
-import { RefusedError, type AcceptedRun, type RunView } from "@orch/runs";
+import { RefusedError, type AcceptedRun } from "@orch/runs";
+import type { RunView } from "@orch/contracts";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { Surface } from "../context.js";
@@ -289,10 +290,13 @@ export function historyOf(runId: string, events: RunEvent[], lastPhase = "phase_
     const phase = typeof d.stepId === "string" ? d.stepId : undefined;
     const who = { actor: d.actor, reason: d.reason };
     switch (e.type) {
-      case RunEventType.StatusChanged: {
-        const to = String(d.to);
-        if (d.from === "pending" && to !== "cancelled" && to !== "failed") push(e, "in_progress", "start", { ...who });
-        else if (to === "completed") push(e, "completed", "human_approved", { ...who });
+      case RunEventType.StatusChanged:
+        if (d.from === "pending") push(e, "in_progress", "start", { ...who });
+        break;
+      // The run's end, one event: the status it reached (and what it came from) in its data.
+      case RunEventType.Finished: {
+        const to = String(d.status);
+        if (to === "completed") push(e, "completed", "human_approved", { ...who });
         else if (to === "failed") push(e, "failed", "error", { ...who, error: d.error });
         else if (to === "cancelled") push(e, "failed", "cancel", { ...who, error: d.error });
         break;
@@ -553,7 +557,7 @@ export async function seed002Routes(app: FastifyInstance, opts: Surface): Promis
     async (_req, _reply, { params }) => {
       const id = idOf(params.id);
       const run = await load(id);
-      const events: StoredEvent[] = await runs.history(id);
+      const events = await runs.history(id);
       const phases = run.steps.map((s) => s.id);
       return historyOf(
         id,

@@ -1,5 +1,6 @@
 import { ErrorCode, OrchError, type ProjectRecord } from "@orch/contracts";
-import { ProtocolIds, RefusedError, type RunView, type RunsApi } from "@orch/runs";
+import { ProtocolIds, RefusedError, type RunsApi } from "@orch/runs";
+import type { RunView } from "@orch/contracts";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { assertProjectAccess } from "../auth.js";

@@ -1,6 +1,6 @@
-import { DEFAULT_PROJECT } from "@orch/contracts";
-import { replayEvents, type StoredEvent } from "@orch/bus";
-import { EventMapper, JOB_STATUSES, jobTypeOf, listJobs, queueStats, type EventOut, type JobOut, type QueueJob } from "@orch/runs";
+import { DEFAULT_PROJECT, QUEUE_JOB_STATUSES, type QueueJob } from "@orch/contracts";
+import { parseFeedPosition, replayEvents, type FeedEvent, type FeedPosition } from "@orch/bus";
+import { EventMapper, jobTypeOf, listJobs, queueStats, runEventIdOf, type EventOut, type JobOut } from "@orch/runs";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { assertProjectAccess } from "../auth.js";
@@ -10,8 +10,8 @@ import { JobOutSchema, ProjectParams, ProtocolParams, TAGS, type Seed004 } from 
 
 /**
  * Seed 004's events (lists and live streams) and queue inspection. Events are the runs' own events
- * in seed 004's words (`EventMapper`); `id` is the event's JetStream sequence, which is also the
- * SSE `id:` a client resumes from with `Last-Event-ID`.
+ * in seed 004's words (`EventMapper`); `id` is an integer from the run event's position in the runs
+ * stream (`eventIdOf`), which is also the SSE `id:` a client resumes from with `Last-Event-ID`.
  */
 
 const EventOutSchema = z.object({
@@ -38,13 +38,10 @@ export async function seed004EventRoutes(app: FastifyInstance, s: Seed004): Prom
   const { runs, ids, opts } = s;
   const { bus } = opts;
 
-  const mapAll = async (events: StoredEvent[]): Promise<EventOut[]> => {
+  const mapAll = async (events: FeedEvent[]): Promise<EventOut[]> => {
     const m = new EventMapper(runs, ids);
     const out: EventOut[] = [];
-    for (const e of events) {
-      const x = await m.map(e);
-      if (x) out.push(x);
-    }
+    for (const e of events) out.push(...(await m.map(e)));
     return out;
   };
 
@@ -70,17 +67,17 @@ export async function seed004EventRoutes(app: FastifyInstance, s: Seed004): Prom
    * The last `limit` events matching `filter` (every project's by default: runs without a project
    * left out), newest first: read backwards in growing spans of the stream, never the whole history.
    */
-  const recent = async (limit: number, filter = bus.names.subjects.evtAll()): Promise<EventOut[]> => {
-    const info = await bus.jsm.streams.info(bus.names.streams.evt);
+  const recent = async (limit: number, filter = bus.names.subjects.runsAll()): Promise<EventOut[]> => {
+    const info = await bus.jsm.streams.info(bus.names.streams.runs);
     if (info.state.messages === 0) return [];
     const m = new EventMapper(runs, ids);
     let span = Math.max(limit * 4, 200);
     for (;;) {
       const start = Math.max(info.state.first_seq, info.state.last_seq - span + 1, 1);
-      const picked: StoredEvent[] = [];
+      const picked: FeedEvent[] = [];
       const ac = new AbortController();
       const guard = setTimeout(() => ac.abort(), 10_000);
-      const it = replayEvents(bus, filter, { startSeq: start, signal: ac.signal, untilCaughtUp: true });
+      const it = replayEvents(bus, filter, { after: { streamSeq: start, index: -1 }, signal: ac.signal, untilCaughtUp: true });
       try {
         for await (const e of it) {
           if (e.event.projectId !== DEFAULT_PROJECT) picked.push(e);
@@ -93,11 +90,10 @@ export async function seed004EventRoutes(app: FastifyInstance, s: Seed004): Prom
       if (picked.length >= limit || start <= info.state.first_seq || span >= RECENT_SCAN_MAX) {
         const out: EventOut[] = [];
         for (const e of picked.reverse()) {
-          const x = await m.map(e);
-          if (x) out.push(x);
+          out.push(...(await m.map(e)).reverse());
           if (out.length >= limit) break;
         }
-        return out;
+        return out.slice(0, limit);
       }
       span *= 4;
     }
@@ -130,7 +126,7 @@ export async function seed004EventRoutes(app: FastifyInstance, s: Seed004): Prom
       if (projectN === undefined && req.auth.kind === "project") projectN = await ids.projectInt(req.auth.projectId);
       if (projectN !== undefined) {
         const p = await s.project(req, projectN);
-        events = await recent(query.kind === "onboarding" ? Math.min(query.limit * 10, 1_000) : query.limit, bus.names.subjects.evtProject(p.id));
+        events = await recent(query.kind === "onboarding" ? Math.min(query.limit * 10, 1_000) : query.limit, bus.names.subjects.runsOfProject(p.id));
       } else {
         events = await recent(query.kind === "onboarding" ? Math.min(query.limit * 10, 1_000) : query.limit);
       }
@@ -139,16 +135,28 @@ export async function seed004EventRoutes(app: FastifyInstance, s: Seed004): Prom
     },
   );
 
-  /** A stream of events as SSE: every frame is `event: <event_type>`, `id: <sequence>`, the event as data. */
-  const stream = (source: (after: number | undefined, signal: AbortSignal) => AsyncIterable<StoredEvent>, end?: (e: StoredEvent) => boolean) => {
+  /** Where a seed 004 `Last-Event-ID` resumes: after the run event it came from (its other seed event, if any, filtered by id). */
+  const resumePoint = (last: string | undefined): { after?: FeedPosition; lastId?: number } => {
+    if (last === undefined || !/^\d{1,16}$/.test(last)) return {};
+    const lastId = Number(last);
+    const p = parseFeedPosition(runEventIdOf(lastId));
+    return p ? { after: { streamSeq: p.streamSeq, index: p.index - 1 }, lastId } : {};
+  };
+
+  /** A stream of events as SSE: every frame is `event: <event_type>`, `id: <event id>`, the event as data. */
+  const stream = (source: (after: FeedPosition | undefined, signal: AbortSignal) => AsyncIterable<FeedEvent>, end?: (e: FeedEvent) => boolean) => {
     const m = new EventMapper(runs, ids);
-    async function* mapped(after: number | undefined, signal: AbortSignal): AsyncGenerator<{ se: StoredEvent; out: EventOut | null }> {
-      for await (const se of source(after, signal)) yield { se, out: await m.map(se) };
+    async function* mapped(last: string | undefined, signal: AbortSignal): AsyncGenerator<{ se: FeedEvent; out: EventOut[] }> {
+      const { after, lastId } = resumePoint(last);
+      for await (const se of source(after, signal)) {
+        const out = (await m.map(se)).filter((o) => lastId === undefined || o.id > lastId);
+        yield { se, out };
+      }
     }
     return {
       source: mapped,
-      frame: ({ out }: { se: StoredEvent; out: EventOut | null }) => (out ? { event: out.event_type, data: out, id: out.id } : null),
-      ...(end ? { last: ({ se }: { se: StoredEvent; out: EventOut | null }) => end(se) } : {}),
+      frame: ({ out }: { se: FeedEvent; out: EventOut[] }) => out.map((o) => ({ event: o.event_type, data: o, id: o.id })),
+      ...(end ? { last: ({ se }: { se: FeedEvent; out: EventOut[] }) => end(se) } : {}),
     };
   };
 
@@ -161,7 +169,7 @@ export async function seed004EventRoutes(app: FastifyInstance, s: Seed004): Prom
       tags: TAGS,
       summary: "A protocol run's events as Server-Sent Events",
       description:
-        "Every event from the first (or after `Last-Event-ID`), then live ones; `event:` is the event type, `id:` its sequence. Ends after the run finishes.",
+        "Every event from the first (or after `Last-Event-ID`), then live ones; `event:` is the event type, `id:` its id. Ends after the run finishes; resumed after its end, answers 204.",
       projectScoped: true,
       params: ProtocolParams,
       query: z.object({ last_event_id: z.string().optional(), access_token: z.string().optional() }),
@@ -174,8 +182,13 @@ export async function seed004EventRoutes(app: FastifyInstance, s: Seed004): Prom
         req,
         reply,
         limits: opts.sse,
+        // The run's end is two seed events (its status, then protocol_finished): after the second, nothing follows.
+        finished: async (last) => {
+          const { after, lastId } = resumePoint(last);
+          return after !== undefined && lastId! % 2 === 1 && (await runs.finishedBefore(run.runId, { streamSeq: after.streamSeq, index: after.index + 1 }));
+        },
         ...stream(
-          (after, signal) => runs.watch(run.runId, { ...(after ? { afterSeq: after } : {}), signal }),
+          (after, signal) => runs.watch(run.runId, { ...(after ? { after } : {}), signal }),
           (se) => se.event.type === "run.finished",
         ),
       });
@@ -204,7 +217,7 @@ export async function seed004EventRoutes(app: FastifyInstance, s: Seed004): Prom
         req,
         reply,
         limits: opts.sse,
-        ...stream((after, signal) => runs.watchProject(p.id, { ...(after ? { afterSeq: after } : {}), signal })),
+        ...stream((after, signal) => runs.watchProject(p.id, { ...(after ? { after } : {}), signal })),
       });
     },
   );
@@ -218,11 +231,11 @@ export async function seed004EventRoutes(app: FastifyInstance, s: Seed004): Prom
       url: "/queues",
       operationId: "tgQueueStats",
       tags: TAGS,
-      summary: "Queue statistics from the JetStream work stream",
+      summary: "Queue statistics of the dispatched work",
       description: [
-        "`backend` is `jetstream`; then one entry per work queue (`role.<role>`): `queued` = step attempts in",
-        "the work stream not yet delivered to an agent hub; `started` = delivered and not yet acknowledged;",
-        "`finished` / `failed` = attempts that ended well or badly among the last 10,000 run events.",
+        "`backend` is `jetstream`; then one entry per work queue (`role.<role>`): `queued` = step attempts dispatched",
+        "and not yet taken by an agent hub; `started` = taken and not yet reported; `finished` / `failed` = the last",
+        "10,000 attempts that ended well or badly.",
       ].join("\n"),
       responses: { 200: { description: "Counts per queue", schema: z.object({ backend: z.literal("jetstream") }).catchall(QueueCountsSchema) } },
     },
@@ -259,12 +272,12 @@ export async function seed004EventRoutes(app: FastifyInstance, s: Seed004): Prom
       url: "/queues/jobs",
       operationId: "tgQueueJobs",
       tags: TAGS,
-      summary: "Jobs by status (queued, started: the work stream now; finished, failed: recent run events)",
-      query: z.object({ status: z.enum(JOB_STATUSES as [string, ...string[]]).optional() }),
+      summary: "Jobs by status (queued, started: dispatched work now; finished, failed: the most recent)",
+      query: z.object({ status: z.enum(QUEUE_JOB_STATUSES).optional() }),
       responses: { 200: { description: "Jobs", schema: z.array(JobOutSchema) }, 422: { description: "Unknown status" } },
     },
     async (_req, _reply, { query }) => {
-      const jobs = await listJobs(bus, query.status as (typeof JOB_STATUSES)[number] | undefined);
+      const jobs = await listJobs(bus, query.status);
       const out: JobOut[] = [];
       for (const j of jobs.slice(0, 500)) out.push(await toJobOut(j));
       return out;

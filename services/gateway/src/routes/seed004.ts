@@ -7,16 +7,15 @@ import {
   projectIdOf,
   protocolNameOf,
   protocolRunId,
-  stepDefsOf,
   stepIdOf,
   toProjectOut,
   toProtocolOut,
   toStepOut,
   visibleSteps,
   type JobOut,
-  type RunView,
 } from "@orch/runs";
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { RunView } from "@orch/contracts";
 import { z } from "zod";
 import { indexProjectToken, tokenHash } from "../auth.js";
 import type { Surface } from "../context.js";
@@ -164,29 +163,14 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
     toProtocolOut(run, { n: n ?? (await ids.protocolInt(run.runId)), projectN: await ids.projectInt(run.projectId) });
 
   const stepOut = async (run: RunView, stepId: string, protocolN?: number) => {
-    const rec = await runs.record(run.runId);
     const step = run.steps.find((x) => x.id === stepId)!;
-    const defs = rec ? stepDefsOf(rec) : new Map();
-    return toStepOut(run, step, defs.get(stepId), { n: await ids.stepInt(run.runId, stepId), protocolN: protocolN ?? (await ids.protocolInt(run.runId)) });
-  };
-
-  const maxAttempts = async (run: RunView, stepId: string): Promise<number> => {
-    try {
-      const cd = await runs.definitions.get(run.definition);
-      const rec = await runs.record(run.runId);
-      const own = rec ? stepDefsOf(rec).get(stepId)?.retry?.maxAttempts : undefined;
-      return own ?? cd.steps.find((x) => x.id === stepId)?.retry?.maxAttempts ?? cd.def.retry.maxAttempts;
-    } catch {
-      return 3;
-    }
+    return toStepOut(run, step, { n: await ids.stepInt(run.runId, stepId), protocolN: protocolN ?? (await ids.protocolInt(run.runId)) });
   };
 
   /** The job an action enqueued: the step's current attempt on its role's queue. */
   const jobOf = async (run: RunView, stepId: string, kind: "execute" | "qa" | "plan", protocolN: number): Promise<JobOut> => {
     const step = run.steps.find((x) => x.id === stepId)!;
-    const rec = await runs.record(run.runId);
-    const def = rec ? stepDefsOf(rec).get(stepId) : undefined;
-    const role = kind === "qa" ? (def?.qa?.role ?? "qa") : step.role;
+    const role = kind === "qa" ? (step.qaRole ?? "qa") : step.role;
     const payload: Record<string, unknown> = { protocol_run_id: protocolN, run_id: run.runId };
     if (kind !== "plan") payload.step_run_id = await ids.stepInt(run.runId, stepId);
     return {
@@ -196,7 +180,7 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
       status: "queued",
       queue: `role.${role}`,
       attempts: step.attempt,
-      max_attempts: await maxAttempts(run, stepId),
+      max_attempts: step.maxAttempts,
       created_at: new Date().toISOString(),
       started_at: null,
       ended_at: null,
@@ -514,11 +498,8 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
     },
     async (req, _reply, { params }) => {
       const { run } = await s.protocol(req, params.protocol_run_id);
-      const rec = await runs.record(run.runId);
-      const defs = rec ? stepDefsOf(rec) : new Map();
       const out = [];
-      for (const st of visibleSteps(run))
-        out.push(toStepOut(run, st, defs.get(st.id), { n: await ids.stepInt(run.runId, st.id), protocolN: params.protocol_run_id }));
+      for (const st of visibleSteps(run)) out.push(toStepOut(run, st, { n: await ids.stepInt(run.runId, st.id), protocolN: params.protocol_run_id }));
       return out;
     },
   );

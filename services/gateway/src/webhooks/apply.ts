@@ -1,6 +1,7 @@
 import { DEFAULT_PROJECT, FINAL_RUN_STATUSES, RUN_STATUSES, type RunStatus } from "@orch/contracts";
-import { BRANCH_LABEL, resolveTemplate, type StepDescription } from "@orch/engine";
-import { PROTOCOL_NAME_LABEL, ProtocolIds, RefusedError, type Actor, type Aliases, type JobOut, type RunView, type RunsApi } from "@orch/runs";
+import { BRANCH_LABEL, resolveTemplate } from "@orch/engine";
+import type { RunView, StepView } from "@orch/contracts";
+import { PROTOCOL_NAME_LABEL, ProtocolIds, RefusedError, type Actor, type Aliases, type JobOut, type RunsApi } from "@orch/runs";
 import type { NormalizedEvent } from "./normalize.js";
 
 /**
@@ -96,9 +97,8 @@ export async function branchesOf(
   if (template !== undefined) {
     let scope = { input: input ?? {}, facts: facts ?? {} };
     if (input === undefined) {
-      const rec = await runs.record(run.runId);
-      const state = (rec?.state ?? {}) as { input?: Record<string, unknown>; facts?: Record<string, unknown> };
-      scope = { input: state.input ?? {}, facts: state.facts ?? {} };
+      const v = await runs.get(run.runId);
+      scope = { input: v?.input ?? {}, facts: v?.facts ?? {} };
     }
     const b = str(resolveTemplate(template, scope));
     out.add(b ?? `orch/run/${run.runId}`);
@@ -146,7 +146,7 @@ export async function findRun(
 }
 
 /** The step a CI report is about: the one started last (the planning step aside). */
-export function latestStep(run: RunView): StepDescription | undefined {
+export function latestStep(run: RunView): StepView | undefined {
   const started = run.steps.filter((s) => s.attempt > 0 && (!run.planning || s.id !== run.planning.id));
   started.sort((a, b) => (a.startedAt ?? 0) - (b.startedAt ?? 0) || a.index - b.index);
   return started.at(-1);
@@ -289,7 +289,7 @@ class Application {
     // pending: a step that runs goes on running; one that does not is not started again by CI.
   }
 
-  async ciSuccess(step: StepDescription): Promise<void> {
+  async ciSuccess(step: StepView): Promise<void> {
     const why = `CI passed${this.e.ci?.name ? ` (${this.e.ci.name})` : ""}`;
     if (this.deps.settings.autoQaOnCi && ["running", "needs_qa", "failed", "blocked"].includes(step.status)) {
       if (!(await this.signal({ name: "run_qa", stepId: step.id }, `${why}: QA started`))) {
@@ -305,7 +305,7 @@ class Application {
     }
   }
 
-  async ciFailure(step: StepDescription): Promise<void> {
+  async ciFailure(step: StepView): Promise<void> {
     if (step.status === "running" || step.status === "needs_qa") {
       const refused = await this.signal(
         { name: "fail_step", stepId: step.id, error: "CI failed; protocol blocked", block: true },
@@ -318,7 +318,7 @@ class Application {
   }
 
   /** A bounded fix attempt: the failed step runs again, at most N times per run, a cooldown apart. */
-  async fixAttempt(step: StepDescription): Promise<void> {
+  async fixAttempt(step: StepView): Promise<void> {
     const { ciFixMaxAttempts: max, ciFixCooldownMs: cooldown } = this.deps.settings;
     if (max <= 0) return;
     const attempts = num(this.run.facts.ciFixAttempts) ?? 0;

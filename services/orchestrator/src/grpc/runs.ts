@@ -1,9 +1,9 @@
 import { status, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
 import { readdir, readFile, realpath, stat } from "node:fs/promises";
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
-import { QueryRefusedError, type Bus } from "@orch/bus";
-import { ErrorCode, OrchError, isToken, type RunStatus } from "@orch/contracts";
-import { parseDefinitionText, type Totals, DefinitionError } from "@orch/engine";
+import { parseFeedPosition, QueryRefusedError, type Bus } from "@orch/bus";
+import { ErrorCode, OrchError, isToken, type RunStatus, type RunSummary, type RunView, type Totals } from "@orch/contracts";
+import { parseDefinitionText, DefinitionError } from "@orch/engine";
 import type { Logger } from "@orch/logging";
 import {
   jsonToStruct,
@@ -26,7 +26,7 @@ import {
   type SignalRunRequest,
   type WatchRunRequest,
 } from "@orch/proto";
-import { DefinitionConflictError, DefinitionNotFoundError, RunsApi, type DefinitionStore, type DefinitionSummary, type RunView } from "@orch/runs";
+import { DefinitionConflictError, DefinitionNotFoundError, RunsApi, type DefinitionStore, type DefinitionSummary } from "@orch/runs";
 
 /** The run and definition API over gRPC: commands through the command stream, queries from KV and the index. */
 
@@ -90,9 +90,7 @@ export function runHandlers(opts: RunApiOptions & { api: RunsApi }) {
   const byKey = (m: Record<string, Totals>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, usage(v)]));
 
   /** What a run and its index summary have in common, as gRPC fields. */
-  const summaryOf = (
-    v: Pick<RunView, "runId" | "projectId" | "definition" | "view" | "title" | "labels" | "status" | "stage" | "createdAt" | "updatedAt">,
-  ) => ({
+  const summaryOf = (v: RunSummary) => ({
     run_id: v.runId,
     project_id: v.projectId,
     definition_id: v.definition.id,
@@ -229,16 +227,17 @@ export function runHandlers(opts: RunApiOptions & { api: RunsApi }) {
 
     GetHistory: unary<GetHistoryRequest, GetHistoryResponse>(log, "GetHistory", async (req) => {
       const events = await api.history(checkRunId(req.run_id));
-      const records: HistoryRecord[] = events.map(({ streamSeq, event }) => {
+      const records: HistoryRecord[] = events.map(({ id, event }) => {
         const d = event.data ?? {};
         const str = (v: unknown) => (typeof v === "string" ? v : "");
         return {
-          seq: String(streamSeq),
+          seq: String(id),
           run_seq: String(event.seq),
           type: event.type,
           at: iso(event.at)!,
           from: str(d.from),
-          to: str(d.to),
+          // A run's end is `run.finished`: the status it reached is its `status`.
+          to: str(d.to) || (event.type === "run.finished" ? str(d.status) : ""),
           trigger: str(d.trigger),
           actor: str(d.actor),
           reason: str(d.reason),
@@ -256,10 +255,12 @@ export function runHandlers(opts: RunApiOptions & { api: RunsApi }) {
       void (async () => {
         const runId = call.request.run_id;
         if (!isToken(runId)) return end(status.INVALID_ARGUMENT, "run_id is malformed");
-        if (!(await api.record(runId))) return end(status.NOT_FOUND, `run ${runId} not found`);
-        const after = Number(call.request.after_seq ?? 0);
-        for await (const { streamSeq, event } of api.watch(runId, { afterSeq: after, signal: ac.signal })) {
-          const msg: RunEventMessage = { run_id: runId, seq: String(streamSeq), run_seq: String(event.seq), type: event.type, at: String(event.at) };
+        if (!(await api.summary(runId))) return end(status.NOT_FOUND, `run ${runId} not found`);
+        const after = parseFeedPosition(call.request.after_seq ? String(call.request.after_seq) : undefined) ?? undefined;
+        // A finished run's stream resumed after its last event has nothing more to say.
+        if (after && (await api.finishedBefore(runId, after))) return call.end();
+        for await (const { id, event } of api.watch(runId, { ...(after ? { after } : {}), signal: ac.signal })) {
+          const msg: RunEventMessage = { run_id: runId, seq: String(id), run_seq: String(event.seq), type: event.type, at: String(event.at) };
           if (event.data) msg.data = jsonToStruct(event.data);
           if (!call.write(msg)) await new Promise((r) => call.once("drain", r));
           if (event.type === "run.finished") break;

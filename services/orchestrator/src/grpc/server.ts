@@ -1,5 +1,5 @@
 import { Server, ServerCredentials, status, type ServerWritableStream, type sendUnaryData, type ServerUnaryCall } from "@grpc/grpc-js";
-import { getJobView, replayEvents, submitJob, type Bus } from "@orch/bus";
+import { finishedBefore, getJobView, parseFeedPosition, replayEvents, submitJob, type Bus } from "@orch/bus";
 import { TaskPacket, isToken, toSeed000Frame, Seed000Event, type Mode } from "@orch/contracts";
 import type { Logger } from "@orch/logging";
 import { RunsApi, type DefinitionStore } from "@orch/runs";
@@ -126,11 +126,16 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
           end(status.NOT_FOUND, `job ${id} not found`);
           return;
         }
-        const after = Number(call.request.after_seq ?? 0);
-        for await (const { streamSeq, event } of replayEvents(bus, bus.names.subjects.evtRun(id), { startSeq: after + 1, signal: ac.signal })) {
-          const frame = toSeed000Frame(event);
+        const after = parseFeedPosition(call.request.after_seq ? String(call.request.after_seq) : undefined) ?? undefined;
+        // A finished job's stream resumed after its last event has nothing more to say.
+        if (after && (await finishedBefore(bus, id, after))) {
+          call.end();
+          return;
+        }
+        for await (const { id: seq, event, work } of replayEvents(bus, bus.names.subjects.runOf(id), { ...(after ? { after } : {}), signal: ac.signal })) {
+          const frame = toSeed000Frame(event, work);
           if (!frame) continue;
-          const msg: JobEvent = { job_id: id, seq: String(streamSeq), type: frame.type, t: String(frame.t) };
+          const msg: JobEvent = { job_id: id, seq: String(seq), type: frame.type, t: String(frame.t) };
           if (frame.data) msg.data = jsonToStruct(frame.data);
           if (!call.write(msg)) await new Promise((r) => call.once("drain", r));
           if (frame.type === Seed000Event.End) break;

@@ -1,7 +1,7 @@
-import type { StoredEvent, StoredSessionEvent } from "@orch/bus";
+import type { FeedEvent, StoredSessionEvent } from "@orch/bus";
 import { RUN_STATUSES, type ProjectRecord, type RunSummary, type SessionRecord } from "@orch/contracts";
-import type { RunView } from "@orch/runs";
 import type { FastifyRequest } from "fastify";
+import type { RunView } from "@orch/contracts";
 import { z } from "zod";
 import { assertProjectAccess } from "../../auth.js";
 import type { Surface } from "../../context.js";
@@ -119,7 +119,7 @@ export function summaryJson(s: RunSummary): Record<string, unknown> {
 }
 
 export const EventJson = z.object({
-  id: z.int().describe("The event's JetStream sequence (the SSE `id:`)"),
+  id: z.int().describe("The event's position in the runs stream (its SSE `id:`, a cursor); grows with every event"),
   runId: z.string(),
   projectId: z.string(),
   seq: z.int().describe("Gapless per run, from 1"),
@@ -128,8 +128,8 @@ export const EventJson = z.object({
   data: Json.optional(),
 });
 
-export const eventJson = ({ streamSeq, event }: StoredEvent) => ({
-  id: streamSeq,
+export const eventJson = ({ id, event }: FeedEvent) => ({
+  id,
   runId: event.runId,
   projectId: event.projectId,
   seq: event.seq,

@@ -1,5 +1,5 @@
-import { countEvents, decode, type Bus } from "@orch/bus";
-import { DEFAULT_PROJECT, ErrorCode, FINAL_RUN_STATUSES, FINAL_SESSION_STATUSES, OrchError, RunEvent, type SessionStatus } from "@orch/contracts";
+import { parseFeedPosition, replayEvents, type Bus, type FeedEvent } from "@orch/bus";
+import { DEFAULT_PROJECT, ErrorCode, FINAL_SESSION_STATUSES, OrchError, type SessionStatus } from "@orch/contracts";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { route, ValidationError } from "../../routing.js";
@@ -35,15 +35,11 @@ async function streamEvents<T>(spec: StreamSpec<T>): Promise<void> {
   spec.req.log.info({ path: spec.req.url.split("?")[0], ms: Date.now() - started }, "event stream ended");
 }
 
-/** Where an ordered consumer starts: after stream sequence `after`, or at the beginning. */
-const from = (after: number | undefined) =>
-  after ? { deliver_policy: "by_start_sequence" as const, opt_start_seq: after + 1 } : { deliver_policy: "all" as const };
-
-/** How many messages matching `filter` a stream holds after sequence `after` (one consumer-info request). */
-async function remaining(bus: Bus, stream: string, filter: string, after: number | undefined): Promise<number> {
-  const c = await bus.js.consumers.get(stream, {
+/** How many session events a session's stream holds after stream sequence `after` (one consumer-info request). */
+async function remaining(bus: Bus, filter: string, after: number | undefined): Promise<number> {
+  const c = await bus.js.consumers.get(bus.names.streams.sess, {
     filter_subjects: filter,
-    ...from(after),
+    ...(after ? { deliver_policy: "by_start_sequence" as const, opt_start_seq: after + 1 } : { deliver_policy: "all" as const }),
   });
   try {
     return (await c.info(true)).num_pending;
@@ -52,35 +48,31 @@ async function remaining(bus: Bus, stream: string, filter: string, after: number
   }
 }
 
-/** Up to `limit` run events matching `filter` after stream sequence `after`, oldest first. */
-async function readPage(bus: Bus, filter: string, after: number | undefined, limit: number) {
-  const stream = bus.names.streams.evt;
-  const c = await bus.js.consumers.get(stream, {
-    filter_subjects: filter,
-    ...from(after),
-  });
+/** A `Last-Event-ID` or cursor that names an event position (400 otherwise). */
+function position(id: string | undefined, field: string) {
+  if (id === undefined) return undefined;
+  const p = parseFeedPosition(id);
+  if (!p) throw new ValidationError("query", [{ path: field, message: "must be an event id", code: "custom" }]);
+  return p;
+}
+
+/**
+ * Up to `limit` events matching `filter` after a position, oldest first, and whether more follow.
+ * Reads one transition past the page at most (a transition holds several events).
+ */
+async function readPage(bus: Bus, filter: string, after: string | undefined, limit: number): Promise<{ events: FeedEvent[]; more: boolean }> {
+  const out: FeedEvent[] = [];
+  const ac = new AbortController();
+  const from = position(after, "cursor");
   try {
-    const pending = (await c.info(true)).num_pending;
-    const out: { streamSeq: number; event: RunEvent }[] = [];
-    if (pending === 0) return { events: out, more: false };
-    const want = Math.min(limit, pending);
-    const it = await c.fetch({ max_messages: want, expires: 5_000 });
-    let more = pending > want;
-    let seen = 0;
-    for await (const m of it) {
-      seen++;
-      const d = decode(RunEvent, m.data);
-      if (d.ok) out.push({ streamSeq: m.seq, event: d.value });
-      if (seen >= want || m.info.pending === 0) {
-        more = m.info.pending > 0;
-        break;
-      }
+    for await (const e of replayEvents(bus, filter, { ...(from ? { after: from } : {}), untilCaughtUp: true, signal: ac.signal })) {
+      if (out.length === limit) return { events: out, more: true };
+      out.push(e);
     }
-    it.stop();
-    return { events: out, more };
   } finally {
-    await c.delete().catch(() => undefined);
+    ac.abort();
   }
+  return { events: out, more: false };
 }
 
 export function eventRoutes(app: FastifyInstance, { opts, defaults }: V1): void {
@@ -97,8 +89,9 @@ export function eventRoutes(app: FastifyInstance, { opts, defaults }: V1): void 
       summary: "A run's events as Server-Sent Events",
       description: [
         "Every event of the run from its first: `event:` its type (`run.created`, `step.started`, …), `data:` the event",
-        "(as in history), `id:` its JetStream sequence. Reconnect with `Last-Event-ID` (or `?last_event_id=`) to resume",
-        "with no gap and no duplicate. `: ping` heartbeats (`ORCH_SSE_HEARTBEAT_MS`). Ends after `run.finished`.",
+        "(as in history), `id:` its position in the runs stream. Reconnect with `Last-Event-ID` (or `?last_event_id=`) to",
+        "resume with no gap and no duplicate. `: ping` heartbeats (`ORCH_SSE_HEARTBEAT_MS`). Ends after `run.finished`;",
+        "resumed after it, answers 204 (an EventSource then stops reconnecting).",
         "A client too slow to keep up gets `event: resume` with `{reason, last_event_id}` and is disconnected.",
       ].join("\n"),
       params: z.object({ id: IdParam }),
@@ -109,18 +102,16 @@ export function eventRoutes(app: FastifyInstance, { opts, defaults }: V1): void 
     },
     async (req, reply, { params }) => {
       const run = await loadRun(opts, req, params.id);
-      const filter = s.evtRun(run.runId);
-      const final = FINAL_RUN_STATUSES.has(run.status);
       await streamEvents({
         req,
         reply,
         limits: opts.sse,
-        source: async function* (after, signal) {
-          // A finished run's stream is its history: a client resuming past its end is done at once.
-          if (final && (await remaining(bus, bus.names.streams.evt, filter, after)) === 0) return;
-          yield* runs.watch(run.runId, { ...(after ? { afterSeq: after } : {}), signal });
+        finished: async (last) => runs.finishedBefore(run.runId, position(last, "Last-Event-ID")!),
+        source: (last, signal) => {
+          const after = position(last, "Last-Event-ID");
+          return runs.watch(run.runId, { ...(after ? { after } : {}), signal });
         },
-        frame: (e) => ({ event: e.event.type, data: eventJson(e), id: e.streamSeq }),
+        frame: (e) => ({ event: e.event.type, data: eventJson(e), id: e.id }),
         last: (e) => e.event.type === "run.finished",
       });
     },
@@ -150,8 +141,11 @@ export function eventRoutes(app: FastifyInstance, { opts, defaults }: V1): void 
         req,
         reply,
         limits: opts.sse,
-        source: (after, signal) => runs.watchProject(params.id, { ...(after ? { afterSeq: after } : {}), signal }),
-        frame: (e) => ({ event: e.event.type, data: eventJson(e), id: e.streamSeq }),
+        source: (last, signal) => {
+          const after = position(last, "Last-Event-ID");
+          return runs.watchProject(params.id, { ...(after ? { after } : {}), signal });
+        },
+        frame: (e) => ({ event: e.event.type, data: eventJson(e), id: e.id }),
       });
     },
   );
@@ -170,7 +164,7 @@ export function eventRoutes(app: FastifyInstance, { opts, defaults }: V1): void 
         runId: IdParam.optional(),
         cursor: z
           .string()
-          .regex(/^\d{1,15}$/, "must be an event id")
+          .regex(/^\d{1,16}$/, "must be an event id")
           .optional(),
         limit: z.coerce.number().int().min(1).max(1_000).default(100),
       }),
@@ -179,21 +173,24 @@ export function eventRoutes(app: FastifyInstance, { opts, defaults }: V1): void 
     },
     async (req, _reply, { query }) => {
       let filter: string;
+      let total: () => Promise<number>;
       if (query.runId) {
         const run = await loadRun(opts, req, query.runId);
         if (query.projectId && query.projectId !== run.projectId) {
           throw new ValidationError("query", [{ path: "runId", message: `run ${run.runId} is not in project ${query.projectId}`, code: "custom" }]);
         }
-        filter = s.evtRun(run.runId);
+        filter = s.runOf(run.runId);
+        // Events are numbered gaplessly per run: its last one's number is how many it has.
+        total = async () => (await runs.summary(run.runId))?.seq ?? run.seq;
       } else {
         const projectId = query.projectId ?? tokenProject(req);
         if (projectId) await checkProject(opts, req, projectId);
-        filter = projectId ? s.evtProject(projectId) : s.evtAll();
+        filter = projectId ? s.runsOfProject(projectId) : s.runsAll();
+        total = async () => (await runs.list({ ...(projectId ? { projectId } : {}), limit: 1 })).events ?? 0;
       }
-      const after = query.cursor ? Number(query.cursor) : undefined;
-      const [page, total] = await Promise.all([readPage(bus, filter, after, query.limit), countEvents(bus, filter)]);
+      const page = await readPage(bus, filter, query.cursor, query.limit);
       const items = page.events.map(eventJson);
-      return { items, ...(page.more && items.length ? { nextCursor: String(items[items.length - 1]!.id) } : {}), total };
+      return { items, ...(page.more && items.length ? { nextCursor: String(items[items.length - 1]!.id) } : {}), total: await total() };
     },
   );
 
@@ -262,15 +259,16 @@ export function eventRoutes(app: FastifyInstance, { opts, defaults }: V1): void 
     async (req, reply, { params }) => {
       const rec = await loadSession(req, params.id);
       const filter = s.sessSession(rec.sessionId);
-      const final = FINAL_SESSION_STATUSES.has(rec.status);
+      const seqOf = (last: string | undefined) => (last !== undefined && /^\d{1,16}$/.test(last) ? Number(last) : undefined);
       await streamEvents({
         req,
         reply,
         limits: opts.sse,
-        source: async function* (after, signal) {
-          if (final && (await remaining(bus, bus.names.streams.sess, filter, after)) === 0) return;
-          yield* runs.watchSessions({ sessionId: rec.sessionId }, { ...(after ? { afterSeq: after } : {}), signal });
+        finished: async (last) => {
+          const now = await runs.session(rec.sessionId);
+          return !!now && FINAL_SESSION_STATUSES.has(now.status) && (await remaining(bus, filter, seqOf(last))) === 0;
         },
+        source: (last, signal) => runs.watchSessions({ sessionId: rec.sessionId }, { ...(seqOf(last) ? { afterSeq: seqOf(last)! } : {}), signal }),
         frame: (e) => ({ event: e.event.type, data: sessionEventJson(e), id: e.streamSeq }),
         last: (e) => e.event.type.startsWith("session.") && FINAL_SESSION_STATUSES.has(e.event.type.slice(8) as SessionStatus),
       });

@@ -1,5 +1,5 @@
 import { decode } from "@orch/bus";
-import { ErrorCode, OrchError, StoredTimer } from "@orch/contracts";
+import { ErrorCode, OrchError, TIMERS_QUERY, TimersResult } from "@orch/contracts";
 import { queueStats } from "@orch/runs";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
@@ -63,26 +63,17 @@ export function opsRoutes(app: FastifyInstance, v1: V1): void {
       responses: { 200: { description: "Timers", schema: listOf(ScheduleJson) }, 400: ERRORS[400], 401: ERRORS[401] },
     },
     async (_req, _reply, { query }) => {
-      const kv = await bus.kv(bus.names.buckets.timers);
-      const keys: string[] = [];
-      for await (const k of await kv.keys()) keys.push(k);
-      const items: z.infer<typeof ScheduleJson>[] = [];
-      for (const k of keys) {
-        const e = await kv.get(k);
-        if (!e || e.operation !== "PUT" || e.length === 0) continue;
-        const d = decode(StoredTimer, e.value);
-        if (!d.ok) continue;
-        const t = d.value;
-        if (query.runId && t.command.runId !== query.runId) continue;
-        items.push({
-          id: t.timerId,
-          runId: t.command.runId,
-          kind: t.command.kind,
-          ...(t.command.stepId !== undefined ? { stepId: t.command.stepId } : {}),
-          dueAt: iso(t.dueAt)!,
-          setAt: iso(t.setAt)!,
-        });
-      }
+      const m = await bus.nc.request(bus.names.subjects.query(TIMERS_QUERY), JSON.stringify(query.runId ? { runId: query.runId } : {}), { timeout: 5_000 });
+      const d = decode(TimersResult, m.data);
+      if (!d.ok) throw new OrchError(ErrorCode.Unavailable, `the scheduler's answer is unreadable: ${d.error}`);
+      const items: z.infer<typeof ScheduleJson>[] = d.value.timers.map((t) => ({
+        id: t.timerId,
+        runId: t.runId,
+        kind: t.kind,
+        ...(t.stepId !== undefined ? { stepId: t.stepId } : {}),
+        dueAt: iso(t.dueAt)!,
+        setAt: iso(t.setAt)!,
+      }));
       items.sort((a, b) => a.dueAt.localeCompare(b.dueAt) || a.id.localeCompare(b.id));
       return { items, total: items.length };
     },

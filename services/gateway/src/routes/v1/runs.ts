@@ -1,7 +1,8 @@
 import { newRunId } from "@orch/bus";
 import { DEFAULT_PROJECT, ErrorCode, OrchError, RUN_STATUSES, type RunStatus } from "@orch/contracts";
 import { SIGNAL_NAMES, SignalSchema, type Signal } from "@orch/engine";
-import { DefinitionNotFoundError, PendingError, type RunView } from "@orch/runs";
+import { DefinitionNotFoundError, PendingError } from "@orch/runs";
+import type { RunView } from "@orch/contracts";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { route, ValidationError } from "../../routing.js";

@@ -1,0 +1,116 @@
+import { z } from "zod";
+import { isToken } from "./names.js";
+import { RunMode, RunStatus, StepStatus } from "./vocabulary.js";
+
+/**
+ * What the core publishes about a run with each of its transitions: the summary every list shows,
+ * and the whole view (its steps, facts, usage) that the API, SSE, gRPC and the run index read. They
+ * are the only description of a run outside the core: the kernel's own state is the core's alone.
+ * Versioned with the transition message that carries them (`TRANSITION_VERSION`).
+ */
+
+/** An id that can be a subject token (run ids, project ids). */
+export const Id = z.string().refine(isToken, { message: "must match [A-Za-z0-9_-]{1,128}" });
+/** Epoch milliseconds. */
+export const Millis = z.int().nonnegative();
+
+/** Usage summed over some calls: tokens, cost, wall time. */
+export const Totals = z.object({
+  tokens: z.number().nonnegative(),
+  tokensIn: z.number().nonnegative(),
+  tokensOut: z.number().nonnegative(),
+  costUsd: z.number().nonnegative(),
+  wallMs: z.number().nonnegative(),
+  calls: z.number().nonnegative(),
+});
+export type Totals = z.infer<typeof Totals>;
+
+/** One step of a run as it stands. */
+export const StepView = z.object({
+  id: z.string(),
+  index: z.int(),
+  status: StepStatus,
+  role: z.string(),
+  type: z.string(),
+  title: z.string().optional(),
+  stage: z.string(),
+  phase: z.string().optional(),
+  /** What the definition gives the step's executor (seed 004 keeps its step fields here). */
+  payload: z.record(z.string(), z.unknown()).optional(),
+  /** The model the definition names for it. */
+  model: z.string().optional(),
+  /** Attempts its retry policy allows. */
+  maxAttempts: z.int().positive(),
+  /** The role that checks it, when it has QA. */
+  qaRole: z.string().optional(),
+  /** Dispatches so far (execution and QA). */
+  attempt: z.int().nonnegative(),
+  /** Manual retries (seed 004's `retries`). */
+  retries: z.int().nonnegative(),
+  reworks: z.int().nonnegative(),
+  iteration: z.int().nonnegative(),
+  /** The latest attempt's id (what its work item and its result name). */
+  attemptId: z.string().optional(),
+  /** Whether the run waits for that attempt's result (the step runs, or is being checked). */
+  inflight: z.boolean().optional(),
+  /** The hash-bearing revision of its output that an approval names. */
+  revision: z.string().optional(),
+  error: z.string().optional(),
+  errorCode: z.string().optional(),
+  output: z.unknown().optional(),
+  /** What the executor or adapter noted about the latest attempt. */
+  notes: z.array(z.string()).optional(),
+  usage: Totals.optional(),
+  startedAt: Millis.optional(),
+  finishedAt: Millis.optional(),
+});
+export type StepView = z.infer<typeof StepView>;
+
+/** One run in lists and in the run index. */
+export const RunSummary = z.object({
+  runId: Id,
+  projectId: Id,
+  definition: z.object({ id: z.string(), version: z.int() }),
+  /** The vocabulary it is presented in (`job`, `speckit`, `protocol`, `ticket`, `generic`, …). */
+  view: z.string(),
+  mode: RunMode.optional(),
+  title: z.string().optional(),
+  labels: z.record(z.string(), z.string()),
+  status: RunStatus,
+  stage: z.string().optional(),
+  createdAt: Millis,
+  updatedAt: Millis,
+  startedAt: Millis.optional(),
+  finishedAt: Millis.optional(),
+  error: z.string().optional(),
+  /** Steps completed so far. */
+  stepsRun: z.int().nonnegative().optional(),
+  /** Attempts the run waits for a result of (steps running or being checked). */
+  inflight: z.int().nonnegative().optional(),
+  /** The sequence of the run's last event (events at or below it are duplicates). */
+  seq: z.int().nonnegative(),
+});
+export type RunSummary = z.infer<typeof RunSummary>;
+
+/** A run with its steps described: what a run's page and every surface's run view are made of. */
+export const RunView = RunSummary.extend({
+  mode: RunMode,
+  stepsRun: z.int().nonnegative(),
+  result: z.unknown().optional(),
+  input: z.record(z.string(), z.unknown()),
+  /** The steps in order (the planning step, when the definition has one, first). */
+  steps: z.array(StepView),
+  planning: StepView.optional(),
+  facts: z.record(z.string(), z.unknown()),
+  usage: Totals,
+  usageBy: z.object({
+    phase: z.record(z.string(), Totals),
+    role: z.record(z.string(), Totals),
+    model: z.record(z.string(), Totals),
+  }),
+  /** Set while the run waits at a budget gate (extend_budget or abort). */
+  gate: z.string().optional(),
+});
+export type RunView = z.infer<typeof RunView>;
+
+export const emptyTotals = (): Totals => ({ tokens: 0, tokensIn: 0, tokensOut: 0, costUsd: 0, wallMs: 0, calls: 0 });

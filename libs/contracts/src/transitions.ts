@@ -1,0 +1,201 @@
+import { z } from "zod";
+import { WorkItem } from "./messages.js";
+import { Id, Millis, RunSummary, RunView } from "./run-views.js";
+import { TimerKind } from "./vocabulary.js";
+
+/**
+ * A run's history is a sequence of transitions: each command the core applies to a run is stored as
+ * ONE message on the run's subject (`<p>.run.<projectId>.<runId>`), written with compare-and-set on
+ * that subject's last sequence. The message is at once the run's state (its latest transition is the
+ * run as it stands: load = read the subject's last message), its events, the work it dispatches and
+ * the timers it sets or cancels. Nothing else is written for it, so a transition is stored once and
+ * is never replayed into a second copy of its effects, however late a command is redelivered.
+ *
+ * The message is four JSON lines, in the order readers need them, so each reads only what it uses:
+ *
+ *   1. head   (TransitionHead) number, cause, the run's summary, work, timers   hub, scheduler, index
+ *   2. events (StoredEvent[])  the events appended, numbered gaplessly per run   SSE, history, gRPC
+ *   3. view   (RunView)        the run with its steps, as it stands               the API
+ *   4. state                   the kernel's own state (opaque: the core's alone)  the core
+ *
+ * `JSON.stringify` never writes a raw newline, so a newline always ends a line.
+ */
+export const TRANSITION_VERSION = 1;
+
+/**
+ * The most events one transition appends (a run's whole cancellation, a thousand added steps come to
+ * far fewer). An event's position in the runs stream is `streamSeq × EVENTS_PER_TRANSITION + index`.
+ */
+export const EVENTS_PER_TRANSITION = 10_000;
+
+/** A timer a transition sets (`set`) or withdraws (`cancel`); the scheduler fires `timer.fired` for a set one when due. */
+export const TimerOp = z.discriminatedUnion("op", [
+  z.object({
+    op: z.literal("set"),
+    timerId: z.string().min(1).max(300),
+    dueAt: Millis,
+    kind: TimerKind,
+    stepId: z.string().min(1).max(64).optional(),
+  }),
+  z.object({ op: z.literal("cancel"), timerId: z.string().min(1).max(300) }),
+]);
+export type TimerOp = z.infer<typeof TimerOp>;
+
+export const TransitionCause = z.object({
+  /** The command's type (`run.create`, `run.signal`, `step.result`, `timer.fired`). */
+  type: z.string(),
+  commandId: z.string(),
+  actor: z.string().optional(),
+  /** The signal's name, for `run.signal`. */
+  signal: z.string().optional(),
+  /** The attempt a `step.result` reports. */
+  attemptId: z.string().optional(),
+});
+export type TransitionCause = z.infer<typeof TransitionCause>;
+
+export const TransitionHead = z.object({
+  v: z.literal(TRANSITION_VERSION),
+  runId: Id,
+  projectId: Id,
+  /** The transition's number in its run, from 1 (a run's first transition creates it). */
+  n: z.int().min(1),
+  /** The sequence of the run's last event after this transition (its events are `seq - events + 1 … seq`). */
+  seq: z.int().nonnegative(),
+  /** How many events this transition appended. */
+  events: z.int().nonnegative(),
+  at: Millis,
+  cause: TransitionCause,
+  /** The run as it stands after the transition (absent on the system feed). */
+  run: RunSummary.optional(),
+  /** Steps dispatched to the agent hub (at least once: `attemptId` makes the result idempotent). */
+  work: z.array(WorkItem).optional(),
+  timers: z.array(TimerOp).optional(),
+  /** Attempts the run no longer waits for (cancelled, timed out, superseded): their sessions stop. */
+  withdrawn: z.array(z.string()).optional(),
+});
+export type TransitionHead = z.infer<typeof TransitionHead>;
+
+/** An event as stored in a transition (its run and project are the head's). */
+export const StoredEvent = z.object({
+  /** Gapless per run, from 1. */
+  seq: z.int().min(1),
+  type: z.string().min(1).max(100),
+  at: Millis,
+  data: z.record(z.string(), z.unknown()).optional(),
+});
+export type StoredEvent = z.infer<typeof StoredEvent>;
+
+/** An event as readers see it: with its run and project. */
+export const RunEvent = StoredEvent.extend({ runId: Id, projectId: Id });
+export type RunEvent = z.infer<typeof RunEvent>;
+
+export interface TransitionParts {
+  head: TransitionHead;
+  events: StoredEvent[];
+  /** Absent on the system feed. */
+  view?: RunView;
+  /** The kernel's state: written and read by the core only. */
+  state?: unknown;
+}
+
+/** A transition message that does not parse, or whose part fails its schema. */
+export class TransitionDecodeError extends Error {
+  override readonly name = "TransitionDecodeError";
+  readonly code = "TRANSITION_UNDECODABLE";
+  constructor(
+    readonly part: "head" | "events" | "view" | "state",
+    message: string,
+  ) {
+    super(`transition ${part}: ${message}`);
+  }
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const NL = 10;
+
+/** The four lines of a transition, as bytes. The core builds its parts from typed data: not validated here. */
+export function encodeTransition(p: TransitionParts): Uint8Array {
+  return enc.encode(
+    `${JSON.stringify(p.head)}\n${JSON.stringify(p.events)}\n${p.view === undefined ? "null" : JSON.stringify(p.view)}\n${p.state === undefined ? "null" : JSON.stringify(p.state)}`,
+  );
+}
+
+const issues = (e: z.ZodError) =>
+  e.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`)
+    .join("; ");
+
+/**
+ * Reads a transition lazily: each part is parsed (and validated) the first time it is asked for,
+ * so a reader that needs the head never pays for the view or the state.
+ */
+export class TransitionReader {
+  readonly #data: Uint8Array;
+  #ends: number[] | undefined;
+  #head: TransitionHead | undefined;
+
+  constructor(data: Uint8Array) {
+    this.#data = data;
+  }
+
+  /** The raw bytes of part `i` (0: head … 3: state). */
+  #line(i: number): Uint8Array {
+    if (!this.#ends) {
+      const ends: number[] = [];
+      let from = 0;
+      for (let k = 0; k < 3; k++) {
+        const at = this.#data.indexOf(NL, from);
+        if (at < 0) break;
+        ends.push(at);
+        from = at + 1;
+      }
+      ends.push(this.#data.length);
+      this.#ends = ends;
+    }
+    const start = i === 0 ? 0 : (this.#ends[i - 1] ?? this.#data.length) + 1;
+    const end = this.#ends[i] ?? this.#data.length;
+    return start >= end ? new Uint8Array(0) : this.#data.subarray(start, end);
+  }
+
+  #json(i: number, part: TransitionDecodeError["part"]): unknown {
+    const bytes = this.#line(i);
+    if (bytes.length === 0) throw new TransitionDecodeError(part, "missing");
+    try {
+      return JSON.parse(dec.decode(bytes));
+    } catch (err) {
+      throw new TransitionDecodeError(part, `not JSON: ${(err as Error).message}`);
+    }
+  }
+
+  head(): TransitionHead {
+    if (this.#head) return this.#head;
+    const r = TransitionHead.safeParse(this.#json(0, "head"));
+    if (!r.success) throw new TransitionDecodeError("head", issues(r.error));
+    this.#head = r.data;
+    return r.data;
+  }
+
+  /** The events appended, with the head's run and project. */
+  events(): RunEvent[] {
+    const head = this.head();
+    const r = z.array(StoredEvent).safeParse(this.#json(1, "events"));
+    if (!r.success) throw new TransitionDecodeError("events", issues(r.error));
+    return r.data.map((e) => ({ runId: head.runId, projectId: head.projectId, ...e }));
+  }
+
+  /** The run as it stands after this transition (null on the system feed). */
+  view(): RunView | null {
+    const raw = this.#json(2, "view");
+    if (raw === null) return null;
+    const r = RunView.safeParse(raw);
+    if (!r.success) throw new TransitionDecodeError("view", issues(r.error));
+    return r.data;
+  }
+
+  /** The kernel's state, unvalidated: the core's own business (it checks the version it wrote). */
+  state(): unknown {
+    return this.#json(3, "state");
+  }
+}

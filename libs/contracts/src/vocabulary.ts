@@ -1,0 +1,84 @@
+import { z } from "zod";
+
+/**
+ * The words every service shares about runs, defined once: statuses, event types, timer and work
+ * kinds. Each is an `as const` list or object with its union type derived from it; the engine, the
+ * core and every reader import them from here.
+ */
+
+/** Statuses every run has, whatever its definition; each seed's vocabulary is a view of them. */
+export const RUN_STATUSES = ["pending", "planning", "planned", "running", "paused", "blocked", "waiting", "completed", "failed", "cancelled"] as const;
+export const RunStatus = z.enum(RUN_STATUSES);
+export type RunStatus = z.infer<typeof RunStatus>;
+export const FINAL_RUN_STATUSES: ReadonlySet<RunStatus> = new Set(["completed", "failed", "cancelled"]);
+
+/** A step run's statuses (the step machine's states; `routing` states show as the status they lead to). */
+export const STEP_STATUSES = [
+  "pending",
+  "running",
+  "retry_wait",
+  "needs_qa",
+  "qa",
+  "waiting_approval",
+  "completed",
+  "failed",
+  "blocked",
+  "skipped",
+  "cancelled",
+] as const;
+export const StepStatus = z.enum(STEP_STATUSES);
+export type StepStatus = z.infer<typeof StepStatus>;
+
+/** What a dispatched piece of work asks: execute the step, check it (`qa`), or plan the run (`plan`). */
+export const WORK_KINDS = ["execute", "qa", "plan"] as const;
+export const WorkKind = z.enum(WORK_KINDS);
+export type WorkKind = z.infer<typeof WorkKind>;
+
+export const TIMER_KINDS = ["retry", "step_timeout", "approval_timeout", "wall_clock"] as const;
+export const TimerKind = z.enum(TIMER_KINDS);
+export type TimerKind = z.infer<typeof TimerKind>;
+
+export const MODES = ["mock", "live"] as const;
+export const RunMode = z.enum(MODES);
+export type RunMode = z.infer<typeof RunMode>;
+
+/**
+ * Run event vocabulary. Seed surfaces are views: seed 000's `step.start` is `step.started`, and so on.
+ * A run's end is one event, `run.finished` (with its status); `run.status_changed` is every other
+ * change of status.
+ */
+export const RunEventType = {
+  Created: "run.created",
+  StatusChanged: "run.status_changed",
+  StageEntered: "run.stage_entered",
+  StageChanged: "run.stage_changed",
+  FactsChanged: "run.facts_changed",
+  Finished: "run.finished",
+  StepAdded: "step.added",
+  StepStarted: "step.started",
+  StepSucceeded: "step.succeeded",
+  StepRetrying: "step.retrying",
+  StepFailed: "step.failed",
+  StepQaStarted: "step.qa_started",
+  StepNeedsQa: "step.needs_qa",
+  StepQaPassed: "step.qa_passed",
+  StepQaFailed: "step.qa_failed",
+  StepAwaitingApproval: "step.awaiting_approval",
+  StepApproved: "step.approved",
+  StepRejected: "step.rejected",
+  StepCancelled: "step.cancelled",
+  StepBlocked: "step.blocked",
+  StepSkipped: "step.skipped",
+  StepReset: "step.reset",
+  /** A step result that arrived for an attempt the run no longer waits for (kept for audit). */
+  StepResultIgnored: "step.result_ignored",
+  BudgetExceeded: "budget.exceeded",
+  BudgetExtended: "budget.extended",
+  LoopIteration: "loop.iteration",
+  LoopExhausted: "loop.exhausted",
+  TriggerFired: "trigger.fired",
+  TriggerSkipped: "trigger.skipped",
+  /** A dead letter, as the event-bus reports it (on the system feed, not a run's). */
+  DeadLetter: "error.dead_letter",
+} as const;
+export type RunEventType = (typeof RunEventType)[keyof typeof RunEventType];

@@ -1,0 +1,130 @@
+import type { KV } from "@nats-io/kv";
+import { encode } from "@orch/bus";
+import { StoredTimer, type TimerOp } from "@orch/contracts";
+import { TimerQueue } from "./timers.js";
+
+/**
+ * The timers the scheduler holds. A transition that sets a timer is not acknowledged until the
+ * timer is safe: written to the `timers` bucket, or withdrawn (a later transition cancels it), or
+ * fired. A timer is written only once it has stayed armed for `holdMs`: most are withdrawn sooner
+ * (a job that ends well inside its wall clock, a step that answers inside its timeout), and those
+ * cost no write at all. If the scheduler dies meanwhile, the unacknowledged transition comes back
+ * and the timer is armed again.
+ */
+
+type SetOp = Extract<TimerOp, { op: "set" }>;
+
+interface Held {
+  timer: StoredTimer;
+  /** Settles the transition that set it (so it can be acknowledged). */
+  release: () => void;
+  durable: boolean;
+}
+
+export interface ArmedTimersOptions {
+  kv: KV;
+  holdMs: number;
+  /** Fires a due timer (publishes its command); resolves once it is durable. */
+  fire: (t: StoredTimer) => Promise<void>;
+  onError: (err: unknown, timerId: string) => void;
+  now?: () => number;
+}
+
+export class ArmedTimers {
+  readonly #o: ArmedTimersOptions;
+  readonly #held = new Map<string, Held>();
+  readonly #queue: TimerQueue<StoredTimer>;
+  readonly #flush: NodeJS.Timeout;
+  readonly #now: () => number;
+
+  constructor(o: ArmedTimersOptions) {
+    this.#o = o;
+    this.#now = o.now ?? Date.now;
+    this.#queue = new TimerQueue<StoredTimer>((id, t) => void this.#fire(id, t), this.#now);
+    this.#flush = setInterval(() => void this.#persistOld(), Math.max(50, Math.floor(o.holdMs / 2)));
+    this.#flush.unref();
+  }
+
+  get size(): number {
+    return this.#queue.size;
+  }
+
+  /** Every armed timer (of one run), soonest first. */
+  list(runId?: string): StoredTimer[] {
+    return [...this.#held.values()]
+      .map((h) => h.timer)
+      .filter((t) => runId === undefined || t.runId === runId)
+      .sort((a, b) => a.dueAt - b.dueAt || a.timerId.localeCompare(b.timerId));
+  }
+
+  /** Arms a timer stored before a restart: it is durable already. */
+  restore(t: StoredTimer): void {
+    this.#held.set(t.timerId, { timer: t, release: () => undefined, durable: true });
+    this.#queue.set(t.timerId, t.dueAt, t);
+  }
+
+  /** Arms a timer a transition sets; resolves when it is safe to acknowledge that transition. */
+  set(runId: string, op: SetOp): Promise<void> {
+    const timer: StoredTimer = { timerId: op.timerId, runId, dueAt: op.dueAt, kind: op.kind, ...(op.stepId ? { stepId: op.stepId } : {}), setAt: this.#now() };
+    const prev = this.#held.get(op.timerId);
+    prev?.release();
+    return new Promise<void>((resolve) => {
+      this.#held.set(op.timerId, { timer, release: resolve, durable: prev?.durable ?? false });
+      this.#queue.set(op.timerId, op.dueAt, timer);
+      if (prev?.durable) void this.#persist(op.timerId);
+    });
+  }
+
+  /** Withdraws a timer; resolves once it is gone from the bucket (when it was written there). */
+  async cancel(timerId: string): Promise<void> {
+    const h = this.#held.get(timerId);
+    this.#queue.delete(timerId);
+    if (!h) return;
+    this.#held.delete(timerId);
+    h.release();
+    if (h.durable) await this.#o.kv.delete(timerId);
+  }
+
+  stop(): void {
+    clearInterval(this.#flush);
+    this.#queue.stop();
+  }
+
+  /** Writes every timer armed for longer than the hold, and lets their transitions be acknowledged. */
+  async #persistOld(): Promise<void> {
+    const cutoff = this.#now() - this.#o.holdMs;
+    const due = [...this.#held.entries()].filter(([, h]) => !h.durable && h.timer.setAt <= cutoff).map(([id]) => id);
+    await Promise.all(due.map((id) => this.#persist(id)));
+  }
+
+  async #persist(timerId: string): Promise<void> {
+    const h = this.#held.get(timerId);
+    if (!h) return;
+    try {
+      await this.#o.kv.put(timerId, encode(StoredTimer, h.timer));
+      // Withdrawn or set again while it was being written: the newer state decides.
+      if (this.#held.get(timerId) !== h) return;
+      h.durable = true;
+      h.release();
+    } catch (err) {
+      this.#o.onError(err, timerId);
+    }
+  }
+
+  async #fire(timerId: string, t: StoredTimer): Promise<void> {
+    for (let n = 0; ; n++) {
+      try {
+        await this.#o.fire(t);
+        break;
+      } catch (err) {
+        this.#o.onError(err, timerId);
+        await new Promise((r) => setTimeout(r, Math.min(5_000, 100 * 2 ** n)).unref?.());
+      }
+    }
+    const h = this.#held.get(timerId);
+    if (!h || h.timer !== t) return;
+    this.#held.delete(timerId);
+    h.release();
+    if (h.durable) await this.#o.kv.delete(timerId).catch((err: unknown) => this.#o.onError(err, timerId));
+  }
+}
