@@ -483,7 +483,7 @@ function buildReport(
       redis: RedisServer.version(),
       restate: medians.restate ? RestateSuite.version() : null,
       dbos: medians.dbos ? DbosSuite.version() : null,
-      postgres: versions.postgres,
+      postgres: medians.dbos ? versions.postgres : null,
     },
     source: o.label,
     options: { ...o, out: undefined, label: undefined },
