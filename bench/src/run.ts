@@ -438,17 +438,8 @@ function buildReport(
 
   // Ours against the faster of the durable-execution peers that ran, at --in-flight, per JetStream sync.
   const peers = (["restate", "dbos"] as const).filter((k) => medians[k]);
-  const best = (get: (k: "restate" | "dbos") => number | null | undefined) => {
-    const xs = peers.map(get).filter((x): x is number => typeof x === "number");
-    return xs.length ? Math.max(...xs) : null;
-  };
-  const vsPeers = round(
-    ratio(
-      ours?.wfPerSec,
-      best((k) => medians[k]?.wfPerSec),
-    ),
-    3,
-  );
+  const peerWfs = peers.map((k) => medians[k]?.wfPerSec).filter((x): x is number => typeof x === "number");
+  const vsPeers = peerWfs.length ? round(ratio(ours?.wfPerSec, Math.max(...peerWfs)), 3) : null;
   const vsPeersPerRound = rounds.map((r) => {
     const xs = peers.map((k) => r[k]?.throughput?.wfPerSec).filter((x): x is number => typeof x === "number");
     return xs.length ? round(ratio(r.orch?.throughput?.wfPerSec, Math.max(...xs)), 3) : null;
