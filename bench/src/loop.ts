@@ -1,4 +1,4 @@
-import { CpuMeter } from "./proc.js";
+import { CpuMeter, type ProcRef } from "./proc.js";
 import { percentile } from "./stats.js";
 
 /** How one workflow ended: `ok`, or why not (a status other than succeeded, a timeout). */
@@ -8,8 +8,8 @@ export type Outcome = { ok: true } | { ok: false; reason: string };
 export interface Target {
   /** Starts one workflow and resolves once it has finished (one way or another). */
   run(): Promise<Outcome>;
-  /** Processes whose CPU the measurement accounts, by name. */
-  pids(): Record<string, number | undefined>;
+  /** Processes whose CPU the measurement accounts, by name (`{ tree: pid }`: with all its descendants). */
+  pids(): Record<string, ProcRef | undefined>;
 }
 
 /**

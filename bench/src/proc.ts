@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 /** Clock ticks per second for /proc/<pid>/stat times (100 on every Linux we run on; asked once). */
@@ -9,20 +9,68 @@ const CLK_TCK = (() => {
   return Number.isFinite(n) && n > 0 ? n : 100;
 })();
 
-/** CPU time (user + system, ms) a process has used so far, or null where /proc cannot tell (not Linux, gone). */
-export function cpuMsOf(pid: number): number | null {
+/** The fields after the command name of /proc/<pid>/stat (the name may contain spaces and parentheses). */
+function statFields(pid: number): string[] | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // The command name (field 2) may contain spaces and parentheses: fields are counted after the last ')'.
-    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const utime = Number(rest[11]);
-    const stime = Number(rest[12]);
-    if (!Number.isFinite(utime) || !Number.isFinite(stime)) return null;
-    return ((utime + stime) * 1000) / CLK_TCK;
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   } catch {
     return null;
   }
 }
+
+/** CPU time (user + system, ms) a process has used so far, or null where /proc cannot tell (not Linux, gone). */
+export function cpuMsOf(pid: number): number | null {
+  const rest = statFields(pid);
+  if (!rest) return null;
+  const utime = Number(rest[11]);
+  const stime = Number(rest[12]);
+  if (!Number.isFinite(utime) || !Number.isFinite(stime)) return null;
+  return ((utime + stime) * 1000) / CLK_TCK;
+}
+
+/**
+ * CPU time (ms) of a process and all its descendants: each live process's own time plus the time of
+ * the children it has reaped (cutime + cstime), so a child that exits between two readings still
+ * counts, in its parent's total. For servers made of several processes (PostgreSQL: a postmaster, a
+ * backend per connection, the WAL writer, the checkpointer…).
+ */
+export function treeCpuMsOf(root: number): number | null {
+  const children = new Map<number, number[]>();
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return null;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    const ppid = Number(statFields(Number(e))?.[1]);
+    if (!Number.isFinite(ppid)) continue;
+    const list = children.get(ppid) ?? [];
+    list.push(Number(e));
+    children.set(ppid, list);
+  }
+  let ticks = 0;
+  let seen = false;
+  const stack = [root];
+  while (stack.length > 0) {
+    const pid = stack.pop()!;
+    const rest = statFields(pid);
+    if (!rest) continue;
+    const t = [11, 12, 13, 14].map((i) => Number(rest[i]));
+    if (t.some((x) => !Number.isFinite(x))) continue;
+    ticks += t.reduce((a, b) => a + b, 0);
+    seen = true;
+    stack.push(...(children.get(pid) ?? []));
+  }
+  return seen ? (ticks * 1000) / CLK_TCK : null;
+}
+
+/** A process whose CPU is measured: its pid, or `{ tree: pid }` for the process and all its descendants. */
+export type ProcRef = number | { tree: number };
+
+const cpuOfRef = (ref: ProcRef | undefined): number | null => (ref === undefined ? null : typeof ref === "number" ? cpuMsOf(ref) : treeCpuMsOf(ref.tree));
 
 const selfCpuMs = () => {
   const u = process.cpuUsage();
@@ -38,14 +86,14 @@ export class CpuMeter {
   #start = new Map<string, number>();
   #t0 = 0;
 
-  constructor(private readonly pids: () => Record<string, number | undefined>) {}
+  constructor(private readonly pids: () => Record<string, ProcRef | undefined>) {}
 
   begin(): void {
     this.#t0 = performance.now();
     this.#start.clear();
     this.#start.set("driver", selfCpuMs());
-    for (const [name, pid] of Object.entries(this.pids())) {
-      const ms = pid === undefined ? null : cpuMsOf(pid);
+    for (const [name, ref] of Object.entries(this.pids())) {
+      const ms = cpuOfRef(ref);
       if (ms !== null) this.#start.set(name, ms);
     }
   }
@@ -55,7 +103,7 @@ export class CpuMeter {
     const wall = performance.now() - this.#t0;
     const out: Record<string, number> = {};
     const now: Record<string, number | null> = { driver: selfCpuMs() };
-    for (const [name, pid] of Object.entries(this.pids())) now[name] = pid === undefined ? null : cpuMsOf(pid);
+    for (const [name, ref] of Object.entries(this.pids())) now[name] = cpuOfRef(ref);
     for (const [name, before] of this.#start) {
       const after = now[name];
       if (typeof after === "number" && wall > 0) out[name] = Math.round(((after - before) / wall) * 1000) / 10;
