@@ -106,7 +106,7 @@ export function topologySpec(names: Names, opts: TopologyOptions = DEFAULT_TOPOL
           max_age: 0,
         },
         consumers: [
-          durable(names.consumers.runIndex, s.runsAll(), ACK_WAIT_MS.runIndex, 10_000),
+          durable(names.consumers.runIndex, s.runsAll(), ACK_WAIT_MS.runIndex, 100_000),
           // The hub acks a transition that dispatches nothing at once, the others when their work is done.
           durable(names.consumers.agentHub, s.runsAll(), ACK_WAIT_MS.agentHub, opts.workMaxAckPending),
           // The scheduler holds a transition that sets a timer until the timer is durable or withdrawn.

@@ -17,18 +17,17 @@ import type { Msg } from "@nats-io/transport-node";
 import type { Logger } from "@orch/logging";
 import { JobsProjection } from "./jobs.js";
 import { CursorError, RunIndex } from "./run-index.js";
+import { SummaryWriter } from "./summaries.js";
 
 /**
  * The run index projection: a durable consumer on the runs stream puts each transition's summary of
  * its run (the head's `run`, nothing else of the message is read) into the in-memory index and the
  * `run_index` bucket; queries (`<prefix>.q.runs.list`) are answered from memory. Writes to the
- * bucket are coalesced (the last summary of each run every FLUSH_MS), and a transition is acked only
- * once its summary is stored, so a restart loses nothing: the bucket is loaded back and the consumer
- * resumes after the last acked transition (one seen twice changes nothing: summaries keep the run's
- * sequence).
+ * bucket are coalesced (SummaryWriter: a run's summary when it finishes, or once it has waited 5 s
+ * while it runs), and a transition is acked only once its summary is stored, so a restart loses
+ * nothing: the bucket is loaded back and the consumer resumes after the last acked transition (one seen twice
+ * changes nothing: summaries keep the run's sequence).
  */
-
-const FLUSH_MS = 100;
 
 export interface Projection {
   readonly index: RunIndex;
@@ -94,42 +93,22 @@ export async function startProjection(bus: Bus, log: Logger): Promise<Projection
   await loadJobs(bus, index, jobs, log);
   const kv = await bus.kv(bus.names.buckets.runIndex);
 
-  const dirty = new Map<string, RunSummary>();
-  let waiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
-  let timer: NodeJS.Timeout | undefined;
-  const flush = async () => {
-    timer = undefined;
-    const batch = [...dirty.values()];
-    dirty.clear();
-    const w = waiters;
-    waiters = [];
-    try {
-      await Promise.all(batch.map((s) => kv.put(s.runId, encode(RunSummary, s))));
-      for (const x of w) x.resolve();
-    } catch (err) {
-      for (const s of batch) if (!dirty.has(s.runId)) dirty.set(s.runId, s);
-      for (const x of w) x.reject(err);
-    }
-  };
-  const persisted = (s: RunSummary) =>
-    new Promise<void>((resolve, reject) => {
-      dirty.set(s.runId, s);
-      waiters.push({ resolve, reject });
-      timer ??= setTimeout(() => void flush(), FLUSH_MS);
-    });
+  const summaries = new SummaryWriter(async (s) => void (await kv.put(s.runId, encode(RunSummary, s))));
 
   const consumer: RunningConsumer = await runConsumer(bus, {
     stream: bus.names.streams.runs,
     consumer: bus.names.consumers.runIndex,
     decode: decodeTransitionHead,
     origin: "run-index",
-    concurrency: 256,
-    keyOf: (t) => t.head.runId,
+    // Transitions wait here until their run's summary is written (see SummaryWriter): many at once.
+    // Each is applied in stream order as it arrives; the index keeps a run's newest summary whatever
+    // order the writes end in.
+    concurrency: 10_000,
     async handler({ head, transition }, ctx) {
       jobs.apply(ctx.streamSeq, head, transition);
       if (!head.run) return;
       const s = index.put(head.run);
-      if (s) await persisted(s);
+      if (s) await summaries.store(s);
     },
   });
 
@@ -187,10 +166,7 @@ export async function startProjection(bus: Bus, log: Logger): Promise<Projection
       jobsSub.unsubscribe();
       statsSub.unsubscribe();
       await consumer.stop();
-      if (timer) {
-        clearTimeout(timer);
-        await flush();
-      }
+      await summaries.stop();
     },
   };
 }

@@ -5,8 +5,11 @@ import { runService } from "@orch/service";
 import { ArmedTimers } from "./armed.js";
 import { startTaskLoops } from "./tasks.js";
 
-/** How long a timer stays armed in memory only (its transition unacknowledged) before it is written. */
-const HOLD_MS = 1_000;
+/**
+ * How long a timer stays armed in memory only (its transition unacknowledged) before it is written:
+ * a timer withdrawn sooner (a job's wall clock when the job ends in seconds) is never written.
+ */
+const HOLD_MS = 5_000;
 
 /**
  * The scheduler fires timers. It reads the timers each run transition sets or withdraws (the runs
