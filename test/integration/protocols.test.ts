@@ -367,6 +367,13 @@ describe("protocols, steps and the action table", () => {
     const s2 = await sse(`${base}/protocols/${id}/events/stream`, { ...AUTH, ...H(), "last-event-id": mid.id! });
     await s2.ended;
     expect(s2.frames.filter((f) => f.id).map((f) => f.id)).toEqual(frames.slice(2).map((f) => f.id));
+    // Resumed after its last event (protocol_finished), a finished protocol's stream has nothing to send: 204.
+    const s3 = await sse(`${base}/protocols/${id}/events/stream`, { ...AUTH, ...H(), "last-event-id": frames.at(-1)!.id! });
+    expect(s3.status).toBe(204);
+    // After the event before it (the run's end is two seed events), protocol_finished still comes.
+    const s4 = await sse(`${base}/protocols/${id}/events/stream`, { ...AUTH, ...H(), "last-event-id": frames.at(-2)!.id! });
+    await s4.ended;
+    expect(s4.frames.filter((f) => f.id).map((f) => f.event)).toEqual(["protocol_finished"]);
     expect(s2.frames[0]!.json).toMatchObject({ protocol_run_id: id, project_id: projectId });
     const ps = await sse(`${base}/projects/${projectId}/events/stream`, { ...AUTH, ...H() });
     await ps.waitFor((f) => f.json?.protocol_run_id === id);

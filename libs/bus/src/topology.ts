@@ -23,6 +23,8 @@ const DAY_MS = 86_400_000;
 export interface TopologyOptions {
   storage: "file" | "memory";
   replicas: number;
+  /** JetStream's de-duplication window of every stream. */
+  duplicateWindowMs: number;
   /** How long a finished run's history is kept after it ends (the event-bus purges it). */
   runRetentionMs: number;
   commandsMaxAgeMs: number;
@@ -36,6 +38,7 @@ export interface TopologyOptions {
 export const DEFAULT_TOPOLOGY: TopologyOptions = {
   storage: "file",
   replicas: 1,
+  duplicateWindowMs: 120_000,
   runRetentionMs: 30 * DAY_MS,
   commandsMaxAgeMs: 7 * DAY_MS,
   dlqMaxAgeMs: 30 * DAY_MS,
@@ -67,7 +70,7 @@ export function topologySpec(names: Names, opts: TopologyOptions = DEFAULT_TOPOL
     storage,
     num_replicas: opts.replicas,
     discard: DiscardPolicy.Old,
-    duplicate_window: nanos(120_000),
+    duplicate_window: nanos(opts.duplicateWindowMs),
     allow_direct: true,
   };
   const durable = (name: string, filter: string, ackWaitMs: number, maxAckPending: number) => ({

@@ -66,6 +66,12 @@ export const CommonConfig = z.object({
   /** Replicas of every stream and bucket: 1 on one server, 3 on a 3-node cluster. */
   ORCH_NATS_REPLICAS: int(1, 1, 5),
   /**
+   * JetStream's de-duplication window of every stream (a publish retried within it with the same
+   * message id is stored once). Correctness never depends on it: past it, runs' transitions are
+   * still written once (compare-and-set) and commands applied once (their ids, in the run).
+   */
+  ORCH_DUPLICATE_WINDOW_MS: int(120_000, 100, 86_400_000),
+  /**
    * Seed 001's task store (`postgres` there) and task queue (`redis` there): here both are NATS
    * JetStream, the one system of record. `jetstream` or `nats` is accepted (and means what unset
    * does); anything else is refused, so no service starts believing it writes somewhere else.
