@@ -1,8 +1,8 @@
-// The core's pure step for 5-step jobs, in process: what one command costs the orchestrator
-// before any I/O (kernel, record, outbox, encoding). `node bench/micro/core-step.mjs [runs]`.
-import { Command, TaskPacket, jobRunSpec } from "@orch/contracts";
+// The core's pure decision for 5-step jobs, in process: what one command costs the orchestrator
+// before any I/O (kernel, view, transition, encoding). `node bench/micro/core-step.mjs [runs]`.
+import { Command, TaskPacket, encodeTransition, jobRunSpec } from "@orch/contracts";
 import { builtin } from "@orch/engine";
-import { step } from "../../services/orchestrator/dist/core/step.js";
+import { decide } from "../../services/orchestrator/dist/core/decide.js";
 
 const runs = Number(process.argv[2] ?? 2000);
 const cd = builtin("job");
@@ -13,43 +13,46 @@ let now = 1_000_000;
 const clock = () => ({ now: ++now, rand: 0.5 });
 let commands = 0;
 let bytes = 0;
+let decideNs = 0n;
+let encodeNs = 0n;
+const apply = (prev, cmd) => {
+  const a = process.hrtime.bigint();
+  const d = decide(prev, cmd, cd, clock());
+  const b = process.hrtime.bigint();
+  const data = encodeTransition(d.transition);
+  encodeNs += process.hrtime.bigint() - b;
+  decideNs += b - a;
+  bytes += data.length;
+  commands++;
+  const t = d.transition;
+  return { head: t.head, run: t.head.run, state: t.state };
+};
 const t0 = process.hrtime.bigint();
 for (let i = 0; i < runs; i++) {
-  const runId = `run-${i}`;
-  let out = step(
+  const runId = `0a9a2f3b-70c9-4ee1-94b8-${String(i).padStart(12, "0")}`;
+  let run = apply(
     null,
     Command.parse({ type: "run.create", commandId: `create:${runId}`, runId, issuedAt: now, projectId: "_default", ...spec, mode: "mock" }),
-    cd,
-    clock(),
   );
-  let rec = out.record;
-  bytes += JSON.stringify(rec).length;
-  commands++;
   for (let s = 0; s < 5; s++) {
-    const work = rec.outbox.find((e) => e.kind === "work").item;
-    out = step(
-      rec,
-      {
-        type: "step.result",
-        commandId: `result:${work.attemptId}`,
-        runId,
-        issuedAt: now,
-        stepId: work.stepId,
-        attemptId: work.attemptId,
-        kind: "execute",
-        ok: true,
-        startedAt: now,
-        finishedAt: now,
-      },
-      cd,
-      clock(),
-    );
-    rec = out.record;
-    bytes += JSON.stringify(rec).length;
-    commands++;
+    const work = run.head.work[0];
+    run = apply(run, {
+      type: "step.result",
+      commandId: `result:${work.attemptId}`,
+      runId,
+      issuedAt: now,
+      actor: "agent-hub",
+      stepId: work.stepId,
+      attemptId: work.attemptId,
+      kind: "execute",
+      ok: true,
+      notes: [`dev.log: bench`],
+      startedAt: now,
+      finishedAt: now,
+    });
   }
 }
 const ns = Number(process.hrtime.bigint() - t0);
 console.log(
-  `${commands} commands, ${(ns / commands / 1000).toFixed(1)} µs/command, ${(ns / runs / 1e6).toFixed(3)} ms/workflow, record ${(bytes / commands / 1024).toFixed(1)} KiB avg`,
+  `${commands} commands, ${(ns / commands / 1000).toFixed(1)} µs/command (decide ${(Number(decideNs) / commands / 1000).toFixed(1)}, encode ${(Number(encodeNs) / commands / 1000).toFixed(1)}), ${(ns / runs / 1e6).toFixed(3)} ms/workflow, transition ${(bytes / commands / 1024).toFixed(2)} KiB avg`,
 );

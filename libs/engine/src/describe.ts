@@ -14,7 +14,22 @@ type Described = Pick<StepDef, "id" | "role" | "type" | "title" | "payload" | "m
   phase?: string | undefined;
 };
 
+/**
+ * Views of steps by the snapshot they describe: a step that did not move in a transition (most of
+ * them) is described once, not again with every transition of its run.
+ */
+const VIEWS = new WeakMap<object, { d: Described; usage: unknown; view: StepView }>();
+
 function stepView(d: Described, snap: Snap<StepContext> | undefined, state: RunState, retry: RetryPolicy): StepView {
+  const usage = state.ledger.byStep[d.id];
+  const hit = snap ? VIEWS.get(snap) : undefined;
+  if (hit && hit.d === d && hit.usage === usage) return hit.view;
+  const view = describeStep(d, snap, usage, retry);
+  if (snap) VIEWS.set(snap, { d, usage, view });
+  return view;
+}
+
+function describeStep(d: Described, snap: Snap<StepContext> | undefined, usage: StepView["usage"] | undefined, retry: RetryPolicy): StepView {
   const c = snap?.context;
   const status = stepStatus(snap);
   const out: StepView = {
@@ -48,23 +63,34 @@ function stepView(d: Described, snap: Snap<StepContext> | undefined, state: RunS
   if (c?.notes?.length) out.notes = c.notes;
   if (c?.startedAt !== undefined) out.startedAt = c.startedAt;
   if (c?.finishedAt !== undefined) out.finishedAt = c.finishedAt;
-  const u = state.ledger.byStep[d.id];
-  if (u) out.usage = u;
+  if (usage) out.usage = usage;
   return out;
 }
 
-/** The run's view: its summary (built by the core from the same state) and its steps described. */
-export function runView(cd: CompiledDefinition, state: RunState, summary: RunSummary & Pick<RunView, "mode" | "stepsRun">): RunView {
+/** The described definitions of a run's steps (its definition's, then those it brought or added), built once per list. */
+const DESCRIBED = new WeakMap<object, { cd: CompiledDefinition; defs: readonly Described[] }>();
+
+function describedSteps(cd: CompiledDefinition, extra: RunState["extraSteps"]): readonly Described[] {
+  if (extra.length === 0) return cd.steps;
+  const hit = DESCRIBED.get(extra);
+  if (hit && hit.cd === cd) return hit.defs;
   const firstStage = cd.stages.find((s) => !s.terminal)?.id ?? cd.initialStage;
   const defs: Described[] = [
     ...cd.steps,
-    ...state.extraSteps.map((s, i) => ({
+    ...extra.map((s, i) => ({
       ...s,
       index: cd.steps.length + i,
       stage: s.stage ?? firstStage,
       phase: s.phase ?? (cd.def.stages.length > 0 ? (s.stage ?? firstStage) : s.id),
     })),
   ];
+  DESCRIBED.set(extra, { cd, defs });
+  return defs;
+}
+
+/** The run's view: its summary (built by the core from the same state) and its steps described. */
+export function runView(cd: CompiledDefinition, state: RunState, summary: RunSummary & Pick<RunView, "mode" | "stepsRun">): RunView {
+  const defs = describedSteps(cd, state.extraSteps);
   const retry = cd.def.retry as RetryPolicy;
   const steps = defs.map((d) => stepView(d, state.steps[d.id], state, retry));
   const rc = state.run.context;

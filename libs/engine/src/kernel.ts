@@ -1,4 +1,4 @@
-import type { AnyMachineSnapshot } from "xstate";
+import type { AnyMachineSnapshot, AnyStateMachine } from "xstate";
 import { pureInitial, pureTransition } from "./pure.js";
 import { z } from "zod";
 import { evaluate, resolveTemplate } from "./conditions.js";
@@ -274,7 +274,7 @@ class Kernel {
     };
     this.#origExtra = state.extraSteps;
     this.machine = runMachineFor(cd);
-    this.runSnap = this.machine.resolveState(state.run as never);
+    this.runSnap = resolved(this.machine, state.run);
   }
 
   // ── definitions ──────────────────────────────────────────────────────────
@@ -358,11 +358,12 @@ class Kernel {
     const before = this.snapOf(id);
     if (!before) return false;
     const prevStatus = stepStatus(before);
-    const snap = stepMachine.resolveState(before as never);
+    const snap = resolved(stepMachine as unknown as AnyStateMachine, before);
     const [next, actions] = pureTransition(stepMachine as never, snap, event);
     if (next === snap) return false;
     this.fromStatus = prevStatus;
     const persisted = { value: next.value, context: next.context as StepContext };
+    RESOLVED.set(persisted, next);
     if (this.cd.planning && id === this.cd.planning.id) this.state.planning = persisted;
     else this.state.steps[id] = persisted;
     this.changed = true;
@@ -844,8 +845,10 @@ class Kernel {
   }
 
   freshStep(id: string, index: number): Snap<StepContext> {
-    const [s] = pureInitial<AnyMachineSnapshot>(stepMachine as never, { runId: this.state.runId, stepId: id, index, now: this.clock.now });
-    return { value: s.value, context: s.context as StepContext };
+    // The step machine's initial context is its input plus constants: its initial snapshot, once,
+    // with this step's input in place of the template's (what pureInitial would build, for less).
+    FRESH ??= pureInitial<AnyMachineSnapshot>(stepMachine as never, { runId: "", stepId: "", index: 0, now: 0 })[0] as unknown as Snap<StepContext>;
+    return { value: FRESH.value, context: { ...FRESH.context, runId: this.state.runId, stepId: id, index, now: this.clock.now } };
   }
 
   addSteps(input: StepDefInput[], why: string): KernelError | null {
@@ -1194,7 +1197,9 @@ class Kernel {
   }
 
   snapshotRun(): Snap<RunContext> {
-    return { value: this.runSnap.value, context: this.runSnap.context as RunContext };
+    const persisted = { value: this.runSnap.value, context: this.runSnap.context as RunContext };
+    RESOLVED.set(persisted, this.runSnap);
+    return persisted;
   }
 
   done(): KernelResult {
@@ -1213,6 +1218,24 @@ function endLast(effects: KernelEffect[]): KernelEffect[] {
   if (i < 0 || i === effects.length - 1) return effects;
   return [...effects.slice(0, i), ...effects.slice(i + 1), effects[i]!];
 }
+
+/**
+ * Machine snapshots by the persisted `{value, context}` they were saved as: a run the core keeps in
+ * memory between commands is transitioned again without XState rebuilding its snapshots. A persisted
+ * snapshot read back from storage is a new object, and is resolved as before.
+ */
+const RESOLVED = new WeakMap<object, AnyMachineSnapshot>();
+
+function resolved(machine: AnyStateMachine, persisted: Snap<unknown>): AnyMachineSnapshot {
+  const hit = RESOLVED.get(persisted);
+  if (hit) return hit;
+  const snap = machine.resolveState(persisted as never) as AnyMachineSnapshot;
+  RESOLVED.set(persisted, snap);
+  return snap;
+}
+
+/** The step machine's initial snapshot (see freshStep). */
+let FRESH: Snap<StepContext> | undefined;
 
 /** A run's own limits (built once: zod compiles a schema on first use). */
 const LimitsOverride = Limits.partial();
