@@ -1,5 +1,5 @@
 import { DeliverPolicy } from "@nats-io/jetstream";
-import { EVENTS_PER_TRANSITION, SessionEvent, TransitionReader, type RunEvent, type TransitionHead, type WorkItem } from "@orch/contracts";
+import { EVENTS_PER_TRANSITION, SessionEvent, TransitionHead, TransitionReader, type RunEvent, type WorkItem } from "@orch/contracts";
 import type { z } from "zod";
 import { decode, type Decoded } from "./codec.js";
 import { PULL_EXPIRES_MS } from "./consumer.js";
@@ -170,20 +170,31 @@ export async function countTransitions(bus: Bus, filter: string): Promise<number
 }
 
 /** A transition as a consumer receives it: its head read (and validated), the rest on demand. */
-export interface ConsumedTransition {
-  head: TransitionHead;
+export interface ConsumedTransition<H = TransitionHead> {
+  head: H;
   transition: TransitionReader;
 }
 
 /**
- * The `decode` of a durable consumer on the runs stream: the head only (what routes it), the other
- * parts left to whoever needs them. An unreadable one is a dead letter.
+ * The `decode` of a durable consumer on the runs stream: the head, validated by the schema of what
+ * the consumer reads of it (a pick of TransitionHead), the other parts left to whoever needs them.
+ * With `only`, a transition whose head has no such field (`work`, `timers`) is passed on with a null
+ * head, unparsed: most transitions are of no interest to such a consumer. An unreadable head is a
+ * dead letter.
  */
-export function decodeTransitionHead(data: Uint8Array): Decoded<ConsumedTransition> {
-  const transition = new TransitionReader(data);
-  try {
-    return { ok: true, value: { head: transition.head(), transition } };
-  } catch (err) {
-    return { ok: false, reason: "invalid", error: (err as Error).message };
-  }
+export function transitionDecoder<S extends z.ZodType>(schema: S, opts: { only: string }): (data: Uint8Array) => Decoded<ConsumedTransition<z.output<S> | null>>;
+export function transitionDecoder<S extends z.ZodType>(schema: S): (data: Uint8Array) => Decoded<ConsumedTransition<z.output<S>>>;
+export function transitionDecoder<S extends z.ZodType>(schema: S, opts: { only?: string } = {}) {
+  return (data: Uint8Array): Decoded<ConsumedTransition<z.output<S> | null>> => {
+    const transition = new TransitionReader(data);
+    try {
+      if (opts.only !== undefined && !transition.headHas(opts.only)) return { ok: true, value: { head: null, transition } };
+      return { ok: true, value: { head: transition.headAs(schema), transition } };
+    } catch (err) {
+      return { ok: false, reason: "invalid", error: (err as Error).message };
+    }
+  };
 }
+
+/** The whole head (the run index reads all of it). */
+export const decodeTransitionHead = transitionDecoder(TransitionHead);

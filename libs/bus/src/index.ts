@@ -30,6 +30,7 @@ export {
   parseFeedPosition,
   feedId,
   decodeTransitionHead,
+  transitionDecoder,
   type ConsumedTransition,
   type FeedEvent,
   type FeedPosition,

@@ -75,6 +75,17 @@ export const TransitionHead = z.object({
 });
 export type TransitionHead = z.infer<typeof TransitionHead>;
 
+/** The head's fields that say which run a transition is of. */
+const HeadIds = TransitionHead.pick({ runId: true, projectId: true });
+
+/** What the agent hub reads of a head: the work it dispatches. */
+export const WorkHead = TransitionHead.pick({ v: true, runId: true, projectId: true, n: true, at: true, work: true });
+export type WorkHead = z.infer<typeof WorkHead>;
+
+/** What the scheduler reads of a head: the timers it sets or withdraws, and the run's status. */
+export const TimerHead = TransitionHead.pick({ v: true, runId: true, projectId: true, seq: true, at: true, timers: true, run: true });
+export type TimerHead = z.infer<typeof TimerHead>;
+
 /** An event as stored in a transition (its run and project are the head's). */
 export const StoredEvent = z.object({
   /** Gapless per run, from 1. */
@@ -84,6 +95,8 @@ export const StoredEvent = z.object({
   data: z.record(z.string(), z.unknown()).optional(),
 });
 export type StoredEvent = z.infer<typeof StoredEvent>;
+
+const StoredEvents = z.array(StoredEvent);
 
 /** An event as readers see it: with its run and project. */
 export const RunEvent = StoredEvent.extend({ runId: Id, projectId: Id });
@@ -171,16 +184,42 @@ export class TransitionReader {
 
   head(): TransitionHead {
     if (this.#head) return this.#head;
-    const r = TransitionHead.safeParse(this.#json(0, "head"));
+    this.#head = this.headAs(TransitionHead);
+    return this.#head;
+  }
+
+  #headText: string | undefined;
+  #headRaw: unknown;
+
+  /**
+   * Whether the head has the field `key` (`work`, `timers`): a look at its text, before any parsing.
+   * Never false when it has it (the core writes `"key":`); a rare true without it only costs a parse.
+   */
+  headHas(key: string): boolean {
+    this.#headText ??= dec.decode(this.#line(0));
+    return this.#headText.includes(`"${key}":`);
+  }
+
+  /** The head, validated by a schema of the fields the reader uses (a pick of TransitionHead). */
+  headAs<S extends z.ZodType>(schema: S): z.output<S> {
+    if (this.#headRaw === undefined) {
+      this.#headText ??= dec.decode(this.#line(0));
+      if (this.#headText.length === 0) throw new TransitionDecodeError("head", "missing");
+      try {
+        this.#headRaw = JSON.parse(this.#headText);
+      } catch (err) {
+        throw new TransitionDecodeError("head", `not JSON: ${(err as Error).message}`);
+      }
+    }
+    const r = schema.safeParse(this.#headRaw);
     if (!r.success) throw new TransitionDecodeError("head", issues(r.error));
-    this.#head = r.data;
     return r.data;
   }
 
   /** The events appended, with the head's run and project. */
   events(): RunEvent[] {
-    const head = this.head();
-    const r = z.array(StoredEvent).safeParse(this.#json(1, "events"));
+    const head = this.headAs(HeadIds);
+    const r = StoredEvents.safeParse(this.#json(1, "events"));
     if (!r.success) throw new TransitionDecodeError("events", issues(r.error));
     return r.data.map((e) => ({ runId: head.runId, projectId: head.projectId, ...e }));
   }

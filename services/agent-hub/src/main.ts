@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
-import { ACK_WAIT_MS, decode, decodeTransitionHead, encode, getRunView, runConsumer } from "@orch/bus";
+import { ACK_WAIT_MS, decode, encode, getRunView, runConsumer, transitionDecoder } from "@orch/bus";
 import { AgentHubConfig } from "@orch/config";
-import { AgentReadiness, FINAL_SESSION_STATUSES, REPO_QUERY, SessionCancelRequest, type WorkItem } from "@orch/contracts";
+import { AgentReadiness, FINAL_SESSION_STATUSES, REPO_QUERY, SessionCancelRequest, WorkHead, type WorkItem } from "@orch/contracts";
 import { runService } from "@orch/service";
 import { ExecutorRouter } from "./executors/registry.js";
 import { GitCli, WorkspaceManager } from "./git/index.js";
@@ -24,6 +24,9 @@ import { isAdapterStep, runStep } from "./worker.js";
 
 /** Work seen again (redelivered, or dispatched this long ago) is checked against the run first. */
 const STALE_WORK_MS = 60_000;
+
+/** Only transitions that dispatch work are read; the others are acknowledged unread. */
+const decodeWork = transitionDecoder(WorkHead, { only: "work" });
 await runService({
   name: "agent-hub",
   config: AgentHubConfig,
@@ -120,17 +123,17 @@ await runService({
     const consumer = await runConsumer(bus, {
       stream: bus.names.streams.runs,
       consumer: bus.names.consumers.agentHub,
-      decode: decodeTransitionHead,
+      decode: decodeWork,
       origin: "agent-hub",
       concurrency: cfg.ORCH_AGENT_CONCURRENCY,
       heartbeatMs: Math.floor(ACK_WAIT_MS.agentHub / 3),
       async handler({ head }, ctx) {
-        let work = head.work;
+        let work = head?.work;
         if (!work?.length) return;
         // Seen before (this hub or another died holding it) or long ago: run only what the run
         // still waits for, so a replay of old transitions never runs a finished attempt again.
-        if (ctx.deliveries > 1 || Date.now() - head.at > STALE_WORK_MS) {
-          const view = await getRunView(bus, head.runId);
+        if (ctx.deliveries > 1 || Date.now() - head!.at > STALE_WORK_MS) {
+          const view = await getRunView(bus, head!.runId);
           work = work.filter((w) => view?.steps.some((s) => s.attemptId === w.attemptId && s.inflight));
         }
         await Promise.all(work.map((w) => run(w, ctx.correlationId)));

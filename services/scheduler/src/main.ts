@@ -1,6 +1,6 @@
-import { ACK_WAIT_MS, decode, decodeTransitionHead, encode, getRunSummary, runConsumer, sendCommand } from "@orch/bus";
+import { ACK_WAIT_MS, decode, encode, getRunSummary, runConsumer, sendCommand, transitionDecoder } from "@orch/bus";
 import { SchedulerConfig } from "@orch/config";
-import { FINAL_RUN_STATUSES, QueryError, StoredTimer, TIMERS_QUERY, TimersQuery, TimersResult } from "@orch/contracts";
+import { FINAL_RUN_STATUSES, QueryError, StoredTimer, TIMERS_QUERY, TimerHead, TimersQuery, TimersResult } from "@orch/contracts";
 import { runService } from "@orch/service";
 import { ArmedTimers } from "./armed.js";
 import { startTaskLoops } from "./tasks.js";
@@ -10,6 +10,9 @@ import { startTaskLoops } from "./tasks.js";
  * a timer withdrawn sooner (a job's wall clock when the job ends in seconds) is never written.
  */
 const HOLD_MS = 5_000;
+
+/** Only transitions that set or withdraw timers are read; the others are acknowledged unread. */
+const decodeTimers = transitionDecoder(TimerHead, { only: "timers" });
 
 /**
  * The scheduler fires timers. It reads the timers each run transition sets or withdraws (the runs
@@ -60,14 +63,14 @@ await runService({
     const consumer = await runConsumer(bus, {
       stream: bus.names.streams.runs,
       consumer: bus.names.consumers.scheduler,
-      decode: decodeTransitionHead,
+      decode: decodeTimers,
       origin: "scheduler",
       // Transitions wait here until their timers are safe: many at once, each costing a few bytes.
       concurrency: 10_000,
       heartbeatMs: Math.floor(ACK_WAIT_MS.scheduler / 3),
       async handler({ head }, ctx) {
-        const ops = head.timers;
-        if (!ops?.length) return;
+        const ops = head?.timers;
+        if (!head || !ops?.length) return;
         // A transition seen again (the scheduler restarted before acknowledging it): a run that has
         // finished since has withdrawn whatever it set.
         if (ctx.deliveries > 1 && ops.some((t) => t.op === "set")) {
