@@ -506,6 +506,53 @@ describe("onboarding clarifications", () => {
   }, 60_000);
 });
 
+describe("a project whose repository cannot be cloned", () => {
+  it("fails the planning step once with the clone error; the session ends failed; a hub restart recovers nothing", async () => {
+    const p = (await api("POST", "/projects", { name: "unclonable", git_url: "file:///nonexistent/repo.git" })).json();
+    const proto = await api("POST", `/projects/${p.id}/protocols`, { protocol_name: "unclonable-1" });
+    expect(proto.status, proto.text).toBe(200);
+    const { id, run_id: runId } = proto.json();
+    expect((await api("POST", `/protocols/${id}/actions/start`)).status).toBe(200);
+
+    const failed = await waitFor(
+      async () => {
+        const r = (await api("GET", `/protocols/${id}`)).json();
+        return r.status === "failed" ? r : undefined;
+      },
+      { timeoutMs: 20_000, what: "the protocol to fail" },
+    );
+    expect(failed.error).toContain("does not appear to be a git repository");
+
+    // One attempt: a repository that does not exist is not retried.
+    const run = (await api("GET", `/api/v1/runs/${runId}`)).json();
+    expect(run.steps.find((s: any) => s.id === "plan")).toMatchObject({
+      status: "failed",
+      attempt: 1,
+      errorCode: "WORKSPACE_CLONE_FAILED",
+      error: expect.stringContaining("could not clone file:///nonexistent/repo.git"),
+    });
+    const sessions = (await api("GET", `/api/v1/runs/${runId}/sessions`)).json().items;
+    expect(sessions.map((s: any) => [s.attempt, s.status, s.error?.code, s.error?.retryable])).toEqual([[1, "failed", "WORKSPACE_CLONE_FAILED", false]]);
+
+    // Its event stream has ended (replayed: created → failed), and it cannot be cancelled any more.
+    const stream = await sse(`${base}/api/v1/sessions/${sessions[0].id}/events`, AUTH);
+    await Promise.race([stream.ended, new Promise((_, reject) => setTimeout(() => reject(new Error("the session's stream did not end")), 5_000))]);
+    expect(stream.frames.map((f) => f.event)).toContain("session.failed");
+    const cancel = await api("POST", `/api/v1/sessions/${sessions[0].id}/cancel`, {});
+    expect(cancel.status).toBe(409);
+    expect(cancel.json().error.message).toBe(`session ${sessions[0].id} is already failed`);
+
+    // A hub that starts again finds nothing of it to recover, and sends nothing for it.
+    const hub = stack.service("agent-hub");
+    await hub.stop();
+    const from = hub.lines.length;
+    await hub.start();
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(hub.lines.slice(from).filter((l) => l.runId === runId || String(l.msg).includes("left running"))).toEqual([]);
+    expect((await api("GET", `/api/v1/runs/${runId}/sessions`)).json().items).toEqual(sessions);
+  }, 60_000);
+});
+
 describe("restart", () => {
   it("integer ids are stable across a gateway restart", async () => {
     const h = { "x-project-token": "proj-token" };

@@ -256,12 +256,19 @@ export class SessionRunner {
       throw err;
     }
     await emitter.flush();
-    log.warn({ sessionId: r.sessionId, executor: r.executor, pid: r.pid }, `session lost: ${why}; its step is reported failed and will be retried`);
+    // A run that no longer waits for this attempt (finished, retried since) is told nothing.
+    const run = await getRunRecord(this.#o.bus, r.runId).catch(() => undefined);
+    const awaited = run === undefined || (run !== null && attemptInFlight(run.record.state as unknown as RunState, r.stepId, r.attemptId));
+    log.warn(
+      { sessionId: r.sessionId, executor: r.executor, pid: r.pid },
+      awaited ? `session lost: ${why}; its step is reported failed and will be retried` : `session lost: ${why}; its run no longer waits for it`,
+    );
     if (r.worktree) {
       await this.#o.workspaces
         .cleanup(r.worktree, { success: false, keepFailed: this.#o.cfg.ORCH_KEEP_FAILED_WORKTREES })
         .catch((err: unknown) => log.warn({ err }, "could not clean up a lost session's worktree"));
     }
+    if (!awaited) return;
     await this.#sendResult(
       { runId: r.runId, stepId: r.stepId, attemptId: r.attemptId, kind: r.kind },
       { ok: false, notes: [error.message], error },
