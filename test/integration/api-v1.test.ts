@@ -241,6 +241,19 @@ describe("/api/v1 runs: a SpecKit specify workflow driven by a client", () => {
     ok(await post(`/runs/${run.id}/actions/cancel`));
   });
 
+  it("a job with no steps runs seed 000's implicit dev.log step and succeeds; a run that would wait for steps for ever is refused", async () => {
+    const created = ok(await post("/runs", { definition: "job", input: { goal: "x" } }), 201);
+    const run = await until(created.id, (r) => r.status === "completed", "the job to complete", 15_000);
+    expect(run.steps.map((s: any) => [s.id, s.type, s.status, s.attempt])).toEqual([["s0", "dev.log", "completed", 1]]);
+    // Seed 000's view of the same run.
+    expect((await http("GET", `${stack.baseUrl}/api/orchestrator/jobs/${created.id}`)).json()).toMatchObject({ status: "succeeded", stepsRun: 1 });
+
+    // `task` takes its steps with the run and has none of its own: without steps it is refused, naming the field.
+    const r = await post("/runs", { definition: "task" });
+    expect(r.status).toBe(400);
+    expect(errorOf(r)).toMatchObject({ code: "BAD_REQUEST", details: { fields: [{ path: "steps", message: expect.stringContaining("steps is required") }] } });
+  });
+
   it("creates a run once per Idempotency-Key", async () => {
     const headers = { "idempotency-key": `k-${Date.now()}` };
     const a = await post("/runs", { definition: "speckit.specify", autoStart: false, input: INPUT }, headers);

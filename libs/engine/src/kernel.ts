@@ -1242,7 +1242,20 @@ export function runLabels(
   return { ...labels, [BRANCH_LABEL]: v.trim() };
 }
 
+/**
+ * Why a run of `cd` bringing `steps` cannot be created, or null. A definition whose runs bring their
+ * steps and run them by themselves, with no step of its own, no default steps and no planning step
+ * to add some, would wait for ever on a run that brings none: such a run needs `steps`.
+ */
+export function missingSteps(cd: CompiledDefinition, steps: readonly unknown[] | undefined): string | null {
+  if (!cd.def.dynamicSteps || cd.def.execution !== "auto" || cd.planning || cd.steps.length > 0) return null;
+  if ((steps?.length ?? 0) > 0 || (cd.def.defaultSteps?.length ?? 0) > 0) return null;
+  return `definition ${cd.key} runs the steps its runs bring, and this one brings none: steps is required`;
+}
+
 export function createRun(cd: CompiledDefinition, opts: CreateRunOptions, clock: Clock): KernelResult {
+  const missing = missingSteps(cd, opts.steps);
+  if (missing) throw new Error(missing);
   const createdAt = opts.createdAt ?? clock.now;
   const [runSnap, runActions] = pureInitial<AnyMachineSnapshot>(runMachineFor(cd), {
     runId: opts.runId,
@@ -1302,10 +1315,12 @@ export function createRun(cd: CompiledDefinition, opts: CreateRunOptions, clock:
   });
   cd.steps.forEach((s) => (k.state.steps[s.id] = k.freshStep(s.id, s.index)));
   if (cd.planning) k.state.planning = k.freshStep(cd.planning.id, -1);
-  if (opts.steps?.length) {
+  // A run that brings no steps gets the definition's default ones (seed 000's implicit dev.log).
+  const steps = opts.steps?.length ? opts.steps : cd.def.defaultSteps;
+  if (steps?.length) {
     if (!cd.def.dynamicSteps) throw new Error(`definition ${cd.key} does not take steps at creation`);
     k.setCreating(true);
-    const err = k.addSteps(opts.steps, "created with the run");
+    const err = k.addSteps(steps, "created with the run");
     k.setCreating(false);
     if (err) throw new Error(err.message);
   }
