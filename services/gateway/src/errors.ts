@@ -33,6 +33,52 @@ export class HttpError extends OrchError {
   override name = "HttpError";
 }
 
+/**
+ * How deep a JSON body may nest (objects and arrays). No route needs more than a few levels; an
+ * input thousands of levels deep only exhausts the stack of whatever walks it (a validator, a
+ * serializer echoing it back). Checked once, after parsing, for every route (`app.ts`).
+ */
+export const MAX_JSON_DEPTH = 64;
+
+/** Whether `value` nests objects or arrays deeper than `max` (iterative: never recurses). */
+export function jsonTooDeep(value: unknown, max = MAX_JSON_DEPTH): boolean {
+  if (value === null || typeof value !== "object") return false;
+  const stack: [object, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (depth > max) return true;
+    for (const child of Object.values(v)) if (child !== null && typeof child === "object") stack.push([child as object, depth + 1]);
+  }
+  return false;
+}
+
+/** A JSON body nested deeper than MAX_JSON_DEPTH: invalid JSON, as each surface words it. */
+export class JsonTooDeepError extends OrchError {
+  override name = "JsonTooDeepError";
+  constructor(readonly max = MAX_JSON_DEPTH) {
+    super(ErrorCode.BadRequest, `JSON body nested deeper than ${max} levels`);
+  }
+}
+
+/** How much of a client's input an error body echoes (FastAPI's `input`): at most this many characters of it. */
+export const ECHO_MAX_CHARS = 200;
+
+/**
+ * A client's input as an error body may echo it: as it is when it is small, else the start of its
+ * JSON text, cut at ECHO_MAX_CHARS and marked with `…`. Never the whole of an unbounded input.
+ */
+export function echoInput(input: unknown): unknown {
+  if (input === null || input === undefined || typeof input === "number" || typeof input === "boolean") return input ?? null;
+  if (typeof input === "string") return input.length <= ECHO_MAX_CHARS ? input : `${input.slice(0, ECHO_MAX_CHARS)}…`;
+  let text: string;
+  try {
+    text = JSON.stringify(input) ?? "";
+  } catch {
+    return Array.isArray(input) ? "[…" : "{…";
+  }
+  return text.length <= ECHO_MAX_CHARS ? input : `${text.slice(0, ECHO_MAX_CHARS)}…`;
+}
+
 export const badRequest = (message: string, details?: unknown) => new HttpError(ErrorCode.BadRequest, message, { details });
 export const notFound = (message: string) => new HttpError(ErrorCode.NotFound, message);
 export const unsupportedMediaType = (message: string) => new HttpError(ErrorCode.UnsupportedMediaType, message);
