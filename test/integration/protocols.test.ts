@@ -506,6 +506,42 @@ describe("onboarding clarifications", () => {
   }, 60_000);
 });
 
+describe("a step run while its protocol is still planning", () => {
+  it("runs the pending step at once; the protocol plans on, then runs", async () => {
+    const p = await createProject({ name: "plans-slowly" });
+    const proto = (await api("POST", `/projects/${p.id}/protocols`, { protocol_name: "0042-plan-and-run" })).json();
+    const step = (await api("POST", `/protocols/${proto.id}/steps`, { step_index: 0, step_name: "early", step_type: "implementer" })).json();
+    await waitFor(async () => (await api("GET", `/projects/${p.id}/protocols`)).json().every((x: any) => x.status !== "planning"), {
+      timeoutMs: 20_000,
+      what: "the setup run",
+    });
+    // No agent hub: the planning step waits in the work queue, the protocol stays `planning`.
+    const hub = stack.service("agent-hub");
+    await hub.stop();
+    try {
+      expect((await api("POST", `/protocols/${proto.id}/actions/start`)).status).toBe(200);
+      expect((await api("GET", `/protocols/${proto.id}`)).json().status).toBe("planning");
+      const r = await api("POST", `/steps/${step.id}/actions/run`);
+      expect(r.status, r.text).toBe(200);
+      expect(r.json()).toMatchObject({
+        message: "Step execution enqueued",
+        job: { job_type: "execute_step_job", status: "queued", attempts: 1, payload: { protocol_run_id: proto.id, step_run_id: step.id } },
+      });
+      expect((await api("GET", `/steps/${step.id}`)).json().status).toBe("running");
+      expect((await api("GET", `/protocols/${proto.id}`)).json().status).toBe("planning");
+      // Once it runs, a second run is refused in the step's own words.
+      expect((await api("POST", `/steps/${step.id}/actions/run`)).json()).toEqual({ detail: "Step already running or completed" });
+    } finally {
+      await hub.start();
+    }
+    // The hub plans and runs the step: the protocol is planned, then running, its step waiting for QA.
+    await waitFor(async () => (await api("GET", `/steps/${step.id}`)).json().status === "needs_qa", { timeoutMs: 20_000, what: "the step to run" });
+    await waitFor(async () => (await api("GET", `/protocols/${proto.id}`)).json().status === "running", { timeoutMs: 20_000, what: "the protocol to run" });
+    const types = (await api("GET", `/protocols/${proto.id}/events`)).json().map((e: any) => e.event_type);
+    expect(types).toEqual(expect.arrayContaining(["planning_started", "step_started", "planning_completed"]));
+  }, 60_000);
+});
+
 describe("a project whose repository cannot be cloned", () => {
   it("fails the planning step once with the clone error; the session ends failed; a hub restart recovers nothing", async () => {
     const p = (await api("POST", "/projects", { name: "unclonable", git_url: "file:///nonexistent/repo.git" })).json();

@@ -87,7 +87,10 @@ export type KernelEffect =
   | { kind: "timer"; op: "cancel"; timerId: string };
 
 export const KernelErrorCode = {
+  /** What was asked does not apply to the run's or the step's state (a step already running, …). */
   IllegalTransition: "ILLEGAL_TRANSITION",
+  /** The run waits at a budget gate: `extend_budget` or `abort` first. */
+  BudgetGate: "BUDGET_GATE",
   NotFound: "NOT_FOUND",
   StaleRevision: "STALE_REVISION",
   GuardFailed: "GUARD_FAILED",
@@ -683,6 +686,17 @@ class Kernel {
     }
     if (this.applyPlan()) return true;
     if (st === "planning") return this.settlePlanning();
+    // A step run by hand while the run planned: once planned, the run runs (and a step that failed
+    // meanwhile blocks it, as it would have).
+    const startedWhilePlanning = st === "planned" ? this.steps().find((d) => this.status(d.id) !== "pending" && !SETTLED.has(this.status(d.id))) : undefined;
+    if (startedWhilePlanning)
+      return this.sendRun({
+        type: "RUN_STEP",
+        stepId: startedWhilePlanning.id,
+        reason: "a step started while the run planned",
+        at: this.clock.now,
+        rand: this.clock.rand,
+      });
     if (st === "pending" || st === "planned" || st === "paused" || st === "blocked" || st === "waiting") {
       // Work that is all done completes the run, whatever state it waits in (seed 004: "the
       // protocol completes when all steps are completed/cancelled").
@@ -1031,8 +1045,12 @@ class Kernel {
       case "run_next_step":
       case "retry_latest":
       case "run_step": {
-        if (final || st === "planning") return this.refuse(final ? KernelErrorCode.TerminalState : KernelErrorCode.IllegalTransition, `the run is ${st}`);
-        if (st === "waiting") return this.refuse(KernelErrorCode.IllegalTransition, "the run waits at a budget gate: extend_budget or abort first");
+        // A step named by hand may run while the run plans (seed 004: a step runs from pending,
+        // blocked or failed, whatever its protocol is doing); the run goes on planning, then runs.
+        const whilePlanning = st === "planning" && sig.name === "run_step";
+        if (final || (st === "planning" && !whilePlanning))
+          return this.refuse(final ? KernelErrorCode.TerminalState : KernelErrorCode.IllegalTransition, `the run is ${st}`);
+        if (st === "waiting") return this.refuse(KernelErrorCode.BudgetGate, "the run waits at a budget gate: extend_budget or abort first");
         let id: string | undefined;
         if (sig.name === "run_next_step") {
           id = this.steps().find((d) => ["pending", "blocked", "failed"].includes(this.status(d.id)))?.id;
@@ -1053,6 +1071,7 @@ class Kernel {
         // A manual start passes the same loop guard and budgets as an automatic one: a used-up strict
         // budget opens the gate (the run waits) instead of starting the step.
         const refusal = this.guardBeforeStart(this.stepDef(id)!);
+        if (refusal && whilePlanning) return this.refuse(KernelErrorCode.GuardFailed, "the run's limits or budgets let no other step start while it plans");
         if (refusal) {
           if (st !== "running") this.sendRun({ type: "RUN_STEP", stepId: id, ...at });
           refusal();

@@ -494,7 +494,7 @@ describe("budgets", () => {
     expectRefused(d.signal({ name: "start" }), KernelErrorCode.IllegalTransition);
     // Nothing starts by hand past the gate either.
     for (const sig of [{ name: "run_next_step" }, { name: "run_step", stepId: "b" }, { name: "retry_latest" }] as const) {
-      expectRefused(d.signal(sig), KernelErrorCode.IllegalTransition, /waits at a budget gate/);
+      expectRefused(d.signal(sig), KernelErrorCode.BudgetGate, /waits at a budget gate/);
     }
     expect(d.step("b")).toBe("pending");
     expectAccepted(d.signal({ name: "extend_budget", tokens: 50 }, { actor: "lead", reason: "worth it" }));

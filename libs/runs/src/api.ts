@@ -115,6 +115,7 @@ export interface RunsApiOptions {
 const REFUSAL: Record<string, ErrorCode> = {
   NOT_FOUND: ErrorCode.NotFound,
   ILLEGAL_TRANSITION: ErrorCode.IllegalTransition,
+  BUDGET_GATE: ErrorCode.IllegalTransition,
   GUARD_FAILED: ErrorCode.IllegalTransition,
   TERMINAL_STATE: ErrorCode.IllegalTransition,
   STALE_REVISION: ErrorCode.Conflict,
