@@ -117,7 +117,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     topology: opts.topology,
     version: opts.version,
     sse: { heartbeatMs: cfg.ORCH_SSE_HEARTBEAT_MS, maxBufferBytes: cfg.ORCH_SSE_MAX_BUFFER_BYTES },
-    rateLimit: { max: cfg.ORCH_RATE_LIMIT_MAX, timeWindow: cfg.ORCH_RATE_LIMIT_WINDOW_MS },
+    rateLimit: cfg.ORCH_RATE_LIMIT_ENABLED ? { max: cfg.ORCH_RATE_LIMIT_MAX, timeWindow: cfg.ORCH_RATE_LIMIT_WINDOW_MS } : false,
   };
   app.decorate("surface", surface);
   installAuth(app, auth);

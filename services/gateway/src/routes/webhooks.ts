@@ -228,7 +228,7 @@ export async function webhookRoutes(app: FastifyInstance, opts: Surface): Promis
         },
       },
       async (req, reply) => handle(provider, req, reply),
-      { rateLimit: { max: opts.rateLimit.max * 10, timeWindow: opts.rateLimit.timeWindow } },
+      { rateLimit: opts.rateLimit && { max: opts.rateLimit.max * 10, timeWindow: opts.rateLimit.timeWindow } },
     );
   }
 }
