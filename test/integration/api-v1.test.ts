@@ -265,6 +265,17 @@ describe("/api/v1 runs: a SpecKit specify workflow driven by a client", () => {
   });
 });
 
+describe("unusual URLs", () => {
+  it("a path segment over 100 characters: 414 URI_TOO_LONG, without the URL quoted back", async () => {
+    const long = "a".repeat(101);
+    for (const path of [`/api/v1/runs/${long}`, `/api/orchestrator/jobs/${long}`, `/workflows/${long}`]) {
+      const r = await http("GET", `${stack.baseUrl}${path}`);
+      expect(r.status, path).toBe(414);
+      expect(r.json()).toEqual({ error: { code: "URI_TOO_LONG", message: "A segment of the URL's path is longer than 100 characters" } });
+    }
+  });
+});
+
 describe("/api/v1 runs made by other surfaces", () => {
   it("lists a seed 000 job, filters, and pages with a cursor", async () => {
     const ids: string[] = [];

@@ -8,6 +8,8 @@ export const ErrorCode = {
   UnsupportedMediaType: "UNSUPPORTED_MEDIA_TYPE",
   PayloadTooLarge: "PAYLOAD_TOO_LARGE",
   RateLimited: "RATE_LIMITED",
+  /** A URL (a path segment) longer than the gateway takes. */
+  UriTooLong: "URI_TOO_LONG",
   IllegalTransition: "ILLEGAL_TRANSITION",
   /** A write that lost a race or names a stale revision (an approval of an output that changed). */
   Conflict: "CONFLICT",

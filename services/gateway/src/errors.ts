@@ -9,6 +9,7 @@ export const STATUS_OF: Readonly<Record<ErrorCode, number>> = Object.freeze({
   [ErrorCode.UnsupportedMediaType]: 415,
   [ErrorCode.PayloadTooLarge]: 413,
   [ErrorCode.RateLimited]: 429,
+  [ErrorCode.UriTooLong]: 414,
   [ErrorCode.IllegalTransition]: 409,
   [ErrorCode.Conflict]: 409,
   [ErrorCode.Unauthorized]: 401,
@@ -26,6 +27,7 @@ const FASTIFY_CODES: Readonly<Record<string, ErrorCode>> = Object.freeze({
   FST_ERR_CTP_INVALID_JSON_BODY: ErrorCode.BadRequest,
   FST_ERR_VALIDATION: ErrorCode.BadRequest,
   FST_ERR_BAD_URL: ErrorCode.BadRequest,
+  FST_ERR_MAX_PARAM_LENGTH: ErrorCode.UriTooLong,
   FST_ERR_ASYNC_CONSTRAINT: ErrorCode.BadRequest,
 });
 
@@ -94,6 +96,8 @@ export function toHttp(err: unknown): { status: number; body: ErrorBody } {
   }
   const fe = err as Partial<FastifyError> & { statusCode?: number };
   const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
+  // fastify's own message would quote the whole URL back.
+  if (mapped === ErrorCode.UriTooLong) return { status: 414, body: errorBody(mapped, "A segment of the URL's path is longer than 100 characters") };
   if (mapped) return { status: STATUS_OF[mapped], body: errorBody(mapped, fe.message ?? mapped) };
   if (fe.statusCode === 429) return { status: 429, body: errorBody(ErrorCode.RateLimited, fe.message ?? "Too many requests") };
   if (typeof fe.statusCode === "number" && fe.statusCode >= 400 && fe.statusCode < 500) {
