@@ -274,6 +274,17 @@ describe("unusual URLs", () => {
       expect(r.json()).toEqual({ error: { code: "URI_TOO_LONG", message: "A segment of the URL's path is longer than 100 characters" } });
     }
   });
+
+  it("/docs/static/<unknown> is a 404; the known assets are served", async () => {
+    for (const file of ["nope.js", "swagger-ui.css.map", "..%2Fpackage.json", "constructor", "__proto__"]) {
+      const r = await http("GET", `${stack.baseUrl}/docs/static/${file}`);
+      expect(r.status, file).toBe(404);
+      expect(r.json().error.code).toBe("NOT_FOUND");
+    }
+    const css = await http("GET", `${stack.baseUrl}/docs/static/swagger-ui.css`);
+    expect(css.status).toBe(200);
+    expect(css.headers["content-type"]).toMatch(/^text\/css/);
+  });
 });
 
 describe("/api/v1 runs made by other surfaces", () => {
