@@ -289,6 +289,10 @@ describe("protocols, steps and the action table", () => {
     expect(apAgain.status).toBe(200);
     const nr = await papi("POST", `/protocols/${id}/actions/run_next_step`);
     expect(nr.status).toBe(409);
+    // A completed protocol has no failed or blocked step: the table's 404, not a 409 about its state.
+    const rlDone = await papi("POST", `/protocols/${id}/actions/retry_latest`);
+    expect(rlDone.status).toBe(404);
+    expect(rlDone.json()).toEqual({ detail: "No failed or blocked steps to retry" });
 
     // Events: the protocol's, and the project's recent ones, in seed 004's shape.
     const evs = (await papi("GET", `/protocols/${id}/events`)).json();

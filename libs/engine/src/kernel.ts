@@ -1005,6 +1005,13 @@ class Kernel {
     }
   }
 
+  /** The step that started last (retry_latest's candidate). */
+  private latestStarted(): RunStepDef | undefined {
+    const ran = this.steps().filter((d) => (this.state.steps[d.id]?.context.attempt ?? 0) > 0);
+    ran.sort((a, b) => (this.state.steps[a.id]!.context.startedAt ?? 0) - (this.state.steps[b.id]!.context.startedAt ?? 0) || a.index - b.index);
+    return ran.at(-1);
+  }
+
   private refuse(code: KernelErrorCode, message: string): KernelError {
     return { code, message };
   }
@@ -1048,6 +1055,11 @@ class Kernel {
         // A step named by hand may run while the run plans (seed 004: a step runs from pending,
         // blocked or failed, whatever its protocol is doing); the run goes on planning, then runs.
         const whilePlanning = st === "planning" && sig.name === "run_step";
+        // retry_latest says first whether there is anything to retry, whatever the run's state (seed
+        // 004: 404 "No failed or blocked steps to retry", also for a protocol that completed).
+        const latest = sig.name === "retry_latest" ? this.latestStarted() : undefined;
+        if (sig.name === "retry_latest" && (!latest || !["failed", "blocked"].includes(this.status(latest.id))))
+          return this.refuse(KernelErrorCode.NotFound, "No failed or blocked steps to retry");
         if (final || (st === "planning" && !whilePlanning))
           return this.refuse(final ? KernelErrorCode.TerminalState : KernelErrorCode.IllegalTransition, `the run is ${st}`);
         if (st === "waiting") return this.refuse(KernelErrorCode.BudgetGate, "the run waits at a budget gate: extend_budget or abort first");
@@ -1056,12 +1068,7 @@ class Kernel {
           id = this.steps().find((d) => ["pending", "blocked", "failed"].includes(this.status(d.id)))?.id;
           if (!id) return this.refuse(KernelErrorCode.NotFound, "No pending or failed steps to run");
         } else if (sig.name === "retry_latest") {
-          const ran = this.steps().filter((d) => (this.state.steps[d.id]?.context.attempt ?? 0) > 0);
-          ran.sort((a, b) => (this.state.steps[a.id]!.context.startedAt ?? 0) - (this.state.steps[b.id]!.context.startedAt ?? 0) || a.index - b.index);
-          const last = ran.at(-1);
-          if (!last || !["failed", "blocked"].includes(this.status(last.id)))
-            return this.refuse(KernelErrorCode.NotFound, "No failed or blocked steps to retry");
-          id = last.id;
+          id = latest!.id;
         } else {
           id = sig.stepId;
           if (!this.stepDef(id)) return this.refuse(KernelErrorCode.NotFound, `no step '${id}'`);

@@ -473,8 +473,12 @@ describe("protocol actions", () => {
       expectRefused(planned().signal({ name: "retry_latest" }), KernelErrorCode.NotFound);
     });
 
-    it("refused when terminal", () => {
-      for (const s of TERMINAL) expectRefused(BUILDERS[s]!().signal({ name: "retry_latest" }), KernelErrorCode.TerminalState);
+    it('terminal: NOT_FOUND "No failed or blocked steps to retry" when nothing is to retry (seed 004\'s 404), else TERMINAL_STATE', () => {
+      for (const s of TERMINAL) expectRefused(BUILDERS[s]!().signal({ name: "retry_latest" }), KernelErrorCode.NotFound, "No failed or blocked steps to retry");
+      const d = blocked();
+      d.signal({ name: "cancel" });
+      expect(d.step("s1")).toBe("failed");
+      expectRefused(d.signal({ name: "retry_latest" }), KernelErrorCode.TerminalState);
     });
   });
 
@@ -969,7 +973,8 @@ describe("protocol budgets (seed 004 token budgets) on the protocol built-in", (
     expect(d.context.gate).toMatchObject({ kind: "budget", budget: "run:*", usage: { tokens: 150 }, limit: { tokens: 100 } });
     expectRefused(d.signal({ name: "run_next_step" }), KernelErrorCode.BudgetGate, /waits at a budget gate/);
     expectRefused(d.signal({ name: "run_step", stepId: "s2" }), KernelErrorCode.BudgetGate, /waits at a budget gate/);
-    expectRefused(d.signal({ name: "retry_latest" }), KernelErrorCode.BudgetGate, /waits at a budget gate/);
+    // Nothing failed: there is nothing to retry, gate or not.
+    expectRefused(d.signal({ name: "retry_latest" }), KernelErrorCode.NotFound, "No failed or blocked steps to retry");
     expect(d.step("s2")).toBe("pending");
     expectAccepted(d.signal({ name: "extend_budget", tokens: 100 }));
     expect(d.status).toBe("running");

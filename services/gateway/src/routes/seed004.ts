@@ -628,11 +628,18 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
   protocolAction(
     "retry_latest",
     "Retry the step that ran last, when it failed or is blocked",
-    'It runs again with retries + 1; the protocol run → running. 404 "No failed or blocked steps to retry".',
-    { 200: { description: "Retry enqueued", schema: ActionResponse }, 409: { description: "Refused (at a budget gate, finished)", schema: Detail } },
+    'It runs again with retries + 1; the protocol run → running. 404 "No failed or blocked steps to retry" (also for a finished protocol run).',
+    {
+      200: { description: "Retry enqueued", schema: ActionResponse },
+      409: { description: "Refused (at a budget gate; Protocol already terminal when its last step failed)", schema: Detail },
+    },
     async (req, run, n) => {
       const after = await s.signal(req, run.runId, { name: "retry_latest" }, (e) =>
-        e.kernelCode === "NOT_FOUND" ? notFound("No failed or blocked steps to retry") : undefined,
+        e.kernelCode === KernelErrorCode.NotFound
+          ? notFound("No failed or blocked steps to retry")
+          : e.kernelCode === KernelErrorCode.TerminalState
+            ? conflict("Protocol already terminal")
+            : undefined,
       );
       const step = startedStep(run, after);
       const name = step?.title ?? step?.id ?? "step";
