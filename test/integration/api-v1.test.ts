@@ -519,3 +519,40 @@ describe("/api/v1 while the core is down", () => {
     }
   }, 60_000);
 });
+
+describe("/api/v1 while NATS or the event-bus is down", () => {
+  it("says which: NATS_UNAVAILABLE at once without a connection to NATS, UNAVAILABLE when no event-bus answers", async () => {
+    await stack.nats.kill();
+    try {
+      // As soon as the gateway has seen its connection go: no wait, and NATS named, not the event-bus.
+      const listed = await waitFor(
+        async () => {
+          const t0 = Date.now();
+          const r = await get("/runs");
+          return r.status === 503 && errorOf(r).code === "NATS_UNAVAILABLE" ? { r, ms: Date.now() - t0 } : undefined;
+        },
+        { timeoutMs: 10_000, what: "a 503 NATS_UNAVAILABLE" },
+      );
+      expect(listed.ms).toBeLessThan(1_000);
+      expect(errorOf(listed.r).message).toMatch(/^NATS is unavailable/);
+      // A write that needs NATS says the same.
+      const created = await post("/runs", { definition: "job", input: { goal: "x" } });
+      expect(created.status).toBe(503);
+      expect(errorOf(created).code).toBe("NATS_UNAVAILABLE");
+    } finally {
+      await stack.nats.restart();
+    }
+    await waitFor(async () => (await http("GET", `${stack.baseUrl}/ready`)).status === 200, { timeoutMs: 30_000, what: "ready again" });
+
+    // NATS is up, the event-bus is not: the run index has nobody to answer.
+    await stack.kill("event-bus");
+    try {
+      const r = await get("/runs");
+      expect(r.status).toBe(503);
+      expect(errorOf(r)).toEqual({ code: "UNAVAILABLE", message: "no event-bus answered the run query (is the event-bus service running?)" });
+    } finally {
+      await stack.restart("event-bus");
+    }
+    expect((await get("/runs")).status).toBe(200);
+  }, 90_000);
+});

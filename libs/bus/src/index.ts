@@ -30,5 +30,5 @@ export {
   type StoredRun,
   type SubmitJobOptions,
 } from "./runs.js";
-export { isBusUnavailable, retryWhileUnavailable } from "./errors.js";
+export { isBusUnavailable, isNoAnswer, retryWhileUnavailable } from "./errors.js";
 export { sessionKey, getSessionRecord, sessionKeys, findSession, listRunSessions, type StoredSession } from "./sessions.js";

@@ -15,7 +15,10 @@ export const ErrorCode = {
   Conflict: "CONFLICT",
   Unauthorized: "UNAUTHORIZED",
   Forbidden: "FORBIDDEN",
+  /** Something we depend on did not answer (the core, the event-bus, JetStream). */
   Unavailable: "UNAVAILABLE",
+  /** There is no connection to NATS at all (it is down, or the process is reconnecting to it). */
+  NatsUnavailable: "NATS_UNAVAILABLE",
   Internal: "INTERNAL",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

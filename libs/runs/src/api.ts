@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import {
   findSession,
   getRunRecord,
+  isNoAnswer,
   listRunSessions,
   listRuns,
   newRunId,
@@ -143,6 +144,10 @@ export class PendingError extends OrchError {
 
 const orNotFound = (what: string) => new OrchError(ErrorCode.NotFound, `${what} not found`);
 
+/** No connection to NATS (as opposed to a service that does not answer over it). */
+export const natsUnavailable = (cause?: unknown) =>
+  new OrchError(ErrorCode.NatsUnavailable, "NATS is unavailable: no connection to it (the gateway keeps reconnecting); try again shortly", { cause });
+
 export class RunsApi {
   readonly bus: Bus;
   readonly definitions: DefinitionStore;
@@ -250,15 +255,19 @@ export class RunsApi {
     return v;
   }
 
-  /** A page of runs, newest first. */
+  /**
+   * A page of runs, newest first. Without a connection to NATS it says so at once (NATS_UNAVAILABLE);
+   * a query nobody answers means no event-bus keeps the index (UNAVAILABLE).
+   */
   async list(query: RunQuery): Promise<{ runs: RunSummary[]; nextCursor?: string; total: number }> {
+    if (!this.bus.connected) throw natsUnavailable();
     try {
       return await listRuns(this.bus, query);
     } catch (err) {
       if (err instanceof QueryRefusedError) throw new OrchError(err.code === "BAD_REQUEST" ? ErrorCode.BadRequest : ErrorCode.Internal, err.message);
-      if ((err as { code?: string }).code === "TIMEOUT" || /timeout|no responders/i.test((err as Error).message)) {
-        throw new OrchError(ErrorCode.Unavailable, "the run index is not answering (is the event-bus service running?)", { cause: err });
-      }
+      if (!this.bus.connected) throw natsUnavailable(err);
+      if (isNoAnswer(err))
+        throw new OrchError(ErrorCode.Unavailable, "no event-bus answered the run query (is the event-bus service running?)", { cause: err });
       throw err;
     }
   }

@@ -15,6 +15,7 @@ export const STATUS_OF: Readonly<Record<ErrorCode, number>> = Object.freeze({
   [ErrorCode.Unauthorized]: 401,
   [ErrorCode.Forbidden]: 403,
   [ErrorCode.Unavailable]: 503,
+  [ErrorCode.NatsUnavailable]: 503,
   [ErrorCode.Internal]: 500,
 });
 
@@ -86,12 +87,21 @@ export const notFound = (message: string) => new HttpError(ErrorCode.NotFound, m
 export const unsupportedMediaType = (message: string) => new HttpError(ErrorCode.UnsupportedMediaType, message);
 export const unavailable = (message: string, cause?: unknown) => new HttpError(ErrorCode.Unavailable, message, { cause });
 
-/** Maps any error to `{ status, body }`; 5xx only for our own failures, never for bad input. */
-export function toHttp(err: unknown): { status: number; body: ErrorBody } {
+/**
+ * Maps any error to `{ status, body }`; 5xx only for our own failures, never for bad input. Given the
+ * NATS connection, a NATS failure while it is down says so (NATS_UNAVAILABLE) rather than blaming
+ * what did not answer.
+ */
+export function toHttp(err: unknown, nats?: { readonly connected: boolean }): { status: number; body: ErrorBody } {
   if (err instanceof OrchError) {
     return { status: STATUS_OF[err.code], body: errorBody(err.code, err.message, err.details) };
   }
   if (isBusUnavailable(err)) {
+    if (nats && !nats.connected)
+      return {
+        status: 503,
+        body: errorBody(ErrorCode.NatsUnavailable, "NATS is unavailable: no connection to it (the gateway keeps reconnecting); try again shortly"),
+      };
     return { status: 503, body: errorBody(ErrorCode.Unavailable, "The job store is unavailable right now; try again shortly") };
   }
   const fe = err as Partial<FastifyError> & { statusCode?: number };
@@ -108,7 +118,7 @@ export function toHttp(err: unknown): { status: number; body: ErrorBody } {
 
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err, req, reply) => {
-    const { status, body } = toHttp(err);
+    const { status, body } = toHttp(err, app.surface?.bus);
     if (status === 503) req.log.warn({ err }, "request failed: NATS unavailable");
     else if (status >= 500) req.log.error({ err }, "request failed");
     else req.log.info({ code: body.error.code, msg: body.error.message }, "request refused");
