@@ -231,7 +231,7 @@ export class SessionRunner {
     return Date.now() - seen > 3 * this.#o.cfg.ORCH_SESSION_HEARTBEAT_MS || Date.now() >= r.deadlineAt;
   }
 
-  /** Fails an orphaned session as lost and reports its step failed (retryable). */
+  /** Fails an orphaned session as lost and reports its step failed (retryable). `log` is bound to the session. */
   async recoverLost(prior: Stored, log: Logger, why: string): Promise<void> {
     const r = prior.record;
     if (r.pid) await killGroup(r.pid, { ...(r.pidStart ? { startTime: r.pidStart } : {}), graceMs: this.#o.cfg.ORCH_SESSION_KILL_GRACE_MS });
@@ -259,8 +259,9 @@ export class SessionRunner {
     // A run that no longer waits for this attempt (finished, retried since) is told nothing.
     const run = await getRunRecord(this.#o.bus, r.runId).catch(() => undefined);
     const awaited = run === undefined || (run !== null && attemptInFlight(run.record.state as unknown as RunState, r.stepId, r.attemptId));
+    // `log` names the session already (its callers bind runId and sessionId once).
     log.warn(
-      { sessionId: r.sessionId, executor: r.executor, pid: r.pid },
+      { executor: r.executor, pid: r.pid },
       awaited ? `session lost: ${why}; its step is reported failed and will be retried` : `session lost: ${why}; its run no longer waits for it`,
     );
     if (r.worktree) {
