@@ -277,5 +277,9 @@ describe("stopping sessions", () => {
       [1, "failed", "SESSION_LOST"],
       [2, "completed", ""],
     ]);
+    // The hub's lines about the lost session (and every other) name it once.
+    const lost = hub.lines.filter((l) => String(l.msg).startsWith("session lost"));
+    expect(lost).toEqual([expect.objectContaining({ runId: id, sessionId: sessions[0].session_id })]);
+    expect(hub.raw.filter((l) => (l.match(/"sessionId":/g) ?? []).length > 1)).toEqual([]);
   });
 });

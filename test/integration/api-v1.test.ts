@@ -241,6 +241,19 @@ describe("/api/v1 runs: a SpecKit specify workflow driven by a client", () => {
     ok(await post(`/runs/${run.id}/actions/cancel`));
   });
 
+  it("a job with no steps runs seed 000's implicit dev.log step and succeeds; a run that would wait for steps for ever is refused", async () => {
+    const created = ok(await post("/runs", { definition: "job", input: { goal: "x" } }), 201);
+    const run = await until(created.id, (r) => r.status === "completed", "the job to complete", 15_000);
+    expect(run.steps.map((s: any) => [s.id, s.type, s.status, s.attempt])).toEqual([["s0", "dev.log", "completed", 1]]);
+    // Seed 000's view of the same run.
+    expect((await http("GET", `${stack.baseUrl}/api/orchestrator/jobs/${created.id}`)).json()).toMatchObject({ status: "succeeded", stepsRun: 1 });
+
+    // `task` takes its steps with the run and has none of its own: without steps it is refused, naming the field.
+    const r = await post("/runs", { definition: "task" });
+    expect(r.status).toBe(400);
+    expect(errorOf(r)).toMatchObject({ code: "BAD_REQUEST", details: { fields: [{ path: "steps", message: expect.stringContaining("steps is required") }] } });
+  });
+
   it("creates a run once per Idempotency-Key", async () => {
     const headers = { "idempotency-key": `k-${Date.now()}` };
     const a = await post("/runs", { definition: "speckit.specify", autoStart: false, input: INPUT }, headers);
@@ -249,6 +262,28 @@ describe("/api/v1 runs: a SpecKit specify workflow driven by a client", () => {
     expect(b.status).toBe(200);
     expect(b.json().id).toBe(a.json().id);
     await post(`/runs/${a.json().id}/actions/cancel`);
+  });
+});
+
+describe("unusual URLs", () => {
+  it("a path segment over 100 characters: 414 URI_TOO_LONG, without the URL quoted back", async () => {
+    const long = "a".repeat(101);
+    for (const path of [`/api/v1/runs/${long}`, `/api/orchestrator/jobs/${long}`, `/workflows/${long}`]) {
+      const r = await http("GET", `${stack.baseUrl}${path}`);
+      expect(r.status, path).toBe(414);
+      expect(r.json()).toEqual({ error: { code: "URI_TOO_LONG", message: "A segment of the URL's path is longer than 100 characters" } });
+    }
+  });
+
+  it("/docs/static/<unknown> is a 404; the known assets are served", async () => {
+    for (const file of ["nope.js", "swagger-ui.css.map", "..%2Fpackage.json", "constructor", "__proto__"]) {
+      const r = await http("GET", `${stack.baseUrl}/docs/static/${file}`);
+      expect(r.status, file).toBe(404);
+      expect(r.json().error.code).toBe("NOT_FOUND");
+    }
+    const css = await http("GET", `${stack.baseUrl}/docs/static/swagger-ui.css`);
+    expect(css.status).toBe(200);
+    expect(css.headers["content-type"]).toMatch(/^text\/css/);
   });
 });
 
@@ -483,4 +518,41 @@ describe("/api/v1 while the core is down", () => {
       if (!stack.service("orchestrator").running) await stack.restart("orchestrator");
     }
   }, 60_000);
+});
+
+describe("/api/v1 while NATS or the event-bus is down", () => {
+  it("says which: NATS_UNAVAILABLE at once without a connection to NATS, UNAVAILABLE when no event-bus answers", async () => {
+    await stack.nats.kill();
+    try {
+      // As soon as the gateway has seen its connection go: no wait, and NATS named, not the event-bus.
+      const listed = await waitFor(
+        async () => {
+          const t0 = Date.now();
+          const r = await get("/runs");
+          return r.status === 503 && errorOf(r).code === "NATS_UNAVAILABLE" ? { r, ms: Date.now() - t0 } : undefined;
+        },
+        { timeoutMs: 10_000, what: "a 503 NATS_UNAVAILABLE" },
+      );
+      expect(listed.ms).toBeLessThan(1_000);
+      expect(errorOf(listed.r).message).toMatch(/^NATS is unavailable/);
+      // A write that needs NATS says the same.
+      const created = await post("/runs", { definition: "job", input: { goal: "x" } });
+      expect(created.status).toBe(503);
+      expect(errorOf(created).code).toBe("NATS_UNAVAILABLE");
+    } finally {
+      await stack.nats.restart();
+    }
+    await waitFor(async () => (await http("GET", `${stack.baseUrl}/ready`)).status === 200, { timeoutMs: 30_000, what: "ready again" });
+
+    // NATS is up, the event-bus is not: the run index has nobody to answer.
+    await stack.kill("event-bus");
+    try {
+      const r = await get("/runs");
+      expect(r.status).toBe(503);
+      expect(errorOf(r)).toEqual({ code: "UNAVAILABLE", message: "no event-bus answered the run query (is the event-bus service running?)" });
+    } finally {
+      await stack.restart("event-bus");
+    }
+    expect((await get("/runs")).status).toBe(200);
+  }, 90_000);
 });

@@ -32,7 +32,8 @@ const create = (runId: string): Command => ({
   runId,
   issuedAt: Date.now(),
   projectId: "p1",
-  definition: { id: "task" },
+  // A run that waits (for tasks to be dispatched): it stays in the cache as it is.
+  definition: { id: "task.queue" },
   title: `task ${runId} ${"x".repeat(400)}`,
   autoStart: true,
   mode: "mock",

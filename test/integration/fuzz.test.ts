@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { connectBus, topologyFromConfig, type Bus } from "@orch/bus";
 import { GatewayConfig, loadConfig } from "@orch/config";
 import { createLogger } from "@orch/logging";
-import { Stack } from "@orch/testing";
+import { Stack, http } from "@orch/testing";
 import type { FastifyInstance } from "fastify";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -39,7 +39,12 @@ beforeAll(async () => {
   git("commit", "-q", "-m", "initial");
   stack = await Stack.start({ services: ["event-bus", "orchestrator", "agent-hub", "scheduler"] });
   bus = await connectBus({ url: stack.nats.url, name: "fuzz", logger: createLogger({ service: "test", level: "silent" }) });
-  const cfg = loadConfig(GatewayConfig, { ORCH_CONFIG: "none", ORCH_RATE_LIMIT_MAX: "1000000", ORCH_SSE_HEARTBEAT_MS: "1000" });
+  const cfg = loadConfig(GatewayConfig, {
+    ORCH_CONFIG: "none",
+    ORCH_RATE_LIMIT_MAX: "1000000",
+    ORCH_RATE_LIMIT_ENABLED: "false",
+    ORCH_SSE_HEARTBEAT_MS: "1000",
+  });
   app = await buildApp({
     cfg,
     bus,
@@ -250,5 +255,79 @@ describe("every route, fuzzed", () => {
     expect(sent).toBeGreaterThanOrEqual(routes.length * 20);
     const health = await app.inject({ url: "/health" });
     expect(health.statusCode).toBe(200);
+  });
+});
+
+describe("deeply nested and oversized input, over a socket", () => {
+  let base: string;
+  beforeAll(async () => {
+    await app.listen({ port: 0, host: "127.0.0.1" });
+    base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+  });
+
+  /** ~30 KB of nesting, under the body limit: `{"a":{"a":…1…}}`, `[[…]]`, and the same inside a field. */
+  const DEEP = 5_000;
+  const deepObject = `${'{"a":'.repeat(DEEP)}1${"}".repeat(DEEP)}`;
+  const deepArray = `${"[".repeat(DEEP)}${"]".repeat(DEEP)}`;
+  const bodies = { object: deepObject, array: deepArray, field: `{"name":"x","git_url":"y","context":${deepObject}}` };
+
+  it("every route that takes a body refuses deep JSON with its surface's 400 or 422, never a 5xx, and echoes none of it", { timeout: 300_000 }, async () => {
+    const routes = app.routeTable.filter((r) => !["GET", "HEAD", "OPTIONS"].includes(r.method));
+    expect(routes.length).toBeGreaterThan(30);
+    const seen: string[] = [];
+    for (const r of routes) {
+      const path = r.url.replace(/:([A-Za-z0-9_]+)|\*/g, "1");
+      for (const [name, payload] of Object.entries(bodies)) {
+        // With its length: Node's client sends a DELETE's body neither chunked nor with a length otherwise.
+        const headers = { "content-type": "application/json", "content-length": String(Buffer.byteLength(payload)) };
+        const res = await http(r.method, `${base}${path}`, { headers, body: payload });
+        seen.push(`${r.method} ${r.url} (${name}) → ${res.status}`);
+        expect(res.status, `${r.method} ${r.url} (${name}): ${res.text.slice(0, 300)}`).toBeOneOf([400, 422]);
+        expect(res.text.length, `${r.method} ${r.url} (${name}) echoes the input`).toBeLessThan(1_000);
+      }
+    }
+    // Each surface in its own words.
+    const shape = async (method: string, path: string) =>
+      (await http(method, `${base}${path}`, { headers: { "content-type": "application/json" }, body: deepObject })).json();
+    expect(await shape("POST", "/workflows")).toMatchObject({ detail: [{ type: "json_invalid", loc: ["body", 0], msg: "JSON decode error" }] });
+    expect(await shape("POST", `/workflows/${known[1]}/advance`)).toMatchObject({ detail: [{ type: "json_invalid", msg: "JSON decode error" }] });
+    expect(await shape("POST", "/projects")).toMatchObject({ detail: [{ type: "json_invalid", msg: "JSON decode error" }] });
+    expect(await shape("POST", "/api/v1/runs")).toEqual({ error: { code: "BAD_REQUEST", message: "JSON body nested deeper than 64 levels" } });
+    expect(await shape("POST", "/api/orchestrator/jobs")).toMatchObject({ error: { code: "BAD_REQUEST" } });
+    expect(await shape("POST", "/tasks")).toEqual({ ok: false, error: "bad_request" });
+    expect(await shape("POST", "/webhooks/github")).toEqual({ detail: "Invalid JSON body" });
+    // A definition's YAML text: the same bound once parsed (and a parser's own overflow is a 400).
+    const yaml = (text: string) =>
+      http("POST", `${base}/api/v1/definitions`, { headers: { "content-type": "text/yaml", "content-length": String(Buffer.byteLength(text)) }, body: text });
+    const deepYaml = await yaml(`id: deep\nversion: 1\nfacts: ${"{a: ".repeat(100)}1${"}".repeat(100)}\n`);
+    expect(deepYaml.status, deepYaml.text).toBe(400);
+    expect(deepYaml.json().error.message).toBe("JSON body nested deeper than 64 levels");
+    expect((await yaml(`${"[".repeat(DEEP)}${"]".repeat(DEEP)}`)).status).toBe(400);
+    // 64 levels is allowed: a body just under the bound is validated as usual.
+    const ok = await http("POST", `${base}/api/v1/runs`, {
+      json: { definition: "job", input: JSON.parse(`${'{"a":'.repeat(62)}1${"}".repeat(62)}`), steps: [{ id: "s0", type: "dev.log" }] },
+    });
+    expect(ok.status, ok.text).toBe(201);
+  });
+
+  it("a long input is echoed cut short in FastAPI's 422 bodies", async () => {
+    const long = "x".repeat(20_000);
+    for (const [path, body] of [
+      ["/projects", { git_url: long }],
+      ["/projects", { git_url: "y", name: { long } }],
+      ["/workflows", { workflow_type: "specify", context: { long } }],
+    ] as const) {
+      const r = await http("POST", `${base}${path}`, { json: body });
+      expect(r.status, r.text).toBe(422);
+      expect(r.text.length).toBeLessThan(1_000);
+      for (const item of r.json().detail) {
+        expect(item).toMatchObject({ type: expect.any(String), loc: expect.any(Array), msg: expect.any(String) });
+        if (typeof item.input === "string" && item.input.length > 200) expect(item.input).toMatch(/^.{200}…$/s);
+      }
+    }
+    // Small inputs are echoed as they came.
+    expect((await http("POST", `${base}/projects`, { json: { git_url: "x" } })).json()).toEqual({
+      detail: [{ type: "missing", loc: ["body", "name"], msg: "Field required", input: { git_url: "x" } }],
+    });
   });
 });

@@ -289,6 +289,10 @@ describe("protocols, steps and the action table", () => {
     expect(apAgain.status).toBe(200);
     const nr = await papi("POST", `/protocols/${id}/actions/run_next_step`);
     expect(nr.status).toBe(409);
+    // A completed protocol has no failed or blocked step: the table's 404, not a 409 about its state.
+    const rlDone = await papi("POST", `/protocols/${id}/actions/retry_latest`);
+    expect(rlDone.status).toBe(404);
+    expect(rlDone.json()).toEqual({ detail: "No failed or blocked steps to retry" });
 
     // Events: the protocol's, and the project's recent ones, in seed 004's shape.
     const evs = (await papi("GET", `/protocols/${id}/events`)).json();
@@ -510,6 +514,89 @@ describe("onboarding clarifications", () => {
     } finally {
       await gw.stop();
     }
+  }, 60_000);
+});
+
+describe("a step run while its protocol is still planning", () => {
+  it("runs the pending step at once; the protocol plans on, then runs", async () => {
+    const p = await createProject({ name: "plans-slowly" });
+    const proto = (await api("POST", `/projects/${p.id}/protocols`, { protocol_name: "0042-plan-and-run" })).json();
+    const step = (await api("POST", `/protocols/${proto.id}/steps`, { step_index: 0, step_name: "early", step_type: "implementer" })).json();
+    await waitFor(async () => (await api("GET", `/projects/${p.id}/protocols`)).json().every((x: any) => x.status !== "planning"), {
+      timeoutMs: 20_000,
+      what: "the setup run",
+    });
+    // No agent hub: the planning step waits in the work queue, the protocol stays `planning`.
+    const hub = stack.service("agent-hub");
+    await hub.stop();
+    try {
+      expect((await api("POST", `/protocols/${proto.id}/actions/start`)).status).toBe(200);
+      expect((await api("GET", `/protocols/${proto.id}`)).json().status).toBe("planning");
+      const r = await api("POST", `/steps/${step.id}/actions/run`);
+      expect(r.status, r.text).toBe(200);
+      expect(r.json()).toMatchObject({
+        message: "Step execution enqueued",
+        job: { job_type: "execute_step_job", status: "queued", attempts: 1, payload: { protocol_run_id: proto.id, step_run_id: step.id } },
+      });
+      expect((await api("GET", `/steps/${step.id}`)).json().status).toBe("running");
+      expect((await api("GET", `/protocols/${proto.id}`)).json().status).toBe("planning");
+      // Once it runs, a second run is refused in the step's own words.
+      expect((await api("POST", `/steps/${step.id}/actions/run`)).json()).toEqual({ detail: "Step already running or completed" });
+    } finally {
+      await hub.start();
+    }
+    // The hub plans and runs the step: the protocol is planned, then running, its step waiting for QA.
+    await waitFor(async () => (await api("GET", `/steps/${step.id}`)).json().status === "needs_qa", { timeoutMs: 20_000, what: "the step to run" });
+    await waitFor(async () => (await api("GET", `/protocols/${proto.id}`)).json().status === "running", { timeoutMs: 20_000, what: "the protocol to run" });
+    const types = (await api("GET", `/protocols/${proto.id}/events`)).json().map((e: any) => e.event_type);
+    expect(types).toEqual(expect.arrayContaining(["planning_started", "step_started", "planning_completed"]));
+  }, 60_000);
+});
+
+describe("a project whose repository cannot be cloned", () => {
+  it("fails the planning step once with the clone error; the session ends failed; a hub restart recovers nothing", async () => {
+    const p = (await api("POST", "/projects", { name: "unclonable", git_url: "file:///nonexistent/repo.git" })).json();
+    const proto = await api("POST", `/projects/${p.id}/protocols`, { protocol_name: "unclonable-1" });
+    expect(proto.status, proto.text).toBe(200);
+    const { id, run_id: runId } = proto.json();
+    expect((await api("POST", `/protocols/${id}/actions/start`)).status).toBe(200);
+
+    const failed = await waitFor(
+      async () => {
+        const r = (await api("GET", `/protocols/${id}`)).json();
+        return r.status === "failed" ? r : undefined;
+      },
+      { timeoutMs: 20_000, what: "the protocol to fail" },
+    );
+    expect(failed.error).toContain("does not appear to be a git repository");
+
+    // One attempt: a repository that does not exist is not retried.
+    const run = (await api("GET", `/api/v1/runs/${runId}`)).json();
+    expect(run.steps.find((s: any) => s.id === "plan")).toMatchObject({
+      status: "failed",
+      attempt: 1,
+      errorCode: "WORKSPACE_CLONE_FAILED",
+      error: expect.stringContaining("could not clone file:///nonexistent/repo.git"),
+    });
+    const sessions = (await api("GET", `/api/v1/runs/${runId}/sessions`)).json().items;
+    expect(sessions.map((s: any) => [s.attempt, s.status, s.error?.code, s.error?.retryable])).toEqual([[1, "failed", "WORKSPACE_CLONE_FAILED", false]]);
+
+    // Its event stream has ended (replayed: created → failed), and it cannot be cancelled any more.
+    const stream = await sse(`${base}/api/v1/sessions/${sessions[0].id}/events`, AUTH);
+    await Promise.race([stream.ended, new Promise((_, reject) => setTimeout(() => reject(new Error("the session's stream did not end")), 5_000))]);
+    expect(stream.frames.map((f) => f.event)).toContain("session.failed");
+    const cancel = await api("POST", `/api/v1/sessions/${sessions[0].id}/cancel`, {});
+    expect(cancel.status).toBe(409);
+    expect(cancel.json().error.message).toBe(`session ${sessions[0].id} is already failed`);
+
+    // A hub that starts again finds nothing of it to recover, and sends nothing for it.
+    const hub = stack.service("agent-hub");
+    await hub.stop();
+    const from = hub.lines.length;
+    await hub.start();
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(hub.lines.slice(from).filter((l) => l.runId === runId || String(l.msg).includes("left running"))).toEqual([]);
+    expect((await api("GET", `/api/v1/runs/${runId}/sessions`)).json().items).toEqual(sessions);
   }, 60_000);
 });
 

@@ -114,6 +114,8 @@ describe("quick start", () => {
     expect(speckit).toContain('"status":"in_progress","feature_id":"');
     expect(speckit).toContain('"current_phase":"phase_2"');
     expect(speckit).toContain('"view":"speckit"');
+    // The run as our API shows it, with its steps (the list shows summaries).
+    expect(speckit).toMatch(/"steps":\[\{"id":"phase_1",[^]*"id":"phase_2"/);
 
     await ctrlC(s);
     expect(await portOpen(port)).toBe(false);

@@ -303,6 +303,38 @@ describe("seed 001: durability and rate limit", () => {
   });
 });
 
+describe("ORCH_RATE_LIMIT_ENABLED=false", () => {
+  it("turns off the rate limit of every route, not only POST /tasks", async () => {
+    // A maximum of 1 POST per window: with limits on, every second POST would be a 429.
+    const port = await freePort();
+    const gw: ServiceProcess = await stack.spawn("gateway", {
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      ORCH_RATE_LIMIT_ENABLED: "false",
+      ORCH_RATE_LIMIT_MAX: "1",
+    });
+    try {
+      const at = `http://127.0.0.1:${port}`;
+      for (const [path, json, n] of [
+        ["/api/orchestrator/jobs", { goal: "" }, 3],
+        ["/api/v1/runs", {}, 3],
+        ["/workflows", {}, 3],
+        ["/projects", {}, 3],
+        ["/tasks", { id: "limitless" }, 3],
+        // The webhooks take ten times the maximum.
+        ["/webhooks/github", { zen: "ping" }, 12],
+      ] as const) {
+        for (let i = 0; i < n; i++) {
+          const r = await http("POST", `${at}${path}`, { json, headers: { "x-github-event": "ping" } });
+          expect(r.status, `${path} #${i + 1}: ${r.text}`).not.toBe(429);
+        }
+      }
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
 describe("seed 001: worker and periodic runs (scheduler service)", () => {
   it("the worker drains the queue without dispatch calls and retries a failed attempt; the periodic scheduler creates runs of one task per role", async () => {
     await queue({ id: "w-1", role: "architect", description: "Background one" });

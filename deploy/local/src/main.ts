@@ -10,7 +10,8 @@ import { build as prettyStream } from "pino-pretty";
 /**
  * The dev runner behind `npm start`: the embedded nats-server (unless ORCH_NATS_URL points at one)
  * and the five services, each its own process talking only over NATS and gRPC, as in production.
- * A service that dies is started again with backoff; Ctrl-C stops everything cleanly.
+ * A service that dies is started again with backoff, and so is the embedded nats-server (on the
+ * same port and store directory, so the services reconnect to it); Ctrl-C stops everything cleanly.
  *
  * Environment: everything the services read, plus ORCH_DATA_DIR (default `.data/`, the JetStream
  * store) and ORCH_LOG_FORMAT (`pretty` on a terminal, `json` otherwise; seed 004's
@@ -131,9 +132,34 @@ let nats: NatsServer | undefined;
 const running: Supervised[] = [];
 let shuttingDown = false;
 
+/**
+ * The embedded nats-server, started again when it dies (same port, same store), with the same
+ * backoff as a service: until it is back every request the services make waits or fails.
+ */
+const natsRestarts = { count: 0, startedAt: 0, timer: undefined as NodeJS.Timeout | undefined };
+function restartNats(how: { code: number | null; signal: NodeJS.Signals | null }): void {
+  if (shuttingDown || !nats) return;
+  if (Date.now() - natsRestarts.startedAt > 30_000) natsRestarts.count = 0;
+  const delay = Math.min(30_000, 500 * 2 ** natsRestarts.count++);
+  say(`nats-server exited (${how.signal ?? how.code}); starting it again in ${delay} ms`, { url: nats.url });
+  natsRestarts.timer = setTimeout(() => {
+    natsRestarts.timer = undefined;
+    if (shuttingDown || !nats) return;
+    natsRestarts.startedAt = Date.now();
+    nats.restart().then(
+      () => say("nats-server is running again", { pid: nats!.pid, url: nats!.url }),
+      (err: unknown) => {
+        say(`nats-server did not start: ${(err as Error).message.split("\n")[0]}`);
+        restartNats({ code: null, signal: null });
+      },
+    );
+  }, delay);
+}
+
 async function shutdown(code: number): Promise<void> {
   if (shuttingDown) return;
   shuttingDown = true;
+  if (natsRestarts.timer) clearTimeout(natsRestarts.timer);
   say("stopping the services");
   await Promise.all(running.map((s) => s.stop()));
   if (nats) {
@@ -162,7 +188,13 @@ async function main(): Promise<void> {
   } else {
     const storeDir = join(dataDir, "nats");
     mkdirSync(storeDir, { recursive: true });
-    nats = await startNatsServer({ storeDir, onLog: (line) => /\[(ERR|FTL|WRN)\]/.test(line) && say(`nats-server: ${line}`) });
+    nats = await startNatsServer({
+      storeDir,
+      onLog: (line) => /\[(ERR|FTL|WRN)\]/.test(line) && say(`nats-server: ${line}`),
+      onExit: restartNats,
+    });
+    natsRestarts.startedAt = Date.now();
+    say("nats-server running", { pid: nats.pid, url: nats.url });
     natsUrl = nats.url;
     natsNote = `embedded nats-server ${nats.version.text} at ${nats.url}, JetStream store in ${relative(process.cwd(), storeDir) || storeDir}`;
   }

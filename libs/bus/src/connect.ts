@@ -19,6 +19,12 @@ export interface Bus {
   readonly names: Names;
   readonly logger: Logger;
   readonly stats: BusStats;
+  /**
+   * Whether the connection to NATS is up right now: false from a `disconnect` status until the
+   * next `reconnect`, and once the connection is closed. Requests and publishes made meanwhile wait
+   * for the reconnection (and time out), so callers that must answer at once look here first.
+   */
+  readonly connected: boolean;
   /** Opens a KV bucket the event-bus service has provisioned (cached per bucket). */
   kv(bucket: string): Promise<KV>;
   /** Drains and closes the connection. */
@@ -55,14 +61,20 @@ export async function connectBus(opts: BusOptions): Promise<Bus> {
     timeout: 5_000,
   });
   log.info({ server: nc.getServer() }, "connected to NATS");
+  let connected = true;
   void (async () => {
     for await (const s of nc.status()) {
       switch (s.type) {
         case "disconnect":
+          connected = false;
           log.warn({ server: s.server }, "disconnected from NATS");
           break;
         case "reconnect":
+          connected = true;
           log.info({ server: s.server }, "reconnected to NATS");
+          break;
+        case "close":
+          connected = false;
           break;
         case "error":
           log.error({ err: s.error }, "NATS connection error");
@@ -85,6 +97,9 @@ export async function connectBus(opts: BusOptions): Promise<Bus> {
     names,
     logger: log,
     stats: { published: 0, consumed: 0, deadLettered: 0, handlerErrors: 0 },
+    get connected() {
+      return connected && !nc.isClosed();
+    },
     kv(bucket: string) {
       let kv = buckets.get(bucket);
       if (!kv) {

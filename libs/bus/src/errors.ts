@@ -24,6 +24,15 @@ export function isBusUnavailable(err: unknown): boolean {
 }
 
 /**
+ * Whether an error means "nobody answered this request": it timed out, or nobody subscribes to its
+ * subject. By its class, never its message.
+ */
+export function isNoAnswer(err: unknown): boolean {
+  if (err instanceof errors.TimeoutError || err instanceof errors.NoRespondersError) return true;
+  return err instanceof Error && err.cause !== undefined && isNoAnswer(err.cause);
+}
+
+/**
  * Retries `fn` while it fails with a transient bus error (see isBusUnavailable), with capped
  * exponential backoff, until `deadlineMs` has passed or `signal` aborts. For idempotent operations
  * only: a publish with a message id, a KV read.

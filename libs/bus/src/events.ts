@@ -182,7 +182,10 @@ export interface ConsumedTransition<H = TransitionHead> {
  * head, unparsed: most transitions are of no interest to such a consumer. An unreadable head is a
  * dead letter.
  */
-export function transitionDecoder<S extends z.ZodType>(schema: S, opts: { only: string }): (data: Uint8Array) => Decoded<ConsumedTransition<z.output<S> | null>>;
+export function transitionDecoder<S extends z.ZodType>(
+  schema: S,
+  opts: { only: string },
+): (data: Uint8Array) => Decoded<ConsumedTransition<z.output<S> | null>>;
 export function transitionDecoder<S extends z.ZodType>(schema: S): (data: Uint8Array) => Decoded<ConsumedTransition<z.output<S>>>;
 export function transitionDecoder<S extends z.ZodType>(schema: S, opts: { only?: string } = {}) {
   return (data: Uint8Array): Decoded<ConsumedTransition<z.output<S> | null>> => {

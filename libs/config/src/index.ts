@@ -99,7 +99,7 @@ export const GatewayConfig = CommonConfig.extend({
    * needs. Unset: auth is off and the gateway binds to loopback only (seed 004: TASKSGODZILLA_API_TOKEN).
    */
   ORCH_API_TOKEN: z.string().min(1).optional(),
-  /** Seed 001: its POST /tasks rate limit (20 per 60 s) can be turned off. */
+  /** false: no route is rate limited (ORCH_RATE_LIMIT_MAX, seed 001's POST /tasks 20 per 60 s, the webhooks' ten times). */
   ORCH_RATE_LIMIT_ENABLED: bool(true),
   /** An SSE client this far behind (bytes not yet taken by its socket) is told to resume and disconnected. */
   ORCH_SSE_MAX_BUFFER_BYTES: int(1_048_576, 1_024, 1_073_741_824),

@@ -8,12 +8,17 @@ export const ErrorCode = {
   UnsupportedMediaType: "UNSUPPORTED_MEDIA_TYPE",
   PayloadTooLarge: "PAYLOAD_TOO_LARGE",
   RateLimited: "RATE_LIMITED",
+  /** A URL (a path segment) longer than the gateway takes. */
+  UriTooLong: "URI_TOO_LONG",
   IllegalTransition: "ILLEGAL_TRANSITION",
   /** A write that lost a race or names a stale revision (an approval of an output that changed). */
   Conflict: "CONFLICT",
   Unauthorized: "UNAUTHORIZED",
   Forbidden: "FORBIDDEN",
+  /** Something we depend on did not answer (the core, the event-bus, JetStream). */
   Unavailable: "UNAVAILABLE",
+  /** There is no connection to NATS at all (it is down, or the process is reconnecting to it). */
+  NatsUnavailable: "NATS_UNAVAILABLE",
   Internal: "INTERNAL",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -81,9 +81,6 @@ export type TaskPacketInput = z.input<typeof TaskPacket>;
 /** What the engine runs: defaults applied, limit keys normalised. */
 export type TaskPacket = z.output<typeof TaskPacket>;
 
-/** The step an empty `steps` list runs, as the original does. */
-export const IMPLICIT_STEP: TaskStep = { type: "dev.log" };
-
 /** A job's status from its run's (seed 000 says `queued`, `succeeded`, `canceled`). */
 export function jobStatusOf(runStatus: string): JobStatus {
   switch (runStatus) {
@@ -100,7 +97,11 @@ export function jobStatusOf(runStatus: string): JobStatus {
   }
 }
 
-/** The `job` definition's run for a Task Packet: its steps in order, its limits, the packet as input. */
+/**
+ * The `job` definition's run for a Task Packet: its steps in order, its limits, the packet as input.
+ * An empty `steps` list stays empty here: the definition runs its implicit `dev.log` step, whatever
+ * the surface that created the run.
+ */
 export interface JobRunSpec {
   definition: { id: "job"; version: 1 };
   title: string;
@@ -110,7 +111,6 @@ export interface JobRunSpec {
 }
 
 export function jobRunSpec(packet: TaskPacket): JobRunSpec {
-  const steps = packet.steps.length > 0 ? packet.steps : [IMPLICIT_STEP];
   return {
     definition: { id: "job", version: 1 },
     title: packet.goal.slice(0, 500),
@@ -122,7 +122,7 @@ export function jobRunSpec(packet: TaskPacket): JobRunSpec {
       ...(packet.limits.maxTokens === undefined ? {} : { maxTokens: packet.limits.maxTokens }),
     },
     // Step ids are the engine's (s0, s1, …); a packet step's own id travels as its title.
-    steps: steps.map((st, i) => ({
+    steps: packet.steps.map((st, i) => ({
       id: `s${i}`,
       ...(st.id === undefined ? {} : { title: st.id }),
       type: st.type,

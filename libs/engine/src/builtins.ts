@@ -5,13 +5,17 @@ import { compileDefinition, parseDefinition, type CompiledDefinition, type Defin
  * vocabulary (job, workflow, protocol, task, ticket) is a view of runs of these.
  */
 
-/** Seed 000: an ad-hoc Task Packet. Its steps come with each run, in order; the original's retry rule. */
+/**
+ * Seed 000: an ad-hoc Task Packet. Its steps come with each run, in order (an empty list runs one
+ * implicit `dev.log` step, as the original does); the original's retry rule.
+ */
 const job: DefinitionInput = {
   id: "job",
   version: 1,
   title: "Ad-hoc job (seed 000 Task Packet)",
   view: "job",
   dynamicSteps: true,
+  defaultSteps: [{ id: "s0", type: "dev.log", role: "implementer" }],
   retry: { maxAttempts: 3, initialMs: 100, multiplier: 2, maxMs: 500, jitterMs: 30, nonRetryable: ["UNKNOWN_STEP_TYPE"] },
   limits: { maxConcurrentSteps: 1 },
 };

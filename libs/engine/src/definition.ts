@@ -160,6 +160,8 @@ export const Definition = z
     onStepFailure: z.enum(["fail", "block"]).default("fail"),
     /** Whether a run may bring its own steps (at creation, or added later). */
     dynamicSteps: z.boolean().default(false),
+    /** With `dynamicSteps`: the steps a run gets when it brings none (seed 000: one `dev.log`). */
+    defaultSteps: z.array(StepDef).optional(),
     /** A step run at start (status `planning`); its output may add steps (`output.steps`). */
     planning: StepDef.optional(),
     stages: z.array(Stage).default([]),
@@ -189,6 +191,7 @@ export const Definition = z
       stepIds.add(s.id);
     });
     if (d.planning && stepIds.has(d.planning.id)) issue(["planning", "id"], `the planning step's id '${d.planning.id}' is also a step id`);
+    if (d.defaultSteps && !d.dynamicSteps) issue(["defaultSteps"], "only a definition with dynamicSteps takes default steps");
     const stageIds = new Set(d.stages.map((s) => s.id));
     if (stageIds.size !== d.stages.length) issue(["stages"], "duplicate stage ids");
     d.stages.forEach((s, i) => {

@@ -88,7 +88,10 @@ export type KernelEffect =
   | { kind: "timer"; op: "cancel"; timerId: string };
 
 export const KernelErrorCode = {
+  /** What was asked does not apply to the run's or the step's state (a step already running, …). */
   IllegalTransition: "ILLEGAL_TRANSITION",
+  /** The run waits at a budget gate: `extend_budget` or `abort` first. */
+  BudgetGate: "BUDGET_GATE",
   NotFound: "NOT_FOUND",
   StaleRevision: "STALE_REVISION",
   GuardFailed: "GUARD_FAILED",
@@ -673,6 +676,17 @@ class Kernel {
     }
     if (this.applyPlan()) return true;
     if (st === "planning") return this.settlePlanning();
+    // A step run by hand while the run planned: once planned, the run runs (and a step that failed
+    // meanwhile blocks it, as it would have).
+    const startedWhilePlanning = st === "planned" ? this.steps().find((d) => this.status(d.id) !== "pending" && !SETTLED.has(this.status(d.id))) : undefined;
+    if (startedWhilePlanning)
+      return this.sendRun({
+        type: "RUN_STEP",
+        stepId: startedWhilePlanning.id,
+        reason: "a step started while the run planned",
+        at: this.clock.now,
+        rand: this.clock.rand,
+      });
     if (st === "pending" || st === "planned" || st === "paused" || st === "blocked" || st === "waiting") {
       // Work that is all done completes the run, whatever state it waits in (seed 004: "the
       // protocol completes when all steps are completed/cancelled").
@@ -983,6 +997,13 @@ class Kernel {
     }
   }
 
+  /** The step that started last (retry_latest's candidate). */
+  private latestStarted(): RunStepDef | undefined {
+    const ran = this.steps().filter((d) => (this.state.steps[d.id]?.context.attempt ?? 0) > 0);
+    ran.sort((a, b) => (this.state.steps[a.id]!.context.startedAt ?? 0) - (this.state.steps[b.id]!.context.startedAt ?? 0) || a.index - b.index);
+    return ran.at(-1);
+  }
+
   private refuse(code: KernelErrorCode, message: string): KernelError {
     return { code, message };
   }
@@ -1023,19 +1044,23 @@ class Kernel {
       case "run_next_step":
       case "retry_latest":
       case "run_step": {
-        if (final || st === "planning") return this.refuse(final ? KernelErrorCode.TerminalState : KernelErrorCode.IllegalTransition, `the run is ${st}`);
-        if (st === "waiting") return this.refuse(KernelErrorCode.IllegalTransition, "the run waits at a budget gate: extend_budget or abort first");
+        // A step named by hand may run while the run plans (seed 004: a step runs from pending,
+        // blocked or failed, whatever its protocol is doing); the run goes on planning, then runs.
+        const whilePlanning = st === "planning" && sig.name === "run_step";
+        // retry_latest says first whether there is anything to retry, whatever the run's state (seed
+        // 004: 404 "No failed or blocked steps to retry", also for a protocol that completed).
+        const latest = sig.name === "retry_latest" ? this.latestStarted() : undefined;
+        if (sig.name === "retry_latest" && (!latest || !["failed", "blocked"].includes(this.status(latest.id))))
+          return this.refuse(KernelErrorCode.NotFound, "No failed or blocked steps to retry");
+        if (final || (st === "planning" && !whilePlanning))
+          return this.refuse(final ? KernelErrorCode.TerminalState : KernelErrorCode.IllegalTransition, `the run is ${st}`);
+        if (st === "waiting") return this.refuse(KernelErrorCode.BudgetGate, "the run waits at a budget gate: extend_budget or abort first");
         let id: string | undefined;
         if (sig.name === "run_next_step") {
           id = this.steps().find((d) => ["pending", "blocked", "failed"].includes(this.status(d.id)))?.id;
           if (!id) return this.refuse(KernelErrorCode.NotFound, "No pending or failed steps to run");
         } else if (sig.name === "retry_latest") {
-          const ran = this.steps().filter((d) => (this.state.steps[d.id]?.context.attempt ?? 0) > 0);
-          ran.sort((a, b) => (this.state.steps[a.id]!.context.startedAt ?? 0) - (this.state.steps[b.id]!.context.startedAt ?? 0) || a.index - b.index);
-          const last = ran.at(-1);
-          if (!last || !["failed", "blocked"].includes(this.status(last.id)))
-            return this.refuse(KernelErrorCode.NotFound, "No failed or blocked steps to retry");
-          id = last.id;
+          id = latest!.id;
         } else {
           id = sig.stepId;
           if (!this.stepDef(id)) return this.refuse(KernelErrorCode.NotFound, `no step '${id}'`);
@@ -1045,6 +1070,7 @@ class Kernel {
         // A manual start passes the same loop guard and budgets as an automatic one: a used-up strict
         // budget opens the gate (the run waits) instead of starting the step.
         const refusal = this.guardBeforeStart(this.stepDef(id)!);
+        if (refusal && whilePlanning) return this.refuse(KernelErrorCode.GuardFailed, "the run's limits or budgets let no other step start while it plans");
         if (refusal) {
           if (st !== "running") this.sendRun({ type: "RUN_STEP", stepId: id, ...at });
           refusal();
@@ -1264,7 +1290,20 @@ export function runLabels(
   return { ...labels, [BRANCH_LABEL]: v.trim() };
 }
 
+/**
+ * Why a run of `cd` bringing `steps` cannot be created, or null. A definition whose runs bring their
+ * steps and run them by themselves, with no step of its own, no default steps and no planning step
+ * to add some, would wait for ever on a run that brings none: such a run needs `steps`.
+ */
+export function missingSteps(cd: CompiledDefinition, steps: readonly unknown[] | undefined): string | null {
+  if (!cd.def.dynamicSteps || cd.def.execution !== "auto" || cd.planning || cd.steps.length > 0) return null;
+  if ((steps?.length ?? 0) > 0 || (cd.def.defaultSteps?.length ?? 0) > 0) return null;
+  return `definition ${cd.key} runs the steps its runs bring, and this one brings none: steps is required`;
+}
+
 export function createRun(cd: CompiledDefinition, opts: CreateRunOptions, clock: Clock): KernelResult {
+  const missing = missingSteps(cd, opts.steps);
+  if (missing) throw new Error(missing);
   const createdAt = opts.createdAt ?? clock.now;
   const [runSnap, runActions] = pureInitial<AnyMachineSnapshot>(runMachineFor(cd), {
     runId: opts.runId,
@@ -1324,10 +1363,12 @@ export function createRun(cd: CompiledDefinition, opts: CreateRunOptions, clock:
   });
   cd.steps.forEach((s) => (k.state.steps[s.id] = k.freshStep(s.id, s.index)));
   if (cd.planning) k.state.planning = k.freshStep(cd.planning.id, -1);
-  if (opts.steps?.length) {
+  // A run that brings no steps gets the definition's default ones (seed 000's implicit dev.log).
+  const steps = opts.steps?.length ? opts.steps : cd.def.defaultSteps;
+  if (steps?.length) {
     if (!cd.def.dynamicSteps) throw new Error(`definition ${cd.key} does not take steps at creation`);
     k.setCreating(true);
-    const err = k.addSteps(opts.steps, "created with the run");
+    const err = k.addSteps(steps, "created with the run");
     k.setCreating(false);
     if (err) throw new Error(err.message);
   }

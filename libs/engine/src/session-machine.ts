@@ -6,8 +6,9 @@ import { pureInitial, pureTransition } from "./pure.js";
  * as `{value, context}` in the session record, advanced by the agent hub with compare-and-set.
  *
  *   created ─START─▶ starting ─STARTED─▶ running ⇄ waiting_input (WAIT_INPUT / INPUT)
- *   starting | running | waiting_input ─COMPLETE─▶ completed   ─FAIL | LOST─▶ failed
- *   starting | running | waiting_input ─TIMEOUT [past deadline]─▶ timed_out
+ *   starting | running | waiting_input ─COMPLETE─▶ completed
+ *   any non-final ─FAIL | LOST─▶ failed      (from created: its worktree could not be prepared, its hub died)
+ *   any non-final ─TIMEOUT [past deadline]─▶ timed_out
  *   any non-final ─CANCEL─▶ cancelled
  *
  * HEARTBEAT moves the deadline (`heartbeatAt + timeoutMs`) in every live state. Each change of state
@@ -132,6 +133,11 @@ export const sessionMachine = setup({
     created: {
       on: {
         START: { target: "starting", actions: ["beat", status("created", "starting")] },
+        // Whatever can end a session before it starts (its workspace failed, its hub died, its
+        // time ran out while it waited for a slot) ends it: none stays `created` for ever.
+        FAIL: { target: "failed", actions: ["finish", status("created", "failed")] },
+        LOST: { target: "failed", actions: ["finish", status("created", "failed")] },
+        TIMEOUT: { guard: "pastDeadline", target: "timed_out", actions: ["finish", status("created", "timed_out")] },
         CANCEL: { target: "cancelled", actions: ["finish", status("created", "cancelled")] },
       },
     },

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { backoffMs, builtin, KernelErrorCode, type RetryPolicy } from "../src/index.js";
+import { backoffMs, builtin, KernelErrorCode, missingSteps, type RetryPolicy } from "../src/index.js";
 import { Drive, expectAccepted, expectRefused, T0 } from "./drive.js";
 
 /**
@@ -39,6 +39,19 @@ describe("job (seed 000): the definition", () => {
       expect(backoffMs(p, retry, 0.999999)).toBe(base + 29);
       expect(backoffMs(p, retry, 1)).toBeLessThanOrEqual(base + 30);
     }
+  });
+
+  it("a definition whose runs bring their steps, with no default: a run that brings none is refused, not left waiting", () => {
+    expect(builtin("job").def.defaultSteps).toEqual([expect.objectContaining({ id: "s0", type: "dev.log" })]);
+    expect(missingSteps(builtin("job"), [])).toBeNull();
+    expect(missingSteps(builtin("task"), [])).toMatch(/steps is required/);
+    expect(missingSteps(builtin("task"), [{ id: "a" }])).toBeNull();
+    expect(() => Drive.of("task", { autoStart: true, steps: [] })).toThrow(
+      /definition task@1 runs the steps its runs bring, and this one brings none: steps is required/,
+    );
+    // Runs that wait for a human (manual execution) or plan their steps are not refused.
+    expect(missingSteps(builtin("task.queue"), [])).toBeNull();
+    expect(missingSteps(builtin("protocol"), [])).toBeNull();
   });
 
   it("refuses steps that need an unknown step at creation", () => {
@@ -121,10 +134,14 @@ describe("job: happy path", () => {
     expect(d.timerEffects()).toEqual([]);
   });
 
-  it("a job created with no steps stays running (the caller adds seed 000's implicit dev.log step)", () => {
-    const d = Drive.of("job", { autoStart: true, steps: [], limits: { maxSteps: 1 } });
-    expect(d.status).toBe("running");
-    expect(d.dispatched).toEqual([]);
+  it("a job created with no steps runs seed 000's implicit dev.log step, whatever created it, and succeeds", () => {
+    for (const steps of [[], undefined]) {
+      const d = Drive.of("job", { autoStart: true, input: { goal: "g" }, ...(steps ? { steps } : {}) });
+      expect(d.eventsOf("run.created")[0]!.data).toMatchObject({ steps: ["s0"] });
+      expect(d.newWork()).toEqual([expect.objectContaining({ stepId: "s0", type: "dev.log", role: "implementer", attemptId: "r1.s0.1" })]);
+      d.succeed("s0");
+      expect(d.status).toBe("completed");
+    }
   });
 });
 

@@ -493,9 +493,11 @@ describe("budgets", () => {
 
     expectRefused(d.signal({ name: "start" }), KernelErrorCode.IllegalTransition);
     // Nothing starts by hand past the gate either.
-    for (const sig of [{ name: "run_next_step" }, { name: "run_step", stepId: "b" }, { name: "retry_latest" }] as const) {
-      expectRefused(d.signal(sig), KernelErrorCode.IllegalTransition, /waits at a budget gate/);
+    for (const sig of [{ name: "run_next_step" }, { name: "run_step", stepId: "b" }] as const) {
+      expectRefused(d.signal(sig), KernelErrorCode.BudgetGate, /waits at a budget gate/);
     }
+    // Nothing failed: there is nothing to retry, gate or not.
+    expectRefused(d.signal({ name: "retry_latest" }), KernelErrorCode.NotFound, "No failed or blocked steps to retry");
     expect(d.step("b")).toBe("pending");
     expectAccepted(d.signal({ name: "extend_budget", tokens: 50 }, { actor: "lead", reason: "worth it" }));
     expect(d.eventsOf("budget.extended", d.last.effects)[0]!.data).toEqual({ budget: "run:*", tokens: 50, costUsd: 0, actor: "lead", reason: "worth it" });

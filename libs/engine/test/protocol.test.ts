@@ -501,8 +501,12 @@ describe("protocol actions", () => {
       expectRefused(planned().signal({ name: "retry_latest" }), KernelErrorCode.NotFound);
     });
 
-    it("refused when terminal", () => {
-      for (const s of TERMINAL) expectRefused(BUILDERS[s]!().signal({ name: "retry_latest" }), KernelErrorCode.TerminalState);
+    it('terminal: NOT_FOUND "No failed or blocked steps to retry" when nothing is to retry (seed 004\'s 404), else TERMINAL_STATE', () => {
+      for (const s of TERMINAL) expectRefused(BUILDERS[s]!().signal({ name: "retry_latest" }), KernelErrorCode.NotFound, "No failed or blocked steps to retry");
+      const d = blocked();
+      d.signal({ name: "cancel" });
+      expect(d.step("s1")).toBe("failed");
+      expectRefused(d.signal({ name: "retry_latest" }), KernelErrorCode.TerminalState);
     });
   });
 
@@ -512,6 +516,40 @@ describe("protocol actions", () => {
       expectAccepted(d.signal({ name: "run_step", stepId: "s3" }));
       expect(d.statuses()).toEqual({ s1: "pending", s2: "pending", s3: "running" });
       expect(d.status).toBe("running");
+    });
+
+    it("pending while the protocol plans → running; the protocol plans on, then runs", () => {
+      const d = Drive.of("protocol", { input: PROTO, steps: STEPS });
+      d.start();
+      expect(d.status).toBe("planning");
+      expectAccepted(d.signal({ name: "run_step", stepId: "s2" }));
+      expect(d.statuses()).toEqual({ s1: "pending", s2: "running", s3: "pending" });
+      expect(d.newWork()).toEqual([expect.objectContaining({ stepId: "s2", kind: "execute", attempt: 1 })]);
+      expect(d.status).toBe("planning");
+      // The plan comes in: planned, and since a step runs, running.
+      expectAccepted(d.succeed("plan", { steps: [] }));
+      expect(d.eventsOf("run.status_changed", d.last.effects).map((e) => [e.data!.from, e.data!.to])).toEqual([
+        ["planning", "planned"],
+        ["planned", "running"],
+      ]);
+      d.succeed("s2");
+      expect(d.statuses()).toEqual({ s1: "pending", s2: "completed", s3: "pending" });
+      expect(d.status).toBe("running");
+      // Other ways in stay refused while planning: they take steps the plan may still add.
+      const e = planning();
+      expectRefused(e.signal({ name: "run_next_step" }), KernelErrorCode.IllegalTransition, "the run is planning");
+    });
+
+    it("a step run while the protocol plans that fails blocks it once planned", () => {
+      const d = Drive.of("protocol", { input: PROTO, steps: STEPS });
+      d.start();
+      expectAccepted(d.signal({ name: "run_step", stepId: "s1" }));
+      d.failResult("s1", { code: "X", message: "boom", retryable: false });
+      expect(d.status).toBe("planning");
+      d.succeed("plan", { steps: [] });
+      expect(d.status).toBe("blocked");
+      expectAccepted(d.signal({ name: "retry_latest" }));
+      expect(d.step("s1")).toBe("running");
     });
 
     it("failed → running, with retries + 1", () => {
@@ -984,9 +1022,10 @@ describe("protocol budgets (seed 004 token budgets) on the protocol built-in", (
     const d = waiting();
     expect(d.status).toBe("waiting");
     expect(d.context.gate).toMatchObject({ kind: "budget", budget: "run:*", usage: { tokens: 150 }, limit: { tokens: 100 } });
-    expectRefused(d.signal({ name: "run_next_step" }), KernelErrorCode.IllegalTransition, /waits at a budget gate/);
-    expectRefused(d.signal({ name: "run_step", stepId: "s2" }), KernelErrorCode.IllegalTransition, /waits at a budget gate/);
-    expectRefused(d.signal({ name: "retry_latest" }), KernelErrorCode.IllegalTransition, /waits at a budget gate/);
+    expectRefused(d.signal({ name: "run_next_step" }), KernelErrorCode.BudgetGate, /waits at a budget gate/);
+    expectRefused(d.signal({ name: "run_step", stepId: "s2" }), KernelErrorCode.BudgetGate, /waits at a budget gate/);
+    // Nothing failed: there is nothing to retry, gate or not.
+    expectRefused(d.signal({ name: "retry_latest" }), KernelErrorCode.NotFound, "No failed or blocked steps to retry");
     expect(d.step("s2")).toBe("pending");
     expectAccepted(d.signal({ name: "extend_budget", tokens: 100 }));
     expect(d.status).toBe("running");

@@ -90,19 +90,24 @@ describe("session lifecycle", () => {
       const cancelled = advanceSession(s, { type: "CANCEL", at: 9, reason: "not needed", actor: "alice" });
       expect(cancelled.status).toBe("cancelled");
       expect(cancelled.snapshot.context).toMatchObject({ reason: "not needed", actor: "alice", error: { code: "SESSION_CANCELLED", retryable: false } });
+      // Also a session that never started: its worktree could not be prepared, or its hub died
+      // while it waited for a slot. Nothing stays `created` for ever.
       const failed = advanceSession(s, { type: "FAIL", at: 9, error: ERR });
+      expect(failed.status).toBe("failed");
+      expect(failed.snapshot.context).toMatchObject({ error: ERR, finishedAt: 9 });
+      expect(failed.changes).toEqual([expect.objectContaining({ from: s.value, to: "failed", error: ERR })]);
       const lost = advanceSession(s, { type: "LOST", at: 9, error: { code: "SESSION_LOST", message: "hub died", retryable: true } });
-      if (s.value === "created") {
-        // A session that never started cannot fail or be lost: it is only cancelled.
-        expect(failed.changed).toBe(false);
-        expect(lost.changed).toBe(false);
-      } else {
-        expect(failed.status).toBe("failed");
-        expect(failed.snapshot.context.error).toEqual(ERR);
-        expect(lost.status).toBe("failed");
-        expect(lost.snapshot.context.error?.code).toBe("SESSION_LOST");
-      }
+      expect(lost.status).toBe("failed");
+      expect(lost.snapshot.context.error?.code).toBe("SESSION_LOST");
     }
+  });
+
+  it("times out while still created (waiting for a slot) only past its deadline", () => {
+    const s = start();
+    expect(advanceSession(s, { type: "TIMEOUT", at: 1_000 + T - 1 }).changed).toBe(false);
+    const late = advanceSession(s, { type: "TIMEOUT", at: 1_000 + T });
+    expect(late.status).toBe("timed_out");
+    expect(late.changes).toEqual([expect.objectContaining({ from: "created", to: "timed_out" })]);
   });
 
   it("refuses what a state does not accept", () => {

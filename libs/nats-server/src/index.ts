@@ -70,6 +70,11 @@ export interface NatsServerOptions {
   syncAlways?: boolean;
   /** Receives every line nats-server logs. */
   onLog?: (line: string) => void;
+  /**
+   * Called when the server exits on its own (a crash, a kill from outside), not through `stop`,
+   * `kill` or `restart`: a supervisor starts it again with `restart`.
+   */
+  onExit?: (how: { code: number | null; signal: NodeJS.Signals | null }) => void;
   startTimeoutMs?: number;
 }
 
@@ -164,7 +169,16 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   // Pin the port so a restart comes back where clients expect it.
   writeFileSync(confPath, configFor(storeDir, port, version, opts.syncAlways ?? false));
 
+  // An exit nobody asked for (not stop, kill or restart) is reported to onExit.
+  let expected = false;
+  const watch = (c: ChildProcess) =>
+    c.once("exit", (code, signal) => {
+      if (c === child && !expected) opts.onExit?.({ code, signal });
+    });
+  watch(child);
+
   const terminate = async (signal: NodeJS.Signals) => {
+    expected = true;
     if (child.exitCode !== null || child.signalCode !== null) return;
     child.kill(signal);
     if (!(await waitExit(child, 10_000))) {
@@ -192,6 +206,8 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     async restart() {
       await terminate("SIGTERM");
       ({ child } = await launch(found.path, confPath, opts.onLog, timeout));
+      expected = false;
+      watch(child);
     },
   };
 }

@@ -4,6 +4,7 @@ import {
   finishedBefore,
   getRunSummary,
   getRunView,
+  isNoAnswer,
   listRunSessions,
   listRuns,
   newRunId,
@@ -89,6 +90,7 @@ export interface RunsApiOptions {
 const REFUSAL: Record<string, ErrorCode> = {
   NOT_FOUND: ErrorCode.NotFound,
   ILLEGAL_TRANSITION: ErrorCode.IllegalTransition,
+  BUDGET_GATE: ErrorCode.IllegalTransition,
   GUARD_FAILED: ErrorCode.IllegalTransition,
   TERMINAL_STATE: ErrorCode.IllegalTransition,
   STALE_REVISION: ErrorCode.Conflict,
@@ -115,6 +117,10 @@ export class PendingError extends OrchError {
 }
 
 const orNotFound = (what: string) => new OrchError(ErrorCode.NotFound, `${what} not found`);
+
+/** No connection to NATS (as opposed to a service that does not answer over it). */
+export const natsUnavailable = (cause?: unknown) =>
+  new OrchError(ErrorCode.NatsUnavailable, "NATS is unavailable: no connection to it (the gateway keeps reconnecting); try again shortly", { cause });
 
 export class RunsApi {
   readonly bus: Bus;
@@ -184,15 +190,19 @@ export class RunsApi {
     return r;
   }
 
-  /** A page of runs, newest first. */
+  /**
+   * A page of runs, newest first. Without a connection to NATS it says so at once (NATS_UNAVAILABLE);
+   * a query nobody answers means no event-bus keeps the index (UNAVAILABLE).
+   */
   async list(query: RunQuery): Promise<RunQueryResult> {
+    if (!this.bus.connected) throw natsUnavailable();
     try {
       return await listRuns(this.bus, query);
     } catch (err) {
       if (err instanceof QueryRefusedError) throw new OrchError(err.code === "BAD_REQUEST" ? ErrorCode.BadRequest : ErrorCode.Internal, err.message);
-      if ((err as { code?: string }).code === "TIMEOUT" || /timeout|no responders/i.test((err as Error).message)) {
-        throw new OrchError(ErrorCode.Unavailable, "the run index is not answering (is the event-bus service running?)", { cause: err });
-      }
+      if (!this.bus.connected) throw natsUnavailable(err);
+      if (isNoAnswer(err))
+        throw new OrchError(ErrorCode.Unavailable, "no event-bus answered the run query (is the event-bus service running?)", { cause: err });
       throw err;
     }
   }

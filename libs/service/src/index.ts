@@ -72,6 +72,7 @@ export async function runService<S extends z.ZodType<CommonConfig>>(def: Service
 
   const ac = new AbortController();
   let running: Running | undefined;
+  let starting: Promise<Running> | undefined;
   let bus: Bus | undefined;
   let stopping = false;
   const stop = async (signal: string) => {
@@ -85,6 +86,9 @@ export async function runService<S extends z.ZodType<CommonConfig>>(def: Service
     }, STOP_TIMEOUT_MS);
     timer.unref();
     try {
+      // Stopped while still starting: let `start` finish (or fail) first, then stop what it started,
+      // and only then close the connection it is using.
+      if (!running && starting) running = await starting.catch(() => undefined);
       await running?.stop();
       await bus?.close();
     } catch (err) {
@@ -99,10 +103,19 @@ export async function runService<S extends z.ZodType<CommonConfig>>(def: Service
   process.on("SIGINT", () => void stop("SIGINT"));
 
   lifecycle.info({ nats: cfg.ORCH_NATS_URL.replace(/\/\/[^@/]*@/, "//[redacted]@"), prefix: cfg.ORCH_NATS_PREFIX }, "starting");
-  bus = await connectBus({ url: cfg.ORCH_NATS_URL, name: `orch-${def.name}`, prefix: cfg.ORCH_NATS_PREFIX, logger });
-  const topology = topologyFromConfig(bus.names, cfg);
-  if (def.waitForTopology !== false) await waitForTopology(bus, topology, { signal: ac.signal });
+  try {
+    bus = await connectBus({ url: cfg.ORCH_NATS_URL, name: `orch-${def.name}`, prefix: cfg.ORCH_NATS_PREFIX, logger });
+    const topology = topologyFromConfig(bus.names, cfg);
+    if (def.waitForTopology !== false) await waitForTopology(bus, topology, { signal: ac.signal });
+    if (stopping) return;
+    starting = def.start({ cfg, logger, bus, topology, signal: ac.signal });
+    running = await starting;
+  } catch (err) {
+    // A start cut short by SIGTERM/SIGINT (the wait aborted, the connection closing): `stop` has
+    // it in hand and exits cleanly; only a start that failed on its own is fatal.
+    if (stopping) return;
+    throw err;
+  }
   if (stopping) return;
-  running = await def.start({ cfg, logger, bus, topology, signal: ac.signal });
   lifecycle.info("ready");
 }

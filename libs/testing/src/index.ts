@@ -79,6 +79,12 @@ export class ServiceProcess {
     return this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null;
   }
 
+  /** How the last run of the process ended: its exit code, or the signal that killed it (null while it runs). */
+  get exit(): { code: number | null; signal: NodeJS.Signals | null } | null {
+    const c = this.#child;
+    return c && (c.exitCode !== null || c.signalCode !== null) ? { code: c.exitCode, signal: c.signalCode } : null;
+  }
+
   /** Starts the process and waits for its `ready` log line. */
   async start(timeoutMs = 20_000): Promise<void> {
     const entry = join(REPO_ROOT, "services", this.name, "dist", "main.js");

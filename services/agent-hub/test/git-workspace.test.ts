@@ -1,5 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -10,6 +11,7 @@ import { createLogger } from "@orch/logging";
 import {
   BaseNotFoundError,
   BranchMissingError,
+  CloneFailedError,
   DestructiveOperationRefusedError,
   GitCli,
   type GitPolicy,
@@ -144,6 +146,26 @@ describe("WorkspaceManager: repositories", () => {
     const e = await rejection(s.ws.repoFor(project({ gitUrl: `file://${userRepo()}` }), "cloned"));
     expect(e).toBeInstanceOf(RepositoryMismatchError);
     expect((e as RepositoryMismatchError).code).toBe("WORKSPACE_REPOSITORY_MISMATCH");
+  });
+
+  it("a gitUrl that cannot be cloned: CLONE_FAILED, retryable only when the network failed", async () => {
+    const s = setup();
+    // No such repository: another attempt would fail the same way.
+    const missing = await rejection(s.ws.repoFor(project({ gitUrl: "file:///nonexistent/repo.git" }), "missing"));
+    expect(missing).toBeInstanceOf(CloneFailedError);
+    expect(missing).toMatchObject({ code: "WORKSPACE_CLONE_FAILED", retryable: false });
+    expect(missing.message).toMatch(/^could not clone file:\/\/\/nonexistent\/repo\.git: git clone .*does not appear to be a git repository/s);
+    expect(existsSync(join(s.workspace, "repos", "missing"))).toBe(false);
+    // A host that refuses the connection: the network's failure, worth the run's retries.
+    const closed = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, "127.0.0.1", () => {
+        const port = (srv.address() as AddressInfo).port;
+        srv.close(() => resolve(port));
+      });
+    });
+    const refused = await rejection(s.ws.repoFor(project({ gitUrl: `http://127.0.0.1:${closed}/repo.git` }), "refused"));
+    expect(refused).toBeInstanceOf(CloneFailedError);
+    expect(refused).toMatchObject({ code: "WORKSPACE_CLONE_FAILED", retryable: true });
   });
 
   it("creates a run branch from the base branch, else from HEAD's branch, once", async () => {

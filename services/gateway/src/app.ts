@@ -9,7 +9,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import { randomUUID } from "node:crypto";
 import { Authenticator, installAuth } from "./auth.js";
 import type { Surface } from "./context.js";
-import { HttpError, installErrorHandling, toHttp } from "./errors.js";
+import { HttpError, installErrorHandling, JsonTooDeepError, jsonTooDeep, toHttp } from "./errors.js";
 import type { DocumentedRoute } from "./routing.js";
 import { SURFACES } from "./surfaces.js";
 
@@ -87,6 +87,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       routeTable.push({ method, url: r.url, rateLimited: config.rateLimit !== undefined && config.rateLimit !== false, open: config.auth === "none" });
   });
   installErrorHandling(app);
+  // One bound on JSON nesting for every route, after whichever parser read the body: deeper input is
+  // refused as invalid JSON (by each surface in its own words) before anything walks or echoes it.
+  app.addHook("preValidation", async (req) => {
+    if (!Buffer.isBuffer(req.body) && jsonTooDeep(req.body)) throw new JsonTooDeepError();
+  });
   // Security headers on every answer: an API serves no pages but /docs and /redoc (which set
   // their own content policy); CORS stays each surface's business (seed 000 opens its routes).
   await app.register(helmet, {
@@ -112,7 +117,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     topology: opts.topology,
     version: opts.version,
     sse: { heartbeatMs: cfg.ORCH_SSE_HEARTBEAT_MS, maxBufferBytes: cfg.ORCH_SSE_MAX_BUFFER_BYTES },
-    rateLimit: { max: cfg.ORCH_RATE_LIMIT_MAX, timeWindow: cfg.ORCH_RATE_LIMIT_WINDOW_MS },
+    rateLimit: cfg.ORCH_RATE_LIMIT_ENABLED ? { max: cfg.ORCH_RATE_LIMIT_MAX, timeWindow: cfg.ORCH_RATE_LIMIT_WINDOW_MS } : false,
   };
   app.decorate("surface", surface);
   installAuth(app, auth);

@@ -15,6 +15,6 @@ export interface Surface {
   version: string;
   /** Heartbeat and memory bounds of every event stream. */
   sse: SseLimits;
-  /** The rate limit of POSTs (per client and route). */
-  rateLimit: { max: number; timeWindow: number };
+  /** The rate limit of POSTs (per client and route); false with ORCH_RATE_LIMIT_ENABLED=false, for every route. */
+  rateLimit: { max: number; timeWindow: number } | false;
 }

@@ -89,13 +89,16 @@ const unsupportedMediaType = () => new OrchError(ErrorCode.UnsupportedMediaType,
 
 const toOpenApiPath = (url: string) => url.replace(/:([A-Za-z0-9_]+)/g, "{$1}").replace(/\/$/, "") || "/";
 
+/** A key or a message taken from the client's input (an unknown key is named in its message): kept short. */
+const short = (s: string, max = 200) => (s.length <= max ? s : `${s.slice(0, max)}…`);
+
 function parse<T extends z.ZodType>(part: "params" | "query" | "body", schema: T | undefined, value: unknown): z.output<T> {
   if (!schema) return value as z.output<T>;
   const r = schema.safeParse(value);
   if (r.success) return r.data;
   throw new ValidationError(
     part,
-    r.error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message, code: i.code })),
+    r.error.issues.map((i) => ({ path: short(i.path.map(String).join(".")), message: short(i.message), code: i.code })),
     r.error,
   );
 }

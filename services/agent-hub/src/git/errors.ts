@@ -53,6 +53,8 @@ export const WorkspaceErrorCode = {
   Contended: "WORKSPACE_CONTENDED",
   /** The git binary is too old for an operation (merge integration needs git ≥ 2.38). */
   GitTooOld: "WORKSPACE_GIT_TOO_OLD",
+  /** A project's `gitUrl` could not be cloned. */
+  CloneFailed: "WORKSPACE_CLONE_FAILED",
 } as const;
 export type WorkspaceErrorCode = (typeof WorkspaceErrorCode)[keyof typeof WorkspaceErrorCode];
 
@@ -379,5 +381,28 @@ export class GitTooOldError extends WorkspaceError {
     what: string,
   ) {
     super(WorkspaceErrorCode.GitTooOld, `${what} needs git ≥ ${needed}; found ${version}`, { retryable: false });
+  }
+}
+
+/**
+ * What git prints when the network or the remote's server failed, rather than the repository
+ * (missing, no access, not a repository): another attempt may well succeed.
+ */
+const TRANSIENT_REMOTE =
+  /could not resolve (host|proxy)|failed to connect|couldn.t connect to server|temporary failure in name resolution|network is unreachable|no route to host|connection (timed out|refused|reset)|operation timed out|timed out after|early eof|the remote end hung up unexpectedly|rpc failed|(returned error|http): (408|429|5\d\d)|gnutls|ssl_(connect|read|error)|tls connection/i;
+
+/**
+ * A project's repository could not be cloned. Retryable only when git's failure was the network's
+ * (a timeout, an unreachable or failing host): a repository that does not exist, or that we may not
+ * read, does not appear on a second attempt.
+ */
+export class CloneFailedError extends WorkspaceError {
+  override name = "CloneFailedError";
+  constructor(
+    readonly url: string,
+    cause: GitError,
+  ) {
+    const transient = cause instanceof GitTimeoutError || (cause instanceof GitCommandError && TRANSIENT_REMOTE.test(cause.stderr));
+    super(WorkspaceErrorCode.CloneFailed, `could not clone ${url}: ${cause.message}`, { retryable: transient, cause });
   }
 }

@@ -9,7 +9,10 @@ import type { Logger } from "@orch/logging";
 import {
   BaseNotFoundError,
   BranchMissingError,
+  CloneFailedError,
+  GitCommandError,
   GitRefConflictError,
+  GitTimeoutError,
   GitTooOldError,
   InvalidBranchNameError,
   InvalidIdError,
@@ -394,7 +397,11 @@ export class WorkspaceManager {
     const source = this.#preferSsh ? preferGitHubSsh(given) : given;
     const fresh = await this.#mutex.run(dest, async () => {
       if (!existsSync(dest)) {
-        await this.#viaTemp(dest, (tmp) => this.#git.clone(source, tmp));
+        await this.#viaTemp(dest, (tmp) =>
+          this.#git.clone(source, tmp).catch((err: unknown) => {
+            throw err instanceof GitCommandError || err instanceof GitTimeoutError ? new CloneFailedError(withoutCredentials(source), err) : err;
+          }),
+        );
         this.#log.info({ repo: dest }, `cloned ${withoutCredentials(source)} into ${dest}`);
         return true;
       }

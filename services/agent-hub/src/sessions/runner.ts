@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { retryWhileUnavailable, sendCommand, type Bus } from "@orch/bus";
+import { getRunView, retryWhileUnavailable, sendCommand, type Bus } from "@orch/bus";
 import type { AgentHubConfig } from "@orch/config";
 import {
   FINAL_SESSION_STATUSES,
@@ -222,7 +222,7 @@ export class SessionRunner {
     return Date.now() - seen > 3 * this.#o.cfg.ORCH_SESSION_HEARTBEAT_MS || Date.now() >= r.deadlineAt;
   }
 
-  /** Fails an orphaned session as lost and reports its step failed (retryable). */
+  /** Fails an orphaned session as lost and reports its step failed (retryable). `log` is bound to the session. */
   async recoverLost(prior: Stored, log: Logger, why: string): Promise<void> {
     const r = prior.record;
     if (r.pid) await killGroup(r.pid, { ...(r.pidStart ? { startTime: r.pidStart } : {}), graceMs: this.#o.cfg.ORCH_SESSION_KILL_GRACE_MS });
@@ -247,12 +247,20 @@ export class SessionRunner {
       throw err;
     }
     await emitter.flush();
-    log.warn({ sessionId: r.sessionId, executor: r.executor, pid: r.pid }, `session lost: ${why}; its step is reported failed and will be retried`);
+    // A run that no longer waits for this attempt (finished, retried since) is told nothing.
+    const run = await getRunView(this.#o.bus, r.runId).catch(() => undefined);
+    const awaited = run === undefined || (run !== null && run.steps.some((s) => s.attemptId === r.attemptId && s.inflight));
+    // `log` names the session already (its callers bind runId and sessionId once).
+    log.warn(
+      { executor: r.executor, pid: r.pid },
+      awaited ? `session lost: ${why}; its step is reported failed and will be retried` : `session lost: ${why}; its run no longer waits for it`,
+    );
     if (r.worktree) {
       await this.#o.workspaces
         .cleanup(r.worktree, { success: false, keepFailed: this.#o.cfg.ORCH_KEEP_FAILED_WORKTREES })
         .catch((err: unknown) => log.warn({ err }, "could not clean up a lost session's worktree"));
     }
+    if (!awaited) return;
     await this.#sendResult(
       { runId: r.runId, stepId: r.stepId, attemptId: r.attemptId, kind: r.kind },
       { ok: false, notes: [error.message], error },

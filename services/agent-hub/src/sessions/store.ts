@@ -194,7 +194,8 @@ export class SessionEmitter {
     // the rest still go out (the record's lifecycle is the source of truth, events are the view).
     this.#chain = this.#chain.then(() =>
       retryWhileUnavailable(() => this.store.publish(event), { deadlineMs: 30_000 }).catch((err: unknown) => {
-        if (!this.#failed) this.log.warn({ err, sessionId: event.sessionId, seq: event.seq }, "could not publish a session event");
+        // The emitter's logger is the session's (it names the session once).
+        if (!this.#failed) this.log.warn({ err, seq: event.seq }, "could not publish a session event");
         this.#failed = err;
       }),
     );

@@ -31,7 +31,7 @@ const TEXT_TYPES = ["application/yaml", "application/x-yaml", "text/yaml", "text
 
 export async function apiV1Routes(app: FastifyInstance, opts: Surface): Promise<void> {
   app.setErrorHandler((err, req, reply) => {
-    const { status, body } = toHttp(ours(err));
+    const { status, body } = toHttp(ours(err), opts.bus);
     if (status === 503) req.log.warn({ err }, "request failed: NATS unavailable");
     else if (status >= 500) req.log.error({ err }, "request failed");
     else req.log.info({ code: body.error.code, msg: body.error.message }, "request refused");

@@ -254,6 +254,7 @@ const SEED001_CODES: Partial<Record<string, string>> = {
   [ErrorCode.UnsupportedMediaType]: "unsupported_media_type",
   [ErrorCode.RateLimited]: "rate_limit_exceeded",
   [ErrorCode.Unavailable]: "unavailable",
+  [ErrorCode.NatsUnavailable]: "unavailable",
   [ErrorCode.Internal]: "internal_error",
 };
 

@@ -137,10 +137,10 @@ export async function seed001Routes(app: FastifyInstance, opts: Surface): Promis
     jsonParser(req, body as string, done);
   });
 
-  const limits = cfg.ORCH_RATE_LIMIT_ENABLED;
+  // ORCH_RATE_LIMIT_ENABLED=false (opts.rateLimit false) turns POST /tasks's own limit off too.
   const bodyLimit = cfg.ORCH_MAX_REQUEST_BYTES;
-  const tasksDefaults = { rateLimit: limits ? TASKS_RATE_LIMIT : (false as const), bodyLimit };
-  const defaults = { rateLimit: limits ? opts.rateLimit : (false as const), bodyLimit };
+  const tasksDefaults = { rateLimit: opts.rateLimit ? TASKS_RATE_LIMIT : (false as const), bodyLimit };
+  const defaults = { rateLimit: opts.rateLimit, bodyLimit };
 
   route(
     app,

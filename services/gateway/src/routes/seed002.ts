@@ -6,7 +6,7 @@ import type { RunView } from "@orch/contracts";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { Surface } from "../context.js";
-import { toHttp } from "../errors.js";
+import { echoInput, JsonTooDeepError, toHttp } from "../errors.js";
 import { route, ValidationError } from "../routing.js";
 
 /**
@@ -158,9 +158,9 @@ const valueAt = (v: unknown, path: PropertyKey[]): unknown => {
   return cur;
 };
 
-/** zod's issues as pydantic v2 reports them through FastAPI (`loc` starts with "body"). */
+/** zod's issues as pydantic v2 reports them through FastAPI (`loc` starts with "body"; a long `input` cut short). */
 export function pydanticErrors(err: z.ZodError, body: unknown): PydanticError[] {
-  return err.issues.map((i): PydanticError => {
+  const errors = err.issues.map((i): PydanticError => {
     const path = i.path.filter((p): p is string | number => typeof p !== "symbol");
     const loc: (string | number)[] = ["body", ...path];
     const input = valueAt(body, path);
@@ -178,6 +178,7 @@ export function pydanticErrors(err: z.ZodError, body: unknown): PydanticError[] 
     }
     return { type: "value_error", loc, msg: i.message, input };
   });
+  return errors.map((e) => ({ ...e, input: echoInput(e.input) }));
 }
 
 // ── views ───────────────────────────────────────────────────────────────────────────────────────
@@ -342,10 +343,11 @@ export async function seed002Routes(app: FastifyInstance, opts: Surface): Promis
     if (err instanceof ValidationError && err.part === "body" && err.zodError) {
       return reply.status(422).send({ detail: pydanticErrors(err.zodError, req.body) });
     }
-    if (err instanceof JsonDecodeError) {
+    if (err instanceof JsonDecodeError || err instanceof JsonTooDeepError) {
+      const position = err instanceof JsonDecodeError ? err.position : 0;
       return reply
         .status(422)
-        .send({ detail: [{ type: "json_invalid", loc: ["body", err.position], msg: "JSON decode error", input: {}, ctx: { error: err.message } }] });
+        .send({ detail: [{ type: "json_invalid", loc: ["body", position], msg: "JSON decode error", input: {}, ctx: { error: err.message } }] });
     }
     const { status, body } = toHttp(err);
     if (status >= 500) req.log.error({ err }, "request failed");

@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { assertProjectAccess } from "../auth.js";
 import type { Surface } from "../context.js";
-import { toHttp } from "../errors.js";
+import { echoInput, JsonTooDeepError, toHttp } from "../errors.js";
 import { ValidationError } from "../routing.js";
 
 /**
@@ -50,11 +50,13 @@ export const detail = (code: ErrorCode, message: string) => new DetailError(code
 export const notFound = (message: string) => detail(ErrorCode.NotFound, message);
 export const conflict = (message: string) => detail(ErrorCode.Conflict, message);
 
-/** A 422 in FastAPI's shape for one field (checks the route's schema cannot express). */
+/** A 422 in FastAPI's shape for one field (checks the route's schema cannot express); a long `input` cut short. */
 export class Unprocessable extends Error {
   override name = "Unprocessable";
-  constructor(readonly items: { type: string; loc: (string | number)[]; msg: string; input: unknown }[]) {
+  readonly items: { type: string; loc: (string | number)[]; msg: string; input: unknown }[];
+  constructor(items: { type: string; loc: (string | number)[]; msg: string; input: unknown }[]) {
     super(items.map((i) => i.msg).join("; "));
+    this.items = items.map((i) => ({ ...i, input: echoInput(i.input) }));
   }
 }
 
@@ -128,10 +130,10 @@ export function fastapiDetail(err: ValidationError, req: FastifyRequest): { type
 /** The plugin's error handler and its body parser (an empty JSON body is no body: actions are body-less). */
 export function installSeed004Errors(app: FastifyInstance): void {
   app.setErrorHandler((err, req, reply) => {
-    if (err instanceof ValidationError) return reply.status(422).send({ detail: fastapiDetail(err, req) });
+    if (err instanceof ValidationError) return reply.status(422).send({ detail: fastapiDetail(err, req).map((i) => ({ ...i, input: echoInput(i.input) })) });
     if (err instanceof Unprocessable) return reply.status(422).send({ detail: err.items });
     const code = (err as { code?: string }).code;
-    if (code === "FST_ERR_CTP_INVALID_JSON_BODY") {
+    if (code === "FST_ERR_CTP_INVALID_JSON_BODY" || err instanceof JsonTooDeepError) {
       return reply
         .status(422)
         .send({ detail: [{ type: "json_invalid", loc: ["body", 0], msg: "JSON decode error", input: {}, ctx: { error: (err as Error).message } }] });

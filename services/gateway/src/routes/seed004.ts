@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { ErrorCode } from "@orch/contracts";
+import { KernelErrorCode } from "@orch/engine";
 import {
   PROTOCOL_NAME_LABEL,
   PROTOCOL_STATUSES,
@@ -608,11 +609,18 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
   protocolAction(
     "retry_latest",
     "Retry the step that ran last, when it failed or is blocked",
-    'It runs again with retries + 1; the protocol run → running. 404 "No failed or blocked steps to retry".',
-    { 200: { description: "Retry enqueued", schema: ActionResponse }, 409: { description: "Refused (at a budget gate, finished)", schema: Detail } },
+    'It runs again with retries + 1; the protocol run → running. 404 "No failed or blocked steps to retry" (also for a finished protocol run).',
+    {
+      200: { description: "Retry enqueued", schema: ActionResponse },
+      409: { description: "Refused (at a budget gate; Protocol already terminal when its last step failed)", schema: Detail },
+    },
     async (req, run, n) => {
       const after = await s.signal(req, run.runId, { name: "retry_latest" }, (e) =>
-        e.kernelCode === "NOT_FOUND" ? notFound("No failed or blocked steps to retry") : undefined,
+        e.kernelCode === KernelErrorCode.NotFound
+          ? notFound("No failed or blocked steps to retry")
+          : e.kernelCode === KernelErrorCode.TerminalState
+            ? conflict("Protocol already terminal")
+            : undefined,
       );
       const step = startedStep(run, after);
       const name = step?.title ?? step?.id ?? "step";
@@ -681,11 +689,23 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
   stepAction(
     "run",
     "Run a step (from pending, blocked or failed)",
-    '→ running (a failed or blocked one with retries + 1). 409 "Step already running or completed".',
-    { 200: { description: "Step execution enqueued", schema: ActionResponse }, 409: { description: "Step already running or completed", schema: Detail } },
+    [
+      "→ running (a failed or blocked one with retries + 1), also while the protocol run is still planning (it runs once",
+      'planned). 409 "Step already running or completed" (the step\'s status), "Protocol already terminal", or the engine\'s',
+      "reason at a budget gate.",
+    ].join(" "),
+    {
+      200: { description: "Step execution enqueued", schema: ActionResponse },
+      409: { description: "Step already running or completed; Protocol already terminal; at a budget gate", schema: Detail },
+    },
     async (req, run, stepId, n) => {
+      // The kernel's refusal code says why (never its message).
       const after = await s.signal(req, run.runId, { name: "run_step", stepId }, (e) =>
-        /budget gate/.test(e.message) ? conflict(e.message) : conflict("Step already running or completed"),
+        e.kernelCode === KernelErrorCode.IllegalTransition
+          ? conflict("Step already running or completed")
+          : e.kernelCode === KernelErrorCode.TerminalState
+            ? conflict("Protocol already terminal")
+            : undefined,
       );
       return { message: "Step execution enqueued", job: await jobOf(after, stepId, "execute", n) };
     },

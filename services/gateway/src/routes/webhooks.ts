@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { Surface } from "../context.js";
-import { toHttp } from "../errors.js";
+import { jsonTooDeep, toHttp } from "../errors.js";
 import { route } from "../routing.js";
 import { JobOutSchema } from "./seed004-common.js";
 import { applyWebhook, type WebhookSettings } from "../webhooks/apply.js";
@@ -131,6 +131,8 @@ export async function webhookRoutes(app: FastifyInstance, opts: Surface): Promis
     } catch {
       return reply.status(400).send({ detail: "Invalid JSON body" });
     }
+    // The bound every other route's body has (app.ts): this one is parsed here, after verification.
+    if (jsonTooDeep(body)) return reply.status(400).send({ detail: "Invalid JSON body" });
 
     const e = normalizeWebhook(provider, req.headers, body);
     const log = { provider, event: e.event, kind: e.kind, delivery: e.deliveryId, branch: e.branch };
@@ -226,7 +228,7 @@ export async function webhookRoutes(app: FastifyInstance, opts: Surface): Promis
         },
       },
       async (req, reply) => handle(provider, req, reply),
-      { rateLimit: { max: opts.rateLimit.max * 10, timeWindow: opts.rateLimit.timeWindow } },
+      { rateLimit: opts.rateLimit && { max: opts.rateLimit.max * 10, timeWindow: opts.rateLimit.timeWindow } },
     );
   }
 }

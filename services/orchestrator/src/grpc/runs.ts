@@ -56,6 +56,7 @@ const STATUS_OF: Record<string, status> = {
   [ErrorCode.Unauthorized]: status.UNAUTHENTICATED,
   [ErrorCode.Forbidden]: status.PERMISSION_DENIED,
   [ErrorCode.Unavailable]: status.UNAVAILABLE,
+  [ErrorCode.NatsUnavailable]: status.UNAVAILABLE,
 };
 
 export function unary<Req, Res>(log: Logger, name: string, fn: (req: Req) => Promise<Res>) {

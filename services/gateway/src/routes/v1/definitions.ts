@@ -2,6 +2,7 @@ import { ErrorCode, OrchError } from "@orch/contracts";
 import { builtinDefinitions, parseDefinitionText, type CompiledDefinition } from "@orch/engine";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
+import { JsonTooDeepError, jsonTooDeep } from "../../errors.js";
 import { route } from "../../routing.js";
 import { ERRORS, listOf, type V1 } from "./common.js";
 
@@ -93,6 +94,8 @@ export function definitionRoutes(app: FastifyInstance, { opts, defaults }: V1): 
       if (body === undefined)
         throw new OrchError(ErrorCode.BadRequest, "a definition is required (JSON or YAML body)", { details: { fields: [{ path: "", message: "required" }] } });
       const input = typeof body === "string" ? parseDefinitionText(body, "the body") : body;
+      // YAML text is parsed here, not by a body parser: the same bound on nesting as a JSON body's.
+      if (typeof body === "string" && jsonTooDeep(input)) throw new JsonTooDeepError();
       const { created, summary } = await store.put(input);
       req.log.info({ definition: `${summary.id}@${summary.version}`, created }, "definition published");
       return reply

@@ -1,6 +1,6 @@
 import { newRunId } from "@orch/bus";
 import { DEFAULT_PROJECT, ErrorCode, OrchError, RUN_STATUSES, type RunStatus } from "@orch/contracts";
-import { SIGNAL_NAMES, SignalSchema, type Signal } from "@orch/engine";
+import { missingSteps, SIGNAL_NAMES, SignalSchema, type CompiledDefinition, type Signal } from "@orch/engine";
 import { DefinitionNotFoundError, PendingError } from "@orch/runs";
 import type { RunView } from "@orch/contracts";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
@@ -151,12 +151,16 @@ export function runRoutes(app: FastifyInstance, { opts, defaults }: V1): void {
         const m = DEF_REF.exec(body.definition)!;
         ref = { id: m[1]!, ...(m[2] ? { version: Number(m[2]) } : {}) };
       } else ref = body.definition;
+      let cd: CompiledDefinition;
       try {
-        await runs.definitions.get(ref);
+        cd = await runs.definitions.get(ref);
       } catch (err) {
         if (!(err instanceof DefinitionNotFoundError)) throw err;
         throw new ValidationError("body", [{ path: "definition", message: err.message, code: "custom" }]);
       }
+      // The engine's rule, checked here too so the answer names the field (the core refuses it anyway).
+      const missing = missingSteps(cd, body.steps);
+      if (missing) throw new ValidationError("body", [{ path: "steps", message: missing, code: "custom" }]);
       const who = actorOf(req);
       const key = who.idempotencyKey ? `api-v1:${who.idempotencyKey}` : undefined;
       if (key) {
