@@ -2,7 +2,7 @@
 // before any I/O (kernel, view, transition, encoding). `node bench/micro/core-step.mjs [runs]`.
 import { Command, TaskPacket, encodeTransition, jobRunSpec } from "@orch/contracts";
 import { builtin } from "@orch/engine";
-import { decide } from "../../services/orchestrator/dist/core/decide.js";
+import { decide, storedState } from "../../services/orchestrator/dist/core/decide.js";
 
 const runs = Number(process.argv[2] ?? 2000);
 const cd = builtin("job");
@@ -19,7 +19,7 @@ const apply = (prev, cmd) => {
   const a = process.hrtime.bigint();
   const d = decide(prev, cmd, cd, clock());
   const b = process.hrtime.bigint();
-  const data = encodeTransition(d.transition);
+  const data = encodeTransition({ ...d.transition, state: storedState(d.transition.state) });
   encodeNs += process.hrtime.bigint() - b;
   decideNs += b - a;
   bytes += data.length;

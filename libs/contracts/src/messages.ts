@@ -113,7 +113,9 @@ export const CommandOutcome = z.object({
   run: RunView.optional(),
   duplicate: z.boolean().optional(),
 });
-export type CommandOutcome = z.infer<typeof CommandOutcome>;
+export type CommandOutcome = z.output<typeof CommandOutcome>;
+/** An outcome as the core writes it (its view's zero counters may be left out). */
+export type CommandOutcomeInput = z.input<typeof CommandOutcome>;
 
 /** A step dispatched to the agent hub. At-least-once: `attemptId` makes its result idempotent. */
 export const WorkItem = z.object({

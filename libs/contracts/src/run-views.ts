@@ -43,12 +43,12 @@ export const StepView = z.object({
   maxAttempts: z.int().positive(),
   /** The role that checks it, when it has QA. */
   qaRole: z.string().optional(),
-  /** Dispatches so far (execution and QA). */
-  attempt: z.int().nonnegative(),
+  /** Dispatches so far (execution and QA). Counters left out are 0. */
+  attempt: z.int().nonnegative().default(0),
   /** Manual retries (seed 004's `retries`). */
-  retries: z.int().nonnegative(),
-  reworks: z.int().nonnegative(),
-  iteration: z.int().nonnegative(),
+  retries: z.int().nonnegative().default(0),
+  reworks: z.int().nonnegative().default(0),
+  iteration: z.int().nonnegative().default(0),
   /** The latest attempt's id (what its work item and its result name). */
   attemptId: z.string().optional(),
   /** Whether the run waits for that attempt's result (the step runs, or is being checked). */
@@ -64,7 +64,9 @@ export const StepView = z.object({
   startedAt: Millis.optional(),
   finishedAt: Millis.optional(),
 });
-export type StepView = z.infer<typeof StepView>;
+export type StepView = z.output<typeof StepView>;
+/** A step's view as the core writes it (counters that are 0 may be left out). */
+export type StepViewInput = z.input<typeof StepView>;
 
 /** One run in lists and in the run index. */
 export const RunSummary = z.object({
@@ -111,6 +113,8 @@ export const RunView = RunSummary.extend({
   /** Set while the run waits at a budget gate (extend_budget or abort). */
   gate: z.string().optional(),
 });
-export type RunView = z.infer<typeof RunView>;
+export type RunView = z.output<typeof RunView>;
+/** A run's view as the core writes it. */
+export type RunViewInput = z.input<typeof RunView>;
 
 export const emptyTotals = (): Totals => ({ tokens: 0, tokensIn: 0, tokensOut: 0, costUsd: 0, wallMs: 0, calls: 0 });

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { WorkItem } from "./messages.js";
-import { Id, Millis, RunSummary, RunView } from "./run-views.js";
+import { Id, Millis, RunSummary, RunView, type RunViewInput } from "./run-views.js";
 import { TimerKind } from "./vocabulary.js";
 
 /**
@@ -17,6 +17,8 @@ import { TimerKind } from "./vocabulary.js";
  *   2. events (StoredEvent[])  the events appended, numbered gaplessly per run   SSE, history, gRPC
  *   3. view   (RunView)        the run with its steps, as it stands               the API
  *   4. state                   the kernel's own state (opaque: the core's alone)  the core
+ *
+ * The view's line leaves out what the head's summary already says (the reader puts them together).
  *
  * `JSON.stringify` never writes a raw newline, so a newline always ends a line.
  */
@@ -106,7 +108,7 @@ export interface TransitionParts {
   head: TransitionHead;
   events: StoredEvent[];
   /** Absent on the system feed. */
-  view?: RunView;
+  view?: RunViewInput;
   /** The kernel's state: written and read by the core only. */
   state?: unknown;
 }
@@ -228,7 +230,7 @@ export class TransitionReader {
   view(): RunView | null {
     const raw = this.#json(2, "view");
     if (raw === null) return null;
-    const r = RunView.safeParse(raw);
+    const r = RunView.safeParse({ ...(raw as object), ...this.head().run });
     if (!r.success) throw new TransitionDecodeError("view", issues(r.error));
     return r.data;
   }

@@ -1,4 +1,4 @@
-import type { RunSummary, RunView, StepView } from "@orch/contracts";
+import type { RunSummary, RunViewInput as RunView, StepViewInput as StepView } from "@orch/contracts";
 import type { CompiledDefinition, RetryPolicy, StepDef } from "./definition.js";
 import { stepStatus, type RunState, type Snap } from "./kernel.js";
 import { attemptIdOf, type StepContext } from "./step-machine.js";
@@ -40,11 +40,12 @@ function describeStep(d: Described, snap: Snap<StepContext> | undefined, usage: 
     type: d.type,
     stage: d.stage,
     maxAttempts: d.retry?.maxAttempts ?? retry.maxAttempts,
-    attempt: c?.attempt ?? 0,
-    retries: c?.retries ?? 0,
-    reworks: c?.reworks ?? 0,
-    iteration: c?.iteration ?? 0,
   };
+  // Counters that are 0 are left out (the view's schema reads them as 0).
+  if (c?.attempt) out.attempt = c.attempt;
+  if (c?.retries) out.retries = c.retries;
+  if (c?.reworks) out.reworks = c.reworks;
+  if (c?.iteration) out.iteration = c.iteration;
   if (d.title !== undefined) out.title = d.title;
   if (d.phase !== undefined) out.phase = d.phase;
   if (d.payload !== undefined) out.payload = d.payload;

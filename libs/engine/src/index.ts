@@ -9,3 +9,4 @@ export * from "./kernel.js";
 export * from "./builtins.js";
 export * from "./describe.js";
 export * from "./session-machine.js";
+export { packState, unpackState } from "./persist.js";

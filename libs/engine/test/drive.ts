@@ -3,6 +3,8 @@ import { FINAL_RUN_STATUSES, type RunStatus, type StepStatus } from "@orch/contr
 import {
   applyAction,
   builtin,
+  packState,
+  unpackState,
   compileDefinition,
   createRun,
   parseDefinition,
@@ -42,6 +44,16 @@ export interface ArmedTimer {
   stepId?: string;
 }
 
+/**
+ * The state as the core stores it and reads it back (packed, JSON, unpacked): it must be the same
+ * state, and every test goes on from the one read back, as a core that restarted would.
+ */
+function stored(state: RunState): RunState {
+  const back = unpackState(JSON.parse(JSON.stringify(packState(state))) as Record<string, unknown>);
+  expect(back, "a stored state reads back as it was").toEqual(state);
+  return back;
+}
+
 /** Compiles an inline definition (defaults applied, validated). */
 export const define = (input: DefinitionInput): CompiledDefinition => compileDefinition(parseDefinition(input));
 
@@ -78,7 +90,7 @@ export class Drive {
     this.now = clock.now ?? T0;
     this.rand = clock.rand ?? 0;
     this.last = createRun(cd, { runId: "r1", projectId: "p1", autoStart: false, ...opts }, { now: this.now, rand: this.rand });
-    this.state = this.last.state;
+    this.state = stored(this.last.state);
     expectWellFormed(this.last);
     this.absorb(this.last.effects);
   }
@@ -129,7 +141,7 @@ export class Drive {
     }
     expect(JSON.stringify(before), "the kernel never mutates the state it is given").toBe(snapshot);
     expectWellFormed(r);
-    this.state = r.state;
+    this.state = stored(r.state);
     this.absorb(r.effects);
     return r;
   }

@@ -1,11 +1,11 @@
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { lastTransition, type Bus } from "@orch/bus";
-import { Header, encodeTransition, type Command, type CommandOutcome } from "@orch/contracts";
+import { Header, encodeTransition, type Command, type CommandOutcomeInput as CommandOutcome } from "@orch/contracts";
 import type { CompiledDefinition } from "@orch/engine";
 import type { Logger } from "@orch/logging";
 import { DefinitionNotFoundError, type DefinitionStore } from "@orch/runs";
-import { decide, type Clock, type CoreState, type DefaultBudgets, type RunAsStored } from "./decide.js";
+import { decide, restoredState, storedState, type Clock, type DefaultBudgets, type RunAsStored } from "./decide.js";
 
 /** A run as this process holds it: as stored, and where (the stream sequence its next write names). */
 interface Entry {
@@ -106,7 +106,7 @@ export class CommandApplier {
         return;
       }
       const t = d.transition;
-      const data = encodeTransition(t);
+      const data = encodeTransition({ ...t, state: storedState(t.state) });
       let streamSeq: number;
       try {
         const h = correlationId ? natsHeaders() : undefined;
@@ -151,8 +151,8 @@ export class CommandApplier {
     const stored = await lastTransition(this.#bus, runId, { leader: fromLeader });
     if (!stored) return null;
     const head = stored.transition.head();
-    const state = stored.transition.state() as CoreState | null;
-    if (!head.run || !state || state.v !== 1)
+    const state = restoredState(stored.transition.state());
+    if (!head.run || !state)
       throw new UnreadableRunError(`run ${runId}: its last transition (stream sequence ${stored.streamSeq}) has no state this core can read`);
     const entry: Entry = { run: { head, run: head.run, state }, streamSeq: stored.streamSeq, bytes: stored.bytes };
     this.#remember(runId, entry);

@@ -3,11 +3,11 @@ import {
   FINAL_RUN_STATUSES,
   TRANSITION_VERSION,
   type Command,
-  type CommandOutcome,
+  type CommandOutcomeInput as CommandOutcome,
   type RunMode,
   type RunStatus,
   type RunSummary,
-  type RunView,
+  type RunViewInput as RunView,
   type StoredEvent,
   type TimerOp,
   type TransitionCause,
@@ -15,6 +15,7 @@ import {
   type TransitionParts,
   type WorkItem,
 } from "@orch/contracts";
+import { createHash } from "node:crypto";
 import {
   applyAction,
   attemptInFlight,
@@ -22,6 +23,8 @@ import {
   runLabels,
   runStatusOf,
   runView,
+  packState,
+  unpackState,
   SignalSchema,
   stepStatus,
   attemptIdOf,
@@ -45,12 +48,28 @@ export type DefaultBudgets = Record<string, unknown>[];
 
 /**
  * The core's own state of a run, stored as the last line of each transition and read by the core
- * only: the kernel's state (null for a run whose creation was refused) and the recent command ids.
+ * only: the kernel's state (null for a run whose creation was refused) and the keys of the recent
+ * command ids (`commandKey`).
  */
 export interface CoreState {
   v: 1;
   kernel: RunState | null;
   recent: string[];
+}
+
+/** A command id as a run remembers it: 16 characters of its SHA-256 (ids are often long, and repeat the run's). */
+export const commandKey = (commandId: string): string => createHash("sha256").update(commandId).digest("base64url").slice(0, 16);
+
+/** The core's state as stored (the kernel's packed: what can be rebuilt is left out). */
+export function storedState(s: CoreState): unknown {
+  return { v: s.v, kernel: s.kernel ? packState(s.kernel) : null, recent: s.recent };
+}
+
+/** The core's state from what `storedState` wrote, or null when it is not a state this core writes. */
+export function restoredState(raw: unknown): CoreState | null {
+  const s = raw as { v?: unknown; kernel?: unknown; recent?: unknown } | null;
+  if (!s || s.v !== 1 || !Array.isArray(s.recent)) return null;
+  return { v: 1, kernel: s.kernel ? unpackState(s.kernel as Record<string, unknown>) : null, recent: s.recent as string[] };
 }
 
 /** A run as the core holds it: its last transition's head (the summary, its number) and state. */
@@ -252,7 +271,7 @@ function transitionOf(prev: RunAsStored | null, cmd: Command, cd: CompiledDefini
     const withdrawn = withdrawnAttempts(prev.state.kernel, st, cmd.type === "step.result" ? cmd.attemptId : undefined);
     if (withdrawn.length) head.withdrawn = withdrawn;
   }
-  const state: CoreState = { v: 1, kernel: st, recent: [...(prev?.state.recent ?? []), cmd.commandId].slice(-RECENT_COMMANDS) };
+  const state: CoreState = { v: 1, kernel: st, recent: [...(prev?.state.recent ?? []), commandKey(cmd.commandId)].slice(-RECENT_COMMANDS) };
   return { kind: "write", transition: { head, events: c.events, view, state }, outcome: ok(cmd, view) };
 }
 
@@ -299,7 +318,7 @@ function refusedCreate(cmd: Extract<Command, { type: "run.create" }>, message: s
       head,
       events: [{ seq: 1, type: "run.finished", at: clock.now, data: { status: "failed", from: "pending", trigger: "CREATE_REFUSED", error: message } }],
       view,
-      state: { v: 1, kernel: null, recent: [cmd.commandId] },
+      state: { v: 1, kernel: null, recent: [commandKey(cmd.commandId)] },
     },
     outcome: refused(cmd, "NOT_FOUND", message, view),
   };
@@ -323,7 +342,7 @@ export function decide(
   clock: Clock,
   defaultBudgets: DefaultBudgets = [],
 ): Decision {
-  if (prev?.state.recent.includes(cmd.commandId)) return { kind: "noop", reason: "duplicate command", outcome: ok(cmd, viewOf(prev, cd), true) };
+  if (prev?.state.recent.includes(commandKey(cmd.commandId))) return { kind: "noop", reason: "duplicate command", outcome: ok(cmd, viewOf(prev, cd), true) };
   if (cmd.type === "run.create") {
     if (prev) return { kind: "noop", reason: "run exists", outcome: ok(cmd, viewOf(prev, cd), true) };
     if ("missing" in cd) {
