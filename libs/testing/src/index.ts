@@ -95,7 +95,8 @@ export class ServiceProcess {
       stdio: ["ignore", "pipe", "pipe"],
     });
     this.#child = child;
-    this.#exit = new Promise((r) => child.once("exit", () => r()));
+    // `close`, not `exit`: the process has ended AND its output has been read to the end.
+    this.#exit = new Promise((r) => child.once("close", () => r()));
     let buf = "";
     const onData = (chunk: Buffer) => {
       buf += chunk.toString();
