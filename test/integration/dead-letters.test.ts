@@ -23,8 +23,12 @@ describe("dead letters", () => {
     const enc = new TextEncoder();
     await bus.js.publish(bus.names.subjects.cmd("garbage-1"), enc.encode("this is not json"), { msgID: "garbage-1" });
     await bus.js.publish(bus.names.subjects.cmd("garbage-2"), enc.encode(JSON.stringify({ type: "job.explode", runId: "garbage-2" })), { msgID: "garbage-2" });
-    // A transition no core wrote: each consumer of the runs stream (agent hub, scheduler, run index) parks it.
+    // A transition no core wrote: the run index, which reads every head, parks it (the agent hub and
+    // the scheduler read only heads that carry work or timers, and this one carries neither).
     await bus.js.publish(bus.names.subjects.run("_default", "garbage-3"), enc.encode(JSON.stringify({ runId: "x" })), { msgID: "garbage-3" });
+    // One that claims to dispatch work, malformed: the agent hub parks it too (and the run index).
+    const badWork = { v: 1, runId: "garbage-4", projectId: "_default", n: 1, at: 1, work: [{ runId: "garbage-4" }] };
+    await bus.js.publish(bus.names.subjects.run("_default", "garbage-4"), enc.encode(JSON.stringify(badWork)), { msgID: "garbage-4" });
 
     const events = await waitFor(
       async () => {
@@ -38,9 +42,8 @@ describe("dead letters", () => {
       expect.arrayContaining([
         ["error.dead_letter", "core", "undecodable"],
         ["error.dead_letter", "core", "invalid"],
-        ["error.dead_letter", "agent-hub", "invalid"],
-        ["error.dead_letter", "scheduler", "invalid"],
         ["error.dead_letter", "run-index", "invalid"],
+        ["error.dead_letter", "agent-hub", "invalid"],
       ]),
     );
     const dlq = await bus.jsm.streams.info(bus.names.streams.dlq);

@@ -1,8 +1,9 @@
 import { headers as natsHeaders, type MsgHdrs } from "@nats-io/transport-node";
-import type { PubAck, StreamExpectations } from "@nats-io/jetstream";
+import type { PubAck } from "@nats-io/jetstream";
 import { Header } from "@orch/contracts";
 import type { z } from "zod";
 import type { Bus } from "./connect.js";
+import { publishToStream } from "./replies.js";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -49,7 +50,8 @@ export interface PublishOptions {
   /** W3C trace context, carried as-is. */
   traceparent?: string;
   tracestate?: string;
-  expect?: Partial<StreamExpectations>;
+  /** Stored only if the subject's last message is this one (0: none): a compare-and-set. */
+  expect?: { lastSubjectSequence: number };
   timeoutMs?: number;
   /** Further headers (a reply subject, say). */
   headers?: Record<string, string>;
@@ -78,14 +80,12 @@ export async function publish<S extends z.ZodType>(
   schemaName?: string,
 ): Promise<PubAck> {
   const data = encode(schema, value, subject);
-  const ack = await bus.js.publish(subject, data, {
-    msgID: opts.msgId,
+  return publishToStream(bus, subject, data, {
+    msgId: opts.msgId,
     headers: buildHeaders(opts, schemaName),
-    ...(opts.expect ? { expect: opts.expect } : {}),
-    ...(opts.timeoutMs ? { timeout: opts.timeoutMs } : {}),
+    ...(opts.expect?.lastSubjectSequence !== undefined ? { expectLastSubjectSequence: opts.expect.lastSubjectSequence } : {}),
+    ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
   });
-  bus.stats.published++;
-  return ack;
 }
 
 export function headersToRecord(h: MsgHdrs | undefined): Record<string, string> | undefined {

@@ -1,4 +1,5 @@
 export { connectBus, type Bus, type BusOptions, type BusStats } from "./connect.js";
+export { publishToStream, type JsPublishOptions } from "./replies.js";
 export { decode, encode, publish, buildHeaders, headersToRecord, EncodeError, type Decoded, type PublishOptions } from "./codec.js";
 export {
   topologySpec,

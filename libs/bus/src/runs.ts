@@ -1,6 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { PubAck } from "@nats-io/jetstream";
-import { createInbox, type Subscription } from "@nats-io/transport-node";
 import {
   Command,
   CommandOutcome,
@@ -22,6 +21,7 @@ import {
   type TaskPacket,
 } from "@orch/contracts";
 import { decode, publish } from "./codec.js";
+import { repliesOf } from "./replies.js";
 import type { Bus } from "./connect.js";
 import type { FeedPosition } from "./events.js";
 
@@ -85,68 +85,6 @@ export async function sendCommand(
 }
 
 /**
- * One subscription per connection for the core's answers to commands (`<inbox>.<token>`), instead
- * of a subscription made and dropped for every command.
- */
-class Replies {
-  readonly #prefix = createInbox();
-  readonly #waiting = new Map<string, (m: Uint8Array) => void>();
-  readonly #sub: Subscription;
-  #next = 0;
-
-  constructor(bus: Bus) {
-    this.#sub = bus.nc.subscribe(`${this.#prefix}.*`, {
-      callback: (_err, m) => {
-        const token = m.subject.slice(this.#prefix.length + 1);
-        const resolve = this.#waiting.get(token);
-        if (resolve) {
-          this.#waiting.delete(token);
-          resolve(m.data);
-        }
-      },
-    });
-  }
-
-  /** A reply subject and the promise of what arrives on it (null after `timeoutMs`). */
-  expect(timeoutMs: number): { subject: string; reply: Promise<Uint8Array | null>; cancel(): void } {
-    const token = (this.#next++).toString(36);
-    let timer: NodeJS.Timeout | undefined;
-    const reply = new Promise<Uint8Array | null>((resolve) => {
-      this.#waiting.set(token, (m) => {
-        clearTimeout(timer);
-        resolve(m);
-      });
-      timer = setTimeout(() => {
-        this.#waiting.delete(token);
-        resolve(null);
-      }, timeoutMs);
-    });
-    return {
-      subject: `${this.#prefix}.${token}`,
-      reply,
-      cancel: () => {
-        clearTimeout(timer);
-        this.#waiting.delete(token);
-      },
-    };
-  }
-
-  get closed(): boolean {
-    return this.#sub.isClosed();
-  }
-}
-
-const replies = new WeakMap<Bus, Replies>();
-const repliesOf = (bus: Bus) => {
-  let r = replies.get(bus);
-  if (!r || r.closed) {
-    r = new Replies(bus);
-    replies.set(bus, r);
-  }
-  return r;
-};
-
-/**
  * Sends a command and waits for the core's verdict (applied, or refused and why), which carries the
  * run's summary after it. The command is durable either way: `null` means the core has not answered
  * within `timeoutMs` (it is down or busy) and will apply it when it can. A command id sent before
@@ -171,9 +109,9 @@ export async function sendCommandAndWait(
     const run = await getRunView(bus, cmd.runId);
     return { commandId: cmd.commandId, runId: cmd.runId, ok: true, duplicate: true, ...(run ? { run } : {}) };
   }
-  const data = await wait.reply;
-  if (!data) return null;
-  const d = decode(CommandOutcome, data);
+  const m = await wait.reply;
+  if (!m) return null;
+  const d = decode(CommandOutcome, m.data);
   return d.ok ? d.value : null;
 }
 

@@ -1,4 +1,4 @@
-import { missingTopology, provisionTopology, runConsumer, TopologyMismatchError, type Bus, type TopologySpec } from "@orch/bus";
+import { missingTopology, provisionTopology, publishToStream, runConsumer, TopologyMismatchError, type Bus, type TopologySpec } from "@orch/bus";
 import { EventBusConfig } from "@orch/config";
 import { DeadLetter, RunEventType, SYSTEM_PROJECT, TRANSITION_VERSION, encodeTransition, type TransitionParts } from "@orch/contracts";
 import type { Logger } from "@orch/logging";
@@ -82,7 +82,7 @@ await runService({
             },
           ],
         };
-        await bus.js.publish(bus.names.subjects.system(DLQ_FEED), encodeTransition(report), { msgID: `dlq-evt:${ctx.streamSeq}` });
+        await publishToStream(bus, bus.names.subjects.system(DLQ_FEED), encodeTransition(report), { msgId: `dlq-evt:${ctx.streamSeq}` });
       },
     });
     return {

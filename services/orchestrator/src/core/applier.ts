@@ -1,6 +1,6 @@
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
-import { lastTransition, type Bus } from "@orch/bus";
+import { lastTransition, publishToStream, type Bus } from "@orch/bus";
 import { Header, encodeTransition, type Command, type CommandOutcomeInput as CommandOutcome } from "@orch/contracts";
 import type { CompiledDefinition } from "@orch/engine";
 import type { Logger } from "@orch/logging";
@@ -111,12 +111,11 @@ export class CommandApplier {
       try {
         const h = correlationId ? natsHeaders() : undefined;
         if (h && correlationId) h.set(Header.CorrelationId, correlationId);
-        const ack = await this.#bus.js.publish(this.#bus.names.subjects.run(t.head.projectId, t.head.runId), data, {
-          expect: { lastSubjectSequence: entry?.streamSeq ?? 0 },
+        const ack = await publishToStream(this.#bus, this.#bus.names.subjects.run(t.head.projectId, t.head.runId), data, {
+          expectLastSubjectSequence: entry?.streamSeq ?? 0,
           ...(h ? { headers: h } : {}),
         });
         streamSeq = ack.seq;
-        this.#bus.stats.published++;
       } catch (err) {
         // Someone else wrote the run since we read it: drop our copy, read again, decide again.
         this.#forget(cmd.runId);
