@@ -1,4 +1,4 @@
-import { JetStreamApiError, JetStreamError } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError, JetStreamError } from "@nats-io/jetstream";
 import { errors } from "@nats-io/transport-node";
 import { TransitionDecodeError } from "@orch/contracts";
 
@@ -47,4 +47,18 @@ export async function retryWhileUnavailable<T>(fn: () => Promise<T>, opts: { dea
       await new Promise((r) => setTimeout(r, Math.min(2_000, 50 * 2 ** attempt)));
     }
   }
+}
+
+/**
+ * Whether a write lost a compare-and-set: a publish with an expected last (subject) sequence, a KV
+ * `create` of a key that exists, a KV `update` of a revision that is not the last. JetStream says so
+ * with its error code; nothing here reads the error's text.
+ */
+export function isCasConflict(err: unknown): boolean {
+  return err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
+}
+
+/** Whether JetStream answered that what was asked for (a stream, a consumer, a message) is not there. */
+export function isJsNotFound(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.status === 404;
 }

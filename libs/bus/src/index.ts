@@ -58,5 +58,5 @@ export {
   type StoredTransition,
   type SubmitJobOptions,
 } from "./runs.js";
-export { isBusUnavailable, isNoAnswer, retryWhileUnavailable } from "./errors.js";
+export { isBusUnavailable, isCasConflict, isJsNotFound, isNoAnswer, retryWhileUnavailable } from "./errors.js";
 export { sessionKey, getSessionRecord, sessionKeys, findSession, listRunSessions, type StoredSession } from "./sessions.js";

@@ -1,5 +1,5 @@
 import type { KV } from "@nats-io/kv";
-import { getSessionRecord, publish, retryWhileUnavailable, sessionKey, sessionKeys, type Bus } from "@orch/bus";
+import { getSessionRecord, isCasConflict, publish, retryWhileUnavailable, sessionKey, sessionKeys, type Bus } from "@orch/bus";
 import { SessionEvent, type SessionRecord, type SessionEventInput } from "@orch/contracts";
 import type { Logger } from "@orch/logging";
 
@@ -14,7 +14,6 @@ export class SessionConflictError extends Error {
   readonly code = "SESSION_CONFLICT";
 }
 
-const isCasConflict = (err: unknown) => /wrong last sequence|key exists/i.test((err as Error)?.message ?? "");
 
 export interface Stored {
   record: SessionRecord;

@@ -1,4 +1,4 @@
-import { buildHeaders, decode, type Bus } from "@orch/bus";
+import { buildHeaders, decode, isJsNotFound, type Bus } from "@orch/bus";
 import { DeadLetter, ErrorCode } from "@orch/contracts";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
@@ -52,10 +52,6 @@ interface Letter {
   unreadable?: string;
 }
 
-const isNotFoundErr = (err: unknown) => {
-  const e = err as { code?: unknown; message?: string; api_error?: { code?: number } };
-  return e?.code === 404 || e?.code === "404" || e?.api_error?.code === 404 || /not found/i.test(e?.message ?? "");
-};
 
 export interface ReplayOutcome {
   id: number;
@@ -86,7 +82,7 @@ export class DeadLetterQueue {
       if (!m || m.seq !== id) return null;
       return this.#read(m.seq, m.subject, m.time, m.data);
     } catch (err) {
-      if (isNotFoundErr(err)) return null;
+      if (isJsNotFound(err)) return null;
       throw err;
     }
   }
@@ -102,7 +98,7 @@ export class DeadLetterQueue {
     try {
       first = await jsm.direct.getMessage(this.stream, { seq: after + 1, next_by_subj: names.subjects.dlqAll() });
     } catch (err) {
-      if (isNotFoundErr(err)) return { letters: [], total, more: false };
+      if (isJsNotFound(err)) return { letters: [], total, more: false };
       throw err;
     }
     if (!first) return { letters: [], total, more: false };
@@ -152,7 +148,7 @@ export class DeadLetterQueue {
     try {
       await this.bus.jsm.streams.deleteMessage(this.stream, l.seq, false);
     } catch (err) {
-      if (!isNotFoundErr(err)) this.bus.logger.warn({ err, seq: l.seq }, "dead letter replayed but not deleted");
+      if (!isJsNotFound(err)) this.bus.logger.warn({ err, seq: l.seq }, "dead letter replayed but not deleted");
     }
     return { id: l.seq, status: "replayed" };
   }

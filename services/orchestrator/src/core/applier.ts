@@ -1,6 +1,5 @@
-import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
-import { lastTransition, publishToStream, type Bus } from "@orch/bus";
+import { isCasConflict, lastTransition, publishToStream, type Bus } from "@orch/bus";
 import { Header, encodeTransition, type Command, type CommandOutcomeInput as CommandOutcome } from "@orch/contracts";
 import type { CompiledDefinition } from "@orch/engine";
 import type { Logger } from "@orch/logging";
@@ -29,8 +28,6 @@ export interface ApplierOptions {
 
 const CAS_RETRIES = 5;
 
-const isCasConflict = (err: unknown) =>
-  err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
 
 /** A stored run the core cannot read back (written by a version it does not know). */
 export class UnreadableRunError extends Error {
