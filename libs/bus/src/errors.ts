@@ -55,7 +55,10 @@ export async function retryWhileUnavailable<T>(fn: () => Promise<T>, opts: { dea
  * with its error code; nothing here reads the error's text.
  */
 export function isCasConflict(err: unknown): boolean {
-  return err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
+  return (
+    err instanceof JetStreamApiError &&
+    (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
+  );
 }
 
 /** Whether JetStream answered that what was asked for (a stream, a consumer, a message) is not there. */

@@ -14,7 +14,6 @@ export class SessionConflictError extends Error {
   readonly code = "SESSION_CONFLICT";
 }
 
-
 export interface Stored {
   record: SessionRecord;
   revision: number;

@@ -52,7 +52,6 @@ interface Letter {
   unreadable?: string;
 }
 
-
 export interface ReplayOutcome {
   id: number;
   status: "replayed" | "failed" | "not_found";

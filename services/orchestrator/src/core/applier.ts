@@ -28,7 +28,6 @@ export interface ApplierOptions {
 
 const CAS_RETRIES = 5;
 
-
 /** A stored run the core cannot read back (written by a version it does not know). */
 export class UnreadableRunError extends Error {
   override readonly name = "UnreadableRunError";
