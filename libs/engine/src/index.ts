@@ -8,5 +8,5 @@ export { runMachineFor, runStatusOf, stageOfValue, type RunContext, type RunEven
 export * from "./kernel.js";
 export * from "./builtins.js";
 export * from "./describe.js";
-export * from "./session-machine.js";
+export { pureInitial, pureTransition } from "./pure.js";
 export { packState, unpackState } from "./persist.js";

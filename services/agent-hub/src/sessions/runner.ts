@@ -11,7 +11,7 @@ import {
   type StepResultCommand,
   type WorkItem,
 } from "@orch/contracts";
-import { advanceSession, createSession, type PersistedSession, type SessionEvent as LifecycleEvent } from "@orch/engine";
+import { advanceSession, createSession, type PersistedSession, type SessionEvent as LifecycleEvent } from "./lifecycle.js";
 import type { Logger } from "@orch/logging";
 import { MockDirective } from "../adapters/index.js";
 import type { Executor, ExecutorResult, SessionContext } from "../executors/types.js";

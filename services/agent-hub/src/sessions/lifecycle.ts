@@ -1,5 +1,6 @@
+import type { SessionStatus, StepError } from "@orch/contracts";
+import { pureInitial, pureTransition } from "@orch/engine";
 import { assign, setup } from "xstate";
-import { pureInitial, pureTransition } from "./pure.js";
 
 /**
  * A worker session's lifecycle (seed 003's worker sessions, as an XState machine): pure, persisted
@@ -15,15 +16,10 @@ import { pureInitial, pureTransition } from "./pure.js";
  * emits `status {from, to, …}`, which the hub publishes as a `session.<to>` event.
  */
 
-export const SESSION_STATES = ["created", "starting", "running", "waiting_input", "completed", "failed", "cancelled", "timed_out"] as const;
-export type SessionState = (typeof SESSION_STATES)[number];
-export const FINAL_SESSION_STATES: ReadonlySet<SessionState> = new Set(["completed", "failed", "cancelled", "timed_out"]);
+/** The machine's states are the session statuses (contracts' vocabulary). */
+export type SessionState = SessionStatus;
 
-export interface SessionError {
-  code: string;
-  message: string;
-  retryable: boolean;
-}
+export type SessionError = StepError;
 
 export interface SessionContext {
   sessionId: string;

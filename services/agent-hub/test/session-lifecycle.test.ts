@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { getShortestPaths } from "@xstate/graph";
-import { advanceSession, createSession, FINAL_SESSION_STATES, SESSION_STATES, sessionMachine, type PersistedSession, type SessionEvent } from "../src/index.js";
+import { FINAL_SESSION_STATUSES as FINAL_SESSION_STATES, SESSION_STATUSES as SESSION_STATES } from "@orch/contracts";
+import { advanceSession, createSession, sessionMachine, type PersistedSession, type SessionEvent } from "../src/sessions/lifecycle.js";
 
 /** The worker session lifecycle: every transition of its table, pure, and generated paths over it. */
 
