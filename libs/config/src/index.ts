@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ConfigFileError, readConfigFile, type ConfigFile } from "./file.js";
+import { AGENT_ROLES } from "@orch/contracts";
 
 export { readConfigFile, DEFAULT_CONFIG_TOML, FILE_KEYS, ConfigFileError, type ConfigFile } from "./file.js";
 
@@ -225,9 +226,6 @@ const executorName = () =>
 const executor = (def: ExecutorName) => executorName().default(def);
 const roleExecutor = () => executorName().optional();
 
-export const AGENT_ROLES = ["architect", "implementer", "reviewer", "tester", "maintainer", "qa"] as const;
-export type AgentRole = (typeof AGENT_ROLES)[number];
-
 export const AgentHubConfig = CommonConfig.extend({
   /** Steps the agent hub runs at once; further steps wait in the work queue. */
   ORCH_AGENT_CONCURRENCY: int(16, 1, 10_000),
@@ -369,22 +367,14 @@ export const SchedulerConfig = CommonConfig.extend({
   /** Comma-separated roles (architect, implementer, reviewer, tester, maintainer). */
   ORCH_SCHEDULE_ROLES: z
     .string()
-    .default("architect,implementer,reviewer,tester,maintainer")
+    .default(AGENT_ROLES.join(","))
     .transform((v) =>
       v
         .split(",")
         .map((x) => x.trim())
         .filter(Boolean),
     )
-    .pipe(
-      z
-        .array(
-          z.enum(["architect", "implementer", "reviewer", "tester", "maintainer"], {
-            message: "must be architect, implementer, reviewer, tester or maintainer",
-          }),
-        )
-        .min(1, "needs at least one role"),
-    ),
+    .pipe(z.array(z.enum(AGENT_ROLES, { message: `must be one of ${AGENT_ROLES.join(", ")}` })).min(1, "needs at least one role")),
   ORCH_SCHEDULE_DESCRIPTION: z.string().min(1).max(10_000).default("Periodic run"),
 });
 export type SchedulerConfig = z.output<typeof SchedulerConfig>;

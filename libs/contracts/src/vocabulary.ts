@@ -82,3 +82,18 @@ export const RunEventType = {
   DeadLetter: "error.dead_letter",
 } as const;
 export type RunEventType = (typeof RunEventType)[keyof typeof RunEventType];
+
+/** The roles steps are done by: seed 001's five agent roles, and `qa` (who checks a step). */
+export const ROLES = ["architect", "implementer", "reviewer", "tester", "maintainer", "qa"] as const;
+export const Role = z.enum(ROLES);
+export type Role = z.infer<typeof Role>;
+/** The roles that do a step's work (seed 001's agents, its tasks' roles): every role but `qa`. */
+export const AGENT_ROLES = ["architect", "implementer", "reviewer", "tester", "maintainer"] as const satisfies readonly Role[];
+export type AgentRole = (typeof AGENT_ROLES)[number];
+
+/**
+ * The git branch a run works on when its definition names none: `orch/run/<runId>` (the agent hub
+ * creates it; a webhook about such a branch is about that run).
+ */
+export const RUN_BRANCH_PREFIX = "orch/run/";
+export const runBranchOf = (runId: string): string => `${RUN_BRANCH_PREFIX}${runId}`;

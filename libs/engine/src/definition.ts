@@ -10,9 +10,8 @@ import { hashJson } from "./hash.js";
  * breaks a run in flight.
  */
 
-export const ROLES = ["architect", "implementer", "reviewer", "tester", "maintainer", "qa"] as const;
-export const Role = z.enum(ROLES);
-export type Role = z.infer<typeof Role>;
+import { ROLES, Role } from "@orch/contracts";
+export { ROLES, Role };
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 export const StepId = z.string().regex(ID, "must match [A-Za-z0-9_-]{1,64}");

@@ -1,6 +1,17 @@
 import { randomUUID } from "node:crypto";
 import { listRunSessions, readEvents, type Bus, type FeedEvent } from "@orch/bus";
-import { ErrorCode, OrchError, isToken, type RunView, type SessionRecord, type StepStatus, type StepView, type Totals } from "@orch/contracts";
+import {
+  AGENT_ROLES,
+  ErrorCode,
+  OrchError,
+  isToken,
+  type AgentRole,
+  type RunView,
+  type SessionRecord,
+  type StepStatus,
+  type StepView,
+  type Totals,
+} from "@orch/contracts";
 import { Aliases, keyPart } from "./aliases.js";
 import { RefusedError, type RunsApi } from "./api.js";
 
@@ -15,8 +26,9 @@ import { RefusedError, type RunsApi } from "./api.js";
  * scheduler's worker both dispatch through `dispatchNext`, so they share one queue.
  */
 
-export const TASK_ROLES = ["architect", "implementer", "reviewer", "tester", "maintainer"] as const;
-export type TaskRole = (typeof TASK_ROLES)[number];
+/** A task's role: one of the agent roles. */
+export const TASK_ROLES = AGENT_ROLES;
+export type TaskRole = AgentRole;
 export const TASK_STATUSES = ["queued", "running", "completed", "failed"] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 /** A seed 001 run's status, derived from its tasks. */

@@ -10,6 +10,7 @@ import {
   type StepError,
   type StepResultCommand,
   type WorkItem,
+  runBranchOf,
 } from "@orch/contracts";
 import { advanceSession, createSession, type PersistedSession, type SessionEvent as LifecycleEvent } from "./lifecycle.js";
 import type { Logger } from "@orch/logging";
@@ -357,7 +358,7 @@ export class SessionRunner {
       release = await o.limits.acquire(executor.name, executor.provider, ac.signal);
       const project = await this.#project(item.projectId);
       const repo = await o.workspaces.repoFor(project, item.projectId);
-      const runBranch = item.workspace?.branch ?? `orch/run/${item.runId}`;
+      const runBranch = item.workspace?.branch ?? runBranchOf(item.runId);
       const base = item.workspace?.base ?? project?.baseBranch;
       await o.workspaces.ensureRunBranch(repo, runBranch, base);
       worktree = await o.workspaces.createSessionWorktree({ repo, runBranch, sessionId: cur.record.sessionId, projectId: item.projectId });

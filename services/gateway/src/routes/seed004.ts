@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { ErrorCode } from "@orch/contracts";
+import { ErrorCode, ROLES } from "@orch/contracts";
 import { KernelErrorCode } from "@orch/engine";
 import {
   PROTOCOL_NAME_LABEL,
@@ -132,7 +132,7 @@ const StepOutSchema = z.object({
 const ActionResponse = z.object({ message: z.string(), job: JobOutSchema.nullable() });
 const Detail = z.object({ detail: z.string() });
 
-const ROLES = new Set(["architect", "implementer", "reviewer", "tester", "maintainer", "qa"]);
+const ROLE_NAMES: ReadonlySet<string> = new Set(ROLES);
 
 /** Stable JSON (sorted keys) for the spec hash. */
 function stable(v: unknown): string {
@@ -466,7 +466,7 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
         id: stepId,
         title: body.step_name,
         type: body.step_type,
-        role: ROLES.has(body.step_type) ? body.step_type : "implementer",
+        role: ROLE_NAMES.has(body.step_type) ? body.step_type : "implementer",
         payload,
         qa: { auto: autoQa },
         inputs: { protocol: "${input}" },

@@ -1,6 +1,6 @@
 import { DEFAULT_PROJECT, FINAL_RUN_STATUSES, RUN_STATUSES, type RunStatus } from "@orch/contracts";
 import { BRANCH_LABEL, resolveTemplate } from "@orch/engine";
-import type { RunView, StepView } from "@orch/contracts";
+import { runBranchOf, type RunView, type StepView } from "@orch/contracts";
 import { PROTOCOL_NAME_LABEL, ProtocolIds, RefusedError, type Actor, type Aliases, type JobOut, type RunsApi } from "@orch/runs";
 import type { NormalizedEvent } from "./normalize.js";
 
@@ -101,9 +101,9 @@ export async function branchesOf(
       scope = { input: v?.input ?? {}, facts: v?.facts ?? {} };
     }
     const b = str(resolveTemplate(template, scope));
-    out.add(b ?? `orch/run/${run.runId}`);
+    out.add(b ?? runBranchOf(run.runId));
   } else {
-    out.add(`orch/run/${run.runId}`);
+    out.add(runBranchOf(run.runId));
   }
   return out;
 }

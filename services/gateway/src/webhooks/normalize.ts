@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { type WebhookHeaders, header } from "./headers.js";
 import type { WebhookProvider } from "./verify.js";
+import { RUN_BRANCH_PREFIX } from "@orch/contracts";
 
 /**
  * GitHub and GitLab deliveries turned into one shape the webhook routes act on (seed 004: find the
@@ -117,7 +118,7 @@ export function ciStatusOf(raw: string | undefined): CiStatus | undefined {
 
 /* ───────────────────────── refs and run ids ───────────────────────── */
 
-export const RUN_BRANCH_PREFIX = "orch/run/";
+export { RUN_BRANCH_PREFIX };
 const RUN_ID = /^[A-Za-z0-9_-]{1,128}$/;
 const RUN_MARKER = /^[ \t]*orch-run:[ \t]*([A-Za-z0-9_-]{1,128})[ \t]*$/im;
 const ZERO_SHA = /^0+$/;
