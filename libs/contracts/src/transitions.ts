@@ -109,8 +109,44 @@ export interface TransitionParts {
   events: StoredEvent[];
   /** Absent on the system feed. */
   view?: RunViewInput;
-  /** The kernel's state: written and read by the core only. */
+  /** The kernel's state: written and read by the core only (its JSON, or a value to write as JSON). */
   state?: unknown;
+}
+
+/** A part already written as JSON (the core builds its state's JSON from fragments). */
+export class Json {
+  constructor(readonly text: string) {}
+}
+
+/**
+ * JSON of objects that do not change (a step's view or stored state, between the transitions that
+ * leave the step as it was), by object: a run's unchanged steps are not written out again.
+ */
+const FRAGMENTS = new WeakMap<object, string>();
+
+/** `JSON.stringify(o)`, once per object (which must not change afterwards). */
+export function jsonOnce(o: object): string {
+  let text = FRAGMENTS.get(o);
+  if (text === undefined) {
+    text = JSON.stringify(o);
+    FRAGMENTS.set(o, text);
+  }
+  return text;
+}
+
+/** The view's fields that are the summary's too: written once, in the head. */
+const SUMMARY_KEYS: ReadonlySet<string> = new Set(Object.keys(RunSummary.shape));
+
+/** The view's line: without what the summary says, its steps from their fragments. */
+function viewLine(view: RunViewInput): string {
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(view)) {
+    if (v === undefined || SUMMARY_KEYS.has(k)) continue;
+    if (k === "steps") parts.push(`"steps":[${(v as object[]).map(jsonOnce).join(",")}]`);
+    else if (k === "planning") parts.push(`"planning":${jsonOnce(v as object)}`);
+    else parts.push(`${JSON.stringify(k)}:${JSON.stringify(v)}`);
+  }
+  return `{${parts.join(",")}}`;
 }
 
 /** A transition message that does not parse, or whose part fails its schema. */
@@ -131,9 +167,9 @@ const NL = 10;
 
 /** The four lines of a transition, as bytes. The core builds its parts from typed data: not validated here. */
 export function encodeTransition(p: TransitionParts): Uint8Array {
-  return enc.encode(
-    `${JSON.stringify(p.head)}\n${JSON.stringify(p.events)}\n${p.view === undefined ? "null" : JSON.stringify(p.view)}\n${p.state === undefined ? "null" : JSON.stringify(p.state)}`,
-  );
+  const view = p.view === undefined ? "null" : viewLine(p.view);
+  const state = p.state === undefined ? "null" : p.state instanceof Json ? p.state.text : JSON.stringify(p.state);
+  return enc.encode(`${JSON.stringify(p.head)}\n${JSON.stringify(p.events)}\n${view}\n${state}`);
 }
 
 const issues = (e: z.ZodError) =>

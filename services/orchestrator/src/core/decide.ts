@@ -1,5 +1,7 @@
 import {
   EVENTS_PER_TRANSITION,
+  Json,
+  jsonOnce,
   FINAL_RUN_STATUSES,
   TRANSITION_VERSION,
   type Command,
@@ -60,9 +62,25 @@ export interface CoreState {
 /** A command id as a run remembers it: 16 characters of its SHA-256 (ids are often long, and repeat the run's). */
 export const commandKey = (commandId: string): string => createHash("sha256").update(commandId).digest("base64url").slice(0, 16);
 
-/** The core's state as stored (the kernel's packed: what can be rebuilt is left out). */
-export function storedState(s: CoreState): unknown {
-  return { v: s.v, kernel: s.kernel ? packState(s.kernel) : null, recent: s.recent };
+/**
+ * The core's state as stored: the kernel's packed (what can be rebuilt is left out), written as
+ * JSON from fragments (a step that did not move is not written out again).
+ */
+export function storedState(s: CoreState): Json {
+  return new Json(`{"v":${s.v},"kernel":${s.kernel ? kernelJson(packState(s.kernel)) : "null"},"recent":${JSON.stringify(s.recent)}}`);
+}
+
+function kernelJson(packed: Record<string, unknown>): string {
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(packed)) {
+    if (v === undefined) continue;
+    if (k === "steps") {
+      const steps = Object.entries(v as Record<string, object>).map(([id, step]) => `${JSON.stringify(id)}:${jsonOnce(step)}`);
+      parts.push(`"steps":{${steps.join(",")}}`);
+    } else if (k === "extraSteps" || k === "planning") parts.push(`${JSON.stringify(k)}:${jsonOnce(v as object)}`);
+    else parts.push(`${JSON.stringify(k)}:${JSON.stringify(v)}`);
+  }
+  return `{${parts.join(",")}}`;
 }
 
 /** The core's state from what `storedState` wrote, or null when it is not a state this core writes. */
