@@ -127,14 +127,8 @@ export const GatewayConfig = CommonConfig.extend({
    * approved before setup completes (seed 004: TASKSGODZILLA_REQUIRE_ONBOARDING_CLARIFICATIONS).
    */
   ORCH_REQUIRE_ONBOARDING_CLARIFICATIONS: bool(false),
-  /** A successful CI report starts the run's QA step (seed 004: TASKSGODZILLA_AUTO_QA_ON_CI). */
-  ORCH_AUTO_QA_ON_CI: bool(false),
   /** Seed 004's protocol steps start their QA as soon as their execution succeeds (TASKSGODZILLA_AUTO_QA_AFTER_EXEC). */
   ORCH_AUTO_QA_AFTER_EXEC: bool(false),
-  /** A failed CI report starts a bounded fix attempt: at most this many per run (0: never). */
-  ORCH_CI_FIX_MAX_ATTEMPTS: int(0, 0, 100),
-  /** …and no sooner than this after the previous one. */
-  ORCH_CI_FIX_COOLDOWN_MS: int(600_000, 0, 86_400_000),
 });
 export type GatewayConfig = z.output<typeof GatewayConfig>;
 
