@@ -162,7 +162,8 @@ export function signalOf(e: NormalizedEvent, at: number): Signal | null {
       const url = field(e.pr.url, 2_000);
       const action = field(e.pr.action, 100);
       const kind = e.pr.merged ? "pr_merged" : OPENED.has(e.pr.action) ? "pr_opened" : CLOSED_PR.has(e.pr.action) ? "pr_closed" : null;
-      if (kind) return { name: kind, number: e.pr.number, provider: e.provider, at, facts, ...(action ? { action } : {}), ...(url ? { url } : {}) };
+      const number = e.pr.number >= 0 ? { number: e.pr.number } : {};
+      if (kind) return { name: kind, ...number, provider: e.provider, at, facts, ...(action ? { action } : {}), ...(url ? { url } : {}) };
       // Another action (synchronize, edited, …): the pull request as it stands, recorded.
       const pullRequest = { number: e.pr.number, action: e.pr.action, merged: false, provider: e.provider, at, ...(url ? { url } : {}) };
       return { name: "set_facts", facts: { ...facts, pullRequest } };
