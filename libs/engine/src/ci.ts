@@ -6,10 +6,12 @@ import type { CiPolicy, Definition } from "./definition.js";
  * report does to the step it is about, whether a fix attempt may start, and what its agent is told.
  * Pure: the kernel applies these in one transition; the clock is the kernel's.
  *
- *   report \ step   running     needs_qa       failed | blocked   anything else
- *   success         complete    approve (forced; qa: run_qa from any of these)   —
- *   failure         fail        fail           (fix attempt)      —
- *   pending         —           —              —                  —
+ *   report \ step    running          needs_qa         failed | blocked   anything else
+ *   success          complete_step    approve (forced) approve (forced)   —
+ *     (onSuccess qa) run_qa           run_qa           run_qa             —
+ *   failure          fail_step        fail_step        —                  —
+ *   pending          —                —                —                  —
+ *   (onSuccess or onFailure `record`: — for that report)
  *
  * After a failure (onFailure not `record`), a failed or blocked step runs again (`run_step` with the
  * failure as feedback) while the run has had fewer than `fixAttempts` attempts and the last one is
