@@ -358,6 +358,33 @@ describe("protocols, steps and the action table", () => {
     );
   }, 40_000);
 
+  it("a merged pull request on the protocol's branch completes it (seed 004's pr_merged event)", async () => {
+    const { id, steps } = await newProtocol("0007-merge", 2);
+    await papi("POST", `/steps/${steps[0].id}/actions/approve`);
+    const body = {
+      action: "closed",
+      number: 7,
+      pull_request: { number: 7, merged: true, html_url: "https://example.test/pr/7", head: { ref: "0007-merge" }, base: { ref: "main" } },
+    };
+    // With the API token set and no webhook secret, the API bearer authenticates the delivery.
+    const r = await api("POST", "/webhooks/github", body, { "x-github-event": "pull_request", "x-github-delivery": "merge-0007" });
+    expect(r.status, r.text).toBe(200);
+    expect(r.json()).toEqual({ message: "Webhook recorded", job: null });
+    expect(await protocol(id)).toMatchObject({ status: "completed" });
+    expect(await stepStatus(steps[1].id)).toBe("completed");
+    const evs = (await papi("GET", `/protocols/${id}/events`)).json();
+    const merged = evs.find((e: any) => e.event_type === "pr_merged");
+    expect(merged).toMatchObject({
+      message: "Pull request merged; the protocol completes.",
+      metadata: expect.objectContaining({ number: 7, outcome: "complete" }),
+    });
+    // Then the steps not done yet approved, and the protocol's end.
+    const types = evs.filter((e: any) => e.id >= merged.id).map((e: any) => e.event_type);
+    expect(types[0]).toBe("pr_merged");
+    expect(types).toContain("manual_approval");
+    expect(types.slice(-2)).toEqual(["protocol_completed", "protocol_finished"]);
+  });
+
   it("SSE: a protocol's events stream, resumable with Last-Event-ID", async () => {
     const { id, steps } = await newProtocol("0006-sse", 1);
     const s1 = await sse(`${base}/protocols/${id}/events/stream`, { ...AUTH, ...H() });

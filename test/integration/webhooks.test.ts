@@ -15,10 +15,12 @@ import { Stack, freePort, http, waitFor, type HttpResponse, type ServiceProcess 
  * core, the agent hub with the offline executor). Runs are made through the shared runs API on a
  * bus connection of the test's own, as any surface would make them.
  *
- * Gateways: the stack's own (GITHUB_WEBHOOK_SECRET, GITLAB_WEBHOOK_TOKEN, GITHUB_APP_ID; no
- * auto-QA, no fix attempts), one with seed 004's single TASKSGODZILLA_WEBHOOK_TOKEN, auto-QA on CI and bounded CI fix
- * attempts, one with no secret at all (unsigned deliveries accepted), and one with the API token
- * and no webhook secret (deliveries refused unless they carry the API bearer).
+ * Gateways: the stack's own (GITHUB_WEBHOOK_SECRET, GITLAB_WEBHOOK_TOKEN, GITHUB_APP_ID), one with
+ * seed 004's single TASKSGODZILLA_WEBHOOK_TOKEN, one with no secret at all (unsigned deliveries
+ * accepted), and one with the API token and no webhook secret (deliveries refused unless they carry
+ * the API bearer). Gateways only translate: what CI does to a run is the core's decision, by the
+ * run's CI policy, which takes the orchestrator's settings at the run's creation (no auto-QA, no fix
+ * attempts, until the last tests replace the orchestrator with one that has both).
  */
 
 const GH = "gh-secret-5a1f0c";
@@ -58,16 +60,7 @@ beforeAll(async () => {
   base = stack.baseUrl;
   bus = await connectBus({ url: stack.nats.url, name: "webhooks-test", logger: createLogger({ service: "test", level: "silent" }) });
   runs = new RunsApi(bus, { definitions: new DefinitionStore(bus), mode: "mock", timeoutMs: 15_000 });
-  [qaGw, openGw, lockedGw] = await Promise.all([
-    gateway({
-      TASKSGODZILLA_WEBHOOK_TOKEN: TG,
-      TASKSGODZILLA_AUTO_QA_ON_CI: "true",
-      ORCH_CI_FIX_MAX_ATTEMPTS: "2",
-      ORCH_CI_FIX_COOLDOWN_MS: String(COOLDOWN_MS),
-    }),
-    gateway({}),
-    gateway({ ORCH_API_TOKEN: API }),
-  ]);
+  [qaGw, openGw, lockedGw] = await Promise.all([gateway({ TASKSGODZILLA_WEBHOOK_TOKEN: TG }), gateway({}), gateway({ ORCH_API_TOKEN: API })]);
 }, 60_000);
 
 afterAll(async () => {
@@ -575,7 +568,32 @@ describe("pull requests", () => {
   });
 });
 
-describe("auto-QA on CI and CI fix attempts (TASKSGODZILLA_WEBHOOK_TOKEN, ORCH_AUTO_QA_ON_CI, ORCH_CI_FIX_*)", () => {
+describe("auto-QA on CI and CI fix attempts (TASKSGODZILLA_WEBHOOK_TOKEN; the orchestrator's ORCH_AUTO_QA_ON_CI, ORCH_CI_FIX_*)", () => {
+  /** A protocol created while the orchestrator had neither, with its step running. */
+  let before: { name: string; id: string };
+
+  beforeAll(async () => {
+    const name = uniqueName("before");
+    before = { name, id: await protocol(name, [{ id: "impl", ...SLOW }], "impl") };
+    // The CI settings are the core's: the orchestrator is replaced by one that has them.
+    await stack.kill("orchestrator", "SIGTERM");
+    await stack.spawn("orchestrator", {
+      ORCH_GRPC_PORT: String(stack.grpcPort),
+      TASKSGODZILLA_AUTO_QA_ON_CI: "true",
+      ORCH_CI_FIX_MAX_ATTEMPTS: "2",
+      ORCH_CI_FIX_COOLDOWN_MS: String(COOLDOWN_MS),
+    });
+  }, 60_000);
+
+  it("a run keeps the CI policy it got at its creation: one created before the settings changed still has its step completed", async () => {
+    const r = await github("check_suite", checkSuite(before.name, "success"), { secret: TG, url: qaGw.base });
+    expect(r.status, r.text).toBe(200);
+    expect(r.json()).toEqual(RECORDED);
+    expect((await step(before.id, "impl")).status).toBe("completed");
+    const created = (await runs.history(before.id)).find((e) => e.event.type === "run.created");
+    expect((created!.event.data as any).ci).toEqual({ onSuccess: "complete", onFailure: "block", fixAttempts: 0, fixCooldownMs: 600_000 });
+  });
+
   it("seed 004's one token signs GitHub deliveries and is GitLab's token", async () => {
     expect((await github("ping", githubExample("ping", 0), { secret: TG, url: qaGw.base })).status).toBe(202);
     expect((await github("ping", githubExample("ping", 0), { secret: GH, url: qaGw.base })).status).toBe(401);
@@ -597,7 +615,14 @@ describe("auto-QA on CI and CI fix attempts (TASKSGODZILLA_WEBHOOK_TOKEN, ORCH_A
       payload: { run_id: id, step_id: "impl" },
     });
     expect((await step(id, "impl")).status).toBe("qa");
-    expect((await runs.history(id)).some((e) => e.event.type === "step.qa_started")).toBe(true);
+    const history = await runs.history(id);
+    expect(history.some((e) => e.event.type === "step.qa_started")).toBe(true);
+    expect((history.find((e) => e.event.type === "run.created")!.event.data as any).ci).toEqual({
+      onSuccess: "qa",
+      onFailure: "block",
+      fixAttempts: 2,
+      fixCooldownMs: COOLDOWN_MS,
+    });
   });
 
   it("CI failures: the step fails, the protocol blocks, and it is run again at most twice, a cooldown apart", async () => {
@@ -642,8 +667,26 @@ describe("auto-QA on CI and CI fix attempts (TASKSGODZILLA_WEBHOOK_TOKEN, ORCH_A
     expect(v.status).toBe("blocked");
     expect(v.facts.ciFixAttempts).toBe(2);
     expect((v.facts.ciFixRefused as any).reason).toBe("CI fix attempts used up (2 of 2)");
-    const refusals = (await runs.history(id)).filter((e) => e.event.type === "run.facts_changed" && (e.event.data as any).facts?.ciFixRefused);
+    const history = await runs.history(id);
+    const refusals = history.filter((e) => e.event.type === "run.facts_changed" && (e.event.data as any).facts?.ciFixRefused);
     expect(refusals).toHaveLength(2);
+    expect(history.filter((e) => e.event.type === "ci.fix_refused").map((e) => (e.event.data as any).reason)).toEqual(
+      refusals.map((e) => (e.event.data as any).facts.ciFixRefused.reason),
+    );
+    expect(history.filter((e) => e.event.type === "ci.fix_attempt").map((e) => (e.event.data as any).attempt)).toEqual([1, 2]);
+    // Each delivery was one command, one transition: its events share one transition's stream sequence.
+    const byDelivery = new Map<number, string[]>();
+    for (const e of history) byDelivery.set(e.streamSeq, [...(byDelivery.get(e.streamSeq) ?? []), e.event.type]);
+    expect([...byDelivery.values()].filter((types) => types.includes("ci.fix_attempt") || types.includes("ci.fix_refused"))).toEqual([
+      // 1: the running step fails, the protocol blocks, and fix attempt 1 runs it again.
+      ["run.facts_changed", "step.failed", "run.status_changed", "step.started", "run.status_changed", "ci.fix_attempt", "run.facts_changed"],
+      // 2: it fails again, the cooldown refuses an attempt.
+      ["run.facts_changed", "step.failed", "run.status_changed", "ci.fix_refused", "run.facts_changed"],
+      // 3: the step was failed already: fix attempt 2.
+      ["run.facts_changed", "step.started", "run.status_changed", "ci.fix_attempt", "run.facts_changed"],
+      // 4: none left.
+      ["run.facts_changed", "step.failed", "run.status_changed", "ci.fix_refused", "run.facts_changed"],
+    ]);
   }, 60_000);
 });
 

@@ -128,14 +128,8 @@ export const GatewayConfig = CommonConfig.extend({
    * approved before setup completes (seed 004: TASKSGODZILLA_REQUIRE_ONBOARDING_CLARIFICATIONS).
    */
   ORCH_REQUIRE_ONBOARDING_CLARIFICATIONS: bool(false),
-  /** A successful CI report starts the run's QA step (seed 004: TASKSGODZILLA_AUTO_QA_ON_CI). */
-  ORCH_AUTO_QA_ON_CI: bool(false),
   /** Seed 004's protocol steps start their QA as soon as their execution succeeds (TASKSGODZILLA_AUTO_QA_AFTER_EXEC). */
   ORCH_AUTO_QA_AFTER_EXEC: bool(false),
-  /** A failed CI report starts a bounded fix attempt: at most this many per run (0: never). */
-  ORCH_CI_FIX_MAX_ATTEMPTS: int(0, 0, 100),
-  /** …and no sooner than this after the previous one. */
-  ORCH_CI_FIX_COOLDOWN_MS: int(600_000, 0, 86_400_000),
 });
 export type GatewayConfig = z.output<typeof GatewayConfig>;
 
@@ -167,6 +161,16 @@ export const OrchestratorConfig = CommonConfig.extend({
   ORCH_MAX_TOKENS_PER_RUN: z.coerce.number().int().min(1).optional(),
   /** How those defaults act: strict (gate the run), warn (an event), off (seed 004: TASKSGODZILLA_TOKEN_BUDGET_MODE). */
   ORCH_TOKEN_BUDGET_MODE: z.enum(["strict", "warn", "off"], { message: "must be strict, warn or off" }).default("strict"),
+  /**
+   * The defaults of CI policies (a definition's `ci`), for what a definition leaves out, recorded
+   * with each run at its creation. A CI success starts the step's QA instead of completing it
+   * (seed 004: TASKSGODZILLA_AUTO_QA_ON_CI).
+   */
+  ORCH_AUTO_QA_ON_CI: bool(false),
+  /** A CI failure starts a bounded fix attempt: at most this many per run (0: never). */
+  ORCH_CI_FIX_MAX_ATTEMPTS: int(0, 0, 100),
+  /** …and no sooner than this after the previous one. */
+  ORCH_CI_FIX_COOLDOWN_MS: int(600_000, 0, 86_400_000),
 });
 export type OrchestratorConfig = z.output<typeof OrchestratorConfig>;
 

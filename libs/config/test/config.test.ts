@@ -30,6 +30,17 @@ describe("config", () => {
     expect(loadConfig(GatewayConfig, { TASKSGODZILLA_AUTO_QA_AFTER_EXEC: "true", ORCH_AUTO_QA_AFTER_EXEC: "false" }).ORCH_AUTO_QA_AFTER_EXEC).toBe(false);
   });
 
+  it("reads the CI policy defaults on the orchestrator (the core decides what CI does), seed 004's names too", () => {
+    expect(loadConfig(OrchestratorConfig, {})).toMatchObject({ ORCH_AUTO_QA_ON_CI: false, ORCH_CI_FIX_MAX_ATTEMPTS: 0, ORCH_CI_FIX_COOLDOWN_MS: 600_000 });
+    expect(loadConfig(OrchestratorConfig, { TASKSGODZILLA_AUTO_QA_ON_CI: "true" }).ORCH_AUTO_QA_ON_CI).toBe(true);
+    expect(loadConfig(OrchestratorConfig, { AUTO_QA_ON_CI: "yes", ORCH_AUTO_QA_ON_CI: "false" }).ORCH_AUTO_QA_ON_CI).toBe(false);
+    const c = loadConfig(OrchestratorConfig, { ORCH_CI_FIX_MAX_ATTEMPTS: "2", ORCH_CI_FIX_COOLDOWN_MS: "3000" });
+    expect([c.ORCH_CI_FIX_MAX_ATTEMPTS, c.ORCH_CI_FIX_COOLDOWN_MS]).toEqual([2, 3000]);
+    expect(() => loadConfig(OrchestratorConfig, { ORCH_CI_FIX_MAX_ATTEMPTS: "-1" })).toThrow(/ORCH_CI_FIX_MAX_ATTEMPTS/);
+    // The gateway only translates webhooks: it has no CI settings any more.
+    expect(loadConfig(GatewayConfig, { ORCH_AUTO_QA_ON_CI: "true" })).not.toHaveProperty("ORCH_AUTO_QA_ON_CI");
+  });
+
   it("refuses ORCH_BACKEND=redis with a clear reason", () => {
     expect(() => loadConfig(OrchestratorConfig, { ORCH_BACKEND: "redis" })).toThrow(/ORCH_BACKEND: redis is not supported/);
   });

@@ -78,6 +78,11 @@ export const RunEventType = {
   LoopExhausted: "loop.exhausted",
   TriggerFired: "trigger.fired",
   TriggerSkipped: "trigger.skipped",
+  /** A CI failure started a fix attempt of its step (the run's CI policy: `fixAttempts`), or was refused one (why). */
+  CiFixAttempt: "ci.fix_attempt",
+  CiFixRefused: "ci.fix_refused",
+  /** A pull request was merged: what the run's pull request policy did with it (`outcome`). */
+  PrMerged: "pr.merged",
   /** A dead letter, as the event-bus reports it (on the system feed, not a run's). */
   DeadLetter: "error.dead_letter",
 } as const;

@@ -106,6 +106,10 @@ const protocol: DefinitionInput = {
   dynamicSteps: true,
   planning: { id: "plan", title: "Plan the protocol", role: "architect", type: "protocol.plan", inputs: { protocol: "${input}" } },
   retry: { maxAttempts: 3, initialMs: 1_000, multiplier: 2, maxMs: 30_000, jitterMs: 250 },
+  // Seed 004's webhooks: CI success completes the latest step (or starts its QA: ORCH_AUTO_QA_ON_CI),
+  // failure fails it and blocks the protocol (then fix attempts: ORCH_CI_FIX_*); a merge completes it.
+  ci: { onFailure: "block" },
+  pullRequests: { onMerged: "complete" },
 };
 
 /** Seed 001: one task for one role, queued until dispatched. */
@@ -219,6 +223,13 @@ const ticket: DefinitionInput = {
     { from: "*", to: "Done", on: "ReviewApprovedAndMerged", guard: "facts.mergeCompleted" },
     { from: "*", to: "Abandoned", on: "Cancelled" },
   ],
+  // Integrations set the guards' facts: CI whether the tests pass, pull requests whether there is one;
+  // a merge fires ReviewApprovedAndMerged (with its facts, so its guard holds).
+  ci: { onSuccess: "record", onFailure: "record", sets: { success: { testsPassed: true }, failure: { testsPassed: false } } },
+  pullRequests: {
+    onMerged: { event: "ReviewApprovedAndMerged" },
+    sets: { opened: { pr: true, draftPr: true }, closed: { pr: false }, merged: { pr: true, mergeCompleted: true } },
+  },
 };
 
 export const BUILTIN_DEFINITIONS: readonly DefinitionInput[] = [

@@ -143,6 +143,48 @@ export const Transition = z.strictObject({
 });
 export type Transition = z.output<typeof Transition>;
 
+/** What a CI success does to the step the report is about (`ci_report`). */
+export const CI_ON_SUCCESS = ["complete", "qa", "record"] as const;
+/** What a CI failure does to it. */
+export const CI_ON_FAILURE = ["block", "fail", "record"] as const;
+
+/**
+ * What a CI report (the `ci_report` signal) does to a run, on the step it is about (the one started
+ * last). A setting left out takes the core's default at the run's creation (ORCH_AUTO_QA_ON_CI,
+ * ORCH_CI_FIX_MAX_ATTEMPTS, ORCH_CI_FIX_COOLDOWN_MS), then the one given here; the policy a run got
+ * is recorded with it (`resolveCiPolicy`).
+ *
+ *   onSuccess: complete (the step completes: from running, or forced from needs_qa, failed, blocked)
+ *              | qa (its QA starts) | record (the facts only); default complete
+ *   onFailure: block (the step fails, the run blocks) | fail (the step fails, the run does what
+ *              onStepFailure says) | record; default block
+ *   fixAttempts: a failed step runs again with the failure as feedback, at most this many times per
+ *              run (0: never); default 0
+ *   fixCooldownMs: …and no sooner than this after the previous attempt; default 600000
+ */
+export const CiPolicy = z.strictObject({
+  onSuccess: z.enum(CI_ON_SUCCESS).optional(),
+  onFailure: z.enum(CI_ON_FAILURE).optional(),
+  fixAttempts: z.int().min(0).max(100).optional(),
+  fixCooldownMs: z.int().min(0).max(86_400_000).optional(),
+  /** Facts a report sets besides `ci` (seed 003's `testsPassed`). */
+  sets: z.strictObject({ success: Json.optional(), failure: Json.optional(), pending: Json.optional() }).optional(),
+});
+export type CiPolicy = z.output<typeof CiPolicy>;
+
+/**
+ * What pull request signals (`pr_opened`, `pr_closed`, `pr_merged`) do to a run besides recording
+ * `pullRequest`: the facts each sets, and what a merge does: `complete` (every step not done yet
+ * completes with the run: seed 004's protocol), or a stage event fired with the facts (seed 003's
+ * `ReviewApprovedAndMerged`; refused by its guard, the facts are recorded all the same). Absent: a
+ * merge is recorded only.
+ */
+export const PullRequestPolicy = z.strictObject({
+  onMerged: z.union([z.literal("complete"), z.strictObject({ event: EventName })]).optional(),
+  sets: z.strictObject({ opened: Json.optional(), closed: Json.optional(), merged: Json.optional() }).optional(),
+});
+export type PullRequestPolicy = z.output<typeof PullRequestPolicy>;
+
 export const VIEWS = ["generic", "job", "speckit", "protocol", "task", "ticket"] as const;
 
 export const Definition = z
@@ -170,6 +212,10 @@ export const Definition = z
     retry: RetryPolicy.default(RetryPolicy.parse({})),
     limits: Limits.default(Limits.parse({})),
     budgets: z.array(Budget).default([]),
+    /** What CI reports do to its runs (`ci_report`); absent or `off`: they are recorded only. */
+    ci: z.union([z.literal("off"), CiPolicy]).optional(),
+    /** What pull request events do to its runs (`pr_opened`, `pr_closed`, `pr_merged`); absent: they are recorded only. */
+    pullRequests: PullRequestPolicy.optional(),
     /**
      * The git branch a run's sessions work on (templates over the run's input): SpecKit uses its
      * feature id, a protocol its name. Unset or empty: the agent hub's `orch/run/<runId>`.
@@ -222,6 +268,9 @@ export const Definition = z
         if (!/^(input|facts)(\.|$)/.test(p)) issue(["workspace", key], `may refer to input and facts only, not '${p}'`);
       }
     }
+    const merged = d.pullRequests?.onMerged;
+    if (merged !== undefined && merged !== "complete" && !d.transitions.some((t) => t.on === merged.event))
+      issue(["pullRequests", "onMerged", "event"], `no transition is on '${merged.event}'`);
     const cycle = findCycle(d.steps);
     if (cycle) issue(["steps"], `dependency cycle: ${cycle.join(" → ")}`);
   });

@@ -1,3 +1,4 @@
+export * from "./ci.js";
 export * from "./conditions.js";
 export * from "./definition.js";
 export * from "./hash.js";

@@ -1,6 +1,18 @@
 import type { AnyMachineSnapshot, AnyStateMachine } from "xstate";
 import { pureInitial, pureTransition } from "./pure.js";
 import { z } from "zod";
+import {
+  CI_PROVIDERS,
+  CI_STATUSES,
+  ciFixFeedback,
+  ciFixVerdict,
+  ciStepAction,
+  resolveCiPolicy,
+  type CiDefaults,
+  type CiRules,
+  type CiStatus,
+  type CiProvider,
+} from "./ci.js";
 import { evaluate, resolveTemplate } from "./conditions.js";
 import { Budget, Limits, StepDef, type CompiledDefinition, type RetryPolicy, type StepDefInput } from "./definition.js";
 import { hashJson } from "./hash.js";
@@ -52,6 +64,8 @@ export interface RunState {
   stagesVisited?: string[];
   /** Whether the planning step's output has been applied (its steps added). */
   planApplied?: boolean;
+  /** The CI policy the run got at its creation (absent: CI reports are only recorded) and its fix attempts so far. */
+  ci?: { policy: CiRules; attempts: number; lastAt?: number };
 }
 
 export interface Clock {
@@ -122,6 +136,10 @@ export type Signal =
   | { name: "skip_step"; stepId: string }
   | { name: "event"; event: string; facts?: Record<string, unknown> }
   | { name: "set_facts"; facts: Record<string, unknown> }
+  /** A CI report on the step it is about (the one started last, or `stepId`): recorded, then the run's CI policy applies. */
+  | ({ name: "ci_report"; status: CiStatus; conclusion?: string; check?: string; sha?: string; stepId?: string } & Report)
+  /** A pull request opened, closed unmerged, or merged: recorded, then the definition's pull request policy applies. */
+  | ({ name: "pr_opened" | "pr_closed" | "pr_merged"; number?: number; action?: string } & Report)
   | { name: "extend_budget"; tokens?: number; costUsd?: number }
   | { name: "abort" }
   | { name: "add_steps"; steps: StepDefInput[] }
@@ -130,6 +148,22 @@ export type Signal =
 
 const StepIdRef = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 const Json = z.record(z.string(), z.unknown());
+const ReportFields = {
+  provider: z.enum(CI_PROVIDERS).optional(),
+  url: z.string().min(1).max(2_000).optional(),
+  at: z.int().min(0).optional(),
+  facts: Json.optional(),
+};
+const PrReport = (name: "pr_opened" | "pr_closed" | "pr_merged") =>
+  z.strictObject({ name: z.literal(name), number: z.int().min(0).optional(), action: z.string().min(1).max(100).optional(), ...ReportFields });
+
+/** What every integration's report carries: where it comes from, when, and facts to record with it (the delivery). */
+interface Report {
+  provider?: CiProvider;
+  url?: string;
+  at?: number;
+  facts?: Record<string, unknown>;
+}
 
 /** Signals as they arrive from outside (the API, the command stream): validated before the kernel sees them. */
 export const SignalSchema: z.ZodType<Signal> = z.discriminatedUnion("name", [
@@ -155,6 +189,18 @@ export const SignalSchema: z.ZodType<Signal> = z.discriminatedUnion("name", [
   z.strictObject({ name: z.literal("skip_step"), stepId: StepIdRef }),
   z.strictObject({ name: z.literal("event"), event: z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/), facts: Json.optional() }),
   z.strictObject({ name: z.literal("set_facts"), facts: Json }),
+  z.strictObject({
+    name: z.literal("ci_report"),
+    status: z.enum(CI_STATUSES),
+    conclusion: z.string().min(1).max(100).optional(),
+    check: z.string().min(1).max(500).optional(),
+    sha: z.string().min(1).max(200).optional(),
+    stepId: StepIdRef.optional(),
+    ...ReportFields,
+  }),
+  PrReport("pr_opened"),
+  PrReport("pr_closed"),
+  PrReport("pr_merged"),
   z.strictObject({ name: z.literal("extend_budget"), tokens: z.int().min(1).optional(), costUsd: z.number().positive().optional() }),
   z.strictObject({ name: z.literal("abort") }),
   z.strictObject({ name: z.literal("add_steps"), steps: z.array(Json).min(1).max(1_000) }),
@@ -182,6 +228,10 @@ export const SIGNAL_NAMES = [
   "skip_step",
   "event",
   "set_facts",
+  "ci_report",
+  "pr_opened",
+  "pr_closed",
+  "pr_merged",
   "extend_budget",
   "abort",
   "add_steps",
@@ -228,6 +278,8 @@ export interface CreateRunOptions {
   /** Send `start` at once (jobs, auto-run workflows); otherwise the run waits in `pending`. */
   autoStart: boolean;
   actor?: string;
+  /** The core's defaults for what the definition's CI policy leaves out (recorded with the run). */
+  ciDefaults?: CiDefaults;
 }
 
 const ACTIVE: ReadonlySet<StepStatus> = new Set(["running", "retry_wait", "qa"]);
@@ -1219,7 +1271,172 @@ class Kernel {
         if (final) return this.refuse(KernelErrorCode.TerminalState, `the run is ${st}`);
         return this.addSteps(sig.steps, actor ? `added by ${actor}` : "added");
       }
+      case "ci_report":
+        return this.ciReport(sig, actor, reason);
+      case "pr_opened":
+      case "pr_closed":
+      case "pr_merged":
+        return this.pullRequest(sig, actor, reason);
     }
+  }
+
+  // ── integrations: CI reports and pull requests, by the definition's policies ──
+
+  /** The run's CI policy: as recorded at its creation (runs older than that: the definition's, without the core's defaults). */
+  private ciRules(): CiRules | null {
+    return this.state.ci?.policy ?? resolveCiPolicy(this.cd.def.ci);
+  }
+
+  /**
+   * `ci_report`: the report is recorded (`ci`, with the facts it brings and those the policy sets),
+   * then the policy acts on the step it is about (ci.ts has the table), and after a failure a fix
+   * attempt starts or is refused, all in this one transition.
+   */
+  private ciReport(sig: Extract<Signal, { name: "ci_report" }>, actor?: string, reason?: string): KernelError | null {
+    const st = this.runStatus();
+    if (FINAL_RUN_STATUSES.has(st)) return this.refuse(KernelErrorCode.TerminalState, `the run is ${st}`);
+    const planningId = this.cd.planning?.id;
+    if (sig.stepId !== undefined && (sig.stepId === planningId || !this.stepDef(sig.stepId)))
+      return this.refuse(KernelErrorCode.NotFound, `no step '${sig.stepId}'`);
+    const ci: Record<string, unknown> = {
+      status: sig.status,
+      conclusion: sig.conclusion ?? sig.status,
+      ...(sig.provider ? { provider: sig.provider } : {}),
+      at: sig.at ?? this.clock.now,
+      ...(sig.check ? { name: sig.check } : {}),
+      ...(sig.url ? { url: sig.url } : {}),
+      ...(sig.sha ? { sha: sig.sha } : {}),
+    };
+    const policy = this.cd.def.ci;
+    const sets = policy !== undefined && policy !== "off" ? policy.sets?.[sig.status] : undefined;
+    this.setFacts({ ...sig.facts, ci, ...sets }, actor ? `set by ${actor}` : "set");
+    const rules = this.ciRules();
+    const stepId = sig.stepId ?? this.latestStarted()?.id;
+    if (!rules || stepId === undefined) return null;
+    const check = sig.check ? ` (${sig.check})` : "";
+    switch (ciStepAction(rules, sig.status, this.status(stepId))) {
+      case "complete":
+        this.signal({ name: "complete_step", stepId }, actor, reason ?? `CI passed${check}`);
+        break;
+      case "approve":
+        this.signal({ name: "approve", stepId, force: true }, actor, reason ?? `CI passed${check}`);
+        break;
+      case "qa":
+        this.signal({ name: "run_qa", stepId }, actor, reason ?? `CI passed${check}: QA started`);
+        break;
+      case "fail": {
+        const block = rules.onFailure === "block";
+        const error = block ? `CI failed; ${this.cd.def.view === "protocol" ? "protocol" : "run"} blocked` : "CI failed";
+        this.signal({ name: "fail_step", stepId, error, block }, actor, reason ?? `CI failed${check}`);
+        break;
+      }
+      case "none":
+        break;
+    }
+    const now = this.status(stepId);
+    if (sig.status === "failure" && rules.onFailure !== "record" && rules.fixAttempts > 0 && (now === "failed" || now === "blocked"))
+      this.ciFixAttempt(stepId, rules, sig, actor);
+    return null;
+  }
+
+  /** A bounded fix attempt: the failed step runs again, told what failed; or why not is recorded. */
+  private ciFixAttempt(stepId: string, rules: CiRules, sig: Extract<Signal, { name: "ci_report" }>, actor?: string) {
+    const count = { attempts: this.state.ci?.attempts ?? 0, ...(this.state.ci?.lastAt !== undefined ? { lastAt: this.state.ci.lastAt } : {}) };
+    const now = this.clock.now;
+    const max = rules.fixAttempts;
+    const refused = (why: string, notBefore?: number) => {
+      this.emit({
+        type: "ci.fix_refused",
+        at: now,
+        data: { stepId, reason: why, attempts: count.attempts, max, ...(notBefore !== undefined ? { notBefore } : {}) },
+      });
+      this.setFacts({ ciFixRefused: { reason: why, stepId, at: now } }, why);
+    };
+    const verdict = ciFixVerdict(rules, count, now);
+    if (!verdict.ok) return refused(verdict.reason, verdict.notBefore);
+    const attempt = verdict.attempt;
+    const failure = {
+      conclusion: sig.conclusion ?? sig.status,
+      ...(sig.check ? { name: sig.check } : {}),
+      ...(sig.url ? { url: sig.url } : {}),
+      ...(sig.sha ? { sha: sig.sha } : {}),
+    };
+    const told = {
+      conclusion: failure.conclusion,
+      ...(sig.provider ? { provider: sig.provider } : {}),
+      ...(sig.check ? { check: sig.check } : {}),
+      ...(sig.sha ? { sha: sig.sha } : {}),
+      ...(sig.url ? { url: sig.url } : {}),
+    };
+    const feedback = ciFixFeedback(told, this.snapOf(stepId)?.context.error?.message, attempt, max);
+    const why = `CI fix attempt ${attempt} of ${max}`;
+    const cannot = this.signal({ name: "run_step", stepId, feedback }, actor, why);
+    if (cannot) return refused(`${why} could not start: ${cannot.message}`);
+    this.state.ci = { policy: rules, attempts: attempt, lastAt: now };
+    this.changed = true;
+    this.emit({ type: "ci.fix_attempt", at: now, data: { stepId, attempt, max, failure } });
+    this.setFacts({ ciFixAttempts: attempt, ciFixLastAt: now, ciFix: { attempt, max, stepId, at: now, failure } }, why);
+  }
+
+  /**
+   * `pr_opened`, `pr_closed`, `pr_merged`: recorded (`pullRequest`, with the facts it brings and
+   * those the policy sets); a merge then does what the policy says, in this one transition.
+   */
+  private pullRequest(sig: Extract<Signal, { name: "pr_opened" | "pr_closed" | "pr_merged" }>, actor?: string, reason?: string): KernelError | null {
+    const st = this.runStatus();
+    if (FINAL_RUN_STATUSES.has(st)) return this.refuse(KernelErrorCode.TerminalState, `the run is ${st}`);
+    const kind = sig.name === "pr_opened" ? "opened" : sig.name === "pr_closed" ? "closed" : "merged";
+    const policy = this.cd.def.pullRequests;
+    const at = sig.at ?? this.clock.now;
+    const pullRequest: Record<string, unknown> = {
+      ...(sig.number !== undefined ? { number: sig.number } : {}),
+      action: sig.action ?? kind,
+      merged: kind === "merged",
+      ...(sig.provider ? { provider: sig.provider } : {}),
+      at,
+      ...(sig.url ? { url: sig.url } : {}),
+    };
+    this.setFacts({ ...sig.facts, pullRequest, ...policy?.sets?.[kind] }, actor ? `set by ${actor}` : "set");
+    if (kind !== "merged") return null;
+    const onMerged = policy?.onMerged;
+    const data: Record<string, unknown> = {
+      ...(sig.number !== undefined ? { number: sig.number } : {}),
+      ...(sig.provider ? { provider: sig.provider } : {}),
+      ...(sig.url ? { url: sig.url } : {}),
+      ...(actor ? { actor } : {}),
+    };
+    if (onMerged === undefined) {
+      this.emit({ type: "pr.merged", at: this.clock.now, data: { ...data, outcome: "recorded" } });
+      return null;
+    }
+    const why = reason ?? "pull request merged";
+    if (onMerged === "complete") {
+      this.emit({ type: "pr.merged", at: this.clock.now, data: { ...data, outcome: "complete" } });
+      this.completeEverything(why, actor);
+      return null;
+    }
+    const refused = this.stageEvent(onMerged.event, why, actor);
+    // Refused by its guard (or the run's state), the merge stays recorded: its facts stand.
+    this.emit({
+      type: "pr.merged",
+      at: this.clock.now,
+      data: { ...data, outcome: "event", event: onMerged.event, ...(refused ? { refused: refused.message } : {}) },
+    });
+    return null;
+  }
+
+  /** Every step not done yet completes (a forced approval), then the run: seed 004's merged pull request. */
+  private completeEverything(why: string, actor?: string) {
+    const at = { at: this.clock.now, rand: this.clock.rand };
+    const ids = [...(this.cd.planning ? [this.cd.planning.id] : []), ...this.steps().map((d) => d.id)];
+    for (const id of ids) {
+      if (FINAL_RUN_STATUSES.has(this.runStatus())) return;
+      if (!SETTLED.has(this.status(id))) this.sendStep(id, { type: "APPROVE", force: true, reason: why, ...(actor ? { actor } : {}), ...at });
+    }
+    // A run still planning has its plan now (approved): planned first, then completed.
+    if (this.runStatus() === "planning") this.sendRun({ type: "PLANNED", ...at });
+    if (!FINAL_RUN_STATUSES.has(this.runStatus()))
+      this.sendRun({ type: "COMPLETE", result: this.lastOutput(), reason: why, ...(actor ? { actor } : {}), ...at });
   }
 
   snapshotRun(): Snap<RunContext> {
@@ -1345,6 +1562,8 @@ export function createRun(cd: CompiledDefinition, opts: CreateRunOptions, clock:
     stagesVisited: [],
     planApplied: false,
   };
+  const ci = resolveCiPolicy(cd.def.ci, opts.ciDefaults);
+  if (ci) base.ci = { policy: ci, attempts: 0 };
   const k = new Kernel(cd, base, clock);
   void runActions;
   const labels = runLabels(cd, opts.labels, opts.input, opts.facts);
@@ -1359,6 +1578,7 @@ export function createRun(cd: CompiledDefinition, opts: CreateRunOptions, clock:
       ...(opts.title !== undefined ? { title: opts.title } : {}),
       ...(labels !== undefined ? { labels } : {}),
       ...(opts.actor ? { actor: opts.actor } : {}),
+      ...(ci ? { ci } : {}),
     },
   });
   cd.steps.forEach((s) => (k.state.steps[s.id] = k.freshStep(s.id, s.index)));

@@ -396,6 +396,12 @@ export function describeEvent(e: RunEvent, protocolName: string): { event_type: 
       return { event_type: "loop_exhausted", message: "Loop policy ran out of iterations." };
     case "trigger.fired":
       return { event_type: "trigger_fired", message: "Trigger policy fired." };
+    case "ci.fix_attempt":
+      return { event_type: "ci_fix_attempt", message: `CI fix attempt ${String(d.attempt)} of ${String(d.max)}: step ${String(d.stepId)} runs again.` };
+    case "ci.fix_refused":
+      return { event_type: "ci_fix_refused", message: `No CI fix attempt: ${String(d.reason)}.` };
+    case "pr.merged":
+      return { event_type: "pr_merged", message: d.outcome === "complete" ? "Pull request merged; the protocol completes." : "Pull request merged." };
     default:
       return { event_type: e.type.replace(/\./g, "_"), message: e.type };
   }

@@ -21,11 +21,18 @@ await runService({
       ...(cfg.ORCH_MAX_TOKENS_PER_STEP ? [{ scope: "step", tokens: cfg.ORCH_MAX_TOKENS_PER_STEP, mode: cfg.ORCH_TOKEN_BUDGET_MODE }] : []),
       ...(cfg.ORCH_MAX_TOKENS_PER_RUN ? [{ scope: "run", tokens: cfg.ORCH_MAX_TOKENS_PER_RUN, mode: cfg.ORCH_TOKEN_BUDGET_MODE }] : []),
     ];
+    // Seed 004's CI settings, as defaults of the CI policies of runs created from now on.
+    const ciDefaults = {
+      onSuccess: cfg.ORCH_AUTO_QA_ON_CI ? ("qa" as const) : ("complete" as const),
+      fixAttempts: cfg.ORCH_CI_FIX_MAX_ATTEMPTS,
+      fixCooldownMs: cfg.ORCH_CI_FIX_COOLDOWN_MS,
+    };
     const applier = new CommandApplier({
       bus,
       logger,
       definitions,
       defaultBudgets,
+      ciDefaults,
       cacheSize: cfg.ORCH_CORE_CACHE_SIZE,
       cacheBytes: cfg.ORCH_CORE_CACHE_MB * 1024 * 1024,
     });

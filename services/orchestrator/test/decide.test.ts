@@ -276,6 +276,36 @@ describe("decide: creating a run", () => {
     roundTrip(d);
   });
 
+  it("gives every new run the core's CI defaults for what its definition's CI policy leaves out, recorded with the run", () => {
+    const protocol = builtin("protocol");
+    const cmd = Command.parse({
+      type: "run.create",
+      commandId: "create:p",
+      runId: "p",
+      issuedAt: 1_000,
+      projectId: "p",
+      definition: { id: "protocol" },
+      input: { protocol_name: "feature-x" },
+      steps: [{ id: "impl" }],
+    });
+    const ciDefaults = { onSuccess: "qa" as const, fixAttempts: 2, fixCooldownMs: 5_000 };
+    const d = decide(null, cmd, protocol, clock(1_000), [], ciDefaults);
+    if (d.kind !== "write") throw new Error("expected a transition");
+    const policy = { onSuccess: "qa", onFailure: "block", fixAttempts: 2, fixCooldownMs: 5_000 };
+    expect((d.transition.state.kernel as RunState).ci).toEqual({ policy, attempts: 0 });
+    expect(d.transition.events[0]).toMatchObject({ type: "run.created", data: { ci: policy } });
+    let run = roundTrip(d);
+    // The run plans, one step runs; a CI success then starts its QA in one transition, answered with the view.
+    run = apply(run, result("p", "plan", "p.plan.1"), 1_100, protocol);
+    run = apply(run, signal("p", "run", { name: "run_step", stepId: "impl" }), 1_200, protocol);
+    const ci = decide(run, signal("p", "ci", { name: "ci_report", status: "success", check: "unit" }, { actor: "webhook:github" }), protocol, clock(1_300));
+    if (ci.kind !== "write") throw new Error("expected a transition");
+    expect(ci.transition.head.cause).toMatchObject({ signal: "ci_report", actor: "webhook:github" });
+    expect(ci.transition.head.work).toEqual([expect.objectContaining({ stepId: "impl", kind: "qa" })]);
+    expect(ci.outcome.run!.steps.find((s) => s.id === "impl")).toMatchObject({ status: "qa", attempt: 2 });
+    roundTrip(ci);
+  });
+
   it("fails a job at once whose wall clock ran out before the core saw it", () => {
     const { d } = write(null, createJob("late", 1_000), 20_000);
     const { head, events } = d.transition;

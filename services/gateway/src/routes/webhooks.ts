@@ -4,14 +4,14 @@ import type { Surface } from "../context.js";
 import { jsonTooDeep, toHttp } from "../errors.js";
 import { route } from "../routing.js";
 import { JobOutSchema } from "./seed004-common.js";
-import { applyWebhook, type WebhookSettings } from "../webhooks/apply.js";
+import { applyWebhook } from "../webhooks/apply.js";
 import { checkGitHubAppTarget, normalizeWebhook, verifyWebhook, type WebhookProvider } from "../webhooks/index.js";
 
 /**
  * Seed 004's webhooks: `POST /webhooks/github` and `POST /webhooks/gitlab`. A delivery is
  * authenticated by its provider's proof (GitHub's `X-Hub-Signature-256` HMAC of the raw body,
- * GitLab's `X-Gitlab-Token`), normalized (webhooks/normalize.ts) and applied to the run it is about
- * (webhooks/apply.ts). Errors are seed 004's `{"detail": "…"}`.
+ * GitLab's `X-Gitlab-Token`), normalized (webhooks/normalize.ts) and sent to the run it is about as
+ * one signal (webhooks/apply.ts): the core decides what it does, by the run's definition. Errors are seed 004's `{"detail": "…"}`.
  *
  * Not behind the API bearer: GitHub and GitLab cannot send one, so the routes are open to it and
  * authenticate deliveries by signature instead. Seed 004 puts them behind the bearer; so that its
@@ -46,11 +46,6 @@ export async function webhookRoutes(app: FastifyInstance, opts: Surface): Promis
   const secrets: Record<WebhookProvider, string | undefined> = {
     github: cfg.GITHUB_WEBHOOK_SECRET ?? cfg.TASKSGODZILLA_WEBHOOK_TOKEN,
     gitlab: cfg.GITLAB_WEBHOOK_TOKEN ?? cfg.TASKSGODZILLA_WEBHOOK_TOKEN,
-  };
-  const settings: WebhookSettings = {
-    autoQaOnCi: cfg.ORCH_AUTO_QA_ON_CI,
-    ciFixMaxAttempts: cfg.ORCH_CI_FIX_MAX_ATTEMPTS,
-    ciFixCooldownMs: cfg.ORCH_CI_FIX_COOLDOWN_MS,
   };
 
   // Said once, at start: which deliveries are taken without proof.
@@ -156,7 +151,7 @@ export async function webhookRoutes(app: FastifyInstance, opts: Surface): Promis
     };
 
     try {
-      const r = await applyWebhook({ runs: opts.runs, aliases: opts.aliases, settings, correlationId: req.id }, e, authenticated);
+      const r = await applyWebhook({ runs: opts.runs, aliases: opts.aliases, correlationId: req.id }, e, authenticated);
       switch (r.status) {
         case "ignored":
           req.log.info({ ...log, runId: r.runId, reason: r.reason }, "webhook ignored");
@@ -207,9 +202,10 @@ export async function webhookRoutes(app: FastifyInstance, opts: Surface): Promis
           "Open to the API bearer (GitHub and GitLab cannot send one): authenticated by the provider's proof, or by the",
           "API bearer token. With no secret configured, unsigned deliveries are accepted unless ORCH_API_TOKEN is set.",
           "The run is the one its branch names (`orch/run/<runId>`, a protocol's name, a feature id, a ticket's branch).",
-          "CI success completes the protocol's latest step (or starts its QA with ORCH_AUTO_QA_ON_CI), a failure fails it",
-          "and blocks the protocol (and, with ORCH_CI_FIX_MAX_ATTEMPTS, runs it again, bounded), a merged pull request",
-          "completes the protocol. See docs/http-api.md.",
+          "The delivery is sent to the run as one signal (`ci_report`, `pr_opened`, `pr_closed`, `pr_merged`, or `set_facts`),",
+          "and the run's definition decides what it does: on a protocol, CI success completes the latest step (or starts",
+          "its QA: ORCH_AUTO_QA_ON_CI), a failure fails it and blocks the protocol (and, with ORCH_CI_FIX_MAX_ATTEMPTS, runs",
+          "it again, bounded), a merged pull request completes the protocol. See docs/http-api.md.",
         ].join("\n"),
         auth: "none",
         bodyLimit,

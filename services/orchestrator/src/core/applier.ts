@@ -1,7 +1,7 @@
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { isCasConflict, lastTransition, publishToStream, type Bus } from "@orch/bus";
 import { Header, encodeTransition, type Command, type CommandOutcomeInput as CommandOutcome } from "@orch/contracts";
-import type { CompiledDefinition } from "@orch/engine";
+import type { CiDefaults, CompiledDefinition } from "@orch/engine";
 import type { Logger } from "@orch/logging";
 import { DefinitionNotFoundError, type DefinitionStore } from "@orch/runs";
 import { decide, restoredState, storedState, type Clock, type DefaultBudgets, type RunAsStored } from "./decide.js";
@@ -19,6 +19,8 @@ export interface ApplierOptions {
   logger: Logger;
   definitions: DefinitionStore;
   defaultBudgets?: DefaultBudgets;
+  /** What runs' CI policies take for what their definitions leave out (recorded with each run at its creation). */
+  ciDefaults?: CiDefaults;
   /** Runs kept in memory; the runs stream stays the system of record. */
   cacheSize: number;
   /** The most stored bytes of runs kept in memory (runs are evicted oldest-used first). */
@@ -56,9 +58,11 @@ export class CommandApplier {
   readonly #clock: () => Clock;
   readonly #defs: DefinitionStore;
   readonly #budgets: DefaultBudgets;
+  readonly #ciDefaults: CiDefaults;
 
   constructor(opts: ApplierOptions) {
     this.#budgets = opts.defaultBudgets ?? [];
+    this.#ciDefaults = opts.ciDefaults ?? {};
     this.#bus = opts.bus;
     this.#defs = opts.definitions;
     this.#log = opts.logger;
@@ -94,7 +98,7 @@ export class CommandApplier {
       const entry = await this.#load(cmd.runId, attempt > 0);
       const prev = entry?.run ?? null;
       const cd = await this.#definition(prev, cmd);
-      const d = decide(prev, cmd, cd, this.#clock(), this.#budgets);
+      const d = decide(prev, cmd, cd, this.#clock(), this.#budgets, this.#ciDefaults);
       if (d.kind === "noop") {
         if (d.outcome.ok) this.#log.debug({ runId: cmd.runId, command: cmd.type, reason: d.reason }, "command changes nothing");
         else this.#log.info({ runId: cmd.runId, command: cmd.type, error: d.outcome.error, correlationId }, "command refused");

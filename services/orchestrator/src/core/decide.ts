@@ -30,6 +30,7 @@ import {
   SignalSchema,
   stepStatus,
   attemptIdOf,
+  type CiDefaults,
   type CompiledDefinition,
   type KernelAction,
   type KernelEffect,
@@ -359,6 +360,7 @@ export function decide(
   cd: CompiledDefinition | { missing: string },
   clock: Clock,
   defaultBudgets: DefaultBudgets = [],
+  ciDefaults: CiDefaults = {},
 ): Decision {
   if (prev?.state.recent.includes(commandKey(cmd.commandId))) return { kind: "noop", reason: "duplicate command", outcome: ok(cmd, viewOf(prev, cd), true) };
   if (cmd.type === "run.create") {
@@ -383,6 +385,8 @@ export function decide(
           ...(cmd.budgets || defaultBudgets.length ? { budgets: [...defaultBudgets, ...(cmd.budgets ?? [])] } : {}),
           autoStart: cmd.autoStart ?? true,
           ...(cmd.actor ? { actor: cmd.actor } : {}),
+          // What a CI report does to the run: the definition's policy, the core's settings for what it leaves out.
+          ciDefaults,
           // The wall clock counts from when the client asked (seed 000); everything else happens now.
           createdAt: Math.min(cmd.issuedAt, clock.now),
         },
