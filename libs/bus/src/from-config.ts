@@ -13,7 +13,6 @@ export function topologyFromConfig(
     ORCH_BACKEND: string;
     ORCH_NATS_REPLICAS: number;
     ORCH_DUPLICATE_WINDOW_MS?: number;
-    ORCH_RUN_RETENTION_DAYS?: number;
     ORCH_COMMANDS_MAX_AGE_DAYS?: number;
     ORCH_DLQ_MAX_AGE_DAYS?: number;
     ORCH_SESSIONS_MAX_AGE_DAYS?: number;
@@ -24,7 +23,6 @@ export function topologyFromConfig(
     storage: cfg.ORCH_BACKEND === "memory" ? "memory" : "file",
     replicas: cfg.ORCH_NATS_REPLICAS,
     duplicateWindowMs: cfg.ORCH_DUPLICATE_WINDOW_MS ?? DEFAULT_TOPOLOGY.duplicateWindowMs,
-    runRetentionMs: (cfg.ORCH_RUN_RETENTION_DAYS ?? 30) * DAY_MS,
     commandsMaxAgeMs: (cfg.ORCH_COMMANDS_MAX_AGE_DAYS ?? 7) * DAY_MS,
     dlqMaxAgeMs: (cfg.ORCH_DLQ_MAX_AGE_DAYS ?? 30) * DAY_MS,
     sessionsMaxAgeMs: (cfg.ORCH_SESSIONS_MAX_AGE_DAYS ?? 7) * DAY_MS,

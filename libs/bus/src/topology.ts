@@ -25,8 +25,6 @@ export interface TopologyOptions {
   replicas: number;
   /** JetStream's de-duplication window of every stream. */
   duplicateWindowMs: number;
-  /** How long a finished run's history is kept after it ends (the event-bus purges it). */
-  runRetentionMs: number;
   commandsMaxAgeMs: number;
   dlqMaxAgeMs: number;
   /** How long worker session events and finished session records are kept. */
@@ -39,7 +37,6 @@ export const DEFAULT_TOPOLOGY: TopologyOptions = {
   storage: "file",
   replicas: 1,
   duplicateWindowMs: 120_000,
-  runRetentionMs: 30 * DAY_MS,
   commandsMaxAgeMs: 7 * DAY_MS,
   dlqMaxAgeMs: 30 * DAY_MS,
   sessionsMaxAgeMs: 7 * DAY_MS,

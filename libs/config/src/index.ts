@@ -27,6 +27,7 @@ const bool = (def: boolean) =>
     .transform((v) => v === "true" || v === "1" || v === "yes" || v === "on");
 
 const int = (def: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(def);
+const decimal = (def: number, min: number, max: number) => z.coerce.number().min(min).max(max).default(def);
 
 /** Seed 001's store/queue selectors: only NATS JetStream, which they may name; anything else is refused with `why`. */
 const jetstreamOnly = (why: string) =>
@@ -386,9 +387,9 @@ export type SchedulerConfig = z.output<typeof SchedulerConfig>;
 export const EventBusConfig = CommonConfig.extend({
   /**
    * How long a finished run (its history, its state, its place in the index) is kept after it ends;
-   * a run that has not finished is kept whatever its age.
+   * a run that has not finished is kept whatever its age. Fractions are allowed (`0.5`: 12 hours).
    */
-  ORCH_RUN_RETENTION_DAYS: int(30, 1, 3650),
+  ORCH_RUN_RETENTION_DAYS: decimal(30, 0.0001, 3650),
   /** How long commands are kept after they are applied (audit). */
   ORCH_COMMANDS_MAX_AGE_DAYS: int(7, 1, 3650),
   ORCH_DLQ_MAX_AGE_DAYS: int(30, 1, 3650),

@@ -4,6 +4,7 @@ import { DeadLetter, RunEventType, SYSTEM_PROJECT, TRANSITION_VERSION, encodeTra
 import type { Logger } from "@orch/logging";
 import { runService } from "@orch/service";
 import { startProjection } from "./projection.js";
+import { RetentionSweeper } from "./retention.js";
 
 /** The system feed dead letters are reported on (`<p>.run._system.dlq`). */
 export const DLQ_FEED = "dlq";
@@ -25,14 +26,14 @@ async function provision(bus: Bus, spec: TopologySpec, logger: Logger): Promise<
 /**
  * The event-bus service owns the stream topology: it provisions every stream, consumer and bucket
  * at start (idempotently) and puts back whatever goes missing. It keeps the projections (the run
- * index behind ListRuns) and watches the dead letters, turning each into a logged, counted
+ * index behind ListRuns), purges finished runs past their retention, and watches the dead letters, turning each into a logged, counted
  * `error.dead_letter` event on the system feed of the runs stream.
  */
 await runService({
   name: "event-bus",
   config: EventBusConfig,
   waitForTopology: false,
-  async start({ logger, bus, topology, signal }) {
+  async start({ cfg, logger, bus, topology, signal }) {
     try {
       await provision(bus, topology, logger);
     } catch (err) {
@@ -51,6 +52,8 @@ await runService({
     }, 5_000);
 
     const projection = await startProjection(bus, logger);
+    const retention = new RetentionSweeper(bus, projection.index, logger, { retentionMs: cfg.ORCH_RUN_RETENTION_DAYS * 86_400_000 });
+    retention.start();
 
     let deadLetters = 0;
     const dlq = await runConsumer(bus, {
@@ -88,6 +91,7 @@ await runService({
     return {
       async stop() {
         clearInterval(heal);
+        await retention.stop();
         await dlq.stop();
         await projection.stop();
       },

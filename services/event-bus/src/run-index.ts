@@ -1,4 +1,4 @@
-import { RunQuery, type RunQueryResult, type RunSummary } from "@orch/contracts";
+import { FINAL_RUN_STATUSES, RunQuery, type RunQueryResult, type RunSummary } from "@orch/contracts";
 
 /**
  * The run index: one summary per run, as the core publishes it with each transition, ordered newest first for
@@ -224,6 +224,20 @@ export class RunIndex {
     } else if (delta > 0) {
       this.#combos.set(k, { projectId: s.projectId, status: s.status, definitionId: s.definition.id, view: s.view, count: delta, events: delta * s.seq });
     }
+  }
+
+  /** Finished runs that ended before `cutoff` (epoch ms), oldest index order. */
+  *finishedBefore(cutoff: number): Iterable<RunSummary> {
+    for (const s of this.#byId.values()) if (FINAL_RUN_STATUSES.has(s.status) && (s.finishedAt ?? s.updatedAt) < cutoff) yield s;
+  }
+
+  /** Takes a run out of every ordering and count (its history was purged). */
+  remove(runId: string): boolean {
+    const s = this.#byId.get(runId);
+    if (!s) return false;
+    this.#unlink(s);
+    this.#byId.delete(runId);
+    return true;
   }
 
   /** Runs whose summary says they wait for results of attempts in flight. */

@@ -279,6 +279,21 @@ describe("run index", () => {
       const latest = new Map(history.map((s) => [s.runId, s]));
       for (const [runId, s] of latest) expect(index.get(runId), `seed ${seed} ${runId}`).toEqual(s);
       check("at the end");
+
+      // Retention: finished runs that ended before a cutoff go; every ordering and count follows.
+      const ended = (x: RunSummary) => x.finishedAt ?? x.updatedAt;
+      const finals = [...held.values()].filter((x) => ["completed", "failed", "cancelled"].includes(x.status)).map(ended);
+      const cutoff = finals.sort((a, b) => a - b)[Math.floor(finals.length / 2)] ?? 0;
+      const expired = [...index.finishedBefore(cutoff)].map((x) => x.runId);
+      const want = [...held.values()].filter((x) => ["completed", "failed", "cancelled"].includes(x.status) && ended(x) < cutoff).map((x) => x.runId);
+      expect(new Set(expired), `seed ${seed} expired`).toEqual(new Set(want));
+      for (const id of expired) {
+        expect(index.remove(id)).toBe(true);
+        held.delete(id);
+      }
+      expect(index.remove(expired[0] ?? "none")).toBe(false);
+      expect(index.size).toBe(held.size);
+      check("after the expired were removed");
     }
   });
 });
