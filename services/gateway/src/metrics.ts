@@ -171,7 +171,7 @@ export function createGatewayMetrics(snapshot: () => Promise<OpsSnapshot>): Gate
   unlabelled(`${METRICS_PREFIX}nats_up`, "1 when NATS answered this scrape, 0 when it did not", (s) => (s.natsUp ? 1 : 0));
   unlabelled("orchestrator_queue_size", "Work items waiting for an agent hub (seed 001's queue size)", (s) => s.queueSize);
   unlabelled(`${METRICS_PREFIX}dead_letters`, "Messages in the dead-letter stream", (s) => s.deadLetters);
-  labelled(`${METRICS_PREFIX}work_queue_messages`, "Steps in the work stream per queue, waiting or in flight", ["queue"], (s) =>
+  labelled(`${METRICS_PREFIX}work_queue_messages`, "Attempts per queue waiting for an agent hub or in flight", ["queue"], (s) =>
     s.workQueues ? Object.entries(s.workQueues).map(([queue, n]) => [{ queue }, n]) : undefined,
   );
   labelled(`${METRICS_PREFIX}consumer_pending`, "Messages a durable consumer has not delivered yet", ["stream", "consumer"], (s) =>
