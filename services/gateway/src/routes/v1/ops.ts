@@ -87,7 +87,8 @@ export function opsRoutes(app: FastifyInstance, v1: V1): void {
       operationId: "v1ListQueues",
       tags: ["queues"],
       summary: "Work queues: what is queued, running, finished and failed per queue",
-      description: "From the event-bus's jobs projection: attempts dispatched and not yet answered are queued until an agent hub takes them, then started; finished and failed look back over the last 10,000 ended.",
+      description:
+        "From the event-bus's jobs projection: attempts dispatched and not yet answered are queued until an agent hub takes them, then started; finished and failed look back over the last 10,000 ended.",
       responses: { 200: { description: "Queues by name", schema: listOf(QueueJson) }, 401: ERRORS[401] },
     },
     async () => {
