@@ -1,3 +1,4 @@
+import { MAX_RUN_STEPS } from "@orch/contracts";
 import { z } from "zod";
 import { parse as parseYaml } from "yaml";
 import { Condition, templatePaths } from "./conditions.js";
@@ -166,7 +167,7 @@ export const Definition = z
     planning: StepDef.optional(),
     stages: z.array(Stage).default([]),
     transitions: z.array(Transition).default([]),
-    steps: z.array(StepDef).default([]),
+    steps: z.array(StepDef).max(MAX_RUN_STEPS).default([]),
     facts: Json.default({}),
     retry: RetryPolicy.default(RetryPolicy.parse({})),
     limits: Limits.default(Limits.parse({})),
