@@ -1,4 +1,4 @@
-import { JetStreamApiError, JetStreamError } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError, JetStreamError } from "@nats-io/jetstream";
 import { errors } from "@nats-io/transport-node";
 import { TransitionDecodeError } from "@orch/contracts";
 
@@ -30,6 +30,17 @@ export function isBusUnavailable(err: unknown): boolean {
 export function isNoAnswer(err: unknown): boolean {
   if (err instanceof errors.TimeoutError || err instanceof errors.NoRespondersError) return true;
   return err instanceof Error && err.cause !== undefined && isNoAnswer(err.cause);
+}
+
+/**
+ * Whether a compare-and-set write lost: the subject (or KV key) is not at the sequence it named, or
+ * a KV `create` found the key there. By JetStream's error code, never its message.
+ */
+export function isCasConflict(err: unknown): boolean {
+  return (
+    err instanceof JetStreamApiError &&
+    (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
+  );
 }
 
 /**

@@ -57,5 +57,5 @@ export {
   type StoredTransition,
   type SubmitJobOptions,
 } from "./runs.js";
-export { isBusUnavailable, isNoAnswer, retryWhileUnavailable } from "./errors.js";
+export { isBusUnavailable, isCasConflict, isNoAnswer, retryWhileUnavailable } from "./errors.js";
 export { sessionKey, getSessionRecord, sessionKeys, findSession, listRunSessions, type StoredSession } from "./sessions.js";

@@ -101,10 +101,14 @@ export interface Names {
     /** Projects and where their repositories are, key = project id. */
     readonly projects: string;
     /**
-     * Seed surfaces' ids and counters: a seed 004 integer id → its run or project, seed 001's task
-     * ids, seed 002's feature numbers, webhook delivery ids already seen.
+     * Seed surfaces' ids and counters: a seed 004 integer id → its run or project, seed 002's
+     * feature numbers, project tokens.
      */
     readonly aliases: string;
+    /** Webhook delivery ids already applied (claimed once, so a redelivery changes nothing); they expire. */
+    readonly deliveries: string;
+    /** Seed 001's tasks: task and run records, the queue and the scheduler's slots. */
+    readonly tasks: string;
   };
   readonly subjects: {
     /** Commands for a run, routed to the run's partition. */
@@ -174,6 +178,8 @@ export function createNames(prefix: string = DEFAULT_PREFIX, partitions: number 
       sessions: `${low}_sessions`,
       projects: `${low}_projects`,
       aliases: `${low}_aliases`,
+      deliveries: `${low}_deliveries`,
+      tasks: `${low}_tasks`,
     }),
     subjects: Object.freeze({
       cmd: (runId: string) => `${p}.cmd.${partitionOf(token("runId", runId))}.${runId}`,

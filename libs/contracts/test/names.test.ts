@@ -14,6 +14,8 @@ describe("names", () => {
       sessions: "orch_sessions",
       projects: "orch_projects",
       aliases: "orch_aliases",
+      deliveries: "orch_deliveries",
+      tasks: "orch_tasks",
     });
     expect(n.consumers.corePartition(3)).toBe("core-3");
     expect(n.subjects.cmdPartition(3)).toBe("orch.cmd.3.>");

@@ -1,6 +1,6 @@
 export { RunsApi, RefusedError, PendingError, type AcceptedRun, type CreateRunInput, type Actor, type RunsApiOptions } from "./api.js";
 export { DefinitionStore, DefinitionNotFoundError, DefinitionConflictError, type DefinitionSummary } from "./definitions.js";
-export { Aliases, keyPart } from "./aliases.js";
+export { KeyStore, keyPart } from "./key-store.js";
 export * from "./protocols.js";
 export * from "./queues.js";
 export * from "./tasks.js";

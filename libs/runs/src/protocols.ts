@@ -1,6 +1,6 @@
 import type { FeedEvent } from "@orch/bus";
 import { DEFAULT_PROJECT, type ProjectRecord, type RunEvent, type RunStatus, type RunView, type StepStatus, type StepView } from "@orch/contracts";
-import type { Aliases } from "./aliases.js";
+import type { KeyStore } from "./key-store.js";
 import type { RunsApi } from "./api.js";
 
 /**
@@ -47,7 +47,7 @@ export interface StepRef {
 
 /** Seed 004's integer ids ↔ our project, run and step ids. */
 export class ProtocolIds {
-  constructor(private readonly aliases: Aliases) {}
+  constructor(private readonly aliases: KeyStore) {}
 
   /** Records that `n` is `projectId` (a project made here). */
   async bindProject(n: number, projectId: string): Promise<void> {
@@ -106,9 +106,9 @@ export class ProtocolIds {
     if (hit) return hit.n;
     const n = await this.aliases.next(counter);
     // Claimed, not put: two gateways showing the same run at once agree on one number.
-    const { created, target } = await this.aliases.claim(ns, key, { n });
+    const { created, value } = await this.aliases.claim(ns, key, { n });
     if (created) await forward(n);
-    return target.n;
+    return value.n;
   }
 }
 

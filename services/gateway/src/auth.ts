@@ -1,6 +1,6 @@
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { ErrorCode, OrchError } from "@orch/contracts";
-import type { Aliases } from "@orch/runs";
+import type { KeyStore } from "@orch/runs";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 
 /**
@@ -36,12 +36,12 @@ export const tokenHash = (token: string): string => sha256(token).toString("hex"
 const PROJECT_TOKENS = "ptoken";
 
 /** Remembers which project a token opens (by its hash) so a request can be authenticated by it. */
-export async function indexProjectToken(aliases: Aliases, hash: string, projectId: string): Promise<void> {
+export async function indexProjectToken(aliases: KeyStore, hash: string, projectId: string): Promise<void> {
   await aliases.put(PROJECT_TOKENS, hash, { projectId });
 }
 
 /** Forgets a project token (its project changed or dropped it), so it opens nothing any more. */
-export async function unindexProjectToken(aliases: Aliases, hash: string): Promise<void> {
+export async function unindexProjectToken(aliases: KeyStore, hash: string): Promise<void> {
   await aliases.delete(PROJECT_TOKENS, hash);
 }
 
@@ -58,7 +58,7 @@ export class Authenticator {
   readonly #streamKey: Buffer | undefined;
   constructor(
     apiToken: string | undefined,
-    private readonly aliases: Aliases,
+    private readonly aliases: KeyStore,
     private readonly streamTtlMs: number,
   ) {
     this.#apiToken = apiToken;

@@ -1,7 +1,7 @@
 import { DEFAULT_PROJECT, FINAL_RUN_STATUSES, RUN_STATUSES, type RunStatus } from "@orch/contracts";
 import { BRANCH_LABEL, resolveTemplate } from "@orch/engine";
 import type { RunView, StepView } from "@orch/contracts";
-import { PROTOCOL_NAME_LABEL, ProtocolIds, RefusedError, type Actor, type Aliases, type JobOut, type RunsApi } from "@orch/runs";
+import { PROTOCOL_NAME_LABEL, ProtocolIds, RefusedError, type Actor, type JobOut, type KeyStore, type RunsApi } from "@orch/runs";
 import type { NormalizedEvent } from "./normalize.js";
 
 /**
@@ -46,7 +46,9 @@ export interface WebhookSettings {
 
 export interface ApplyDeps {
   runs: RunsApi;
-  aliases: Aliases;
+  aliases: KeyStore;
+  /** Once-only claims of deliveries (and of CI fix attempts). */
+  deliveries: KeyStore;
   settings: WebhookSettings;
   now?: () => number;
   correlationId?: string;
@@ -331,7 +333,7 @@ class Application {
     if (lastAt !== undefined && this.at - lastAt < cooldown)
       return refuse(`CI fix attempt ${attempts + 1} of ${max} waits for the cooldown: not before ${new Date(lastAt + cooldown).toISOString()}`);
     // Claimed first, so two deliveries (or two gateways) never both start attempt n.
-    const claim = await this.deps.aliases.claim("cifix", `${this.run.runId}-${attempts + 1}`, { at: this.at });
+    const claim = await this.deps.deliveries.claim("cifix", `${this.run.runId}-${attempts + 1}`, { at: this.at });
     if (!claim.created) return refuse(`CI fix attempt ${attempts + 1} of ${max} was already started`);
     const attempt = attempts + 1;
     const failure =
