@@ -14,6 +14,9 @@
  *   p.ctl.<name…>                          control requests answered by request/reply (`session.cancel`), not stored
  *   p.dlq.<origin>                         dead letters, `origin` = the consumer that parked them
  *   p.q.<name…>                            queries answered by request/reply (`runs.list`), not stored
+ *   p.rpc.<name…>                          writes only the core makes, asked by request/reply
+ *                                          (`definitions.put`), answered by every core replica in one
+ *                                          queue group
  *
  * A token is `[A-Za-z0-9_-]+`: no dots, wildcards or whitespace, so an id can never widen a filter.
  * Partitions spread runs over the core's consumers (FNV-1a of the run id modulo `partitions`).
@@ -87,10 +90,15 @@ export interface Names {
     readonly dlqMonitor: string;
     readonly runIndex: string;
   };
+  /** Queue groups of request/reply subjects: one answer per request, from any member. */
+  readonly groups: {
+    /** Every orchestrator replica: the writes of `p.rpc.*`. */
+    readonly core: string;
+  };
   readonly buckets: {
     /** Timers the scheduler has made durable (those still armed a moment after their transition). */
     readonly timers: string;
-    /** Workflow definitions, one key per `<id>.<version>`, never overwritten. */
+    /** Workflow definitions, one key per `<id>.<version>`, never overwritten; written by the core only. */
     readonly defs: string;
     /** The run index (one summary per run), kept by the event-bus from run events. */
     readonly runIndex: string;
@@ -131,6 +139,8 @@ export interface Names {
     dlq(origin: string): string;
     dlqAll(): string;
     query(name: string): string;
+    /** A write the core makes for an edge (request/reply, queue group `groups.core`). */
+    rpc(name: string): string;
     /** One session event. */
     sess(projectId: string, runId: string, sessionId: string, type: string): string;
     /** Every event of one session. */
@@ -170,6 +180,7 @@ export function createNames(prefix: string = DEFAULT_PREFIX, partitions: number 
       dlqMonitor: "dlq-monitor",
       runIndex: "run-index",
     }),
+    groups: Object.freeze({ core: "orchestrator" }),
     buckets: Object.freeze({
       timers: `${low}_timers`,
       defs: `${low}_defs`,
@@ -197,6 +208,7 @@ export function createNames(prefix: string = DEFAULT_PREFIX, partitions: number 
       dlq: (origin: string) => `${p}.dlq.${token("origin", origin)}`,
       dlqAll: () => `${p}.dlq.>`,
       query: (name: string) => `${p}.q.${dotted("query", name)}`,
+      rpc: (name: string) => `${p}.rpc.${dotted("rpc", name)}`,
       sess: (projectId: string, runId: string, sessionId: string, type: string) =>
         `${p}.sess.${token("projectId", projectId)}.${token("runId", runId)}.${token("sessionId", sessionId)}.${dotted("session event type", type)}`,
       sessSession: (sessionId: string) => `${p}.sess.*.*.${token("sessionId", sessionId)}.>`,

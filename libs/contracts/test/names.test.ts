@@ -47,6 +47,8 @@ describe("names", () => {
     expect(n.subjects.system("dlq")).toBe("orch.run._system.dlq");
     expect(n.subjects.dlq("core")).toBe("orch.dlq.core");
     expect(n.subjects.query("runs.list")).toBe("orch.q.runs.list");
+    expect(n.subjects.rpc("definitions.put")).toBe("orch.rpc.definitions.put");
+    expect(n.groups.core).toBe("orchestrator");
   });
 
   it("spreads runs over partitions stably", () => {

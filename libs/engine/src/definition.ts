@@ -290,15 +290,18 @@ export function parseDefinition(input: unknown): Definition {
   return r.data;
 }
 
-/** A definition file's text (YAML or JSON) → a validated definition. */
-export function parseDefinitionText(text: string, source = "definition"): Definition {
-  let raw: unknown;
+/** A definition file's text (YAML or JSON) → the value it holds, not yet validated (`parseDefinition` does). */
+export function readDefinitionText(text: string, source = "definition"): unknown {
   try {
-    raw = parseYaml(text, { maxAliasCount: 50 });
+    return parseYaml(text, { maxAliasCount: 50 });
   } catch (err) {
     throw new DefinitionError(`${source} is not valid YAML: ${(err as Error).message}`);
   }
-  return parseDefinition(raw);
+}
+
+/** A definition file's text (YAML or JSON) → a validated definition. */
+export function parseDefinitionText(text: string, source = "definition"): Definition {
+  return parseDefinition(readDefinitionText(text, source));
 }
 
 export const definitionKey = (id: string, version: number) => `${id}@${version}`;

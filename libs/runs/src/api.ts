@@ -37,6 +37,7 @@ import {
   type SessionRecord,
 } from "@orch/contracts";
 import { SignalSchema, type Signal } from "@orch/engine";
+import { CoreWrites } from "./core-writes.js";
 import type { DefinitionStore } from "./definitions.js";
 
 /**
@@ -125,12 +126,15 @@ export const natsUnavailable = (cause?: unknown) =>
 export class RunsApi {
   readonly bus: Bus;
   readonly definitions: DefinitionStore;
+  /** What only the core writes (definitions), asked of it. */
+  readonly writes: CoreWrites;
   readonly #mode: "mock" | "live";
   readonly #timeoutMs: number;
 
   constructor(bus: Bus, opts: RunsApiOptions) {
     this.bus = bus;
     this.definitions = opts.definitions;
+    this.writes = new CoreWrites(bus);
     this.#mode = opts.mode;
     this.#timeoutMs = opts.timeoutMs ?? 5_000;
   }

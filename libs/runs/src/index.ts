@@ -1,5 +1,13 @@
 export { RunsApi, RefusedError, PendingError, type AcceptedRun, type CreateRunInput, type Actor, type RunsApiOptions } from "./api.js";
-export { DefinitionStore, DefinitionNotFoundError, DefinitionConflictError, type DefinitionSummary } from "./definitions.js";
+export {
+  DefinitionStore,
+  DefinitionNotFoundError,
+  DefinitionConflictError,
+  definitionKvKey,
+  definitionSummaryOf,
+  type DefinitionSummary,
+} from "./definitions.js";
+export { CoreWrites, WriteRefusedError } from "./core-writes.js";
 export { KeyStore, keyPart } from "./key-store.js";
 export * from "./protocols.js";
 export * from "./queues.js";

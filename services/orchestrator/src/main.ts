@@ -7,10 +7,13 @@ import { DefinitionStore } from "@orch/runs";
 import { CommandApplier } from "./core/applier.js";
 import { PartitionOwnership } from "./core/ownership.js";
 import { startGrpcServer } from "./grpc/server.js";
+import { DefinitionWriter } from "./writes/definitions.js";
+import { serveWrites } from "./writes/server.js";
 
 /**
  * The core: consumes the command stream and applies each command to its run's machines, writing
- * the run's next transition (its state and every effect) with compare-and-set; serves the gRPC API.
+ * the run's next transition (its state and every effect) with compare-and-set; writes definitions
+ * for the edges that ask (`<p>.rpc.*`); serves the gRPC API.
  */
 await runService({
   name: "orchestrator",
@@ -69,9 +72,21 @@ await runService({
       .split(",")
       .map((r) => r.trim())
       .filter(Boolean);
-    const grpc = await startGrpcServer({ bus, logger, definitions, host: cfg.ORCH_GRPC_HOST, port: cfg.ORCH_GRPC_PORT, mode: cfg.ORCH_MODE, importRoots });
+    const writers = { definitions: new DefinitionWriter(bus, definitions) };
+    const writes = serveWrites(bus, logger, writers);
+    const grpc = await startGrpcServer({
+      bus,
+      logger,
+      definitions,
+      writers,
+      host: cfg.ORCH_GRPC_HOST,
+      port: cfg.ORCH_GRPC_PORT,
+      mode: cfg.ORCH_MODE,
+      importRoots,
+    });
     return {
       async stop() {
+        writes.stop();
         await grpc.stop();
         await ownership.stop();
       },

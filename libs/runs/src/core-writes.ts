@@ -1,0 +1,64 @@
+import { decode, encode, isNoAnswer, type Bus } from "@orch/bus";
+import { DefinitionPutAnswer, DefinitionPutRequest, ErrorCode, OrchError, RPC, WriteErrorCode, type DefinitionSummary, type WriteError } from "@orch/contracts";
+import type { z } from "zod";
+
+/**
+ * What an edge asks the core to write (definitions), over NATS request/reply:
+ * any orchestrator replica answers. A refusal comes back as a `WriteRefusedError` with the core's
+ * code (`writeCode`) mapped to ours; no answer is UNAVAILABLE (nothing was written, or it was and a
+ * retry answers the same: every write here is idempotent or refuses a second time).
+ */
+
+/** The core's refusal codes → ours. */
+const CODE_OF: Record<WriteErrorCode, ErrorCode> = {
+  [WriteErrorCode.AlreadyExists]: ErrorCode.Conflict,
+  [WriteErrorCode.Invalid]: ErrorCode.BadRequest,
+  [WriteErrorCode.NotFound]: ErrorCode.NotFound,
+  [WriteErrorCode.Unavailable]: ErrorCode.Unavailable,
+  [WriteErrorCode.Internal]: ErrorCode.Internal,
+};
+
+export class WriteRefusedError extends OrchError {
+  override name = "WriteRefusedError";
+  readonly writeCode: WriteErrorCode;
+  readonly issues: WriteError["issues"];
+  constructor(e: WriteError) {
+    super(CODE_OF[e.code], e.message, e.issues ? { details: { fields: e.issues } } : {});
+    this.writeCode = e.code;
+    this.issues = e.issues;
+  }
+}
+
+export class CoreWrites {
+  readonly #bus: Bus;
+  readonly #timeoutMs: number;
+
+  constructor(bus: Bus, opts: { timeoutMs?: number } = {}) {
+    this.#bus = bus;
+    this.#timeoutMs = opts.timeoutMs ?? 10_000;
+  }
+
+  /** Publishes a definition version: `created: false` when this exact content was published before. */
+  async putDefinition(req: DefinitionPutRequest): Promise<{ created: boolean; summary: DefinitionSummary }> {
+    const a = await this.#ask(RPC.definitionsPut, DefinitionPutRequest, DefinitionPutAnswer, req);
+    if (!a.ok) throw new WriteRefusedError(a.error);
+    return { created: a.created, summary: a.summary };
+  }
+
+  async #ask<S extends z.ZodType, A extends z.ZodType>(name: string, schema: S, answer: A, req: z.input<S>, timeoutMs = this.#timeoutMs): Promise<z.output<A>> {
+    if (!this.#bus.connected) {
+      throw new OrchError(ErrorCode.NatsUnavailable, "NATS is unavailable: no connection to it (the gateway keeps reconnecting); try again shortly");
+    }
+    let data: Uint8Array;
+    try {
+      data = (await this.#bus.nc.request(this.#bus.names.subjects.rpc(name), encode(schema, req), { timeout: timeoutMs })).data;
+    } catch (err) {
+      if (isNoAnswer(err))
+        throw new OrchError(ErrorCode.Unavailable, `no orchestrator answered ${name} (is the orchestrator service running?)`, { cause: err });
+      throw err;
+    }
+    const d = decode(answer, data);
+    if (!d.ok) throw new OrchError(ErrorCode.Unavailable, `the orchestrator's answer to ${name} is unreadable: ${d.error}`);
+    return d.value;
+  }
+}
