@@ -134,6 +134,8 @@ export interface Names {
     runsOfProject(projectId: string): string;
     /** Every transition of every run, and the system feeds. */
     runsAll(): string;
+    /** The run a transition's subject names (null for a system feed or another subject). */
+    runOfSubject(subject: string): { projectId: string; runId: string } | null;
     /** A system feed (`dlq`). */
     system(feed: string): string;
     dlq(origin: string): string;
@@ -204,6 +206,12 @@ export function createNames(prefix: string = DEFAULT_PREFIX, partitions: number 
       runOf: (runId: string) => `${p}.run.*.${token("runId", runId)}`,
       runsOfProject: (projectId: string) => `${p}.run.${token("projectId", projectId)}.*`,
       runsAll: () => `${p}.run.>`,
+      runOfSubject: (subject: string) => {
+        const parts = subject.split(".");
+        if (parts.length !== 4 || parts[0] !== p || parts[1] !== "run") return null;
+        const [, , projectId, runId] = parts as [string, string, string, string];
+        return projectId !== SYSTEM_PROJECT && isToken(projectId) && isToken(runId) ? { projectId, runId } : null;
+      },
       system: (feed: string) => `${p}.run.${SYSTEM_PROJECT}.${token("feed", feed)}`,
       dlq: (origin: string) => `${p}.dlq.${token("origin", origin)}`,
       dlqAll: () => `${p}.dlq.>`,

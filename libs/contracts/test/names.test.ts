@@ -44,6 +44,10 @@ describe("names", () => {
     expect(n.subjects.runOf("run-1")).toBe("orch.run.*.run-1");
     expect(n.subjects.runsOfProject("proj")).toBe("orch.run.proj.*");
     expect(n.subjects.runsAll()).toBe("orch.run.>");
+    expect(n.subjects.runOfSubject("orch.run.proj.run-1")).toEqual({ projectId: "proj", runId: "run-1" });
+    expect(n.subjects.runOfSubject("orch.run._system.dlq")).toBeNull();
+    expect(n.subjects.runOfSubject("other.run.proj.run-1")).toBeNull();
+    expect(n.subjects.runOfSubject("orch.cmd.3.run-1")).toBeNull();
     expect(n.subjects.system("dlq")).toBe("orch.run._system.dlq");
     expect(n.subjects.dlq("core")).toBe("orch.dlq.core");
     expect(n.subjects.query("runs.list")).toBe("orch.q.runs.list");

@@ -9,6 +9,7 @@ export {
 } from "./definitions.js";
 export { CoreWrites, WriteRefusedError } from "./core-writes.js";
 export { KeyStore, keyPart } from "./key-store.js";
+export { runNumberOf, runOfNumber, stepNumber, splitStepNumber } from "./run-numbers.js";
 export * from "./protocols.js";
 export * from "./queues.js";
 export * from "./tasks.js";

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { ErrorCode } from "@orch/contracts";
 import { KernelErrorCode } from "@orch/engine";
 import {
@@ -7,8 +7,6 @@ import {
   jobTypeOf,
   projectIdOf,
   protocolNameOf,
-  protocolRunId,
-  stepIdOf,
   toProjectOut,
   toProtocolOut,
   toStepOut,
@@ -48,6 +46,9 @@ const Json = z.record(z.string(), z.unknown());
 
 /** The type of a setup run's clarifications step (seed 004's blocking onboarding clarifications). */
 const CLARIFICATIONS_STEP_TYPE = "setup.clarifications";
+
+/** A new step's id in its run (its number comes from its index there, not from its id). */
+const newStepId = () => `step-${randomBytes(6).toString("hex")}`;
 
 const ProjectCreate = z.object({
   name: z.string().min(1).max(200),
@@ -161,11 +162,11 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
   const autoQa = opts.cfg.ORCH_AUTO_QA_AFTER_EXEC;
 
   const protocolOut = async (run: RunView, n?: number) =>
-    toProtocolOut(run, { n: n ?? (await ids.protocolInt(run.runId)), projectN: await ids.projectInt(run.projectId) });
+    toProtocolOut(run, { n: n ?? (await ids.protocolInt(run.runId)), projectN: await ids.projectInt(run.projectId, await runs.getProject(run.projectId)) });
 
   const stepOut = async (run: RunView, stepId: string, protocolN?: number) => {
     const step = run.steps.find((x) => x.id === stepId)!;
-    return toStepOut(run, step, { n: await ids.stepInt(run.runId, stepId), protocolN: protocolN ?? (await ids.protocolInt(run.runId)) });
+    return toStepOut(run, step, { n: (await ids.stepInt(run.runId, stepId, run)) ?? 0, protocolN: protocolN ?? (await ids.protocolInt(run.runId)) });
   };
 
   /** The job an action enqueued: the step's current attempt on its role's queue. */
@@ -173,7 +174,7 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
     const step = run.steps.find((x) => x.id === stepId)!;
     const role = kind === "qa" ? (step.qaRole ?? "qa") : step.role;
     const payload: Record<string, unknown> = { protocol_run_id: protocolN, run_id: run.runId };
-    if (kind !== "plan") payload.step_run_id = await ids.stepInt(run.runId, stepId);
+    if (kind !== "plan") payload.step_run_id = await ids.stepInt(run.runId, stepId, run);
     return {
       job_id: `${run.runId}.${stepId}.${step.attempt}`,
       job_type: jobTypeOf(kind, step.type),
@@ -237,10 +238,8 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
       await ids.bindProject(n, projectId);
       if (hash) await indexProjectToken(opts.aliases, hash, projectId);
       // Onboarding: the setup protocol run, started at once (its planning step is the onboarding).
-      const m = await opts.aliases.next("protocol");
-      const runId = protocolRunId(m);
-      await ids.bindProtocol(m, runId);
       const name = `setup-${n}`;
+      const setupRunId = name;
       // Onboarding clarifications: what the project leaves open. Always recorded (a
       // `setup_clarifications` event); with ORCH_REQUIRE_ONBOARDING_CLARIFICATIONS the setup waits
       // for them: a `clarifications` step that must be approved (answered) before setup completes.
@@ -248,11 +247,8 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
       const blocking = opts.cfg.ORCH_REQUIRE_ONBOARDING_CLARIFICATIONS;
       const steps: Record<string, unknown>[] = [];
       if (blocking) {
-        const sn = await opts.aliases.next("step");
-        const stepId = stepIdOf(sn);
-        await ids.bindStep(sn, { runId, stepId });
         steps.push({
-          id: stepId,
+          id: "clarifications",
           title: "Onboarding clarifications",
           type: CLARIFICATIONS_STEP_TYPE,
           role: "architect",
@@ -263,7 +259,7 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
       await runs.create(
         {
           projectId,
-          runId,
+          runId: setupRunId,
           definition: { id: "protocol" },
           title: name,
           labels: { [PROTOCOL_NAME_LABEL]: name },
@@ -274,9 +270,9 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
         { actor: "tasksgodzilla", correlationId: req.id },
       );
       await runs
-        .signal(runId, { name: "set_facts", facts: { clarifications: { questions, blocking } } }, { actor: "tasksgodzilla", correlationId: req.id })
-        .catch((err: unknown) => req.log.warn({ err, runId }, "could not record the onboarding clarifications"));
-      req.log.info({ projectId, n, setupRun: runId }, "project created");
+        .signal(setupRunId, { name: "set_facts", facts: { clarifications: { questions, blocking } } }, { actor: "tasksgodzilla", correlationId: req.id })
+        .catch((err: unknown) => req.log.warn({ err, runId: setupRunId }, "could not record the onboarding clarifications"));
+      req.log.info({ projectId: rec.id, n, setupRun: setupRunId }, "project created");
       return toProjectOut(rec, n);
     },
     defaults,
@@ -295,7 +291,7 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
     async () => {
       const all = await runs.listProjects();
       const out = [];
-      for (const p of all) out.push(toProjectOut(p, await ids.projectInt(p.id)));
+      for (const p of all) out.push(toProjectOut(p, await ids.projectInt(p.id, p)));
       return out.sort((a, b) => a.id - b.id);
     },
   );
@@ -351,9 +347,7 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
           { type: "value_error", loc: ["body", "status"], msg: "Value error, a protocol run starts as 'pending' or 'planning'", input: body.status },
         ]);
       }
-      const m = await opts.aliases.next("protocol");
-      const runId = protocolRunId(m);
-      await ids.bindProtocol(m, runId);
+      const runId = randomUUID();
       const input: Record<string, unknown> = { protocol_name: body.protocol_name, base_branch: body.base_branch ?? project.baseBranch ?? "main" };
       for (const k of ["worktree_path", "protocol_root", "description", "template_config", "template_source"] as const) {
         if (body[k] !== undefined && body[k] !== null) input[k] = body[k];
@@ -374,7 +368,7 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
       );
       const run = "accepted" in r ? await runs.get(runId) : r;
       if (!run) throw detail(ErrorCode.Unavailable, "The protocol run is stored and will be created shortly");
-      return protocolOut(run, m);
+      return protocolOut(run);
     },
     defaults,
   );
@@ -456,8 +450,7 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
       if (body.status !== "pending") {
         throw new Unprocessable([{ type: "value_error", loc: ["body", "status"], msg: "Value error, a step run starts as 'pending'", input: body.status }]);
       }
-      const n = await opts.aliases.next("step");
-      const stepId = stepIdOf(n);
+      const stepId = newStepId();
       const payload: Record<string, unknown> = { step_index: body.step_index, step_name: body.step_name, step_type: body.step_type };
       if (body.summary != null) payload.summary = body.summary;
       if (body.engine_id != null) payload.engine_id = body.engine_id;
@@ -472,7 +465,6 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
         inputs: { protocol: "${input}" },
       };
       if (body.model != null) def.model = body.model;
-      await ids.bindStep(n, { runId: run.runId, stepId });
       const after = await s.signal(req, run.runId, { name: "add_steps", steps: [def] }, (e) =>
         e.kernelCode === "TERMINAL_STATE"
           ? conflict("Protocol already terminal")
@@ -500,7 +492,8 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
     async (req, _reply, { params }) => {
       const { run } = await s.protocol(req, params.protocol_run_id);
       const out = [];
-      for (const st of visibleSteps(run)) out.push(toStepOut(run, st, { n: await ids.stepInt(run.runId, st.id), protocolN: params.protocol_run_id }));
+      for (const st of visibleSteps(run))
+        out.push(toStepOut(run, st, { n: (await ids.stepInt(run.runId, st.id, run)) ?? 0, protocolN: params.protocol_run_id }));
       return out;
     },
   );

@@ -381,9 +381,9 @@ class Application {
     if (!s || s.status !== "qa") return;
     const payload: Record<string, unknown> = { run_id: this.run.runId, step_id: stepId };
     if (this.run.projectId !== DEFAULT_PROJECT) {
-      const ids = new ProtocolIds(this.deps.aliases);
+      const ids = new ProtocolIds(this.deps.runs, this.deps.aliases);
       payload.protocol_run_id = await ids.protocolInt(this.run.runId);
-      payload.step_run_id = await ids.stepInt(this.run.runId, stepId);
+      payload.step_run_id = await ids.stepInt(this.run.runId, stepId, this.run);
     }
     this.job = {
       job_id: `${this.run.runId}.${stepId}.${s.attempt}`,
