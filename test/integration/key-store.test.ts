@@ -24,7 +24,7 @@ afterAll(async () => {
 });
 
 describe("KeyStore", () => {
-  const store = (b: Bus) => new KeyStore(b, b.names.buckets.aliases);
+  const store = (b: Bus) => new KeyStore(b, b.names.buckets.ids);
 
   it("hands out every number of a counter once, across concurrent gateways", async () => {
     const gateways = buses.map(store);

@@ -98,8 +98,8 @@ describe("run numbers", () => {
   it("are read without writing anything", async () => {
     const state = async () => {
       const runs = (await bus.jsm.streams.info(bus.names.streams.runs)).state;
-      const aliases = (await bus.jsm.streams.info(kvStreamOf(bus.names.buckets.aliases))).state;
-      return { runs: [runs.messages, runs.last_seq], aliases: [aliases.messages, aliases.last_seq] };
+      const ids = (await bus.jsm.streams.info(kvStreamOf(bus.names.buckets.ids))).state;
+      return { runs: [runs.messages, runs.last_seq], ids: [ids.messages, ids.last_seq] };
     };
     const before = await state();
     for (let i = 0; i < 5; i++) {

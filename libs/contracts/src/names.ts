@@ -15,8 +15,8 @@
  *   p.dlq.<origin>                         dead letters, `origin` = the consumer that parked them
  *   p.q.<name…>                            queries answered by request/reply (`runs.list`), not stored
  *   p.rpc.<name…>                          writes only the core makes, asked by request/reply
- *                                          (`definitions.put`), answered by every core replica in one
- *                                          queue group
+ *                                          (`definitions.put`, `projects.create`, `ids.assign`), answered
+ *                                          by every core replica in one queue group
  *
  * A token is `[A-Za-z0-9_-]+`: no dots, wildcards or whitespace, so an id can never widen a filter.
  * Partitions spread runs over the core's consumers (FNV-1a of the run id modulo `partitions`).
@@ -106,18 +106,21 @@ export interface Names {
     readonly leases: string;
     /** Worker sessions of the agent hubs, key = session id. */
     readonly sessions: string;
-    /** Projects and where their repositories are, key = project id. */
+    /** Projects and where their repositories are, key = project id; written by the core only. */
     readonly projects: string;
+    /** Which project a project token opens: key = the token's SHA-256 (hex); written by the core only. */
+    readonly projectTokens: string;
     /**
-     * Seed surfaces' ids and counters: a seed 004 integer id → its run or project, seed 002's
-     * feature numbers, project tokens.
+     * Numbers the core assigns once, when what they name is created: counters and their maps
+     * (seed 004's project numbers, seed 002's feature numbers). Written by the core only.
      */
-    readonly aliases: string;
+    readonly ids: string;
     /** Webhook delivery ids already applied (claimed once, so a redelivery changes nothing); they expire. */
     readonly deliveries: string;
     /** Seed 001's tasks: task and run records, the queue and the scheduler's slots. */
     readonly tasks: string;
   };
+
   readonly subjects: {
     /** Commands for a run, routed to the run's partition. */
     cmd(runId: string): string;
@@ -190,10 +193,12 @@ export function createNames(prefix: string = DEFAULT_PREFIX, partitions: number 
       leases: `${low}_leases`,
       sessions: `${low}_sessions`,
       projects: `${low}_projects`,
-      aliases: `${low}_aliases`,
+      projectTokens: `${low}_project_tokens`,
+      ids: `${low}_ids`,
       deliveries: `${low}_deliveries`,
       tasks: `${low}_tasks`,
     }),
+
     subjects: Object.freeze({
       cmd: (runId: string) => `${p}.cmd.${partitionOf(token("runId", runId))}.${runId}`,
       cmdAll: () => `${p}.cmd.>`,

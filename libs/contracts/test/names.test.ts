@@ -13,7 +13,8 @@ describe("names", () => {
       leases: "orch_leases",
       sessions: "orch_sessions",
       projects: "orch_projects",
-      aliases: "orch_aliases",
+      projectTokens: "orch_project_tokens",
+      ids: "orch_ids",
       deliveries: "orch_deliveries",
       tasks: "orch_tasks",
     });

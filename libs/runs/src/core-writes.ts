@@ -1,9 +1,25 @@
 import { decode, encode, isNoAnswer, type Bus } from "@orch/bus";
-import { DefinitionPutAnswer, DefinitionPutRequest, ErrorCode, OrchError, RPC, WriteErrorCode, type DefinitionSummary, type WriteError } from "@orch/contracts";
+import {
+  DefinitionPutAnswer,
+  DefinitionPutRequest,
+  ErrorCode,
+  IdAssignAnswer,
+  IdAssignRequest,
+  OrchError,
+  ProjectCreateRequest,
+  ProjectUpdateRequest,
+  ProjectWriteAnswer,
+  RPC,
+  WriteErrorCode,
+  type DefinitionSummary,
+  type NumberedKind,
+  type ProjectRecord,
+  type WriteError,
+} from "@orch/contracts";
 import type { z } from "zod";
 
 /**
- * What an edge asks the core to write (definitions), over NATS request/reply:
+ * What an edge asks the core to write (definitions, projects, numbers), over NATS request/reply:
  * any orchestrator replica answers. A refusal comes back as a `WriteRefusedError` with the core's
  * code (`writeCode`) mapped to ours; no answer is UNAVAILABLE (nothing was written, or it was and a
  * retry answers the same: every write here is idempotent or refuses a second time).
@@ -29,6 +45,13 @@ export class WriteRefusedError extends OrchError {
   }
 }
 
+export interface ProjectWritten {
+  created: boolean;
+  project: ProjectRecord;
+  number: number;
+  setupRunId?: string;
+}
+
 export class CoreWrites {
   readonly #bus: Bus;
   readonly #timeoutMs: number;
@@ -43,6 +66,29 @@ export class CoreWrites {
     const a = await this.#ask(RPC.definitionsPut, DefinitionPutRequest, DefinitionPutAnswer, req);
     if (!a.ok) throw new WriteRefusedError(a.error);
     return { created: a.created, summary: a.summary };
+  }
+
+  /** Creates a project (ALREADY_EXISTS when its id is taken), with its onboarding when asked. */
+  async createProject(req: ProjectCreateRequest): Promise<ProjectWritten> {
+    return this.#project(RPC.projectsCreate, ProjectCreateRequest, req);
+  }
+
+  /** Changes a project (NOT_FOUND when it is not there, unless `createIfMissing`). */
+  async updateProject(req: ProjectUpdateRequest): Promise<ProjectWritten> {
+    return this.#project(RPC.projectsUpdate, ProjectUpdateRequest, req);
+  }
+
+  /** The number the core gives `key` (assigned on the first request, the same on every later one). */
+  async assignNumber(kind: NumberedKind, key: string, opts: { timeoutMs?: number } = {}): Promise<number> {
+    const a = await this.#ask(RPC.idsAssign, IdAssignRequest, IdAssignAnswer, { kind, key }, opts.timeoutMs);
+    if (!a.ok) throw new WriteRefusedError(a.error);
+    return a.n;
+  }
+
+  async #project<S extends z.ZodType>(name: string, schema: S, req: z.input<S>): Promise<ProjectWritten> {
+    const a = await this.#ask(name, schema, ProjectWriteAnswer, req);
+    if (!a.ok) throw new WriteRefusedError(a.error);
+    return { created: a.created, project: a.project, number: a.number, ...(a.setupRunId ? { setupRunId: a.setupRunId } : {}) };
   }
 
   async #ask<S extends z.ZodType, A extends z.ZodType>(name: string, schema: S, answer: A, req: z.input<S>, timeoutMs = this.#timeoutMs): Promise<z.output<A>> {

@@ -7,8 +7,9 @@ export {
   definitionSummaryOf,
   type DefinitionSummary,
 } from "./definitions.js";
-export { CoreWrites, WriteRefusedError } from "./core-writes.js";
+export { CoreWrites, WriteRefusedError, type ProjectWritten } from "./core-writes.js";
 export { KeyStore, keyPart } from "./key-store.js";
+export { Numbers, numberNs, keyOfNumberNs } from "./numbers.js";
 export { runNumberOf, runOfNumber, stepNumber, splitStepNumber } from "./run-numbers.js";
 export * from "./protocols.js";
 export * from "./queues.js";

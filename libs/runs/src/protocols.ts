@@ -1,7 +1,6 @@
 import type { FeedEvent } from "@orch/bus";
 import { DEFAULT_PROJECT, type ProjectRecord, type RunEvent, type RunStatus, type RunView, type StepStatus, type StepView } from "@orch/contracts";
 import type { RunsApi } from "./api.js";
-import type { KeyStore } from "./key-store.js";
 import { runNumberOf, runOfNumber, splitStepNumber, stepNumber } from "./run-numbers.js";
 
 /**
@@ -10,16 +9,11 @@ import { runNumberOf, runOfNumber, splitStepNumber, stepNumber } from "./run-num
  * (runs of the `protocol` definition made here, and runs made through other surfaces); a step run
  * is one of its steps. Shared by the seed 004 routes, its webhooks and /api/v1.
  *
- * A protocol run's integer id is its run number and a step run's its step number (run-numbers.ts:
- * derived from the runs stream, nothing stored, nothing allocated on a read). A project's is in the
- * `aliases` bucket: the counter `project` hands out the numbers, and a map each way says which
- * number is which project (a project made elsewhere gets its number the first time it is shown).
+ * Integer ids are read, never allocated on a read: a protocol run's is its run number and a step
+ * run's its step number (run-numbers.ts: derived from the runs stream, nothing stored); a project's
+ * is the number the core gave it when it was created, or when its first run was (on its record,
+ * and in the `ids` bucket).
  */
-
-export const NS = { project: "tg-project", projectOf: "tg-project-of" } as const;
-
-/** The project id of the project with integer id `n` made through seed 004. */
-export const projectIdOf = (n: number): string => `tg-project-${n}`;
 
 /** The label every protocol run made through seed 004 carries: its name, which is its branch. */
 export const PROTOCOL_NAME_LABEL = "protocol_name";
@@ -37,36 +31,22 @@ const CACHE_MAX = 10_000;
  */
 export class ProtocolIds {
   readonly #runs: RunsApi;
-  readonly #aliases: KeyStore;
   readonly #runNumbers = new Map<string, number>();
   /** `<runId> <stepId>` → the step's index in its run. */
   readonly #indexes = new Map<string, number>();
 
-  constructor(runs: RunsApi, aliases: KeyStore) {
+  constructor(runs: RunsApi) {
     this.#runs = runs;
-    this.#aliases = aliases;
-  }
-
-  /** Records that `n` is `projectId` (a project made here). */
-  async bindProject(n: number, projectId: string): Promise<void> {
-    await this.#aliases.put(NS.project, String(n), { projectId });
-    await this.#aliases.put(NS.projectOf, projectId, { n });
   }
 
   /** The project whose number is `n`, or null. */
-  async projectOf(n: number): Promise<string | null> {
-    return (await this.#aliases.get<{ projectId: string }>(NS.project, String(n)))?.projectId ?? null;
+  projectOf(n: number): Promise<string | null> {
+    return this.#runs.numbers.keyOf("project", n);
   }
 
-  /** The project's integer id, given to it now if it has none yet. */
-  async projectInt(projectId: string, _record?: ProjectRecord | null): Promise<number> {
-    const hit = await this.#aliases.get<{ n: number }>(NS.projectOf, projectId);
-    if (hit) return hit.n;
-    const n = await this.#aliases.next("project");
-    // Claimed, not put: two gateways showing the same project at once agree on one number.
-    const { created, value } = await this.#aliases.claim(NS.projectOf, projectId, { n });
-    if (created) await this.#aliases.put(NS.project, String(n), { projectId });
-    return value.n;
+  /** The project's number (0 for a project the core has not numbered: made before numbers were). */
+  async projectInt(projectId: string, record?: ProjectRecord | null): Promise<number> {
+    return (await this.#runs.projectNumber(projectId, record)) ?? 0;
   }
 
   /** The run whose protocol number is `n` (a run with a project), or null. */

@@ -106,13 +106,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     reply.header("x-request-id", req.id);
   });
 
-  const aliases = new KeyStore(opts.bus, opts.bus.names.buckets.aliases);
-  const auth = new Authenticator(cfg.ORCH_API_TOKEN, aliases, cfg.ORCH_SSE_TOKEN_TTL_MS);
+  const auth = new Authenticator(cfg.ORCH_API_TOKEN, opts.bus, cfg.ORCH_SSE_TOKEN_TTL_MS);
   const surface: Surface = {
     bus: opts.bus,
     cfg,
     runs: new RunsApi(opts.bus, { definitions: new DefinitionStore(opts.bus), mode: cfg.ORCH_MODE }),
-    aliases,
     deliveries: new KeyStore(opts.bus, opts.bus.names.buckets.deliveries),
     auth,
     topology: opts.topology,

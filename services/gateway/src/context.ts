@@ -9,8 +9,6 @@ export interface Surface {
   bus: Bus;
   cfg: Readonly<GatewayConfig>;
   runs: RunsApi;
-  /** Seed surfaces' ids (seed 004's integers, seed 002's feature numbers) and project tokens. */
-  aliases: KeyStore;
   /** Webhook delivery ids already applied (the `deliveries` bucket: claimed once, expiring). */
   deliveries: KeyStore;
   auth: Authenticator;

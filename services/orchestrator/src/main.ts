@@ -8,12 +8,14 @@ import { CommandApplier } from "./core/applier.js";
 import { PartitionOwnership } from "./core/ownership.js";
 import { startGrpcServer } from "./grpc/server.js";
 import { DefinitionWriter } from "./writes/definitions.js";
+import { NumberWriter } from "./writes/numbers.js";
+import { ProjectWriter } from "./writes/projects.js";
 import { serveWrites } from "./writes/server.js";
 
 /**
  * The core: consumes the command stream and applies each command to its run's machines, writing
- * the run's next transition (its state and every effect) with compare-and-set; writes definitions
- * for the edges that ask (`<p>.rpc.*`); serves the gRPC API.
+ * the run's next transition (its state and every effect) with compare-and-set; writes definitions,
+ * projects and the numbers that name things for the edges that ask (`<p>.rpc.*`); serves the gRPC API.
  */
 await runService({
   name: "orchestrator",
@@ -72,7 +74,16 @@ await runService({
       .split(",")
       .map((r) => r.trim())
       .filter(Boolean);
-    const writers = { definitions: new DefinitionWriter(bus, definitions) };
+    const numbers = new NumberWriter(bus);
+    const writers = {
+      definitions: new DefinitionWriter(bus, definitions),
+      projects: new ProjectWriter({ bus, numbers, logger, mode: cfg.ORCH_MODE }),
+      numbers,
+    };
+    // Projects written before the core wrote them: numbered, and their tokens indexed (each step
+    // idempotent: replicas starting together agree).
+    const numbered = await writers.projects.reconcile();
+    if (numbered > 0) logger.info({ projects: numbered }, "numbered projects that had no number");
     const writes = serveWrites(bus, logger, writers);
     const grpc = await startGrpcServer({
       bus,

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { FeedEvent } from "@orch/bus";
 import { RunEventType, type RunEvent } from "@orch/contracts";
 import type { Signal } from "@orch/engine";
@@ -29,7 +29,6 @@ type Trigger = (typeof TRIGGERS)[number];
 const HISTORY_TRIGGERS = ["start", ...TRIGGERS, "error", "cancel"] as const;
 
 const DEFINITION_PREFIX = "speckit.";
-const FEATURE_COUNTER = "speckit-feature";
 const SLUG_MAX = 30;
 const TITLE_MAX = 500;
 
@@ -467,10 +466,13 @@ export async function seed002Routes(app: FastifyInstance, opts: Surface): Promis
         });
       }
       const type = body.workflow_type as WorkflowType;
-      const featureId = featureIdOf(await opts.aliases.next(FEATURE_COUNTER), body.feature_description);
+      // The core numbers the workflow's feature once, for this run: asked again, it answers the same.
+      const runId = randomUUID();
+      const featureId = featureIdOf(await runs.writes.assignNumber("feature", runId), body.feature_description);
       const now = Date.now();
       const created = await runs.create(
         {
+          runId,
           definition: { id: `${DEFINITION_PREFIX}${type}` },
           title: body.feature_description.slice(0, TITLE_MAX),
           labels: { workflow_type: type, feature_id: featureId },

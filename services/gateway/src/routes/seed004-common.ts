@@ -155,7 +155,7 @@ export class Seed004 {
   readonly ids: ProtocolIds;
   readonly runs: RunsApi;
   constructor(readonly opts: Surface) {
-    this.ids = new ProtocolIds(opts.runs, opts.aliases);
+    this.ids = new ProtocolIds(opts.runs);
     this.runs = opts.runs;
   }
 

@@ -5,7 +5,6 @@ import {
   PROTOCOL_NAME_LABEL,
   PROTOCOL_STATUSES,
   jobTypeOf,
-  projectIdOf,
   protocolNameOf,
   toProjectOut,
   toProtocolOut,
@@ -16,7 +15,7 @@ import {
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { RunView } from "@orch/contracts";
 import { z } from "zod";
-import { indexProjectToken, tokenHash } from "../auth.js";
+import { tokenHash } from "../auth.js";
 import type { Surface } from "../context.js";
 import { route } from "../routing.js";
 import {
@@ -43,9 +42,6 @@ import { seed004GitRoutes } from "./seed004-git.js";
  */
 
 const Json = z.record(z.string(), z.unknown());
-
-/** The type of a setup run's clarifications step (seed 004's blocking onboarding clarifications). */
-const CLARIFICATIONS_STEP_TYPE = "setup.clarifications";
 
 /** A new step's id in its run (its number comes from its index there, not from its id). */
 const newStepId = () => `step-${randomBytes(6).toString("hex")}`;
@@ -220,58 +216,29 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
       responses: { 200: { description: "The project", schema: ProjectOutSchema }, 422: { description: "Invalid body" } },
     },
     async (req, _reply, { body }) => {
-      const n = await opts.aliases.next("project");
-      const projectId = projectIdOf(n);
       const token = typeof body.secrets?.api_token === "string" && body.secrets.api_token.length > 0 ? body.secrets.api_token : undefined;
-      const hash = token ? tokenHash(token) : undefined;
-      const rec = await runs.putProject({
-        id: projectId,
-        name: body.name,
-        ...(body.git_url ? { gitUrl: body.git_url } : {}),
-        ...(body.local_path ? { localPath: body.local_path } : {}),
-        baseBranch: body.base_branch,
-        ...(body.ci_provider ? { ciProvider: body.ci_provider } : {}),
-        ...(body.default_models ? { defaultModels: body.default_models } : {}),
-        ...(hash ? { tokenSha256: hash } : {}),
-        alias: String(n),
-      });
-      await ids.bindProject(n, projectId);
-      if (hash) await indexProjectToken(opts.aliases, hash, projectId);
-      // Onboarding: the setup protocol run, started at once (its planning step is the onboarding).
-      const name = `setup-${n}`;
-      const setupRunId = name;
-      // Onboarding clarifications: what the project leaves open. Always recorded (a
-      // `setup_clarifications` event); with ORCH_REQUIRE_ONBOARDING_CLARIFICATIONS the setup waits
-      // for them: a `clarifications` step that must be approved (answered) before setup completes.
-      const questions = onboardingQuestions(body);
-      const blocking = opts.cfg.ORCH_REQUIRE_ONBOARDING_CLARIFICATIONS;
-      const steps: Record<string, unknown>[] = [];
-      if (blocking) {
-        steps.push({
-          id: "clarifications",
-          title: "Onboarding clarifications",
-          type: CLARIFICATIONS_STEP_TYPE,
-          role: "architect",
-          inputs: { questions },
-          payload: { step_index: 0, step_name: "clarifications", step_type: CLARIFICATIONS_STEP_TYPE, questions },
-        });
-      }
-      await runs.create(
-        {
-          projectId,
-          runId: setupRunId,
-          definition: { id: "protocol" },
-          title: name,
-          labels: { [PROTOCOL_NAME_LABEL]: name },
-          input: { protocol_name: name, base_branch: body.base_branch, description: "Project setup and bootstrap", setup: true },
-          ...(steps.length ? { steps } : {}),
-          autoStart: true,
+      // The core numbers the project, stores it and starts its onboarding (the setup run) at once.
+      const {
+        project: rec,
+        number: n,
+        setupRunId,
+      } = await runs.writes.createProject({
+        fields: {
+          name: body.name,
+          ...(body.git_url ? { gitUrl: body.git_url } : {}),
+          ...(body.local_path ? { localPath: body.local_path } : {}),
+          baseBranch: body.base_branch,
+          ...(body.ci_provider ? { ciProvider: body.ci_provider } : {}),
+          ...(body.default_models ? { defaultModels: body.default_models } : {}),
         },
-        { actor: "tasksgodzilla", correlationId: req.id },
-      );
-      await runs
-        .signal(setupRunId, { name: "set_facts", facts: { clarifications: { questions, blocking } } }, { actor: "tasksgodzilla", correlationId: req.id })
-        .catch((err: unknown) => req.log.warn({ err, runId: setupRunId }, "could not record the onboarding clarifications"));
+        ...(token ? { tokenSha256: tokenHash(token) } : {}),
+        // Onboarding clarifications: what the project leaves open. Always recorded (a
+        // `setup_clarifications` event); with ORCH_REQUIRE_ONBOARDING_CLARIFICATIONS the setup waits
+        // for them: a `clarifications` step that must be approved (answered) before setup completes.
+        onboarding: { questions: onboardingQuestions(body), blocking: opts.cfg.ORCH_REQUIRE_ONBOARDING_CLARIFICATIONS },
+        actor: "tasksgodzilla",
+        correlationId: req.id,
+      });
       req.log.info({ projectId: rec.id, n, setupRun: setupRunId }, "project created");
       return toProjectOut(rec, n);
     },

@@ -156,7 +156,7 @@ export async function webhookRoutes(app: FastifyInstance, opts: Surface): Promis
     };
 
     try {
-      const r = await applyWebhook({ runs: opts.runs, aliases: opts.aliases, deliveries: opts.deliveries, settings, correlationId: req.id }, e, authenticated);
+      const r = await applyWebhook({ runs: opts.runs, deliveries: opts.deliveries, settings, correlationId: req.id }, e, authenticated);
       switch (r.status) {
         case "ignored":
           req.log.info({ ...log, runId: r.runId, reason: r.reason }, "webhook ignored");

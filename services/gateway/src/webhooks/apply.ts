@@ -46,7 +46,6 @@ export interface WebhookSettings {
 
 export interface ApplyDeps {
   runs: RunsApi;
-  aliases: KeyStore;
   /** Once-only claims of deliveries (and of CI fix attempts). */
   deliveries: KeyStore;
   settings: WebhookSettings;
@@ -381,7 +380,7 @@ class Application {
     if (!s || s.status !== "qa") return;
     const payload: Record<string, unknown> = { run_id: this.run.runId, step_id: stepId };
     if (this.run.projectId !== DEFAULT_PROJECT) {
-      const ids = new ProtocolIds(this.deps.runs, this.deps.aliases);
+      const ids = new ProtocolIds(this.deps.runs);
       payload.protocol_run_id = await ids.protocolInt(this.run.runId);
       payload.step_run_id = await ids.stepInt(this.run.runId, stepId, this.run);
     }

@@ -76,7 +76,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
   const api = new RunsApi(bus, { definitions: opts.definitions, mode: opts.mode });
   const handlers: OrchestratorServiceHandlers = {
     ...runHandlers({ bus, logger, definitions: opts.definitions, writer: opts.writers.definitions, mode: opts.mode, importRoots: opts.importRoots, api }),
-    ...agentHandlers({ bus, logger, api }),
+    ...agentHandlers({ bus, logger, api, projects: opts.writers.projects }),
     CreateJob(call: ServerUnaryCall<CreateJobRequest, CreateJobResponse>, cb: sendUnaryData<CreateJobResponse>) {
       const parsed = TaskPacket.safeParse(packetJson(call.request));
       if (!parsed.success) {

@@ -1,11 +1,24 @@
 import { decode, encode, isBusUnavailable, type Bus } from "@orch/bus";
-import { DefinitionPutAnswer, DefinitionPutRequest, RPC, WriteErrorCode, type WriteError } from "@orch/contracts";
+import {
+  DefinitionPutAnswer,
+  DefinitionPutRequest,
+  IdAssignAnswer,
+  IdAssignRequest,
+  ProjectCreateRequest,
+  ProjectUpdateRequest,
+  ProjectWriteAnswer,
+  RPC,
+  WriteErrorCode,
+  type WriteError,
+} from "@orch/contracts";
 import { DefinitionError } from "@orch/engine";
 import type { Logger } from "@orch/logging";
 import { DefinitionConflictError } from "@orch/runs";
 import type { Msg, Subscription } from "@nats-io/transport-node";
 import type { z } from "zod";
 import type { DefinitionWriter } from "./definitions.js";
+import type { NumberWriter } from "./numbers.js";
+import { ProjectWriteError, type ProjectWriter } from "./projects.js";
 
 /**
  * The core's answers to the edges' write requests (`<p>.rpc.*`, contracts/writes.ts), in the queue
@@ -15,12 +28,15 @@ import type { DefinitionWriter } from "./definitions.js";
 
 export interface Writers {
   definitions: DefinitionWriter;
+  projects: ProjectWriter;
+  numbers: NumberWriter;
 }
 
 /** An error → the refusal the edge gets. */
 export function refusalOf(err: unknown, log: Logger, what: string): WriteError {
   if (err instanceof DefinitionError) return { code: WriteErrorCode.Invalid, message: err.message, issues: err.issues };
   if (err instanceof DefinitionConflictError) return { code: WriteErrorCode.AlreadyExists, message: err.message };
+  if (err instanceof ProjectWriteError) return { code: err.code, message: err.message, ...(err.issues ? { issues: err.issues } : {}) };
   if (isBusUnavailable(err)) {
     log.warn({ err, rpc: what }, "a write failed: JetStream unavailable");
     return { code: WriteErrorCode.Unavailable, message: `${what} could not be written now (JetStream unavailable); try again` };
@@ -63,6 +79,9 @@ export function serveWrites(bus: Bus, log: Logger, w: Writers): { stop(): void }
     log.info({ definition: `${summary.id}@${summary.version}`, created, actor: req.actor, correlationId: req.correlationId }, "definition published");
     return { ok: true as const, created, summary };
   });
+  serve(RPC.projectsCreate, ProjectCreateRequest, ProjectWriteAnswer, async (req) => ({ ok: true as const, ...(await w.projects.create(req)) }));
+  serve(RPC.projectsUpdate, ProjectUpdateRequest, ProjectWriteAnswer, async (req) => ({ ok: true as const, ...(await w.projects.update(req)) }));
+  serve(RPC.idsAssign, IdAssignRequest, IdAssignAnswer, async (req) => ({ ok: true as const, n: await w.numbers.assign(req.kind, req.key) }));
 
   return {
     stop() {
