@@ -120,7 +120,13 @@ export interface Names {
     /** Seed 001's tasks: task and run records, the queue and the scheduler's slots. */
     readonly tasks: string;
   };
-
+  /**
+   * Buckets of earlier versions, no longer provisioned or written: the core reads them once at start
+   * to carry what they held over (`aliases`: seed surfaces' counters, maps and seed 001's tasks).
+   */
+  readonly legacyBuckets: {
+    readonly aliases: string;
+  };
   readonly subjects: {
     /** Commands for a run, routed to the run's partition. */
     cmd(runId: string): string;
@@ -198,7 +204,7 @@ export function createNames(prefix: string = DEFAULT_PREFIX, partitions: number 
       deliveries: `${low}_deliveries`,
       tasks: `${low}_tasks`,
     }),
-
+    legacyBuckets: Object.freeze({ aliases: `${low}_aliases` }),
     subjects: Object.freeze({
       cmd: (runId: string) => `${p}.cmd.${partitionOf(token("runId", runId))}.${runId}`,
       cmdAll: () => `${p}.cmd.>`,

@@ -8,6 +8,7 @@ import { CommandApplier } from "./core/applier.js";
 import { PartitionOwnership } from "./core/ownership.js";
 import { startGrpcServer } from "./grpc/server.js";
 import { DefinitionWriter } from "./writes/definitions.js";
+import { importLegacyAliases } from "./writes/legacy.js";
 import { NumberWriter } from "./writes/numbers.js";
 import { ProjectWriter } from "./writes/projects.js";
 import { serveWrites } from "./writes/server.js";
@@ -80,8 +81,9 @@ await runService({
       projects: new ProjectWriter({ bus, numbers, logger, mode: cfg.ORCH_MODE }),
       numbers,
     };
-    // Projects written before the core wrote them: numbered, and their tokens indexed (each step
-    // idempotent: replicas starting together agree).
+    // What was written before the core wrote it: the old `aliases` bucket's counters and seed 001
+    // tasks, projects without a number or an indexed token (each step idempotent: replicas agree).
+    await importLegacyAliases(bus, numbers, logger);
     const numbered = await writers.projects.reconcile();
     if (numbered > 0) logger.info({ projects: numbered }, "numbered projects that had no number");
     const writes = serveWrites(bus, logger, writers);
