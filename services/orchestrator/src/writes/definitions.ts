@@ -10,6 +10,8 @@ import { DefinitionConflictError, DefinitionNotFoundError, definitionKvKey, defi
  * (`DefinitionConflictError`: versions are immutable, publish the next one). Two replicas publishing
  * the same version at once: one create wins, the other reads what won and answers as above.
  */
+const CAS_TRIES = 5;
+
 export class DefinitionWriter {
   readonly #bus: Bus;
   readonly #store: DefinitionStore;
@@ -22,7 +24,7 @@ export class DefinitionWriter {
   async put(input: unknown): Promise<{ created: boolean; summary: DefinitionSummary }> {
     const def = parseDefinition(input);
     const c = compileDefinition(def);
-    for (;;) {
+    for (let attempt = 0; ; attempt++) {
       const existing = await this.#store.get({ id: def.id, version: def.version }).catch((err: unknown) => {
         if (err instanceof DefinitionNotFoundError) return undefined;
         throw err;
@@ -37,7 +39,7 @@ export class DefinitionWriter {
         await (await this.#bus.kv(this.#bus.names.buckets.defs)).create(definitionKvKey(def.id, def.version), encode(Definition, def));
       } catch (err) {
         // Someone stored this version meanwhile: compare with what they stored.
-        if (isCasConflict(err)) continue;
+        if (isCasConflict(err) && attempt < CAS_TRIES) continue;
         throw err;
       }
       this.#store.forgetLatest(def.id);

@@ -50,12 +50,20 @@ export function serveWrites(bus: Bus, log: Logger, w: Writers): { stop(): void }
 
   const serve = <S extends z.ZodType, A extends z.ZodType>(name: string, schema: S, answer: A, handle: (req: z.output<S>) => Promise<z.input<A>>) => {
     const refused = (error: WriteError) => ({ ok: false as const, error }) as z.input<A>;
+    // An answer that fails its schema is a bug: the edge is told so. One that cannot be sent (the
+    // connection is closing) is lost: the edge's request times out, and asking again is safe.
     const respond = (msg: Msg, value: z.input<A>) => {
+      let data: Uint8Array;
       try {
-        msg.respond(encode(answer, value));
+        data = encode(answer, value);
       } catch (err) {
         log.error({ err, rpc: name }, "an answer failed its schema");
-        msg.respond(encode(answer, refused({ code: WriteErrorCode.Internal, message: `${name} failed in the orchestrator (see its log)` })));
+        data = encode(answer, refused({ code: WriteErrorCode.Internal, message: `${name} failed in the orchestrator (see its log)` }));
+      }
+      try {
+        msg.respond(data);
+      } catch (err) {
+        log.warn({ err, rpc: name }, "could not answer a write request");
       }
     };
     subs.push(
