@@ -30,7 +30,11 @@ let bus: Bus;
 let replica: ServiceProcess;
 
 beforeAll(async () => {
-  stack = await Stack.start({ env: { ORCH_RATE_LIMIT_MAX: "100000" }, serviceEnv: { orchestrator: { ORCH_INSTANCE_ID: "core-a" } } });
+  stack = await Stack.start({
+    // Bodies larger than NATS carries (1 MiB by default) reach the gateway.
+    env: { ORCH_RATE_LIMIT_MAX: "100000", ORCH_MAX_REQUEST_BYTES: String(4 * 1024 * 1024) },
+    serviceEnv: { orchestrator: { ORCH_INSTANCE_ID: "core-a" } },
+  });
   base = stack.baseUrl;
   bus = await connectBus({ url: stack.nats.url, name: "probe", logger: createLogger({ service: "test", level: "silent" }) });
 }, 60_000);
@@ -91,6 +95,11 @@ describe("the core writes definitions", () => {
     const conflict = await api("POST", "/api/v1/definitions", definition(2, "changed"));
     expect(conflict.status).toBe(409);
     expect(conflict.json().error.code).toBe("CONFLICT");
+    // A definition larger than NATS carries cannot be asked for: 413, not a failure.
+    const huge = { ...definition(9, "huge"), steps: [{ id: "big", role: "implementer", type: "dev.log", payload: { blob: "x".repeat(1_500_000) } }] };
+    const tooLarge = await api("POST", "/api/v1/definitions", huge);
+    expect(tooLarge.status, tooLarge.text).toBe(413);
+    expect(tooLarge.json().error.code).toBe("PAYLOAD_TOO_LARGE");
     const invalid = await api("POST", "/api/v1/definitions", { id: "acme.writer", version: 0 });
     expect(invalid.status).toBe(400);
     expect(invalid.json().error).toMatchObject({

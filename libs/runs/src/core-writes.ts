@@ -95,9 +95,15 @@ export class CoreWrites {
     if (!this.#bus.connected) {
       throw new OrchError(ErrorCode.NatsUnavailable, "NATS is unavailable: no connection to it (the gateway keeps reconnecting); try again shortly");
     }
+    const body = encode(schema, req);
+    // A request NATS would refuse to carry (past the server's max_payload): too large, not a failure.
+    const max = this.#bus.nc.info?.max_payload;
+    if (max !== undefined && body.length > max) {
+      throw new OrchError(ErrorCode.PayloadTooLarge, `the ${name} request is ${body.length} bytes; NATS carries at most ${max}`);
+    }
     let data: Uint8Array;
     try {
-      data = (await this.#bus.nc.request(this.#bus.names.subjects.rpc(name), encode(schema, req), { timeout: timeoutMs })).data;
+      data = (await this.#bus.nc.request(this.#bus.names.subjects.rpc(name), body, { timeout: timeoutMs })).data;
     } catch (err) {
       if (isNoAnswer(err))
         throw new OrchError(ErrorCode.Unavailable, `no orchestrator answered ${name} (is the orchestrator service running?)`, { cause: err });
