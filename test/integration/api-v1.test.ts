@@ -440,6 +440,8 @@ describe("/api/v1 projects", () => {
       name: "Billing",
       gitUrl: "https://example.com/billing.git",
       hasToken: true,
+      // The number the core gave it (its seed 004 id), on every project now.
+      alias: expect.stringMatching(/^[1-9]\d*$/),
       createdAt: expect.stringMatching(ISO),
       updatedAt: expect.stringMatching(ISO),
     });

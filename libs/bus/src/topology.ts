@@ -31,6 +31,8 @@ export interface TopologyOptions {
   sessionsMaxAgeMs: number;
   /** In-flight steps across every agent hub (each hub also caps its own concurrency). */
   workMaxAckPending: number;
+  /** How long a webhook delivery id is remembered (a redelivery within it changes nothing). */
+  deliveriesMaxAgeMs: number;
 }
 
 export const DEFAULT_TOPOLOGY: TopologyOptions = {
@@ -41,6 +43,7 @@ export const DEFAULT_TOPOLOGY: TopologyOptions = {
   dlqMaxAgeMs: 30 * DAY_MS,
   sessionsMaxAgeMs: 7 * DAY_MS,
   workMaxAckPending: 1_000,
+  deliveriesMaxAgeMs: 7 * DAY_MS,
 };
 
 export interface StreamSpec {
@@ -143,7 +146,10 @@ export function topologySpec(names: Names, opts: TopologyOptions = DEFAULT_TOPOL
       { name: names.buckets.leases, history: 1 },
       { name: names.buckets.sessions, history: 1, ttlMs: opts.sessionsMaxAgeMs },
       { name: names.buckets.projects, history: 1 },
-      { name: names.buckets.aliases, history: 1 },
+      { name: names.buckets.projectTokens, history: 1 },
+      { name: names.buckets.ids, history: 1 },
+      { name: names.buckets.deliveries, history: 1, ttlMs: opts.deliveriesMaxAgeMs },
+      { name: names.buckets.tasks, history: 1 },
     ],
   };
 }

@@ -9,3 +9,4 @@ export * from "./seed000.js";
 export * from "./views.js";
 export * from "./sessions.js";
 export * from "./repos.js";
+export * from "./writes.js";

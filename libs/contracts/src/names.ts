@@ -14,6 +14,9 @@
  *   p.ctl.<name…>                          control requests answered by request/reply (`session.cancel`), not stored
  *   p.dlq.<origin>                         dead letters, `origin` = the consumer that parked them
  *   p.q.<name…>                            queries answered by request/reply (`runs.list`), not stored
+ *   p.rpc.<name…>                          writes only the core makes, asked by request/reply
+ *                                          (`definitions.put`, `projects.create`, `ids.assign`), answered
+ *                                          by every core replica in one queue group
  *
  * A token is `[A-Za-z0-9_-]+`: no dots, wildcards or whitespace, so an id can never widen a filter.
  * Partitions spread runs over the core's consumers (FNV-1a of the run id modulo `partitions`).
@@ -87,10 +90,15 @@ export interface Names {
     readonly dlqMonitor: string;
     readonly runIndex: string;
   };
+  /** Queue groups of request/reply subjects: one answer per request, from any member. */
+  readonly groups: {
+    /** Every orchestrator replica: the writes of `p.rpc.*`. */
+    readonly core: string;
+  };
   readonly buckets: {
     /** Timers the scheduler has made durable (those still armed a moment after their transition). */
     readonly timers: string;
-    /** Workflow definitions, one key per `<id>.<version>`, never overwritten. */
+    /** Workflow definitions, one key per `<id>.<version>`, never overwritten; written by the core only. */
     readonly defs: string;
     /** The run index (one summary per run), kept by the event-bus from run events. */
     readonly runIndex: string;
@@ -98,12 +106,25 @@ export interface Names {
     readonly leases: string;
     /** Worker sessions of the agent hubs, key = session id. */
     readonly sessions: string;
-    /** Projects and where their repositories are, key = project id. */
+    /** Projects and where their repositories are, key = project id; written by the core only. */
     readonly projects: string;
+    /** Which project a project token opens: key = the token's SHA-256 (hex); written by the core only. */
+    readonly projectTokens: string;
     /**
-     * Seed surfaces' ids and counters: a seed 004 integer id → its run or project, seed 001's task
-     * ids, seed 002's feature numbers, webhook delivery ids already seen.
+     * Numbers the core assigns once, when what they name is created: counters and their maps
+     * (seed 004's project numbers, seed 002's feature numbers). Written by the core only.
      */
+    readonly ids: string;
+    /** Webhook delivery ids already applied (claimed once, so a redelivery changes nothing); they expire. */
+    readonly deliveries: string;
+    /** Seed 001's tasks: task and run records, the queue and the scheduler's slots. */
+    readonly tasks: string;
+  };
+  /**
+   * Buckets of earlier versions, no longer provisioned or written: the core reads them once at start
+   * to carry what they held over (`aliases`: seed surfaces' counters, maps and seed 001's tasks).
+   */
+  readonly legacyBuckets: {
     readonly aliases: string;
   };
   readonly subjects: {
@@ -122,11 +143,15 @@ export interface Names {
     runsOfProject(projectId: string): string;
     /** Every transition of every run, and the system feeds. */
     runsAll(): string;
+    /** The run a transition's subject names (null for a system feed or another subject). */
+    runOfSubject(subject: string): { projectId: string; runId: string } | null;
     /** A system feed (`dlq`). */
     system(feed: string): string;
     dlq(origin: string): string;
     dlqAll(): string;
     query(name: string): string;
+    /** A write the core makes for an edge (request/reply, queue group `groups.core`). */
+    rpc(name: string): string;
     /** One session event. */
     sess(projectId: string, runId: string, sessionId: string, type: string): string;
     /** Every event of one session. */
@@ -166,6 +191,7 @@ export function createNames(prefix: string = DEFAULT_PREFIX, partitions: number 
       dlqMonitor: "dlq-monitor",
       runIndex: "run-index",
     }),
+    groups: Object.freeze({ core: "orchestrator" }),
     buckets: Object.freeze({
       timers: `${low}_timers`,
       defs: `${low}_defs`,
@@ -173,8 +199,12 @@ export function createNames(prefix: string = DEFAULT_PREFIX, partitions: number 
       leases: `${low}_leases`,
       sessions: `${low}_sessions`,
       projects: `${low}_projects`,
-      aliases: `${low}_aliases`,
+      projectTokens: `${low}_project_tokens`,
+      ids: `${low}_ids`,
+      deliveries: `${low}_deliveries`,
+      tasks: `${low}_tasks`,
     }),
+    legacyBuckets: Object.freeze({ aliases: `${low}_aliases` }),
     subjects: Object.freeze({
       cmd: (runId: string) => `${p}.cmd.${partitionOf(token("runId", runId))}.${runId}`,
       cmdAll: () => `${p}.cmd.>`,
@@ -187,10 +217,17 @@ export function createNames(prefix: string = DEFAULT_PREFIX, partitions: number 
       runOf: (runId: string) => `${p}.run.*.${token("runId", runId)}`,
       runsOfProject: (projectId: string) => `${p}.run.${token("projectId", projectId)}.*`,
       runsAll: () => `${p}.run.>`,
+      runOfSubject: (subject: string) => {
+        const parts = subject.split(".");
+        if (parts.length !== 4 || parts[0] !== p || parts[1] !== "run") return null;
+        const [, , projectId, runId] = parts as [string, string, string, string];
+        return projectId !== SYSTEM_PROJECT && isToken(projectId) && isToken(runId) ? { projectId, runId } : null;
+      },
       system: (feed: string) => `${p}.run.${SYSTEM_PROJECT}.${token("feed", feed)}`,
       dlq: (origin: string) => `${p}.dlq.${token("origin", origin)}`,
       dlqAll: () => `${p}.dlq.>`,
       query: (name: string) => `${p}.q.${dotted("query", name)}`,
+      rpc: (name: string) => `${p}.rpc.${dotted("rpc", name)}`,
       sess: (projectId: string, runId: string, sessionId: string, type: string) =>
         `${p}.sess.${token("projectId", projectId)}.${token("runId", runId)}.${token("sessionId", sessionId)}.${dotted("session event type", type)}`,
       sessSession: (sessionId: string) => `${p}.sess.*.*.${token("sessionId", sessionId)}.>`,

@@ -25,6 +25,12 @@ export const Totals = z.object({
 });
 export type Totals = z.infer<typeof Totals>;
 
+/**
+ * The most steps a run has: its steps' indexes are `0 … MAX_RUN_STEPS - 1` (the kernel refuses a
+ * step past them), so `runNumber × MAX_RUN_STEPS + index` names a step among every run's (seed 004).
+ */
+export const MAX_RUN_STEPS = 10_000;
+
 /** One step of a run as it stands. */
 export const StepView = z.object({
   id: z.string(),

@@ -13,7 +13,10 @@ describe("names", () => {
       leases: "orch_leases",
       sessions: "orch_sessions",
       projects: "orch_projects",
-      aliases: "orch_aliases",
+      projectTokens: "orch_project_tokens",
+      ids: "orch_ids",
+      deliveries: "orch_deliveries",
+      tasks: "orch_tasks",
     });
     expect(n.consumers.corePartition(3)).toBe("core-3");
     expect(n.subjects.cmdPartition(3)).toBe("orch.cmd.3.>");
@@ -42,9 +45,15 @@ describe("names", () => {
     expect(n.subjects.runOf("run-1")).toBe("orch.run.*.run-1");
     expect(n.subjects.runsOfProject("proj")).toBe("orch.run.proj.*");
     expect(n.subjects.runsAll()).toBe("orch.run.>");
+    expect(n.subjects.runOfSubject("orch.run.proj.run-1")).toEqual({ projectId: "proj", runId: "run-1" });
+    expect(n.subjects.runOfSubject("orch.run._system.dlq")).toBeNull();
+    expect(n.subjects.runOfSubject("other.run.proj.run-1")).toBeNull();
+    expect(n.subjects.runOfSubject("orch.cmd.3.run-1")).toBeNull();
     expect(n.subjects.system("dlq")).toBe("orch.run._system.dlq");
     expect(n.subjects.dlq("core")).toBe("orch.dlq.core");
     expect(n.subjects.query("runs.list")).toBe("orch.q.runs.list");
+    expect(n.subjects.rpc("definitions.put")).toBe("orch.rpc.definitions.put");
+    expect(n.groups.core).toBe("orchestrator");
   });
 
   it("spreads runs over partitions stably", () => {

@@ -1,3 +1,4 @@
+import { MAX_RUN_STEPS } from "@orch/contracts";
 import { z } from "zod";
 import { parse as parseYaml } from "yaml";
 import { Condition, templatePaths } from "./conditions.js";
@@ -207,7 +208,7 @@ export const Definition = z
     planning: StepDef.optional(),
     stages: z.array(Stage).default([]),
     transitions: z.array(Transition).default([]),
-    steps: z.array(StepDef).default([]),
+    steps: z.array(StepDef).max(MAX_RUN_STEPS).default([]),
     facts: Json.default({}),
     retry: RetryPolicy.default(RetryPolicy.parse({})),
     limits: Limits.default(Limits.parse({})),
@@ -337,15 +338,18 @@ export function parseDefinition(input: unknown): Definition {
   return r.data;
 }
 
-/** A definition file's text (YAML or JSON) → a validated definition. */
-export function parseDefinitionText(text: string, source = "definition"): Definition {
-  let raw: unknown;
+/** A definition file's text (YAML or JSON) → the value it holds, not yet validated (`parseDefinition` does). */
+export function readDefinitionText(text: string, source = "definition"): unknown {
   try {
-    raw = parseYaml(text, { maxAliasCount: 50 });
+    return parseYaml(text, { maxAliasCount: 50 });
   } catch (err) {
     throw new DefinitionError(`${source} is not valid YAML: ${(err as Error).message}`);
   }
-  return parseDefinition(raw);
+}
+
+/** A definition file's text (YAML or JSON) → a validated definition. */
+export function parseDefinitionText(text: string, source = "definition"): Definition {
+  return parseDefinition(readDefinitionText(text, source));
 }
 
 export const definitionKey = (id: string, version: number) => `${id}@${version}`;

@@ -17,7 +17,7 @@ import { evaluate, resolveTemplate } from "./conditions.js";
 import { Budget, Limits, StepDef, type CompiledDefinition, type RetryPolicy, type StepDefInput } from "./definition.js";
 import { hashJson } from "./hash.js";
 import { budgetKey, covers, emptyLedger, exhausted, record, type Extension, type Ledger } from "./ledger.js";
-import { FINAL_RUN_STATUSES, type RunStatus, type StepStatus } from "@orch/contracts";
+import { FINAL_RUN_STATUSES, MAX_RUN_STEPS, type RunStatus, type StepStatus } from "@orch/contracts";
 import { runMachineFor, runStatusOf, type Gate, type RunContext, type RunEvent } from "./run-machine.js";
 import { attemptIdOf, stepMachine, type Decision, type StepContext, type StepEvent } from "./step-machine.js";
 import type { CancelTimerParams, DispatchParams, EmitParams, StepError, TimerKind, TimerParams, Usage } from "./types.js";
@@ -142,9 +142,7 @@ export type Signal =
   | ({ name: "pr_opened" | "pr_closed" | "pr_merged"; number?: number; action?: string } & Report)
   | { name: "extend_budget"; tokens?: number; costUsd?: number }
   | { name: "abort" }
-  | { name: "add_steps"; steps: StepDefInput[] }
-  /** Seed 002's `advance`: its triggers on the run's current phase. */
-  | { name: "advance"; trigger: "start" | "agent_complete" | "error" | "human_approved" | "human_rejected"; phase_result?: unknown };
+  | { name: "add_steps"; steps: StepDefInput[] };
 
 const StepIdRef = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 const Json = z.record(z.string(), z.unknown());
@@ -204,11 +202,6 @@ export const SignalSchema: z.ZodType<Signal> = z.discriminatedUnion("name", [
   z.strictObject({ name: z.literal("extend_budget"), tokens: z.int().min(1).optional(), costUsd: z.number().positive().optional() }),
   z.strictObject({ name: z.literal("abort") }),
   z.strictObject({ name: z.literal("add_steps"), steps: z.array(Json).min(1).max(1_000) }),
-  z.strictObject({
-    name: z.literal("advance"),
-    trigger: z.enum(["start", "agent_complete", "error", "human_approved", "human_rejected"]),
-    phase_result: z.unknown().optional(),
-  }),
 ]) as unknown as z.ZodType<Signal>;
 
 export const SIGNAL_NAMES = [
@@ -235,7 +228,6 @@ export const SIGNAL_NAMES = [
   "extend_budget",
   "abort",
   "add_steps",
-  "advance",
 ] as const;
 
 export type KernelAction =
@@ -935,6 +927,9 @@ class Kernel {
       existing.add(s.id);
     }
     const base = this.steps().length;
+    // Steps are numbered by their index among every run's (seed 004: run number × MAX_RUN_STEPS + index).
+    if (base + parsed.length > MAX_RUN_STEPS)
+      return { code: KernelErrorCode.Invalid, message: `a run has at most ${MAX_RUN_STEPS} steps: it has ${base}, and ${parsed.length} more were added` };
     this.#steps = undefined;
     this.#byId = undefined;
     this.#origExtra = undefined;
@@ -1243,29 +1238,6 @@ class Kernel {
         if (final) return this.refuse(KernelErrorCode.TerminalState, `the run is ${st}`);
         this.setFacts(sig.facts, actor ? `set by ${actor}` : "set");
         return null;
-      case "advance": {
-        // Seed 002's triggers, as the engine's own actions on the current phase.
-        const result = sig.phase_result;
-        const errorText = (r: unknown) =>
-          typeof r === "string"
-            ? r
-            : r && typeof r === "object" && typeof (r as { error?: unknown }).error === "string"
-              ? (r as { error: string }).error
-              : "phase failed";
-        switch (sig.trigger) {
-          case "start":
-            return this.signal({ name: "start" }, actor, reason);
-          case "agent_complete":
-            return this.signal(result === undefined ? { name: "complete_step" } : { name: "complete_step", output: result }, actor, reason);
-          case "error":
-            return this.signal({ name: "fail_step", error: errorText(result) }, actor, reason);
-          case "human_approved":
-            return this.signal(result === undefined ? { name: "approve" } : { name: "approve", output: result }, actor, reason);
-          case "human_rejected":
-            return this.signal({ name: "reject" }, actor, reason ?? (typeof result === "string" ? result : undefined));
-        }
-        return null;
-      }
       case "add_steps": {
         if (!this.cd.def.dynamicSteps) return this.refuse(KernelErrorCode.IllegalTransition, `definition ${this.cd.key} does not take added steps`);
         if (final) return this.refuse(KernelErrorCode.TerminalState, `the run is ${st}`);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { transition } from "xstate";
-import type { RunStatus } from "@orch/contracts";
+import { MAX_RUN_STEPS, type RunStatus } from "@orch/contracts";
 import { builtin, KernelErrorCode, runMachineFor, SignalSchema, type RunContext } from "../src/index.js";
 import { Drive, define, expectAccepted, expectRefused, T0 } from "./drive.js";
 
@@ -867,6 +867,18 @@ describe("protocol actions", () => {
       expectRefused(d.signal({ name: "add_steps", steps: [{ id: "bad", role: "wizard" as never }] }), KernelErrorCode.Invalid);
       expectRefused(d.signal({ name: "add_steps", steps: [{ id: "z", needs: ["nope"] }] }), KernelErrorCode.Invalid, /unknown step/);
       expectRefused(d.signal({ name: "add_steps", steps: [{ id: "has space" }] }), KernelErrorCode.Invalid);
+    });
+
+    it("keeps a run under MAX_RUN_STEPS steps (a step's number is its run's × MAX_RUN_STEPS + its index)", () => {
+      const d = planned([{ id: "s1" }]);
+      const batch = (from: number) => Array.from({ length: 1_000 }, (_, i) => ({ id: `b${from + i}` }));
+      for (let k = 0; k < 9; k++) expectAccepted(d.signal({ name: "add_steps", steps: batch(k * 1_000) }));
+      // 9,001 steps: 999 more fit, 1,000 do not (and none of them is added).
+      expectRefused(d.signal({ name: "add_steps", steps: batch(9_000) }), KernelErrorCode.Invalid, /at most 10000 steps/);
+      expect(Object.keys(d.statuses())).toHaveLength(9_001);
+      expectAccepted(d.signal({ name: "add_steps", steps: batch(9_000).slice(0, 999) }));
+      expect(Object.keys(d.statuses())).toHaveLength(MAX_RUN_STEPS);
+      expectRefused(d.signal({ name: "add_steps", steps: [{ id: "one-more" }] }), KernelErrorCode.Invalid, /at most 10000 steps/);
     });
 
     it("is refused on a terminal protocol and on a definition that takes no added steps", () => {

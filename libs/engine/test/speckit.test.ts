@@ -510,26 +510,26 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
   });
 });
 
-describe("advance (seed 002's triggers on the current phase)", () => {
-  it("start, agent_complete, human_rejected, human_approved, error map onto the engine's actions", () => {
+describe("seed 002's triggers, as the signals its surface sends for them", () => {
+  it("start, complete_step, reject, approve and fail_step act on the current phase", () => {
     const d = Drive.of("speckit.specify", { input: { feature_description: "Add OAuth2 login" } });
     expect(d.status).toBe("pending");
-    expectAccepted(d.signal({ name: "advance", trigger: "start" }));
+    expectAccepted(d.signal({ name: "start" }));
     expect(d.status).toBe("running");
-    expectAccepted(d.signal({ name: "advance", trigger: "agent_complete", phase_result: { spec: "v1" } }));
+    expectAccepted(d.signal({ name: "complete_step", output: { spec: "v1" } }));
     expect(d.step("phase_1")).toBe("waiting_approval");
     expect(d.stepCtx("phase_1").output).toEqual({ spec: "v1" });
-    expectAccepted(d.signal({ name: "advance", trigger: "human_rejected" }, { reason: "too thin" }));
+    expectAccepted(d.signal({ name: "reject" }, { reason: "too thin" }));
     expect(d.step("phase_1")).toBe("running");
     expect(d.newWork()[0]!.feedback).toBe("too thin");
-    expectAccepted(d.signal({ name: "advance", trigger: "agent_complete", phase_result: { spec: "v2" } }));
-    expectAccepted(d.signal({ name: "advance", trigger: "human_approved", phase_result: { approved: true } }));
+    expectAccepted(d.signal({ name: "complete_step", output: { spec: "v2" } }));
+    expectAccepted(d.signal({ name: "approve", output: { approved: true } }));
     expect(d.step("phase_1")).toBe("completed");
     expect(d.step("phase_2")).toBe("running");
-    expectRefused(d.signal({ name: "advance", trigger: "human_approved" }), KernelErrorCode.IllegalTransition);
-    expectAccepted(d.signal({ name: "advance", trigger: "error", phase_result: { error: "agent crashed" } }));
+    expectRefused(d.signal({ name: "approve" }), KernelErrorCode.IllegalTransition);
+    expectAccepted(d.signal({ name: "fail_step", error: "agent crashed" }));
     expect(d.status).toBe("failed");
     expect(d.context.error).toBe("agent crashed");
-    expectRefused(d.signal({ name: "advance", trigger: "start" }), KernelErrorCode.TerminalState);
+    expectRefused(d.signal({ name: "start" }), KernelErrorCode.TerminalState);
   });
 });

@@ -37,7 +37,9 @@ import {
   type SessionRecord,
 } from "@orch/contracts";
 import { SignalSchema, type Signal } from "@orch/engine";
+import { CoreWrites } from "./core-writes.js";
 import type { DefinitionStore } from "./definitions.js";
+import { Numbers } from "./numbers.js";
 
 /**
  * The runs API every front end shares: the gRPC server, our HTTP API and each seed's surface are
@@ -122,17 +124,46 @@ const orNotFound = (what: string) => new OrchError(ErrorCode.NotFound, `${what} 
 export const natsUnavailable = (cause?: unknown) =>
   new OrchError(ErrorCode.NatsUnavailable, "NATS is unavailable: no connection to it (the gateway keeps reconnecting); try again shortly", { cause });
 
+/** How long a run's create waits for the core to number the run's project (once per project and process). */
+const PROJECT_NUMBER_TIMEOUT_MS = 2_000;
+
 export class RunsApi {
   readonly bus: Bus;
   readonly definitions: DefinitionStore;
+  /** What only the core writes (definitions, projects, numbers), asked of it. */
+  readonly writes: CoreWrites;
+  /** The numbers the core has assigned (the `ids` bucket), read. */
+  readonly numbers: Numbers;
   readonly #mode: "mock" | "live";
   readonly #timeoutMs: number;
+  /** Projects known to have their number: a run created in one asks the core for nothing. */
+  readonly #numbered = new Set<string>([DEFAULT_PROJECT]);
 
   constructor(bus: Bus, opts: RunsApiOptions) {
     this.bus = bus;
     this.definitions = opts.definitions;
+    this.writes = new CoreWrites(bus);
+    this.numbers = new Numbers(bus);
     this.#mode = opts.mode;
     this.#timeoutMs = opts.timeoutMs ?? 5_000;
+  }
+
+  /**
+   * Makes sure the core has numbered the project a run is created in (a project made only by its
+   * runs has no record that would carry its number): once per project and process. A core that does
+   * not answer does not stop the create, which waits for the core in its own way (`AcceptedRun`).
+   */
+  async #numberProject(projectId: string): Promise<void> {
+    if (this.#numbered.has(projectId)) return;
+    try {
+      if ((await this.numbers.of("project", projectId)) === null) {
+        await this.writes.assignNumber("project", projectId, { timeoutMs: PROJECT_NUMBER_TIMEOUT_MS });
+      }
+      if (this.#numbered.size >= 10_000) this.#numbered.clear();
+      this.#numbered.add(projectId);
+    } catch (err) {
+      if (!(err instanceof OrchError && (err.code === ErrorCode.Unavailable || err.code === ErrorCode.NatsUnavailable))) throw err;
+    }
   }
 
   // ── runs ──────────────────────────────────────────────────────────────────────────────────────
@@ -146,6 +177,7 @@ export class RunsApi {
     if (!isToken(projectId)) throw new OrchError(ErrorCode.BadRequest, "project id must match [A-Za-z0-9_-]{1,128}");
     const runId = req.runId ?? newRunId(req.idempotencyKey ?? who.idempotencyKey);
     if (!isToken(runId)) throw new OrchError(ErrorCode.BadRequest, "run id must match [A-Za-z0-9_-]{1,128}");
+    await this.#numberProject(projectId);
     const cmd: RunCreateCommand = {
       type: "run.create",
       commandId: `create:${runId}`,
@@ -289,6 +321,7 @@ export class RunsApi {
 
   // ── projects ──────────────────────────────────────────────────────────────────────────────────
 
+  /** A project as the core last wrote it (`writes.createProject` / `updateProject` change it). */
   async getProject(id: string): Promise<ProjectRecord | null> {
     if (!isToken(id)) return null;
     const kv = await this.bus.kv(this.bus.names.buckets.projects);
@@ -308,15 +341,11 @@ export class RunsApi {
     return out.sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
   }
 
-  /** Creates or updates a project (its creation time is kept). */
-  async putProject(p: Omit<ProjectRecord, "createdAt" | "updatedAt">): Promise<ProjectRecord> {
-    if (!isToken(p.id)) throw new OrchError(ErrorCode.BadRequest, "project id must match [A-Za-z0-9_-]{1,128}");
-    const kv = await this.bus.kv(this.bus.names.buckets.projects);
-    const now = Date.now();
-    const prev = await this.getProject(p.id);
-    const rec = ProjectRecord.parse({ ...p, createdAt: prev?.createdAt ?? now, updatedAt: now });
-    await kv.put(p.id, encode(ProjectRecord, rec));
-    return rec;
+  /** The number the core gave a project (on its record, else in the `ids` bucket), or null. */
+  async projectNumber(projectId: string, record?: ProjectRecord | null): Promise<number | null> {
+    const onRecord = record?.alias !== undefined ? Number(record.alias) : NaN;
+    if (Number.isSafeInteger(onRecord) && onRecord > 0) return onRecord;
+    return this.numbers.of("project", projectId);
   }
 
   // ── sessions ──────────────────────────────────────────────────────────────────────────────────

@@ -1,20 +1,13 @@
-import { decode, encode, type Bus } from "@orch/bus";
-import {
-  builtinDefinitions,
-  compileDefinition,
-  Definition,
-  DefinitionError,
-  definitionKey,
-  parseDefinition,
-  type CompiledDefinition,
-  type DefinitionInput,
-} from "@orch/engine";
+import { decode, type Bus } from "@orch/bus";
+import type { DefinitionSummary } from "@orch/contracts";
+import { builtinDefinitions, compileDefinition, Definition, DefinitionError, definitionKey, type CompiledDefinition } from "@orch/engine";
 
 /**
  * Workflow definitions: the built-ins (code) and versions stored in the `defs` bucket, one key per
  * `<id>.<version>`, created once and never overwritten, so a run's (id, version) always means the
- * same thing. Compiled definitions are cached for good (they cannot change); "latest version of id"
- * is cached for a few seconds.
+ * same thing. Only the core writes the bucket (services/orchestrator/src/writes/definitions.ts; an
+ * edge asks it to, `CoreWrites.putDefinition`); this reads it. Compiled definitions are cached for
+ * good (they cannot change); "latest version of id" is cached for a few seconds.
  */
 
 export class DefinitionNotFoundError extends Error {
@@ -27,17 +20,11 @@ export class DefinitionConflictError extends Error {
   readonly code = "CONFLICT";
 }
 
-export interface DefinitionSummary {
-  id: string;
-  version: number;
-  title?: string;
-  view: string;
-  source: "builtin" | "stored";
-  hash: string;
-}
+export type { DefinitionSummary } from "@orch/contracts";
 
 const LATEST_TTL_MS = 2_000;
-const kvKey = (id: string, version: number) => `${id}.${version}`;
+/** A definition version's key in the `defs` bucket. */
+export const definitionKvKey = (id: string, version: number) => `${id}.${version}`;
 
 export class DefinitionStore {
   readonly #bus: Bus;
@@ -60,7 +47,7 @@ export class DefinitionStore {
     const key = definitionKey(ref.id, version);
     const hit = this.#compiled.get(key);
     if (hit) return hit;
-    const e = await (await this.#kv()).get(kvKey(ref.id, version));
+    const e = await (await this.#kv()).get(definitionKvKey(ref.id, version));
     if (!e || e.operation !== "PUT") throw new DefinitionNotFoundError(`no workflow definition '${key}'`);
     const d = decode(Definition, e.value);
     if (!d.ok) throw new DefinitionError(`stored definition ${key} is unreadable: ${d.error}`);
@@ -82,51 +69,32 @@ export class DefinitionStore {
   }
 
   /**
-   * Stores a new definition version. The same content again is a no-op; different content under an
-   * existing (id, version) is refused: bump the version instead.
+   * Forgets what it knows of `id`'s latest version: the core calls it when it has stored a version,
+   * an edge when the core says it has.
    */
-  async put(input: DefinitionInput | unknown): Promise<{ created: boolean; summary: DefinitionSummary }> {
-    const def = parseDefinition(input);
-    const c = compileDefinition(def);
-    const existing = await this.get({ id: def.id, version: def.version }).catch((err: unknown) => {
-      if (err instanceof DefinitionNotFoundError) return undefined;
-      throw err;
-    });
-    if (existing) {
-      if (existing.hash !== c.hash) {
-        throw new DefinitionConflictError(`${c.key} exists with different content; definitions are immutable: publish version ${def.version + 1}`);
-      }
-      return { created: false, summary: summaryOf(existing, this.#isBuiltin(existing)) };
-    }
-    try {
-      await (await this.#kv()).create(kvKey(def.id, def.version), encode(Definition, def));
-    } catch (err) {
-      if (/key exists|wrong last sequence/i.test((err as Error).message)) return this.put(input);
-      throw err;
-    }
-    this.#compiled.set(c.key, c);
-    this.#latest.delete(def.id);
-    return { created: true, summary: summaryOf(c, false) };
+  forgetLatest(id: string): void {
+    this.#latest.delete(id);
   }
 
-  #isBuiltin(c: CompiledDefinition): boolean {
+  /** Whether `c` is the built-in of its id (not a stored version). */
+  isBuiltin(c: CompiledDefinition): boolean {
     return builtinDefinitions().get(c.def.id)?.key === c.key;
   }
 
   async list(): Promise<DefinitionSummary[]> {
     const out = new Map<string, DefinitionSummary>();
-    for (const c of builtinDefinitions().values()) out.set(c.key, summaryOf(c, true));
+    for (const c of builtinDefinitions().values()) out.set(c.key, definitionSummaryOf(c, true));
     for await (const k of await (await this.#kv()).keys()) {
       const m = /^(.+)\.(\d+)$/.exec(k);
       if (!m) continue;
       const c = await this.get({ id: m[1]!, version: Number(m[2]) }).catch(() => undefined);
-      if (c) out.set(c.key, summaryOf(c, false));
+      if (c) out.set(c.key, definitionSummaryOf(c, false));
     }
     return [...out.values()].sort((a, b) => a.id.localeCompare(b.id) || a.version - b.version);
   }
 }
 
-function summaryOf(c: CompiledDefinition, builtin: boolean): DefinitionSummary {
+export function definitionSummaryOf(c: CompiledDefinition, builtin: boolean): DefinitionSummary {
   return {
     id: c.def.id,
     version: c.def.version,

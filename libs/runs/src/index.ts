@@ -1,6 +1,16 @@
 export { RunsApi, RefusedError, PendingError, type AcceptedRun, type CreateRunInput, type Actor, type RunsApiOptions } from "./api.js";
-export { DefinitionStore, DefinitionNotFoundError, DefinitionConflictError, type DefinitionSummary } from "./definitions.js";
-export { Aliases, keyPart } from "./aliases.js";
+export {
+  DefinitionStore,
+  DefinitionNotFoundError,
+  DefinitionConflictError,
+  definitionKvKey,
+  definitionSummaryOf,
+  type DefinitionSummary,
+} from "./definitions.js";
+export { CoreWrites, WriteRefusedError, type ProjectWritten } from "./core-writes.js";
+export { KeyStore, keyPart } from "./key-store.js";
+export { Numbers, numberNs, keyOfNumberNs } from "./numbers.js";
+export { runNumberOf, runOfNumber, stepNumber, splitStepNumber } from "./run-numbers.js";
 export * from "./protocols.js";
 export * from "./queues.js";
 export * from "./tasks.js";

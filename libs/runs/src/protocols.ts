@@ -1,7 +1,7 @@
 import type { FeedEvent } from "@orch/bus";
 import { DEFAULT_PROJECT, type ProjectRecord, type RunEvent, type RunStatus, type RunView, type StepStatus, type StepView } from "@orch/contracts";
-import type { Aliases } from "./aliases.js";
 import type { RunsApi } from "./api.js";
+import { runNumberOf, runOfNumber, splitStepNumber, stepNumber } from "./run-numbers.js";
 
 /**
  * Seed 004 (TasksGodzilla) over runs: its integer ids, its status vocabularies and its views of
@@ -9,107 +9,107 @@ import type { RunsApi } from "./api.js";
  * (runs of the `protocol` definition made here, and runs made through other surfaces); a step run
  * is one of its steps. Shared by the seed 004 routes, its webhooks and /api/v1.
  *
- * Integer ids live in the `aliases` bucket: counters `project`, `protocol`, `step` hand out the
- * numbers (compare-and-set, so two gateways never hand out the same one), and two maps per kind
- * say which number is which run (and back). A run or step made elsewhere gets its number the first
- * time this surface shows it, and keeps it.
+ * Integer ids are read, never allocated on a read: a protocol run's is its run number and a step
+ * run's its step number (run-numbers.ts: derived from the runs stream, nothing stored); a project's
+ * is the number the core gave it when it was created, or when its first run was (on its record,
+ * and in the `ids` bucket).
  */
-
-export const NS = {
-  project: "tg-project",
-  projectOf: "tg-project-of",
-  protocol: "tg-protocol",
-  protocolOf: "tg-protocol-of",
-  step: "tg-step",
-  stepOf: "tg-step-of",
-} as const;
 
 /** The label every protocol run made through seed 004 carries: its name, which is its branch. */
 export const PROTOCOL_NAME_LABEL = "protocol_name";
-
-/** The run id of the protocol run with integer id `n` made through seed 004. */
-export const protocolRunId = (n: number): string => `tg-protocol-${n}`;
-/** The project id of the project with integer id `n` made through seed 004. */
-export const projectIdOf = (n: number): string => `tg-project-${n}`;
-/** The step id of the step run with integer id `n` added through seed 004. */
-export const stepIdOf = (n: number): string => `step-${n}`;
-
-/**
- * A (run, step) pair as one plain alias key: `<length of runId>_<runId>_<stepId>` (unambiguous, and
- * only `[A-Za-z0-9_-]`, which KV keys accept as they are).
- */
-const stepKey = (runId: string, stepId: string) => `${runId.length}_${runId}_${stepId}`;
 
 export interface StepRef {
   runId: string;
   stepId: string;
 }
 
-/** Seed 004's integer ids ↔ our project, run and step ids. */
+const CACHE_MAX = 10_000;
+
+/**
+ * Seed 004's integer ids ↔ our project, run and step ids. Everything it finds is kept (numbers and
+ * step indexes never change); nothing it does writes.
+ */
 export class ProtocolIds {
-  constructor(private readonly aliases: Aliases) {}
+  readonly #runs: RunsApi;
+  readonly #runNumbers = new Map<string, number>();
+  /** `<runId> <stepId>` → the step's index in its run. */
+  readonly #indexes = new Map<string, number>();
 
-  /** Records that `n` is `projectId` (a project made here). */
-  async bindProject(n: number, projectId: string): Promise<void> {
-    await this.aliases.put(NS.project, String(n), { projectId });
-    await this.aliases.put(NS.projectOf, projectId, { n });
+  constructor(runs: RunsApi) {
+    this.#runs = runs;
   }
 
-  async bindProtocol(n: number, runId: string): Promise<void> {
-    await this.aliases.put(NS.protocol, String(n), { runId });
-    await this.aliases.put(NS.protocolOf, runId, { n });
+  /** The project whose number is `n`, or null. */
+  projectOf(n: number): Promise<string | null> {
+    return this.#runs.numbers.keyOf("project", n);
   }
 
-  async bindStep(n: number, ref: StepRef): Promise<void> {
-    await this.aliases.put(NS.step, String(n), ref);
-    await this.aliases.put(NS.stepOf, stepKey(ref.runId, ref.stepId), { n });
+  /** The project's number (0 for a project the core has not numbered: made before numbers were). */
+  async projectInt(projectId: string, record?: ProjectRecord | null): Promise<number> {
+    return (await this.#runs.projectNumber(projectId, record)) ?? 0;
   }
 
-  async projectOf(n: number): Promise<string | null> {
-    return (await this.aliases.get<{ projectId: string }>(NS.project, String(n)))?.projectId ?? null;
-  }
-
+  /** The run whose protocol number is `n` (a run with a project), or null. */
   async runOf(n: number): Promise<string | null> {
-    return (await this.aliases.get<{ runId: string }>(NS.protocol, String(n)))?.runId ?? null;
+    const r = await runOfNumber(this.#runs.bus, n);
+    if (!r || r.projectId === DEFAULT_PROJECT) return null;
+    remember(this.#runNumbers, r.runId, n);
+    return r.runId;
   }
 
+  /** The run's protocol number (0 when the run does not exist). */
+  async protocolInt(runId: string): Promise<number> {
+    const hit = this.#runNumbers.get(runId);
+    if (hit !== undefined) return hit;
+    const n = await runNumberOf(this.#runs.bus, runId);
+    if (n === null) return 0;
+    remember(this.#runNumbers, runId, n);
+    return n;
+  }
+
+  /**
+   * The step's number, from its index in the run (`run`, when the caller has it; else the run as it
+   * stands), or null when the run has no such step.
+   */
+  async stepInt(runId: string, stepId: string, run?: RunView): Promise<number | null> {
+    const index = await this.#indexOf(runId, stepId, run);
+    if (index === null) return null;
+    const runN = await this.protocolInt(runId);
+    return runN > 0 ? stepNumber(runN, index) : null;
+  }
+
+  /** The step run whose number is `n` (a step of a run with a project), or null. */
   async stepOf(n: number): Promise<StepRef | null> {
-    return this.aliases.get<StepRef>(NS.step, String(n));
+    const parts = splitStepNumber(n);
+    if (!parts) return null;
+    const runId = await this.runOf(parts.runNumber);
+    const run = runId ? await this.#runs.get(runId) : null;
+    const step = run?.steps.find((s) => s.index === parts.index && s.index >= 0);
+    if (!run || !step) return null;
+    this.#learn(run);
+    return { runId: run.runId, stepId: step.id };
   }
 
-  /** The project's integer id, given to it now if it has none yet. */
-  projectInt(projectId: string): Promise<number> {
-    return this.#lazy(NS.projectOf, projectId, "project", (n) => this.aliases.put(NS.project, String(n), { projectId }));
+  async #indexOf(runId: string, stepId: string, run?: RunView): Promise<number | null> {
+    const key = `${runId} ${stepId}`;
+    let hit = this.#indexes.get(key);
+    if (hit !== undefined) return hit;
+    const view = run?.steps.some((s) => s.id === stepId) ? run : await this.#runs.get(runId);
+    if (!view) return null;
+    this.#learn(view);
+    hit = this.#indexes.get(key);
+    return hit ?? null;
   }
 
-  /** The run's integer id, given to it now if it has none yet. */
-  protocolInt(runId: string): Promise<number> {
-    return this.#lazy(NS.protocolOf, runId, "protocol", (n) => this.aliases.put(NS.protocol, String(n), { runId }));
+  #learn(run: RunView): void {
+    for (const s of run.steps) if (s.index >= 0) remember(this.#indexes, `${run.runId} ${s.id}`, s.index);
   }
+}
 
-  /** The step's integer id, given to it now if it has none yet. */
-  stepInt(runId: string, stepId: string): Promise<number> {
-    return this.#lazy(NS.stepOf, stepKey(runId, stepId), "step", (n) => this.aliases.put(NS.step, String(n), { runId, stepId }));
-  }
-
-  /** The step's integer id if it has one (no allocation). */
-  async stepIntIfAny(runId: string, stepId: string): Promise<number | null> {
-    return (await this.aliases.get<{ n: number }>(NS.stepOf, stepKey(runId, stepId)))?.n ?? null;
-  }
-
-  async protocolIntIfAny(runId: string): Promise<number | null> {
-    return (await this.aliases.get<{ n: number }>(NS.protocolOf, runId))?.n ?? null;
-  }
-
-  async #lazy(ns: string, key: string, counter: string, forward: (n: number) => Promise<void>): Promise<number> {
-    const hit = await this.aliases.get<{ n: number }>(ns, key);
-    if (hit) return hit.n;
-    const n = await this.aliases.next(counter);
-    // Claimed, not put: two gateways showing the same run at once agree on one number.
-    const { created, target } = await this.aliases.claim(ns, key, { n });
-    if (created) await forward(n);
-    return target.n;
-  }
+function remember<V>(m: Map<string, V>, k: string, v: V): void {
+  if (m.has(k)) return;
+  if (m.size >= CACHE_MAX) m.delete(m.keys().next().value!);
+  m.set(k, v);
 }
 
 // ── statuses ────────────────────────────────────────────────────────────────────────────────
@@ -441,8 +441,8 @@ export function toEventOut(se: FeedEvent, e: RunEvent, k: number, ctx: EventCont
 }
 
 /**
- * Turns stored events into seed 004 events, looking up (and giving) integer ids as it goes, with
- * small caches so a page of events costs one lookup per run and step.
+ * Turns stored events into seed 004 events, looking up integer ids as it goes (never giving any),
+ * with small caches so a page of events costs one lookup per run and step.
  */
 export class EventMapper {
   readonly #runs = new Map<string, Promise<{ n: number; name: string; projectN: number; projectName: string | null } | null>>();
@@ -470,7 +470,7 @@ export class EventMapper {
         return {
           n: await this.ids.protocolInt(runId),
           name: protocolNameOf(run),
-          projectN: await this.ids.projectInt(run.projectId),
+          projectN: await this.ids.projectInt(run.projectId, project),
           projectName: project?.name ?? null,
         };
       })();

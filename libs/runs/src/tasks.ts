@@ -12,14 +12,14 @@ import {
   type StepView,
   type Totals,
 } from "@orch/contracts";
-import { Aliases, keyPart } from "./aliases.js";
+import { KeyStore, keyPart } from "./key-store.js";
 import { RefusedError, type RunsApi } from "./api.js";
 
 /**
  * Seed 001's tasks and runs, as a thin view over runs of the `task.queue` definition: a seed 001
  * run is an engine run (continued by further engine runs, `<runId>_2`, … once it has finished and
  * a task is added to it), a task is one of its steps (role = the task's role, type `task`, inputs
- * its description and payload). What the engine does not keep is kept durably in the `aliases`
+ * its description and payload). What the engine does not keep is kept durably in the `tasks`
  * bucket: the task record (its client-supplied id → run and step, its metadata), the run record
  * (type, payload, metadata) and the queue (one entry per queued task, keyed by a global sequence,
  * so the queue's order survives any restart). The gateway (`POST /tasks/dispatch`) and the
@@ -171,7 +171,7 @@ class Reads {
 const notFound = (what: string) => new OrchError(ErrorCode.NotFound, `${what} not found`);
 
 export class TaskService {
-  readonly aliases: Aliases;
+  readonly store: KeyStore;
   readonly #bus: Bus;
 
   constructor(
@@ -179,7 +179,7 @@ export class TaskService {
     opts: { actor?: string } = {},
   ) {
     this.#bus = runs.bus;
-    this.aliases = new Aliases(runs.bus);
+    this.store = new KeyStore(runs.bus, runs.bus.names.buckets.tasks);
     this.actor = opts.actor ?? "seed001";
   }
 
@@ -213,16 +213,16 @@ export class TaskService {
   async #createOrFindRun(runId: string | undefined, type: string, payload: unknown, metadata: Record<string, unknown>): Promise<[RunRecord001, boolean]> {
     if (runId !== undefined) {
       if (!RUN_ID.test(runId)) throw new OrchError(ErrorCode.BadRequest, "runId must match [A-Za-z0-9_-]{1,110}");
-      const known = await this.aliases.get<RunRecord001>(NS_RUN, runId);
+      const known = await this.store.get<RunRecord001>(NS_RUN, runId);
       if (known) return [known, false];
       const engine = await this.runs.get(runId);
       if (engine && (engine.definition.id !== TASK_DEFINITION || (engine.labels.s001run ?? runId) !== runId)) {
         throw new OrchError(ErrorCode.Conflict, `run ${runId} is not a run of tasks`);
       }
     }
-    const rec: RunRecord001 = { id: runId ?? `run-${randomUUID()}`, type, payload, metadata, createdAt: Date.now(), seq: await this.aliases.next(NS_RUN) };
-    const claimed = await this.aliases.claim(NS_RUN, rec.id, rec);
-    return [claimed.target, claimed.created];
+    const rec: RunRecord001 = { id: runId ?? `run-${randomUUID()}`, type, payload, metadata, createdAt: Date.now(), seq: await this.store.next(NS_RUN) };
+    const claimed = await this.store.claim(NS_RUN, rec.id, rec);
+    return [claimed.value, claimed.created];
   }
 
   /** Adds the tasks' steps to the run's open engine run (a continuation when it has finished). */
@@ -231,7 +231,7 @@ export class TaskService {
     const now = Date.now();
     const prepared: { rec: TaskRecord; step: Record<string, unknown> }[] = [];
     for (const t of inputs) {
-      const seq = await this.aliases.next(NS_TASK);
+      const seq = await this.store.next(NS_TASK);
       const stepId = `t${seq}`;
       const payloadObj = t.payload && typeof t.payload === "object" && !Array.isArray(t.payload) ? (t.payload as Record<string, unknown>) : undefined;
       const step = {
@@ -262,16 +262,16 @@ export class TaskService {
     const engineRunId = await this.#addSteps(run, steps, who);
     for (const p of prepared) {
       p.rec.engineRunId = engineRunId;
-      const prev = await this.aliases.get<TaskRecord>(NS_TASK, p.rec.id);
-      await this.aliases.put(NS_TASK, p.rec.id, p.rec);
-      await this.aliases.put<QueueEntry>(NS_QUEUE, pad(p.rec.seq), { taskId: p.rec.id, engineRunId, stepId: p.rec.stepId, seq: p.rec.seq });
+      const prev = await this.store.get<TaskRecord>(NS_TASK, p.rec.id);
+      await this.store.put(NS_TASK, p.rec.id, p.rec);
+      await this.store.put<QueueEntry>(NS_QUEUE, pad(p.rec.seq), { taskId: p.rec.id, engineRunId, stepId: p.rec.stepId, seq: p.rec.seq });
       if (prev && (prev.engineRunId !== engineRunId || prev.stepId !== p.rec.stepId)) await this.#retire(prev);
     }
   }
 
   /** The step a task used to be: out of the queue, and skipped unless it is running or done. */
   async #retire(prev: TaskRecord): Promise<void> {
-    await this.aliases.delete(NS_QUEUE, pad(prev.seq)).catch(() => undefined);
+    await this.store.delete(NS_QUEUE, pad(prev.seq)).catch(() => undefined);
     const run = await this.runs.get(prev.engineRunId);
     const st = run?.steps.find((x) => x.id === prev.stepId)?.status;
     if (st === "pending" || st === "failed" || st === "blocked") {
@@ -329,7 +329,7 @@ export class TaskService {
 
   /** Shallow-merges into a task's metadata (compare-and-set on the task record). */
   async patchMetadata(taskId: string, patch: Record<string, unknown>): Promise<void> {
-    const kv = await this.#bus.kv(this.#bus.names.buckets.aliases);
+    const kv = await this.#bus.kv(this.#bus.names.buckets.tasks);
     const key = `${NS_TASK}.${keyPart(taskId)}`;
     for (let i = 0; i < 50; i++) {
       const e = await kv.get(key);
@@ -349,13 +349,13 @@ export class TaskService {
   // ── the queue ─────────────────────────────────────────────────────────────────────────────────
 
   async #queue(): Promise<QueueEntry[]> {
-    const entries = await this.aliases.entries<QueueEntry>(NS_QUEUE);
-    return entries.map((e) => e.target).sort((a, b) => a.seq - b.seq);
+    const entries = await this.store.entries<QueueEntry>(NS_QUEUE);
+    return entries.map((e) => e.value).sort((a, b) => a.seq - b.seq);
   }
 
   /** Tasks waiting in the queue. */
   async queueSize(): Promise<number> {
-    const kv = await this.#bus.kv(this.#bus.names.buckets.aliases);
+    const kv = await this.#bus.kv(this.#bus.names.buckets.tasks);
     let n = 0;
     for await (const _ of await kv.keys(`${NS_QUEUE}.>`)) n++;
     return n;
@@ -368,9 +368,9 @@ export class TaskService {
    */
   async dispatchNext(opts: { waitMs?: number; correlationId?: string } = {}): Promise<DispatchOutcome> {
     for (const q of await this.#queue()) {
-      const rec = await this.aliases.get<TaskRecord>(NS_TASK, q.taskId);
+      const rec = await this.store.get<TaskRecord>(NS_TASK, q.taskId);
       if (!rec || rec.engineRunId !== q.engineRunId || rec.stepId !== q.stepId) {
-        await this.aliases.delete(NS_QUEUE, pad(q.seq));
+        await this.store.delete(NS_QUEUE, pad(q.seq));
         continue;
       }
       try {
@@ -382,12 +382,12 @@ export class TaskService {
       } catch (err) {
         if (err instanceof RefusedError) {
           // Taken by someone else, or no longer runnable: it is not queued any more.
-          await this.aliases.delete(NS_QUEUE, pad(q.seq));
+          await this.store.delete(NS_QUEUE, pad(q.seq));
           continue;
         }
         throw err;
       }
-      await this.aliases.delete(NS_QUEUE, pad(q.seq));
+      await this.store.delete(NS_QUEUE, pad(q.seq));
       return this.#await(rec, opts.waitMs ?? 120_000);
     }
     return { dispatched: false };
@@ -395,7 +395,7 @@ export class TaskService {
 
   /** Dispatches a failed task's step again (the worker's retries). */
   async redispatch(taskId: string, opts: { waitMs?: number } = {}): Promise<DispatchOutcome> {
-    const rec = await this.aliases.get<TaskRecord>(NS_TASK, taskId);
+    const rec = await this.store.get<TaskRecord>(NS_TASK, taskId);
     if (!rec) throw notFound(`task ${taskId}`);
     await this.runs.signal(rec.engineRunId, { name: "run_step", stepId: rec.stepId }, { actor: this.actor, reason: "worker retry" });
     return this.#await(rec, opts.waitMs ?? 120_000);
@@ -423,7 +423,7 @@ export class TaskService {
   // ── reads ─────────────────────────────────────────────────────────────────────────────────────
 
   async getTask(taskId: string): Promise<TaskView | null> {
-    const rec = await this.aliases.get<TaskRecord>(NS_TASK, taskId);
+    const rec = await this.store.get<TaskRecord>(NS_TASK, taskId);
     return rec ? this.#view(rec, new Reads(this)) : null;
   }
 
@@ -435,7 +435,7 @@ export class TaskService {
 
   /** Every task, in the order they were queued (last queued last). */
   async listTasks(filter: { status?: TaskStatus } = {}): Promise<TaskView[]> {
-    const recs = (await this.aliases.entries<TaskRecord>(NS_TASK)).map((e) => e.target).sort((a, b) => a.seq - b.seq);
+    const recs = (await this.store.entries<TaskRecord>(NS_TASK)).map((e) => e.value).sort((a, b) => a.seq - b.seq);
     const reads = new Reads(this);
     const views = await Promise.all(recs.map((r) => this.#view(r, reads)));
     return filter.status ? views.filter((v) => v.status === filter.status) : views;
@@ -504,7 +504,7 @@ export class TaskService {
 
   async getRun(runId: string): Promise<TaskRunView | null> {
     if (!isToken(runId)) return null;
-    const rec = await this.aliases.get<RunRecord001>(NS_RUN, runId);
+    const rec = await this.store.get<RunRecord001>(NS_RUN, runId);
     return rec ? (await this.#runView(rec, new Reads(this))).view : null;
   }
 
@@ -515,14 +515,14 @@ export class TaskService {
   }
 
   async runTasks(runId: string): Promise<TaskView[]> {
-    const rec = isToken(runId) ? await this.aliases.get<RunRecord001>(NS_RUN, runId) : null;
+    const rec = isToken(runId) ? await this.store.get<RunRecord001>(NS_RUN, runId) : null;
     if (!rec) throw notFound(`run ${runId}`);
     return (await this.#runView(rec, new Reads(this))).tasks;
   }
 
   /** Runs in creation order, filtered by derived status, a page of them, and how many match. */
   async listRuns(q: { status?: TaskRunStatus; offset: number; limit: number }): Promise<{ data: TaskRunView[]; total: number }> {
-    const recs = (await this.aliases.entries<RunRecord001>(NS_RUN)).map((e) => e.target).sort((a, b) => a.seq - b.seq);
+    const recs = (await this.store.entries<RunRecord001>(NS_RUN)).map((e) => e.value).sort((a, b) => a.seq - b.seq);
     const reads = new Reads(this);
     if (!q.status) {
       const page = recs.slice(q.offset, q.offset + q.limit);
@@ -537,8 +537,8 @@ export class TaskService {
     let updatedAt = rec.createdAt;
     for (const seg of segs) updatedAt = Math.max(updatedAt, seg.updatedAt);
     // The run's tasks where they are now (a task queued again elsewhere belongs there), in queue order.
-    const mine = (await this.aliases.entries<TaskRecord>(NS_TASK))
-      .map((e) => e.target)
+    const mine = (await this.store.entries<TaskRecord>(NS_TASK))
+      .map((e) => e.value)
       .filter((t) => t.runId === rec.id && segs.some((seg) => seg.runId === t.engineRunId && seg.steps.some((x) => x.id === t.stepId)))
       .sort((a, b) => a.seq - b.seq);
     const tasks = await Promise.all(mine.map((t) => this.#view(t, reads)));
@@ -557,6 +557,6 @@ export class TaskService {
 
   /** Claims a periodic slot once across schedulers: true for the one that should create its run. */
   async claimSlot(slot: string, runId: string): Promise<boolean> {
-    return (await this.aliases.claim(NS_SLOT, slot, { runId, at: Date.now() })).created;
+    return (await this.store.claim(NS_SLOT, slot, { runId, at: Date.now() })).created;
   }
 }

@@ -4,7 +4,7 @@ import type { Bus, TopologySpec } from "@orch/bus";
 import type { GatewayConfig } from "@orch/config";
 import { ErrorCode } from "@orch/contracts";
 import type { Logger } from "@orch/logging";
-import { Aliases, DefinitionStore, RunsApi } from "@orch/runs";
+import { DefinitionStore, KeyStore, RunsApi } from "@orch/runs";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from "fastify";
 import { randomUUID } from "node:crypto";
 import { Authenticator, installAuth } from "./auth.js";
@@ -106,13 +106,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     reply.header("x-request-id", req.id);
   });
 
-  const aliases = new Aliases(opts.bus);
-  const auth = new Authenticator(cfg.ORCH_API_TOKEN, aliases, cfg.ORCH_SSE_TOKEN_TTL_MS);
+  const auth = new Authenticator(cfg.ORCH_API_TOKEN, opts.bus, cfg.ORCH_SSE_TOKEN_TTL_MS);
   const surface: Surface = {
     bus: opts.bus,
     cfg,
     runs: new RunsApi(opts.bus, { definitions: new DefinitionStore(opts.bus), mode: cfg.ORCH_MODE }),
-    aliases,
+    deliveries: new KeyStore(opts.bus, opts.bus.names.buckets.deliveries),
     auth,
     topology: opts.topology,
     version: opts.version,

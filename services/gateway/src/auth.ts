@@ -1,6 +1,6 @@
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { ErrorCode, OrchError } from "@orch/contracts";
-import type { Aliases } from "@orch/runs";
+import type { Bus } from "@orch/bus";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 
 /**
@@ -33,16 +33,19 @@ export function safeEqual(a: string, b: string): boolean {
 
 export const tokenHash = (token: string): string => sha256(token).toString("hex");
 
-const PROJECT_TOKENS = "ptoken";
-
-/** Remembers which project a token opens (by its hash) so a request can be authenticated by it. */
-export async function indexProjectToken(aliases: Aliases, hash: string, projectId: string): Promise<void> {
-  await aliases.put(PROJECT_TOKENS, hash, { projectId });
-}
-
-/** Forgets a project token (its project changed or dropped it), so it opens nothing any more. */
-export async function unindexProjectToken(aliases: Aliases, hash: string): Promise<void> {
-  await aliases.delete(PROJECT_TOKENS, hash);
+/**
+ * The project a token opens, by the token's SHA-256, from the `project_tokens` index the core keeps
+ * with the projects (a token replaced or removed is dropped from it), or null.
+ */
+async function projectOfToken(bus: Bus, hash: string): Promise<string | null> {
+  const e = await (await bus.kv(bus.names.buckets.projectTokens)).get(hash);
+  if (!e || e.operation !== "PUT" || e.length === 0) return null;
+  try {
+    const v = JSON.parse(e.string()) as { projectId?: unknown };
+    return typeof v.projectId === "string" ? v.projectId : null;
+  } catch {
+    return null;
+  }
 }
 
 export const unauthorized = (message = "Unauthorized") => new OrchError(ErrorCode.Unauthorized, message);
@@ -58,7 +61,7 @@ export class Authenticator {
   readonly #streamKey: Buffer | undefined;
   constructor(
     apiToken: string | undefined,
-    private readonly aliases: Aliases,
+    private readonly bus: Bus,
     private readonly streamTtlMs: number,
   ) {
     this.#apiToken = apiToken;
@@ -106,8 +109,8 @@ export class Authenticator {
     if (this.#apiToken === undefined) return { kind: "open" };
     const pt = req.headers["x-project-token"];
     if (typeof pt === "string" && pt.length > 0) {
-      const hit = await this.aliases.get<{ projectId: string }>(PROJECT_TOKENS, tokenHash(pt));
-      if (hit) return { kind: "project", projectId: hit.projectId };
+      const projectId = await projectOfToken(this.bus, tokenHash(pt));
+      if (projectId) return { kind: "project", projectId };
       throw unauthorized();
     }
     const q = (req.query ?? {}) as Record<string, unknown>;

@@ -1,6 +1,6 @@
 import type { Bus, TopologySpec } from "@orch/bus";
 import type { GatewayConfig } from "@orch/config";
-import type { Aliases, RunsApi } from "@orch/runs";
+import type { KeyStore, RunsApi } from "@orch/runs";
 import type { Authenticator } from "./auth.js";
 import type { SseLimits } from "./sse.js";
 
@@ -9,7 +9,8 @@ export interface Surface {
   bus: Bus;
   cfg: Readonly<GatewayConfig>;
   runs: RunsApi;
-  aliases: Aliases;
+  /** Webhook delivery ids already applied (the `deliveries` bucket: claimed once, expiring). */
+  deliveries: KeyStore;
   auth: Authenticator;
   topology: TopologySpec;
   version: string;

@@ -7,10 +7,16 @@ import { DefinitionStore } from "@orch/runs";
 import { CommandApplier } from "./core/applier.js";
 import { PartitionOwnership } from "./core/ownership.js";
 import { startGrpcServer } from "./grpc/server.js";
+import { DefinitionWriter } from "./writes/definitions.js";
+import { importLegacyAliases } from "./writes/legacy.js";
+import { NumberWriter } from "./writes/numbers.js";
+import { ProjectWriter } from "./writes/projects.js";
+import { serveWrites } from "./writes/server.js";
 
 /**
  * The core: consumes the command stream and applies each command to its run's machines, writing
- * the run's next transition (its state and every effect) with compare-and-set; serves the gRPC API.
+ * the run's next transition (its state and every effect) with compare-and-set; writes definitions,
+ * projects and the numbers that name things for the edges that ask (`<p>.rpc.*`); serves the gRPC API.
  */
 await runService({
   name: "orchestrator",
@@ -76,9 +82,31 @@ await runService({
       .split(",")
       .map((r) => r.trim())
       .filter(Boolean);
-    const grpc = await startGrpcServer({ bus, logger, definitions, host: cfg.ORCH_GRPC_HOST, port: cfg.ORCH_GRPC_PORT, mode: cfg.ORCH_MODE, importRoots });
+    const numbers = new NumberWriter(bus);
+    const writers = {
+      definitions: new DefinitionWriter(bus, definitions),
+      projects: new ProjectWriter({ bus, numbers, logger, mode: cfg.ORCH_MODE }),
+      numbers,
+    };
+    // What was written before the core wrote it: the old `aliases` bucket's counters and seed 001
+    // tasks, projects without a number or an indexed token (each step idempotent: replicas agree).
+    await importLegacyAliases(bus, numbers, logger);
+    const numbered = await writers.projects.reconcile();
+    if (numbered > 0) logger.info({ projects: numbered }, "numbered projects that had no number");
+    const writes = serveWrites(bus, logger, writers);
+    const grpc = await startGrpcServer({
+      bus,
+      logger,
+      definitions,
+      writers,
+      host: cfg.ORCH_GRPC_HOST,
+      port: cfg.ORCH_GRPC_PORT,
+      mode: cfg.ORCH_MODE,
+      importRoots,
+    });
     return {
       async stop() {
+        writes.stop();
         await grpc.stop();
         await ownership.stop();
       },

@@ -17,7 +17,7 @@ import { randomUUID } from "node:crypto";
  *   `POST /tasks/dispatch` answers with one attempt's outcome, as the seed's does.
  * - The periodic scheduler (`ORCH_SCHEDULER_ENABLED`) creates a run of type `scheduled` every
  *   `ORCH_SCHEDULE_INTERVAL_MS`, one task per role of `ORCH_SCHEDULE_ROLES`, described by
- *   `ORCH_SCHEDULE_DESCRIPTION`. Each interval's slot is claimed in the `aliases` bucket first, so
+ *   `ORCH_SCHEDULE_DESCRIPTION`. Each interval's slot is claimed in the `tasks` bucket first, so
  *   several schedulers (or a restarted one) create each run once.
  */
 

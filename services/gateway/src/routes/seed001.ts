@@ -10,7 +10,7 @@ import { route, ValidationError } from "../routing.js";
  * `/runs` (list, get, tasks), no prefix. A thin view over runs of the `task.queue` definition
  * (`TaskService` in @orch/runs): a task is a step, dispatch is the engine's `run_step` of the
  * oldest queued task, its agent runs in the agent hub; task records, metadata and the queue order
- * are in the `aliases` bucket. Nothing lives in the gateway's memory. Errors have the seed's shape:
+ * are in the `tasks` bucket. Nothing lives in the gateway's memory. Errors have the seed's shape:
  * `{"ok":false,"error":"<snake_code>"}`.
  */
 

@@ -1,6 +1,7 @@
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { FeedEvent } from "@orch/bus";
 import { RunEventType, type RunEvent } from "@orch/contracts";
+import type { Signal } from "@orch/engine";
 import { RefusedError, type AcceptedRun } from "@orch/runs";
 import type { RunView } from "@orch/contracts";
 import type { FastifyInstance, FastifyRequest } from "fastify";
@@ -28,7 +29,6 @@ type Trigger = (typeof TRIGGERS)[number];
 const HISTORY_TRIGGERS = ["start", ...TRIGGERS, "error", "cancel"] as const;
 
 const DEFINITION_PREFIX = "speckit.";
-const FEATURE_COUNTER = "speckit-feature";
 const SLUG_MAX = 30;
 const TITLE_MAX = 500;
 
@@ -331,6 +331,36 @@ function reasonOf(r: Record<string, unknown> | null | undefined): string | undef
   return undefined;
 }
 
+/** Every trigger of the seed's state machine; a client's `advance` takes the last three (TRIGGERS). */
+export const WORKFLOW_TRIGGERS = ["start", "agent_complete", "error", "human_approved", "human_rejected"] as const;
+export type WorkflowTrigger = (typeof WORKFLOW_TRIGGERS)[number];
+
+/**
+ * The kernel signal a trigger stands for, on the workflow's current phase (the step the kernel
+ * picks: the running one, or the one waiting for approval), and the reason to record with it:
+ * start → start; agent_complete → complete_step, `phase_result` its output; error → fail_step with
+ * the error's text; human_approved → approve, `phase_result` replacing the output; human_rejected →
+ * reject, with the reason the result gives (the agent's feedback on the rework).
+ */
+export function signalOfTrigger(trigger: WorkflowTrigger, phaseResult?: Record<string, unknown>): { signal: Signal; reason?: string } {
+  switch (trigger) {
+    case "start":
+      return { signal: { name: "start" } };
+    case "agent_complete":
+      return { signal: phaseResult === undefined ? { name: "complete_step" } : { name: "complete_step", output: phaseResult } };
+    case "error": {
+      const text = typeof phaseResult?.error === "string" && phaseResult.error.length > 0 ? phaseResult.error.slice(0, 10_000) : "phase failed";
+      return { signal: { name: "fail_step", error: text } };
+    }
+    case "human_approved":
+      return { signal: phaseResult === undefined ? { name: "approve" } : { name: "approve", output: phaseResult } };
+    case "human_rejected": {
+      const reason = reasonOf(phaseResult);
+      return { signal: { name: "reject" }, ...(reason !== undefined ? { reason } : {}) };
+    }
+  }
+}
+
 // ── routes ──────────────────────────────────────────────────────────────────────────────────────
 
 const TAGS = ["workflows"];
@@ -436,10 +466,13 @@ export async function seed002Routes(app: FastifyInstance, opts: Surface): Promis
         });
       }
       const type = body.workflow_type as WorkflowType;
-      const featureId = featureIdOf(await opts.aliases.next(FEATURE_COUNTER), body.feature_description);
+      // The core numbers the workflow's feature once, for this run: asked again, it answers the same.
+      const runId = randomUUID();
+      const featureId = featureIdOf(await runs.writes.assignNumber("feature", runId), body.feature_description);
       const now = Date.now();
       const created = await runs.create(
         {
+          runId,
           definition: { id: `${DEFINITION_PREFIX}${type}` },
           title: body.feature_description.slice(0, TITLE_MAX),
           labels: { workflow_type: type, feature_id: featureId },
@@ -514,13 +547,9 @@ export async function seed002Routes(app: FastifyInstance, opts: Surface): Promis
       }
       const trigger = body.trigger as Trigger;
       await load(id);
-      const result = body.phase_result ?? undefined;
+      const { signal, reason } = signalOfTrigger(trigger, body.phase_result ?? undefined);
       try {
-        const run = await runs.signal(
-          id,
-          { name: "advance", trigger, ...(result !== undefined ? { phase_result: result } : {}) },
-          who(req, trigger === "human_rejected" ? reasonOf(result) : undefined),
-        );
+        const run = await runs.signal(id, signal, who(req, reason));
         req.log.info({ workflowId: id, trigger }, "workflow advanced");
         return toWorkflow(run);
       } catch (err) {

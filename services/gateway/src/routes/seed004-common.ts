@@ -155,7 +155,7 @@ export class Seed004 {
   readonly ids: ProtocolIds;
   readonly runs: RunsApi;
   constructor(readonly opts: Surface) {
-    this.ids = new ProtocolIds(opts.aliases);
+    this.ids = new ProtocolIds(opts.runs);
     this.runs = opts.runs;
   }
 
@@ -181,7 +181,7 @@ export class Seed004 {
     const run = runId ? await this.runs.get(runId) : null;
     if (!run) throw notFound("Protocol run not found");
     const project = await this.assertRunAccess(req, run.projectId);
-    return { run, project, projectN: await this.ids.projectInt(run.projectId) };
+    return { run, project, projectN: await this.ids.projectInt(run.projectId, project) };
   }
 
   /** The step run with integer id `n`; 404 "Step run not found". */

@@ -1,7 +1,8 @@
+import { randomUUID } from "node:crypto";
 import { posix } from "node:path";
 import { decode, encode } from "@orch/bus";
 import { CodeMachineWorkspace, ErrorCode, REPO_QUERY, RepoBranchDeleted, RepoBranches, type RepoErrorCode, RepoReply, RepoRequest } from "@orch/contracts";
-import { PROTOCOL_NAME_LABEL, protocolRunId, stepIdOf, toProtocolOut } from "@orch/runs";
+import { PROTOCOL_NAME_LABEL, toProtocolOut } from "@orch/runs";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import type { RouteDefaults } from "../routing.js";
@@ -191,14 +192,11 @@ export async function seed004GitRoutes(app: FastifyInstance, s: Seed004, default
           const b = (m.behavior && typeof m.behavior === "object" ? m.behavior : {}) as Record<string, unknown>;
           return [m.targetAgentId, m.target_agent_id, b.targetAgentId, b.triggerAgentId, m.id].includes(agentId);
         });
-      const m = await opts.aliases.next("protocol");
-      const runId = protocolRunId(m);
-      await ids.bindProtocol(m, runId);
+      const runId = randomUUID();
       const steps: Record<string, unknown>[] = [];
       for (const [i, a] of cm.main.entries()) {
-        const n = await opts.aliases.next("step");
-        const stepId = stepIdOf(n);
-        await ids.bindStep(n, { runId, stepId });
+        // A step's number comes from its index in the run; its id only has to be unique there.
+        const stepId = `agent-${i + 1}`;
         const policy = policiesFor(a.id);
         steps.push({
           id: stepId,
@@ -243,7 +241,11 @@ export async function seed004GitRoutes(app: FastifyInstance, s: Seed004, default
       );
       const run = "accepted" in r ? await runs.get(runId) : r;
       if (!run) throw detail(ErrorCode.Unavailable, "The protocol run is stored and will be created shortly");
-      return { protocol_run: toProtocolOut(run, { n: m, projectN: params.project_id }), job: null, message: "Imported CodeMachine workspace." };
+      return {
+        protocol_run: toProtocolOut(run, { n: await ids.protocolInt(runId), projectN: params.project_id }),
+        job: null,
+        message: "Imported CodeMachine workspace.",
+      };
     },
     defaults,
   );

@@ -1,14 +1,11 @@
-import { createHash } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { ErrorCode, ROLES } from "@orch/contracts";
 import { KernelErrorCode } from "@orch/engine";
 import {
   PROTOCOL_NAME_LABEL,
   PROTOCOL_STATUSES,
   jobTypeOf,
-  projectIdOf,
   protocolNameOf,
-  protocolRunId,
-  stepIdOf,
   toProjectOut,
   toProtocolOut,
   toStepOut,
@@ -18,7 +15,7 @@ import {
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { RunView } from "@orch/contracts";
 import { z } from "zod";
-import { indexProjectToken, tokenHash } from "../auth.js";
+import { tokenHash } from "../auth.js";
 import type { Surface } from "../context.js";
 import { route } from "../routing.js";
 import {
@@ -46,8 +43,8 @@ import { seed004GitRoutes } from "./seed004-git.js";
 
 const Json = z.record(z.string(), z.unknown());
 
-/** The type of a setup run's clarifications step (seed 004's blocking onboarding clarifications). */
-const CLARIFICATIONS_STEP_TYPE = "setup.clarifications";
+/** A new step's id in its run (its number comes from its index there, not from its id). */
+const newStepId = () => `step-${randomBytes(6).toString("hex")}`;
 
 const ProjectCreate = z.object({
   name: z.string().min(1).max(200),
@@ -161,11 +158,11 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
   const autoQa = opts.cfg.ORCH_AUTO_QA_AFTER_EXEC;
 
   const protocolOut = async (run: RunView, n?: number) =>
-    toProtocolOut(run, { n: n ?? (await ids.protocolInt(run.runId)), projectN: await ids.projectInt(run.projectId) });
+    toProtocolOut(run, { n: n ?? (await ids.protocolInt(run.runId)), projectN: await ids.projectInt(run.projectId, await runs.getProject(run.projectId)) });
 
   const stepOut = async (run: RunView, stepId: string, protocolN?: number) => {
     const step = run.steps.find((x) => x.id === stepId)!;
-    return toStepOut(run, step, { n: await ids.stepInt(run.runId, stepId), protocolN: protocolN ?? (await ids.protocolInt(run.runId)) });
+    return toStepOut(run, step, { n: (await ids.stepInt(run.runId, stepId, run)) ?? 0, protocolN: protocolN ?? (await ids.protocolInt(run.runId)) });
   };
 
   /** The job an action enqueued: the step's current attempt on its role's queue. */
@@ -173,7 +170,7 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
     const step = run.steps.find((x) => x.id === stepId)!;
     const role = kind === "qa" ? (step.qaRole ?? "qa") : step.role;
     const payload: Record<string, unknown> = { protocol_run_id: protocolN, run_id: run.runId };
-    if (kind !== "plan") payload.step_run_id = await ids.stepInt(run.runId, stepId);
+    if (kind !== "plan") payload.step_run_id = await ids.stepInt(run.runId, stepId, run);
     return {
       job_id: `${run.runId}.${stepId}.${step.attempt}`,
       job_type: jobTypeOf(kind, step.type),
@@ -219,64 +216,30 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
       responses: { 200: { description: "The project", schema: ProjectOutSchema }, 422: { description: "Invalid body" } },
     },
     async (req, _reply, { body }) => {
-      const n = await opts.aliases.next("project");
-      const projectId = projectIdOf(n);
       const token = typeof body.secrets?.api_token === "string" && body.secrets.api_token.length > 0 ? body.secrets.api_token : undefined;
-      const hash = token ? tokenHash(token) : undefined;
-      const rec = await runs.putProject({
-        id: projectId,
-        name: body.name,
-        ...(body.git_url ? { gitUrl: body.git_url } : {}),
-        ...(body.local_path ? { localPath: body.local_path } : {}),
-        baseBranch: body.base_branch,
-        ...(body.ci_provider ? { ciProvider: body.ci_provider } : {}),
-        ...(body.default_models ? { defaultModels: body.default_models } : {}),
-        ...(hash ? { tokenSha256: hash } : {}),
-        alias: String(n),
-      });
-      await ids.bindProject(n, projectId);
-      if (hash) await indexProjectToken(opts.aliases, hash, projectId);
-      // Onboarding: the setup protocol run, started at once (its planning step is the onboarding).
-      const m = await opts.aliases.next("protocol");
-      const runId = protocolRunId(m);
-      await ids.bindProtocol(m, runId);
-      const name = `setup-${n}`;
-      // Onboarding clarifications: what the project leaves open. Always recorded (a
-      // `setup_clarifications` event); with ORCH_REQUIRE_ONBOARDING_CLARIFICATIONS the setup waits
-      // for them: a `clarifications` step that must be approved (answered) before setup completes.
-      const questions = onboardingQuestions(body);
-      const blocking = opts.cfg.ORCH_REQUIRE_ONBOARDING_CLARIFICATIONS;
-      const steps: Record<string, unknown>[] = [];
-      if (blocking) {
-        const sn = await opts.aliases.next("step");
-        const stepId = stepIdOf(sn);
-        await ids.bindStep(sn, { runId, stepId });
-        steps.push({
-          id: stepId,
-          title: "Onboarding clarifications",
-          type: CLARIFICATIONS_STEP_TYPE,
-          role: "architect",
-          inputs: { questions },
-          payload: { step_index: 0, step_name: "clarifications", step_type: CLARIFICATIONS_STEP_TYPE, questions },
-        });
-      }
-      await runs.create(
-        {
-          projectId,
-          runId,
-          definition: { id: "protocol" },
-          title: name,
-          labels: { [PROTOCOL_NAME_LABEL]: name },
-          input: { protocol_name: name, base_branch: body.base_branch, description: "Project setup and bootstrap", setup: true },
-          ...(steps.length ? { steps } : {}),
-          autoStart: true,
+      // The core numbers the project, stores it and starts its onboarding (the setup run) at once.
+      const {
+        project: rec,
+        number: n,
+        setupRunId,
+      } = await runs.writes.createProject({
+        fields: {
+          name: body.name,
+          ...(body.git_url ? { gitUrl: body.git_url } : {}),
+          ...(body.local_path ? { localPath: body.local_path } : {}),
+          baseBranch: body.base_branch,
+          ...(body.ci_provider ? { ciProvider: body.ci_provider } : {}),
+          ...(body.default_models ? { defaultModels: body.default_models } : {}),
         },
-        { actor: "tasksgodzilla", correlationId: req.id },
-      );
-      await runs
-        .signal(runId, { name: "set_facts", facts: { clarifications: { questions, blocking } } }, { actor: "tasksgodzilla", correlationId: req.id })
-        .catch((err: unknown) => req.log.warn({ err, runId }, "could not record the onboarding clarifications"));
-      req.log.info({ projectId, n, setupRun: runId }, "project created");
+        ...(token ? { tokenSha256: tokenHash(token) } : {}),
+        // Onboarding clarifications: what the project leaves open. Always recorded (a
+        // `setup_clarifications` event); with ORCH_REQUIRE_ONBOARDING_CLARIFICATIONS the setup waits
+        // for them: a `clarifications` step that must be approved (answered) before setup completes.
+        onboarding: { questions: onboardingQuestions(body), blocking: opts.cfg.ORCH_REQUIRE_ONBOARDING_CLARIFICATIONS },
+        actor: "tasksgodzilla",
+        correlationId: req.id,
+      });
+      req.log.info({ projectId: rec.id, n, setupRun: setupRunId }, "project created");
       return toProjectOut(rec, n);
     },
     defaults,
@@ -295,7 +258,7 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
     async () => {
       const all = await runs.listProjects();
       const out = [];
-      for (const p of all) out.push(toProjectOut(p, await ids.projectInt(p.id)));
+      for (const p of all) out.push(toProjectOut(p, await ids.projectInt(p.id, p)));
       return out.sort((a, b) => a.id - b.id);
     },
   );
@@ -351,9 +314,7 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
           { type: "value_error", loc: ["body", "status"], msg: "Value error, a protocol run starts as 'pending' or 'planning'", input: body.status },
         ]);
       }
-      const m = await opts.aliases.next("protocol");
-      const runId = protocolRunId(m);
-      await ids.bindProtocol(m, runId);
+      const runId = randomUUID();
       const input: Record<string, unknown> = { protocol_name: body.protocol_name, base_branch: body.base_branch ?? project.baseBranch ?? "main" };
       for (const k of ["worktree_path", "protocol_root", "description", "template_config", "template_source"] as const) {
         if (body[k] !== undefined && body[k] !== null) input[k] = body[k];
@@ -374,7 +335,7 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
       );
       const run = "accepted" in r ? await runs.get(runId) : r;
       if (!run) throw detail(ErrorCode.Unavailable, "The protocol run is stored and will be created shortly");
-      return protocolOut(run, m);
+      return protocolOut(run);
     },
     defaults,
   );
@@ -456,8 +417,7 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
       if (body.status !== "pending") {
         throw new Unprocessable([{ type: "value_error", loc: ["body", "status"], msg: "Value error, a step run starts as 'pending'", input: body.status }]);
       }
-      const n = await opts.aliases.next("step");
-      const stepId = stepIdOf(n);
+      const stepId = newStepId();
       const payload: Record<string, unknown> = { step_index: body.step_index, step_name: body.step_name, step_type: body.step_type };
       if (body.summary != null) payload.summary = body.summary;
       if (body.engine_id != null) payload.engine_id = body.engine_id;
@@ -472,7 +432,6 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
         inputs: { protocol: "${input}" },
       };
       if (body.model != null) def.model = body.model;
-      await ids.bindStep(n, { runId: run.runId, stepId });
       const after = await s.signal(req, run.runId, { name: "add_steps", steps: [def] }, (e) =>
         e.kernelCode === "TERMINAL_STATE"
           ? conflict("Protocol already terminal")
@@ -500,7 +459,8 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
     async (req, _reply, { params }) => {
       const { run } = await s.protocol(req, params.protocol_run_id);
       const out = [];
-      for (const st of visibleSteps(run)) out.push(toStepOut(run, st, { n: await ids.stepInt(run.runId, st.id), protocolN: params.protocol_run_id }));
+      for (const st of visibleSteps(run))
+        out.push(toStepOut(run, st, { n: (await ids.stepInt(run.runId, st.id, run)) ?? 0, protocolN: params.protocol_run_id }));
       return out;
     },
   );

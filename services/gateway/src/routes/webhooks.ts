@@ -24,7 +24,7 @@ import { checkGitHubAppTarget, normalizeWebhook, verifyWebhook, type WebhookProv
  * A delivery id seen before (`X-GitHub-Delivery`; GitLab's `Idempotency-Key`, `X-Gitlab-Webhook-UUID`
  * or `X-Gitlab-Event-UUID`) is answered 200 "Duplicate delivery ignored" and changes nothing: GitHub
  * redelivers with the same id when it timed out waiting for an answer and counts anything but 2xx as
- * a failed delivery. Seen ids are claimed in the aliases bucket (durable, shared by every gateway);
+ * a failed delivery. Seen ids are claimed in the deliveries bucket (durable, shared by every gateway, kept for days);
  * a delivery that was not applied (no run for its branch, or an error) gives its id back so a
  * redelivery is applied.
  */
@@ -139,7 +139,7 @@ export async function webhookRoutes(app: FastifyInstance, opts: Surface): Promis
     let claimed: string | undefined;
     if (e.deliveryId !== undefined) {
       const key = `${provider}:${e.deliveryId}`;
-      const c = await opts.aliases.claim(DELIVERY_NS, key, { at: Date.now(), event: e.event });
+      const c = await opts.deliveries.claim(DELIVERY_NS, key, { at: Date.now(), event: e.event });
       if (!c.created) {
         req.log.info(log, "webhook delivery seen before: ignored");
         return reply.status(200).send({ message: "Duplicate delivery ignored", job: null });
@@ -147,11 +147,11 @@ export async function webhookRoutes(app: FastifyInstance, opts: Surface): Promis
       claimed = key;
     }
     const giveBack = async () => {
-      if (claimed) await opts.aliases.delete(DELIVERY_NS, claimed).catch((err: unknown) => req.log.warn({ err }, "could not release a webhook delivery id"));
+      if (claimed) await opts.deliveries.delete(DELIVERY_NS, claimed).catch((err: unknown) => req.log.warn({ err }, "could not release a webhook delivery id"));
     };
 
     try {
-      const r = await applyWebhook({ runs: opts.runs, aliases: opts.aliases, correlationId: req.id }, e, authenticated);
+      const r = await applyWebhook({ runs: opts.runs, correlationId: req.id }, e, authenticated);
       switch (r.status) {
         case "ignored":
           req.log.info({ ...log, runId: r.runId, reason: r.reason }, "webhook ignored");

@@ -1,7 +1,7 @@
 import { DEFAULT_PROJECT, FINAL_RUN_STATUSES, RUN_STATUSES, type RunStatus } from "@orch/contracts";
 import { BRANCH_LABEL, resolveTemplate, type Signal } from "@orch/engine";
 import { runBranchOf, type RunView, type StepView } from "@orch/contracts";
-import { PROTOCOL_NAME_LABEL, ProtocolIds, RefusedError, type Actor, type Aliases, type JobOut, type RunsApi } from "@orch/runs";
+import { PROTOCOL_NAME_LABEL, ProtocolIds, RefusedError, type Actor, type JobOut, type RunsApi } from "@orch/runs";
 import type { NormalizedEvent } from "./normalize.js";
 
 /**
@@ -28,7 +28,6 @@ import type { NormalizedEvent } from "./normalize.js";
 
 export interface ApplyDeps {
   runs: RunsApi;
-  aliases: Aliases;
   now?: () => number;
   correlationId?: string;
 }
@@ -205,7 +204,7 @@ export async function applyWebhook(deps: ApplyDeps, e: NormalizedEvent, authenti
     runId: after.runId,
     view: after.view,
     effects: effectsOf(before, after),
-    job: started ? await qaJob(deps.aliases, after, started, at) : null,
+    job: started ? await qaJob(deps.runs, after, started, at) : null,
   };
 }
 
@@ -231,10 +230,10 @@ export function effectsOf(before: RunView, after: RunView): string[] {
 }
 
 /** The QA job a CI success started, in seed 004's job shape. */
-async function qaJob(aliases: Aliases, run: RunView, s: StepView, at: number): Promise<JobOut> {
+async function qaJob(runs: RunsApi, run: RunView, s: StepView, at: number): Promise<JobOut> {
   const payload: Record<string, unknown> = { run_id: run.runId, step_id: s.id };
   if (run.projectId !== DEFAULT_PROJECT) {
-    const ids = new ProtocolIds(aliases);
+    const ids = new ProtocolIds(runs);
     payload.protocol_run_id = await ids.protocolInt(run.runId);
     payload.step_run_id = await ids.stepInt(run.runId, s.id);
   }

@@ -19,6 +19,7 @@ import {
   type SessionEventMessage,
   type WatchSessionRequest,
 } from "@orch/proto";
+import { ProjectWriteError, type ProjectWriter } from "../writes/projects.js";
 import { GrpcFailure, unary } from "./runs.js";
 
 /**
@@ -84,9 +85,11 @@ export function agentHandlers(opts: {
   bus: Bus;
   logger: Logger;
   api: RunsApi;
+  /** Writes projects: the code that answers the edges' `projects.*`. */
+  projects: ProjectWriter;
   killGraceMs?: number;
 }): Pick<OrchestratorServiceHandlers, "PutProject" | "GetProject" | "ListProjects" | "GetSession" | "ListSessions" | "WatchSession" | "CancelSession"> {
-  const { bus, logger: log, api } = opts;
+  const { bus, logger: log, api, projects } = opts;
 
   async function session(id: string): Promise<SessionRecord> {
     if (!isToken(id)) throw new GrpcFailure(status.INVALID_ARGUMENT, "session_id is malformed");
@@ -100,18 +103,19 @@ export function agentHandlers(opts: {
       if (!isToken(req.id)) throw new GrpcFailure(status.INVALID_ARGUMENT, "id must be [A-Za-z0-9_-], 1-128 chars");
       if (req.local_path && !req.local_path.startsWith("/")) throw new GrpcFailure(status.INVALID_ARGUMENT, "local_path must be absolute");
       const prev = await api.getProject(req.id);
-      // What gRPC cannot set (a project token, a seed alias, CI, models) is kept; the rest is replaced.
-      const kept = Object.fromEntries(Object.entries(prev ?? {}).filter(([k]) => ["tokenSha256", "alias", "ciProvider", "defaultModels"].includes(k)));
-      const parsed = ProjectRecord.omit({ createdAt: true, updatedAt: true }).safeParse({
-        ...kept,
-        id: req.id,
+      // What gRPC cannot set (a project token, its number, CI, models) is kept; the rest is replaced.
+      const change = {
         name: req.name || prev?.name || req.id,
-        ...(req.local_path ? { localPath: req.local_path } : {}),
-        ...(req.git_url ? { gitUrl: req.git_url } : {}),
-        ...(req.base_branch ? { baseBranch: req.base_branch } : {}),
-      });
-      if (!parsed.success) throw new GrpcFailure(status.INVALID_ARGUMENT, parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
-      return toProject(await api.putProject(parsed.data));
+        localPath: req.local_path || null,
+        gitUrl: req.git_url || null,
+        baseBranch: req.base_branch || null,
+      };
+      try {
+        return toProject((await projects.update({ id: req.id, fields: change, createIfMissing: true, actor: "grpc" })).project);
+      } catch (err) {
+        if (err instanceof ProjectWriteError && err.code === "INVALID") throw new GrpcFailure(status.INVALID_ARGUMENT, err.message);
+        throw err;
+      }
     }),
 
     GetProject: unary<GetProjectRequest, Project>(log, "GetProject", async (req) => {

@@ -27,6 +27,7 @@ import {
   type WatchRunRequest,
 } from "@orch/proto";
 import { DefinitionConflictError, DefinitionNotFoundError, RunsApi, type DefinitionStore, type DefinitionSummary } from "@orch/runs";
+import type { DefinitionWriter } from "../writes/definitions.js";
 
 /** The run and definition API over gRPC: commands through the command stream, queries from KV and the index. */
 
@@ -34,6 +35,8 @@ export interface RunApiOptions {
   bus: Bus;
   logger: Logger;
   definitions: DefinitionStore;
+  /** Publishes definitions: the code that answers the edges' `definitions.put`. */
+  writer: DefinitionWriter;
   mode: "mock" | "live";
   importRoots: string[];
 }
@@ -85,7 +88,7 @@ function checkRunId(id: string): string {
 }
 
 export function runHandlers(opts: RunApiOptions & { api: RunsApi }) {
-  const { logger: log, definitions, api } = opts;
+  const { logger: log, definitions, writer, api } = opts;
 
   const usage = (u: Totals) => ({ tokens: u.tokens, tokens_in: u.tokensIn, tokens_out: u.tokensOut, cost_usd: u.costUsd, wall_ms: u.wallMs });
   const byKey = (m: Record<string, Totals>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, usage(v)]));
@@ -276,7 +279,7 @@ export function runHandlers(opts: RunApiOptions & { api: RunsApi }) {
 
     PutDefinition: unary<PutDefinitionRequest, DefinitionSummaryMessage>(log, "PutDefinition", async (req) => {
       if (!req.text) throw new GrpcFailure(status.INVALID_ARGUMENT, "text is required (YAML or JSON)");
-      const { created, summary: s } = await definitions.put(parseDefinitionText(req.text));
+      const { created, summary: s } = await writer.put(parseDefinitionText(req.text));
       return summary(s, created);
     }),
 
@@ -292,7 +295,7 @@ export function runHandlers(opts: RunApiOptions & { api: RunsApi }) {
         const file = relative(req.path, join(dir, f)) || f;
         try {
           const text = await readFile(join(dir, f), "utf8");
-          const { created, summary: s } = await definitions.put(parseDefinitionText(text, file));
+          const { created, summary: s } = await writer.put(parseDefinitionText(text, file));
           results.push({ file, definition: summary(s, created), error: "" });
         } catch (err) {
           results.push({ file, error: (err as Error).message });

@@ -3,6 +3,7 @@ import { finishedBefore, getJobView, parseFeedPosition, replayEvents, submitJob,
 import { TaskPacket, isToken, toSeed000Frame, Seed000Event, type Mode } from "@orch/contracts";
 import type { Logger } from "@orch/logging";
 import { RunsApi, type DefinitionStore } from "@orch/runs";
+import type { Writers } from "../writes/server.js";
 import { agentHandlers } from "./agents.js";
 import { runHandlers } from "./runs.js";
 import {
@@ -22,6 +23,8 @@ export interface GrpcServerOptions {
   bus: Bus;
   logger: Logger;
   definitions: DefinitionStore;
+  /** What only the core writes: the RPCs the edges send and these calls go through the same writers. */
+  writers: Writers;
   host: string;
   port: number;
   mode: Mode;
@@ -72,8 +75,8 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
 
   const api = new RunsApi(bus, { definitions: opts.definitions, mode: opts.mode });
   const handlers: OrchestratorServiceHandlers = {
-    ...runHandlers({ bus, logger, definitions: opts.definitions, mode: opts.mode, importRoots: opts.importRoots, api }),
-    ...agentHandlers({ bus, logger, api }),
+    ...runHandlers({ bus, logger, definitions: opts.definitions, writer: opts.writers.definitions, mode: opts.mode, importRoots: opts.importRoots, api }),
+    ...agentHandlers({ bus, logger, api, projects: opts.writers.projects }),
     CreateJob(call: ServerUnaryCall<CreateJobRequest, CreateJobResponse>, cb: sendUnaryData<CreateJobResponse>) {
       const parsed = TaskPacket.safeParse(packetJson(call.request));
       if (!parsed.success) {

@@ -1,5 +1,5 @@
 import { ErrorCode, OrchError } from "@orch/contracts";
-import { builtinDefinitions, parseDefinitionText, type CompiledDefinition } from "@orch/engine";
+import { builtinDefinitions, readDefinitionText, type CompiledDefinition } from "@orch/engine";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { JsonTooDeepError, jsonTooDeep } from "../../errors.js";
@@ -93,10 +93,11 @@ export function definitionRoutes(app: FastifyInstance, { opts, defaults }: V1): 
     async (req, reply, { body }) => {
       if (body === undefined)
         throw new OrchError(ErrorCode.BadRequest, "a definition is required (JSON or YAML body)", { details: { fields: [{ path: "", message: "required" }] } });
-      const input = typeof body === "string" ? parseDefinitionText(body, "the body") : body;
+      const input = typeof body === "string" ? readDefinitionText(body, "the body") : body;
       // YAML text is parsed here, not by a body parser: the same bound on nesting as a JSON body's.
       if (typeof body === "string" && jsonTooDeep(input)) throw new JsonTooDeepError();
-      const { created, summary } = await store.put(input);
+      const { created, summary } = await opts.runs.writes.putDefinition({ definition: input, actor: "api", correlationId: req.id });
+      store.forgetLatest(summary.id);
       req.log.info({ definition: `${summary.id}@${summary.version}`, created }, "definition published");
       return reply
         .status(created ? 201 : 200)

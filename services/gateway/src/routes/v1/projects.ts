@@ -1,8 +1,9 @@
 import { randomUUID } from "node:crypto";
-import { ErrorCode, OrchError, type ProjectRecord } from "@orch/contracts";
+import { ErrorCode, OrchError, WriteErrorCode, type ProjectChange } from "@orch/contracts";
+import { WriteRefusedError } from "@orch/runs";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
-import { indexProjectToken, tokenHash, unindexProjectToken } from "../../auth.js";
+import { tokenHash } from "../../auth.js";
 import { route } from "../../routing.js";
 import { checkProject, ERRORS, IdParam, listOf, ProjectJson, projectJson, tokenProject, type V1 } from "./common.js";
 
@@ -30,19 +31,13 @@ const UpdateProject = z.strictObject({
 });
 
 export function projectRoutes(app: FastifyInstance, { opts, defaults }: V1): void {
-  const { runs, aliases } = opts;
+  const { runs } = opts;
 
-  /** Stores the project, then points its token at it (and forgets the one it replaces). */
-  async function save(req: FastifyRequest, prev: ProjectRecord | null, next: Omit<ProjectRecord, "createdAt" | "updatedAt">, token: string | null | undefined) {
-    const rec: Omit<ProjectRecord, "createdAt" | "updatedAt"> = { ...next };
-    if (token === null) delete rec.tokenSha256;
-    else if (token !== undefined) rec.tokenSha256 = tokenHash(token);
-    const saved = await runs.putProject(rec);
-    if (rec.tokenSha256 && rec.tokenSha256 !== prev?.tokenSha256) await indexProjectToken(aliases, rec.tokenSha256, saved.id);
-    if (prev?.tokenSha256 && prev.tokenSha256 !== rec.tokenSha256) await unindexProjectToken(aliases, prev.tokenSha256);
-    req.log.info({ projectId: saved.id, token: token === undefined ? "unchanged" : token === null ? "removed" : "set" }, "project saved");
-    return saved;
-  }
+  /** A token as the core stores it: only its SHA-256 (`null` removes it; left out, kept). */
+  const hashOf = (token: string | null | undefined) => (token === undefined ? undefined : token === null ? null : tokenHash(token));
+
+  const logSaved = (req: FastifyRequest, projectId: string, token: string | null | undefined) =>
+    req.log.info({ projectId, token: token === undefined ? "unchanged" : token === null ? "removed" : "set" }, "project saved");
 
   route(
     app,
@@ -84,9 +79,17 @@ export function projectRoutes(app: FastifyInstance, { opts, defaults }: V1): voi
     async (req, reply, { body }) => {
       const { token, id, ...fields } = body;
       const pid = id ?? randomUUID();
-      if (await runs.getProject(pid)) throw new OrchError(ErrorCode.Conflict, `project ${pid} exists; update it with PUT /api/v1/projects/${pid}`);
-      const saved = await save(req, null, { id: pid, ...fields }, token);
-      return reply.status(201).header("location", `/api/v1/projects/${saved.id}`).send(projectJson(saved));
+      const hash = hashOf(token);
+      try {
+        const { project } = await runs.writes.createProject({ id: pid, fields, ...(hash ? { tokenSha256: hash } : {}), actor: "api", correlationId: req.id });
+        logSaved(req, project.id, token);
+        return reply.status(201).header("location", `/api/v1/projects/${project.id}`).send(projectJson(project));
+      } catch (err) {
+        if (err instanceof WriteRefusedError && err.writeCode === WriteErrorCode.AlreadyExists) {
+          throw new OrchError(ErrorCode.Conflict, `project ${pid} exists; update it with PUT /api/v1/projects/${pid}`);
+        }
+        throw err;
+      }
     },
     defaults,
   );
@@ -138,9 +141,18 @@ export function projectRoutes(app: FastifyInstance, { opts, defaults }: V1): voi
           details: { fields: [{ path: "name", message: "required to create a project" }] },
         });
       }
-      const { createdAt: _c, updatedAt: _u, ...kept } = prev ?? ({ id: params.id } as ProjectRecord);
-      const saved = await save(req, prev, { ...kept, ...fields, id: params.id, name: fields.name ?? prev!.name }, token);
-      return reply.status(prev ? 200 : 201).send(projectJson(saved));
+      const hash = hashOf(token);
+      const change: ProjectChange = fields;
+      const { created, project } = await runs.writes.updateProject({
+        id: params.id,
+        fields: change,
+        ...(hash !== undefined ? { tokenSha256: hash } : {}),
+        createIfMissing: true,
+        actor: "api",
+        correlationId: req.id,
+      });
+      logSaved(req, project.id, token);
+      return reply.status(created ? 201 : 200).send(projectJson(project));
     },
     defaults,
   );
