@@ -96,6 +96,13 @@ export const TimerFiredCommand = z.object({
 });
 
 export const Command = z.discriminatedUnion("type", [RunCreateCommand, RunSignalCommand, StepResultCommand, TimerFiredCommand]);
+
+/**
+ * The command a `command` timer carries (the scheduler sends it when the timer fires): any command,
+ * checked by its schema when it is sent (a periodic run's tick carries the create of its slot's run).
+ */
+export const TimerCommand = z.looseObject({ type: z.string().min(1).max(64), commandId: z.string().min(1).max(256), runId: Id });
+export type TimerCommand = z.infer<typeof TimerCommand>;
 export type Command = z.infer<typeof Command>;
 export type RunCreateCommand = z.input<typeof RunCreateCommand>;
 export type RunSignalCommand = z.infer<typeof RunSignalCommand>;
@@ -112,6 +119,8 @@ export const CommandOutcome = z.object({
   /** The run as it stands after the command (so the caller need not read it again). */
   run: RunView.optional(),
   duplicate: z.boolean().optional(),
+  /** Where the transition the command wrote is in the runs stream (a reader that must have seen it waits for it). */
+  streamSeq: z.int().positive().optional(),
 });
 export type CommandOutcome = z.output<typeof CommandOutcome>;
 /** An outcome as the core writes it (its view's zero counters may be left out). */
@@ -209,6 +218,8 @@ export const StoredTimer = z.object({
   dueAt: Millis,
   kind: TimerKind,
   stepId: z.string().min(1).max(64).optional(),
+  /** What a `command` timer sends when it fires. */
+  command: TimerCommand.optional(),
   setAt: Millis,
 });
 export type StoredTimer = z.infer<typeof StoredTimer>;

@@ -43,6 +43,10 @@ export const StepView = z.object({
   phase: z.string().optional(),
   /** What the definition gives the step's executor (seed 004 keeps its step fields here). */
   payload: z.record(z.string(), z.unknown()).optional(),
+  /** What a step the run brought or added is given (seed 001: a task's description and payload). */
+  inputs: z.record(z.string(), z.unknown()).optional(),
+  /** Keys set on the step (`set_step_metadata`, seed 001's task metadata). */
+  metadata: z.record(z.string(), z.unknown()).optional(),
   /** The model the definition names for it. */
   model: z.string().optional(),
   /** Attempts its retry policy allows. */

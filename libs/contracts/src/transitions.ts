@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { WorkItem } from "./messages.js";
+import { TimerCommand, WorkItem } from "./messages.js";
 import { Id, Millis, RunSummary, RunView, type RunViewInput } from "./run-views.js";
 import { TimerKind } from "./vocabulary.js";
 
@@ -30,7 +30,10 @@ export const TRANSITION_VERSION = 1;
  */
 export const EVENTS_PER_TRANSITION = 10_000;
 
-/** A timer a transition sets (`set`) or withdraws (`cancel`); the scheduler fires `timer.fired` for a set one when due. */
+/**
+ * A timer a transition sets (`set`) or withdraws (`cancel`); the scheduler fires `timer.fired` for a
+ * set one when due, or, for a timer that carries a `command`, sends that command.
+ */
 export const TimerOp = z.discriminatedUnion("op", [
   z.object({
     op: z.literal("set"),
@@ -38,6 +41,7 @@ export const TimerOp = z.discriminatedUnion("op", [
     dueAt: Millis,
     kind: TimerKind,
     stepId: z.string().min(1).max(64).optional(),
+    command: TimerCommand.optional(),
   }),
   z.object({ op: z.literal("cancel"), timerId: z.string().min(1).max(300) }),
 ]);

@@ -34,7 +34,12 @@ export const WORK_KINDS = ["execute", "qa", "plan"] as const;
 export const WorkKind = z.enum(WORK_KINDS);
 export type WorkKind = z.infer<typeof WorkKind>;
 
-export const TIMER_KINDS = ["retry", "step_timeout", "approval_timeout", "wall_clock"] as const;
+/**
+ * What a timer is for: a step's retry, timeout or approval timeout, a run's wall clock, a periodic
+ * run's next slot (`tick`), or a command to send when it fires (`command`: the scheduler sends the
+ * command the timer carries instead of `timer.fired`).
+ */
+export const TIMER_KINDS = ["retry", "step_timeout", "approval_timeout", "wall_clock", "tick", "command"] as const;
 export const TimerKind = z.enum(TIMER_KINDS);
 export type TimerKind = z.infer<typeof TimerKind>;
 

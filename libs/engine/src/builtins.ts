@@ -123,13 +123,11 @@ const task: DefinitionInput = {
 };
 
 /**
- * Seed 001's tasks (`POST /tasks`): a run groups tasks, each a step for one role, added with
- * `add_steps`. Steps wait until dispatched (`run_step`: `POST /tasks/dispatch`, or the scheduler's
- * worker), one attempt per dispatch (the worker applies its own retries with `run_step` again). A
- * failed task blocks the run instead of failing it, so its other tasks can still be dispatched and
- * the failed one retried or replaced; the run completes once every task has.
+ * Seed 001's tasks (`POST /tasks`), as the first version had them: a failed task blocked the run, and
+ * the run completed once every task had (a task added later went to a continuation run). Kept so
+ * the runs created then still load; new runs are of version 2.
  */
-const taskQueue: DefinitionInput = {
+const taskQueueV1: DefinitionInput = {
   id: "task.queue",
   version: 1,
   title: "Tasks queued until dispatched (seed 001)",
@@ -138,6 +136,46 @@ const taskQueue: DefinitionInput = {
   onStepFailure: "block",
   dynamicSteps: true,
   retry: { maxAttempts: 1 },
+};
+
+/**
+ * Seed 001's tasks (`POST /tasks`): a run groups tasks, each a step for one role (type `task`, its
+ * inputs the task's id, description and payload), added with `add_steps` (`replace`: a task queued
+ * again is reset and queued again in its run). Steps wait until dispatched (`run_step`: `POST
+ * /tasks/dispatch`), one attempt per dispatch, unless the core's task worker is on for the run
+ * (`worker`: ORCH_WORKER_ENABLED, recorded at its creation): then its tasks start by themselves, one
+ * at a time in the order they were queued (`maxConcurrentSteps: 1`), and a failed attempt is retried
+ * (ORCH_WORKER_MAX_RETRIES, ORCH_WORKER_BACKOFF_MS). A failed task neither fails nor blocks the run
+ * (`continue`): its other tasks go on. The run never completes by itself (`whenDone: wait`): with
+ * every task done it waits, and a task added later runs in it; seed 001's status of a run is derived
+ * from its tasks.
+ */
+const taskQueue: DefinitionInput = {
+  id: "task.queue",
+  version: 2,
+  title: "Tasks queued until dispatched (seed 001)",
+  view: "task",
+  execution: "manual",
+  onStepFailure: "continue",
+  whenDone: "wait",
+  dynamicSteps: true,
+  retry: { maxAttempts: 1 },
+  worker: {},
+  limits: { maxConcurrentSteps: 1 },
+};
+
+/**
+ * A periodic run (the core's schedule of seed 001's periodic runs): no steps; `set_schedule` gives it
+ * an interval and the run each tick creates. It waits between ticks and never ends by itself.
+ */
+const schedule: DefinitionInput = {
+  id: "schedule",
+  version: 1,
+  title: "Periodic run: creates a run every interval",
+  view: "generic",
+  execution: "manual",
+  whenDone: "wait",
+  periodic: {},
 };
 
 /**
@@ -242,7 +280,11 @@ export const BUILTIN_DEFINITIONS: readonly DefinitionInput[] = [
   task,
   taskQueue,
   ticket,
+  schedule,
 ];
+
+/** Earlier versions of built-ins, kept so that the runs created with them still load (never used for new runs). */
+export const EARLIER_BUILTIN_DEFINITIONS: readonly DefinitionInput[] = [taskQueueV1];
 
 export const SPECKIT_TYPES = Object.keys(SPECKIT) as ("specify" | "plan" | "tasks" | "implement")[];
 
@@ -259,6 +301,14 @@ export function builtinDefinitions(): ReadonlyMap<string, CompiledDefinition> {
     );
   }
   return compiled;
+}
+
+let everyVersion: CompiledDefinition[] | undefined;
+
+/** Every built-in version (the latest of each id, and the earlier ones runs may still name). */
+export function builtinVersions(): readonly CompiledDefinition[] {
+  everyVersion ??= [...EARLIER_BUILTIN_DEFINITIONS.map((d) => compileDefinition(parseDefinition(d))), ...builtinDefinitions().values()];
+  return everyVersion;
 }
 
 export function builtin(id: string): CompiledDefinition {

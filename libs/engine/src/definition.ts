@@ -186,6 +186,36 @@ export const PullRequestPolicy = z.strictObject({
 });
 export type PullRequestPolicy = z.output<typeof PullRequestPolicy>;
 
+/**
+ * What the core's task worker (its ORCH_WORKER_* settings) does to a definition's runs: with
+ * `enabled`, ready steps start by themselves (as with `execution: auto`) and a failed attempt is
+ * retried up to `maxRetries` times, retry n after `backoffMs · 2^(n−1)` (at most 60 s), through the
+ * scheduler's timers. A setting left out takes the core's at the run's creation; the rules a run got
+ * are recorded with it (`resolveWorkerPolicy`). Absent: the definition's own execution and retry.
+ */
+export const WorkerPolicy = z.strictObject({
+  enabled: z.boolean().optional(),
+  maxRetries: z.int().min(0).max(100).optional(),
+  backoffMs: z.int().min(0).max(3_600_000).optional(),
+});
+export type WorkerPolicy = z.output<typeof WorkerPolicy>;
+
+/**
+ * A run a periodic run (a tick) creates: the definition, what it is given (templates over `slot`,
+ * the interval's number since the epoch; `at`, when it starts; `runId`, the created run's id; and
+ * `everyMs`), created once per slot, with the run id `<this run>-<everyMs>-<slot>`.
+ */
+export const RunTemplate = z.strictObject({
+  definition: z.strictObject({ id: DefinitionId, version: z.int().min(1).optional() }),
+  title: z.string().max(500).optional(),
+  labels: z.record(z.string().max(64), z.string().max(256)).optional(),
+  input: Json.optional(),
+  steps: z.array(Json).max(1_000).optional(),
+  facts: Json.optional(),
+  mode: z.enum(["mock", "live"]).optional(),
+});
+export type RunTemplate = z.output<typeof RunTemplate>;
+
 export const VIEWS = ["generic", "job", "speckit", "protocol", "task", "ticket"] as const;
 
 export const Definition = z
@@ -198,8 +228,14 @@ export const Definition = z
     view: z.enum(VIEWS).default("generic"),
     /** `auto`: ready steps start by themselves. `manual`: only run_next_step or a step's `run` starts one. */
     execution: z.enum(["auto", "manual"]).default("auto"),
-    /** A failed step fails the run, or blocks it until someone retries. */
-    onStepFailure: z.enum(["fail", "block"]).default("fail"),
+    /** A failed step fails the run, blocks it until someone retries, or neither (`continue`: its other steps go on). */
+    onStepFailure: z.enum(["fail", "block", "continue"]).default("fail"),
+    /**
+     * What a run does once every step has settled: `complete` it, or `wait` (status `waiting`, no
+     * work) until a step is added or queued again (seed 001: a task can be added to any run).
+     * Absent: `complete`.
+     */
+    whenDone: z.enum(["complete", "wait"]).optional(),
     /** Whether a run may bring its own steps (at creation, or added later). */
     dynamicSteps: z.boolean().default(false),
     /** With `dynamicSteps`: the steps a run gets when it brings none (seed 000: one `dev.log`). */
@@ -217,6 +253,13 @@ export const Definition = z
     ci: z.union([z.literal("off"), CiPolicy]).optional(),
     /** What pull request events do to its runs (`pr_opened`, `pr_closed`, `pr_merged`); absent: they are recorded only. */
     pullRequests: PullRequestPolicy.optional(),
+    /** Whether the core's task worker settings apply to its runs (see WorkerPolicy); absent: they do not. */
+    worker: WorkerPolicy.optional(),
+    /**
+     * Its runs tick: `set_schedule` gives one an interval and the run each tick creates (`RunTemplate`),
+     * and its timer fires once per slot of that interval (the core's periodic runs).
+     */
+    periodic: z.strictObject({}).optional(),
     /**
      * The git branch a run's sessions work on (templates over the run's input): SpecKit uses its
      * feature id, a protocol its name. Unset or empty: the agent hub's `orch/run/<runId>`.

@@ -2,6 +2,7 @@ import type { RunSummary, RunViewInput as RunView, StepViewInput as StepView } f
 import type { CompiledDefinition, RetryPolicy, StepDef } from "./definition.js";
 import { stepStatus, type RunState, type Snap } from "./kernel.js";
 import { attemptIdOf, type StepContext } from "./step-machine.js";
+import { workerRetry } from "./worker.js";
 
 /**
  * A run as the core publishes it (contracts' RunView): its steps in order with what they did, facts,
@@ -12,24 +13,33 @@ type Described = Pick<StepDef, "id" | "role" | "type" | "title" | "payload" | "m
   index: number;
   stage: string;
   phase?: string | undefined;
+  /** What a step the run brought or added is given (its inputs are the run's, not the definition's templates). */
+  given?: Record<string, unknown>;
 };
 
 /**
  * Views of steps by the snapshot they describe: a step that did not move in a transition (most of
  * them) is described once, not again with every transition of its run.
  */
-const VIEWS = new WeakMap<object, { d: Described; usage: unknown; view: StepView }>();
+const VIEWS = new WeakMap<object, { d: Described; usage: unknown; meta: unknown; view: StepView }>();
 
 function stepView(d: Described, snap: Snap<StepContext> | undefined, state: RunState, retry: RetryPolicy): StepView {
   const usage = state.ledger.byStep[d.id];
+  const meta = state.stepMetadata?.[d.id];
   const hit = snap ? VIEWS.get(snap) : undefined;
-  if (hit && hit.d === d && hit.usage === usage) return hit.view;
-  const view = describeStep(d, snap, usage, retry);
-  if (snap) VIEWS.set(snap, { d, usage, view });
+  if (hit && hit.d === d && hit.usage === usage && hit.meta === meta) return hit.view;
+  const view = describeStep(d, snap, usage, retry, meta);
+  if (snap) VIEWS.set(snap, { d, usage, meta, view });
   return view;
 }
 
-function describeStep(d: Described, snap: Snap<StepContext> | undefined, usage: StepView["usage"] | undefined, retry: RetryPolicy): StepView {
+function describeStep(
+  d: Described,
+  snap: Snap<StepContext> | undefined,
+  usage: StepView["usage"] | undefined,
+  retry: RetryPolicy,
+  meta: Record<string, unknown> | undefined,
+): StepView {
   const c = snap?.context;
   const status = stepStatus(snap);
   const out: StepView = {
@@ -49,6 +59,8 @@ function describeStep(d: Described, snap: Snap<StepContext> | undefined, usage: 
   if (d.title !== undefined) out.title = d.title;
   if (d.phase !== undefined) out.phase = d.phase;
   if (d.payload !== undefined) out.payload = d.payload;
+  if (d.given !== undefined && Object.keys(d.given).length > 0) out.inputs = d.given;
+  if (meta !== undefined) out.metadata = meta;
   if (d.model !== undefined) out.model = d.model;
   if (d.qa) out.qaRole = d.qa.role ?? "qa";
   if (c && c.attempt > 0) {
@@ -80,6 +92,7 @@ function describedSteps(cd: CompiledDefinition, extra: RunState["extraSteps"]): 
     ...cd.steps,
     ...extra.map((s, i) => ({
       ...s,
+      given: s.inputs,
       index: cd.steps.length + i,
       stage: s.stage ?? firstStage,
       phase: s.phase ?? (cd.def.stages.length > 0 ? (s.stage ?? firstStage) : s.id),
@@ -92,7 +105,7 @@ function describedSteps(cd: CompiledDefinition, extra: RunState["extraSteps"]): 
 /** The run's view: its summary (built by the core from the same state) and its steps described. */
 export function runView(cd: CompiledDefinition, state: RunState, summary: RunSummary & Pick<RunView, "mode" | "stepsRun">): RunView {
   const defs = describedSteps(cd, state.extraSteps);
-  const retry = cd.def.retry as RetryPolicy;
+  const retry = { ...cd.def.retry, ...workerRetry(state.worker) } as RetryPolicy;
   const steps = defs.map((d) => stepView(d, state.steps[d.id], state, retry));
   const rc = state.run.context;
   const v: RunView = {

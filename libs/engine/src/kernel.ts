@@ -14,13 +14,14 @@ import {
   type CiProvider,
 } from "./ci.js";
 import { evaluate, resolveTemplate } from "./conditions.js";
-import { Budget, Limits, StepDef, type CompiledDefinition, type RetryPolicy, type StepDefInput } from "./definition.js";
+import { Budget, Limits, RunTemplate, StepDef, type CompiledDefinition, type RetryPolicy, type StepDefInput } from "./definition.js";
 import { hashJson } from "./hash.js";
 import { budgetKey, covers, emptyLedger, exhausted, record, type Extension, type Ledger } from "./ledger.js";
 import { FINAL_RUN_STATUSES, MAX_RUN_STEPS, type RunStatus, type StepStatus } from "@orch/contracts";
 import { runMachineFor, runStatusOf, type Gate, type RunContext, type RunEvent } from "./run-machine.js";
 import { attemptIdOf, stepMachine, type Decision, type StepContext, type StepEvent } from "./step-machine.js";
 import type { CancelTimerParams, DispatchParams, EmitParams, StepError, TimerKind, TimerParams, Usage } from "./types.js";
+import { resolveWorkerPolicy, workerRetry, type WorkerDefaults, type WorkerRules } from "./worker.js";
 
 /**
  * The kernel: the core's pure step. Given a run's state, an action (a signal, a step result, a
@@ -66,6 +67,27 @@ export interface RunState {
   planApplied?: boolean;
   /** The CI policy the run got at its creation (absent: CI reports are only recorded) and its fix attempts so far. */
   ci?: { policy: CiRules; attempts: number; lastAt?: number };
+  /** The task worker rules the run got at its creation (its definition's `worker` policy, the core's settings). */
+  worker?: WorkerRules;
+  /** Steps' metadata (`set_step_metadata`, merged shallowly), by step id. */
+  stepMetadata?: Record<string, Record<string, unknown>>;
+  /**
+   * Steps queued again (`add_steps` with `replace`), with where they stand in the run's queue order
+   * now: `[steps the run had then − 1, n-th requeue]`, against `[index, −1]` for the others.
+   */
+  requeued?: Record<string, [number, number]>;
+  requeues?: number;
+  /** A periodic run's schedule (`set_schedule`) and the tick timer it has armed. */
+  periodic?: PeriodicState;
+}
+
+/** What a periodic run keeps: its schedule, and the slot its armed tick timer is for. */
+export interface PeriodicState {
+  enabled: boolean;
+  everyMs?: number;
+  creates?: RunTemplate;
+  slot?: number;
+  timerId?: string;
 }
 
 export interface Clock {
@@ -98,7 +120,16 @@ export interface WorkSpec {
 export type KernelEffect =
   | { kind: "event"; type: string; at: number; data?: Record<string, unknown> }
   | { kind: "work"; work: WorkSpec }
-  | { kind: "timer"; op: "set"; timerId: string; dueAt: number; timerKind: TimerKind; stepId?: string }
+  | {
+      kind: "timer";
+      op: "set";
+      timerId: string;
+      dueAt: number;
+      timerKind: TimerKind;
+      stepId?: string;
+      /** A `command` timer's command: what the scheduler sends when it fires (instead of `timer.fired`). */
+      command?: Record<string, unknown>;
+    }
   | { kind: "timer"; op: "cancel"; timerId: string };
 
 export const KernelErrorCode = {
@@ -142,7 +173,14 @@ export type Signal =
   | ({ name: "pr_opened" | "pr_closed" | "pr_merged"; number?: number; action?: string } & Report)
   | { name: "extend_budget"; tokens?: number; costUsd?: number }
   | { name: "abort" }
-  | { name: "add_steps"; steps: StepDefInput[] };
+  /** Adds steps; with `replace`, a step the run already brought or added is replaced and queued again (pending, its attempt withdrawn). */
+  | { name: "add_steps"; steps: StepDefInput[]; replace?: boolean }
+  /** A step that is no longer wanted: skipped when waiting or failed, cancelled (its attempt withdrawn) when active; else nothing. */
+  | { name: "withdraw_step"; stepId: string }
+  /** Merges keys into a step's metadata (shallow). */
+  | { name: "set_step_metadata"; stepId: string; metadata: Record<string, unknown> }
+  /** A periodic run's schedule: every `everyMs`, create the run `creates` describes (once per slot); or stop. */
+  | { name: "set_schedule"; enabled: boolean; everyMs?: number; creates?: RunTemplate };
 
 const StepIdRef = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 const Json = z.record(z.string(), z.unknown());
@@ -201,7 +239,15 @@ export const SignalSchema: z.ZodType<Signal> = z.discriminatedUnion("name", [
   PrReport("pr_merged"),
   z.strictObject({ name: z.literal("extend_budget"), tokens: z.int().min(1).optional(), costUsd: z.number().positive().optional() }),
   z.strictObject({ name: z.literal("abort") }),
-  z.strictObject({ name: z.literal("add_steps"), steps: z.array(Json).min(1).max(1_000) }),
+  z.strictObject({ name: z.literal("add_steps"), steps: z.array(Json).min(1).max(1_000), replace: z.boolean().optional() }),
+  z.strictObject({ name: z.literal("withdraw_step"), stepId: StepIdRef }),
+  z.strictObject({ name: z.literal("set_step_metadata"), stepId: StepIdRef, metadata: Json }),
+  z.strictObject({
+    name: z.literal("set_schedule"),
+    enabled: z.boolean(),
+    everyMs: z.int().min(100).max(30 * 86_400_000).optional(),
+    creates: RunTemplate.optional(),
+  }),
 ]) as unknown as z.ZodType<Signal>;
 
 export const SIGNAL_NAMES = [
@@ -228,6 +274,9 @@ export const SIGNAL_NAMES = [
   "extend_budget",
   "abort",
   "add_steps",
+  "withdraw_step",
+  "set_step_metadata",
+  "set_schedule",
 ] as const;
 
 export type KernelAction =
@@ -272,6 +321,8 @@ export interface CreateRunOptions {
   actor?: string;
   /** The core's defaults for what the definition's CI policy leaves out (recorded with the run). */
   ciDefaults?: CiDefaults;
+  /** The core's task worker settings, for what the definition's worker policy leaves out (recorded with the run). */
+  workerDefaults?: WorkerDefaults;
 }
 
 const ACTIVE: ReadonlySet<StepStatus> = new Set(["running", "retry_wait", "qa"]);
@@ -295,6 +346,19 @@ export function backoffMs(p: RetryPolicy, retry: number, rand: number): number {
 }
 
 const MAX_SETTLE_ROUNDS = 500;
+
+const cmpKey = (a: readonly [number, number], b: readonly [number, number]) => a[0] - b[0] || a[1] - b[1];
+
+/** A periodic state without its armed timer. */
+function periodicWithout(p: PeriodicState): PeriodicState {
+  const { timerId: _t, slot: _s, ...rest } = p;
+  return rest;
+}
+
+/** The run a periodic run creates for `slot` (its id, and what its create command carries). */
+export function periodicRunId(runId: string, everyMs: number, slot: number): string {
+  return `${runId}-${everyMs}-${slot}`;
+}
 
 class Kernel {
   readonly effects: KernelEffect[] = [];
@@ -661,7 +725,35 @@ class Kernel {
   // ── decisions ────────────────────────────────────────────────────────────
 
   policy(d: RunStepDef): RetryPolicy {
-    return { ...this.cd.def.retry, ...d.retry } as RetryPolicy;
+    return { ...this.cd.def.retry, ...workerRetry(this.state.worker), ...d.retry } as RetryPolicy;
+  }
+
+  /** How ready steps start: by themselves (`auto`, or an enabled task worker), or only when asked. */
+  execution(): "auto" | "manual" {
+    return this.state.worker?.enabled ? "auto" : this.cd.def.execution;
+  }
+
+  /** Whether a step's status keeps the run from going on (fails or blocks it). */
+  private broken(d: RunStepDef): boolean {
+    const s = this.status(d.id);
+    if (s === "failed") return !d.optional && this.cd.def.onStepFailure !== "continue";
+    return s === "blocked" && !d.optional;
+  }
+
+  /** Whether a step is done as far as its run is concerned (settled, or failed where failures are tolerated). */
+  private done_(d: RunStepDef): boolean {
+    const s = this.status(d.id);
+    return SETTLED.has(s) || (s === "failed" && (d.optional || this.cd.def.onStepFailure === "continue"));
+  }
+
+  /** Whether every step of the run is done (none waits, runs or blocks it). */
+  private idle(): boolean {
+    return this.steps().every((d) => this.done_(d));
+  }
+
+  /** Where a step stands in the run's queue: its index, or where it was queued again. */
+  private queueKey(d: RunStepDef): [number, number] {
+    return this.state.requeued?.[d.id] ?? [d.index, -1];
   }
 
   timeout(id: string): { timeoutMs?: number } {
@@ -706,6 +798,13 @@ class Kernel {
     }
     const st = this.runStatus();
     if (FINAL_RUN_STATUSES.has(st)) {
+      // A periodic run that ends ticks no more.
+      const p = this.state.periodic;
+      if (p?.timerId !== undefined) {
+        this.effects.push({ kind: "timer", op: "cancel", timerId: p.timerId });
+        this.state.periodic = periodicWithout(p);
+        this.changed = true;
+      }
       if (!this.pendingSettleSteps) return false;
       this.pendingSettleSteps = false;
       let moved = false;
@@ -740,9 +839,12 @@ class Kernel {
     if (st === "blocked") {
       // Unblocked by resolving what blocked it (an approval, a skip, a manual completion).
       // Any step that failed or is blocked, in whatever stage, keeps the run blocked.
-      const stillBroken = this.steps().some((d) => !d.optional && (this.status(d.id) === "failed" || this.status(d.id) === "blocked"));
+      const stillBroken = this.steps().some((d) => this.broken(d));
       return stillBroken ? false : this.sendRun({ type: "UNBLOCK", reason: "nothing blocks it any more", at: this.clock.now, rand: this.clock.rand });
     }
+    // A run waiting for more work (not at a budget gate) goes on once there is some.
+    if (st === "waiting" && this.cd.def.whenDone === "wait" && this.runContext().gate === undefined && !this.idle())
+      return this.sendRun({ type: "WAKE", reason: "a step is queued", at: this.clock.now, rand: this.clock.rand });
     if (st !== "running") return false;
 
     const stage = this.runContext().stage;
@@ -750,22 +852,26 @@ class Kernel {
     const at = { at: this.clock.now, rand: this.clock.rand };
 
     // A failed or blocked step fails or blocks the run, whichever stage it belongs to.
-    const broken = this.steps().find((d) => !d.optional && (this.status(d.id) === "failed" || this.status(d.id) === "blocked"));
+    const broken = this.steps().find((d) => this.broken(d));
     if (broken) {
       const err = this.state.steps[broken.id]?.context.error?.message ?? `step ${broken.id} ${this.status(broken.id)}`;
       if (this.cd.def.onStepFailure === "block" || this.status(broken.id) === "blocked")
         return this.sendRun({ type: "BLOCKED", error: err, stepId: broken.id, ...at });
       return this.sendRun({ type: "FAIL", error: err, ...at });
     }
-    const allSettled = inStage.every((d) => SETTLED.has(this.status(d.id)) || (d.optional && this.status(d.id) === "failed"));
+    // Every step done and the definition waits for more: the run waits (no work, no gate).
+    if (this.cd.def.whenDone === "wait" && this.idle()) return this.sendRun({ type: "IDLE", reason: "every step is done", ...at });
+    const allSettled = inStage.every((d) => this.done_(d));
     if (allSettled && (inStage.length > 0 || !this.cd.def.dynamicSteps)) {
       if (this.sendRun({ type: "STAGE_DONE", result: this.lastOutput(stage), ...at })) return true;
     }
-    if (this.cd.def.execution !== "auto") return false;
+    if (this.execution() !== "auto") return false;
 
     let inflight = this.steps().filter((d) => ACTIVE.has(this.status(d.id))).length;
     let moved = false;
-    for (const d of inStage) {
+    // In queue order: a step queued again goes after those queued before it.
+    const ordered = this.state.requeued ? [...inStage].sort((a, b) => cmpKey(this.queueKey(a), this.queueKey(b))) : inStage;
+    for (const d of ordered) {
       if (inflight >= this.state.limits.maxConcurrentSteps) break;
       if (this.status(d.id) !== "pending") continue;
       if (!d.needs.every((n) => DONE_FOR_NEEDS.has(this.status(n)))) continue;
@@ -797,9 +903,9 @@ class Kernel {
 
   /** Whether every step has settled (there is at least one), in a definition without a stage graph. */
   private allWorkDone(): boolean {
-    if (this.cd.def.transitions.length > 0) return false;
+    if (this.cd.def.transitions.length > 0 || this.cd.def.whenDone === "wait") return false;
     const all = this.steps();
-    return all.length > 0 && all.every((d) => SETTLED.has(this.status(d.id)) || (d.optional && this.status(d.id) === "failed"));
+    return all.length > 0 && all.every((d) => this.done_(d));
   }
 
   /** A finished planning step's steps are added once, whenever it finishes (even while paused). */
@@ -909,8 +1015,10 @@ class Kernel {
     return { value: FRESH.value, context: { ...FRESH.context, runId: this.state.runId, stepId: id, index, now: this.clock.now } };
   }
 
-  addSteps(input: StepDefInput[], why: string): KernelError | null {
+  addSteps(input: StepDefInput[], why: string, replace = false): KernelError | null {
     const parsed: StepDef[] = [];
+    /** Steps the run has, replaced (the last definition of each given). */
+    const replaced = new Map<string, StepDef>();
     const existing = new Set(this.steps().map((s) => s.id));
     if (this.cd.planning) existing.add(this.cd.planning.id);
     const stageIds = new Set(this.cd.stages.map((s) => s.id));
@@ -919,7 +1027,15 @@ class Kernel {
       if (!r.success)
         return { code: KernelErrorCode.Invalid, message: `invalid step: ${r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}` };
       const s = r.data;
-      if (existing.has(s.id)) continue;
+      if (existing.has(s.id)) {
+        if (!replace || parsed.some((p) => p.id === s.id)) continue;
+        if (!this.state.extraSteps.some((x) => x.id === s.id))
+          return { code: KernelErrorCode.Invalid, message: `step ${s.id} is the definition's own: only a step the run brought or added can be replaced` };
+        if (s.stage && !stageIds.has(s.stage)) return { code: KernelErrorCode.Invalid, message: `step ${s.id}: unknown stage '${s.stage}'` };
+        for (const n of s.needs) if (!existing.has(n) || n === s.id) return { code: KernelErrorCode.Invalid, message: `step ${s.id} needs unknown step '${n}'` };
+        replaced.set(s.id, s);
+        continue;
+      }
       if (s.stage && !stageIds.has(s.stage)) return { code: KernelErrorCode.Invalid, message: `step ${s.id}: unknown stage '${s.stage}'` };
       for (const n of s.needs)
         if (!existing.has(n) && !parsed.some((p) => p.id === n)) return { code: KernelErrorCode.Invalid, message: `step ${s.id} needs unknown step '${n}'` };
@@ -940,7 +1056,38 @@ class Kernel {
       if (!this.#creating) this.emit({ type: "step.added", at: this.clock.now, data: { stepId: s.id, index: base + i, role: s.role, type: s.type, why } });
     });
     if (parsed.length > 0) this.changed = true;
+    for (const s of replaced.values()) this.requeue(s, why);
     return null;
+  }
+
+  /**
+   * A step the run brought or added, replaced by a new definition of it and queued again: pending,
+   * as if just added (its attempt, when it had one in flight, withdrawn; its output and metadata
+   * gone), and last in the run's queue order. Its attempt numbers go on from where they were, so a
+   * late result of an earlier attempt is still recognised and ignored.
+   */
+  private requeue(s: StepDef, why: string) {
+    const at = { at: this.clock.now, rand: this.clock.rand };
+    const from = this.status(s.id);
+    if (ACTIVE.has(from) || from === "needs_qa" || from === "waiting_approval") this.sendStep(s.id, { type: "CANCEL", reason: "queued again", ...at });
+    const i = this.state.extraSteps.findIndex((x) => x.id === s.id);
+    this.state.extraSteps[i] = s;
+    this.#steps = undefined;
+    this.#byId = undefined;
+    this.#origExtra = undefined;
+    const d = this.stepDef(s.id)!;
+    const attempt = this.snapOf(s.id)?.context.attempt ?? 0;
+    const fresh = this.freshStep(s.id, d.index);
+    this.state.steps[s.id] = { value: fresh.value, context: { ...fresh.context, attempt } };
+    if (this.state.stepMetadata?.[s.id]) {
+      const { [s.id]: _gone, ...rest } = this.state.stepMetadata;
+      this.state.stepMetadata = rest;
+    }
+    const n = this.state.requeues ?? 0;
+    this.state.requeued = { ...this.state.requeued, [s.id]: [this.steps().length - 1, n] };
+    this.state.requeues = n + 1;
+    this.changed = true;
+    this.emit({ type: "step.requeued", at: this.clock.now, data: { stepId: s.id, index: d.index, role: s.role, type: s.type, from, why } });
   }
 
   // ── the action ───────────────────────────────────────────────────────────
@@ -1041,6 +1188,12 @@ class Kernel {
       case "approval_timeout":
         if (t.stepId) this.sendStep(t.stepId, { type: "APPROVAL_TIMEOUT", timerId: t.timerId, ...at });
         return;
+      case "tick":
+        this.tick(t.timerId);
+        return;
+      case "command":
+        // Its firing is its command, sent elsewhere: nothing comes back to this run.
+        return;
     }
   }
 
@@ -1101,7 +1254,7 @@ class Kernel {
           return this.refuse(KernelErrorCode.NotFound, "No failed or blocked steps to retry");
         if (final || (st === "planning" && !whilePlanning))
           return this.refuse(final ? KernelErrorCode.TerminalState : KernelErrorCode.IllegalTransition, `the run is ${st}`);
-        if (st === "waiting") return this.refuse(KernelErrorCode.BudgetGate, "the run waits at a budget gate: extend_budget or abort first");
+        if (st === "waiting" && this.runContext().gate) return this.refuse(KernelErrorCode.BudgetGate, "the run waits at a budget gate: extend_budget or abort first");
         let id: string | undefined;
         if (sig.name === "run_next_step") {
           id = this.steps().find((d) => ["pending", "blocked", "failed"].includes(this.status(d.id)))?.id;
@@ -1241,8 +1394,29 @@ class Kernel {
       case "add_steps": {
         if (!this.cd.def.dynamicSteps) return this.refuse(KernelErrorCode.IllegalTransition, `definition ${this.cd.key} does not take added steps`);
         if (final) return this.refuse(KernelErrorCode.TerminalState, `the run is ${st}`);
-        return this.addSteps(sig.steps, actor ? `added by ${actor}` : "added");
+        return this.addSteps(sig.steps, actor ? `added by ${actor}` : "added", sig.replace === true);
       }
+      case "withdraw_step": {
+        if (!this.stepDef(sig.stepId)) return this.refuse(KernelErrorCode.NotFound, `no step '${sig.stepId}'`);
+        // Already out of the way (done, skipped, cancelled, or its run ended): nothing to do.
+        const s = this.status(sig.stepId);
+        const why = { reason: reason ?? "withdrawn" };
+        if (s === "pending" || s === "failed" || s === "blocked") this.sendStep(sig.stepId, { type: "SKIP", ...stepAt, ...why });
+        else if (ACTIVE.has(s) || s === "needs_qa" || s === "waiting_approval") this.sendStep(sig.stepId, { type: "CANCEL", ...stepAt, ...why });
+        return null;
+      }
+      case "set_step_metadata": {
+        if (!this.stepDef(sig.stepId)) return this.refuse(KernelErrorCode.NotFound, `no step '${sig.stepId}'`);
+        const prev = this.state.stepMetadata?.[sig.stepId] ?? {};
+        const next = { ...prev, ...sig.metadata };
+        if (JSON.stringify(next) === JSON.stringify(prev)) return null;
+        this.state.stepMetadata = { ...this.state.stepMetadata, [sig.stepId]: next };
+        this.changed = true;
+        this.emit({ type: "step.metadata_set", at: this.clock.now, data: { stepId: sig.stepId, metadata: sig.metadata, ...(actor ? { actor } : {}) } });
+        return null;
+      }
+      case "set_schedule":
+        return this.setSchedule(sig, actor);
       case "ci_report":
         return this.ciReport(sig, actor, reason);
       case "pr_opened":
@@ -1250,6 +1424,84 @@ class Kernel {
       case "pr_merged":
         return this.pullRequest(sig, actor, reason);
     }
+  }
+
+  // ── periodic runs ──────────────────────────────────────────────────────
+
+  /**
+   * `set_schedule`: a periodic run's interval and the run each tick creates, or off. The same
+   * schedule again changes nothing; a new one withdraws the armed tick and arms the current slot's
+   * (which fires at once: a slot whose run exists already is not created again).
+   */
+  private setSchedule(sig: Extract<Signal, { name: "set_schedule" }>, actor?: string): KernelError | null {
+    if (!this.cd.def.periodic) return this.refuse(KernelErrorCode.IllegalTransition, `definition ${this.cd.key} does not tick`);
+    const st = this.runStatus();
+    if (FINAL_RUN_STATUSES.has(st)) return this.refuse(KernelErrorCode.TerminalState, `the run is ${st}`);
+    if (sig.enabled && (sig.everyMs === undefined || sig.creates === undefined))
+      return this.refuse(KernelErrorCode.Invalid, "an enabled schedule needs everyMs and creates");
+    const want: PeriodicState = {
+      enabled: sig.enabled,
+      ...(sig.everyMs !== undefined ? { everyMs: sig.everyMs } : {}),
+      ...(sig.creates !== undefined ? { creates: sig.creates } : {}),
+    };
+    const prev = this.state.periodic;
+    if (prev && JSON.stringify(periodicWithout(prev)) === JSON.stringify(want)) return null;
+    if (prev?.timerId !== undefined) this.effects.push({ kind: "timer", op: "cancel", timerId: prev.timerId });
+    this.state.periodic = want;
+    this.changed = true;
+    let next: number | undefined;
+    if (want.enabled) next = this.armTick(Math.floor(this.clock.now / want.everyMs!));
+    this.emit({
+      type: "schedule.set",
+      at: this.clock.now,
+      data: { enabled: want.enabled, ...(want.everyMs !== undefined ? { everyMs: want.everyMs } : {}), ...(next !== undefined ? { next } : {}), ...(actor ? { actor } : {}) },
+    });
+    return null;
+  }
+
+  /** Arms the tick of `slot` (due when the slot starts, or now); returns when it is due. */
+  private armTick(slot: number): number {
+    const p = this.state.periodic!;
+    const every = p.everyMs!;
+    const timerId = `${this.state.runId}.tick.${every}.${slot}`;
+    const dueAt = Math.max(slot * every, this.clock.now);
+    this.effects.push({ kind: "timer", op: "set", timerId, dueAt, timerKind: "tick" });
+    this.state.periodic = { ...p, slot, timerId };
+    return dueAt;
+  }
+
+  /**
+   * A tick: the slot's run is created (a `command` timer, due now, carries its create: the run id and
+   * the command id follow from the slot, so however often it is sent, it is created once), and the
+   * next slot's tick is armed (slots missed while nothing fired are skipped: the current one is next).
+   */
+  private tick(timerId: string) {
+    const p = this.state.periodic;
+    if (!p?.enabled || p.timerId !== timerId || p.slot === undefined || !p.everyMs || !p.creates) return;
+    const { slot, everyMs: every, creates } = p;
+    const runId = periodicRunId(this.state.runId, every, slot);
+    const scope = { slot, at: slot * every, runId, everyMs: every, schedule: this.state.runId };
+    const t = resolveTemplate(creates, scope) as RunTemplate;
+    const command: Record<string, unknown> = {
+      type: "run.create",
+      commandId: `create:${runId}`,
+      runId,
+      issuedAt: this.clock.now,
+      actor: "schedule",
+      projectId: this.state.projectId,
+      definition: t.definition,
+      ...(t.title !== undefined ? { title: t.title } : {}),
+      ...(t.labels !== undefined ? { labels: t.labels } : {}),
+      ...(t.input !== undefined ? { input: t.input } : {}),
+      ...(t.steps !== undefined ? { steps: t.steps } : {}),
+      ...(t.facts !== undefined ? { facts: t.facts } : {}),
+      autoStart: true,
+      mode: t.mode ?? "mock",
+    };
+    this.effects.push({ kind: "timer", op: "set", timerId: `${this.state.runId}.create.${every}.${slot}`, dueAt: this.clock.now, timerKind: "command", command });
+    this.changed = true;
+    this.emit({ type: "schedule.ticked", at: this.clock.now, data: { slot, everyMs: every, runId, lateMs: Math.max(0, this.clock.now - slot * every) } });
+    this.armTick(Math.max(slot + 1, Math.floor(this.clock.now / every)));
   }
 
   // ── integrations: CI reports and pull requests, by the definition's policies ──
@@ -1536,6 +1788,8 @@ export function createRun(cd: CompiledDefinition, opts: CreateRunOptions, clock:
   };
   const ci = resolveCiPolicy(cd.def.ci, opts.ciDefaults);
   if (ci) base.ci = { policy: ci, attempts: 0 };
+  const worker = resolveWorkerPolicy(cd.def.worker, opts.workerDefaults);
+  if (worker) base.worker = worker;
   const k = new Kernel(cd, base, clock);
   void runActions;
   const labels = runLabels(cd, opts.labels, opts.input, opts.facts);
@@ -1551,6 +1805,7 @@ export function createRun(cd: CompiledDefinition, opts: CreateRunOptions, clock:
       ...(labels !== undefined ? { labels } : {}),
       ...(opts.actor ? { actor: opts.actor } : {}),
       ...(ci ? { ci } : {}),
+      ...(worker ? { worker } : {}),
     },
   });
   cd.steps.forEach((s) => (k.state.steps[s.id] = k.freshStep(s.id, s.index)));

@@ -14,6 +14,7 @@ import type { EmitParams } from "./types.js";
  *      └──START (no planning) / RUN_STEP──────────────────────────▶ running ─FAIL|WALL_CLOCK─▶ failed
  *   running ─PAUSE─▶ paused ─RESUME─▶ running;  running ─BLOCKED─▶ blocked ─RUN_STEP|RESUME─▶ running
  *   running ─GATE─▶ waiting ─EXTEND─▶ running | ─ABORT─▶ failed;  any non-final ─CANCEL─▶ cancelled
+ *   running ─IDLE─▶ waiting (no gate: every step done, `whenDone: wait`) ─WAKE|RUN_STEP─▶ running
  *   running = { route → <stage> ─stage:<Event> [guard]─▶ <stage> … ─▶ <terminal stage> ─▶ completed|failed|cancelled }
  *
  * Named actions with params are the effects the kernel carries out: `emit` (history), `schedule`
@@ -79,6 +80,8 @@ export type RunEvent =
   | ({ type: "FAIL"; error: string } & Clock)
   | ({ type: "BLOCKED"; error: string; stepId?: string } & Clock)
   | ({ type: "GATE"; gate: Gate } & Clock)
+  | ({ type: "IDLE" } & Clock)
+  | ({ type: "WAKE" } & Clock)
   | ({ type: "EXTEND" } & Clock)
   | ({ type: "ABORT" } & Clock)
   | ({ type: "WALL_CLOCK"; timerId: string } & Clock)
@@ -281,6 +284,8 @@ function compile(cd: CompiledDefinition): AnyStateMachine {
           FAIL: { target: "#run.failed", actions: ["tick", "failWith", statusChanged("running", "failed")] },
           BLOCKED: { target: "#run.blocked", actions: ["tick", "failWith", statusChanged("running", "blocked")] },
           GATE: { target: "#run.waiting", actions: ["tick", "openGate", statusChanged("running", "waiting")] },
+          // Every step done, and the definition says to wait for more (`whenDone: wait`): no gate.
+          IDLE: { target: "#run.waiting", actions: ["tick", statusChanged("running", "waiting")] },
           COMPLETE: { target: "#run.completed", actions: ["tick", "setResult", statusChanged("running", "completed")] },
           WALL_CLOCK: wallClock("running"),
           RUN_STEP: { actions: ["tick"] },
@@ -312,6 +317,9 @@ function compile(cd: CompiledDefinition): AnyStateMachine {
         on: {
           COMPLETE: { target: "#run.completed", actions: ["tick", "closeGate", "setResult", statusChanged("waiting", "completed")] },
           EXTEND: { target: "#run.running", actions: ["tick", "closeGate", statusChanged("waiting", "running")] },
+          // Waiting for more work (no budget gate): a step added or queued again, or one run by hand.
+          WAKE: { guard: "noGate", target: "#run.running", actions: ["tick", statusChanged("waiting", "running")] },
+          RUN_STEP: { guard: "noGate", target: "#run.running", actions: ["tick", statusChanged("waiting", "running")] },
           ABORT: {
             target: "#run.failed",
             actions: [
@@ -355,6 +363,7 @@ function compile(cd: CompiledDefinition): AnyStateMachine {
     },
     guards: {
       inStage: ({ context }, p: { stage: string }) => context.stage === p.stage,
+      noGate: ({ context }) => context.gate === undefined,
       // Stage events carry the scope their guards see (facts, steps, input), built by the kernel.
       cond: ({ event }, p: { cond: Condition }) => evaluate(p.cond, "scope" in event ? event.scope : {}),
     },

@@ -28,7 +28,8 @@ export interface DispatchParams {
   at: number;
 }
 
-export type TimerKind = "retry" | "step_timeout" | "approval_timeout" | "wall_clock";
+/** `tick`: a periodic run's next slot; `command`: a timer whose firing sends the command it carries. */
+export type TimerKind = "retry" | "step_timeout" | "approval_timeout" | "wall_clock" | "tick" | "command";
 
 export interface TimerParams {
   timerId: string;

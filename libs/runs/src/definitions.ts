@@ -1,6 +1,6 @@
 import { decode, type Bus } from "@orch/bus";
 import type { DefinitionSummary } from "@orch/contracts";
-import { builtinDefinitions, compileDefinition, Definition, DefinitionError, definitionKey, type CompiledDefinition } from "@orch/engine";
+import { builtinDefinitions, builtinVersions, compileDefinition, Definition, DefinitionError, definitionKey, type CompiledDefinition } from "@orch/engine";
 
 /**
  * Workflow definitions: the built-ins (code) and versions stored in the `defs` bucket, one key per
@@ -33,7 +33,7 @@ export class DefinitionStore {
 
   constructor(bus: Bus) {
     this.#bus = bus;
-    for (const c of builtinDefinitions().values()) this.#compiled.set(c.key, c);
+    for (const c of builtinVersions()) this.#compiled.set(c.key, c);
   }
 
   async #kv() {
