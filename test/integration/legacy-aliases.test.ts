@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Kvm } from "@nats-io/kv";
 import { connectBus, DEFAULT_TOPOLOGY, provisionTopology, topologySpec, type Bus } from "@orch/bus";
 import { createLogger } from "@orch/logging";
+import { kvStreamOf } from "@orch/contracts";
 import { KeyStore, Numbers } from "@orch/runs";
 import { startNats, type NatsServer } from "@orch/testing";
 import { NumberWriter } from "../../services/orchestrator/src/writes/numbers.js";
@@ -10,8 +11,8 @@ import { importLegacyAliases } from "../../services/orchestrator/src/writes/lega
 /**
  * An upgrade from a version that kept every seed surface's ids in one `aliases` bucket, on a real
  * nats-server: the core carries its counters over as floors (no feature number or project number is
- * handed out twice), binds the project numbers of projects made elsewhere, and copies seed 001's
- * tasks; twice is the same as once, and nothing it already has is overwritten.
+ * handed out twice) and binds the project numbers of projects made elsewhere; twice is the same as
+ * once. Seed 001's task records are not carried over (tasks are steps of their runs now).
  */
 
 let nats: NatsServer;
@@ -40,11 +41,8 @@ afterAll(async () => {
 });
 
 describe("importing the old aliases bucket", () => {
-  it("keeps counters as floors, binds project numbers, copies seed 001's tasks, and is idempotent", async () => {
+  it("keeps counters as floors, binds project numbers, and is idempotent", async () => {
     const numbers = new NumberWriter(bus);
-    const tasks = new KeyStore(bus, bus.names.buckets.tasks);
-    // A task written by the new version before the import: kept as it is.
-    await tasks.put("s001queue", "000000000012", { taskId: "newer", seq: 12 });
     await importLegacyAliases(bus, numbers, logger);
     await importLegacyAliases(bus, numbers, logger);
 
@@ -53,9 +51,8 @@ describe("importing the old aliases bucket", () => {
     const read = new Numbers(bus);
     expect(await read.of("project", "billing")).toBe(5);
     expect(await read.keyOf("project", 5)).toBe("billing");
-    expect(await tasks.get("s001task", "t-1")).toEqual({ id: "t-1", seq: 12 });
-    expect(await tasks.get("s001queue", "000000000012")).toEqual({ taskId: "newer", seq: 12 });
-    expect(await tasks.next("s001task")).toBe(13);
+    // Seed 001's task records are not carried anywhere (there is no tasks bucket).
+    await expect(bus.jsm.streams.info(kvStreamOf("up_tasks"))).rejects.toThrow();
     // Delivery claims and the old protocol numbers are not carried over.
     expect(await new KeyStore(bus, bus.names.buckets.deliveries).get("delivery", "github-abc")).toBeNull();
   });

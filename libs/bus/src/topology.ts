@@ -149,7 +149,6 @@ export function topologySpec(names: Names, opts: TopologyOptions = DEFAULT_TOPOL
       { name: names.buckets.projectTokens, history: 1 },
       { name: names.buckets.ids, history: 1 },
       { name: names.buckets.deliveries, history: 1, ttlMs: opts.deliveriesMaxAgeMs },
-      { name: names.buckets.tasks, history: 1 },
     ],
   };
 }

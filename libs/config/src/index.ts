@@ -79,7 +79,7 @@ export const CommonConfig = z.object({
    * does); anything else is refused, so no service starts believing it writes somewhere else.
    */
   ORCH_TASK_STORE: jetstreamOnly("tasks are stored in NATS JetStream (the run records), the one system of record here"),
-  TASK_QUEUE: jetstreamOnly("tasks are queued in NATS JetStream (the scheduler's worker reads the run index)"),
+  TASK_QUEUE: jetstreamOnly("tasks are queued in NATS JetStream (the queue is a projection of the runs' transitions)"),
 });
 export type CommonConfig = z.output<typeof CommonConfig>;
 
@@ -172,6 +172,40 @@ export const OrchestratorConfig = CommonConfig.extend({
   ORCH_CI_FIX_MAX_ATTEMPTS: int(0, 0, 100),
   /** …and no sooner than this after the previous one. */
   ORCH_CI_FIX_COOLDOWN_MS: int(600_000, 0, 86_400_000),
+  /**
+   * Seed 001's worker, as run policy: runs of tasks created while it is on start their queued tasks
+   * by themselves (the core schedules them, each run's in the order they were queued) and retry a
+   * failed attempt. Applied to a run at its creation and recorded with it (like the CI defaults).
+   */
+  ORCH_WORKER_ENABLED: bool(false),
+  /** Retries of a task whose attempt failed (0: none). */
+  ORCH_WORKER_MAX_RETRIES: int(3, 0, 100),
+  /** Wait before retry n: this · 2^(n−1), at most 60 s (a retry timer the scheduler fires). */
+  ORCH_WORKER_BACKOFF_MS: int(1_000, 0, 3_600_000),
+  /**
+   * Deprecated and ignored: nothing polls any more (the core starts a queued task in the transition
+   * that queues it, and a retry when its timer fires). Accepted so a deployment that sets it still
+   * starts; the core says so once at start.
+   */
+  ORCH_WORKER_POLL_INTERVAL_MS: z.coerce.number().int().min(10).max(3_600_000).optional(),
+  /**
+   * Seed 001's periodic runs: a run of type `scheduled` with one task per role every interval,
+   * created by the core's schedule run when its tick timer fires, once per interval slot.
+   */
+  ORCH_SCHEDULER_ENABLED: bool(false),
+  ORCH_SCHEDULE_INTERVAL_MS: int(60_000, 100, 30 * 86_400_000),
+  /** Comma-separated roles (architect, implementer, reviewer, tester, maintainer). */
+  ORCH_SCHEDULE_ROLES: z
+    .string()
+    .default(AGENT_ROLES.join(","))
+    .transform((v) =>
+      v
+        .split(",")
+        .map((x) => x.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.enum(AGENT_ROLES, { message: `must be one of ${AGENT_ROLES.join(", ")}` })).min(1, "needs at least one role")),
+  ORCH_SCHEDULE_DESCRIPTION: z.string().min(1).max(10_000).default("Periodic run"),
 });
 export type OrchestratorConfig = z.output<typeof OrchestratorConfig>;
 
@@ -357,31 +391,8 @@ export const AgentHubConfig = CommonConfig.extend({
 });
 export type AgentHubConfig = z.output<typeof AgentHubConfig>;
 
-export const SchedulerConfig = CommonConfig.extend({
-  /** Seed 001's worker: dispatches queued tasks (`POST /tasks`) in the background, oldest first. */
-  ORCH_WORKER_ENABLED: bool(false),
-  /** How often the worker looks at the queue when it is empty. */
-  ORCH_WORKER_POLL_INTERVAL_MS: int(1_000, 10, 3_600_000),
-  /** Further dispatches of a task whose attempt failed (0: none). */
-  ORCH_WORKER_MAX_RETRIES: int(3, 0, 100),
-  /** Wait before retry n: this · 2^(n−1), at most 60 s. */
-  ORCH_WORKER_BACKOFF_MS: int(1_000, 0, 3_600_000),
-  /** Seed 001's periodic runs: a run of one task per role every interval. */
-  ORCH_SCHEDULER_ENABLED: bool(false),
-  ORCH_SCHEDULE_INTERVAL_MS: int(60_000, 100, 30 * 86_400_000),
-  /** Comma-separated roles (architect, implementer, reviewer, tester, maintainer). */
-  ORCH_SCHEDULE_ROLES: z
-    .string()
-    .default(AGENT_ROLES.join(","))
-    .transform((v) =>
-      v
-        .split(",")
-        .map((x) => x.trim())
-        .filter(Boolean),
-    )
-    .pipe(z.array(z.enum(AGENT_ROLES, { message: `must be one of ${AGENT_ROLES.join(", ")}` })).min(1, "needs at least one role")),
-  ORCH_SCHEDULE_DESCRIPTION: z.string().min(1).max(10_000).default("Periodic run"),
-});
+/** The scheduler fires timers (retry backoff, timeouts, wall clocks, periodic runs' ticks): nothing of its own to set. */
+export const SchedulerConfig = CommonConfig.extend({});
 export type SchedulerConfig = z.output<typeof SchedulerConfig>;
 
 export const EventBusConfig = CommonConfig.extend({

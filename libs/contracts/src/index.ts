@@ -6,6 +6,7 @@ export * from "./messages.js";
 export * from "./transitions.js";
 export * from "./queues.js";
 export * from "./seed000.js";
+export * from "./seed001.js";
 export * from "./views.js";
 export * from "./sessions.js";
 export * from "./repos.js";

@@ -117,12 +117,11 @@ export interface Names {
     readonly ids: string;
     /** Webhook delivery ids already applied (claimed once, so a redelivery changes nothing); they expire. */
     readonly deliveries: string;
-    /** Seed 001's tasks: task and run records, the queue and the scheduler's slots. */
-    readonly tasks: string;
   };
   /**
    * Buckets of earlier versions, no longer provisioned or written: the core reads them once at start
-   * to carry what they held over (`aliases`: seed surfaces' counters, maps and seed 001's tasks).
+   * to carry what they held over (`aliases`: seed surfaces' counters and maps). (`tasks`, where seed
+   * 001's task records and queue were kept, is no longer read: tasks are steps of their runs.)
    */
   readonly legacyBuckets: {
     readonly aliases: string;
@@ -202,7 +201,6 @@ export function createNames(prefix: string = DEFAULT_PREFIX, partitions: number 
       projectTokens: `${low}_project_tokens`,
       ids: `${low}_ids`,
       deliveries: `${low}_deliveries`,
-      tasks: `${low}_tasks`,
     }),
     legacyBuckets: Object.freeze({ aliases: `${low}_aliases` }),
     subjects: Object.freeze({

@@ -16,7 +16,6 @@ describe("names", () => {
       projectTokens: "orch_project_tokens",
       ids: "orch_ids",
       deliveries: "orch_deliveries",
-      tasks: "orch_tasks",
     });
     expect(n.consumers.corePartition(3)).toBe("core-3");
     expect(n.subjects.cmdPartition(3)).toBe("orch.cmd.3.>");

@@ -173,6 +173,11 @@ export class RunsApi {
    * answer in time the run is still created later: an `AcceptedRun` says so.
    */
   async create(req: CreateRunInput, who: Actor = {}): Promise<RunView | AcceptedRun> {
+    return (await this.createAt(req, who)).run;
+  }
+
+  /** `create`, with where the core wrote the run's first transition (absent when it wrote nothing now: a run that exists, an answer that did not come). */
+  async createAt(req: CreateRunInput, who: Actor = {}): Promise<{ run: RunView | AcceptedRun; streamSeq?: number }> {
     const projectId = req.projectId ?? DEFAULT_PROJECT;
     if (!isToken(projectId)) throw new OrchError(ErrorCode.BadRequest, "project id must match [A-Za-z0-9_-]{1,128}");
     const runId = req.runId ?? newRunId(req.idempotencyKey ?? who.idempotencyKey);
@@ -197,10 +202,11 @@ export class RunsApi {
       mode: this.#mode,
     };
     const outcome = await sendCommandAndWait(this.bus, cmd, { timeoutMs: this.#timeoutMs, ...(who.correlationId ? { correlationId: who.correlationId } : {}) });
-    if (outcome === null) return { runId, projectId, definition: req.definition, status: "pending", accepted: true };
+    const accepted: AcceptedRun = { runId, projectId, definition: req.definition, status: "pending", accepted: true };
+    if (outcome === null) return { run: accepted };
     this.#check(outcome);
     const run = outcome.run ?? (await this.get(runId));
-    return run ?? { runId, projectId, definition: req.definition, status: "pending", accepted: true };
+    return { run: run ?? accepted, ...(outcome.streamSeq !== undefined ? { streamSeq: outcome.streamSeq } : {}) };
   }
 
   /** The run with its steps described, as the core last published it, or null when there is no such run. */
@@ -256,6 +262,11 @@ export class RunsApi {
 
   /** Sends an action (validated first) and answers with the run after the core applied it. */
   async signal(runId: string, signal: Signal | Record<string, unknown>, who: Actor = {}): Promise<RunView> {
+    return (await this.signalAt(runId, signal, who)).run;
+  }
+
+  /** `signal`, with where the core wrote the transition it made (absent when the signal changed nothing). */
+  async signalAt(runId: string, signal: Signal | Record<string, unknown>, who: Actor = {}): Promise<{ run: RunView; streamSeq?: number }> {
     if (!isToken(runId)) throw orNotFound(`run ${runId}`);
     const parsed = SignalSchema.safeParse(signal);
     if (!parsed.success) {
@@ -282,7 +293,7 @@ export class RunsApi {
     );
     if (outcome === null) throw new PendingError("action");
     this.#check(outcome);
-    return outcome.run ?? this.require(runId);
+    return { run: outcome.run ?? (await this.require(runId)), ...(outcome.streamSeq !== undefined ? { streamSeq: outcome.streamSeq } : {}) };
   }
 
   #check(o: CommandOutcome): void {

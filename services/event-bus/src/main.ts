@@ -52,7 +52,10 @@ await runService({
     }, 5_000);
 
     const projection = await startProjection(bus, logger);
-    const retention = new RetentionSweeper(bus, projection.index, logger, { retentionMs: cfg.ORCH_RUN_RETENTION_DAYS * 86_400_000 });
+    const retention = new RetentionSweeper(bus, projection.index, logger, {
+      retentionMs: cfg.ORCH_RUN_RETENTION_DAYS * 86_400_000,
+      onPurged: (runId) => projection.tasks.remove(runId),
+    });
     retention.start();
 
     let deadLetters = 0;

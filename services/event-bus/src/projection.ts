@@ -1,6 +1,20 @@
 import { DeliverPolicy } from "@nats-io/jetstream";
 import { decode, decodeTransitionHead, encode, lastTransition, replayTransitions, runConsumer, type Bus, type RunningConsumer } from "@orch/bus";
 import {
+  TASKS_QUERIES,
+  TASK_DEFINITION,
+  TaskGetQuery,
+  TaskGetResult,
+  TaskRunQuery,
+  TaskRunResult,
+  TaskRunsQuery,
+  TaskRunsResult,
+  TasksHeadQuery,
+  TasksHeadResult,
+  TasksListQuery,
+  TasksListResult,
+  TasksSizeQuery,
+  TasksSizeResult,
   FINAL_RUN_STATUSES,
   JOBS_QUERY,
   JobsQuery,
@@ -18,6 +32,8 @@ import type { Logger } from "@orch/logging";
 import { JobsProjection } from "./jobs.js";
 import { CursorError, RunIndex } from "./run-index.js";
 import { SummaryWriter } from "./summaries.js";
+import { TasksProjection } from "./tasks.js";
+import type { z } from "zod";
 
 /**
  * The run index projection: a durable consumer on the runs stream puts each transition's summary of
@@ -32,7 +48,42 @@ import { SummaryWriter } from "./summaries.js";
 export interface Projection {
   readonly index: RunIndex;
   readonly jobs: JobsProjection;
+  readonly tasks: TasksProjection;
   stop(): Promise<void>;
+}
+
+/** How long a task query waits for the projection to have applied the sequence it names (`minSeq`). */
+const MIN_SEQ_WAIT_MS = 4_000;
+
+/**
+ * Seed 001's tasks projection at start: every task run the index holds, replayed from its first
+ * transition (a few at a time). Runs the index does not hold yet are those whose transitions the
+ * run-index consumer has not acknowledged: it delivers them again.
+ */
+async function loadTasks(bus: Bus, index: RunIndex, tasks: TasksProjection, log: Logger): Promise<void> {
+  const t0 = Date.now();
+  const runIds: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = index.query({ definitionId: TASK_DEFINITION, limit: 500, ...(cursor ? { cursor } : {}) });
+    runIds.push(...page.runs.map((r) => r.runId));
+    cursor = page.nextCursor;
+  } while (cursor);
+  let read = 0;
+  const next = async (): Promise<void> => {
+    for (let id = runIds.pop(); id !== undefined; id = runIds.pop()) {
+      for await (const t of replayTransitions(bus, bus.names.subjects.runOf(id), { untilCaughtUp: true })) {
+        try {
+          tasks.apply(t.streamSeq, t.transition.head(), t.transition);
+        } catch (err) {
+          log.warn({ err, runId: id, streamSeq: t.streamSeq }, "tasks projection: skipping an unreadable transition");
+        }
+        read++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, next));
+  log.info({ runs: tasks.runs, transitions: read, queued: tasks.size(), ms: Date.now() - t0 }, "tasks projection loaded");
 }
 
 /**
@@ -91,6 +142,8 @@ export async function startProjection(bus: Bus, log: Logger): Promise<Projection
   await loadIndex(bus, index, log);
   const jobs = new JobsProjection();
   await loadJobs(bus, index, jobs, log);
+  const tasks = new TasksProjection();
+  await loadTasks(bus, index, tasks, log);
   const kv = await bus.kv(bus.names.buckets.runIndex);
 
   const summaries = new SummaryWriter(async (s) => void (await kv.put(s.runId, encode(RunSummary, s))));
@@ -106,6 +159,12 @@ export async function startProjection(bus: Bus, log: Logger): Promise<Projection
     concurrency: 10_000,
     async handler({ head, transition }, ctx) {
       jobs.apply(ctx.streamSeq, head, transition);
+      try {
+        tasks.apply(ctx.streamSeq, head, transition);
+      } catch (err) {
+        log.warn({ err, runId: head.runId, streamSeq: ctx.streamSeq }, "tasks projection: skipping an unreadable transition");
+      }
+      tasks.noteApplied(ctx.streamSeq);
       if (!head.run) return;
       const s = index.put(head.run);
       if (s) await summaries.store(s);
@@ -158,13 +217,46 @@ export async function startProjection(bus: Bus, log: Logger): Promise<Projection
     },
   });
 
+  // Seed 001's queue: each query answered once the projection has applied what it must have seen.
+  const taskQuery = <Q extends z.ZodType<{ minSeq?: number | undefined }>, R extends z.ZodType>(name: string, query: Q, result: R, answer: (q: z.output<Q>) => z.input<R>) =>
+    bus.nc.subscribe(bus.names.subjects.query(name), {
+      queue: "event-bus",
+      callback: (err, msg) => {
+        if (err) return;
+        const d = decode(query, msg.data);
+        if (!d.ok) return void msg.respond(encode(QueryError, { error: { code: "BAD_REQUEST", message: d.error } }));
+        void tasks
+          .caughtUp(d.value.minSeq, MIN_SEQ_WAIT_MS)
+          .then((caught) => {
+            if (!caught) log.warn({ query: name, minSeq: d.value.minSeq, applied: tasks.applied }, "tasks query answered before the projection reached its sequence");
+            msg.respond(encode(result, answer(d.value)));
+          })
+          .catch((e: unknown) => {
+            log.error({ err: e }, "tasks query failed");
+            msg.respond(encode(QueryError, { error: { code: "INTERNAL", message: (e as Error).message } }));
+          });
+      },
+    });
+  const taskSubs = [
+    taskQuery(TASKS_QUERIES.head, TasksHeadQuery, TasksHeadResult, (q) => ({ task: tasks.head(q.afterSeq) })),
+    taskQuery(TASKS_QUERIES.size, TasksSizeQuery, TasksSizeResult, () => ({ size: tasks.size() })),
+    taskQuery(TASKS_QUERIES.get, TaskGetQuery, TaskGetResult, (q) => tasks.get(q.taskId)),
+    taskQuery(TASKS_QUERIES.list, TasksListQuery, TasksListResult, (q) => ({
+      tasks: tasks.list({ ...(q.status ? { status: q.status } : {}), ...(q.runId ? { runId: q.runId } : {}) }),
+    })),
+    taskQuery(TASKS_QUERIES.runs, TaskRunsQuery, TaskRunsResult, (q) => tasks.listRuns({ ...(q.status ? { status: q.status } : {}), offset: q.offset, limit: q.limit })),
+    taskQuery(TASKS_QUERIES.run, TaskRunQuery, TaskRunResult, (q) => tasks.run(q.runId)),
+  ];
+
   return {
     index,
     jobs,
+    tasks,
     async stop() {
       sub.unsubscribe();
       jobsSub.unsubscribe();
       statsSub.unsubscribe();
+      for (const s of taskSubs) s.unsubscribe();
       await consumer.stop();
       await summaries.stop();
     },

@@ -9,6 +9,8 @@ export interface RetentionOptions {
   /** How often finished runs are looked for (default: a quarter of the retention, at most an hour). */
   everyMs?: number;
   now?: () => number;
+  /** Told of each run purged (after the index forgot it): other projections forget it too. */
+  onPurged?: (runId: string) => void;
 }
 
 /**
@@ -21,6 +23,7 @@ export class RetentionSweeper {
   readonly #retentionMs: number;
   readonly #everyMs: number;
   readonly #now: () => number;
+  readonly #onPurged: ((runId: string) => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #sweeping: Promise<number> | undefined;
 
@@ -33,6 +36,7 @@ export class RetentionSweeper {
     this.#retentionMs = opts.retentionMs;
     this.#everyMs = opts.everyMs ?? Math.min(3_600_000, Math.max(1_000, Math.floor(opts.retentionMs / 4)));
     this.#now = opts.now ?? Date.now;
+    this.#onPurged = opts.onPurged;
   }
 
   /** Sweeps now, then every `everyMs`. */
@@ -63,6 +67,7 @@ export class RetentionSweeper {
       await this.bus.jsm.streams.purge(runs, { filter: this.bus.names.subjects.run(s.projectId, s.runId) });
       await this.bus.jsm.streams.purge(kvStreamOf(bucket), { filter: `$KV.${bucket}.${s.runId}` });
       if (this.index.remove(s.runId)) purged++;
+      this.#onPurged?.(s.runId);
     }
     this.log.info({ purged, retentionDays: this.#retentionMs / 86_400_000, ms: Date.now() - t0 }, "finished runs past their retention purged");
     return purged;

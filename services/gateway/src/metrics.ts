@@ -1,6 +1,6 @@
 import type { Bus, TopologySpec } from "@orch/bus";
 import { RUN_STATUSES, type RunStatus } from "@orch/contracts";
-import { queueStats, type RunsApi } from "@orch/runs";
+import { queueStats, TasksQueries, type RunsApi } from "@orch/runs";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 /**
@@ -36,7 +36,7 @@ export interface OpsSnapshot {
   consumers?: ConsumerState[];
   /** Dispatched attempts per queue (`role.<role>`) not yet finished: waiting plus in flight. */
   workQueues?: Record<string, number>;
-  /** Dispatched attempts waiting for an agent hub (seed 001's queue size). */
+  /** Seed 001's tasks waiting in its queue (the event-bus's tasks projection). */
   queueSize?: number;
   deadLetters?: number;
   runs?: Partial<Record<RunStatus, number>>;
@@ -72,7 +72,8 @@ export async function readOpsSnapshot(deps: { bus: Bus; runs: RunsApi; topology:
   );
   const runsP = within(Promise.all(RUN_STATUSES.map(async (status) => [status, (await runs.list({ status: [status], limit: 1 })).total] as const)), timeoutMs);
   const queuesP = within(queueStats(bus), timeoutMs);
-  const [streams, consumers, runCounts, queues] = await Promise.allSettled([streamsP, consumersP, runsP, queuesP]);
+  const tasksP = within(new TasksQueries(bus).size(), timeoutMs);
+  const [streams, consumers, runCounts, queues, tasks] = await Promise.allSettled([streamsP, consumersP, runsP, queuesP, tasksP]);
 
   const snap: OpsSnapshot = { natsUp: streams.status === "fulfilled" && !bus.nc.isClosed() };
   if (streams.status === "fulfilled") {
@@ -91,8 +92,8 @@ export async function readOpsSnapshot(deps: { bus: Bus; runs: RunsApi; topology:
   }
   if (queues.status === "fulfilled") {
     snap.workQueues = Object.fromEntries(Object.entries(queues.value).map(([q, c]) => [q, c.queued + c.started]));
-    snap.queueSize = Object.values(queues.value).reduce((n, c) => n + c.queued, 0);
   }
+  if (tasks.status === "fulfilled") snap.queueSize = tasks.value;
   if (runCounts.status === "fulfilled") snap.runs = Object.fromEntries(runCounts.value);
   return snap;
 }
@@ -169,7 +170,7 @@ export function createGatewayMetrics(snapshot: () => Promise<OpsSnapshot>): Gate
     });
 
   unlabelled(`${METRICS_PREFIX}nats_up`, "1 when NATS answered this scrape, 0 when it did not", (s) => (s.natsUp ? 1 : 0));
-  unlabelled("orchestrator_queue_size", "Work items waiting for an agent hub (seed 001's queue size)", (s) => s.queueSize);
+  unlabelled("orchestrator_queue_size", "Tasks waiting in seed 001's queue (queued, not yet dispatched)", (s) => s.queueSize);
   unlabelled(`${METRICS_PREFIX}dead_letters`, "Messages in the dead-letter stream", (s) => s.deadLetters);
   labelled(`${METRICS_PREFIX}work_queue_messages`, "Attempts per queue waiting for an agent hub or in flight", ["queue"], (s) =>
     s.workQueues ? Object.entries(s.workQueues).map(([queue, n]) => [{ queue }, n]) : undefined,

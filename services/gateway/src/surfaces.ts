@@ -7,10 +7,10 @@ import { deadLetterRoutes, dlqRoutes } from "./routes/dlq.js";
 import { metricsRoutes } from "./routes/metrics.js";
 import { healthRoutes } from "./routes/health.js";
 import { seed000Routes } from "./routes/seed000.js";
-import { seed001Routes } from "./routes/seed001.js";
 import { seed002Routes } from "./routes/seed002.js";
 import { webhookRoutes } from "./routes/webhooks.js";
 import { seed004Routes } from "./routes/seed004.js";
+import { tasksRoutes } from "./surfaces/tasks/index.js";
 
 /**
  * Every HTTP surface the gateway serves, in registration order. Each is a fastify plugin with its
@@ -40,7 +40,7 @@ export const SURFACES: SurfaceEntry[] = [
     offReason: "ORCH_ENABLED=false: /api/orchestrator/* answers 404",
   },
   { name: "seed 002 workflows (/workflows)", plugin: seed002Routes },
-  { name: "seed 001 tasks and runs (/tasks, /runs)", plugin: seed001Routes },
+  { name: "seed 001 tasks and runs (/tasks, /runs)", plugin: tasksRoutes },
   { name: "webhooks (/webhooks/github, /webhooks/gitlab)", plugin: webhookRoutes },
   { name: "seed 004 TasksGodzilla (/projects, /protocols, /steps, /events, /queues)", plugin: seed004Routes },
 ];

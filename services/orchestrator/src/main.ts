@@ -12,6 +12,7 @@ import { importLegacyAliases } from "./writes/legacy.js";
 import { NumberWriter } from "./writes/numbers.js";
 import { ProjectWriter } from "./writes/projects.js";
 import { serveWrites } from "./writes/server.js";
+import { keepTaskSchedule } from "./schedule.js";
 
 /**
  * The core: consumes the command stream and applies each command to its run's machines, writing
@@ -33,12 +34,21 @@ await runService({
       fixAttempts: cfg.ORCH_CI_FIX_MAX_ATTEMPTS,
       fixCooldownMs: cfg.ORCH_CI_FIX_COOLDOWN_MS,
     };
+    // Seed 001's worker, as the defaults of the worker policy of runs of tasks created from now on.
+    const workerDefaults = { enabled: cfg.ORCH_WORKER_ENABLED, maxRetries: cfg.ORCH_WORKER_MAX_RETRIES, backoffMs: cfg.ORCH_WORKER_BACKOFF_MS };
+    if (cfg.ORCH_WORKER_ENABLED) logger.info(workerDefaults, "task worker on: runs of tasks created from now on start their tasks themselves");
+    if (cfg.ORCH_WORKER_POLL_INTERVAL_MS !== undefined)
+      logger.warn(
+        { variable: "ORCH_WORKER_POLL_INTERVAL_MS" },
+        "ORCH_WORKER_POLL_INTERVAL_MS is deprecated and ignored: nothing polls the queue any more (the core starts a queued task in the transition that queues it, and a retry when its timer fires)",
+      );
     const applier = new CommandApplier({
       bus,
       logger,
       definitions,
       defaultBudgets,
       ciDefaults,
+      workerDefaults,
       cacheSize: cfg.ORCH_CORE_CACHE_SIZE,
       cacheBytes: cfg.ORCH_CORE_CACHE_MB * 1024 * 1024,
     });
@@ -88,12 +98,14 @@ await runService({
       projects: new ProjectWriter({ bus, numbers, logger, mode: cfg.ORCH_MODE }),
       numbers,
     };
-    // What was written before the core wrote it: the old `aliases` bucket's counters and seed 001
-    // tasks, projects without a number or an indexed token (each step idempotent: replicas agree).
+    // What was written before the core wrote it: the old `aliases` bucket's counters, projects
+    // without a number or an indexed token (each step idempotent: replicas agree).
     await importLegacyAliases(bus, numbers, logger);
     const numbered = await writers.projects.reconcile();
     if (numbered > 0) logger.info({ projects: numbered }, "numbered projects that had no number");
     const writes = serveWrites(bus, logger, writers);
+    // Seed 001's periodic runs: the schedule run, on or off as configured (idempotent: replicas agree).
+    await keepTaskSchedule(bus, cfg, logger);
     const grpc = await startGrpcServer({
       bus,
       logger,

@@ -65,7 +65,15 @@ export class ArmedTimers {
 
   /** Arms a timer a transition sets; resolves when it is safe to acknowledge that transition. */
   set(runId: string, op: SetOp): Promise<void> {
-    const timer: StoredTimer = { timerId: op.timerId, runId, dueAt: op.dueAt, kind: op.kind, ...(op.stepId ? { stepId: op.stepId } : {}), setAt: this.#now() };
+    const timer: StoredTimer = {
+      timerId: op.timerId,
+      runId,
+      dueAt: op.dueAt,
+      kind: op.kind,
+      ...(op.stepId ? { stepId: op.stepId } : {}),
+      ...(op.command ? { command: op.command } : {}),
+      setAt: this.#now(),
+    };
     const prev = this.#held.get(op.timerId);
     prev?.release();
     return new Promise<void>((resolve) => {

@@ -1,9 +1,8 @@
 import { ACK_WAIT_MS, decode, encode, getRunSummary, runConsumer, sendCommand, transitionDecoder } from "@orch/bus";
 import { SchedulerConfig } from "@orch/config";
-import { FINAL_RUN_STATUSES, QueryError, StoredTimer, TIMERS_QUERY, TimerHead, TimersQuery, TimersResult } from "@orch/contracts";
+import { Command, FINAL_RUN_STATUSES, QueryError, StoredTimer, TIMERS_QUERY, TimerHead, TimersQuery, TimersResult } from "@orch/contracts";
 import { runService } from "@orch/service";
 import { ArmedTimers } from "./armed.js";
-import { startTaskLoops } from "./tasks.js";
 
 /**
  * How long a timer stays armed in memory only (its transition unacknowledged) before it is written:
@@ -15,21 +14,31 @@ const HOLD_MS = 5_000;
 const decodeTimers = transitionDecoder(TimerHead, { only: "timers" });
 
 /**
- * The scheduler fires timers. It reads the timers each run transition sets or withdraws (the runs
- * stream), keeps them armed in a min-heap, and when one is due publishes its `timer.fired` command
- * to the run (de-duplicated by timer id). A transition is acknowledged once its timers are safe
+ * The scheduler fires timers, and does nothing else. It reads the timers each run transition sets or
+ * withdraws (the runs stream), keeps them armed in a min-heap, and when one is due publishes its
+ * `timer.fired` command to the run (de-duplicated by timer id), or, for a timer that carries a
+ * command (a periodic run's tick carries the create of its slot's run), that command (de-duplicated
+ * by its own id, and idempotent in the core). A transition is acknowledged once its timers are safe
  * (see ArmedTimers): written to the `timers` bucket, withdrawn, or fired; so a timer survives any
  * restart (at start the bucket is armed again, and what was not yet written comes back unacked).
  */
 await runService({
   name: "scheduler",
   config: SchedulerConfig,
-  async start({ logger, bus, cfg }) {
+  async start({ logger, bus }) {
     const kv = await bus.kv(bus.names.buckets.timers);
     const armed = new ArmedTimers({
       kv,
       holdMs: HOLD_MS,
       async fire(t) {
+        if (t.command) {
+          // Checked by its schema here: a command that is not one is a bug in its run, logged and dropped.
+          const c = Command.safeParse(t.command);
+          if (!c.success) return void logger.error({ timerId: t.timerId, runId: t.runId, error: c.error.message }, "a timer's command is invalid; dropped");
+          await sendCommand(bus, c.data);
+          logger.debug({ timerId: t.timerId, runId: t.runId, command: c.data.type, target: c.data.runId }, "timer fired its command");
+          return;
+        }
         await sendCommand(bus, {
           type: "timer.fired",
           commandId: `timer:${t.timerId}`,
@@ -91,12 +100,9 @@ await runService({
         msg.respond(encode(TimersResult, { timers: armed.list(q.value.runId) }));
       },
     });
-    // Seed 001's worker and periodic runs (off unless enabled).
-    const taskLoops = startTaskLoops({ bus, cfg, logger });
     return {
       async stop() {
         timersQuery.unsubscribe();
-        await taskLoops.stop();
         await consumer.stop();
         armed.stop();
       },

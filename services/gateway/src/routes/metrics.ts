@@ -32,7 +32,7 @@ export async function metricsRoutes(app: FastifyInstance, opts: Surface): Promis
         "Prometheus text format 0.0.4, open (no token). Process metrics (`orch_gateway_` prefix); HTTP requests",
         "by method, route pattern and status (`orch_gateway_http_requests_total`,",
         "`orch_gateway_http_request_duration_seconds`); read from JetStream and the run index at scrape time:",
-        "`orchestrator_queue_size` (work items waiting, seed 001), `orch_gateway_work_queue_messages{queue}`,",
+        "`orchestrator_queue_size` (seed 001's queued tasks), `orch_gateway_work_queue_messages{queue}`,",
         "`orch_gateway_consumer_pending|ack_pending|redelivered{stream,consumer}`, `orch_gateway_dead_letters`,",
         "`orch_gateway_stream_messages|bytes{stream}`, `orch_gateway_runs{status}` and `orch_gateway_nats_up`.",
         "When NATS does not answer, the scrape still answers, with `orch_gateway_nats_up 0`.",

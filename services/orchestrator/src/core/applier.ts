@@ -1,7 +1,7 @@
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { isCasConflict, lastTransition, publishToStream, type Bus } from "@orch/bus";
 import { Header, encodeTransition, type Command, type CommandOutcomeInput as CommandOutcome } from "@orch/contracts";
-import type { CiDefaults, CompiledDefinition } from "@orch/engine";
+import type { CiDefaults, CompiledDefinition, WorkerDefaults } from "@orch/engine";
 import type { Logger } from "@orch/logging";
 import { DefinitionNotFoundError, type DefinitionStore } from "@orch/runs";
 import { decide, restoredState, storedState, type Clock, type DefaultBudgets, type RunAsStored } from "./decide.js";
@@ -21,6 +21,8 @@ export interface ApplierOptions {
   defaultBudgets?: DefaultBudgets;
   /** What runs' CI policies take for what their definitions leave out (recorded with each run at its creation). */
   ciDefaults?: CiDefaults;
+  /** Likewise the task worker settings, for runs whose definition has a worker policy (seed 001's task.queue). */
+  workerDefaults?: WorkerDefaults;
   /** Runs kept in memory; the runs stream stays the system of record. */
   cacheSize: number;
   /** The most stored bytes of runs kept in memory (runs are evicted oldest-used first). */
@@ -59,10 +61,12 @@ export class CommandApplier {
   readonly #defs: DefinitionStore;
   readonly #budgets: DefaultBudgets;
   readonly #ciDefaults: CiDefaults;
+  readonly #workerDefaults: WorkerDefaults;
 
   constructor(opts: ApplierOptions) {
     this.#budgets = opts.defaultBudgets ?? [];
     this.#ciDefaults = opts.ciDefaults ?? {};
+    this.#workerDefaults = opts.workerDefaults ?? {};
     this.#bus = opts.bus;
     this.#defs = opts.definitions;
     this.#log = opts.logger;
@@ -98,7 +102,7 @@ export class CommandApplier {
       const entry = await this.#load(cmd.runId, attempt > 0);
       const prev = entry?.run ?? null;
       const cd = await this.#definition(prev, cmd);
-      const d = decide(prev, cmd, cd, this.#clock(), this.#budgets, this.#ciDefaults);
+      const d = decide(prev, cmd, cd, this.#clock(), this.#budgets, this.#ciDefaults, this.#workerDefaults);
       if (d.kind === "noop") {
         if (d.outcome.ok) this.#log.debug({ runId: cmd.runId, command: cmd.type, reason: d.reason }, "command changes nothing");
         else this.#log.info({ runId: cmd.runId, command: cmd.type, error: d.outcome.error, correlationId }, "command refused");
@@ -123,7 +127,8 @@ export class CommandApplier {
         throw err;
       }
       this.#remember(cmd.runId, { run: { head: t.head, run: t.head.run, state: t.state }, streamSeq, bytes: data.length });
-      this.#reply(replyTo, d.outcome);
+      // Where it was written: a reader that must have seen it (a projection) waits for that sequence.
+      this.#reply(replyTo, { ...d.outcome, streamSeq });
       const run = t.head.run;
       const fields = { runId: cmd.runId, definition: run.definition.id, command: cmd.type, status: run.status, seq: run.seq, correlationId };
       if (run.status !== prev?.run.status) this.#log.info(run.error === undefined ? fields : { ...fields, error: run.error }, `run ${run.status}`);

@@ -11,6 +11,7 @@ import {
   type RunSummary,
   type RunViewInput as RunView,
   type StoredEvent,
+  type TimerCommand,
   type TimerOp,
   type TransitionCause,
   type TransitionHead,
@@ -36,6 +37,7 @@ import {
   type KernelEffect,
   type KernelResult,
   type RunState,
+  type WorkerDefaults,
 } from "@orch/engine";
 
 /** How many applied command ids a run remembers (beyond that, commands are idempotent by meaning). */
@@ -204,7 +206,15 @@ export function carried(effects: KernelEffect[], st: RunState, mode: RunMode, la
       if (goal !== undefined) item.goal = goal;
       out.work.push(item);
     } else if (e.op === "set") {
-      out.timers.push({ op: "set", timerId: e.timerId, dueAt: e.dueAt, kind: e.timerKind, ...(e.stepId ? { stepId: e.stepId } : {}) });
+      out.timers.push({
+        op: "set",
+        timerId: e.timerId,
+        dueAt: e.dueAt,
+        kind: e.timerKind,
+        ...(e.stepId ? { stepId: e.stepId } : {}),
+        // A periodic run's tick: the create of its slot's run, which the scheduler sends when it fires.
+        ...(e.command ? { command: e.command as TimerCommand } : {}),
+      });
     } else {
       out.timers.push({ op: "cancel", timerId: e.timerId });
     }
@@ -361,6 +371,7 @@ export function decide(
   clock: Clock,
   defaultBudgets: DefaultBudgets = [],
   ciDefaults: CiDefaults = {},
+  workerDefaults: WorkerDefaults = {},
 ): Decision {
   if (prev?.state.recent.includes(commandKey(cmd.commandId))) return { kind: "noop", reason: "duplicate command", outcome: ok(cmd, viewOf(prev, cd), true) };
   if (cmd.type === "run.create") {
@@ -387,6 +398,8 @@ export function decide(
           ...(cmd.actor ? { actor: cmd.actor } : {}),
           // What a CI report does to the run: the definition's policy, the core's settings for what it leaves out.
           ciDefaults,
+          // Likewise the core's task worker settings (seed 001: ORCH_WORKER_*), for definitions with a worker policy.
+          workerDefaults,
           // The wall clock counts from when the client asked (seed 000); everything else happens now.
           createdAt: Math.min(cmd.issuedAt, clock.now),
         },

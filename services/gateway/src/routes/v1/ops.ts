@@ -1,5 +1,5 @@
 import { decode } from "@orch/bus";
-import { ErrorCode, OrchError, TIMERS_QUERY, TimersResult } from "@orch/contracts";
+import { ErrorCode, OrchError, TIMER_KINDS, TIMERS_QUERY, TimersResult } from "@orch/contracts";
 import { queueStats } from "@orch/runs";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
@@ -10,7 +10,7 @@ import { checkProject, ERRORS, IdParam, iso, listOf, loadRun, type V1 } from "./
 const ScheduleJson = z.object({
   id: z.string().describe("The timer id"),
   runId: z.string(),
-  kind: z.enum(["retry", "step_timeout", "approval_timeout", "wall_clock"]),
+  kind: z.enum(TIMER_KINDS),
   stepId: z.string().optional(),
   dueAt: z.iso.datetime(),
   setAt: z.iso.datetime(),

@@ -1,16 +1,18 @@
-import { TASK_ROLES, TASK_STATUSES, TaskService, type TaskView } from "@orch/runs";
+import { TASK_ROLES, TASK_STATUSES } from "@orch/contracts";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
-import type { Surface } from "../context.js";
-import { toHttp } from "../errors.js";
-import { route, ValidationError } from "../routing.js";
+import type { Surface } from "../../context.js";
+import { toHttp } from "../../errors.js";
+import { route, ValidationError } from "../../routing.js";
+import { runView, taskView } from "./mapping.js";
+import { TaskSurface } from "./service.js";
 
 /**
  * Seed 001, "Orchestrator Service": `/tasks` (create, list, get, history, metadata, dispatch) and
- * `/runs` (list, get, tasks), no prefix. A thin view over runs of the `task.queue` definition
- * (`TaskService` in @orch/runs): a task is a step, dispatch is the engine's `run_step` of the
- * oldest queued task, its agent runs in the agent hub; task records, metadata and the queue order
- * are in the `tasks` bucket. Nothing lives in the gateway's memory. Errors have the seed's shape:
+ * `/runs` (list, get, tasks), no prefix. A thin mapping over runs of the `task.queue` definition
+ * (`TaskSurface`): a task is a step, queued, started and annotated by the core through commands; the
+ * queue, the task-id index and the runs' statuses are the event-bus's projection of the runs'
+ * transitions. Nothing lives in the gateway's memory. Errors have the seed's shape:
  * `{"ok":false,"error":"<snake_code>"}`.
  */
 
@@ -99,9 +101,9 @@ const errors = (extra: Record<number, string> = {}) =>
     Object.entries({ 401: "unauthorized", ...extra }).map(([k, v]) => [Number(k), { description: `\`{"ok":false,"error":"${v}"}\``, schema: Fail }]),
   );
 
-export async function seed001Routes(app: FastifyInstance, opts: Surface): Promise<void> {
+export async function tasksRoutes(app: FastifyInstance, opts: Surface): Promise<void> {
   const { cfg } = opts;
-  const tasks = new TaskService(opts.runs, { actor: "api" });
+  const tasks = new TaskSurface(opts.runs, { actor: "api" });
 
   app.setErrorHandler((err, req, reply) => {
     if (err instanceof Seed001Error) return reply.status(err.status).send({ ok: false, error: err.code });
@@ -151,8 +153,9 @@ export async function seed001Routes(app: FastifyInstance, opts: Surface): Promis
       tags: TAGS,
       summary: "Queue a task for a role",
       description: [
-        "The id is the client's; a repeat id overwrites the task and queues it again. Without `runId` a run",
-        "of type `manual` is created (an unknown `runId` creates that run). `queued` is the queue's size.",
+        "The id is the client's; a repeat id overwrites the task and queues it again (in the same run: reset",
+        "there; in another: added there and withdrawn where it was). Without `runId` a run of type `manual`",
+        "is created (an unknown `runId` creates that run). `queued` is the queue's size, this task included.",
         "Rate limited: 20 per 60 s per client (`ORCH_RATE_LIMIT_ENABLED=false` turns it off) → 429 with",
         "`Retry-After`. Durable once answered.",
       ].join("\n"),
@@ -192,7 +195,10 @@ export async function seed001Routes(app: FastifyInstance, opts: Surface): Promis
       query: z.object({ status: Status.optional() }),
       responses: { 200: { description: "Tasks", schema: z.object({ ok: z.literal(true), data: z.array(Task) }) }, ...errors({ 400: "invalid_status" }) },
     },
-    async (_req, _reply, { query }) => ({ ok: true, data: await tasks.listTasks(query.status ? { status: query.status } : {}) }),
+    async (_req, _reply, { query }) => ({
+      ok: true,
+      data: (await tasks.listTasks(query.status ? { status: query.status } : {})).map(({ task, llm }) => taskView(task, llm)),
+    }),
   );
 
   route(
@@ -204,9 +210,11 @@ export async function seed001Routes(app: FastifyInstance, opts: Surface): Promis
       tags: TAGS,
       summary: "Run the oldest queued task with its role's agent and answer with its result",
       description: [
-        "No body. Answers once the task's attempt has ended (at most 120 s; a task still running then is",
-        'answered with `status: running`). `{ok:false,error:"no_agent"}` when no executor serves the role,',
-        "`agent_error` when the attempt was cancelled or blocked.",
+        "No body. Takes the oldest queued task (the order tasks were queued in, across runs; one taken by",
+        "someone else meanwhile is skipped), starts it, and answers once that attempt has ended (at most",
+        "120 s; a task still running then is answered with `status: running`). One attempt per dispatch.",
+        '`{ok:false,error:"no_agent"}` when no executor serves the role, `agent_error` when the attempt was',
+        "cancelled or blocked.",
       ].join("\n"),
       responses: {
         200: {
@@ -224,7 +232,7 @@ export async function seed001Routes(app: FastifyInstance, opts: Surface): Promis
       const out = await tasks.dispatchNext({ waitMs: DISPATCH_WAIT_MS, correlationId: req.id });
       if (!out.dispatched) return { ok: true, dispatched: false };
       if (out.error) return { ok: false, error: out.error };
-      return { ok: true, dispatched: true, result: resultOf(out.task) };
+      return { ok: true, dispatched: true, result: out.result };
     },
     defaults,
   );
@@ -240,7 +248,10 @@ export async function seed001Routes(app: FastifyInstance, opts: Surface): Promis
       params: IdParams,
       responses: { 200: { description: "The task", schema: z.object({ ok: z.literal(true), data: Task }) }, ...errors({ 404: "not_found" }) },
     },
-    async (_req, _reply, { params }) => ({ ok: true, data: await found(tasks.getTask(params.id)) }),
+    async (_req, _reply, { params }) => {
+      const t = await found(tasks.getTask(params.id));
+      return { ok: true, data: taskView(t.task, t.llm) };
+    },
   );
 
   route(
@@ -257,7 +268,10 @@ export async function seed001Routes(app: FastifyInstance, opts: Surface): Promis
         ...errors({ 404: "not_found" }),
       },
     },
-    async (_req, _reply, { params }) => ({ ok: true, data: (await found(tasks.getTask(params.id))).history }),
+    async (_req, _reply, { params }) => {
+      const t = await found(tasks.getTask(params.id));
+      return { ok: true, data: taskView(t.task, null).history };
+    },
   );
 
   route(
@@ -276,8 +290,8 @@ export async function seed001Routes(app: FastifyInstance, opts: Surface): Promis
         ...errors({ 400: "invalid_metadata", 404: "not_found", 415: "unsupported_media_type" }),
       },
     },
-    async (_req, _reply, { params, body }) => {
-      await tasks.patchMetadata(params.id, body);
+    async (req, _reply, { params, body }) => {
+      await tasks.patchMetadata(params.id, body, { correlationId: req.id });
       return { ok: true };
     },
     defaults,
@@ -301,7 +315,7 @@ export async function seed001Routes(app: FastifyInstance, opts: Surface): Promis
       const limit = Math.min(200, Math.max(1, query.limit));
       const offset = query.offset;
       const page = await tasks.listRuns({ ...(query.status ? { status: query.status } : {}), offset, limit });
-      return { ok: true, data: page.data, total: page.total, offset, limit };
+      return { ok: true, data: page.runs.map(runView), total: page.total, offset, limit };
     },
   );
 
@@ -316,7 +330,7 @@ export async function seed001Routes(app: FastifyInstance, opts: Surface): Promis
       params: RunIdParams,
       responses: { 200: { description: "The run", schema: z.object({ ok: z.literal(true), data: Run }) }, ...errors({ 404: "not_found" }) },
     },
-    async (_req, _reply, { params }) => ({ ok: true, data: await found(tasks.getRun(params.id)) }),
+    async (_req, _reply, { params }) => ({ ok: true, data: runView(await found(tasks.getRun(params.id))) }),
   );
 
   route(
@@ -330,7 +344,7 @@ export async function seed001Routes(app: FastifyInstance, opts: Surface): Promis
       params: RunIdParams,
       responses: { 200: { description: "Its tasks", schema: z.object({ ok: z.literal(true), data: z.array(Task) }) }, ...errors({ 404: "not_found" }) },
     },
-    async (_req, _reply, { params }) => ({ ok: true, data: await tasks.runTasks(params.id) }),
+    async (_req, _reply, { params }) => ({ ok: true, data: (await tasks.runTasks(params.id)).map(({ task, llm }) => taskView(task, llm)) }),
   );
 }
 
@@ -338,8 +352,4 @@ async function found<T>(p: Promise<T | null>): Promise<T> {
   const v = await p;
   if (v === null) throw new Seed001Error(404, "not_found");
   return v;
-}
-
-function resultOf(t: TaskView) {
-  return t.result ?? { taskId: t.id, status: t.status, ...(t.llm ? { llm: t.llm } : {}) };
 }
