@@ -3,8 +3,10 @@ import { freePort, http, Stack, waitFor, type ServiceProcess } from "@orch/testi
 
 /**
  * Seed 001's tasks and runs (`/tasks`, `/runs`) as its clients use them: over a real socket to the
- * gateway, through NATS to the core, the agent hub (the stub executor) and back. Then its worker
- * and periodic scheduler (the scheduler service), its rate limit, and a gateway restart.
+ * gateway, through NATS to the core, the agent hub (the stub executor) and back. Tasks are steps of
+ * `task.queue` runs, the queue the event-bus's projection of their transitions. Then concurrency,
+ * repeat ids, runs whose tasks all ended, restarts of the core and the event-bus, its rate limit;
+ * and, on a second stack, the worker and the periodic runs (the core's policy, fired by the scheduler).
  */
 
 let stack: Stack;
@@ -26,6 +28,8 @@ const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const post = (path: string, json?: unknown, headers: Record<string, string> = {}) =>
   http("POST", base + path, json === undefined ? { headers } : { json, headers });
 const get = (path: string) => http("GET", base + path);
+const engineRun = async (runId: string) => (await get(`/api/v1/runs/${runId}`)).json();
+const eventsOf = async (runId: string): Promise<{ type: string; data?: any }[]> => (await get(`/api/v1/runs/${runId}/history`)).json().items;
 
 async function queue(task: Record<string, unknown>): Promise<{ ok: true; queued: number; runId: string }> {
   const r = await post("/tasks", task);
@@ -335,51 +339,232 @@ describe("ORCH_RATE_LIMIT_ENABLED=false", () => {
   });
 });
 
-describe("seed 001: worker and periodic runs (scheduler service)", () => {
-  it("the worker drains the queue without dispatch calls and retries a failed attempt; the periodic scheduler creates runs of one task per role", async () => {
-    await queue({ id: "w-1", role: "architect", description: "Background one" });
-    await queue({ id: "w-2", role: "implementer", description: "Background two", payload: { mock: { failTimes: 1 } } });
-    const w3 = await queue({ id: "w-3", role: "tester", description: "Background three" });
-    const scheduler = await stack.spawn("scheduler", {
-      ORCH_WORKER_ENABLED: "true",
-      ORCH_WORKER_POLL_INTERVAL_MS: "100",
-      ORCH_WORKER_MAX_RETRIES: "2",
-      ORCH_WORKER_BACKOFF_MS: "200",
-      ORCH_SCHEDULER_ENABLED: "true",
-      ORCH_SCHEDULE_INTERVAL_MS: "1500",
-      ORCH_SCHEDULE_ROLES: "architect,tester",
-      ORCH_SCHEDULE_DESCRIPTION: "Nightly health check",
-    });
-    try {
-      await waitFor(
-        async () => {
-          const ts = await Promise.all(["w-1", "w-2", "w-3"].map(task));
-          return ts.every((t) => t.status === "completed") ? ts : undefined;
-        },
-        { timeoutMs: 60_000, what: "the worker to complete the queued tasks" },
-      );
-      const w2 = await task("w-2");
-      expect(w2.attempts).toBe(2);
-      expect(w2.history.map((e: any) => e.status)).toEqual(["queued", "running", "failed", "running", "completed"]);
-      expect((await get(`/runs/${w3.runId}`)).json().data.status).toBe("completed");
+describe("seed 001: the queue under concurrency, repeats and restarts", () => {
+  it("two concurrent dispatches never take the same task; with one task queued, one of them finds none", async () => {
+    await queue({ id: "race-a", role: "implementer", description: "A", payload: { mock: { delayMs: 300 } } });
+    await queue({ id: "race-b", role: "reviewer", description: "B", payload: { mock: { delayMs: 300 } } });
+    const both = await Promise.all([dispatch(), dispatch()]);
+    expect(both.every((d) => d.ok && d.dispatched)).toBe(true);
+    expect(both.map((d) => d.result.taskId).sort()).toEqual(["race-a", "race-b"]);
+    for (const id of ["race-a", "race-b"]) expect(await task(id)).toMatchObject({ status: "completed", attempts: 1 });
 
-      const scheduled = await waitFor(
-        async () => {
-          const runs = (await get("/runs")).json().data.filter((r: any) => r.type === "scheduled");
-          return runs.length >= 2 && runs.slice(0, 2).every((r: any) => r.status === "completed") ? runs : undefined;
+    await queue({ id: "race-c", role: "tester", description: "C", payload: { mock: { delayMs: 200 } } });
+    const one = await Promise.all([dispatch(), dispatch(), dispatch()]);
+    expect(one.filter((d) => d.dispatched).map((d) => d.result.taskId)).toEqual(["race-c"]);
+    expect(one.filter((d) => !d.dispatched)).toHaveLength(2);
+    const c = await task("race-c");
+    expect(c.attempts).toBe(1);
+    expect(c.history.map((e: any) => e.status)).toEqual(["queued", "running", "completed"]);
+  });
+
+  it("a repeat id in another run withdraws the queued one where it was (it never runs there); in the same run after it ran, it runs again", async () => {
+    const first = await queue({ id: "moved", role: "architect", description: "first place" });
+    const second = await queue({ id: "moved", role: "tester", description: "second place" });
+    expect(second.runId).not.toBe(first.runId);
+    expect(second.queued).toBe(1);
+    await waitFor(async () => (await engineRun(first.runId)).steps?.[0]?.status === "skipped", { what: "the first place withdrawn" });
+    expect((await get(`/runs/${first.runId}`)).json().data.taskIds).toEqual([]);
+    expect(await task("moved")).toMatchObject({ runId: second.runId, role: "tester", description: "second place", status: "queued" });
+    expect((await dispatch()).result).toMatchObject({ taskId: "moved", status: "completed" });
+    expect(await dispatch()).toEqual({ ok: true, dispatched: false });
+
+    // Again in its run, after it completed: reset there, queued, run again (the step's second attempt).
+    const again = await queue({ id: "moved", role: "tester", description: "once more", runId: second.runId });
+    expect(again).toMatchObject({ runId: second.runId, queued: 1 });
+    expect(await task("moved")).toMatchObject({ status: "queued", attempts: 0, history: [{ status: "queued" }], description: "once more" });
+    expect((await get(`/runs/${second.runId}`)).json().data).toMatchObject({ status: "queued", taskIds: ["moved"] });
+    expect((await dispatch()).result).toMatchObject({ taskId: "moved", status: "completed" });
+    const step = (await engineRun(second.runId)).steps[0];
+    expect(step).toMatchObject({ id: "moved", status: "completed", attempt: 2 });
+    const types = (await eventsOf(second.runId)).map((e) => e.type);
+    expect(types.filter((t) => t === "step.requeued")).toHaveLength(1);
+    expect(types.filter((t) => t === "step.started")).toHaveLength(2);
+  });
+
+  it("a task added to a run whose tasks all ended runs in that run: it waits, never finishes, no continuation run", async () => {
+    const a = await queue({ id: "ended-1", role: "implementer", description: "one" });
+    expect((await dispatch()).result.taskId).toBe("ended-1");
+    expect((await get(`/runs/${a.runId}`)).json().data.status).toBe("completed");
+    const engine = await engineRun(a.runId);
+    expect(engine).toMatchObject({ status: "waiting", definition: { id: "task.queue", version: 2 } });
+    expect(engine.finishedAt).toBeUndefined();
+    const b = await queue({ id: "ended-2", role: "reviewer", description: "two", runId: a.runId });
+    expect(b).toMatchObject({ runId: a.runId, queued: 1 });
+    expect((await get(`/runs/${a.runId}`)).json().data).toMatchObject({ status: "running", taskIds: ["ended-1", "ended-2"] });
+    expect((await engineRun(a.runId)).status).toBe("running");
+    expect((await dispatch()).result).toMatchObject({ taskId: "ended-2", status: "completed" });
+    expect((await get(`/runs/${a.runId}`)).json().data.status).toBe("completed");
+    expect((await get(`/api/v1/runs/${a.runId}_2`)).status).toBe(404);
+    expect((await eventsOf(a.runId)).map((e) => e.type)).not.toContain("run.finished");
+  });
+
+  it("counts queued tasks in orchestrator_queue_size", async () => {
+    const sample = async () => Number(/^orchestrator_queue_size (\d+)$/m.exec((await get("/metrics")).text)?.[1]);
+    expect(await sample()).toBe(0);
+    await queue({ id: "metric-1", role: "implementer", description: "counted" });
+    await queue({ id: "metric-2", role: "implementer", description: "counted" });
+    expect(await sample()).toBe(2);
+    await dispatch();
+    await dispatch();
+    expect(await sample()).toBe(0);
+  });
+
+  it("a core restart in the middle of a task: the dispatch still answers, the task ran once, each event once", async () => {
+    const q = await queue({ id: "core-crash", role: "implementer", description: "Outlive the core", payload: { mock: { delayMs: 2_500 } } });
+    const pending = dispatch();
+    await waitFor(async () => (await task("core-crash")).status === "running", { what: "the task to start" });
+    await stack.kill("orchestrator");
+    await stack.restart("orchestrator");
+    const d = await pending;
+    expect(d.result).toMatchObject({ taskId: "core-crash", status: "completed" });
+    const t = await task("core-crash");
+    expect(t).toMatchObject({ status: "completed", attempts: 1 });
+    expect(t.history.map((e: any) => e.status)).toEqual(["queued", "running", "completed"]);
+    const events = await eventsOf(q.runId);
+    expect(events.filter((e) => e.type === "step.started")).toHaveLength(1);
+    expect(events.filter((e) => e.type === "step.succeeded")).toHaveLength(1);
+    const seqs = events.map((e: any) => e.seq);
+    expect(new Set(seqs).size).toBe(seqs.length);
+  });
+
+  it("an event-bus restart keeps the queue, its order, and the tasks (the projection is loaded back)", async () => {
+    await queue({ id: "eb-1", role: "architect", description: "first" });
+    const second = await queue({ id: "eb-2", role: "tester", description: "second" });
+    await http("PATCH", `${base}/tasks/eb-2/metadata`, { json: { kept: true } });
+    const before = await Promise.all(["eb-1", "eb-2"].map(task));
+    await stack.kill("event-bus");
+    await stack.restart("event-bus");
+    expect(await Promise.all(["eb-1", "eb-2"].map(task))).toEqual(before);
+    expect((await get(`/runs/${second.runId}`)).json().data.taskIds).toEqual(["eb-2"]);
+    expect((await get("/tasks?status=queued")).json().data.map((t: any) => t.id)).toEqual(["eb-1", "eb-2"]);
+    expect((await dispatch()).result.taskId).toBe("eb-1");
+    expect((await dispatch()).result.taskId).toBe("eb-2");
+    expect(await dispatch()).toEqual({ ok: true, dispatched: false });
+  });
+});
+
+describe("seed 001: the worker and periodic runs (the core's policy; the scheduler fires timers)", () => {
+  let w: Stack;
+  let wbase: string;
+  const wpost = (path: string, json?: unknown) => http("POST", wbase + path, json === undefined ? {} : { json });
+  const wget = async (path: string) => {
+    const r = await http("GET", wbase + path);
+    expect(r.status, `${path}: ${r.text}`).toBe(200);
+    return r.json();
+  };
+  const INTERVAL = 1_500;
+
+  beforeAll(async () => {
+    w = await Stack.start({
+      serviceEnv: {
+        gateway: { ORCH_RATE_LIMIT_ENABLED: "false" },
+        orchestrator: {
+          ORCH_WORKER_ENABLED: "true",
+          ORCH_WORKER_POLL_INTERVAL_MS: "100",
+          ORCH_WORKER_MAX_RETRIES: "2",
+          ORCH_WORKER_BACKOFF_MS: "400",
+          ORCH_SCHEDULER_ENABLED: "true",
+          ORCH_SCHEDULE_INTERVAL_MS: String(INTERVAL),
+          ORCH_SCHEDULE_ROLES: "architect,tester",
+          ORCH_SCHEDULE_DESCRIPTION: "Nightly health check",
         },
-        { timeoutMs: 60_000, what: "two periodic runs, completed by the worker" },
-      );
-      for (const run of scheduled.slice(0, 2)) {
-        expect(run.taskIds).toHaveLength(2);
-        expect(run.payload).toMatchObject({ roles: ["architect", "tester"], description: "Nightly health check" });
-        const ts = (await get(`/runs/${run.id}/tasks`)).json().data;
-        expect(ts.map((t: any) => t.role)).toEqual(["architect", "tester"]);
-        expect(ts.every((t: any) => t.description === "Nightly health check" && t.status === "completed")).toBe(true);
-      }
-      expect(new Set(scheduled.map((r: any) => r.id)).size).toBe(scheduled.length);
+      },
+    });
+    wbase = w.baseUrl;
+  });
+
+  afterAll(async () => {
+    await w?.stop();
+  });
+
+  it("says once at start that ORCH_WORKER_POLL_INTERVAL_MS is no longer needed", () => {
+    const said = w.service("orchestrator").lines.filter((l) => typeof l.msg === "string" && l.msg.includes("ORCH_WORKER_POLL_INTERVAL_MS"));
+    expect(said).toHaveLength(1);
+    expect(said[0]!.msg).toMatch(/deprecated and ignored: nothing polls/);
+    expect([40, "warn"]).toContain(said[0]!.level);
+  });
+
+  it("runs queued tasks without dispatch calls; a failed attempt is retried by the kernel with the worker's backoff (step.retrying, retry timers)", async () => {
+    const seen = new Set<string>();
+    const q1 = (await wpost("/tasks", { id: "w-1", role: "architect", description: "Background one" })).json();
+    const q2 = (await wpost("/tasks", { id: "w-2", role: "implementer", description: "Background two", payload: { mock: { failTimes: 2 } } })).json();
+    const q3 = (await wpost("/tasks", { id: "w-3", role: "tester", description: "Background three", runId: q1.runId })).json();
+    expect([q1.ok, q2.ok, q3.ok]).toEqual([true, true, true]);
+    const done = await waitFor(
+      async () => {
+        for (const t of (await wget(`/api/v1/schedules?runId=${q2.runId}`)).items) if (t.kind === "retry") seen.add(t.id);
+        const ts = await Promise.all(["w-1", "w-2", "w-3"].map(async (id) => (await wget(`/tasks/${id}`)).data));
+        return ts.every((t) => t.status === "completed") ? ts : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 40, what: "the worker to complete the queued tasks" },
+    );
+    const w2 = done[1];
+    expect(w2.attempts).toBe(3);
+    expect(w2.history.map((e: any) => e.status)).toEqual(["queued", "running", "failed", "running", "failed", "running", "completed"]);
+    const events: any[] = (await wget(`/api/v1/runs/${q2.runId}/history`)).items;
+    const retrying = events.filter((e) => e.type === "step.retrying");
+    expect(retrying.map((e) => e.data.backoffMs)).toEqual([400, 800]);
+    expect(events.filter((e) => e.type === "step.started").map((e) => e.data.reason)).toEqual(["auto", "retry", "retry"]);
+    // Each retry waited for its timer (the scheduler fired it): at least its backoff after the failure.
+    const started = events.filter((e) => e.type === "step.started").map((e) => Date.parse(e.at));
+    const failed = retrying.map((e) => Date.parse(e.at));
+    expect(started[1]! - failed[0]!).toBeGreaterThanOrEqual(400);
+    expect(started[2]! - failed[1]!).toBeGreaterThanOrEqual(800);
+    expect(seen.size).toBeGreaterThanOrEqual(1);
+    expect([...seen].every((id) => id.startsWith(`${q2.runId}.`) && id.endsWith(".retry"))).toBe(true);
+    const created = events.find((e) => e.type === "run.created");
+    expect(created.data.worker).toEqual({ enabled: true, maxRetries: 2, backoffMs: 400 });
+    // The same run's tasks ran one at a time, in the order they were queued.
+    const run1: any[] = (await wget(`/api/v1/runs/${q1.runId}/history`)).items;
+    const order = run1.filter((e) => e.type === "step.started" || e.type === "step.succeeded").map((e) => `${e.type}:${e.data.stepId}`);
+    expect(order).toEqual(["step.started:w-1", "step.succeeded:w-1", "step.started:w-3", "step.succeeded:w-3"]);
+    expect((await wget(`/runs/${q1.runId}`)).data.status).toBe("completed");
+  });
+
+  it("creates one periodic run per interval slot, across a scheduler restart, a second scheduler and a core restart", async () => {
+    const slotsOf = async () => {
+      const runs = (await wget("/runs?limit=200")).data.filter((r: any) => r.type === "scheduled");
+      return runs as any[];
+    };
+    await waitFor(async () => ((await slotsOf()).length >= 2 ? true : undefined), { timeoutMs: 30_000, what: "two periodic runs" });
+    await w.kill("scheduler");
+    await new Promise((r) => setTimeout(r, INTERVAL));
+    await w.restart("scheduler");
+    const second = await w.spawn("scheduler");
+    try {
+      const before = (await slotsOf()).length;
+      await waitFor(async () => ((await slotsOf()).length >= before + 1 ? true : undefined), { timeoutMs: 30_000, what: "a periodic run after the scheduler restart" });
+      await w.kill("orchestrator");
+      await new Promise((r) => setTimeout(r, INTERVAL));
+      await w.restart("orchestrator");
+      const after = (await slotsOf()).length;
+      await waitFor(async () => ((await slotsOf()).length >= after + 2 ? true : undefined), { timeoutMs: 30_000, what: "periodic runs after the core restart" });
     } finally {
-      await scheduler.stop();
+      await second.stop();
     }
+    const runs = await slotsOf();
+    const slots = runs.map((r) => r.metadata.slot as number);
+    expect(new Set(slots).size, `slots ${slots.join(",")}`).toBe(slots.length);
+    for (const r of runs) {
+      expect(r.id).toBe(`tasks-schedule-${INTERVAL}-${r.metadata.slot}`);
+      expect(r.payload).toMatchObject({ roles: ["architect", "tester"], description: "Nightly health check", slot: r.metadata.slot });
+      expect(r.metadata).toMatchObject({ scheduled: true, intervalMs: INTERVAL });
+      expect(r.taskIds).toEqual([`${r.id}-architect`, `${r.id}-tester`]);
+    }
+    // Each slot's run created once: one run.created each, and one tick per slot on the schedule run.
+    const ticks: any[] = (await wget("/api/v1/runs/tasks-schedule/history")).items.filter((e: any) => e.type === "schedule.ticked");
+    const ticked = ticks.map((e) => e.data.slot as number);
+    expect(new Set(ticked).size).toBe(ticked.length);
+    for (const s of slots) expect(ticked).toContain(s);
+    for (const r of runs.slice(0, 3)) {
+      const ev: any[] = (await wget(`/api/v1/runs/${r.id}/history`)).items;
+      expect(ev.filter((e) => e.type === "run.created")).toHaveLength(1);
+    }
+    // The worker completes them.
+    const first = runs[0];
+    await waitFor(async () => ((await wget(`/runs/${first.id}`)).data.status === "completed" ? true : undefined), { timeoutMs: 30_000, what: "a periodic run completed" });
+    const ts = (await wget(`/runs/${first.id}/tasks`)).data;
+    expect(ts.map((t: any) => t.role)).toEqual(["architect", "tester"]);
+    expect(ts.every((t: any) => t.description === "Nightly health check" && t.status === "completed")).toBe(true);
   });
 });

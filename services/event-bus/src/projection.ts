@@ -57,8 +57,9 @@ const MIN_SEQ_WAIT_MS = 4_000;
 
 /**
  * Seed 001's tasks projection at start: every task run the index holds, replayed from its first
- * transition (a few at a time). Runs the index does not hold yet are those whose transitions the
- * run-index consumer has not acknowledged: it delivers them again.
+ * transition (a few at a time), then the runs stream from the run-index consumer's acknowledgement
+ * floor on (what it may not have acknowledged: runs whose summary is not stored yet, which it will
+ * deliver again, but only once its ack wait has passed). A transition seen twice changes nothing.
  */
 async function loadTasks(bus: Bus, index: RunIndex, tasks: TasksProjection, log: Logger): Promise<void> {
   const t0 = Date.now();
@@ -83,6 +84,19 @@ async function loadTasks(bus: Bus, index: RunIndex, tasks: TasksProjection, log:
     }
   };
   await Promise.all(Array.from({ length: 8 }, next));
+  const consumer = await bus.jsm.consumers.info(bus.names.streams.runs, bus.names.consumers.runIndex).catch(() => null);
+  let last = 0;
+  for await (const t of replayTransitions(bus, bus.names.subjects.runsAll(), { startSeq: (consumer?.ack_floor.stream_seq ?? 0) + 1, untilCaughtUp: true })) {
+    try {
+      tasks.apply(t.streamSeq, t.transition.head(), t.transition);
+    } catch {
+      /* an unreadable transition is the run index consumer's to park */
+    }
+    last = t.streamSeq;
+    read++;
+  }
+  // Everything stored when the load began is applied: a query naming a sequence up to there need not wait.
+  tasks.noteApplied(last);
   log.info({ runs: tasks.runs, transitions: read, queued: tasks.size(), ms: Date.now() - t0 }, "tasks projection loaded");
 }
 
