@@ -533,12 +533,18 @@ describe("seed 001: the worker and periodic runs (the core's policy; the schedul
     const second = await w.spawn("scheduler");
     try {
       const before = (await slotsOf()).length;
-      await waitFor(async () => ((await slotsOf()).length >= before + 1 ? true : undefined), { timeoutMs: 30_000, what: "a periodic run after the scheduler restart" });
+      await waitFor(async () => ((await slotsOf()).length >= before + 1 ? true : undefined), {
+        timeoutMs: 30_000,
+        what: "a periodic run after the scheduler restart",
+      });
       await w.kill("orchestrator");
       await new Promise((r) => setTimeout(r, INTERVAL));
       await w.restart("orchestrator");
       const after = (await slotsOf()).length;
-      await waitFor(async () => ((await slotsOf()).length >= after + 2 ? true : undefined), { timeoutMs: 30_000, what: "periodic runs after the core restart" });
+      await waitFor(async () => ((await slotsOf()).length >= after + 2 ? true : undefined), {
+        timeoutMs: 30_000,
+        what: "periodic runs after the core restart",
+      });
     } finally {
       await second.stop();
     }
@@ -562,7 +568,10 @@ describe("seed 001: the worker and periodic runs (the core's policy; the schedul
     }
     // The worker completes them.
     const first = runs[0];
-    await waitFor(async () => ((await wget(`/runs/${first.id}`)).data.status === "completed" ? true : undefined), { timeoutMs: 30_000, what: "a periodic run completed" });
+    await waitFor(async () => ((await wget(`/runs/${first.id}`)).data.status === "completed" ? true : undefined), {
+      timeoutMs: 30_000,
+      what: "a periodic run completed",
+    });
     const ts = (await wget(`/runs/${first.id}/tasks`)).data;
     expect(ts.map((t: any) => t.role)).toEqual(["architect", "tester"]);
     expect(ts.every((t: any) => t.description === "Nightly health check" && t.status === "completed")).toBe(true);

@@ -37,7 +37,10 @@ const STEP_ID = /^[A-Za-z0-9_-]{1,64}$/;
  */
 export function taskStepId(taskId: string): string {
   if (STEP_ID.test(taskId)) return taskId;
-  const h = (salt: string) => fnv1a(salt + taskId).toString(16).padStart(8, "0");
+  const h = (salt: string) =>
+    fnv1a(salt + taskId)
+      .toString(16)
+      .padStart(8, "0");
   return `t-${h("")}${h("\u0001")}${h("\u0002")}`;
 }
 

@@ -245,7 +245,11 @@ export const SignalSchema: z.ZodType<Signal> = z.discriminatedUnion("name", [
   z.strictObject({
     name: z.literal("set_schedule"),
     enabled: z.boolean(),
-    everyMs: z.int().min(100).max(30 * 86_400_000).optional(),
+    everyMs: z
+      .int()
+      .min(100)
+      .max(30 * 86_400_000)
+      .optional(),
     creates: RunTemplate.optional(),
   }),
 ]) as unknown as z.ZodType<Signal>;
@@ -1032,7 +1036,8 @@ class Kernel {
         if (!this.state.extraSteps.some((x) => x.id === s.id))
           return { code: KernelErrorCode.Invalid, message: `step ${s.id} is the definition's own: only a step the run brought or added can be replaced` };
         if (s.stage && !stageIds.has(s.stage)) return { code: KernelErrorCode.Invalid, message: `step ${s.id}: unknown stage '${s.stage}'` };
-        for (const n of s.needs) if (!existing.has(n) || n === s.id) return { code: KernelErrorCode.Invalid, message: `step ${s.id} needs unknown step '${n}'` };
+        for (const n of s.needs)
+          if (!existing.has(n) || n === s.id) return { code: KernelErrorCode.Invalid, message: `step ${s.id} needs unknown step '${n}'` };
         replaced.set(s.id, s);
         continue;
       }
@@ -1254,7 +1259,8 @@ class Kernel {
           return this.refuse(KernelErrorCode.NotFound, "No failed or blocked steps to retry");
         if (final || (st === "planning" && !whilePlanning))
           return this.refuse(final ? KernelErrorCode.TerminalState : KernelErrorCode.IllegalTransition, `the run is ${st}`);
-        if (st === "waiting" && this.runContext().gate) return this.refuse(KernelErrorCode.BudgetGate, "the run waits at a budget gate: extend_budget or abort first");
+        if (st === "waiting" && this.runContext().gate)
+          return this.refuse(KernelErrorCode.BudgetGate, "the run waits at a budget gate: extend_budget or abort first");
         let id: string | undefined;
         if (sig.name === "run_next_step") {
           id = this.steps().find((d) => ["pending", "blocked", "failed"].includes(this.status(d.id)))?.id;
@@ -1454,7 +1460,12 @@ class Kernel {
     this.emit({
       type: "schedule.set",
       at: this.clock.now,
-      data: { enabled: want.enabled, ...(want.everyMs !== undefined ? { everyMs: want.everyMs } : {}), ...(next !== undefined ? { next } : {}), ...(actor ? { actor } : {}) },
+      data: {
+        enabled: want.enabled,
+        ...(want.everyMs !== undefined ? { everyMs: want.everyMs } : {}),
+        ...(next !== undefined ? { next } : {}),
+        ...(actor ? { actor } : {}),
+      },
     });
     return null;
   }
@@ -1498,7 +1509,14 @@ class Kernel {
       autoStart: true,
       mode: t.mode ?? "mock",
     };
-    this.effects.push({ kind: "timer", op: "set", timerId: `${this.state.runId}.create.${every}.${slot}`, dueAt: this.clock.now, timerKind: "command", command });
+    this.effects.push({
+      kind: "timer",
+      op: "set",
+      timerId: `${this.state.runId}.create.${every}.${slot}`,
+      dueAt: this.clock.now,
+      timerKind: "command",
+      command,
+    });
     this.changed = true;
     this.emit({ type: "schedule.ticked", at: this.clock.now, data: { slot, everyMs: every, runId, lateMs: Math.max(0, this.clock.now - slot * every) } });
     this.armTick(Math.max(slot + 1, Math.floor(this.clock.now / every)));

@@ -150,8 +150,25 @@ describe("task.queue", () => {
     expect(d.state.stepMetadata?.a).toEqual({ owner: "ana", labels: { b: 2 }, priority: 3 });
     expect(d.eventsOf("step.metadata_set")).toHaveLength(2);
     expect(d.signal({ name: "set_step_metadata", stepId: "a", metadata: { priority: 3 } }).changed).toBe(false);
-    const view = runView(d.cd, d.state, { runId: "r1", projectId: "p1", definition: { id: "task.queue", version: 2 }, view: "task", labels: {}, status: "running", createdAt: T0, updatedAt: T0, seq: 1, mode: "mock", stepsRun: 0 });
-    expect(view.steps[0]).toMatchObject({ id: "a", metadata: { owner: "ana", labels: { b: 2 }, priority: 3 }, inputs: { taskId: "a", description: "do a" }, maxAttempts: 1 });
+    const view = runView(d.cd, d.state, {
+      runId: "r1",
+      projectId: "p1",
+      definition: { id: "task.queue", version: 2 },
+      view: "task",
+      labels: {},
+      status: "running",
+      createdAt: T0,
+      updatedAt: T0,
+      seq: 1,
+      mode: "mock",
+      stepsRun: 0,
+    });
+    expect(view.steps[0]).toMatchObject({
+      id: "a",
+      metadata: { owner: "ana", labels: { b: 2 }, priority: 3 },
+      inputs: { taskId: "a", description: "do a" },
+      maxAttempts: 1,
+    });
     expectRefused(d.signal({ name: "set_step_metadata", stepId: "zz", metadata: {} }), KernelErrorCode.NotFound);
   });
 });

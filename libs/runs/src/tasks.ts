@@ -46,7 +46,12 @@ export class TasksQueries {
     if (ok.ok) return ok.value;
     const refused = decode(QueryError, m.data);
     if (refused.ok) {
-      const code = refused.value.error.code === "BAD_REQUEST" ? ErrorCode.BadRequest : refused.value.error.code === "UNAVAILABLE" ? ErrorCode.Unavailable : ErrorCode.Internal;
+      const code =
+        refused.value.error.code === "BAD_REQUEST"
+          ? ErrorCode.BadRequest
+          : refused.value.error.code === "UNAVAILABLE"
+            ? ErrorCode.Unavailable
+            : ErrorCode.Internal;
       throw new OrchError(code, refused.value.error.message);
     }
     throw new OrchError(ErrorCode.Internal, `unreadable ${name} answer: ${ok.error}`);

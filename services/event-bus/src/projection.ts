@@ -232,7 +232,12 @@ export async function startProjection(bus: Bus, log: Logger): Promise<Projection
   });
 
   // Seed 001's queue: each query answered once the projection has applied what it must have seen.
-  const taskQuery = <Q extends z.ZodType<{ minSeq?: number | undefined }>, R extends z.ZodType>(name: string, query: Q, result: R, answer: (q: z.output<Q>) => z.input<R>) =>
+  const taskQuery = <Q extends z.ZodType<{ minSeq?: number | undefined }>, R extends z.ZodType>(
+    name: string,
+    query: Q,
+    result: R,
+    answer: (q: z.output<Q>) => z.input<R>,
+  ) =>
     bus.nc.subscribe(bus.names.subjects.query(name), {
       queue: "event-bus",
       callback: (err, msg) => {
@@ -242,7 +247,8 @@ export async function startProjection(bus: Bus, log: Logger): Promise<Projection
         void tasks
           .caughtUp(d.value.minSeq, MIN_SEQ_WAIT_MS)
           .then((caught) => {
-            if (!caught) log.warn({ query: name, minSeq: d.value.minSeq, applied: tasks.applied }, "tasks query answered before the projection reached its sequence");
+            if (!caught)
+              log.warn({ query: name, minSeq: d.value.minSeq, applied: tasks.applied }, "tasks query answered before the projection reached its sequence");
             msg.respond(encode(result, answer(d.value)));
           })
           .catch((e: unknown) => {
@@ -258,7 +264,9 @@ export async function startProjection(bus: Bus, log: Logger): Promise<Projection
     taskQuery(TASKS_QUERIES.list, TasksListQuery, TasksListResult, (q) => ({
       tasks: tasks.list({ ...(q.status ? { status: q.status } : {}), ...(q.runId ? { runId: q.runId } : {}) }),
     })),
-    taskQuery(TASKS_QUERIES.runs, TaskRunsQuery, TaskRunsResult, (q) => tasks.listRuns({ ...(q.status ? { status: q.status } : {}), offset: q.offset, limit: q.limit })),
+    taskQuery(TASKS_QUERIES.runs, TaskRunsQuery, TaskRunsResult, (q) =>
+      tasks.listRuns({ ...(q.status ? { status: q.status } : {}), offset: q.offset, limit: q.limit }),
+    ),
     taskQuery(TASKS_QUERIES.run, TaskRunQuery, TaskRunResult, (q) => tasks.run(q.runId)),
   ];
 

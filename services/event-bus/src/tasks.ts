@@ -182,7 +182,11 @@ export class TasksProjection {
     } else {
       // Queued again: a new task where the old one was (its attempts counted from here).
       const before = this.#byTask.get(p.taskId);
-      if (p.taskId !== taskId && before) this.#byTask.set(p.taskId, before.filter((x) => x !== p));
+      if (p.taskId !== taskId && before)
+        this.#byTask.set(
+          p.taskId,
+          before.filter((x) => x !== p),
+        );
       p.attemptBase = p.step?.attempt ?? 0;
       p.taskId = taskId;
       p.seq = seq;

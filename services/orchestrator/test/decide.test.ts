@@ -517,10 +517,24 @@ describe("decide: commands on a run", () => {
 
 describe("decide: seed 001's policies (the task worker, periodic runs)", () => {
   const taskQueue = builtin("task.queue");
-  const task = (id: string, extra: Record<string, unknown> = {}) => ({ id, role: "implementer", type: "task", inputs: { taskId: id, description: id }, ...extra });
+  const task = (id: string, extra: Record<string, unknown> = {}) => ({
+    id,
+    role: "implementer",
+    type: "task",
+    inputs: { taskId: id, description: id },
+    ...extra,
+  });
 
   it("applies the core's task worker settings to a run of tasks at its creation: recorded, and its first task dispatched in that transition", () => {
-    const cmd = Command.parse({ type: "run.create", commandId: "create:q", runId: "q", issuedAt: 1_000, projectId: "_default", definition: { id: "task.queue" }, steps: [task("a"), task("b")] });
+    const cmd = Command.parse({
+      type: "run.create",
+      commandId: "create:q",
+      runId: "q",
+      issuedAt: 1_000,
+      projectId: "_default",
+      definition: { id: "task.queue" },
+      steps: [task("a"), task("b")],
+    });
     const d = decide(null, cmd, taskQueue, clock(1_000), [], {}, { enabled: true, maxRetries: 2, backoffMs: 300 });
     if (d.kind !== "write") throw new Error("expected a transition");
     expect((d.transition.state.kernel as RunState).worker).toEqual({ enabled: true, maxRetries: 2, backoffMs: 300 });
@@ -529,7 +543,12 @@ describe("decide: seed 001's policies (the task worker, periodic runs)", () => {
     expect(d.transition.view.steps.map((s) => s.maxAttempts)).toEqual([3, 3]);
     let run = roundTrip(d);
     // Its failure: retried after the worker's backoff, through a retry timer.
-    run = apply(run, { ...result("q", "a", "q.a.1", "r1", false), error: { code: "MOCK_FAILURE", message: "boom", retryable: true } } as Command, 2_000, taskQueue);
+    run = apply(
+      run,
+      { ...result("q", "a", "q.a.1", "r1", false), error: { code: "MOCK_FAILURE", message: "boom", retryable: true } } as Command,
+      2_000,
+      taskQueue,
+    );
     expect(run.head.timers).toEqual([{ op: "set", timerId: "q.a.1.retry", dueAt: 2_300, kind: "retry", stepId: "a" }]);
     // Created without the settings (or with the worker off): the definition's, manual.
     const off = decide(null, { ...cmd, runId: "q2", commandId: "create:q2" } as Command, taskQueue, clock(1_000));
@@ -540,7 +559,12 @@ describe("decide: seed 001's policies (the task worker, periodic runs)", () => {
 
   it("writes a periodic run's tick as a timer carrying the create of its slot's run (run id and command id from the slot)", () => {
     const schedule = builtin("schedule");
-    let run = apply(null, Command.parse({ type: "run.create", commandId: "create:s", runId: "s", issuedAt: 1_000, projectId: "_default", definition: { id: "schedule" } }), 10_500, schedule);
+    let run = apply(
+      null,
+      Command.parse({ type: "run.create", commandId: "create:s", runId: "s", issuedAt: 1_000, projectId: "_default", definition: { id: "schedule" } }),
+      10_500,
+      schedule,
+    );
     const creates = { definition: { id: "task.queue" }, input: { slot: "${slot}" }, steps: [task("${runId}-tester")] };
     run = apply(run, signal("s", "set", { name: "set_schedule", enabled: true, everyMs: 1_000, creates }), 10_500, schedule);
     expect(run.head.timers).toEqual([{ op: "set", timerId: "s.tick.1000.10", dueAt: 10_500, kind: "tick" }]);
@@ -552,7 +576,13 @@ describe("decide: seed 001's policies (the task worker, periodic runs)", () => {
         timerId: "s.create.1000.10",
         dueAt: 10_510,
         kind: "command",
-        command: expect.objectContaining({ type: "run.create", runId: "s-1000-10", commandId: "create:s-1000-10", input: { slot: 10 }, steps: [expect.objectContaining({ id: "s-1000-10-tester" })] }),
+        command: expect.objectContaining({
+          type: "run.create",
+          runId: "s-1000-10",
+          commandId: "create:s-1000-10",
+          input: { slot: 10 },
+          steps: [expect.objectContaining({ id: "s-1000-10-tester" })],
+        }),
       },
       { op: "set", timerId: "s.tick.1000.11", dueAt: 11_000, kind: "tick" },
     ]);

@@ -82,7 +82,12 @@ export class TaskSurface {
    * is withdrawn (each an idempotent command). Answers with the queue's size, this task included.
    */
   async submit(input: TaskInput, who: Who = {}): Promise<{ queued: number; runId: string }> {
-    const step = taskStep({ taskId: input.id, role: input.role, description: input.description, ...(input.payload !== undefined ? { payload: input.payload } : {}) });
+    const step = taskStep({
+      taskId: input.id,
+      role: input.role,
+      description: input.description,
+      ...(input.payload !== undefined ? { payload: input.payload } : {}),
+    });
     const before = await this.queries.get({ taskId: input.id });
     let runId: string;
     let seq: number | undefined;
@@ -184,7 +189,10 @@ export class TaskSurface {
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(), waitMs);
     try {
-      for await (const t of replayTransitions(this.runs.bus, this.runs.bus.names.subjects.runOf(head.runId), { startSeq: started.streamSeq + 1, signal: ac.signal })) {
+      for await (const t of replayTransitions(this.runs.bus, this.runs.bus.names.subjects.runOf(head.runId), {
+        startSeq: started.streamSeq + 1,
+        signal: ac.signal,
+      })) {
         const view = t.transition.view();
         if (!view) continue;
         last = { view, streamSeq: t.streamSeq };
