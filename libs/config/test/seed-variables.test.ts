@@ -107,3 +107,21 @@ describe("TASKSGODZILLA_REQUIRE_ONBOARDING_CLARIFICATIONS (seed 004)", () => {
     ).toBe(false);
   });
 });
+
+describe("seed 001's worker and periodic runs (the orchestrator's: run policy)", () => {
+  it("are the orchestrator's settings, with the seed's names and defaults; the scheduler has none", () => {
+    const d = loadConfig(OrchestratorConfig, {});
+    expect([d.ORCH_WORKER_ENABLED, d.ORCH_WORKER_MAX_RETRIES, d.ORCH_WORKER_BACKOFF_MS, d.ORCH_WORKER_POLL_INTERVAL_MS]).toEqual([false, 3, 1_000, undefined]);
+    expect([d.ORCH_SCHEDULER_ENABLED, d.ORCH_SCHEDULE_INTERVAL_MS, d.ORCH_SCHEDULE_DESCRIPTION]).toEqual([false, 60_000, "Periodic run"]);
+    expect(d.ORCH_SCHEDULE_ROLES).toEqual(["architect", "implementer", "reviewer", "tester", "maintainer"]);
+    const c = loadConfig(OrchestratorConfig, { ORCH_WORKER_ENABLED: "on", ORCH_WORKER_MAX_RETRIES: "2", ORCH_SCHEDULE_ROLES: "tester, architect" });
+    expect([c.ORCH_WORKER_ENABLED, c.ORCH_WORKER_MAX_RETRIES, c.ORCH_SCHEDULE_ROLES]).toEqual([true, 2, ["tester", "architect"]]);
+    expect(problems(() => loadConfig(OrchestratorConfig, { ORCH_SCHEDULE_ROLES: "janitor" }))[0]).toMatch(/^ORCH_SCHEDULE_ROLES\.0: must be one of architect/);
+    expect("ORCH_WORKER_ENABLED" in loadConfig(SchedulerConfig, { ORCH_WORKER_ENABLED: "true" })).toBe(false);
+  });
+
+  it("accepts the deprecated ORCH_WORKER_POLL_INTERVAL_MS (the core warns that it is ignored) and still checks it", () => {
+    expect(loadConfig(OrchestratorConfig, { ORCH_WORKER_POLL_INTERVAL_MS: "100" }).ORCH_WORKER_POLL_INTERVAL_MS).toBe(100);
+    expect(problems(() => loadConfig(OrchestratorConfig, { ORCH_WORKER_POLL_INTERVAL_MS: "soon" }))[0]).toMatch(/^ORCH_WORKER_POLL_INTERVAL_MS:/);
+  });
+});
