@@ -258,10 +258,12 @@ describe("seed 002's feature numbers", () => {
 describe("buckets", () => {
   it("are named for their purpose; deliveries expire; there is no aliases bucket", async () => {
     const b = bus.names.buckets;
-    for (const name of [b.ids, b.projects, b.projectTokens, b.deliveries, b.tasks, b.defs]) await bus.jsm.streams.info(kvStreamOf(name));
+    for (const name of [b.ids, b.projects, b.projectTokens, b.deliveries, b.defs]) await bus.jsm.streams.info(kvStreamOf(name));
     const deliveries = await bus.jsm.streams.info(kvStreamOf(b.deliveries));
     expect(deliveries.config.max_age).toBeGreaterThanOrEqual(86_400 * 1e9);
     await expect(bus.jsm.streams.info(kvStreamOf("orch_aliases"))).rejects.toThrow();
+    // Seed 001's tasks are steps of their runs: no bucket of their own.
+    await expect(bus.jsm.streams.info(kvStreamOf("orch_tasks"))).rejects.toThrow();
   });
 });
 
