@@ -5,8 +5,6 @@ export * from "./run-views.js";
 export * from "./messages.js";
 export * from "./transitions.js";
 export * from "./queues.js";
-export * from "./seed000.js";
-export * from "./views.js";
 export * from "./sessions.js";
 export * from "./repos.js";
 export * from "./writes.js";

@@ -13,4 +13,5 @@ export { Numbers, numberNs, keyOfNumberNs } from "./numbers.js";
 export { runNumberOf, runOfNumber, stepNumber, splitStepNumber } from "./run-numbers.js";
 export * from "./protocols.js";
 export * from "./queues.js";
+export * from "./jobs.js";
 export * from "./tasks.js";

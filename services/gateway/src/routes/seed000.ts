@@ -1,5 +1,16 @@
-import { cancelJob, finishedBefore, getJobView, getRunSummary, parseFeedPosition, readEvents, replayEvents, submitJob } from "@orch/bus";
-import { JOB_STATUSES, LOGS_DEFAULT_N, LOGS_MAX_N, Seed000Event, TaskPacket, toJobLogLines, toSeed000Frame } from "@orch/contracts";
+import { finishedBefore, getRunSummary, parseFeedPosition, readEvents, replayEvents } from "@orch/bus";
+import {
+  cancelJob,
+  getJobView,
+  JOB_STATUSES,
+  LOGS_DEFAULT_N,
+  LOGS_MAX_N,
+  Seed000Event,
+  submitJob,
+  TaskPacket,
+  toJobLogLines,
+  toSeed000Frame,
+} from "@orch/runs";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { notFound, toHttp } from "../errors.js";
