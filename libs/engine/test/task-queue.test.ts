@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { KernelErrorCode, runStatusOf } from "../src/index.js";
+import { RefusalCode } from "@orch/contracts";
+import { runStatusOf } from "../src/index.js";
 import { Drive, expectAccepted, expectRefused } from "./drive.js";
 
 /**
@@ -37,7 +38,7 @@ describe("task.queue", () => {
     expectAccepted(d.signal({ name: "run_step", stepId: "a" }));
     d.succeed("a");
     expect(runStatusOf(d.state.run.value)).toBe("completed");
-    expectRefused(d.signal({ name: "add_steps", steps: [task("c")] }), KernelErrorCode.TerminalState);
+    expectRefused(d.signal({ name: "add_steps", steps: [task("c")] }), RefusalCode.TerminalState);
   });
 
   it("does not retry by itself: a failure fails the task and blocks the run; other tasks still run", () => {
@@ -75,8 +76,8 @@ describe("task.queue", () => {
   it("refuses to dispatch a task that is running or done", () => {
     const d = queued("a");
     d.signal({ name: "run_step", stepId: "a" });
-    expectRefused(d.signal({ name: "run_step", stepId: "a" }), KernelErrorCode.IllegalTransition);
+    expectRefused(d.signal({ name: "run_step", stepId: "a" }), RefusalCode.IllegalTransition);
     d.succeed("a");
-    expectRefused(d.signal({ name: "run_step", stepId: "a" }), KernelErrorCode.TerminalState);
+    expectRefused(d.signal({ name: "run_step", stepId: "a" }), RefusalCode.TerminalState);
   });
 });

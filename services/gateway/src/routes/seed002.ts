@@ -1,7 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { FeedEvent } from "@orch/bus";
-import { RunEventType, type RunEvent } from "@orch/contracts";
-import type { Signal } from "@orch/engine";
+import { RunEventType, type RunEvent, type Signal } from "@orch/contracts";
 import { RefusedError, type AcceptedRun } from "@orch/runs";
 import type { RunView } from "@orch/contracts";
 import type { FastifyInstance, FastifyRequest } from "fastify";

@@ -1,6 +1,5 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
-import { ErrorCode, ROLES } from "@orch/contracts";
-import { KernelErrorCode } from "@orch/engine";
+import { ErrorCode, RefusalCode, ROLES } from "@orch/contracts";
 import {
   PROTOCOL_NAME_LABEL,
   PROTOCOL_STATUSES,
@@ -576,9 +575,9 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
     },
     async (req, run, n) => {
       const after = await s.signal(req, run.runId, { name: "retry_latest" }, (e) =>
-        e.kernelCode === KernelErrorCode.NotFound
+        e.kernelCode === RefusalCode.NotFound
           ? notFound("No failed or blocked steps to retry")
-          : e.kernelCode === KernelErrorCode.TerminalState
+          : e.kernelCode === RefusalCode.TerminalState
             ? conflict("Protocol already terminal")
             : undefined,
       );
@@ -661,9 +660,9 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
     async (req, run, stepId, n) => {
       // The kernel's refusal code says why (never its message).
       const after = await s.signal(req, run.runId, { name: "run_step", stepId }, (e) =>
-        e.kernelCode === KernelErrorCode.IllegalTransition
+        e.kernelCode === RefusalCode.IllegalTransition
           ? conflict("Step already running or completed")
-          : e.kernelCode === KernelErrorCode.TerminalState
+          : e.kernelCode === RefusalCode.TerminalState
             ? conflict("Protocol already terminal")
             : undefined,
       );

@@ -1,6 +1,6 @@
 import { DEFAULT_PROJECT, FINAL_RUN_STATUSES, RUN_STATUSES, type RunStatus } from "@orch/contracts";
-import { BRANCH_LABEL, resolveTemplate, type Signal } from "@orch/engine";
-import { runBranchOf, type RunView, type StepView } from "@orch/contracts";
+import { BRANCH_LABEL, resolveTemplate } from "@orch/engine";
+import { runBranchOf, type RunView, type Signal, type StepView } from "@orch/contracts";
 import { PROTOCOL_NAME_LABEL, ProtocolIds, RefusedError, type Actor, type JobOut, type RunsApi } from "@orch/runs";
 import type { NormalizedEvent } from "./normalize.js";
 

@@ -16,6 +16,7 @@ import {
   type TransitionHead,
   type TransitionParts,
   type WorkItem,
+  SignalSchema,
 } from "@orch/contracts";
 import { createHash } from "node:crypto";
 import {
@@ -27,7 +28,6 @@ import {
   runView,
   packState,
   unpackState,
-  SignalSchema,
   stepStatus,
   attemptIdOf,
   type CiDefaults,
