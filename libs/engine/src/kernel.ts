@@ -6,7 +6,7 @@ import { evaluate, resolveTemplate } from "./conditions.js";
 import { Budget, Limits, StepDef, type CompiledDefinition, type RetryPolicy, type StepDefInput } from "./definition.js";
 import { hashJson } from "./hash.js";
 import { budgetKey, covers, emptyLedger, exhausted, record, type Extension, type Ledger } from "./ledger.js";
-import { FINAL_RUN_STATUSES, MAX_RUN_STEPS, RefusalCode, type RunStatus, type Signal, type StepStatus } from "@orch/contracts";
+import { BRANCH_LABEL, FINAL_RUN_STATUSES, MAX_RUN_STEPS, RefusalCode, type RunStatus, type Signal, type StepStatus } from "@orch/contracts";
 import { runMachineFor, runStatusOf, type Gate, type RunContext, type RunEvent } from "./run-machine.js";
 import { attemptIdOf, stepMachine, type Decision, type StepContext, type StepEvent } from "./step-machine.js";
 import type { CancelTimerParams, DispatchParams, EmitParams, StepError, TimerKind, TimerParams, Usage } from "./types.js";
@@ -1324,8 +1324,6 @@ const LimitsOverride = Limits.partial();
 const derivedSteps = new WeakMap<StepDef[], { cd: CompiledDefinition; steps: RunStepDef[] }>();
 
 /** Starts a run of `cd`: its record, its first events, and (with autoStart) its first work. */
-/** The label a run's git branch is indexed under (webhooks find runs by it). */
-export const BRANCH_LABEL = "branch";
 
 /**
  * A run's labels at creation: the ones it was given, plus its git branch (the definition's

@@ -1,22 +1,11 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { ErrorCode, RefusalCode, ROLES } from "@orch/contracts";
-import {
-  PROTOCOL_NAME_LABEL,
-  PROTOCOL_STATUSES,
-  jobTypeOf,
-  protocolNameOf,
-  toProjectOut,
-  toProtocolOut,
-  toStepOut,
-  visibleSteps,
-  type JobOut,
-} from "@orch/runs";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { RunView } from "@orch/contracts";
 import { z } from "zod";
-import { tokenHash } from "../auth.js";
-import type { Surface } from "../context.js";
-import { route } from "../routing.js";
+import { tokenHash } from "../../auth.js";
+import type { Surface } from "../../context.js";
+import { route } from "../../routing.js";
 import {
   JobOutSchema,
   ProjectParams,
@@ -29,9 +18,11 @@ import {
   detail,
   installSeed004Errors,
   notFound,
-} from "./seed004-common.js";
-import { seed004EventRoutes } from "./seed004-events.js";
-import { seed004GitRoutes } from "./seed004-git.js";
+} from "./common.js";
+import { seed004EventRoutes } from "./events.js";
+import { seed004GitRoutes } from "./git.js";
+import { PROTOCOL_STATUSES, jobTypeOf, protocolNameOf, toProjectOut, toProtocolOut, toStepOut, visibleSteps, type JobOut } from "./views.js";
+import { PROTOCOL_NAME_LABEL } from "@orch/contracts";
 
 /**
  * Seed 004, TasksGodzilla, at the root: projects, protocol runs (runs of the `protocol` definition,

@@ -13,10 +13,10 @@ import {
 } from "@orch/runs";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
-import { notFound, toHttp } from "../errors.js";
-import type { Surface } from "../context.js";
-import { queryBool, route, ValidationError } from "../routing.js";
-import { streamEvents } from "../sse.js";
+import { notFound, toHttp } from "../../errors.js";
+import type { Surface } from "../../context.js";
+import { queryBool, route, ValidationError } from "../../routing.js";
+import { streamEvents } from "../../sse.js";
 
 /**
  * Seed 000, "Orchestrator v0", under /api/orchestrator: its three documented endpoints plus the
