@@ -1,6 +1,7 @@
 // The core's pure decision for 5-step jobs, in process: what one command costs the orchestrator
 // before any I/O (kernel, view, transition, encoding). `node bench/micro/core-step.mjs [runs]`.
-import { Command, TaskPacket, encodeTransition, jobRunSpec } from "@orch/contracts";
+import { Command, encodeTransition } from "@orch/contracts";
+import { TaskPacket, jobRunSpec } from "@orch/runs";
 import { builtin } from "@orch/engine";
 import { decide, storedState } from "../../services/orchestrator/dist/core/decide.js";
 

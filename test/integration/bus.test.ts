@@ -76,6 +76,16 @@ describe("topology", () => {
     expect(again.updated).toEqual(["consumer BT_RUNS/agent-hub (max_ack_pending)"]);
   });
 
+  it("turns a consumer made before it read headers only into one that does, in place", async () => {
+    // An installation from before the scheduler read headers only: its consumer delivers bodies.
+    await bus.jsm.consumers.update(bus.names.streams.runs, "scheduler", { headers_only: false });
+    expect((await bus.jsm.consumers.info(bus.names.streams.runs, "scheduler")).config.headers_only ?? false).toBe(false);
+    const again = await provisionTopology(bus, spec());
+    expect(again.updated).toEqual(["consumer BT_RUNS/scheduler (headers_only)"]);
+    expect((await bus.jsm.consumers.info(bus.names.streams.runs, "scheduler")).config.headers_only).toBe(true);
+    expect(await provisionTopology(bus, spec())).toEqual({ created: [], updated: [] });
+  });
+
   it("refuses to switch a stream's storage in place", async () => {
     await expect(provisionTopology(bus, topologySpec(bus.names, { ...DEFAULT_TOPOLOGY, storage: "memory" }))).rejects.toThrow(TopologyMismatchError);
   });

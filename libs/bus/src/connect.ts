@@ -2,6 +2,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import { createNames, type Names } from "@orch/contracts";
+import { coalesceWrites } from "./coalesce.js";
 import type { Logger } from "@orch/logging";
 
 /** Counters every process keeps about its traffic (exported as metrics later). */
@@ -38,6 +39,8 @@ export interface BusOptions {
   name: string;
   prefix?: string;
   logger: Logger;
+  /** Flush writes once per event-loop turn instead of once per microtask (default true; see coalesce.ts). */
+  coalesceWrites?: boolean;
 }
 
 /**
@@ -60,6 +63,8 @@ export async function connectBus(opts: BusOptions): Promise<Bus> {
     waitOnFirstConnect: true,
     timeout: 5_000,
   });
+  if (opts.coalesceWrites !== false && !coalesceWrites(nc))
+    log.warn("this nats.js version's protocol handler is not the one write coalescing knows; writes are flushed per message");
   log.info({ server: nc.getServer() }, "connected to NATS");
   let connected = true;
   void (async () => {

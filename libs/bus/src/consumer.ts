@@ -23,7 +23,11 @@ export interface HandlerContext {
  * How a message becomes the handler's value: a zod schema (JSON validated by it), or a decoder of
  * its own. What cannot be decoded is parked as a dead letter.
  */
-export type MessageSource<T> = { schema: z.ZodType<T>; decode?: never } | { decode: (data: Uint8Array) => Decoded<T>; schema?: never };
+export type MessageSource<T> =
+  | { schema: z.ZodType<T>; decode?: never; decodeMsg?: never }
+  | { decode: (data: Uint8Array) => Decoded<T>; schema?: never; decodeMsg?: never }
+  /** From the whole message (its headers: a consumer that reads headers only). */
+  | { decodeMsg: (msg: JsMsg) => Decoded<T>; schema?: never; decode?: never };
 
 export type ConsumerRunOptions<T> = MessageSource<T> & {
   stream: string;
@@ -146,7 +150,7 @@ export async function runConsumer<T>(bus: Bus, opts: ConsumerRunOptions<T>): Pro
   const loop = (async () => {
     for await (const msg of messages) {
       bus.stats.consumed++;
-      const d = opts.decode ? opts.decode(msg.data) : decode(opts.schema, msg.data);
+      const d = opts.decodeMsg ? opts.decodeMsg(msg) : opts.decode ? opts.decode(msg.data) : decode(opts.schema!, msg.data);
       if (!d.ok) {
         try {
           await parkDeadLetter(bus, opts.origin, msg, d.reason, d.error);

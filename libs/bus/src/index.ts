@@ -49,14 +49,10 @@ export {
   sendCommand,
   sendCommandAndWait,
   hasStoredCommand,
-  getJobView,
   newRunId,
-  submitJob,
-  cancelJob,
   listRuns,
   QueryRefusedError,
   type StoredTransition,
-  type SubmitJobOptions,
 } from "./runs.js";
 export { isBusUnavailable, isCasConflict, isJsNotFound, isNoAnswer, retryWhileUnavailable } from "./errors.js";
 export { sessionKey, getSessionRecord, sessionKeys, findSession, listRunSessions, type StoredSession } from "./sessions.js";

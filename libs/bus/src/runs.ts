@@ -10,15 +10,10 @@ import {
   RunQueryResult,
   TransitionReader,
   isToken,
-  jobRunSpec,
-  queuedJobView,
-  toJobView,
-  type JobView,
   type RunCreateCommand,
   type RunQuery,
   type RunSummary,
   type RunView,
-  type TaskPacket,
 } from "@orch/contracts";
 import { decode, publish } from "./codec.js";
 import { repliesOf } from "./replies.js";
@@ -122,21 +117,6 @@ export async function hasStoredCommand(bus: Bus, runId: string): Promise<boolean
   return m !== null;
 }
 
-/**
- * Seed 000's view of a job: from its run, or `queued` while only its create command exists. The run
- * is read first and again after the stream, so a job the core picks up in between is never
- * reported missing.
- */
-export async function getJobView(bus: Bus, jobId: string): Promise<JobView | null> {
-  const first = await getRunSummary(bus, jobId);
-  if (first) return toJobView(first);
-  if (await hasStoredCommand(bus, jobId)) {
-    const again = await getRunSummary(bus, jobId);
-    return again ? toJobView(again) : queuedJobView(jobId);
-  }
-  return null;
-}
-
 /** A v4 UUID, or (with an idempotency key) a stable UUID derived from the key: same key, same job. */
 export function newRunId(idempotencyKey?: string): string {
   if (idempotencyKey === undefined || idempotencyKey === "") return randomUUID();
@@ -145,58 +125,6 @@ export function newRunId(idempotencyKey?: string): string {
   b[8] = (b[8]! & 0x3f) | 0x80; // RFC 9562 variant
   const h = b.toString("hex");
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
-
-export interface SubmitJobOptions {
-  packet: TaskPacket;
-  mode: "mock" | "live";
-  projectId?: string;
-  idempotencyKey?: string;
-  actor: string;
-  correlationId?: string;
-}
-
-/** Submits a validated Task Packet as a run of the `job` definition; durable when it resolves. */
-export async function submitJob(bus: Bus, opts: SubmitJobOptions): Promise<string> {
-  const jobId = newRunId(opts.idempotencyKey);
-  const spec = jobRunSpec(opts.packet);
-  await sendCommand(
-    bus,
-    {
-      type: "run.create",
-      commandId: `create:${jobId}`,
-      runId: jobId,
-      issuedAt: Date.now(),
-      actor: opts.actor,
-      projectId: opts.projectId ?? DEFAULT_PROJECT,
-      definition: spec.definition,
-      title: spec.title,
-      input: spec.input,
-      steps: spec.steps,
-      limits: spec.limits,
-      autoStart: true,
-      mode: opts.mode,
-    },
-    opts.correlationId ? { correlationId: opts.correlationId } : {},
-  );
-  return jobId;
-}
-
-/** Asks the core to cancel a job (idempotent: cancelling a finished job changes nothing). */
-export async function cancelJob(bus: Bus, jobId: string, opts: { actor: string; reason?: string; correlationId?: string }): Promise<void> {
-  await sendCommand(
-    bus,
-    {
-      type: "run.signal",
-      commandId: `cancel:${jobId}:${randomUUID()}`,
-      runId: jobId,
-      issuedAt: Date.now(),
-      actor: opts.actor,
-      signal: { name: "cancel" },
-      ...(opts.reason === undefined ? {} : { reason: opts.reason }),
-    },
-    opts.correlationId ? { correlationId: opts.correlationId } : {},
-  );
 }
 
 export class QueryRefusedError extends Error {

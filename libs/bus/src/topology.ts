@@ -113,7 +113,8 @@ export function topologySpec(names: Names, opts: TopologyOptions = DEFAULT_TOPOL
           // The hub acks a transition that dispatches nothing at once, the others when their work is done.
           durable(names.consumers.agentHub, s.runsAll(), ACK_WAIT_MS.agentHub, opts.workMaxAckPending),
           // The scheduler holds a transition that sets a timer until the timer is durable or withdrawn.
-          durable(names.consumers.scheduler, s.runsAll(), ACK_WAIT_MS.scheduler, 100_000),
+          // It reads headers only: a transition's timer operations travel in its `Orch-Timers` header.
+          { ...durable(names.consumers.scheduler, s.runsAll(), ACK_WAIT_MS.scheduler, 100_000), headers_only: true },
         ],
       },
       {
@@ -201,12 +202,13 @@ export async function provisionTopology(bus: Bus, spec: TopologySpec): Promise<{
         await bus.jsm.consumers.add(config.name, c);
         created.push(`consumer ${config.name}/${c.durable_name}`);
       } else {
-        const drift = (["ack_wait", "max_ack_pending", "max_deliver"] as const).filter((k) => ci.config[k] !== c[k]);
+        const drift = (["ack_wait", "max_ack_pending", "max_deliver", "headers_only"] as const).filter((k) => (ci.config[k] ?? false) !== (c[k] ?? false));
         if (drift.length > 0) {
           await bus.jsm.consumers.update(config.name, c.durable_name, {
             ack_wait: c.ack_wait,
             max_ack_pending: c.max_ack_pending,
             max_deliver: c.max_deliver,
+            headers_only: c.headers_only ?? false,
           });
           updated.push(`consumer ${config.name}/${c.durable_name} (${drift.join(", ")})`);
         }

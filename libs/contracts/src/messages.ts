@@ -206,6 +206,12 @@ export const Header = {
   TraceState: "tracestate",
   /** Where the core answers a command's outcome (a core NATS inbox; optional). */
   ReplyTo: "Orch-Reply-To",
+  /**
+   * On every transition: the timers it sets or cancels (a TimerHead, as JSON), or `-` when it touches
+   * none, so the scheduler reads transitions headers only and never receives their bodies. (Its
+   * absence marks a transition written before the header existed.)
+   */
+  Timers: "Orch-Timers",
 } as const;
 
 /**

@@ -88,9 +88,23 @@ const HeadIds = TransitionHead.pick({ runId: true, projectId: true });
 export const WorkHead = TransitionHead.pick({ v: true, runId: true, projectId: true, n: true, at: true, work: true });
 export type WorkHead = z.infer<typeof WorkHead>;
 
-/** What the scheduler reads of a head: the timers it sets or withdraws, and the run's status. */
-export const TimerHead = TransitionHead.pick({ v: true, runId: true, projectId: true, seq: true, at: true, timers: true, run: true });
+/** What the scheduler reads of a head: the timers it sets or withdraws (the transition's `Orch-Timers` header). */
+export const TimerHead = TransitionHead.pick({ v: true, runId: true, projectId: true, seq: true, at: true, timers: true });
 export type TimerHead = z.infer<typeof TimerHead>;
+
+/** The `Orch-Timers` header of a transition: its TimerHead as JSON, or `-` when it sets and cancels nothing. */
+export function timersHeader(head: TransitionHead): string {
+  if (!head.timers?.length) return NO_TIMERS;
+  const t: TimerHead = { v: head.v, runId: head.runId, projectId: head.projectId, seq: head.seq, at: head.at, timers: head.timers };
+  return JSON.stringify(t);
+}
+const NO_TIMERS = "-";
+
+/** Reads an `Orch-Timers` header: the timer operations, null when there are none; throws on garbage. */
+export function timerHeadOf(header: string): TimerHead | null {
+  if (header === NO_TIMERS) return null;
+  return TimerHead.parse(JSON.parse(header));
+}
 
 /** An event as stored in a transition (its run and project are the head's). */
 export const StoredEvent = z.object({

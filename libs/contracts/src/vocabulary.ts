@@ -107,3 +107,8 @@ export type AgentRole = (typeof AGENT_ROLES)[number];
  */
 export const RUN_BRANCH_PREFIX = "orch/run/";
 export const runBranchOf = (runId: string): string => `${RUN_BRANCH_PREFIX}${runId}`;
+
+/** The label a run's git branch is indexed under (the core sets it from the definition; webhooks find runs by it). */
+export const BRANCH_LABEL = "branch";
+/** The label every protocol run made through seed 004 carries: its name, which is its branch. */
+export const PROTOCOL_NAME_LABEL = "protocol_name";

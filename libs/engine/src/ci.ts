@@ -1,4 +1,4 @@
-import type { StepStatus } from "@orch/contracts";
+import type { CiStatus, StepStatus } from "@orch/contracts";
 import type { CiPolicy, Definition } from "./definition.js";
 
 /**
@@ -17,12 +17,6 @@ import type { CiPolicy, Definition } from "./definition.js";
  * failure as feedback) while the run has had fewer than `fixAttempts` attempts and the last one is
  * at least `fixCooldownMs` old; otherwise why not is recorded (`ci.fix_refused`).
  */
-
-export const CI_STATUSES = ["success", "failure", "pending"] as const;
-export type CiStatus = (typeof CI_STATUSES)[number];
-
-export const CI_PROVIDERS = ["github", "gitlab"] as const;
-export type CiProvider = (typeof CI_PROVIDERS)[number];
 
 /** A run's CI policy as resolved at its creation, kept in its state (so later defaults never change it). */
 export interface CiRules {

@@ -200,21 +200,8 @@ export const WorkerPolicy = z.strictObject({
 });
 export type WorkerPolicy = z.output<typeof WorkerPolicy>;
 
-/**
- * A run a periodic run (a tick) creates: the definition, what it is given (templates over `slot`,
- * the interval's number since the epoch; `at`, when it starts; `runId`, the created run's id; and
- * `everyMs`), created once per slot, with the run id `<this run>-<everyMs>-<slot>`.
- */
-export const RunTemplate = z.strictObject({
-  definition: z.strictObject({ id: DefinitionId, version: z.int().min(1).optional() }),
-  title: z.string().max(500).optional(),
-  labels: z.record(z.string().max(64), z.string().max(256)).optional(),
-  input: Json.optional(),
-  steps: z.array(Json).max(1_000).optional(),
-  facts: Json.optional(),
-  mode: z.enum(["mock", "live"]).optional(),
-});
-export type RunTemplate = z.output<typeof RunTemplate>;
+/** What a periodic run's tick creates (`set_schedule`'s `creates`): a contract, re-exported here. */
+export { RunTemplate } from "@orch/contracts";
 
 export const VIEWS = ["generic", "job", "speckit", "protocol", "task", "ticket"] as const;
 

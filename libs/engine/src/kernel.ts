@@ -1,23 +1,12 @@
 import type { AnyMachineSnapshot, AnyStateMachine } from "xstate";
 import { pureInitial, pureTransition } from "./pure.js";
 import { z } from "zod";
-import {
-  CI_PROVIDERS,
-  CI_STATUSES,
-  ciFixFeedback,
-  ciFixVerdict,
-  ciStepAction,
-  resolveCiPolicy,
-  type CiDefaults,
-  type CiRules,
-  type CiStatus,
-  type CiProvider,
-} from "./ci.js";
+import { ciFixFeedback, ciFixVerdict, ciStepAction, resolveCiPolicy, type CiDefaults, type CiRules } from "./ci.js";
 import { evaluate, resolveTemplate } from "./conditions.js";
-import { Budget, Limits, RunTemplate, StepDef, type CompiledDefinition, type RetryPolicy, type StepDefInput } from "./definition.js";
+import { Budget, Limits, StepDef, type CompiledDefinition, type RetryPolicy, type RunTemplate, type StepDefInput } from "./definition.js";
 import { hashJson } from "./hash.js";
 import { budgetKey, covers, emptyLedger, exhausted, record, type Extension, type Ledger } from "./ledger.js";
-import { FINAL_RUN_STATUSES, MAX_RUN_STEPS, type RunStatus, type StepStatus } from "@orch/contracts";
+import { BRANCH_LABEL, FINAL_RUN_STATUSES, MAX_RUN_STEPS, RefusalCode, type RunStatus, type Signal, type StepStatus } from "@orch/contracts";
 import { runMachineFor, runStatusOf, type Gate, type RunContext, type RunEvent } from "./run-machine.js";
 import { attemptIdOf, stepMachine, type Decision, type StepContext, type StepEvent } from "./step-machine.js";
 import type { CancelTimerParams, DispatchParams, EmitParams, StepError, TimerKind, TimerParams, Usage } from "./types.js";
@@ -132,156 +121,10 @@ export type KernelEffect =
     }
   | { kind: "timer"; op: "cancel"; timerId: string };
 
-export const KernelErrorCode = {
-  /** What was asked does not apply to the run's or the step's state (a step already running, …). */
-  IllegalTransition: "ILLEGAL_TRANSITION",
-  /** The run waits at a budget gate: `extend_budget` or `abort` first. */
-  BudgetGate: "BUDGET_GATE",
-  NotFound: "NOT_FOUND",
-  StaleRevision: "STALE_REVISION",
-  GuardFailed: "GUARD_FAILED",
-  TerminalState: "TERMINAL_STATE",
-  Invalid: "INVALID",
-} as const;
-export type KernelErrorCode = (typeof KernelErrorCode)[keyof typeof KernelErrorCode];
-
 export interface KernelError {
-  code: KernelErrorCode;
+  code: RefusalCode;
   message: string;
 }
-
-export type Signal =
-  | { name: "start" }
-  | { name: "pause" }
-  | { name: "resume" }
-  | { name: "cancel" }
-  | { name: "run_next_step" }
-  | { name: "retry_latest"; feedback?: string }
-  | { name: "run_step"; stepId: string; feedback?: string }
-  | { name: "run_qa"; stepId: string }
-  | { name: "approve"; stepId?: string; revision?: string; force?: boolean; output?: unknown }
-  | { name: "reject"; stepId?: string; revision?: string }
-  | { name: "complete_step"; stepId?: string; output?: unknown }
-  | { name: "fail_step"; stepId?: string; error: string; block?: boolean }
-  | { name: "block_step"; stepId?: string }
-  | { name: "skip_step"; stepId: string }
-  | { name: "event"; event: string; facts?: Record<string, unknown> }
-  | { name: "set_facts"; facts: Record<string, unknown> }
-  /** A CI report on the step it is about (the one started last, or `stepId`): recorded, then the run's CI policy applies. */
-  | ({ name: "ci_report"; status: CiStatus; conclusion?: string; check?: string; sha?: string; stepId?: string } & Report)
-  /** A pull request opened, closed unmerged, or merged: recorded, then the definition's pull request policy applies. */
-  | ({ name: "pr_opened" | "pr_closed" | "pr_merged"; number?: number; action?: string } & Report)
-  | { name: "extend_budget"; tokens?: number; costUsd?: number }
-  | { name: "abort" }
-  /** Adds steps; with `replace`, a step the run already brought or added is replaced and queued again (pending, its attempt withdrawn). */
-  | { name: "add_steps"; steps: StepDefInput[]; replace?: boolean }
-  /** A step that is no longer wanted: skipped when waiting or failed, cancelled (its attempt withdrawn) when active; else nothing. */
-  | { name: "withdraw_step"; stepId: string }
-  /** Merges keys into a step's metadata (shallow). */
-  | { name: "set_step_metadata"; stepId: string; metadata: Record<string, unknown> }
-  /** A periodic run's schedule: every `everyMs`, create the run `creates` describes (once per slot); or stop. */
-  | { name: "set_schedule"; enabled: boolean; everyMs?: number; creates?: RunTemplate };
-
-const StepIdRef = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
-const Json = z.record(z.string(), z.unknown());
-const ReportFields = {
-  provider: z.enum(CI_PROVIDERS).optional(),
-  url: z.string().min(1).max(2_000).optional(),
-  at: z.int().min(0).optional(),
-  facts: Json.optional(),
-};
-const PrReport = (name: "pr_opened" | "pr_closed" | "pr_merged") =>
-  z.strictObject({ name: z.literal(name), number: z.int().min(0).optional(), action: z.string().min(1).max(100).optional(), ...ReportFields });
-
-/** What every integration's report carries: where it comes from, when, and facts to record with it (the delivery). */
-interface Report {
-  provider?: CiProvider;
-  url?: string;
-  at?: number;
-  facts?: Record<string, unknown>;
-}
-
-/** Signals as they arrive from outside (the API, the command stream): validated before the kernel sees them. */
-export const SignalSchema: z.ZodType<Signal> = z.discriminatedUnion("name", [
-  z.strictObject({ name: z.literal("start") }),
-  z.strictObject({ name: z.literal("pause") }),
-  z.strictObject({ name: z.literal("resume") }),
-  z.strictObject({ name: z.literal("cancel") }),
-  z.strictObject({ name: z.literal("run_next_step") }),
-  z.strictObject({ name: z.literal("retry_latest"), feedback: z.string().min(1).max(10_000).optional() }),
-  z.strictObject({ name: z.literal("run_step"), stepId: StepIdRef, feedback: z.string().min(1).max(10_000).optional() }),
-  z.strictObject({ name: z.literal("run_qa"), stepId: StepIdRef }),
-  z.strictObject({
-    name: z.literal("approve"),
-    stepId: StepIdRef.optional(),
-    revision: z.string().max(100).optional(),
-    force: z.boolean().optional(),
-    output: z.unknown().optional(),
-  }),
-  z.strictObject({ name: z.literal("reject"), stepId: StepIdRef.optional(), revision: z.string().max(100).optional() }),
-  z.strictObject({ name: z.literal("complete_step"), stepId: StepIdRef.optional(), output: z.unknown().optional() }),
-  z.strictObject({ name: z.literal("fail_step"), stepId: StepIdRef.optional(), error: z.string().min(1).max(10_000), block: z.boolean().optional() }),
-  z.strictObject({ name: z.literal("block_step"), stepId: StepIdRef.optional() }),
-  z.strictObject({ name: z.literal("skip_step"), stepId: StepIdRef }),
-  z.strictObject({ name: z.literal("event"), event: z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/), facts: Json.optional() }),
-  z.strictObject({ name: z.literal("set_facts"), facts: Json }),
-  z.strictObject({
-    name: z.literal("ci_report"),
-    status: z.enum(CI_STATUSES),
-    conclusion: z.string().min(1).max(100).optional(),
-    check: z.string().min(1).max(500).optional(),
-    sha: z.string().min(1).max(200).optional(),
-    stepId: StepIdRef.optional(),
-    ...ReportFields,
-  }),
-  PrReport("pr_opened"),
-  PrReport("pr_closed"),
-  PrReport("pr_merged"),
-  z.strictObject({ name: z.literal("extend_budget"), tokens: z.int().min(1).optional(), costUsd: z.number().positive().optional() }),
-  z.strictObject({ name: z.literal("abort") }),
-  z.strictObject({ name: z.literal("add_steps"), steps: z.array(Json).min(1).max(1_000), replace: z.boolean().optional() }),
-  z.strictObject({ name: z.literal("withdraw_step"), stepId: StepIdRef }),
-  z.strictObject({ name: z.literal("set_step_metadata"), stepId: StepIdRef, metadata: Json }),
-  z.strictObject({
-    name: z.literal("set_schedule"),
-    enabled: z.boolean(),
-    everyMs: z
-      .int()
-      .min(100)
-      .max(30 * 86_400_000)
-      .optional(),
-    creates: RunTemplate.optional(),
-  }),
-]) as unknown as z.ZodType<Signal>;
-
-export const SIGNAL_NAMES = [
-  "start",
-  "pause",
-  "resume",
-  "cancel",
-  "run_next_step",
-  "retry_latest",
-  "run_step",
-  "run_qa",
-  "approve",
-  "reject",
-  "complete_step",
-  "fail_step",
-  "block_step",
-  "skip_step",
-  "event",
-  "set_facts",
-  "ci_report",
-  "pr_opened",
-  "pr_closed",
-  "pr_merged",
-  "extend_budget",
-  "abort",
-  "add_steps",
-  "withdraw_step",
-  "set_step_metadata",
-  "set_schedule",
-] as const;
 
 export type KernelAction =
   | { type: "signal"; signal: Signal; actor?: string; reason?: string }
@@ -717,13 +560,13 @@ class Kernel {
       ...(actor ? { actor } : {}),
     } as RunEvent;
     const st = this.runStatus();
-    if (FINAL_RUN_STATUSES.has(st)) return { code: KernelErrorCode.TerminalState, message: `the run is ${st}; ${name} does not apply` };
+    if (FINAL_RUN_STATUSES.has(st)) return { code: RefusalCode.TerminalState, message: `the run is ${st}; ${name} does not apply` };
     if (this.sendRun(ev)) return null;
     const stage = this.runContext().stage;
     const candidates = this.cd.def.transitions.filter((t) => t.on === name && (t.from === stage || t.from === "*"));
-    if (st !== "running") return { code: KernelErrorCode.IllegalTransition, message: `${name} is not accepted while the run is ${st}` };
-    if (candidates.length === 0) return { code: KernelErrorCode.IllegalTransition, message: `no transition on ${name} from ${stage}` };
-    return { code: KernelErrorCode.GuardFailed, message: `${name} from ${stage}: guard failed` };
+    if (st !== "running") return { code: RefusalCode.IllegalTransition, message: `${name} is not accepted while the run is ${st}` };
+    if (candidates.length === 0) return { code: RefusalCode.IllegalTransition, message: `no transition on ${name} from ${stage}` };
+    return { code: RefusalCode.GuardFailed, message: `${name} from ${stage}: guard failed` };
   }
 
   // ── decisions ────────────────────────────────────────────────────────────
@@ -1029,28 +872,27 @@ class Kernel {
     for (const raw of input) {
       const r = StepDef.safeParse(raw);
       if (!r.success)
-        return { code: KernelErrorCode.Invalid, message: `invalid step: ${r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}` };
+        return { code: RefusalCode.Invalid, message: `invalid step: ${r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}` };
       const s = r.data;
       if (existing.has(s.id)) {
         if (!replace || parsed.some((p) => p.id === s.id)) continue;
         if (!this.state.extraSteps.some((x) => x.id === s.id))
-          return { code: KernelErrorCode.Invalid, message: `step ${s.id} is the definition's own: only a step the run brought or added can be replaced` };
-        if (s.stage && !stageIds.has(s.stage)) return { code: KernelErrorCode.Invalid, message: `step ${s.id}: unknown stage '${s.stage}'` };
-        for (const n of s.needs)
-          if (!existing.has(n) || n === s.id) return { code: KernelErrorCode.Invalid, message: `step ${s.id} needs unknown step '${n}'` };
+          return { code: RefusalCode.Invalid, message: `step ${s.id} is the definition's own: only a step the run brought or added can be replaced` };
+        if (s.stage && !stageIds.has(s.stage)) return { code: RefusalCode.Invalid, message: `step ${s.id}: unknown stage '${s.stage}'` };
+        for (const n of s.needs) if (!existing.has(n) || n === s.id) return { code: RefusalCode.Invalid, message: `step ${s.id} needs unknown step '${n}'` };
         replaced.set(s.id, s);
         continue;
       }
-      if (s.stage && !stageIds.has(s.stage)) return { code: KernelErrorCode.Invalid, message: `step ${s.id}: unknown stage '${s.stage}'` };
+      if (s.stage && !stageIds.has(s.stage)) return { code: RefusalCode.Invalid, message: `step ${s.id}: unknown stage '${s.stage}'` };
       for (const n of s.needs)
-        if (!existing.has(n) && !parsed.some((p) => p.id === n)) return { code: KernelErrorCode.Invalid, message: `step ${s.id} needs unknown step '${n}'` };
+        if (!existing.has(n) && !parsed.some((p) => p.id === n)) return { code: RefusalCode.Invalid, message: `step ${s.id} needs unknown step '${n}'` };
       parsed.push(s);
       existing.add(s.id);
     }
     const base = this.steps().length;
     // Steps are numbered by their index among every run's (seed 004: run number × MAX_RUN_STEPS + index).
     if (base + parsed.length > MAX_RUN_STEPS)
-      return { code: KernelErrorCode.Invalid, message: `a run has at most ${MAX_RUN_STEPS} steps: it has ${base}, and ${parsed.length} more were added` };
+      return { code: RefusalCode.Invalid, message: `a run has at most ${MAX_RUN_STEPS} steps: it has ${base}, and ${parsed.length} more were added` };
     this.#steps = undefined;
     this.#byId = undefined;
     this.#origExtra = undefined;
@@ -1209,7 +1051,7 @@ class Kernel {
     return ran.at(-1);
   }
 
-  private refuse(code: KernelErrorCode, message: string): KernelError {
+  private refuse(code: RefusalCode, message: string): KernelError {
     return { code, message };
   }
 
@@ -1219,7 +1061,7 @@ class Kernel {
     const final = FINAL_RUN_STATUSES.has(st);
     const stepAt = { at: this.clock.now, rand: this.clock.rand };
     const runEvent = (e: RunEvent, refusal: string): KernelError | null =>
-      this.sendRun(e) ? null : this.refuse(final ? KernelErrorCode.TerminalState : KernelErrorCode.IllegalTransition, refusal);
+      this.sendRun(e) ? null : this.refuse(final ? RefusalCode.TerminalState : RefusalCode.IllegalTransition, refusal);
 
     switch (sig.name) {
       case "start":
@@ -1236,7 +1078,7 @@ class Kernel {
         return runEvent({ type: "ABORT", ...at }, `the run is ${st}: nothing to abort (it is not waiting at a budget gate)`);
       case "extend_budget": {
         if (st !== "waiting")
-          return this.refuse(final ? KernelErrorCode.TerminalState : KernelErrorCode.IllegalTransition, `the run is ${st}: there is no budget gate to extend`);
+          return this.refuse(final ? RefusalCode.TerminalState : RefusalCode.IllegalTransition, `the run is ${st}: there is no budget gate to extend`);
         const gate = this.runContext().gate;
         const key = gate?.budget.replace(/\(.*\)$/, "") ?? "run:*";
         const b = this.state.budgets.find((x) => budgetKey(x) === key);
@@ -1256,27 +1098,27 @@ class Kernel {
         // 004: 404 "No failed or blocked steps to retry", also for a protocol that completed).
         const latest = sig.name === "retry_latest" ? this.latestStarted() : undefined;
         if (sig.name === "retry_latest" && (!latest || !["failed", "blocked"].includes(this.status(latest.id))))
-          return this.refuse(KernelErrorCode.NotFound, "No failed or blocked steps to retry");
+          return this.refuse(RefusalCode.NotFound, "No failed or blocked steps to retry");
         if (final || (st === "planning" && !whilePlanning))
-          return this.refuse(final ? KernelErrorCode.TerminalState : KernelErrorCode.IllegalTransition, `the run is ${st}`);
+          return this.refuse(final ? RefusalCode.TerminalState : RefusalCode.IllegalTransition, `the run is ${st}`);
         if (st === "waiting" && this.runContext().gate)
-          return this.refuse(KernelErrorCode.BudgetGate, "the run waits at a budget gate: extend_budget or abort first");
+          return this.refuse(RefusalCode.BudgetGate, "the run waits at a budget gate: extend_budget or abort first");
         let id: string | undefined;
         if (sig.name === "run_next_step") {
           id = this.steps().find((d) => ["pending", "blocked", "failed"].includes(this.status(d.id)))?.id;
-          if (!id) return this.refuse(KernelErrorCode.NotFound, "No pending or failed steps to run");
+          if (!id) return this.refuse(RefusalCode.NotFound, "No pending or failed steps to run");
         } else if (sig.name === "retry_latest") {
           id = latest!.id;
         } else {
           id = sig.stepId;
-          if (!this.stepDef(id)) return this.refuse(KernelErrorCode.NotFound, `no step '${id}'`);
+          if (!this.stepDef(id)) return this.refuse(RefusalCode.NotFound, `no step '${id}'`);
           if (!["pending", "blocked", "failed"].includes(this.status(id)))
-            return this.refuse(KernelErrorCode.IllegalTransition, "Step already running or completed");
+            return this.refuse(RefusalCode.IllegalTransition, "Step already running or completed");
         }
         // A manual start passes the same loop guard and budgets as an automatic one: a used-up strict
         // budget opens the gate (the run waits) instead of starting the step.
         const refusal = this.guardBeforeStart(this.stepDef(id)!);
-        if (refusal && whilePlanning) return this.refuse(KernelErrorCode.GuardFailed, "the run's limits or budgets let no other step start while it plans");
+        if (refusal && whilePlanning) return this.refuse(RefusalCode.GuardFailed, "the run's limits or budgets let no other step start while it plans");
         if (refusal) {
           if (st !== "running") this.sendRun({ type: "RUN_STEP", stepId: id, ...at });
           refusal();
@@ -1288,18 +1130,18 @@ class Kernel {
         return null;
       }
       case "run_qa": {
-        if (!this.stepDef(sig.stepId)) return this.refuse(KernelErrorCode.NotFound, `no step '${sig.stepId}'`);
+        if (!this.stepDef(sig.stepId)) return this.refuse(RefusalCode.NotFound, `no step '${sig.stepId}'`);
         const s = this.status(sig.stepId);
-        if (s === "completed" || s === "cancelled" || final) return this.refuse(KernelErrorCode.IllegalTransition, "Step already completed or cancelled");
+        if (s === "completed" || s === "cancelled" || final) return this.refuse(RefusalCode.IllegalTransition, "Step already completed or cancelled");
         if (!this.sendStep(sig.stepId, { type: "RUN_QA", ...stepAt }))
-          return this.refuse(KernelErrorCode.IllegalTransition, `step ${sig.stepId} is ${s}: QA cannot start now`);
+          return this.refuse(RefusalCode.IllegalTransition, `step ${sig.stepId} is ${s}: QA cannot start now`);
         return null;
       }
       case "approve":
       case "reject": {
-        if (final) return this.refuse(KernelErrorCode.TerminalState, `the run is ${st}`);
+        if (final) return this.refuse(RefusalCode.TerminalState, `the run is ${st}`);
         if (sig.name === "approve" && sig.force) {
-          if (!sig.stepId || !this.stepDef(sig.stepId)) return this.refuse(KernelErrorCode.NotFound, `no step '${sig.stepId ?? ""}'`);
+          if (!sig.stepId || !this.stepDef(sig.stepId)) return this.refuse(RefusalCode.NotFound, `no step '${sig.stepId ?? ""}'`);
           if (this.status(sig.stepId) === "completed") return null;
           if (
             !this.sendStep(sig.stepId, {
@@ -1311,18 +1153,18 @@ class Kernel {
               ...(sig.output !== undefined ? { output: sig.output } : {}),
             })
           ) {
-            return this.refuse(KernelErrorCode.IllegalTransition, `step ${sig.stepId} is ${this.status(sig.stepId)}`);
+            return this.refuse(RefusalCode.IllegalTransition, `step ${sig.stepId} is ${this.status(sig.stepId)}`);
           }
           return null;
         }
         const id = sig.stepId ?? this.steps().find((d) => this.status(d.id) === "waiting_approval")?.id;
-        if (!id) return this.refuse(final ? KernelErrorCode.TerminalState : KernelErrorCode.IllegalTransition, "nothing is waiting for approval");
-        if (!this.stepDef(id)) return this.refuse(KernelErrorCode.NotFound, `no step '${id}'`);
+        if (!id) return this.refuse(final ? RefusalCode.TerminalState : RefusalCode.IllegalTransition, "nothing is waiting for approval");
+        if (!this.stepDef(id)) return this.refuse(RefusalCode.NotFound, `no step '${id}'`);
         if (this.status(id) !== "waiting_approval")
-          return this.refuse(KernelErrorCode.IllegalTransition, `step ${id} is ${this.status(id)}, not waiting for approval`);
+          return this.refuse(RefusalCode.IllegalTransition, `step ${id} is ${this.status(id)}, not waiting for approval`);
         const current = this.state.steps[id]!.context.revision;
         if (sig.revision !== undefined && sig.revision !== current) {
-          return this.refuse(KernelErrorCode.StaleRevision, `revision ${sig.revision} of step ${id} is not the current one (${current ?? "none"})`);
+          return this.refuse(RefusalCode.StaleRevision, `revision ${sig.revision} of step ${id} is not the current one (${current ?? "none"})`);
         }
         if (sig.name === "approve") {
           this.sendStep(id, {
@@ -1341,14 +1183,14 @@ class Kernel {
       }
       case "complete_step":
       case "fail_step": {
-        if (final) return this.refuse(KernelErrorCode.TerminalState, `the run is ${st}`);
+        if (final) return this.refuse(RefusalCode.TerminalState, `the run is ${st}`);
         const id = sig.stepId ?? this.steps().find((d) => this.status(d.id) === "running")?.id;
-        if (!id) return this.refuse(KernelErrorCode.IllegalTransition, "no step is running");
+        if (!id) return this.refuse(RefusalCode.IllegalTransition, "no step is running");
         const d = this.stepDef(id);
-        if (!d) return this.refuse(KernelErrorCode.NotFound, `no step '${id}'`);
+        if (!d) return this.refuse(RefusalCode.NotFound, `no step '${id}'`);
         // A step waiting for QA can be failed from outside too (seed 004: CI failed; needs_qa → failed).
         const failable = sig.name === "fail_step" && this.status(id) === "needs_qa";
-        if (this.status(id) !== "running" && !failable) return this.refuse(KernelErrorCode.IllegalTransition, `step ${id} is ${this.status(id)}, not running`);
+        if (this.status(id) !== "running" && !failable) return this.refuse(RefusalCode.IllegalTransition, `step ${id} is ${this.status(id)}, not running`);
         if (sig.name === "complete_step") {
           const decision = this.successDecision(d);
           const attempt = this.state.steps[id]!.context.attempt;
@@ -1368,20 +1210,20 @@ class Kernel {
         return null;
       }
       case "block_step": {
-        if (final) return this.refuse(KernelErrorCode.TerminalState, `the run is ${st}`);
+        if (final) return this.refuse(RefusalCode.TerminalState, `the run is ${st}`);
         const pick = (st: StepStatus) => this.steps().find((d) => this.status(d.id) === st)?.id;
         const id = sig.stepId ?? pick("running") ?? pick("retry_wait") ?? pick("pending");
-        if (!id || !this.stepDef(id)) return this.refuse(KernelErrorCode.NotFound, sig.stepId ? `no step '${sig.stepId}'` : "no step to block");
+        if (!id || !this.stepDef(id)) return this.refuse(RefusalCode.NotFound, sig.stepId ? `no step '${sig.stepId}'` : "no step to block");
         if (!this.sendStep(id, { type: "BLOCK", ...stepAt, ...(reason ? { reason } : {}) })) {
-          return this.refuse(KernelErrorCode.IllegalTransition, `step ${id} is ${this.status(id)}: it cannot be blocked`);
+          return this.refuse(RefusalCode.IllegalTransition, `step ${id} is ${this.status(id)}: it cannot be blocked`);
         }
         return null;
       }
       case "skip_step": {
-        if (!this.stepDef(sig.stepId)) return this.refuse(KernelErrorCode.NotFound, `no step '${sig.stepId}'`);
+        if (!this.stepDef(sig.stepId)) return this.refuse(RefusalCode.NotFound, `no step '${sig.stepId}'`);
         if (!this.sendStep(sig.stepId, { type: "SKIP", ...stepAt, ...(reason ? { reason } : {}) })) {
           return this.refuse(
-            KernelErrorCode.IllegalTransition,
+            RefusalCode.IllegalTransition,
             `step ${sig.stepId} is ${this.status(sig.stepId)}: only a pending, failed or blocked step can be skipped`,
           );
         }
@@ -1394,16 +1236,16 @@ class Kernel {
         return refused;
       }
       case "set_facts":
-        if (final) return this.refuse(KernelErrorCode.TerminalState, `the run is ${st}`);
+        if (final) return this.refuse(RefusalCode.TerminalState, `the run is ${st}`);
         this.setFacts(sig.facts, actor ? `set by ${actor}` : "set");
         return null;
       case "add_steps": {
-        if (!this.cd.def.dynamicSteps) return this.refuse(KernelErrorCode.IllegalTransition, `definition ${this.cd.key} does not take added steps`);
-        if (final) return this.refuse(KernelErrorCode.TerminalState, `the run is ${st}`);
-        return this.addSteps(sig.steps, actor ? `added by ${actor}` : "added", sig.replace === true);
+        if (!this.cd.def.dynamicSteps) return this.refuse(RefusalCode.IllegalTransition, `definition ${this.cd.key} does not take added steps`);
+        if (final) return this.refuse(RefusalCode.TerminalState, `the run is ${st}`);
+        return this.addSteps(sig.steps as StepDefInput[], actor ? `added by ${actor}` : "added", sig.replace === true);
       }
       case "withdraw_step": {
-        if (!this.stepDef(sig.stepId)) return this.refuse(KernelErrorCode.NotFound, `no step '${sig.stepId}'`);
+        if (!this.stepDef(sig.stepId)) return this.refuse(RefusalCode.NotFound, `no step '${sig.stepId}'`);
         // Already out of the way (done, skipped, cancelled, or its run ended): nothing to do.
         const s = this.status(sig.stepId);
         const why = { reason: reason ?? "withdrawn" };
@@ -1412,7 +1254,7 @@ class Kernel {
         return null;
       }
       case "set_step_metadata": {
-        if (!this.stepDef(sig.stepId)) return this.refuse(KernelErrorCode.NotFound, `no step '${sig.stepId}'`);
+        if (!this.stepDef(sig.stepId)) return this.refuse(RefusalCode.NotFound, `no step '${sig.stepId}'`);
         const prev = this.state.stepMetadata?.[sig.stepId] ?? {};
         const next = { ...prev, ...sig.metadata };
         if (JSON.stringify(next) === JSON.stringify(prev)) return null;
@@ -1440,11 +1282,11 @@ class Kernel {
    * (which fires at once: a slot whose run exists already is not created again).
    */
   private setSchedule(sig: Extract<Signal, { name: "set_schedule" }>, actor?: string): KernelError | null {
-    if (!this.cd.def.periodic) return this.refuse(KernelErrorCode.IllegalTransition, `definition ${this.cd.key} does not tick`);
+    if (!this.cd.def.periodic) return this.refuse(RefusalCode.IllegalTransition, `definition ${this.cd.key} does not tick`);
     const st = this.runStatus();
-    if (FINAL_RUN_STATUSES.has(st)) return this.refuse(KernelErrorCode.TerminalState, `the run is ${st}`);
+    if (FINAL_RUN_STATUSES.has(st)) return this.refuse(RefusalCode.TerminalState, `the run is ${st}`);
     if (sig.enabled && (sig.everyMs === undefined || sig.creates === undefined))
-      return this.refuse(KernelErrorCode.Invalid, "an enabled schedule needs everyMs and creates");
+      return this.refuse(RefusalCode.Invalid, "an enabled schedule needs everyMs and creates");
     const want: PeriodicState = {
       enabled: sig.enabled,
       ...(sig.everyMs !== undefined ? { everyMs: sig.everyMs } : {}),
@@ -1536,10 +1378,10 @@ class Kernel {
    */
   private ciReport(sig: Extract<Signal, { name: "ci_report" }>, actor?: string, reason?: string): KernelError | null {
     const st = this.runStatus();
-    if (FINAL_RUN_STATUSES.has(st)) return this.refuse(KernelErrorCode.TerminalState, `the run is ${st}`);
+    if (FINAL_RUN_STATUSES.has(st)) return this.refuse(RefusalCode.TerminalState, `the run is ${st}`);
     const planningId = this.cd.planning?.id;
     if (sig.stepId !== undefined && (sig.stepId === planningId || !this.stepDef(sig.stepId)))
-      return this.refuse(KernelErrorCode.NotFound, `no step '${sig.stepId}'`);
+      return this.refuse(RefusalCode.NotFound, `no step '${sig.stepId}'`);
     const ci: Record<string, unknown> = {
       status: sig.status,
       conclusion: sig.conclusion ?? sig.status,
@@ -1626,7 +1468,7 @@ class Kernel {
    */
   private pullRequest(sig: Extract<Signal, { name: "pr_opened" | "pr_closed" | "pr_merged" }>, actor?: string, reason?: string): KernelError | null {
     const st = this.runStatus();
-    if (FINAL_RUN_STATUSES.has(st)) return this.refuse(KernelErrorCode.TerminalState, `the run is ${st}`);
+    if (FINAL_RUN_STATUSES.has(st)) return this.refuse(RefusalCode.TerminalState, `the run is ${st}`);
     const kind = sig.name === "pr_opened" ? "opened" : sig.name === "pr_closed" ? "closed" : "merged";
     const policy = this.cd.def.pullRequests;
     const at = sig.at ?? this.clock.now;
@@ -1729,8 +1571,6 @@ const LimitsOverride = Limits.partial();
 const derivedSteps = new WeakMap<StepDef[], { cd: CompiledDefinition; steps: RunStepDef[] }>();
 
 /** Starts a run of `cd`: its record, its first events, and (with autoStart) its first work. */
-/** The label a run's git branch is indexed under (webhooks find runs by it). */
-export const BRANCH_LABEL = "branch";
 
 /**
  * A run's labels at creation: the ones it was given, plus its git branch (the definition's

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { KernelErrorCode } from "../src/index.js";
+import { RefusalCode } from "@orch/contracts";
 import { Drive, expectAccepted, expectRefused } from "./drive.js";
 
 /**
@@ -40,23 +40,23 @@ describe("fail_step on a step waiting in needs_qa", () => {
 
   it("without a step id it still only picks a running step", () => {
     const d = waitingForQa();
-    expectRefused(d.fail("CI failed"), KernelErrorCode.IllegalTransition, /no step is running/);
+    expectRefused(d.fail("CI failed"), RefusalCode.IllegalTransition, /no step is running/);
   });
 
   it("complete_step is still refused there (a forced approve completes it)", () => {
     const d = waitingForQa();
-    expectRefused(d.complete(undefined, "impl"), KernelErrorCode.IllegalTransition, /not running/);
+    expectRefused(d.complete(undefined, "impl"), RefusalCode.IllegalTransition, /not running/);
     expectAccepted(d.signal({ name: "approve", stepId: "impl", force: true }));
     expect(d.step("impl")).toBe("completed");
   });
 
   it("fail_step on a completed, pending or QA-running step is still refused", () => {
     const d = waitingForQa();
-    expectRefused(d.fail("x", "docs"), KernelErrorCode.IllegalTransition, /docs is pending, not running/);
+    expectRefused(d.fail("x", "docs"), RefusalCode.IllegalTransition, /docs is pending, not running/);
     expectAccepted(d.signal({ name: "run_qa", stepId: "impl" }));
-    expectRefused(d.fail("x", "impl"), KernelErrorCode.IllegalTransition, /impl is qa, not running/);
+    expectRefused(d.fail("x", "impl"), RefusalCode.IllegalTransition, /impl is qa, not running/);
     d.succeed("impl", { verdict: "pass" });
     expect(d.step("impl")).toBe("completed");
-    expectRefused(d.fail("x", "impl"), KernelErrorCode.IllegalTransition, /impl is completed, not running/);
+    expectRefused(d.fail("x", "impl"), RefusalCode.IllegalTransition, /impl is completed, not running/);
   });
 });

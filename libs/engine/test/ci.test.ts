@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { getShortestPaths } from "@xstate/graph";
 import { transition, type AnyMachineSnapshot } from "xstate";
-import { STEP_STATUSES, type StepStatus } from "@orch/contracts";
+import { STEP_STATUSES, type StepStatus, CI_STATUSES, RefusalCode, SIGNAL_NAMES, SignalSchema, type CiStatus, type Signal } from "@orch/contracts";
 import {
   attemptIdOf,
   BUILTIN_DEFINITIONS,
@@ -9,21 +9,15 @@ import {
   CI_ON_FAILURE,
   CI_ON_SUCCESS,
   CI_POLICY_DEFAULTS,
-  CI_STATUSES,
   ciStepAction,
   DefinitionError,
-  KernelErrorCode,
   parseDefinition,
   resolveCiPolicy,
-  SIGNAL_NAMES,
-  SignalSchema,
   stepMachine,
   type CiDefaults,
   type CiRules,
-  type CiStatus,
   type CiStepAction,
   type DefinitionInput,
-  type Signal,
   type StepContext,
   type StepEvent,
 } from "../src/index.js";
@@ -233,8 +227,8 @@ describe("ci_report on a protocol (seed 004)", () => {
     expect([d.step("s1"), d.step("s2")]).toEqual(["running", "completed"]);
     expectOk(ci(d, "failure", { stepId: "s1" }));
     expect(d.step("s1")).toBe("failed");
-    expectRefused(ci(d, "success", { stepId: "nope" }), KernelErrorCode.NotFound, /no step 'nope'/);
-    expectRefused(ci(d, "success", { stepId: "plan" }), KernelErrorCode.NotFound);
+    expectRefused(ci(d, "success", { stepId: "nope" }), RefusalCode.NotFound, /no step 'nope'/);
+    expectRefused(ci(d, "success", { stepId: "plan" }), RefusalCode.NotFound);
   });
 
   it("with no step started yet, it is only recorded", () => {
@@ -247,8 +241,8 @@ describe("ci_report on a protocol (seed 004)", () => {
   it("a report for a finished run is refused and changes nothing", () => {
     const d = protocol([{ id: "s1" }], { start: "s1" });
     d.signal({ name: "cancel" });
-    for (const s of CI_STATUSES) expectRefused(ci(d, s), KernelErrorCode.TerminalState, /the run is cancelled/);
-    for (const name of ["pr_opened", "pr_closed", "pr_merged"] as const) expectRefused(d.signal({ name }), KernelErrorCode.TerminalState);
+    for (const s of CI_STATUSES) expectRefused(ci(d, s), RefusalCode.TerminalState, /the run is cancelled/);
+    for (const name of ["pr_opened", "pr_closed", "pr_merged"] as const) expectRefused(d.signal({ name }), RefusalCode.TerminalState);
   });
 });
 

@@ -1,5 +1,5 @@
 import { expect } from "vitest";
-import { FINAL_RUN_STATUSES, type RunStatus, type StepStatus } from "@orch/contracts";
+import { FINAL_RUN_STATUSES, type RunStatus, type StepStatus, type RefusalCode, type Signal } from "@orch/contracts";
 import {
   applyAction,
   builtin,
@@ -16,10 +16,8 @@ import {
   type DefinitionInput,
   type KernelAction,
   type KernelEffect,
-  type KernelErrorCode,
   type KernelResult,
   type RunState,
-  type Signal,
   type StepError,
   type TimerKind,
   type Usage,
@@ -366,7 +364,7 @@ export function expectWellFormed(r: KernelResult): void {
 }
 
 /** Asserts a refusal with its code (the driver already checks that nothing changed). */
-export function expectRefused(r: KernelResult, code: KernelErrorCode, message?: string | RegExp): void {
+export function expectRefused(r: KernelResult, code: RefusalCode, message?: string | RegExp): void {
   expect(r.error, "expected a refusal").toBeDefined();
   expect(r.error!.code).toBe(code);
   if (message !== undefined) expect(r.error!.message).toMatch(message);

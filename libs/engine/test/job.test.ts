@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { backoffMs, builtin, KernelErrorCode, missingSteps, type RetryPolicy } from "../src/index.js";
+import { RefusalCode } from "@orch/contracts";
+import { backoffMs, builtin, missingSteps, type RetryPolicy } from "../src/index.js";
 import { Drive, expectAccepted, expectRefused, T0 } from "./drive.js";
 
 /**
@@ -374,7 +375,7 @@ describe("job: cancel", () => {
     expect(d.status).toBe("cancelled");
     expect(d.step("s0")).toBe("cancelled");
     expect(d.dispatched).toEqual([]);
-    expectRefused(d.signal({ name: "start" }), KernelErrorCode.TerminalState);
+    expectRefused(d.signal({ name: "start" }), RefusalCode.TerminalState);
   });
 });
 

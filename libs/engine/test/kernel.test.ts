@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { RefusalCode } from "@orch/contracts";
 import {
   applyAction,
   budgetKey,
@@ -9,7 +10,6 @@ import {
   emptyLedger,
   evaluate,
   exhausted,
-  KernelErrorCode,
   parseDefinition,
   parseDefinitionText,
   record,
@@ -62,8 +62,8 @@ describe("scheduling: the DAG", () => {
     expectAccepted(d.signal({ name: "skip_step", stepId: "b" }));
     d.succeed("a");
     expect(d.running()).toEqual(["c"]);
-    expectRefused(d.signal({ name: "skip_step", stepId: "c" }), KernelErrorCode.IllegalTransition, /only a pending, failed or blocked step/);
-    expectRefused(d.signal({ name: "skip_step", stepId: "zz" }), KernelErrorCode.NotFound);
+    expectRefused(d.signal({ name: "skip_step", stepId: "c" }), RefusalCode.IllegalTransition, /only a pending, failed or blocked step/);
+    expectRefused(d.signal({ name: "skip_step", stepId: "zz" }), RefusalCode.NotFound);
     d.succeed("c");
     expect(d.status).toBe("completed");
   });
@@ -491,13 +491,13 @@ describe("budgets", () => {
     });
     expect(d.context.gate).toEqual({ kind: "budget", budget: "run:*", usage: { tokens: 120, costUsd: 0 }, limit: { tokens: 100 } });
 
-    expectRefused(d.signal({ name: "start" }), KernelErrorCode.IllegalTransition);
+    expectRefused(d.signal({ name: "start" }), RefusalCode.IllegalTransition);
     // Nothing starts by hand past the gate either.
     for (const sig of [{ name: "run_next_step" }, { name: "run_step", stepId: "b" }] as const) {
-      expectRefused(d.signal(sig), KernelErrorCode.BudgetGate, /waits at a budget gate/);
+      expectRefused(d.signal(sig), RefusalCode.BudgetGate, /waits at a budget gate/);
     }
     // Nothing failed: there is nothing to retry, gate or not.
-    expectRefused(d.signal({ name: "retry_latest" }), KernelErrorCode.NotFound, "No failed or blocked steps to retry");
+    expectRefused(d.signal({ name: "retry_latest" }), RefusalCode.NotFound, "No failed or blocked steps to retry");
     expect(d.step("b")).toBe("pending");
     expectAccepted(d.signal({ name: "extend_budget", tokens: 50 }, { actor: "lead", reason: "worth it" }));
     expect(d.eventsOf("budget.extended", d.last.effects)[0]!.data).toEqual({ budget: "run:*", tokens: 50, costUsd: 0, actor: "lead", reason: "worth it" });
@@ -521,8 +521,8 @@ describe("budgets", () => {
 
   it("abort at a gate fails the run; extend/abort without a gate are refused", () => {
     const d = run([{ id: "a" }, { id: "b", needs: ["a"] }], { budgets: [{ scope: "run", costUsd: 1 }] });
-    expectRefused(d.signal({ name: "extend_budget", tokens: 1 }), KernelErrorCode.IllegalTransition, /no budget gate/);
-    expectRefused(d.signal({ name: "abort" }), KernelErrorCode.IllegalTransition);
+    expectRefused(d.signal({ name: "extend_budget", tokens: 1 }), RefusalCode.IllegalTransition, /no budget gate/);
+    expectRefused(d.signal({ name: "abort" }), RefusalCode.IllegalTransition);
     d.succeed("a", {}, u(1, 1.5));
     expect(d.status).toBe("waiting");
     d.tick(3);
@@ -530,8 +530,8 @@ describe("budgets", () => {
     expect(d.status).toBe("failed");
     expect(d.context.error).toBe("budget exhausted: run:*");
     expect(d.step("b")).toBe("cancelled");
-    expectRefused(d.signal({ name: "abort" }), KernelErrorCode.TerminalState);
-    expectRefused(d.signal({ name: "extend_budget" }), KernelErrorCode.TerminalState);
+    expectRefused(d.signal({ name: "abort" }), RefusalCode.TerminalState);
+    expectRefused(d.signal({ name: "extend_budget" }), RefusalCode.TerminalState);
   });
 
   it("strict at phase scope counts only that phase's usage", () => {
@@ -796,8 +796,8 @@ describe("facts and guarded stages (a custom staged definition)", () => {
     // The step's emitted Approve was refused (too few words): the run stays in review.
     expect(d.stage).toBe("review");
     expect(d.state.facts.reviewed).toBe(true);
-    expectRefused(d.event("Approve"), KernelErrorCode.GuardFailed);
-    expectRefused(d.event("Publish"), KernelErrorCode.IllegalTransition, /no transition on Publish from review/);
+    expectRefused(d.event("Approve"), RefusalCode.GuardFailed);
+    expectRefused(d.event("Publish"), RefusalCode.IllegalTransition, /no transition on Publish from review/);
 
     // Back to draft: its steps run again; forward again by `next`; then Approve holds.
     d.event("Rework", undefined, { actor: "editor" });
@@ -814,7 +814,7 @@ describe("facts and guarded stages (a custom staged definition)", () => {
     const d = Drive.of(staged, { autoStart: true });
     d.succeed("write", { words: 500 });
     expect(d.running()).toEqual(["check"]);
-    expectRefused(d.event("Approve"), KernelErrorCode.GuardFailed);
+    expectRefused(d.event("Approve"), RefusalCode.GuardFailed);
     const r = d.setFacts({ reviewed: true });
     expect(d.eventTypes(r.effects)).toEqual(["run.facts_changed"]);
     expect(d.stage).toBe("review");

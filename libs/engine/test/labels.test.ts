@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { BRANCH_LABEL, builtin, createRun, runLabels } from "../src/index.js";
+import { BRANCH_LABEL } from "@orch/contracts";
+import { builtin, createRun, runLabels } from "../src/index.js";
 
 /** Runs are labelled with their git branch, so webhooks find a run by branch with one index query. */
 describe("runLabels", () => {

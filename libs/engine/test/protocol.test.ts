@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { transition } from "xstate";
-import { MAX_RUN_STEPS, type RunStatus } from "@orch/contracts";
-import { builtin, KernelErrorCode, runMachineFor, SignalSchema, type RunContext } from "../src/index.js";
+import { MAX_RUN_STEPS, type RunStatus, RefusalCode, SignalSchema } from "@orch/contracts";
+import { builtin, runMachineFor, type RunContext } from "../src/index.js";
 import { Drive, define, expectAccepted, expectRefused, T0 } from "./drive.js";
 
 /**
@@ -220,8 +220,8 @@ describe("protocol actions", () => {
 
     it("refused while planning, running, blocked or waiting (already running) and when terminal", () => {
       for (const s of ["planning", "running", "blocked", "waiting"])
-        expectRefused(BUILDERS[s]!().signal({ name: "start" }), KernelErrorCode.IllegalTransition, /already running or terminal/);
-      for (const s of TERMINAL) expectRefused(BUILDERS[s]!().signal({ name: "start" }), KernelErrorCode.TerminalState);
+        expectRefused(BUILDERS[s]!().signal({ name: "start" }), RefusalCode.IllegalTransition, /already running or terminal/);
+      for (const s of TERMINAL) expectRefused(BUILDERS[s]!().signal({ name: "start" }), RefusalCode.TerminalState);
     });
   });
 
@@ -237,7 +237,7 @@ describe("protocol actions", () => {
     }
 
     it('refused when terminal ("Protocol already terminal")', () => {
-      for (const s of TERMINAL) expectRefused(BUILDERS[s]!().signal({ name: "pause" }), KernelErrorCode.TerminalState);
+      for (const s of TERMINAL) expectRefused(BUILDERS[s]!().signal({ name: "pause" }), RefusalCode.TerminalState);
     });
 
     it("a paused protocol starts nothing; the running step's result is still recorded", () => {
@@ -295,18 +295,18 @@ describe("protocol actions", () => {
 
     for (const s of ["pending", "planning", "planned", "running", "waiting"]) {
       it(`refused from ${s}: "Protocol is not paused"`, () => {
-        expectRefused(BUILDERS[s]!().signal({ name: "resume" }), KernelErrorCode.IllegalTransition, /not paused/);
+        expectRefused(BUILDERS[s]!().signal({ name: "resume" }), RefusalCode.IllegalTransition, /not paused/);
       });
     }
 
     it("refused from blocked", () => {
       const d = blocked();
-      expectRefused(d.signal({ name: "resume" }), KernelErrorCode.IllegalTransition, /not paused/);
+      expectRefused(d.signal({ name: "resume" }), RefusalCode.IllegalTransition, /not paused/);
       expect(d.status).toBe("blocked");
     });
 
     it("refused when terminal", () => {
-      for (const s of TERMINAL) expectRefused(BUILDERS[s]!().signal({ name: "resume" }), KernelErrorCode.TerminalState);
+      for (const s of TERMINAL) expectRefused(BUILDERS[s]!().signal({ name: "resume" }), RefusalCode.TerminalState);
     });
   });
 
@@ -432,15 +432,15 @@ describe("protocol actions", () => {
     });
 
     it('none left → NOT_FOUND "No pending or failed steps to run"', () => {
-      expectRefused(fresh().signal({ name: "run_next_step" }), KernelErrorCode.NotFound, "No pending or failed steps to run");
+      expectRefused(fresh().signal({ name: "run_next_step" }), RefusalCode.NotFound, "No pending or failed steps to run");
       const d = planned([{ id: "a" }]);
       d.signal({ name: "run_next_step" });
-      expectRefused(d.signal({ name: "run_next_step" }), KernelErrorCode.NotFound);
+      expectRefused(d.signal({ name: "run_next_step" }), RefusalCode.NotFound);
     });
 
     it("refused while planning and when terminal", () => {
-      expectRefused(planning().signal({ name: "run_next_step" }), KernelErrorCode.IllegalTransition);
-      for (const s of TERMINAL) expectRefused(BUILDERS[s]!().signal({ name: "run_next_step" }), KernelErrorCode.TerminalState);
+      expectRefused(planning().signal({ name: "run_next_step" }), RefusalCode.IllegalTransition);
+      for (const s of TERMINAL) expectRefused(BUILDERS[s]!().signal({ name: "run_next_step" }), RefusalCode.TerminalState);
     });
   });
 
@@ -495,18 +495,18 @@ describe("protocol actions", () => {
 
     it('the last step did not fail → NOT_FOUND "No failed or blocked steps to retry"', () => {
       const d = running();
-      expectRefused(d.signal({ name: "retry_latest" }), KernelErrorCode.NotFound, "No failed or blocked steps to retry");
+      expectRefused(d.signal({ name: "retry_latest" }), RefusalCode.NotFound, "No failed or blocked steps to retry");
       d.succeed("s1");
-      expectRefused(d.signal({ name: "retry_latest" }), KernelErrorCode.NotFound);
-      expectRefused(planned().signal({ name: "retry_latest" }), KernelErrorCode.NotFound);
+      expectRefused(d.signal({ name: "retry_latest" }), RefusalCode.NotFound);
+      expectRefused(planned().signal({ name: "retry_latest" }), RefusalCode.NotFound);
     });
 
     it('terminal: NOT_FOUND "No failed or blocked steps to retry" when nothing is to retry (seed 004\'s 404), else TERMINAL_STATE', () => {
-      for (const s of TERMINAL) expectRefused(BUILDERS[s]!().signal({ name: "retry_latest" }), KernelErrorCode.NotFound, "No failed or blocked steps to retry");
+      for (const s of TERMINAL) expectRefused(BUILDERS[s]!().signal({ name: "retry_latest" }), RefusalCode.NotFound, "No failed or blocked steps to retry");
       const d = blocked();
       d.signal({ name: "cancel" });
       expect(d.step("s1")).toBe("failed");
-      expectRefused(d.signal({ name: "retry_latest" }), KernelErrorCode.TerminalState);
+      expectRefused(d.signal({ name: "retry_latest" }), RefusalCode.TerminalState);
     });
   });
 
@@ -537,7 +537,7 @@ describe("protocol actions", () => {
       expect(d.status).toBe("running");
       // Other ways in stay refused while planning: they take steps the plan may still add.
       const e = planning();
-      expectRefused(e.signal({ name: "run_next_step" }), KernelErrorCode.IllegalTransition, "the run is planning");
+      expectRefused(e.signal({ name: "run_next_step" }), RefusalCode.IllegalTransition, "the run is planning");
     });
 
     it("a step run while the protocol plans that fails blocks it once planned", () => {
@@ -570,13 +570,13 @@ describe("protocol actions", () => {
       d.signal({ name: "run_qa", stepId: "q" });
       expect(d.statuses()).toEqual({ r: "running", c: "completed", n: "needs_qa", q: "qa" });
       for (const id of ["r", "c", "n", "q"])
-        expectRefused(d.signal({ name: "run_step", stepId: id }), KernelErrorCode.IllegalTransition, "Step already running or completed");
+        expectRefused(d.signal({ name: "run_step", stepId: id }), RefusalCode.IllegalTransition, "Step already running or completed");
       d.signal({ name: "cancel" });
-      expectRefused(d.signal({ name: "run_step", stepId: "r" }), KernelErrorCode.TerminalState);
+      expectRefused(d.signal({ name: "run_step", stepId: "r" }), RefusalCode.TerminalState);
     });
 
     it("an unknown step → NOT_FOUND", () => {
-      expectRefused(planned().signal({ name: "run_step", stepId: "nope" }), KernelErrorCode.NotFound);
+      expectRefused(planned().signal({ name: "run_step", stepId: "nope" }), RefusalCode.NotFound);
     });
   });
 
@@ -602,10 +602,10 @@ describe("protocol actions", () => {
     it('completed or cancelled → "Step already completed or cancelled"', () => {
       const d = running();
       d.succeed("s1");
-      expectRefused(d.signal({ name: "run_qa", stepId: "s1" }), KernelErrorCode.IllegalTransition, "Step already completed or cancelled");
+      expectRefused(d.signal({ name: "run_qa", stepId: "s1" }), RefusalCode.IllegalTransition, "Step already completed or cancelled");
       d.signal({ name: "cancel" });
-      expectRefused(d.signal({ name: "run_qa", stepId: "s2" }), KernelErrorCode.IllegalTransition);
-      expectRefused(planned().signal({ name: "run_qa", stepId: "nope" }), KernelErrorCode.NotFound);
+      expectRefused(d.signal({ name: "run_qa", stepId: "s2" }), RefusalCode.IllegalTransition);
+      expectRefused(planned().signal({ name: "run_qa", stepId: "nope" }), RefusalCode.NotFound);
     });
   });
 
@@ -769,14 +769,14 @@ describe("protocol actions", () => {
       const r = d.signal({ name: "approve", stepId: "s1", force: true });
       expectAccepted(r);
       expect(r.changed).toBe(false);
-      expectRefused(d.signal({ name: "approve", stepId: "nope", force: true }), KernelErrorCode.NotFound);
+      expectRefused(d.signal({ name: "approve", stepId: "nope", force: true }), RefusalCode.NotFound);
     });
 
     it("a finished protocol's steps cannot be approved any more", () => {
       const d = running();
       d.signal({ name: "cancel" });
       expect(d.step("s2")).toBe("cancelled");
-      expectRefused(d.signal({ name: "approve", stepId: "s2", force: true }), KernelErrorCode.TerminalState);
+      expectRefused(d.signal({ name: "approve", stepId: "s2", force: true }), RefusalCode.TerminalState);
       expect(d.step("s2")).toBe("cancelled");
       expect(d.status).toBe("cancelled");
       expect(d.state.stepsCompleted).toBe(0);
@@ -797,7 +797,7 @@ describe("protocol actions", () => {
           { name: "block_step" },
           { name: "block_step", stepId: some },
         ] as const) {
-          expectRefused(d.signal(sig), KernelErrorCode.TerminalState);
+          expectRefused(d.signal(sig), RefusalCode.TerminalState);
         }
         expect(d.status).toBe(s);
       }
@@ -805,7 +805,7 @@ describe("protocol actions", () => {
 
     it("without force, approve only applies to a step waiting for approval", () => {
       const d = running();
-      expectRefused(d.signal({ name: "approve", stepId: "s1" }), KernelErrorCode.IllegalTransition);
+      expectRefused(d.signal({ name: "approve", stepId: "s1" }), RefusalCode.IllegalTransition);
     });
   });
 
@@ -864,9 +864,9 @@ describe("protocol actions", () => {
       );
       expect(d.statuses()).toEqual({ s1: "pending", s2: "pending" });
       expect(d.eventsOf("step.added", d.last.effects).map((e) => e.data)).toEqual([expect.objectContaining({ stepId: "s2", index: 1, why: "added by alice" })]);
-      expectRefused(d.signal({ name: "add_steps", steps: [{ id: "bad", role: "wizard" as never }] }), KernelErrorCode.Invalid);
-      expectRefused(d.signal({ name: "add_steps", steps: [{ id: "z", needs: ["nope"] }] }), KernelErrorCode.Invalid, /unknown step/);
-      expectRefused(d.signal({ name: "add_steps", steps: [{ id: "has space" }] }), KernelErrorCode.Invalid);
+      expectRefused(d.signal({ name: "add_steps", steps: [{ id: "bad", role: "wizard" as never }] }), RefusalCode.Invalid);
+      expectRefused(d.signal({ name: "add_steps", steps: [{ id: "z", needs: ["nope"] }] }), RefusalCode.Invalid, /unknown step/);
+      expectRefused(d.signal({ name: "add_steps", steps: [{ id: "has space" }] }), RefusalCode.Invalid);
     });
 
     it("keeps a run under MAX_RUN_STEPS steps (a step's number is its run's × MAX_RUN_STEPS + its index)", () => {
@@ -874,17 +874,17 @@ describe("protocol actions", () => {
       const batch = (from: number) => Array.from({ length: 1_000 }, (_, i) => ({ id: `b${from + i}` }));
       for (let k = 0; k < 9; k++) expectAccepted(d.signal({ name: "add_steps", steps: batch(k * 1_000) }));
       // 9,001 steps: 999 more fit, 1,000 do not (and none of them is added).
-      expectRefused(d.signal({ name: "add_steps", steps: batch(9_000) }), KernelErrorCode.Invalid, /at most 10000 steps/);
+      expectRefused(d.signal({ name: "add_steps", steps: batch(9_000) }), RefusalCode.Invalid, /at most 10000 steps/);
       expect(Object.keys(d.statuses())).toHaveLength(9_001);
       expectAccepted(d.signal({ name: "add_steps", steps: batch(9_000).slice(0, 999) }));
       expect(Object.keys(d.statuses())).toHaveLength(MAX_RUN_STEPS);
-      expectRefused(d.signal({ name: "add_steps", steps: [{ id: "one-more" }] }), KernelErrorCode.Invalid, /at most 10000 steps/);
+      expectRefused(d.signal({ name: "add_steps", steps: [{ id: "one-more" }] }), RefusalCode.Invalid, /at most 10000 steps/);
     });
 
     it("is refused on a terminal protocol and on a definition that takes no added steps", () => {
-      expectRefused(completed().signal({ name: "add_steps", steps: [{ id: "x" }] }), KernelErrorCode.TerminalState);
+      expectRefused(completed().signal({ name: "add_steps", steps: [{ id: "x" }] }), RefusalCode.TerminalState);
       const s = Drive.of("speckit.plan", { autoStart: true });
-      expectRefused(s.signal({ name: "add_steps", steps: [{ id: "x" }] }), KernelErrorCode.IllegalTransition);
+      expectRefused(s.signal({ name: "add_steps", steps: [{ id: "x" }] }), RefusalCode.IllegalTransition);
     });
 
     it("with qa: { auto: true } the step goes to QA after execution and a QA pass completes it", () => {
@@ -999,12 +999,12 @@ describe("protocol actions", () => {
       expectAccepted(d.signal({ name: "block_step", stepId: "s3" }));
       expect(d.statuses()).toEqual({ s1: "blocked", s2: "pending", s3: "blocked" });
       expect(d.status).toBe("blocked");
-      expectRefused(d.signal({ name: "block_step", stepId: "s3" }), KernelErrorCode.IllegalTransition, /cannot be blocked/);
-      expectRefused(d.signal({ name: "block_step", stepId: "nope" }), KernelErrorCode.NotFound);
+      expectRefused(d.signal({ name: "block_step", stepId: "s3" }), RefusalCode.IllegalTransition, /cannot be blocked/);
+      expectRefused(d.signal({ name: "block_step", stepId: "nope" }), RefusalCode.NotFound);
       expectAccepted(d.signal({ name: "run_next_step" }));
       expect(d.step("s1")).toBe("running");
       d.succeed("s1");
-      expectRefused(d.signal({ name: "block_step", stepId: "s1" }), KernelErrorCode.IllegalTransition, /completed: it cannot be blocked/);
+      expectRefused(d.signal({ name: "block_step", stepId: "s1" }), RefusalCode.IllegalTransition, /completed: it cannot be blocked/);
     });
   });
 });
@@ -1034,10 +1034,10 @@ describe("protocol budgets (seed 004 token budgets) on the protocol built-in", (
     const d = waiting();
     expect(d.status).toBe("waiting");
     expect(d.context.gate).toMatchObject({ kind: "budget", budget: "run:*", usage: { tokens: 150 }, limit: { tokens: 100 } });
-    expectRefused(d.signal({ name: "run_next_step" }), KernelErrorCode.BudgetGate, /waits at a budget gate/);
-    expectRefused(d.signal({ name: "run_step", stepId: "s2" }), KernelErrorCode.BudgetGate, /waits at a budget gate/);
+    expectRefused(d.signal({ name: "run_next_step" }), RefusalCode.BudgetGate, /waits at a budget gate/);
+    expectRefused(d.signal({ name: "run_step", stepId: "s2" }), RefusalCode.BudgetGate, /waits at a budget gate/);
     // Nothing failed: there is nothing to retry, gate or not.
-    expectRefused(d.signal({ name: "retry_latest" }), KernelErrorCode.NotFound, "No failed or blocked steps to retry");
+    expectRefused(d.signal({ name: "retry_latest" }), RefusalCode.NotFound, "No failed or blocked steps to retry");
     expect(d.step("s2")).toBe("pending");
     expectAccepted(d.signal({ name: "extend_budget", tokens: 100 }));
     expect(d.status).toBe("running");

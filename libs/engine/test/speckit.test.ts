@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { builtin, KernelErrorCode, SPECKIT_MAX_REWORKS, SPECKIT_TYPES } from "../src/index.js";
+import { RefusalCode } from "@orch/contracts";
+import { builtin, SPECKIT_MAX_REWORKS, SPECKIT_TYPES } from "../src/index.js";
 import { Drive, expectAccepted, expectRefused, T0 } from "./drive.js";
 
 /**
@@ -96,7 +97,7 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
 
     it("refuses a second start", () => {
       const d = started();
-      expectRefused(d.signal({ name: "start" }), KernelErrorCode.IllegalTransition);
+      expectRefused(d.signal({ name: "start" }), RefusalCode.IllegalTransition);
     });
   });
 
@@ -347,9 +348,9 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
       const current = d.revision("phase_1")!;
       expect(current).not.toBe(old);
 
-      expectRefused(d.approve("phase_1", { revision: old }), KernelErrorCode.StaleRevision, new RegExp(old));
-      expectRefused(d.reject("phase_1", { revision: old }), KernelErrorCode.StaleRevision);
-      expectRefused(d.approve(undefined, { revision: "9-000000000000" }), KernelErrorCode.StaleRevision);
+      expectRefused(d.approve("phase_1", { revision: old }), RefusalCode.StaleRevision, new RegExp(old));
+      expectRefused(d.reject("phase_1", { revision: old }), RefusalCode.StaleRevision);
+      expectRefused(d.approve(undefined, { revision: "9-000000000000" }), RefusalCode.StaleRevision);
       expect(d.step("phase_1")).toBe("waiting_approval");
 
       expectAccepted(d.approve("phase_1", { revision: current }));
@@ -361,8 +362,8 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
       d.complete({ doc: "v1" });
       const rev = d.revision("phase_1")!;
       d.approve();
-      expectRefused(d.approve("phase_1", { revision: rev }), KernelErrorCode.IllegalTransition);
-      expectRefused(d.reject("phase_1", { revision: rev }), KernelErrorCode.IllegalTransition);
+      expectRefused(d.approve("phase_1", { revision: rev }), RefusalCode.IllegalTransition);
+      expectRefused(d.reject("phase_1", { revision: rev }), RefusalCode.IllegalTransition);
     });
 
     it("every approval and rejection in the history names actor, reason and revision", () => {
@@ -391,32 +392,32 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
   describe("illegal actions are refused and change nothing", () => {
     it("in pending", () => {
       const d = Drive.of(id, { input: INPUT });
-      expectRefused(d.signal({ name: "approve" }), KernelErrorCode.IllegalTransition, /nothing is waiting/);
-      expectRefused(d.signal({ name: "reject" }), KernelErrorCode.IllegalTransition);
-      expectRefused(d.approve("phase_1"), KernelErrorCode.IllegalTransition, /pending/);
-      expectRefused(d.complete({}), KernelErrorCode.IllegalTransition, /no step is running/);
-      expectRefused(d.fail("x"), KernelErrorCode.IllegalTransition);
-      expectRefused(d.signal({ name: "resume" }), KernelErrorCode.IllegalTransition);
+      expectRefused(d.signal({ name: "approve" }), RefusalCode.IllegalTransition, /nothing is waiting/);
+      expectRefused(d.signal({ name: "reject" }), RefusalCode.IllegalTransition);
+      expectRefused(d.approve("phase_1"), RefusalCode.IllegalTransition, /pending/);
+      expectRefused(d.complete({}), RefusalCode.IllegalTransition, /no step is running/);
+      expectRefused(d.fail("x"), RefusalCode.IllegalTransition);
+      expectRefused(d.signal({ name: "resume" }), RefusalCode.IllegalTransition);
       expect(d.status).toBe("pending");
     });
 
     it("in progress: approve/reject when nothing waits", () => {
       const d = started();
-      expectRefused(d.signal({ name: "approve" }), KernelErrorCode.IllegalTransition, /nothing is waiting/);
-      expectRefused(d.signal({ name: "reject", stepId: "phase_1" }), KernelErrorCode.IllegalTransition, /running/);
-      expectRefused(d.approve("phase_2"), KernelErrorCode.IllegalTransition);
-      expectRefused(d.approve("phase_9"), KernelErrorCode.NotFound);
-      expectRefused(d.complete({}, "phase_2"), KernelErrorCode.IllegalTransition, /not running/);
-      expectRefused(d.complete({}, "nope"), KernelErrorCode.NotFound);
+      expectRefused(d.signal({ name: "approve" }), RefusalCode.IllegalTransition, /nothing is waiting/);
+      expectRefused(d.signal({ name: "reject", stepId: "phase_1" }), RefusalCode.IllegalTransition, /running/);
+      expectRefused(d.approve("phase_2"), RefusalCode.IllegalTransition);
+      expectRefused(d.approve("phase_9"), RefusalCode.NotFound);
+      expectRefused(d.complete({}, "phase_2"), RefusalCode.IllegalTransition, /not running/);
+      expectRefused(d.complete({}, "nope"), RefusalCode.NotFound);
     });
 
     it("waiting for approval: agent_complete and error no longer apply", () => {
       const d = started();
       d.complete({ doc: "v1" });
-      expectRefused(d.complete({ doc: "again" }), KernelErrorCode.IllegalTransition);
-      expectRefused(d.complete({ doc: "again" }, "phase_1"), KernelErrorCode.IllegalTransition);
-      expectRefused(d.fail("x", "phase_1"), KernelErrorCode.IllegalTransition);
-      expectRefused(d.signal({ name: "start" }), KernelErrorCode.IllegalTransition);
+      expectRefused(d.complete({ doc: "again" }), RefusalCode.IllegalTransition);
+      expectRefused(d.complete({ doc: "again" }, "phase_1"), RefusalCode.IllegalTransition);
+      expectRefused(d.fail("x", "phase_1"), RefusalCode.IllegalTransition);
+      expectRefused(d.signal({ name: "start" }), RefusalCode.IllegalTransition);
       // A late agent result is recorded as ignored, and changes nothing else.
       const r = d.succeed("phase_1", { doc: "late" });
       expectAccepted(r);
@@ -432,31 +433,31 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
       d.complete({ x: 1 });
       d.approve();
       expect(d.status).toBe("completed");
-      expectRefused(d.signal({ name: "approve" }), KernelErrorCode.TerminalState);
-      expectRefused(d.signal({ name: "reject" }), KernelErrorCode.TerminalState);
-      expectRefused(d.complete({}), KernelErrorCode.TerminalState);
-      expectRefused(d.fail("x"), KernelErrorCode.TerminalState);
-      expectRefused(d.signal({ name: "start" }), KernelErrorCode.TerminalState);
-      expectRefused(d.signal({ name: "pause" }), KernelErrorCode.TerminalState);
-      expectRefused(d.signal({ name: "resume" }), KernelErrorCode.TerminalState);
+      expectRefused(d.signal({ name: "approve" }), RefusalCode.TerminalState);
+      expectRefused(d.signal({ name: "reject" }), RefusalCode.TerminalState);
+      expectRefused(d.complete({}), RefusalCode.TerminalState);
+      expectRefused(d.fail("x"), RefusalCode.TerminalState);
+      expectRefused(d.signal({ name: "start" }), RefusalCode.TerminalState);
+      expectRefused(d.signal({ name: "pause" }), RefusalCode.TerminalState);
+      expectRefused(d.signal({ name: "resume" }), RefusalCode.TerminalState);
       // A finished run is immutable: approving or rejecting a named step (forced or not), facts, blocks.
-      expectRefused(d.approve("phase_2"), KernelErrorCode.TerminalState);
-      expectRefused(d.reject("phase_2"), KernelErrorCode.TerminalState);
-      expectRefused(d.signal({ name: "approve", stepId: "phase_1", force: true, output: { late: true } }), KernelErrorCode.TerminalState);
-      expectRefused(d.signal({ name: "set_facts", facts: { x: 1 } }), KernelErrorCode.TerminalState);
-      expectRefused(d.signal({ name: "block_step", stepId: "phase_2" }), KernelErrorCode.TerminalState);
+      expectRefused(d.approve("phase_2"), RefusalCode.TerminalState);
+      expectRefused(d.reject("phase_2"), RefusalCode.TerminalState);
+      expectRefused(d.signal({ name: "approve", stepId: "phase_1", force: true, output: { late: true } }), RefusalCode.TerminalState);
+      expectRefused(d.signal({ name: "set_facts", facts: { x: 1 } }), RefusalCode.TerminalState);
+      expectRefused(d.signal({ name: "block_step", stepId: "phase_2" }), RefusalCode.TerminalState);
       expect(d.stepCtx("phase_1").output).toEqual({});
     });
 
     it("after failure every action is refused as terminal", () => {
       const d = started();
       d.fail("boom");
-      expectRefused(d.signal({ name: "approve" }), KernelErrorCode.TerminalState);
-      expectRefused(d.complete({}, "phase_1"), KernelErrorCode.TerminalState);
-      expectRefused(d.signal({ name: "start" }), KernelErrorCode.TerminalState);
+      expectRefused(d.signal({ name: "approve" }), RefusalCode.TerminalState);
+      expectRefused(d.complete({}, "phase_1"), RefusalCode.TerminalState);
+      expectRefused(d.signal({ name: "start" }), RefusalCode.TerminalState);
       // A cancelled phase of a failed run stays cancelled.
       expect(d.step("phase_2")).toBe("cancelled");
-      expectRefused(d.signal({ name: "approve", stepId: "phase_2", force: true }), KernelErrorCode.TerminalState);
+      expectRefused(d.signal({ name: "approve", stepId: "phase_2", force: true }), RefusalCode.TerminalState);
       expect(d.step("phase_2")).toBe("cancelled");
       // cancel is idempotent on a finished run: accepted, nothing changes.
       const r = d.signal({ name: "cancel" });
@@ -526,10 +527,10 @@ describe("seed 002's triggers, as the signals its surface sends for them", () =>
     expectAccepted(d.signal({ name: "approve", output: { approved: true } }));
     expect(d.step("phase_1")).toBe("completed");
     expect(d.step("phase_2")).toBe("running");
-    expectRefused(d.signal({ name: "approve" }), KernelErrorCode.IllegalTransition);
+    expectRefused(d.signal({ name: "approve" }), RefusalCode.IllegalTransition);
     expectAccepted(d.signal({ name: "fail_step", error: "agent crashed" }));
     expect(d.status).toBe("failed");
     expect(d.context.error).toBe("agent crashed");
-    expectRefused(d.signal({ name: "start" }), KernelErrorCode.TerminalState);
+    expectRefused(d.signal({ name: "start" }), RefusalCode.TerminalState);
   });
 });

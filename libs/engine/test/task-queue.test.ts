@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { backoffMs, builtin, builtinVersions, KernelErrorCode, periodicRunId, runView, type RunTemplate } from "../src/index.js";
+import { RefusalCode, type RunTemplate } from "@orch/contracts";
+import { backoffMs, builtin, builtinVersions, periodicRunId, runView } from "../src/index.js";
 import { Drive, expectAccepted, expectRefused, T0 } from "./drive.js";
 
 /**
@@ -88,9 +89,9 @@ describe("task.queue", () => {
   it("refuses to dispatch a task that is running or done, atomically (the next dispatcher takes the next)", () => {
     const d = queued(["a"]);
     d.signal({ name: "run_step", stepId: "a" });
-    expectRefused(d.signal({ name: "run_step", stepId: "a" }), KernelErrorCode.IllegalTransition);
+    expectRefused(d.signal({ name: "run_step", stepId: "a" }), RefusalCode.IllegalTransition);
     d.succeed("a");
-    expectRefused(d.signal({ name: "run_step", stepId: "a" }), KernelErrorCode.IllegalTransition);
+    expectRefused(d.signal({ name: "run_step", stepId: "a" }), RefusalCode.IllegalTransition);
   });
 
   it("a repeat id replaces the task and queues it again: from pending, running (its attempt withdrawn) or done", () => {
@@ -140,7 +141,7 @@ describe("task.queue", () => {
     expectAccepted(r);
     expect(r.changed).toBe(false);
     expect(d.status).toBe("waiting");
-    expectRefused(d.signal({ name: "withdraw_step", stepId: "nope" }), KernelErrorCode.NotFound);
+    expectRefused(d.signal({ name: "withdraw_step", stepId: "nope" }), RefusalCode.NotFound);
   });
 
   it("merges a step's metadata shallowly, shows it in the view, and changes nothing when it is the same", () => {
@@ -169,7 +170,7 @@ describe("task.queue", () => {
       inputs: { taskId: "a", description: "do a" },
       maxAttempts: 1,
     });
-    expectRefused(d.signal({ name: "set_step_metadata", stepId: "zz", metadata: {} }), KernelErrorCode.NotFound);
+    expectRefused(d.signal({ name: "set_step_metadata", stepId: "zz", metadata: {} }), RefusalCode.NotFound);
   });
 });
 
@@ -297,8 +298,8 @@ describe("schedule (periodic runs)", () => {
 
   it("refuses a schedule on a run that does not tick, or an enabled one without what it creates", () => {
     const t = queued(["a"]);
-    expectRefused(t.signal({ name: "set_schedule", enabled: true, everyMs: EVERY, creates }), KernelErrorCode.IllegalTransition);
+    expectRefused(t.signal({ name: "set_schedule", enabled: true, everyMs: EVERY, creates }), RefusalCode.IllegalTransition);
     const d = scheduled();
-    expectRefused(d.signal({ name: "set_schedule", enabled: true, everyMs: EVERY }), KernelErrorCode.Invalid);
+    expectRefused(d.signal({ name: "set_schedule", enabled: true, everyMs: EVERY }), RefusalCode.Invalid);
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { builtin, KernelErrorCode, stageOfValue } from "../src/index.js";
+import { RefusalCode } from "@orch/contracts";
+import { builtin, stageOfValue } from "../src/index.js";
 import { Drive, expectAccepted, expectRefused, T0 } from "./drive.js";
 
 /**
@@ -138,13 +139,13 @@ describe("ticket: the guarded transition table", () => {
           const d = at(row.from);
           withFacts(d, Object.fromEntries(row.guard.map((f) => [f, false])));
           const r = d.event(row.on, undefined, { actor: "tester" });
-          expectRefused(r, KernelErrorCode.GuardFailed, /guard failed/);
+          expectRefused(r, RefusalCode.GuardFailed, /guard failed/);
           expect(stageOf(d)).toBe(row.from);
           // Each fact of the guard is needed: with all but one, it still fails (and the facts the
           // refused event brought are not kept).
           for (const missing of row.guard) {
             const facts = Object.fromEntries(row.guard.map((f) => [f, f !== missing]));
-            expectRefused(d.event(row.on, facts), KernelErrorCode.GuardFailed);
+            expectRefused(d.event(row.on, facts), RefusalCode.GuardFailed);
             expect(d.state.facts[missing]).toBe(false);
             expect(stageOf(d)).toBe(row.from);
           }
@@ -201,7 +202,7 @@ describe("ticket: refusals", () => {
       for (const reason of [...REASONS, "Bogus", "TicketRejected"]) {
         if (accepted.has(reason)) continue;
         const r = d.event(reason, ALL_TRUE);
-        expectRefused(r, KernelErrorCode.IllegalTransition, /no transition/);
+        expectRefused(r, RefusalCode.IllegalTransition, /no transition/);
         expect(stageOf(d), `${reason} from ${stage}`).toBe(stage);
       }
     }
@@ -211,20 +212,20 @@ describe("ticket: refusals", () => {
     it(`${stage} is terminal: every further event is TERMINAL_STATE`, () => {
       const d = terminal(stage as "Done" | "Abandoned");
       for (const reason of [...REASONS, "Bogus"]) {
-        expectRefused(d.event(reason), KernelErrorCode.TerminalState);
-        expectRefused(d.event(reason, { mergeCompleted: true, sessionActive: true }), KernelErrorCode.TerminalState);
+        expectRefused(d.event(reason), RefusalCode.TerminalState);
+        expectRefused(d.event(reason, { mergeCompleted: true, sessionActive: true }), RefusalCode.TerminalState);
       }
-      expectRefused(d.signal({ name: "start" }), KernelErrorCode.TerminalState);
-      expectRefused(d.signal({ name: "pause" }), KernelErrorCode.TerminalState);
-      expectRefused(d.signal({ name: "resume" }), KernelErrorCode.TerminalState);
-      expectRefused(d.signal({ name: "run_next_step" }), KernelErrorCode.TerminalState);
-      expectRefused(d.complete({}, "implement"), KernelErrorCode.TerminalState);
+      expectRefused(d.signal({ name: "start" }), RefusalCode.TerminalState);
+      expectRefused(d.signal({ name: "pause" }), RefusalCode.TerminalState);
+      expectRefused(d.signal({ name: "resume" }), RefusalCode.TerminalState);
+      expectRefused(d.signal({ name: "run_next_step" }), RefusalCode.TerminalState);
+      expectRefused(d.complete({}, "implement"), RefusalCode.TerminalState);
       // A finished run is immutable: no facts, approvals (forced or not) or blocks.
-      expectRefused(d.signal({ name: "set_facts", facts: { sessionActive: false } }), KernelErrorCode.TerminalState);
-      expectRefused(d.signal({ name: "approve", stepId: "implement", force: true }), KernelErrorCode.TerminalState);
-      expectRefused(d.signal({ name: "approve" }), KernelErrorCode.TerminalState);
-      expectRefused(d.signal({ name: "reject", stepId: "implement" }), KernelErrorCode.TerminalState);
-      expectRefused(d.signal({ name: "block_step", stepId: "implement" }), KernelErrorCode.TerminalState);
+      expectRefused(d.signal({ name: "set_facts", facts: { sessionActive: false } }), RefusalCode.TerminalState);
+      expectRefused(d.signal({ name: "approve", stepId: "implement", force: true }), RefusalCode.TerminalState);
+      expectRefused(d.signal({ name: "approve" }), RefusalCode.TerminalState);
+      expectRefused(d.signal({ name: "reject", stepId: "implement" }), RefusalCode.TerminalState);
+      expectRefused(d.signal({ name: "block_step", stepId: "implement" }), RefusalCode.TerminalState);
       expect(stageOf(d)).toBe(stage);
     });
   }
@@ -232,14 +233,14 @@ describe("ticket: refusals", () => {
   it("a stage event while the run is not running (paused, or not started) is ILLEGAL_TRANSITION", () => {
     const d = at("Planning");
     d.signal({ name: "pause" });
-    expectRefused(d.event("ImplementationResumed", { sessionActive: true }), KernelErrorCode.IllegalTransition, /paused/);
+    expectRefused(d.event("ImplementationResumed", { sessionActive: true }), RefusalCode.IllegalTransition, /paused/);
     d.signal({ name: "resume" });
     expect(stageOf(d)).toBe("Planning");
     expectAccepted(d.event("ImplementationResumed", { sessionActive: true }));
 
     const p = Drive.of("ticket", { input: TICKET });
     expect(p.status).toBe("pending");
-    expectRefused(p.event("TicketAccepted"), KernelErrorCode.IllegalTransition, /pending/);
+    expectRefused(p.event("TicketAccepted"), RefusalCode.IllegalTransition, /pending/);
     // The first change to running names the initial stage.
     p.start();
     expect(p.eventsOf("run.status_changed", p.last.effects)[0]!.data).toMatchObject({ from: "pending", to: "running", stage: "New" });
@@ -255,7 +256,7 @@ describe("ticket: refusals", () => {
     // expect(stageOf(d)).toBe("PRDrafted");
     // expectAccepted(d.event("AwaitingApproval"));
     expect(stageOf(d)).toBe("AwaitingYourReview");
-    expectRefused(d.event("AwaitingApproval"), KernelErrorCode.IllegalTransition);
+    expectRefused(d.event("AwaitingApproval"), RefusalCode.IllegalTransition);
   });
 });
 

@@ -35,8 +35,9 @@ import {
   type RunSummary,
   type RunView,
   type SessionRecord,
+  SignalSchema,
+  type Signal,
 } from "@orch/contracts";
-import { SignalSchema, type Signal } from "@orch/engine";
 import { CoreWrites } from "./core-writes.js";
 import type { DefinitionStore } from "./definitions.js";
 import { Numbers } from "./numbers.js";

@@ -11,6 +11,6 @@ export { CoreWrites, WriteRefusedError, type ProjectWritten } from "./core-write
 export { KeyStore, keyPart } from "./key-store.js";
 export { Numbers, numberNs, keyOfNumberNs } from "./numbers.js";
 export { runNumberOf, runOfNumber, stepNumber, splitStepNumber } from "./run-numbers.js";
-export * from "./protocols.js";
 export * from "./queues.js";
+export * from "./jobs.js";
 export * from "./tasks.js";

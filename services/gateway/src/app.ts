@@ -11,7 +11,7 @@ import { Authenticator, installAuth } from "./auth.js";
 import type { Surface } from "./context.js";
 import { HttpError, installErrorHandling, JsonTooDeepError, jsonTooDeep, toHttp } from "./errors.js";
 import type { DocumentedRoute } from "./routing.js";
-import { SURFACES } from "./surfaces.js";
+import { SURFACES } from "./surfaces/index.js";
 
 /** A registered route, as `routeTable` lists them (for the OpenAPI check). */
 export interface RouteEntry {

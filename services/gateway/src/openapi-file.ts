@@ -4,7 +4,7 @@ import { createLogger } from "@orch/logging";
 import { topologySpec, type Bus } from "@orch/bus";
 import { stringify } from "yaml";
 import { buildApp } from "./app.js";
-import { openApiDocument } from "./routes/docs.js";
+import { openApiDocument } from "./surfaces/ops/docs.js";
 
 export const API_VERSION = "0.1.0";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { checkGitHubAppTarget } from "../src/webhooks/index.js";
+import { checkGitHubAppTarget } from "../src/surfaces/webhooks/index.js";
 
 /** GITHUB_APP_ID (seed 001): which GitHub deliveries are for this app. */
 describe("checkGitHubAppTarget", () => {

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type NormalizedEvent, normalizeGitHub, normalizeGitLab, verifyGitHubSignature, verifyGitLabToken } from "../src/webhooks/index.js";
+import { type NormalizedEvent, normalizeGitHub, normalizeGitLab, verifyGitHubSignature, verifyGitLabToken } from "../src/surfaces/webhooks/index.js";
 import { githubExample, gitlabFixture } from "./webhooks-support.js";
 
 /**

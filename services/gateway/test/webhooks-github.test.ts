@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { normalizeGitHub, normalizeWebhook } from "../src/webhooks/index.js";
+import { normalizeGitHub, normalizeWebhook } from "../src/surfaces/webhooks/index.js";
 import { at, githubExample, githubExamples } from "./webhooks-support.js";
 
 const DELIVERY = "72d3162e-cc78-11e3-81ab-4c9367dc0958";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ciStatusOf, normalizeGitLab, normalizeWebhook, parseRef, runIdFromBranch, runIdFromText } from "../src/webhooks/index.js";
+import { ciStatusOf, normalizeGitLab, normalizeWebhook, parseRef, runIdFromBranch, runIdFromText } from "../src/surfaces/webhooks/index.js";
 import { GITLAB_EVENT_HEADER, at, gitlabFixture } from "./webhooks-support.js";
 
 const KEY = "f5e5f430-f57b-4e6e-9fac-d9128cd7232f";

@@ -1,8 +1,8 @@
 import fc from "fast-check";
+import { SignalSchema } from "@orch/contracts";
 import { describe, expect, it } from "vitest";
-import { SignalSchema } from "@orch/engine";
-import { normalizeGitHub, normalizeGitLab } from "../src/webhooks/index.js";
-import { signalOf } from "../src/webhooks/apply.js";
+import { normalizeGitHub, normalizeGitLab } from "../src/surfaces/webhooks/index.js";
+import { signalOf } from "../src/surfaces/webhooks/apply.js";
 import { GITLAB_EVENT_HEADER, at, githubExample, githubExamples, gitlabFixture } from "./webhooks-support.js";
 
 /**

@@ -1,6 +1,6 @@
 import { createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { verifyGitHubSignature, verifyGitLabToken, verifyWebhook } from "../src/webhooks/index.js";
+import { verifyGitHubSignature, verifyGitLabToken, verifyWebhook } from "../src/surfaces/webhooks/index.js";
 import { githubExample } from "./webhooks-support.js";
 
 const SECRET = "It's a Secret to Everybody";

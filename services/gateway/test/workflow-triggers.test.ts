@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { SignalSchema } from "@orch/engine";
-import { signalOfTrigger, WORKFLOW_TRIGGERS } from "../src/routes/seed002.js";
+import { SignalSchema } from "@orch/contracts";
+import { signalOfTrigger, WORKFLOW_TRIGGERS } from "../src/surfaces/workflows/routes.js";
 
 /** Seed 002's triggers are translated at its surface into the kernel signals they stand for. */
 describe("signalOfTrigger", () => {

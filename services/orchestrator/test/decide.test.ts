@@ -1,15 +1,6 @@
 import { describe, expect, it } from "vitest";
-import {
-  Command,
-  RunView,
-  TRANSITION_VERSION,
-  TaskPacket,
-  TransitionHead,
-  TransitionReader,
-  encodeTransition,
-  jobRunSpec,
-  type StoredEvent,
-} from "@orch/contracts";
+import { Command, RunView, TRANSITION_VERSION, TransitionHead, TransitionReader, encodeTransition, type StoredEvent } from "@orch/contracts";
+import { TaskPacket, jobRunSpec } from "@orch/runs";
 import { builtin, compileDefinition, parseDefinition, type CompiledDefinition, type RunState } from "@orch/engine";
 import { RECENT_COMMANDS, commandKey, decide, restoredState, storedState, type CoreState, type Decision, type RunAsStored } from "../src/core/decide.js";
 

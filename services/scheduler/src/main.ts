@@ -1,6 +1,19 @@
-import { ACK_WAIT_MS, decode, encode, getRunSummary, runConsumer, sendCommand, transitionDecoder } from "@orch/bus";
+import type { JsMsg } from "@nats-io/jetstream";
+import { ACK_WAIT_MS, PermanentError, decode, encode, getRunSummary, runConsumer, sendCommand, type Bus, type Decoded } from "@orch/bus";
 import { SchedulerConfig } from "@orch/config";
-import { Command, FINAL_RUN_STATUSES, QueryError, StoredTimer, TIMERS_QUERY, TimerHead, TimersQuery, TimersResult } from "@orch/contracts";
+import {
+  Command,
+  FINAL_RUN_STATUSES,
+  Header,
+  QueryError,
+  StoredTimer,
+  TIMERS_QUERY,
+  TimerHead,
+  TimersQuery,
+  TimersResult,
+  TransitionReader,
+  timerHeadOf,
+} from "@orch/contracts";
 import { runService } from "@orch/service";
 import { ArmedTimers } from "./armed.js";
 
@@ -10,8 +23,33 @@ import { ArmedTimers } from "./armed.js";
  */
 const HOLD_MS = 5_000;
 
-/** Only transitions that set or withdraw timers are read; the others are acknowledged unread. */
-const decodeTimers = transitionDecoder(TimerHead, { only: "timers" });
+/**
+ * What a transition does to timers, from its `Orch-Timers` header (the scheduler's consumer delivers
+ * headers only): null when nothing; `undefined` when the transition predates the header (then its
+ * body is read, by stream sequence).
+ */
+function decodeTimers(msg: JsMsg): Decoded<TimerHead | null | undefined> {
+  const h = msg.headers?.get(Header.Timers);
+  if (!h) return { ok: true, value: undefined };
+  try {
+    return { ok: true, value: timerHeadOf(h) };
+  } catch (err) {
+    return { ok: false, reason: "invalid", error: `${Header.Timers}: ${(err as Error).message}` };
+  }
+}
+
+/** The timers of a transition written before the header existed: from its body. */
+async function timersFromBody(bus: Bus, streamSeq: number): Promise<TimerHead | null> {
+  const m = await bus.jsm.direct.getMessage(bus.names.streams.runs, { seq: streamSeq });
+  if (!m || !m.data.length) return null;
+  const t = new TransitionReader(m.data);
+  try {
+    return t.headHas("timers") ? t.headAs(TimerHead) : null;
+  } catch (err) {
+    // Reading it again will not help: a dead letter now.
+    throw new PermanentError((err as Error).message);
+  }
+}
 
 /**
  * The scheduler fires timers, and does nothing else. It reads the timers each run transition sets or
@@ -72,12 +110,13 @@ await runService({
     const consumer = await runConsumer(bus, {
       stream: bus.names.streams.runs,
       consumer: bus.names.consumers.scheduler,
-      decode: decodeTimers,
+      decodeMsg: decodeTimers,
       origin: "scheduler",
       // Transitions wait here until their timers are safe: many at once, each costing a few bytes.
       concurrency: 10_000,
       heartbeatMs: Math.floor(ACK_WAIT_MS.scheduler / 3),
-      async handler({ head }, ctx) {
+      async handler(decoded, ctx) {
+        const head = decoded === undefined ? await timersFromBody(bus, ctx.streamSeq) : decoded;
         const ops = head?.timers;
         if (!head || !ops?.length) return;
         // A transition seen again (the scheduler restarted before acknowledging it): a run that has

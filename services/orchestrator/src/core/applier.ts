@@ -1,6 +1,6 @@
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { isCasConflict, lastTransition, publishToStream, type Bus } from "@orch/bus";
-import { Header, encodeTransition, type Command, type CommandOutcomeInput as CommandOutcome } from "@orch/contracts";
+import { Header, encodeTransition, timersHeader, type Command, type CommandOutcomeInput as CommandOutcome } from "@orch/contracts";
 import type { CiDefaults, CompiledDefinition, WorkerDefaults } from "@orch/engine";
 import type { Logger } from "@orch/logging";
 import { DefinitionNotFoundError, type DefinitionStore } from "@orch/runs";
@@ -113,11 +113,12 @@ export class CommandApplier {
       const data = encodeTransition({ ...t, state: storedState(t.state) });
       let streamSeq: number;
       try {
-        const h = correlationId ? natsHeaders() : undefined;
-        if (h && correlationId) h.set(Header.CorrelationId, correlationId);
+        const h = natsHeaders();
+        if (correlationId) h.set(Header.CorrelationId, correlationId);
+        h.set(Header.Timers, timersHeader(t.head));
         const ack = await publishToStream(this.#bus, this.#bus.names.subjects.run(t.head.projectId, t.head.runId), data, {
           expectLastSubjectSequence: entry?.streamSeq ?? 0,
-          ...(h ? { headers: h } : {}),
+          headers: h,
         });
         streamSeq = ack.seq;
       } catch (err) {

@@ -17,6 +17,7 @@ import {
   type TransitionHead,
   type TransitionParts,
   type WorkItem,
+  SignalSchema,
 } from "@orch/contracts";
 import { createHash } from "node:crypto";
 import {
@@ -28,7 +29,6 @@ import {
   runView,
   packState,
   unpackState,
-  SignalSchema,
   stepStatus,
   attemptIdOf,
   type CiDefaults,

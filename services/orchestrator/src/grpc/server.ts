@@ -1,8 +1,8 @@
 import { Server, ServerCredentials, status, type ServerWritableStream, type sendUnaryData, type ServerUnaryCall } from "@grpc/grpc-js";
-import { finishedBefore, getJobView, parseFeedPosition, replayEvents, submitJob, type Bus } from "@orch/bus";
-import { TaskPacket, isToken, toSeed000Frame, Seed000Event, type Mode } from "@orch/contracts";
+import { finishedBefore, parseFeedPosition, replayEvents, type Bus } from "@orch/bus";
+import { isToken, type RunMode } from "@orch/contracts";
 import type { Logger } from "@orch/logging";
-import { RunsApi, type DefinitionStore } from "@orch/runs";
+import { getJobView, RunsApi, Seed000Event, submitJob, TaskPacket, toSeed000Frame, type DefinitionStore } from "@orch/runs";
 import type { Writers } from "../writes/server.js";
 import { agentHandlers } from "./agents.js";
 import { runHandlers } from "./runs.js";
@@ -27,7 +27,7 @@ export interface GrpcServerOptions {
   writers: Writers;
   host: string;
   port: number;
-  mode: Mode;
+  mode: RunMode;
   importRoots: string[];
 }
 

@@ -9,8 +9,9 @@ import {
   type WriteIssue,
 } from "@orch/contracts";
 import type { Logger } from "@orch/logging";
-import { PROTOCOL_NAME_LABEL, type ProjectWritten } from "@orch/runs";
+import { type ProjectWritten } from "@orch/runs";
 import type { NumberWriter } from "./numbers.js";
+import { PROTOCOL_NAME_LABEL } from "@orch/contracts";
 
 /**
  * Projects: only the core writes the `projects` bucket and the `project_tokens` index beside it.

@@ -2,14 +2,14 @@ import { ErrorCode, OrchError } from "@orch/contracts";
 import { DefinitionError } from "@orch/engine";
 import { DefinitionConflictError, DefinitionNotFoundError } from "@orch/runs";
 import type { FastifyInstance } from "fastify";
-import type { Surface } from "../context.js";
-import { toHttp } from "../errors.js";
-import type { V1 } from "./v1/common.js";
-import { definitionRoutes } from "./v1/definitions.js";
-import { eventRoutes } from "./v1/events.js";
-import { opsRoutes } from "./v1/ops.js";
-import { projectRoutes } from "./v1/projects.js";
-import { runRoutes } from "./v1/runs.js";
+import type { Surface } from "../../context.js";
+import { toHttp } from "../../errors.js";
+import type { V1 } from "./common.js";
+import { definitionRoutes } from "./definitions.js";
+import { eventRoutes } from "./events.js";
+import { opsRoutes } from "./ops.js";
+import { projectRoutes } from "./projects.js";
+import { runRoutes } from "./runs.js";
 
 /**
  * Our own API under /api/v1: what the console, the CLI and new clients use. JSON bodies in

@@ -1,23 +1,11 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
-import { ErrorCode, ROLES } from "@orch/contracts";
-import { KernelErrorCode } from "@orch/engine";
-import {
-  PROTOCOL_NAME_LABEL,
-  PROTOCOL_STATUSES,
-  jobTypeOf,
-  protocolNameOf,
-  toProjectOut,
-  toProtocolOut,
-  toStepOut,
-  visibleSteps,
-  type JobOut,
-} from "@orch/runs";
+import { ErrorCode, RefusalCode, ROLES } from "@orch/contracts";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { RunView } from "@orch/contracts";
 import { z } from "zod";
-import { tokenHash } from "../auth.js";
-import type { Surface } from "../context.js";
-import { route } from "../routing.js";
+import { tokenHash } from "../../auth.js";
+import type { Surface } from "../../context.js";
+import { route } from "../../routing.js";
 import {
   JobOutSchema,
   ProjectParams,
@@ -30,9 +18,11 @@ import {
   detail,
   installSeed004Errors,
   notFound,
-} from "./seed004-common.js";
-import { seed004EventRoutes } from "./seed004-events.js";
-import { seed004GitRoutes } from "./seed004-git.js";
+} from "./common.js";
+import { seed004EventRoutes } from "./events.js";
+import { seed004GitRoutes } from "./git.js";
+import { PROTOCOL_STATUSES, jobTypeOf, protocolNameOf, toProjectOut, toProtocolOut, toStepOut, visibleSteps, type JobOut } from "./views.js";
+import { PROTOCOL_NAME_LABEL } from "@orch/contracts";
 
 /**
  * Seed 004, TasksGodzilla, at the root: projects, protocol runs (runs of the `protocol` definition,
@@ -576,9 +566,9 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
     },
     async (req, run, n) => {
       const after = await s.signal(req, run.runId, { name: "retry_latest" }, (e) =>
-        e.kernelCode === KernelErrorCode.NotFound
+        e.kernelCode === RefusalCode.NotFound
           ? notFound("No failed or blocked steps to retry")
-          : e.kernelCode === KernelErrorCode.TerminalState
+          : e.kernelCode === RefusalCode.TerminalState
             ? conflict("Protocol already terminal")
             : undefined,
       );
@@ -661,9 +651,9 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
     async (req, run, stepId, n) => {
       // The kernel's refusal code says why (never its message).
       const after = await s.signal(req, run.runId, { name: "run_step", stepId }, (e) =>
-        e.kernelCode === KernelErrorCode.IllegalTransition
+        e.kernelCode === RefusalCode.IllegalTransition
           ? conflict("Step already running or completed")
-          : e.kernelCode === KernelErrorCode.TerminalState
+          : e.kernelCode === RefusalCode.TerminalState
             ? conflict("Protocol already terminal")
             : undefined,
       );

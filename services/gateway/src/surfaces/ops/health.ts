@@ -2,8 +2,8 @@ import { decode, missingTopology } from "@orch/bus";
 import { AgentReadiness } from "@orch/contracts";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
-import type { Surface } from "../context.js";
-import { route } from "../routing.js";
+import type { Surface } from "../../context.js";
+import { route } from "../../routing.js";
 
 const AGENTS_TIMEOUT_MS = 5_000;
 

@@ -1,16 +1,16 @@
 import type { GatewayConfig } from "@orch/config";
 import type { FastifyInstance } from "fastify";
-import type { Surface } from "./context.js";
-import { apiV1Routes } from "./routes/api-v1.js";
-import { docsRoutes } from "./routes/docs.js";
-import { deadLetterRoutes, dlqRoutes } from "./routes/dlq.js";
-import { metricsRoutes } from "./routes/metrics.js";
-import { healthRoutes } from "./routes/health.js";
-import { seed000Routes } from "./routes/seed000.js";
-import { seed002Routes } from "./routes/seed002.js";
-import { webhookRoutes } from "./routes/webhooks.js";
-import { seed004Routes } from "./routes/seed004.js";
-import { tasksRoutes } from "./surfaces/tasks/index.js";
+import type { Surface } from "../context.js";
+import { apiV1Routes } from "./v1/index.js";
+import { docsRoutes } from "./ops/docs.js";
+import { deadLetterRoutes, dlqRoutes } from "./dead-letters/routes.js";
+import { metricsRoutes } from "./ops/metrics.js";
+import { healthRoutes } from "./ops/health.js";
+import { seed000Routes } from "./jobs/routes.js";
+import { seed002Routes } from "./workflows/routes.js";
+import { webhookRoutes } from "./webhooks/routes.js";
+import { seed004Routes } from "./protocols/routes.js";
+import { tasksRoutes } from "./tasks/index.js";
 
 /**
  * Every HTTP surface the gateway serves, in registration order. Each is a fastify plugin with its

@@ -1,11 +1,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
-import type { Surface } from "../context.js";
-import { jsonTooDeep, toHttp } from "../errors.js";
-import { route } from "../routing.js";
-import { JobOutSchema } from "./seed004-common.js";
-import { applyWebhook } from "../webhooks/apply.js";
-import { checkGitHubAppTarget, normalizeWebhook, verifyWebhook, type WebhookProvider } from "../webhooks/index.js";
+import type { Surface } from "../../context.js";
+import { jsonTooDeep, toHttp } from "../../errors.js";
+import { route } from "../../routing.js";
+import { JobOutSchema } from "../protocols/common.js";
+import { applyWebhook } from "./apply.js";
+import { checkGitHubAppTarget, normalizeWebhook, verifyWebhook, type WebhookProvider } from "./index.js";
 
 /**
  * Seed 004's webhooks: `POST /webhooks/github` and `POST /webhooks/gitlab`. A delivery is

@@ -1,12 +1,13 @@
 import { DEFAULT_PROJECT, QUEUE_JOB_STATUSES, type QueueJob } from "@orch/contracts";
 import { parseFeedPosition, replayEvents, type FeedEvent, type FeedPosition } from "@orch/bus";
-import { EventMapper, jobTypeOf, listJobs, queueStats, runEventIdOf, type EventOut, type JobOut } from "@orch/runs";
+import { listJobs, queueStats } from "@orch/runs";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
-import { assertProjectAccess } from "../auth.js";
-import { route } from "../routing.js";
-import { streamEvents } from "../sse.js";
-import { JobOutSchema, ProjectParams, ProtocolParams, TAGS, type Seed004 } from "./seed004-common.js";
+import { assertProjectAccess } from "../../auth.js";
+import { route } from "../../routing.js";
+import { streamEvents } from "../../sse.js";
+import { JobOutSchema, ProjectParams, ProtocolParams, TAGS, type Seed004 } from "./common.js";
+import { EventMapper, jobTypeOf, runEventIdOf, type EventOut, type JobOut } from "./views.js";
 
 /**
  * Seed 004's events (lists and live streams) and queue inspection. Events are the runs' own events

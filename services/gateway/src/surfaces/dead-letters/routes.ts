@@ -2,9 +2,9 @@ import { buildHeaders, decode, isJsNotFound, type Bus } from "@orch/bus";
 import { DeadLetter, ErrorCode } from "@orch/contracts";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
-import type { Surface } from "../context.js";
-import { notFound, toHttp } from "../errors.js";
-import { route, ValidationError } from "../routing.js";
+import type { Surface } from "../../context.js";
+import { notFound, toHttp } from "../../errors.js";
+import { route, ValidationError } from "../../routing.js";
 
 /**
  * Dead letters: the messages a consumer could not decode or handle, parked on the JetStream

@@ -1,12 +1,13 @@
 import { ErrorCode, OrchError, type ProjectRecord } from "@orch/contracts";
-import { ProtocolIds, RefusedError, type RunsApi } from "@orch/runs";
+import { RefusedError, type RunsApi } from "@orch/runs";
 import type { RunView } from "@orch/contracts";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
-import { assertProjectAccess } from "../auth.js";
-import type { Surface } from "../context.js";
-import { echoInput, JsonTooDeepError, toHttp } from "../errors.js";
-import { ValidationError } from "../routing.js";
+import { assertProjectAccess } from "../../auth.js";
+import type { Surface } from "../../context.js";
+import { echoInput, JsonTooDeepError, toHttp } from "../../errors.js";
+import { ValidationError } from "../../routing.js";
+import { ProtocolIds } from "./views.js";
 
 /**
  * What every seed 004 route shares: integer ids, lookups of a project, protocol run or step run by

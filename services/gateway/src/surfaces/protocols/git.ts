@@ -2,12 +2,13 @@ import { randomUUID } from "node:crypto";
 import { posix } from "node:path";
 import { decode, encode } from "@orch/bus";
 import { CodeMachineWorkspace, ErrorCode, REPO_QUERY, RepoBranchDeleted, RepoBranches, type RepoErrorCode, RepoReply, RepoRequest } from "@orch/contracts";
-import { PROTOCOL_NAME_LABEL, toProtocolOut } from "@orch/runs";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
-import type { RouteDefaults } from "../routing.js";
-import { route } from "../routing.js";
-import { ProjectParams, TAGS, detail, notFound, type Seed004 } from "./seed004-common.js";
+import type { RouteDefaults } from "../../routing.js";
+import { route } from "../../routing.js";
+import { ProjectParams, TAGS, detail, notFound, type Seed004 } from "./common.js";
+import { toProtocolOut } from "./views.js";
+import { PROTOCOL_NAME_LABEL } from "@orch/contracts";
 
 /**
  * Seed 004's branches and CodeMachine import, on the project's repository. The repositories live

@@ -1,11 +1,22 @@
-import { cancelJob, finishedBefore, getJobView, getRunSummary, parseFeedPosition, readEvents, replayEvents, submitJob } from "@orch/bus";
-import { JOB_STATUSES, LOGS_DEFAULT_N, LOGS_MAX_N, Seed000Event, TaskPacket, toJobLogLines, toSeed000Frame } from "@orch/contracts";
+import { finishedBefore, getRunSummary, parseFeedPosition, readEvents, replayEvents } from "@orch/bus";
+import {
+  cancelJob,
+  getJobView,
+  JOB_STATUSES,
+  LOGS_DEFAULT_N,
+  LOGS_MAX_N,
+  Seed000Event,
+  submitJob,
+  TaskPacket,
+  toJobLogLines,
+  toSeed000Frame,
+} from "@orch/runs";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
-import { notFound, toHttp } from "../errors.js";
-import type { Surface } from "../context.js";
-import { queryBool, route, ValidationError } from "../routing.js";
-import { streamEvents } from "../sse.js";
+import { notFound, toHttp } from "../../errors.js";
+import type { Surface } from "../../context.js";
+import { queryBool, route, ValidationError } from "../../routing.js";
+import { streamEvents } from "../../sse.js";
 
 /**
  * Seed 000, "Orchestrator v0", under /api/orchestrator: its three documented endpoints plus the

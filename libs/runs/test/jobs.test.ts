@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { retryBackoffMs, TaskPacket, toJobLogLines, toJobView, toSeed000Frame, type RunEvent, type WorkItem } from "../src/index.js";
+import type { RunEvent, WorkItem } from "@orch/contracts";
+import { retryBackoffMs, TaskPacket, toJobLogLines, toJobView, toSeed000Frame } from "../src/jobs.js";
 
 describe("Task Packet", () => {
   it("applies the original's defaults", () => {

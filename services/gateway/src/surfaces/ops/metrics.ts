@@ -1,8 +1,8 @@
 import type { FastifyInstance } from "fastify";
 import { stringify } from "yaml";
-import type { Surface } from "../context.js";
-import { PROMETHEUS_CONTENT_TYPE, createGatewayMetrics, readOpsSnapshot } from "../metrics.js";
-import { route } from "../routing.js";
+import type { Surface } from "../../context.js";
+import { PROMETHEUS_CONTENT_TYPE, createGatewayMetrics, readOpsSnapshot } from "../../metrics.js";
+import { route } from "../../routing.js";
 import { openApiDocument } from "./docs.js";
 
 /**

@@ -4,10 +4,10 @@ import { dirname, join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { stringify } from "yaml";
 import { z } from "zod";
-import type { Surface } from "../context.js";
-import { buildOpenApi } from "../openapi.js";
-import { notFound } from "../errors.js";
-import { route } from "../routing.js";
+import type { Surface } from "../../context.js";
+import { buildOpenApi } from "../../openapi.js";
+import { notFound } from "../../errors.js";
+import { route } from "../../routing.js";
 
 /**
  * The API's documentation: the OpenAPI document (JSON and YAML) generated from the route schemas,

@@ -1,6 +1,6 @@
 import { newRunId } from "@orch/bus";
-import { DEFAULT_PROJECT, ErrorCode, OrchError, RUN_STATUSES, type RunStatus } from "@orch/contracts";
-import { missingSteps, SIGNAL_NAMES, SignalSchema, type CompiledDefinition, type Signal } from "@orch/engine";
+import { DEFAULT_PROJECT, ErrorCode, OrchError, RUN_STATUSES, SIGNAL_NAMES, SignalSchema, type RunStatus, type Signal } from "@orch/contracts";
+import { missingSteps, type CompiledDefinition } from "@orch/engine";
 import { DefinitionNotFoundError, PendingError } from "@orch/runs";
 import type { RunView } from "@orch/contracts";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";

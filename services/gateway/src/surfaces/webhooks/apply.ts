@@ -1,8 +1,10 @@
 import { DEFAULT_PROJECT, FINAL_RUN_STATUSES, RUN_STATUSES, type RunStatus } from "@orch/contracts";
-import { BRANCH_LABEL, resolveTemplate, type Signal } from "@orch/engine";
-import { runBranchOf, type RunView, type StepView } from "@orch/contracts";
-import { PROTOCOL_NAME_LABEL, ProtocolIds, RefusedError, type Actor, type JobOut, type RunsApi } from "@orch/runs";
+import { resolveTemplate } from "@orch/engine";
+import { runBranchOf, type RunView, type Signal, type StepView } from "@orch/contracts";
+import { RefusedError, type Actor, type RunsApi } from "@orch/runs";
 import type { NormalizedEvent } from "./normalize.js";
+import { ProtocolIds, type JobOut } from "../protocols/views.js";
+import { BRANCH_LABEL, PROTOCOL_NAME_LABEL } from "@orch/contracts";
 
 /**
  * What a verified, normalized webhook delivery does to runs: the gateway translates, the core

@@ -1,14 +1,13 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { FeedEvent } from "@orch/bus";
-import { RunEventType, type RunEvent } from "@orch/contracts";
-import type { Signal } from "@orch/engine";
+import { RunEventType, type RunEvent, type Signal } from "@orch/contracts";
 import { RefusedError, type AcceptedRun } from "@orch/runs";
 import type { RunView } from "@orch/contracts";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
-import type { Surface } from "../context.js";
-import { echoInput, JsonTooDeepError, toHttp } from "../errors.js";
-import { route, ValidationError } from "../routing.js";
+import type { Surface } from "../../context.js";
+import { echoInput, JsonTooDeepError, toHttp } from "../../errors.js";
+import { route, ValidationError } from "../../routing.js";
 
 /**
  * Seed 002, the SpecKit workflow orchestrator: `/workflows`. A workflow is a run of the built-in

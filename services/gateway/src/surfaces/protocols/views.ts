@@ -1,22 +1,27 @@
 import type { FeedEvent } from "@orch/bus";
-import { DEFAULT_PROJECT, type ProjectRecord, type RunEvent, type RunStatus, type RunView, type StepStatus, type StepView } from "@orch/contracts";
-import type { RunsApi } from "./api.js";
-import { runNumberOf, runOfNumber, splitStepNumber, stepNumber } from "./run-numbers.js";
+import {
+  DEFAULT_PROJECT,
+  PROTOCOL_NAME_LABEL,
+  type ProjectRecord,
+  type RunEvent,
+  type RunStatus,
+  type RunView,
+  type StepStatus,
+  type StepView,
+} from "@orch/contracts";
+import { runNumberOf, runOfNumber, splitStepNumber, stepNumber, type RunsApi } from "@orch/runs";
 
 /**
  * Seed 004 (TasksGodzilla) over runs: its integer ids, its status vocabularies and its views of
  * projects, protocol runs, step runs, events and jobs. A protocol run is any run with a project
  * (runs of the `protocol` definition made here, and runs made through other surfaces); a step run
- * is one of its steps. Shared by the seed 004 routes, its webhooks and /api/v1.
+ * is one of its steps. Shared by the seed 004 routes and the webhooks (a QA job in seed 004's shape).
  *
  * Integer ids are read, never allocated on a read: a protocol run's is its run number and a step
  * run's its step number (run-numbers.ts: derived from the runs stream, nothing stored); a project's
  * is the number the core gave it when it was created, or when its first run was (on its record,
  * and in the `ids` bucket).
  */
-
-/** The label every protocol run made through seed 004 carries: its name, which is its branch. */
-export const PROTOCOL_NAME_LABEL = "protocol_name";
 
 export interface StepRef {
   runId: string;

@@ -1,0 +1,161 @@
+import { z } from "zod";
+import { DefinitionRef } from "./messages.js";
+import { RunMode } from "./vocabulary.js";
+
+/**
+ * Signals: what anyone outside the core may ask of a run (the API, the seed surfaces, webhooks, the
+ * command stream's `run.signal`). Validated here, at the edge and again by the core; the kernel
+ * decides what each does to the run, by the run's definition, or refuses with a typed code.
+ */
+
+export const CI_STATUSES = ["success", "failure", "pending"] as const;
+export type CiStatus = (typeof CI_STATUSES)[number];
+
+export const CI_PROVIDERS = ["github", "gitlab"] as const;
+export type CiProvider = (typeof CI_PROVIDERS)[number];
+
+/** Why the core refused a command: the code a refusal carries on the wire and every surface maps. */
+export const RefusalCode = {
+  /** What was asked does not apply to the run's or the step's state (a step already running, …). */
+  IllegalTransition: "ILLEGAL_TRANSITION",
+  /** The run waits at a budget gate: `extend_budget` or `abort` first. */
+  BudgetGate: "BUDGET_GATE",
+  NotFound: "NOT_FOUND",
+  StaleRevision: "STALE_REVISION",
+  GuardFailed: "GUARD_FAILED",
+  TerminalState: "TERMINAL_STATE",
+  Invalid: "INVALID",
+} as const;
+export type RefusalCode = (typeof RefusalCode)[keyof typeof RefusalCode];
+
+/** What every integration's report carries: where it comes from, when, and facts to record with it (the delivery). */
+interface Report {
+  provider?: CiProvider;
+  url?: string;
+  at?: number;
+  facts?: Record<string, unknown>;
+}
+
+export type Signal =
+  | { name: "start" }
+  | { name: "pause" }
+  | { name: "resume" }
+  | { name: "cancel" }
+  | { name: "run_next_step" }
+  | { name: "retry_latest"; feedback?: string }
+  | { name: "run_step"; stepId: string; feedback?: string }
+  | { name: "run_qa"; stepId: string }
+  | { name: "approve"; stepId?: string; revision?: string; force?: boolean; output?: unknown }
+  | { name: "reject"; stepId?: string; revision?: string }
+  | { name: "complete_step"; stepId?: string; output?: unknown }
+  | { name: "fail_step"; stepId?: string; error: string; block?: boolean }
+  | { name: "block_step"; stepId?: string }
+  | { name: "skip_step"; stepId: string }
+  | { name: "event"; event: string; facts?: Record<string, unknown> }
+  | { name: "set_facts"; facts: Record<string, unknown> }
+  /** A CI report on the step it is about (the one started last, or `stepId`): recorded, then the run's CI policy applies. */
+  | ({ name: "ci_report"; status: CiStatus; conclusion?: string; check?: string; sha?: string; stepId?: string } & Report)
+  /** A pull request opened, closed unmerged, or merged: recorded, then the definition's pull request policy applies. */
+  | ({ name: "pr_opened" | "pr_closed" | "pr_merged"; number?: number; action?: string } & Report)
+  | { name: "extend_budget"; tokens?: number; costUsd?: number }
+  | { name: "abort" }
+  /**
+   * Steps in the definition's step format (the kernel validates each against the definition); with
+   * `replace`, a step the run already brought or added is replaced and queued again (pending, its
+   * attempt in flight withdrawn).
+   */
+  | { name: "add_steps"; steps: Record<string, unknown>[]; replace?: boolean }
+  /** A step that is no longer wanted: skipped when waiting or failed, cancelled (its attempt withdrawn) when active; else nothing. */
+  | { name: "withdraw_step"; stepId: string }
+  /** Merges keys into a step's metadata (shallow). */
+  | { name: "set_step_metadata"; stepId: string; metadata: Record<string, unknown> }
+  /** A periodic run's schedule: every `everyMs`, create the run `creates` describes (once per slot); or stop. */
+  | { name: "set_schedule"; enabled: boolean; everyMs?: number; creates?: RunTemplate };
+
+export type SignalName = Signal["name"];
+
+/**
+ * A run a periodic run (a tick) creates (`set_schedule`'s `creates`): the definition, what it is
+ * given (templates over `slot`, the interval's number since the epoch; `at`, when it starts; `runId`,
+ * the created run's id; and `everyMs`), created once per slot, with the run id
+ * `<the periodic run>-<everyMs>-<slot>`.
+ */
+export const RunTemplate = z.strictObject({
+  definition: DefinitionRef.strict(),
+  title: z.string().max(500).optional(),
+  labels: z.record(z.string().max(64), z.string().max(256)).optional(),
+  input: z.record(z.string(), z.unknown()).optional(),
+  steps: z.array(z.record(z.string(), z.unknown())).max(1_000).optional(),
+  facts: z.record(z.string(), z.unknown()).optional(),
+  mode: RunMode.optional(),
+});
+export type RunTemplate = z.output<typeof RunTemplate>;
+
+const StepIdRef = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+const Json = z.record(z.string(), z.unknown());
+const ReportFields = {
+  provider: z.enum(CI_PROVIDERS).optional(),
+  url: z.string().min(1).max(2_000).optional(),
+  at: z.int().min(0).optional(),
+  facts: Json.optional(),
+};
+const PrReport = (name: "pr_opened" | "pr_closed" | "pr_merged") =>
+  z.strictObject({ name: z.literal(name), number: z.int().min(0).optional(), action: z.string().min(1).max(100).optional(), ...ReportFields });
+
+const SIGNAL_SHAPES = [
+  z.strictObject({ name: z.literal("start") }),
+  z.strictObject({ name: z.literal("pause") }),
+  z.strictObject({ name: z.literal("resume") }),
+  z.strictObject({ name: z.literal("cancel") }),
+  z.strictObject({ name: z.literal("run_next_step") }),
+  z.strictObject({ name: z.literal("retry_latest"), feedback: z.string().min(1).max(10_000).optional() }),
+  z.strictObject({ name: z.literal("run_step"), stepId: StepIdRef, feedback: z.string().min(1).max(10_000).optional() }),
+  z.strictObject({ name: z.literal("run_qa"), stepId: StepIdRef }),
+  z.strictObject({
+    name: z.literal("approve"),
+    stepId: StepIdRef.optional(),
+    revision: z.string().max(100).optional(),
+    force: z.boolean().optional(),
+    output: z.unknown().optional(),
+  }),
+  z.strictObject({ name: z.literal("reject"), stepId: StepIdRef.optional(), revision: z.string().max(100).optional() }),
+  z.strictObject({ name: z.literal("complete_step"), stepId: StepIdRef.optional(), output: z.unknown().optional() }),
+  z.strictObject({ name: z.literal("fail_step"), stepId: StepIdRef.optional(), error: z.string().min(1).max(10_000), block: z.boolean().optional() }),
+  z.strictObject({ name: z.literal("block_step"), stepId: StepIdRef.optional() }),
+  z.strictObject({ name: z.literal("skip_step"), stepId: StepIdRef }),
+  z.strictObject({ name: z.literal("event"), event: z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/), facts: Json.optional() }),
+  z.strictObject({ name: z.literal("set_facts"), facts: Json }),
+  z.strictObject({
+    name: z.literal("ci_report"),
+    status: z.enum(CI_STATUSES),
+    conclusion: z.string().min(1).max(100).optional(),
+    check: z.string().min(1).max(500).optional(),
+    sha: z.string().min(1).max(200).optional(),
+    stepId: StepIdRef.optional(),
+    ...ReportFields,
+  }),
+  PrReport("pr_opened"),
+  PrReport("pr_closed"),
+  PrReport("pr_merged"),
+  z.strictObject({ name: z.literal("extend_budget"), tokens: z.int().min(1).optional(), costUsd: z.number().positive().optional() }),
+  z.strictObject({ name: z.literal("abort") }),
+  z.strictObject({ name: z.literal("add_steps"), steps: z.array(Json).min(1).max(1_000), replace: z.boolean().optional() }),
+  z.strictObject({ name: z.literal("withdraw_step"), stepId: StepIdRef }),
+  z.strictObject({ name: z.literal("set_step_metadata"), stepId: StepIdRef, metadata: Json }),
+  z.strictObject({
+    name: z.literal("set_schedule"),
+    enabled: z.boolean(),
+    everyMs: z
+      .int()
+      .min(100)
+      .max(30 * 86_400_000)
+      .optional(),
+    creates: RunTemplate.optional(),
+  }),
+] as const;
+
+/** Signals as they arrive from outside (the API, the command stream): validated before the kernel sees them. */
+export const SignalSchema: z.ZodType<Signal> = z.discriminatedUnion("name", SIGNAL_SHAPES) as unknown as z.ZodType<Signal>;
+
+/** Every signal's name, in the order above (the API's list of actions). */
+export const SIGNAL_NAMES = SIGNAL_SHAPES.map((s) => s.shape.name.value) as unknown as readonly [SignalName, ...SignalName[]];
