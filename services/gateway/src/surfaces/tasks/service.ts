@@ -164,7 +164,7 @@ export class TaskSurface {
           : step?.status === "cancelled" || step?.status === "blocked"
             ? "agent_error"
             : undefined;
-      const llm = step ? await this.#llmOf(head.runId, step, await this.#sessions(head.runId)) : null;
+      const llm = step ? this.#llmOf(step, await this.#sessions(head.runId)) : null;
       const notes = step?.notes?.length ? step.notes.join("\n") : step?.error;
       const result: DispatchResult = {
         taskId: head.id,
@@ -250,10 +250,10 @@ export class TaskSurface {
 
   async #llm(task: TaskRecord, cache: Map<string, Promise<SessionRecord[]>>): Promise<TaskLlm | null> {
     if (task.attempts === 0) return null;
-    return this.#llmOf(task.runId, { id: task.stepId, attemptId: task.attemptId, usage: task.usage }, await this.#sessions(task.runId, cache));
+    return this.#llmOf({ id: task.stepId, attemptId: task.attemptId, usage: task.usage }, await this.#sessions(task.runId, cache));
   }
 
-  async #llmOf(_runId: string, step: Pick<StepView, "id" | "attemptId" | "usage">, sessions: SessionRecord[]): Promise<TaskLlm | null> {
+  #llmOf(step: Pick<StepView, "id" | "attemptId" | "usage">, sessions: SessionRecord[]): TaskLlm | null {
     const mine = sessions.filter((s) => s.stepId === step.id);
     const session = mine.find((s) => s.attemptId === step.attemptId) ?? mine.at(-1);
     const llm: TaskLlm = {
