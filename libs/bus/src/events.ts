@@ -136,6 +136,8 @@ export async function* replaySessionEvents(bus: Bus, filter: string, opts: Repla
 
 /** How long the server keeps a replay's consumer once nothing pulls from it. */
 const REPLAY_INACTIVE_MS = 15_000;
+/** What a replay fetches ahead of its reader, at most (see replayRaw). */
+const REPLAY_PREFETCH_BYTES = 2 * 1024 * 1024;
 
 async function* replayRaw(bus: Bus, stream: string, filter: string, opts: ReplayOptions): AsyncGenerator<{ seq: number; subject: string; data: Uint8Array }> {
   const consumer = await bus.js.consumers.get(stream, {
@@ -148,7 +150,12 @@ async function* replayRaw(bus: Bus, stream: string, filter: string, opts: Replay
       : { deliver_policy: DeliverPolicy.All }),
   });
   if (opts.untilCaughtUp && (await consumer.info(true)).num_pending === 0) return;
-  const messages = await consumer.consume({ max_messages: 256, expires: PULL_EXPIRES_MS });
+  // Prefetch bounded by bytes (transitions carry whole views): a reader that stops
+  // reading holds at most this much, whatever the backlog. Above the largest message NATS carries,
+  // or a pull could never deliver it.
+  const maxBytes = Math.max(REPLAY_PREFETCH_BYTES, 2 * (bus.nc.info?.max_payload ?? 0));
+  // (nats.js takes one limit or the other; with bytes it asks for at most 100 messages a pull.)
+  const messages = await consumer.consume({ max_bytes: maxBytes, expires: PULL_EXPIRES_MS });
   const onAbort = () => messages.stop();
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   try {
