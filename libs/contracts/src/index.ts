@@ -2,6 +2,7 @@ export * from "./names.js";
 export * from "./errors.js";
 export * from "./vocabulary.js";
 export * from "./signals.js";
+export * from "./forges.js";
 export * from "./run-views.js";
 export * from "./messages.js";
 export * from "./transitions.js";

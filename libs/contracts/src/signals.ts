@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { FORGE_PROVIDERS, type ForgeProvider } from "./forges.js";
 import { DefinitionRef } from "./messages.js";
 import { RunMode } from "./vocabulary.js";
 
@@ -11,8 +12,9 @@ import { RunMode } from "./vocabulary.js";
 export const CI_STATUSES = ["success", "failure", "pending"] as const;
 export type CiStatus = (typeof CI_STATUSES)[number];
 
-export const CI_PROVIDERS = ["github", "gitlab"] as const;
-export type CiProvider = (typeof CI_PROVIDERS)[number];
+/** The CIs that report: the forges' (a pipeline of GitHub Actions or GitLab CI). */
+export const CI_PROVIDERS = FORGE_PROVIDERS;
+export type CiProvider = ForgeProvider;
 
 /** Why the core refused a command: the code a refusal carries on the wire and every surface maps. */
 export const RefusalCode = {

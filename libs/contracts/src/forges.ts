@@ -1,0 +1,115 @@
+import { z } from "zod";
+
+/**
+ * Forges: the hosts a project's repository lives on (GitHub, GitLab), the providers that talk to
+ * them (seed 003's `vcs_repos` factory), and what the system records of a pull request (GitLab: a
+ * merge request). The core records; the agent hub does the forge I/O; the gateway turns webhook
+ * deliveries into signals.
+ */
+
+export const FORGE_PROVIDERS = ["github", "gitlab"] as const;
+export type ForgeProvider = (typeof FORGE_PROVIDERS)[number];
+
+/** The repository-host providers (config `vcs_repo_provider`, CLI `--vcs-repo-provider`). */
+export const VCS_REPO_PROVIDERS = ["vcs_repos.github_rest", "vcs_repos.github_gh_cli", "vcs_repos.gitlab_rest"] as const;
+export type VcsRepoProvider = (typeof VCS_REPO_PROVIDERS)[number];
+
+/** Which forge each provider speaks to. */
+export const VCS_REPO_PROVIDER_FORGE: Readonly<Record<VcsRepoProvider, ForgeProvider>> = Object.freeze({
+  "vcs_repos.github_rest": "github",
+  "vcs_repos.github_gh_cli": "github",
+  "vcs_repos.gitlab_rest": "gitlab",
+});
+
+/** Where each forge's token comes from, in order: the environment only, never config or a request. */
+export const FORGE_TOKEN_ENV: Readonly<Record<ForgeProvider, readonly string[]>> = Object.freeze({
+  github: Object.freeze(["GITHUB_TOKEN", "GH_TOKEN"]),
+  gitlab: Object.freeze(["GITLAB_TOKEN"]),
+});
+
+/** The public API of each forge (overridden by `ORCH_GITHUB_API_URL`, `ORCH_GITLAB_API_URL`, or a project's `apiUrl`). */
+export const FORGE_DEFAULT_API_URL: Readonly<Record<ForgeProvider, string>> = Object.freeze({
+  github: "https://api.github.com",
+  gitlab: "https://gitlab.com/api/v4",
+});
+
+/** `owner/name` on GitHub; the project path (`group/subgroup/name`) on GitLab. */
+export const ForgeRepository = z
+  .string()
+  .min(3)
+  .max(255)
+  .regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)+$/, "expected owner/name (GitLab: the project path)");
+
+/** A project's forge: set on the project, or derived from its origin URL (`forgeFromOrigin`). */
+export const ProjectForge = z.strictObject({
+  provider: z.enum(FORGE_PROVIDERS),
+  repository: ForgeRepository,
+  /** The API base for GitHub Enterprise or self-managed GitLab; absent: the provider's default or configured one. */
+  apiUrl: z
+    .url({ protocol: /^https?$/ })
+    .max(2_048)
+    .optional(),
+});
+export type ProjectForge = z.infer<typeof ProjectForge>;
+
+export const PULL_REQUEST_STATES = ["open", "closed", "merged"] as const;
+export type PullRequestState = (typeof PULL_REQUEST_STATES)[number];
+
+export const MERGE_METHODS = ["merge", "squash", "rebase"] as const;
+export type MergeMethod = (typeof MERGE_METHODS)[number];
+
+/** A pull request as the system records it on a run (and as `pr.opened` announces it). */
+export const PullRequestRecord = z.object({
+  provider: z.enum(FORGE_PROVIDERS),
+  repository: ForgeRepository,
+  number: z.int().min(1),
+  url: z.string().max(2_048),
+  /** The run's branch (the PR's head) and the branch it merges into. */
+  head: z.string().max(255),
+  base: z.string().max(255),
+  headSha: z
+    .string()
+    .regex(/^[0-9a-f]{7,64}$/)
+    .optional(),
+  state: z.enum(PULL_REQUEST_STATES),
+  draft: z.boolean().optional(),
+});
+export type PullRequestRecord = z.infer<typeof PullRequestRecord>;
+
+/**
+ * The forge a remote URL points at, or undefined: github.com and gitlab.com, and the enterprise or
+ * self-managed hosts given (host → provider). https, ssh (`git@host:path`, `ssh://`) and git URLs.
+ */
+export function forgeFromOrigin(origin: string, hosts: Readonly<Record<string, ForgeProvider>> = {}): ProjectForge | undefined {
+  const known: Record<string, ForgeProvider> = { "github.com": "github", "gitlab.com": "gitlab", ...lowerKeys(hosts) };
+  let host: string;
+  let path: string;
+  const scp = /^(?:[^@/\s]+@)?([^:/\s]+):(?!\/)(.+)$/.exec(origin);
+  if (scp && !/^[a-z][a-z0-9+.-]*:\/\//i.test(origin)) {
+    host = scp[1]!;
+    path = scp[2]!;
+  } else {
+    let u: URL;
+    try {
+      u = new URL(origin);
+    } catch {
+      return undefined;
+    }
+    host = u.host;
+    path = u.pathname;
+  }
+  const provider = known[host.toLowerCase()] ?? known[host.toLowerCase().replace(/:\d+$/, "")];
+  if (!provider) return undefined;
+  const repository = path
+    .replace(/^\/+/, "")
+    .replace(/\/+$/, "")
+    .replace(/\.git$/, "");
+  const parsed = ForgeRepository.safeParse(repository);
+  if (!parsed.success) return undefined;
+  if (provider === "github" && repository.split("/").length !== 2) return undefined;
+  return { provider, repository };
+}
+
+function lowerKeys<T>(o: Readonly<Record<string, T>>): Record<string, T> {
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k.toLowerCase(), v]));
+}
