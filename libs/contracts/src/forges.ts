@@ -113,3 +113,68 @@ export function forgeFromOrigin(origin: string, hosts: Readonly<Record<string, F
 function lowerKeys<T>(o: Readonly<Record<string, T>>): Record<string, T> {
   return Object.fromEntries(Object.entries(o).map(([k, v]) => [k.toLowerCase(), v]));
 }
+
+/**
+ * Forge work: steps the core dispatches to the agent hub like any step, whose work is forge I/O
+ * (push, API calls) rather than an agent's. The core decides and composes what goes in (title and
+ * body from the run, the base, draft or not, the merge method); the hub pushes and calls the forge.
+ */
+export const ForgeStepType = { Open: "pr.open", Merge: "pr.merge" } as const;
+export type ForgeStepType = (typeof ForgeStepType)[keyof typeof ForgeStepType];
+export const FORGE_STEP_TYPES: readonly ForgeStepType[] = Object.values(ForgeStepType);
+
+/** `pr.open`: push the run's branch, then find the PR open for it or open one (never two). */
+export const PrOpenPayload = z.object({
+  forge: ProjectForge,
+  /** What it merges into; absent: the project's base branch. */
+  base: z.string().min(1).max(255).optional(),
+  draft: z.boolean().default(false),
+  title: z.string().min(1).max(256),
+  body: z.string().max(65_536),
+});
+export type PrOpenPayload = z.infer<typeof PrOpenPayload>;
+
+export const PrOpenOutput = z.object({
+  pullRequest: PullRequestRecord,
+  /** false: it was already open for the branch (a retry, a redelivery, a crash after creating it). */
+  created: z.boolean(),
+});
+export type PrOpenOutput = z.infer<typeof PrOpenOutput>;
+
+/** `pr.merge`: merge the run's PR through the host, if its head is still `sha` (when given). */
+export const PrMergePayload = z.object({
+  forge: ProjectForge,
+  number: z.int().min(1),
+  method: z.enum(MERGE_METHODS).default("squash"),
+  sha: z
+    .string()
+    .regex(/^[0-9a-f]{7,64}$/)
+    .optional(),
+});
+export type PrMergePayload = z.infer<typeof PrMergePayload>;
+
+export const PrMergeOutput = z.object({
+  merged: z.boolean(),
+  /** The merge commit on the base. */
+  sha: z.string().max(64).optional(),
+  /** Why not, as the host says (not mergeable, head moved, checks pending, …). */
+  message: z.string().max(2_000).optional(),
+});
+export type PrMergeOutput = z.infer<typeof PrMergeOutput>;
+
+/**
+ * A failing check a fix attempt is about (in its work item's `payload.ciFailure`): the hub fetches
+ * that job's log (GitHub Actions job logs, GitLab job trace), trims it to its useful tail and gives
+ * it to the agent with the feedback.
+ */
+export const CiFailureRef = z.object({
+  provider: z.enum(FORGE_PROVIDERS),
+  forge: ProjectForge.optional(),
+  check: z.string().max(256).optional(),
+  /** The host's job id (GitHub check run / Actions job id, GitLab job id). */
+  jobId: z.union([z.int().min(1), z.string().regex(/^\d{1,20}$/)]).optional(),
+  sha: z.string().max(64).optional(),
+  url: z.string().max(2_048).optional(),
+  conclusion: z.string().max(64).optional(),
+});
+export type CiFailureRef = z.infer<typeof CiFailureRef>;
