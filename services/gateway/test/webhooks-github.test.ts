@@ -11,11 +11,27 @@ const SHA_CHANGES = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
 
 describe("GitHub push", () => {
   it("a branch push: branch without refs/heads/, the new head", () => {
-    expect(example("push", 4)).toEqual({ provider: "github", deliveryId: DELIVERY, event: "push", kind: "push", branch: "master", sha: SHA_HELLO });
+    expect(example("push", 4)).toEqual({
+      provider: "github",
+      deliveryId: DELIVERY,
+      repository: "Codertocat/Hello-World",
+      event: "push",
+      kind: "push",
+      branch: "master",
+      sha: SHA_HELLO,
+    });
   });
 
   it("a tag push: the tag, and no branch", () => {
-    expect(example("push", 0)).toEqual({ provider: "github", deliveryId: DELIVERY, event: "push", kind: "push", tag: "simple-tag", sha: SHA_HELLO });
+    expect(example("push", 0)).toEqual({
+      provider: "github",
+      deliveryId: DELIVERY,
+      repository: "Codertocat/Hello-World",
+      event: "push",
+      kind: "push",
+      tag: "simple-tag",
+      sha: SHA_HELLO,
+    });
   });
 
   it("a deleted ref: no sha", () => {
@@ -27,6 +43,7 @@ describe("GitHub push", () => {
     expect(deliver("push", b)).toEqual({
       provider: "github",
       deliveryId: DELIVERY,
+      repository: "Codertocat/Hello-World",
       event: "push",
       kind: "push",
       branch: "orch/run/r-9",
@@ -51,11 +68,21 @@ describe("GitHub pull_request", () => {
     expect(example("pull_request", 0)).toEqual({
       provider: "github",
       deliveryId: DELIVERY,
+      repository: "Codertocat/Hello-World",
       event: "pull_request",
       kind: "pull_request",
       branch: "changes",
       sha: SHA_CHANGES,
-      pr: { number: 2, merged: false, action: "opened", url: "https://github.com/Codertocat/Hello-World/pull/2", headBranch: "changes", baseBranch: "master" },
+      pr: {
+        number: 2,
+        merged: false,
+        action: "opened",
+        url: "https://github.com/Codertocat/Hello-World/pull/2",
+        headBranch: "changes",
+        baseBranch: "master",
+        headSha: SHA_CHANGES,
+        draft: false,
+      },
     });
   });
 
@@ -74,6 +101,8 @@ describe("GitHub pull_request", () => {
       url: "https://github.com/Codertocat/Hello-World/pull/2",
       headBranch: "changes",
       baseBranch: "master",
+      headSha: SHA_CHANGES,
+      draft: false,
     });
     // Without `merged` (a trimmed payload), `merged_at` decides.
     delete at(b, "pull_request").merged;
@@ -117,11 +146,18 @@ describe("GitHub check_run", () => {
     expect(example("check_run", 1)).toEqual({
       provider: "github",
       deliveryId: DELIVERY,
+      repository: "Codertocat/Hello-World",
       event: "check_run",
       kind: "ci",
       branch: "changes",
       sha: SHA_CHANGES,
-      ci: { status: "failure", conclusion: "failure", name: "Octocoders-linter", url: "https://github.com/Codertocat/Hello-World/runs/128620228" },
+      ci: {
+        status: "failure",
+        conclusion: "failure",
+        name: "Octocoders-linter",
+        url: "https://github.com/Codertocat/Hello-World/runs/128620228",
+        jobId: 128620228,
+      },
     });
   });
 
@@ -175,6 +211,7 @@ describe("GitHub check_suite", () => {
     expect(example("check_suite", 0)).toEqual({
       provider: "github",
       deliveryId: DELIVERY,
+      repository: "Codertocat/Hello-World",
       event: "check_suite",
       kind: "ci",
       branch: "changes",
@@ -208,6 +245,7 @@ describe("GitHub status", () => {
     expect(example("status", 2)).toEqual({
       provider: "github",
       deliveryId: DELIVERY,
+      repository: "Codertocat/Hello-World",
       event: "status",
       kind: "ci",
       branch: "master",
@@ -239,11 +277,79 @@ describe("GitHub status", () => {
   });
 });
 
+describe("GitHub reviews", () => {
+  it("a review submitted: its state, reviewer, where, the head it reviewed", () => {
+    expect(example("pull_request_review", 0)).toEqual({
+      provider: "github",
+      deliveryId: DELIVERY,
+      repository: "Codertocat/Hello-World",
+      event: "pull_request_review",
+      kind: "review",
+      branch: "changes",
+      sha: SHA_CHANGES,
+      review: {
+        number: 2,
+        state: "commented",
+        action: "submitted",
+        reviewer: "Codertocat",
+        url: "https://github.com/Codertocat/Hello-World/pull/2#pullrequestreview-237895671",
+        headBranch: "changes",
+      },
+    });
+  });
+
+  it("approved, changes requested (any case), dismissed", () => {
+    const b = githubExample("pull_request_review", 0);
+    Object.assign(at(b, "review"), { state: "approved", body: "Ship it" });
+    expect(deliver("pull_request_review", b).review).toMatchObject({ state: "approved", body: "Ship it" });
+    Object.assign(at(b, "review"), { state: "CHANGES_REQUESTED", body: "Please add a test" });
+    expect(deliver("pull_request_review", b).review).toMatchObject({ state: "changes_requested", body: "Please add a test" });
+    expect(example("pull_request_review", 1).review).toMatchObject({ state: "dismissed", action: "dismissed" });
+    Object.assign(at(b, "review"), { state: "pending" });
+    expect(deliver("pull_request_review", b).kind).toBe("unknown");
+  });
+
+  it("a line comment: a comment with its path and line; a deleted one says nothing", () => {
+    const e = example("pull_request_review_comment", 0);
+    expect(e).toMatchObject({ kind: "review", branch: "changes", sha: SHA_CHANGES });
+    expect(e.review).toEqual({
+      number: 2,
+      state: "commented",
+      action: "created",
+      reviewer: "Codertocat",
+      body: "Maybe you should use more emoji on this line.",
+      comments: [{ body: "Maybe you should use more emoji on this line.", path: "README.md" }],
+      url: "https://github.com/Codertocat/Hello-World/pull/2#discussion_r284312630",
+      headBranch: "changes",
+    });
+    expect(example("pull_request_review_comment", 3).kind).toBe("unknown");
+  });
+
+  it("names the run of its head branch", () => {
+    const b = githubExample("pull_request_review", 0);
+    at(b, "pull_request", "head").ref = "orch/run/r-42";
+    expect(deliver("pull_request_review", b)).toMatchObject({ runId: "r-42", runIdSource: "branch", review: { headBranch: "orch/run/r-42" } });
+  });
+});
+
+describe("GitHub workflow_job", () => {
+  it("a job that failed: its id is what its log is fetched by", () => {
+    expect(example("workflow_job", 1)).toMatchObject({
+      kind: "ci",
+      branch: "main",
+      sha: "3484a3fb816e0859fd6e1cea078d76385ff50625",
+      ci: { status: "failure", conclusion: "failure", name: "linters", jobId: 289782451, url: "https://github.com/octo-org/octo-repo/runs/1291536064" },
+    });
+    expect(example("workflow_job", 5).ci).toMatchObject({ status: "pending", jobId: 289782451 });
+  });
+});
+
 describe("GitHub workflow_run", () => {
   it("completed with success", () => {
     expect(example("workflow_run", 1)).toEqual({
       provider: "github",
       deliveryId: DELIVERY,
+      repository: "octo-org/octo-repo",
       event: "workflow_run",
       kind: "ci",
       branch: "master",
@@ -265,15 +371,27 @@ describe("GitHub workflow_run", () => {
 
 describe("GitHub ping and other events", () => {
   it("ping is recognized by its name and not acted on", () => {
-    expect(example("ping", 0)).toEqual({ provider: "github", deliveryId: DELIVERY, event: "ping", kind: "unknown" });
+    expect(example("ping", 0)).toEqual({ provider: "github", deliveryId: DELIVERY, repository: "Octocoders/Hello-World", event: "ping", kind: "unknown" });
   });
 
   it("an event we do not act on is unknown, with its name kept", () => {
-    expect(deliver("issues", githubExample("issues", 0))).toEqual({ provider: "github", deliveryId: DELIVERY, event: "issues", kind: "unknown" });
+    expect(deliver("issues", githubExample("issues", 0))).toEqual({
+      provider: "github",
+      deliveryId: DELIVERY,
+      repository: "Codertocat/Hello-World",
+      event: "issues",
+      kind: "unknown",
+    });
   });
 
   it("no event header: unknown, whatever the body", () => {
-    expect(normalizeGitHub({}, githubExample("push", 4))).toEqual({ provider: "github", deliveryId: undefined, event: "", kind: "unknown" });
+    expect(normalizeGitHub({}, githubExample("push", 4))).toEqual({
+      provider: "github",
+      deliveryId: undefined,
+      repository: "Codertocat/Hello-World",
+      event: "",
+      kind: "unknown",
+    });
   });
 
   it("headers in any case, as fastify or a raw record gives them", () => {
@@ -286,11 +404,16 @@ describe("GitHub ping and other events", () => {
   const EXPECTED_KIND: Record<string, string> = {
     push: "push",
     pull_request: "pull_request",
+    pull_request_review: "review",
+    pull_request_review_comment: "review",
     check_run: "ci",
     check_suite: "ci",
     status: "ci",
     workflow_run: "ci",
+    workflow_job: "ci",
   };
+  /** What says nothing we act on: a deleted comment. */
+  const NOTHING = (event: string, body: Record<string, unknown>): boolean => event === "pull_request_review_comment" && body.action === "deleted";
   it("every example of every event gives an event of the expected kind", () => {
     const all = githubExamples();
     expect(all.length).toBeGreaterThan(100);
@@ -298,7 +421,7 @@ describe("GitHub ping and other events", () => {
       const e = deliver(event, body);
       expect(e.provider).toBe("github");
       expect(e.event).toBe(event);
-      expect(e.kind, `${event}[${index}]`).toBe(EXPECTED_KIND[event] ?? "unknown");
+      expect(e.kind, `${event}[${index}]`).toBe(NOTHING(event, body) ? "unknown" : (EXPECTED_KIND[event] ?? "unknown"));
     }
   });
 });

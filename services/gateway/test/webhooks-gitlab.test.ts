@@ -13,6 +13,7 @@ describe("GitLab Push Hook", () => {
       provider: "gitlab",
       deliveryId: KEY,
       event: "Push Hook",
+      repository: "mike/diaspora",
       kind: "push",
       branch: "master",
       sha: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
@@ -22,7 +23,15 @@ describe("GitLab Push Hook", () => {
   it("a deleted branch: no sha", () => {
     const b = gitlabFixture("push");
     Object.assign(b, { after: "0".repeat(40), checkout_sha: null, commits: [], total_commits_count: 0 });
-    expect(deliver("Push Hook", b)).toEqual({ provider: "gitlab", deliveryId: KEY, event: "Push Hook", kind: "push", branch: "master", deleted: true });
+    expect(deliver("Push Hook", b)).toEqual({
+      provider: "gitlab",
+      deliveryId: KEY,
+      event: "Push Hook",
+      repository: "mike/diaspora",
+      kind: "push",
+      branch: "master",
+      deleted: true,
+    });
   });
 
   it("a tag push", () => {
@@ -50,10 +59,20 @@ describe("GitLab Merge Request Hook", () => {
       provider: "gitlab",
       deliveryId: KEY,
       event: "Merge Request Hook",
+      repository: "gitlabhq/gitlab-test",
       kind: "pull_request",
       branch: "ms-viewport",
       sha: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
-      pr: { number: 1, merged: false, action: "open", url: "http://example.com/diaspora/merge_requests/1", headBranch: "ms-viewport", baseBranch: "master" },
+      pr: {
+        number: 1,
+        merged: false,
+        action: "open",
+        url: "http://example.com/diaspora/merge_requests/1",
+        headBranch: "ms-viewport",
+        baseBranch: "master",
+        headSha: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
+        draft: false,
+      },
     });
   });
 
@@ -102,6 +121,7 @@ describe("GitLab Pipeline Hook", () => {
       provider: "gitlab",
       deliveryId: KEY,
       event: "Pipeline Hook",
+      repository: "gitlab-org/gitlab-test",
       kind: "ci",
       branch: "master",
       sha: "bcbb5ec396a2c0f828686f14fac9b80b780504f2",
@@ -175,10 +195,11 @@ describe("GitLab Job Hook", () => {
       provider: "gitlab",
       deliveryId: KEY,
       event: "Job Hook",
+      repository: "gitlab-org/gitlab-test",
       kind: "ci",
       branch: "gitlab-script-trigger",
       sha: "2293ada6b400935a1378653304eaf6221e0fdb8f",
-      ci: { status: "pending", conclusion: "created", name: "test", url: "http://192.168.64.1:3005/gitlab-org/gitlab-test/-/jobs/1977" },
+      ci: { status: "pending", conclusion: "created", name: "test", url: "http://192.168.64.1:3005/gitlab-org/gitlab-test/-/jobs/1977", jobId: 1977 },
     });
   });
 
@@ -193,6 +214,58 @@ describe("GitLab Job Hook", () => {
       b.build_status = raw;
       expect(deliver("Job Hook", b).ci, raw).toMatchObject({ status, conclusion: raw });
     }
+  });
+});
+
+describe("GitLab reviews", () => {
+  it("a comment on a merge request (the documented example): a review comment", () => {
+    expect(fixture("note")).toEqual({
+      provider: "gitlab",
+      deliveryId: KEY,
+      event: "Note Hook",
+      repository: "gitlab-org/gitlab-test",
+      kind: "review",
+      branch: "master",
+      sha: "562e173be03b8ff2efb05345d12df18815438a4b",
+      review: {
+        number: 1,
+        state: "commented",
+        action: "create",
+        reviewer: "root",
+        body: "This MR needs work.",
+        comments: [{ body: "This MR needs work." }],
+        url: "http://example.com/gitlab-org/gitlab-test/merge_requests/1#note_1244",
+        headBranch: "master",
+      },
+    });
+  });
+
+  it("a line comment carries its path and line; a system note is GitLab's own and says nothing", () => {
+    const b = gitlabFixture("note");
+    Object.assign(at(b, "object_attributes"), { position: { new_path: "src/app.ts", new_line: 12 } });
+    expect(deliver("Note Hook", b).review?.comments).toEqual([{ body: "This MR needs work.", path: "src/app.ts", line: 12 }]);
+    Object.assign(at(b, "object_attributes"), { system: true });
+    expect(deliver("Note Hook", b).kind).toBe("unknown");
+  });
+
+  it("approvals: one person's or all required, and their removal", () => {
+    for (const [action, state] of [
+      ["approval", "approved"],
+      ["approved", "approved"],
+      ["unapproval", "dismissed"],
+      ["unapproved", "dismissed"],
+    ] as const) {
+      const b = gitlabFixture("merge_request");
+      at(b, "object_attributes").action = action;
+      const e = deliver("Merge Request Hook", b);
+      expect(e).toMatchObject({ kind: "review", branch: "ms-viewport", review: { number: 1, state, action, reviewer: "root", headBranch: "ms-viewport" } });
+    }
+  });
+
+  it("names the run of its source branch", () => {
+    const b = gitlabFixture("note");
+    at(b, "merge_request").source_branch = "orch/run/r-7";
+    expect(deliver("Note Hook", b)).toMatchObject({ runId: "r-7", runIdSource: "branch" });
   });
 });
 
@@ -215,12 +288,14 @@ describe("GitLab headers and dispatch", () => {
     const b = gitlabFixture("job");
     delete b.object_kind;
     expect(deliver("Job Hook", b)).toMatchObject({ kind: "ci", ci: { conclusion: "created" } });
-    expect(deliver(undefined, b)).toEqual({ provider: "gitlab", deliveryId: KEY, event: "", kind: "unknown" });
+    expect(deliver(undefined, b)).toEqual({ provider: "gitlab", deliveryId: KEY, event: "", repository: "gitlab-org/gitlab-test", kind: "unknown" });
   });
 
   it("events we do not act on are unknown, with their name kept", () => {
-    const note = { object_kind: "note", event_type: "note", object_attributes: { id: 1243, note: "This is a commit comment." } };
+    const note = { object_kind: "note", event_type: "note", object_attributes: { id: 1243, note: "This is a commit comment.", noteable_type: "Commit" } };
     expect(deliver("Note Hook", note)).toEqual({ provider: "gitlab", deliveryId: KEY, event: "Note Hook", kind: "unknown" });
+    const issue = { object_kind: "issue", object_attributes: { iid: 23, action: "open" } };
+    expect(deliver("Issue Hook", issue)).toEqual({ provider: "gitlab", deliveryId: KEY, event: "Issue Hook", kind: "unknown" });
   });
 
   it("normalizeWebhook dispatches on the provider", () => {

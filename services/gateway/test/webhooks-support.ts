@@ -19,11 +19,17 @@ export function githubExamples(): { event: string; index: number; body: Record<s
 }
 
 /** GitLab's documented example payloads, copied into fixtures/gitlab (see its README). */
-export function gitlabFixture(name: "push" | "merge_request" | "pipeline" | "job"): Record<string, unknown> {
+export function gitlabFixture(name: "push" | "merge_request" | "pipeline" | "job" | "note"): Record<string, unknown> {
   return JSON.parse(readFileSync(join(import.meta.dirname, "fixtures", "gitlab", `${name}.json`), "utf8")) as Record<string, unknown>;
 }
 
-export const GITLAB_EVENT_HEADER = { push: "Push Hook", merge_request: "Merge Request Hook", pipeline: "Pipeline Hook", job: "Job Hook" } as const;
+export const GITLAB_EVENT_HEADER = {
+  push: "Push Hook",
+  merge_request: "Merge Request Hook",
+  pipeline: "Pipeline Hook",
+  job: "Job Hook",
+  note: "Note Hook",
+} as const;
 
 /** A nested record inside a payload, for tests that derive a variant of an example. */
 export function at(body: Record<string, unknown>, ...path: string[]): Record<string, unknown> {

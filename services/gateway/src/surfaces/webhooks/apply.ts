@@ -46,6 +46,8 @@ export function eventName(e: NormalizedEvent): string {
       return `ci.${e.ci.status}`;
     case "pull_request":
       return e.pr.merged ? "pr.merged" : `pr.${e.pr.action || "updated"}`;
+    case "review":
+      return `review.${e.review.state}`;
     case "push":
       return "push";
     default:
@@ -168,6 +170,18 @@ export function signalOf(e: NormalizedEvent, at: number): Signal | null {
       // Another action (synchronize, edited, …): the pull request as it stands, recorded.
       const pullRequest = { number: e.pr.number, action: e.pr.action, merged: false, provider: e.provider, at, ...(url ? { url } : {}) };
       return { name: "set_facts", facts: { ...facts, pullRequest } };
+    }
+    case "review": {
+      const r = e.review;
+      const review: Record<string, unknown> = { number: r.number, state: r.state, action: r.action, provider: e.provider, at };
+      const reviewer = field(r.reviewer, 200);
+      if (reviewer) review.reviewer = reviewer;
+      const body = field(r.body, 10_000);
+      if (body) review.body = body;
+      const url = field(r.url, 2_000);
+      if (url) review.url = url;
+      if (r.comments?.length) review.comments = r.comments.slice(0, 50).map((c) => ({ ...c, body: c.body.slice(0, 10_000) }));
+      return { name: "set_facts", facts: { ...facts, review } };
     }
     case "push":
       return { name: "set_facts", facts };

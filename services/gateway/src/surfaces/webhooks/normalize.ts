@@ -27,7 +27,7 @@ import { RUN_BRANCH_PREFIX } from "@orch/contracts";
  * run id here: the route finds them by `branch`, as seed 004 does.
  */
 
-export type WebhookEventKind = "push" | "pull_request" | "ci" | "unknown";
+export type WebhookEventKind = "push" | "pull_request" | "ci" | "review" | "unknown";
 export type CiStatus = "success" | "failure" | "pending";
 
 export interface CiInfo {
@@ -38,6 +38,11 @@ export interface CiInfo {
   name?: string;
   /** Where a person can look at it. */
   url?: string;
+  /**
+   * The host's id of the job, where the event is about one (a GitHub check run or Actions job, whose
+   * ids are the same; a GitLab job): what a fix attempt fetches the log of.
+   */
+  jobId?: number;
 }
 
 export interface PullRequestInfo {
@@ -49,6 +54,33 @@ export interface PullRequestInfo {
   url?: string;
   headBranch?: string;
   baseBranch?: string;
+  /** The head commit. */
+  headSha?: string;
+  draft?: boolean;
+}
+
+/** What a review said: GitHub's review states (lowercase), a GitLab approval, its removal, or a comment. */
+export type ReviewState = "approved" | "changes_requested" | "commented" | "dismissed";
+
+export interface ReviewComment {
+  body: string;
+  path?: string;
+  line?: number;
+}
+
+export interface ReviewInfo {
+  /** The pull request's number (GitLab: the merge request's `iid`). */
+  number: number;
+  state: ReviewState;
+  /** Raw: GitHub's `action` (`submitted`, `dismissed`, `created`, …), GitLab's (`approved`, `create`, …). */
+  action: string;
+  reviewer?: string;
+  /** The review's own text (GitHub), or the comment's (a line comment, a GitLab note). */
+  body?: string;
+  /** Line comments that came with it. */
+  comments?: ReviewComment[];
+  url?: string;
+  headBranch?: string;
 }
 
 interface EventBase {
@@ -63,6 +95,8 @@ interface EventBase {
   sha?: string;
   runId?: string;
   runIdSource?: "branch" | "marker";
+  /** The repository it happened in: GitHub's `owner/name`, GitLab's project path. */
+  repository?: string;
 }
 
 export type NormalizedEvent =
@@ -74,10 +108,12 @@ export type NormalizedEvent =
       deleted?: boolean;
       ci?: undefined;
       pr?: undefined;
+      review?: undefined;
     })
-  | (EventBase & { kind: "pull_request"; pr: PullRequestInfo; ci?: undefined })
-  | (EventBase & { kind: "ci"; ci: CiInfo; pr?: undefined })
-  | (EventBase & { kind: "unknown"; ci?: undefined; pr?: undefined });
+  | (EventBase & { kind: "pull_request"; pr: PullRequestInfo; ci?: undefined; review?: undefined })
+  | (EventBase & { kind: "ci"; ci: CiInfo; pr?: undefined; review?: undefined })
+  | (EventBase & { kind: "review"; review: ReviewInfo; ci?: undefined; pr?: undefined })
+  | (EventBase & { kind: "unknown"; ci?: undefined; pr?: undefined; review?: undefined });
 
 /* ───────────────────────── CI status ───────────────────────── */
 
@@ -159,6 +195,22 @@ function runIdOf(branch: string | undefined, ...texts: (string | undefined)[]): 
   return {};
 }
 
+/** GitHub's review states, in its webhook's lowercase (the REST API says `APPROVED`, …). */
+export function reviewStateOf(raw: string | undefined): ReviewState | undefined {
+  switch (raw?.toLowerCase()) {
+    case "approved":
+      return "approved";
+    case "changes_requested":
+      return "changes_requested";
+    case "commented":
+      return "commented";
+    case "dismissed":
+      return "dismissed";
+    default:
+      return undefined;
+  }
+}
+
 const shaOf = (s: string | undefined): string | undefined => (s && !ZERO_SHA.test(s) ? s : undefined);
 
 /* ───────────────────────── partial, loose schemas ───────────────────────── */
@@ -171,6 +223,9 @@ const obj = <S extends Record<string, z.ZodType>>(shape: S) => z.object(shape).o
 const list = <T extends z.ZodType>(item: T) => z.array(item).optional().catch(undefined);
 
 const GhCommit = obj({ id: str, message: str });
+const GhRepository = obj({ full_name: str });
+const GhUser = obj({ login: str });
+const GhPullRequest = obj({ number: int, html_url: str, body: str, head: obj({ ref: str, sha: str }) });
 const GhHeadRef = obj({ head: obj({ ref: str }) });
 
 const GitHub = {
@@ -184,13 +239,29 @@ const GitHub = {
       merged_at: str,
       html_url: str,
       body: str,
+      draft: bool,
       head: obj({ ref: str, sha: str }),
       base: obj({ ref: str }),
     }),
   }),
+  pull_request_review: z.object({
+    action: str,
+    review: obj({ state: str, body: str, html_url: str, commit_id: str, user: GhUser }),
+    pull_request: GhPullRequest,
+  }),
+  pull_request_review_comment: z.object({
+    action: str,
+    comment: obj({ body: str, path: str, line: int, original_line: int, html_url: str, commit_id: str, user: GhUser }),
+    pull_request: GhPullRequest,
+  }),
+  workflow_job: z.object({
+    action: str,
+    workflow_job: obj({ id: int, name: str, status: str, conclusion: str, head_branch: str, head_sha: str, html_url: str }),
+  }),
   check_run: z.object({
     action: str,
     check_run: obj({
+      id: int,
       name: str,
       status: str,
       conclusion: str,
@@ -236,11 +307,13 @@ const GitHub = {
 };
 
 const GlCommit = obj({ id: str, message: str });
-const GlProject = obj({ web_url: str });
+const GlProject = obj({ web_url: str, path_with_namespace: str });
+const GlUser = obj({ username: str });
 
 const GitLab = {
   push: z.object({ ref: str, after: str, checkout_sha: str, commits: list(GlCommit) }),
   merge_request: z.object({
+    user: GlUser,
     object_attributes: obj({
       iid: int,
       action: str,
@@ -249,8 +322,21 @@ const GitLab = {
       source_branch: str,
       target_branch: str,
       description: str,
+      draft: bool,
       last_commit: GlCommit,
     }),
+  }),
+  note: z.object({
+    user: GlUser,
+    object_attributes: obj({
+      note: str,
+      noteable_type: str,
+      system: bool,
+      action: str,
+      url: str,
+      position: obj({ new_path: str, new_line: int }),
+    }),
+    merge_request: obj({ iid: int, source_branch: str, description: str, last_commit: GlCommit }),
   }),
   pipeline: z.object({
     object_attributes: obj({ id: int, name: str, ref: str, tag: bool, sha: str, status: str, url: str }),
@@ -271,6 +357,9 @@ const GitLab = {
   }),
 };
 
+/** Where each forge says which repository a delivery is about. */
+const REPOSITORY = { github: z.object({ repository: GhRepository }), gitlab: z.object({ project: GlProject }) };
+
 /** `X-Gitlab-Event` → `object_kind`, for a body that lacks one. */
 const GITLAB_EVENT_KIND: ReadonlyMap<string, string> = new Map([
   ["Push Hook", "push"],
@@ -278,6 +367,7 @@ const GITLAB_EVENT_KIND: ReadonlyMap<string, string> = new Map([
   ["Merge Request Hook", "merge_request"],
   ["Pipeline Hook", "pipeline"],
   ["Job Hook", "build"],
+  ["Note Hook", "note"],
 ]);
 
 /* ───────────────────────── entry points ───────────────────────── */
@@ -290,6 +380,8 @@ export function normalizeGitHub(headers: WebhookHeaders, body: unknown): Normali
   let base: EventBase = { provider: "github", deliveryId: undefined, event: "" };
   try {
     base = { provider: "github", deliveryId: header(headers, "x-github-delivery"), event: header(headers, "x-github-event") ?? "" };
+    const repository = parse(REPOSITORY.github, body)?.repository?.full_name;
+    if (repository) base.repository = repository;
     return gitHubEvent(base, body) ?? { ...base, kind: "unknown" };
   } catch {
     return { ...base, kind: "unknown" };
@@ -303,6 +395,8 @@ export function normalizeGitLab(headers: WebhookHeaders, body: unknown): Normali
     const event = header(headers, "x-gitlab-event");
     const deliveryId = header(headers, "idempotency-key") ?? header(headers, "x-gitlab-webhook-uuid") ?? header(headers, "x-gitlab-event-uuid");
     base = { provider: "gitlab", deliveryId, event: event ?? objectKind ?? "" };
+    const repository = parse(REPOSITORY.gitlab, body)?.project?.path_with_namespace;
+    if (repository) base.repository = repository;
     const kind = objectKind ?? (event !== undefined ? GITLAB_EVENT_KIND.get(event) : undefined);
     return (kind !== undefined ? gitLabEvent(base, kind, body) : undefined) ?? { ...base, kind: "unknown" };
   } catch {
@@ -324,13 +418,21 @@ function parse<T extends z.ZodType>(schema: T, body: unknown): z.output<T> | und
 function ci(
   base: EventBase,
   raw: string | undefined,
-  extra: { name?: string | undefined; url?: string | undefined; branch?: string | undefined; sha?: string | undefined; texts?: (string | undefined)[] },
+  extra: {
+    name?: string | undefined;
+    url?: string | undefined;
+    branch?: string | undefined;
+    sha?: string | undefined;
+    texts?: (string | undefined)[];
+    jobId?: number | undefined;
+  },
 ): NormalizedEvent | undefined {
   const status = ciStatusOf(raw);
   if (status === undefined || raw === undefined) return undefined;
   const info: CiInfo = { status, conclusion: raw };
   if (extra.name) info.name = extra.name;
   if (extra.url) info.url = extra.url;
+  if (extra.jobId !== undefined && extra.jobId > 0) info.jobId = extra.jobId;
   return { ...base, ...where(extra.branch, extra.sha), ...runIdOf(extra.branch, ...(extra.texts ?? [])), kind: "ci", ci: info };
 }
 
@@ -376,7 +478,47 @@ function gitHubEvent(base: EventBase, body: unknown): NormalizedEvent | undefine
       if (pr.html_url) info.url = pr.html_url;
       if (head) info.headBranch = head;
       if (pr.base?.ref) info.baseBranch = pr.base.ref;
+      const headSha = shaOf(pr.head?.sha);
+      if (headSha) info.headSha = headSha;
+      if (pr.draft !== undefined) info.draft = pr.draft;
       return { ...base, ...where(head, pr.head?.sha), ...runIdOf(head, pr.body), kind: "pull_request", pr: info };
+    }
+    case "pull_request_review": {
+      const p = parse(GitHub.pull_request_review, body);
+      const r = p?.review;
+      const pr = p?.pull_request;
+      const state = reviewStateOf(r?.state);
+      if (!p || !r || !pr || pr.number === undefined || state === undefined || p.action === undefined) return undefined;
+      const head = pr.head?.ref;
+      const info: ReviewInfo = { number: pr.number, state: p.action === "dismissed" ? "dismissed" : state, action: p.action };
+      if (r.user?.login) info.reviewer = r.user.login;
+      if (r.body) info.body = r.body;
+      if (r.html_url) info.url = r.html_url;
+      if (head) info.headBranch = head;
+      return { ...base, ...where(head, r.commit_id ?? pr.head?.sha), ...runIdOf(head, pr.body), kind: "review", review: info };
+    }
+    case "pull_request_review_comment": {
+      const p = parse(GitHub.pull_request_review_comment, body);
+      const c = p?.comment;
+      const pr = p?.pull_request;
+      // A comment deleted says nothing new.
+      if (!p || !c || !pr || pr.number === undefined || !c.body || p.action === undefined || p.action === "deleted") return undefined;
+      const head = pr.head?.ref;
+      const comment: ReviewComment = { body: c.body };
+      if (c.path) comment.path = c.path;
+      const line = c.line ?? c.original_line;
+      if (line !== undefined) comment.line = line;
+      const info: ReviewInfo = { number: pr.number, state: "commented", action: p.action, body: c.body, comments: [comment] };
+      if (c.user?.login) info.reviewer = c.user.login;
+      if (c.html_url) info.url = c.html_url;
+      if (head) info.headBranch = head;
+      return { ...base, ...where(head, c.commit_id ?? pr.head?.sha), ...runIdOf(head, pr.body), kind: "review", review: info };
+    }
+    case "workflow_job": {
+      const j = parse(GitHub.workflow_job, body)?.workflow_job;
+      if (!j) return undefined;
+      const raw = j.status === "completed" ? j.conclusion : j.status;
+      return ci(base, raw, { name: j.name, url: j.html_url, branch: j.head_branch, sha: j.head_sha, jobId: j.id });
     }
     case "check_run": {
       const run = parse(GitHub.check_run, body);
@@ -384,7 +526,7 @@ function gitHubEvent(base: EventBase, body: unknown): NormalizedEvent | undefine
       if (!run || !c) return undefined;
       const raw = run.action === RERUN ? RERUN : c.status === "completed" ? c.conclusion : c.status;
       const branch = c.check_suite?.head_branch ?? c.pull_requests?.[0]?.head?.ref;
-      return ci(base, raw, { name: c.name, url: c.html_url ?? c.details_url, branch, sha: c.head_sha });
+      return ci(base, raw, { name: c.name, url: c.html_url ?? c.details_url, branch, sha: c.head_sha, jobId: c.id });
     }
     case "check_suite": {
       const suite = parse(GitHub.check_suite, body);
@@ -423,6 +565,17 @@ function statusBranch(branches: ({ name?: string | undefined } | undefined)[] | 
 
 /* ───────────────────────── GitLab ───────────────────────── */
 
+/**
+ * Merge request actions that are approvals: `approval` / `unapproval` (one person's), `approved` /
+ * `unapproved` (all required approvals given, or no longer).
+ */
+const GITLAB_APPROVAL_ACTIONS: ReadonlyMap<string, ReviewState> = new Map([
+  ["approval", "approved"],
+  ["approved", "approved"],
+  ["unapproval", "dismissed"],
+  ["unapproved", "dismissed"],
+]);
+
 function gitLabEvent(base: EventBase, kind: string, body: unknown): NormalizedEvent | undefined {
   switch (kind) {
     case "push":
@@ -447,10 +600,28 @@ function gitLabEvent(base: EventBase, kind: string, body: unknown): NormalizedEv
       const a = parse(GitLab.merge_request, body)?.object_attributes;
       if (!a || a.iid === undefined) return undefined;
       const action = a.action ?? "";
+      const approval = GITLAB_APPROVAL_ACTIONS.get(action);
+      if (approval !== undefined) {
+        const user = parse(GitLab.merge_request, body)?.user?.username;
+        const review: ReviewInfo = { number: a.iid, state: approval, action };
+        if (user) review.reviewer = user;
+        if (a.url) review.url = a.url;
+        if (a.source_branch) review.headBranch = a.source_branch;
+        return {
+          ...base,
+          ...where(a.source_branch, a.last_commit?.id),
+          ...runIdOf(a.source_branch, a.description, a.last_commit?.message),
+          kind: "review",
+          review,
+        };
+      }
       const info: PullRequestInfo = { number: a.iid, merged: a.state === "merged" || action === "merge", action };
       if (a.url) info.url = a.url;
       if (a.source_branch) info.headBranch = a.source_branch;
       if (a.target_branch) info.baseBranch = a.target_branch;
+      const headSha = shaOf(a.last_commit?.id);
+      if (headSha) info.headSha = headSha;
+      if (a.draft !== undefined) info.draft = a.draft;
       return {
         ...base,
         ...where(a.source_branch, a.last_commit?.id),
@@ -474,7 +645,28 @@ function gitLabEvent(base: EventBase, kind: string, body: unknown): NormalizedEv
       const web = j.project?.web_url ?? j.repository?.homepage;
       const url = web && j.build_id !== undefined ? `${web}/-/jobs/${j.build_id}` : undefined;
       const branch = j.tag ? undefined : parseRef(j.ref).branch;
-      return ci(base, j.build_status, { name: j.build_name, url, branch, sha: j.sha ?? j.commit?.sha, texts: [j.commit?.message] });
+      return ci(base, j.build_status, { name: j.build_name, url, branch, sha: j.sha ?? j.commit?.sha, texts: [j.commit?.message], jobId: j.build_id });
+    }
+    case "note": {
+      const n = parse(GitLab.note, body);
+      const a = n?.object_attributes;
+      const mr = n?.merge_request;
+      // Only people's comments on merge requests; system notes ("added 1 commit") are GitLab's own.
+      if (!n || !a || !mr || a.noteable_type !== "MergeRequest" || a.system === true || !a.note || mr.iid === undefined) return undefined;
+      const comment: ReviewComment = { body: a.note };
+      if (a.position?.new_path) comment.path = a.position.new_path;
+      if (a.position?.new_line !== undefined) comment.line = a.position.new_line;
+      const review: ReviewInfo = { number: mr.iid, state: "commented", action: a.action ?? "create", body: a.note, comments: [comment] };
+      if (n.user?.username) review.reviewer = n.user.username;
+      if (a.url) review.url = a.url;
+      if (mr.source_branch) review.headBranch = mr.source_branch;
+      return {
+        ...base,
+        ...where(mr.source_branch, mr.last_commit?.id),
+        ...runIdOf(mr.source_branch, mr.description, mr.last_commit?.message),
+        kind: "review",
+        review,
+      };
     }
     default:
       return undefined;
