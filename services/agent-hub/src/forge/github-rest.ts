@@ -163,10 +163,27 @@ export class GithubRestHost implements RepositoryHost {
       return await fn({ signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
     } catch (err) {
       if (signal?.aborted) throw signal.reason ?? err;
-      const e = err as { status?: unknown; message?: unknown; name?: unknown };
+      const e = err as { status?: unknown; message?: unknown; response?: { data?: unknown } };
       const status = typeof e.status === "number" && e.status > 0 ? e.status : undefined;
-      const message = timeout.aborted ? `no answer within ${this.#timeoutMs} ms` : typeof e.message === "string" ? e.message : String(err);
+      const message = timeout.aborted
+        ? `no answer within ${this.#timeoutMs} ms`
+        : (hostMessage(e.response?.data) ?? (typeof e.message === "string" ? e.message : String(err)));
       throw new ForgeApiError(operation, this.#redact(message), status);
     }
   }
+}
+
+/** GitHub's own words in an error body: `message`, and the `errors[].message` of a validation failure. */
+function hostMessage(data: unknown): string | undefined {
+  if (typeof data !== "object" || data === null) return undefined;
+  const d = data as { message?: unknown; errors?: unknown };
+  if (typeof d.message !== "string") return undefined;
+  const details = Array.isArray(d.errors)
+    ? d.errors
+        .map((x: { message?: unknown; field?: unknown; code?: unknown }) =>
+          typeof x?.message === "string" ? x.message : [x?.field, x?.code].filter(Boolean).join(" "),
+        )
+        .filter(Boolean)
+    : [];
+  return details.length > 0 ? `${d.message}: ${details.join("; ")}` : d.message;
 }
