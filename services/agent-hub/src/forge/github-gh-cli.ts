@@ -126,7 +126,7 @@ export class GhCliHost implements RepositoryHost {
       ...(req.draft ? ["--draft"] : []),
     ],
     view: (n: number) => ["pr", "view", String(n), "--repo", this.#repoArg, "--json", GH_PR_FIELDS.join(",")],
-    api: (path: string, ...rest: string[]) => ["api", ...(this.#enterpriseHost ? ["--hostname", this.#enterpriseHost] : []), ...rest, path],
+    api: (path: string, ...rest: string[]) => ["api", ...(this.#enterpriseHost ? ["--hostname", this.#enterpriseHost] : []), path, ...rest],
     comment: (n: number) => ["pr", "comment", String(n), "--repo", this.#repoArg, "--body-file", "-"],
   };
 

@@ -31,7 +31,7 @@ export interface TrimmedLog {
 
 /** What counts as an error line in a CI log (test runners, compilers, package managers, shells). */
 export const ERROR_LINE =
-  /\b(error|errors|failed|failure|failing|fatal|panic|exception|traceback|assert(ion)?error|not ok|npm err!)\b|##\[error\]|✗|✖|\bFAIL\b|exit (code|status) [1-9]/i;
+  /\b(error|errors|failed|failure|failing|fatal|panic|exception|traceback|assert(ion)?error|not ok)\b|\bnpm err!|##\[error\]|✗|✖|\bFAIL\b|exit (code|status) [1-9]/i;
 
 // eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07/g;
