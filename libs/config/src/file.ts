@@ -29,6 +29,11 @@ export const FILE_KEYS: Readonly<Record<string, { env: string; kind: Kind }>> = 
   "git.author_name": { env: "ORCH_GIT_AUTHOR_NAME", kind: "string" },
   "git.author_email": { env: "ORCH_GIT_AUTHOR_EMAIL", kind: "string" },
   "git.keep_failed_worktrees": { env: "ORCH_KEEP_FAILED_WORKTREES", kind: "bool" },
+  // seed 003's repository hosts
+  vcs_repo_provider: { env: "ORCH_VCS_REPO_PROVIDER", kind: "string" },
+  "github.binary": { env: "ORCH_GH_BINARY", kind: "string" },
+  "github.api_url": { env: "ORCH_GITHUB_API_URL", kind: "string" },
+  "gitlab.api_url": { env: "ORCH_GITLAB_API_URL", kind: "string" },
   // seed 003's [runtime]
   "runtime.harness_server_startup_timeout_secs": { env: "ORCH_HARNESS_STARTUP_TIMEOUT_MS", kind: "secs" },
   "runtime.harness_log_raw_events": { env: "ORCH_HARNESS_LOG_RAW_EVENTS", kind: "bool" },
@@ -97,11 +102,9 @@ const NOT_YET = [
   "event_store_path",
   "ticketing_provider",
   "vcs_provider",
-  "vcs_repo_provider",
   "supervisor",
   "linear",
   "shortcut",
-  "github",
   "database",
   "ui",
   "runtime.allow_unsafe_command_paths",
@@ -124,6 +127,8 @@ export const DEFAULT_CONFIG_TOML = `# Orchestrator configuration (non-secret set
 
 # workspace = "~/.local/share/orchestrator/workspace"   # ORCH_WORKSPACE
 # worktrees_root = "<workspace>/worktrees"               # ORCH_WORKTREES_ROOT
+# vcs_repo_provider = "vcs_repos.github_rest"            # ORCH_VCS_REPO_PROVIDER: github_rest | github_gh_cli (GitLab: gitlab_rest)
+# Forge tokens stay in the environment: GITHUB_TOKEN or GH_TOKEN, GITLAB_TOKEN.
 
 [agents]
 executor = "local"              # ORCH_AGENT_EXECUTOR: local | stub | codex | claude | opencode
@@ -146,6 +151,13 @@ binary = "git"
 allow_delete_unmerged_branches = false
 allow_destructive_automation = false
 allow_force_push = false
+
+[github]
+binary = "gh"                   # ORCH_GH_BINARY, for vcs_repos.github_gh_cli
+# api_url = "https://api.github.com"   # ORCH_GITHUB_API_URL (GitHub Enterprise: https://<host>/api/v3)
+
+# [gitlab]
+# api_url = "https://gitlab.com/api/v4" # ORCH_GITLAB_API_URL
 
 [runtime]
 harness_server_startup_timeout_secs = 10

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ConfigFileError, readConfigFile, type ConfigFile } from "./file.js";
-import { AGENT_ROLES } from "@orch/contracts";
+import { AGENT_ROLES, FORGE_DEFAULT_API_URL, VCS_REPO_PROVIDERS } from "@orch/contracts";
 
 export { readConfigFile, DEFAULT_CONFIG_TOML, FILE_KEYS, ConfigFileError, type ConfigFile } from "./file.js";
 
@@ -380,6 +380,24 @@ export const AgentHubConfig = CommonConfig.extend({
   ORCH_GIT_ALLOW_DELETE_UNMERGED_BRANCHES: bool(false),
   /** Removing a worktree with uncommitted changes, resetting a branch: off unless set. */
   ORCH_GIT_ALLOW_DESTRUCTIVE_AUTOMATION: bool(false),
+
+  // Repository hosts (seed 003's vcs_repos): pushes, pull requests, checks, CI logs. Tokens come
+  // only from the environment (GITHUB_TOKEN or GH_TOKEN, GITLAB_TOKEN), never from here.
+  /**
+   * The provider for GitHub forges (seed 003: `vcs_repo_provider`): `vcs_repos.github_rest` (default)
+   * or `vcs_repos.github_gh_cli`. A GitLab forge always uses `vcs_repos.gitlab_rest`.
+   */
+  ORCH_VCS_REPO_PROVIDER: z.enum(VCS_REPO_PROVIDERS, { message: `must be one of ${VCS_REPO_PROVIDERS.join(", ")}` }).default("vcs_repos.github_rest"),
+  /** GitHub's REST API (GitHub Enterprise: `https://<host>/api/v3`); a project's forge `apiUrl` wins. */
+  ORCH_GITHUB_API_URL: url(FORGE_DEFAULT_API_URL.github),
+  /** GitLab's REST API v4 (self-managed: `https://<host>/api/v4`); a project's forge `apiUrl` wins. */
+  ORCH_GITLAB_API_URL: url(FORGE_DEFAULT_API_URL.gitlab),
+  /** The `gh` CLI of `vcs_repos.github_gh_cli` (seed 003: `[github] binary`). */
+  ORCH_GH_BINARY: z.string().min(1).default("gh"),
+  /** One forge API call or `gh` command. */
+  ORCH_FORGE_TIMEOUT_MS: int(30_000, 1_000, 600_000),
+  /** The most of a failing CI job's log a fix attempt is given (its useful tail). */
+  ORCH_CI_LOG_MAX_BYTES: int(16_384, 1_024, 1_048_576),
 
   // Sessions.
   /** How often a running session proves it is alive. */

@@ -89,6 +89,8 @@ describe("configuration file", () => {
       ORCH_HARNESS_LOG_RAW_EVENTS: false,
       ORCH_OPENCODE_BINARY: "opencode",
       ORCH_CODEX_BINARY: "codex",
+      ORCH_VCS_REPO_PROVIDER: "vcs_repos.github_gh_cli",
+      ORCH_GH_BINARY: "gh",
     });
     const used = configFileUsed();
     expect(used?.path).toBe(path);

@@ -49,6 +49,12 @@ export const StepErrorCode = {
   SessionLost: "SESSION_LOST",
   /** Someone cancelled the session. */
   SessionCancelled: "SESSION_CANCELLED",
+  /** None of the forge's token variables is set (FORGE_TOKEN_ENV); the message names them. */
+  ForgeTokenMissing: "FORGE_TOKEN_MISSING",
+  /** The forge's API or CLI failed or refused (retryable when the host may answer differently later). */
+  ForgeError: "FORGE_ERROR",
+  /** The run's branch could not be pushed to its origin (rejected, unreachable, not authorised). */
+  PushFailed: "PUSH_FAILED",
 } as const;
 export type StepErrorCode = (typeof StepErrorCode)[keyof typeof StepErrorCode];
 

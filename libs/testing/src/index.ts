@@ -349,3 +349,4 @@ export * from "./fake-models/openai-chat.js";
 export * from "./fake-models/ollama.js";
 export * from "./fake-models/responses.js";
 export * from "./fake-models/anthropic.js";
+export * from "./fake-forges/index.js";

@@ -4,6 +4,7 @@ import { AgentHubConfig } from "@orch/config";
 import { AgentReadiness, FINAL_SESSION_STATUSES, REPO_QUERY, SessionCancelRequest, WorkHead, type WorkItem } from "@orch/contracts";
 import { runService } from "@orch/service";
 import { ExecutorRouter } from "./executors/registry.js";
+import { ForgeService, isForgeStep, runForgeStep } from "./forge/index.js";
 import { GitCli, WorkspaceManager } from "./git/index.js";
 import { Limits } from "./sessions/limits.js";
 import { SessionRunner } from "./sessions/runner.js";
@@ -16,6 +17,7 @@ import { isAdapterStep, runStep } from "./worker.js";
  * The agent hub: takes the work run transitions dispatch (its durable consumer on the runs stream;
  * at most ORCH_AGENT_CONCURRENCY transitions at once, the rest wait in the stream; a transition that
  * dispatches nothing is acknowledged at once). Seed 000's step types run in their log-only adapters;
+ * forge steps (`pr.open`, `pr.merge`) push the run's branch and call the project's forge (forge/);
  * every role's step runs in a worker session through the executor its role is routed to (stub, local
  * LLM, or a coding-agent harness), in a git worktree of its own. It answers session cancellations
  * (`<p>.ctl.session.cancel`), stops sessions whose attempt the run withdrew, and on start fails the
@@ -45,6 +47,8 @@ await runService({
       }
     }
     const workspaces = new WorkspaceManager(cfg, GitCli.fromConfig(cfg), logger);
+    // Forge I/O (pushes, pull requests, CI logs); tokens are read from the environment when used.
+    const forge = new ForgeService({ cfg, git: GitCli.fromConfig(cfg), workspaces, project: projectReader(bus), logger: logger.child({ component: "forge" }) });
     // Worktree entries of sessions a crash interrupted (their directories gone) are pruned.
     await workspaces.recover().catch((err: unknown) => logger.warn({ err }, "could not tidy the workspace"));
     const runner = new SessionRunner({
@@ -58,6 +62,7 @@ await runService({
       workspaces,
       watch: new RunWatch(bus, logger),
       signal,
+      forge,
     });
 
     // Sessions a previous process of this hub left unfinished: their processes died with it (or are
@@ -119,7 +124,11 @@ await runService({
     });
 
     const run = (item: WorkItem, correlationId?: string) =>
-      isAdapterStep(item) ? runStep(item, { bus, logger, signal }, correlationId) : runner.run(item, correlationId);
+      isForgeStep(item)
+        ? runForgeStep(item, forge, { bus, logger, signal }, correlationId)
+        : isAdapterStep(item)
+          ? runStep(item, { bus, logger, signal }, correlationId)
+          : runner.run(item, correlationId);
     const consumer = await runConsumer(bus, {
       stream: bus.names.streams.runs,
       consumer: bus.names.consumers.agentHub,

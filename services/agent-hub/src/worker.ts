@@ -25,6 +25,12 @@ export async function runStep(item: WorkItem, opts: WorkerOptions, correlationId
   const log = opts.logger.child({ runId: item.runId, attemptId: item.attemptId, stepType: item.type, ...(correlationId ? { correlationId } : {}) });
   const startedAt = Date.now();
   const result = await execute(item, log, opts.signal);
+  await reportStepResult(opts.bus, item, result, startedAt, correlationId);
+  log.info({ ok: result.ok, ms: Date.now() - startedAt }, "step finished");
+}
+
+/** Sends a step's result to the core (its command id is the attempt's, so a repeat is applied once). */
+export async function reportStepResult(bus: Bus, item: WorkItem, result: AdapterResult, startedAt: number, correlationId?: string): Promise<void> {
   const cmd: StepResultCommand = {
     type: "step.result",
     commandId: `result:${item.attemptId}`,
@@ -44,8 +50,7 @@ export async function runStep(item: WorkItem, opts: WorkerOptions, correlationId
   if (result.usage) cmd.usage = { ...result.usage, wallMs: result.usage.wallMs || cmd.finishedAt - startedAt };
   if (result.model) cmd.model = result.model;
   // The step is done: report it even through a NATS outage, rather than run it again.
-  await retryWhileUnavailable(() => sendCommand(opts.bus, cmd, correlationId ? { correlationId } : {}), { deadlineMs: 60_000 });
-  log.info({ ok: result.ok, ms: cmd.finishedAt - startedAt }, "step finished");
+  await retryWhileUnavailable(() => sendCommand(bus, cmd, correlationId ? { correlationId } : {}), { deadlineMs: 60_000 });
 }
 
 /** A seed 000 step type's adapter; an unknown type fails the step for good. */

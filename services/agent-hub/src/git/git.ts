@@ -119,6 +119,8 @@ interface RunOptions {
   /** Exit codes that are answers rather than failures (`merge-base --is-ancestor` answers 1). */
   ok?: readonly number[];
   timeoutMs?: number;
+  /** Added to this one command's environment (a push's askpass and the token it answers with). */
+  env?: Readonly<Record<string, string>>;
 }
 
 interface RunResult {
@@ -543,9 +545,10 @@ export class GitCli {
   /**
    * Pushes `refspecs` to `remote` (a remote name, URL or path). A force push (`force`, or a
    * refspec starting with `+`) needs `allowForcePush`. Deleting remote refs (`:dst`) is not
-   * offered here (`deleteRemoteBranch` does it, with its checks).
+   * offered here (`deleteRemoteBranch` does it, with its checks). `env` goes to this push's git
+   * only (forge/push.ts passes an askpass program and the token it answers with that way).
    */
-  async push(cwd: string, remote: string, refspecs: readonly string[], opts: { force?: boolean } = {}): Promise<void> {
+  async push(cwd: string, remote: string, refspecs: readonly string[], opts: { force?: boolean; env?: Readonly<Record<string, string>> } = {}): Promise<void> {
     arg(remote, "remote");
     for (const r of refspecs) {
       arg(r, "refspec");
@@ -553,7 +556,10 @@ export class GitCli {
     }
     const forced = opts.force === true || refspecs.some((r) => r.startsWith("+"));
     if (forced && !this.policy.allowForcePush) throw new ForcePushRefusedError(redactCredentials(remote), refspecs);
-    await this.#run(cwd, ["push", "-q", ...(opts.force === true ? ["--force"] : []), remote, ...refspecs], { timeoutMs: this.#networkTimeoutMs });
+    await this.#run(cwd, ["push", "-q", ...(opts.force === true ? ["--force"] : []), remote, ...refspecs], {
+      timeoutMs: this.#networkTimeoutMs,
+      ...(opts.env ? { env: opts.env } : {}),
+    });
   }
 
   /** `remote`'s branches (`ls-remote --heads`): short name → head commit. */
@@ -597,7 +603,7 @@ export class GitCli {
     const ok = opts.ok ?? [0];
     const timeoutMs = opts.timeoutMs ?? this.#timeoutMs;
     for (let attempt = 1; ; attempt++) {
-      const r = await this.#spawn(cwd, args, timeoutMs);
+      const r = await this.#spawn(cwd, args, timeoutMs, opts.env);
       if (r.code !== null && ok.includes(r.code)) return { code: r.code, stdout: r.stdout, stderr: r.stderr };
       const info: GitCommandInfo = { args, cwd, stderr: r.stderr };
       if (LOCK_CONTENTION.test(r.stderr)) {
@@ -611,7 +617,12 @@ export class GitCli {
     }
   }
 
-  #spawn(cwd: string, args: readonly string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  #spawn(
+    cwd: string,
+    args: readonly string[],
+    timeoutMs: number,
+    extraEnv?: Readonly<Record<string, string>>,
+  ): Promise<{ code: number | null; stdout: string; stderr: string }> {
     return new Promise((resolvePromise, reject) => {
       const out: Buffer[] = [];
       const err: Buffer[] = [];
@@ -625,7 +636,7 @@ export class GitCli {
         // Its own process group, so a timeout also kills what git started (remote helpers, ssh).
         child = spawn(this.binary, [...GLOBAL_ARGS, ...args], {
           cwd,
-          env: this.#env,
+          env: extraEnv ? { ...this.#env, ...extraEnv } : this.#env,
           stdio: ["ignore", "pipe", "pipe"],
           detached: true,
           windowsHide: true,

@@ -16,6 +16,7 @@ import { advanceSession, createSession, type PersistedSession, type SessionEvent
 import type { Logger } from "@orch/logging";
 import { MockDirective } from "../adapters/index.js";
 import type { Executor, ExecutorResult, SessionContext } from "../executors/types.js";
+import type { ForgeService } from "../forge/steps.js";
 import type { WorkspaceManager } from "../git/workspace.js";
 import type { Limits } from "./limits.js";
 import { isAlive, killGroup, processStartTime } from "./processes.js";
@@ -61,6 +62,8 @@ export interface RunnerOptions {
   watch: Pick<RunWatch, "watch">;
   /** Aborted when the hub stops. */
   signal: AbortSignal;
+  /** Forge I/O around a session: a CI fix attempt's failing log before, a push after (forge/steps.ts). */
+  forge?: Pick<ForgeService, "ciFailureFeedback" | "pushAfterSession">;
 }
 
 /** Why a session was stopped from outside the executor. */
@@ -363,8 +366,18 @@ export class SessionRunner {
       await o.workspaces.ensureRunBranch(repo, runBranch, base);
       worktree = await o.workspaces.createSessionWorktree({ repo, runBranch, sessionId: cur.record.sessionId, projectId: item.projectId });
       await transition({ type: "START", at: Date.now() }, { worktree });
+      // A CI fix attempt is told what failed, with the failing job's log (its useful tail).
+      let told = item;
+      const ci = await o.forge?.ciFailureFeedback(item, log, ac.signal);
+      if (ci) {
+        told = { ...item, feedback: item.feedback ? `${item.feedback}\n\n${ci.text}` : ci.text };
+        emitter.emit({
+          type: "agent.log",
+          data: { level: "info", msg: "the failing CI job's log was added to the agent's feedback", keptLines: ci.keptLines, totalLines: ci.totalLines },
+        });
+      }
       const ctx: SessionContext = {
-        item,
+        item: told,
         sessionId: cur.record.sessionId,
         worktree: { path: worktree.path, branch: worktree.branch, base: worktree.base, repo: worktree.repo },
         ...(cur.record.model ? { model: cur.record.model } : {}),
@@ -394,6 +407,18 @@ export class SessionRunner {
       if (outcome.ok) {
         const head = await o.workspaces.integrate(worktree);
         log.info({ runBranch, head, commit: commit?.sha }, "session integrated into the run's branch");
+        // The run has a pull request open: its branch goes to the origin again.
+        const pushed = await o.forge?.pushAfterSession(item, repo, runBranch, log).catch((err: unknown) => {
+          const e = err as { code?: string; message?: string; retryable?: boolean };
+          outcome = {
+            ...outcome,
+            ok: false,
+            summary: `the work was integrated but could not be pushed: ${e.message ?? String(err)}`,
+            error: { code: e.code ?? StepErrorCode.PushFailed, message: e.message ?? String(err), retryable: e.retryable ?? true },
+          };
+          return undefined;
+        });
+        if (pushed) emitter.emit({ type: "agent.log", data: { level: "info", msg: `pushed ${runBranch} to origin`, sha: pushed.sha } });
       }
     } catch (err) {
       const stop = err instanceof StopError ? err.stop : ac.signal.aborted && ac.signal.reason instanceof StopError ? ac.signal.reason.stop : undefined;

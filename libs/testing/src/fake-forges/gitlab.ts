@@ -1,0 +1,335 @@
+import type { IncomingMessage } from "node:http";
+import { FakeForge, linkHeader, pageOf, type ApiContext, type ApiResponse, type FakeJob, type FakePull } from "./base.js";
+
+/**
+ * A local GitLab: the REST API v4 calls the agent hub makes (merge requests list/create/show/merge,
+ * approvals, notes, a commit's pipelines and their jobs, a job's trace), in GitLab's shapes as its
+ * API docs give them: `PRIVATE-TOKEN` or `Bearer` auth, `{message}` errors (`"401 Unauthorized"`,
+ * `"404 Project Not Found"`, 405/406/409 on a refused merge), offset pagination with `x-page`,
+ * `x-per-page`, `x-total`, `x-total-pages`, `x-next-page` and `link`; projects addressed by
+ * URL-encoded path (`group%2Fname`) or numeric id. Repositories are cloned and pushed over smart
+ * HTTP at `<url>/<path>.git` (user `oauth2`, the token as password).
+ */
+
+const error = (status: number, message: unknown): ApiResponse => ({ status, body: { message } });
+
+/** GitLab's job statuses for ours. */
+const JOB_STATUS: Record<FakeJob["status"], string> = {
+  pending: "pending",
+  running: "running",
+  success: "success",
+  failure: "failed",
+  canceled: "canceled",
+  skipped: "skipped",
+};
+
+export class FakeGitLab extends FakeForge {
+  protected readonly apiPrefix = "/api/v4";
+  readonly #projectIds = new Map<string, number>();
+
+  get apiUrl(): string {
+    return `${this.url}/api/v4`;
+  }
+
+  protected tokenOf(req: IncomingMessage): string | undefined {
+    const pt = req.headers["private-token"];
+    if (typeof pt === "string") return pt;
+    return /^bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "")?.[1];
+  }
+
+  protected unauthorized(): ApiResponse {
+    return error(401, "401 Unauthorized");
+  }
+
+  protected notFound(): ApiResponse {
+    return error(404, "404 Not found");
+  }
+
+  projectId(repo: string): number {
+    let id = this.#projectIds.get(repo);
+    if (id === undefined) {
+      id = this.#projectIds.size + 1;
+      this.#projectIds.set(repo, id);
+    }
+    return id;
+  }
+
+  #repoOf(idOrPath: string): string | undefined {
+    if (/^\d+$/.test(idOrPath)) return [...this.#projectIds].find(([, id]) => id === Number(idOrPath))?.[0];
+    return this.hasRepository(idOrPath) ? idOrPath : undefined;
+  }
+
+  #mergeStatus(p: FakePull): string {
+    if (p.state !== "open") return "not_open";
+    if (p.draft) return "draft_status";
+    const m = this.isMergeable(p);
+    if (m === null) return "checking";
+    return m ? "mergeable" : this.mergesCleanly(p.repo, p.base, p.head) ? "not_approved" : "conflict";
+  }
+
+  mrJson(p: FakePull): Record<string, unknown> {
+    const merged = p.state === "merged";
+    const detailed = this.#mergeStatus(p);
+    return {
+      id: p.id,
+      iid: p.number,
+      project_id: this.projectId(p.repo),
+      title: p.title,
+      description: p.body,
+      state: p.state === "open" ? "opened" : p.state,
+      created_at: p.createdAt,
+      updated_at: p.updatedAt,
+      merged_at: p.mergedAt ?? null,
+      closed_at: p.state === "closed" ? (p.closedAt ?? null) : null,
+      target_branch: p.base,
+      source_branch: p.head,
+      source_project_id: this.projectId(p.repo),
+      target_project_id: this.projectId(p.repo),
+      author: { id: 1, username: p.author, name: p.author, state: "active" },
+      draft: p.draft,
+      work_in_progress: p.draft,
+      merge_status: detailed === "mergeable" ? "can_be_merged" : detailed === "checking" ? "checking" : "cannot_be_merged",
+      detailed_merge_status: detailed,
+      has_conflicts: p.state === "open" && !this.mergesCleanly(p.repo, p.base, p.head),
+      sha: this.headShaOf(p),
+      merge_commit_sha: merged ? (p.mergeCommitSha ?? null) : null,
+      squash_commit_sha: null,
+      squash: false,
+      web_url: `${this.url}/${p.repo}/-/merge_requests/${p.number}`,
+      references: { short: `!${p.number}`, full: `${p.repo}!${p.number}` },
+    };
+  }
+
+  #list(ctx: ApiContext, path: string, items: unknown[]): ApiResponse {
+    const pg = pageOf(items, ctx.query, 20);
+    const headers: Record<string, string> = {
+      "x-page": String(pg.page),
+      "x-per-page": String(pg.perPage),
+      "x-total": String(items.length),
+      "x-total-pages": String(pg.totalPages),
+      "x-next-page": pg.page < pg.totalPages ? String(pg.page + 1) : "",
+      "x-prev-page": pg.page > 1 ? String(pg.page - 1) : "",
+    };
+    const link = linkHeader(`${this.apiUrl}/${path}`, ctx.query, pg.page, pg.totalPages, pg.perPage);
+    if (link) headers.link = link;
+    return { status: 200, body: pg.items, headers };
+  }
+
+  #pipelines(repo: string): { id: number; sha: string; jobs: FakeJob[] }[] {
+    const byId = new Map<number, { id: number; sha: string; jobs: FakeJob[] }>();
+    for (const j of this.jobsOf(repo)) {
+      const p = byId.get(j.pipelineId) ?? { id: j.pipelineId, sha: j.sha, jobs: [] };
+      p.jobs.push(j);
+      byId.set(j.pipelineId, p);
+    }
+    return [...byId.values()];
+  }
+
+  #pipelineStatus(jobs: FakeJob[]): string {
+    const s = jobs.map((j) => j.status);
+    if (s.some((x) => x === "running")) return "running";
+    if (s.some((x) => x === "pending")) return "pending";
+    if (jobs.some((j) => j.status === "failure" && !j.allowFailure)) return "failed";
+    if (s.every((x) => x === "canceled")) return "canceled";
+    return "success";
+  }
+
+  protected route(ctx: ApiContext): ApiResponse | undefined {
+    const raw = ctx.segments;
+    if (raw[0] !== "projects" || raw.length < 2) return undefined;
+    const repo = this.#repoOf(decodeURIComponent(raw[1]!));
+    if (!repo) return error(404, "404 Project Not Found");
+    const s = raw.slice(2).map(decodeURIComponent);
+    const m = ctx.method;
+    const path = raw.join("/");
+    const body = (typeof ctx.body === "object" && ctx.body !== null ? ctx.body : {}) as Record<string, unknown>;
+    const pipelineJson = (p: { id: number; sha: string; jobs: FakeJob[] }) => ({
+      id: p.id,
+      iid: p.id,
+      project_id: this.projectId(repo),
+      sha: p.sha,
+      ref: this.pullsOf(repo).find((x) => this.headShaOf(x) === p.sha)?.head ?? "main",
+      status: this.#pipelineStatus(p.jobs),
+      source: "push",
+      created_at: p.jobs[0]?.createdAt,
+      updated_at: p.jobs.at(-1)?.createdAt,
+      web_url: `${this.url}/${repo}/-/pipelines/${p.id}`,
+    });
+
+    if (s.length === 0 && m === "GET") {
+      return {
+        status: 200,
+        body: {
+          id: this.projectId(repo),
+          path_with_namespace: repo,
+          default_branch: "main",
+          web_url: `${this.url}/${repo}`,
+          http_url_to_repo: this.cloneUrl(repo),
+        },
+      };
+    }
+
+    if (s[0] === "merge_requests" && s.length === 1) {
+      if (m === "GET") {
+        const state = ctx.query.state ?? "all";
+        const list = this.pullsOf(repo)
+          .filter((p) => state === "all" || (state === "opened" ? p.state === "open" : p.state === state))
+          .filter((p) => !ctx.query.source_branch || p.head === ctx.query.source_branch)
+          .filter((p) => !ctx.query.target_branch || p.base === ctx.query.target_branch)
+          .sort((a, b) => b.number - a.number)
+          .map((p) => this.mrJson(p));
+        return this.#list(ctx, path, list);
+      }
+      if (m === "POST") {
+        const source = typeof body.source_branch === "string" ? body.source_branch : "";
+        const target = typeof body.target_branch === "string" ? body.target_branch : "";
+        const title = typeof body.title === "string" ? body.title : "";
+        if (!source || !target || !title) return error(400, `${!source ? "source_branch" : !target ? "target_branch" : "title"} is missing`);
+        if (!this.headOf(repo, source)) return error(422, [`Source branch "${source}" does not exist`]);
+        if (!this.headOf(repo, target)) return error(422, [`Target branch "${target}" does not exist`]);
+        const open = this.pullsOf(repo).find((p) => p.state === "open" && p.head === source && p.base === target);
+        if (open) return error(409, [`Another open merge request already exists for this source branch: !${open.number}`]);
+        const draft = /^\s*(\[draft\]|\(draft\)|draft:|draft\s-\s|draft\s)/i.test(title);
+        const p = this.openPull(repo, { title, body: typeof body.description === "string" ? body.description : "", head: source, base: target, draft });
+        return { status: 201, body: this.mrJson(p) };
+      }
+    }
+
+    if (s[0] === "merge_requests" && s[1] && /^\d+$/.test(s[1])) {
+      const p = this.pull(repo, Number(s[1]));
+      if (!p) return error(404, "404 Not found");
+      if (s.length === 2 && m === "GET") return { status: 200, body: this.mrJson(p) };
+      if (s[2] === "merge" && m === "PUT") {
+        if (p.state !== "open" || p.draft) return error(405, "405 Method Not Allowed");
+        if (typeof body.sha === "string" && body.sha !== this.headShaOf(p)) return error(409, `SHA does not match HEAD of source branch: ${this.headShaOf(p)}`);
+        if (!this.mergesCleanly(p.repo, p.base, p.head)) return error(406, "Branch cannot be merged");
+        if (this.isMergeable(p) !== true) return error(405, "405 Method Not Allowed");
+        this.mergePull(repo, p.number, body.squash === true ? "squash" : "merge");
+        return { status: 200, body: this.mrJson(p) };
+      }
+      if (s[2] === "approvals" && m === "GET") {
+        const approvedBy = this.reviews
+          .filter((r) => r.repo === repo && r.number === p.number && r.state === "approved")
+          .map((r) => ({ user: { id: r.id, username: r.author, name: r.author, state: "active" } }));
+        return {
+          status: 200,
+          body: {
+            id: p.id,
+            iid: p.number,
+            project_id: this.projectId(repo),
+            title: p.title,
+            state: p.state === "open" ? "opened" : p.state,
+            merge_status: this.mrJson(p).merge_status,
+            approved: approvedBy.length > 0,
+            approvals_required: 1,
+            approvals_left: approvedBy.length > 0 ? 0 : 1,
+            approved_by: approvedBy,
+          },
+        };
+      }
+      if (s[2] === "notes") {
+        const noteJson = (n: {
+          id: number;
+          body: string;
+          author: string;
+          createdAt: string;
+          system: boolean;
+          position?: { path?: string; line?: number };
+        }) => ({
+          id: n.id,
+          type: n.position ? "DiffNote" : null,
+          body: n.body,
+          author: { id: 1, username: n.author, name: n.author },
+          created_at: n.createdAt,
+          updated_at: n.createdAt,
+          system: n.system,
+          noteable_id: p.id,
+          noteable_type: "MergeRequest",
+          noteable_iid: p.number,
+          resolvable: n.position !== undefined,
+          ...(n.position
+            ? { position: { position_type: "text", new_path: n.position.path, old_path: n.position.path, new_line: n.position.line ?? null, old_line: null } }
+            : {}),
+        });
+        if (m === "POST") {
+          if (typeof body.body !== "string" || body.body === "") return error(400, "body is missing");
+          const c = this.addComment(repo, p.number, body.body);
+          return { status: 201, body: noteJson({ ...c, system: false }) };
+        }
+        if (m === "GET") {
+          const notes = [
+            ...this.commentsOf(repo, p.number).map((c) => ({ ...c, system: false })),
+            ...this.reviews
+              .filter((r) => r.repo === repo && r.number === p.number)
+              .flatMap((r) => {
+                if (r.state === "approved")
+                  return [{ id: r.id, body: "approved this merge request", author: r.author, createdAt: r.submittedAt, system: true }];
+                if (r.state === "changes_requested") {
+                  return [
+                    { id: r.id, body: "requested changes", author: r.author, createdAt: r.submittedAt, system: true },
+                    ...(r.body ? [{ id: r.id * 100, body: r.body, author: r.author, createdAt: r.submittedAt, system: false }] : []),
+                    ...r.comments.map((c, i) => ({
+                      id: r.id * 100 + i + 1,
+                      body: c.body,
+                      author: r.author,
+                      createdAt: r.submittedAt,
+                      system: false,
+                      position: c,
+                    })),
+                  ];
+                }
+                return [
+                  ...(r.body ? [{ id: r.id, body: r.body, author: r.author, createdAt: r.submittedAt, system: false }] : []),
+                  ...r.comments.map((c, i) => ({
+                    id: r.id * 100 + i + 1,
+                    body: c.body,
+                    author: r.author,
+                    createdAt: r.submittedAt,
+                    system: false,
+                    position: c,
+                  })),
+                ];
+              }),
+          ].sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id - b.id));
+          const ordered = ctx.query.sort === "desc" ? notes.reverse() : notes;
+          return this.#list(ctx, path, ordered.map(noteJson));
+        }
+      }
+    }
+
+    if (s[0] === "pipelines" && s.length === 1 && m === "GET") {
+      const list = this.#pipelines(repo)
+        .filter((p) => !ctx.query.sha || p.sha === ctx.query.sha)
+        .sort((a, b) => (ctx.query.sort === "asc" ? a.id - b.id : b.id - a.id))
+        .map(pipelineJson);
+      return this.#list(ctx, path, list);
+    }
+    if (s[0] === "pipelines" && s[1] && s[2] === "jobs" && m === "GET") {
+      const pipeline = this.#pipelines(repo).find((p) => p.id === Number(s[1]));
+      if (!pipeline) return error(404, "404 Not found");
+      const jobs = pipeline.jobs
+        .sort((a, b) => b.id - a.id)
+        .map((j) => ({
+          id: j.id,
+          name: j.name,
+          stage: "test",
+          status: JOB_STATUS[j.status],
+          ref: pipelineJson(pipeline).ref,
+          allow_failure: j.allowFailure,
+          created_at: j.createdAt,
+          started_at: j.createdAt,
+          finished_at: ["pending", "running"].includes(j.status) ? null : j.createdAt,
+          web_url: `${this.url}/${repo}/-/jobs/${j.id}`,
+          commit: { id: j.sha, short_id: j.sha.slice(0, 8) },
+          pipeline: { id: pipeline.id, project_id: this.projectId(repo), sha: pipeline.sha, status: this.#pipelineStatus(pipeline.jobs) },
+        }));
+      return this.#list(ctx, path, jobs);
+    }
+    if (s[0] === "jobs" && s[1] && s[2] === "trace" && m === "GET") {
+      const job = this.jobs.find((j) => j.repo === repo && j.id === Number(s[1]));
+      if (!job) return error(404, "404 Not found");
+      return { status: 200, text: job.log };
+    }
+    return undefined;
+  }
+}

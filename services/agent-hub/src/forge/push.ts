@@ -1,0 +1,125 @@
+import { mkdirSync, mkdtempSync, renameSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ProjectForge } from "@orch/contracts";
+import type { Logger } from "@orch/logging";
+import { GitCommandError, type GitCli, GitError, ForcePushRefusedError } from "../git/index.js";
+import type { Redactor } from "../harness/redact.js";
+import { gitHostsFor, secureEnough, tokenFor, type Env } from "./credentials.js";
+import { ForgeRequestError, PushFailedError } from "./errors.js";
+
+/**
+ * Pushing the run's branch to its origin (`git push origin refs/heads/<b>:refs/heads/<b>`, through
+ * GitCli, so seed 003's safety flags hold: never forced unless `allow_force_push`).
+ *
+ * Credentials for an https origin on the forge's host come from the forge's token through an askpass
+ * program: GIT_ASKPASS names a small script (it holds no secret) that answers git's username prompt
+ * with the forge's token user and its password prompt with the token, which it reads from a variable
+ * set only in that one git process's environment. The token is never in an argument, a remote URL,
+ * git's config or a credential store (`credential.helper` is emptied for the push). An origin on any
+ * other host, or over plain http to anything but this machine, gets no token; ssh and local origins
+ * use what they always use.
+ */
+
+/** The user name each forge takes with a token over HTTP. */
+const TOKEN_USER = { github: "x-access-token", gitlab: "oauth2" } as const;
+
+const ASKPASS_SCRIPT = `#!/bin/sh
+# Orchestrator's git askpass: answers from this git process's environment only.
+case "$1" in
+  [Uu]sername*) printf '%s\\n' "$ORCH_ASKPASS_USERNAME" ;;
+  *) printf '%s\\n' "$ORCH_ASKPASS_PASSWORD" ;;
+esac
+`;
+
+let askpassPath: string | undefined;
+
+/** The askpass script, written once per process (into `dir`, or a private temporary directory). */
+export function askpassProgram(dir?: string): string {
+  if (askpassPath && !dir) return askpassPath;
+  const d = dir ?? mkdtempSync(join(tmpdir(), "orch-askpass-"));
+  mkdirSync(d, { recursive: true, mode: 0o700 });
+  const path = join(d, "git-askpass.sh");
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, ASKPASS_SCRIPT, { mode: 0o700 });
+  renameSync(tmp, path);
+  if (!dir) askpassPath = path;
+  return path;
+}
+
+export interface PushRequest {
+  git: GitCli;
+  /** The project's repository (its main checkout or managed clone). */
+  repo: string;
+  branch: string;
+  /** The forge whose token may authenticate the push; undefined: push with no token of ours. */
+  forge?: ProjectForge;
+  apiUrl?: string;
+  env?: Env;
+  redact: Redactor;
+  logger: Logger;
+  askpassDir?: string;
+}
+
+export interface PushResult {
+  sha: string;
+  /** Whether the forge's token was offered (an https origin on the forge's host). */
+  authenticated: boolean;
+}
+
+const REJECTED = /\[rejected\]|non-fast-forward|fetch first|\[remote rejected\]|protected branch|pre-receive hook declined/i;
+const DENIED = /authentication failed|could not read (username|password)|HTTP (401|403)|permission denied|access denied|invalid username or password/i;
+
+export async function pushRunBranch(req: PushRequest): Promise<PushResult> {
+  const { git, repo, branch } = req;
+  const sha = await git.resolveCommit(repo, `refs/heads/${branch}`);
+  if (sha === null) throw new ForgeRequestError(`the run's branch ${branch} does not exist in ${repo}: nothing to push`);
+  const origin = await git.remoteUrl(repo, "origin");
+  if (origin === null) throw new PushFailedError(`the repository has no origin to push ${branch} to`, false);
+
+  let env: Record<string, string> | undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(origin);
+  } catch {
+    // scp-like ssh (`git@host:path`) or a local path.
+  }
+  if (url && (url.protocol === "https:" || url.protocol === "http:") && req.forge && req.apiUrl) {
+    const onForge = gitHostsFor(req.apiUrl).includes(url.host.toLowerCase());
+    if (onForge && secureEnough(url)) {
+      const token = tokenFor(req.forge.provider, req.env);
+      env = {
+        GIT_ASKPASS: askpassProgram(req.askpassDir),
+        ORCH_ASKPASS_USERNAME: url.username ? decodeURIComponent(url.username) : TOKEN_USER[req.forge.provider],
+        ORCH_ASKPASS_PASSWORD: token.value,
+        // No credential helper sees (or stores) the token.
+        GIT_CONFIG_COUNT: "1",
+        GIT_CONFIG_KEY_0: "credential.helper",
+        GIT_CONFIG_VALUE_0: "",
+      };
+    } else {
+      req.logger.warn({ branch, host: url.host }, "the origin is not on the forge's host (or not https): pushing without the forge's token");
+    }
+  }
+
+  const ref = `refs/heads/${branch}`;
+  try {
+    await git.push(repo, "origin", [`${ref}:${ref}`], env ? { env } : {});
+  } catch (err) {
+    if (err instanceof ForcePushRefusedError) throw new PushFailedError(req.redact(err.message), false);
+    if (err instanceof GitCommandError) {
+      const said = req.redact(err.message);
+      if (REJECTED.test(err.stderr)) {
+        throw new PushFailedError(
+          `${said} (the origin's ${branch} has commits the run's branch does not; it is never force-pushed unless allow_force_push)`,
+          false,
+        );
+      }
+      throw new PushFailedError(said, !DENIED.test(err.stderr));
+    }
+    if (err instanceof GitError) throw new PushFailedError(req.redact(err.message), err.retryable);
+    throw err;
+  }
+  req.logger.info({ branch, sha, authenticated: env !== undefined }, `pushed ${branch} to origin`);
+  return { sha, authenticated: env !== undefined };
+}
