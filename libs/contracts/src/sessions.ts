@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ProjectForge } from "./forges.js";
 
 /**
  * Worker sessions: one per step attempt that an executor (stub, local LLM, coding-agent harness)
@@ -163,6 +164,14 @@ export const ProjectRecord = z.object({
   baseBranch: z.string().max(255).optional(),
   /** The CI that reports on its branches (`github`, `gitlab`, …). */
   ciProvider: z.string().max(64).optional(),
+  /**
+   * Where its repository is hosted: set on the project, or derived by the core from `gitUrl`
+   * (github.com, gitlab.com, the hosts of `ORCH_FORGE_HOSTS`; else the host with `ciProvider` as the
+   * provider). A run gets its project's forge at its creation.
+   */
+  forge: ProjectForge.optional(),
+  /** `set`: given on the project; `derived`: the core derived it from `gitUrl` (and derives it again when that changes). */
+  forgeSource: z.enum(["set", "derived"]).optional(),
   /** Model per role for its runs (seed 004's `default_models`). */
   defaultModels: z.record(z.string().max(64), z.string().max(200)).optional(),
   /**
