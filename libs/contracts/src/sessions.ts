@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ProjectForge } from "./forges.js";
+import { WorkKind } from "./vocabulary.js";
 
 /**
  * Worker sessions: one per step attempt that an executor (stub, local LLM, coding-agent harness)
@@ -92,7 +93,7 @@ export const SessionRecord = z.object({
   stepId: z.string().min(1).max(64),
   attemptId: z.string().min(1).max(300),
   attempt: z.int().nonnegative(),
-  kind: z.enum(["execute", "qa", "plan"]),
+  kind: WorkKind,
   role: z.string().min(1).max(64),
   type: z.string().min(1).max(200),
   /** The executor that runs it (`stub`, `local`, `codex`, `claude`, `opencode`). */
