@@ -134,7 +134,8 @@ describe("worker sessions with the stub executor", () => {
   it("runs a ticket pipeline: plan, a code change with a test, a real test run, a pull request description", async () => {
     const { run_id: id } = await call("CreateRun", {
       project_id: "acme",
-      definition: { id: "ticket" },
+      // Version 1: the agent writes the pull request's description on the branch (version 2 opens a real PR).
+      definition: { id: "ticket", version: 1 },
       title: "ENG-7",
       input: jsonToStruct({ key: "ENG-7", title: "Greet users by name", branch: "eng-7-greet" }),
     });

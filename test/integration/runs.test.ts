@@ -156,8 +156,10 @@ describe("protocol runs (seed 004)", () => {
 
 describe("the ticket pipeline (seed 003)", () => {
   it("moves through the guarded table, driven by steps and by events", async () => {
+    // Version 1: its draft PR step writes the description on the branch (version 2 opens a real PR
+    // on the project's forge: test/integration/pull-requests.test.ts, libs/engine/test/pull-requests.test.ts).
     const { run_id: id } = await call("CreateRun", {
-      definition: { id: "ticket" },
+      definition: { id: "ticket", version: 1 },
       title: "ENG-42",
       labels: { ticket: "ENG-42" },
       input: jsonToStruct({ key: "ENG-42" }),
@@ -231,7 +233,7 @@ describe("definitions from a project's repository", () => {
       expect.arrayContaining([
         "acme.release@1:stored",
         "speckit.specify@1:builtin",
-        "ticket@1:builtin",
+        "ticket@2:builtin",
         "job@1:builtin",
         "protocol@1:builtin",
         "task@1:builtin",

@@ -42,6 +42,7 @@ export const FILE_KEYS: Readonly<Record<string, { env: string; kind: Kind }>> = 
   "runtime.opencode_binary": { env: "ORCH_OPENCODE_BINARY", kind: "string" },
   "runtime.claude_binary": { env: "ORCH_CLAUDE_BINARY", kind: "string" },
   "runtime.harness_timeout_secs": { env: "ORCH_HARNESS_TIMEOUT_MS", kind: "secs" },
+  "runtime.pr_pipeline_poll_interval_secs": { env: "ORCH_PR_POLL_INTERVAL_SECS", kind: "int" },
   // agents and routing
   "agents.executor": { env: "ORCH_AGENT_EXECUTOR", kind: "string" },
   "agents.concurrency": { env: "ORCH_AGENT_CONCURRENCY", kind: "int" },
@@ -109,7 +110,6 @@ const NOT_YET = [
   "ui",
   "runtime.allow_unsafe_command_paths",
   "runtime.opencode_server_base_url",
-  "runtime.pr_pipeline_poll_interval_secs",
 ];
 
 export interface ConfigFile {

@@ -206,6 +206,35 @@ export const OrchestratorConfig = CommonConfig.extend({
     )
     .pipe(z.array(z.enum(AGENT_ROLES, { message: `must be one of ${AGENT_ROLES.join(", ")}` })).min(1, "needs at least one role")),
   ORCH_SCHEDULE_DESCRIPTION: z.string().min(1).max(10_000).default("Periodic run"),
+  /**
+   * Enterprise and self-managed forge hosts, `host=provider` comma-separated
+   * (`ghe.example.com=github,gl.example.com=gitlab`): a project whose git URL is on one of them gets
+   * that forge (github.com and gitlab.com are known).
+   */
+  ORCH_FORGE_HOSTS: z
+    .string()
+    .default("")
+    .transform((v, ctx) => {
+      const out: Record<string, "github" | "gitlab"> = {};
+      for (const item of v
+        .split(",")
+        .map((x) => x.trim())
+        .filter(Boolean)) {
+        const m = /^([A-Za-z0-9.-]+(?::\d+)?)=(github|gitlab)$/.exec(item);
+        if (!m) ctx.addIssue({ code: "custom", message: `${JSON.stringify(item)}: expected host=github or host=gitlab` });
+        else out[m[1]!.toLowerCase()] = m[2] as "github" | "gitlab";
+      }
+      return out;
+    }),
+  /** Where the API is reached from outside: a pull request's body links back to its run there. Default: http://127.0.0.1:<PORT>. */
+  ORCH_PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
+  /** The gateway's port, for the default public URL. */
+  PORT: int(8080, 0, 65535),
+  /**
+   * Seed 003's `pr_pipeline_poll_interval_secs`: while a run's pull request is open, the core asks an
+   * agent hub to look at it (`pr.sync`) this often, a fallback for webhooks that do not arrive; 0: never.
+   */
+  ORCH_PR_POLL_INTERVAL_SECS: int(15, 0, 86_400),
 });
 export type OrchestratorConfig = z.output<typeof OrchestratorConfig>;
 

@@ -119,7 +119,7 @@ function lowerKeys<T>(o: Readonly<Record<string, T>>): Record<string, T> {
  * (push, API calls) rather than an agent's. The core decides and composes what goes in (title and
  * body from the run, the base, draft or not, the merge method); the hub pushes and calls the forge.
  */
-export const ForgeStepType = { Open: "pr.open", Merge: "pr.merge" } as const;
+export const ForgeStepType = { Open: "pr.open", Merge: "pr.merge", Sync: "pr.sync" } as const;
 export type ForgeStepType = (typeof ForgeStepType)[keyof typeof ForgeStepType];
 export const FORGE_STEP_TYPES: readonly ForgeStepType[] = Object.values(ForgeStepType);
 
@@ -163,6 +163,22 @@ export const PrMergeOutput = z.object({
 export type PrMergeOutput = z.infer<typeof PrMergeOutput>;
 
 /**
+ * `pr.sync` (work of kind `sync`, not a step of the run): the polling fallback. The core dispatches
+ * one each time the run's poll timer fires while its PR is open (every `ORCH_PR_POLL_INTERVAL_SECS`);
+ * the hub reads the PR's checks, reviews and state from the host and sends what it finds as signals
+ * (`ci_report`, `review_report`, `pr_merged`, `pr_closed`) with delivery ids, so what a webhook
+ * already reported is dropped as a duplicate. It answers no step result. A sync is current while the
+ * run's view says `pullRequest.sync.attemptId` is its attempt id and the PR is open.
+ */
+export const PrSyncPayload = z.object({
+  forge: ProjectForge,
+  number: z.int().min(1),
+  /** The run's branch (the PR's head). */
+  head: z.string().max(255).optional(),
+});
+export type PrSyncPayload = z.infer<typeof PrSyncPayload>;
+
+/**
  * A failing check a fix attempt is about (in its work item's `payload.ciFailure`): the hub fetches
  * that job's log (GitHub Actions job logs, GitLab job trace), trims it to its useful tail and gives
  * it to the agent with the feedback.
@@ -178,3 +194,18 @@ export const CiFailureRef = z.object({
   conclusion: z.string().max(64).optional(),
 });
 export type CiFailureRef = z.infer<typeof CiFailureRef>;
+
+/**
+ * What the core adds to the payload of a session step's work (an agent's step, not a forge step) of
+ * a run with a pull request, for the hub to act on:
+ *
+ *   push       true while the run's PR is open: after the session commits, push the run's branch to
+ *              origin (never forced), so a fix reaches the PR and CI runs again
+ *   ciFailure  on a CI fix attempt: the failing check, whose job log the hub fetches and gives to the
+ *              agent with the feedback
+ */
+export const ForgeWorkPayload = z.object({
+  push: z.boolean().optional(),
+  ciFailure: CiFailureRef.optional(),
+});
+export type ForgeWorkPayload = z.infer<typeof ForgeWorkPayload>;

@@ -1,13 +1,23 @@
 import { z } from "zod";
+import { PullRequestRecord } from "./forges.js";
 import { isToken } from "./names.js";
-import { RunMode, RunStatus, StepStatus } from "./vocabulary.js";
+import { CI_STATUSES, REVIEW_STATES, RunMode, RunStatus, StepStatus } from "./vocabulary.js";
 
 /**
  * What the core publishes about a run with each of its transitions: the summary every list shows,
  * and the whole view (its steps, facts, usage) that the API, SSE, gRPC and the run index read. They
  * are the only description of a run outside the core: the kernel's own state is the core's alone.
- * Versioned with the transition message that carries them (`TRANSITION_VERSION`).
+ * Versioned with the transition message that carries them (`TRANSITION_VERSION`); within a version,
+ * fields are only ever added, optional, so a reader of an earlier revision reads a later view
+ * (`RUN_VIEW_REVISION` says what each revision added).
  */
+
+/**
+ * The view's revisions within transition version 1:
+ *   1  the run, its steps, facts, usage, gate
+ *   2  `pullRequest`: the run's pull request and what the system knows of it
+ */
+export const RUN_VIEW_REVISION = 2;
 
 /** An id that can be a subject token (run ids, project ids). */
 export const Id = z.string().refine(isToken, { message: "must match [A-Za-z0-9_-]{1,128}" });
@@ -78,6 +88,57 @@ export type StepView = z.output<typeof StepView>;
 /** A step's view as the core writes it (counters that are 0 may be left out). */
 export type StepViewInput = z.input<typeof StepView>;
 
+/** One check as the run's CI reports tell it (the latest report of each check name). */
+export const CheckView = z.object({
+  status: z.enum(CI_STATUSES),
+  conclusion: z.string().optional(),
+  url: z.string().optional(),
+  jobId: z.union([z.int(), z.string()]).optional(),
+  sha: z.string().optional(),
+  /** Whether it counts (the definition's `ci.checks` names it, or names none); others are recorded only. */
+  counted: z.boolean(),
+  at: Millis,
+});
+export type CheckView = z.infer<typeof CheckView>;
+
+/**
+ * A run's pull request (view revision 2): the record (from a `pr.open` step's output, or what a
+ * `pr_opened` signal tells), its state, and what the system knows of it: its checks, its latest
+ * review, the fix attempts reviews started, the polling fallback's latest sync.
+ */
+export const PullRequestView = PullRequestRecord.partial().extend({
+  state: PullRequestRecord.shape.state,
+  openedAt: Millis.optional(),
+  closedAt: Millis.optional(),
+  mergedAt: Millis.optional(),
+  /** The merge commit, when the system merged it (`pr.merge`). */
+  mergeSha: z.string().optional(),
+  /** The counted checks, summed up: failure if one failed, pending if one is pending, else success. */
+  checks: z
+    .object({
+      state: z.enum(CI_STATUSES),
+      at: Millis,
+      byName: z.record(z.string(), CheckView),
+    })
+    .optional(),
+  review: z
+    .object({
+      state: z.enum(REVIEW_STATES),
+      reviewer: z.string().optional(),
+      sha: z.string().optional(),
+      comments: z.int().nonnegative(),
+      at: Millis,
+    })
+    .optional(),
+  /** Fix attempts started by reviews that requested changes. */
+  reviewFixAttempts: z.int().nonnegative().optional(),
+  /** The polling fallback's latest `pr.sync` (the one a hub may run; earlier ones are stale). */
+  sync: z.object({ attemptId: z.string(), at: Millis }).optional(),
+  /** When the polling fallback looks next (absent: it does not poll). */
+  nextPollAt: Millis.optional(),
+});
+export type PullRequestView = z.infer<typeof PullRequestView>;
+
 /** One run in lists and in the run index. */
 export const RunSummary = z.object({
   runId: Id,
@@ -122,6 +183,8 @@ export const RunView = RunSummary.extend({
   }),
   /** Set while the run waits at a budget gate (extend_budget or abort). */
   gate: z.string().optional(),
+  /** Its pull request, once one is opened or reported (revision 2). */
+  pullRequest: PullRequestView.optional(),
 });
 export type RunView = z.output<typeof RunView>;
 /** A run's view as the core writes it. */

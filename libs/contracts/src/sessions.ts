@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { ProjectForge } from "./forges.js";
+import { WorkKind } from "./vocabulary.js";
 
 /**
  * Worker sessions: one per step attempt that an executor (stub, local LLM, coding-agent harness)
@@ -91,7 +93,7 @@ export const SessionRecord = z.object({
   stepId: z.string().min(1).max(64),
   attemptId: z.string().min(1).max(300),
   attempt: z.int().nonnegative(),
-  kind: z.enum(["execute", "qa", "plan"]),
+  kind: WorkKind,
   role: z.string().min(1).max(64),
   type: z.string().min(1).max(200),
   /** The executor that runs it (`stub`, `local`, `codex`, `claude`, `opencode`). */
@@ -163,6 +165,14 @@ export const ProjectRecord = z.object({
   baseBranch: z.string().max(255).optional(),
   /** The CI that reports on its branches (`github`, `gitlab`, …). */
   ciProvider: z.string().max(64).optional(),
+  /**
+   * Where its repository is hosted: set on the project, or derived by the core from `gitUrl`
+   * (github.com, gitlab.com, the hosts of `ORCH_FORGE_HOSTS`; else the host with `ciProvider` as the
+   * provider). A run gets its project's forge at its creation.
+   */
+  forge: ProjectForge.optional(),
+  /** `set`: given on the project; `derived`: the core derived it from `gitUrl` (and derives it again when that changes). */
+  forgeSource: z.enum(["set", "derived"]).optional(),
   /** Model per role for its runs (seed 004's `default_models`). */
   defaultModels: z.record(z.string().max(64), z.string().max(200)).optional(),
   /**

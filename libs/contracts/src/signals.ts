@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { FORGE_PROVIDERS, type ForgeProvider } from "./forges.js";
 import { DefinitionRef } from "./messages.js";
-import { RunMode } from "./vocabulary.js";
+import { CI_STATUSES, REVIEW_STATES, RunMode, type CiStatus, type ReviewState } from "./vocabulary.js";
 
 /**
  * Signals: what anyone outside the core may ask of a run (the API, the seed surfaces, webhooks, the
@@ -9,12 +9,18 @@ import { RunMode } from "./vocabulary.js";
  * decides what each does to the run, by the run's definition, or refuses with a typed code.
  */
 
-export const CI_STATUSES = ["success", "failure", "pending"] as const;
-export type CiStatus = (typeof CI_STATUSES)[number];
+export { CI_STATUSES, REVIEW_STATES, type CiStatus, type ReviewState } from "./vocabulary.js";
 
 /** The CIs that report: the forges' (a pipeline of GitHub Actions or GitLab CI). */
 export const CI_PROVIDERS = FORGE_PROVIDERS;
 export type CiProvider = ForgeProvider;
+
+/** A review's comment: on a line of a file, or on the whole change. */
+export interface ReviewComment {
+  path?: string;
+  line?: number;
+  body: string;
+}
 
 /** Why the core refused a command: the code a refusal carries on the wire and every surface maps. */
 export const RefusalCode = {
@@ -56,9 +62,22 @@ export type Signal =
   | { name: "event"; event: string; facts?: Record<string, unknown> }
   | { name: "set_facts"; facts: Record<string, unknown> }
   /** A CI report on the step it is about (the one started last, or `stepId`): recorded, then the run's CI policy applies. */
-  | ({ name: "ci_report"; status: CiStatus; conclusion?: string; check?: string; sha?: string; stepId?: string } & Report)
+  | ({ name: "ci_report"; status: CiStatus; conclusion?: string; check?: string; sha?: string; stepId?: string; jobId?: number | string } & Report)
   /** A pull request opened, closed unmerged, or merged: recorded, then the definition's pull request policy applies. */
   | ({ name: "pr_opened" | "pr_closed" | "pr_merged"; number?: number; action?: string } & Report)
+  /**
+   * A review of the run's pull request: recorded (the PR's review state), then the definition's
+   * review policy applies (changes requested: a bounded fix attempt with the comments as feedback).
+   */
+  | ({
+      name: "review_report";
+      state: ReviewState;
+      reviewer?: string;
+      body?: string;
+      comments?: ReviewComment[];
+      sha?: string;
+      number?: number;
+    } & Report)
   | { name: "extend_budget"; tokens?: number; costUsd?: number }
   | { name: "abort" }
   /**
@@ -134,11 +153,26 @@ const SIGNAL_SHAPES = [
     check: z.string().min(1).max(500).optional(),
     sha: z.string().min(1).max(200).optional(),
     stepId: StepIdRef.optional(),
+    /** The host's job id of the check (GitHub check run / Actions job, GitLab job): a fix attempt's hub fetches its log. */
+    jobId: z.union([z.int().min(1), z.string().regex(/^\d{1,20}$/)]).optional(),
     ...ReportFields,
   }),
   PrReport("pr_opened"),
   PrReport("pr_closed"),
   PrReport("pr_merged"),
+  z.strictObject({
+    name: z.literal("review_report"),
+    state: z.enum(REVIEW_STATES),
+    reviewer: z.string().min(1).max(200).optional(),
+    body: z.string().max(20_000).optional(),
+    comments: z
+      .array(z.strictObject({ path: z.string().min(1).max(1_000).optional(), line: z.int().min(1).optional(), body: z.string().min(1).max(10_000) }))
+      .max(200)
+      .optional(),
+    sha: z.string().min(1).max(200).optional(),
+    number: z.int().min(1).optional(),
+    ...ReportFields,
+  }),
   z.strictObject({ name: z.literal("extend_budget"), tokens: z.int().min(1).optional(), costUsd: z.number().positive().optional() }),
   z.strictObject({ name: z.literal("abort") }),
   z.strictObject({ name: z.literal("add_steps"), steps: z.array(Json).min(1).max(1_000), replace: z.boolean().optional() }),

@@ -29,19 +29,32 @@ export const STEP_STATUSES = [
 export const StepStatus = z.enum(STEP_STATUSES);
 export type StepStatus = z.infer<typeof StepStatus>;
 
-/** What a dispatched piece of work asks: execute the step, check it (`qa`), or plan the run (`plan`). */
-export const WORK_KINDS = ["execute", "qa", "plan"] as const;
+/**
+ * What a dispatched piece of work asks: execute the step, check it (`qa`), plan the run (`plan`), or
+ * look at the run's pull request on its forge (`sync`: the polling fallback, `pr.sync`; not a step
+ * of the run, and answered with signals rather than a step result).
+ */
+export const WORK_KINDS = ["execute", "qa", "plan", "sync"] as const;
 export const WorkKind = z.enum(WORK_KINDS);
 export type WorkKind = z.infer<typeof WorkKind>;
 
 /**
  * What a timer is for: a step's retry, timeout or approval timeout, a run's wall clock, a periodic
- * run's next slot (`tick`), or a command to send when it fires (`command`: the scheduler sends the
- * command the timer carries instead of `timer.fired`).
+ * run's next slot (`tick`), a command to send when it fires (`command`: the scheduler sends the
+ * command the timer carries instead of `timer.fired`), or the next look at an open pull request
+ * (`pr_poll`: the polling fallback, armed while the run's PR is open).
  */
-export const TIMER_KINDS = ["retry", "step_timeout", "approval_timeout", "wall_clock", "tick", "command"] as const;
+export const TIMER_KINDS = ["retry", "step_timeout", "approval_timeout", "wall_clock", "tick", "command", "pr_poll"] as const;
 export const TimerKind = z.enum(TIMER_KINDS);
 export type TimerKind = z.infer<typeof TimerKind>;
+
+/** What a CI report says of a check (`ci_report`). */
+export const CI_STATUSES = ["success", "failure", "pending"] as const;
+export type CiStatus = (typeof CI_STATUSES)[number];
+
+/** What a review says (`review_report`; GitHub's review states; GitLab: an approval is `approved`, a note `commented`). */
+export const REVIEW_STATES = ["approved", "changes_requested", "commented", "dismissed"] as const;
+export type ReviewState = (typeof REVIEW_STATES)[number];
 
 export const MODES = ["mock", "live"] as const;
 export const RunMode = z.enum(MODES);

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ProjectForge } from "./forges.js";
 import { Id } from "./run-views.js";
 import { ProjectRecord } from "./sessions.js";
 
@@ -82,6 +83,8 @@ export const ProjectChange = z.object({
   baseBranch: z.string().max(255).nullable().optional(),
   ciProvider: z.string().max(64).nullable().optional(),
   defaultModels: z.record(z.string().max(64), z.string().max(200)).nullable().optional(),
+  /** Where its repository is hosted; `null`: derive it from `gitUrl` again (the core does). */
+  forge: ProjectForge.nullable().optional(),
 });
 export type ProjectChange = z.infer<typeof ProjectChange>;
 

@@ -1,3 +1,4 @@
+import { ForgeStepType } from "@orch/contracts";
 import { compileDefinition, parseDefinition, type CompiledDefinition, type DefinitionInput } from "./definition.js";
 
 /**
@@ -61,7 +62,7 @@ interface Phase {
 /** How many rejections a SpecKit phase takes before the workflow fails. */
 export const SPECKIT_MAX_REWORKS = 3;
 
-const speckit = (type: string): DefinitionInput => {
+const speckitV1 = (type: string): DefinitionInput => {
   const t = SPECKIT[type]!;
   return {
     id: `speckit.${type}`,
@@ -86,6 +87,33 @@ const speckit = (type: string): DefinitionInput => {
         ...(i > 0 ? { previous: "${steps.phase_1.output}" } : {}),
       },
     })),
+  };
+};
+
+/**
+ * SpecKit's workflows as they are now: `implement` (version 2) ends with a pull request of the
+ * feature's branch, opened once the tests are approved, when the project has a forge (else the step
+ * is skipped and the workflow completes as version 1 did). The others are version 1.
+ */
+const speckit = (type: string): DefinitionInput => {
+  const v1 = speckitV1(type);
+  if (type !== "implement") return v1;
+  return {
+    ...v1,
+    version: 2,
+    steps: [
+      ...(v1.steps ?? []),
+      {
+        id: "pull_request",
+        title: "Open the pull request",
+        role: "maintainer",
+        type: ForgeStepType.Open,
+        phase: "pull_request",
+        needs: ["phase_2"],
+        whenNoForge: "skip",
+        inputs: { feature_id: "${input.feature_id}" },
+      },
+    ],
   };
 };
 
@@ -179,10 +207,10 @@ const schedule: DefinitionInput = {
 };
 
 /**
- * Seed 003: the ticket pipeline, with its guarded transition table (guards read the run's facts,
- * which steps set when they finish and integrations set through signals).
+ * Seed 003: the ticket pipeline as the first version had it: its draft PR step had an agent write the
+ * pull request's description on the branch. Kept so the runs created then still load.
  */
-const ticket: DefinitionInput = {
+const ticketV1: DefinitionInput = {
   id: "ticket",
   version: 1,
   title: "Ticket pipeline (seed 003)",
@@ -270,6 +298,68 @@ const ticket: DefinitionInput = {
   },
 };
 
+/**
+ * Seed 003: the ticket pipeline, with its guarded transition table (guards read the run's facts,
+ * which steps set when they finish and integrations set through signals), driven by its pull
+ * request (version 2):
+ *
+ *   Implementing: plan's implement → test → draft_pr (`pr.open`, a draft, on the project's forge;
+ *     without a forge it fails, saying so) ──DraftPullRequestCreated──▶ PRDrafted ──▶ AwaitingYourReview
+ *   AwaitingYourReview ──ApprovalGranted {approval} (you)──▶ ReadyForReview
+ *   ReadyForReview ──a review (review_report)──▶ InReview (ReviewStarted)
+ *   InReview ──approved and the checks green──▶ PendingMerge (MergeInitiated): `merge` (`pr.merge`)
+ *     runs ──merged──▶ Done (ReviewApprovedAndMerged); not merged ──MergeFailed──▶ InReview
+ *   InReview ──changes requested──▶ Implementing (ReviewChangesRequested): a fix attempt, the
+ *     implementer told the review (at most 3, a minute apart); its steps run again and push to the PR
+ *   any ──the PR closed unmerged──▶ Abandoned (Cancelled);  any ──merged (by anyone)──▶ Done
+ */
+const ticket: DefinitionInput = {
+  ...ticketV1,
+  version: 2,
+  steps: [
+    ...(ticketV1.steps ?? []).filter((s) => s.id !== "draft_pr"),
+    {
+      id: "draft_pr",
+      title: "Open a draft pull request",
+      stage: "Implementing",
+      role: "maintainer",
+      type: ForgeStepType.Open,
+      needs: ["test"],
+      inputs: { ticket: "${input}" },
+      payload: { draft: true },
+      sets: { completed: { draftPr: true, pr: true } },
+      emits: { completed: "DraftPullRequestCreated" },
+    },
+    {
+      id: "merge",
+      title: "Merge the pull request",
+      stage: "PendingMerge",
+      role: "maintainer",
+      type: ForgeStepType.Merge,
+      // It starts once the PR is approved and green; a merge the host refuses goes back to InReview.
+      optional: true,
+      whenNoForge: "skip",
+      retry: { maxAttempts: 2 },
+      emits: { failed: "MergeFailed" },
+    },
+  ],
+  pullRequests: {
+    onMerged: { event: "ReviewApprovedAndMerged" },
+    onClosed: { event: "Cancelled" },
+    sets: { opened: { pr: true, draftPr: true }, closed: { pr: false }, merged: { pr: true, mergeCompleted: true } },
+    draft: true,
+    review: {
+      fixAttempts: 3,
+      fixCooldownMs: 60_000,
+      step: "implement",
+      onStarted: { event: "ReviewStarted" },
+      onReady: { event: "MergeInitiated" },
+      onChangesRequested: { event: "ReviewChangesRequested" },
+    },
+    merge: { enabled: true, method: "squash" },
+  },
+};
+
 export const BUILTIN_DEFINITIONS: readonly DefinitionInput[] = [
   job,
   speckit("specify"),
@@ -284,7 +374,7 @@ export const BUILTIN_DEFINITIONS: readonly DefinitionInput[] = [
 ];
 
 /** Earlier versions of built-ins, kept so that the runs created with them still load (never used for new runs). */
-export const EARLIER_BUILTIN_DEFINITIONS: readonly DefinitionInput[] = [taskQueueV1];
+export const EARLIER_BUILTIN_DEFINITIONS: readonly DefinitionInput[] = [taskQueueV1, speckitV1("implement"), ticketV1];
 
 export const SPECKIT_TYPES = Object.keys(SPECKIT) as ("specify" | "plan" | "tasks" | "implement")[];
 

@@ -1,4 +1,4 @@
-import { MAX_RUN_STEPS } from "@orch/contracts";
+import { MAX_RUN_STEPS, MERGE_METHODS } from "@orch/contracts";
 import { z } from "zod";
 import { parse as parseYaml } from "yaml";
 import { Condition, templatePaths } from "./conditions.js";
@@ -122,6 +122,11 @@ export const StepDef = z.strictObject({
   sets: z.strictObject({ completed: Json.optional(), failed: Json.optional() }).optional(),
   /** Stage events to fire when the step completes or fails. */
   emits: z.strictObject({ completed: EventName.optional(), failed: EventName.optional() }).optional(),
+  /**
+   * A forge step (`pr.open`, `pr.merge`) of a run whose project has no forge: `fail` (at once, not
+   * retried, saying so; the default) or `skip` (the step is on only when the project has a forge).
+   */
+  whenNoForge: z.enum(["fail", "skip"]).optional(),
 });
 export type StepDefInput = z.input<typeof StepDef>;
 export type StepDef = z.output<typeof StepDef>;
@@ -170,19 +175,66 @@ export const CiPolicy = z.strictObject({
   fixCooldownMs: z.int().min(0).max(86_400_000).optional(),
   /** Facts a report sets besides `ci` (seed 003's `testsPassed`). */
   sets: z.strictObject({ success: Json.optional(), failure: Json.optional(), pending: Json.optional() }).optional(),
+  /**
+   * The checks that count, by name (`*` matches any run of characters): a report of another check
+   * is recorded (on the run's pull request) and does nothing else. Absent: every check counts.
+   */
+  checks: z.array(z.string().min(1).max(256)).min(1).max(100).optional(),
 });
 export type CiPolicy = z.output<typeof CiPolicy>;
 
 /**
- * What pull request signals (`pr_opened`, `pr_closed`, `pr_merged`) do to a run besides recording
- * `pullRequest`: the facts each sets, and what a merge does: `complete` (every step not done yet
- * completes with the run: seed 004's protocol), or a stage event fired with the facts (seed 003's
- * `ReviewApprovedAndMerged`; refused by its guard, the facts are recorded all the same). Absent: a
- * merge is recorded only.
+ * What a review does (`review_report`). Changes requested start a bounded fix attempt: the
+ * implementing step (`step`; else the one of role implementer that started last) runs again with the
+ * review's body and comments as feedback, at most `fixAttempts` times per run and no sooner than
+ * `fixCooldownMs` after the previous one; with `onChangesRequested` the attempt is that stage event
+ * (seed 003: back to Implementing, whose steps run again, the implementing one told the review).
+ * Stage events it fires (each only where the run's stage graph accepts it, else nothing):
+ *   onStarted           a review of the open PR exists (seed 003: ReviewStarted)
+ *   onReady             the PR is approved and its counted checks are green (seed 003: MergeInitiated)
+ *   onChangesRequested  see above (seed 003: ReviewChangesRequested)
+ */
+export const ReviewPolicy = z.strictObject({
+  fixAttempts: z.int().min(0).max(100).optional(),
+  fixCooldownMs: z.int().min(0).max(86_400_000).optional(),
+  step: StepId.optional(),
+  onStarted: z.strictObject({ event: EventName }).optional(),
+  onReady: z.strictObject({ event: EventName }).optional(),
+  onChangesRequested: z.strictObject({ event: EventName }).optional(),
+});
+export type ReviewPolicy = z.output<typeof ReviewPolicy>;
+
+/**
+ * What pull request signals (`pr_opened`, `pr_closed`, `pr_merged`, and a `pr.open` step's output)
+ * do to a run besides recording its `pullRequest`: the facts each sets, and what a merge does:
+ * `complete` (every step not done yet completes with the run: seed 004's protocol), or a stage event
+ * fired with the facts (seed 003's `ReviewApprovedAndMerged`; refused by its guard, the facts are
+ * recorded all the same). Absent: a merge is recorded only. Likewise a close without merge
+ * (`onClosed`: `cancel` the run, or a stage event: seed 003's `Cancelled`).
+ *
+ *   draft    a `pr.open` step opens a draft unless its payload says `draft` itself; default false
+ *   follow   a run whose steps are all done waits (status waiting) while its PR is open, instead of
+ *            completing: a review's fix attempt wakes it, the merge or the close ends it
+ *   review   what reviews do (ReviewPolicy)
+ *   merge    whether a `pr.merge` step merges (it starts once the PR is approved and green; not
+ *            enabled: it is skipped) and how; default not enabled, squash
  */
 export const PullRequestPolicy = z.strictObject({
   onMerged: z.union([z.literal("complete"), z.strictObject({ event: EventName })]).optional(),
-  sets: z.strictObject({ opened: Json.optional(), closed: Json.optional(), merged: Json.optional() }).optional(),
+  onClosed: z.union([z.literal("cancel"), z.strictObject({ event: EventName })]).optional(),
+  sets: z
+    .strictObject({
+      opened: Json.optional(),
+      closed: Json.optional(),
+      merged: Json.optional(),
+      approved: Json.optional(),
+      changesRequested: Json.optional(),
+    })
+    .optional(),
+  draft: z.boolean().optional(),
+  follow: z.boolean().optional(),
+  review: ReviewPolicy.optional(),
+  merge: z.strictObject({ enabled: z.boolean(), method: z.enum(MERGE_METHODS).optional() }).optional(),
 });
 export type PullRequestPolicy = z.output<typeof PullRequestPolicy>;
 
@@ -299,9 +351,19 @@ export const Definition = z
         if (!/^(input|facts)(\.|$)/.test(p)) issue(["workspace", key], `may refer to input and facts only, not '${p}'`);
       }
     }
-    const merged = d.pullRequests?.onMerged;
-    if (merged !== undefined && merged !== "complete" && !d.transitions.some((t) => t.on === merged.event))
-      issue(["pullRequests", "onMerged", "event"], `no transition is on '${merged.event}'`);
+    const prEvents: [string[], { event: string } | string | undefined][] = [
+      [["pullRequests", "onMerged", "event"], d.pullRequests?.onMerged],
+      [["pullRequests", "onClosed", "event"], d.pullRequests?.onClosed],
+      [["pullRequests", "review", "onStarted", "event"], d.pullRequests?.review?.onStarted],
+      [["pullRequests", "review", "onReady", "event"], d.pullRequests?.review?.onReady],
+      [["pullRequests", "review", "onChangesRequested", "event"], d.pullRequests?.review?.onChangesRequested],
+    ];
+    for (const [path, on] of prEvents) {
+      if (on === undefined || typeof on === "string") continue;
+      if (!d.transitions.some((t) => t.on === on.event)) issue(path, `no transition is on '${on.event}'`);
+    }
+    const reviewStep = d.pullRequests?.review?.step;
+    if (reviewStep !== undefined && !d.dynamicSteps && !stepIds.has(reviewStep)) issue(["pullRequests", "review", "step"], `unknown step '${reviewStep}'`);
     const cycle = findCycle(d.steps);
     if (cycle) issue(["steps"], `dependency cycle: ${cycle.join(" → ")}`);
   });

@@ -2,6 +2,7 @@ import type { RunSummary, RunViewInput as RunView, StepViewInput as StepView } f
 import type { CompiledDefinition, RetryPolicy, StepDef } from "./definition.js";
 import { stepStatus, type RunState, type Snap } from "./kernel.js";
 import { attemptIdOf, type StepContext } from "./step-machine.js";
+import { checksState, type PrState } from "./pull-requests.js";
 import { workerRetry } from "./worker.js";
 
 /**
@@ -123,5 +124,22 @@ export function runView(cd: CompiledDefinition, state: RunState, summary: RunSum
     v.steps = [p, ...steps];
   }
   if (rc.gate) v.gate = rc.gate.budget;
+  if (state.pr) v.pullRequest = pullRequestView(state.pr);
   return v;
+}
+
+/** The run's pull request as the view shows it (contracts' PullRequestView). */
+function pullRequestView(pr: PrState): NonNullable<RunView["pullRequest"]> {
+  const out: NonNullable<RunView["pullRequest"]> = { ...pr.record };
+  if (pr.openedAt !== undefined) out.openedAt = pr.openedAt;
+  if (pr.closedAt !== undefined) out.closedAt = pr.closedAt;
+  if (pr.mergedAt !== undefined) out.mergedAt = pr.mergedAt;
+  if (pr.mergeSha !== undefined) out.mergeSha = pr.mergeSha;
+  const state = checksState(pr.checks);
+  if (pr.checks && Object.keys(pr.checks).length > 0) out.checks = { state: state ?? "pending", at: pr.checksAt ?? 0, byName: pr.checks };
+  if (pr.review) out.review = pr.review;
+  if (pr.reviewFix) out.reviewFixAttempts = pr.reviewFix.attempts;
+  if (pr.sync) out.sync = pr.sync;
+  if (pr.poll) out.nextPollAt = pr.poll.dueAt;
+  return out;
 }

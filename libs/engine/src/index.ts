@@ -1,4 +1,5 @@
 export * from "./ci.js";
+export * from "./pull-requests.js";
 export * from "./worker.js";
 export * from "./conditions.js";
 export * from "./definition.js";

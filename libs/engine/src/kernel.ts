@@ -6,7 +6,39 @@ import { evaluate, resolveTemplate } from "./conditions.js";
 import { Budget, Limits, StepDef, type CompiledDefinition, type RetryPolicy, type RunTemplate, type StepDefInput } from "./definition.js";
 import { hashJson } from "./hash.js";
 import { budgetKey, covers, emptyLedger, exhausted, record, type Extension, type Ledger } from "./ledger.js";
-import { BRANCH_LABEL, FINAL_RUN_STATUSES, MAX_RUN_STEPS, RefusalCode, type RunStatus, type Signal, type StepStatus } from "@orch/contracts";
+import {
+  BRANCH_LABEL,
+  FINAL_RUN_STATUSES,
+  ForgeStepType,
+  MAX_RUN_STEPS,
+  PrMergeOutput,
+  PrOpenOutput,
+  RefusalCode,
+  type CiFailureRef,
+  type PrMergePayload,
+  type PrOpenPayload,
+  type PrSyncPayload,
+  type PullRequestRecord,
+  type RunStatus,
+  type Signal,
+  type StepStatus,
+} from "@orch/contracts";
+import {
+  checkCounts,
+  checksState,
+  outputSummary,
+  prBody,
+  prTitle,
+  readyToMerge,
+  resolvePrRules,
+  reviewFeedback,
+  reviewFixVerdict,
+  UNNAMED_CHECK,
+  type PrDefaults,
+  type PrRules,
+  type PrState,
+  type RunProject,
+} from "./pull-requests.js";
 import { runMachineFor, runStatusOf, type Gate, type RunContext, type RunEvent } from "./run-machine.js";
 import { attemptIdOf, stepMachine, type Decision, type StepContext, type StepEvent } from "./step-machine.js";
 import type { CancelTimerParams, DispatchParams, EmitParams, StepError, TimerKind, TimerParams, Usage } from "./types.js";
@@ -68,6 +100,12 @@ export interface RunState {
   requeues?: number;
   /** A periodic run's schedule (`set_schedule`) and the tick timer it has armed. */
   periodic?: PeriodicState;
+  /** What the run knows of its project (its forge, its base branch), copied at its creation. */
+  project?: RunProject;
+  /** The pull request rules the run got at its creation (its definition's policy, the core's settings). */
+  prRules?: PrRules;
+  /** Its pull request, once one is opened or reported. */
+  pr?: PrState;
 }
 
 /** What a periodic run keeps: its schedule, and the slot its armed tick timer is for. */
@@ -88,7 +126,8 @@ export interface WorkSpec {
   stepId: string;
   attemptId: string;
   attempt: number;
-  kind: "execute" | "qa" | "plan";
+  /** `sync`: the polling fallback's look at the run's PR (`pr.sync`), not a step of the run. */
+  kind: "execute" | "qa" | "plan" | "sync";
   index: number;
   role: string;
   type: string;
@@ -170,6 +209,10 @@ export interface CreateRunOptions {
   ciDefaults?: CiDefaults;
   /** The core's task worker settings, for what the definition's worker policy leaves out (recorded with the run). */
   workerDefaults?: WorkerDefaults;
+  /** What the run gets of its project: its forge (what forge steps and CI fix attempts need), its base branch. */
+  project?: RunProject;
+  /** The core's pull request settings (poll interval, public URL), recorded with the run. */
+  prDefaults?: PrDefaults;
 }
 
 const ACTIVE: ReadonlySet<StepStatus> = new Set(["running", "retry_wait", "qa"]);
@@ -315,6 +358,15 @@ class Kernel {
   sendStep(id: string, event: StepEvent): boolean {
     const before = this.snapOf(id);
     if (!before) return false;
+    if (event.type === "DISPATCH") {
+      // A forge step that cannot run (no forge, merging not enabled, no PR) is skipped or failed instead.
+      const d = this.stepDef(id);
+      const held = d ? this.forgeHold(d) : null;
+      if (held) return this.forgeHeld(id, held, event);
+      const hint = this.#hints.get(id);
+      if (hint !== undefined && event.hint === undefined) event = { ...event, hint };
+      this.#hints.delete(id);
+    }
     const prevStatus = stepStatus(before);
     const snap = resolved(stepMachine as unknown as AnyStateMachine, before);
     const [next, actions] = pureTransition(stepMachine as never, snap, event);
@@ -371,6 +423,10 @@ class Kernel {
   }
 
   private pendingSettleSteps = false;
+  /** Feedback for a step's next dispatch in this action (a review's fix attempt, through a stage's rework). */
+  readonly #hints = new Map<string, string>();
+  /** Payload for a step's next dispatch in this action (a CI fix attempt's failing check). */
+  readonly #extraPayload = new Map<string, Record<string, unknown>>();
   private readonly reentered: string[] = [];
   private replan = false;
   /** The status of the step being transitioned, before the transition (for events that say "from"). */
@@ -456,17 +512,32 @@ class Kernel {
     // A reviewer's feedback on a rework, and what whoever started this attempt said about it.
     const said = [s.feedback !== undefined && s.reworks > 0 ? s.feedback : undefined, !qa ? s.hint : undefined].filter((x): x is string => x !== undefined);
     if (said.length) work.feedback = said.join("\n\n").slice(0, 10_000);
-    const ws = this.cd.def.workspace;
-    if (ws) {
-      const str = (t: string | undefined) => {
-        const v = t === undefined ? undefined : resolveTemplate(t, scope);
-        return typeof v === "string" && v.trim() ? v.trim() : undefined;
-      };
-      const branch = str(ws.branch);
-      const base = str(ws.base);
-      if (branch !== undefined || base !== undefined) work.workspace = { ...(branch !== undefined ? { branch } : {}), ...(base !== undefined ? { base } : {}) };
+    const ws = this.workspace(scope);
+    if (ws) work.workspace = ws;
+    if (!qa && !isPlan) {
+      // Forge steps get what the core composes; a session step of a run with an open PR pushes its commits.
+      if (d.type === ForgeStepType.Open) work.payload = { ...d.payload, ...this.prOpenPayload(d) };
+      else if (d.type === ForgeStepType.Merge) work.payload = { ...d.payload, ...this.prMergePayload(d) };
+      else if (this.state.pr?.record.state === "open") work.payload = { ...work.payload, push: true };
+      const extra = this.#extraPayload.get(id);
+      if (extra) work.payload = { ...work.payload, ...extra };
+      this.#extraPayload.delete(id);
     }
     this.effects.push({ kind: "work", work });
+  }
+
+  /** The run's branch and its base, resolved from the definition's `workspace` (undefined when both are empty). */
+  private workspace(scope: Record<string, unknown> = this.scope()): WorkSpec["workspace"] {
+    const ws = this.cd.def.workspace;
+    if (!ws) return undefined;
+    const str = (t: string | undefined) => {
+      const v = t === undefined ? undefined : resolveTemplate(t, scope);
+      return typeof v === "string" && v.trim() ? v.trim() : undefined;
+    };
+    const branch = str(ws.branch);
+    const base = str(ws.base);
+    if (branch === undefined && base === undefined) return undefined;
+    return { ...(branch !== undefined ? { branch } : {}), ...(base !== undefined ? { base } : {}) };
   }
 
   // ── step consequences ────────────────────────────────────────────────────
@@ -652,6 +723,8 @@ class Kernel {
         this.state.periodic = periodicWithout(p);
         this.changed = true;
       }
+      // Nor does a finished run look at its PR any more.
+      this.disarmPoll();
       if (!this.pendingSettleSteps) return false;
       this.pendingSettleSteps = false;
       let moved = false;
@@ -679,8 +752,8 @@ class Kernel {
       });
     if (st === "pending" || st === "planned" || st === "paused" || st === "blocked" || st === "waiting") {
       // Work that is all done completes the run, whatever state it waits in (seed 004: "the
-      // protocol completes when all steps are completed/cancelled").
-      if (this.allWorkDone())
+      // protocol completes when all steps are completed/cancelled"); one that follows its open PR waits for it.
+      if (this.allWorkDone() && !this.followsPr())
         return this.sendRun({ type: "COMPLETE", result: this.lastOutput(), reason: "every step is done", at: this.clock.now, rand: this.clock.rand });
     }
     if (st === "blocked") {
@@ -690,7 +763,7 @@ class Kernel {
       return stillBroken ? false : this.sendRun({ type: "UNBLOCK", reason: "nothing blocks it any more", at: this.clock.now, rand: this.clock.rand });
     }
     // A run waiting for more work (not at a budget gate) goes on once there is some.
-    if (st === "waiting" && this.cd.def.whenDone === "wait" && this.runContext().gate === undefined && !this.idle())
+    if (st === "waiting" && (this.cd.def.whenDone === "wait" || this.cd.def.pullRequests?.follow) && this.runContext().gate === undefined && !this.idle())
       return this.sendRun({ type: "WAKE", reason: "a step is queued", at: this.clock.now, rand: this.clock.rand });
     if (st !== "running") return false;
 
@@ -708,6 +781,8 @@ class Kernel {
     }
     // Every step done and the definition waits for more: the run waits (no work, no gate).
     if (this.cd.def.whenDone === "wait" && this.idle()) return this.sendRun({ type: "IDLE", reason: "every step is done", ...at });
+    // …or for its open pull request to be merged or closed (`pullRequests.follow`).
+    if (this.followsPr() && this.idle()) return this.sendRun({ type: "IDLE", reason: "every step is done: the pull request is open", ...at });
     const allSettled = inStage.every((d) => this.done_(d));
     if (allSettled && (inStage.length > 0 || !this.cd.def.dynamicSteps)) {
       if (this.sendRun({ type: "STAGE_DONE", result: this.lastOutput(stage), ...at })) return true;
@@ -722,6 +797,8 @@ class Kernel {
       if (inflight >= this.state.limits.maxConcurrentSteps) break;
       if (this.status(d.id) !== "pending") continue;
       if (!d.needs.every((n) => DONE_FOR_NEEDS.has(this.status(n)))) continue;
+      // A merge starts once the PR is approved and green.
+      if (this.mergeWaits(d)) continue;
       const refusal = this.guardBeforeStart(d);
       if (refusal) return refusal();
       if (this.sendStep(d.id, { type: "DISPATCH", reason: "auto", ...at, ...this.timeout(d.id) })) {
@@ -734,10 +811,11 @@ class Kernel {
 
   /**
    * The run's result when it completes: the output of the step that completed last (in the stage
-   * that completes the run, else in any).
+   * that completes the run, else in any), forge steps left out.
    */
   private lastOutput(stage?: string): unknown {
-    const completed = this.steps().filter((d) => this.status(d.id) === "completed");
+    // What the run made, not the forge I/O that followed it (a PR's opening, its merge).
+    const completed = this.steps().filter((d) => this.status(d.id) === "completed" && !isForgeStep(d));
     const pool = stage === undefined ? completed : completed.filter((d) => d.stage === stage);
     const last = (pool.length > 0 ? pool : completed).reduce<RunStepDef | undefined>((best, d) => {
       if (!best) return d;
@@ -953,7 +1031,8 @@ class Kernel {
     }
   }
 
-  private result(r: Extract<KernelAction, { type: "result" }>) {
+  private result(given: Extract<KernelAction, { type: "result" }>) {
+    let r = given;
     const d = this.stepDef(r.stepId);
     const snap = this.snapOf(r.stepId);
     if (!d || !snap) {
@@ -981,6 +1060,25 @@ class Kernel {
       }) || this.ignored(r);
       return;
     }
+    // A forge step's output is checked, and what it did recorded, with its completion.
+    let merged: PrMergeOutput | undefined;
+    if (r.ok && r.kind === "execute" && this.status(r.stepId) === "running" && attemptIdOf(s) === r.attemptId) {
+      if (d.type === ForgeStepType.Open) {
+        const out = PrOpenOutput.safeParse(r.output);
+        if (out.success) this.recordOpened(out.data.pullRequest, { created: out.data.created, stepId: d.id });
+        else r = { ...r, ok: false, error: invalidOutput(d.type, out.error) };
+      } else if (d.type === ForgeStepType.Merge) {
+        const out = PrMergeOutput.safeParse(r.output);
+        if (!out.success) r = { ...r, ok: false, error: invalidOutput(d.type, out.error) };
+        else if (!out.data.merged)
+          r = {
+            ...r,
+            ok: false,
+            error: { code: "NOT_MERGED", message: `the pull request was not merged: ${out.data.message ?? "the host refused"}`, retryable: false },
+          };
+        else merged = out.data;
+      }
+    }
     const next = r.ok ? { decision: this.successDecision(d) } : this.failureDecision(d, s, r.error);
     const sent = this.sendStep(r.stepId, {
       type: "RESULT",
@@ -996,6 +1094,13 @@ class Kernel {
       ...at,
     });
     if (!sent) this.ignored(r);
+    else if (merged)
+      this.pullRequest(
+        { name: "pr_merged", ...(this.state.pr?.record.number ? { number: this.state.pr.record.number } : {}) },
+        undefined,
+        `merged by step ${d.id}`,
+        merged.sha,
+      );
   }
 
   private pendingUsage: { d: RunStepDef; usage: Usage | undefined; model: string | undefined } | undefined;
@@ -1038,15 +1143,18 @@ class Kernel {
       case "tick":
         this.tick(t.timerId);
         return;
+      case "pr_poll":
+        this.pollFired(t.timerId);
+        return;
       case "command":
         // Its firing is its command, sent elsewhere: nothing comes back to this run.
         return;
     }
   }
 
-  /** The step that started last (retry_latest's candidate). */
-  private latestStarted(): RunStepDef | undefined {
-    const ran = this.steps().filter((d) => (this.state.steps[d.id]?.context.attempt ?? 0) > 0);
+  /** The step that started last (retry_latest's candidate); with `work`, not counting forge steps (what CI and reviews are about). */
+  private latestStarted(work = false): RunStepDef | undefined {
+    const ran = this.steps().filter((d) => (this.state.steps[d.id]?.context.attempt ?? 0) > 0 && !(work && isForgeStep(d)));
     ran.sort((a, b) => (this.state.steps[a.id]!.context.startedAt ?? 0) - (this.state.steps[b.id]!.context.startedAt ?? 0) || a.index - b.index);
     return ran.at(-1);
   }
@@ -1115,6 +1223,8 @@ class Kernel {
           if (!["pending", "blocked", "failed"].includes(this.status(id)))
             return this.refuse(RefusalCode.IllegalTransition, "Step already running or completed");
         }
+        const held = this.forgeHold(this.stepDef(id)!);
+        if (held && this.status(id) !== "pending" && !("skip" in held)) return this.refuse(RefusalCode.IllegalTransition, held.fail);
         // A manual start passes the same loop guard and budgets as an automatic one: a used-up strict
         // budget opens the gate (the run waits) instead of starting the step.
         const refusal = this.guardBeforeStart(this.stepDef(id)!);
@@ -1233,6 +1343,7 @@ class Kernel {
         if (sig.facts) this.setFacts(sig.facts, actor ? `set by ${actor} with ${sig.event}` : `set with ${sig.event}`);
         const refused = this.stageEvent(sig.event, reason, actor);
         // A refused event leaves facts as they were too: nothing changes.
+        if (!refused) this.prAdvance(actor);
         return refused;
       }
       case "set_facts":
@@ -1271,6 +1382,8 @@ class Kernel {
       case "pr_closed":
       case "pr_merged":
         return this.pullRequest(sig, actor, reason);
+      case "review_report":
+        return this.reviewReport(sig, actor, reason);
     }
   }
 
@@ -1382,6 +1495,19 @@ class Kernel {
     const planningId = this.cd.planning?.id;
     if (sig.stepId !== undefined && (sig.stepId === planningId || !this.stepDef(sig.stepId)))
       return this.refuse(RefusalCode.NotFound, `no step '${sig.stepId}'`);
+    const policy = this.cd.def.ci;
+    // A check the policy does not count is recorded (on the PR) and does nothing else.
+    const counted = checkCounts(policy !== undefined && policy !== "off" ? policy.checks : undefined, sig.check);
+    this.recordCheck(sig, counted);
+    if (!counted) {
+      this.emit({
+        type: "ci.check_ignored",
+        at: this.clock.now,
+        data: { check: sig.check ?? UNNAMED_CHECK, status: sig.status, why: "the definition's ci.checks do not name it", ...(actor ? { actor } : {}) },
+      });
+      this.changed = true;
+      return null;
+    }
     const ci: Record<string, unknown> = {
       status: sig.status,
       conclusion: sig.conclusion ?? sig.status,
@@ -1390,13 +1516,16 @@ class Kernel {
       ...(sig.check ? { name: sig.check } : {}),
       ...(sig.url ? { url: sig.url } : {}),
       ...(sig.sha ? { sha: sig.sha } : {}),
+      ...(sig.jobId !== undefined ? { jobId: sig.jobId } : {}),
     };
-    const policy = this.cd.def.ci;
     const sets = policy !== undefined && policy !== "off" ? policy.sets?.[sig.status] : undefined;
     this.setFacts({ ...sig.facts, ci, ...sets }, actor ? `set by ${actor}` : "set");
     const rules = this.ciRules();
     const stepId = sig.stepId ?? this.latestStarted()?.id;
-    if (!rules || stepId === undefined) return null;
+    if (!rules || stepId === undefined) {
+      this.prAdvance(actor);
+      return null;
+    }
     const check = sig.check ? ` (${sig.check})` : "";
     switch (ciStepAction(rules, sig.status, this.status(stepId))) {
       case "complete":
@@ -1420,6 +1549,7 @@ class Kernel {
     const now = this.status(stepId);
     if (sig.status === "failure" && rules.onFailure !== "record" && rules.fixAttempts > 0 && (now === "failed" || now === "blocked"))
       this.ciFixAttempt(stepId, rules, sig, actor);
+    this.prAdvance(actor);
     return null;
   }
 
@@ -1454,7 +1584,23 @@ class Kernel {
     };
     const feedback = ciFixFeedback(told, this.snapOf(stepId)?.context.error?.message, attempt, max);
     const why = `CI fix attempt ${attempt} of ${max}`;
+    // The failing check, for the hub to fetch its job's log (the provider: the report's, else the forge's).
+    const forge = this.state.project?.forge;
+    const provider = sig.provider ?? forge?.provider;
+    if (provider) {
+      const ciFailure: CiFailureRef = {
+        provider,
+        ...(forge ? { forge } : {}),
+        ...(sig.check ? { check: sig.check } : {}),
+        ...(sig.jobId !== undefined ? { jobId: sig.jobId } : {}),
+        ...(sig.sha ? { sha: sig.sha } : {}),
+        ...(sig.url ? { url: sig.url } : {}),
+        conclusion: failure.conclusion,
+      };
+      this.#extraPayload.set(stepId, { ciFailure });
+    }
     const cannot = this.signal({ name: "run_step", stepId, feedback }, actor, why);
+    this.#extraPayload.delete(stepId);
     if (cannot) return refused(`${why} could not start: ${cannot.message}`);
     this.state.ci = { policy: rules, attempts: attempt, lastAt: now };
     this.changed = true;
@@ -1463,10 +1609,17 @@ class Kernel {
   }
 
   /**
-   * `pr_opened`, `pr_closed`, `pr_merged`: recorded (`pullRequest`, with the facts it brings and
-   * those the policy sets); a merge then does what the policy says, in this one transition.
+   * `pr_opened`, `pr_closed`, `pr_merged` (and a `pr.merge` step that merged): recorded (the run's
+   * pull request, the `pullRequest` fact with the facts it brings and those the policy sets); the
+   * polling fallback starts with an open PR and stops with a closed or merged one; a close or a merge
+   * then does what the policy says, in this one transition.
    */
-  private pullRequest(sig: Extract<Signal, { name: "pr_opened" | "pr_closed" | "pr_merged" }>, actor?: string, reason?: string): KernelError | null {
+  private pullRequest(
+    sig: Extract<Signal, { name: "pr_opened" | "pr_closed" | "pr_merged" }>,
+    actor?: string,
+    reason?: string,
+    mergeSha?: string,
+  ): KernelError | null {
     const st = this.runStatus();
     if (FINAL_RUN_STATUSES.has(st)) return this.refuse(RefusalCode.TerminalState, `the run is ${st}`);
     const kind = sig.name === "pr_opened" ? "opened" : sig.name === "pr_closed" ? "closed" : "merged";
@@ -1481,19 +1634,49 @@ class Kernel {
       ...(sig.url ? { url: sig.url } : {}),
     };
     this.setFacts({ ...sig.facts, pullRequest, ...policy?.sets?.[kind] }, actor ? `set by ${actor}` : "set");
-    if (kind !== "merged") return null;
-    const onMerged = policy?.onMerged;
+    const pr = this.notePr(
+      kind === "opened" ? "open" : kind,
+      { ...(sig.number ? { number: sig.number } : {}), ...(sig.url ? { url: sig.url } : {}), ...(sig.provider ? { provider: sig.provider } : {}) },
+      mergeSha,
+    );
     const data: Record<string, unknown> = {
-      ...(sig.number !== undefined ? { number: sig.number } : {}),
-      ...(sig.provider ? { provider: sig.provider } : {}),
-      ...(sig.url ? { url: sig.url } : {}),
+      ...(pr.record.number !== undefined ? { number: pr.record.number } : {}),
+      ...(pr.record.provider ? { provider: pr.record.provider } : {}),
+      ...(pr.record.url ? { url: pr.record.url } : {}),
       ...(actor ? { actor } : {}),
     };
+    const why = reason ?? `pull request ${kind}`;
+    if (kind === "opened") {
+      this.emit({
+        type: "pr.opened",
+        at: this.clock.now,
+        data: { ...data, state: pr.record.state, ...(pr.record.headSha ? { headSha: pr.record.headSha } : {}) },
+      });
+      this.prAdvance(actor);
+      return null;
+    }
+    if (kind === "closed") {
+      const onClosed = policy?.onClosed;
+      if (onClosed === undefined) this.emit({ type: "pr.closed", at: this.clock.now, data: { ...data, outcome: "recorded" } });
+      else if (onClosed === "cancel") {
+        this.emit({ type: "pr.closed", at: this.clock.now, data: { ...data, outcome: "cancel" } });
+        this.sendRun({ type: "CANCEL", reason: why, ...(actor ? { actor } : {}), at: this.clock.now, rand: this.clock.rand });
+      } else {
+        const refused = this.stageEvent(onClosed.event, why, actor);
+        this.emit({
+          type: "pr.closed",
+          at: this.clock.now,
+          data: { ...data, outcome: "event", event: onClosed.event, ...(refused ? { refused: refused.message } : {}) },
+        });
+      }
+      return null;
+    }
+    const onMerged = policy?.onMerged;
+    if (mergeSha) data.sha = mergeSha;
     if (onMerged === undefined) {
       this.emit({ type: "pr.merged", at: this.clock.now, data: { ...data, outcome: "recorded" } });
       return null;
     }
-    const why = reason ?? "pull request merged";
     if (onMerged === "complete") {
       this.emit({ type: "pr.merged", at: this.clock.now, data: { ...data, outcome: "complete" } });
       this.completeEverything(why, actor);
@@ -1507,6 +1690,340 @@ class Kernel {
       data: { ...data, outcome: "event", event: onMerged.event, ...(refused ? { refused: refused.message } : {}) },
     });
     return null;
+  }
+
+  // ── the run's pull request ─────────────────────────────────────────────
+
+  private prRules(): PrRules {
+    return this.state.prRules ?? resolvePrRules(this.cd.def.pullRequests);
+  }
+
+  /**
+   * The run's PR in `state` now, with what a signal tells of it (a different number is another PR:
+   * what was known of the earlier one goes). Open: the poll timer is armed; closed or merged: withdrawn.
+   */
+  private notePr(state: "open" | "closed" | "merged", told: Partial<PrState["record"]>, mergeSha?: string): PrState {
+    const prev = this.state.pr;
+    const same = prev && (told.number === undefined || prev.record.number === undefined || prev.record.number === told.number);
+    const base: PrState = same ? { ...prev } : { record: { state } };
+    const forge = this.state.project?.forge;
+    const head = this.workspace()?.branch;
+    base.record = {
+      ...(forge && (told.provider === undefined || told.provider === forge.provider) ? { provider: forge.provider, repository: forge.repository } : {}),
+      ...(head ? { head } : {}),
+      ...base.record,
+      ...told,
+      state,
+    };
+    const now = this.clock.now;
+    if (state === "open") base.openedAt ??= now;
+    if (state === "closed") base.closedAt = now;
+    if (state === "merged") {
+      base.mergedAt = now;
+      if (mergeSha) base.mergeSha = mergeSha;
+    }
+    this.state.pr = base;
+    this.changed = true;
+    if (state === "open") this.armPoll();
+    else this.disarmPoll();
+    return this.state.pr;
+  }
+
+  /** A `pr.open` step's output: the PR recorded open (or as the host says it is), announced, its facts set. */
+  private recordOpened(record: PullRequestRecord, o: { created: boolean; stepId: string }) {
+    const prev = this.state.pr;
+    const same = prev?.record.number === record.number;
+    this.state.pr = { ...(same ? prev : {}), record: { ...record } };
+    this.notePr(record.state, {});
+    const pullRequest = {
+      number: record.number,
+      action: "opened",
+      merged: record.state === "merged",
+      provider: record.provider,
+      at: this.clock.now,
+      url: record.url,
+    };
+    this.setFacts({ pullRequest, ...this.cd.def.pullRequests?.sets?.opened }, `step ${o.stepId} opened it`);
+    this.emit({
+      type: "pr.opened",
+      at: this.clock.now,
+      data: {
+        provider: record.provider,
+        repository: record.repository,
+        number: record.number,
+        url: record.url,
+        head: record.head,
+        base: record.base,
+        ...(record.headSha ? { headSha: record.headSha } : {}),
+        state: record.state,
+        ...(record.draft !== undefined ? { draft: record.draft } : {}),
+        created: o.created,
+        stepId: o.stepId,
+      },
+    });
+  }
+
+  /** A CI report, on the run's PR: the latest of each check, counted or not. */
+  private recordCheck(sig: Extract<Signal, { name: "ci_report" }>, counted: boolean) {
+    const pr = this.state.pr;
+    if (!pr) return;
+    const name = sig.check ?? UNNAMED_CHECK;
+    const check = {
+      status: sig.status,
+      ...(sig.conclusion ? { conclusion: sig.conclusion } : {}),
+      ...(sig.url ? { url: sig.url } : {}),
+      ...(sig.jobId !== undefined ? { jobId: sig.jobId } : {}),
+      ...(sig.sha ? { sha: sig.sha } : {}),
+      counted,
+      at: sig.at ?? this.clock.now,
+    };
+    this.state.pr = { ...pr, checks: { ...pr.checks, [name]: check }, checksAt: this.clock.now };
+    this.changed = true;
+  }
+
+  /** Arms the next look at the open PR (the polling fallback), unless it is armed, off, or there is nothing to look at. */
+  private armPoll() {
+    const pr = this.state.pr;
+    const every = this.prRules().pollMs;
+    if (!pr || pr.poll || every <= 0 || pr.record.state !== "open" || pr.record.number === undefined || !this.state.project?.forge) return;
+    if (FINAL_RUN_STATUSES.has(this.runStatus())) return;
+    const n = (pr.sync ? Number(pr.sync.attemptId.split(".").at(-1)) : 0) + 1;
+    const timerId = `${this.state.runId}.pr.poll.${n}`;
+    const dueAt = this.clock.now + every;
+    this.effects.push({ kind: "timer", op: "set", timerId, dueAt, timerKind: "pr_poll" });
+    this.state.pr = { ...pr, poll: { n, timerId, dueAt } };
+    this.changed = true;
+  }
+
+  private disarmPoll() {
+    const pr = this.state.pr;
+    if (!pr?.poll) return;
+    this.effects.push({ kind: "timer", op: "cancel", timerId: pr.poll.timerId });
+    const { poll: _p, ...rest } = pr;
+    this.state.pr = rest;
+    this.changed = true;
+  }
+
+  /** The poll timer fired: the hub looks at the PR (`pr.sync`), and the next look is armed. A stale timer changes nothing. */
+  private pollFired(timerId: string) {
+    const pr = this.state.pr;
+    const forge = this.state.project?.forge;
+    if (!pr?.poll || pr.poll.timerId !== timerId || !forge || pr.record.number === undefined) return;
+    const n = pr.poll.n;
+    const attemptId = `${this.state.runId}.pr.sync.${n}`;
+    const head = pr.record.head ?? this.workspace()?.branch;
+    const payload: PrSyncPayload = { forge, number: pr.record.number, ...(head ? { head } : {}) };
+    const ws = this.workspace();
+    this.effects.push({
+      kind: "work",
+      work: {
+        stepId: PR_SYNC_STEP,
+        attemptId,
+        attempt: n,
+        kind: "sync",
+        index: -1,
+        role: "maintainer",
+        type: ForgeStepType.Sync,
+        phase: PR_SYNC_STEP,
+        inputs: {},
+        payload,
+        iteration: 0,
+        rework: 0,
+        ...(ws ? { workspace: ws } : {}),
+        at: this.clock.now,
+      },
+    });
+    const { poll: _p, ...rest } = pr;
+    this.state.pr = { ...rest, sync: { attemptId, at: this.clock.now } };
+    this.changed = true;
+    this.armPoll();
+  }
+
+  /** Why a forge step cannot run now (then it is skipped or failed instead of dispatched), or null. */
+  private forgeHold(d: RunStepDef): { skip: string } | { fail: string; code: string } | null {
+    if (!isForgeStep(d)) return null;
+    if (!this.state.project?.forge) {
+      if (d.whenNoForge === "skip") return { skip: "the run's project has no forge" };
+      return {
+        code: "NO_FORGE",
+        fail: `${d.type} needs a forge and the run's project has none: set \`forge\` on the project (or give it a github.com or gitlab.com git URL), then start a new run`,
+      };
+    }
+    if (d.type === ForgeStepType.Merge) {
+      if (!this.prRules().merge.enabled) return { skip: "merging is not enabled (the definition's pullRequests.merge)" };
+      const pr = this.state.pr;
+      if (pr?.record.number === undefined || pr.record.state !== "open")
+        return { code: "NO_PULL_REQUEST", fail: "pr.merge: the run has no open pull request to merge" };
+    }
+    return null;
+  }
+
+  /** A forge step that cannot run, instead of its dispatch: skipped, or failed at once (not retried). */
+  private forgeHeld(id: string, held: { skip: string } | { fail: string; code: string }, event: Extract<StepEvent, { type: "DISPATCH" }>): boolean {
+    const at = { at: event.at, rand: event.rand };
+    if ("skip" in held) return this.sendStep(id, { type: "SKIP", reason: held.skip, ...at });
+    if (this.status(id) !== "pending") return false;
+    return this.sendStep(id, { type: "FAIL", error: { code: held.code, message: held.fail, retryable: false }, ...at });
+  }
+
+  /** Whether a `pr.merge` step waits: merging is on and possible, but the PR is not approved and green yet. */
+  private mergeWaits(d: RunStepDef): boolean {
+    return d.type === ForgeStepType.Merge && this.forgeHold(d) === null && !readyToMerge(this.state.pr);
+  }
+
+  /** What a `pr.open` step is given: the forge, the base, draft or not, and a title and body made from the run. */
+  private prOpenPayload(d: RunStepDef): Partial<PrOpenPayload> {
+    const forge = this.state.project?.forge;
+    if (!forge) return {};
+    const base = this.workspace()?.base ?? this.state.project?.baseBranch;
+    const draft = typeof d.payload?.draft === "boolean" ? d.payload.draft : this.prRules().draft;
+    const steps = this.steps()
+      .filter((x) => !isForgeStep(x) && (this.state.steps[x.id]?.context.attempt ?? 0) > 0)
+      .map((x) => {
+        const c = this.state.steps[x.id]!.context;
+        const summary = outputSummary(c.output);
+        return { id: x.id, role: x.role, status: this.status(x.id), ...(x.title ? { title: x.title } : {}), ...(summary ? { summary } : {}) };
+      });
+    const total = this.state.ledger.total;
+    const publicUrl = this.prRules().publicUrl;
+    const desc = {
+      runId: this.state.runId,
+      input: this.state.input,
+      steps,
+      usage: { tokens: total.tokens, costUsd: total.costUsd },
+      ...(publicUrl ? { publicUrl } : {}),
+    };
+    return { forge, ...(base ? { base } : {}), draft, title: prTitle(desc), body: prBody(desc) };
+  }
+
+  /** What a `pr.merge` step is given: the forge, the PR, the method, and the head it was approved at. */
+  private prMergePayload(d: RunStepDef): Partial<PrMergePayload> {
+    const forge = this.state.project?.forge;
+    const pr = this.state.pr?.record;
+    if (!forge || pr?.number === undefined) return {};
+    const given = d.payload?.method;
+    const method = given === "merge" || given === "squash" || given === "rebase" ? given : this.prRules().merge.method;
+    const sha = this.state.pr?.review?.sha ?? pr.headSha;
+    return { forge, number: pr.number, method, ...(sha && /^[0-9a-f]{7,64}$/.test(sha) ? { sha } : {}) };
+  }
+
+  /**
+   * `review_report`: the review recorded (the PR's review state, the `review` fact and those the
+   * policy sets), then changes requested start a bounded fix attempt, and the stage graph moves on
+   * where the policy says (a review started; approved and green), all in this one transition.
+   */
+  private reviewReport(sig: Extract<Signal, { name: "review_report" }>, actor?: string, reason?: string): KernelError | null {
+    const st = this.runStatus();
+    if (FINAL_RUN_STATUSES.has(st)) return this.refuse(RefusalCode.TerminalState, `the run is ${st}`);
+    const at = sig.at ?? this.clock.now;
+    const pr = this.state.pr ?? this.notePr("open", { ...(sig.number ? { number: sig.number } : {}), ...(sig.provider ? { provider: sig.provider } : {}) });
+    const review = {
+      state: sig.state,
+      ...(sig.reviewer ? { reviewer: sig.reviewer } : {}),
+      ...(sig.sha ? { sha: sig.sha } : {}),
+      comments: sig.comments?.length ?? 0,
+      at,
+    };
+    this.state.pr = { ...pr, review };
+    this.changed = true;
+    const sets = this.cd.def.pullRequests?.sets;
+    const policySets = sig.state === "approved" ? sets?.approved : sig.state === "changes_requested" ? sets?.changesRequested : undefined;
+    this.setFacts({ ...sig.facts, review: { ...review, ...(sig.url ? { url: sig.url } : {}) }, ...policySets }, actor ? `set by ${actor}` : "set");
+    this.emit({
+      type: "pr.reviewed",
+      at: this.clock.now,
+      data: {
+        state: sig.state,
+        ...(sig.reviewer ? { reviewer: sig.reviewer } : {}),
+        ...(pr.record.number !== undefined ? { number: pr.record.number } : {}),
+        comments: review.comments,
+        ...(sig.sha ? { sha: sig.sha } : {}),
+        ...(actor ? { actor } : {}),
+      },
+    });
+    if (sig.state === "changes_requested") {
+      // The review starts first (seed 003: ReviewStarted), then its changes go back to the implementer.
+      const onStarted = this.cd.def.pullRequests?.review?.onStarted;
+      if (onStarted) this.stageEvent(onStarted.event, "a review of the pull request started", actor);
+      this.reviewFix(sig, actor, reason);
+    }
+    this.prAdvance(actor);
+    return null;
+  }
+
+  /** The step a review's changes are made by: the policy's, else the implementer's that started last, else any work step. */
+  private implementingStep(): string | undefined {
+    const named = this.cd.def.pullRequests?.review?.step;
+    if (named !== undefined && this.stepDef(named)) return named;
+    const ran = this.steps().filter((d) => !isForgeStep(d) && (this.state.steps[d.id]?.context.attempt ?? 0) > 0);
+    const last = (ds: RunStepDef[]) =>
+      ds.sort((a, b) => (this.state.steps[a.id]!.context.startedAt ?? 0) - (this.state.steps[b.id]!.context.startedAt ?? 0) || a.index - b.index).at(-1);
+    return (last(ran.filter((d) => d.role === "implementer")) ?? last(ran))?.id;
+  }
+
+  /** A review's bounded fix attempt: the implementing step runs again, told the review; or why not is recorded. */
+  private reviewFix(sig: Extract<Signal, { name: "review_report" }>, actor?: string, reason?: string) {
+    const rules = this.prRules();
+    const pr = this.state.pr!;
+    const count = pr.reviewFix ?? { attempts: 0 };
+    const now = this.clock.now;
+    const max = rules.reviewFixAttempts;
+    const stepId = this.implementingStep();
+    const refused = (why: string, notBefore?: number) => {
+      this.emit({
+        type: "review.fix_refused",
+        at: now,
+        data: { ...(stepId ? { stepId } : {}), reason: why, attempts: count.attempts, max, ...(notBefore !== undefined ? { notBefore } : {}) },
+      });
+      this.setFacts({ reviewFixRefused: { reason: why, ...(stepId ? { stepId } : {}), at: now } }, why);
+    };
+    const verdict = reviewFixVerdict(rules, count, now);
+    if (!verdict.ok) return refused(verdict.reason, verdict.notBefore);
+    const attempt = verdict.attempt;
+    const why = reason ?? `review fix attempt ${attempt} of ${max}`;
+    const feedback = reviewFeedback({ ...sig, ...(pr.record.number !== undefined ? { number: pr.record.number } : {}) }, attempt, max);
+    const onChanges = this.cd.def.pullRequests?.review?.onChangesRequested;
+    if (onChanges) {
+      // The stage the event goes back to runs its steps again: the implementing one is told the review.
+      if (stepId) this.#hints.set(stepId, feedback);
+      const cannot = this.stageEvent(onChanges.event, why, actor);
+      if (cannot) {
+        if (stepId) this.#hints.delete(stepId);
+        return refused(`${why} could not start: ${cannot.message}`);
+      }
+    } else {
+      if (!stepId) return refused(`${why} could not start: no step has run that could make the changes`);
+      const s = this.status(stepId);
+      if (s === "completed" || s === "skipped") this.sendStep(stepId, { type: "RESET", reason: "rework", at: now, rand: this.clock.rand });
+      const cannot = this.signal({ name: "run_step", stepId, feedback }, actor, why);
+      if (cannot) return refused(`${why} could not start: ${cannot.message}`);
+    }
+    this.state.pr = { ...this.state.pr!, reviewFix: { attempts: attempt, lastAt: now } };
+    this.changed = true;
+    this.emit({
+      type: "review.fix_attempt",
+      at: now,
+      data: { ...(stepId ? { stepId } : {}), attempt, max, ...(sig.reviewer ? { reviewer: sig.reviewer } : {}) },
+    });
+    this.setFacts({ reviewFixAttempts: attempt, reviewFix: { attempt, max, ...(stepId ? { stepId } : {}), at: now } }, why);
+  }
+
+  /**
+   * Where the PR moves the run's stage graph, when the policy names the events and the graph takes
+   * them now: a review exists (`onStarted`), approved and green (`onReady`). An event the graph does
+   * not take here changes nothing.
+   */
+  private prAdvance(actor?: string) {
+    const pr = this.state.pr;
+    const review = this.cd.def.pullRequests?.review;
+    if (!pr || pr.record.state !== "open" || !review) return;
+    if (pr.review && review.onStarted) this.stageEvent(review.onStarted.event, "a review of the pull request started", actor);
+    if (readyToMerge(pr) && review.onReady) this.stageEvent(review.onReady.event, "the pull request is approved and its checks are green", actor);
+  }
+
+  /** Whether the run waits for its open PR instead of completing (`pullRequests.follow`). */
+  private followsPr(): boolean {
+    return this.cd.def.pullRequests?.follow === true && this.state.pr?.record.state === "open";
   }
 
   /** Every step not done yet completes (a forced approval), then the run: seed 004's merged pull request. */
@@ -1534,6 +2051,20 @@ class Kernel {
     const extraSteps = this.#origExtra ?? this.state.extraSteps;
     return { state: { ...this.state, extraSteps, run: this.snapshotRun() }, effects: endLast(this.effects), changed: this.changed };
   }
+}
+
+/** The step id a `pr.sync` work item names (it is not a step of the run). */
+export const PR_SYNC_STEP = "pull_request";
+
+/** Whether a step is forge I/O (`pr.open`, `pr.merge`) rather than an agent's work. */
+export function isForgeStep(d: { type: string }): boolean {
+  return d.type === ForgeStepType.Open || d.type === ForgeStepType.Merge;
+}
+
+/** A forge step's output that is not what its type answers: the step fails, not retried. */
+function invalidOutput(type: string, err: { issues: { path: PropertyKey[]; message: string }[] }): StepError {
+  const issues = err.issues.map((i) => `${i.path.map(String).join(".") || "output"}: ${i.message}`).join("; ");
+  return { code: "INVALID_OUTPUT", message: `${type} answered an output that is not its result: ${issues}`.slice(0, 2_000), retryable: false };
 }
 
 /**
@@ -1648,6 +2179,9 @@ export function createRun(cd: CompiledDefinition, opts: CreateRunOptions, clock:
   if (ci) base.ci = { policy: ci, attempts: 0 };
   const worker = resolveWorkerPolicy(cd.def.worker, opts.workerDefaults);
   if (worker) base.worker = worker;
+  if (opts.project && (opts.project.forge || opts.project.baseBranch)) base.project = opts.project;
+  const pr = resolvePrRules(cd.def.pullRequests, opts.prDefaults);
+  base.prRules = pr;
   const k = new Kernel(cd, base, clock);
   void runActions;
   const labels = runLabels(cd, opts.labels, opts.input, opts.facts);
@@ -1664,6 +2198,7 @@ export function createRun(cd: CompiledDefinition, opts: CreateRunOptions, clock:
       ...(opts.actor ? { actor: opts.actor } : {}),
       ...(ci ? { ci } : {}),
       ...(worker ? { worker } : {}),
+      ...(base.project?.forge ? { forge: base.project.forge } : {}),
     },
   });
   cd.steps.forEach((s) => (k.state.steps[s.id] = k.freshStep(s.id, s.index)));

@@ -375,3 +375,27 @@ export function expectRefused(r: KernelResult, code: RefusalCode, message?: stri
 export function expectAccepted(r: KernelResult): void {
   expect(r.error, `unexpected refusal: ${r.error?.code} ${r.error?.message}`).toBeUndefined();
 }
+
+/** A project's forge, as the core copies it to a run at its creation. */
+export const FORGE = { provider: "github" as const, repository: "acme/app" };
+
+/** What the agent hub answers for a `pr.open` step: the PR it found or opened (`created`). */
+export function prOpened(
+  o: { number?: number; head?: string; headSha?: string; state?: "open" | "closed" | "merged"; draft?: boolean; created?: boolean } = {},
+) {
+  const number = o.number ?? 7;
+  return {
+    pullRequest: {
+      provider: "github" as const,
+      repository: FORGE.repository,
+      number,
+      url: `https://github.com/${FORGE.repository}/pull/${number}`,
+      head: o.head ?? "feature-x",
+      base: "main",
+      headSha: o.headSha ?? "a1b2c3d4e5f6",
+      state: o.state ?? "open",
+      ...(o.draft !== undefined ? { draft: o.draft } : {}),
+    },
+    created: o.created ?? true,
+  };
+}

@@ -29,6 +29,9 @@ function seedStatus(d: Drive): string {
   return st;
 }
 
+/** The two phases' statuses (implement's pull request step, when the project has no forge, is skipped: see below). */
+const phases = (d: Drive) => ({ phase_1: d.step("phase_1"), phase_2: d.step("phase_2") });
+
 /** The seed's current_phase: the step that is running or waiting, else the last one touched. */
 function currentPhase(d: Drive): string | undefined {
   return ["phase_2", "phase_1"].find((p) => ["running", "waiting_approval", "retry_wait"].includes(d.step(p)));
@@ -46,10 +49,15 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
   it("is a two-phase definition, each phase behind an approval", () => {
     const cd = builtin(id);
     expect(cd.def.view).toBe("speckit");
-    expect(cd.steps.map((s) => s.id)).toEqual(["phase_1", "phase_2"]);
-    expect(cd.steps[1]!.needs).toEqual(["phase_1"]);
-    for (const s of cd.steps) expect(s.approval?.maxReworks).toBe(SPECKIT_MAX_REWORKS);
-    expect(cd.steps.map((s) => s.role)).toEqual(ROLES[type]);
+    const phaseSteps = cd.steps.filter((s) => s.id.startsWith("phase_"));
+    expect(phaseSteps.map((s) => s.id)).toEqual(["phase_1", "phase_2"]);
+    expect(phaseSteps[1]!.needs).toEqual(["phase_1"]);
+    for (const s of phaseSteps) expect(s.approval?.maxReworks).toBe(SPECKIT_MAX_REWORKS);
+    expect(phaseSteps.map((s) => s.role)).toEqual(ROLES[type]);
+    // implement ends with a pull request, on when the project has a forge.
+    expect(cd.steps.filter((s) => !s.id.startsWith("phase_")).map((s) => [s.id, s.type, s.whenNoForge])).toEqual(
+      type === "implement" ? [["pull_request", "pr.open", "skip"]] : [],
+    );
   });
 
   describe("pending → in_progress (start)", () => {
@@ -57,7 +65,7 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
       const d = Drive.of(id, { input: INPUT });
       expect(d.status).toBe("pending");
       expect(seedStatus(d)).toBe("pending");
-      expect(d.statuses()).toEqual({ phase_1: "pending", phase_2: "pending" });
+      expect(phases(d)).toEqual({ phase_1: "pending", phase_2: "pending" });
       expect(d.dispatched).toEqual([]);
       expect(d.eventTypes()).toEqual(["run.created"]);
 
@@ -65,7 +73,7 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
       expect(d.status).toBe("running");
       expect(seedStatus(d)).toBe("in_progress");
       expect(currentPhase(d)).toBe("phase_1");
-      expect(d.statuses()).toEqual({ phase_1: "running", phase_2: "pending" });
+      expect(phases(d)).toEqual({ phase_1: "running", phase_2: "pending" });
       const changed = d.eventsOf("run.status_changed", d.last.effects);
       expect(changed).toHaveLength(1);
       expect(changed[0]!.data).toMatchObject({ from: "pending", to: "running", trigger: "START", actor: "alice" });
@@ -157,7 +165,7 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
       expect(d.context.error).toBe("agent crashed");
       expect(d.context.finishedAt).toBe(T0 + 3);
       // phase_2 is cancelled as the run settles, before its end; run.finished says what it left and why.
-      expect(d.eventTypes()).toEqual(["step.failed", "step.cancelled", "run.finished"]);
+      expect(d.eventTypes()).toEqual(["step.failed", "step.cancelled", ...(type === "implement" ? ["step.cancelled"] : []), "run.finished"]);
       expect(d.eventsOf("step.cancelled", d.last.effects)[0]!.data).toMatchObject({ stepId: "phase_2", from: "pending", to: "cancelled" });
       expect(d.eventsOf("run.finished", d.last.effects)[0]).toEqual({
         kind: "event",
@@ -196,7 +204,7 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
       const rev = d.revision("phase_1")!;
       d.tick(7);
       expectAccepted(d.approve("phase_1", { actor: "bob", reason: "looks right" }));
-      expect(d.statuses()).toEqual({ phase_1: "completed", phase_2: "running" });
+      expect(phases(d)).toEqual({ phase_1: "completed", phase_2: "running" });
       expect(seedStatus(d)).toBe("in_progress");
       expect(currentPhase(d)).toBe("phase_2");
       expect(d.eventTypes()).toEqual(["step.approved", "step.started"]);
@@ -227,9 +235,9 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
       expectAccepted(d.approve(undefined, { actor: "bob" }));
       expect(d.status).toBe("completed");
       expect(seedStatus(d)).toBe("completed");
-      expect(d.statuses()).toEqual({ phase_1: "completed", phase_2: "completed" });
+      expect(phases(d)).toEqual({ phase_1: "completed", phase_2: "completed" });
       expect(d.context.finishedAt).toBeDefined();
-      expect(d.eventTypes()).toEqual(["step.approved", "run.finished"]);
+      expect(d.eventTypes()).toEqual(["step.approved", ...(type === "implement" ? ["step.skipped"] : []), "run.finished"]);
       expect(d.eventsOf("run.finished", d.last.effects)[0]).toMatchObject({
         at: T0 + 20,
         data: { status: "completed", from: "running", trigger: "STAGE_DONE", stage: "main" },
@@ -275,7 +283,7 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
       const rev1 = d.revision("phase_1")!;
       d.tick(4);
       expectAccepted(d.reject(undefined, { actor: "carol", reason: "too vague" }));
-      expect(d.statuses()).toEqual({ phase_1: "running", phase_2: "pending" });
+      expect(phases(d)).toEqual({ phase_1: "running", phase_2: "pending" });
       expect(seedStatus(d)).toBe("in_progress");
       expect(currentPhase(d)).toBe("phase_1");
       expect(d.eventTypes()).toEqual(["step.rejected", "step.started"]);
@@ -308,7 +316,7 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
       d.approve();
       d.complete({ doc: "p2" });
       d.reject(undefined, { reason: "missing tests" });
-      expect(d.statuses()).toEqual({ phase_1: "completed", phase_2: "running" });
+      expect(phases(d)).toEqual({ phase_1: "completed", phase_2: "running" });
       expect(d.newWork()[0]).toMatchObject({ stepId: "phase_2", feedback: "missing tests", inputs: { previous: { doc: "v1" } } });
     });
 
@@ -489,7 +497,7 @@ describe.each(SPECKIT_TYPES)("speckit.%s (seed 002)", (type) => {
     expect(
       d
         .allEvents()
-        .filter((e) => e.type.startsWith("step."))
+        .filter((e) => e.type.startsWith("step.") && e.data!.stepId !== "pull_request")
         .map((e) => `${e.data!.stepId}:${e.data!.from}→${e.data!.to}`),
     ).toEqual([
       "phase_1:pending→running",

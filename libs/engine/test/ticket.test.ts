@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { RefusalCode } from "@orch/contracts";
 import { builtin, stageOfValue } from "../src/index.js";
-import { Drive, expectAccepted, expectRefused, T0 } from "./drive.js";
+import { Drive, expectAccepted, expectRefused, FORGE, prOpened, T0 } from "./drive.js";
 
 /**
  * Seed 003's ticket pipeline on the `ticket` built-in: every row of the guarded transition table in
@@ -11,6 +11,8 @@ import { Drive, expectAccepted, expectRefused, T0 } from "./drive.js";
  */
 
 const TICKET = { key: "ENG-42", title: "Fix the login redirect" };
+/** A ticket run of a project with a forge (its draft PR step opens a pull request there). */
+const OF_PROJECT = { project: { forge: FORGE, baseBranch: "main" } };
 
 type Fact = "sessionActive" | "planReady" | "testsPassed" | "draftPr" | "pr" | "approval" | "mergeCompleted";
 
@@ -55,7 +57,7 @@ const stageOf = (d: Drive) => d.state.run.context.stage;
  * state is a persisted AwaitingYourReview run put back one stage.
  */
 function at(stage: string): Drive {
-  const d = Drive.of("ticket", { autoStart: true, input: TICKET });
+  const d = Drive.of("ticket", { autoStart: true, input: TICKET, ...OF_PROJECT });
   const go = (s: string) => {
     expect(stageOf(d), `reaching ${stage}`).toBe(s);
     return s === stage;
@@ -67,7 +69,7 @@ function at(stage: string): Drive {
   if (go("Implementing")) return d;
   d.succeed("implement", { diff: "+1" });
   d.succeed("test", { passed: 12 });
-  d.succeed("draft_pr", { url: "https://example.test/pr/1" });
+  d.succeed("draft_pr", prOpened({ number: 1 }));
   if (stage === "PRDrafted") {
     expect(stageOf(d)).toBe("AwaitingYourReview");
     d.state = { ...d.state, run: { value: { running: "PRDrafted" }, context: { ...d.state.run.context, stage: "PRDrafted" } } };
@@ -238,7 +240,7 @@ describe("ticket: refusals", () => {
     expect(stageOf(d)).toBe("Planning");
     expectAccepted(d.event("ImplementationResumed", { sessionActive: true }));
 
-    const p = Drive.of("ticket", { input: TICKET });
+    const p = Drive.of("ticket", { input: TICKET, ...OF_PROJECT });
     expect(p.status).toBe("pending");
     expectRefused(p.event("TicketAccepted"), RefusalCode.IllegalTransition, /pending/);
     // The first change to running names the initial stage.
@@ -250,7 +252,7 @@ describe("ticket: refusals", () => {
     const d = at("Implementing");
     d.succeed("implement");
     d.succeed("test");
-    d.succeed("draft_pr");
+    d.succeed("draft_pr", prOpened());
     // Discrepancy (see report): seed 003 leaves PRDrafted only on AwaitingApproval or ImplementationResumed;
     // the built-in's `next` moves on at once, so an integration's AwaitingApproval is then refused.
     // expect(stageOf(d)).toBe("PRDrafted");
@@ -284,7 +286,7 @@ describe("ticket: the pipeline's steps drive it", () => {
     d.succeed("test");
     expect(d.state.facts.testsPassed).toBe(true);
     expect(d.running()).toEqual(["draft_pr"]);
-    d.succeed("draft_pr");
+    d.succeed("draft_pr", prOpened());
     expect(d.state.facts).toMatchObject({ draftPr: true, pr: true });
     expect(stageOf(d)).toBe("AwaitingYourReview");
   });
@@ -311,11 +313,11 @@ describe("ticket: the pipeline's steps drive it", () => {
         ["test", "rework"],
         ["draft_pr", "rework"],
       ]);
-      expect(d.statuses()).toEqual({ plan: "completed", implement: "running", test: "pending", draft_pr: "pending" });
+      expect(d.statuses()).toEqual({ plan: "completed", implement: "running", test: "pending", draft_pr: "pending", merge: "pending" });
       expect(d.newWork()).toEqual([expect.objectContaining({ stepId: "implement", attemptId: "r1.implement.2" })]);
       d.succeed("implement");
       d.succeed("test");
-      d.succeed("draft_pr");
+      d.succeed("draft_pr", prOpened());
       expect(stageOf(d)).toBe("AwaitingYourReview");
       expect(d.dispatched.length - before).toBe(3);
       expect(d.dispatched.some((w) => w.stepId === "plan" && w.attempt > 1)).toBe(false);
@@ -329,7 +331,7 @@ describe("ticket: the pipeline's steps drive it", () => {
     expect(stageOf(d)).toBe("Implementing");
     expect(d.eventsOf("step.reset", d.last.effects)).toEqual([]);
     // draft_pr needs only test, which is skipped: it starts with implement.
-    expect(d.statuses()).toEqual({ plan: "completed", implement: "running", test: "skipped", draft_pr: "running" });
+    expect(d.statuses()).toEqual({ plan: "completed", implement: "running", test: "skipped", draft_pr: "running", merge: "pending" });
     expect(d.newWork().map((w) => w.stepId)).toEqual(["implement", "draft_pr"]);
   });
 

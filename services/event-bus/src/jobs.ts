@@ -29,7 +29,8 @@ export class JobsProjection {
   /** What one transition (at `streamSeq`) changes: the work it dispatches, the attempts it ends. */
   apply(streamSeq: number, head: TransitionHead, transition: Pick<TransitionReader, "events">): void {
     for (const w of head.work ?? []) {
-      if (this.#endedIds.has(w.attemptId)) continue;
+      // A PR's sync is no role's job: nothing reports it (it answers with signals).
+      if (w.kind === "sync" || this.#endedIds.has(w.attemptId)) continue;
       this.#live.set(w.attemptId, jobOf(w, streamSeq));
     }
     const answered = head.cause.type === "step.result" ? head.cause.attemptId : undefined;

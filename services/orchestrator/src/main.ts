@@ -49,6 +49,9 @@ await runService({
       defaultBudgets,
       ciDefaults,
       workerDefaults,
+      // Pull requests: how often an open one is looked at (0: never), where a PR's body links back to its run.
+      prDefaults: { pollIntervalMs: cfg.ORCH_PR_POLL_INTERVAL_SECS * 1_000, publicUrl: cfg.ORCH_PUBLIC_URL ?? `http://127.0.0.1:${cfg.PORT}` },
+      forgeHosts: cfg.ORCH_FORGE_HOSTS,
       cacheSize: cfg.ORCH_CORE_CACHE_SIZE,
       cacheBytes: cfg.ORCH_CORE_CACHE_MB * 1024 * 1024,
     });
@@ -95,7 +98,7 @@ await runService({
     const numbers = new NumberWriter(bus);
     const writers = {
       definitions: new DefinitionWriter(bus, definitions),
-      projects: new ProjectWriter({ bus, numbers, logger, mode: cfg.ORCH_MODE }),
+      projects: new ProjectWriter({ bus, numbers, logger, mode: cfg.ORCH_MODE, forgeHosts: cfg.ORCH_FORGE_HOSTS }),
       numbers,
     };
     // What was written before the core wrote it: the old `aliases` bucket's counters, projects

@@ -1,7 +1,8 @@
 import { headers as natsHeaders } from "@nats-io/transport-node";
-import { isCasConflict, lastTransition, publishToStream, type Bus } from "@orch/bus";
-import { Header, encodeTransition, timersHeader, type Command, type CommandOutcomeInput as CommandOutcome } from "@orch/contracts";
-import type { CiDefaults, CompiledDefinition, WorkerDefaults } from "@orch/engine";
+import { decode, isCasConflict, lastTransition, publishToStream, type Bus } from "@orch/bus";
+import { Header, ProjectRecord, encodeTransition, timersHeader, type Command, type CommandOutcomeInput as CommandOutcome } from "@orch/contracts";
+import type { CiDefaults, CompiledDefinition, PrDefaults, RunProject, WorkerDefaults } from "@orch/engine";
+import { projectForge, type ForgeHosts } from "../forges.js";
 import type { Logger } from "@orch/logging";
 import { DefinitionNotFoundError, type DefinitionStore } from "@orch/runs";
 import { decide, restoredState, storedState, type Clock, type DefaultBudgets, type RunAsStored } from "./decide.js";
@@ -23,6 +24,10 @@ export interface ApplierOptions {
   ciDefaults?: CiDefaults;
   /** Likewise the task worker settings, for runs whose definition has a worker policy (seed 001's task.queue). */
   workerDefaults?: WorkerDefaults;
+  /** The pull request settings runs get at their creation (poll interval, public URL). */
+  prDefaults?: PrDefaults;
+  /** Enterprise and self-managed forge hosts, for projects written before forges were (their forge is derived at a run's creation). */
+  forgeHosts?: ForgeHosts;
   /** Runs kept in memory; the runs stream stays the system of record. */
   cacheSize: number;
   /** The most stored bytes of runs kept in memory (runs are evicted oldest-used first). */
@@ -62,8 +67,12 @@ export class CommandApplier {
   readonly #budgets: DefaultBudgets;
   readonly #ciDefaults: CiDefaults;
   readonly #workerDefaults: WorkerDefaults;
+  readonly #prDefaults: PrDefaults;
+  readonly #forgeHosts: ForgeHosts;
 
   constructor(opts: ApplierOptions) {
+    this.#prDefaults = opts.prDefaults ?? {};
+    this.#forgeHosts = opts.forgeHosts ?? {};
     this.#budgets = opts.defaultBudgets ?? [];
     this.#ciDefaults = opts.ciDefaults ?? {};
     this.#workerDefaults = opts.workerDefaults ?? {};
@@ -87,6 +96,23 @@ export class CommandApplier {
     }
   }
 
+  /**
+   * What a new run gets of its project: its forge and base branch, read from the project's record
+   * (none: a project without a record). Read once, at the creation: a run keeps what it started with.
+   */
+  async #project(cmd: Command, prev: RunAsStored | null): Promise<RunProject | undefined> {
+    if (cmd.type !== "run.create" || prev) return undefined;
+    const e = await (await this.#bus.kv(this.#bus.names.buckets.projects)).get(cmd.projectId);
+    if (!e || e.operation !== "PUT" || e.length === 0) return undefined;
+    const d = decode(ProjectRecord, e.value);
+    if (!d.ok) {
+      this.#log.warn({ projectId: cmd.projectId, error: d.error }, "the project's record is unreadable: the run gets no forge");
+      return undefined;
+    }
+    const forge = projectForge(d.value, this.#forgeHosts);
+    return { ...(forge ? { forge } : {}), ...(d.value.baseBranch ? { baseBranch: d.value.baseBranch } : {}) };
+  }
+
   /** Answers the command's sender (built from typed data here; the sender validates what it reads). */
   #reply(replyTo: string | undefined, outcome: CommandOutcome): void {
     if (!replyTo) return;
@@ -102,7 +128,11 @@ export class CommandApplier {
       const entry = await this.#load(cmd.runId, attempt > 0);
       const prev = entry?.run ?? null;
       const cd = await this.#definition(prev, cmd);
-      const d = decide(prev, cmd, cd, this.#clock(), this.#budgets, this.#ciDefaults, this.#workerDefaults);
+      const project = await this.#project(cmd, prev);
+      const d = decide(prev, cmd, cd, this.#clock(), this.#budgets, this.#ciDefaults, this.#workerDefaults, {
+        ...(project ? { project } : {}),
+        prDefaults: this.#prDefaults,
+      });
       if (d.kind === "noop") {
         if (d.outcome.ok) this.#log.debug({ runId: cmd.runId, command: cmd.type, reason: d.reason }, "command changes nothing");
         else this.#log.info({ runId: cmd.runId, command: cmd.type, error: d.outcome.error, correlationId }, "command refused");

@@ -36,6 +36,8 @@ import {
   type KernelAction,
   type KernelEffect,
   type KernelResult,
+  type PrDefaults,
+  type RunProject,
   type RunState,
   type WorkerDefaults,
 } from "@orch/engine";
@@ -133,6 +135,8 @@ function toAction(cmd: Command): KernelAction | { invalid: string } | null {
       return { type: "signal", signal: s.data, ...(cmd.actor ? { actor: cmd.actor } : {}), ...(cmd.reason ? { reason: cmd.reason } : {}) };
     }
     case "step.result":
+      // A `pr.sync` is answered with signals; a result for one changes nothing.
+      if (cmd.kind === "sync") return null;
       return {
         type: "result",
         stepId: cmd.stepId,
@@ -359,6 +363,12 @@ function viewOf(prev: RunAsStored, cd: CompiledDefinition | { missing: string })
   return runView(cd, prev.state.kernel, { ...prev.run, mode: prev.run.mode ?? "mock", stepsRun: prev.run.stepsRun ?? 0 });
 }
 
+/** What a run gets at its creation besides its command: its project's forge and base branch, the core's PR settings. */
+export interface RunCreation {
+  project?: RunProject;
+  prDefaults?: PrDefaults;
+}
+
 /**
  * The core's pure decision: (the run as stored, a command, its definition, the clock) → the next
  * transition to write, and the outcome to answer. No I/O: the caller loads the run and the
@@ -372,6 +382,7 @@ export function decide(
   defaultBudgets: DefaultBudgets = [],
   ciDefaults: CiDefaults = {},
   workerDefaults: WorkerDefaults = {},
+  creation: RunCreation = {},
 ): Decision {
   if (prev?.state.recent.includes(commandKey(cmd.commandId))) return { kind: "noop", reason: "duplicate command", outcome: ok(cmd, viewOf(prev, cd), true) };
   if (cmd.type === "run.create") {
@@ -400,6 +411,10 @@ export function decide(
           ciDefaults,
           // Likewise the core's task worker settings (seed 001: ORCH_WORKER_*), for definitions with a worker policy.
           workerDefaults,
+          // The project's forge and base branch (the core owns projects: a run keeps what it started with),
+          // and the core's pull request settings (ORCH_PR_POLL_INTERVAL_SECS, ORCH_PUBLIC_URL).
+          ...(creation.project ? { project: creation.project } : {}),
+          ...(creation.prDefaults ? { prDefaults: creation.prDefaults } : {}),
           // The wall clock counts from when the client asked (seed 000); everything else happens now.
           createdAt: Math.min(cmd.issuedAt, clock.now),
         },

@@ -10,6 +10,7 @@ import {
 } from "@orch/contracts";
 import type { Logger } from "@orch/logging";
 import { type ProjectWritten } from "@orch/runs";
+import { derivedForge, type ForgeHosts } from "../forges.js";
 import type { NumberWriter } from "./numbers.js";
 import { PROTOCOL_NAME_LABEL } from "@orch/contracts";
 
@@ -63,6 +64,26 @@ export interface ProjectWriterOptions {
   logger: Logger;
   /** The mode of the runs it creates (the setup run). */
   mode: "mock" | "live";
+  /** Enterprise and self-managed forge hosts (ORCH_FORGE_HOSTS), for forges derived from git URLs. */
+  forgeHosts?: ForgeHosts;
+}
+
+/**
+ * A project's fields with its forge decided: the one the change sets (`forgeSource: set`), else the
+ * one set before, else the one derived from its git URL now (`derived`: derived again whenever the
+ * URL or the CI provider changes, or the set one is removed with `forge: null`).
+ */
+export function withForge<T extends Partial<Fields>>(
+  next: T,
+  change: ProjectChange,
+  prev: Pick<ProjectRecord, "forgeSource"> | undefined,
+  hosts: ForgeHosts = {},
+): T {
+  const { forge: _f, forgeSource: _s, ...rest } = next;
+  if (change.forge) return { ...rest, forge: change.forge, forgeSource: "set" } as T;
+  if (change.forge === undefined && prev?.forgeSource === "set" && next.forge) return { ...rest, forge: next.forge, forgeSource: "set" } as T;
+  const derived = derivedForge(next.gitUrl, next.ciProvider, hosts);
+  return (derived ? { ...rest, forge: derived, forgeSource: "derived" } : rest) as T;
 }
 
 export class ProjectWriter {
@@ -112,7 +133,7 @@ export class ProjectWriter {
     }
     const now = Date.now();
     const rec = this.#valid({
-      ...applyChange({}, req.fields),
+      ...withForge(applyChange({}, req.fields), req.fields, undefined, this.#o.forgeHosts),
       id,
       ...(req.tokenSha256 ? { tokenSha256: req.tokenSha256 } : {}),
       alias: String(n),
@@ -158,7 +179,7 @@ export class ProjectWriter {
       const prev = cur.rec;
       // A project made before numbers were gets its number now.
       const n = Number(prev.alias) > 0 ? Number(prev.alias) : await this.#o.numbers.assign("project", prev.id);
-      const next = applyChange({ ...prev }, req.fields);
+      const next = withForge(applyChange({ ...prev }, req.fields), req.fields, prev, this.#o.forgeHosts);
       if (req.tokenSha256 === null) delete next.tokenSha256;
       else if (req.tokenSha256 !== undefined) next.tokenSha256 = req.tokenSha256;
       const rec = this.#valid({ ...next, id: prev.id, alias: String(n), createdAt: prev.createdAt, updatedAt: Date.now() });

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
-import { ErrorCode, RefusalCode, ROLES } from "@orch/contracts";
+import { ErrorCode, ForgeStepType, RefusalCode, ROLES } from "@orch/contracts";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { RunView } from "@orch/contracts";
 import { z } from "zod";
@@ -582,9 +582,10 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
     "open_pr",
     "Open the pull/merge request",
     [
-      "Adds an `open_pr` step (role maintainer) to the protocol run and runs it on the protocol's branch: the",
-      "agent hub writes the pull request's description there. A finished protocol run takes no new work:",
-      '409 "Protocol already terminal".',
+      "Adds an `open_pr` step (a `pr.open` forge step, role maintainer) to the protocol run and runs it: the",
+      "agent hub pushes the protocol's branch and opens its pull request (GitLab: merge request) on the",
+      "project's forge, or finds the one already open; the run records it (`pr.opened`). A project without a",
+      'forge fails the step, saying so. A finished protocol run takes no new work: 409 "Protocol already terminal".',
     ].join("\n"),
     { 200: { description: "Open PR/MR enqueued", schema: ActionResponse }, 409: { description: "Protocol already terminal", schema: Detail } },
     async (req, run, n) => {
@@ -596,7 +597,8 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
         id: stepId,
         title: "Open PR/MR",
         role: "maintainer",
-        type: "ticket.draft_pr",
+        // The core composes what the forge step is given (forge, base, title and body from the run).
+        type: ForgeStepType.Open,
         payload: { step_name: "open_pr", step_type: "open_pr", step_index: visibleSteps(run).length },
         inputs: { ticket: { key: name, title: typeof run.input.description === "string" ? run.input.description : name } },
       };

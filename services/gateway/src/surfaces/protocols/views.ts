@@ -1,6 +1,7 @@
 import type { FeedEvent } from "@orch/bus";
 import {
   DEFAULT_PROJECT,
+  FORGE_STEP_TYPES,
   PROTOCOL_NAME_LABEL,
   type ProjectRecord,
   type RunEvent,
@@ -8,6 +9,7 @@ import {
   type RunView,
   type StepStatus,
   type StepView,
+  type WorkKind,
 } from "@orch/contracts";
 import { runNumberOf, runOfNumber, splitStepNumber, stepNumber, type RunsApi } from "@orch/runs";
 
@@ -522,9 +524,12 @@ export interface JobOut {
   error: string | null;
 }
 
-/** The job a work item stands for, in seed 004's words. */
-export function jobTypeOf(kind: "execute" | "qa" | "plan", type?: string): JobType {
+/** The job a work item stands for, in seed 004's words (a PR's opening, merge or sync is the PR's job). */
+export function jobTypeOf(kind: WorkKind, type?: string): JobType {
   if (kind === "plan") return "plan_protocol_job";
   if (kind === "qa") return "run_quality_job";
-  return type === "protocol.open_pr" || type === "ticket.draft_pr" ? "open_pr_job" : "execute_step_job";
+  if (kind === "sync") return "open_pr_job";
+  return type === "protocol.open_pr" || type === "ticket.draft_pr" || (type !== undefined && (FORGE_STEP_TYPES as readonly string[]).includes(type))
+    ? "open_pr_job"
+    : "execute_step_job";
 }

@@ -1,5 +1,5 @@
 import type { FeedEvent, StoredSessionEvent } from "@orch/bus";
-import { RUN_STATUSES, type ProjectRecord, type RunSummary, type SessionRecord } from "@orch/contracts";
+import { ProjectForge, PullRequestView, RUN_STATUSES, type ProjectRecord, type RunSummary, type SessionRecord } from "@orch/contracts";
 import type { FastifyRequest } from "fastify";
 import type { RunView } from "@orch/contracts";
 import { z } from "zod";
@@ -84,6 +84,9 @@ export const RunJson = z.object({
   usage: Json,
   usageBy: Json,
   gate: z.string().optional().describe("Set while the run waits at a budget gate (extend_budget or abort)"),
+  pullRequest: PullRequestView.optional().describe(
+    "The run's pull request (GitLab: merge request), once one is opened or reported: its record, state, checks, latest review, review fix attempts and the polling fallback's latest sync (times in epoch ms)",
+  ),
 });
 
 export function runJson(v: RunView): Record<string, unknown> {
@@ -192,6 +195,8 @@ export const ProjectJson = z.object({
   baseBranch: z.string().optional(),
   ciProvider: z.string().optional(),
   defaultModels: z.record(z.string(), z.string()).optional(),
+  forge: ProjectForge.optional().describe("Where the repository is hosted: set on the project, or derived from `gitUrl` (`forgeSource`)"),
+  forgeSource: z.enum(["set", "derived"]).optional(),
   hasToken: z.boolean().describe("Whether the project has a token of its own (the token itself is never returned)"),
   alias: z.string().optional(),
   createdAt: Timestamp,

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { ErrorCode, OrchError, WriteErrorCode, type ProjectChange } from "@orch/contracts";
+import { ErrorCode, OrchError, ProjectForge, WriteErrorCode, type ProjectChange } from "@orch/contracts";
 import { WriteRefusedError } from "@orch/runs";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
@@ -16,6 +16,9 @@ const Fields = {
   baseBranch: z.string().max(255).optional(),
   ciProvider: z.string().max(64).optional(),
   defaultModels: z.record(z.string().max(64), z.string().max(200)).optional().describe("Model per role for the project's runs"),
+  forge: ProjectForge.optional().describe(
+    "Where the repository is hosted (GitHub, GitLab): pull requests are opened there. Left out: derived from `gitUrl` (github.com, gitlab.com, the hosts of ORCH_FORGE_HOSTS, else the URL's host with `ciProvider` as the provider)",
+  ),
 };
 const TokenField = z
   .string()
@@ -27,6 +30,7 @@ const CreateProject = z.strictObject({ id: IdParam.optional().describe("Default:
 const UpdateProject = z.strictObject({
   ...Fields,
   name: Fields.name.optional(),
+  forge: ProjectForge.nullable().optional().describe("`null`: derive it from `gitUrl` again; left out: kept (a derived one follows `gitUrl`)"),
   token: TokenField.nullable().optional().describe("A new token replaces the old one (which stops working); `null` removes it"),
 });
 
