@@ -32,7 +32,38 @@ describe("the signal a delivery sends", () => {
       at: AT,
       facts: { webhook: { event: "ci.failure", provider: "github", deliveryId: "d-7", at: AT } },
     });
+    expect(s).toMatchObject({ jobId: at(body, "check_run").id });
     valid(s);
+    const job = signalOf(normalizeGitLab({ "x-gitlab-event": "Job Hook" }, gitlabFixture("job")), AT);
+    expect(job).toMatchObject({ name: "ci_report", jobId: 1977 });
+    valid(job);
+  });
+
+  it("reviews: review_report with the state, the reviewer, the text and line comments", () => {
+    const body = githubExample("pull_request_review", 0);
+    Object.assign(at(body, "review"), { state: "changes_requested", body: "Please add a test" });
+    const r = signalOf(normalizeGitHub({ "x-github-event": "pull_request_review", "x-github-delivery": "d-9" }, body), AT);
+    expect(r).toMatchObject({
+      name: "review_report",
+      state: "changes_requested",
+      number: 2,
+      reviewer: "Codertocat",
+      body: "Please add a test",
+      provider: "github",
+      facts: { webhook: { event: "review.changes_requested", deliveryId: "d-9" } },
+    });
+    valid(r);
+    const comment = signalOf(normalizeGitHub({ "x-github-event": "pull_request_review_comment" }, githubExample("pull_request_review_comment", 0)), AT);
+    expect(comment).toMatchObject({ name: "review_report", state: "commented", comments: [{ path: "README.md" }] });
+    valid(comment);
+    const approval = gitlabFixture("merge_request");
+    at(approval, "object_attributes").action = "approved";
+    const a = signalOf(normalizeGitLab({ "x-gitlab-event": "Merge Request Hook" }, approval), AT);
+    expect(a).toMatchObject({ name: "review_report", state: "approved", number: 1, reviewer: "root", provider: "gitlab" });
+    valid(a);
+    const note = signalOf(normalizeGitLab({ "x-gitlab-event": "Note Hook" }, gitlabFixture("note")), AT);
+    expect(note).toMatchObject({ name: "review_report", state: "commented", body: "This MR needs work.", comments: [{ body: "This MR needs work." }] });
+    valid(note);
   });
 
   it("pull requests: opened → pr_opened, merged → pr_merged, closed → pr_closed, anything else → set_facts", () => {

@@ -17,9 +17,10 @@ import { BRANCH_LABEL, PROTOCOL_NAME_LABEL } from "@orch/contracts";
  *    `branch`, or whatever a definition's `workspace.branch` names; the newest run that is not
  *    finished first. None → `no_run` (404 "No protocol run for branch <b>").
  * 2. Send it one signal, by the actor `webhook:<provider>`, with the delivery's id as its
- *    idempotency key: `ci_report` for a CI status; `pr_opened`, `pr_closed`, `pr_merged` for a pull
- *    request opened, closed unmerged or merged; `set_facts` for anything else (a push, another pull
- *    request action). Each carries the fact `webhook` (the event, provider, delivery, branch, sha,
+ *    idempotency key: `ci_report` for a CI status (with the host's job id); `pr_opened`, `pr_closed`,
+ *    `pr_merged` for a pull request opened, closed unmerged or merged; `review_report` for a review,
+ *    a line comment, a GitLab approval or comment; `set_facts` for anything else (a push, another
+ *    pull request action). Each carries the fact `webhook` (the event, provider, delivery, branch, sha,
  *    when). The run's definition decides what the signal does, in one transition (its `ci` and
  *    `pullRequests` policies, docs/workflows.md): a protocol's latest step completed, failed, its QA
  *    started, the protocol blocked, a bounded CI fix attempt, the protocol completed by a merge; a
@@ -159,6 +160,7 @@ export function signalOf(e: NormalizedEvent, at: number): Signal | null {
         ...(check ? { check } : {}),
         ...(url ? { url } : {}),
         ...(sha ? { sha } : {}),
+        ...(e.ci.jobId !== undefined ? { jobId: e.ci.jobId } : {}),
       };
     }
     case "pull_request": {
@@ -173,15 +175,30 @@ export function signalOf(e: NormalizedEvent, at: number): Signal | null {
     }
     case "review": {
       const r = e.review;
-      const review: Record<string, unknown> = { number: r.number, state: r.state, action: r.action, provider: e.provider, at };
       const reviewer = field(r.reviewer, 200);
-      if (reviewer) review.reviewer = reviewer;
-      const body = field(r.body, 10_000);
-      if (body) review.body = body;
+      const body = r.body?.trim() ? r.body.slice(0, 20_000) : undefined;
       const url = field(r.url, 2_000);
-      if (url) review.url = url;
-      if (r.comments?.length) review.comments = r.comments.slice(0, 50).map((c) => ({ ...c, body: c.body.slice(0, 10_000) }));
-      return { name: "set_facts", facts: { ...facts, review } };
+      const comments = (r.comments ?? [])
+        .filter((c) => c.body.trim())
+        .slice(0, 200)
+        .map((c) => ({
+          body: c.body.slice(0, 10_000),
+          ...(c.path ? { path: c.path.slice(0, 1_000) } : {}),
+          ...(c.line !== undefined && c.line >= 1 ? { line: c.line } : {}),
+        }));
+      return {
+        name: "review_report",
+        state: r.state,
+        number: r.number,
+        provider: e.provider,
+        at,
+        facts,
+        ...(reviewer ? { reviewer } : {}),
+        ...(body ? { body } : {}),
+        ...(comments.length ? { comments } : {}),
+        ...(sha ? { sha } : {}),
+        ...(url ? { url } : {}),
+      };
     }
     case "push":
       return { name: "set_facts", facts };

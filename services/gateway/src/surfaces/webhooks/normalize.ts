@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { type WebhookHeaders, header } from "./headers.js";
 import type { WebhookProvider } from "./verify.js";
-import { RUN_BRANCH_PREFIX } from "@orch/contracts";
+import { RUN_BRANCH_PREFIX, type CiStatus, type ReviewComment, type ReviewState } from "@orch/contracts";
 
 /**
  * GitHub and GitLab deliveries turned into one shape the webhook routes act on (seed 004: find the
@@ -28,7 +28,7 @@ import { RUN_BRANCH_PREFIX } from "@orch/contracts";
  */
 
 export type WebhookEventKind = "push" | "pull_request" | "ci" | "review" | "unknown";
-export type CiStatus = "success" | "failure" | "pending";
+export type { CiStatus, ReviewComment, ReviewState };
 
 export interface CiInfo {
   status: CiStatus;
@@ -57,15 +57,6 @@ export interface PullRequestInfo {
   /** The head commit. */
   headSha?: string;
   draft?: boolean;
-}
-
-/** What a review said: GitHub's review states (lowercase), a GitLab approval, its removal, or a comment. */
-export type ReviewState = "approved" | "changes_requested" | "commented" | "dismissed";
-
-export interface ReviewComment {
-  body: string;
-  path?: string;
-  line?: number;
 }
 
 export interface ReviewInfo {
