@@ -311,6 +311,9 @@ const ticketV1: DefinitionInput = {
  *     runs ──merged──▶ Done (ReviewApprovedAndMerged); not merged ──MergeFailed──▶ InReview
  *   InReview ──changes requested──▶ Implementing (ReviewChangesRequested): a fix attempt, the
  *     implementer told the review (at most 3, a minute apart); its steps run again and push to the PR
+ *   PRDrafted, AwaitingYourReview, ReadyForReview, InReview ──a check failed on the PR's head──▶
+ *     Implementing (ImplementationResumed): a CI fix attempt, the implementer told the failure and
+ *     given the failing job's log (at most 3, a minute apart); its steps run again and push
  *   any ──the PR closed unmerged──▶ Abandoned (Cancelled);  any ──merged (by anyone)──▶ Done
  */
 const ticket: DefinitionInput = {
@@ -343,6 +346,12 @@ const ticket: DefinitionInput = {
       emits: { failed: "MergeFailed" },
     },
   ],
+  ci: {
+    ...(ticketV1.ci as Exclude<DefinitionInput["ci"], "off" | undefined>),
+    fixAttempts: 3,
+    fixCooldownMs: 60_000,
+    fix: { step: "implement", onStart: { event: "ImplementationResumed" } },
+  },
   pullRequests: {
     onMerged: { event: "ReviewApprovedAndMerged" },
     onClosed: { event: "Cancelled" },

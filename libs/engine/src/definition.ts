@@ -167,6 +167,13 @@ export const CI_ON_FAILURE = ["block", "fail", "record"] as const;
  *   fixAttempts: a failed step runs again with the failure as feedback, at most this many times per
  *              run (0: never); default 0
  *   fixCooldownMs: …and no sooner than this after the previous attempt; default 600000
+ *   fix:       where a fix attempt goes when the step the failure is about is done already (a run
+ *              that follows its open pull request: the ticket's implement completed, its PR checked):
+ *              `step` runs again, told the failure and given the failing job (`payload.ciFailure`,
+ *              whose log the hub fetches), default the implementing step; with `onStart` the attempt
+ *              is that stage event (seed 003: ImplementationResumed, back to Implementing, whose
+ *              steps run again and push to the PR). Only for a failure on the PR's head commit, once
+ *              per check and commit.
  */
 export const CiPolicy = z.strictObject({
   onSuccess: z.enum(CI_ON_SUCCESS).optional(),
@@ -180,6 +187,7 @@ export const CiPolicy = z.strictObject({
    * is recorded (on the run's pull request) and does nothing else. Absent: every check counts.
    */
   checks: z.array(z.string().min(1).max(256)).min(1).max(100).optional(),
+  fix: z.strictObject({ step: StepId.optional(), onStart: z.strictObject({ event: EventName }).optional() }).optional(),
 });
 export type CiPolicy = z.output<typeof CiPolicy>;
 
@@ -357,6 +365,7 @@ export const Definition = z
       [["pullRequests", "review", "onStarted", "event"], d.pullRequests?.review?.onStarted],
       [["pullRequests", "review", "onReady", "event"], d.pullRequests?.review?.onReady],
       [["pullRequests", "review", "onChangesRequested", "event"], d.pullRequests?.review?.onChangesRequested],
+      [["ci", "fix", "onStart", "event"], d.ci !== undefined && d.ci !== "off" ? d.ci.fix?.onStart : undefined],
     ];
     for (const [path, on] of prEvents) {
       if (on === undefined || typeof on === "string") continue;
@@ -364,6 +373,8 @@ export const Definition = z
     }
     const reviewStep = d.pullRequests?.review?.step;
     if (reviewStep !== undefined && !d.dynamicSteps && !stepIds.has(reviewStep)) issue(["pullRequests", "review", "step"], `unknown step '${reviewStep}'`);
+    const ciFixStep = d.ci !== undefined && d.ci !== "off" ? d.ci.fix?.step : undefined;
+    if (ciFixStep !== undefined && !d.dynamicSteps && !stepIds.has(ciFixStep)) issue(["ci", "fix", "step"], `unknown step '${ciFixStep}'`);
     const cycle = findCycle(d.steps);
     if (cycle) issue(["steps"], `dependency cycle: ${cycle.join(" → ")}`);
   });

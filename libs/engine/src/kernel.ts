@@ -3,7 +3,7 @@ import { pureInitial, pureTransition } from "./pure.js";
 import { z } from "zod";
 import { ciFixFeedback, ciFixVerdict, ciStepAction, resolveCiPolicy, type CiDefaults, type CiRules } from "./ci.js";
 import { evaluate, resolveTemplate } from "./conditions.js";
-import { Budget, Limits, StepDef, type CompiledDefinition, type RetryPolicy, type RunTemplate, type StepDefInput } from "./definition.js";
+import { Budget, Limits, StepDef, type CiPolicy, type CompiledDefinition, type RetryPolicy, type RunTemplate, type StepDefInput } from "./definition.js";
 import { hashJson } from "./hash.js";
 import { budgetKey, covers, emptyLedger, exhausted, record, type Extension, type Ledger } from "./ledger.js";
 import {
@@ -87,7 +87,8 @@ export interface RunState {
   /** Whether the planning step's output has been applied (its steps added). */
   planApplied?: boolean;
   /** The CI policy the run got at its creation (absent: CI reports are only recorded) and its fix attempts so far. */
-  ci?: { policy: CiRules; attempts: number; lastAt?: number };
+  /** `fixedFor`: the failure (`<check>@<sha>`) the last fix attempt on an open PR was for (it gets one). */
+  ci?: { policy: CiRules; attempts: number; lastAt?: number; fixedFor?: string };
   /** The task worker rules the run got at its creation (its definition's `worker` policy, the core's settings). */
   worker?: WorkerRules;
   /** Steps' metadata (`set_step_metadata`, merged shallowly), by step id. */
@@ -1549,6 +1550,8 @@ class Kernel {
     const now = this.status(stepId);
     if (sig.status === "failure" && rules.onFailure !== "record" && rules.fixAttempts > 0 && (now === "failed" || now === "blocked"))
       this.ciFixAttempt(stepId, rules, sig, actor);
+    else if (sig.status === "failure" && rules.fixAttempts > 0 && policy !== undefined && policy !== "off" && policy.fix && !ACTIVE.has(now))
+      this.prCiFix(policy.fix, rules, sig, actor);
     this.prAdvance(actor);
     return null;
   }
@@ -1603,6 +1606,89 @@ class Kernel {
     this.#extraPayload.delete(stepId);
     if (cannot) return refused(`${why} could not start: ${cannot.message}`);
     this.state.ci = { policy: rules, attempts: attempt, lastAt: now };
+    this.changed = true;
+    this.emit({ type: "ci.fix_attempt", at: now, data: { stepId, attempt, max, failure } });
+    this.setFacts({ ciFixAttempts: attempt, ciFixLastAt: now, ciFix: { attempt, max, stepId, at: now, failure } }, why);
+  }
+
+  /**
+   * A CI failure on the open pull request's head commit when the step it is about is done already
+   * (`ci.fix`: the ticket's implement completed, its PR checked): a bounded fix attempt counted with
+   * the run's other CI fix attempts. The policy's stage event (its steps run again, the fixing one
+   * told the failure) or the fixing step run again, given the failing job (`payload.ciFailure`) so
+   * that the hub fetches its log. A failure of an older commit, or one that already had its attempt
+   * (a webhook and a poll both report it), does nothing more; a refused one says why.
+   */
+  private prCiFix(fix: NonNullable<CiPolicy["fix"]>, rules: CiRules, sig: Extract<Signal, { name: "ci_report" }>, actor?: string) {
+    const pr = this.state.pr;
+    if (!pr || pr.record.state !== "open") return;
+    const head = pr.record.headSha;
+    if (sig.sha && head && !sig.sha.startsWith(head) && !head.startsWith(sig.sha)) return;
+    const key = `${sig.check ?? UNNAMED_CHECK}@${sig.sha ?? head ?? ""}`;
+    if (this.state.ci?.fixedFor === key) return;
+    const count = { attempts: this.state.ci?.attempts ?? 0, ...(this.state.ci?.lastAt !== undefined ? { lastAt: this.state.ci.lastAt } : {}) };
+    const now = this.clock.now;
+    const max = rules.fixAttempts;
+    const stepId = this.implementingStep(fix.step);
+    const failure = {
+      conclusion: sig.conclusion ?? sig.status,
+      ...(sig.check ? { name: sig.check } : {}),
+      ...(sig.url ? { url: sig.url } : {}),
+      ...(sig.sha ? { sha: sig.sha } : {}),
+    };
+    const refused = (why: string, notBefore?: number) => {
+      this.emit({
+        type: "ci.fix_refused",
+        at: now,
+        data: { ...(stepId ? { stepId } : {}), reason: why, attempts: count.attempts, max, ...(notBefore !== undefined ? { notBefore } : {}) },
+      });
+      this.setFacts({ ciFixRefused: { reason: why, ...(stepId ? { stepId } : {}), at: now } }, why);
+    };
+    const verdict = ciFixVerdict(rules, count, now);
+    if (!verdict.ok) return refused(verdict.reason, verdict.notBefore);
+    if (!stepId) return refused("no step has run that could fix it");
+    const attempt = verdict.attempt;
+    const why = `CI fix attempt ${attempt} of ${max}`;
+    const told = {
+      conclusion: failure.conclusion,
+      ...(sig.provider ? { provider: sig.provider } : {}),
+      ...(sig.check ? { check: sig.check } : {}),
+      ...(sig.sha ? { sha: sig.sha } : {}),
+      ...(sig.url ? { url: sig.url } : {}),
+    };
+    const feedback = ciFixFeedback(told, undefined, attempt, max);
+    const forge = this.state.project?.forge;
+    const provider = sig.provider ?? forge?.provider;
+    if (provider) {
+      const ciFailure: CiFailureRef = {
+        provider,
+        ...(forge ? { forge } : {}),
+        ...(sig.check ? { check: sig.check } : {}),
+        ...(sig.jobId !== undefined ? { jobId: sig.jobId } : {}),
+        ...(sig.sha ? { sha: sig.sha } : {}),
+        ...(sig.url ? { url: sig.url } : {}),
+        conclusion: failure.conclusion,
+      };
+      this.#extraPayload.set(stepId, { ciFailure });
+    }
+    // Both are taken when the step is dispatched, in this transition (the stage's steps may be
+    // dispatched after the event itself is applied); a kernel lives for one command.
+    let cannot: KernelError | null;
+    if (fix.onStart) {
+      // The stage the event goes back to runs its steps again: the fixing one is told the failure.
+      this.#hints.set(stepId, feedback);
+      cannot = this.stageEvent(fix.onStart.event, why, actor);
+    } else {
+      const s = this.status(stepId);
+      if (s === "completed" || s === "skipped") this.sendStep(stepId, { type: "RESET", reason: "rework", at: now, rand: this.clock.rand });
+      cannot = this.signal({ name: "run_step", stepId, feedback }, actor, why);
+    }
+    if (cannot) {
+      this.#hints.delete(stepId);
+      this.#extraPayload.delete(stepId);
+      return refused(`${why} could not start: ${cannot.message}`);
+    }
+    this.state.ci = { policy: rules, attempts: attempt, lastAt: now, fixedFor: key };
     this.changed = true;
     this.emit({ type: "ci.fix_attempt", at: now, data: { stepId, attempt, max, failure } });
     this.setFacts({ ciFixAttempts: attempt, ciFixLastAt: now, ciFix: { attempt, max, stepId, at: now, failure } }, why);
@@ -1951,9 +2037,9 @@ class Kernel {
     return null;
   }
 
-  /** The step a review's changes are made by: the policy's, else the implementer's that started last, else any work step. */
-  private implementingStep(): string | undefined {
-    const named = this.cd.def.pullRequests?.review?.step;
+  /** The step a review's changes are made by: the one named (else the review policy's), else the implementer's that started last, else any work step. */
+  private implementingStep(preferred?: string): string | undefined {
+    const named = preferred ?? this.cd.def.pullRequests?.review?.step;
     if (named !== undefined && this.stepDef(named)) return named;
     const ran = this.steps().filter((d) => !isForgeStep(d) && (this.state.steps[d.id]?.context.attempt ?? 0) > 0);
     const last = (ds: RunStepDef[]) =>

@@ -306,6 +306,51 @@ describe("seed 003's ticket pipeline, driven by its pull request", () => {
     expect(d.eventsOf("review.fix_attempt", d.last.effects)[0]!.data).toMatchObject({ stepId: "implement", attempt: 1, max: 3 });
   });
 
+  it("a check failing on the PR's head: back to Implementing, the implementer told the failure and given the failing job; once per failure, bounded", () => {
+    const d = awaitingReview();
+    d.event("ApprovalGranted", { approval: true });
+    expect(d.stage).toBe("ReadyForReview");
+    const failure = {
+      name: "ci_report",
+      status: "failure",
+      check: "test",
+      conclusion: "failure",
+      sha: "a1b2c3d4e5f6",
+      jobId: 4242,
+      provider: "github",
+    } as const;
+    d.signal(failure, { actor: "webhook:github" });
+    expect(d.stage).toBe("Implementing");
+    const w = d.newWork()[0]!;
+    expect(w).toMatchObject({
+      stepId: "implement",
+      payload: { push: true, ciFailure: { provider: "github", forge: FORGE, check: "test", jobId: 4242, sha: "a1b2c3d4e5f6", conclusion: "failure" } },
+    });
+    expect(w.feedback).toContain("CI failed on github (test)");
+    expect(d.eventsOf("ci.fix_attempt", d.last.effects)[0]!.data).toMatchObject({ stepId: "implement", attempt: 1, max: 3 });
+    expect(d.state.facts).toMatchObject({ testsPassed: false });
+
+    // The same failure again (a poll after the webhook): nothing more.
+    d.signal(failure, { actor: "poll:github" });
+    expect(d.newWork()).toEqual([]);
+    expect(d.eventsOf("ci.fix_attempt", d.last.effects)).toEqual([]);
+
+    // The fix goes round: tests, the PR found open again (pushed), your approval again.
+    d.succeed("implement");
+    d.succeed("test");
+    d.succeed("draft_pr", prOpened({ head: "eng-42", draft: true, headSha: "b2c3d4e5f6a7", created: false }));
+    expect(d.stage).toBe("AwaitingYourReview");
+    // A failure of the commit before the fix says nothing new; one on the new head is a second attempt, after the cooldown.
+    d.signal({ ...failure, sha: "a1b2c3d4e5f6" });
+    expect(d.newWork()).toEqual([]);
+    d.signal({ ...failure, sha: "b2c3d4e5f6a7", jobId: 4243 });
+    expect(d.eventsOf("ci.fix_refused", d.last.effects)[0]!.data.reason).toMatch(/cooldown/);
+    d.tick(60_000);
+    d.signal({ ...failure, sha: "b2c3d4e5f6a7", jobId: 4244, check: "lint" });
+    expect(d.stage).toBe("Implementing");
+    expect(d.newWork()[0]!.payload).toMatchObject({ ciFailure: { jobId: 4244, check: "lint" } });
+  });
+
   it("a merge the host refuses: MergeFailed, back to InReview", () => {
     const d = awaitingReview();
     d.event("ApprovalGranted", { approval: true });
