@@ -119,7 +119,7 @@ function lowerKeys<T>(o: Readonly<Record<string, T>>): Record<string, T> {
  * (push, API calls) rather than an agent's. The core decides and composes what goes in (title and
  * body from the run, the base, draft or not, the merge method); the hub pushes and calls the forge.
  */
-export const ForgeStepType = { Open: "pr.open", Merge: "pr.merge", Sync: "pr.sync" } as const;
+export const ForgeStepType = { Open: "pr.open", Merge: "pr.merge", Sync: "pr.sync", Update: "pr.update" } as const;
 export type ForgeStepType = (typeof ForgeStepType)[keyof typeof ForgeStepType];
 export const FORGE_STEP_TYPES: readonly ForgeStepType[] = Object.values(ForgeStepType);
 
@@ -209,3 +209,28 @@ export const ForgeWorkPayload = z.object({
   ciFailure: CiFailureRef.optional(),
 });
 export type ForgeWorkPayload = z.infer<typeof ForgeWorkPayload>;
+
+/**
+ * `pr.update` (work of kind `sync`, answered with the signal `mq_updated`, not a step result): the
+ * merge queue's turn for a run. The hub fetches the base, brings the run's branch up to it
+ * (`rebase`: rebased and pushed with a lease, when the hub may force-push (ORCH_GIT_ALLOW_FORCE_PUSH);
+ * otherwise `merge`: the base merged into the branch, a plain push), and answers with the new head,
+ * the strategy used, and the PR's change before (at `approvedSha`, against its merge base) and
+ * after as `git patch-id --stable`: equal, the approval still covers what will merge; different, the
+ * core asks for approval again. A conflict is answered with its files (the update is abandoned,
+ * the branch left as it was).
+ */
+export const PrUpdatePayload = z.object({
+  forge: ProjectForge,
+  number: z.int().min(1),
+  /** The run's branch (the PR's head) and what it merges into. */
+  head: z.string().min(1).max(255),
+  base: z.string().min(1).max(255),
+  /** The commit the PR's approval was given at (its head then); absent: the branch's head now. */
+  approvedSha: z
+    .string()
+    .regex(/^[0-9a-f]{7,64}$/)
+    .optional(),
+  strategy: z.enum(["rebase", "merge"]).default("rebase"),
+});
+export type PrUpdatePayload = z.infer<typeof PrUpdatePayload>;

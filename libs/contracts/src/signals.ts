@@ -78,6 +78,26 @@ export type Signal =
       sha?: string;
       number?: number;
     } & Report)
+  /**
+   * The merge queue (one per project and base branch, a run of the built-in `merge.queue`): a run
+   * whose PR is ready to merge joins it (`mq_enqueue`), and leaves it merged, closed, cancelled or
+   * sent back (`mq_leave`); the queue gives its head its turn (`mq_turn`), and the member's update
+   * onto the latest base is answered by the agent hub (`mq_updated`, for the `pr.update` attempt).
+   */
+  | { name: "mq_enqueue"; runId: string; number?: number }
+  | { name: "mq_leave"; runId: string; outcome: MergeQueueOutcome }
+  | { name: "mq_turn"; queue: string }
+  | {
+      name: "mq_updated";
+      attemptId: string;
+      headSha?: string;
+      strategy?: "rebase" | "merge";
+      /** `git patch-id --stable` of the PR's change before the update (at the approved commit) and after. */
+      approvedPatchId?: string;
+      patchId?: string;
+      conflict?: { files: string[]; message: string };
+      error?: string;
+    }
   | { name: "extend_budget"; tokens?: number; costUsd?: number }
   | { name: "abort" }
   /**
@@ -94,6 +114,10 @@ export type Signal =
   | { name: "set_schedule"; enabled: boolean; everyMs?: number; creates?: RunTemplate };
 
 export type SignalName = Signal["name"];
+
+/** Why a run left its merge queue. */
+export const MERGE_QUEUE_OUTCOMES = ["merged", "closed", "cancelled", "conflict", "reapproval", "failed"] as const;
+export type MergeQueueOutcome = (typeof MERGE_QUEUE_OUTCOMES)[number];
 
 /**
  * A run a periodic run (a tick) creates (`set_schedule`'s `creates`): the definition, what it is
@@ -113,6 +137,7 @@ export const RunTemplate = z.strictObject({
 export type RunTemplate = z.output<typeof RunTemplate>;
 
 const StepIdRef = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+const RunIdRef = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/);
 const Json = z.record(z.string(), z.unknown());
 const ReportFields = {
   provider: z.enum(CI_PROVIDERS).optional(),
@@ -172,6 +197,19 @@ const SIGNAL_SHAPES = [
     sha: z.string().min(1).max(200).optional(),
     number: z.int().min(1).optional(),
     ...ReportFields,
+  }),
+  z.strictObject({ name: z.literal("mq_enqueue"), runId: RunIdRef, number: z.int().min(1).optional() }),
+  z.strictObject({ name: z.literal("mq_leave"), runId: RunIdRef, outcome: z.enum(MERGE_QUEUE_OUTCOMES) }),
+  z.strictObject({ name: z.literal("mq_turn"), queue: RunIdRef }),
+  z.strictObject({
+    name: z.literal("mq_updated"),
+    attemptId: z.string().min(1).max(200),
+    headSha: z.string().min(7).max(64).optional(),
+    strategy: z.enum(["rebase", "merge"]).optional(),
+    approvedPatchId: z.string().min(1).max(64).optional(),
+    patchId: z.string().min(1).max(64).optional(),
+    conflict: z.strictObject({ files: z.array(z.string().min(1).max(1_000)).max(200), message: z.string().max(10_000) }).optional(),
+    error: z.string().max(10_000).optional(),
   }),
   z.strictObject({ name: z.literal("extend_budget"), tokens: z.int().min(1).optional(), costUsd: z.number().positive().optional() }),
   z.strictObject({ name: z.literal("abort") }),

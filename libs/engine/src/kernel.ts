@@ -1385,6 +1385,11 @@ class Kernel {
         return this.pullRequest(sig, actor, reason);
       case "review_report":
         return this.reviewReport(sig, actor, reason);
+      case "mq_enqueue":
+      case "mq_leave":
+      case "mq_turn":
+      case "mq_updated":
+        return this.refuse(RefusalCode.IllegalTransition, `${sig.name}: this run takes no part in a merge queue`);
     }
   }
 
