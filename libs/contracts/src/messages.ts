@@ -58,6 +58,12 @@ export const RunCreateCommand = z.object({
   budgets: z.array(JsonObject).max(100).optional(),
   autoStart: z.boolean().default(true),
   mode: RunMode.default("mock"),
+  /**
+   * Create-or-signal: a signal applied in the same transition, to the run just created, or to the
+   * run as it stands when it exists already (a run one of many others share, created by the first
+   * that needs it: a merge queue). Without it, creating a run that exists changes nothing.
+   */
+  then: z.looseObject({ name: z.string().min(1).max(64) }).optional(),
 });
 
 /**

@@ -16,8 +16,9 @@ import { CI_STATUSES, REVIEW_STATES, RunMode, RunStatus, StepStatus } from "./vo
  * The view's revisions within transition version 1:
  *   1  the run, its steps, facts, usage, gate
  *   2  `pullRequest`: the run's pull request and what the system knows of it
+ *   3  `mergeQueue`: a run's place in its merge queue, or a merge queue's members
  */
-export const RUN_VIEW_REVISION = 2;
+export const RUN_VIEW_REVISION = 3;
 
 /** An id that can be a subject token (run ids, project ids). */
 export const Id = z.string().refine(isToken, { message: "must match [A-Za-z0-9_-]{1,128}" });
@@ -139,6 +140,27 @@ export const PullRequestView = PullRequestRecord.partial().extend({
 });
 export type PullRequestView = z.infer<typeof PullRequestView>;
 
+/**
+ * The merge queue as a run shows it. A member: its queue (a run id), its state there (queued,
+ * updating onto the base, checking: CI runs again on the updated head, merging), since when, its
+ * position (1: its turn) as of its last change. A queue (view `merge_queue`): its base and members
+ * in order, the first one's turn.
+ */
+export const MergeQueueView = z.object({
+  queue: z.string().optional(),
+  state: z.enum(["queued", "updating", "checking", "merging"]).optional(),
+  since: Millis.optional(),
+  headSha: z.string().optional(),
+  strategy: z.enum(["rebase", "merge"]).optional(),
+  base: z.string().optional(),
+  entries: z.array(z.object({ runId: z.string(), number: z.int().optional(), at: Millis, position: z.int().min(1) })).optional(),
+  /** Whose turn it is (a queue). */
+  head: z.string().optional(),
+  /** A member's position in its queue (1: its turn), as the API reads it from the queue when it answers. */
+  position: z.int().min(1).optional(),
+});
+export type MergeQueueView = z.infer<typeof MergeQueueView>;
+
 /** One run in lists and in the run index. */
 export const RunSummary = z.object({
   runId: Id,
@@ -185,6 +207,8 @@ export const RunView = RunSummary.extend({
   gate: z.string().optional(),
   /** Its pull request, once one is opened or reported (revision 2). */
   pullRequest: PullRequestView.optional(),
+  /** Revision 3: a member's place in its merge queue, or (a `merge_queue` run) the queue itself. */
+  mergeQueue: MergeQueueView.optional(),
 });
 export type RunView = z.output<typeof RunView>;
 /** A run's view as the core writes it. */

@@ -1,5 +1,6 @@
 import { ForgeStepType } from "@orch/contracts";
 import { compileDefinition, parseDefinition, type CompiledDefinition, type DefinitionInput } from "./definition.js";
+import { MERGE_QUEUE_DEFINITION } from "./pull-requests.js";
 
 /**
  * The built-in definitions: every seed's workflow as a definition of the one engine. Each seed's
@@ -196,6 +197,21 @@ const taskQueue: DefinitionInput = {
  * A periodic run (the core's schedule of seed 001's periodic runs): no steps; `set_schedule` gives it
  * an interval and the run each tick creates. It waits between ticks and never ends by itself.
  */
+/**
+ * A merge queue: one run per project and base branch (id from `mergeQueueRunId`), created by the
+ * first run whose PR merges through it. Its members, in order, are its view; the first has its turn
+ * (brought up to the base, CI again, merged), then leaves and the next gets it.
+ */
+const mergeQueue: DefinitionInput = {
+  id: MERGE_QUEUE_DEFINITION,
+  version: 1,
+  title: "Merge queue: pull requests into one base branch, one at a time",
+  view: "merge_queue",
+  execution: "manual",
+  whenDone: "wait",
+  mergeQueue: {},
+};
+
 const schedule: DefinitionInput = {
   id: "schedule",
   version: 1,
@@ -365,7 +381,7 @@ const ticket: DefinitionInput = {
       onReady: { event: "MergeInitiated" },
       onChangesRequested: { event: "ReviewChangesRequested" },
     },
-    merge: { enabled: true, method: "squash" },
+    merge: { enabled: true, method: "squash", queue: true },
   },
 };
 
@@ -380,6 +396,7 @@ export const BUILTIN_DEFINITIONS: readonly DefinitionInput[] = [
   taskQueue,
   ticket,
   schedule,
+  mergeQueue,
 ];
 
 /** Earlier versions of built-ins, kept so that the runs created with them still load (never used for new runs). */

@@ -242,7 +242,21 @@ export const PullRequestPolicy = z.strictObject({
   draft: z.boolean().optional(),
   follow: z.boolean().optional(),
   review: ReviewPolicy.optional(),
-  merge: z.strictObject({ enabled: z.boolean(), method: z.enum(MERGE_METHODS).optional() }).optional(),
+  merge: z
+    .strictObject({
+      enabled: z.boolean(),
+      method: z.enum(MERGE_METHODS).optional(),
+      /**
+       * Merge through the project's merge queue for the PR's base branch (one run of the built-in
+       * `merge.queue` per project and base): one at a time, each brought up to the latest base
+       * (`update`: rebase, or merge when the hub may not force-push), its CI run again, then merged;
+       * an update that changes what was approved asks for approval again; a conflict goes back to
+       * the implementer. Absent or false: the PR merges as soon as it is approved and green.
+       */
+      queue: z.boolean().optional(),
+      update: z.enum(["rebase", "merge"]).optional(),
+    })
+    .optional(),
 });
 export type PullRequestPolicy = z.output<typeof PullRequestPolicy>;
 
@@ -263,7 +277,7 @@ export type WorkerPolicy = z.output<typeof WorkerPolicy>;
 /** What a periodic run's tick creates (`set_schedule`'s `creates`): a contract, re-exported here. */
 export { RunTemplate } from "@orch/contracts";
 
-export const VIEWS = ["generic", "job", "speckit", "protocol", "task", "ticket"] as const;
+export const VIEWS = ["generic", "job", "speckit", "protocol", "task", "ticket", "merge_queue"] as const;
 
 export const Definition = z
   .strictObject({
@@ -307,6 +321,8 @@ export const Definition = z
      * and its timer fires once per slot of that interval (the core's periodic runs).
      */
     periodic: z.strictObject({}).optional(),
+    /** Its runs are merge queues (the built-in `merge.queue`): they take `mq_enqueue` and `mq_leave` and give turns. */
+    mergeQueue: z.strictObject({}).optional(),
     /**
      * The git branch a run's sessions work on (templates over the run's input): SpecKit uses its
      * feature id, a protocol its name. Unset or empty: the agent hub's `orch/run/<runId>`.

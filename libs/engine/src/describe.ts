@@ -125,6 +125,24 @@ export function runView(cd: CompiledDefinition, state: RunState, summary: RunSum
   }
   if (rc.gate) v.gate = rc.gate.budget;
   if (state.pr) v.pullRequest = pullRequestView(state.pr);
+  if (state.mq) {
+    const m = state.mq;
+    v.mergeQueue = {
+      queue: m.queue,
+      state: m.state,
+      since: m.since,
+      ...(m.headSha ? { headSha: m.headSha } : {}),
+      ...(m.strategy ? { strategy: m.strategy } : {}),
+    };
+  } else if (state.mergeQueue) {
+    const q = state.mergeQueue;
+    const base = typeof state.input.base === "string" ? state.input.base : undefined;
+    v.mergeQueue = {
+      ...(base ? { base } : {}),
+      entries: q.entries.map((e, i) => ({ runId: e.runId, ...(e.number !== undefined ? { number: e.number } : {}), at: e.at, position: i + 1 })),
+      ...(q.head ? { head: q.head.runId } : {}),
+    };
+  }
   return v;
 }
 

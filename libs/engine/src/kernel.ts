@@ -18,6 +18,8 @@ import {
   type PrMergePayload,
   type PrOpenPayload,
   type PrSyncPayload,
+  type PrUpdatePayload,
+  type MergeQueueOutcome,
   type PullRequestRecord,
   type RunStatus,
   type Signal,
@@ -36,6 +38,10 @@ import {
   UNNAMED_CHECK,
   type PrDefaults,
   type PrRules,
+  type MergeQueueMember,
+  type MergeQueueState,
+  mergeQueueRunId,
+  MERGE_QUEUE_DEFINITION,
   type PrState,
   type RunProject,
 } from "./pull-requests.js";
@@ -107,6 +113,14 @@ export interface RunState {
   prRules?: PrRules;
   /** Its pull request, once one is opened or reported. */
   pr?: PrState;
+  /** Its place in its merge queue (`pullRequests.merge.queue`), while it has one. */
+  mq?: MergeQueueMember;
+  /** How many times it has joined a merge queue. */
+  mqJoins?: number;
+  /** Why it does not join its queue again until its PR's head changes (a conflict, a failed update). */
+  mqHold?: { reason: string; headSha?: string };
+  /** A merge queue run's members and turn (the built-in `merge.queue`). */
+  mergeQueue?: MergeQueueState;
 }
 
 /** What a periodic run keeps: its schedule, and the slot its armed tick timer is for. */
@@ -697,13 +711,15 @@ class Kernel {
 
   settle() {
     for (let round = 0; round < MAX_SETTLE_ROUNDS; round++) {
-      if (!this.settleOnce()) return;
+      // Settled: then where the run stands in its merge queue may move it once more.
+      if (!this.settleOnce() && !this.mqAdvance()) return;
     }
     throw new Error("the run did not settle (a loop of triggers or transitions)");
   }
 
   private settleOnce(): boolean {
-    if (this.reentered.length > 0) {
+    // Every stage entered again in this transition (two events can each re-enter one), in order.
+    while (this.reentered.length > 0) {
       const stage = this.reentered.shift()!;
       let moved = false;
       for (const d of this.steps()) {
@@ -1387,9 +1403,11 @@ class Kernel {
         return this.reviewReport(sig, actor, reason);
       case "mq_enqueue":
       case "mq_leave":
+        return this.queueSignal(sig, actor);
       case "mq_turn":
+        return this.mqTurn(sig.queue);
       case "mq_updated":
-        return this.refuse(RefusalCode.IllegalTransition, `${sig.name}: this run takes no part in a merge queue`);
+        return this.mqUpdated(sig, actor);
     }
   }
 
@@ -1959,7 +1977,10 @@ class Kernel {
 
   /** Whether a `pr.merge` step waits: merging is on and possible, but the PR is not approved and green yet. */
   private mergeWaits(d: RunStepDef): boolean {
-    return d.type === ForgeStepType.Merge && this.forgeHold(d) === null && !readyToMerge(this.state.pr);
+    if (d.type !== ForgeStepType.Merge || this.forgeHold(d) !== null) return false;
+    // Through the merge queue: only on its turn, brought up to the base, CI green on the new head.
+    if (this.queueOn()) return this.state.mq?.state !== "merging";
+    return !readyToMerge(this.state.pr);
   }
 
   /** What a `pr.open` step is given: the forge, the base, draft or not, and a title and body made from the run. */
@@ -1994,7 +2015,8 @@ class Kernel {
     if (!forge || pr?.number === undefined) return {};
     const given = d.payload?.method;
     const method = given === "merge" || given === "squash" || given === "rebase" ? given : this.prRules().merge.method;
-    const sha = this.state.pr?.review?.sha ?? pr.headSha;
+    // Through the merge queue, the head it was brought up to (and CI passed on) is what merges.
+    const sha = this.state.mq?.headSha ?? this.state.pr?.review?.sha ?? pr.headSha;
     return { forge, number: pr.number, method, ...(sha && /^[0-9a-f]{7,64}$/.test(sha) ? { sha } : {}) };
   }
 
@@ -2112,6 +2134,303 @@ class Kernel {
     if (readyToMerge(pr) && review.onReady) this.stageEvent(review.onReady.event, "the pull request is approved and its checks are green", actor);
   }
 
+  // ── the merge queue ────────────────────────────────────────────────────
+
+  /** Whether the run's PR merges through its merge queue (the definition's `pullRequests.merge.queue`, a forge). */
+  private queueOn(): boolean {
+    const m = this.prRules().merge;
+    return m.enabled && m.queue === true && this.state.project?.forge !== undefined;
+  }
+
+  /** A command to another run, sent now through a `command` timer (the scheduler's), once by its id. */
+  private commandTo(command: Record<string, unknown> & { commandId: string }) {
+    this.effects.push({ kind: "timer", op: "set", timerId: `${this.state.runId}.${command.commandId}`, dueAt: this.clock.now, timerKind: "command", command });
+    this.changed = true;
+  }
+
+  /**
+   * Where the run stands in its merge queue, after whatever changed: it joins when its PR is
+   * approved and green (unless held since a conflict or a failed update, until its head moves);
+   * it leaves when the PR closes, merges or loses its approval, when its checks fail, or when the
+   * run ends; checking → merging once CI passed on the updated head. Whether anything changed.
+   */
+  private mqAdvance(): boolean {
+    const mq = this.state.mq;
+    if (!this.queueOn()) return mq !== undefined && this.mqLeave("cancelled", "the run no longer merges through a queue");
+    const pr = this.state.pr;
+    const st = this.runStatus();
+    if (mq) {
+      if (FINAL_RUN_STATUSES.has(st)) return this.mqLeave(pr?.record.state === "merged" ? "merged" : "cancelled", `the run is ${st}`);
+      if (!pr || pr.record.state !== "open")
+        return this.mqLeave(pr?.record.state === "merged" ? "merged" : "closed", `the pull request is ${pr?.record.state ?? "gone"}`);
+      if (pr.review?.state !== "approved") return this.mqLeave("reapproval", "the pull request's approval is gone");
+      if (checksState(pr.checks) === "failure" && mq.state !== "updating") return this.mqLeave("failed", "a check failed");
+      if (mq.state === "checking" && this.greenOn(mq.headSha, mq.since)) {
+        this.state.mq = { ...mq, state: "merging" };
+        this.changed = true;
+        this.emit({ type: "mq.merging", at: this.clock.now, data: { queue: mq.queue, ...(mq.headSha ? { headSha: mq.headSha } : {}) } });
+        return true;
+      }
+      return false;
+    }
+    if (FINAL_RUN_STATUSES.has(st) || !readyToMerge(pr) || pr!.record.number === undefined) return false;
+    const hold = this.state.mqHold;
+    if (hold && (hold.headSha === undefined || hold.headSha === pr!.record.headSha)) return false;
+    return this.mqJoin();
+  }
+
+  /** Whether the counted checks passed on `sha` (reported for it, or, without a commit, since `since`). */
+  private greenOn(sha: string | undefined, since: number): boolean {
+    const counted = Object.values(this.state.pr?.checks ?? {}).filter((c) => c.counted);
+    const current = counted.filter((c) => (c.sha && sha ? c.sha.startsWith(sha) || sha.startsWith(c.sha) : c.at > since));
+    return current.length > 0 && current.length === counted.length && current.every((c) => c.status === "success");
+  }
+
+  /** Joins the queue of the PR's base: created by the first run that needs it, then told (create-or-signal). */
+  private mqJoin(): boolean {
+    const pr = this.state.pr!;
+    const base = pr.record.base ?? this.workspace()?.base ?? this.state.project?.baseBranch;
+    if (!base) return false;
+    const queue = mergeQueueRunId(this.state.projectId, base);
+    const n = (this.state.mqJoins ?? 0) + 1;
+    this.commandTo({
+      type: "run.create",
+      commandId: `mq-join.${this.state.runId}.${n}`,
+      runId: queue,
+      issuedAt: this.clock.now,
+      actor: "merge-queue",
+      projectId: this.state.projectId,
+      definition: { id: MERGE_QUEUE_DEFINITION },
+      title: `Merge queue: ${base}`,
+      labels: { base },
+      input: { base },
+      autoStart: true,
+      then: { name: "mq_enqueue", runId: this.state.runId, ...(pr.record.number !== undefined ? { number: pr.record.number } : {}) },
+    });
+    this.state.mq = { queue, state: "queued", n, since: this.clock.now };
+    this.state.mqJoins = n;
+    delete this.state.mqHold;
+    this.changed = true;
+    this.emit({ type: "mq.joined", at: this.clock.now, data: { queue, base, ...(pr.record.number !== undefined ? { number: pr.record.number } : {}) } });
+    return true;
+  }
+
+  /** Leaves the queue (it gives the next run its turn). */
+  private mqLeave(outcome: MergeQueueOutcome, why: string): boolean {
+    const mq = this.state.mq;
+    if (!mq) return false;
+    this.commandTo({
+      type: "run.signal",
+      commandId: `mq-leave.${this.state.runId}.${mq.n}`,
+      runId: mq.queue,
+      issuedAt: this.clock.now,
+      actor: "merge-queue",
+      signal: { name: "mq_leave", runId: this.state.runId, outcome },
+    });
+    delete this.state.mq;
+    this.changed = true;
+    this.emit({ type: "mq.left", at: this.clock.now, data: { queue: mq.queue, outcome, reason: why } });
+    return true;
+  }
+
+  /** `mq_turn`: the queue gives the run its turn: it is brought up to the latest base (`pr.update`). */
+  private mqTurn(queue: string): KernelError | null {
+    const mq = this.state.mq;
+    const pr = this.state.pr;
+    const forge = this.state.project?.forge;
+    if (!mq || mq.queue !== queue) {
+      // Not (or no longer) in that queue: it must not wait for this run.
+      this.commandTo({
+        type: "run.signal",
+        commandId: `mq-leave.${this.state.runId}.stale.${this.clock.now}`,
+        runId: queue,
+        issuedAt: this.clock.now,
+        actor: "merge-queue",
+        signal: { name: "mq_leave", runId: this.state.runId, outcome: "cancelled" },
+      });
+      return null;
+    }
+    if (mq.state !== "queued") return null;
+    if (!pr || pr.record.number === undefined || !forge || !pr.record.head || !pr.record.base) {
+      this.mqLeave("failed", "no pull request to update");
+      return null;
+    }
+    const attemptId = `${this.state.runId}.pr.update.${mq.n}`;
+    const approvedSha = pr.review?.sha ?? pr.record.headSha;
+    const payload: PrUpdatePayload = {
+      forge,
+      number: pr.record.number,
+      head: pr.record.head,
+      base: pr.record.base,
+      ...(approvedSha && /^[0-9a-f]{7,64}$/.test(approvedSha) ? { approvedSha } : {}),
+      strategy: this.prRules().merge.update ?? "rebase",
+    };
+    const ws = this.workspace();
+    this.effects.push({
+      kind: "work",
+      work: {
+        stepId: PR_UPDATE_STEP,
+        attemptId,
+        attempt: mq.n,
+        kind: "sync",
+        index: -1,
+        role: "maintainer",
+        type: ForgeStepType.Update,
+        phase: PR_UPDATE_STEP,
+        inputs: {},
+        payload,
+        iteration: 0,
+        rework: 0,
+        ...(ws ? { workspace: ws } : {}),
+        at: this.clock.now,
+      },
+    });
+    this.state.mq = { ...mq, state: "updating", attemptId, since: this.clock.now };
+    this.changed = true;
+    this.emit({ type: "mq.turn", at: this.clock.now, data: { queue, attemptId, base: pr.record.base } });
+    return null;
+  }
+
+  /**
+   * `mq_updated`: the hub brought the branch up to the base. Unchanged in what was approved (the
+   * same patch id): CI runs again on the new head, then the merge. Changed: the approval no longer
+   * covers it, so it is asked for again (the review dismissed, the run out of the queue). A conflict:
+   * out of the queue, and back to the implementer with the conflict. A stale answer changes nothing.
+   */
+  private mqUpdated(sig: Extract<Signal, { name: "mq_updated" }>, actor?: string): KernelError | null {
+    const mq = this.state.mq;
+    if (!mq || mq.state !== "updating" || mq.attemptId !== sig.attemptId) return null;
+    const pr = this.state.pr!;
+    const now = this.clock.now;
+    if (sig.error !== undefined) {
+      this.state.mqHold = { reason: sig.error, ...(pr.record.headSha ? { headSha: pr.record.headSha } : {}) };
+      this.emit({ type: "mq.update_failed", at: now, data: { queue: mq.queue, error: sig.error } });
+      this.mqLeave("failed", `the update failed: ${sig.error}`);
+      this.mergeFailed(`the update onto ${pr.record.base ?? "the base"} failed`, actor);
+      return null;
+    }
+    if (sig.conflict) {
+      this.state.mqHold = { reason: "conflict", ...(pr.record.headSha ? { headSha: pr.record.headSha } : {}) };
+      this.emit({ type: "mq.conflict", at: now, data: { queue: mq.queue, files: sig.conflict.files } });
+      this.mqLeave("conflict", `bringing it up to ${pr.record.base ?? "the base"} conflicts`);
+      this.mergeFailed(`bringing the branch up to ${pr.record.base ?? "the base"} conflicts`, actor);
+      this.conflictFix(sig.conflict, pr.record.base, actor);
+      return null;
+    }
+    const headSha = sig.headSha ?? pr.record.headSha;
+    if (headSha) this.state.pr = { ...pr, record: { ...pr.record, headSha } };
+    const changed = sig.approvedPatchId !== undefined && sig.patchId !== undefined && sig.approvedPatchId !== sig.patchId;
+    this.emit({
+      type: "mq.updated",
+      at: now,
+      data: { queue: mq.queue, ...(headSha ? { headSha } : {}), ...(sig.strategy ? { strategy: sig.strategy } : {}), changed },
+    });
+    if (changed) {
+      // What will merge is not what was approved: ask again.
+      const review = this.state.pr!.review;
+      this.state.pr = { ...this.state.pr!, review: { state: "dismissed", comments: 0, at: now, ...(review?.reviewer ? { reviewer: review.reviewer } : {}) } };
+      this.emit({
+        type: "pr.approval_invalidated",
+        at: now,
+        data: {
+          reason: "the update onto the base changed what was approved",
+          before: sig.approvedPatchId,
+          after: sig.patchId,
+          ...(headSha ? { headSha } : {}),
+        },
+      });
+      this.setFacts(
+        { review: { state: "dismissed", at: now }, ...this.cd.def.pullRequests?.sets?.changesRequested },
+        "the approval no longer covers the pull request",
+      );
+      this.mqLeave("reapproval", "the update changed what was approved");
+      this.mergeFailed("the update changed what was approved: approval asked for again", actor);
+      return null;
+    }
+    this.state.mq = { ...mq, state: "checking", since: now, ...(headSha ? { headSha } : {}), ...(sig.strategy ? { strategy: sig.strategy } : {}) };
+    this.changed = true;
+    return null;
+  }
+
+  /** Out of PendingMerge (or wherever its merge step's failure leads): the event a failed merge step emits. */
+  private mergeFailed(why: string, actor?: string) {
+    const merge = this.steps().find((d) => d.type === ForgeStepType.Merge);
+    const event = merge?.emits?.failed;
+    if (event) this.stageEvent(event, why, actor);
+  }
+
+  /** A conflict goes back to the implementer: the fixing step runs again (or the fix's stage event), told the conflict. */
+  private conflictFix(conflict: { files: string[]; message: string }, base: string | undefined, actor?: string) {
+    const ci = this.cd.def.ci;
+    const fix = ci !== undefined && ci !== "off" ? ci.fix : undefined;
+    const stepId = this.implementingStep(fix?.step);
+    if (!stepId) return;
+    const feedback = [
+      `Bringing the branch up to ${base ?? "the base"} conflicts in: ${conflict.files.join(", ") || "(files not named)"}.`,
+      conflict.message.trim().slice(0, 4_000),
+      `Rebase the work onto the latest ${base ?? "base"} and resolve the conflicts, keeping both sides' intent.`,
+    ]
+      .filter(Boolean)
+      .join("\n\n")
+      .slice(0, 10_000);
+    const why = "a merge conflict with the base";
+    const onStart = fix?.onStart ?? this.cd.def.pullRequests?.review?.onChangesRequested;
+    let cannot: KernelError | null;
+    if (onStart) {
+      this.#hints.set(stepId, feedback);
+      cannot = this.stageEvent(onStart.event, why, actor);
+    } else {
+      const s = this.status(stepId);
+      if (s === "completed" || s === "skipped") this.sendStep(stepId, { type: "RESET", reason: "rework", at: this.clock.now, rand: this.clock.rand });
+      cannot = this.signal({ name: "run_step", stepId, feedback }, actor, why);
+    }
+    if (cannot) this.#hints.delete(stepId);
+    this.emit({ type: "mq.conflict_fix", at: this.clock.now, data: { stepId, files: conflict.files, ...(cannot ? { refused: cannot.message } : {}) } });
+  }
+
+  /**
+   * A merge queue run (`mergeQueue` definitions): `mq_enqueue` adds a run at the end (once),
+   * `mq_leave` takes it out; whenever the first is not the one whose turn it is, the first gets its
+   * turn (`mq_turn`). Its members, in order, are its view.
+   */
+  private queueSignal(sig: Extract<Signal, { name: "mq_enqueue" | "mq_leave" }>, actor?: string): KernelError | null {
+    if (!this.cd.def.mergeQueue) return this.refuse(RefusalCode.IllegalTransition, `${sig.name}: run ${this.state.runId} is not a merge queue`);
+    const q: MergeQueueState = this.state.mergeQueue ?? { entries: [], turns: 0 };
+    const now = this.clock.now;
+    let entries = q.entries;
+    if (sig.name === "mq_enqueue") {
+      if (entries.some((e) => e.runId === sig.runId)) return null;
+      entries = [...entries, { runId: sig.runId, ...(sig.number !== undefined ? { number: sig.number } : {}), at: now }];
+      this.emit({ type: "mq.entered", at: now, data: { runId: sig.runId, position: entries.length, ...(actor ? { actor } : {}) } });
+    } else {
+      if (!entries.some((e) => e.runId === sig.runId)) return null;
+      entries = entries.filter((e) => e.runId !== sig.runId);
+      this.emit({ type: "mq.removed", at: now, data: { runId: sig.runId, outcome: sig.outcome, ...(actor ? { actor } : {}) } });
+    }
+    let next: MergeQueueState = { ...q, entries };
+    if (next.head && !entries.some((e) => e.runId === next.head!.runId)) {
+      const { head: _h, ...rest } = next;
+      next = rest;
+    }
+    const first = entries[0];
+    if (first && !next.head) {
+      const turn = next.turns + 1;
+      next = { ...next, head: { runId: first.runId, at: now, turn }, turns: turn };
+      this.commandTo({
+        type: "run.signal",
+        commandId: `mq-turn.${this.state.runId}.${turn}`,
+        runId: first.runId,
+        issuedAt: now,
+        actor: "merge-queue",
+        signal: { name: "mq_turn", queue: this.state.runId },
+      });
+      this.emit({ type: "mq.turn_given", at: now, data: { runId: first.runId, turn, waiting: entries.length - 1 } });
+    }
+    this.state.mergeQueue = next;
+    this.changed = true;
+    return null;
+  }
+
   /** Whether the run waits for its open PR instead of completing (`pullRequests.follow`). */
   private followsPr(): boolean {
     return this.cd.def.pullRequests?.follow === true && this.state.pr?.record.state === "open";
@@ -2146,6 +2465,9 @@ class Kernel {
 
 /** The step id a `pr.sync` work item names (it is not a step of the run). */
 export const PR_SYNC_STEP = "pull_request";
+
+/** The step id a `pr.update` work item (the merge queue's turn) names: it is not a step of the run. */
+export const PR_UPDATE_STEP = "merge_queue";
 
 /** Whether a step is forge I/O (`pr.open`, `pr.merge`) rather than an agent's work. */
 export function isForgeStep(d: { type: string }): boolean {

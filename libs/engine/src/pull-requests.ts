@@ -35,7 +35,7 @@ export interface PrRules {
   draft: boolean;
   reviewFixAttempts: number;
   reviewFixCooldownMs: number;
-  merge: { enabled: boolean; method: MergeMethod };
+  merge: { enabled: boolean; method: MergeMethod; queue?: boolean; update?: "rebase" | "merge" };
 }
 
 export const PR_POLICY_DEFAULTS = Object.freeze({ pollMs: 15_000, reviewFixAttempts: 0, reviewFixCooldownMs: 600_000, method: "squash" as MergeMethod });
@@ -47,7 +47,12 @@ export function resolvePrRules(policy: PullRequestPolicy | undefined, defaults: 
     draft: policy?.draft ?? false,
     reviewFixAttempts: policy?.review?.fixAttempts ?? PR_POLICY_DEFAULTS.reviewFixAttempts,
     reviewFixCooldownMs: policy?.review?.fixCooldownMs ?? PR_POLICY_DEFAULTS.reviewFixCooldownMs,
-    merge: { enabled: policy?.merge?.enabled ?? false, method: policy?.merge?.method ?? PR_POLICY_DEFAULTS.method },
+    merge: {
+      enabled: policy?.merge?.enabled ?? false,
+      method: policy?.merge?.method ?? PR_POLICY_DEFAULTS.method,
+      ...(policy?.merge?.queue ? { queue: true } : {}),
+      ...(policy?.merge?.update ? { update: policy.merge.update } : {}),
+    },
   };
 }
 
@@ -199,4 +204,44 @@ export function outputSummary(output: unknown): string | undefined {
   if (!s) return undefined;
   const line = s.trim().split("\n")[0]!;
   return line.length > 200 ? `${line.slice(0, 199)}…` : line;
+}
+
+/** A run's place in its merge queue (in its kernel state; the view publishes it). */
+export interface MergeQueueMember {
+  /** The queue's run id. */
+  queue: string;
+  /** queued: waiting for its turn; updating: brought up to the base (`pr.update`); checking: its CI runs again; merging. */
+  state: "queued" | "updating" | "checking" | "merging";
+  /** The n-th time this run joined a queue (command ids are made of it). */
+  n: number;
+  since: number;
+  attemptId?: string;
+  /** The head after the update: the commit CI must pass on and the merge expects. */
+  headSha?: string;
+  strategy?: "rebase" | "merge";
+}
+
+/** What a merge queue run keeps: its members in order, and whose turn it is. */
+export interface MergeQueueState {
+  entries: { runId: string; number?: number; at: number }[];
+  head?: { runId: string; at: number; turn: number };
+  turns: number;
+}
+
+/** The built-in definition of merge queue runs. */
+export const MERGE_QUEUE_DEFINITION = "merge.queue";
+
+/** The merge queue run of a project's base branch: one id per (project, base), whatever the base's characters. */
+export function mergeQueueRunId(projectId: string, base: string): string {
+  const slug = base
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .slice(0, 40);
+  let h = 0x811c9dc5;
+  for (const ch of `${projectId}\u0000${base}`) {
+    h ^= ch.codePointAt(0)!;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return `mq-${projectId.slice(0, 60)}-${slug || "base"}-${h.toString(16).padStart(8, "0")}`.slice(0, 128);
 }

@@ -1,5 +1,5 @@
 import { expect } from "vitest";
-import { FINAL_RUN_STATUSES, type RunStatus, type StepStatus, type RefusalCode, type Signal } from "@orch/contracts";
+import { FINAL_RUN_STATUSES, type RunStatus, type RunView, type StepStatus, type RefusalCode, type Signal } from "@orch/contracts";
 import {
   applyAction,
   builtin,
@@ -9,6 +9,7 @@ import {
   createRun,
   parseDefinition,
   runStatusOf,
+  runView,
   stageOfValue,
   stepStatus,
   type CompiledDefinition,
@@ -321,6 +322,23 @@ export class Drive {
   /** Work dispatched by the last action. */
   newWork(of: KernelEffect[] = this.last.effects): WorkSpec[] {
     return of.filter((e): e is Extract<KernelEffect, { kind: "work" }> => e.kind === "work").map((e) => e.work);
+  }
+
+  /** The run's published view, as the core would write it now. */
+  view(): RunView {
+    return runView(this.cd, this.state, {
+      runId: this.state.runId,
+      projectId: this.state.projectId,
+      definition: { id: this.cd.def.id, version: this.cd.def.version },
+      view: this.cd.def.view,
+      labels: {},
+      status: this.status,
+      createdAt: T0,
+      updatedAt: this.now,
+      seq: 1,
+      mode: "mock",
+      stepsRun: 0,
+    });
   }
 
   timerEffects(of: KernelEffect[] = this.last.effects) {

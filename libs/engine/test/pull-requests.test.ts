@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { PrMergePayload, PrOpenPayload, PrSyncPayload, RefusalCode } from "@orch/contracts";
-import { checkCounts, checksState, type DefinitionInput } from "../src/index.js";
+import { PrMergePayload, PrOpenPayload, PrSyncPayload, PrUpdatePayload, RefusalCode } from "@orch/contracts";
+import { checkCounts, checksState, mergeQueueRunId, PR_UPDATE_STEP, type DefinitionInput } from "../src/index.js";
 import { define, Drive, expectAccepted, expectRefused, FORGE, prOpened, T0 } from "./drive.js";
 
 /**
@@ -264,6 +264,28 @@ describe("the polling fallback (pr.sync)", () => {
 describe("seed 003's ticket pipeline, driven by its pull request", () => {
   const TICKET = { key: "ENG-42", title: "Fix the login redirect", branch: "eng-42" };
 
+  /** The commands the run sent to other runs in its last transition (its queue's), as the scheduler fires them. */
+  function queueCommands(d: Drive): Record<string, unknown>[] {
+    return d
+      .timerEffects()
+      .filter((t) => t.op === "set" && t.timerKind === "command")
+      .map((t) => {
+        const c = (t as { command: Record<string, unknown> }).command;
+        return { type: c.type, runId: c.runId, ...(c.then ? { then: c.then } : {}), ...(c.signal ? { signal: c.signal } : {}) };
+      });
+  }
+
+  /** Approved and green, in PendingMerge, its turn given: the `pr.update` just dispatched. */
+  function inQueue(): Drive {
+    const d = awaitingReview();
+    d.event("ApprovalGranted", { approval: true });
+    d.signal({ name: "ci_report", status: "success", check: "test", sha: "a1b2c3d4e5f6" });
+    d.signal({ name: "review_report", state: "approved", reviewer: "lee", sha: "a1b2c3d4e5f6" });
+    expect(d.stage).toBe("PendingMerge");
+    d.signal({ name: "mq_turn", queue: mergeQueueRunId("p1", "main") });
+    return d;
+  }
+
   function awaitingReview(): Drive {
     const d = Drive.of("ticket", { autoStart: true, input: TICKET, ...PROJECT });
     d.event("TicketAccepted");
@@ -287,12 +309,68 @@ describe("seed 003's ticket pipeline, driven by its pull request", () => {
     expect(d.stage).toBe("InReview");
     d.signal({ name: "review_report", state: "approved", reviewer: "lee", sha: "a1b2c3d4e5f6" });
     expect(d.stage).toBe("PendingMerge");
+    // Through the merge queue of its base: it joins, gets its turn, is brought up to the base, CI again, merged.
+    const queue = mergeQueueRunId("p1", "main");
+    expect(d.running()).toEqual([]);
+    expect(queueCommands(d)).toEqual([{ type: "run.create", runId: queue, then: { name: "mq_enqueue", runId: "r1", number: 7 } }]);
+    d.signal({ name: "mq_turn", queue }, { actor: "merge-queue" });
+    const update = d.newWork()[0]!;
+    expect(update).toMatchObject({ kind: "sync", type: "pr.update", stepId: PR_UPDATE_STEP });
+    expect(PrUpdatePayload.parse(update.payload)).toMatchObject({ number: 7, head: "eng-42", base: "main", approvedSha: "a1b2c3d4e5f6", strategy: "rebase" });
+    d.signal({ name: "mq_updated", attemptId: update.attemptId, headSha: "c3d4e5f6a7b8", strategy: "rebase", approvedPatchId: "p1", patchId: "p1" });
+    expect(d.view().mergeQueue).toMatchObject({ queue, state: "checking", headSha: "c3d4e5f6a7b8" });
+    expect(d.running()).toEqual([]);
+    d.signal({ name: "ci_report", status: "success", check: "test", sha: "c3d4e5f6a7b8" });
     expect(d.running()).toEqual(["merge"]);
-    expect(PrMergePayload.parse(d.work.get("merge")!.payload)).toMatchObject({ number: 7, method: "squash" });
+    expect(PrMergePayload.parse(d.work.get("merge")!.payload)).toMatchObject({ number: 7, method: "squash", sha: "c3d4e5f6a7b8" });
     d.succeed("merge", { merged: true, sha: "0123456789" });
     expect(d.context.stage).toBe("Done");
     expect(d.status).toBe("completed");
     expect(d.state.facts).toMatchObject({ mergeCompleted: true });
+    expect(queueCommands(d)).toEqual([{ type: "run.signal", runId: queue, signal: { name: "mq_leave", runId: "r1", outcome: "merged" } }]);
+  });
+
+  it("in the queue, an update that changes what was approved asks for approval again; approved again, it joins again", () => {
+    const d = inQueue();
+    const update = d.newWork()[0]!;
+    d.signal({ name: "mq_updated", attemptId: update.attemptId, headSha: "c3d4e5f6a7b8", approvedPatchId: "p1", patchId: "p2" });
+    expect(d.eventsOf("pr.approval_invalidated", d.last.effects)[0]!.data).toMatchObject({ before: "p1", after: "p2", headSha: "c3d4e5f6a7b8" });
+    expect(d.view().pullRequest?.review?.state).toBe("dismissed");
+    expect(d.stage).toBe("InReview");
+    expect(d.view().mergeQueue).toBeUndefined();
+    expect(queueCommands(d)[0]).toMatchObject({ signal: { name: "mq_leave", outcome: "reapproval" } });
+    d.signal({ name: "ci_report", status: "success", check: "test", sha: "c3d4e5f6a7b8" });
+    expect(d.stage).toBe("InReview");
+    d.signal({ name: "review_report", state: "approved", reviewer: "lee", sha: "c3d4e5f6a7b8" });
+    expect(d.stage).toBe("PendingMerge");
+    expect(queueCommands(d)).toEqual([{ type: "run.create", runId: mergeQueueRunId("p1", "main"), then: { name: "mq_enqueue", runId: "r1", number: 7 } }]);
+    expect(d.view().mergeQueue).toMatchObject({ state: "queued" });
+  });
+
+  it("in the queue, a conflict with the base goes back to the implementer with the conflict; a stale or repeated answer changes nothing", () => {
+    const d = inQueue();
+    const update = d.newWork()[0]!;
+    d.signal({ name: "mq_updated", attemptId: "r1.pr.update.99", headSha: "c3d4e5f6a7b8" });
+    expect(d.last.changed).toBe(false);
+    d.signal({
+      name: "mq_updated",
+      attemptId: update.attemptId,
+      conflict: { files: ["src/app.ts"], message: "CONFLICT (content): Merge conflict in src/app.ts" },
+    });
+    expect(d.eventsOf("mq.conflict", d.last.effects)[0]!.data).toMatchObject({ files: ["src/app.ts"] });
+    expect(queueCommands(d)[0]).toMatchObject({ signal: { name: "mq_leave", outcome: "conflict" } });
+    expect(d.stage).toBe("Implementing");
+    const w = d.newWork()[0]!;
+    expect(w.stepId).toBe("implement");
+    expect(w.feedback).toContain("conflicts in: src/app.ts");
+    d.signal({ name: "mq_updated", attemptId: update.attemptId, headSha: "c3d4e5f6a7b8" });
+    expect(d.last.changed).toBe(false);
+  });
+
+  it("a turn for a run that left the queue is given back, so the queue does not wait for it", () => {
+    const d = awaitingReview();
+    d.signal({ name: "mq_turn", queue: "mq-p1-main-0000abcd" });
+    expect(queueCommands(d)).toEqual([{ type: "run.signal", runId: "mq-p1-main-0000abcd", signal: { name: "mq_leave", runId: "r1", outcome: "cancelled" } }]);
   });
 
   it("changes requested in review: back to Implementing, the implementer told the review; the fix pushes", () => {
@@ -352,11 +430,10 @@ describe("seed 003's ticket pipeline, driven by its pull request", () => {
   });
 
   it("a merge the host refuses: MergeFailed, back to InReview", () => {
-    const d = awaitingReview();
-    d.event("ApprovalGranted", { approval: true });
-    d.signal({ name: "ci_report", status: "success" });
-    d.signal({ name: "review_report", state: "approved" });
-    expect(d.stage).toBe("PendingMerge");
+    const d = inQueue();
+    const update = d.newWork()[0]!;
+    d.signal({ name: "mq_updated", attemptId: update.attemptId, headSha: "a1b2c3d4e5f6", approvedPatchId: "p1", patchId: "p1" });
+    expect(d.running()).toEqual(["merge"]);
     d.succeed("merge", { merged: false, message: "not mergeable" });
     expect(d.stage).toBe("InReview");
     expect(d.status).toBe("running");
@@ -406,5 +483,45 @@ describe("SpecKit implement: a pr.open step, on when the project has a forge", (
     const d = through({});
     expect(d.step("pull_request")).toBe("skipped");
     expect(d.status).toBe("completed");
+  });
+});
+
+describe("a merge queue run (merge.queue)", () => {
+  const turns = (d: Drive) =>
+    d
+      .timerEffects()
+      .filter((t) => t.op === "set" && t.timerKind === "command")
+      .map((t) => (t as { command: { runId: string; signal: { name: string; queue: string } } }).command);
+
+  it("members in order, the first one's turn; a member that leaves gives the next its turn; once each", () => {
+    const d = Drive.of("merge.queue", { runId: "mq-p1-main-1", autoStart: true, input: { base: "main" } } as never);
+    d.signal({ name: "mq_enqueue", runId: "run-a", number: 1 });
+    expect(turns(d)).toEqual([expect.objectContaining({ runId: "run-a", signal: { name: "mq_turn", queue: "mq-p1-main-1" } })]);
+    d.signal({ name: "mq_enqueue", runId: "run-b", number: 2 });
+    expect(turns(d)).toEqual([]);
+    d.signal({ name: "mq_enqueue", runId: "run-a", number: 1 });
+    expect(d.last.changed).toBe(false);
+    expect(d.view().mergeQueue).toEqual({
+      base: "main",
+      entries: [
+        { runId: "run-a", number: 1, at: T0, position: 1 },
+        { runId: "run-b", number: 2, at: T0, position: 2 },
+      ],
+      head: "run-a",
+    });
+    d.signal({ name: "mq_leave", runId: "run-b", outcome: "cancelled" });
+    expect(turns(d)).toEqual([]);
+    d.signal({ name: "mq_enqueue", runId: "run-b", number: 2 });
+    d.signal({ name: "mq_leave", runId: "run-a", outcome: "merged" });
+    expect(turns(d)).toEqual([expect.objectContaining({ runId: "run-b", signal: { name: "mq_turn", queue: "mq-p1-main-1" } })]);
+    expect(d.view().mergeQueue).toMatchObject({ entries: [{ runId: "run-b", position: 1 }], head: "run-b" });
+    d.signal({ name: "mq_leave", runId: "run-b", outcome: "merged" });
+    expect(d.view().mergeQueue).toEqual({ base: "main", entries: [] });
+    expect(d.status).toBe("waiting");
+  });
+
+  it("another run takes no queue signals", () => {
+    const d = Drive.of("ticket", { autoStart: true, input: { key: "K-1", branch: "k-1" } });
+    expectRefused(d.signal({ name: "mq_enqueue", runId: "x" }), RefusalCode.IllegalTransition, /not a merge queue/);
   });
 });

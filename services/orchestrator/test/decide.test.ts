@@ -323,6 +323,44 @@ describe("decide: creating a run", () => {
   });
 });
 
+describe("decide: create-or-signal (run.create with then)", () => {
+  const queue = builtin("merge.queue");
+  const join = (member: string, n = 1): Command =>
+    Command.parse({
+      type: "run.create",
+      commandId: `mq-join.${member}.${n}`,
+      runId: "mq-p-main-1",
+      issuedAt: 1_000,
+      projectId: "p",
+      definition: { id: "merge.queue" },
+      input: { base: "main" },
+      autoStart: true,
+      then: { name: "mq_enqueue", runId: member, number: 7 },
+    });
+
+  it("creates the run and applies the signal in one transition; on a run that exists, applies only the signal; once per command id", () => {
+    const { d, run } = write(null, join("run-a"), 1_000, queue);
+    expect(kinds(d.transition.events)).toContain("mq.entered#" + d.transition.events.find((e) => e.type === "mq.entered")!.seq);
+    expect(d.transition.events[0]!.type).toBe("run.created");
+    expect(d.transition.view.mergeQueue).toMatchObject({ base: "main", entries: [{ runId: "run-a", number: 7, position: 1 }], head: "run-a" });
+    const second = write(run, join("run-b"), 1_100, queue);
+    expect(second.d.transition.events.map((e) => e.type)).toEqual(["mq.entered"]);
+    expect(second.d.transition.view.mergeQueue).toMatchObject({ entries: [{ runId: "run-a" }, { runId: "run-b", position: 2 }], head: "run-a" });
+    expect(decide(second.run, join("run-b"), queue, clock(1_200))).toMatchObject({ kind: "noop", reason: "duplicate command" });
+  });
+
+  it("an invalid then is refused, naming it; without then a create of an existing run stays a noop", () => {
+    const run = apply(null, join("run-a"), 1_000, queue);
+    const bad = Command.parse({ ...join("run-b"), then: { name: "mq_enqueue" } });
+    expect(decide(run, bad, queue, clock(1_100))).toMatchObject({
+      kind: "noop",
+      outcome: { ok: false, error: { code: "INVALID", message: expect.stringMatching(/^invalid then/) } },
+    });
+    const { then: _t, ...plain } = join("run-c") as Record<string, unknown>;
+    expect(decide(run, Command.parse(plain), queue, clock(1_100))).toMatchObject({ kind: "noop", reason: "run exists" });
+  });
+});
+
 describe("decide: commands on a run", () => {
   it("applies a command id once: a duplicate is a noop answered with duplicate: true and the run", () => {
     const r = apply(null, createJob(), 1_000);

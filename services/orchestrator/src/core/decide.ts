@@ -127,8 +127,13 @@ const refused = (cmd: Command, code: string, message: string, run?: RunView): Co
 /** A command → the kernel's action (null when the command creates a run). */
 function toAction(cmd: Command): KernelAction | { invalid: string } | null {
   switch (cmd.type) {
-    case "run.create":
-      return null;
+    case "run.create": {
+      // Create-or-signal, on a run that exists: its signal (creating it again changes nothing).
+      if (cmd.then === undefined) return null;
+      const s = SignalSchema.safeParse(cmd.then);
+      if (!s.success) return { invalid: `invalid then: ${s.error.issues.map((i) => `${i.path.join(".") || "signal"}: ${i.message}`).join("; ")}` };
+      return { type: "signal", signal: s.data, ...(cmd.actor ? { actor: cmd.actor } : {}) };
+    }
     case "run.signal": {
       const s = SignalSchema.safeParse(cmd.signal);
       if (!s.success) return { invalid: `invalid signal: ${s.error.issues.map((i) => `${i.path.join(".") || "signal"}: ${i.message}`).join("; ")}` };
@@ -386,7 +391,9 @@ export function decide(
 ): Decision {
   if (prev?.state.recent.includes(commandKey(cmd.commandId))) return { kind: "noop", reason: "duplicate command", outcome: ok(cmd, viewOf(prev, cd), true) };
   if (cmd.type === "run.create") {
-    if (prev) return { kind: "noop", reason: "run exists", outcome: ok(cmd, viewOf(prev, cd), true) };
+    if (prev && cmd.then === undefined) return { kind: "noop", reason: "run exists", outcome: ok(cmd, viewOf(prev, cd), true) };
+  }
+  if (cmd.type === "run.create" && !prev) {
     if ("missing" in cd) {
       const d = refusedCreate(cmd, cd.missing, clock);
       return d;
@@ -424,6 +431,14 @@ export function decide(
       const message = `the run could not be created: ${(err as Error).message}`;
       const d = refusedCreate(cmd, message, clock);
       return { ...d, outcome: refused(cmd, "INVALID", message, d.transition.view) };
+    }
+    if (cmd.then !== undefined) {
+      // …and its signal, in the same transition: refused, the run is created all the same.
+      const action = toAction(cmd);
+      if (action && !("invalid" in action)) {
+        const then = applyAction(cd, r.state, action, clock);
+        if (!then.error) r = { ...then, effects: [...r.effects, ...then.effects], changed: true };
+      }
     }
     const base: Base = {
       mode: cmd.mode ?? "mock",

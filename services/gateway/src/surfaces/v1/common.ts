@@ -1,5 +1,6 @@
 import type { FeedEvent, StoredSessionEvent } from "@orch/bus";
-import { ProjectForge, PullRequestView, RUN_STATUSES, type ProjectRecord, type RunSummary, type SessionRecord } from "@orch/contracts";
+import { MergeQueueView, ProjectForge, PullRequestView, RUN_STATUSES, type ProjectRecord, type RunSummary, type SessionRecord } from "@orch/contracts";
+import type { RunsApi } from "@orch/runs";
 import type { FastifyRequest } from "fastify";
 import type { RunView } from "@orch/contracts";
 import { z } from "zod";
@@ -84,10 +85,22 @@ export const RunJson = z.object({
   usage: Json,
   usageBy: Json,
   gate: z.string().optional().describe("Set while the run waits at a budget gate (extend_budget or abort)"),
+  mergeQueue: MergeQueueView.optional().describe(
+    "A run whose pull request merges through its base's merge queue: the queue (a run of view merge_queue), its state there (queued, updating onto the base, checking: CI on the updated head, merging), its position (1: its turn); a merge queue run: its base, members in order and whose turn it is",
+  ),
   pullRequest: PullRequestView.optional().describe(
     "The run's pull request (GitLab: merge request), once one is opened or reported: its record, state, checks, latest review, review fix attempts and the polling fallback's latest sync (times in epoch ms)",
   ),
 });
+
+/** A merge queue member's view with its position in the queue now (read from the queue's view). */
+export async function withQueuePosition(runs: Pick<RunsApi, "get">, v: RunView): Promise<RunView> {
+  const queue = v.mergeQueue?.queue;
+  if (!queue) return v;
+  const q = await runs.get(queue).catch(() => null);
+  const i = q?.mergeQueue?.entries?.findIndex((e) => e.runId === v.runId) ?? -1;
+  return i < 0 ? v : { ...v, mergeQueue: { ...v.mergeQueue, position: i + 1 } };
+}
 
 export function runJson(v: RunView): Record<string, unknown> {
   const { runId, planning: _planning, steps, ...rest } = v;

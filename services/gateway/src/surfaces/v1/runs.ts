@@ -18,6 +18,7 @@ import {
   loadRun,
   RunJson,
   runJson,
+  withQueuePosition,
   RunSummaryJson,
   StepJson,
   stepJson,
@@ -250,7 +251,7 @@ export function runRoutes(app: FastifyInstance, { opts, defaults }: V1): void {
       projectScoped: true,
       responses: { 200: { description: "The run", schema: RunJson }, ...ERRORS },
     },
-    async (req, _reply, { params }) => runJson(await loadRun(opts, req, params.id)),
+    async (req, _reply, { params }) => runJson(await withQueuePosition(runs, await loadRun(opts, req, params.id))),
   );
 
   route(
