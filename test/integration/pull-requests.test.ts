@@ -58,6 +58,23 @@ describe("a project's forge (/api/v1/projects)", () => {
     expect(none.forge).toBeUndefined();
   });
 
+  it("takes merge settings (enabled, method, queue), returns them, and null removes them", async () => {
+    const p = ok(
+      await api("POST", "/api/v1/projects", {
+        id: "merge-set",
+        name: "Merge",
+        gitUrl: "https://github.com/acme/m.git",
+        merge: { enabled: true, method: "rebase", queue: true },
+      }),
+      201,
+    );
+    expect(p.merge).toEqual({ enabled: true, method: "rebase", queue: true });
+    const bad = await api("PUT", "/api/v1/projects/merge-set", { merge: { method: "octopus" } });
+    expect(bad.status, bad.text).toBe(400);
+    expect((bad.json() as any).error.details.fields.map((f: { path: string }) => f.path)).toContain("merge.method");
+    expect(ok(await api("PUT", "/api/v1/projects/merge-set", { merge: null })).merge).toBeUndefined();
+  });
+
   it("an invalid forge is a 400 naming the field", async () => {
     const r = await api("POST", "/api/v1/projects", { id: "forge-bad", name: "Bad", forge: { provider: "bitbucket", repository: "nope" } });
     expect(r.status, r.text).toBe(400);

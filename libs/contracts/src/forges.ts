@@ -58,6 +58,19 @@ export type PullRequestState = (typeof PULL_REQUEST_STATES)[number];
 export const MERGE_METHODS = ["merge", "squash", "rebase"] as const;
 export type MergeMethod = (typeof MERGE_METHODS)[number];
 
+/**
+ * A project's merge settings: whether its runs' pull requests are merged by the system once approved
+ * and green (the definition's `pullRequests.merge` enables it too), how, and whether through the merge
+ * queue of their base. A run gets them at its creation; the project's `method` wins over the
+ * definition's.
+ */
+export const ProjectMerge = z.strictObject({
+  enabled: z.boolean().optional(),
+  method: z.enum(MERGE_METHODS).optional(),
+  queue: z.boolean().optional(),
+});
+export type ProjectMerge = z.infer<typeof ProjectMerge>;
+
 /** A pull request as the system records it on a run (and as `pr.opened` announces it). */
 export const PullRequestRecord = z.object({
   provider: z.enum(FORGE_PROVIDERS),

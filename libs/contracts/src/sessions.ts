@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ProjectForge } from "./forges.js";
+import { ProjectForge, ProjectMerge } from "./forges.js";
 import { WorkKind } from "./vocabulary.js";
 
 /**
@@ -173,6 +173,8 @@ export const ProjectRecord = z.object({
   forge: ProjectForge.optional(),
   /** `set`: given on the project; `derived`: the core derived it from `gitUrl` (and derives it again when that changes). */
   forgeSource: z.enum(["set", "derived"]).optional(),
+  /** Whether the system merges its runs' pull requests, how, through the merge queue or not. */
+  merge: ProjectMerge.optional(),
   /** Model per role for its runs (seed 004's `default_models`). */
   defaultModels: z.record(z.string().max(64), z.string().max(200)).optional(),
   /**

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ProjectForge } from "./forges.js";
+import { ProjectForge, ProjectMerge } from "./forges.js";
 import { Id } from "./run-views.js";
 import { ProjectRecord } from "./sessions.js";
 
@@ -85,6 +85,7 @@ export const ProjectChange = z.object({
   defaultModels: z.record(z.string().max(64), z.string().max(200)).nullable().optional(),
   /** Where its repository is hosted; `null`: derive it from `gitUrl` again (the core does). */
   forge: ProjectForge.nullable().optional(),
+  merge: ProjectMerge.nullable().optional(),
 });
 export type ProjectChange = z.infer<typeof ProjectChange>;
 

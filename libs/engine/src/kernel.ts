@@ -2319,7 +2319,8 @@ class Kernel {
     }
     const headSha = sig.headSha ?? pr.record.headSha;
     if (headSha) this.state.pr = { ...pr, record: { ...pr.record, headSha } };
-    const changed = sig.approvedPatchId !== undefined && sig.patchId !== undefined && sig.approvedPatchId !== sig.patchId;
+    // Unchanged only when both changes are known and the same (or both empty); what cannot be compared is asked again.
+    const changed = sig.approvedPatchId !== sig.patchId;
     this.emit({
       type: "mq.updated",
       at: now,
@@ -2592,8 +2593,8 @@ export function createRun(cd: CompiledDefinition, opts: CreateRunOptions, clock:
   if (ci) base.ci = { policy: ci, attempts: 0 };
   const worker = resolveWorkerPolicy(cd.def.worker, opts.workerDefaults);
   if (worker) base.worker = worker;
-  if (opts.project && (opts.project.forge || opts.project.baseBranch)) base.project = opts.project;
-  const pr = resolvePrRules(cd.def.pullRequests, opts.prDefaults);
+  if (opts.project && (opts.project.forge || opts.project.baseBranch || opts.project.merge)) base.project = opts.project;
+  const pr = resolvePrRules(cd.def.pullRequests, opts.prDefaults, opts.project?.merge);
   base.prRules = pr;
   const k = new Kernel(cd, base, clock);
   void runActions;

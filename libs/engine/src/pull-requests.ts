@@ -1,4 +1,4 @@
-import type { CiStatus, MergeMethod, ProjectForge, PullRequestRecord, PullRequestState, ReviewComment, ReviewState } from "@orch/contracts";
+import type { CiStatus, MergeMethod, ProjectForge, ProjectMerge, PullRequestRecord, PullRequestState, ReviewComment, ReviewState } from "@orch/contracts";
 import type { PullRequestPolicy } from "./definition.js";
 
 /**
@@ -26,6 +26,8 @@ export interface PrDefaults {
 export interface RunProject {
   forge?: ProjectForge;
   baseBranch?: string;
+  /** The project's merge settings (they enable merging besides the definition, and their method wins). */
+  merge?: ProjectMerge;
 }
 
 /** A run's pull request rules as resolved at its creation, kept in its state. */
@@ -40,7 +42,7 @@ export interface PrRules {
 
 export const PR_POLICY_DEFAULTS = Object.freeze({ pollMs: 15_000, reviewFixAttempts: 0, reviewFixCooldownMs: 600_000, method: "squash" as MergeMethod });
 
-export function resolvePrRules(policy: PullRequestPolicy | undefined, defaults: PrDefaults = {}): PrRules {
+export function resolvePrRules(policy: PullRequestPolicy | undefined, defaults: PrDefaults = {}, project: ProjectMerge = {}): PrRules {
   return {
     pollMs: defaults.pollIntervalMs ?? PR_POLICY_DEFAULTS.pollMs,
     ...(defaults.publicUrl ? { publicUrl: defaults.publicUrl.replace(/\/+$/, "") } : {}),
@@ -48,9 +50,9 @@ export function resolvePrRules(policy: PullRequestPolicy | undefined, defaults: 
     reviewFixAttempts: policy?.review?.fixAttempts ?? PR_POLICY_DEFAULTS.reviewFixAttempts,
     reviewFixCooldownMs: policy?.review?.fixCooldownMs ?? PR_POLICY_DEFAULTS.reviewFixCooldownMs,
     merge: {
-      enabled: policy?.merge?.enabled ?? false,
-      method: policy?.merge?.method ?? PR_POLICY_DEFAULTS.method,
-      ...(policy?.merge?.queue ? { queue: true } : {}),
+      enabled: policy?.merge?.enabled === true || project.enabled === true,
+      method: project.method ?? policy?.merge?.method ?? PR_POLICY_DEFAULTS.method,
+      ...(policy?.merge?.queue || project.queue ? { queue: true } : {}),
       ...(policy?.merge?.update ? { update: policy.merge.update } : {}),
     },
   };

@@ -235,6 +235,15 @@ describe("merge: once approved and green", () => {
     d.succeed("merge", { merged: false, message: "Head branch was modified" });
     expect(d.stepCtx("merge").error).toMatchObject({ code: "NOT_MERGED", retryable: false, message: expect.stringMatching(/Head branch was modified/) });
   });
+
+  it("the project enables merging too, and its method wins over the definition's", () => {
+    const d = opened(pipeline({ merge: true, pr: { merge: { enabled: false, method: "merge" } } }), {
+      project: { forge: FORGE, baseBranch: "main", merge: { enabled: true, method: "rebase" } },
+    });
+    d.signal({ name: "review_report", state: "approved" });
+    d.signal({ name: "ci_report", status: "success" });
+    expect(PrMergePayload.parse(d.work.get("merge")!.payload)).toMatchObject({ number: 7, method: "rebase" });
+  });
 });
 
 describe("the polling fallback (pr.sync)", () => {

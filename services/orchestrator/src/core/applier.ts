@@ -110,7 +110,11 @@ export class CommandApplier {
       return undefined;
     }
     const forge = projectForge(d.value, this.#forgeHosts);
-    return { ...(forge ? { forge } : {}), ...(d.value.baseBranch ? { baseBranch: d.value.baseBranch } : {}) };
+    return {
+      ...(forge ? { forge } : {}),
+      ...(d.value.baseBranch ? { baseBranch: d.value.baseBranch } : {}),
+      ...(d.value.merge ? { merge: d.value.merge } : {}),
+    };
   }
 
   /** Answers the command's sender (built from typed data here; the sender validates what it reads). */

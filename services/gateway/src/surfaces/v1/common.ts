@@ -1,5 +1,14 @@
 import type { FeedEvent, StoredSessionEvent } from "@orch/bus";
-import { MergeQueueView, ProjectForge, PullRequestView, RUN_STATUSES, type ProjectRecord, type RunSummary, type SessionRecord } from "@orch/contracts";
+import {
+  MergeQueueView,
+  ProjectForge,
+  ProjectMerge,
+  PullRequestView,
+  RUN_STATUSES,
+  type ProjectRecord,
+  type RunSummary,
+  type SessionRecord,
+} from "@orch/contracts";
 import type { RunsApi } from "@orch/runs";
 import type { FastifyRequest } from "fastify";
 import type { RunView } from "@orch/contracts";
@@ -210,6 +219,7 @@ export const ProjectJson = z.object({
   defaultModels: z.record(z.string(), z.string()).optional(),
   forge: ProjectForge.optional().describe("Where the repository is hosted: set on the project, or derived from `gitUrl` (`forgeSource`)"),
   forgeSource: z.enum(["set", "derived"]).optional(),
+  merge: ProjectMerge.optional(),
   hasToken: z.boolean().describe("Whether the project has a token of its own (the token itself is never returned)"),
   alias: z.string().optional(),
   createdAt: Timestamp,

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { ErrorCode, OrchError, ProjectForge, WriteErrorCode, type ProjectChange } from "@orch/contracts";
+import { ErrorCode, OrchError, ProjectForge, ProjectMerge, WriteErrorCode, type ProjectChange } from "@orch/contracts";
 import { WriteRefusedError } from "@orch/runs";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
@@ -19,6 +19,9 @@ const Fields = {
   forge: ProjectForge.optional().describe(
     "Where the repository is hosted (GitHub, GitLab): pull requests are opened there. Left out: derived from `gitUrl` (github.com, gitlab.com, the hosts of ORCH_FORGE_HOSTS, else the URL's host with `ciProvider` as the provider)",
   ),
+  merge: ProjectMerge.optional().describe(
+    "Whether the system merges its runs' pull requests once approved and green (`enabled`; a definition's `pullRequests.merge` enables it too), how (`method`: merge, squash, rebase; wins over the definition's), and through its base's merge queue (`queue`)",
+  ),
 };
 const TokenField = z
   .string()
@@ -31,6 +34,7 @@ const UpdateProject = z.strictObject({
   ...Fields,
   name: Fields.name.optional(),
   forge: ProjectForge.nullable().optional().describe("`null`: derive it from `gitUrl` again; left out: kept (a derived one follows `gitUrl`)"),
+  merge: ProjectMerge.nullable().optional().describe("`null`: removed (the definitions' settings apply); left out: kept"),
   token: TokenField.nullable().optional().describe("A new token replaces the old one (which stops working); `null` removes it"),
 });
 
