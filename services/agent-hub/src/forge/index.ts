@@ -10,3 +10,4 @@ export * from "./log-tail.js";
 export * from "./push.js";
 export * from "./steps.js";
 export * from "./types.js";
+export * from "./update.js";

@@ -67,6 +67,46 @@ export interface PushResult {
   authenticated: boolean;
 }
 
+/**
+ * The environment that gives one git process talking to `origin` the forge's token through the
+ * askpass program (see above); undefined when the origin gets no token of ours (ssh, a local path,
+ * another host, plain http to anything but this machine). ForgeTokenMissingError when it should get
+ * one and none is set.
+ */
+export function askpassEnv(req: {
+  origin: string;
+  forge?: ProjectForge;
+  apiUrl?: string;
+  env?: Env;
+  askpassDir?: string;
+  logger: Logger;
+  /** What the git process does, for the warning when the origin gets no token. */
+  what: string;
+}): Record<string, string> | undefined {
+  let url: URL | undefined;
+  try {
+    url = new URL(req.origin);
+  } catch {
+    // scp-like ssh (`git@host:path`) or a local path.
+  }
+  if (!url || !(url.protocol === "https:" || url.protocol === "http:") || !req.forge || !req.apiUrl) return undefined;
+  const onForge = gitHostsFor(req.apiUrl).includes(url.host.toLowerCase());
+  if (!onForge || !secureEnough(url)) {
+    req.logger.warn({ host: url.host }, `the origin is not on the forge's host (or not https): ${req.what} without the forge's token`);
+    return undefined;
+  }
+  const token = tokenFor(req.forge.provider, req.env);
+  return {
+    GIT_ASKPASS: askpassProgram(req.askpassDir),
+    ORCH_ASKPASS_USERNAME: url.username ? decodeURIComponent(url.username) : TOKEN_USER[req.forge.provider],
+    ORCH_ASKPASS_PASSWORD: token.value,
+    // No credential helper sees (or stores) the token.
+    GIT_CONFIG_COUNT: "1",
+    GIT_CONFIG_KEY_0: "credential.helper",
+    GIT_CONFIG_VALUE_0: "",
+  };
+}
+
 const REJECTED = /\[rejected\]|non-fast-forward|fetch first|\[remote rejected\]|protected branch|pre-receive hook declined/i;
 const DENIED = /authentication failed|could not read (username|password)|HTTP (401|403)|permission denied|access denied|invalid username or password/i;
 
@@ -77,30 +117,7 @@ export async function pushRunBranch(req: PushRequest): Promise<PushResult> {
   const origin = await git.remoteUrl(repo, "origin");
   if (origin === null) throw new PushFailedError(`the repository has no origin to push ${branch} to`, false);
 
-  let env: Record<string, string> | undefined;
-  let url: URL | undefined;
-  try {
-    url = new URL(origin);
-  } catch {
-    // scp-like ssh (`git@host:path`) or a local path.
-  }
-  if (url && (url.protocol === "https:" || url.protocol === "http:") && req.forge && req.apiUrl) {
-    const onForge = gitHostsFor(req.apiUrl).includes(url.host.toLowerCase());
-    if (onForge && secureEnough(url)) {
-      const token = tokenFor(req.forge.provider, req.env);
-      env = {
-        GIT_ASKPASS: askpassProgram(req.askpassDir),
-        ORCH_ASKPASS_USERNAME: url.username ? decodeURIComponent(url.username) : TOKEN_USER[req.forge.provider],
-        ORCH_ASKPASS_PASSWORD: token.value,
-        // No credential helper sees (or stores) the token.
-        GIT_CONFIG_COUNT: "1",
-        GIT_CONFIG_KEY_0: "credential.helper",
-        GIT_CONFIG_VALUE_0: "",
-      };
-    } else {
-      req.logger.warn({ branch, host: url.host }, "the origin is not on the forge's host (or not https): pushing without the forge's token");
-    }
-  }
+  const env = askpassEnv({ ...req, origin, what: `pushing ${branch}` });
 
   const ref = `refs/heads/${branch}`;
   try {

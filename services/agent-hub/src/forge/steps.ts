@@ -28,6 +28,7 @@ import { ForgeApiError, ForgeRequestError } from "./errors.js";
 import { apiUrlsOf, createRepositoryHost, type ForgeConfig } from "./factory.js";
 import { trimLog } from "./log-tail.js";
 import { pushRunBranch, type PushResult } from "./push.js";
+import { runPrUpdateStep } from "./update.js";
 import type { PullRequest, RepositoryHost } from "./types.js";
 
 /**
@@ -96,6 +97,11 @@ export class ForgeService {
     this.#o = opts;
     this.#env = opts.env ?? process.env;
     this.#redact = forgeRedactor(this.#env);
+  }
+
+  /** What `pr.update` (update.ts) works with: the same git, repositories, configuration and tokens. */
+  get options(): Readonly<ForgeServiceOptions> {
+    return this.#o;
   }
 
   host(forge: ProjectForge): RepositoryHost {
@@ -253,6 +259,7 @@ export interface ForgeStepOptions {
 
 /** Runs one dispatched forge step and reports its result to the core (idempotent by attempt id). */
 export async function runForgeStep(item: WorkItem, forge: ForgeService, opts: ForgeStepOptions, correlationId?: string): Promise<void> {
+  if (item.type === ForgeStepType.Update) return runPrUpdateStep(item, forge, opts, correlationId);
   const log = opts.logger.child({
     runId: item.runId,
     stepId: item.stepId,

@@ -1,7 +1,7 @@
 import { type ChildProcessByStdio, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import type { Readable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { AgentHubConfig } from "@orch/config";
 import {
@@ -113,6 +113,9 @@ export interface ChangedFile {
   change: FileChange;
 }
 
+/** A rebase or merge in a worktree: done, or abandoned for its conflicts (the worktree as it was before). */
+export type BranchUpdateResult = { clean: true } | { clean: false; conflicts: string[]; message: string };
+
 export type MergeTreeResult = { clean: true; tree: string } | { clean: false; tree: string; conflicts: string[] };
 
 interface RunOptions {
@@ -121,6 +124,8 @@ interface RunOptions {
   timeoutMs?: number;
   /** Added to this one command's environment (a push's askpass and the token it answers with). */
   env?: Readonly<Record<string, string>>;
+  /** Written to the command's stdin (`patch-id` reads a diff there); stdin is empty when unset. */
+  input?: string;
 }
 
 interface RunResult {
@@ -592,6 +597,117 @@ export class GitCli {
     });
   }
 
+  // Bringing a branch up to its base (the merge queue's `pr.update`, forge/update.ts).
+
+  /**
+   * Fetches `remote`'s `branches` into its remote-tracking refs (`refs/remotes/<remote>/<b>`,
+   * forced, as a plain fetch would): no local branch moves. `env` goes to this fetch's git only
+   * (an askpass program and the token it answers with).
+   */
+  async fetchRemoteBranches(repo: string, remote: string, branches: readonly string[], opts: { env?: Readonly<Record<string, string>> } = {}): Promise<void> {
+    const r = this.#remote(remote);
+    const refspecs = branches.map((b) => `+refs/heads/${arg(b, "branch name")}:refs/remotes/${r}/${b}`);
+    await this.#run(repo, ["fetch", "-q", "--no-tags", r, ...refspecs], { timeoutMs: this.#networkTimeoutMs, ...(opts.env ? { env: opts.env } : {}) });
+  }
+
+  /** Fetches one commit by its id (into FETCH_HEAD only); false when the remote would not give it. */
+  async fetchCommit(repo: string, remote: string, sha: string, opts: { env?: Readonly<Record<string, string>> } = {}): Promise<boolean> {
+    if (!/^[0-9a-f]{7,64}$/.test(sha)) throw new GitInvalidArgumentError(`not a commit id: ${JSON.stringify(sha)}`);
+    const r = await this.#run(repo, ["fetch", "-q", "--no-tags", this.#remote(remote), sha], {
+      ok: [0, 1, 128],
+      timeoutMs: this.#networkTimeoutMs,
+      ...(opts.env ? { env: opts.env } : {}),
+    });
+    return r.code === 0;
+  }
+
+  /** Adds a worktree at `path` with HEAD detached at `commit` (no branch is created or checked out). */
+  async worktreeAddDetached(repo: string, path: string, commit: string): Promise<void> {
+    await this.#run(repo, ["worktree", "add", "-q", "--detach", "--", resolve(path), arg(commit, "commit")]);
+  }
+
+  /**
+   * Rebases HEAD (of the worktree `cwd`) onto `upstream`. A conflict aborts the rebase (the
+   * worktree is back where it was) and is answered with the conflicting paths and what git said;
+   * any other failure is thrown, after the abort. The repository's `rebase.updateRefs` is
+   * overridden: no other branch moves with HEAD.
+   */
+  async rebase(cwd: string, upstream: string): Promise<BranchUpdateResult> {
+    const r = await this.#run(cwd, ["-c", "rebase.updateRefs=false", "rebase", "--no-autostash", "--no-verify", arg(upstream, "upstream")], { ok: [0, 1] });
+    if (r.code === 0) return { clean: true };
+    return this.#abandon(cwd, r, ["rebase", "--abort"]);
+  }
+
+  /**
+   * Merges `rev` into HEAD (of the worktree `cwd`) with `message`, committing the merge. A conflict
+   * aborts the merge and is answered like `rebase`'s.
+   */
+  async merge(cwd: string, rev: string, message: string): Promise<BranchUpdateResult> {
+    if (message.trim() === "") throw new GitInvalidArgumentError("empty merge message");
+    const r = await this.#run(cwd, ["merge", "--no-edit", "--no-verify", "--no-verify-signatures", "--no-autostash", "-m", message, arg(rev, "revision")], {
+      ok: [0, 1],
+    });
+    if (r.code === 0) return { clean: true };
+    return this.#abandon(cwd, r, ["merge", "--abort"]);
+  }
+
+  /**
+   * `git patch-id --stable` of the change from `from` to `to` (`git diff from to`): the same for
+   * the same change wherever it sits (line numbers and whitespace ignored). Null for no change.
+   */
+  async patchId(cwd: string, from: string, to: string): Promise<string | null> {
+    const diff = await this.#run(cwd, ["diff", "--no-color", "--no-ext-diff", "--no-textconv", "--binary", arg(from, "revision"), arg(to, "revision"), "--"]);
+    if (diff.stdout === "") return null;
+    const r = await this.#run(cwd, ["patch-id", "--stable"], { input: diff.stdout });
+    return /^([0-9a-f]{40,64})\b/.exec(r.stdout.trim())?.[1] ?? null;
+  }
+
+  /**
+   * Force-pushes `commit` to `remote`'s branch `branch` if that is still at `expected` (a lease:
+   * whatever was pushed there since is never overwritten). Needs `allowForcePush`.
+   */
+  async pushWithLease(
+    cwd: string,
+    remote: string,
+    commit: string,
+    branch: string,
+    expected: string,
+    opts: { env?: Readonly<Record<string, string>> } = {},
+  ): Promise<void> {
+    const ref = `refs/heads/${arg(branch, "branch name")}`;
+    const refspec = `${arg(commit, "commit")}:${ref}`;
+    if (!this.policy.allowForcePush) throw new ForcePushRefusedError(redactCredentials(remote), [refspec]);
+    await this.#run(cwd, ["push", "-q", `--force-with-lease=${ref}:${arg(expected, "revision")}`, arg(remote, "remote"), refspec], {
+      timeoutMs: this.#networkTimeoutMs,
+      ...(opts.env ? { env: opts.env } : {}),
+    });
+  }
+
+  /**
+   * Moves the local branch `name` to `next`, a commit just force-pushed for it, if it is still at
+   * `expected`, the head that push replaced (so it held nothing the remote did not): the local side
+   * of a push `allowForcePush` allowed, which it needs too. `GitRefConflictError` when it moved.
+   */
+  async followForcePush(repo: string, name: string, next: string, expected: string): Promise<void> {
+    const ref = `refs/heads/${arg(name, "branch name")}`;
+    if (!this.policy.allowForcePush) throw new ForcePushRefusedError("(the local branch)", [`${next}:${ref}`]);
+    try {
+      await this.#run(repo, ["update-ref", "-m", "orchestrator: follow a force push", ref, arg(next, "revision"), arg(expected, "revision")]);
+    } catch (e) {
+      if (e instanceof GitCommandError && REF_CONFLICT.test(e.stderr)) throw new GitRefConflictError(ref, expected, e.stderr);
+      throw e;
+    }
+  }
+
+  /** After a rebase or merge that stopped: its conflicts (after aborting it), or the failure thrown. */
+  async #abandon(cwd: string, r: RunResult, abort: readonly string[]): Promise<BranchUpdateResult> {
+    const unmerged = await this.#run(cwd, ["diff", "--name-only", "--diff-filter=U", "-z"], { ok: [0, 1, 128] });
+    const conflicts = unmerged.code === 0 ? [...new Set(fields(unmerged.stdout))] : [];
+    await this.#run(cwd, abort, { ok: [0, 1, 128] });
+    if (conflicts.length === 0) throw new GitCommandError({ args: abort.slice(0, 1), cwd, stderr: r.stderr || r.stdout }, r.code);
+    return { clean: false, conflicts, message: redactCredentials(`${r.stdout}\n${r.stderr}`.trim()) };
+  }
+
   #remote(name: string): string {
     if (!REMOTE_NAME.test(name)) throw new GitInvalidArgumentError(`invalid remote name: ${JSON.stringify(name)}`);
     return name;
@@ -603,7 +719,7 @@ export class GitCli {
     const ok = opts.ok ?? [0];
     const timeoutMs = opts.timeoutMs ?? this.#timeoutMs;
     for (let attempt = 1; ; attempt++) {
-      const r = await this.#spawn(cwd, args, timeoutMs, opts.env);
+      const r = await this.#spawn(cwd, args, timeoutMs, opts.env, opts.input);
       if (r.code !== null && ok.includes(r.code)) return { code: r.code, stdout: r.stdout, stderr: r.stderr };
       const info: GitCommandInfo = { args, cwd, stderr: r.stderr };
       if (LOCK_CONTENTION.test(r.stderr)) {
@@ -622,6 +738,7 @@ export class GitCli {
     args: readonly string[],
     timeoutMs: number,
     extraEnv?: Readonly<Record<string, string>>,
+    input?: string,
   ): Promise<{ code: number | null; stdout: string; stderr: string }> {
     return new Promise((resolvePromise, reject) => {
       const out: Buffer[] = [];
@@ -631,13 +748,13 @@ export class GitCli {
       let failure: GitError | undefined;
       let settled = false;
       const info = (): GitCommandInfo => ({ args, cwd, stderr: Buffer.concat(err).toString("utf8") });
-      let child: ChildProcessByStdio<null, Readable, Readable>;
+      let child: ChildProcessByStdio<Writable, Readable, Readable>;
       try {
         // Its own process group, so a timeout also kills what git started (remote helpers, ssh).
         child = spawn(this.binary, [...GLOBAL_ARGS, ...args], {
           cwd,
           env: extraEnv ? { ...this.#env, ...extraEnv } : this.#env,
-          stdio: ["ignore", "pipe", "pipe"],
+          stdio: ["pipe", "pipe", "pipe"],
           detached: true,
           windowsHide: true,
         });
@@ -646,6 +763,10 @@ export class GitCli {
         reject(new GitInvalidArgumentError(`could not start ${describeCommand(args)}: ${e instanceof Error ? e.message : String(e)}`));
         return;
       }
+      // Closed at once (no input: git reads an empty stdin, as from /dev/null). git may exit before
+      // reading all of it (a failure): EPIPE is then its answer, not ours.
+      child.stdin.on("error", () => {});
+      child.stdin.end(input);
       const kill = (): void => {
         try {
           if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
