@@ -152,6 +152,8 @@ export const MergeQueueView = z.object({
   since: Millis.optional(),
   headSha: z.string().optional(),
   strategy: z.enum(["rebase", "merge"]).optional(),
+  /** A member's `pr.update` in flight (while `updating`): the one a hub may run. */
+  attemptId: z.string().optional(),
   base: z.string().optional(),
   entries: z.array(z.object({ runId: z.string(), number: z.int().optional(), at: Millis, position: z.int().min(1) })).optional(),
   /** Whose turn it is (a queue). */

@@ -133,6 +133,7 @@ export function runView(cd: CompiledDefinition, state: RunState, summary: RunSum
       since: m.since,
       ...(m.headSha ? { headSha: m.headSha } : {}),
       ...(m.strategy ? { strategy: m.strategy } : {}),
+      ...(m.state === "updating" && m.attemptId ? { attemptId: m.attemptId } : {}),
     };
   } else if (state.mergeQueue) {
     const q = state.mergeQueue;

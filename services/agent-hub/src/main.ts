@@ -1,7 +1,16 @@
 import { hostname } from "node:os";
 import { ACK_WAIT_MS, decode, encode, getRunView, runConsumer, transitionDecoder } from "@orch/bus";
 import { AgentHubConfig } from "@orch/config";
-import { AgentReadiness, FINAL_SESSION_STATUSES, REPO_QUERY, SessionCancelRequest, WorkHead, type WorkItem } from "@orch/contracts";
+import {
+  AgentReadiness,
+  FINAL_SESSION_STATUSES,
+  ForgeStepType,
+  REPO_QUERY,
+  SessionCancelRequest,
+  WorkHead,
+  type RunView,
+  type WorkItem,
+} from "@orch/contracts";
 import { runService } from "@orch/service";
 import { ExecutorRouter } from "./executors/registry.js";
 import { ForgeService, isForgeStep, runForgeStep } from "./forge/index.js";
@@ -11,6 +20,7 @@ import { SessionRunner } from "./sessions/runner.js";
 import { redactor, secretsOf, SessionStore } from "./sessions/store.js";
 import { RunWatch } from "./sessions/watch.js";
 import { REPO_GIT_TIMEOUT_MS, RepoService, projectReader } from "./repos.js";
+import { stillWanted } from "./still-wanted.js";
 import { isAdapterStep, runStep } from "./worker.js";
 
 /**
@@ -143,7 +153,7 @@ await runService({
         // still waits for, so a replay of old transitions never runs a finished attempt again.
         if (ctx.deliveries > 1 || Date.now() - head!.at > STALE_WORK_MS) {
           const view = await getRunView(bus, head!.runId);
-          work = work.filter((w) => view?.steps.some((s) => s.attemptId === w.attemptId && s.inflight));
+          work = work.filter((w) => view !== null && view !== undefined && stillWanted(view, w));
         }
         await Promise.all(work.map((w) => run(w, ctx.correlationId)));
       },
