@@ -55,11 +55,14 @@ const forges: Record<ForgeProvider, Forge> = {
   },
 };
 
-/** Whether the ticket's definition (the latest built-in) has a CI fix policy: a failure starts a fix attempt. */
+/**
+ * Whether the ticket's definition (the latest built-in) has a CI fix policy: fix attempts in its `ci`
+ * (or its pull requests' `ci`), so a failing check starts one.
+ */
 const ticketDef = BUILTIN_DEFINITIONS.filter((d) => d.id === "ticket").sort((a, b) => (b.version ?? 0) - (a.version ?? 0))[0];
-const ticketCi = ticketDef?.ci as Record<string, unknown> | "off" | undefined;
-const TICKET_FIXES_CI =
-  typeof ticketCi === "object" && ticketCi.onFailure !== "record" && (Number(ticketCi.fixAttempts ?? 0) > 0 || typeof ticketCi.fix === "object");
+const TICKET_FIXES_CI = /"fixAttempts":[1-9]/.test(
+  JSON.stringify({ ci: ticketDef?.ci, prCi: (ticketDef?.pullRequests as Record<string, unknown> | undefined)?.ci }),
+);
 
 let stack: Stack;
 
@@ -69,7 +72,7 @@ beforeAll(async () => {
   stack = await Stack.start({
     serviceEnv: {
       orchestrator: { ORCH_PR_POLL_INTERVAL_SECS: "1", ORCH_PUBLIC_URL: PUBLIC_URL },
-      "agent-hub": { GITHUB_TOKEN: TOKEN.github, GITLAB_TOKEN: TOKEN.gitlab, ORCH_LOG_LEVEL: "debug" },
+      "agent-hub": { GITHUB_TOKEN: TOKEN.github, GITLAB_TOKEN: TOKEN.gitlab },
     },
   });
   for (const f of Object.values(forges)) {
@@ -209,6 +212,12 @@ describe.each([forges.github, forges.gitlab])("$provider, end to end through pol
     expect(stages.slice(stages.indexOf("ReadyForReview"))).toEqual(["ReadyForReview", "InReview", "PendingMerge", "Done"]);
     expect(after.filter((e) => e.type === "pr.merged")).toHaveLength(1);
     expect(pullsOn(branch)).toHaveLength(1);
+    // The hub sent each fact once, though it looked every second; no look failed.
+    const hub = stack.service("agent-hub").lines.filter((l) => l.runId === id);
+    const sent = hub.filter((l) => l.msg === "pr.sync: reported what changed").flatMap((l) => l.sent as string[]);
+    expect(sent).toEqual(expect.arrayContaining([`poll:${id}:ci:build:${head}:success:${fake.jobsOf(repository, head)[0]!.id}`]));
+    expect(new Set(sent).size).toBe(sent.length);
+    expect(hub.filter((l) => String(l.msg).startsWith("pr.sync failed"))).toEqual([]);
   }, 90_000);
 
   // A failing check with a log → a fix attempt that sees the log's tail → a push → checks green.
