@@ -316,6 +316,25 @@ describe.each(providers)("$provider: the hub's forge I/O against the fake", ({ p
     expect(sent.map((c) => [c.commandId, c.signal.name])).toEqual([[`poll:r-sync:pr:${pr.number}:closed`, "pr_closed"]]);
   });
 
+  it("a session step's push (payload.push, no forge named) authenticates with the project's forge, whose host no setting names", async () => {
+    // No API URL configured for the fake: only the project's forge (with its apiUrl) says where the origin is.
+    const cfg = loadConfig(AgentHubConfig, { ORCH_CONFIG: "none" });
+    const git = new GitCli({ binary: gitBinary, authorName: "Orchestrator", authorEmail: "orch@test.invalid", env: HERMETIC });
+    const service = new ForgeService({
+      cfg: { ...cfg, ORCH_CI_LOG_MAX_BYTES: 4096 },
+      git,
+      workspaces: { repoFor: async () => h.repo },
+      project: async () => ({ id: "p1", name: "P", forge: { ...h.forge, apiUrl: h.fake.apiUrl } }) as never,
+      logger: createLogger({ service: "test", level: "silent" }),
+      env: { [provider === "github" ? "GITHUB_TOKEN" : "GITLAB_TOKEN"]: token },
+    });
+    const sha = h.commit("orch/run/r-session-push", "session.txt", "s\n");
+    const item = workItem("agent", { push: true }, "r-session-push");
+    const pushed = await service.pushAfterSession(item, h.repo, "orch/run/r-session-push", createLogger({ service: "test", level: "silent" }));
+    expect(pushed).toEqual({ sha, authenticated: true });
+    expect(h.fake.headOf(repository, "orch/run/r-session-push")).toBe(sha);
+  });
+
   it("without a token: FORGE_TOKEN_MISSING, not retryable, naming the variable, before anything is pushed", async () => {
     const cfg = loadConfig(AgentHubConfig, { ORCH_CONFIG: "none", ORCH_GITHUB_API_URL: h.fake.apiUrl, ORCH_GITLAB_API_URL: h.fake.apiUrl });
     const git = new GitCli({ binary: gitBinary, authorName: "Orchestrator", authorEmail: "orch@test.invalid", env: HERMETIC });

@@ -53,7 +53,7 @@ import type { PullRequest, RepositoryHost } from "./types.js";
  * - `push: true`, or any CI fix attempt: the run has a pull request open, so after the session
  *   succeeds and is integrated, the run's branch is pushed again (the fix reaches the PR and CI runs).
  *   The forge whose token authenticates the push: `payload.forge`, else `ciFailure.forge`, else the
- *   one the origin URL names.
+ *   project's, else the one the origin URL names.
  *
  * Failures become step errors with typed codes: FORGE_TOKEN_MISSING (non-retryable, naming the
  * variable), FORGE_ERROR (retryable when the host may answer differently later), PUSH_FAILED.
@@ -219,12 +219,14 @@ export class ForgeService {
 
   /**
    * After a session that succeeded: pushes the run's branch when the item asks for it (`push: true`
-   * or a CI fix attempt). Undefined when it does not.
+   * or a CI fix attempt). Undefined when it does not. The token is the forge's the payload names,
+   * else the project's (a forge set on the project, say with its own `apiUrl`, is known to no
+   * origin-URL rule), else the one the origin URL names.
    */
   async pushAfterSession(item: WorkItem, repo: string, runBranch: string, log: Logger): Promise<PushResult | undefined> {
     const p = SessionForgePayload.safeParse(item.payload ?? {});
     if (!p.success || !(p.data.push === true || p.data.ciFailure)) return undefined;
-    const forge = p.data.forge ?? p.data.ciFailure?.forge ?? (await this.#originForge(repo));
+    const forge = p.data.forge ?? p.data.ciFailure?.forge ?? (await this.#o.project(item.projectId))?.forge ?? (await this.#originForge(repo));
     return this.push(repo, runBranch, forge, log);
   }
 
