@@ -171,8 +171,17 @@ describe("vcs_repos.github_gh_cli", () => {
         body: "Please rename the counter.",
         comments: [{ body: "`n` says nothing: call it `count`.", path: "src/widget.ts", line: 3 }],
         submittedAt: "2026-11-30T11:00:00Z",
+        sha: "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
       },
-      { id: "2456789099", state: "approved", author: "bob", body: "", comments: [], submittedAt: "2026-11-30T12:00:00Z" },
+      {
+        id: "2456789099",
+        state: "approved",
+        author: "bob",
+        body: "",
+        comments: [],
+        submittedAt: "2026-11-30T12:00:00Z",
+        sha: "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
+      },
     ]);
   });
 

@@ -5,17 +5,17 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentHubConfig, loadConfig } from "@orch/config";
-import { PrMergeOutput, PrOpenOutput, StepErrorCode, type ForgeProvider, type ProjectForge, type WorkItem } from "@orch/contracts";
+import { PrMergeOutput, PrOpenOutput, StepErrorCode, type ForgeProvider, type ProjectForge, type RunView, type WorkItem } from "@orch/contracts";
 import { createLogger } from "@orch/logging";
 import { FakeGitHub, FakeGitLab, type FakeForge } from "@orch/testing";
-import { ForgeService, createRepositoryHost, trimLog, type RepositoryHost } from "../../services/agent-hub/src/forge/index.js";
+import { ForgeService, createRepositoryHost, runPrSync, trimLog, type RepositoryHost } from "../../services/agent-hub/src/forge/index.js";
 import { GitCli } from "../../services/agent-hub/src/git/index.js";
 
 /**
  * The agent hub's forge I/O against local GitHub and GitLab fakes that speak the real REST shapes
  * over real HTTP, with real bare repositories behind them: Octokit (`vcs_repos.github_rest`) and
  * gitbeaker (`vcs_repos.gitlab_rest`) as they ship, real `git push` over smart HTTP through the
- * askpass program, and the forge steps (`pr.open`, `pr.merge`) as the hub runs them.
+ * askpass program, and the forge steps (`pr.open`, `pr.merge`, `pr.sync`) as the hub runs them.
  */
 
 const TOKEN = { github: "ghp_fakeToken0123456789abcdefABCDEF", gitlab: "glpat-fakeToken0123456789abcd" } as const;
@@ -259,6 +259,80 @@ describe.each(providers)("$provider: the hub's forge I/O against the fake", ({ p
     expect(sh(tmp, "--git-dir", h.fake.barePath(repository), "show", `${merged.sha}:merge.txt`)).toBe("merge");
     expect((await h.host.getPullRequest(pr.number)).state).toBe("merged");
     expect(PrMergeOutput.parse((await merge()).output)).toEqual({ merged: true, sha: merged.sha });
+  });
+
+  it("pr.sync: what the forge says and the run's view does not, as signals; again, nothing; closed, pr_closed alone", async () => {
+    const silent = createLogger({ service: "test", level: "silent" });
+    h.commit("orch/run/r-sync", "sync.txt", "sync\n");
+    const open = await h.service.execute(workItem("pr.open", { forge: h.forge, base: "main", title: "Sync me", body: "" }, "r-sync"), silent);
+    const pr = PrOpenOutput.parse(open.output).pullRequest;
+    const failing = h.fake.setCheck(repository, pr.headSha!, { name: "build", status: "failure", log: "boom" });
+    h.fake.setCheck(repository, pr.headSha!, { name: "lint", status: "success" });
+    h.fake.addReview(repository, pr.number, { state: "approved", author: "lee" });
+
+    const item = { ...workItem("pr.sync", { forge: h.forge, number: pr.number, head: pr.head }, "r-sync"), kind: "sync" } as WorkItem;
+    let pullRequest: NonNullable<RunView["pullRequest"]> = { state: "open", number: pr.number, sync: { attemptId: item.attemptId, at: Date.now() } };
+    const sent: any[] = [];
+    const sync = () =>
+      runPrSync(item, {
+        send: async (c) => void sent.push(c),
+        logger: silent,
+        view: async () => ({ status: "running", pullRequest }) as RunView,
+        observe: (p, signal) => h.service.observe(p, signal),
+        describe: (e) => h.service.stepError(e).message,
+      });
+
+    await sync();
+    const signals = sent.map((c) => c.signal);
+    expect(sent.every((c) => c.type === "run.signal" && c.actor === `poll:${provider}` && c.runId === "r-sync")).toBe(true);
+    expect(signals).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ name: "ci_report", check: "build", status: "failure", sha: pr.headSha, jobId: String(failing.id), provider }),
+        expect.objectContaining({ name: "ci_report", check: "lint", status: "success", sha: pr.headSha }),
+        expect.objectContaining({ name: "review_report", state: "approved", reviewer: "lee", number: pr.number, sha: pr.headSha }),
+      ]),
+    );
+    expect(signals).toHaveLength(3);
+
+    // The run recorded them (as the core would, in its view): the next look sends nothing.
+    const review = signals.find((x) => x.name === "review_report");
+    pullRequest = {
+      ...pullRequest,
+      checks: {
+        state: "failure",
+        at: Date.now(),
+        byName: Object.fromEntries(
+          signals.filter((x) => x.name === "ci_report").map((x) => [x.check, { status: x.status, sha: x.sha, counted: true, at: Date.now() }]),
+        ),
+      },
+      review: { state: "approved", reviewer: "lee", comments: 0, at: review.at ?? Date.now() },
+    };
+    sent.length = 0;
+    await sync();
+    expect(sent).toEqual([]);
+
+    h.fake.closePull(repository, pr.number);
+    await sync();
+    expect(sent.map((c) => [c.commandId, c.signal.name])).toEqual([[`poll:r-sync:pr:${pr.number}:closed`, "pr_closed"]]);
+  });
+
+  it("a session step's push (payload.push, no forge named) authenticates with the project's forge, whose host no setting names", async () => {
+    // No API URL configured for the fake: only the project's forge (with its apiUrl) says where the origin is.
+    const cfg = loadConfig(AgentHubConfig, { ORCH_CONFIG: "none" });
+    const git = new GitCli({ binary: gitBinary, authorName: "Orchestrator", authorEmail: "orch@test.invalid", env: HERMETIC });
+    const service = new ForgeService({
+      cfg: { ...cfg, ORCH_CI_LOG_MAX_BYTES: 4096 },
+      git,
+      workspaces: { repoFor: async () => h.repo },
+      project: async () => ({ id: "p1", name: "P", forge: { ...h.forge, apiUrl: h.fake.apiUrl } }) as never,
+      logger: createLogger({ service: "test", level: "silent" }),
+      env: { [provider === "github" ? "GITHUB_TOKEN" : "GITLAB_TOKEN"]: token },
+    });
+    const sha = h.commit("orch/run/r-session-push", "session.txt", "s\n");
+    const item = workItem("agent", { push: true }, "r-session-push");
+    const pushed = await service.pushAfterSession(item, h.repo, "orch/run/r-session-push", createLogger({ service: "test", level: "silent" }));
+    expect(pushed).toEqual({ sha, authenticated: true });
+    expect(h.fake.headOf(repository, "orch/run/r-session-push")).toBe(sha);
   });
 
   it("without a token: FORGE_TOKEN_MISSING, not retryable, naming the variable, before anything is pushed", async () => {

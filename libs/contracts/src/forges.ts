@@ -178,9 +178,10 @@ export type PrMergeOutput = z.infer<typeof PrMergeOutput>;
 /**
  * `pr.sync` (work of kind `sync`, not a step of the run): the polling fallback. The core dispatches
  * one each time the run's poll timer fires while its PR is open (every `ORCH_PR_POLL_INTERVAL_SECS`);
- * the hub reads the PR's checks, reviews and state from the host and sends what it finds as signals
- * (`ci_report`, `review_report`, `pr_merged`, `pr_closed`) with delivery ids, so what a webhook
- * already reported is dropped as a duplicate. It answers no step result. A sync is current while the
+ * the hub reads the PR's checks, reviews and state from the host and sends what the run's view does
+ * not hold yet as signals (`ci_report`, `review_report`, `pr_merged`, `pr_closed`), with command ids
+ * made from each fact, so a redelivered sync sends nothing new and what a webhook already reported
+ * (in the view) is not sent again. It answers no step result. A sync is current while the
  * run's view says `pullRequest.sync.attemptId` is its attempt id and the PR is open.
  */
 export const PrSyncPayload = z.object({

@@ -27,7 +27,8 @@ import { isAdapterStep, runStep } from "./worker.js";
  * The agent hub: takes the work run transitions dispatch (its durable consumer on the runs stream;
  * at most ORCH_AGENT_CONCURRENCY transitions at once, the rest wait in the stream; a transition that
  * dispatches nothing is acknowledged at once). Seed 000's step types run in their log-only adapters;
- * forge steps (`pr.open`, `pr.merge`) push the run's branch and call the project's forge (forge/);
+ * forge steps (`pr.open`, `pr.merge`) push the run's branch and call the project's forge, and `pr.sync`
+ * (the polling fallback) reports what the forge says of a run's PR as signals (forge/);
  * every role's step runs in a worker session through the executor its role is routed to (stub, local
  * LLM, or a coding-agent harness), in a git worktree of its own. It answers session cancellations
  * (`<p>.ctl.session.cancel`), stops sessions whose attempt the run withdrew, and on start fails the

@@ -139,6 +139,7 @@ export abstract class FakeForge {
   protected readonly reviews: FakeReview[] = [];
   protected readonly comments: FakeComment[] = [];
   readonly #repos = new Set<string>();
+  readonly #holds: { match: (r: RecordedForgeRequest) => boolean; seen: (r: RecordedForgeRequest) => void; released: Promise<void> }[] = [];
   #server: Server | undefined;
   readonly #sockets = new Set<Socket>();
   #port = 0;
@@ -290,6 +291,32 @@ export abstract class FakeForge {
     };
     this.pulls.push(p);
     return p;
+  }
+
+  /**
+   * Marks a draft ready for review (or back to a draft), as its author would on the host; made
+   * ready, a title loses its `Draft:` prefix (GitLab's way of saying draft).
+   */
+  setDraft(repo: string, number: number, draft: boolean): void {
+    const p = this.#mustPull(repo, number);
+    p.draft = draft;
+    if (!draft) p.title = p.title.replace(/^\s*(\[draft\]|\(draft\)|draft:|draft\s-\s)\s*/i, "");
+    p.updatedAt = new Date().toISOString();
+  }
+
+  /**
+   * Holds the answer to the next API request `match` accepts: the forge does what it asks (opens
+   * the pull request, merges it) and then waits to answer until `release()`. A test's window for a
+   * crash between the host acting and its client hearing of it. `seen` resolves with the request
+   * once it has been acted on.
+   */
+  holdAnswer(match: (r: RecordedForgeRequest) => boolean): { seen: Promise<RecordedForgeRequest>; release: () => void } {
+    let seen!: (r: RecordedForgeRequest) => void;
+    let release!: () => void;
+    const seenP = new Promise<RecordedForgeRequest>((r) => (seen = r));
+    const released = new Promise<void>((r) => (release = r));
+    this.#holds.push({ match, seen, released });
+    return { seen: seenP, release };
   }
 
   /** Sets a test's word on mergeability (undefined: back to computing it). */
@@ -473,6 +500,13 @@ export abstract class FakeForge {
       answer = (await this.route({ req, method: req.method ?? "GET", segments, query, body })) ?? this.notFound();
     }
     rec.status = answer.status;
+    const hold = this.#holds.findIndex((h) => h.match(rec));
+    if (hold >= 0) {
+      const h = this.#holds.splice(hold, 1)[0]!;
+      h.seen(rec);
+      await h.released;
+      if (res.destroyed) return;
+    }
     if (answer.text !== undefined) {
       res.writeHead(answer.status, { "content-type": "text/plain; charset=utf-8", ...answer.headers });
       res.end(answer.text);

@@ -92,6 +92,8 @@ export interface RestReview {
   body: string | null;
   state: string;
   submitted_at?: string | null;
+  /** The commit the review is of. */
+  commit_id?: string | null;
 }
 
 export interface RestReviewComment {
@@ -125,6 +127,7 @@ export function reviewsFromRest(reviews: readonly RestReview[], comments: readon
       body: r.body ?? "",
       comments: byReview.get(r.id) ?? [],
       ...(r.submitted_at ? { submittedAt: r.submitted_at } : {}),
+      ...(r.commit_id ? { sha: r.commit_id } : {}),
     });
   }
   return out;

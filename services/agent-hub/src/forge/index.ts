@@ -9,5 +9,6 @@ export * from "./gitlab-rest.js";
 export * from "./log-tail.js";
 export * from "./push.js";
 export * from "./steps.js";
+export * from "./sync.js";
 export * from "./types.js";
 export * from "./update.js";

@@ -1,11 +1,12 @@
 import { z } from "zod";
-import type { Bus } from "@orch/bus";
+import { getRunView, retryWhileUnavailable, sendCommand, type Bus } from "@orch/bus";
 import {
   CiFailureRef,
   FORGE_STEP_TYPES,
   ForgeStepType,
   PrMergePayload,
   PrOpenPayload,
+  PrSyncPayload,
   ProjectForge,
   StepErrorCode,
   forgeFromOrigin,
@@ -28,6 +29,7 @@ import { ForgeApiError, ForgeRequestError } from "./errors.js";
 import { apiUrlsOf, createRepositoryHost, type ForgeConfig } from "./factory.js";
 import { trimLog } from "./log-tail.js";
 import { pushRunBranch, type PushResult } from "./push.js";
+import { runPrSync, type Observed } from "./sync.js";
 import { runPrUpdateStep } from "./update.js";
 import type { PullRequest, RepositoryHost } from "./types.js";
 
@@ -41,6 +43,8 @@ import type { PullRequest, RepositoryHost } from "./types.js";
  *   racing lose to each other the same way (the host refuses the second, which then finds the first).
  * - `pr.merge` (PrMergePayload): merge through the host; a refusal is `merged: false` with the host's
  *   reason, a PR merged already (a retry whose first answer was lost) is `merged: true`.
+ * - `pr.sync` (PrSyncPayload, work of kind `sync`): the polling fallback; what the host says of the
+ *   PR, sent to the run as signals, with no step result (sync.ts).
  *
  * And around a role's session, from what its work item's payload carries (SessionForgePayload,
  * set by the core):
@@ -50,7 +54,7 @@ import type { PullRequest, RepositoryHost } from "./types.js";
  * - `push: true`, or any CI fix attempt: the run has a pull request open, so after the session
  *   succeeds and is integrated, the run's branch is pushed again (the fix reaches the PR and CI runs).
  *   The forge whose token authenticates the push: `payload.forge`, else `ciFailure.forge`, else the
- *   one the origin URL names.
+ *   project's, else the one the origin URL names.
  *
  * Failures become step errors with typed codes: FORGE_TOKEN_MISSING (non-retryable, naming the
  * variable), FORGE_ERROR (retryable when the host may answer differently later), PUSH_FAILED.
@@ -65,7 +69,7 @@ export const SessionForgePayload = z.object({
 });
 export type SessionForgePayload = z.infer<typeof SessionForgePayload>;
 
-/** Whether a work item is forge work (`pr.open`, `pr.merge`) rather than an adapter's or a role's. */
+/** Whether a work item is forge work (`pr.open`, `pr.merge`, `pr.sync`) rather than an adapter's or a role's. */
 export function isForgeStep(item: Pick<WorkItem, "type">): boolean {
   return (FORGE_STEP_TYPES as readonly string[]).includes(item.type);
 }
@@ -129,11 +133,8 @@ export class ForgeService {
         log.info({ number: p.data.number, merged: out.merged, sha: out.sha }, out.merged ? "merged" : `not merged: ${out.message ?? ""}`);
         return { ok: true, notes: [out.merged ? `merged${out.sha ? ` as ${out.sha}` : ""}` : `not merged: ${out.message ?? "refused"}`], output: out };
       }
-      return {
-        ok: false,
-        notes: [],
-        error: { code: StepErrorCode.UnknownStepType, message: `not a forge step: ${item.type}`, retryable: false },
-      };
+      const message = item.type === ForgeStepType.Sync ? "pr.sync answers with signals, not a result (runForgeStep)" : `not a forge step: ${item.type}`;
+      return { ok: false, notes: [], error: { code: StepErrorCode.UnknownStepType, message, retryable: false } };
     } catch (err) {
       if (signal?.aborted) throw err;
       const error = this.stepError(err);
@@ -167,6 +168,15 @@ export class ForgeService {
     }
     log.info({ number: created.number, url: created.url, head: branch, base }, "pull request opened");
     return { pullRequest: record(created, pushed.sha), created: true };
+  }
+
+  /** What the host says of a pull request now: its state and head, the head's checks and the reviews (those two only while it is open). */
+  async observe(payload: PrSyncPayload, signal?: AbortSignal): Promise<Observed> {
+    const host = this.host(payload.forge);
+    const pr = await host.getPullRequest(payload.number, signal);
+    if (pr.state !== "open" || pr.merged) return { pr, checks: [], reviews: [] };
+    const [checks, reviews] = await Promise.all([pr.headSha ? host.listChecks(pr.headSha, signal) : Promise.resolve([]), host.listReviews(pr.number, signal)]);
+    return { pr, checks, reviews };
   }
 
   /** Pushes `branch` of `repo` to origin, with `forge`'s token when the origin is on its host. */
@@ -215,12 +225,14 @@ export class ForgeService {
 
   /**
    * After a session that succeeded: pushes the run's branch when the item asks for it (`push: true`
-   * or a CI fix attempt). Undefined when it does not.
+   * or a CI fix attempt). Undefined when it does not. The token is the forge's the payload names,
+   * else the project's (a forge set on the project, say with its own `apiUrl`, is known to no
+   * origin-URL rule), else the one the origin URL names.
    */
   async pushAfterSession(item: WorkItem, repo: string, runBranch: string, log: Logger): Promise<PushResult | undefined> {
     const p = SessionForgePayload.safeParse(item.payload ?? {});
     if (!p.success || !(p.data.push === true || p.data.ciFailure)) return undefined;
-    const forge = p.data.forge ?? p.data.ciFailure?.forge ?? (await this.#originForge(repo));
+    const forge = p.data.forge ?? p.data.ciFailure?.forge ?? (await this.#o.project(item.projectId))?.forge ?? (await this.#originForge(repo));
     return this.push(repo, runBranch, forge, log);
   }
 
@@ -257,9 +269,25 @@ export interface ForgeStepOptions {
   signal: AbortSignal;
 }
 
-/** Runs one dispatched forge step and reports its result to the core (idempotent by attempt id). */
+/**
+ * Runs one dispatched forge step and reports its result to the core (idempotent by attempt id); a
+ * `pr.sync` sends signals instead, and only while the run's view names it.
+ */
 export async function runForgeStep(item: WorkItem, forge: ForgeService, opts: ForgeStepOptions, correlationId?: string): Promise<void> {
   if (item.type === ForgeStepType.Update) return runPrUpdateStep(item, forge, opts, correlationId);
+  if (item.type === ForgeStepType.Sync) {
+    await runPrSync(item, {
+      send: async (cmd) => {
+        await retryWhileUnavailable(() => sendCommand(opts.bus, cmd, correlationId ? { correlationId } : {}), { deadlineMs: 30_000 });
+      },
+      logger: opts.logger,
+      view: (runId) => getRunView(opts.bus, runId),
+      observe: (payload, signal) => forge.observe(payload, signal),
+      describe: (err) => forge.stepError(err).message,
+      signal: opts.signal,
+    });
+    return;
+  }
   const log = opts.logger.child({
     runId: item.runId,
     stepId: item.stepId,

@@ -46,6 +46,8 @@ export interface Review {
   body: string;
   comments: ReviewComment[];
   submittedAt?: string;
+  /** The commit it is a review of, when the host says (GitHub's `commit_id`; GitLab's approvals do not). */
+  sha?: string;
 }
 
 export interface OpenPullRequest {
