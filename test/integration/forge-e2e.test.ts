@@ -4,7 +4,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ForgeProvider, RunView } from "@orch/contracts";
-import { BUILTIN_DEFINITIONS } from "@orch/engine";
 import { FakeGitHub, FakeGitLab, Stack, http, waitFor, type FakeForge, type HttpResponse, type RecordedForgeRequest } from "@orch/testing";
 
 /**
@@ -17,7 +16,7 @@ import { FakeGitHub, FakeGitLab, Stack, http, waitFor, type FakeForge, type Http
  *   a ticket run → stub plan, implementation, tests → `draft_pr` pushes and opens one draft PR →
  *     your approval (AwaitingYourReview → ReadyForReview) → on the forge: marked ready, checks
  *     green, a review approves → PendingMerge → `merge` merges on the forge → Done
- *   (when the ticket's definition has a CI fix policy) a failing check with a log → a fix attempt
+ *   a failing check with a log → a fix attempt
  *     of `implement` told the log's tail → pushed → checks green
  *   the PR closed on the forge → Abandoned
  *   the agent hub SIGKILLed after the forge created the PR and before it answered → restarted, the
@@ -54,15 +53,6 @@ const forges: Record<ForgeProvider, Forge> = {
     isCreate: (r) => r.method === "POST" && /^\/api\/v4\/projects\/[^/]+\/merge_requests$/.test(r.path),
   },
 };
-
-/**
- * Whether the ticket's definition (the latest built-in) has a CI fix policy: fix attempts in its `ci`
- * (or its pull requests' `ci`), so a failing check starts one.
- */
-const ticketDef = BUILTIN_DEFINITIONS.filter((d) => d.id === "ticket").sort((a, b) => (b.version ?? 0) - (a.version ?? 0))[0];
-const TICKET_FIXES_CI = /"fixAttempts":[1-9]/.test(
-  JSON.stringify({ ci: ticketDef?.ci, prCi: (ticketDef?.pullRequests as Record<string, unknown> | undefined)?.ci }),
-);
 
 let stack: Stack;
 
@@ -117,8 +107,9 @@ const until = (id: string, pred: (r: RunView) => boolean, what: string, timeoutM
     { timeoutMs, intervalMs: 100, what: `${id}: ${what}` },
   ).catch(async (err: Error) => {
     const r = await getRun(id).catch(() => undefined);
+    const recent = (await history(id).catch(() => [])).slice(-25).map((e) => `${e.type} ${JSON.stringify(e.data ?? {}).slice(0, 200)}`);
     throw new Error(
-      `${err.message}\nthe run: ${JSON.stringify({ status: r?.status, stage: r?.stage, pullRequest: r?.pullRequest, steps: r?.steps.map((s) => [s.id, s.status, s.error]) })}`,
+      `${err.message}\nthe run: ${JSON.stringify({ status: r?.status, stage: r?.stage, pullRequest: r?.pullRequest, mergeQueue: r?.mergeQueue, steps: r?.steps.map((s) => [s.id, s.status, s.error]) })}\nits last events:\n${recent.join("\n")}`,
     );
   });
 
@@ -222,43 +213,43 @@ describe.each([forges.github, forges.gitlab])("$provider, end to end through pol
 
   // A failing check with a log → a fix attempt that sees the log's tail → a push → checks green.
   // Only when the ticket's definition has a CI fix policy (being added alongside this test).
-  it.skipIf(!TICKET_FIXES_CI)(
-    "a failing check with a log: a fix attempt of implement told the log's tail, pushed; then green",
-    async () => {
-      const branch = `eng-2-${f.provider}`;
-      const id = await startTicket(f, "ENG-2", branch);
-      const opened = await prRecorded(id);
-      const number = opened.pullRequest!.number!;
-      const head = fake.headOf(repository, branch)!;
-      ok(await event(id, "ApprovalGranted", { approval: true }));
-      const marker = `src/eng-2.mjs(3,7): error TS2322 on ${f.provider}`;
-      const log = [...Array.from({ length: 400 }, (_, i) => `step ${i}: ok`), marker, "Error: Process completed with exit code 2."].join("\n");
-      fake.setCheck(repository, head, { name: "build", status: "failure", log });
+  it("a failing check with a log: a fix attempt of implement told the log's tail, pushed; then green", async () => {
+    const branch = `eng-2-${f.provider}`;
+    const id = await startTicket(f, "ENG-2", branch);
+    const opened = await prRecorded(id);
+    const number = opened.pullRequest!.number!;
+    const head = fake.headOf(repository, branch)!;
+    ok(await event(id, "ApprovalGranted", { approval: true }));
+    const marker = `src/eng-2.mjs(3,7): error TS2322 on ${f.provider}`;
+    const log = [...Array.from({ length: 400 }, (_, i) => `step ${i}: ok`), marker, "Error: Process completed with exit code 2."].join("\n");
+    fake.setCheck(repository, head, { name: "build", status: "failure", log });
 
-      await until(id, (r) => r.pullRequest?.checks?.byName.build?.status === "failure", "the failure recorded");
-      const fixed = await until(
-        id,
-        (r) => {
-          const s = r.steps.find((x) => x.id === "implement");
-          return s !== undefined && s.status === "completed" && JSON.stringify(s.output ?? {}).includes("error TS2322");
-        },
-        "a fix attempt of implement that was told the log",
-        60_000,
-      );
-      expect(JSON.stringify(fixed.steps.find((x) => x.id === "implement")!.output)).toContain(marker.replace(/"/g, '\\"'));
-      expect((await history(id)).some((e) => e.type === "ci.fix_attempt")).toBe(true);
-      // The fix reached the PR's branch; its checks run again, green.
-      const local = join(tmp, f.provider);
-      await waitFor(() => fake.headOf(repository, branch) === git(local, "rev-parse", branch), { timeoutMs: 30_000, what: "the fix pushed" });
-      const newHead = fake.headOf(repository, branch)!;
-      fake.setCheck(repository, newHead, { name: "build", status: "success", log: "fixed" });
-      await until(id, (r) => r.pullRequest?.checks?.state === "success", "checks green again");
-      fake.setDraft(repository, number, false);
-      fake.addReview(repository, number, { state: "approved", author: "lee" });
-      await until(id, (r) => r.status === "completed" && r.stage === "Done", "Done after the fix", 40_000);
-    },
-    120_000,
-  );
+    await until(id, (r) => r.pullRequest?.checks?.byName.build?.status === "failure", "the failure recorded");
+    const fixed = await until(
+      id,
+      (r) => {
+        const s = r.steps.find((x) => x.id === "implement");
+        return s !== undefined && s.status === "completed" && JSON.stringify(s.output ?? {}).includes("error TS2322");
+      },
+      "a fix attempt of implement that was told the log",
+      60_000,
+    );
+    expect(JSON.stringify(fixed.steps.find((x) => x.id === "implement")!.output)).toContain(marker.replace(/"/g, '\\"'));
+    expect((await history(id)).some((e) => e.type === "ci.fix_attempt")).toBe(true);
+    // The fix reached the PR's branch, and the PR came back to you (what you approved changed).
+    await until(id, (r) => r.stage === "AwaitingYourReview", "your review again");
+    const local = join(tmp, f.provider);
+    await waitFor(() => fake.headOf(repository, branch) === git(local, "rev-parse", branch), { timeoutMs: 30_000, what: "the fix pushed" });
+    const newHead = fake.headOf(repository, branch)!;
+    expect(newHead).not.toBe(head);
+    // Its checks run again on the new head: green.
+    fake.setCheck(repository, newHead, { name: "build", status: "success", log: "fixed" });
+    await until(id, (r) => r.pullRequest?.checks?.state === "success", "checks green again");
+    ok(await event(id, "ApprovalGranted", { approval: true }));
+    fake.setDraft(repository, number, false);
+    fake.addReview(repository, number, { state: "approved", author: "lee" });
+    await until(id, (r) => r.status === "completed" && r.stage === "Done", "Done after the fix", 40_000);
+  }, 120_000);
 
   it("a PR closed on the forge: the run is Abandoned, and polling stops", async () => {
     const branch = `eng-3-${f.provider}`;
