@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,8 +16,11 @@ import { FakeGitHub, FakeGitLab, Stack, http, waitFor, type FakeForge, type Http
  *   a ticket run → stub plan, implementation, tests → `draft_pr` pushes and opens one draft PR →
  *     your approval (AwaitingYourReview → ReadyForReview) → on the forge: marked ready, checks
  *     green, a review approves → PendingMerge → `merge` merges on the forge → Done
- *   a failing check with a log → a fix attempt
- *     of `implement` told the log's tail → pushed → checks green
+ *   a failing check with a log → a fix attempt of `implement` told the log's tail → pushed → back
+ *     to your review → checks green → merged
+ *   two tickets on one base → its merge queue, in order: each brought up to the base, CI on the
+ *     updated head, merged; the second changed after its approval (a late push), so the update finds
+ *     what will merge is not what was approved: asked again, approved, merged
  *   the PR closed on the forge → Abandoned
  *   the agent hub SIGKILLed after the forge created the PR and before it answered → restarted, the
  *     step redelivered → exactly one PR, recorded on the run
@@ -144,6 +147,21 @@ describe.each([forges.github, forges.gitlab])("$provider, end to end through pol
   const { fake, repository } = f;
   const pullsOn = (branch: string) => fake.pullsOf(repository).filter((p) => p.head === branch);
 
+  /**
+   * As CI on the forge would: once the merge queue has brought the run's branch up to the base (a new
+   * head when the base moved), its checks run there, and pass. Then the run merges.
+   */
+  const mergedThroughQueue = async (id: string, what: string): Promise<RunView> => {
+    const r = await until(
+      id,
+      (x) => x.status === "completed" || (x.mergeQueue?.state === "checking" && x.mergeQueue.headSha !== undefined),
+      `${what}: its turn`,
+      60_000,
+    );
+    if (r.status !== "completed") fake.setCheck(repository, r.mergeQueue!.headSha!, { name: "build", status: "success", log: "ok on the updated head" });
+    return until(id, (x) => x.status === "completed", what, 60_000);
+  };
+
   it("a ticket: its draft PR opened once on the forge, your approval, checks green and an approving review → merged by the run → Done", async () => {
     const branch = `eng-1-${f.provider}`;
     const id = await startTicket(f, "ENG-1", branch);
@@ -184,11 +202,11 @@ describe.each([forges.github, forges.gitlab])("$provider, end to end through pol
     fake.setCheck(repository, head, { name: "build", status: "success", log: "all good" });
     fake.addReview(repository, pull.number, { state: "approved", author: "lee", body: "Looks good." });
 
-    const done = await until(id, (r) => r.status === "completed", "Done, merged by its merge step", 40_000);
+    const done = await mergedThroughQueue(id, "Done, merged by its merge step");
     expect(done.stage).toBe("Done");
     expect(done.steps.find((s) => s.id === "merge")).toMatchObject({ status: "completed" });
     expect(done.pullRequest).toMatchObject({ state: "merged", number: pull.number, review: { state: "approved", reviewer: "lee" } });
-    expect(done.pullRequest!.checks).toMatchObject({ state: "success", byName: { build: { status: "success", sha: head } } });
+    expect(done.pullRequest!.checks).toMatchObject({ state: "success", byName: { build: { status: "success" } } });
     // Merged on the forge (squash: one commit on main with the run's files).
     expect(fake.pull(repository, pull.number)!.state).toBe("merged");
     const main = fake.headOf(repository, "main")!;
@@ -248,8 +266,72 @@ describe.each([forges.github, forges.gitlab])("$provider, end to end through pol
     ok(await event(id, "ApprovalGranted", { approval: true }));
     fake.setDraft(repository, number, false);
     fake.addReview(repository, number, { state: "approved", author: "lee" });
-    await until(id, (r) => r.status === "completed" && r.stage === "Done", "Done after the fix", 40_000);
+    expect((await mergedThroughQueue(id, "Done after the fix")).stage).toBe("Done");
   }, 120_000);
+
+  it("two tickets on one base go through its merge queue in order; the second's update changes what was approved, so it is asked again", async () => {
+    /** A ticket approved by you and by a reviewer, its checks green on its head: it joins the queue. */
+    const approved = async (key: string, branch: string) => {
+      const id = await startTicket(f, key, branch);
+      const opened = await prRecorded(id);
+      const number = opened.pullRequest!.number!;
+      ok(await event(id, "ApprovalGranted", { approval: true }));
+      fake.setDraft(repository, number, false);
+      const head = fake.headOf(repository, branch)!;
+      fake.setCheck(repository, head, { name: "build", status: "success", log: "ok" });
+      fake.addReview(repository, number, { state: "approved", author: "lee" });
+      return { id, number, head };
+    };
+    const a = await approved("ENG-6", `eng-6-${f.provider}`);
+    await until(a.id, (r) => r.mergeQueue !== undefined || r.status === "completed", "A in the queue");
+    const branchB = `eng-7-${f.provider}`;
+    const b = await approved("ENG-7", branchB);
+    await until(b.id, (r) => r.stage === "PendingMerge", "B approved and green");
+    // After B's approval, a commit lands on its branch (someone pushed to the PR): what will merge is not what was approved.
+    const work = join(tmp, `${f.provider}-pusher`);
+    git(tmp, "clone", "-q", "--branch", branchB, fake.barePath(repository), work);
+    git(work, "commit", "-q", "--allow-empty", "-m", "tweak after the approval");
+    writeFileSync(join(work, "src", "eng-7.mjs"), "export const late = 1;\n", { flag: "a" });
+    git(work, "commit", "-q", "-am", "a late change after the approval");
+    git(work, "push", "-q", "origin", branchB);
+
+    // A merges first, through the queue; then B gets its turn.
+    const doneA = await mergedThroughQueue(a.id, "A merged");
+    expect(doneA.stage).toBe("Done");
+    const histA = (await history(a.id)).map((e) => e.type);
+    expect(histA).toEqual(expect.arrayContaining(["mq.joined", "mq.turn", "mq.updated", "mq.merging", "mq.left"]));
+    const invalidated = await until(b.id, (r) => r.pullRequest?.review?.state === "dismissed", "B's approval asked for again", 60_000);
+    expect(invalidated.stage).toBe("InReview");
+    expect(invalidated.mergeQueue).toBeUndefined();
+    const evB = await history(b.id);
+    const turnB = evB.findIndex((e) => e.type === "mq.turn");
+    const mergedA = (await history(a.id)).find((e) => e.type === "mq.left")!;
+    expect(turnB).toBeGreaterThanOrEqual(0);
+    expect(evB.find((e) => e.type === "pr.approval_invalidated")!.data).toMatchObject({ reason: expect.stringMatching(/changed what was approved/) });
+    expect(mergedA.data).toMatchObject({ outcome: "merged" });
+    // The queue's own view: empty again; its history says who entered and left, in order.
+    const queue = invalidated.pullRequest && (evB.find((e) => e.type === "mq.joined")!.data.queue as string);
+    // (B's leaving reaches the queue a moment after B changed.)
+    const q = await waitFor(
+      async () => {
+        const v = ok(await api("GET", `/api/v1/runs/${queue}`));
+        return v.mergeQueue?.entries?.length === 0 ? v : undefined;
+      },
+      { timeoutMs: 10_000, what: "the queue empty" },
+    );
+    expect(q).toMatchObject({ view: "merge_queue", mergeQueue: { entries: [] } });
+    const order = (await history(queue!)).filter((e) => e.type === "mq.turn_given").map((e) => e.data.runId);
+    expect(order.filter((r) => r === a.id || r === b.id)).toEqual([a.id, b.id]);
+
+    // Approved again, on its updated head, green: it joins again and merges.
+    const headB = fake.headOf(repository, branchB)!;
+    expect(headB).not.toBe(b.head);
+    fake.setCheck(repository, headB, { name: "build", status: "success", log: "ok" });
+    fake.addReview(repository, b.number, { state: "approved", author: "lee", body: "Still good." });
+    const doneB = await mergedThroughQueue(b.id, "B merged after its new approval");
+    expect(doneB.stage).toBe("Done");
+    expect(fake.git(repository, ["show", "main:src/eng-7.mjs"])).toContain("late");
+  }, 180_000);
 
   it("a PR closed on the forge: the run is Abandoned, and polling stops", async () => {
     const branch = `eng-3-${f.provider}`;
