@@ -13,7 +13,7 @@ import {
 } from "@orch/contracts";
 import { runService } from "@orch/service";
 import { ExecutorRouter } from "./executors/registry.js";
-import { ForgeService, isForgeStep, runForgeStep } from "./forge/index.js";
+import { ForgeService, isForgeStep, originCredentials, runForgeStep } from "./forge/index.js";
 import { GitCli, WorkspaceManager } from "./git/index.js";
 import { Limits } from "./sessions/limits.js";
 import { SessionRunner } from "./sessions/runner.js";
@@ -57,7 +57,10 @@ await runService({
         process.exit(2);
       }
     }
-    const workspaces = new WorkspaceManager(cfg, GitCli.fromConfig(cfg), logger);
+    // A private https origin is cloned and fetched with the forge's token, through askpass, as pushes are.
+    const workspaces = new WorkspaceManager(cfg, GitCli.fromConfig(cfg), logger, {
+      credentials: originCredentials({ cfg, logger: logger.child({ component: "workspace" }) }),
+    });
     // Forge I/O (pushes, pull requests, CI logs); tokens are read from the environment when used.
     const forge = new ForgeService({ cfg, git: GitCli.fromConfig(cfg), workspaces, project: projectReader(bus), logger: logger.child({ component: "forge" }) });
     // Worktree entries of sessions a crash interrupted (their directories gone) are pruned.

@@ -1,12 +1,13 @@
 import { mkdirSync, mkdtempSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ProjectForge } from "@orch/contracts";
+import { forgeFromOrigin, type ForgeProvider, type ProjectForge, type ProjectRecord } from "@orch/contracts";
 import type { Logger } from "@orch/logging";
 import { GitCommandError, type GitCli, GitError, ForcePushRefusedError } from "../git/index.js";
 import type { Redactor } from "../harness/redact.js";
-import { gitHostsFor, secureEnough, tokenFor, type Env } from "./credentials.js";
-import { ForgeRequestError, PushFailedError } from "./errors.js";
+import { apiUrlFor, gitHostsFor, secureEnough, tokenFor, type Env } from "./credentials.js";
+import { ForgeRequestError, ForgeTokenMissingError, PushFailedError } from "./errors.js";
+import { apiUrlsOf, type ForgeConfig } from "./factory.js";
 
 /**
  * Pushing the run's branch to its origin (`git push origin refs/heads/<b>:refs/heads/<b>`, through
@@ -104,6 +105,39 @@ export function askpassEnv(req: {
     GIT_CONFIG_COUNT: "1",
     GIT_CONFIG_KEY_0: "credential.helper",
     GIT_CONFIG_VALUE_0: "",
+  };
+}
+
+/**
+ * What clones and fetches of a project's origin are given (WorkspaceManager's `credentials`): for an
+ * https origin on the project's forge (or the forge its URL names), an askpass program answering with
+ * the forge's token, as pushes get it; nothing when there is no token (a public repository clones
+ * without one), no forge, or the origin is not on the forge's host.
+ */
+export function originCredentials(o: { cfg: ForgeConfig; logger: Logger; env?: Env; askpassDir?: string }) {
+  const urls = apiUrlsOf(o.cfg);
+  const hosts: Record<string, ForgeProvider> = {};
+  for (const provider of ["github", "gitlab"] as const) {
+    const u = urls[provider];
+    if (u) for (const h of gitHostsFor(u)) hosts[h] = provider;
+  }
+  return (origin: string, project: ProjectRecord | undefined): Readonly<Record<string, string>> | undefined => {
+    const forge = project?.forge ?? forgeFromOrigin(origin, hosts);
+    if (!forge) return undefined;
+    try {
+      return askpassEnv({
+        origin,
+        forge,
+        apiUrl: apiUrlFor(forge, urls),
+        ...(o.env ? { env: o.env } : {}),
+        ...(o.askpassDir ? { askpassDir: o.askpassDir } : {}),
+        logger: o.logger,
+        what: "a clone or fetch",
+      });
+    } catch (err) {
+      if (err instanceof ForgeTokenMissingError) return undefined;
+      throw err;
+    }
   };
 }
 

@@ -245,14 +245,20 @@ export class GitCli {
     await this.#run(dirname(d), ["init", "-q", "-b", arg(opts.initialBranch, "branch name"), "--", d]);
   }
 
-  /** Clones `source` (a URL or a path) into `dest`, whose parent must exist. */
-  async clone(source: string, dest: string): Promise<void> {
+  /**
+   * Clones `source` (a URL or a path) into `dest`, whose parent must exist. `env` goes to this git
+   * only (an askpass program and the token it answers with, for a private https origin).
+   */
+  async clone(source: string, dest: string, opts: { env?: Readonly<Record<string, string>> } = {}): Promise<void> {
     const d = resolve(dest);
-    await this.#run(dirname(d), ["clone", "-q", "--", arg(source, "clone source"), d], { timeoutMs: this.#networkTimeoutMs });
+    await this.#run(dirname(d), ["clone", "-q", "--", arg(source, "clone source"), d], {
+      timeoutMs: this.#networkTimeoutMs,
+      ...(opts.env ? { env: opts.env } : {}),
+    });
   }
 
-  async fetch(repo: string, remote = "origin"): Promise<void> {
-    await this.#run(repo, ["fetch", "-q", "--prune", this.#remote(remote)], { timeoutMs: this.#networkTimeoutMs });
+  async fetch(repo: string, remote = "origin", opts: { env?: Readonly<Record<string, string>> } = {}): Promise<void> {
+    await this.#run(repo, ["fetch", "-q", "--prune", this.#remote(remote)], { timeoutMs: this.#networkTimeoutMs, ...(opts.env ? { env: opts.env } : {}) });
   }
 
   async remoteUrl(repo: string, remote = "origin"): Promise<string | null> {

@@ -67,6 +67,11 @@ export interface WorkspaceOptions {
   homeDir?: string;
   /** Compare-and-set attempts of one integration before `WorkspaceContendedError`; 5 when unset. */
   integrationAttempts?: number;
+  /**
+   * What a clone or fetch of a project's origin is given to authenticate (an askpass program and the
+   * forge's token, for a private https origin on the project's forge); undefined: nothing.
+   */
+  credentials?: (origin: string, project: ProjectRecord | undefined) => Readonly<Record<string, string>> | undefined;
 }
 
 export interface CreateSessionWorktreeRequest {
@@ -146,6 +151,7 @@ export class WorkspaceManager {
   readonly #attempts: number;
   readonly #mutex = new KeyedMutex();
   readonly #fetches = new Map<string, Promise<void>>();
+  readonly #credentials: WorkspaceOptions["credentials"];
   /** Repositories handed out since start: `recover()` looks at them too. */
   readonly #known = new Set<string>();
   #mergeTreeChecked: Promise<void> | undefined;
@@ -157,6 +163,7 @@ export class WorkspaceManager {
     this.reposRoot = resolve(expandHome(config.ORCH_PROJECTS_ROOT ?? join(this.workspace, "repos"), this.#home));
     this.#preferSsh = config.ORCH_GIT_PREFER_SSH ?? false;
     this.#git = git;
+    this.#credentials = opts.credentials;
     this.#log = logger.child({ component: "workspace" });
     this.#keepFailed = config.ORCH_KEEP_FAILED_WORKTREES;
     this.#attempts = opts.integrationAttempts ?? 5;
@@ -183,7 +190,7 @@ export class WorkspaceManager {
     } else {
       await mkdir(this.reposRoot, { recursive: true });
       const dest = join(await realpath(this.reposRoot), projectId);
-      repo = project?.gitUrl ? await this.#cloned(project.gitUrl, dest) : await this.#scratch(dest);
+      repo = project?.gitUrl ? await this.#cloned(project.gitUrl, dest, project) : await this.#scratch(dest);
     }
     this.#known.add(repo);
     return repo;
@@ -392,13 +399,14 @@ export class WorkspaceManager {
 
   // Repositories.
 
-  async #cloned(url: string, dest: string): Promise<string> {
+  async #cloned(url: string, dest: string, project: ProjectRecord | undefined): Promise<string> {
     const given = url.startsWith("~") || url.startsWith(".") ? resolve(expandHome(url, this.#home)) : url;
     const source = this.#preferSsh ? preferGitHubSsh(given) : given;
+    const env = this.#credentials?.(source, project);
     const fresh = await this.#mutex.run(dest, async () => {
       if (!existsSync(dest)) {
         await this.#viaTemp(dest, (tmp) =>
-          this.#git.clone(source, tmp).catch((err: unknown) => {
+          this.#git.clone(source, tmp, env ? { env } : {}).catch((err: unknown) => {
             throw err instanceof GitCommandError || err instanceof GitTimeoutError ? new CloneFailedError(withoutCredentials(source), err) : err;
           }),
         );
@@ -415,16 +423,16 @@ export class WorkspaceManager {
       }
       return false;
     });
-    if (!fresh) await this.#fetch(dest);
+    if (!fresh) await this.#fetch(dest, env);
     return dest;
   }
 
   /** One fetch per repository at a time: callers arriving while one runs share it. */
-  async #fetch(repo: string): Promise<void> {
+  async #fetch(repo: string, env?: Readonly<Record<string, string>>): Promise<void> {
     let pending = this.#fetches.get(repo);
     if (!pending) {
       pending = this.#mutex
-        .run(repo, () => this.#git.fetch(repo))
+        .run(repo, () => this.#git.fetch(repo, "origin", env ? { env } : {}))
         .catch((e: unknown) => this.#log.warn({ repo, err: e }, `fetch of ${repo} failed; working from what it has`))
         .finally(() => this.#fetches.delete(repo));
       this.#fetches.set(repo, pending);
