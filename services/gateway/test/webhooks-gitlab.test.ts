@@ -262,6 +262,19 @@ describe("GitLab reviews", () => {
     }
   });
 
+  it("a review submitted with Request changes (a reviewer's state becomes requested_changes): changes requested, by that reviewer", () => {
+    const b = gitlabFixture("merge_request");
+    at(b, "object_attributes").action = "update";
+    b.changes = { reviewers: { previous: [{ username: "lee", state: "unreviewed" }], current: [{ username: "lee", state: "requested_changes" }] } };
+    expect(deliver("Merge Request Hook", b)).toMatchObject({
+      kind: "review",
+      review: { number: 1, state: "changes_requested", action: "update", reviewer: "lee" },
+    });
+    // Already requested before: nothing new (an ordinary update).
+    b.changes = { reviewers: { previous: [{ username: "lee", state: "requested_changes" }], current: [{ username: "lee", state: "requested_changes" }] } };
+    expect(deliver("Merge Request Hook", b).kind).toBe("pull_request");
+  });
+
   it("names the run of its source branch", () => {
     const b = gitlabFixture("note");
     at(b, "merge_request").source_branch = "orch/run/r-7";

@@ -300,11 +300,14 @@ const GitHub = {
 const GlCommit = obj({ id: str, message: str });
 const GlProject = obj({ web_url: str, path_with_namespace: str });
 const GlUser = obj({ username: str });
+const GlReviewer = obj({ username: str, state: str });
 
 const GitLab = {
   push: z.object({ ref: str, after: str, checkout_sha: str, commits: list(GlCommit) }),
   merge_request: z.object({
     user: GlUser,
+    /** GitLab 17+: a reviewer's state changing (a review submitted with "Request changes"). */
+    changes: obj({ reviewers: obj({ previous: list(GlReviewer), current: list(GlReviewer) }) }),
     object_attributes: obj({
       iid: int,
       action: str,
@@ -556,6 +559,20 @@ function statusBranch(branches: ({ name?: string | undefined } | undefined)[] | 
 
 /* ───────────────────────── GitLab ───────────────────────── */
 
+type GlReviewers =
+  { previous?: ({ username?: string; state?: string } | undefined)[]; current?: ({ username?: string; state?: string } | undefined)[] } | undefined;
+
+/**
+ * The reviewer who just requested changes (GitLab 17+: a review submitted with "Request changes"
+ * is a merge request update whose `changes.reviewers` shows that reviewer's state become
+ * `requested_changes`), "" when the name is missing, undefined when nobody did.
+ */
+function changesRequestedBy(r: GlReviewers): string | undefined {
+  const before = new Map((r?.previous ?? []).map((x) => [x?.username, x?.state]));
+  const who = (r?.current ?? []).find((x) => x?.state === "requested_changes" && before.get(x.username) !== "requested_changes");
+  return who ? (who.username ?? "") : undefined;
+}
+
 /**
  * Merge request actions that are approvals: `approval` / `unapproval` (one person's), `approved` /
  * `unapproved` (all required approvals given, or no longer).
@@ -591,9 +608,10 @@ function gitLabEvent(base: EventBase, kind: string, body: unknown): NormalizedEv
       const a = parse(GitLab.merge_request, body)?.object_attributes;
       if (!a || a.iid === undefined) return undefined;
       const action = a.action ?? "";
-      const approval = GITLAB_APPROVAL_ACTIONS.get(action);
+      const requested = action === "update" ? changesRequestedBy(parse(GitLab.merge_request, body)?.changes?.reviewers) : undefined;
+      const approval = requested !== undefined ? "changes_requested" : GITLAB_APPROVAL_ACTIONS.get(action);
       if (approval !== undefined) {
-        const user = parse(GitLab.merge_request, body)?.user?.username;
+        const user = requested || parse(GitLab.merge_request, body)?.user?.username;
         const review: ReviewInfo = { number: a.iid, state: approval, action };
         if (user) review.reviewer = user;
         if (a.url) review.url = a.url;
