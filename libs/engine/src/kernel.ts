@@ -1773,7 +1773,13 @@ class Kernel {
     this.setFacts({ ...sig.facts, pullRequest, ...policy?.sets?.[kind] }, actor ? `set by ${actor}` : "set");
     const pr = this.notePr(
       kind === "opened" ? "open" : kind,
-      { ...(sig.number ? { number: sig.number } : {}), ...(sig.url ? { url: sig.url } : {}), ...(sig.provider ? { provider: sig.provider } : {}) },
+      {
+        ...(sig.number ? { number: sig.number } : {}),
+        ...(sig.url ? { url: sig.url } : {}),
+        ...(sig.provider ? { provider: sig.provider } : {}),
+        // Marked ready on the host (GitHub's `ready_for_review`): a `pr.ready` step has nothing left to do.
+        ...(sig.action === "ready_for_review" ? { draft: false } : {}),
+      },
       mergeSha,
     );
     const data: Record<string, unknown> = {

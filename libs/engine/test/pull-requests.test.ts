@@ -396,6 +396,13 @@ describe("seed 003's ticket pipeline, driven by its pull request", () => {
     expect(d.step("ready")).toBe("skipped");
     expect(d.dispatched.map((w) => w.stepId)).not.toContain("ready");
 
+    // Marked ready on the host before your approval (a webhook's ready_for_review): nothing left to do.
+    const w = awaitingReview();
+    w.signal({ name: "pr_opened", number: 7, action: "ready_for_review", provider: "github" }, { actor: "webhook:github" });
+    expect(w.view().pullRequest?.draft).toBe(false);
+    w.event("ApprovalGranted", { approval: true });
+    expect(w.step("ready")).toBe("skipped");
+
     const e = awaitingReview();
     e.event("ApprovalGranted", { approval: true });
     e.succeed("ready", { ready: false, message: "Pull request is closed" });
