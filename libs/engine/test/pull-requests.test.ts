@@ -414,6 +414,18 @@ describe("seed 003's ticket pipeline, driven by its pull request", () => {
     expect(e.stage).toBe("InReview");
   });
 
+  it("a review while the draft is being marked ready: InReview at once; the answer still records it ready", () => {
+    const d = awaitingReview();
+    d.event("ApprovalGranted", { approval: true });
+    expect(d.running()).toEqual(["ready"]);
+    d.signal({ name: "review_report", state: "commented", reviewer: "lee" });
+    expect(d.stage).toBe("InReview");
+    d.succeed("ready", { ready: true });
+    expect(d.step("ready")).toBe("completed");
+    expect(d.view().pullRequest?.draft).toBe(false);
+    expect(d.stage).toBe("InReview");
+  });
+
   it("a turn for a run that left the queue is given back, so the queue does not wait for it", () => {
     const d = awaitingReview();
     d.signal({ name: "mq_turn", queue: "mq-p1-main-0000abcd" });
