@@ -14,8 +14,8 @@ import { FakeGitHub, FakeGitLab, Stack, http, waitFor, type FakeForge, type Http
  * run what happened on the forge.
  *
  *   a ticket run → stub plan, implementation, tests → `draft_pr` pushes and opens one draft PR →
- *     your approval (AwaitingYourReview → ReadyForReview) → on the forge: marked ready, checks
- *     green, a review approves → PendingMerge → `merge` merges on the forge → Done
+ *     your approval (AwaitingYourReview → ReadyForReview) → `ready` marks the draft ready for review
+ *     on the forge → checks green, a review approves → PendingMerge → `merge` merges on the forge → Done
  *   a failing check with a log → a fix attempt of `implement` told the log's tail → pushed → back
  *     to your review → checks green → merged
  *   two tickets on one base → its merge queue, in order: each brought up to the base, CI on the
@@ -195,10 +195,16 @@ describe.each([forges.github, forges.gitlab])("$provider, end to end through pol
     // The polling fallback is on: a sync is dispatched every second while the PR is open.
     await until(id, (r) => r.pullRequest?.sync !== undefined, "a first pr.sync");
 
-    // Your approval; then, on the forge, the PR is made ready, CI passes and a reviewer approves.
+    // Your approval marks the draft ready for review on the forge; then CI passes and a reviewer approves.
     ok(await event(id, "ApprovalGranted", { approval: true }));
     expect((await getRun(id)).stage).toBe("ReadyForReview");
-    fake.setDraft(repository, pull.number, false);
+    const ready = await until(id, (r) => r.steps.find((s) => s.id === "ready")?.status === "completed", "the draft marked ready");
+    expect(ready.pullRequest).toMatchObject({ number: pull.number, draft: false });
+    expect(fake.pull(repository, pull.number)).toMatchObject({ draft: false, state: "open" });
+    expect(fake.pull(repository, pull.number)!.title).not.toMatch(/^draft/i);
+    expect((await history(id)).filter((e) => e.type === "pr.ready").map((e) => e.data)).toEqual([
+      expect.objectContaining({ number: pull.number, stepId: "ready" }),
+    ]);
     fake.setCheck(repository, head, { name: "build", status: "success", log: "all good" });
     fake.addReview(repository, pull.number, { state: "approved", author: "lee", body: "Looks good." });
 
@@ -264,7 +270,10 @@ describe.each([forges.github, forges.gitlab])("$provider, end to end through pol
     fake.setCheck(repository, newHead, { name: "build", status: "success", log: "fixed" });
     await until(id, (r) => r.pullRequest?.checks?.state === "success", "checks green again");
     ok(await event(id, "ApprovalGranted", { approval: true }));
-    fake.setDraft(repository, number, false);
+    // Marked ready after your first approval, it is no draft any more: this time `ready` has nothing to do.
+    const again = await until(id, (r) => ["completed", "skipped"].includes(r.steps.find((s) => s.id === "ready")?.status ?? ""), "ready again");
+    expect(again.pullRequest?.draft).toBe(false);
+    expect(fake.pull(repository, number)!.draft).toBe(false);
     fake.addReview(repository, number, { state: "approved", author: "lee" });
     expect((await mergedThroughQueue(id, "Done after the fix")).stage).toBe("Done");
   }, 120_000);
@@ -276,7 +285,8 @@ describe.each([forges.github, forges.gitlab])("$provider, end to end through pol
       const opened = await prRecorded(id);
       const number = opened.pullRequest!.number!;
       ok(await event(id, "ApprovalGranted", { approval: true }));
-      fake.setDraft(repository, number, false);
+      await until(id, (r) => r.pullRequest?.draft === false, `${key} marked ready for review`);
+      expect(fake.pull(repository, number)!.draft).toBe(false);
       const head = fake.headOf(repository, branch)!;
       fake.setCheck(repository, head, { name: "build", status: "success", log: "ok" });
       fake.addReview(repository, number, { state: "approved", author: "lee" });

@@ -198,6 +198,22 @@ describe("vcs_repos.github_gh_cli", () => {
     expect(calls().at(-1)?.stdin).toBe("Merged by the run.");
   });
 
+  it("marks a draft ready with gh pr ready (ready already is fine too); a closed PR is gh's refusal, an answer", async () => {
+    const ready = ["pr", "ready", "42", "--repo", "acme/widgets"];
+    scenario({ args: ready, stderr: "pr-ready.stderr" });
+    expect(await host.markReady(42)).toEqual({ ready: true });
+    scenario({ args: ready, stderr: "pr-ready-already.stderr" });
+    expect(await host.markReady(42)).toEqual({ ready: true });
+    scenario({ args: ready, stderr: "pr-ready-closed.stderr", exit: 1 });
+    expect(await host.markReady(42)).toEqual({
+      ready: false,
+      message: 'Pull request acme/widgets#42 is closed. Only draft pull requests can be marked as "ready for review"',
+    });
+    scenario({ args: ready, stderr: "auth-401.stderr", exit: 1 });
+    await expect(host.markReady(42)).rejects.toMatchObject({ code: StepErrorCode.ForgeError, status: 401, retryable: false });
+    expect(calls().every((c) => c.tokenOk && c.stdin === "")).toBe(true);
+  });
+
   it("turns gh's failures into typed errors: bad credentials (HTTP 401, not retryable), a missing binary", async () => {
     scenario({ args: view(7), stderr: "auth-401.stderr", exit: 1 });
     await expect(host.getPullRequest(7)).rejects.toMatchObject({ code: StepErrorCode.ForgeError, status: 401, retryable: false });
@@ -216,6 +232,7 @@ describe("vcs_repos.github_gh_cli", () => {
   it("for GitHub Enterprise names the host in --repo and --hostname, with GH_HOST and GH_ENTERPRISE_TOKEN", () => {
     const ghe = new GhCliHost({ forge, apiUrl: "https://ghe.example.com/api/v3", token: TOKEN, binary: "gh", timeoutMs: 1000, redact: forgeRedactor({}) });
     expect(ghe.args.view(3)).toEqual(["pr", "view", "3", "--repo", "ghe.example.com/acme/widgets", "--json", JSON_FIELDS]);
+    expect(ghe.args.ready(3)).toEqual(["pr", "ready", "3", "--repo", "ghe.example.com/acme/widgets"]);
     expect(ghe.args.api("repos/acme/widgets/pulls/3/reviews")).toEqual(["api", "--hostname", "ghe.example.com", "repos/acme/widgets/pulls/3/reviews"]);
   });
 });

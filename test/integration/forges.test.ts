@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentHubConfig, loadConfig } from "@orch/config";
-import { PrMergeOutput, PrOpenOutput, StepErrorCode, type ForgeProvider, type ProjectForge, type RunView, type WorkItem } from "@orch/contracts";
+import { PrMergeOutput, PrOpenOutput, PrReadyOutput, StepErrorCode, type ForgeProvider, type ProjectForge, type RunView, type WorkItem } from "@orch/contracts";
 import { createLogger } from "@orch/logging";
 import { FakeGitHub, FakeGitLab, type FakeForge } from "@orch/testing";
 import { ForgeService, createRepositoryHost, runPrSync, trimLog, type RepositoryHost } from "../../services/agent-hub/src/forge/index.js";
@@ -15,7 +15,7 @@ import { GitCli } from "../../services/agent-hub/src/git/index.js";
  * The agent hub's forge I/O against local GitHub and GitLab fakes that speak the real REST shapes
  * over real HTTP, with real bare repositories behind them: Octokit (`vcs_repos.github_rest`) and
  * gitbeaker (`vcs_repos.gitlab_rest`) as they ship, real `git push` over smart HTTP through the
- * askpass program, and the forge steps (`pr.open`, `pr.merge`, `pr.sync`) as the hub runs them.
+ * askpass program, and the forge steps (`pr.open`, `pr.ready`, `pr.merge`, `pr.sync`) as the hub runs them.
  */
 
 const TOKEN = { github: "ghp_fakeToken0123456789abcdefABCDEF", gitlab: "glpat-fakeToken0123456789abcd" } as const;
@@ -259,6 +259,71 @@ describe.each(providers)("$provider: the hub's forge I/O against the fake", ({ p
     expect(sh(tmp, "--git-dir", h.fake.barePath(repository), "show", `${merged.sha}:merge.txt`)).toBe("merge");
     expect((await h.host.getPullRequest(pr.number)).state).toBe("merged");
     expect(PrMergeOutput.parse((await merge()).output)).toEqual({ merged: true, sha: merged.sha });
+  });
+
+  it("pr.ready: a draft becomes ready for review (then the host merges it); ready again is fine; a closed one is ready:false", async () => {
+    h.commit("orch/run/r-ready", "ready.txt", "ready\n");
+    const log = createLogger({ service: "test", level: "silent" });
+    const open = await h.service.execute(workItem("pr.open", { forge: h.forge, base: "main", draft: true, title: "Ready me", body: "" }, "r-ready"), log);
+    const pr = PrOpenOutput.parse(open.output).pullRequest;
+    expect(pr.draft).toBe(true);
+    expect(h.fake.pull(repository, pr.number)?.draft).toBe(true);
+    const ready = async () => {
+      const r = await h.service.execute(workItem("pr.ready", { forge: h.forge, number: pr.number }, "r-ready"), log);
+      expect(r.ok).toBe(true);
+      return PrReadyOutput.parse(r.output);
+    };
+
+    const before = h.fake.apiRequests().length;
+    expect(await ready()).toEqual({ ready: true });
+    const calls = h.fake.apiRequests().slice(before);
+    if (provider === "github") {
+      // REST cannot undraft: GraphQL's mutation, by the pull request's node_id.
+      const gql = calls.find((c) => c.path === "/graphql");
+      expect(gql).toMatchObject({ method: "POST", status: 200 });
+      expect(String((gql!.body as { query: string }).query)).toContain("markPullRequestReadyForReview");
+      expect((gql!.body as { variables: Record<string, unknown> }).variables).toMatchObject({ pullRequestId: `PR_${h.fake.pull(repository, pr.number)!.id}` });
+    } else {
+      // GitLab: the title without its Draft: prefix.
+      const put = calls.find((c) => c.method === "PUT");
+      expect(put?.body).toMatchObject({ title: "Ready me" });
+    }
+    expect(h.fake.pull(repository, pr.number)).toMatchObject({ draft: false, title: "Ready me" });
+    expect((await h.host.getPullRequest(pr.number)).draft).toBe(false);
+
+    // Ready already: nothing to change, and nothing changed.
+    const again = h.fake.apiRequests().length;
+    expect(await ready()).toEqual({ ready: true });
+    expect(
+      h.fake
+        .apiRequests()
+        .slice(again)
+        .every((c) => c.method === "GET"),
+    ).toBe(true);
+
+    // Not a draft any more, the host merges it.
+    const merged = await h.service.execute(workItem("pr.merge", { forge: h.forge, number: pr.number, method: "squash" }, "r-ready"), log);
+    expect(PrMergeOutput.parse(merged.output).merged).toBe(true);
+
+    // A closed (here: merged) one cannot be marked: an answer, not an error.
+    expect(await ready()).toMatchObject({ ready: false, message: expect.stringMatching(/merged/) });
+  });
+
+  it.skipIf(provider !== "github")("pr.ready through GraphQL: the host's errors are ready:false with its message", async () => {
+    h.commit("orch/run/r-ready-gql", "ready-gql.txt", "ready\n");
+    const log = createLogger({ service: "test", level: "silent" });
+    const open = await h.service.execute(workItem("pr.open", { forge: h.forge, base: "main", draft: true, title: "Closed", body: "" }, "r-ready-gql"), log);
+    const pr = PrOpenOutput.parse(open.output).pullRequest;
+    // Closed between our look and the mutation: GitHub's GraphQL answers 200 with `errors`.
+    const held = h.fake.holdAnswer((r) => r.method === "GET" && r.path.endsWith(`/pulls/${pr.number}`));
+    const pending = h.service.execute(workItem("pr.ready", { forge: h.forge, number: pr.number }, "r-ready-gql"), log);
+    await held.seen;
+    h.fake.closePull(repository, pr.number);
+    held.release();
+    const r = await pending;
+    expect(r.ok).toBe(true);
+    expect(PrReadyOutput.parse(r.output)).toEqual({ ready: false, message: "Pull request Pull request is closed" });
+    expect(h.fake.pull(repository, pr.number)?.draft).toBe(true);
   });
 
   it("pr.sync: what the forge says and the run's view does not, as signals; again, nothing; closed, pr_closed alone", async () => {

@@ -132,7 +132,7 @@ function lowerKeys<T>(o: Readonly<Record<string, T>>): Record<string, T> {
  * (push, API calls) rather than an agent's. The core decides and composes what goes in (title and
  * body from the run, the base, draft or not, the merge method); the hub pushes and calls the forge.
  */
-export const ForgeStepType = { Open: "pr.open", Merge: "pr.merge", Sync: "pr.sync", Update: "pr.update" } as const;
+export const ForgeStepType = { Open: "pr.open", Ready: "pr.ready", Merge: "pr.merge", Sync: "pr.sync", Update: "pr.update" } as const;
 export type ForgeStepType = (typeof ForgeStepType)[keyof typeof ForgeStepType];
 export const FORGE_STEP_TYPES: readonly ForgeStepType[] = Object.values(ForgeStepType);
 
@@ -153,6 +153,24 @@ export const PrOpenOutput = z.object({
   created: z.boolean(),
 });
 export type PrOpenOutput = z.infer<typeof PrOpenOutput>;
+
+/**
+ * `pr.ready`: mark the run's draft PR ready for review (GitHub: the GraphQL mutation
+ * `markPullRequestReadyForReview`, REST cannot; GitLab: the `Draft:` prefix taken off the merge
+ * request's title). One that is ready already is `ready: true`.
+ */
+export const PrReadyPayload = z.object({
+  forge: ProjectForge,
+  number: z.int().min(1),
+});
+export type PrReadyPayload = z.infer<typeof PrReadyPayload>;
+
+export const PrReadyOutput = z.object({
+  ready: z.boolean(),
+  /** Why not, as the host says (closed, merged, not allowed). */
+  message: z.string().max(2_000).optional(),
+});
+export type PrReadyOutput = z.infer<typeof PrReadyOutput>;
 
 /** `pr.merge`: merge the run's PR through the host, if its head is still `sha` (when given). */
 export const PrMergePayload = z.object({

@@ -101,6 +101,8 @@ export const RunEventType = {
   CiFixRefused: "ci.fix_refused",
   /** A pull request was merged: what the run's pull request policy did with it (`outcome`). */
   PrMerged: "pr.merged",
+  /** The run's draft pull request was marked ready for review (its `pr.ready` step). */
+  PrReady: "pr.ready",
   /** A dead letter, as the event-bus reports it (on the system feed, not a run's). */
   DeadLetter: "error.dead_letter",
 } as const;

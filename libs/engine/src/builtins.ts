@@ -321,7 +321,8 @@ const ticketV1: DefinitionInput = {
  *
  *   Implementing: plan's implement → test → draft_pr (`pr.open`, a draft, on the project's forge;
  *     without a forge it fails, saying so) ──DraftPullRequestCreated──▶ PRDrafted ──▶ AwaitingYourReview
- *   AwaitingYourReview ──ApprovalGranted {approval} (you)──▶ ReadyForReview
+ *   AwaitingYourReview ──ApprovalGranted {approval} (you)──▶ ReadyForReview: `ready` (`pr.ready`)
+ *     marks the draft PR ready for review (skipped when it is not a draft)
  *   ReadyForReview ──a review (review_report)──▶ InReview (ReviewStarted)
  *   InReview ──approved and the checks green──▶ PendingMerge (MergeInitiated): `merge` (`pr.merge`)
  *     runs ──merged──▶ Done (ReviewApprovedAndMerged); not merged ──MergeFailed──▶ InReview
@@ -348,6 +349,17 @@ const ticket: DefinitionInput = {
       payload: { draft: true },
       sets: { completed: { draftPr: true, pr: true } },
       emits: { completed: "DraftPullRequestCreated" },
+    },
+    {
+      id: "ready",
+      title: "Mark the pull request ready for review",
+      stage: "ReadyForReview",
+      role: "maintainer",
+      type: ForgeStepType.Ready,
+      // Your approval undrafts it, so reviewers are asked and the host will merge it; a PR that is
+      // not a draft (any more) skips it.
+      optional: true,
+      whenNoForge: "skip",
     },
     {
       id: "merge",

@@ -123,7 +123,7 @@ export const StepDef = z.strictObject({
   /** Stage events to fire when the step completes or fails. */
   emits: z.strictObject({ completed: EventName.optional(), failed: EventName.optional() }).optional(),
   /**
-   * A forge step (`pr.open`, `pr.merge`) of a run whose project has no forge: `fail` (at once, not
+   * A forge step (`pr.open`, `pr.ready`, `pr.merge`) of a run whose project has no forge: `fail` (at once, not
    * retried, saying so; the default) or `skip` (the step is on only when the project has a forge).
    */
   whenNoForge: z.enum(["fail", "skip"]).optional(),

@@ -13,10 +13,13 @@ import {
   MAX_RUN_STEPS,
   PrMergeOutput,
   PrOpenOutput,
+  PrReadyOutput,
   RefusalCode,
+  RunEventType,
   type CiFailureRef,
   type PrMergePayload,
   type PrOpenPayload,
+  type PrReadyPayload,
   type PrSyncPayload,
   type PrUpdatePayload,
   type MergeQueueOutcome,
@@ -533,6 +536,7 @@ class Kernel {
       // Forge steps get what the core composes; a session step of a run with an open PR pushes its commits.
       if (d.type === ForgeStepType.Open) work.payload = { ...d.payload, ...this.prOpenPayload(d) };
       else if (d.type === ForgeStepType.Merge) work.payload = { ...d.payload, ...this.prMergePayload(d) };
+      else if (d.type === ForgeStepType.Ready) work.payload = { ...d.payload, ...this.prReadyPayload() };
       else if (this.state.pr?.record.state === "open") work.payload = { ...work.payload, push: true };
       const extra = this.#extraPayload.get(id);
       if (extra) work.payload = { ...work.payload, ...extra };
@@ -1079,6 +1083,7 @@ class Kernel {
     }
     // A forge step's output is checked, and what it did recorded, with its completion.
     let merged: PrMergeOutput | undefined;
+    let readied = false;
     if (r.ok && r.kind === "execute" && this.status(r.stepId) === "running" && attemptIdOf(s) === r.attemptId) {
       if (d.type === ForgeStepType.Open) {
         const out = PrOpenOutput.safeParse(r.output);
@@ -1094,6 +1099,20 @@ class Kernel {
             error: { code: "NOT_MERGED", message: `the pull request was not merged: ${out.data.message ?? "the host refused"}`, retryable: false },
           };
         else merged = out.data;
+      } else if (d.type === ForgeStepType.Ready) {
+        const out = PrReadyOutput.safeParse(r.output);
+        if (!out.success) r = { ...r, ok: false, error: invalidOutput(d.type, out.error) };
+        else if (!out.data.ready)
+          r = {
+            ...r,
+            ok: false,
+            error: {
+              code: "NOT_READY",
+              message: `the pull request was not marked ready for review: ${out.data.message ?? "the host refused"}`,
+              retryable: false,
+            },
+          };
+        else readied = true;
       }
     }
     const next = r.ok ? { decision: this.successDecision(d) } : this.failureDecision(d, s, r.error);
@@ -1111,6 +1130,7 @@ class Kernel {
       ...at,
     });
     if (!sent) this.ignored(r);
+    else if (readied) this.recordReady(d.id);
     else if (merged)
       this.pullRequest(
         { name: "pr_merged", ...(this.state.pr?.record.number ? { number: this.state.pr.record.number } : {}) },
@@ -1573,7 +1593,15 @@ class Kernel {
     const now = this.status(stepId);
     if (sig.status === "failure" && rules.onFailure !== "record" && rules.fixAttempts > 0 && (now === "failed" || now === "blocked"))
       this.ciFixAttempt(stepId, rules, sig, actor);
-    else if (sig.status === "failure" && rules.fixAttempts > 0 && policy !== undefined && policy !== "off" && policy.fix && !ACTIVE.has(now))
+    // A `pr.ready` in flight is not what the failure is about: the fix attempt goes ahead.
+    else if (
+      sig.status === "failure" &&
+      rules.fixAttempts > 0 &&
+      policy !== undefined &&
+      policy !== "off" &&
+      policy.fix &&
+      (!ACTIVE.has(now) || this.stepDef(stepId)?.type === ForgeStepType.Ready)
+    )
       this.prCiFix(policy.fix, rules, sig, actor);
     this.prAdvance(actor);
     return null;
@@ -1745,7 +1773,13 @@ class Kernel {
     this.setFacts({ ...sig.facts, pullRequest, ...policy?.sets?.[kind] }, actor ? `set by ${actor}` : "set");
     const pr = this.notePr(
       kind === "opened" ? "open" : kind,
-      { ...(sig.number ? { number: sig.number } : {}), ...(sig.url ? { url: sig.url } : {}), ...(sig.provider ? { provider: sig.provider } : {}) },
+      {
+        ...(sig.number ? { number: sig.number } : {}),
+        ...(sig.url ? { url: sig.url } : {}),
+        ...(sig.provider ? { provider: sig.provider } : {}),
+        // Marked ready on the host (GitHub's `ready_for_review`): a `pr.ready` step has nothing left to do.
+        ...(sig.action === "ready_for_review" ? { draft: false } : {}),
+      },
       mergeSha,
     );
     const data: Record<string, unknown> = {
@@ -1964,6 +1998,12 @@ class Kernel {
       if (pr?.record.number === undefined || pr.record.state !== "open")
         return { code: "NO_PULL_REQUEST", fail: "pr.merge: the run has no open pull request to merge" };
     }
+    if (d.type === ForgeStepType.Ready) {
+      const pr = this.state.pr;
+      if (pr?.record.number === undefined || pr.record.state !== "open")
+        return { code: "NO_PULL_REQUEST", fail: "pr.ready: the run has no open pull request to mark ready for review" };
+      if (pr.record.draft === false) return { skip: "the pull request is not a draft" };
+    }
     return null;
   }
 
@@ -2018,6 +2058,22 @@ class Kernel {
     // Through the merge queue, the head it was brought up to (and CI passed on) is what merges.
     const sha = this.state.mq?.headSha ?? this.state.pr?.review?.sha ?? pr.headSha;
     return { forge, number: pr.number, method, ...(sha && /^[0-9a-f]{7,64}$/.test(sha) ? { sha } : {}) };
+  }
+
+  /** What a `pr.ready` step is given: the forge and the run's PR. */
+  private prReadyPayload(): Partial<PrReadyPayload> {
+    const forge = this.state.project?.forge;
+    const number = this.state.pr?.record.number;
+    return forge && number !== undefined ? { forge, number } : {};
+  }
+
+  /** A `pr.ready` step's success: the run's PR is no longer a draft (its view says so), announced by `pr.ready`. */
+  private recordReady(stepId: string) {
+    const pr = this.state.pr;
+    if (!pr) return;
+    this.state.pr = { ...pr, record: { ...pr.record, draft: false } };
+    this.changed = true;
+    this.emit({ type: RunEventType.PrReady, at: this.clock.now, data: { number: pr.record.number, ...(pr.record.url ? { url: pr.record.url } : {}), stepId } });
   }
 
   /**
@@ -2470,9 +2526,9 @@ export const PR_SYNC_STEP = "pull_request";
 /** The step id a `pr.update` work item (the merge queue's turn) names: it is not a step of the run. */
 export const PR_UPDATE_STEP = "merge_queue";
 
-/** Whether a step is forge I/O (`pr.open`, `pr.merge`) rather than an agent's work. */
+/** Whether a step is forge I/O (`pr.open`, `pr.ready`, `pr.merge`) rather than an agent's work. */
 export function isForgeStep(d: { type: string }): boolean {
-  return d.type === ForgeStepType.Open || d.type === ForgeStepType.Merge;
+  return d.type === ForgeStepType.Open || d.type === ForgeStepType.Ready || d.type === ForgeStepType.Merge;
 }
 
 /** A forge step's output that is not what its type answers: the step fails, not retried. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { PrMergePayload, PrOpenPayload, PrSyncPayload, PrUpdatePayload, RefusalCode } from "@orch/contracts";
+import { PrMergePayload, PrOpenPayload, PrReadyPayload, PrSyncPayload, PrUpdatePayload, RefusalCode } from "@orch/contracts";
 import { checkCounts, checksState, mergeQueueRunId, PR_UPDATE_STEP, type DefinitionInput } from "../src/index.js";
 import { define, Drive, expectAccepted, expectRefused, FORGE, prOpened, T0 } from "./drive.js";
 
@@ -288,6 +288,7 @@ describe("seed 003's ticket pipeline, driven by its pull request", () => {
   function inQueue(): Drive {
     const d = awaitingReview();
     d.event("ApprovalGranted", { approval: true });
+    d.succeed("ready", { ready: true });
     d.signal({ name: "ci_report", status: "success", check: "test", sha: "a1b2c3d4e5f6" });
     d.signal({ name: "review_report", state: "approved", reviewer: "lee", sha: "a1b2c3d4e5f6" });
     expect(d.stage).toBe("PendingMerge");
@@ -311,6 +312,14 @@ describe("seed 003's ticket pipeline, driven by its pull request", () => {
   it("to Done: your approval, a review, approved and green → PendingMerge, merged → Done", () => {
     const d = awaitingReview();
     d.event("ApprovalGranted", { approval: true }, { actor: "dana" });
+    expect(d.stage).toBe("ReadyForReview");
+    // Your approval marks the draft ready for review: reviewers are asked, and the host will merge it.
+    expect(d.running()).toEqual(["ready"]);
+    expect(PrReadyPayload.parse(d.work.get("ready")!.payload)).toEqual({ forge: FORGE, number: 7 });
+    expect(d.view().pullRequest?.draft).toBe(true);
+    d.succeed("ready", { ready: true });
+    expect(d.view().pullRequest?.draft).toBe(false);
+    expect(d.eventsOf("pr.ready", d.last.effects)[0]!.data).toMatchObject({ number: 7, stepId: "ready" });
     expect(d.stage).toBe("ReadyForReview");
     d.signal({ name: "review_report", state: "commented", reviewer: "lee" });
     expect(d.stage).toBe("InReview");
@@ -374,6 +383,47 @@ describe("seed 003's ticket pipeline, driven by its pull request", () => {
     expect(w.feedback).toContain("conflicts in: src/app.ts");
     d.signal({ name: "mq_updated", attemptId: update.attemptId, headSha: "c3d4e5f6a7b8" });
     expect(d.last.changed).toBe(false);
+  });
+
+  it("ready for review: skipped when the PR is not a draft; a host that refuses fails it (optional: the ticket goes on)", () => {
+    const d = Drive.of("ticket", { autoStart: true, input: TICKET, ...PROJECT });
+    d.event("TicketAccepted");
+    d.succeed("plan", { plan: "do it" });
+    d.succeed("implement");
+    d.succeed("test");
+    d.succeed("draft_pr", prOpened({ head: "eng-42", draft: false }));
+    d.event("ApprovalGranted", { approval: true });
+    expect(d.step("ready")).toBe("skipped");
+    expect(d.dispatched.map((w) => w.stepId)).not.toContain("ready");
+
+    // Marked ready on the host before your approval (a webhook's ready_for_review): nothing left to do.
+    const w = awaitingReview();
+    w.signal({ name: "pr_opened", number: 7, action: "ready_for_review", provider: "github" }, { actor: "webhook:github" });
+    expect(w.view().pullRequest?.draft).toBe(false);
+    w.event("ApprovalGranted", { approval: true });
+    expect(w.step("ready")).toBe("skipped");
+
+    const e = awaitingReview();
+    e.event("ApprovalGranted", { approval: true });
+    e.succeed("ready", { ready: false, message: "Pull request is closed" });
+    expect(e.step("ready")).toBe("failed");
+    expect(e.stepCtx("ready").error).toMatchObject({ code: "NOT_READY", retryable: false, message: expect.stringContaining("Pull request is closed") });
+    expect(e.view().pullRequest?.draft).toBe(true);
+    expect(e.status).toBe("running");
+    e.signal({ name: "review_report", state: "commented", reviewer: "lee" });
+    expect(e.stage).toBe("InReview");
+  });
+
+  it("a review while the draft is being marked ready: InReview at once; the answer still records it ready", () => {
+    const d = awaitingReview();
+    d.event("ApprovalGranted", { approval: true });
+    expect(d.running()).toEqual(["ready"]);
+    d.signal({ name: "review_report", state: "commented", reviewer: "lee" });
+    expect(d.stage).toBe("InReview");
+    d.succeed("ready", { ready: true });
+    expect(d.step("ready")).toBe("completed");
+    expect(d.view().pullRequest?.draft).toBe(false);
+    expect(d.stage).toBe("InReview");
   });
 
   it("a turn for a run that left the queue is given back, so the queue does not wait for it", () => {

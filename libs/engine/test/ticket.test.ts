@@ -313,7 +313,9 @@ describe("ticket: the pipeline's steps drive it", () => {
         ["test", "rework"],
         ["draft_pr", "rework"],
       ]);
-      expect(d.statuses()).toEqual({ plan: "completed", implement: "running", test: "pending", draft_pr: "pending", merge: "pending" });
+      // Past your approval, `ready` was dispatched (marking the draft ready); a rework leaves it be.
+      const ready = from === "AwaitingYourReview" ? "pending" : "running";
+      expect(d.statuses()).toEqual({ plan: "completed", implement: "running", test: "pending", draft_pr: "pending", ready, merge: "pending" });
       expect(d.newWork()).toEqual([expect.objectContaining({ stepId: "implement", attemptId: "r1.implement.2" })]);
       d.succeed("implement");
       d.succeed("test");
@@ -331,7 +333,7 @@ describe("ticket: the pipeline's steps drive it", () => {
     expect(stageOf(d)).toBe("Implementing");
     expect(d.eventsOf("step.reset", d.last.effects)).toEqual([]);
     // draft_pr needs only test, which is skipped: it starts with implement.
-    expect(d.statuses()).toEqual({ plan: "completed", implement: "running", test: "skipped", draft_pr: "running", merge: "pending" });
+    expect(d.statuses()).toEqual({ plan: "completed", implement: "running", test: "skipped", draft_pr: "running", ready: "pending", merge: "pending" });
     expect(d.newWork().map((w) => w.stepId)).toEqual(["implement", "draft_pr"]);
   });
 

@@ -7,6 +7,7 @@ import {
   forgeRedactor,
   ghHttpStatus,
   gitHostsFor,
+  githubGraphqlUrl,
   isForgeStep,
   providerFor,
   pullFromGh,
@@ -88,7 +89,16 @@ describe("providers and tokens", () => {
   it("knows its steps", () => {
     expect(isForgeStep({ type: "pr.open" })).toBe(true);
     expect(isForgeStep({ type: "pr.merge" })).toBe(true);
+    expect(isForgeStep({ type: "pr.ready" })).toBe(true);
     expect(isForgeStep({ type: "ci" })).toBe(false);
+  });
+
+  it("finds GitHub's GraphQL endpoint from the REST base (GitHub Enterprise: /api/v3 → /api/graphql)", () => {
+    expect(githubGraphqlUrl("https://api.github.com")).toBe("https://api.github.com/graphql");
+    expect(githubGraphqlUrl("https://api.github.com/")).toBe("https://api.github.com/graphql");
+    expect(githubGraphqlUrl("https://ghe.example.com/api/v3")).toBe("https://ghe.example.com/api/graphql");
+    expect(githubGraphqlUrl("https://ghe.example.com/api/v3/")).toBe("https://ghe.example.com/api/graphql");
+    expect(githubGraphqlUrl("http://127.0.0.1:8123")).toBe("http://127.0.0.1:8123/graphql");
   });
 });
 

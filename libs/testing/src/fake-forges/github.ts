@@ -4,7 +4,9 @@ import { FakeForge, linkHeader, pageOf, type ApiContext, type ApiResponse, type 
 /**
  * A local GitHub: the REST API v3 calls the agent hub makes (pulls list/create/get/merge, reviews
  * and review comments, issue comments, check runs and the combined status of a commit, Actions job
- * logs), in GitHub's request and response shapes as its REST reference gives them: `token`/`Bearer`
+ * logs), in GitHub's request and response shapes as its REST reference gives them, and the one
+ * GraphQL mutation REST has no call for (`POST /graphql`: `markPullRequestReadyForReview`, by the
+ * pull request's `node_id`; answered `{data}` or `{errors: [{message}]}` with 200): `token`/`Bearer`
  * auth, `{message, documentation_url}` errors with GitHub's statuses (401, 404, 405, 409, 422),
  * `link` pagination, the job log as a 302 to a download URL. Repositories are `owner/name`, cloned
  * and pushed over smart HTTP at `<url>/<owner>/<name>.git` with the token as password.
@@ -99,6 +101,7 @@ export class FakeGitHub extends FakeForge {
   protected route(ctx: ApiContext): ApiResponse | undefined {
     const s = ctx.segments.map(decodeURIComponent);
     const m = ctx.method;
+    if (s.length === 1 && s[0] === "graphql" && m === "POST") return this.#graphql(ctx.body);
     if (s[0] !== "repos" || s.length < 3) return undefined;
     const repo = `${s[1]}/${s[2]}`;
     if (!this.hasRepository(repo)) return this.notFound();
@@ -270,6 +273,27 @@ export class FakeGitHub extends FakeForge {
       return { status: 302, headers: { location: this.logUrl(job) } };
     }
     return undefined;
+  }
+
+  /** The GraphQL endpoint: only `markPullRequestReadyForReview(input: {pullRequestId})`, by variable or inline id. */
+  #graphql(body: unknown): ApiResponse {
+    const b = (typeof body === "object" && body !== null ? body : {}) as { query?: unknown; variables?: Record<string, unknown> };
+    const query = typeof b.query === "string" ? b.query : "";
+    const gqlError = (message: string, type?: string): ApiResponse => ({
+      status: 200,
+      body: { data: null, errors: [{ ...(type ? { type } : {}), path: ["markPullRequestReadyForReview"], message }] },
+    });
+    if (!query) return { status: 400, body: { message: "Problems parsing JSON", documentation_url: "https://docs.github.com/graphql" } };
+    if (!/\bmarkPullRequestReadyForReview\s*\(/.test(query) || !/^\s*mutation\b/.test(query))
+      return { status: 200, body: { errors: [{ message: "fake GitHub: only the markPullRequestReadyForReview mutation is served" }] } };
+    const variable = /pullRequestId\s*:\s*\$(\w+)/.exec(query)?.[1];
+    const id = variable ? b.variables?.[variable] : /pullRequestId\s*:\s*"([^"]*)"/.exec(query)?.[1];
+    if (typeof id !== "string") return { status: 200, body: { errors: [{ message: "Variable $pullRequestId of type ID! was provided invalid value" }] } };
+    const p = this.pulls.find((x) => `PR_${x.id}` === id);
+    if (!p) return gqlError(`Could not resolve to a node with the global id of '${id}'`, "NOT_FOUND");
+    if (p.state !== "open") return gqlError(`Pull request Pull request is ${p.state === "merged" ? "merged" : "closed"}`, "UNPROCESSABLE");
+    if (p.draft) this.setDraft(p.repo, p.number, false);
+    return { status: 200, body: { data: { markPullRequestReadyForReview: { pullRequest: { isDraft: false } } } } };
   }
 
   #merge(p: FakePull, body: Record<string, unknown>): ApiResponse {

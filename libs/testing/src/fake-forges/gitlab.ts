@@ -4,7 +4,8 @@ import { FakeForge, linkHeader, pageOf, type ApiContext, type ApiResponse, type 
 /**
  * A local GitLab: the REST API v4 calls the agent hub makes (merge requests list/create/show/merge,
  * approvals, notes, a commit's pipelines and their jobs, a job's trace), in GitLab's shapes as its
- * API docs give them: `PRIVATE-TOKEN` or `Bearer` auth, `{message}` errors (`"401 Unauthorized"`,
+ * API docs give them (a merge request's draft is its title's `Draft:` prefix: an update of the title
+ * without one marks it ready, with one a draft again): `PRIVATE-TOKEN` or `Bearer` auth, `{message}` errors (`"401 Unauthorized"`,
  * `"404 Project Not Found"`, 405/406/409 on a refused merge), offset pagination with `x-page`,
  * `x-per-page`, `x-total`, `x-total-pages`, `x-next-page` and `link`; projects addressed by
  * URL-encoded path (`group%2Fname`) or numeric id. Repositories are cloned and pushed over smart
@@ -12,6 +13,9 @@ import { FakeForge, linkHeader, pageOf, type ApiContext, type ApiResponse, type 
  */
 
 const error = (status: number, message: unknown): ApiResponse => ({ status, body: { message } });
+
+/** The title prefixes GitLab reads as "draft". */
+const DRAFT_TITLE = /^\s*(\[draft\]|\(draft\)|draft:|draft\s-\s|draft\s)/i;
 
 /** GitLab's job statuses for ours. */
 const JOB_STATUS: Record<FakeJob["status"], string> = {
@@ -189,7 +193,7 @@ export class FakeGitLab extends FakeForge {
         if (!this.headOf(repo, target)) return error(422, [`Target branch "${target}" does not exist`]);
         const open = this.pullsOf(repo).find((p) => p.state === "open" && p.head === source && p.base === target);
         if (open) return error(409, [`Another open merge request already exists for this source branch: !${open.number}`]);
-        const draft = /^\s*(\[draft\]|\(draft\)|draft:|draft\s-\s|draft\s)/i.test(title);
+        const draft = DRAFT_TITLE.test(title);
         const p = this.openPull(repo, { title, body: typeof body.description === "string" ? body.description : "", head: source, base: target, draft });
         return { status: 201, body: this.mrJson(p) };
       }
@@ -199,6 +203,20 @@ export class FakeGitLab extends FakeForge {
       const p = this.pull(repo, Number(s[1]));
       if (!p) return error(404, "404 Not found");
       if (s.length === 2 && m === "GET") return { status: 200, body: this.mrJson(p) };
+      if (s.length === 2 && m === "PUT") {
+        // Update MR: at least one attribute; the title decides whether it is a draft.
+        const title = typeof body.title === "string" ? body.title : undefined;
+        const description = typeof body.description === "string" ? body.description : undefined;
+        if (title === undefined && description === undefined) return error(400, "title, description are missing, at least one parameter must be provided");
+        if (title !== undefined) {
+          if (!title.trim()) return error(400, { title: ["can't be blank"] });
+          p.title = title;
+          p.draft = DRAFT_TITLE.test(title);
+        }
+        if (description !== undefined) p.body = description;
+        p.updatedAt = new Date().toISOString();
+        return { status: 200, body: this.mrJson(p) };
+      }
       if (s[2] === "merge" && m === "PUT") {
         if (p.state !== "open" || p.draft) return error(405, "405 Method Not Allowed");
         if (typeof body.sha === "string" && body.sha !== this.headShaOf(p)) return error(409, `SHA does not match HEAD of source branch: ${this.headShaOf(p)}`);

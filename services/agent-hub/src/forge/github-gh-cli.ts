@@ -12,7 +12,7 @@ import {
   type RestReviewComment,
   type RestStatus,
 } from "./github-shapes.js";
-import type { Check, MergeOutcome, MergeRequest, OpenPullRequest, PullRequest, RepositoryHost, Review } from "./types.js";
+import type { Check, MergeOutcome, MergeRequest, OpenPullRequest, PullRequest, ReadyOutcome, RepositoryHost, Review } from "./types.js";
 
 /**
  * `vcs_repos.github_gh_cli` (seed 003's provider): the `gh` CLI as a child process, started with an
@@ -20,7 +20,7 @@ import type { Check, MergeOutcome, MergeRequest, OpenPullRequest, PullRequest, R
  * the token as GH_TOKEN, or GH_ENTERPRISE_TOKEN with GH_HOST for GitHub Enterprise), no prompts,
  * no colour, no pager. Bodies go on stdin (`--body-file -`), never in the argument vector.
  *
- * Pull requests go through `gh pr list|create|view|comment --json …` (gh's GraphQL shapes: `OPEN`,
+ * Pull requests go through `gh pr list|create|view|ready|comment` (`--json …`: gh's GraphQL shapes: `OPEN`,
  * `MERGEABLE`, `headRefOid`); checks, logs, reviews and the merge through `gh api`, which prints
  * GitHub's REST JSON (shared with `vcs_repos.github_rest`). gh talks https to github.com or GH_HOST
  * only: it cannot be pointed at a local plain-HTTP server, so its tests run a fake `gh` that checks
@@ -128,6 +128,7 @@ export class GhCliHost implements RepositoryHost {
     view: (n: number) => ["pr", "view", String(n), "--repo", this.#repoArg, "--json", GH_PR_FIELDS.join(",")],
     api: (path: string, ...rest: string[]) => ["api", ...(this.#enterpriseHost ? ["--hostname", this.#enterpriseHost] : []), path, ...rest],
     comment: (n: number) => ["pr", "comment", String(n), "--repo", this.#repoArg, "--body-file", "-"],
+    ready: (n: number) => ["pr", "ready", String(n), "--repo", this.#repoArg],
   };
 
   async findOpenPullRequest(head: string, signal?: AbortSignal): Promise<PullRequest | null> {
@@ -202,6 +203,24 @@ export class GhCliHost implements RepositoryHost {
       return { merged: false, message: this.#o.redact(message ?? r.stderr.replace(/^gh: /, "").trim()).slice(0, 2_000) };
     }
     this.#fail(`merge pull request #${number}`, r);
+  }
+
+  /**
+   * `gh pr ready`: exit 0 when it marked the draft ready and when it was ready already (gh says
+   * which on stderr); a closed pull request is gh's refusal (exit 1, "is closed"), an answer.
+   */
+  async markReady(number: number, signal?: AbortSignal): Promise<ReadyOutcome> {
+    const r = await this.#run(this.args.ready(number), { signal });
+    if (r.code === 0) return { ready: true };
+    if (/\bis closed\b/i.test(r.stderr))
+      return {
+        ready: false,
+        message: r.stderr
+          .trim()
+          .replace(/^\S+\s+/, "")
+          .slice(0, 2_000),
+      };
+    this.#fail(`mark pull request #${number} ready for review`, r);
   }
 
   async comment(number: number, body: string, signal?: AbortSignal): Promise<void> {

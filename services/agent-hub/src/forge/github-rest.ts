@@ -3,8 +3,10 @@ import type { ProjectForge } from "@orch/contracts";
 import type { Redactor } from "../harness/redact.js";
 import { ForgeApiError } from "./errors.js";
 import {
+  MARK_READY_MUTATION,
   MERGE_REFUSED_STATUSES,
   checksFromRest,
+  githubGraphqlUrl,
   ownerRepo,
   pullFromRest,
   reviewsFromRest,
@@ -14,11 +16,12 @@ import {
   type RestReviewComment,
   type RestStatus,
 } from "./github-shapes.js";
-import type { Check, MergeOutcome, MergeRequest, OpenPullRequest, PullRequest, RepositoryHost, Review } from "./types.js";
+import type { Check, MergeOutcome, MergeRequest, OpenPullRequest, PullRequest, ReadyOutcome, RepositoryHost, Review } from "./types.js";
 
 /**
  * `vcs_repos.github_rest`: GitHub's REST API v3 through Octokit, at `apiUrl` (api.github.com, or a
- * GitHub Enterprise `https://<host>/api/v3`). Lists are paginated by the `link` header. Every
+ * GitHub Enterprise `https://<host>/api/v3`). Lists are paginated by the `link` header. Marking a
+ * draft ready is GraphQL's `markPullRequestReadyForReview` (REST cannot), at `githubGraphqlUrl`. Every
  * failure becomes a ForgeApiError carrying the host's message (redacted) and status, never the
  * request (whose headers hold the token).
  */
@@ -35,6 +38,7 @@ export class GithubRestHost implements RepositoryHost {
   readonly provider = "vcs_repos.github_rest" as const;
   readonly forge: ProjectForge;
   readonly #octokit: Octokit;
+  readonly #graphql: Octokit["graphql"];
   readonly #repo: { owner: string; repo: string };
   readonly #redact: Redactor;
   readonly #timeoutMs: number;
@@ -52,6 +56,7 @@ export class GithubRestHost implements RepositoryHost {
       log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} },
       request: { retries: 0 },
     });
+    this.#graphql = this.#octokit.graphql.defaults({ url: githubGraphqlUrl(opts.apiUrl) });
   }
 
   async findOpenPullRequest(head: string, signal?: AbortSignal): Promise<PullRequest | null> {
@@ -147,6 +152,39 @@ export class GithubRestHost implements RepositoryHost {
       }
       throw err;
     }
+  }
+
+  async markReady(number: number, signal?: AbortSignal): Promise<ReadyOutcome> {
+    const r = await this.#call(
+      `get pull request #${number}`,
+      (request) => this.#octokit.rest.pulls.get({ ...this.#repo, pull_number: number, request }),
+      signal,
+    );
+    const raw = r.data as RestPull;
+    const pr = pullFromRest(raw, this.forge);
+    if (pr.state !== "open") return { ready: false, message: `pull request #${number} is ${pr.state}` };
+    if (!pr.draft) return { ready: true };
+    if (!raw.node_id) return { ready: false, message: `GitHub gave no node_id for pull request #${number}` };
+    const nodeId = raw.node_id;
+    type Marked = { markPullRequestReadyForReview?: { pullRequest?: { isDraft?: boolean } } };
+    const out = await this.#call(
+      `mark pull request #${number} ready for review`,
+      async (request): Promise<{ data?: Marked; errors?: string[] }> => {
+        try {
+          return { data: await this.#graphql<Marked>(MARK_READY_MUTATION, { pullRequestId: nodeId, request }) };
+        } catch (err) {
+          // GraphQL answers a refusal with 200 and `errors` (octokit's GraphqlResponseError): an answer, not a failure.
+          const e = err as { name?: unknown; errors?: { message?: unknown }[] };
+          if (e.name === "GraphqlResponseError" && Array.isArray(e.errors))
+            return { errors: e.errors.map((x) => (typeof x?.message === "string" ? x.message : "error")) };
+          throw err;
+        }
+      },
+      signal,
+    );
+    if (out.errors) return { ready: false, message: this.#redact(out.errors.join("; ")).slice(0, 2_000) };
+    const isDraft = out.data?.markPullRequestReadyForReview?.pullRequest?.isDraft;
+    return isDraft === false ? { ready: true } : { ready: false, message: "GitHub left it a draft" };
   }
 
   async comment(number: number, body: string, signal?: AbortSignal): Promise<void> {

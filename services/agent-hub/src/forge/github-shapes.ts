@@ -10,6 +10,8 @@ import type { Check, CheckStatus, PullRequest, Review, ReviewComment, ReviewStat
 
 export interface RestPull {
   number: number;
+  /** The pull request's GraphQL id (what `markPullRequestReadyForReview` takes). */
+  node_id?: string;
   html_url: string;
   state: string;
   draft?: boolean;
@@ -132,6 +134,23 @@ export function reviewsFromRest(reviews: readonly RestReview[], comments: readon
   }
   return out;
 }
+
+/**
+ * GitHub's GraphQL endpoint for a REST base: `https://api.github.com` → `https://api.github.com/graphql`;
+ * GitHub Enterprise's `https://<host>/api/v3` → `https://<host>/api/graphql`; any other base (a
+ * local test server) → `<base>/graphql`.
+ */
+export function githubGraphqlUrl(apiUrl: string): string {
+  const base = apiUrl.replace(/\/+$/, "");
+  return /\/api\/v3$/.test(base) ? base.replace(/\/api\/v3$/, "/api/graphql") : `${base}/graphql`;
+}
+
+/** The mutation that marks a draft ready for review (GitHub's REST API cannot). */
+export const MARK_READY_MUTATION = `mutation MarkPullRequestReadyForReview($pullRequestId: ID!) {
+  markPullRequestReadyForReview(input: { pullRequestId: $pullRequestId }) {
+    pullRequest { isDraft }
+  }
+}`;
 
 /** `owner/name` split, for the REST paths. */
 export function ownerRepo(forge: ProjectForge): { owner: string; repo: string } {

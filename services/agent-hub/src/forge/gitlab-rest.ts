@@ -2,14 +2,15 @@ import { Jobs, MergeRequestApprovals, MergeRequestNotes, MergeRequests, Pipeline
 import type { ProjectForge } from "@orch/contracts";
 import type { Redactor } from "../harness/redact.js";
 import { ForgeApiError } from "./errors.js";
-import type { Check, CheckStatus, MergeOutcome, MergeRequest, OpenPullRequest, PullRequest, RepositoryHost, Review } from "./types.js";
+import type { Check, CheckStatus, MergeOutcome, MergeRequest, OpenPullRequest, PullRequest, ReadyOutcome, RepositoryHost, Review } from "./types.js";
 
 /**
  * `vcs_repos.gitlab_rest`: GitLab's REST API v4 through @gitbeaker/rest, at `apiUrl`
  * (`https://gitlab.com/api/v4`, or a self-managed `https://<host>/api/v4`). Merge requests, the
  * latest pipeline of a commit and its jobs, job traces, approvals and notes, merge.
  *
- * GitLab's words, mapped: a draft is a title starting `Draft: `; `opened` is open; the merge method
+ * GitLab's words, mapped: a draft is a title starting `Draft: ` (marked ready: the title without it,
+ * as `PUT …/merge_requests/:iid` takes it; the API has no draft attribute to set); `opened` is open; the merge method
  * is the project's setting (merge commit, semi-linear, fast-forward), so `squash` asks for a squash
  * and `merge` and `rebase` do not; reviews are approvals (`approved`), the "requested changes"
  * system note (`changes_requested`) and users' notes (`commented`, diff notes with path and line).
@@ -25,6 +26,7 @@ export interface GitlabRestOptions {
 
 interface GitlabMr {
   iid: number;
+  title?: string;
   web_url: string;
   state: string;
   draft?: boolean;
@@ -202,6 +204,18 @@ export class GitlabRestHost implements RepositoryHost {
       }
       throw err;
     }
+  }
+
+  async markReady(number: number): Promise<ReadyOutcome> {
+    const mr = (await this.#call(`get merge request !${number}`, () => this.#mrs.show(this.#project, number))) as unknown as GitlabMr;
+    const before = this.#pr(mr);
+    if (before.state !== "open") return { ready: false, message: `merge request !${number} is ${before.state}` };
+    if (!before.draft) return { ready: true };
+    let title = mr.title ?? "";
+    while (DRAFT_PREFIX.test(title)) title = title.replace(DRAFT_PREFIX, "").trimStart();
+    if (!title) return { ready: false, message: `merge request !${number} has no title but its draft prefix` };
+    const after = (await this.#call(`mark merge request !${number} ready`, () => this.#mrs.edit(this.#project, number, { title }))) as unknown as GitlabMr;
+    return this.#pr(after).draft ? { ready: false, message: "GitLab left it a draft" } : { ready: true };
   }
 
   async comment(number: number, body: string): Promise<void> {

@@ -6,6 +6,7 @@ import {
   ForgeStepType,
   PrMergePayload,
   PrOpenPayload,
+  PrReadyPayload,
   PrSyncPayload,
   ProjectForge,
   StepErrorCode,
@@ -14,6 +15,7 @@ import {
   type ForgeProvider,
   type PrMergeOutput,
   type PrOpenOutput,
+  type PrReadyOutput,
   type ProjectRecord,
   type PullRequestRecord,
   type StepError,
@@ -41,6 +43,8 @@ import type { PullRequest, RepositoryHost } from "./types.js";
  *   it or open one. Idempotent: a retry, a redelivery, or a crash between the host creating it and
  *   the step result finds the one already open (`created: false`) and never opens another; two hubs
  *   racing lose to each other the same way (the host refuses the second, which then finds the first).
+ * - `pr.ready` (PrReadyPayload): mark the draft ready for review; one ready already is `ready: true`,
+ *   one the host will not mark (closed, merged) `ready: false` with why.
  * - `pr.merge` (PrMergePayload): merge through the host; a refusal is `merged: false` with the host's
  *   reason, a PR merged already (a retry whose first answer was lost) is `merged: true`.
  * - `pr.sync` (PrSyncPayload, work of kind `sync`): the polling fallback; what the host says of the
@@ -132,6 +136,13 @@ export class ForgeService {
         );
         log.info({ number: p.data.number, merged: out.merged, sha: out.sha }, out.merged ? "merged" : `not merged: ${out.message ?? ""}`);
         return { ok: true, notes: [out.merged ? `merged${out.sha ? ` as ${out.sha}` : ""}` : `not merged: ${out.message ?? "refused"}`], output: out };
+      }
+      if (item.type === ForgeStepType.Ready) {
+        const p = PrReadyPayload.safeParse(item.payload ?? {});
+        if (!p.success) return this.#invalid(item, p.error);
+        const out: PrReadyOutput = await this.host(p.data.forge).markReady(p.data.number, signal);
+        log.info({ number: p.data.number, ready: out.ready }, out.ready ? "ready for review" : `not ready: ${out.message ?? ""}`);
+        return { ok: true, notes: [out.ready ? "ready for review" : `not marked ready: ${out.message ?? "refused"}`], output: out };
       }
       const message = item.type === ForgeStepType.Sync ? "pr.sync answers with signals, not a result (runForgeStep)" : `not a forge step: ${item.type}`;
       return { ok: false, notes: [], error: { code: StepErrorCode.UnknownStepType, message, retryable: false } };

@@ -1,4 +1,4 @@
-import type { MergeMethod, ProjectForge, PrMergeOutput, PullRequestRecord, VcsRepoProvider } from "@orch/contracts";
+import type { MergeMethod, ProjectForge, PrMergeOutput, PrReadyOutput, PullRequestRecord, VcsRepoProvider } from "@orch/contracts";
 
 /**
  * A repository host as the agent hub uses it (seed 003's `vcs_repos` providers): pull requests
@@ -68,6 +68,9 @@ export interface MergeRequest {
 /** A merge the host refused is an answer (`merged: false` with its reason), not an error. */
 export type MergeOutcome = PrMergeOutput;
 
+/** Likewise a pull request the host would not mark ready (closed, merged): `ready: false` with why. */
+export type ReadyOutcome = PrReadyOutput;
+
 export interface RepositoryHost {
   readonly provider: VcsRepoProvider;
   readonly forge: ProjectForge;
@@ -81,5 +84,7 @@ export interface RepositoryHost {
   jobLog(jobId: string, signal?: AbortSignal): Promise<string>;
   listReviews(number: number, signal?: AbortSignal): Promise<Review[]>;
   merge(number: number, req: MergeRequest, signal?: AbortSignal): Promise<MergeOutcome>;
+  /** Marks a draft ready for review; one that is ready already is `ready: true`, and nothing is changed. */
+  markReady(number: number, signal?: AbortSignal): Promise<ReadyOutcome>;
   comment(number: number, body: string, signal?: AbortSignal): Promise<void>;
 }
