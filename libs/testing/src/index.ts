@@ -21,13 +21,31 @@ export function startNats(opts: NatsServerOptions = {}): Promise<NatsServer> {
 }
 
 export async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
+  // Below Linux's ephemeral range (32768–60999), so that no server another test starts on port 0
+  // can take it between this check and the service's own listen; random, so that parallel test
+  // files rarely pick the same one (Stack.start tries again if one does).
+  for (let i = 0; i < 20; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await bindable(port)) return port;
+  }
+  return await listenOn(0);
+}
+
+function bindable(port: number): Promise<boolean> {
+  return listenOn(port).then(
+    () => true,
+    () => false,
+  );
+}
+
+function listenOn(port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
+    srv.listen(port, "127.0.0.1", () => {
       const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
+      const got = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolve(got));
     });
   });
 }
@@ -172,7 +190,18 @@ export class Stack {
     readonly grpcPort: number,
   ) {}
 
+  /** Starts the stack; a service that finds its port taken meanwhile (another test's) gets the stack started again on new ports. */
   static async start(opts: StackOptions = {}): Promise<Stack> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await Stack.#startOnce(opts);
+      } catch (err) {
+        if (attempt >= 3 || !/EADDRINUSE/.test((err as Error).message ?? "")) throw err;
+      }
+    }
+  }
+
+  static async #startOnce(opts: StackOptions): Promise<Stack> {
     const nats = opts.nats ?? (await startNats());
     const stack = new Stack(nats, opts.nats === undefined, await freePort(), await freePort());
     const base: Record<string, string> = {
