@@ -1629,16 +1629,24 @@ class Kernel {
       ...(sig.url ? { url: sig.url } : {}),
       ...(sig.sha ? { sha: sig.sha } : {}),
     };
-    const told = {
-      conclusion: failure.conclusion,
-      ...(sig.provider ? { provider: sig.provider } : {}),
-      ...(sig.check ? { check: sig.check } : {}),
-      ...(sig.sha ? { sha: sig.sha } : {}),
-      ...(sig.url ? { url: sig.url } : {}),
-    };
-    const feedback = ciFixFeedback(told, this.snapOf(stepId)?.context.error?.message, attempt, max);
+    const feedback = this.ciFixFor(stepId, sig, this.snapOf(stepId)?.context.error?.message, attempt, max);
     const why = `CI fix attempt ${attempt} of ${max}`;
-    // The failing check, for the hub to fetch its job's log (the provider: the report's, else the forge's).
+    const cannot = this.signal({ name: "run_step", stepId, feedback }, actor, why);
+    this.#extraPayload.delete(stepId);
+    if (cannot) return refused(`${why} could not start: ${cannot.message}`);
+    this.state.ci = { policy: rules, attempts: attempt, lastAt: now };
+    this.changed = true;
+    this.emit({ type: "ci.fix_attempt", at: now, data: { stepId, attempt, max, failure } });
+    this.setFacts({ ciFixAttempts: attempt, ciFixLastAt: now, ciFix: { attempt, max, stepId, at: now, failure } }, why);
+  }
+
+  /**
+   * What a CI fix attempt of `stepId` is told (the feedback it returns) and given: the failing check,
+   * in its work's `payload.ciFailure`, for the hub to fetch its job's log (the provider: the report's,
+   * else the forge's). The payload is taken when the step is dispatched in this transition.
+   */
+  private ciFixFor(stepId: string, sig: Extract<Signal, { name: "ci_report" }>, stepError: string | undefined, attempt: number, max: number): string {
+    const conclusion = sig.conclusion ?? sig.status;
     const forge = this.state.project?.forge;
     const provider = sig.provider ?? forge?.provider;
     if (provider) {
@@ -1649,17 +1657,18 @@ class Kernel {
         ...(sig.jobId !== undefined ? { jobId: sig.jobId } : {}),
         ...(sig.sha ? { sha: sig.sha } : {}),
         ...(sig.url ? { url: sig.url } : {}),
-        conclusion: failure.conclusion,
+        conclusion,
       };
       this.#extraPayload.set(stepId, { ciFailure });
     }
-    const cannot = this.signal({ name: "run_step", stepId, feedback }, actor, why);
-    this.#extraPayload.delete(stepId);
-    if (cannot) return refused(`${why} could not start: ${cannot.message}`);
-    this.state.ci = { policy: rules, attempts: attempt, lastAt: now };
-    this.changed = true;
-    this.emit({ type: "ci.fix_attempt", at: now, data: { stepId, attempt, max, failure } });
-    this.setFacts({ ciFixAttempts: attempt, ciFixLastAt: now, ciFix: { attempt, max, stepId, at: now, failure } }, why);
+    const told = {
+      conclusion,
+      ...(sig.provider ? { provider: sig.provider } : {}),
+      ...(sig.check ? { check: sig.check } : {}),
+      ...(sig.sha ? { sha: sig.sha } : {}),
+      ...(sig.url ? { url: sig.url } : {}),
+    };
+    return ciFixFeedback(told, stepError, attempt, max);
   }
 
   /**
@@ -1700,28 +1709,7 @@ class Kernel {
     if (!stepId) return refused("no step has run that could fix it");
     const attempt = verdict.attempt;
     const why = `CI fix attempt ${attempt} of ${max}`;
-    const told = {
-      conclusion: failure.conclusion,
-      ...(sig.provider ? { provider: sig.provider } : {}),
-      ...(sig.check ? { check: sig.check } : {}),
-      ...(sig.sha ? { sha: sig.sha } : {}),
-      ...(sig.url ? { url: sig.url } : {}),
-    };
-    const feedback = ciFixFeedback(told, undefined, attempt, max);
-    const forge = this.state.project?.forge;
-    const provider = sig.provider ?? forge?.provider;
-    if (provider) {
-      const ciFailure: CiFailureRef = {
-        provider,
-        ...(forge ? { forge } : {}),
-        ...(sig.check ? { check: sig.check } : {}),
-        ...(sig.jobId !== undefined ? { jobId: sig.jobId } : {}),
-        ...(sig.sha ? { sha: sig.sha } : {}),
-        ...(sig.url ? { url: sig.url } : {}),
-        conclusion: failure.conclusion,
-      };
-      this.#extraPayload.set(stepId, { ciFailure });
-    }
+    const feedback = this.ciFixFor(stepId, sig, undefined, attempt, max);
     // Both are taken when the step is dispatched, in this transition (the stage's steps may be
     // dispatched after the event itself is applied); a kernel lives for one command.
     let cannot: KernelError | null;
