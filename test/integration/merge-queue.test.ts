@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connectBus, lastTransition, sendCommandAndWait, type Bus } from "@orch/bus";
-import { PrUpdatePayload, type RunView, type Signal } from "@orch/contracts";
+import { connectBus, replayTransitions, sendCommandAndWait, type Bus } from "@orch/bus";
+import { PrUpdatePayload, type RunView, type Signal, type WorkItem } from "@orch/contracts";
 import { mergeQueueRunId } from "@orch/engine";
 import { createLogger } from "@orch/logging";
 import { Stack, http, waitFor, type HttpResponse } from "@orch/testing";
@@ -56,14 +56,21 @@ async function send(runId: string, commandId: string, signal: Signal): Promise<R
   return out.run as RunView;
 }
 
-/** The run's work item of `type` in its latest transition that has one. */
-async function workOf(runId: string, type: string) {
+/**
+ * The run's latest work item of `type` other than the attempts in `seen`, from any of its
+ * transitions (a later transition, a signal the test sends say, need not repeat it).
+ */
+async function workOf(runId: string, type: string, seen: string[] = []) {
   return waitFor(
     async () => {
-      const t = (await lastTransition(bus, runId))?.transition.head();
-      return t?.work?.find((w) => w.type === type);
+      let found: WorkItem | undefined;
+      for await (const t of replayTransitions(bus, bus.names.subjects.runOf(runId), { untilCaughtUp: true })) {
+        const w = t.transition.head().work?.find((w) => w.type === type && !seen.includes(w.attemptId));
+        if (w) found = w;
+      }
+      return found;
     },
-    { timeoutMs: 10_000, what: `${type} work for ${runId}` },
+    { timeoutMs: 15_000, what: `${type} work for ${runId}` },
   );
 }
 
@@ -196,12 +203,18 @@ describe("the merge queue", () => {
     await waitFor(async () => (await queueView()).mergeQueue?.entries?.length === 0, { timeoutMs: 10_000, what: "an empty queue" });
 
     // Approved again (on the new head) and green: it joins again and gets its turn at once.
-    await send("mq-b", "review:mq-b:b1", { name: "review_report", state: "approved", reviewer: "lee", sha: "b1b1b1b1b1b1", provider: "github" });
-    await send("mq-b", "ci:mq-b:b1", { name: "ci_report", status: "success", check: "test", sha: "b1b1b1b1b1b1", provider: "github" });
-    const again = await waitFor(async () => {
-      const t = (await lastTransition(bus, "mq-b"))?.transition.head();
-      return t?.work?.find((w) => w.type === "pr.update" && w.attemptId !== updateB.attemptId);
+    // Green on b0 says nothing about b1: approved alone, it waits for CI on the new head.
+    const approvedOnly = await send("mq-b", "review:mq-b:b1", {
+      name: "review_report",
+      state: "approved",
+      reviewer: "lee",
+      sha: "b1b1b1b1b1b1",
+      provider: "github",
     });
+    expect(approvedOnly.mergeQueue).toBeUndefined();
+    expect(approvedOnly.pullRequest?.checks?.state).toBe("pending");
+    await send("mq-b", "ci:mq-b:b1", { name: "ci_report", status: "success", check: "test", sha: "b1b1b1b1b1b1", provider: "github" });
+    const again = await workOf("mq-b", "pr.update", [updateB.attemptId]);
     expect(PrUpdatePayload.parse(again.payload)).toMatchObject({ approvedSha: "b1b1b1b1b1b1" });
   }, 90_000);
 });

@@ -154,7 +154,7 @@ function pullRequestView(pr: PrState): NonNullable<RunView["pullRequest"]> {
   if (pr.closedAt !== undefined) out.closedAt = pr.closedAt;
   if (pr.mergedAt !== undefined) out.mergedAt = pr.mergedAt;
   if (pr.mergeSha !== undefined) out.mergeSha = pr.mergeSha;
-  const state = checksState(pr.checks);
+  const state = checksState(pr.checks, pr.record.headSha);
   if (pr.checks && Object.keys(pr.checks).length > 0) out.checks = { state: state ?? "pending", at: pr.checksAt ?? 0, byName: pr.checks };
   if (pr.review) out.review = pr.review;
   if (pr.reviewFix) out.reviewFixAttempts = pr.reviewFix.attempts;

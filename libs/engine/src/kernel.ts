@@ -31,6 +31,7 @@ import {
 import {
   checkCounts,
   checksState,
+  sameCommit,
   outputSummary,
   prBody,
   prTitle,
@@ -2208,7 +2209,7 @@ class Kernel {
       if (!pr || pr.record.state !== "open")
         return this.mqLeave(pr?.record.state === "merged" ? "merged" : "closed", `the pull request is ${pr?.record.state ?? "gone"}`);
       if (pr.review?.state !== "approved") return this.mqLeave("reapproval", "the pull request's approval is gone");
-      if (checksState(pr.checks) === "failure" && mq.state !== "updating") return this.mqLeave("failed", "a check failed");
+      if (checksState(pr.checks, pr.record.headSha) === "failure" && mq.state !== "updating") return this.mqLeave("failed", "a check failed");
       if (mq.state === "checking" && this.greenOn(mq.headSha, mq.since)) {
         this.state.mq = { ...mq, state: "merging" };
         this.changed = true;
@@ -2226,7 +2227,7 @@ class Kernel {
   /** Whether the counted checks passed on `sha` (reported for it, or, without a commit, since `since`). */
   private greenOn(sha: string | undefined, since: number): boolean {
     const counted = Object.values(this.state.pr?.checks ?? {}).filter((c) => c.counted);
-    const current = counted.filter((c) => (c.sha && sha ? c.sha.startsWith(sha) || sha.startsWith(c.sha) : c.at > since));
+    const current = counted.filter((c) => (c.sha && sha ? sameCommit(c.sha, sha) : c.at > since));
     return current.length > 0 && current.length === counted.length && current.every((c) => c.status === "success");
   }
 

@@ -100,18 +100,26 @@ function globRegExp(p: string): RegExp {
 
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
-/** The counted checks summed up: failure if one failed, pending if one is pending, success if all passed; none: undefined. */
-export function checksState(checks: Record<string, CheckRecord> | undefined): CiStatus | undefined {
+/** Whether a check reported for `sha` is about the head `head` (either may be abbreviated; unknown counts). */
+export const sameCommit = (sha: string | undefined, head: string | undefined): boolean => !sha || !head || sha.startsWith(head) || head.startsWith(sha);
+
+/**
+ * The counted checks summed up: failure if one failed, pending if one is pending, success if all
+ * passed; none: undefined. Given the PR's `head`, a check reported for another commit is stale: it
+ * counts as pending until it reports on the head (green on an old head proves nothing about a new one).
+ */
+export function checksState(checks: Record<string, CheckRecord> | undefined, head?: string): CiStatus | undefined {
   const counted = Object.values(checks ?? {}).filter((c) => c.counted);
   if (counted.length === 0) return undefined;
-  if (counted.some((c) => c.status === "failure")) return "failure";
-  if (counted.some((c) => c.status === "pending")) return "pending";
+  const status = (c: CheckRecord): CiStatus => (sameCommit(c.sha, head) ? c.status : "pending");
+  if (counted.some((c) => status(c) === "failure")) return "failure";
+  if (counted.some((c) => status(c) === "pending")) return "pending";
   return "success";
 }
 
 /** Whether the PR is open, approved and green: what merging it waits for. */
 export function readyToMerge(pr: PrState | undefined): boolean {
-  return pr?.record.state === "open" && pr.review?.state === "approved" && checksState(pr.checks) === "success";
+  return pr?.record.state === "open" && pr.review?.state === "approved" && checksState(pr.checks, pr.record.headSha) === "success";
 }
 
 export type FixVerdict = { ok: true; attempt: number } | { ok: false; reason: string; notBefore?: number };

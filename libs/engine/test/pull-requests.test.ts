@@ -183,6 +183,14 @@ describe("CI: the check filter, the failing check in a fix attempt", () => {
     expect(checksState(d.state.pr?.checks)).toBe("success");
   });
 
+  it("a check reported for another commit than the PR's head is stale: pending, never green nor failed", () => {
+    const checks = { test: { status: "success" as const, sha: "aaaa1111", counted: true, at: 1 } };
+    expect(checksState(checks, "aaaa1111ffff")).toBe("success");
+    expect(checksState(checks, "bbbb2222")).toBe("pending");
+    expect(checksState({ test: { ...checks.test, status: "failure" as const } }, "bbbb2222")).toBe("pending");
+    expect(checksState({ test: { status: "success" as const, counted: true, at: 1 } }, "bbbb2222")).toBe("success");
+  });
+
   it("a CI fix attempt's work carries payload.ciFailure (the forge, the check, its job id) for the hub to fetch the log", () => {
     const def: DefinitionInput = {
       id: "acme.ci",
