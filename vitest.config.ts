@@ -4,6 +4,7 @@ import { defineConfig } from "vitest/config";
  * Test tiers (vitest projects), run by `npm test` one after the other:
  * - unit: pure code and single components; libraries resolved from source (`@orch/source`).
  * - integration: the real services as processes on a real nats-server, over real sockets.
+ * - browser: the web console in Debian's Chromium, driven by playwright-core, over a real stack.
  * - harness: the real coding-agent CLIs (pinned in scripts/lib/harnesses.mjs, installed on demand)
  *   driven through their providers against fake model servers on 127.0.0.1.
  */
@@ -37,6 +38,17 @@ export default defineConfig({
           hookTimeout: 60_000,
           // Each file starts its own nats-server and five service processes: one file at a time
           // keeps a 2-core machine honest.
+          fileParallelism: false,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: "browser",
+          include: ["test/browser/**/*.test.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 90_000,
+          // A stack and a browser per file: one file at a time.
           fileParallelism: false,
         },
       },

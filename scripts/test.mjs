@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { bootstrap } from "./lib/bootstrap.mjs";
 import { ensureHarnesses, HarnessInstallError } from "./lib/harnesses.mjs";
 import { fetchDebianNats, ROOT, versionOf } from "./lib/nats.mjs";
+import { ensureSystemTools, SystemToolError } from "./lib/system-tools.mjs";
 
 /**
  * The tiers, in order. `nats-2.9` runs the integration tests that exercise NATS again on Debian
@@ -32,7 +33,10 @@ const TIERS = {
     },
   },
   unit: { project: "unit" },
-  integration: { project: "integration" },
+  // The terminal UI's tests drive the real program in tmux (installed with apt-get when missing).
+  integration: { project: "integration", prepare: () => systemTools(["tmux"]) },
+  // The web console in Debian's Chromium, driven by playwright-core (installed when missing).
+  browser: { project: "browser", prepare: () => systemTools(["chromium"]) },
   "nats-2.9": {
     project: "integration",
     files: [
@@ -68,6 +72,17 @@ const TIERS = {
     },
   },
 };
+
+/** A tier's preparation that needs programs from the system's packages: their paths, or why not. */
+function systemTools(names) {
+  try {
+    const found = ensureSystemTools(names);
+    return { env: Object.fromEntries(Object.entries(found).map(([n, p]) => [`ORCH_${n.toUpperCase()}_BIN`, p])) };
+  } catch (err) {
+    if (err instanceof SystemToolError) return { error: err.message };
+    throw err;
+  }
+}
 
 const args = process.argv.slice(2);
 const tiers = [];
