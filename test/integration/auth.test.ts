@@ -32,8 +32,9 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-/** Open without a token: liveness, metrics, the API's documentation (and the service root, which points at it). */
-const OPEN = (path: string) => /^\/(health|metrics|redoc|openapi\.yaml)?$/.test(path) || path === "/docs" || path.startsWith("/docs/");
+/** Open without a token: liveness, metrics, the API's documentation (and the service root, which points at it), the console's static files. */
+const OPEN = (path: string) =>
+  /^\/(health|metrics|redoc|openapi\.yaml|console)?$/.test(path) || path === "/docs" || path.startsWith("/docs/") || path.startsWith("/console/");
 /** Webhooks authenticate with their provider's signature or token, not the bearer. */
 const WEBHOOK = (path: string) => /webhook/i.test(path);
 

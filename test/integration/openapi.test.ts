@@ -54,7 +54,7 @@ describe("api/openapi.yaml", () => {
       version: "test",
     });
     await app.ready();
-    const hidden = new Set(["GET /docs/static/{file}"]);
+    const hidden = new Set(["GET /docs/static/{file}", "GET /console/*"]);
     const served = new Set(
       app.routeTable
         .filter((r) => r.method !== "HEAD" && r.method !== "OPTIONS")
@@ -81,6 +81,10 @@ describe("api/openapi.yaml", () => {
     ).toEqual(
       [
         "/",
+        "/console",
+        "/console/",
+        "/console/*",
+        "/console/assets/:file",
         "/docs",
         "/docs/openapi.json",
         "/docs/openapi.yaml",
@@ -119,8 +123,32 @@ describe("api/openapi.yaml", () => {
     const asset = await app.inject({ url: "/docs/static/swagger-ui-bundle.js" });
     expect(asset.statusCode).toBe(200);
     expect(asset.body.length).toBeGreaterThan(100_000);
-    expect((await app.inject({ url: "/redoc" })).body).toContain('<redoc spec-url="/docs/openapi.json">');
     expect((await app.inject({ url: "/docs/static/..%2fpackage.json" })).statusCode).toBe(404);
+    await app.close();
+  });
+
+  it("ReDoc at /redoc works offline: its page names no other host, and its script is served from the redoc package", async () => {
+    const cfg = loadConfig(GatewayConfig, { ORCH_CONFIG: "none" });
+    const app = await buildApp({
+      cfg,
+      bus,
+      topology: topologyFromConfig(bus.names, cfg),
+      logger: createLogger({ service: "test", level: "silent" }),
+      version: "0.1.0",
+    });
+    const page = await app.inject({ url: "/redoc" });
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toContain('<redoc spec-url="/docs/openapi.json">');
+    // No URL with a scheme or a protocol-relative one, in the page or its content policy.
+    expect(page.body).not.toMatch(/(https?:)?\/\/[a-z0-9.-]+/i);
+    expect(String(page.headers["content-security-policy"])).not.toMatch(/https?:|\/\//);
+    const scripts = [...page.body.matchAll(/<script[^>]*\ssrc="([^"]+)"/g)].map((m) => m[1]!);
+    expect(scripts).toEqual(["/docs/static/redoc.standalone.js"]);
+    const script = await app.inject({ url: scripts[0]! });
+    expect(script.statusCode).toBe(200);
+    expect(script.headers["content-type"]).toMatch(/^application\/javascript/);
+    expect(script.body.length).toBeGreaterThan(500_000);
+    expect(script.body).toContain("Redoc");
     await app.close();
   });
 });

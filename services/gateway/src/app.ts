@@ -92,8 +92,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.addHook("preValidation", async (req) => {
     if (!Buffer.isBuffer(req.body) && jsonTooDeep(req.body)) throw new JsonTooDeepError();
   });
-  // Security headers on every answer: an API serves no pages but /docs and /redoc (which set
-  // their own content policy); CORS stays each surface's business (seed 000 opens its routes).
+  // Security headers on every answer: the only pages are /docs, /redoc and the console under
+  // /console (each sets its own content policy: its own scripts and styles, API calls to itself); CORS stays each surface's business (seed 000 opens its routes).
   await app.register(helmet, {
     global: true,
     contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },

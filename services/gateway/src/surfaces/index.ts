@@ -3,6 +3,7 @@ import type { FastifyInstance } from "fastify";
 import type { Surface } from "../context.js";
 import { apiV1Routes } from "./v1/index.js";
 import { docsRoutes } from "./ops/docs.js";
+import { consoleRoutes } from "./ops/console.js";
 import { deadLetterRoutes, dlqRoutes } from "./dead-letters/routes.js";
 import { metricsRoutes } from "./ops/metrics.js";
 import { healthRoutes } from "./ops/health.js";
@@ -29,6 +30,7 @@ export const SURFACES: SurfaceEntry[] = [
   { name: "metrics and /openapi.yaml", plugin: metricsRoutes },
   { name: "health", plugin: healthRoutes },
   { name: "docs", plugin: docsRoutes },
+  { name: "web console (/console)", plugin: consoleRoutes },
   { name: "dead letters (seed 001: /dlq)", plugin: dlqRoutes },
   { name: "our API (/api/v1)", plugin: apiV1Routes, prefix: "/api/v1" },
   { name: "dead letters (/api/v1/dead-letters)", plugin: deadLetterRoutes, prefix: "/api/v1" },

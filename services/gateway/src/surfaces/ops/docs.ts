@@ -11,8 +11,8 @@ import { route } from "../../routing.js";
 
 /**
  * The API's documentation: the OpenAPI document (JSON and YAML) generated from the route schemas,
- * Swagger UI at /docs (served from the swagger-ui-dist package, no CDN) and ReDoc at /redoc (seed
- * 002's two pages), and seed 002's service root.
+ * Swagger UI at /docs and ReDoc at /redoc (seed 002's two pages), both served from their packages
+ * (swagger-ui-dist, redoc's standalone bundle) under /docs/static, no CDN, and seed 002's service root.
  */
 
 export const TAGS = [
@@ -35,11 +35,14 @@ export function openApiDocument(app: FastifyInstance, version: string): Record<s
 
 const require = createRequire(import.meta.url);
 const SWAGGER_DIR = dirname(require.resolve("swagger-ui-dist/package.json"));
-const ASSETS: Record<string, string> = {
-  "swagger-ui.css": "text/css; charset=utf-8",
-  "swagger-ui-bundle.js": "application/javascript; charset=utf-8",
-  "swagger-ui-standalone-preset.js": "application/javascript; charset=utf-8",
-  "favicon-32x32.png": "image/png",
+const REDOC_DIR = join(dirname(require.resolve("redoc/package.json")), "bundles");
+/** The pages' assets, from their packages (no CDN): name → its type and directory. */
+const ASSETS: Record<string, { type: string; dir: string }> = {
+  "swagger-ui.css": { type: "text/css; charset=utf-8", dir: SWAGGER_DIR },
+  "swagger-ui-bundle.js": { type: "application/javascript; charset=utf-8", dir: SWAGGER_DIR },
+  "swagger-ui-standalone-preset.js": { type: "application/javascript; charset=utf-8", dir: SWAGGER_DIR },
+  "favicon-32x32.png": { type: "image/png", dir: SWAGGER_DIR },
+  "redoc.standalone.js": { type: "application/javascript; charset=utf-8", dir: REDOC_DIR },
 };
 
 const SWAGGER_HTML = `<!doctype html>
@@ -56,7 +59,7 @@ const REDOC_HTML = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Orchestrator API - ReDoc</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head>
 <body><redoc spec-url="/docs/openapi.json"></redoc>
-<script src="https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js"></script>
+<script src="/docs/static/redoc.standalone.js"></script>
 </body></html>`;
 
 export async function docsRoutes(app: FastifyInstance, opts: Surface): Promise<void> {
@@ -94,7 +97,7 @@ export async function docsRoutes(app: FastifyInstance, opts: Surface): Promise<v
         .type("text/html; charset=utf-8")
         .header(
           "content-security-policy",
-          "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net; style-src 'self' 'unsafe-inline' https://fonts.googleapis.com; font-src https://fonts.gstatic.com; img-src 'self' data: https://cdn.redoc.ly; worker-src blob:; connect-src 'self'",
+          "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; font-src 'self' data:; img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'",
         )
         .send(REDOC_HTML),
   );
@@ -131,7 +134,7 @@ export async function docsRoutes(app: FastifyInstance, opts: Surface): Promise<v
       url: "/docs/static/:file",
       operationId: "docsAsset",
       tags: ["ops"],
-      summary: "Swagger UI's assets",
+      summary: "Swagger UI's and ReDoc's assets",
       hidden: true,
       auth: "none",
       params: z.object({ file: z.string() }),
@@ -139,12 +142,12 @@ export async function docsRoutes(app: FastifyInstance, opts: Surface): Promise<v
     },
     async (_req, reply, { params }) => {
       // A file that is not one of the assets is not there (404), not a bad request.
-      const type = Object.hasOwn(ASSETS, params.file) ? ASSETS[params.file] : undefined;
-      if (type === undefined) throw notFound(`No asset ${params.file.slice(0, 100)}`);
+      const asset = Object.hasOwn(ASSETS, params.file) ? ASSETS[params.file] : undefined;
+      if (asset === undefined) throw notFound(`No asset ${params.file.slice(0, 100)}`);
       return reply
-        .type(type)
+        .type(asset.type)
         .header("cache-control", "public, max-age=86400")
-        .send(await readFile(join(SWAGGER_DIR, params.file)));
+        .send(await readFile(join(asset.dir, params.file)));
     },
   );
 }

@@ -1,5 +1,14 @@
-import { parseFeedPosition, replayEvents, type Bus, type FeedEvent } from "@orch/bus";
-import { DEFAULT_PROJECT, ErrorCode, FINAL_SESSION_STATUSES, OrchError, type SessionStatus } from "@orch/contracts";
+import { getSessionRecord, parseFeedPosition, replayEvents, sessionKeys, type Bus, type FeedEvent } from "@orch/bus";
+import {
+  DEFAULT_PROJECT,
+  ErrorCode,
+  EVENTS_PER_TRANSITION,
+  FINAL_SESSION_STATUSES,
+  OrchError,
+  SESSION_STATUSES,
+  type SessionRecord,
+  type SessionStatus,
+} from "@orch/contracts";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { route, ValidationError } from "../../routing.js";
@@ -12,6 +21,7 @@ import {
   eventJson,
   IdParam,
   listOf,
+  listParam,
   loadRun,
   SessionEventJson,
   sessionEventJson,
@@ -154,6 +164,45 @@ export function eventRoutes(app: FastifyInstance, { opts, defaults }: V1): void 
     app,
     {
       method: "GET",
+      url: "/events/stream",
+      operationId: "v1EventFeed",
+      tags: ["runs"],
+      summary: "Every run's events as they happen (Server-Sent Events): the live event feed",
+      description: [
+        "Events of all runs (or of one project, `projectId`) from now on, after the last `recent` transitions (0 to 500,",
+        "default 0): `id:`, `event:` and `data:` as in a run's stream. Reconnect with `Last-Event-ID` (or",
+        "`?last_event_id=`) to resume after that id with no gap and no duplicate. It does not end.",
+      ].join("\n"),
+      query: StreamQuery.extend({
+        projectId: IdParam.optional(),
+        recent: z.coerce.number().int().min(0).max(500).default(0).describe("Start this many transitions back (a little history first)"),
+      }),
+      headers: STREAM_HEADERS,
+      responses: { 200: SSE, 400: ERRORS[400], 401: ERRORS[401], 404: ERRORS[404] },
+    },
+    async (req, reply, { query }) => {
+      if (query.projectId) await checkProject(opts, req, query.projectId);
+      const filter = query.projectId ? s.runsOfProject(query.projectId) : s.runsAll();
+      // Where "now" is: the runs stream's last transition, less the history asked for.
+      const last = (await bus.jsm.streams.info(bus.names.streams.runs)).state.last_seq;
+      const from = last - query.recent;
+      await streamEvents({
+        req,
+        reply,
+        limits: opts.sse,
+        source: (lastId, signal) => {
+          const after = position(lastId, "Last-Event-ID") ?? (from > 0 ? { streamSeq: from, index: EVENTS_PER_TRANSITION - 1 } : undefined);
+          return replayEvents(bus, filter, { ...(after ? { after } : {}), signal });
+        },
+        frame: (e) => ({ event: e.event.type, data: eventJson(e), id: e.id }),
+      });
+    },
+  );
+
+  route(
+    app,
+    {
+      method: "GET",
       url: "/events",
       operationId: "v1ListEvents",
       tags: ["runs"],
@@ -202,6 +251,38 @@ export function eventRoutes(app: FastifyInstance, { opts, defaults }: V1): void 
     await checkProject(opts, req, rec.projectId);
     return rec;
   };
+
+  route(
+    app,
+    {
+      method: "GET",
+      url: "/sessions",
+      operationId: "v1ListSessions",
+      tags: ["sessions"],
+      summary: "Worker sessions across runs, newest first",
+      description: "Every session the agent hubs keep (`?status=` filters, repeat it or give a comma list), newest first, at most `limit`.",
+      query: z.object({
+        status: listParam(SESSION_STATUSES).describe("created, starting, running, waiting_input, completed, failed, cancelled, timed_out"),
+        limit: z.coerce.number().int().min(1).max(500).default(100),
+      }),
+      responses: { 200: { description: "Sessions", schema: listOf(SessionJson) }, 400: ERRORS[400], 401: ERRORS[401] },
+    },
+    async (_req, _reply, { query }) => {
+      const keys = await sessionKeys(bus);
+      const records: SessionRecord[] = [];
+      for (let i = 0; i < keys.length; i += 64) {
+        const batch = await Promise.all(
+          keys.slice(i, i + 64).map((k) => {
+            const dot = k.indexOf(".");
+            return getSessionRecord(bus, k.slice(0, dot), k.slice(dot + 1));
+          }),
+        );
+        for (const b of batch) if (b && (query.status.length === 0 || query.status.includes(b.record.status))) records.push(b.record);
+      }
+      records.sort((a, b) => b.createdAt - a.createdAt || a.sessionId.localeCompare(b.sessionId));
+      return { items: records.slice(0, query.limit).map(sessionJson), total: records.length };
+    },
+  );
 
   route(
     app,
