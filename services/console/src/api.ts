@@ -131,11 +131,13 @@ export class EventStream {
   async #open(): Promise<void> {
     if (this.#closed) return;
     this.opts.onState?.(this.#retries === 0 ? "connecting" : "retrying");
-    let url = this.path;
-    const params = new URLSearchParams();
+    // A stream token opens a path; the stream's own query (`?recent=`) rides along.
+    const [path = "", search = ""] = this.path.split("?");
+    let url = path;
+    const params = new URLSearchParams(search);
     if (token.get()) {
       try {
-        const t = await request<{ token: string }>("POST", "/api/v1/stream-tokens", { path: this.path });
+        const t = await request<{ token: string }>("POST", "/api/v1/stream-tokens", { path });
         params.set("access_token", t.token);
       } catch (err) {
         // A refusal (401, 404) will not change by retrying: say so and stop.
