@@ -199,6 +199,43 @@ describe("the web console", () => {
     await page.close();
   });
 
+  it("every page answers: runs filtered, approvals, projects, queues and sessions, schedules, the live event feed, dead letters", async () => {
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await page.goto(`${stack.baseUrl}/console/events`);
+    await page.waitForSelector("main [data-stream=open]");
+    // The feed is live: a run started now shows up without a reload.
+    const runId = await createRun("feed");
+    await page.waitForSelector(`.history li >> text=${runId}`, { timeout: 30_000 });
+
+    await page.goto(`${stack.baseUrl}/console/runs?status=completed&view=speckit`);
+    await page.waitForSelector("tr[data-run]");
+    const statuses = await page.$$eval("tr[data-run]", (rows) => rows.map((r) => r.getAttribute("data-status")));
+    expect(statuses.length).toBeGreaterThan(0);
+    expect(new Set(statuses)).toEqual(new Set(["completed"]));
+    await page.goto(`${stack.baseUrl}/console/runs?label=feature:001`);
+    await page.waitForSelector("tr[data-run]");
+
+    for (const [path, ready] of [
+      ["/approvals", "[data-approval], .empty"],
+      ["/projects", "[data-project], .empty"],
+      ["/queues", "table, .empty"],
+      ["/schedules", "table, .empty"],
+      ["/dead-letters", "[data-letter], .empty"],
+    ] as const) {
+      await page.goto(`${stack.baseUrl}/console${path}`);
+      await page.waitForSelector(ready);
+      expect(await page.locator(".error").count(), path).toBe(0);
+    }
+    await page.goto(`${stack.baseUrl}/console/queues`);
+    await page.waitForSelector("h2:has-text('Worker sessions') >> xpath=../.. >> table");
+    await page.goto(`${stack.baseUrl}/console/no-such-page`);
+    await page.waitForSelector("h1:has-text('Not found')");
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it("fits a phone: the run page has no horizontal overflow and its actions are reachable", async () => {
     const runId = await createRun("phone");
     await waitFor(async () => (await stepStatus(runId, "phase_1")) === "waiting_approval" || undefined, { timeoutMs: 60_000, what: "phase 1 to wait" });
