@@ -17,7 +17,6 @@ export function useLoad<T>(fn: () => Promise<T>, deps: unknown[]): { data: T | u
       (err: unknown) =>
         mine === gen.current && setState((s) => ({ ...s, error: err instanceof ApiError ? err : new ApiError(0, "ERROR", String(err)), loading: false })),
     );
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, deps);
   useEffect(load, [load]);
   return { ...state, reload: load };
@@ -57,7 +56,6 @@ export function useStream(
       ...(isLast ? { isLast } : {}),
     });
     return () => s.close();
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [path]);
   return st;
 }
