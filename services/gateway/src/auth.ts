@@ -6,10 +6,11 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 /**
  * Authentication. With `ORCH_API_TOKEN` (or seed 004's `TASKSGODZILLA_API_TOKEN`) set, every route
  * but the open ones (health, metrics, the docs, the web console's static files) needs
- * `Authorization: Bearer <token>`. A project can have a token of its own (`X-Project-Token`): alone it opens that project's routes and nothing
- * else; beside the API token it is required on the project's routes (seed 004). EventSource cannot
- * set headers, so an event stream also takes `?access_token=`: a short-lived token signed with the
- * API token and bound to one path. Tokens are compared in constant time and never logged.
+ * `Authorization: Bearer <token>`. A project can have a token of its own (`X-Project-Token`): alone
+ * it opens that project's routes and nothing else; beside the API token it is required on the
+ * project's routes (seed 004). EventSource cannot set headers, so an event stream also takes
+ * `?access_token=`: a short-lived token signed with the API token and bound to one path. Tokens are
+ * compared in constant time and never logged.
  */
 
 export type Auth = { kind: "open" } | { kind: "admin" } | { kind: "project"; projectId: string } | { kind: "stream"; path: string };
