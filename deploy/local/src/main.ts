@@ -226,6 +226,7 @@ async function main(): Promise<void> {
           "",
           "Orchestrator is running:",
           `  HTTP   http://${httpHost}:${httpPort}    try: curl -s http://${httpHost}:${httpPort}/api/orchestrator/ping`,
+          `  Web    http://${httpHost}:${httpPort}/console    the console (API docs at /docs)`,
           `  gRPC   ${grpcHost}:${grpcPort}          proto/orchestrator.proto`,
           `  NATS   ${natsNote} (ORCH_BACKEND=${backend})`,
           `  Jobs   seed 000's steps run in the agent hub's log-only adapters (dev.log, repoops, ci, docs); ORCH_MODE=${env.ORCH_MODE ?? "mock"}`,
