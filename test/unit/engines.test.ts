@@ -69,7 +69,8 @@ describe("dependencies", () => {
     // dependency, through bullmq → msgpackr) only looks for a prebuilt binary that its platform
     // package already ships, and msgpackr falls back to JavaScript without it. @scarf/scarf (through
     // swagger-ui-dist, the assets of /docs) only sends install telemetry: denied, nothing is lost.
-    // The root package.json denies all three.
-    expect(withScripts.sort()).toEqual(["@scarf/scarf", "msgpackr-extract", "protobufjs"]);
+    // core-js (a peer dependency of redoc, whose standalone bundle /redoc serves and which bundles
+    // its own) only prints a funding banner. The root package.json denies all four.
+    expect(withScripts.sort()).toEqual(["@scarf/scarf", "core-js", "msgpackr-extract", "protobufjs"]);
   });
 });

@@ -110,7 +110,10 @@ function workspaces(): string[] {
 
 describe("docker-compose.yml", () => {
   it("runs exactly the services in services/, each from the shared build with its own entry point", () => {
-    const serviceDirs = readdirSync(join(ROOT, "services")).filter((d) => existsSync(join(ROOT, "services", d, "package.json")));
+    // A service is a process with an entry point; the web console (static files the gateway serves) is not one.
+    const serviceDirs = readdirSync(join(ROOT, "services")).filter(
+      (d) => existsSync(join(ROOT, "services", d, "package.json")) && existsSync(join(ROOT, "services", d, "src", "main.ts")),
+    );
     expect(appServices.map(([name]) => name).sort()).toEqual(serviceDirs.sort());
 
     const shared = compose["x-orchestrator"];
