@@ -1,3 +1,4 @@
+import { Fragment } from "preact";
 import { useMemo, useRef, useState } from "preact/hooks";
 import { ApiError, api, ask } from "../api.js";
 import { runActions, type RunAction } from "../actions.js";
@@ -138,8 +139,15 @@ export function RunPage({ id }: { id: string }) {
 
       <Section title="Steps">
         <ol class="timeline">
-          {r.steps.map((s) => (
-            <StepItem key={s.id} step={s} sessions={all.filter((x) => x.stepId === s.id)} />
+          {r.steps.map((s, i) => (
+            <Fragment key={s.id}>
+              {s.phase && s.phase !== r.steps[i - 1]?.phase ? (
+                <li key={`phase-${s.phase}-${i}`} class="phase" data-phase={s.phase}>
+                  {s.phase}
+                </li>
+              ) : null}
+              <StepItem step={s} sessions={all.filter((x) => x.stepId === s.id)} />
+            </Fragment>
           ))}
         </ol>
         <UsageBy run={r} />
