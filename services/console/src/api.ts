@@ -215,12 +215,14 @@ declare global {
     __orchConsole?: { dropStreams: () => number };
   }
 }
-window.__orchConsole = {
-  dropStreams: () => {
-    for (const s of live) s.drop();
-    return live.size;
-  },
-};
+if (typeof window !== "undefined") {
+  window.__orchConsole = {
+    dropStreams: () => {
+      for (const s of live) s.drop();
+      return live.size;
+    },
+  };
+}
 
 // ── the supervisor ───────────────────────────────────────────────────────────────────────────────
 
