@@ -65,7 +65,8 @@ export function App() {
 function route(path: string, q: URLSearchParams) {
   const m = /^\/runs\/([A-Za-z0-9_-]{1,128})\/?$/.exec(path);
   if (path === "/runs/new") return <NewRunPage />;
-  if (m) return <RunPage id={m[1]!} />;
+  // Keyed by the run: another run's page starts afresh (its own history and streams).
+  if (m) return <RunPage key={m[1]} id={m[1]!} />;
   if (path === "/" || path === "/runs") return <RunsPage query={q} />;
   if (path === "/approvals") return <ApprovalsPage />;
   if (path === "/projects") return <ProjectsPage />;

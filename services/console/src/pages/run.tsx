@@ -1,5 +1,5 @@
 import { Fragment } from "preact";
-import { useMemo, useRef, useState } from "preact/hooks";
+import { useRef, useState } from "preact/hooks";
 import { ApiError, api, ask } from "../api.js";
 import { runActions, type RunAction } from "../actions.js";
 import { useDebounced, useLoad, useStream } from "../hooks.js";
@@ -512,7 +512,6 @@ function AskPanel({ runId }: { runId: string }) {
   const [error, setError] = useState<ApiError | undefined>();
   const [busy, setBusy] = useState(false);
   const ac = useRef<AbortController | undefined>(undefined);
-  const placeholder = useMemo(() => "Why did the last step fail? What is this run waiting for?", []);
   return (
     <Section title="Ask the supervisor">
       <form
@@ -529,7 +528,13 @@ function AskPanel({ runId }: { runId: string }) {
           setBusy(false);
         }}
       >
-        <textarea name="question" rows={2} placeholder={placeholder} value={question} onInput={(e) => setQuestion((e.target as HTMLTextAreaElement).value)} />
+        <textarea
+          name="question"
+          rows={2}
+          placeholder="Why did the last step fail? What is this run waiting for?"
+          value={question}
+          onInput={(e) => setQuestion((e.target as HTMLTextAreaElement).value)}
+        />
         <div class="buttons">
           <button type="submit" class="btn btn-primary" disabled={busy}>
             {busy ? "Answering…" : "Ask"}
