@@ -94,6 +94,7 @@ export function askRoutes(app: FastifyInstance, { opts, defaults }: V1): void {
       // The client going away (before or during the answer) cancels it in the hub.
       const gone = new AbortController();
       reply.raw.once("close", () => gone.abort());
+      if (req.raw.socket?.destroyed) gone.abort();
       const answer = SupervisorAnswer.ask(opts.bus, {
         runId: run.runId,
         question: body.question,
