@@ -16,6 +16,25 @@ const FAILURES_KEPT = 100;
 const SESSION_EVENTS_KEPT = 400;
 
 const FAILURE = /fail|error|retry|refused|timed_out|dead_letter/;
+/**
+ * A kept event's strings are cut to this (and larger nested values to their JSON's start): the
+ * prompt shows at most 2,000 characters of any one value, so nothing past this ever reaches it,
+ * and 400 kept events stay a few MB however large what they carried.
+ */
+const VALUE_KEPT = 8_000;
+
+function trimmed<E extends { data?: Record<string, unknown> | undefined }>(e: E): E {
+  if (!e.data) return e;
+  const data: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(e.data)) {
+    if (typeof v === "string") data[k] = v.length > VALUE_KEPT ? v.slice(0, VALUE_KEPT) : v;
+    else if (v !== null && typeof v === "object") {
+      const j = JSON.stringify(v);
+      data[k] = j.length > VALUE_KEPT ? j.slice(0, VALUE_KEPT) : v;
+    } else data[k] = v;
+  }
+  return { ...e, data };
+}
 
 /** A ring of the last `n` items, counting what fell out. */
 class Tail<T> {
@@ -34,7 +53,7 @@ async function runEvents(bus: Bus, runId: string, signal: AbortSignal): Promise<
   const tail = new Tail<RunEvent>(EVENTS_KEPT);
   const failures = new Tail<RunEvent>(FAILURES_KEPT);
   for await (const { event } of replayEvents(bus, bus.names.subjects.runOf(runId), { untilCaughtUp: true, signal })) {
-    const out = tail.push(event);
+    const out = tail.push(trimmed(event));
     if (out && FAILURE.test(out.type)) failures.push(out);
   }
   const events = [...failures.items, ...tail.items];
@@ -43,7 +62,8 @@ async function runEvents(bus: Bus, runId: string, signal: AbortSignal): Promise<
 
 async function sessionTail(bus: Bus, record: SessionRecord, signal: AbortSignal): Promise<SessionContext> {
   const tail = new Tail<SessionEvent>(SESSION_EVENTS_KEPT);
-  for await (const { event } of replaySessionEvents(bus, bus.names.subjects.sessSession(record.sessionId), { untilCaughtUp: true, signal })) tail.push(event);
+  for await (const { event } of replaySessionEvents(bus, bus.names.subjects.sessSession(record.sessionId), { untilCaughtUp: true, signal }))
+    tail.push(trimmed(event));
   return { record, events: tail.items, omitted: tail.dropped };
 }
 
