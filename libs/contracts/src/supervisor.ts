@@ -12,11 +12,12 @@ import { Id } from "./run-views.js";
  *                                                  ping* → start → (delta | ping)* → done | error
  *   edge ─ SupervisorCancel ▶ p.ctl.supervisor.cancel   (every hub; the one answering `askId` aborts)
  *
- * The edge subscribes to its inbox before it publishes the ask. `start` comes once the hub has read
- * the run and accepted the question (the policy allows the model server), before the model is
- * called; a refusal is an `error` frame instead. While the hub works and nothing else is sent
- * (reading a long run, waiting for the model) it sends `ping` every SUPERVISOR_PING_MS, so an edge
- * that hears nothing for SUPERVISOR_IDLE_MS knows the hub is gone. A gap in `seq` means a frame was lost: the edge gives up and cancels.
+ * The edge subscribes to its inbox before it publishes the ask. The hub's first frame comes at once:
+ * a `ping` when it takes the ask, or an `error` when it refuses it. `start` comes once the hub has
+ * read the run and the question stands (the run and step exist), before the model is called. While
+ * the hub works and sends nothing else (reading a long run, waiting for the model) it sends `ping`
+ * every SUPERVISOR_PING_MS, so an edge that hears nothing for SUPERVISOR_IDLE_MS knows the hub is
+ * gone. A gap in `seq` means a frame was lost: the edge gives up and cancels.
  */
 
 /** Subject names under `names.subjects.query(…)` and `names.subjects.ctl(…)`. */

@@ -21,7 +21,7 @@ type Msg = { data: Uint8Array };
  * piece or its refusal before it answers anything, then reads the rest with `next()`.
  */
 
-/** How long an agent hub has to take the ask (read the run, check the policy) and say `start`. */
+/** How long an agent hub has to say it took the ask (its first frame). */
 export const SUPERVISOR_ACCEPT_MS = 5_000;
 
 /** The answer cannot go on, or never started: a code of SupervisorErrorCode and a message. */
@@ -83,10 +83,13 @@ export class SupervisorAnswer {
     return a;
   }
 
-  /** The next frame within `timeoutMs`; pings are skipped (they only prove the hub alive). */
-  async #frame(timeoutMs: number, signal?: AbortSignal): Promise<Exclude<SupervisorFrame, { kind: "ping" }>> {
+  /**
+   * The next frame: the hub's first within `acceptMs` (it says at once that it took the ask), any
+   * other within SUPERVISOR_IDLE_MS of the one before; pings are skipped (they only prove the hub alive).
+   */
+  async #frame(acceptMs: number, signal?: AbortSignal): Promise<Exclude<SupervisorFrame, { kind: "ping" }>> {
     for (;;) {
-      const item = this.#queue.shift() ?? (await this.#wait(timeoutMs, signal));
+      const item = this.#queue.shift() ?? (await this.#wait(this.#expected === 0 ? acceptMs : SUPERVISOR_IDLE_MS, signal));
       if ("noHub" in item) throw new SupervisorError(SupervisorErrorCode.Unavailable, "No agent hub is answering; the supervisor runs there");
       const d = decode(SupervisorFrame, item.msg.data);
       if (!d.ok || d.value.askId !== this.askId) throw new SupervisorError(SupervisorErrorCode.Unavailable, "The agent hub's answer is unreadable");
@@ -143,8 +146,8 @@ export class SupervisorAnswer {
   }
 
   /** The next piece; SupervisorError when the answer broke off. */
-  async next(signal?: AbortSignal, idleMs = SUPERVISOR_IDLE_MS): Promise<AnswerPiece> {
-    const f = await this.#frame(idleMs, signal);
+  async next(signal?: AbortSignal): Promise<AnswerPiece> {
+    const f = await this.#frame(SUPERVISOR_ACCEPT_MS, signal);
     if (f.kind === "error") return this.#failed(f.error);
     if (f.kind === "start") throw new SupervisorError(SupervisorErrorCode.Unavailable, "The agent hub's answer is out of order");
     return this.#piece(f);

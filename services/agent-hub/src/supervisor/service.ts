@@ -121,6 +121,8 @@ export class Supervisor {
     if (this.#open.size >= MAX_OPEN_ASKS)
       return fail(SupervisorErrorCode.Unavailable, `This agent hub is answering ${MAX_OPEN_ASKS} questions already; ask again shortly`);
 
+    // Taken: the asker waits briefly for this first frame, then as long as frames keep coming.
+    send({ kind: "ping" });
     const ac = new AbortController();
     this.#open.set(askId, ac);
     const ping = setInterval(() => {
