@@ -40,7 +40,11 @@ const CODE_OF: Record<SupervisorErrorCode, ErrorCode> = {
   [SupervisorErrorCode.Unavailable]: ErrorCode.SupervisorUnavailable,
 };
 
-const asHttp = (err: SupervisorError) => new OrchError(CODE_OF[err.code], err.message);
+/** The hub's refusal or failure as our error (an HTTP status before the answer began, an `error` frame after). */
+const ours = <T>(p: Promise<T>): Promise<T> =>
+  p.catch((err: unknown) => {
+    throw err instanceof SupervisorError ? new OrchError(CODE_OF[err.code], err.message) : err;
+  });
 
 /** Whether the client asked for the whole answer as JSON rather than a stream. */
 function wantsJson(req: FastifyRequest): boolean {
@@ -102,48 +106,20 @@ export function askRoutes(app: FastifyInstance, { opts, defaults }: V1): void {
         actor: actorOf(req).actor,
       });
       try {
-        let piece;
-        try {
-          piece = await answer.first(gone.signal);
-        } catch (err) {
-          if (err instanceof SupervisorError) throw asHttp(err);
-          throw err;
-        }
-
+        let piece = await ours(answer.first(gone.signal));
         if (wantsJson(req)) {
           let text = "";
-          try {
-            while (piece.kind === "delta") {
-              text += piece.text;
-              piece = await answer.next(gone.signal);
-            }
-          } catch (err) {
-            if (err instanceof SupervisorError) throw asHttp(err);
-            throw err;
-          }
+          for (; piece.kind === "delta"; piece = await ours(answer.next(gone.signal))) text += piece.text;
           return reply.send({ answer: text, model: piece.model, usage: piece.usage });
         }
-
         reply.hijack();
         const sse = new SseStream(reply.raw, { "x-request-id": req.id }, opts.sse);
         try {
-          for (;;) {
-            if (piece.kind === "done") {
-              await sse.send("done", { model: piece.model, usage: piece.usage });
-              break;
-            }
-            await sse.send("delta", { text: piece.text });
-            if (sse.closed) break;
-            try {
-              piece = await answer.next(gone.signal);
-            } catch (err) {
-              if (!(err instanceof SupervisorError)) throw err;
-              await sse.send("error", { error: { code: CODE_OF[err.code], message: err.message } });
-              break;
-            }
-          }
+          for (; piece.kind === "delta" && !sse.closed; piece = await ours(answer.next(gone.signal))) await sse.send("delta", { text: piece.text });
+          if (piece.kind === "done") await sse.send("done", { model: piece.model, usage: piece.usage });
         } catch (err) {
-          if (!(err instanceof SupervisorAbortedError)) req.log.error({ err }, "the supervisor's answer failed");
+          if (err instanceof OrchError) await sse.send("error", { error: { code: err.code, message: err.message } });
+          else if (!(err instanceof SupervisorAbortedError)) req.log.error({ err }, "the supervisor's answer failed");
         } finally {
           sse.close();
         }
