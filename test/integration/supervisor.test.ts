@@ -198,6 +198,22 @@ describe("the supervisor under the LLM policy, and without an agent hub", () => 
     await hub?.stop();
   });
 
+  it("uses its own endpoint, model and key when they are configured", async () => {
+    await withHub({
+      ORCH_SUPERVISOR_BASE_URL: `${model.url}/v1`,
+      ORCH_SUPERVISOR_MODEL: "haiku-like",
+      ORCH_SUPERVISOR_API_KEY: "sk-supervisor-secret-key-123",
+    });
+    model.script({ text: "Fine." });
+    const res = await ask(failedRun, { question: "Status?" });
+    expect(res.status).toBe(200);
+    expect(res.json()).toMatchObject({ answer: "Fine.", model: "haiku-like" });
+    const last = model.turnRequests.at(-1)!;
+    expect(last.headers.authorization).toBe("Bearer sk-supervisor-secret-key-123");
+    expect(JSON.stringify(last.body)).not.toContain("sk-supervisor-secret-key-123");
+    expect(stack.service("agent-hub").raw.concat(hub!.raw).join("\n")).not.toContain("sk-supervisor-secret-key-123");
+  });
+
   it("refuses every ask under ORCH_LLM_POLICY=locked (403 LLM_POLICY_REFUSED), without a model request", async () => {
     await withHub({ ORCH_LLM_POLICY: "locked" });
     const asked = model.requests.length;
