@@ -88,6 +88,11 @@ export const FILE_KEYS: Readonly<Record<string, { env: string; kind: Kind }>> = 
   "harness.opencode.base_url": { env: "ORCH_OPENCODE_BASE_URL", kind: "string" },
   "harness.opencode.model": { env: "ORCH_OPENCODE_MODEL", kind: "string" },
   "harness.opencode.api_key_env": { env: "ORCH_OPENCODE_API_KEY_ENV", kind: "string" },
+  // the supervisor (seed 003's [supervisor]; its key stays in the environment)
+  "supervisor.model": { env: "ORCH_SUPERVISOR_MODEL", kind: "string" },
+  "supervisor.base_url": { env: "ORCH_SUPERVISOR_BASE_URL", kind: "string" },
+  "supervisor.openrouter_base_url": { env: "ORCH_SUPERVISOR_BASE_URL", kind: "string" },
+  "supervisor.timeout_ms": { env: "ORCH_SUPERVISOR_TIMEOUT_MS", kind: "int" },
   // sessions
   "sessions.heartbeat_ms": { env: "ORCH_SESSION_HEARTBEAT_MS", kind: "int" },
   "sessions.timeout_ms": { env: "ORCH_SESSION_TIMEOUT_MS", kind: "int" },
@@ -96,14 +101,13 @@ export const FILE_KEYS: Readonly<Record<string, { env: string; kind: Kind }>> = 
 
 /**
  * Seed 003 keys for capabilities this release does not have yet (ticketing, git hosts, the
- * supervisor, the terminal UI, its SQLite store): read and reported as ignored, so a seed 003
+ * terminal UI, its SQLite store): read and reported as ignored, so a seed 003
  * config file loads, rather than refused.
  */
 const NOT_YET = [
   "event_store_path",
   "ticketing_provider",
   "vcs_provider",
-  "supervisor",
   "linear",
   "shortcut",
   "database",
@@ -158,6 +162,13 @@ binary = "gh"                   # ORCH_GH_BINARY, for vcs_repos.github_gh_cli
 
 # [gitlab]
 # api_url = "https://gitlab.com/api/v4" # ORCH_GITLAB_API_URL
+
+[supervisor]
+# The model you ask about a run (POST /api/v1/runs/{id}/ask, "orch ask"). Unset: the local LLM above
+# (Ollama serves an OpenAI-compatible /v1). A hosted endpoint needs policy = "hosted" (or allow_hosted);
+# its key stays in the environment: ORCH_SUPERVISOR_API_KEY, or OPENROUTER_API_KEY for openrouter.ai.
+# model = "c/claude-haiku-4.5"                          # ORCH_SUPERVISOR_MODEL
+# openrouter_base_url = "https://openrouter.ai/api/v1"  # ORCH_SUPERVISOR_BASE_URL
 
 [runtime]
 harness_server_startup_timeout_secs = 10
