@@ -9,7 +9,7 @@ import { Stack, http, sse, waitFor, type HttpResponse } from "@orch/testing";
  * The read side the web console needs beside the rest of /api/v1, over the real system with an API
  * token: the live event feed (`/api/v1/events/stream`: from now on, a little history on demand,
  * resumable without gap or duplicate, through a stream token), worker sessions across runs
- * (`/api/v1/sessions`), and opening a run's pull request (`/api/v1/runs/{id}/open-pr`).
+ * (`/api/v1/sessions`), and opening a run's pull request as the console does (`actions/open_pr`).
  */
 
 const TOKEN = "console-api-test-token-0123456789";
@@ -132,21 +132,21 @@ describe("worker sessions across runs: GET /api/v1/sessions", () => {
   });
 });
 
-describe("opening a run's pull request: POST /api/v1/runs/{id}/open-pr", () => {
+describe("opening a run's pull request as the console does: POST /api/v1/runs/{id}/actions/open_pr", () => {
   it("adds an open_pr step (pr.open, maintainer) and runs it; a finished run refuses with the engine's reason", async () => {
     const run = ok(await post("/runs", { definition: "protocol", projectId: "acme", title: "open a PR", autoStart: false }), 201);
-    const after = ok(await post(`/runs/${run.id}/open-pr`));
+    const after = ok(await post(`/runs/${run.id}/actions/open_pr`));
     const step = after.steps.find((s: any) => s.id === "open_pr");
     expect(step).toMatchObject({ role: "maintainer", type: "pr.open" });
     expect(step.status).not.toBe("pending");
-    const again = ok(await post(`/runs/${run.id}/open-pr`));
+    const again = ok(await post(`/runs/${run.id}/actions/open_pr`));
     expect(again.steps.map((s: any) => s.id)).toContain("open_pr_2");
 
     const done = await job("finished");
     await until(done, (r) => r.status === "completed", "the job");
-    const r = await post(`/runs/${done}/open-pr`);
+    const r = await post(`/runs/${done}/actions/open_pr`);
     expect(r.status).toBe(409);
     expect(r.json().error).toMatchObject({ code: "ILLEGAL_TRANSITION", message: expect.stringContaining("completed"), details: { reason: "TERMINAL_STATE" } });
-    expect((await post("/runs/no-such-run/open-pr")).status).toBe(404);
+    expect((await post("/runs/no-such-run/actions/open_pr")).status).toBe(404);
   });
 });

@@ -35,6 +35,7 @@ export function runActions(run: Run): RunAction[] {
   if (!run.gate && !busy && ["running", "planned", "blocked"].includes(run.status) && steps.some((s) => s.status === "pending" || s.status === "failed")) {
     out.push({ name: "run_next_step", label: "Run next step" });
   }
+  // open_pr adds a pr.open step and starts it (the kernel's signal): once, unless the last one failed.
   if (run.view === "protocol" && !run.pullRequest && !steps.some((s) => s.type === "pr.open" && s.status !== "failed")) {
     out.push({ name: "open_pr", label: "Open PR" });
   }

@@ -188,8 +188,7 @@ function RunActions({ run, onDone }: { run: Run; onDone: () => void }) {
   const acts = runActions(run);
   if (acts.length === 0) return null;
   const perform = async (a: RunAction) => {
-    if (a.name === "open_pr") await api.post(`/runs/${run.id}/open-pr`);
-    else if (a.name === "extend_budget") {
+    if (a.name === "extend_budget") {
       const tokens = window.prompt("Extend the budget by how many tokens? (empty: the budget's own amount again)", "");
       if (tokens === null) return;
       await api.post(`/runs/${run.id}/actions/extend_budget`, tokens.trim() ? { tokens: Number(tokens) } : {});

@@ -1,16 +1,5 @@
 import { newRunId } from "@orch/bus";
-import {
-  DEFAULT_PROJECT,
-  ErrorCode,
-  FINAL_RUN_STATUSES,
-  ForgeStepType,
-  OrchError,
-  RUN_STATUSES,
-  SIGNAL_NAMES,
-  SignalSchema,
-  type RunStatus,
-  type Signal,
-} from "@orch/contracts";
+import { DEFAULT_PROJECT, ErrorCode, OrchError, RUN_STATUSES, SIGNAL_NAMES, SignalSchema, type RunStatus, type Signal } from "@orch/contracts";
 import { missingSteps, type CompiledDefinition } from "@orch/engine";
 import { DefinitionNotFoundError, PendingError } from "@orch/runs";
 import type { RunView } from "@orch/contracts";
@@ -315,53 +304,6 @@ export function runRoutes(app: FastifyInstance, { opts, defaults }: V1): void {
       const signal = parseSignal(params.name, fields);
       const run = await loadRun(opts, req, params.id);
       return act(req, reply, run, signal, reason);
-    },
-    defaults,
-  );
-
-  route(
-    app,
-    {
-      method: "POST",
-      url: "/runs/:id/open-pr",
-      operationId: "v1OpenPullRequest",
-      tags: TAGS,
-      summary: "Open the run's pull request (GitLab: merge request)",
-      description: [
-        "Adds an `open_pr` step (a `pr.open` forge step, role maintainer) to the run and runs it: the agent hub pushes",
-        "the run's branch and opens its pull request on the project's forge, or finds the one already open; the run",
-        "records it (`pr.opened`). The same two actions as seed 004's `open_pr` (`add_steps`, then `run_step`).",
-        "409 `ILLEGAL_TRANSITION` for a finished run, or one that cannot run a step now.",
-      ].join("\n"),
-      params: RunParams,
-      body: ReasonBody,
-      headers: { "X-Actor": "Who acts" },
-      projectScoped: true,
-      responses: {
-        200: { description: "The run after the step was started", schema: RunJson },
-        202: { description: "Stored; the core will apply it" },
-        ...ERRORS,
-        409: { description: "Refused: the run cannot take the step now (details.reason is the engine's)" },
-      },
-    },
-    async (req, reply, { params, body }) => {
-      const { reason } = splitReason(body);
-      const run = await loadRun(opts, req, params.id);
-      if (FINAL_RUN_STATUSES.has(run.status)) {
-        throw new OrchError(ErrorCode.IllegalTransition, `the run is ${run.status}: it takes no new step`, { details: { reason: "TERMINAL_STATE" } });
-      }
-      const taken = new Set(run.steps.map((x) => x.id));
-      let stepId = "open_pr";
-      for (let k = 2; taken.has(stepId); k++) stepId = `open_pr_${k}`;
-      // The core composes what the forge step is given (forge, base, title and body from the run).
-      const def = { id: stepId, title: "Open PR/MR", role: "maintainer", type: ForgeStepType.Open };
-      const who = actorOf(req, reason);
-      try {
-        await runs.signal(run.runId, { name: "add_steps", steps: [def] }, who);
-      } catch (err) {
-        if (!(err instanceof PendingError)) throw err;
-      }
-      return act(req, reply, run, { name: "run_step", stepId }, reason);
     },
     defaults,
   );
