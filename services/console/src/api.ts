@@ -233,17 +233,17 @@ export interface AskHandlers {
 }
 
 /**
- * Asks the supervisor about a run: `POST /api/v1/runs/{id}/ask {question}` answers JSON 4xx/503
- * before streaming, or `text/event-stream` frames `delta` `{text}`, then `done` `{model}`, or
- * `error` `{error: {code, message}}`. Read with fetch and a stream reader (a POST, with headers).
+ * Asks the supervisor about a run: `POST /api/v1/runs/{id}/ask {question, stepId?}` answers JSON
+ * 4xx/503 before streaming, or `text/event-stream` frames `delta` `{text}`, then `done` `{model}`,
+ * or `error` `{error: {code, message}}`. Read with fetch and a stream reader (a POST, with headers).
  */
-export async function ask(runId: string, question: string, h: AskHandlers, signal?: AbortSignal): Promise<void> {
+export async function ask(runId: string, body: { question: string; stepId?: string }, h: AskHandlers, signal?: AbortSignal): Promise<void> {
   let res: Response;
   try {
     res = await fetch(`/api/v1/runs/${encodeURIComponent(runId)}/ask`, {
       method: "POST",
       headers: headers({ "content-type": "application/json", accept: "text/event-stream" }),
-      body: JSON.stringify({ question }),
+      body: JSON.stringify(body),
       ...(signal ? { signal } : {}),
     });
   } catch (err) {

@@ -38,7 +38,7 @@ async function run(res: Response) {
   let model: string | undefined;
   let error: ApiError | undefined;
   let done = false;
-  await ask("run-1", "why?", { onDelta: (t) => (text += t), onDone: (m) => ((model = m), (done = true)), onError: (e) => (error = e) });
+  await ask("run-1", { question: "why?" }, { onDelta: (t) => (text += t), onDone: (m) => ((model = m), (done = true)), onError: (e) => (error = e) });
   return { calls, text, model, error, done };
 }
 

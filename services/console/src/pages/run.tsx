@@ -153,7 +153,7 @@ export function RunPage({ id }: { id: string }) {
         <UsageBy run={r} />
       </Section>
 
-      <AskPanel runId={r.id} />
+      <AskPanel runId={r.id} steps={r.steps.map((s) => s.id)} />
 
       <Section title={`History (${events.length})`}>
         {events.length === 0 ? <Empty>No events yet.</Empty> : null}
@@ -504,8 +504,9 @@ function EventSummary({ e }: { e: RunEvent }) {
 }
 
 /** Ask the supervisor about this run: its answer streams in as it is written. */
-function AskPanel({ runId }: { runId: string }) {
+function AskPanel({ runId, steps }: { runId: string; steps: string[] }) {
   const [question, setQuestion] = useState("");
+  const [stepId, setStepId] = useState("");
   const [answer, setAnswer] = useState("");
   const [model, setModel] = useState<string | undefined>();
   const [error, setError] = useState<ApiError | undefined>();
@@ -523,7 +524,7 @@ function AskPanel({ runId }: { runId: string }) {
           setModel(undefined);
           setError(undefined);
           ac.current = new AbortController();
-          await ask(runId, question.trim(), { onDelta: (t) => setAnswer((a) => a + t), onDone: setModel, onError: setError }, ac.current.signal);
+          await ask(runId, { question: question.trim(), ...(stepId ? { stepId } : {}) }, { onDelta: (t) => setAnswer((a) => a + t), onDone: setModel, onError: setError }, ac.current.signal);
           setBusy(false);
         }}
       >
@@ -534,6 +535,17 @@ function AskPanel({ runId }: { runId: string }) {
           value={question}
           onInput={(e) => setQuestion((e.target as HTMLTextAreaElement).value)}
         />
+        <label>
+          About
+          <select name="stepId" value={stepId} onChange={(e) => setStepId((e.target as HTMLSelectElement).value)}>
+            <option value="">the whole run</option>
+            {steps.map((id) => (
+              <option key={id} value={id}>
+                step {id}
+              </option>
+            ))}
+          </select>
+        </label>
         <div class="buttons">
           <button type="submit" class="btn btn-primary" disabled={busy}>
             {busy ? "Answering…" : "Ask"}
