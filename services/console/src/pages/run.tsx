@@ -524,7 +524,12 @@ function AskPanel({ runId, steps }: { runId: string; steps: string[] }) {
           setModel(undefined);
           setError(undefined);
           ac.current = new AbortController();
-          await ask(runId, { question: question.trim(), ...(stepId ? { stepId } : {}) }, { onDelta: (t) => setAnswer((a) => a + t), onDone: setModel, onError: setError }, ac.current.signal);
+          await ask(
+            runId,
+            { question: question.trim(), ...(stepId ? { stepId } : {}) },
+            { onDelta: (t) => setAnswer((a) => a + t), onDone: setModel, onError: setError },
+            ac.current.signal,
+          );
           setBusy(false);
         }}
       >
