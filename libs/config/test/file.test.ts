@@ -91,12 +91,19 @@ describe("configuration file", () => {
       ORCH_CODEX_BINARY: "codex",
       ORCH_VCS_REPO_PROVIDER: "vcs_repos.github_gh_cli",
       ORCH_GH_BINARY: "gh",
+      ORCH_TICKETING_PROVIDER: "linear",
+      ORCH_VCS_PROVIDER: "git_cli",
     });
     const used = configFileUsed();
+    expect(used?.values).toMatchObject({
+      ORCH_UI_THEME: "nord",
+      ORCH_UI_TICKET_PICKER_PRIORITY_STATES: "In Progress,Final Approval,Todo,Backlog",
+      ORCH_UI_TRANSCRIPT_LINE_LIMIT: "100",
+      ORCH_UI_BACKGROUND_SESSION_REFRESH_SECS: "15",
+      ORCH_UI_SESSION_INFO_REFRESH_SECS: "15",
+    });
     expect(used?.path).toBe(path);
-    expect(used?.ignored).toEqual(
-      expect.arrayContaining(["ticketing_provider", "supervisor.model", "linear.api_url", "runtime.opencode_server_base_url", "ui.theme"]),
-    );
+    expect(used?.ignored).toEqual(expect.arrayContaining(["supervisor.model", "linear.api_url", "runtime.opencode_server_base_url"]));
   });
 
   it("lets the environment win over the file", () => {

@@ -1,0 +1,20 @@
+import { render } from "ink";
+import type { Client } from "../client.js";
+import { uiConfig } from "../settings.js";
+import { App } from "./app.js";
+import { THEMES } from "./theme.js";
+
+/** `orch tui`: the dashboard on the terminal's alternate screen, until `q` or Ctrl-C. */
+export async function runTui(api: Client): Promise<number> {
+  const cfg = uiConfig();
+  const out = process.stdout;
+  if (!process.stdin.isTTY) process.stderr.write("orch tui: stdin is not a terminal; keys will not work\n");
+  out.write("\x1b[?1049h\x1b[H");
+  const app = render(<App api={api} cfg={cfg} theme={THEMES[cfg.ORCH_UI_THEME]} />, { exitOnCtrlC: true, patchConsole: true });
+  try {
+    await app.waitUntilExit();
+  } finally {
+    out.write("\x1b[?1049l");
+  }
+  return 0;
+}
