@@ -169,9 +169,13 @@ async function httpError(method: string, path: string, res: Response): Promise<C
 
 /** The part of the server's details worth printing: the engine's reason, the invalid fields. */
 export function reasonOf(e: ServerError): string {
-  const d = e.details as { reason?: unknown; fields?: { path: string; message: string }[] } | undefined;
+  const d = e.details as
+    { reason?: unknown; fields?: { path: string; message: string }[]; formErrors?: string[]; fieldErrors?: Record<string, string[]> } | undefined;
   const parts: string[] = [];
   if (d && typeof d.reason === "string") parts.push(`reason ${d.reason}`);
   if (d && Array.isArray(d.fields)) parts.push(...d.fields.map((f) => `${f.path || "(body)"}: ${f.message}`));
+  // Seed 000's "Invalid Task Packet" carries zod's flattened errors.
+  if (d && Array.isArray(d.formErrors)) parts.push(...d.formErrors);
+  if (d && d.fieldErrors && typeof d.fieldErrors === "object") parts.push(...Object.entries(d.fieldErrors).map(([k, v]) => `${k}: ${v.join(", ")}`));
   return parts.length ? ` (${parts.join("; ")})` : "";
 }

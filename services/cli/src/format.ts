@@ -52,14 +52,9 @@ export function stepLine(e: RunEventJson, startedAt: Map<string, number>): { ste
   if (status === "started") startedAt.set(stepId, at);
   const since = startedAt.get(stepId);
   const ended = ["succeeded", "failed", "cancelled", "skipped", "blocked", "awaiting_approval", "approved", "rejected", "retrying"].includes(status);
-  const note =
-    typeof d.error === "string"
-      ? d.error
-      : typeof d.reason === "string"
-        ? d.reason
-        : typeof d.actor === "string" && (status === "approved" || status === "rejected")
-          ? `by ${d.actor}`
-          : undefined;
+  const by = typeof d.actor === "string" && (status === "approved" || status === "rejected") ? `by ${d.actor}` : undefined;
+  const why = typeof d.error === "string" ? d.error : typeof d.reason === "string" ? d.reason : undefined;
+  const note = by && why ? `${by}: ${why}` : (by ?? why);
   return {
     stepId,
     status,
