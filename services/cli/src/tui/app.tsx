@@ -1,5 +1,5 @@
 import type { UiConfig } from "@orch/config";
-import { Box, Text, useApp, useInput, useStdout } from "ink";
+import { Box, Text, useApp, useInput, useStdout, type Key } from "ink";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import type { ListJson, RunJson, RunSummaryJson, SessionEventJson, SessionJson, StepJson } from "../api.js";
 import { FINAL_SESSION_STATUSES } from "../api.js";
@@ -40,6 +40,29 @@ interface Answer {
 
 const ACTION_VERBS: Record<ActionName, string> = { approve: "Approve", reject: "Reject", cancel: "Cancel", retry: "Retry", resume: "Resume" };
 const HELP = "↑/↓ select · tab runs/steps · a approve · r reject · c cancel · t retry · p tickets · ? ask supervisor · g refresh · esc close · q quit";
+
+const NO_KEY: Key = {
+  upArrow: false,
+  downArrow: false,
+  leftArrow: false,
+  rightArrow: false,
+  pageDown: false,
+  pageUp: false,
+  home: false,
+  end: false,
+  return: false,
+  escape: false,
+  ctrl: false,
+  shift: false,
+  tab: false,
+  backspace: false,
+  delete: false,
+  meta: false,
+  super: false,
+  hyper: false,
+  capsLock: false,
+  numLock: false,
+};
 
 const errText = (err: unknown) => (err instanceof CliError ? err.message : (err as Error).message);
 
@@ -111,8 +134,13 @@ export function App({ api, cfg, theme: t }: { api: Client; cfg: UiConfig; theme:
   usePoll(loadRuns, cfg.ORCH_UI_BACKGROUND_SESSION_REFRESH_SECS, [loadRuns, kick]);
 
   // ------------------------------------------------------------------ the selected run, live
+  // What keys act on, current within a chunk of keys typed faster than a render.
   const selectedRef = useRef(selectedId);
   selectedRef.current = selectedId;
+  const focusRef = useRef(focus);
+  focusRef.current = focus;
+  const chosenRef = useRef(chosenStep);
+  chosenRef.current = chosenStep;
   const loadRun = useCallback(async () => {
     const id = selectedRef.current;
     if (!id) return;
@@ -202,6 +230,13 @@ export function App({ api, cfg, theme: t }: { api: Client; cfg: UiConfig; theme:
           } catch {
             continue;
           }
+          // A lifecycle change: the session's details say more now than at the last refresh.
+          if (e.type.startsWith("session.")) {
+            void api
+              .get<SessionJson>(`/api/v1/sessions/${encodeURIComponent(sessionId)}`)
+              .then((x) => !ac.signal.aborted && setSessionInfo(x))
+              .catch(() => undefined);
+          }
           const out = transcriptLines(e);
           if ("delta" in out) {
             const parts = out.delta.split("\n");
@@ -287,17 +322,46 @@ export function App({ api, cfg, theme: t }: { api: Client; cfg: UiConfig; theme:
   };
 
   const move = (delta: number) => {
-    if (focus === "runs") {
-      const i = runs.findIndex((r) => r.id === selectedId);
+    if (focusRef.current === "runs") {
+      const i = runs.findIndex((r) => r.id === selectedRef.current);
       const next = runs[Math.max(0, Math.min(runs.length - 1, (i === -1 ? 0 : i) + delta))];
-      if (next && next.id !== selectedId) setSelectedId(next.id);
+      if (next && next.id !== selectedRef.current) {
+        selectedRef.current = next.id;
+        setSelectedId(next.id);
+      }
     } else if (run && run.steps.length) {
-      const i = run.steps.findIndex((s) => s.id === step?.id);
-      setChosenStep(run.steps[Math.max(0, Math.min(run.steps.length - 1, (i === -1 ? 0 : i) + delta))]!.id);
+      const i = run.steps.findIndex((s) => s.id === (chosenRef.current ?? step?.id));
+      const next = run.steps[Math.max(0, Math.min(run.steps.length - 1, (i === -1 ? 0 : i) + delta))]!.id;
+      chosenRef.current = next;
+      setChosenStep(next);
     }
   };
 
+  // Keys typed faster than a render (pasted, or sent by a script) arrive as one chunk: each is a key.
   useInput((input, key) => {
+    if (input.length > 1 && !key.ctrl && !key.meta && !input.startsWith("\x1b")) {
+      for (const ch of input) onKey(ch, { ...NO_KEY, return: ch === "\r" || ch === "\n", tab: ch === "\t" });
+      return;
+    }
+    onKey(input, key);
+  });
+
+  // Modes change within a chunk: the handler reads the latest one.
+  const modeRef = useRef(mode);
+  modeRef.current = mode;
+  const setModeNow = (m: Mode) => {
+    modeRef.current = m;
+    setMode(m);
+  };
+
+  const setFocusNow = (f: "runs" | "steps") => {
+    focusRef.current = f;
+    setFocus(f);
+  };
+
+  function onKey(input: string, key: Key) {
+    const mode = modeRef.current;
+    const setMode = setModeNow;
     if (mode.kind === "confirm") {
       if (input === "y" || input === "Y") {
         setMode({ kind: "normal" });
@@ -315,8 +379,9 @@ export function App({ api, cfg, theme: t }: { api: Client; cfg: UiConfig; theme:
       if (key.return) {
         const tk = tickets[mode.index];
         if (tk) {
+          selectedRef.current = tk.run.id;
           setSelectedId(tk.run.id);
-          setFocus("steps");
+          setFocusNow("steps");
           setMessage({ text: `ticket ${tk.key} (${tk.state ?? "no state"})`, tone: "info" });
         }
         setMode({ kind: "normal" });
@@ -337,12 +402,12 @@ export function App({ api, cfg, theme: t }: { api: Client; cfg: UiConfig; theme:
     if (input === "q") return exit();
     if (key.upArrow || input === "k") return move(-1);
     if (key.downArrow || input === "j") return move(1);
-    if (key.tab) return setFocus((f) => (f === "runs" ? "steps" : "runs"));
-    if (key.return) return setFocus("steps");
+    if (key.tab) return setFocusNow(focusRef.current === "runs" ? "steps" : "runs");
+    if (key.return) return setFocusNow("steps");
     if (key.escape) {
       if (answer) return setAnswer(undefined);
       setMessage(undefined);
-      return setFocus("runs");
+      return setFocusNow("runs");
     }
     if (input === "a") return confirm("approve");
     if (input === "r") return confirm("reject");
@@ -354,12 +419,12 @@ export function App({ api, cfg, theme: t }: { api: Client; cfg: UiConfig; theme:
       setKick((k) => k + 1);
       void loadRun();
     }
-  });
+  }
 
   // ------------------------------------------------------------------ layout
   const { cols, rows } = size;
   const bodyHeight = Math.max(10, rows - 3);
-  const leftWidth = Math.min(64, Math.max(40, Math.floor(cols * 0.4)));
+  const leftWidth = Math.min(72, Math.max(40, Math.floor(cols * 0.45)));
   const rightWidth = cols - leftWidth;
   const inner = bodyHeight - 2;
   const selIndex = runs.findIndex((r) => r.id === selectedId);
@@ -502,8 +567,13 @@ function RunPane(p: {
       <>
         <Text color={t.title} bold>
           Supervisor · {clip(p.answer.question, 80)}
-          <Text color={p.answer.state === "error" ? t.bad : t.dim}> {p.answer.note ?? (p.answer.state === "streaming" ? "answering…" : "")}</Text>
+          <Text color={t.dim}> {p.answer.state === "streaming" ? "answering…" : p.answer.state === "done" ? (p.answer.note ?? "") : ""}</Text>
         </Text>
+        {p.answer.state === "error" ? (
+          <Text color={t.bad} wrap="truncate-end">
+            ✗ {p.answer.note}
+          </Text>
+        ) : null}
         {lines.slice(-(room - 1)).map((l, i) => (
           <Text key={i} color={t.text} wrap="truncate-end">
             {l || " "}
