@@ -11,8 +11,8 @@ import { ticketsByPriority, type Ticket } from "../tickets.js";
 import { statusColor, type Theme } from "./theme.js";
 
 /**
- * The terminal UI (seed 003's `orchestrator-ui`): the runs list (refreshed every
- * `background_session_refresh_secs`, and at once when the selected run's event stream moves), the
+ * The terminal UI (seed 003's `orchestrator-ui`): the runs list and the selected run's sessions
+ * (refreshed every `background_session_refresh_secs`, and at once when its event stream moves), the
  * selected run's steps, its live transcript (the selected step's latest session over SSE, the last
  * `transcript_line_limit` lines) and session details (refreshed every
  * `session_info_background_refresh_secs`); approve / reject / cancel / retry after a confirmation,
@@ -195,7 +195,7 @@ export function App({ api, cfg, theme: t }: { api: Client; cfg: UiConfig; theme:
       setLive(false);
     };
   }, [api, selectedId, loadRun, loadSessions]);
-  usePoll(loadSessions, cfg.ORCH_UI_SESSION_INFO_REFRESH_SECS, [selectedId, loadSessions]);
+  usePoll(loadSessions, cfg.ORCH_UI_BACKGROUND_SESSION_REFRESH_SECS, [selectedId, loadSessions]);
 
   // ------------------------------------------------------------------ the step, its session, its transcript
   const step = useMemo(() => (chosenStep && run?.steps.find((s) => s.id === chosenStep)) || autoStep(run), [run, chosenStep]);
