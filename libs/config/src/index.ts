@@ -1,10 +1,11 @@
 import { z } from "zod";
 import { ConfigFileError, readConfigFile, type ConfigFile } from "./file.js";
 import { AGENT_ROLES, FORGE_DEFAULT_API_URL, VCS_REPO_PROVIDERS } from "@orch/contracts";
-import { providerName, TICKETING_PROVIDERS, VCS_PROVIDERS } from "./ui.js";
+import { providerName, TICKETING_PROVIDERS, VCS_PROVIDERS } from "./providers.js";
 
 export { readConfigFile, DEFAULT_CONFIG_TOML, FILE_KEYS, ConfigFileError, type ConfigFile } from "./file.js";
 export * from "./ui.js";
+export { TICKETING_PROVIDERS, VCS_PROVIDERS, type TicketingProvider, type VcsProvider } from "./providers.js";
 
 /**
  * Configuration: one zod schema per service over the environment, validated once at boot, frozen,
