@@ -1,5 +1,6 @@
 import { render } from "ink";
 import type { Client } from "../client.js";
+import { usage } from "../errors.js";
 import { uiConfig } from "../settings.js";
 import { App } from "./app.js";
 import { THEMES } from "./theme.js";
@@ -8,7 +9,7 @@ import { THEMES } from "./theme.js";
 export async function runTui(api: Client): Promise<number> {
   const cfg = uiConfig();
   const out = process.stdout;
-  if (!process.stdin.isTTY) process.stderr.write("orch tui: stdin is not a terminal; keys will not work\n");
+  if (!process.stdin.isTTY || !out.isTTY) throw usage("orch tui needs a terminal (its input and output a TTY); the other commands work without one");
   out.write("\x1b[?1049h\x1b[H");
   const app = render(<App api={api} cfg={cfg} theme={THEMES[cfg.ORCH_UI_THEME]} />, { exitOnCtrlC: true, patchConsole: true });
   try {
