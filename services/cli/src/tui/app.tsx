@@ -78,7 +78,7 @@ function autoStep(run: RunJson | undefined): StepJson | undefined {
   );
 }
 
-/** Polls `fn` now and every `secs`, and whenever `kick` changes. */
+/** Calls `fn` now, every `secs`, and again whenever `deps` change. */
 function usePoll(fn: () => Promise<void>, secs: number, deps: readonly unknown[]): void {
   useEffect(() => {
     let live = true;
@@ -89,7 +89,6 @@ function usePoll(fn: () => Promise<void>, secs: number, deps: readonly unknown[]
       live = false;
       clearInterval(t);
     };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, deps);
 }
 
@@ -178,8 +177,8 @@ export function App({ api, cfg, theme: t }: { api: Client; cfg: UiConfig; theme:
     void loadRun();
     void (async () => {
       try {
-        for await (const f of api.follow(`/api/v1/runs/${encodeURIComponent(selectedId)}/events`, (f) => f.event === "run.finished", ac.signal)) {
-          void f;
+        // Every event says the run moved: read it (and its sessions) again, once a burst is over.
+        for await (const _event of api.follow(`/api/v1/runs/${encodeURIComponent(selectedId)}/events`, (f) => f.event === "run.finished", ac.signal)) {
           setLive(true);
           soon();
         }
