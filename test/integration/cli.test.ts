@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
@@ -243,6 +243,15 @@ describe("orch: jobs and runs", () => {
     expect(t.split("\n")[0]).toMatch(/^RUN +KIND +STEP +DUE +IN$/);
     expect(t).toContain(id);
     await ok(["cancel", id]);
+  });
+});
+
+describe("npx orch", () => {
+  it("is the built program, linked into node_modules/.bin by npm install", () => {
+    const r = spawnSync(join(ROOT, "node_modules", ".bin", "orch"), ["--help"], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^Usage: orch \[options\] \[command\]/);
+    expect(r.stdout).toContain("Exit codes:\n  0  ok\n  1  the watched run failed or was cancelled");
   });
 });
 

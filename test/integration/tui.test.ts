@@ -210,6 +210,17 @@ describe("orch tui", () => {
     s = await t.until(/phase_2 +waiting_approval/, "phase 2 to wait");
     await t.until(/Transcript · phase_2 /, "phase 2's transcript");
 
+    // Rejecting asks why; the agent is told, and the step is reworked.
+    await t.keys("r");
+    await t.until(new RegExp(`Reject step phase_2 of run ${runs.spec}: why\\? \\(enter rejects, esc keeps it\\)`), "the reason prompt");
+    await t.type("name the scopes");
+    await t.keys("Enter");
+    await t.until(new RegExp(`✓ run ${runs.spec}: rejected step phase_2`), "the rejection");
+    const rejected = (await api("GET", `/api/v1/runs/${runs.spec}/history`)).items.find((e: any) => e.type === "step.rejected");
+    expect(rejected.data).toMatchObject({ stepId: "phase_2", reason: "name the scopes" });
+    await until(runs.spec!, (r) => stepOf(r, "phase_2").status === "waiting_approval" && stepOf(r, "phase_2").attempt === 2, "the rework to wait");
+    await t.until(/phase_2 +waiting_approval +reviewer .* attempt 2/, "the rework on the screen");
+
     // A declined confirmation does nothing.
     await t.keys("c");
     await t.until(/Cancel run \S+\? \(y\/n\)/, "the cancel confirmation");

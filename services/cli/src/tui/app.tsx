@@ -23,6 +23,8 @@ import { statusColor, type Theme } from "./theme.js";
 type Mode =
   | { kind: "normal" }
   | { kind: "confirm"; action: ActionName; stepId?: string | undefined; prompt: string }
+  /** A rejection: its reason is typed (the agent is told it), enter rejects, esc keeps the step. */
+  | { kind: "reason"; stepId: string; prompt: string; text: string }
   | { kind: "tickets"; index: number }
   | { kind: "ask"; text: string };
 
@@ -284,16 +286,17 @@ export function App({ api, cfg, theme: t }: { api: Client; cfg: UiConfig; theme:
       }
     } else if (action === "retry" && focus === "steps") stepId = step?.id;
     const what = stepId ? `step ${stepId} of run ${run.id}` : `run ${run.id}`;
+    if (action === "reject" && stepId) return setMode({ kind: "reason", stepId, prompt: `Reject ${what}: why? (enter rejects, esc keeps it)`, text: "" });
     setMode({ kind: "confirm", action, stepId, prompt: `${ACTION_VERBS[action]} ${what}? (y/n)` });
   };
 
-  const perform = async (action: ActionName, stepId: string | undefined) => {
+  const perform = async (action: ActionName, stepId: string | undefined, reason?: string) => {
     if (!run) return;
     const said: string[] = [];
     const io: Output = { out: (l) => void said.push(l), write: () => undefined, err: () => undefined };
     setMessage({ text: `${ACTION_VERBS[action]}…`, tone: "info" });
     try {
-      await act(api, action, run.id, { ...(stepId ? { step: stepId } : {}), ...(action === "reject" ? { reason: "rejected in the terminal UI" } : {}) }, io);
+      await act(api, action, run.id, { ...(stepId ? { step: stepId } : {}), ...(reason ? { reason } : {}) }, io);
       setMessage({ text: `✓ ${said.join(" ")}`, tone: "ok" });
     } catch (err) {
       setMessage({ text: `✗ refused: ${errText(err)}`, tone: "bad" });
@@ -371,6 +374,19 @@ export function App({ api, cfg, theme: t }: { api: Client; cfg: UiConfig; theme:
       }
       return;
     }
+    if (mode.kind === "reason") {
+      if (key.escape) {
+        setMode({ kind: "normal" });
+        return setMessage({ text: "not rejected", tone: "info" });
+      }
+      if (key.return) {
+        setMode({ kind: "normal" });
+        return void perform("reject", mode.stepId, mode.text.trim() || "rejected in the terminal UI");
+      }
+      if (key.backspace || key.delete) return setMode({ ...mode, text: mode.text.slice(0, -1) });
+      if (input && !key.ctrl && !key.meta) setMode({ ...mode, text: mode.text + input });
+      return;
+    }
     if (mode.kind === "tickets") {
       if (key.escape || input === "p" || input === "q") return setMode({ kind: "normal" });
       if (key.upArrow || input === "k") return setMode({ kind: "tickets", index: Math.max(0, mode.index - 1) });
@@ -434,6 +450,11 @@ export function App({ api, cfg, theme: t }: { api: Client; cfg: UiConfig; theme:
     mode.kind === "confirm" ? (
       <Text color={t.warn} bold>
         {mode.prompt}
+      </Text>
+    ) : mode.kind === "reason" ? (
+      <Text color={t.warn} bold>
+        {mode.prompt} {mode.text}
+        <Text inverse> </Text>
       </Text>
     ) : mode.kind === "ask" ? (
       <Text color={t.focus}>
