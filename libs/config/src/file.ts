@@ -90,6 +90,11 @@ export const FILE_KEYS: Readonly<Record<string, { env: string; kind: Kind }>> = 
   "harness.opencode.base_url": { env: "ORCH_OPENCODE_BASE_URL", kind: "string" },
   "harness.opencode.model": { env: "ORCH_OPENCODE_MODEL", kind: "string" },
   "harness.opencode.api_key_env": { env: "ORCH_OPENCODE_API_KEY_ENV", kind: "string" },
+  // the supervisor (seed 003's [supervisor]; its key stays in the environment)
+  "supervisor.model": { env: "ORCH_SUPERVISOR_MODEL", kind: "string" },
+  "supervisor.base_url": { env: "ORCH_SUPERVISOR_BASE_URL", kind: "string" },
+  "supervisor.openrouter_base_url": { env: "ORCH_SUPERVISOR_BASE_URL", kind: "string" },
+  "supervisor.timeout_ms": { env: "ORCH_SUPERVISOR_TIMEOUT_MS", kind: "int" },
   // seed 003's [ui]: the terminal UI's (orch tui)
   "ui.theme": { env: "ORCH_UI_THEME", kind: "string" },
   "ui.ticket_picker_priority_states": { env: "ORCH_UI_TICKET_PICKER_PRIORITY_STATES", kind: "list" },
@@ -103,11 +108,10 @@ export const FILE_KEYS: Readonly<Record<string, { env: string; kind: Kind }>> = 
 });
 
 /**
- * Seed 003 keys for capabilities this release does not have yet (the trackers' own settings, the
- * supervisor, its SQLite store): read and reported as ignored, so a seed 003
- * config file loads, rather than refused.
+ * Seed 003 keys for capabilities this release does not have yet (the trackers' own settings, its
+ * SQLite store): read and reported as ignored, so a seed 003 config file loads, rather than refused.
  */
-const NOT_YET = ["event_store_path", "supervisor", "linear", "shortcut", "database", "runtime.allow_unsafe_command_paths", "runtime.opencode_server_base_url"];
+const NOT_YET = ["event_store_path", "linear", "shortcut", "database", "runtime.allow_unsafe_command_paths", "runtime.opencode_server_base_url"];
 
 export interface ConfigFile {
   path: string;
@@ -157,6 +161,13 @@ binary = "gh"                   # ORCH_GH_BINARY, for vcs_repos.github_gh_cli
 
 # [gitlab]
 # api_url = "https://gitlab.com/api/v4" # ORCH_GITLAB_API_URL
+
+[supervisor]
+# The model you ask about a run (POST /api/v1/runs/{id}/ask, "orch ask"). Unset: the local LLM above
+# (Ollama serves an OpenAI-compatible /v1). A hosted endpoint needs policy = "hosted" (or allow_hosted);
+# its key stays in the environment: ORCH_SUPERVISOR_API_KEY, or OPENROUTER_API_KEY for openrouter.ai.
+# model = "c/claude-haiku-4.5"                          # ORCH_SUPERVISOR_MODEL
+# openrouter_base_url = "https://openrouter.ai/api/v1"  # ORCH_SUPERVISOR_BASE_URL
 
 [runtime]
 harness_server_startup_timeout_secs = 10

@@ -435,6 +435,20 @@ export const AgentHubConfig = CommonConfig.extend({
   /** The most of a failing CI job's log a fix attempt is given (its useful tail). */
   ORCH_CI_LOG_MAX_BYTES: int(16_384, 1_024, 1_048_576),
 
+  // The supervisor (seed 003's `[supervisor]`): the model people ask about a run. Unset, the local
+  // LLM's OpenAI-compatible endpoint and model (Ollama serves one under `/v1`). The LLM policy
+  // governs it like any model server.
+  /** Its model (seed 003: `supervisor.model`); LOCAL_LLM_MODEL when unset. */
+  ORCH_SUPERVISOR_MODEL: z.string().min(1).max(200).optional(),
+  /** Its OpenAI-compatible endpoint (seed 003: `supervisor.openrouter_base_url`); the local LLM's when unset. */
+  ORCH_SUPERVISOR_BASE_URL: url(),
+  /** Its API key (a bearer token); never logged. Unset: OPENROUTER_API_KEY for openrouter.ai, LOCAL_LLM_API_KEY for the local LLM. */
+  ORCH_SUPERVISOR_API_KEY: z.string().min(1).optional(),
+  /** Seed 003's key variable, sent to openrouter.ai only. */
+  OPENROUTER_API_KEY: z.string().min(1).optional(),
+  /** One answer, to its last streamed token. */
+  ORCH_SUPERVISOR_TIMEOUT_MS: int(120_000, 1_000, 3_600_000),
+
   // Sessions.
   /** How often a running session proves it is alive. */
   ORCH_SESSION_HEARTBEAT_MS: int(5_000, 100, 600_000),

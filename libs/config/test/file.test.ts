@@ -93,6 +93,8 @@ describe("configuration file", () => {
       ORCH_GH_BINARY: "gh",
       ORCH_TICKETING_PROVIDER: "linear",
       ORCH_VCS_PROVIDER: "git_cli",
+      ORCH_SUPERVISOR_MODEL: "c/claude-haiku-4.5",
+      ORCH_SUPERVISOR_BASE_URL: "https://openrouter.ai/api/v1",
     });
     const used = configFileUsed();
     expect(used?.values).toMatchObject({
@@ -103,7 +105,23 @@ describe("configuration file", () => {
       ORCH_UI_SESSION_INFO_REFRESH_SECS: "15",
     });
     expect(used?.path).toBe(path);
-    expect(used?.ignored).toEqual(expect.arrayContaining(["supervisor.model", "linear.api_url", "runtime.opencode_server_base_url"]));
+    expect(used?.ignored).toEqual(expect.arrayContaining(["linear.api_url", "runtime.opencode_server_base_url"]));
+    for (const read of ["supervisor.model", "ticketing_provider", "vcs_provider", "ui.theme"]) expect(used?.ignored).not.toContain(read);
+  });
+
+  it("reads the supervisor's keys under our names too; its key comes from the environment only", () => {
+    const d = dir();
+    const path = join(d, "c.toml");
+    writeFileSync(path, '[supervisor]\nmodel = "qwen2.5:7b"\nbase_url = "http://gpu-box.lan:8000/v1"\ntimeout_ms = 30000\n');
+    const c = loadConfig(AgentHubConfig, { ORCH_CONFIG: path, ORCH_SUPERVISOR_API_KEY: "sk-supervisor-key" });
+    expect(c).toMatchObject({
+      ORCH_SUPERVISOR_MODEL: "qwen2.5:7b",
+      ORCH_SUPERVISOR_BASE_URL: "http://gpu-box.lan:8000/v1",
+      ORCH_SUPERVISOR_TIMEOUT_MS: 30_000,
+      ORCH_SUPERVISOR_API_KEY: "sk-supervisor-key",
+    });
+    writeFileSync(path, '[supervisor]\napi_key = "sk-in-a-file"\n');
+    expect(() => loadConfig(AgentHubConfig, { ORCH_CONFIG: path })).toThrow(/unknown key "supervisor.api_key"/);
   });
 
   it("lets the environment win over the file", () => {

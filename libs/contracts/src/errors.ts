@@ -20,6 +20,12 @@ export const ErrorCode = {
   /** There is no connection to NATS at all (it is down, or the process is reconnecting to it). */
   NatsUnavailable: "NATS_UNAVAILABLE",
   Internal: "INTERNAL",
+  /** The LLM policy refuses the model server a request needs (`ORCH_LLM_POLICY`, `ALLOW_HOSTED_LLM`, `LOCAL_LLM_ALLOWED_HOSTS`). */
+  LlmPolicyRefused: "LLM_POLICY_REFUSED",
+  /** A model server failed, refused or could not be reached (the supervisor's). */
+  LlmError: "LLM_ERROR",
+  /** No agent hub answered a question for the supervisor in time. */
+  SupervisorUnavailable: "SUPERVISOR_UNAVAILABLE",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -11,3 +11,4 @@ export * from "./seed001.js";
 export * from "./sessions.js";
 export * from "./repos.js";
 export * from "./writes.js";
+export * from "./supervisor.js";

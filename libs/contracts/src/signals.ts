@@ -106,6 +106,12 @@ export type Signal =
    * attempt in flight withdrawn).
    */
   | { name: "add_steps"; steps: Record<string, unknown>[]; replace?: boolean }
+  /**
+   * Opens the run's pull request now (seed 004's `open_pr`): one `pr.open` step (role maintainer,
+   * id `open_pr`, `open_pr_2`, …) added and started in one transition, or neither. `title`,
+   * `payload` and `inputs` dress the step (a surface's own fields); the core composes the rest.
+   */
+  | { name: "open_pr"; title?: string; payload?: Record<string, unknown>; inputs?: Record<string, unknown> }
   /** A step that is no longer wanted: skipped when waiting or failed, cancelled (its attempt withdrawn) when active; else nothing. */
   | { name: "withdraw_step"; stepId: string }
   /** Merges keys into a step's metadata (shallow). */
@@ -214,6 +220,7 @@ const SIGNAL_SHAPES = [
   z.strictObject({ name: z.literal("extend_budget"), tokens: z.int().min(1).optional(), costUsd: z.number().positive().optional() }),
   z.strictObject({ name: z.literal("abort") }),
   z.strictObject({ name: z.literal("add_steps"), steps: z.array(Json).min(1).max(1_000), replace: z.boolean().optional() }),
+  z.strictObject({ name: z.literal("open_pr"), title: z.string().min(1).max(500).optional(), payload: Json.optional(), inputs: Json.optional() }),
   z.strictObject({ name: z.literal("withdraw_step"), stepId: StepIdRef }),
   z.strictObject({ name: z.literal("set_step_metadata"), stepId: StepIdRef, metadata: Json }),
   z.strictObject({

@@ -1393,6 +1393,22 @@ class Kernel {
         if (final) return this.refuse(RefusalCode.TerminalState, `the run is ${st}`);
         return this.addSteps(sig.steps as StepDefInput[], actor ? `added by ${actor}` : "added", sig.replace === true);
       }
+      case "open_pr": {
+        if (final) return this.refuse(RefusalCode.TerminalState, `the run is ${st}`);
+        if (!this.cd.def.dynamicSteps) return this.refuse(RefusalCode.IllegalTransition, `definition ${this.cd.key} does not take added steps`);
+        let id = "open_pr";
+        for (let k = 2; this.stepDef(id); k++) id = `open_pr_${k}`;
+        const step: StepDefInput = {
+          id,
+          title: sig.title ?? "Open PR/MR",
+          role: "maintainer",
+          type: ForgeStepType.Open,
+          ...(sig.payload ? { payload: sig.payload } : {}),
+          ...(sig.inputs ? { inputs: sig.inputs } : {}),
+        } as StepDefInput;
+        // Both or neither: a refused start returns the run as it was (applyAction).
+        return this.addSteps([step], actor ? `added by ${actor}` : "added") ?? this.signal({ name: "run_step", stepId: id }, actor, reason);
+      }
       case "withdraw_step": {
         if (!this.stepDef(sig.stepId)) return this.refuse(RefusalCode.NotFound, `no step '${sig.stepId}'`);
         // Already out of the way (done, skipped, cancelled, or its run ended): nothing to do.

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { transition } from "xstate";
 import { MAX_RUN_STEPS, type RunStatus, RefusalCode, SignalSchema } from "@orch/contracts";
 import { builtin, runMachineFor, type RunContext } from "../src/index.js";
-import { Drive, define, expectAccepted, expectRefused, T0 } from "./drive.js";
+import { Drive, FORGE, define, expectAccepted, expectRefused, T0 } from "./drive.js";
 
 /**
  * Seed 004 (TasksGodzilla): a protocol run on the `protocol` built-in, against the action table of
@@ -847,6 +847,24 @@ describe("protocol actions", () => {
     });
   });
 
+  describe("open_pr", () => {
+    it("adds a pr.open step named open_pr, open_pr_2, … and starts it in the same transition", () => {
+      const d = Drive.of("protocol", { input: PROTO, project: { forge: FORGE, baseBranch: "main" } });
+      d.start();
+      expectAccepted(d.succeed("plan", { steps: [{ id: "s1" }] }));
+      expectAccepted(d.signal({ name: "open_pr", payload: { step_name: "open_pr" } }, { actor: "alice" }));
+      expect(d.step("open_pr")).toBe("running");
+      expect(d.newWork()).toEqual([expect.objectContaining({ stepId: "open_pr", type: "pr.open", role: "maintainer" })]);
+      d.succeed("open_pr", { pullRequest: { number: 1, url: "https://example.test/pr/1", state: "open" } });
+      expectAccepted(d.signal({ name: "open_pr" }));
+      expect(d.step("open_pr_2")).toBe("running");
+    });
+
+    it("is refused on a finished run", () => {
+      expectRefused(completed().signal({ name: "open_pr" }), RefusalCode.TerminalState);
+    });
+  });
+
   describe("add_steps", () => {
     it("adds steps to a protocol; existing ids are skipped; bad ones are INVALID", () => {
       const d = planned([{ id: "s1" }]);
@@ -1036,6 +1054,10 @@ describe("protocol budgets (seed 004 token budgets) on the protocol built-in", (
     expect(d.context.gate).toMatchObject({ kind: "budget", budget: "run:*", usage: { tokens: 150 }, limit: { tokens: 100 } });
     expectRefused(d.signal({ name: "run_next_step" }), RefusalCode.BudgetGate, /waits at a budget gate/);
     expectRefused(d.signal({ name: "run_step", stepId: "s2" }), RefusalCode.BudgetGate, /waits at a budget gate/);
+    // open_pr is refused whole: its step is not added either.
+    const before = Object.keys(d.statuses());
+    expectRefused(d.signal({ name: "open_pr" }), RefusalCode.BudgetGate);
+    expect(Object.keys(d.statuses())).toEqual(before);
     // Nothing failed: there is nothing to retry, gate or not.
     expectRefused(d.signal({ name: "retry_latest" }), RefusalCode.NotFound, "No failed or blocked steps to retry");
     expect(d.step("s2")).toBe("pending");

@@ -14,3 +14,4 @@ export { runNumberOf, runOfNumber, stepNumber, splitStepNumber } from "./run-num
 export * from "./queues.js";
 export * from "./jobs.js";
 export * from "./tasks.js";
+export { SupervisorAnswer, SupervisorError, SupervisorAbortedError, SUPERVISOR_ACCEPT_MS, type AnswerPiece } from "./supervisor.js";

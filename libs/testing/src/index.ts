@@ -319,10 +319,13 @@ export interface SseConnection {
   close(): void;
 }
 
-/** Opens an SSE stream over a real socket and parses frames as they arrive. */
-export async function sse(url: string, headers: Record<string, string> = {}): Promise<SseConnection> {
+/** Opens an SSE stream over a real socket and parses frames as they arrive (a GET, or a POST of `json`). */
+export async function sse(url: string, headers: Record<string, string> = {}, opts: { method?: string; json?: unknown } = {}): Promise<SseConnection> {
+  const body = opts.json === undefined ? undefined : JSON.stringify(opts.json);
+  const method = opts.method ?? (body === undefined ? "GET" : "POST");
+  const all = { accept: "text/event-stream", ...(body === undefined ? {} : { "content-type": "application/json" }), ...headers };
   return await new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: "GET", headers: { accept: "text/event-stream", ...headers } }, (res) => {
+    const req = httpRequest(url, { method, headers: all }, (res) => {
       const frames: SseFrame[] = [];
       const comments: string[] = [];
       let buf = "";
@@ -369,7 +372,7 @@ export async function sse(url: string, headers: Record<string, string> = {}): Pr
       });
     });
     req.on("error", reject);
-    req.end();
+    req.end(body);
   });
 }
 export * from "./grpc.js";

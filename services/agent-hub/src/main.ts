@@ -21,6 +21,7 @@ import { redactor, secretsOf, SessionStore } from "./sessions/store.js";
 import { RunWatch } from "./sessions/watch.js";
 import { REPO_GIT_TIMEOUT_MS, RepoService, projectReader } from "./repos.js";
 import { stillWanted } from "./still-wanted.js";
+import { secretRedactor, Supervisor } from "./supervisor/index.js";
 import { isAdapterStep, runStep } from "./worker.js";
 
 /**
@@ -137,6 +138,15 @@ await runService({
       },
     });
 
+    // The supervisor: questions about a run, answered by a model from what the run recorded.
+    const supervisorKeys = [cfg.ORCH_SUPERVISOR_API_KEY, cfg.OPENROUTER_API_KEY].filter((k): k is string => k !== undefined);
+    const supervisor = new Supervisor({
+      bus,
+      cfg,
+      logger: logger.child({ component: "supervisor" }),
+      redact: secretRedactor([...secrets, ...supervisorKeys]),
+    }).start();
+
     const run = (item: WorkItem, correlationId?: string) =>
       isForgeStep(item)
         ? runForgeStep(item, forge, { bus, logger, signal }, correlationId)
@@ -169,6 +179,7 @@ await runService({
         ctl.unsubscribe();
         readiness.unsubscribe();
         repoQueries.unsubscribe();
+        supervisor.stop();
         await consumer.stop();
       },
     };

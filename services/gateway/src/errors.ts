@@ -17,6 +17,9 @@ export const STATUS_OF: Readonly<Record<ErrorCode, number>> = Object.freeze({
   [ErrorCode.Unavailable]: 503,
   [ErrorCode.NatsUnavailable]: 503,
   [ErrorCode.Internal]: 500,
+  [ErrorCode.LlmPolicyRefused]: 403,
+  [ErrorCode.LlmError]: 502,
+  [ErrorCode.SupervisorUnavailable]: 503,
 });
 
 /** fastify's own error codes → ours, so a client never sees a `FST_…` body. */

@@ -69,7 +69,9 @@ function operation(r: DocumentedRoute): Json {
   for (const [code, resp] of Object.entries(s.responses)) {
     const ct = resp.contentType ?? "application/json";
     const schema = resp.schema ? schemaOf(resp.schema, "output") : Number(code) >= 400 && ct === "application/json" ? ERROR_BODY : undefined;
-    responses[code] = { description: resp.description, ...(schema || ct !== "application/json" ? { content: { [ct]: { schema: schema ?? {} } } } : {}) };
+    const content: Json = schema || ct !== "application/json" ? { [ct]: { schema: schema ?? {} } } : {};
+    for (const alt of resp.alternatives ?? []) content[alt.contentType] = { schema: alt.schema ? schemaOf(alt.schema, "output") : {} };
+    responses[code] = { description: resp.description, ...(Object.keys(content).length > 0 ? { content } : {}) };
   }
   op.responses = responses;
   op.security = s.auth === "none" ? [] : [{ bearer: [] }];

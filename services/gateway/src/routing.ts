@@ -17,6 +17,8 @@ export interface ResponseSpec {
   schema?: z.ZodType;
   /** Default `application/json`. */
   contentType?: string;
+  /** Other content types the same status may come in (chosen by the request's `Accept`). */
+  alternatives?: { contentType: string; schema?: z.ZodType }[];
 }
 
 export interface RouteSpec<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType> {

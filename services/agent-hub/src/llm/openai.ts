@@ -77,11 +77,13 @@ export class OpenAiChat implements ChatApi {
   readonly provider = "openai" as const;
   readonly baseUrl: string;
 
+  /** `verbatim`: `url` is the base as given (a hosted API's `…/api/v1`), else `/v1` is added when missing. */
   constructor(
     url: string | undefined,
     private readonly http: HttpOptions,
+    opts: { verbatim?: boolean } = {},
   ) {
-    this.baseUrl = openAiBase(url);
+    this.baseUrl = opts.verbatim && url ? url.replace(/\/+$/, "") : openAiBase(url);
   }
 
   chat(req: ChatRequest, sink: StreamSink, outer: AbortSignal): Promise<ChatTurn> {

@@ -20,6 +20,7 @@ export const TAGS = [
   { name: "definitions", description: "Our API: workflow definitions (versioned, immutable)" },
   { name: "projects", description: "Our API: projects and where their repositories are" },
   { name: "sessions", description: "Our API: worker sessions of the agent hubs" },
+  { name: "supervisor", description: "Our API: ask a model about a run (it reads, a person acts)" },
   { name: "queues", description: "Our API: work queues, schedules and dead letters" },
   { name: "jobs", description: "Seed 000 (Orchestrator v0): jobs under /api/orchestrator" },
   { name: "tasks", description: "Seed 001 (Orchestrator Service): tasks, runs, dead letters" },

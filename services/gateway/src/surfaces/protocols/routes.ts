@@ -590,21 +590,17 @@ export async function seed004Routes(app: FastifyInstance, opts: Surface): Promis
     { 200: { description: "Open PR/MR enqueued", schema: ActionResponse }, 409: { description: "Protocol already terminal", schema: Detail } },
     async (req, run, n) => {
       const taken = new Set(run.steps.map((x) => x.id));
-      let stepId = "open_pr";
-      for (let k = 2; taken.has(stepId); k++) stepId = `open_pr_${k}`;
       const name = protocolNameOf(run);
-      const def = {
-        id: stepId,
-        title: "Open PR/MR",
-        role: "maintainer",
-        // The core composes what the forge step is given (forge, base, title and body from the run).
-        type: ForgeStepType.Open,
+      // The core adds the step and starts it in one transition, naming it (open_pr, open_pr_2, …)
+      // and composing what the forge step is given (forge, base, title and body from the run).
+      const signal = {
+        name: "open_pr" as const,
         payload: { step_name: "open_pr", step_type: "open_pr", step_index: visibleSteps(run).length },
         inputs: { ticket: { key: name, title: typeof run.input.description === "string" ? run.input.description : name } },
       };
       const terminal = (e: { kernelCode: string }) => (e.kernelCode === "TERMINAL_STATE" ? conflict("Protocol already terminal") : undefined);
-      await s.signal(req, run.runId, { name: "add_steps", steps: [def] }, terminal);
-      const after = await s.signal(req, run.runId, { name: "run_step", stepId }, terminal);
+      const after = await s.signal(req, run.runId, signal, terminal);
+      const stepId = after.steps.find((x) => !taken.has(x.id) && x.type === ForgeStepType.Open)?.id ?? "open_pr";
       return { message: "Open PR/MR enqueued", job: await jobOf(after, stepId, "execute", n) };
     },
   );

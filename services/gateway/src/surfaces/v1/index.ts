@@ -5,6 +5,7 @@ import type { FastifyInstance } from "fastify";
 import type { Surface } from "../../context.js";
 import { toHttp } from "../../errors.js";
 import type { V1 } from "./common.js";
+import { askRoutes } from "./ask.js";
 import { definitionRoutes } from "./definitions.js";
 import { eventRoutes } from "./events.js";
 import { opsRoutes } from "./ops.js";
@@ -54,6 +55,7 @@ export async function apiV1Routes(app: FastifyInstance, opts: Surface): Promise<
   projectRoutes(app, v1);
   definitionRoutes(app, v1);
   runRoutes(app, v1);
+  askRoutes(app, v1);
   eventRoutes(app, v1);
   opsRoutes(app, v1);
 }
