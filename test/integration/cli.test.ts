@@ -307,6 +307,7 @@ describe("orch ask: the supervisor's contract", () => {
         const q = JSON.parse(body) as { question: string };
         asked.push({ run: m[1], ...q });
         if (m[1] === "nope") return json(404, { error: { code: "NOT_FOUND", message: "run nope not found" } });
+        if (q.question === "policy") return json(403, { error: { code: "LLM_POLICY_REFUSED", message: "ORCH_LLM_POLICY=locked refuses every model call" } });
         if (q.question === "unavailable") return json(503, { error: { code: "SUPERVISOR_UNAVAILABLE", message: "no supervisor model configured" } });
         res.writeHead(200, { "content-type": "text/event-stream" });
         const frame = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
@@ -331,6 +332,8 @@ describe("orch ask: the supervisor's contract", () => {
     expect(r.stdout).toBe("The run is waiting for your approval.\n");
     expect(r.stderr).toBe("(answered by test-model)\n");
     expect(asked.at(-1)).toEqual({ run: "run-1", question: "why is it stuck?" });
+    await ok(["ask", "run-1", "--step", "build", "and this step?"], { env: { ORCH_URL: url } });
+    expect(asked.at(-1)).toEqual({ run: "run-1", question: "and this step?", stepId: "build" });
     const j = await ok(["ask", "run-1", "again", "--json"], { env: { ORCH_URL: url } });
     expect(
       j.stdout
@@ -344,10 +347,15 @@ describe("orch ask: the supervisor's contract", () => {
     ]);
   });
 
-  it("exits with the documented codes: 5 unknown run, 4 bad token, 7 unavailable or failed mid-answer", async () => {
+  it("exits with the documented codes: 5 unknown run, 4 bad token, 6 refused by the LLM policy, 7 unavailable or failed mid-answer", async () => {
     const nf = await orch(["ask", "nope", "hello"], { env: { ORCH_URL: url } });
     expect([nf.code, nf.stderr]).toEqual([5, "orch: POST /api/v1/runs/nope/ask: 404 NOT_FOUND: run nope not found\n"]);
     expect((await orch(["ask", "run-1", "hello"], { env: { ORCH_URL: url, ORCH_API_TOKEN: "wrong" } })).code).toBe(4);
+    const policy = await orch(["ask", "run-1", "policy"], { env: { ORCH_URL: url } });
+    expect([policy.code, policy.stderr]).toEqual([
+      6,
+      "orch: POST /api/v1/runs/run-1/ask: 403 LLM_POLICY_REFUSED: ORCH_LLM_POLICY=locked refuses every model call\n",
+    ]);
     const un = await orch(["ask", "run-1", "unavailable"], { env: { ORCH_URL: url } });
     expect([un.code, un.stderr]).toEqual([7, "orch: POST /api/v1/runs/run-1/ask: 503 SUPERVISOR_UNAVAILABLE: no supervisor model configured\n"]);
     const broke = await orch(["ask", "run-1", "break"], { env: { ORCH_URL: url } });

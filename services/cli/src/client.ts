@@ -161,7 +161,7 @@ async function httpError(method: string, path: string, res: Response): Promise<C
   } catch {
     // not JSON: say what the status says
   }
-  const code = exitCodeOf(res.status);
+  const code = exitCodeOf(res.status, server?.code);
   const hint = code === ExitCode.Auth ? " (set ORCH_API_TOKEN or --token)" : "";
   const message = server ? `${server.message}${reasonOf(server)}` : `${res.status} ${res.statusText}`;
   return new CliError(code, `${method} ${path}: ${res.status} ${server?.code ?? res.statusText}: ${message}${hint}`, server);

@@ -375,11 +375,11 @@ export async function act(api: Client, name: ActionName, id: string, o: ActionOp
  * Asks the supervisor about a run (POST /api/v1/runs/{id}/ask): `event: delta` frames carry the
  * answer's text as it is written, `done` the model, `error` a failure mid-answer.
  */
-export async function ask(api: Client, id: string, question: string, o: { json?: boolean }, io: Output): Promise<void> {
+export async function ask(api: Client, id: string, question: string, o: { step?: string; json?: boolean }, io: Output): Promise<void> {
   if (!question.trim()) throw usage("ask needs a question");
   let done = false;
   let wrote = false;
-  for await (const f of api.stream(`/api/v1/runs/${enc(id)}/ask`, { method: "POST", json: { question } })) {
+  for await (const f of api.stream(`/api/v1/runs/${enc(id)}/ask`, { method: "POST", json: { question, ...(o.step ? { stepId: o.step } : {}) } })) {
     const data = parseFrame<Record<string, any>>(f) ?? {};
     if (o.json) io.out(JSON.stringify({ event: f.event, data }));
     if (f.event === "delta") {

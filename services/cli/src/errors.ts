@@ -26,9 +26,9 @@ export const EXIT_CODE_HELP = `Exit codes:
   1  the watched run failed or was cancelled (orch watch, orch submit --watch)
   2  usage error: bad option or value, or a request the server found invalid (400)
   3  the gateway cannot be reached (ORCH_URL, --url)
-  4  bad or missing token (401/403: ORCH_API_TOKEN, --token)
+  4  bad or missing token (401, 403 FORBIDDEN: ORCH_API_TOKEN, --token)
   5  unknown run, step, session or resource (404)
-  6  refused action (409/422): the server's reason is printed
+  6  refused action (409, 422, other 403s): the server's reason is printed
   7  server error or unavailable (5xx, 429)`;
 
 /** The server's error body, `{error: {code, message, details?}}`, when it sent one. */
@@ -52,10 +52,14 @@ export class CliError extends Error {
 
 export const usage = (message: string): CliError => new CliError(ExitCode.Usage, message);
 
-/** The exit code an HTTP status means. */
-export function exitCodeOf(status: number): ExitCode {
+/**
+ * The exit code an HTTP status means. A 403 is the token's only when the server says so
+ * (`FORBIDDEN`); another 403 is a refusal (the supervisor's `LLM_POLICY_REFUSED`).
+ */
+export function exitCodeOf(status: number, code?: string): ExitCode {
   if (status === 400 || status === 413 || status === 414 || status === 415) return ExitCode.Usage;
-  if (status === 401 || status === 403) return ExitCode.Auth;
+  if (status === 401 || (status === 403 && (code === undefined || code === "FORBIDDEN"))) return ExitCode.Auth;
+  if (status === 403) return ExitCode.Refused;
   if (status === 404) return ExitCode.NotFound;
   if (status === 409 || status === 422) return ExitCode.Refused;
   return ExitCode.Server;

@@ -119,6 +119,7 @@ program
   .description("ask the supervisor about a run; the answer streams as it is written")
   .argument("<run>", "run id")
   .argument("<question...>", "the question")
+  .option("--step <id>", "about this step of the run")
   .action(action(async (g, id: string, question: string[]) => ask(clientOf(g), id, question.join(" "), g, stdio)));
 
 program

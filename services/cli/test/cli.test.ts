@@ -22,7 +22,9 @@ const summary = (id: string, over: Partial<RunSummaryJson> = {}): RunSummaryJson
 
 describe("exit codes", () => {
   it("map HTTP statuses as docs/cli.md says", () => {
-    expect([400, 401, 403, 404, 409, 422, 429, 500, 503].map(exitCodeOf)).toEqual([2, 4, 4, 5, 6, 6, 7, 7, 7]);
+    expect([400, 401, 403, 404, 409, 422, 429, 500, 502, 503].map((s) => exitCodeOf(s))).toEqual([2, 4, 4, 5, 6, 6, 7, 7, 7, 7]);
+    expect(exitCodeOf(403, "FORBIDDEN")).toBe(4);
+    expect(exitCodeOf(403, "LLM_POLICY_REFUSED")).toBe(6);
   });
 });
 

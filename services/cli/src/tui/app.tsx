@@ -305,12 +305,17 @@ export function App({ api, cfg, theme: t }: { api: Client; cfg: UiConfig; theme:
     void loadRuns();
   };
 
+  /** The question is about the run, or about its selected step when the steps are focused. */
   const askSupervisor = async (question: string) => {
     if (!run) return;
     const id = run.id;
+    const stepId = focusRef.current === "steps" ? step?.id : undefined;
     setAnswer({ question, text: "", state: "streaming" });
     try {
-      for await (const f of api.stream(`/api/v1/runs/${encodeURIComponent(id)}/ask`, { method: "POST", json: { question } })) {
+      for await (const f of api.stream(`/api/v1/runs/${encodeURIComponent(id)}/ask`, {
+        method: "POST",
+        json: { question, ...(stepId ? { stepId } : {}) },
+      })) {
         const data = JSON.parse(f.data || "{}") as { text?: string; model?: string; error?: { code?: string; message?: string } };
         if (f.event === "delta" && data.text) setAnswer((a) => a && { ...a, text: a.text + data.text });
         else if (f.event === "done") return setAnswer((a) => a && { ...a, state: "done", ...(data.model ? { note: `answered by ${data.model}` } : {}) });
