@@ -132,6 +132,8 @@ describe("orch: jobs and runs", () => {
   });
 
   it("submits a workflow run from flags, and approves and rejects at its gates; watch follows it to the end", async () => {
+    const inputs = join(tmp, "inputs.yaml");
+    writeFileSync(inputs, "feature_id: 001-cli\nfeature_description: overridden by --input\n");
     const s = await ok([
       "submit",
       "--definition",
@@ -142,8 +144,8 @@ describe("orch: jobs and runs", () => {
       "CLI feature",
       "--input",
       "feature_description=Add a command line to the orchestrator",
-      "--input",
-      "feature_id=001-cli",
+      "--input-file",
+      inputs,
       "--label",
       "feature=001",
       "--json",
