@@ -24,6 +24,7 @@ COPY libs/service/package.json libs/service/
 COPY libs/testing/package.json libs/testing/
 COPY proto/package.json proto/
 COPY services/agent-hub/package.json services/agent-hub/
+COPY services/cli/package.json services/cli/
 COPY services/console/package.json services/console/
 COPY services/event-bus/package.json services/event-bus/
 COPY services/gateway/package.json services/gateway/

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawn } from "node:child_process";
 import { request as httpRequest } from "node:http";
+import { join } from "node:path";
 import { fakeOpenAiChat, http, sse, Stack, waitFor, type FakeModelServer, type ServiceProcess } from "@orch/testing";
 
 /**
@@ -11,6 +13,7 @@ import { fakeOpenAiChat, http, sse, Stack, waitFor, type FakeModelServer, type S
  * anything is streamed; asking changes nothing in the run.
  */
 
+const CLI = join(import.meta.dirname, "..", "..", "services", "cli", "dist", "main.js");
 const SECRET = "planted-secret-value-7f3e9a";
 const QUESTION = "Why did this run fail, and what should I do next?";
 
@@ -29,6 +32,19 @@ const HUB_ENV = (url: string) => ({
 
 const ask = (runId: string, body: unknown, headers: Record<string, string> = {}) =>
   http("POST", `${base}/api/v1/runs/${runId}/ask`, { json: body, headers: { accept: "application/json", ...headers } });
+
+/** The real `orch ask …` (the model server runs in this process: the command must not block it). */
+function orchAsk(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, "ask", ...args], { env: { ...process.env, ORCH_URL: base, ORCH_CONFIG: "none" } });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
 
 const promptOf = (i = -1) => {
   const reqs = model.turnRequests;
@@ -103,6 +119,22 @@ describe("asking the supervisor about a run", () => {
     expect(text).toContain("[REDACTED]");
 
     expect(await runState(failedRun)).toEqual(before);
+  });
+
+  it("answers `orch ask` in the terminal: the real command prints the deltas as they come and exits 0", async () => {
+    model.script({ chunks: ["Step ci ", "ran out of disk. ", "Free space and retry."], usage: { input: 500, output: 9 } });
+    const text = await orchAsk([failedRun, QUESTION]);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain("Step ci ran out of disk. Free space and retry.");
+    expect(promptOf().text).toContain(QUESTION);
+    model.script({ chunks: ["In short: ", "free space."] });
+    const json = await orchAsk([failedRun, QUESTION, "--json"]);
+    expect(json.code, json.stderr).toBe(0);
+    const frames = json.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(frames.at(-1)).toMatchObject({ event: "done" });
   });
 
   it("answers the whole text as JSON with Accept: application/json", async () => {

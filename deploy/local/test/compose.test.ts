@@ -110,10 +110,12 @@ function workspaces(): string[] {
 
 describe("docker-compose.yml", () => {
   it("runs exactly the services in services/, each from the shared build with its own entry point", () => {
-    // A service is a process with an entry point; the web console (static files the gateway serves) is not one.
-    const serviceDirs = readdirSync(join(ROOT, "services")).filter(
-      (d) => existsSync(join(ROOT, "services", d, "package.json")) && existsSync(join(ROOT, "services", d, "src", "main.ts")),
-    );
+    // services/ also holds clients (the `orch` command line), which run nowhere: a service is a
+    // package there with a process to start (its `start` script).
+    const serviceDirs = readdirSync(join(ROOT, "services")).filter((d) => {
+      const pkg = join(ROOT, "services", d, "package.json");
+      return existsSync(pkg) && (JSON.parse(readFileSync(pkg, "utf8")) as { scripts?: { start?: string } }).scripts?.start !== undefined;
+    });
     expect(appServices.map(([name]) => name).sort()).toEqual(serviceDirs.sort());
 
     const shared = compose["x-orchestrator"];

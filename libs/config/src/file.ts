@@ -21,6 +21,8 @@ export const FILE_KEYS: Readonly<Record<string, { env: string; kind: Kind }>> = 
   workspace: { env: "ORCH_WORKSPACE", kind: "string" },
   worktrees_root: { env: "ORCH_WORKTREES_ROOT", kind: "string" },
   harness_provider: { env: "ORCH_AGENT_EXECUTOR", kind: "string" },
+  ticketing_provider: { env: "ORCH_TICKETING_PROVIDER", kind: "string" },
+  vcs_provider: { env: "ORCH_VCS_PROVIDER", kind: "string" },
   // seed 003's [git]
   "git.binary": { env: "ORCH_GIT_BINARY", kind: "string" },
   "git.allow_force_push": { env: "ORCH_GIT_ALLOW_FORCE_PUSH", kind: "bool" },
@@ -93,6 +95,12 @@ export const FILE_KEYS: Readonly<Record<string, { env: string; kind: Kind }>> = 
   "supervisor.base_url": { env: "ORCH_SUPERVISOR_BASE_URL", kind: "string" },
   "supervisor.openrouter_base_url": { env: "ORCH_SUPERVISOR_BASE_URL", kind: "string" },
   "supervisor.timeout_ms": { env: "ORCH_SUPERVISOR_TIMEOUT_MS", kind: "int" },
+  // seed 003's [ui]: the terminal UI's (orch tui)
+  "ui.theme": { env: "ORCH_UI_THEME", kind: "string" },
+  "ui.ticket_picker_priority_states": { env: "ORCH_UI_TICKET_PICKER_PRIORITY_STATES", kind: "list" },
+  "ui.transcript_line_limit": { env: "ORCH_UI_TRANSCRIPT_LINE_LIMIT", kind: "int" },
+  "ui.background_session_refresh_secs": { env: "ORCH_UI_BACKGROUND_SESSION_REFRESH_SECS", kind: "int" },
+  "ui.session_info_background_refresh_secs": { env: "ORCH_UI_SESSION_INFO_REFRESH_SECS", kind: "int" },
   // sessions
   "sessions.heartbeat_ms": { env: "ORCH_SESSION_HEARTBEAT_MS", kind: "int" },
   "sessions.timeout_ms": { env: "ORCH_SESSION_TIMEOUT_MS", kind: "int" },
@@ -100,21 +108,10 @@ export const FILE_KEYS: Readonly<Record<string, { env: string; kind: Kind }>> = 
 });
 
 /**
- * Seed 003 keys for capabilities this release does not have yet (ticketing, git hosts, the
- * terminal UI, its SQLite store): read and reported as ignored, so a seed 003
- * config file loads, rather than refused.
+ * Seed 003 keys for capabilities this release does not have yet (the trackers' own settings, its
+ * SQLite store): read and reported as ignored, so a seed 003 config file loads, rather than refused.
  */
-const NOT_YET = [
-  "event_store_path",
-  "ticketing_provider",
-  "vcs_provider",
-  "linear",
-  "shortcut",
-  "database",
-  "ui",
-  "runtime.allow_unsafe_command_paths",
-  "runtime.opencode_server_base_url",
-];
+const NOT_YET = ["event_store_path", "linear", "shortcut", "database", "runtime.allow_unsafe_command_paths", "runtime.opencode_server_base_url"];
 
 export interface ConfigFile {
   path: string;
@@ -132,6 +129,8 @@ export const DEFAULT_CONFIG_TOML = `# Orchestrator configuration (non-secret set
 # workspace = "~/.local/share/orchestrator/workspace"   # ORCH_WORKSPACE
 # worktrees_root = "<workspace>/worktrees"               # ORCH_WORKTREES_ROOT
 # vcs_repo_provider = "vcs_repos.github_rest"            # ORCH_VCS_REPO_PROVIDER: github_rest | github_gh_cli (GitLab: gitlab_rest)
+# ticketing_provider = "ticketing.linear"                # ORCH_TICKETING_PROVIDER: ticketing.linear | ticketing.shortcut
+# vcs_provider = "vcs.git_cli"                           # ORCH_VCS_PROVIDER: vcs.git_cli
 # Forge tokens stay in the environment: GITHUB_TOKEN or GH_TOKEN, GITLAB_TOKEN.
 
 [agents]
@@ -177,6 +176,13 @@ harness_log_normalized_events = false
 codex_binary = "codex"
 opencode_binary = "opencode"
 claude_binary = "claude"
+
+[ui]                            # the terminal UI (orch tui)
+theme = "nord"                  # ORCH_UI_THEME: nord | dark | light
+ticket_picker_priority_states = ["In Progress", "Final Approval", "Todo", "Backlog"]
+transcript_line_limit = 100
+background_session_refresh_secs = 15
+session_info_background_refresh_secs = 15
 `;
 
 export class ConfigFileError extends Error {

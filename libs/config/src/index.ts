@@ -1,8 +1,11 @@
 import { z } from "zod";
 import { ConfigFileError, readConfigFile, type ConfigFile } from "./file.js";
 import { AGENT_ROLES, FORGE_DEFAULT_API_URL, VCS_REPO_PROVIDERS } from "@orch/contracts";
+import { providerName, TICKETING_PROVIDERS, VCS_PROVIDERS } from "./providers.js";
 
 export { readConfigFile, DEFAULT_CONFIG_TOML, FILE_KEYS, ConfigFileError, type ConfigFile } from "./file.js";
+export * from "./ui.js";
+export { TICKETING_PROVIDERS, VCS_PROVIDERS, type TicketingProvider, type VcsProvider } from "./providers.js";
 
 /**
  * Configuration: one zod schema per service over the environment, validated once at boot, frozen,
@@ -80,6 +83,10 @@ export const CommonConfig = z.object({
    */
   ORCH_TASK_STORE: jetstreamOnly("tasks are stored in NATS JetStream (the run records), the one system of record here"),
   TASK_QUEUE: jetstreamOnly("tasks are queued in NATS JetStream (the queue is a projection of the runs' transitions)"),
+  /** Seed 003's `ticketing_provider`: the tracker ticket intake reads (`linear`, `shortcut`; `ticketing.linear` too). */
+  ORCH_TICKETING_PROVIDER: providerName("ticketing", TICKETING_PROVIDERS).default("linear"),
+  /** Seed 003's `vcs_provider`: local git operations, through the git CLI only (`git_cli`, `vcs.git_cli`). */
+  ORCH_VCS_PROVIDER: providerName("vcs", VCS_PROVIDERS).default("git_cli"),
 });
 export type CommonConfig = z.output<typeof CommonConfig>;
 

@@ -91,13 +91,22 @@ describe("configuration file", () => {
       ORCH_CODEX_BINARY: "codex",
       ORCH_VCS_REPO_PROVIDER: "vcs_repos.github_gh_cli",
       ORCH_GH_BINARY: "gh",
+      ORCH_TICKETING_PROVIDER: "linear",
+      ORCH_VCS_PROVIDER: "git_cli",
       ORCH_SUPERVISOR_MODEL: "c/claude-haiku-4.5",
       ORCH_SUPERVISOR_BASE_URL: "https://openrouter.ai/api/v1",
     });
     const used = configFileUsed();
+    expect(used?.values).toMatchObject({
+      ORCH_UI_THEME: "nord",
+      ORCH_UI_TICKET_PICKER_PRIORITY_STATES: "In Progress,Final Approval,Todo,Backlog",
+      ORCH_UI_TRANSCRIPT_LINE_LIMIT: "100",
+      ORCH_UI_BACKGROUND_SESSION_REFRESH_SECS: "15",
+      ORCH_UI_SESSION_INFO_REFRESH_SECS: "15",
+    });
     expect(used?.path).toBe(path);
-    expect(used?.ignored).toEqual(expect.arrayContaining(["ticketing_provider", "linear.api_url", "runtime.opencode_server_base_url", "ui.theme"]));
-    expect(used?.ignored).not.toContain("supervisor.model");
+    expect(used?.ignored).toEqual(expect.arrayContaining(["linear.api_url", "runtime.opencode_server_base_url"]));
+    for (const read of ["supervisor.model", "ticketing_provider", "vcs_provider", "ui.theme"]) expect(used?.ignored).not.toContain(read);
   });
 
   it("reads the supervisor's keys under our names too; its key comes from the environment only", () => {
