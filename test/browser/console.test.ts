@@ -15,7 +15,7 @@ import { Stack, freePort, http, waitFor, type ServiceProcess } from "@orch/testi
 
 const TOKEN = "console-browser-test-token-0123456789";
 const AUTH = { authorization: `Bearer ${TOKEN}` };
-const CHROMIUM = process.env.ORCH_CHROMIUM ?? "/usr/bin/chromium";
+const CHROMIUM = process.env.ORCH_CHROMIUM_BIN ?? "/usr/bin/chromium";
 const INPUT = { feature_description: "Add user authentication with OAuth2", feature_id: "001-console" };
 
 let stack: Stack;
