@@ -77,6 +77,9 @@ export function cutBytes(s: string, max: number): string {
   return nl > 0 ? head.slice(0, nl + 1) : head;
 }
 
+/** Below this, a file's patch is left out whole rather than cut. */
+const MIN_KEPT = 256;
+
 export interface Bounds {
   /** Patch bytes of one file. */
   fileMax: number;
@@ -97,7 +100,8 @@ export function boundFiles(files: DiffFile[], bounds: Bounds): boolean {
       bounds.left -= size;
       continue;
     }
-    const kept = cutBytes(f.patch, max);
+    // A few bytes left are not worth a stub of a header: the note alone says what is missing.
+    const kept = max < MIN_KEPT ? "" : cutBytes(f.patch, max);
     const note = `… ${size - byteLength(kept)} more bytes of this file's patch not shown (${f.additions} additions, ${f.deletions} deletions in all)\n`;
     f.patch = kept + note;
     f.truncated = true;
