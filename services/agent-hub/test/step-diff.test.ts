@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { encode } from "@orch/bus";
 import { StepDiffReply, StepDiffRequest, type SessionRecord } from "@orch/contracts";
 import { boundFiles, cutBytes, parseNumstat, parsePatch, StepDiffService } from "../src/diffs/index.js";
+import { RepoFailure } from "../src/repos.js";
 import { GitCommandError, GitOutputLimitError } from "../src/git/index.js";
 import { secretRedactor } from "../src/supervisor/index.js";
 
@@ -108,7 +109,11 @@ describe("StepDiffService", () => {
       ...over,
     }) as SessionRecord;
   const logger = { warn: () => {}, info: () => {}, child: () => logger } as never;
-  const service = (sessions: SessionRecord[], show: (sha: string, stat: boolean) => Promise<{ message: string; body: string }>) =>
+  const service = (
+    sessions: SessionRecord[],
+    show: (sha: string, stat: boolean) => Promise<{ message: string; body: string }>,
+    more: Partial<ConstructorParameters<typeof StepDiffService>[0]> = {},
+  ) =>
     new StepDiffService({
       bus: {} as never,
       git: { showCommit: (_cwd: string, sha: string, o: { stat?: boolean } = {}) => show(sha, o.stat === true) },
@@ -116,6 +121,7 @@ describe("StepDiffService", () => {
       redact: secretRedactor(["hunter2-secret-value"]),
       logger,
       sessions: async () => sessions,
+      ...more,
     });
   const ask = async (s: StepDiffService, req: Partial<StepDiffRequest> = {}) => {
     const out = await s.answer(encode(StepDiffRequest, { runId: "run-1", stepId: "phase_1", attempt: 1, ...req }));
@@ -168,5 +174,19 @@ describe("StepDiffService", () => {
       ok: true,
       diff: { truncated: true, commits: [{ truncated: true, files: [{ path: "big.txt", additions: 5, patch: "" }] }] },
     });
+  });
+
+  it("reads a project with no record where its session worked (a scratch repository), when this hub has it", async () => {
+    const seen: string[] = [];
+    const noProject = (exists: boolean) =>
+      service([session({})], async () => ({ message: "m", body: "" }), {
+        repository: async () => {
+          throw new RepoFailure("NOT_FOUND", "Project not found");
+        },
+        exists: (p) => (seen.push(p), exists),
+      });
+    expect(await ask(noProject(true))).toMatchObject({ ok: true, diff: { commits: [{ message: "m", files: [] }] } });
+    expect(seen).toEqual(["/r"]);
+    expect(await ask(noProject(false))).toMatchObject({ ok: false, error: { code: "NOT_FOUND", message: "Project not found" } });
   });
 });

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { decode, encode, getRunView, listRunSessions, type Bus } from "@orch/bus";
 import {
   CommitSha,
@@ -33,6 +34,8 @@ export interface StepDiffDeps {
   repository: (projectId: string) => Promise<string>;
   redact: Redact;
   logger: Logger;
+  /** Whether a path exists (tests may pass it). */
+  exists?: (path: string) => boolean;
   /** The run's sessions (tests may pass them). */
   sessions?: (runId: string) => Promise<SessionRecord[]>;
 }
@@ -113,13 +116,7 @@ export class StepDiffService {
   }
 
   async #diff(req: StepDiffRequest, sessions: SessionRecord[], budget: number): Promise<StepDiff> {
-    let repo: string;
-    try {
-      repo = await this.deps.repository(sessions[0]!.projectId);
-    } catch (e) {
-      if (e instanceof RepoFailure) throw new DiffFailure(REPO_CODES[e.code] ?? StepDiffErrorCode.Unavailable, e.message);
-      throw e;
-    }
+    const repo = await this.#repository(sessions[0]!);
     const bounds: Bounds = { fileMax: Math.min(STEP_DIFF_FILE_MAX_BYTES, budget), left: budget };
     const seen = new Set<string>();
     const commits: DiffCommit[] = [];
@@ -133,6 +130,22 @@ export class StepDiffService {
       commits.push(c);
     }
     return { runId: req.runId, stepId: req.stepId, attempt: req.attempt, commits, truncated };
+  }
+
+  /**
+   * Where the commits are: the project's repository on this hub; for a project with no record (its
+   * sessions work in a scratch repository) or none here yet, the repository the session recorded,
+   * when this hub has it.
+   */
+  async #repository(s: SessionRecord): Promise<string> {
+    try {
+      return await this.deps.repository(s.projectId);
+    } catch (e) {
+      if (!(e instanceof RepoFailure)) throw e;
+      const recorded = s.worktree?.repo;
+      if (recorded && (this.deps.exists ?? existsSync)(recorded)) return recorded;
+      throw new DiffFailure(REPO_CODES[e.code] ?? StepDiffErrorCode.Unavailable, e.message);
+    }
   }
 
   async #commit(repo: string, sha: string, branch: string, bounds: Bounds): Promise<DiffCommit> {
