@@ -10,7 +10,7 @@ import { Stack, http, waitFor, type HttpResponse } from "@orch/testing";
  * What a gate asks you to approve, as a diff: a SpecKit run with the stub executor commits a real
  * spec file into a real repository and waits at phase 1; `GET …/steps/phase_1/diff` (answered by
  * the agent hub over NATS) shows that commit's patch, and `orch diff` prints it. A step with no
- * commit, an unknown step and an unknown run are 404s.
+ * commit, an unknown step and an unknown run are 404s; with no agent hub, 503.
  */
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -127,5 +127,12 @@ describe("a step's diff: GET /api/v1/runs/{id}/steps/{stepId}/diff and orch diff
     const none = await orch(["diff", runId, "--step", "phase_2"]);
     expect(none.code).toBe(5);
     expect(none.stderr).toMatch(/phase_2/);
+  });
+
+  it("answers 503 UNAVAILABLE when no agent hub answers", async () => {
+    await stack.kill("agent-hub");
+    const r = await get(`/runs/${runId}/steps/phase_1/diff`);
+    expect(r.status, r.text).toBe(503);
+    expect(r.json().error).toMatchObject({ code: "UNAVAILABLE", message: expect.stringMatching(/agent hub/) });
   });
 });
