@@ -110,6 +110,12 @@ describe("the web console", () => {
     const revision = await gate1.locator("[data-revision]").getAttribute("data-revision");
     expect(revision).toMatch(/^1-[0-9a-f]{12}$/);
     expect(await gate1.textContent()).toContain("SHA-256");
+    // What you approve: the spec file phase 1 committed, as a diff, its added lines coloured.
+    const specDiff = gate1.locator(".changes .diff-file[data-file$='/spec.md']");
+    await specDiff.waitFor({ timeout: 30_000 });
+    expect(await specDiff.locator("summary").textContent()).toMatch(/spec\.md\s*add\s*\+\d+\s*-0/);
+    expect(await specDiff.locator("pre.diff").textContent()).toContain("+## Functional requirements\n");
+    expect(await specDiff.locator("pre.diff .dl-add", { hasText: "FR-001" }).count()).toBe(1);
     await gate1.locator("textarea[name=comment]").fill("Looks right");
     await gate1.locator("button[data-action=approve]").click();
 

@@ -26,6 +26,8 @@ export const ErrorCode = {
   LlmError: "LLM_ERROR",
   /** No agent hub answered a question for the supervisor in time. */
   SupervisorUnavailable: "SUPERVISOR_UNAVAILABLE",
+  /** git failed on a repository an agent hub keeps (a step's diff). */
+  GitError: "GIT_ERROR",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -12,3 +12,4 @@ export * from "./sessions.js";
 export * from "./repos.js";
 export * from "./writes.js";
 export * from "./supervisor.js";
+export * from "./diffs.js";

@@ -15,3 +15,4 @@ export * from "./queues.js";
 export * from "./jobs.js";
 export * from "./tasks.js";
 export { SupervisorAnswer, SupervisorError, SupervisorAbortedError, SUPERVISOR_ACCEPT_MS, type AnswerPiece } from "./supervisor.js";
+export { requestStepDiff, StepDiffError, STEP_DIFF_TIMEOUT_MS } from "./diffs.js";

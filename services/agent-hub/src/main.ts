@@ -12,6 +12,7 @@ import {
   type WorkItem,
 } from "@orch/contracts";
 import { runService } from "@orch/service";
+import { StepDiffService } from "./diffs/index.js";
 import { ExecutorRouter } from "./executors/registry.js";
 import { ForgeService, isForgeStep, originCredentials, runForgeStep } from "./forge/index.js";
 import { GitCli, WorkspaceManager } from "./git/index.js";
@@ -140,11 +141,21 @@ await runService({
 
     // The supervisor: questions about a run, answered by a model from what the run recorded.
     const supervisorKeys = [cfg.ORCH_SUPERVISOR_API_KEY, cfg.OPENROUTER_API_KEY].filter((k): k is string => k !== undefined);
+    const redactKnown = secretRedactor([...secrets, ...supervisorKeys]);
     const supervisor = new Supervisor({
       bus,
       cfg,
       logger: logger.child({ component: "supervisor" }),
-      redact: secretRedactor([...secrets, ...supervisorKeys]),
+      redact: redactKnown,
+    }).start();
+
+    // A step's diff (what a gate asks a person to approve), from the commits its sessions made.
+    const diffs = new StepDiffService({
+      bus,
+      git: GitCli.fromConfig(cfg, { timeoutMs: 15_000, maxOutputBytes: 8 * 1024 * 1024 }),
+      repository: (projectId) => repos.repository(projectId),
+      redact: redactKnown,
+      logger: logger.child({ component: "diffs" }),
     }).start();
 
     const run = (item: WorkItem, correlationId?: string) =>
@@ -180,6 +191,7 @@ await runService({
         readiness.unsubscribe();
         repoQueries.unsubscribe();
         supervisor.stop();
+        diffs.stop();
         await consumer.stop();
       },
     };

@@ -216,6 +216,13 @@ export class RepoService {
     return out;
   }
 
+  /** A project's repository on this hub: NOT_FOUND without a project, CONFLICT when it has none yet. */
+  async repository(projectId: string): Promise<string> {
+    const p = await this.#o.project(projectId);
+    if (!p) throw new RepoFailure("NOT_FOUND", "Project not found");
+    return this.#repo(p);
+  }
+
   /** The project's repository (its top level, real path), or CONFLICT when it has none yet. */
   async #repo(p: ProjectRecord): Promise<string> {
     if (p.localPath) {

@@ -88,3 +88,17 @@ export interface SessionEventJson {
 
 export const FINAL_RUN_STATUSES: ReadonlySet<string> = new Set(["completed", "failed", "cancelled"]);
 export const FINAL_SESSION_STATUSES: ReadonlySet<string> = new Set(["completed", "failed", "cancelled", "timed_out"]);
+
+/** `GET /api/v1/runs/{id}/steps/{stepId}/diff`. */
+export interface StepDiffJson {
+  stepId: string;
+  attempt: number;
+  commits: {
+    sha: string;
+    message: string;
+    branch: string;
+    files: { path: string; change: "add" | "modify" | "delete"; additions: number; deletions: number; binary?: boolean; patch: string; truncated?: boolean }[];
+    truncated?: boolean;
+  }[];
+  truncated: boolean;
+}

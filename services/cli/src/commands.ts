@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import type { ListJson, RunEventJson, RunJson, RunSummaryJson, SessionEventJson, SessionJson, StepJson } from "./api.js";
+import type { ListJson, RunEventJson, RunJson, RunSummaryJson, SessionEventJson, SessionJson, StepDiffJson, StepJson } from "./api.js";
 import { FINAL_RUN_STATUSES, FINAL_SESSION_STATUSES } from "./api.js";
 import { reasonOf, type Client, type Frame } from "./client.js";
 import { CliError, ExitCode, usage } from "./errors.js";
@@ -400,4 +400,33 @@ export async function ask(api: Client, id: string, question: string, o: { step?:
     }
   }
   if (!done) throw new CliError(ExitCode.Server, "the supervisor's answer ended before it was done");
+}
+
+// ---------------------------------------------------------------------------------------------- diff
+
+/**
+ * `orch diff <run> [--step id]`: what a step's attempt committed, as one patch (each commit's
+ * header, then its files' unified diffs): the step waiting for approval by default, else the
+ * latest step that started. `--json` prints the API's answer as it is.
+ */
+export async function diff(api: Client, id: string, o: { step?: string; attempt?: string; json?: boolean }, io: Output): Promise<void> {
+  const run = await api.get<RunJson>(`/api/v1/runs/${enc(id)}`);
+  let stepId = o.step;
+  if (stepId === undefined) {
+    const started = run.steps.filter((s) => s.startedAt).sort((a, b) => b.startedAt!.localeCompare(a.startedAt!));
+    stepId = (run.steps.find((s) => s.status === "waiting_approval") ?? started[0])?.id;
+    if (stepId === undefined) throw new CliError(ExitCode.NotFound, `run ${id} has no step that ran yet`);
+  }
+  if (o.attempt !== undefined && !/^\d{1,7}$/.test(o.attempt)) throw usage(`--attempt ${JSON.stringify(o.attempt)}: expected a number`);
+  const d = await api.get<StepDiffJson>(`/api/v1/runs/${enc(id)}/steps/${enc(stepId)}/diff${o.attempt !== undefined ? `?attempt=${o.attempt}` : ""}`);
+  if (o.json) return io.out(JSON.stringify(d, null, 2));
+  for (const c of d.commits) {
+    const adds = c.files.reduce((n, f) => n + f.additions, 0);
+    const dels = c.files.reduce((n, f) => n + f.deletions, 0);
+    io.out(`commit ${c.sha} (${c.branch}) · ${d.stepId} attempt ${d.attempt} · ${c.files.length} file${c.files.length === 1 ? "" : "s"} +${adds} -${dels}`);
+    for (const line of c.message.split("\n")) io.out(`    ${line}`);
+    io.out("");
+    for (const f of c.files) io.write(f.patch || `(${f.path}: ${f.binary ? "binary" : "patch not shown"}, +${f.additions} -${f.deletions})\n`);
+  }
+  if (d.truncated) io.err("orch: the diff was cut short (512 KB in all, 128 KB per file); the notes in it say where");
 }

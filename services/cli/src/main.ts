@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
-import { act, ask, logs, runs, schedules, show, stdio, submit, watch, type ActionName } from "./commands.js";
+import { act, ask, diff, logs, runs, schedules, show, stdio, submit, watch, type ActionName } from "./commands.js";
 import { CliError, EXIT_CODE_HELP, ExitCode } from "./errors.js";
 import { clientOf, DEFAULT_URL, type GlobalOptions } from "./settings.js";
 import { start, START_OVERRIDES } from "./start.js";
@@ -107,6 +107,14 @@ program
   .option("--step <id>", "only this step's sessions")
   .option("-f, --follow", "follow running sessions, and the run's next ones, until it finishes")
   .action(action(async (g, id: string) => logs(clientOf(g), id, g, stdio)));
+
+program
+  .command("diff")
+  .description("what a step's attempt committed, as a patch (the step waiting for approval by default)")
+  .argument("<run>", "run id")
+  .option("--step <id>", "this step (default: the one waiting for approval, else the latest that started)")
+  .option("--attempt <n>", "this attempt (default: the step's current one)")
+  .action(action(async (g, id: string) => diff(clientOf(g), id, g, stdio)));
 
 program
   .command("schedules")

@@ -119,3 +119,21 @@ export interface Page<T> {
   nextCursor?: string;
   total: number;
 }
+
+export interface StepDiffFile {
+  path: string;
+  change: "add" | "modify" | "delete";
+  additions: number;
+  deletions: number;
+  binary?: boolean;
+  patch: string;
+  truncated?: boolean;
+}
+
+/** `GET /api/v1/runs/{id}/steps/{stepId}/diff`. */
+export interface StepDiff {
+  stepId: string;
+  attempt: number;
+  commits: { sha: string; message: string; branch: string; files: StepDiffFile[]; truncated?: boolean }[];
+  truncated: boolean;
+}

@@ -20,6 +20,7 @@ export const STATUS_OF: Readonly<Record<ErrorCode, number>> = Object.freeze({
   [ErrorCode.LlmPolicyRefused]: 403,
   [ErrorCode.LlmError]: 502,
   [ErrorCode.SupervisorUnavailable]: 503,
+  [ErrorCode.GitError]: 502,
 });
 
 /** fastify's own error codes → ours, so a client never sees a `FST_…` body. */

@@ -669,6 +669,32 @@ export class GitCli {
   }
 
   /**
+   * A commit's message and its patch against its first parent (what the commit itself changed;
+   * none of the repository's diff drivers, textconv or colour; renames as a delete and an add).
+   * `stat` instead of the patch: `--numstat` lines, for a commit whose patch is over the output limit.
+   */
+  async showCommit(cwd: string, sha: string, opts: { stat?: boolean } = {}): Promise<{ message: string; body: string }> {
+    if (!/^[0-9a-f]{7,64}$/.test(sha)) throw new GitInvalidArgumentError(`not a commit id: ${JSON.stringify(sha)}`);
+    const r = await this.#run(cwd, [
+      "-c",
+      "core.quotePath=false",
+      "show",
+      "--no-color",
+      "--no-ext-diff",
+      "--no-textconv",
+      "--no-renames",
+      "--diff-merges=first-parent",
+      "--format=%B%x00",
+      opts.stat ? "--numstat" : "--patch",
+      "--end-of-options",
+      `${sha}^{commit}`,
+      "--",
+    ]);
+    const nul = r.stdout.indexOf("\0");
+    return nul < 0 ? { message: "", body: r.stdout } : { message: r.stdout.slice(0, nul).trim(), body: r.stdout.slice(nul + 1).replace(/^\n/, "") };
+  }
+
+  /**
    * Force-pushes `commit` to `remote`'s branch `branch` if that is still at `expected` (a lease:
    * whatever was pushed there since is never overwritten). Needs `allowForcePush`.
    */

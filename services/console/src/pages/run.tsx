@@ -1,6 +1,7 @@
 import { Fragment } from "preact";
 import { useRef, useState } from "preact/hooks";
 import { ApiError, api, ask } from "../api.js";
+import { Changes } from "../changes.js";
 import { runActions, type RunAction } from "../actions.js";
 import { useDebounced, useLoad, useStream } from "../hooks.js";
 import { Link } from "../router.js";
@@ -146,7 +147,7 @@ export function RunPage({ id }: { id: string }) {
                   {s.phase}
                 </li>
               ) : null}
-              <StepItem step={s} sessions={all.filter((x) => x.stepId === s.id)} />
+              <StepItem runId={r.id} step={s} sessions={all.filter((x) => x.stepId === s.id)} />
             </Fragment>
           ))}
         </ol>
@@ -245,6 +246,7 @@ function Gate({ run, step, sessions, onDone }: { run: Run; step: Step; sessions:
       ) : null}
       {typeof output?.diff === "string" ? <pre class="diff">{output.diff}</pre> : null}
       <Commits sessions={mine} />
+      {mine.some((s) => s.result?.commit) ? <Changes runId={run.id} stepId={step.id} attempt={step.attempt} open /> : null}
       <details open>
         <summary>Output</summary>
         <Json value={step.output} />
@@ -281,7 +283,7 @@ function Commits({ sessions }: { sessions: Session[] }) {
   );
 }
 
-function StepItem({ step, sessions }: { step: Step; sessions: Session[] }) {
+function StepItem({ runId, step, sessions }: { runId: string; step: Step; sessions: Session[] }) {
   const running = sessions.some((s) => !FINAL_SESSION.has(s.status));
   const [open, setOpen] = useState(false);
   const shown = open || step.status === "waiting_approval";
@@ -316,6 +318,12 @@ function StepItem({ step, sessions }: { step: Step; sessions: Session[] }) {
           {sessions.length === 0 ? <Empty>No sessions for this step.</Empty> : null}
           {sessions.map((s) => (
             <SessionItem key={s.id} session={s} autoOpen={!FINAL_SESSION.has(s.status)} />
+          ))}
+          {[...new Set(sessions.filter((s) => s.result?.commit).map((s) => s.attempt))].map((a) => (
+            <div class="attempt-changes small" key={a}>
+              <span class="muted">attempt {a}</span>
+              <Changes runId={runId} stepId={step.id} attempt={a} />
+            </div>
           ))}
           {step.notes?.length ? (
             <ul class="notes small">

@@ -7,6 +7,7 @@ import { toHttp } from "../../errors.js";
 import type { V1 } from "./common.js";
 import { askRoutes } from "./ask.js";
 import { definitionRoutes } from "./definitions.js";
+import { diffRoutes } from "./diffs.js";
 import { eventRoutes } from "./events.js";
 import { opsRoutes } from "./ops.js";
 import { projectRoutes } from "./projects.js";
@@ -56,6 +57,7 @@ export async function apiV1Routes(app: FastifyInstance, opts: Surface): Promise<
   definitionRoutes(app, v1);
   runRoutes(app, v1);
   askRoutes(app, v1);
+  diffRoutes(app, v1);
   eventRoutes(app, v1);
   opsRoutes(app, v1);
 }
