@@ -53,7 +53,7 @@ export function NewRunPage() {
               ...(Object.keys(lab).length ? { labels: lab } : {}),
               input: parsed,
             });
-            navigate(`/runs/${run.id}`);
+            navigate(`/runs/${run.id}${run.accepted ? "?accepted=1" : ""}`);
           } catch (err) {
             setError(err as ApiError);
           } finally {

@@ -4,10 +4,22 @@ import { ApiError, api, ask } from "../api.js";
 import { Changes } from "../changes.js";
 import { runActions, type RunAction } from "../actions.js";
 import { useDebounced, useLoad, useStream } from "../hooks.js";
-import { Link } from "../router.js";
+import { Link, useLocation } from "../router.js";
 import type { Page, Run, RunEvent, Session, SessionEvent, Step } from "../types.js";
 import { ActionButton, Badge, Empty, ErrorBox, Json, Live, Section, UsageLine, When, span, usd, num } from "../ui.js";
 import { FINAL_SESSION, RUN_EVENT_TYPES, SESSION_EVENT_TYPES } from "../vocabulary.js";
+
+/** The run; one the core accepted but has not applied yet answers 404 for a moment, so `patient` waits (up to 10 s). */
+async function loadRun(id: string, patient: boolean): Promise<Run> {
+  for (let i = 0; ; i++) {
+    try {
+      return await api.get<Run>(`/runs/${id}`);
+    } catch (err) {
+      if (!patient || i >= 20 || !(err instanceof ApiError) || err.status !== 404) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
 
 /**
  * A run: its state and actions, the gates waiting on you (what you approve and what its revision
@@ -16,7 +28,9 @@ import { FINAL_SESSION, RUN_EVENT_TYPES, SESSION_EVENT_TYPES } from "../vocabula
  * the supervisor's answers.
  */
 export function RunPage({ id }: { id: string }) {
-  const run = useLoad(() => api.get<Run>(`/runs/${id}`), [id]);
+  // Just created, and the core had not answered yet (202): the run appears in a moment.
+  const accepted = useLocation().query.get("accepted") === "1";
+  const run = useLoad(() => loadRun(id, accepted), [id]);
   const sessions = useLoad(() => api.get<Page<Session>>(`/runs/${id}/sessions`), [id]);
   const [events, setEvents] = useState<RunEvent[]>([]);
   const refresh = useDebounced(() => {
