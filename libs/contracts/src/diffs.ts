@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ErrorCode } from "./errors.js";
 import { Id } from "./run-views.js";
 
 /**
@@ -78,12 +79,12 @@ export type StepDiff = z.infer<typeof StepDiff>;
 /** Why there is no diff; the edge maps each to its HTTP status. */
 export const StepDiffErrorCode = {
   /** The run, the step, or a commit of that attempt does not exist. */
-  NotFound: "NOT_FOUND",
-  BadRequest: "BAD_REQUEST",
+  NotFound: ErrorCode.NotFound,
+  BadRequest: ErrorCode.BadRequest,
   /** git failed or the commit is not in this hub's repository. */
-  GitError: "GIT_ERROR",
+  GitError: ErrorCode.GitError,
   /** The repository or the run's sessions could not be read. */
-  Unavailable: "UNAVAILABLE",
+  Unavailable: ErrorCode.Unavailable,
 } as const;
 export type StepDiffErrorCode = (typeof StepDiffErrorCode)[keyof typeof StepDiffErrorCode];
 

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ErrorCode } from "./errors.js";
 import { Id } from "./run-views.js";
 
 /**
@@ -52,15 +53,15 @@ export type SupervisorCancel = z.infer<typeof SupervisorCancel>;
 /** Why an answer was refused or broke off; the edge maps each to its HTTP status. */
 export const SupervisorErrorCode = {
   /** The LLM policy refuses the supervisor's model server (`locked`, or a hosted URL under `oss`). */
-  PolicyRefused: "LLM_POLICY_REFUSED",
+  PolicyRefused: ErrorCode.LlmPolicyRefused,
   /** The run (or the step asked about) does not exist. */
-  NotFound: "NOT_FOUND",
+  NotFound: ErrorCode.NotFound,
   /** The ask itself is malformed. */
-  BadRequest: "BAD_REQUEST",
+  BadRequest: ErrorCode.BadRequest,
   /** The model server failed, refused or could not be reached. */
-  ModelError: "LLM_ERROR",
+  ModelError: ErrorCode.LlmError,
   /** The hub could not read the run or lost the answer. */
-  Unavailable: "SUPERVISOR_UNAVAILABLE",
+  Unavailable: ErrorCode.SupervisorUnavailable,
 } as const;
 export type SupervisorErrorCode = (typeof SupervisorErrorCode)[keyof typeof SupervisorErrorCode];
 
