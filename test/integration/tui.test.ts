@@ -58,6 +58,8 @@ class Tui {
       ORCH_UI_SESSION_INFO_REFRESH_SECS: "1",
       // 256 colours whatever TERM tmux sets, so the theme's colours are what the screen holds.
       FORCE_COLOR: "2",
+      // As a CI job's environment has it: a real terminal still gets the live screen.
+      CI: "true",
       ...env,
     };
     const cmd = `env ${Object.entries(all)

@@ -137,13 +137,20 @@ export class ServiceProcess {
   }
 
   async waitForLog(pred: (l: LogLine) => boolean, opts: { timeoutMs?: number; from?: number } = {}): Promise<LogLine> {
-    return waitFor(
-      () => {
-        if (!this.running && this.#child) throw new Error(`${this.name} exited:\n${this.raw.slice(-20).join("\n")}`);
-        return this.lines.slice(opts.from ?? 0).find(pred);
-      },
-      { timeoutMs: opts.timeoutMs ?? 15_000, what: `${this.name} log line`, intervalMs: 25 },
-    );
+    try {
+      return await waitFor(
+        () => {
+          if (!this.running && this.#child) throw new Error(`${this.name} exited:\n${this.raw.slice(-20).join("\n")}`);
+          return this.lines.slice(opts.from ?? 0).find(pred);
+        },
+        { timeoutMs: opts.timeoutMs ?? 15_000, what: `${this.name} log line`, intervalMs: 25 },
+      );
+    } catch (err) {
+      // What the process said meanwhile is what tells why (a CI log has nothing else).
+      const said = this.raw.slice(Math.max(opts.from ?? 0, this.raw.length - 20));
+      if ((err as Error).message.startsWith("timed out")) (err as Error).message += `; its last lines:\n${said.join("\n")}`;
+      throw err;
+    }
   }
 
   /** Sends a signal and waits for the process to exit. */

@@ -135,6 +135,13 @@ program
   .description("the terminal UI: runs, steps, live transcript, approvals, tickets, the supervisor")
   .action(
     action(async (g) => {
+      // Ink reads CI / CONTINUOUS_INTEGRATION when it loads and then draws nothing until the program
+      // exits; on a real terminal (a CI job's tmux pane, an ssh session with CI=true) that is a blank
+      // screen, so the terminal wins.
+      if (process.stdin.isTTY && process.stdout.isTTY) {
+        delete process.env.CI;
+        delete process.env.CONTINUOUS_INTEGRATION;
+      }
       const { runTui } = await import("./tui/main.js");
       return runTui(clientOf(g));
     }),
