@@ -27,7 +27,8 @@ export async function keepTaskSchedule(bus: Bus, cfg: Readonly<OrchestratorConfi
     type: "run.create",
     commandId: `create:${runId}`,
     projectId: DEFAULT_PROJECT,
-    definition: { id: "schedule" },
+    // Version 1 (periodic): the run this has always been (a version 2 schedule takes a ScheduleSpec).
+    definition: { id: "schedule", version: 1 },
     title: "seed 001 periodic runs",
     autoStart: true,
     mode: cfg.ORCH_MODE,
