@@ -1729,6 +1729,9 @@ class Kernel {
   private childEnded(sig: Extract<Signal, { name: "child_ended" }>): KernelError | null {
     const s = this.state.schedule;
     if (!s) return this.refuse(RefusalCode.IllegalTransition, `child_ended: run ${this.state.runId} is not a schedule`);
+    // An ended schedule follows nothing any more: a report that comes after its end (the run it
+    // cancelled, or one still going when it was cancelled) is expected, not refused, and changes nothing.
+    if (FINAL_RUN_STATUSES.has(this.runStatus())) return null;
     const a = s.active.find((x) => x.runId === sig.runId);
     if (!a) return null;
     this.state.schedule = { ...s, active: s.active.filter((x) => x.runId !== sig.runId) };

@@ -209,6 +209,20 @@ describe("the schedule built-in (kernel, fake clock)", () => {
     expect(() => Drive.of("schedule", { input: { everyMs: 5 } })).toThrow(/everyMs|creates/);
   });
 
+  it("a report that arrives after the schedule ended is ignored: nothing changes, nothing is refused", () => {
+    const d = schedule({ everyMs: MIN, overlap: "queue" });
+    const [first] = fireAt(d);
+    fireAt(d); // queued behind the first
+    d.ok(d.signal({ name: "cancel" }));
+    const before = d.view().schedule;
+    const late = d.signal({ name: "child_ended", runId: first!.runId as string, status: "cancelled" });
+    expect(late.error ?? null).toBeNull();
+    expect(late.changed).toBe(false);
+    expect(createsOf(late.effects)).toEqual([]);
+    expect(d.view().schedule).toEqual(before);
+    expect(d.eventsOf("schedule.run_ended")).toEqual([]);
+  });
+
   it("a run created to report its end tells its schedule once, when it ends", () => {
     const d = Drive.of("job", { runId: "nightly-1", reportTo: "nightly", autoStart: true });
     d.ok(d.signal({ name: "cancel" }));
