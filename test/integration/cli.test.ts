@@ -10,7 +10,7 @@ import { Stack, freePort, http, waitFor } from "@orch/testing";
 /**
  * `orch`, the built command line (services/cli/dist/main.js), run as a child process against the
  * real system with an API token: submit, list, show, watch (both exit codes), approve and reject at
- * a gate, cancel, retry, logs, schedules, `--json`, and each documented exit code; `orch ask`
+ * a gate, cancel, retry, logs, timers, `--json`, and each documented exit code; `orch ask`
  * against a small server speaking the supervisor's contract; `orch start`'s provider overrides.
  */
 
@@ -235,13 +235,13 @@ describe("orch: jobs and runs", () => {
     const id = (await ok(["submit", "-"], { input: JSON.stringify(packet) })).stdout.trim();
     const listed = await waitFor(
       async () => {
-        const l = JSON.parse((await ok(["schedules", "--run", id, "--json"])).stdout);
+        const l = JSON.parse((await ok(["timers", "--run", id, "--json"])).stdout);
         return l.items.length > 0 ? l : undefined;
       },
       { timeoutMs: 20_000, what: "a timer of the run" },
     );
     expect(listed.items[0]).toMatchObject({ runId: id });
-    const t = (await ok(["schedules", "--run", id])).stdout;
+    const t = (await ok(["timers", "--run", id])).stdout;
     expect(t.split("\n")[0]).toMatch(/^RUN +KIND +STEP +DUE +IN$/);
     expect(t).toContain(id);
     await ok(["cancel", id]);

@@ -492,7 +492,7 @@ describe("seed 001: the worker and periodic runs (the core's policy; the schedul
     expect([q1.ok, q2.ok, q3.ok]).toEqual([true, true, true]);
     const done = await waitFor(
       async () => {
-        for (const t of (await wget(`/api/v1/schedules?runId=${q2.runId}`)).items) if (t.kind === "retry") seen.add(t.id);
+        for (const t of (await wget(`/api/v1/timers?runId=${q2.runId}`)).items) if (t.kind === "retry") seen.add(t.id);
         const ts = await Promise.all(["w-1", "w-2", "w-3"].map(async (id) => (await wget(`/tasks/${id}`)).data));
         return ts.every((t) => t.status === "completed") ? ts : undefined;
       },
