@@ -150,8 +150,8 @@ export const RunTemplate = z.strictObject({
 });
 export type RunTemplate = z.output<typeof RunTemplate>;
 
-/** What a schedule does when a firing comes while a run it created is still going. */
-export const OVERLAP_POLICIES = ["skip", "queue", "cancel_previous"] as const;
+/** What a schedule does when a firing comes while a run it created is still going (`allow`: creates it anyway). */
+export const OVERLAP_POLICIES = ["skip", "queue", "cancel_previous", "allow"] as const;
 export type OverlapPolicy = (typeof OVERLAP_POLICIES)[number];
 /** What a schedule does with the due times it missed (nothing fired them: no scheduler ran). */
 export const CATCH_UP_POLICIES = ["none", "one", "all"] as const;

@@ -1680,6 +1680,8 @@ class Kernel {
           this.state.schedule = { ...s, active: s.active.map((a) => (a.cancelling ? a : { ...a, cancelling: true })) };
           this.emit({ type: "schedule.cancelled_previous", at: this.clock.now, data: { scheduledAt: at, cancelled: ids } });
           break;
+        case "allow":
+          break;
       }
     }
     this.schedCreate(at, false);
@@ -1693,7 +1695,9 @@ class Kernel {
     const s = this.state.schedule!;
     const runId = scheduledRunId(this.state.runId, at, byHand);
     const scheduledAt = new Date(at).toISOString();
-    const scope = { at, scheduledAt, runId, schedule: this.state.runId };
+    // `slot` (intervals only): the interval's number since the epoch, as a periodic run (version 1) gave it.
+    const slot = s.spec.everyMs !== undefined ? Math.floor(at / s.spec.everyMs) : undefined;
+    const scope = { at, scheduledAt, runId, schedule: this.state.runId, ...(slot !== undefined ? { slot } : {}) };
     const t = resolveTemplate(s.spec.creates, scope) as ScheduleSpec["creates"];
     this.commandTo({
       type: "run.create",

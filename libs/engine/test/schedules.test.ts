@@ -109,6 +109,12 @@ describe("the schedule built-in (kernel, fake clock)", () => {
     expect(d.view().schedule).toMatchObject({ nextAt: T + 2 * MIN, lastAt: T + MIN, fired: 1, active: [{ runId, at: T + MIN }] });
   });
 
+  it("an interval's template also has `slot`, the interval's number since the epoch", () => {
+    const d = schedule({ everyMs: MIN, creates: { definition: { id: "job" }, input: { slot: "${slot}", at: "${at}" } } });
+    const [c] = fireAt(d);
+    expect(c!.input).toEqual({ slot: (T + MIN) / MIN, at: T + MIN });
+  });
+
   it("jitter delays the firing, not the due time the run is for", () => {
     const d = schedule({ everyMs: MIN, jitterMs: 10_000 });
     const t = d.timer("tick")!;
@@ -126,6 +132,14 @@ describe("the schedule built-in (kernel, fake clock)", () => {
     expect(fireAt(d)).toHaveLength(1);
     // A report about a run it does not follow changes nothing.
     expect(d.signal({ name: "child_ended", runId: "other", status: "completed" }).changed).toBe(false);
+  });
+
+  it("overlap allow: each due time gets its run, whatever goes", () => {
+    const d = schedule({ everyMs: MIN, overlap: "allow" });
+    const [first] = fireAt(d);
+    const [second] = fireAt(d);
+    expect(second!.runId).toBe(scheduledRunId("nightly", T + 2 * MIN));
+    expect(d.view().schedule!.active.map((a) => a.runId)).toEqual([first!.runId, second!.runId]);
   });
 
   it("overlap queue: due times wait for the run going (bounded), then each gets its run in order", () => {

@@ -49,7 +49,7 @@ const SpecFields = {
   timezone: z.string().max(64).optional().describe("IANA time zone of `cron` (default UTC)"),
   everyMs: z.int().optional().describe("Every this many ms since the epoch (at least 1000)"),
   creates: Creates,
-  overlap: z.enum(OVERLAP_POLICIES).optional().describe("While a run it created goes: skip (default), queue, cancel_previous"),
+  overlap: z.enum(OVERLAP_POLICIES).optional().describe("While a run it created goes: skip (default), queue, cancel_previous, allow (create it anyway)"),
   catchUp: z.enum(CATCH_UP_POLICIES).optional().describe("Due times missed while nothing fired: none, one (default: the latest), all"),
   catchUpMax: z.int().optional().describe("At most this many missed due times caught up (default 10)"),
   jitterMs: z.int().optional().describe("Each firing waits 0…jitterMs more (default 0)"),
