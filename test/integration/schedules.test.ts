@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { http, Stack, waitFor } from "@orch/testing";
+import { freePort, http, Stack, waitFor } from "@orch/testing";
 
 /**
  * Schedules over HTTP on a real stack: an every-second schedule creating job runs, labelled with the
  * schedule and the due time; pause, resume, trigger, delete; a bad cron refused; and the scheduler,
  * then the core, killed across due times: afterwards every due time since the resume has exactly one
- * run (catch-up `all`, overlap `queue`, so none is skipped on purpose).
+ * run (catch-up `all`, overlap `queue`, so none is skipped on purpose). Then seed 001's periodic runs
+ * (`ORCH_SCHEDULER_ENABLED`) as a schedule: on, off (cancelled), on again (the next of its chain).
  */
 
 let stack: Stack;
@@ -142,5 +143,40 @@ describe("schedules (/api/v1/schedules)", () => {
     expect((await dueRuns()).length).toBe(after);
     // An ended schedule refuses its actions.
     expect((await http("POST", `${api}/schedules/${ID}/trigger`)).status).toBe(409);
+  });
+
+  it("keeps ORCH_SCHEDULER_ENABLED's schedule: on, it is listed; off, cancelled; on again, the next of its chain", async () => {
+    await stack.kill("orchestrator");
+    const core = async (on: boolean) =>
+      stack.spawn("orchestrator", {
+        ORCH_INSTANCE_ID: `core-${on ? "on" : "off"}-${Date.now()}`,
+        ORCH_GRPC_PORT: String(await freePort()),
+        ORCH_SCHEDULER_ENABLED: String(on),
+        ORCH_SCHEDULE_INTERVAL_MS: "3600000",
+      });
+    const statusOf = async (id: string) => {
+      const r = await http("GET", `${api}/schedules/${id}`);
+      return r.status === 200 ? (r.json().status as string) : undefined;
+    };
+    let p = await core(true);
+    await waitFor(async () => ((await statusOf("tasks-periodic")) === "waiting" ? true : undefined), { timeoutMs: 20_000, what: "tasks-periodic" });
+    const listed = ok(await http("GET", `${api}/schedules`)).items;
+    expect(listed.find((x: any) => x.id === "tasks-periodic").schedule.spec).toMatchObject({ everyMs: 3_600_000, overlap: "allow" });
+    await p.stop();
+    p = await core(false);
+    await waitFor(async () => ((await statusOf("tasks-periodic")) === "cancelled" ? true : undefined), { timeoutMs: 20_000, what: "tasks-periodic off" });
+    await p.stop();
+    p = await core(true);
+    const next = await waitFor(
+      async () => {
+        const items: any[] = ok(await http("GET", `${api}/schedules`)).items;
+        return items.find((x) => x.id.startsWith("tasks-periodic-") && x.status === "waiting");
+      },
+      { timeoutMs: 20_000, what: "the next schedule of the chain" },
+    );
+    expect(next.id).toMatch(/^tasks-periodic-\d+$/);
+    expect(await statusOf("tasks-periodic")).toBe("cancelled");
+    await p.stop();
+    await stack.restart("orchestrator");
   });
 });
