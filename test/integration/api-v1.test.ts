@@ -345,16 +345,16 @@ describe("/api/v1 runs made by other surfaces", () => {
     const id = r.json().job_id;
     const timers = await waitFor(
       async () => {
-        const t = ok(await get(`/schedules?runId=${id}`));
+        const t = ok(await get(`/timers?runId=${id}`));
         return t.items.length ? t : undefined;
       },
       { what: "the wall-clock timer" },
     );
     expect(timers.items).toEqual([{ id: `${id}.wall`, runId: id, kind: "wall_clock", dueAt: expect.stringMatching(ISO), setAt: expect.stringMatching(ISO) }]);
     expect(Date.parse(timers.items[0].dueAt) - Date.parse(timers.items[0].setAt)).toBeGreaterThan(50_000);
-    expect(ok(await get("/schedules")).items.some((t: any) => t.runId === id)).toBe(true);
+    expect(ok(await get("/timers")).items.some((t: any) => t.runId === id)).toBe(true);
     await until(id, (x) => x.status === "completed", "the slow job");
-    await waitFor(async () => ok(await get(`/schedules?runId=${id}`)).total === 0, { what: "the timer to be disarmed" });
+    await waitFor(async () => ok(await get(`/timers?runId=${id}`)).total === 0, { what: "the timer to be disarmed" });
 
     const queues = ok(await get("/queues"));
     expect(queues.total).toBe(queues.items.length);

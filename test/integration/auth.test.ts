@@ -133,7 +133,7 @@ describe("with ORCH_API_TOKEN set", () => {
       ["POST", "/api/v1/runs", { definition: "speckit.specify", autoStart: false }],
       ["POST", "/api/v1/projects", { name: "x" }],
       ["GET", "/api/v1/definitions"],
-      ["GET", "/api/v1/schedules"],
+      ["GET", "/api/v1/timers"],
       ["GET", "/api/orchestrator/ping"],
     ] as [string, string, unknown?][]) {
       const r = await http(method, base + path, { headers: pt, ...(json ? { json } : {}) });

@@ -10,7 +10,7 @@ import { Stack, freePort, http, waitFor } from "@orch/testing";
 /**
  * `orch`, the built command line (services/cli/dist/main.js), run as a child process against the
  * real system with an API token: submit, list, show, watch (both exit codes), approve and reject at
- * a gate, cancel, retry, logs, schedules, `--json`, and each documented exit code; `orch ask`
+ * a gate, cancel, retry, logs, timers, schedules, `--json`, and each documented exit code; `orch ask`
  * against a small server speaking the supervisor's contract; `orch start`'s provider overrides.
  */
 
@@ -235,16 +235,37 @@ describe("orch: jobs and runs", () => {
     const id = (await ok(["submit", "-"], { input: JSON.stringify(packet) })).stdout.trim();
     const listed = await waitFor(
       async () => {
-        const l = JSON.parse((await ok(["schedules", "--run", id, "--json"])).stdout);
+        const l = JSON.parse((await ok(["timers", "--run", id, "--json"])).stdout);
         return l.items.length > 0 ? l : undefined;
       },
       { timeoutMs: 20_000, what: "a timer of the run" },
     );
     expect(listed.items[0]).toMatchObject({ runId: id });
-    const t = (await ok(["schedules", "--run", id])).stdout;
+    const t = (await ok(["timers", "--run", id])).stdout;
     expect(t.split("\n")[0]).toMatch(/^RUN +KIND +STEP +DUE +IN$/);
     expect(t).toContain(id);
     await ok(["cancel", id]);
+  });
+
+  it("lists schedules: when each is due, what it creates, what is next", async () => {
+    await api("POST", "/api/v1/schedules", {
+      id: "cli-nightly",
+      cron: "0 3 * * *",
+      timezone: "Europe/Paris",
+      creates: { definition: "job", input: { goal: "x" } },
+    });
+    const listed = await waitFor(
+      async () => {
+        const l = JSON.parse((await ok(["schedules", "--json"])).stdout);
+        return l.items.some((x: any) => x.id === "cli-nightly" && x.schedule) ? l : undefined;
+      },
+      { what: "the schedule listed" },
+    );
+    expect(listed.items.find((x: any) => x.id === "cli-nightly").schedule.spec).toMatchObject({ cron: "0 3 * * *", timezone: "Europe/Paris" });
+    const t = (await ok(["schedules"])).stdout;
+    expect(t.split("\n")[0]).toMatch(/^SCHEDULE +STATUS +WHEN +CREATES +NEXT +FIRED +SKIPPED$/);
+    expect(t).toMatch(/cli-nightly +waiting +0 3 \* \* \* \(Europe\/Paris\) +job /);
+    await api("DELETE", "/api/v1/schedules/cli-nightly");
   });
 });
 

@@ -492,7 +492,7 @@ describe("seed 001: the worker and periodic runs (the core's policy; the schedul
     expect([q1.ok, q2.ok, q3.ok]).toEqual([true, true, true]);
     const done = await waitFor(
       async () => {
-        for (const t of (await wget(`/api/v1/schedules?runId=${q2.runId}`)).items) if (t.kind === "retry") seen.add(t.id);
+        for (const t of (await wget(`/api/v1/timers?runId=${q2.runId}`)).items) if (t.kind === "retry") seen.add(t.id);
         const ts = await Promise.all(["w-1", "w-2", "w-3"].map(async (id) => (await wget(`/tasks/${id}`)).data));
         return ts.every((t) => t.status === "completed") ? ts : undefined;
       },
@@ -552,14 +552,14 @@ describe("seed 001: the worker and periodic runs (the core's policy; the schedul
     const slots = runs.map((r) => r.metadata.slot as number);
     expect(new Set(slots).size, `slots ${slots.join(",")}`).toBe(slots.length);
     for (const r of runs) {
-      expect(r.id).toBe(`tasks-schedule-${INTERVAL}-${r.metadata.slot}`);
+      expect(r.id).toBe(`tasks-periodic-${r.metadata.slot * INTERVAL}`);
       expect(r.payload).toMatchObject({ roles: ["architect", "tester"], description: "Nightly health check", slot: r.metadata.slot });
       expect(r.metadata).toMatchObject({ scheduled: true, intervalMs: INTERVAL });
       expect(r.taskIds).toEqual([`${r.id}-architect`, `${r.id}-tester`]);
     }
-    // Each slot's run created once: one run.created each, and one tick per slot on the schedule run.
-    const ticks: any[] = (await wget("/api/v1/runs/tasks-schedule/history")).items.filter((e: any) => e.type === "schedule.ticked");
-    const ticked = ticks.map((e) => e.data.slot as number);
+    // Each slot's run created once: one run.created each, and one firing per slot on the schedule.
+    const fired: any[] = (await wget("/api/v1/runs/tasks-periodic/history")).items.filter((e: any) => e.type === "schedule.fired");
+    const ticked = fired.map((e) => e.data.scheduledAt / INTERVAL);
     expect(new Set(ticked).size).toBe(ticked.length);
     for (const s of slots) expect(ticked).toContain(s);
     for (const r of runs.slice(0, 3)) {
@@ -575,5 +575,19 @@ describe("seed 001: the worker and periodic runs (the core's policy; the schedul
     const ts = (await wget(`/runs/${first.id}/tasks`)).data;
     expect(ts.map((t: any) => t.role)).toEqual(["architect", "tester"]);
     expect(ts.every((t: any) => t.description === "Nightly health check" && t.status === "completed")).toBe(true);
+  });
+
+  it("is a schedule in /api/v1/schedules: paused there, it stays paused across a core restart, and resumes", async () => {
+    const s = await wget("/api/v1/schedules/tasks-periodic");
+    expect(s.schedule.spec).toMatchObject({ everyMs: INTERVAL, overlap: "allow", catchUp: "one" });
+    const paused = await wpost("/api/v1/schedules/tasks-periodic/pause");
+    expect(paused.status, paused.text).toBe(200);
+    await w.kill("orchestrator");
+    await w.restart("orchestrator");
+    await new Promise((r) => setTimeout(r, INTERVAL));
+    expect((await wget("/api/v1/schedules/tasks-periodic")).status).toBe("paused");
+    const resumed = await wpost("/api/v1/schedules/tasks-periodic/resume");
+    expect(resumed.status, resumed.text).toBe(200);
+    expect(resumed.json().schedule.nextAt).toBeDefined();
   });
 });

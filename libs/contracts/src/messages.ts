@@ -64,6 +64,8 @@ export const RunCreateCommand = z.object({
    * that needs it: a merge queue). Without it, creating a run that exists changes nothing.
    */
   then: z.looseObject({ name: z.string().min(1).max(64) }).optional(),
+  /** A run told when this one ends (`child_ended`): the schedule that created it. */
+  reportTo: Id.optional(),
 });
 
 /**

@@ -17,8 +17,9 @@ import { CI_STATUSES, REVIEW_STATES, RunMode, RunStatus, StepStatus } from "./vo
  *   1  the run, its steps, facts, usage, gate
  *   2  `pullRequest`: the run's pull request and what the system knows of it
  *   3  `mergeQueue`: a run's place in its merge queue, or a merge queue's members
+ *   4  `schedule`: a schedule run's schedule, next due time and the runs it has going
  */
-export const RUN_VIEW_REVISION = 3;
+export const RUN_VIEW_REVISION = 4;
 
 /** An id that can be a subject token (run ids, project ids). */
 export const Id = z.string().refine(isToken, { message: "must match [A-Za-z0-9_-]{1,128}" });
@@ -163,6 +164,23 @@ export const MergeQueueView = z.object({
 });
 export type MergeQueueView = z.infer<typeof MergeQueueView>;
 
+/** A schedule run (the `schedule` built-in, version 2): what it is, what is next, what it has going. */
+export const ScheduleView = z.object({
+  /** The schedule as given (`ScheduleSpec`, its defaults filled in). */
+  spec: z.record(z.string(), z.unknown()),
+  /** The due time the armed timer is for (absent: paused or ended), and when it fires (with jitter). */
+  nextAt: Millis.optional(),
+  nextFireAt: Millis.optional(),
+  /** The latest due time fired or passed over. */
+  lastAt: Millis.optional(),
+  /** Runs it created that have not ended, and the due times waiting for them (overlap `queue`). */
+  active: z.array(z.object({ runId: z.string(), at: Millis })),
+  queued: z.array(Millis),
+  fired: z.int().nonnegative(),
+  skipped: z.int().nonnegative(),
+});
+export type ScheduleView = z.infer<typeof ScheduleView>;
+
 /** One run in lists and in the run index. */
 export const RunSummary = z.object({
   runId: Id,
@@ -211,6 +229,8 @@ export const RunView = RunSummary.extend({
   pullRequest: PullRequestView.optional(),
   /** Revision 3: a member's place in its merge queue, or (a `merge_queue` run) the queue itself. */
   mergeQueue: MergeQueueView.optional(),
+  /** Revision 4: a schedule run's schedule. */
+  schedule: ScheduleView.optional(),
 });
 export type RunView = z.output<typeof RunView>;
 /** A run's view as the core writes it. */

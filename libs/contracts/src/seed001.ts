@@ -23,8 +23,14 @@ export const TASK_STATUSES = ["queued", "running", "completed", "failed"] as con
 export const TaskStatus = z.enum(TASK_STATUSES);
 export type TaskStatus = z.infer<typeof TaskStatus>;
 
-/** The run (of the `schedule` built-in) that creates seed 001's periodic runs; the core keeps it (ORCH_SCHEDULER_*). */
+/** The periodic run (the `schedule` built-in, version 1) of earlier releases: the core cancels it at start (`TASKS_PERIODIC_SCHEDULE` replaces it). */
 export const TASKS_SCHEDULE_RUN = "tasks-schedule";
+/**
+ * The schedule (the `schedule` built-in, version 2) that creates seed 001's periodic runs since
+ * issue 12: visible and pausable in `/api/v1/schedules`. Turned off and on again, the next one is
+ * `tasks-periodic-<the last stream sequence of the one before>` (every replica derives the same).
+ */
+export const TASKS_PERIODIC_SCHEDULE = "tasks-periodic";
 
 /** What a seed 001 run is: one made by `POST /tasks` (`manual`) or by the periodic runs (`scheduled`). */
 export const TASK_RUN_TYPES = { manual: "manual", scheduled: "scheduled" } as const;
@@ -99,7 +105,7 @@ export function deriveRunStatus(statuses: readonly TaskStatus[]): TaskStatus {
 }
 
 /**
- * The template of a periodic run (`set_schedule`'s `creates`): a `scheduled` run of one task per
+ * The template of a periodic run (its schedule's `creates`): a `scheduled` run of one task per
  * role, the slot in its payload and metadata; each task's id (and step id) `<run id>-<role>`.
  */
 export function periodicTaskRunTemplate(o: { roles: readonly TaskRole[]; description: string; intervalMs: number; mode: "mock" | "live" }) {

@@ -117,7 +117,15 @@ export type Signal =
   /** Merges keys into a step's metadata (shallow). */
   | { name: "set_step_metadata"; stepId: string; metadata: Record<string, unknown> }
   /** A periodic run's schedule: every `everyMs`, create the run `creates` describes (once per slot); or stop. */
-  | { name: "set_schedule"; enabled: boolean; everyMs?: number; creates?: RunTemplate };
+  | { name: "set_schedule"; enabled: boolean; everyMs?: number; creates?: RunTemplate }
+  /** A schedule run's schedule, replaced (the next due time is armed again from now). */
+  | { name: "schedule_set"; spec: ScheduleSpecInput }
+  /** A schedule run: one firing now, whatever its overlap policy. */
+  | { name: "schedule_trigger" }
+  /** A schedule run: a firing for every due time in `[from, to]` that has none yet. */
+  | { name: "schedule_backfill"; from: number; to: number }
+  /** A run this one created (`reportTo`) has ended: a schedule's overlap policy goes on. */
+  | { name: "child_ended"; runId: string; status: string };
 
 export type SignalName = Signal["name"];
 
@@ -141,6 +149,56 @@ export const RunTemplate = z.strictObject({
   mode: RunMode.optional(),
 });
 export type RunTemplate = z.output<typeof RunTemplate>;
+
+/** What a schedule does when a firing comes while a run it created is still going (`allow`: creates it anyway). */
+export const OVERLAP_POLICIES = ["skip", "queue", "cancel_previous", "allow"] as const;
+export type OverlapPolicy = (typeof OVERLAP_POLICIES)[number];
+/** What a schedule does with the due times it missed (nothing fired them: no scheduler ran). */
+export const CATCH_UP_POLICIES = ["none", "one", "all"] as const;
+export type CatchUpPolicy = (typeof CATCH_UP_POLICIES)[number];
+
+/** Labels a schedule puts on each run it creates: which schedule, and the due time it is for (ISO 8601). */
+export const SCHEDULE_LABEL = "schedule";
+export const SCHEDULED_AT_LABEL = "scheduled_at";
+
+/** Whether `tz` is an IANA time zone this runtime knows. */
+export function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A schedule (the `schedule` built-in's input, and `schedule_set`): when it is due (a cron
+ * expression, 5 fields or 6 with seconds first, in an IANA time zone; or every `everyMs` since the
+ * epoch), the run each firing creates (`RunTemplate`, templates over `${at}`, `${scheduledAt}`,
+ * `${runId}`, `${schedule}`), and its policies. The cron expression itself is checked by the kernel.
+ */
+export const ScheduleSpec = z
+  .strictObject({
+    cron: z.string().min(9).max(200).optional(),
+    timezone: z.string().min(1).max(64).refine(isTimeZone, { message: "not an IANA time zone" }).default("UTC"),
+    everyMs: z
+      .int()
+      .min(1_000)
+      .max(366 * 86_400_000)
+      .optional(),
+    creates: RunTemplate,
+    overlap: z.enum(OVERLAP_POLICIES).default("skip"),
+    /** After downtime: fire none of the missed due times, the latest one, or all of them (the latest `catchUpMax`). */
+    catchUp: z.enum(CATCH_UP_POLICIES).default("one"),
+    catchUpMax: z.int().min(1).max(1_000).default(10),
+    /** Each firing waits 0…jitterMs more (the same for a given due time: derived from it). */
+    jitterMs: z.int().min(0).max(3_600_000).default(0),
+    /** At most this many due times wait for a run to end (overlap `queue`); beyond: skipped. */
+    queueMax: z.int().min(1).max(1_000).default(10),
+  })
+  .refine((s) => (s.cron === undefined) !== (s.everyMs === undefined), { message: "exactly one of cron and everyMs", path: ["cron"] });
+export type ScheduleSpec = z.output<typeof ScheduleSpec>;
+export type ScheduleSpecInput = z.input<typeof ScheduleSpec>;
 
 const StepIdRef = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 const RunIdRef = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/);
@@ -233,6 +291,10 @@ const SIGNAL_SHAPES = [
       .optional(),
     creates: RunTemplate.optional(),
   }),
+  z.strictObject({ name: z.literal("schedule_set"), spec: ScheduleSpec }),
+  z.strictObject({ name: z.literal("schedule_trigger") }),
+  z.strictObject({ name: z.literal("schedule_backfill"), from: z.int().min(0), to: z.int().min(0) }),
+  z.strictObject({ name: z.literal("child_ended"), runId: RunIdRef, status: z.string().min(1).max(32) }),
 ] as const;
 
 /** Signals as they arrive from outside (the API, the command stream): validated before the kernel sees them. */

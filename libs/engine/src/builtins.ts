@@ -212,7 +212,23 @@ const mergeQueue: DefinitionInput = {
   mergeQueue: {},
 };
 
+/**
+ * A schedule (version 2): its input is the schedule (`ScheduleSpec`: cron or interval, the run to
+ * create, overlap, catch-up, jitter); it arms its next due time, creates that run at each, and hears
+ * back when each ends (`child_ended`). Paused, it fires nothing; cancelled, it is deleted.
+ */
 const schedule: DefinitionInput = {
+  id: "schedule",
+  version: 2,
+  title: "Schedule: creates a run at each due time (cron or interval)",
+  view: "generic",
+  execution: "manual",
+  whenDone: "wait",
+  schedule: {},
+};
+
+/** Version 1: seed 001's periodic run (`set_schedule`), kept for its runs. */
+const scheduleV1: DefinitionInput = {
   id: "schedule",
   version: 1,
   title: "Periodic run: creates a run every interval",
@@ -412,7 +428,7 @@ export const BUILTIN_DEFINITIONS: readonly DefinitionInput[] = [
 ];
 
 /** Earlier versions of built-ins, kept so that the runs created with them still load (never used for new runs). */
-export const EARLIER_BUILTIN_DEFINITIONS: readonly DefinitionInput[] = [taskQueueV1, speckitV1("implement"), ticketV1];
+export const EARLIER_BUILTIN_DEFINITIONS: readonly DefinitionInput[] = [taskQueueV1, speckitV1("implement"), ticketV1, scheduleV1];
 
 export const SPECKIT_TYPES = Object.keys(SPECKIT) as ("specify" | "plan" | "tasks" | "implement")[];
 

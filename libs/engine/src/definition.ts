@@ -324,6 +324,12 @@ export const Definition = z
     /** Its runs are merge queues (the built-in `merge.queue`): they take `mq_enqueue` and `mq_leave` and give turns. */
     mergeQueue: z.strictObject({}).optional(),
     /**
+     * Its runs are schedules (the built-in `schedule`, version 2): the run's input is a `ScheduleSpec`,
+     * and the run creates the run it describes at each due time (`schedule_set`, `schedule_trigger`,
+     * `schedule_backfill`; pause, resume and cancel are the run's own).
+     */
+    schedule: z.strictObject({}).optional(),
+    /**
      * The git branch a run's sessions work on (templates over the run's input): SpecKit uses its
      * feature id, a protocol its name. Unset or empty: the agent hub's `orch/run/<runId>`.
      */

@@ -1,3 +1,4 @@
+import { jitterOf } from "./schedules.js";
 import type { RunSummary, RunViewInput as RunView, StepViewInput as StepView } from "@orch/contracts";
 import type { CompiledDefinition, RetryPolicy, StepDef } from "./definition.js";
 import { stepStatus, type RunState, type Snap } from "./kernel.js";
@@ -142,6 +143,18 @@ export function runView(cd: CompiledDefinition, state: RunState, summary: RunSum
       ...(base ? { base } : {}),
       entries: q.entries.map((e, i) => ({ runId: e.runId, ...(e.number !== undefined ? { number: e.number } : {}), at: e.at, position: i + 1 })),
       ...(q.head ? { head: q.head.runId } : {}),
+    };
+  }
+  if (state.schedule) {
+    const s = state.schedule;
+    v.schedule = {
+      spec: s.spec as unknown as Record<string, unknown>,
+      ...(s.nextAt !== undefined ? { nextAt: s.nextAt, nextFireAt: s.nextAt + jitterOf(state.runId, s.nextAt, s.spec.jitterMs) } : {}),
+      ...(s.lastAt !== undefined ? { lastAt: s.lastAt } : {}),
+      active: s.active.map((a) => ({ runId: a.runId, at: a.at })),
+      queued: s.queued,
+      fired: s.fired,
+      skipped: s.skipped,
     };
   }
   return v;

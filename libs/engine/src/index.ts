@@ -10,6 +10,7 @@ export { stepMachine, attemptIdOf, retryTimerId, timeoutTimerId, approvalTimerId
 export { runMachineFor, runStatusOf, stageOfValue, type RunContext, type RunEvent, type Gate } from "./run-machine.js";
 export * from "./kernel.js";
 export * from "./builtins.js";
+export * from "./schedules.js";
 export * from "./describe.js";
 export { pureInitial, pureTransition } from "./pure.js";
 export { packState, unpackState } from "./persist.js";

@@ -16,6 +16,9 @@ import {
   PrReadyOutput,
   RefusalCode,
   RunEventType,
+  SCHEDULE_LABEL,
+  SCHEDULED_AT_LABEL,
+  type ScheduleSpec,
   type CiFailureRef,
   type PrMergePayload,
   type PrOpenPayload,
@@ -49,6 +52,7 @@ import {
   type PrState,
   type RunProject,
 } from "./pull-requests.js";
+import { dueBetween, jitterOf, LATE_GRACE_MS, MAX_BACKFILL, nextDue, parseScheduleSpec, scheduledRunId } from "./schedules.js";
 import { runMachineFor, runStatusOf, type Gate, type RunContext, type RunEvent } from "./run-machine.js";
 import { attemptIdOf, stepMachine, type Decision, type StepContext, type StepEvent } from "./step-machine.js";
 import type { CancelTimerParams, DispatchParams, EmitParams, StepError, TimerKind, TimerParams, Usage } from "./types.js";
@@ -125,6 +129,29 @@ export interface RunState {
   mqHold?: { reason: string; headSha?: string };
   /** A merge queue run's members and turn (the built-in `merge.queue`). */
   mergeQueue?: MergeQueueState;
+  /** A schedule run's schedule and where it stands (`schedule` definitions). */
+  schedule?: ScheduleState;
+  /** The run told when this one ends (`child_ended`): the schedule that created it; `reported` once told. */
+  reportTo?: string;
+  reported?: boolean;
+}
+
+/**
+ * A schedule run's state: its spec, the due time its armed timer is for (`nextAt`, absent while
+ * paused or ended), the latest due time it has fired or passed over, the runs it created that have
+ * not reported their end (`cancelling`: told to cancel by `cancel_previous`), the due times waiting
+ * for them (overlap `queue`), and `gen`, which makes each armed timer's id new after an update.
+ */
+export interface ScheduleState {
+  spec: ScheduleSpec;
+  gen: number;
+  nextAt?: number;
+  timerId?: string;
+  lastAt?: number;
+  active: { runId: string; at: number; cancelling?: boolean }[];
+  queued: number[];
+  fired: number;
+  skipped: number;
 }
 
 /** What a periodic run keeps: its schedule, and the slot its armed tick timer is for. */
@@ -232,6 +259,8 @@ export interface CreateRunOptions {
   project?: RunProject;
   /** The core's pull request settings (poll interval, public URL), recorded with the run. */
   prDefaults?: PrDefaults;
+  /** The run told when this one ends (`child_ended`). */
+  reportTo?: string;
 }
 
 const ACTIVE: ReadonlySet<StepStatus> = new Set(["running", "retry_wait", "qa"]);
@@ -717,7 +746,7 @@ class Kernel {
   settle() {
     for (let round = 0; round < MAX_SETTLE_ROUNDS; round++) {
       // Settled: then where the run stands in its merge queue may move it once more.
-      if (!this.settleOnce() && !this.mqAdvance()) return;
+      if (!this.settleOnce() && !this.mqAdvance() && !this.schedAdvance() && !this.reportEnd()) return;
     }
     throw new Error("the run did not settle (a loop of triggers or transitions)");
   }
@@ -1179,7 +1208,8 @@ class Kernel {
         if (t.stepId) this.sendStep(t.stepId, { type: "APPROVAL_TIMEOUT", timerId: t.timerId, ...at });
         return;
       case "tick":
-        this.tick(t.timerId);
+        if (this.state.schedule) this.schedTick(t.timerId);
+        else this.tick(t.timerId);
         return;
       case "pr_poll":
         this.pollFired(t.timerId);
@@ -1430,6 +1460,12 @@ class Kernel {
       }
       case "set_schedule":
         return this.setSchedule(sig, actor);
+      case "schedule_set":
+      case "schedule_trigger":
+      case "schedule_backfill":
+        return this.scheduleSignal(sig, actor);
+      case "child_ended":
+        return this.childEnded(sig);
       case "ci_report":
         return this.ciReport(sig, actor, reason);
       case "pr_opened":
@@ -1536,6 +1572,229 @@ class Kernel {
     this.changed = true;
     this.emit({ type: "schedule.ticked", at: this.clock.now, data: { slot, everyMs: every, runId, lateMs: Math.max(0, this.clock.now - slot * every) } });
     this.armTick(Math.max(slot + 1, Math.floor(this.clock.now / every)));
+  }
+
+  // ── schedules ──────────────────────────────────────────────────────────
+  //
+  // A schedule run (`schedule` definitions) keeps one timer armed for its next due time while it is
+  // neither paused nor ended (`schedAdvance`, after every action). Its tick fires the due times that
+  // came (catch-up decides which of those it missed), each through the overlap policy; a firing is
+  // a `run.create` sent through a `command` timer, its run id and command id made from the schedule
+  // and the due time, so a tick fired twice, a redelivered command or a restarted core creates it once.
+
+  private scheduleSignal(sig: Extract<Signal, { name: "schedule_set" | "schedule_trigger" | "schedule_backfill" }>, actor?: string): KernelError | null {
+    const s = this.state.schedule;
+    if (!s) return this.refuse(RefusalCode.IllegalTransition, `${sig.name}: run ${this.state.runId} is not a schedule`);
+    const st = this.runStatus();
+    if (FINAL_RUN_STATUSES.has(st)) return this.refuse(RefusalCode.TerminalState, `the schedule is ${st}`);
+    const by = actor ? { actor } : {};
+    switch (sig.name) {
+      case "schedule_set": {
+        let spec: ScheduleSpec;
+        try {
+          spec = parseScheduleSpec(sig.spec);
+        } catch (err) {
+          return this.refuse(RefusalCode.Invalid, (err as Error).message);
+        }
+        if (hashJson(spec) === hashJson(s.spec)) return null;
+        if (s.timerId !== undefined) this.effects.push({ kind: "timer", op: "cancel", timerId: s.timerId });
+        const { nextAt: _n, timerId: _t, ...rest } = s;
+        this.state.schedule = { ...rest, spec, gen: s.gen + 1 };
+        this.changed = true;
+        this.emit({ type: "schedule.updated", at: this.clock.now, data: { spec, ...by } });
+        return null;
+      }
+      case "schedule_trigger":
+        this.schedCreate(this.clock.now, true, actor);
+        return null;
+      case "schedule_backfill": {
+        // Only due times the schedule has passed: what is still to come is its timer's.
+        const to = Math.min(sig.to, this.clock.now, (s.nextAt ?? this.clock.now + 1) - 1);
+        if (sig.from > sig.to) return this.refuse(RefusalCode.Invalid, "backfill: from is after to");
+        const { times, more } = dueBetween(s.spec, sig.from, to, MAX_BACKFILL);
+        if (more) return this.refuse(RefusalCode.Invalid, `backfill: more than ${MAX_BACKFILL} due times in the range`);
+        for (const t of times) this.schedCreate(t, false, actor, true);
+        this.changed = true;
+        this.emit({ type: "schedule.backfilled", at: this.clock.now, data: { from: sig.from, to, count: times.length, ...by } });
+        return null;
+      }
+    }
+  }
+
+  /** The armed due time came: fire what catch-up says of the due times since, then arm the next. */
+  private schedTick(timerId: string) {
+    const s = this.state.schedule;
+    if (!s || s.timerId !== timerId || s.nextAt === undefined) return;
+    const { spec } = s;
+    const now = this.clock.now;
+    const { times, more } = dueBetween(spec, s.nextAt, Math.max(now, s.nextAt), spec.catchUpMax);
+    const late = (t: number) => now - t > spec.jitterMs + LATE_GRACE_MS;
+    const fire = spec.catchUp === "all" ? times : spec.catchUp === "one" ? times.slice(-1) : times.filter((t) => !late(t));
+    const passed = times.filter((t) => !fire.includes(t));
+    this.state.schedule = { ...s, lastAt: times[times.length - 1] ?? s.nextAt };
+    delete this.state.schedule.nextAt;
+    delete this.state.schedule.timerId;
+    this.changed = true;
+    if (passed.length > 0 || more)
+      this.emit({
+        type: "schedule.missed",
+        at: now,
+        data: { policy: spec.catchUp, count: passed.length, more, ...(passed.length ? { first: passed[0], last: passed[passed.length - 1] } : {}) },
+      });
+    this.state.schedule.skipped += passed.length;
+    for (const t of fire) this.schedFire(t);
+    // The next due time is armed by schedAdvance (after the latest one considered here).
+  }
+
+  /** A due time fires: through the overlap policy while a run it created is still going. */
+  private schedFire(at: number) {
+    const s = this.state.schedule!;
+    const live = s.active.filter((a) => !a.cancelling);
+    if (live.length > 0) {
+      const ids = live.map((a) => a.runId);
+      switch (s.spec.overlap) {
+        case "skip":
+          this.state.schedule = { ...s, skipped: s.skipped + 1 };
+          this.emit({ type: "schedule.skipped", at: this.clock.now, data: { scheduledAt: at, reason: "overlap", active: ids } });
+          return;
+        case "queue":
+          if (s.queued.length >= s.spec.queueMax) {
+            this.state.schedule = { ...s, skipped: s.skipped + 1 };
+            this.emit({ type: "schedule.skipped", at: this.clock.now, data: { scheduledAt: at, reason: "queue_full", active: ids } });
+          } else {
+            this.state.schedule = { ...s, queued: [...s.queued, at] };
+            this.emit({ type: "schedule.queued", at: this.clock.now, data: { scheduledAt: at, active: ids } });
+          }
+          return;
+        case "cancel_previous":
+          for (const a of live)
+            this.commandTo({
+              type: "run.signal",
+              commandId: `sched-cancel.${a.runId}`,
+              runId: a.runId,
+              issuedAt: this.clock.now,
+              actor: "schedule",
+              signal: { name: "cancel" },
+              reason: `schedule ${this.state.runId}: the next due time came`,
+            });
+          this.state.schedule = { ...s, active: s.active.map((a) => (a.cancelling ? a : { ...a, cancelling: true })) };
+          this.emit({ type: "schedule.cancelled_previous", at: this.clock.now, data: { scheduledAt: at, cancelled: ids } });
+          break;
+        case "allow":
+          break;
+      }
+    }
+    this.schedCreate(at, false);
+  }
+
+  /**
+   * Creates the run of due time `at` (or, by hand, of now): labelled with the schedule and the due
+   * time, told to report its end here. A backfilled run is not followed (it may exist already, ended).
+   */
+  private schedCreate(at: number, byHand: boolean, actor?: string, backfill = false) {
+    const s = this.state.schedule!;
+    const runId = scheduledRunId(this.state.runId, at, byHand);
+    const scheduledAt = new Date(at).toISOString();
+    // `slot` (intervals only): the interval's number since the epoch, as a periodic run (version 1) gave it.
+    const slot = s.spec.everyMs !== undefined ? Math.floor(at / s.spec.everyMs) : undefined;
+    const scope = { at, scheduledAt, runId, schedule: this.state.runId, ...(slot !== undefined ? { slot } : {}) };
+    const t = resolveTemplate(s.spec.creates, scope) as ScheduleSpec["creates"];
+    this.commandTo({
+      type: "run.create",
+      commandId: `create:${runId}`,
+      runId,
+      issuedAt: this.clock.now,
+      actor: actor ?? "schedule",
+      projectId: this.state.projectId,
+      definition: t.definition,
+      title: t.title ?? `${this.state.runId} @ ${scheduledAt}`,
+      labels: { ...t.labels, [SCHEDULE_LABEL]: this.state.runId, [SCHEDULED_AT_LABEL]: scheduledAt },
+      ...(t.input !== undefined ? { input: t.input } : {}),
+      ...(t.steps !== undefined ? { steps: t.steps } : {}),
+      ...(t.facts !== undefined ? { facts: t.facts } : {}),
+      autoStart: true,
+      mode: t.mode ?? "mock",
+      ...(backfill ? {} : { reportTo: this.state.runId }),
+    });
+    const next = this.state.schedule!;
+    this.state.schedule = {
+      ...next,
+      fired: next.fired + 1,
+      ...(backfill ? {} : { active: [...next.active, { runId, at }] }),
+    };
+    this.emit({
+      type: "schedule.fired",
+      at: this.clock.now,
+      data: { scheduledAt: at, runId, lateMs: Math.max(0, this.clock.now - at), ...(byHand ? { byHand } : {}), ...(backfill ? { backfill } : {}) },
+    });
+  }
+
+  /** `child_ended`: a run this schedule created has ended (its overlap no longer holds the next). */
+  private childEnded(sig: Extract<Signal, { name: "child_ended" }>): KernelError | null {
+    const s = this.state.schedule;
+    if (!s) return this.refuse(RefusalCode.IllegalTransition, `child_ended: run ${this.state.runId} is not a schedule`);
+    // An ended schedule follows nothing any more: a report that comes after its end (the run it
+    // cancelled, or one still going when it was cancelled) is expected, not refused, and changes nothing.
+    if (FINAL_RUN_STATUSES.has(this.runStatus())) return null;
+    const a = s.active.find((x) => x.runId === sig.runId);
+    if (!a) return null;
+    this.state.schedule = { ...s, active: s.active.filter((x) => x.runId !== sig.runId) };
+    this.changed = true;
+    this.emit({ type: "schedule.run_ended", at: this.clock.now, data: { runId: sig.runId, scheduledAt: a.at, status: sig.status } });
+    return null;
+  }
+
+  /**
+   * Keeps the schedule's timer as its run's status wants it: none while paused or ended, else one,
+   * for the first due time after the latest considered (or after now); and, while it is not paused,
+   * gives a queued due time its run once none is going. Whether anything changed.
+   */
+  private schedAdvance(): boolean {
+    const s = this.state.schedule;
+    if (!s) return false;
+    const st = this.runStatus();
+    const still = FINAL_RUN_STATUSES.has(st) || st === "paused";
+    if (still) {
+      if (s.timerId === undefined) return false;
+      this.effects.push({ kind: "timer", op: "cancel", timerId: s.timerId });
+      const { nextAt: _n, timerId: _t, ...rest } = s;
+      this.state.schedule = rest;
+      this.changed = true;
+      return true;
+    }
+    if (s.queued.length > 0 && s.active.every((a) => a.cancelling)) {
+      const [at, ...queued] = s.queued;
+      this.state.schedule = { ...s, queued };
+      this.schedCreate(at!, false);
+      this.changed = true;
+      return true;
+    }
+    if (s.timerId !== undefined) return false;
+    // Resumed or updated: from now (what passed while paused is not caught up); after a tick: right after it.
+    const nextAt = nextDue(s.spec, Math.max(this.clock.now, s.lastAt ?? 0));
+    const timerId = `${this.state.runId}.sched.${s.gen}.${nextAt}`;
+    const dueAt = nextAt + jitterOf(this.state.runId, nextAt, s.spec.jitterMs);
+    this.effects.push({ kind: "timer", op: "set", timerId, dueAt, timerKind: "tick" });
+    this.state.schedule = { ...s, nextAt, timerId };
+    this.changed = true;
+    return true;
+  }
+
+  /** A run that ends tells the run it reports to (once: by its command id, and `reported`). */
+  private reportEnd(): boolean {
+    if (this.state.reportTo === undefined || this.state.reported) return false;
+    const st = this.runStatus();
+    if (!FINAL_RUN_STATUSES.has(st)) return false;
+    this.commandTo({
+      type: "run.signal",
+      commandId: `ended.${this.state.runId}`,
+      runId: this.state.reportTo,
+      issuedAt: this.clock.now,
+      actor: "schedule",
+      signal: { name: "child_ended", runId: this.state.runId, status: st },
+    });
+    this.state.reported = true;
+    return true;
   }
 
   // ── integrations: CI reports and pull requests, by the definition's policies ──
@@ -2657,6 +2916,9 @@ export function createRun(cd: CompiledDefinition, opts: CreateRunOptions, clock:
   if (opts.project && (opts.project.forge || opts.project.baseBranch || opts.project.merge)) base.project = opts.project;
   const pr = resolvePrRules(cd.def.pullRequests, opts.prDefaults, opts.project?.merge);
   base.prRules = pr;
+  if (opts.reportTo !== undefined) base.reportTo = opts.reportTo;
+  // A schedule's input is its schedule: refused whole when it is not one.
+  if (cd.def.schedule) base.schedule = { spec: parseScheduleSpec(opts.input ?? {}), gen: 0, active: [], queued: [], fired: 0, skipped: 0 };
   const k = new Kernel(cd, base, clock);
   void runActions;
   const labels = runLabels(cd, opts.labels, opts.input, opts.facts);

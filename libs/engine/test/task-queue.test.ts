@@ -244,7 +244,12 @@ describe("schedule (periodic runs)", () => {
   const EVERY = 1_000;
 
   function scheduled(now = 10 * EVERY + 300): Drive {
-    const d = Drive.of("schedule", { autoStart: true }, { now });
+    // Version 1: the periodic run (version 2 is a schedule, test/schedules.test.ts).
+    const d = Drive.of(
+      builtinVersions().find((c) => c.def.id === "schedule" && c.def.version === 1)!,
+      { autoStart: true },
+      { now },
+    );
     expect(d.status).toBe("waiting");
     return d;
   }

@@ -302,8 +302,8 @@ export async function logs(api: Client, id: string, o: { step?: string; follow?:
   if (seen.size === 0 && !o.json) io.out(o.step ? `step ${o.step} of run ${id} has no sessions yet` : `run ${id} has no sessions yet`);
 }
 
-export async function schedules(api: Client, o: { run?: string; json?: boolean }, io: Output): Promise<void> {
-  const list = await api.get<ListJson<{ id: string; runId: string; kind: string; stepId?: string; dueAt: string; setAt: string }>>("/api/v1/schedules", {
+export async function timers(api: Client, o: { run?: string; json?: boolean }, io: Output): Promise<void> {
+  const list = await api.get<ListJson<{ id: string; runId: string; kind: string; stepId?: string; dueAt: string; setAt: string }>>("/api/v1/timers", {
     runId: o.run,
   });
   if (o.json) return io.out(JSON.stringify(list));
@@ -311,6 +311,41 @@ export async function schedules(api: Client, o: { run?: string; json?: boolean }
   const now = Date.now();
   io.out(
     table([["RUN", "KIND", "STEP", "DUE", "IN"], ...list.items.map((t) => [t.runId, t.kind, t.stepId ?? "-", t.dueAt, duration(Date.parse(t.dueAt) - now)])]),
+  );
+}
+
+interface ScheduleJson {
+  id: string;
+  status: string;
+  title?: string;
+  schedule?: {
+    spec: { cron?: string; timezone?: string; everyMs?: number; creates?: { definition?: { id?: string } } };
+    nextAt?: string;
+    fired: number;
+    skipped: number;
+  };
+}
+
+/** Schedules (runs of the `schedule` built-in): when each is due, what it creates, what is next. */
+export async function schedules(api: Client, o: { project?: string; json?: boolean }, io: Output): Promise<void> {
+  const list = await api.get<ListJson<ScheduleJson>>("/api/v1/schedules", { projectId: o.project });
+  if (o.json) return io.out(JSON.stringify(list));
+  if (list.items.length === 0) return io.out("no schedules");
+  const when = (s: ScheduleJson["schedule"]) =>
+    !s ? "-" : s.spec.cron !== undefined ? `${s.spec.cron} (${s.spec.timezone ?? "UTC"})` : `every ${duration(s.spec.everyMs ?? 0)}`;
+  io.out(
+    table([
+      ["SCHEDULE", "STATUS", "WHEN", "CREATES", "NEXT", "FIRED", "SKIPPED"],
+      ...list.items.map((x) => [
+        x.id,
+        x.status,
+        when(x.schedule),
+        x.schedule?.spec.creates?.definition?.id ?? "-",
+        x.schedule?.nextAt ?? "-",
+        String(x.schedule?.fired ?? 0),
+        String(x.schedule?.skipped ?? 0),
+      ]),
+    ]),
   );
 }
 

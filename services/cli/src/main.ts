@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
-import { act, ask, diff, logs, runs, schedules, show, stdio, submit, watch, type ActionName } from "./commands.js";
+import { act, ask, diff, logs, runs, schedules, show, stdio, submit, timers, watch, type ActionName } from "./commands.js";
 import { CliError, EXIT_CODE_HELP, ExitCode } from "./errors.js";
 import { clientOf, DEFAULT_URL, type GlobalOptions } from "./settings.js";
 import { start, START_OVERRIDES } from "./start.js";
@@ -118,9 +118,15 @@ program
 
 program
   .command("schedules")
+  .description("schedules: when each is due, what it creates, its next due time")
+  .option("-p, --project <id>", "only this project's")
+  .action(action(async (g) => schedules(clientOf(g), g, stdio)));
+
+program
+  .command("timers")
   .description("the scheduler's armed timers, soonest first")
   .option("--run <id>", "only this run's")
-  .action(action(async (g) => schedules(clientOf(g), g, stdio)));
+  .action(action(async (g) => timers(clientOf(g), g, stdio)));
 
 program
   .command("ask")

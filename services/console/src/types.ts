@@ -92,13 +92,30 @@ export interface Queue {
   failed: number;
 }
 
-export interface Schedule {
+/** An armed timer of the scheduler (`/api/v1/timers`). */
+export interface Timer {
   id: string;
   runId: string;
   kind: string;
   stepId?: string;
   dueAt: string;
   setAt: string;
+}
+
+/** A schedule (`/api/v1/schedules`): a run of the `schedule` built-in. */
+export interface Schedule {
+  id: string;
+  projectId: string;
+  title?: string;
+  status: string;
+  schedule?: {
+    spec: { cron?: string; timezone?: string; everyMs?: number; overlap?: string; creates?: { definition?: { id?: string } } };
+    nextAt?: string;
+    lastAt?: string;
+    active: { runId: string; scheduledAt: string }[];
+    fired: number;
+    skipped: number;
+  };
 }
 
 export interface DeadLetter {

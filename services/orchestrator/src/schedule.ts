@@ -1,49 +1,94 @@
 import { randomUUID } from "node:crypto";
 import { lastTransition, sendCommand, type Bus } from "@orch/bus";
 import type { OrchestratorConfig } from "@orch/config";
-import { DEFAULT_PROJECT, TASKS_SCHEDULE_RUN, periodicTaskRunTemplate } from "@orch/contracts";
+import {
+  DEFAULT_PROJECT,
+  FINAL_RUN_STATUSES,
+  TASKS_PERIODIC_SCHEDULE,
+  TASKS_SCHEDULE_RUN,
+  periodicTaskRunTemplate,
+  type ScheduleSpecInput,
+  type Signal,
+} from "@orch/contracts";
 import type { Logger } from "@orch/logging";
 
 /**
- * Seed 001's periodic runs (ORCH_SCHEDULER_ENABLED, ORCH_SCHEDULE_*) as a run the core keeps: the
- * schedule run `tasks-schedule` (the `schedule` built-in). At start, each core replica sends it what
- * the settings say (its creation, then `set_schedule`): both are idempotent (the run is created once;
- * the same schedule again changes nothing), so replicas and restarts agree. The run arms a tick timer
- * per interval slot; the scheduler fires it; the tick's transition arms the next tick and a timer
- * whose firing is the create of the slot's run (run id and command id from the slot), so each slot's
- * run is created once, whatever fires twice. With the setting off, an existing schedule is stopped.
+ * Seed 001's periodic runs (ORCH_SCHEDULER_ENABLED, ORCH_SCHEDULE_*) as a schedule the core keeps:
+ * `tasks-periodic`, a run of the `schedule` built-in (version 2), listed, paused and resumed in
+ * `/api/v1/schedules` like any. At start each core replica sends what the settings say, idempotently,
+ * so replicas and restarts agree: on, the schedule is created (command id from its run id) or given
+ * the settings' spec (`schedule_set`: the same spec changes nothing, and a pause made in the API is
+ * kept); off, it is cancelled. One cancelled (turned off, or deleted in the API) is not brought back:
+ * turned on again, the next in its chain is created (`<id>-<its last stream sequence>`). The periodic
+ * run of version 1 (`tasks-schedule`) is cancelled once: this replaces it.
  */
 export async function keepTaskSchedule(bus: Bus, cfg: Readonly<OrchestratorConfig>, logger: Logger): Promise<void> {
-  const runId = TASKS_SCHEDULE_RUN;
-  const base = { runId, issuedAt: Date.now(), actor: "orchestrator" } as const;
+  const signal = (runId: string, s: { name: Signal["name"] } & Record<string, unknown>, reason: string) =>
+    sendCommand(bus, {
+      type: "run.signal",
+      runId,
+      issuedAt: Date.now(),
+      actor: "orchestrator",
+      // Unique: the same signal again is a no-op by meaning, not by id (a toggled setting must apply).
+      commandId: `schedule:${runId}:${randomUUID()}`,
+      signal: s,
+      reason,
+    });
+
+  const old = await lastTransition(bus, TASKS_SCHEDULE_RUN);
+  const was = old?.transition.view();
+  if (was && !FINAL_RUN_STATUSES.has(was.status)) {
+    await signal(TASKS_SCHEDULE_RUN, { name: "cancel" }, `replaced by the schedule ${TASKS_PERIODIC_SCHEDULE}`);
+    logger.info({ runId: TASKS_SCHEDULE_RUN, by: TASKS_PERIODIC_SCHEDULE }, "periodic run (version 1) replaced");
+  }
+
+  const { runId, live } = await current(bus);
   if (!cfg.ORCH_SCHEDULER_ENABLED) {
-    if (!(await lastTransition(bus, runId))) return;
-    await sendCommand(bus, { ...base, type: "run.signal", commandId: `schedule:${runId}:${randomUUID()}`, signal: { name: "set_schedule", enabled: false } });
+    if (!live) return;
+    await signal(runId, { name: "cancel" }, "ORCH_SCHEDULER_ENABLED is off");
     logger.info({ runId }, "periodic runs off");
     return;
   }
-  await sendCommand(bus, {
-    ...base,
-    type: "run.create",
-    commandId: `create:${runId}`,
-    projectId: DEFAULT_PROJECT,
-    definition: { id: "schedule" },
-    title: "seed 001 periodic runs",
-    autoStart: true,
-    mode: cfg.ORCH_MODE,
-  });
-  const creates = periodicTaskRunTemplate({
-    roles: cfg.ORCH_SCHEDULE_ROLES,
-    description: cfg.ORCH_SCHEDULE_DESCRIPTION,
-    intervalMs: cfg.ORCH_SCHEDULE_INTERVAL_MS,
-    mode: cfg.ORCH_MODE,
-  });
-  await sendCommand(bus, {
-    ...base,
-    type: "run.signal",
-    // Unique: the same schedule sent again is a no-op by meaning, not by id (a toggled setting must apply).
-    commandId: `schedule:${runId}:${randomUUID()}`,
-    signal: { name: "set_schedule", enabled: true, everyMs: cfg.ORCH_SCHEDULE_INTERVAL_MS, creates },
-  });
+  const spec: ScheduleSpecInput = {
+    everyMs: cfg.ORCH_SCHEDULE_INTERVAL_MS,
+    // As the periodic runs always were: the current slot after downtime; each slot's run whatever goes
+    // (a task queue run waits for more tasks: it does not end by itself).
+    catchUp: "one",
+    overlap: "allow",
+    creates: periodicTaskRunTemplate({
+      roles: cfg.ORCH_SCHEDULE_ROLES,
+      description: cfg.ORCH_SCHEDULE_DESCRIPTION,
+      intervalMs: cfg.ORCH_SCHEDULE_INTERVAL_MS,
+      mode: cfg.ORCH_MODE,
+    }),
+  };
+  if (live) await signal(runId, { name: "schedule_set", spec }, "ORCH_SCHEDULE_* at start");
+  else
+    await sendCommand(bus, {
+      type: "run.create",
+      runId,
+      issuedAt: Date.now(),
+      actor: "orchestrator",
+      commandId: `create:${runId}`,
+      projectId: DEFAULT_PROJECT,
+      definition: { id: "schedule", version: 2 },
+      title: "seed 001 periodic runs",
+      input: spec as Record<string, unknown>,
+      autoStart: true,
+      mode: cfg.ORCH_MODE,
+    });
   logger.info({ runId, intervalMs: cfg.ORCH_SCHEDULE_INTERVAL_MS, roles: cfg.ORCH_SCHEDULE_ROLES }, "periodic runs on");
+}
+
+/** The schedule in the chain that is not cancelled (`live`), or the id the next one takes. */
+async function current(bus: Bus): Promise<{ runId: string; live: boolean }> {
+  let runId = TASKS_PERIODIC_SCHEDULE;
+  for (;;) {
+    const t = await lastTransition(bus, runId);
+    if (!t) return { runId, live: false };
+    const v = t.transition.view();
+    // Unreadable: not taken for ended (a second live schedule would fire twice).
+    if (!v || !FINAL_RUN_STATUSES.has(v.status)) return { runId, live: true };
+    runId = `${TASKS_PERIODIC_SCHEDULE}-${t.streamSeq}`;
+  }
 }

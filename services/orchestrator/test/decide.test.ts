@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { Command, RunView, TRANSITION_VERSION, TransitionHead, TransitionReader, encodeTransition, type StoredEvent } from "@orch/contracts";
 import { TaskPacket, jobRunSpec } from "@orch/runs";
-import { builtin, compileDefinition, parseDefinition, type CompiledDefinition, type RunState } from "@orch/engine";
+import { builtin, builtinVersions, compileDefinition, parseDefinition, type CompiledDefinition, type RunState } from "@orch/engine";
 import { RECENT_COMMANDS, commandKey, decide, restoredState, storedState, type CoreState, type Decision, type RunAsStored } from "../src/core/decide.js";
 
 /**
@@ -587,10 +587,18 @@ describe("decide: seed 001's policies (the task worker, periodic runs)", () => {
   });
 
   it("writes a periodic run's tick as a timer carrying the create of its slot's run (run id and command id from the slot)", () => {
-    const schedule = builtin("schedule");
+    // Version 1: the periodic run (seed 001's ORCH_SCHEDULE_*).
+    const schedule = builtinVersions().find((c) => c.def.id === "schedule" && c.def.version === 1)!;
     let run = apply(
       null,
-      Command.parse({ type: "run.create", commandId: "create:s", runId: "s", issuedAt: 1_000, projectId: "_default", definition: { id: "schedule" } }),
+      Command.parse({
+        type: "run.create",
+        commandId: "create:s",
+        runId: "s",
+        issuedAt: 1_000,
+        projectId: "_default",
+        definition: { id: "schedule", version: 1 },
+      }),
       10_500,
       schedule,
     );

@@ -342,6 +342,18 @@ function refusedCreate(cmd: Extract<Command, { type: "run.create" }>, message: s
     cause: causeOf(cmd),
     run: summary,
   };
+  // A run that reports its end (a schedule's) reports this one too, or its schedule would wait for it.
+  if (cmd.reportTo !== undefined) {
+    const command = {
+      type: "run.signal",
+      commandId: `ended.${cmd.runId}`,
+      runId: cmd.reportTo,
+      issuedAt: clock.now,
+      actor: "schedule",
+      signal: { name: "child_ended", runId: cmd.runId, status: "failed" },
+    };
+    head.timers = [{ op: "set", timerId: `${cmd.runId}.${command.commandId}`, dueAt: clock.now, kind: "command", command }];
+  }
   const view: RunView = {
     ...summary,
     input: cmd.input ?? {},
@@ -422,6 +434,7 @@ export function decide(
           // and the core's pull request settings (ORCH_PR_POLL_INTERVAL_SECS, ORCH_PUBLIC_URL).
           ...(creation.project ? { project: creation.project } : {}),
           ...(creation.prDefaults ? { prDefaults: creation.prDefaults } : {}),
+          ...(cmd.reportTo !== undefined ? { reportTo: cmd.reportTo } : {}),
           // The wall clock counts from when the client asked (seed 000); everything else happens now.
           createdAt: Math.min(cmd.issuedAt, clock.now),
         },

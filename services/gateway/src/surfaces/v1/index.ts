@@ -12,6 +12,7 @@ import { eventRoutes } from "./events.js";
 import { opsRoutes } from "./ops.js";
 import { projectRoutes } from "./projects.js";
 import { runRoutes } from "./runs.js";
+import { scheduleRoutes } from "./schedules.js";
 
 /**
  * Our own API under /api/v1: what the console, the CLI and new clients use. JSON bodies in
@@ -56,6 +57,7 @@ export async function apiV1Routes(app: FastifyInstance, opts: Surface): Promise<
   projectRoutes(app, v1);
   definitionRoutes(app, v1);
   runRoutes(app, v1);
+  scheduleRoutes(app, v1);
   askRoutes(app, v1);
   diffRoutes(app, v1);
   eventRoutes(app, v1);

@@ -7,7 +7,7 @@ import { forbidden } from "../../auth.js";
 import { route, ValidationError } from "../../routing.js";
 import { checkProject, ERRORS, IdParam, iso, listOf, loadRun, type V1 } from "./common.js";
 
-const ScheduleJson = z.object({
+const TimerJson = z.object({
   id: z.string().describe("The timer id"),
   runId: z.string(),
   kind: z.enum(TIMER_KINDS),
@@ -50,23 +50,24 @@ export function opsRoutes(app: FastifyInstance, v1: V1): void {
     app,
     {
       method: "GET",
-      url: "/schedules",
-      operationId: "v1ListSchedules",
+      url: "/timers",
+      operationId: "v1ListTimers",
       tags: ["queues"],
       summary: "Armed timers (read only)",
       description: [
         "The scheduler's armed timers (its `timers` bucket): retry backoffs, step and approval timeouts, wall-clock",
         "limits, each with its run, kind and due time; soonest first. Read only: timers are set and cancelled by the",
-        "runs themselves (cancel the run, or act on the step, to change them).",
+        "runs themselves (cancel the run, or act on the step, to change them). A schedule's next due time is one of",
+        "them (kind `tick`); schedules themselves are `/api/v1/schedules`.",
       ].join("\n"),
       query: z.object({ runId: IdParam.optional() }),
-      responses: { 200: { description: "Timers", schema: listOf(ScheduleJson) }, 400: ERRORS[400], 401: ERRORS[401] },
+      responses: { 200: { description: "Timers", schema: listOf(TimerJson) }, 400: ERRORS[400], 401: ERRORS[401] },
     },
     async (_req, _reply, { query }) => {
       const m = await bus.nc.request(bus.names.subjects.query(TIMERS_QUERY), JSON.stringify(query.runId ? { runId: query.runId } : {}), { timeout: 5_000 });
       const d = decode(TimersResult, m.data);
       if (!d.ok) throw new OrchError(ErrorCode.Unavailable, `the scheduler's answer is unreadable: ${d.error}`);
-      const items: z.infer<typeof ScheduleJson>[] = d.value.timers.map((t) => ({
+      const items: z.infer<typeof TimerJson>[] = d.value.timers.map((t) => ({
         id: t.timerId,
         runId: t.runId,
         kind: t.kind,
