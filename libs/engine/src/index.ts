@@ -13,3 +13,4 @@ export * from "./builtins.js";
 export * from "./describe.js";
 export { pureInitial, pureTransition } from "./pure.js";
 export { packState, unpackState } from "./persist.js";
+export * from "./intake.js";
