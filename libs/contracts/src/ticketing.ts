@@ -141,3 +141,35 @@ export function ticketRunId(provider: TicketingProviderId, ticketId: string): st
   }
   return `tk-${short}-${slug || "t"}-${h.toString(16).padStart(8, "0")}`;
 }
+
+/** The work types of ticket intake (dispatched by the core, done by the agent hub; not steps of a run). */
+export const TicketWorkType = { Sync: "tickets.sync", Update: "ticket.update" } as const;
+export type TicketWorkType = (typeof TicketWorkType)[keyof typeof TicketWorkType];
+export const TICKET_WORK_TYPES: readonly TicketWorkType[] = Object.values(TicketWorkType);
+
+/** `tickets.sync`: list the matching tickets of the intake's tracker. */
+export const TicketSyncPayload = z.object({ provider: z.enum(TICKETING_PROVIDER_IDS), query: TicketQuery });
+export type TicketSyncPayload = z.infer<typeof TicketSyncPayload>;
+
+/** `ticket.update`: the writes a ticket run's stage change makes, each keyed (written once). */
+export const TicketUpdatePayload = z.object({ ticket: TicketRef, writes: z.array(TicketWrite).min(1).max(10) });
+export type TicketUpdatePayload = z.infer<typeof TicketUpdatePayload>;
+
+/** A tracker failure as the hub reports it: the core's intake policy reads `retryable`. */
+export const TrackerFailure = z.object({ code: z.string().min(1).max(64), message: z.string().max(10_000), retryable: z.boolean() });
+export type TrackerFailure = z.infer<typeof TrackerFailure>;
+
+/** The hub's answer to a sync (at most the query's limit of tickets). */
+export const TicketSyncAnswer = z.discriminatedUnion("ok", [
+  z.object({ ok: z.literal(true), tickets: z.array(Ticket).max(250) }),
+  z.object({ ok: z.literal(false), error: TrackerFailure }),
+]);
+export type TicketSyncAnswer = z.infer<typeof TicketSyncAnswer>;
+
+/** The hub's answer to an update: each write's outcome, in order; a failure stops at the write that failed. */
+export const TicketUpdateAnswer = z.object({
+  ok: z.boolean(),
+  written: z.array(z.object({ key: z.string(), changed: z.boolean() })).max(10),
+  error: TrackerFailure.optional(),
+});
+export type TicketUpdateAnswer = z.infer<typeof TicketUpdateAnswer>;

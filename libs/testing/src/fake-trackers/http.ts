@@ -18,6 +18,8 @@ export interface InjectedFailure {
   status: number;
   /** How many requests fail (then the tracker answers again); Infinity: until `heal()`. */
   times: number;
+  /** Requests answered as usual before the failures start. */
+  after: number;
   body?: unknown;
 }
 
@@ -30,9 +32,12 @@ export abstract class FakeTrackerServer {
 
   protected abstract handle(req: IncomingMessage, body: unknown, rec: RecordedTrackerRequest): Promise<{ status: number; body: unknown }>;
 
-  /** The next `times` requests answer `status` (429 and 5xx: what a tracker that struggles says). */
-  fail(status: number, times = Infinity, body?: unknown): void {
-    this.#failure = { status, times, ...(body !== undefined ? { body } : {}) };
+  /**
+   * The next `times` requests answer `status` (429 and 5xx: what a tracker that struggles says),
+   * after `after` more requests are answered as usual (a failure part way through an operation).
+   */
+  fail(status: number, times = Infinity, opts: { body?: unknown; after?: number } = {}): void {
+    this.#failure = { status, times, after: opts.after ?? 0, ...(opts.body !== undefined ? { body: opts.body } : {}) };
   }
 
   heal(): void {
@@ -71,12 +76,14 @@ export abstract class FakeTrackerServer {
     }
     const rec: RecordedTrackerRequest = { method: req.method ?? "GET", path: req.url ?? "/", headers: req.headers, body };
     this.requests.push(rec);
-    let out: { status: number; body: unknown };
+    let out: { status: number; body: unknown } | undefined;
     const f = this.#failure;
-    if (f && f.times > 0) {
+    if (f && f.after > 0) f.after--;
+    else if (f && f.times > 0) {
       f.times--;
       out = { status: f.status, body: f.body ?? { message: `injected failure ${f.status}` } };
-    } else {
+    }
+    if (!out) {
       try {
         out = await this.handle(req, body, rec);
       } catch (err) {

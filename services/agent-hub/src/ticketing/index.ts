@@ -4,3 +4,4 @@ export * from "./factory.js";
 export * from "./linear.js";
 export * from "./shortcut.js";
 export * from "./types.js";
+export * from "./work.js";
