@@ -41,7 +41,7 @@ describe("ticketing.linear (the official SDK's client against a local Linear)", 
       stateType: "unstarted",
       url: `https://linear.app/acme/issue/${a.identifier}`,
     });
-    const todo = await t.list({ assignedToMe: true, states: ["Todo", "In Progress"], limit: 10 });
+    const todo = await t.list({ assignedToMe: true, states: ["todo", "In Progress"], limit: 10 });
     expect(todo.map((x) => x.id).sort()).toEqual([a.id, c.id].sort());
     expect(await t.list({ assignedToMe: true, limit: 1 })).toHaveLength(1);
     expect((await t.list({ assignedToMe: false, limit: 50 })).length).toBe(4);

@@ -65,9 +65,11 @@ export class LinearTracker implements TicketingProvider {
   }
 
   async list(query: TicketQuery, signal?: AbortSignal): Promise<Ticket[]> {
-    const filter: Record<string, unknown> = {};
-    if (query.assignedToMe ?? true) filter.assignee = { isMe: { eq: true } };
-    if (query.states?.length) filter.state = { name: { in: query.states } };
+    // States match by name whatever their case (the setting is typed by people): one eqIgnoreCase each.
+    const and: Record<string, unknown>[] = [];
+    if (query.assignedToMe ?? true) and.push({ assignee: { isMe: { eq: true } } });
+    if (query.states?.length) and.push({ or: query.states.map((s) => ({ state: { name: { eqIgnoreCase: s } } })) });
+    const filter = and.length > 0 ? { and } : {};
     const data = await this.#request<{ issues: { nodes: IssueNode[] } }>("list issues", LINEAR_DOCUMENTS.issues, { first: query.limit ?? 100, filter }, signal);
     return data.issues.nodes.map((n) => ({
       provider: this.id,
