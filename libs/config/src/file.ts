@@ -13,7 +13,7 @@ import { parse as parseYaml } from "yaml";
  * when it exists (it is not created unasked). `ORCH_CONFIG=none` reads no file.
  */
 
-type Kind = "string" | "bool" | "int" | "list" | "secs";
+type Kind = "string" | "bool" | "int" | "list" | "secs" | "json";
 
 /** Dotted file key → environment variable. */
 export const FILE_KEYS: Readonly<Record<string, { env: string; kind: Kind }>> = Object.freeze({
@@ -36,6 +36,17 @@ export const FILE_KEYS: Readonly<Record<string, { env: string; kind: Kind }>> = 
   "github.binary": { env: "ORCH_GH_BINARY", kind: "string" },
   "github.api_url": { env: "ORCH_GITHUB_API_URL", kind: "string" },
   "gitlab.api_url": { env: "ORCH_GITLAB_API_URL", kind: "string" },
+  // seed 003's [linear] and [shortcut]: ticket intake (the core's policy; the agent hub's API URLs)
+  "linear.api_url": { env: "ORCH_LINEAR_API_URL", kind: "string" },
+  "linear.sync_interval_secs": { env: "ORCH_LINEAR_SYNC_INTERVAL_SECS", kind: "int" },
+  "linear.fetch_limit": { env: "ORCH_LINEAR_FETCH_LIMIT", kind: "int" },
+  "linear.sync_assigned_to_me": { env: "ORCH_LINEAR_SYNC_ASSIGNED_TO_ME", kind: "bool" },
+  "linear.sync_states": { env: "ORCH_LINEAR_SYNC_STATES", kind: "list" },
+  "linear.workflow_comment_summaries": { env: "ORCH_LINEAR_WORKFLOW_COMMENT_SUMMARIES", kind: "bool" },
+  "linear.workflow_attach_pr_links": { env: "ORCH_LINEAR_WORKFLOW_ATTACH_PR_LINKS", kind: "bool" },
+  "linear.workflow_state_map": { env: "ORCH_LINEAR_WORKFLOW_STATE_MAP", kind: "json" },
+  "shortcut.api_url": { env: "ORCH_SHORTCUT_API_URL", kind: "string" },
+  "shortcut.fetch_limit": { env: "ORCH_SHORTCUT_FETCH_LIMIT", kind: "int" },
   // seed 003's [runtime]
   "runtime.harness_server_startup_timeout_secs": { env: "ORCH_HARNESS_STARTUP_TIMEOUT_MS", kind: "secs" },
   "runtime.harness_log_raw_events": { env: "ORCH_HARNESS_LOG_RAW_EVENTS", kind: "bool" },
@@ -108,10 +119,9 @@ export const FILE_KEYS: Readonly<Record<string, { env: string; kind: Kind }>> = 
 });
 
 /**
- * Seed 003 keys for capabilities this release does not have yet (the trackers' own settings, its
- * SQLite store): read and reported as ignored, so a seed 003 config file loads, rather than refused.
+ * Seed 003 keys for capabilities this release does not have yet (its SQLite store): read and reported as ignored, so a seed 003 config file loads, rather than refused.
  */
-const NOT_YET = ["event_store_path", "linear", "shortcut", "database", "runtime.allow_unsafe_command_paths", "runtime.opencode_server_base_url"];
+const NOT_YET = ["event_store_path", "database", "runtime.allow_unsafe_command_paths", "runtime.opencode_server_base_url"];
 
 export interface ConfigFile {
   path: string;
@@ -216,6 +226,11 @@ function convert(key: string, kind: Kind, v: unknown): string {
       if (typeof v === "number" && v >= 0) return String(Math.round(v * 1000));
       if (typeof v === "bigint") return (v * 1000n).toString();
       throw new Error(`${key} must be a number of seconds`);
+    case "json":
+      // Tables in a list (seed 003's workflow_state_map): carried as JSON, validated by the schema.
+      if (v !== null && typeof v === "object") return JSON.stringify(v);
+      if (typeof v === "string") return v;
+      throw new Error(`${key} must be a list of tables`);
     case "list":
       if (Array.isArray(v) && v.every((x) => typeof x === "string")) return v.join(",");
       if (typeof v === "string") return v;

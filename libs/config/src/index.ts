@@ -1,6 +1,13 @@
 import { z } from "zod";
 import { ConfigFileError, readConfigFile, type ConfigFile } from "./file.js";
-import { AGENT_ROLES, FORGE_DEFAULT_API_URL, VCS_REPO_PROVIDERS } from "@orch/contracts";
+import {
+  AGENT_ROLES,
+  DEFAULT_WORKFLOW_STATE_MAP,
+  FORGE_DEFAULT_API_URL,
+  TRACKER_DEFAULT_API_URL,
+  VCS_REPO_PROVIDERS,
+  WorkflowStateMapping,
+} from "@orch/contracts";
 import { providerName, TICKETING_PROVIDERS, VCS_PROVIDERS } from "./providers.js";
 
 export { readConfigFile, DEFAULT_CONFIG_TOML, FILE_KEYS, ConfigFileError, type ConfigFile } from "./file.js";
@@ -141,6 +148,75 @@ export const GatewayConfig = CommonConfig.extend({
 });
 export type GatewayConfig = z.output<typeof GatewayConfig>;
 
+/**
+ * Seed 003's `workflow_state_map`: the file's list of `{ workflow_state, linear_state }` tables (as
+ * JSON in the environment), or `Stage=Tracker state` pairs separated by commas.
+ */
+const stateMap = z
+  .string()
+  .optional()
+  .transform((v, ctx): WorkflowStateMapping[] => {
+    if (v === undefined || v.trim() === "") return DEFAULT_WORKFLOW_STATE_MAP.map((m) => ({ ...m }));
+    let rows: unknown;
+    if (v.trim().startsWith("[")) {
+      try {
+        rows = JSON.parse(v);
+      } catch {
+        ctx.addIssue({ code: "custom", message: "must be a list of { workflow_state, linear_state } (JSON)" });
+        return z.NEVER;
+      }
+    } else {
+      rows = v
+        .split(",")
+        .map((x) => x.trim())
+        .filter(Boolean)
+        .map((pair) => {
+          const i = pair.indexOf("=");
+          return i > 0 ? { workflow_state: pair.slice(0, i).trim(), linear_state: pair.slice(i + 1).trim() } : { pair };
+        });
+    }
+    const r = z.array(WorkflowStateMapping).safeParse(rows);
+    if (!r.success) {
+      ctx.addIssue({ code: "custom", message: "each entry needs workflow_state and linear_state (Stage=Tracker state)" });
+      return z.NEVER;
+    }
+    return r.data;
+  });
+
+/**
+ * Ticket intake's policy (seed 003's `[linear]` and `[shortcut]`), the core's: whether it runs, how
+ * often it syncs, what it asks for, and what it writes back. The trackers' keys stay in the agent
+ * hub's environment (LINEAR_API_KEY, SHORTCUT_API_TOKEN); their API URLs are the hub's settings.
+ */
+const TICKET_INTAKE = {
+  /** Intake runs (one intake run for ORCH_TICKETING_PROVIDER, syncing on an interval). Off by default. */
+  ORCH_TICKET_INTAKE_ENABLED: bool(false),
+  /** Between two syncs (seed 003: `[linear] sync_interval_secs`). */
+  ORCH_LINEAR_SYNC_INTERVAL_SECS: int(60, 5, 86_400),
+  /** Tickets one sync asks for, most recently updated first (seed 003: `[linear] fetch_limit`). */
+  ORCH_LINEAR_FETCH_LIMIT: int(100, 1, 250),
+  /** Only tickets assigned to the key's user (seed 003: `[linear] sync_assigned_to_me`). */
+  ORCH_LINEAR_SYNC_ASSIGNED_TO_ME: bool(true),
+  /** Only tickets in these states (comma-separated names); empty: any (seed 003: `[linear] sync_states`). */
+  ORCH_LINEAR_SYNC_STATES: z
+    .string()
+    .default("")
+    .transform((v) =>
+      v
+        .split(",")
+        .map((x) => x.trim())
+        .filter(Boolean),
+    ),
+  /** A comment on the ticket for each stage its run enters (seed 003: `workflow_comment_summaries`). */
+  ORCH_LINEAR_WORKFLOW_COMMENT_SUMMARIES: bool(false),
+  /** The run's pull request attached to the ticket (seed 003: `workflow_attach_pr_links`). */
+  ORCH_LINEAR_WORKFLOW_ATTACH_PR_LINKS: bool(true),
+  /** Pipeline stage → tracker state (seed 003: `workflow_state_map`); its default is seed 003's table. */
+  ORCH_LINEAR_WORKFLOW_STATE_MAP: stateMap,
+  /** Shortcut's tickets per sync (seed 003: `[shortcut] fetch_limit`). */
+  ORCH_SHORTCUT_FETCH_LIMIT: int(100, 1, 250),
+};
+
 export const OrchestratorConfig = CommonConfig.extend({
   ORCH_GRPC_PORT: int(50051, 0, 65535),
   ORCH_GRPC_HOST: z.string().min(1).default("127.0.0.1"),
@@ -242,6 +318,7 @@ export const OrchestratorConfig = CommonConfig.extend({
    * agent hub to look at it (`pr.sync`) this often, a fallback for webhooks that do not arrive; 0: never.
    */
   ORCH_PR_POLL_INTERVAL_SECS: int(15, 0, 86_400),
+  ...TICKET_INTAKE,
 });
 export type OrchestratorConfig = z.output<typeof OrchestratorConfig>;
 
@@ -432,6 +509,12 @@ export const AgentHubConfig = CommonConfig.extend({
   ORCH_GH_BINARY: z.string().min(1).default("gh"),
   /** One forge API call or `gh` command. */
   ORCH_FORGE_TIMEOUT_MS: int(30_000, 1_000, 600_000),
+  /** Linear's GraphQL endpoint (seed 003: `[linear] api_url`); tests point it at a local server. */
+  ORCH_LINEAR_API_URL: url(TRACKER_DEFAULT_API_URL["ticketing.linear"]),
+  /** Shortcut's REST API v3 (seed 003: `[shortcut] api_url`). */
+  ORCH_SHORTCUT_API_URL: url(TRACKER_DEFAULT_API_URL["ticketing.shortcut"]),
+  /** One tracker API call. */
+  ORCH_TRACKER_TIMEOUT_MS: int(30_000, 1_000, 600_000),
   /** The most of a failing CI job's log a fix attempt is given (its useful tail). */
   ORCH_CI_LOG_MAX_BYTES: int(16_384, 1_024, 1_048_576),
 

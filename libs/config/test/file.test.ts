@@ -2,7 +2,16 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { AgentHubConfig, ConfigError, DEFAULT_CONFIG_TOML, GatewayConfig, configFileUsed, loadConfig, readConfigFile } from "../src/index.js";
+import {
+  AgentHubConfig,
+  ConfigError,
+  DEFAULT_CONFIG_TOML,
+  GatewayConfig,
+  OrchestratorConfig,
+  configFileUsed,
+  loadConfig,
+  readConfigFile,
+} from "../src/index.js";
 
 /** The configuration file under the environment: seed 003's config.toml, YAML, JSON. */
 
@@ -105,8 +114,54 @@ describe("configuration file", () => {
       ORCH_UI_SESSION_INFO_REFRESH_SECS: "15",
     });
     expect(used?.path).toBe(path);
-    expect(used?.ignored).toEqual(expect.arrayContaining(["linear.api_url", "runtime.opencode_server_base_url"]));
-    for (const read of ["supervisor.model", "ticketing_provider", "vcs_provider", "ui.theme"]) expect(used?.ignored).not.toContain(read);
+    expect(used?.ignored).toEqual(expect.arrayContaining(["event_store_path", "runtime.opencode_server_base_url"]));
+    for (const read of [
+      "supervisor.model",
+      "ticketing_provider",
+      "vcs_provider",
+      "ui.theme",
+      "linear.api_url",
+      "linear.workflow_state_map",
+      "shortcut.fetch_limit",
+    ])
+      expect(used?.ignored).not.toContain(read);
+    expect(c).toMatchObject({ ORCH_LINEAR_API_URL: "https://api.linear.app/graphql", ORCH_SHORTCUT_API_URL: "https://api.app.shortcut.com/api/v3" });
+  });
+
+  it("reads seed 003's [linear] and [shortcut] as ticket intake's policy, workflow_state_map as written", () => {
+    const d = dir();
+    const path = join(d, "config.toml");
+    writeFileSync(path, SEED_003);
+    const c = loadConfig(OrchestratorConfig, { ORCHESTRATOR_CONFIG: path });
+    expect(c).toMatchObject({
+      ORCH_TICKET_INTAKE_ENABLED: false,
+      ORCH_LINEAR_SYNC_INTERVAL_SECS: 60,
+      ORCH_LINEAR_FETCH_LIMIT: 100,
+      ORCH_LINEAR_SYNC_ASSIGNED_TO_ME: true,
+      ORCH_LINEAR_SYNC_STATES: [],
+      ORCH_LINEAR_WORKFLOW_COMMENT_SUMMARIES: false,
+      ORCH_LINEAR_WORKFLOW_ATTACH_PR_LINKS: true,
+      ORCH_SHORTCUT_FETCH_LIMIT: 100,
+    });
+    expect(c.ORCH_LINEAR_WORKFLOW_STATE_MAP).toEqual([
+      { workflow_state: "Implementing", linear_state: "In Progress" },
+      { workflow_state: "Done", linear_state: "Done" },
+    ]);
+    // The environment: JSON, or Stage=State pairs; unset, seed 003's whole default table.
+    const env = loadConfig(OrchestratorConfig, {
+      ORCH_CONFIG: "none",
+      ORCH_LINEAR_WORKFLOW_STATE_MAP: "Implementing=Doing, Done=Shipped",
+      ORCH_LINEAR_SYNC_STATES: "Todo, In Progress",
+    });
+    expect(env.ORCH_LINEAR_WORKFLOW_STATE_MAP).toEqual([
+      { workflow_state: "Implementing", linear_state: "Doing" },
+      { workflow_state: "Done", linear_state: "Shipped" },
+    ]);
+    expect(env.ORCH_LINEAR_SYNC_STATES).toEqual(["Todo", "In Progress"]);
+    expect(loadConfig(OrchestratorConfig, { ORCH_CONFIG: "none" }).ORCH_LINEAR_WORKFLOW_STATE_MAP).toHaveLength(8);
+    expect(() => loadConfig(OrchestratorConfig, { ORCH_CONFIG: "none", ORCH_LINEAR_WORKFLOW_STATE_MAP: '[{"workflow_state":1}]' })).toThrow(
+      /ORCH_LINEAR_WORKFLOW_STATE_MAP/,
+    );
   });
 
   it("reads the supervisor's keys under our names too; its key comes from the environment only", () => {

@@ -13,3 +13,4 @@ export * from "./repos.js";
 export * from "./writes.js";
 export * from "./supervisor.js";
 export * from "./diffs.js";
+export * from "./ticketing.js";

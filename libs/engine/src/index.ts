@@ -14,3 +14,4 @@ export * from "./schedules.js";
 export * from "./describe.js";
 export { pureInitial, pureTransition } from "./pure.js";
 export { packState, unpackState } from "./persist.js";
+export * from "./intake.js";

@@ -389,3 +389,4 @@ export * from "./fake-models/ollama.js";
 export * from "./fake-models/responses.js";
 export * from "./fake-models/anthropic.js";
 export * from "./fake-forges/index.js";
+export * from "./fake-trackers/index.js";

@@ -1,0 +1,175 @@
+import { z } from "zod";
+
+/**
+ * Ticket intake: the trackers work comes from (seed 003's `ticketing` providers, and beyond it
+ * GitHub and GitLab issues), what the system knows of a ticket, and the work the core dispatches
+ * to the agent hub about them:
+ *
+ *   intake run ──tickets.sync (TicketSyncPayload)──▶ hub lists the matching tickets (Ticket[])
+ *   ticket run's stage changes ──ticket.update (TicketUpdatePayload)──▶ hub moves the ticket's
+ *     state, comments, attaches the PR link: each write keyed, so a redelivery writes nothing twice
+ *
+ * The core decides (which ticket is new, which state a stage maps to, when to write); the hub only
+ * talks to the tracker. Keys come from the hub's environment only (TRACKER_TOKEN_ENV).
+ */
+
+export const TICKETING_PROVIDER_IDS = ["ticketing.linear", "ticketing.shortcut", "ticketing.github_issues", "ticketing.gitlab_issues"] as const;
+export type TicketingProviderId = (typeof TICKETING_PROVIDER_IDS)[number];
+
+/** Where each tracker's key comes from, in order: the environment only. */
+export const TRACKER_TOKEN_ENV: Readonly<Record<TicketingProviderId, readonly string[]>> = Object.freeze({
+  "ticketing.linear": Object.freeze(["LINEAR_API_KEY"]),
+  "ticketing.shortcut": Object.freeze(["SHORTCUT_API_TOKEN"]),
+  "ticketing.github_issues": Object.freeze(["GITHUB_TOKEN", "GH_TOKEN"]),
+  "ticketing.gitlab_issues": Object.freeze(["GITLAB_TOKEN"]),
+});
+
+/** Seed 003's defaults for `[linear] api_url` and `[shortcut] api_url`. */
+export const TRACKER_DEFAULT_API_URL = Object.freeze({
+  "ticketing.linear": "https://api.linear.app/graphql",
+  "ticketing.shortcut": "https://api.app.shortcut.com/api/v3",
+} as const);
+
+/**
+ * A tracker state's kind, in the tracker's own words where it has them (Linear's `WorkflowState.type`;
+ * Shortcut's workflow state `type` is `unstarted | started | done`; an issue is open or closed).
+ */
+export const TRACKER_STATE_TYPES = ["triage", "backlog", "unstarted", "started", "completed", "canceled"] as const;
+export type TrackerStateType = (typeof TRACKER_STATE_TYPES)[number];
+
+/** Which ticket, on which tracker: what a ticket run carries to write back. */
+export const TicketRef = z.object({
+  provider: z.enum(TICKETING_PROVIDER_IDS),
+  /** The tracker's stable id (Linear's issue UUID, Shortcut's story id, the issue's number). */
+  id: z.string().min(1).max(256),
+  /** What people call it: ENG-42, sc-123, #12. */
+  key: z.string().min(1).max(256),
+  url: z.string().max(2048).optional(),
+  /** The forge repository of a GitHub or GitLab issue (`owner/name`, the project path). */
+  repository: z.string().max(255).optional(),
+});
+export type TicketRef = z.infer<typeof TicketRef>;
+
+/** A ticket as a sync finds it. */
+export const Ticket = TicketRef.extend({
+  title: z.string().max(1024),
+  description: z.string().max(65_536).default(""),
+  labels: z.array(z.string().max(256)).max(100).default([]),
+  /** Its state's name (Linear: the workflow state; Shortcut: the workflow state; issues: open, closed). */
+  state: z.string().max(256),
+  stateType: z.enum(TRACKER_STATE_TYPES).optional(),
+  assignee: z.string().max(256).optional(),
+  updatedAt: z.string().max(64).optional(),
+});
+export type Ticket = z.infer<typeof Ticket>;
+
+/** What a sync asks the tracker for (the intake's settings, resolved by the core). */
+export const TicketQuery = z.object({
+  /** Only tickets assigned to the key's user (seed 003's `sync_assigned_to_me`). */
+  assignedToMe: z.boolean().default(true),
+  /** Only tickets in these states (by name, case-insensitive); empty: any state. */
+  states: z.array(z.string().min(1).max(256)).max(50).default([]),
+  /** At most this many, most recently updated first (seed 003's `fetch_limit`). */
+  limit: z.number().int().min(1).max(250).default(100),
+  /** Issues: the label that selects them, or the assignee (a user name); and the repository. */
+  label: z.string().max(256).optional(),
+  assignee: z.string().max(256).optional(),
+  repository: z.string().max(255).optional(),
+});
+export type TicketQuery = z.input<typeof TicketQuery>;
+
+/** One write to a ticket; `key` makes it idempotent (the same key is written once, however often it is asked). */
+export const TicketWrite = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("state"), key: z.string().min(1).max(256), state: z.string().min(1).max(256) }),
+  z.object({ kind: z.literal("comment"), key: z.string().min(1).max(256), body: z.string().min(1).max(65_536) }),
+  z.object({ kind: z.literal("link"), key: z.string().min(1).max(256), url: z.string().min(1).max(2048), title: z.string().max(1024) }),
+]);
+export type TicketWrite = z.infer<typeof TicketWrite>;
+
+/** One row of seed 003's `workflow_state_map`: a pipeline stage and the tracker state it shows as. */
+export const WorkflowStateMapping = z.object({ workflow_state: z.string().min(1).max(256), linear_state: z.string().min(1).max(256) });
+export type WorkflowStateMapping = z.infer<typeof WorkflowStateMapping>;
+
+/** Seed 003's default `[linear] workflow_state_map` (its example file, as written). */
+export const DEFAULT_WORKFLOW_STATE_MAP: readonly WorkflowStateMapping[] = Object.freeze([
+  { workflow_state: "Implementing", linear_state: "In Progress" },
+  { workflow_state: "PRDrafted", linear_state: "In Review" },
+  { workflow_state: "AwaitingYourReview", linear_state: "In Review" },
+  { workflow_state: "ReadyForReview", linear_state: "In Review" },
+  { workflow_state: "InReview", linear_state: "In Review" },
+  { workflow_state: "PendingMerge", linear_state: "In Review" },
+  { workflow_state: "Done", linear_state: "Done" },
+  { workflow_state: "Abandoned", linear_state: "Canceled" },
+]);
+
+/** The pipeline stage that a ticket moved to a cancelled state stands for: it abandons the run. */
+export const ABANDONED_STAGE = "Abandoned";
+
+/** The tracker state a pipeline stage shows as (the first row for it), or undefined: the ticket is not moved. */
+export function trackerStateFor(map: readonly WorkflowStateMapping[], stage: string): string | undefined {
+  return map.find((m) => m.workflow_state === stage)?.linear_state;
+}
+
+const same = (a: string, b: string) => a.trim().toLowerCase() === b.trim().toLowerCase();
+
+/**
+ * The other way: whether a ticket's tracker state says its run should be abandoned (a state the map
+ * gives the Abandoned stage, or one the tracker itself calls cancelled). Nothing else a person does
+ * on the tracker moves a run: the pipeline's own stages are decided by the run.
+ */
+export function cancelledOnTracker(map: readonly WorkflowStateMapping[], state: string, stateType?: TrackerStateType): boolean {
+  if (stateType === "canceled") return true;
+  return map.some((m) => m.workflow_state === ABANDONED_STAGE && same(m.linear_state, state));
+}
+
+/** The labels a ticket run carries: what the ticket picker and the write-back read. */
+export const TICKET_LABEL = "ticket";
+export const TRACKER_STATE_LABEL = "tracker_state";
+
+/** A run id from (provider, ticket id): the same ticket always names the same run, so it is created once. */
+export function ticketRunId(provider: TicketingProviderId, ticketId: string): string {
+  const short = provider.slice("ticketing.".length).replace(/_/g, "-");
+  const slug = ticketId
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .slice(0, 48);
+  let h = 0x811c9dc5;
+  for (const ch of `${provider}\u0000${ticketId}`) {
+    h ^= ch.codePointAt(0)!;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return `tk-${short}-${slug || "t"}-${h.toString(16).padStart(8, "0")}`;
+}
+
+/** The work types of ticket intake (dispatched by the core, done by the agent hub; not steps of a run). */
+export const TicketWorkType = { Sync: "tickets.sync", Update: "ticket.update" } as const;
+export type TicketWorkType = (typeof TicketWorkType)[keyof typeof TicketWorkType];
+export const TICKET_WORK_TYPES: readonly TicketWorkType[] = Object.values(TicketWorkType);
+
+/** `tickets.sync`: list the matching tickets of the intake's tracker. */
+export const TicketSyncPayload = z.object({ provider: z.enum(TICKETING_PROVIDER_IDS), query: TicketQuery });
+export type TicketSyncPayload = z.infer<typeof TicketSyncPayload>;
+
+/** `ticket.update`: the writes a ticket run's stage change makes, each keyed (written once). */
+export const TicketUpdatePayload = z.object({ ticket: TicketRef, writes: z.array(TicketWrite).min(1).max(10) });
+export type TicketUpdatePayload = z.infer<typeof TicketUpdatePayload>;
+
+/** A tracker failure as the hub reports it: the core's intake policy reads `retryable`. */
+export const TrackerFailure = z.object({ code: z.string().min(1).max(64), message: z.string().max(10_000), retryable: z.boolean() });
+export type TrackerFailure = z.infer<typeof TrackerFailure>;
+
+/** The hub's answer to a sync (at most the query's limit of tickets). */
+export const TicketSyncAnswer = z.discriminatedUnion("ok", [
+  z.object({ ok: z.literal(true), tickets: z.array(Ticket).max(250) }),
+  z.object({ ok: z.literal(false), error: TrackerFailure }),
+]);
+export type TicketSyncAnswer = z.infer<typeof TicketSyncAnswer>;
+
+/** The hub's answer to an update: each write's outcome, in order; a failure stops at the write that failed. */
+export const TicketUpdateAnswer = z.object({
+  ok: z.boolean(),
+  written: z.array(z.object({ key: z.string(), changed: z.boolean() })).max(10),
+  error: TrackerFailure.optional(),
+});
+export type TicketUpdateAnswer = z.infer<typeof TicketUpdateAnswer>;

@@ -1,0 +1,325 @@
+import {
+  cancelledOnTracker,
+  TICKET_LABEL,
+  ticketRunId,
+  TRACKER_STATE_LABEL,
+  trackerStateFor,
+  type Ticket,
+  type TicketingProviderId,
+  type TicketQuery,
+  type TicketWrite,
+  type WorkflowStateMapping,
+} from "@orch/contracts";
+
+/**
+ * Ticket intake, decided by the kernel: an intake is a long-lived run of the built-in
+ * `ticket.intake` (one per tracker) that syncs on an interval and takes each new matching ticket in
+ * as one `ticket` run. Pure: the kernel applies what these return in one transition of the intake.
+ *
+ *   sync timer fires ──▶ `tickets.sync` work (attempt n), next timer armed at now + every
+ *   answer for attempt n (a stale n changes nothing):
+ *     tickets ──▶ failures = 0 (a paused intake resumes: intake.resumed); for each ticket:
+ *       not seen, not cancelled on the tracker ──▶ run.create of ticketRunId(provider, id), command
+ *         id `create:<that id>` (at most maxNewPerSync per sync; the rest the next time)
+ *       seen, its run active, cancelled on the tracker ──▶ the run is sent `Cancelled` (Abandoned)
+ *     an error ──▶ failures + 1; retryable and under the breaker's count: the next sync after the
+ *       backoff; at breaker.failures in a row, or not retryable: paused (intake.paused, the view says
+ *       why and until when), one sync after the cool-down tries again
+ *   a ticket run ends (ticket_run_ended): failed ──▶ again as `<id>-r<k>` until quarantineAfter
+ *     failed runs, then quarantined (recorded, never restarted: intake.quarantined)
+ *
+ * Exactly once: the run id and command id follow from (provider, ticket id, attempt), so two syncs
+ * answered at once (only the current attempt is applied), a redelivered answer, or a core restart
+ * (the intake's state is its run's) create nothing twice, and the core's create of an existing run
+ * is a no-op past the de-duplication window too.
+ */
+
+/** The built-in definition of intake runs. */
+export const INTAKE_DEFINITION = "ticket.intake";
+/** The step id a `tickets.sync` work item names (it is not a step of the run). */
+export const INTAKE_SYNC_STEP = "tickets_sync";
+/** The work type of a sync. */
+export const TICKETS_SYNC_TYPE = "tickets.sync";
+
+/** The intake run of a tracker: one per provider. */
+export const intakeRunId = (provider: TicketingProviderId): string => `intake-${provider.slice("ticketing.".length).replace(/_/g, "-")}`;
+
+/** What the intake was set up with (`set_intake`, from the core's settings at start). */
+export interface IntakeRules {
+  provider: TicketingProviderId;
+  everyMs: number;
+  query: Required<Pick<TicketQuery, "assignedToMe" | "states" | "limit">> & Pick<TicketQuery, "label" | "assignee" | "repository">;
+  stateMap: WorkflowStateMapping[];
+  commentSummaries: boolean;
+  attachPrLinks: boolean;
+  /** After failure n: min(maxMs, initialMs · multiplier^(n−1)). */
+  retry: { initialMs: number; multiplier: number; maxMs: number };
+  /** Paused after this many failed syncs in a row, for coolDownMs. */
+  breaker: { failures: number; coolDownMs: number };
+  /** A ticket whose runs failed this many times is quarantined. */
+  quarantineAfter: number;
+  /** At most this many runs created per sync (a transition stays small; the rest come next time). */
+  maxNewPerSync: number;
+  /** The definition each ticket's run is of. */
+  definition: { id: string; version?: number };
+}
+
+export const INTAKE_DEFAULTS = Object.freeze({
+  retry: Object.freeze({ initialMs: 5_000, multiplier: 2, maxMs: 300_000 }),
+  breaker: Object.freeze({ failures: 5, coolDownMs: 600_000 }),
+  quarantineAfter: 3,
+  maxNewPerSync: 25,
+  definition: Object.freeze({ id: "ticket" }),
+});
+
+export type TicketRunStatus = "active" | "failed" | "ended" | "quarantined";
+
+/** One ticket the intake has taken in. */
+export interface TakenTicket {
+  key: string;
+  runId: string;
+  /** Runs made for it (the first is 1). */
+  runs: number;
+  failedRuns: number;
+  status: TicketRunStatus;
+  at: number;
+}
+
+/** What an intake run keeps (in its kernel state; the view publishes a summary). */
+export interface IntakeState {
+  rules: IntakeRules;
+  /** Syncs dispatched so far; the current one's attempt id ends in it. */
+  n: number;
+  sync?: { attemptId: string; at: number };
+  timer?: { timerId: string; dueAt: number };
+  /** Failed syncs in a row. */
+  failures: number;
+  lastError?: { code: string; message: string; at: number };
+  paused?: { at: number; until: number; reason: string };
+  lastSyncAt?: number;
+  /** By ticket id. Bounded: see MAX_TAKEN. */
+  taken: Record<string, TakenTicket>;
+}
+
+/** Tickets remembered; past it, the oldest that ended are forgotten (their run ids still name them). */
+export const MAX_TAKEN = 10_000;
+
+/** What the kernel does with a decision: events to emit, commands to other runs, the timer to (re)arm. */
+export interface IntakeEffects {
+  events: { type: string; data: Record<string, unknown> }[];
+  commands: (Record<string, unknown> & { commandId: string })[];
+  /** Arm this timer (withdrawing the armed one, if another). */
+  arm?: { timerId: string; dueAt: number };
+}
+
+/** The answer of a sync, as the agent hub sends it (`tickets_synced`). */
+export type SyncAnswer =
+  { attemptId: string; ok: true; tickets: Ticket[] } | { attemptId: string; ok: false; error: { code: string; message: string; retryable: boolean } };
+
+export function syncTimerId(runId: string, n: number): string {
+  return `${runId}.tickets.sync.${n}`;
+}
+
+/** The run a ticket's k-th run is (the first is the ticket's own id). */
+export function ticketRunIdFor(provider: TicketingProviderId, ticketId: string, k: number): string {
+  const base = ticketRunId(provider, ticketId);
+  return k <= 1 ? base : `${base}-r${k}`;
+}
+
+export function backoffAfter(rules: IntakeRules, failures: number): number {
+  const r = rules.retry;
+  return Math.min(r.maxMs, Math.floor(r.initialMs * r.multiplier ** Math.max(0, failures - 1)));
+}
+
+/**
+ * The sync timer fired: the attempt to dispatch, and the next timer (the interval; while paused, the
+ * cool-down: a paused intake stays paused until an answer says the tracker is back). Stale: null.
+ */
+export function syncFired(
+  runId: string,
+  s: IntakeState,
+  timerId: string,
+  now: number,
+): { state: IntakeState; attemptId: string; effects: IntakeEffects } | null {
+  if (s.timer?.timerId !== timerId) return null;
+  const n = s.n + 1;
+  const attemptId = `${runId}.tickets.sync.${n}`;
+  const timer = { timerId: syncTimerId(runId, n + 1), dueAt: now + (s.paused ? s.rules.breaker.coolDownMs : s.rules.everyMs) };
+  const events = s.paused ? [{ type: "intake.probing", data: { attempt: n, pausedSince: s.paused.at } }] : [];
+  return { state: { ...s, n, sync: { attemptId, at: now }, timer }, attemptId, effects: { events, commands: [], arm: timer } };
+}
+
+/** The hub's answer to a sync. A stale attempt (not the current one) changes nothing: null. */
+export function syncAnswered(
+  runId: string,
+  projectId: string,
+  s: IntakeState,
+  a: SyncAnswer,
+  now: number,
+): { state: IntakeState; effects: IntakeEffects } | null {
+  if (s.sync?.attemptId !== a.attemptId) return null;
+  const { sync: _s, ...rest } = s;
+  const effects: IntakeEffects = { events: [], commands: [] };
+  if (!a.ok) return failed(runId, rest, a.error, now, effects);
+
+  const state: IntakeState = { ...rest, failures: 0, lastSyncAt: now, taken: { ...s.taken } };
+  delete state.lastError;
+  if (s.paused) {
+    delete state.paused;
+    effects.events.push({ type: "intake.resumed", data: { pausedSince: s.paused.at, failures: s.failures } });
+    // Back to the normal interval.
+    state.timer = { timerId: syncTimerId(runId, s.n + 1), dueAt: now + s.rules.everyMs };
+    effects.arm = state.timer;
+  }
+  const rules = s.rules;
+  let created = 0;
+  let deferred = 0;
+  for (const t of a.tickets) {
+    const cancelled = cancelledOnTracker(rules.stateMap, t.state, t.stateType);
+    const seen = state.taken[t.id];
+    if (!seen) {
+      if (cancelled) continue;
+      if (created >= rules.maxNewPerSync) {
+        deferred++;
+        continue;
+      }
+      const runId = ticketRunIdFor(rules.provider, t.id, 1);
+      effects.commands.push(createTicketRun(rules, projectId, t, runId, now));
+      state.taken[t.id] = { key: t.key, runId, runs: 1, failedRuns: 0, status: "active", at: now };
+      effects.events.push({ type: "intake.ticket_taken", data: { ticket: t.key, ticketId: t.id, runId } });
+      created++;
+    } else if (cancelled && seen.status === "active") {
+      effects.commands.push({
+        type: "run.signal",
+        commandId: `intake-cancel.${seen.runId}`,
+        runId: seen.runId,
+        issuedAt: now,
+        actor: `intake:${rules.provider}`,
+        signal: { name: "event", event: "Cancelled" },
+      });
+      state.taken[t.id] = { ...seen, status: "ended" };
+      effects.events.push({ type: "intake.ticket_cancelled", data: { ticket: t.key, runId: seen.runId, state: t.state } });
+    }
+  }
+  effects.events.push({ type: "intake.synced", data: { attempt: s.n, tickets: a.tickets.length, created, ...(deferred ? { deferred } : {}) } });
+  state.taken = bounded(state.taken);
+  return { state, effects };
+}
+
+function failed(runId: string, s: IntakeState, error: { code: string; message: string; retryable: boolean }, now: number, effects: IntakeEffects) {
+  const failures = s.failures + 1;
+  const state: IntakeState = { ...s, failures, lastError: { code: error.code, message: error.message.slice(0, 2_000), at: now } };
+  const trip = !error.retryable || failures >= s.rules.breaker.failures;
+  effects.events.push({
+    type: "intake.sync_failed",
+    data: { attempt: s.n, failures, code: error.code, message: error.message.slice(0, 500), retryable: error.retryable },
+  });
+  if (trip) {
+    const until = now + s.rules.breaker.coolDownMs;
+    const reason = error.retryable
+      ? `${failures} syncs failed in a row: ${error.message.slice(0, 200)}`
+      : `the tracker refused: ${error.message.slice(0, 200)}`;
+    if (!s.paused) effects.events.push({ type: "intake.paused", data: { failures, until, reason, code: error.code } });
+    state.paused = { at: s.paused?.at ?? now, until, reason };
+    state.timer = { timerId: syncTimerId(runId, s.n + 1), dueAt: until };
+  } else {
+    state.timer = { timerId: syncTimerId(runId, s.n + 1), dueAt: now + backoffAfter(s.rules, failures) };
+  }
+  effects.arm = state.timer;
+  return { state, effects };
+}
+
+/** A ticket run ended (its own transition tells the intake): a failed one is run again, or quarantined. */
+export function ticketRunEnded(
+  s: IntakeState,
+  projectId: string,
+  e: { ticketId: string; runId: string; status: "completed" | "failed" | "cancelled"; ticket?: Ticket },
+  now: number,
+): { state: IntakeState; effects: IntakeEffects } | null {
+  const seen = s.taken[e.ticketId];
+  if (!seen || seen.runId !== e.runId || seen.status !== "active") return null;
+  const effects: IntakeEffects = { events: [], commands: [] };
+  const taken = { ...s.taken };
+  if (e.status !== "failed") {
+    taken[e.ticketId] = { ...seen, status: "ended" };
+    return { state: { ...s, taken }, effects };
+  }
+  const failedRuns = seen.failedRuns + 1;
+  if (failedRuns >= s.rules.quarantineAfter || !e.ticket) {
+    taken[e.ticketId] = { ...seen, failedRuns, status: "quarantined" };
+    effects.events.push({ type: "intake.quarantined", data: { ticket: seen.key, runId: e.runId, failedRuns } });
+    return { state: { ...s, taken }, effects };
+  }
+  const runs = seen.runs + 1;
+  const runId = ticketRunIdFor(s.rules.provider, e.ticketId, runs);
+  effects.commands.push(createTicketRun(s.rules, projectId, e.ticket, runId, now));
+  taken[e.ticketId] = { ...seen, runId, runs, failedRuns, status: "active", at: now };
+  effects.events.push({ type: "intake.ticket_retried", data: { ticket: seen.key, runId, failedRuns } });
+  return { state: { ...s, taken }, effects };
+}
+
+/** The create of a ticket's run: its input is the ticket (title, description, labels, link), its labels name it. */
+export function createTicketRun(rules: IntakeRules, projectId: string, t: Ticket, runId: string, now: number): Record<string, unknown> & { commandId: string } {
+  return {
+    type: "run.create",
+    commandId: `create:${runId}`,
+    runId,
+    issuedAt: now,
+    actor: `intake:${rules.provider}`,
+    projectId,
+    definition: rules.definition,
+    title: `${t.key}: ${t.title}`.slice(0, 500),
+    labels: { [TICKET_LABEL]: t.key.slice(0, 256), [TRACKER_STATE_LABEL]: t.state.slice(0, 256), tracker: rules.provider },
+    input: {
+      key: t.key,
+      title: t.title,
+      description: t.description ?? "",
+      labels: t.labels ?? [],
+      ...(t.url ? { url: t.url } : {}),
+      tracker: { provider: t.provider, id: t.id, key: t.key, ...(t.url ? { url: t.url } : {}), ...(t.repository ? { repository: t.repository } : {}) },
+    },
+    autoStart: true,
+  };
+}
+
+/** The oldest ended or quarantined tickets forgotten past MAX_TAKEN (active ones are always kept). */
+function bounded(taken: Record<string, TakenTicket>): Record<string, TakenTicket> {
+  const ids = Object.keys(taken);
+  if (ids.length <= MAX_TAKEN) return taken;
+  const drop = ids
+    .filter((id) => taken[id]!.status !== "active")
+    .sort((a, b) => taken[a]!.at - taken[b]!.at)
+    .slice(0, ids.length - MAX_TAKEN);
+  const out = { ...taken };
+  for (const id of drop) delete out[id];
+  return out;
+}
+
+/**
+ * What a ticket run writes back when it enters a stage (the `ticket.update` work the kernel
+ * dispatches): the state the map gives the stage, a comment summarising it (with
+ * commentSummaries), the pull request's link (with attachPrLinks, once it has one). Each write's key
+ * names the run, the stage and the visit (a stage entered again is a new visit), so a redelivered
+ * update writes nothing twice and a rework writes again.
+ */
+export function ticketWrites(
+  rules: Pick<IntakeRules, "stateMap" | "commentSummaries" | "attachPrLinks">,
+  w: { runId: string; stage: string; visit: number; summary?: string; pr?: { url: string; number?: number } },
+): TicketWrite[] {
+  const out: TicketWrite[] = [];
+  const state = trackerStateFor(rules.stateMap, w.stage);
+  if (state) out.push({ kind: "state", key: `${w.runId}.state.${w.stage}.${w.visit}`, state });
+  if (rules.commentSummaries) {
+    const body = [`**${w.stage}**${state ? ` (${state})` : ""}`, ...(w.summary ? ["", w.summary] : [])].join("\n").slice(0, 65_536);
+    out.push({ kind: "comment", key: `${w.runId}.stage.${w.stage}.${w.visit}`, body });
+  }
+  if (rules.attachPrLinks && w.pr) {
+    out.push({
+      kind: "link",
+      key: `${w.runId}.pr.${w.pr.number ?? w.pr.url}`,
+      url: w.pr.url,
+      title: `Pull request${w.pr.number !== undefined ? ` #${w.pr.number}` : ""}`,
+    });
+  }
+  return out;
+}

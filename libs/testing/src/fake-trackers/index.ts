@@ -1,0 +1,3 @@
+export * from "./http.js";
+export * from "./linear.js";
+export * from "./shortcut.js";

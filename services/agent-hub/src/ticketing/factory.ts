@@ -1,0 +1,41 @@
+import { TRACKER_DEFAULT_API_URL, TRACKER_TOKEN_ENV, type TicketingProviderId } from "@orch/contracts";
+import { TrackerTokenMissingError } from "./errors.js";
+import { LinearTracker } from "./linear.js";
+import { ShortcutTracker } from "./shortcut.js";
+import type { TicketingProvider } from "./types.js";
+
+/**
+ * Seed 003's ticketing provider factory. The key is read here, from the environment, so a missing
+ * one fails the work before anything is sent; `apiUrl` is the configuration's (`[linear] api_url`,
+ * `[shortcut] api_url`), which tests point at local servers.
+ */
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export interface TrackerSettings {
+  apiUrl?: string;
+  timeoutMs?: number;
+}
+
+export function trackerToken(provider: TicketingProviderId, env: Env = process.env): string {
+  for (const variable of TRACKER_TOKEN_ENV[provider]) {
+    const value = env[variable]?.trim();
+    if (value) return value;
+  }
+  throw new TrackerTokenMissingError(provider);
+}
+
+export function createTicketingProvider(provider: TicketingProviderId, settings: TrackerSettings = {}, env: Env = process.env): TicketingProvider {
+  const token = trackerToken(provider, env);
+  const timeoutMs = settings.timeoutMs ?? 30_000;
+  switch (provider) {
+    case "ticketing.linear":
+      return new LinearTracker({ apiUrl: settings.apiUrl ?? TRACKER_DEFAULT_API_URL[provider], token, timeoutMs });
+    case "ticketing.shortcut":
+      return new ShortcutTracker({ apiUrl: settings.apiUrl ?? TRACKER_DEFAULT_API_URL[provider], token, timeoutMs });
+    case "ticketing.github_issues":
+    case "ticketing.gitlab_issues":
+      // Not built yet: issues over the forge clients (Octokit, gitbeaker), selected by a label or an assignee.
+      throw new Error(`${provider} is not available yet`);
+  }
+}

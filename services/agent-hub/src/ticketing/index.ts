@@ -1,0 +1,7 @@
+/** Tracker I/O of the agent hub: seed 003's ticketing providers (Linear, Shortcut), beside the forges'. */
+export * from "./errors.js";
+export * from "./factory.js";
+export * from "./linear.js";
+export * from "./shortcut.js";
+export * from "./types.js";
+export * from "./work.js";
