@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO_ROOT } from "@orch/nats-server";
@@ -13,6 +13,10 @@ import { freePort, http, waitFor } from "@orch/testing";
  */
 
 const dataDir = mkdtempSync(join(tmpdir(), "orch-runner-"));
+/** Seed 003's store settings: the event store's path and FULL sync; a pool size that means nothing here. */
+const storeDir = join(dataDir, "orchestrator-events.db");
+const configPath = join(dataDir, "config.toml");
+writeFileSync(configPath, `event_store_path = ${JSON.stringify(storeDir)}\n[database]\nsynchronous = "FULL"\nmax_connections = 8\n`);
 let child: ChildProcess | undefined;
 const out: string[] = [];
 
@@ -49,6 +53,26 @@ afterAll(async () => {
 });
 
 describe("the dev runner", () => {
+  it("stops at once on an invalid configuration file, with one message listing every problem", () => {
+    const bad = join(dataDir, "bad.toml");
+    writeFileSync(bad, '[git]\nalow_force_push = true\n[database]\nsynchronous = "SOMETIMES"\n[agents]\nexecutor = "gpt"\n');
+    const r = spawnSync(process.execPath, [join(REPO_ROOT, "deploy", "local", "dist", "main.js")], {
+      env: { ...process.env, ORCH_CONFIG: bad, ORCH_DATA_DIR: dataDir },
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe(
+      [
+        "orch: invalid configuration:",
+        `  - configuration file ${bad}: unknown key "git.alow_force_push"`,
+        "  - ORCH_NATS_SYNC: must be one of OFF, NORMAL, FULL, EXTRA",
+        "  - ORCH_AGENT_EXECUTOR: must be one of stub, local, codex, claude, opencode",
+        "",
+      ].join("\n"),
+    );
+  });
+
   it("starts a SIGKILLed nats-server again, on the same port and store; /ready is 503 at once meanwhile, then 200", async () => {
     const port = await freePort();
     const api = `http://127.0.0.1:${port}`;
@@ -58,7 +82,7 @@ describe("the dev runner", () => {
         ...process.env,
         ORCH_DATA_DIR: dataDir,
         ORCH_LOG_FORMAT: "json",
-        ORCH_CONFIG: "none",
+        ORCH_CONFIG: configPath,
         PORT: String(port),
         ORCH_GRPC_PORT: String(await freePort()),
       },
@@ -70,6 +94,16 @@ describe("the dev runner", () => {
     await waitFor(() => out.join("").includes("Orchestrator is running"), { timeoutMs: 60_000, what: "the runner's banner" });
     const started = runnerLines().find((l) => l.msg === "nats-server running");
     expect(started?.pid).toBeGreaterThan(0);
+    // event_store_path is the JetStream store; synchronous = FULL fsyncs every write; the refused key is named, with its reason.
+    const banner = out.join("");
+    expect(banner).toContain(`JetStream store in ${storeDir} (ORCH_BACKEND=file)`);
+    expect(banner).toContain(`Config ${configPath}; not applied: database.max_connections (the services' warnings say why)`);
+    const conf = readFileSync(readFileSync(`/proc/${started!.pid}/cmdline`, "utf8").split("\0")[2]!, "utf8");
+    expect(conf).toContain(`store_dir: ${JSON.stringify(storeDir)}`);
+    expect(conf).toContain("sync_interval: always");
+    await waitFor(() => out.join("").includes('"msg":"configuration key database.max_connections not applied: there is no database connection pool'), {
+      what: "the refusal's reason",
+    });
     await waitFor(async () => (await http("GET", `${api}/ready`)).status === 200, { timeoutMs: 30_000, what: "ready" });
 
     const job = (await http("POST", `${api}/api/orchestrator/jobs`, { json: { goal: "before the crash", limits: { maxSteps: 1 } } })).json().job_id as string;

@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DEFAULT_CONFIG_TOML } from "@orch/config";
 import { REPO_ROOT } from "@orch/nats-server";
 import { freePort, http, startNats, waitFor } from "@orch/testing";
 
@@ -31,6 +32,9 @@ interface Started {
 
 let running: Started | undefined;
 const dataDir = mkdtempSync(join(tmpdir(), "orch-quickstart-"));
+/** A newcomer's home: no configuration file yet (seed 003's first run creates it). */
+const home = mkdtempSync(join(tmpdir(), "orch-quickstart-home-"));
+const configPath = join(home, ".config", "orchestrator", "config.toml");
 
 afterEach(async () => {
   if (running && running.child.exitCode === null && running.child.signalCode === null) {
@@ -46,7 +50,7 @@ afterEach(async () => {
 async function npmStart(env: Record<string, string>): Promise<Started> {
   const child = spawn("npm", ["start"], {
     cwd: REPO_ROOT,
-    env: { ...process.env, ...env, ORCH_DATA_DIR: dataDir, ORCH_LOG_FORMAT: "json" },
+    env: { ...process.env, HOME: home, ...env, ORCH_DATA_DIR: dataDir, ORCH_LOG_FORMAT: "json" },
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });
@@ -93,6 +97,9 @@ describe("quick start", () => {
     expect(banner).toContain(`HTTP   http://127.0.0.1:${port}`);
     expect(banner).toMatch(/embedded nats-server \d+\.\d+\.\d+ at nats:\/\/127\.0\.0\.1:(\d+)/);
     const natsPort = Number(/at nats:\/\/127\.0\.0\.1:(\d+)/.exec(banner)![1]);
+    // Seed 003's first run: the configuration file is created with the defaults, and its path printed.
+    expect(banner).toContain(`Config ${configPath} (created with the defaults)`);
+    expect(readFileSync(configPath, "utf8")).toBe(DEFAULT_CONFIG_TOML);
 
     const output = execFileSync("bash", ["-euo", "pipefail", "-c", `${tryItBlock()}\necho "JOB_ID=$JOB_ID"`], {
       env: { ...process.env, API_BASE: api },
@@ -125,11 +132,13 @@ describe("quick start", () => {
     }
 
     s = await npmStart(env);
+    expect(s.out.join("")).toMatch(new RegExp(`Config ${configPath.replace(/[.]/g, "\\.")}\n`));
     const job = await http("GET", `${api}/api/orchestrator/jobs/${jobId}`);
     expect(job.status).toBe(200);
     expect(job.json()).toMatchObject({ job_id: jobId, status: "succeeded", stepsRun: 1 });
     await ctrlC(s);
     rmSync(dataDir, { recursive: true, force: true });
+    rmSync(home, { recursive: true, force: true });
   });
 
   it("with ORCH_NATS_URL, npm start spawns no nats-server and uses the one named", async () => {

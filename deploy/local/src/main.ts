@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { createServer } from "node:net";
-import { join, relative } from "node:path";
+import { isAbsolute, join, relative } from "node:path";
 import { Writable } from "node:stream";
+import { ConfigError, configFileUsed, loadConfig, readConfigFile, RunnerConfig, type ConfigFile } from "@orch/config";
 import { logFormat } from "@orch/logging";
 import { REPO_ROOT, startNatsServer, type NatsServer } from "@orch/nats-server";
 import { build as prettyStream } from "pino-pretty";
@@ -13,9 +14,14 @@ import { build as prettyStream } from "pino-pretty";
  * A service that dies is started again with backoff, and so is the embedded nats-server (on the
  * same port and store directory, so the services reconnect to it); Ctrl-C stops everything cleanly.
  *
- * Environment: everything the services read, plus ORCH_DATA_DIR (default `.data/`, the JetStream
- * store) and ORCH_LOG_FORMAT (`pretty` on a terminal, `json` otherwise; seed 004's
- * TASKSGODZILLA_LOG_JSON=true is `json`).
+ * Environment: everything the services read, plus RunnerConfig's (ORCH_DATA_DIR, default `.data/`;
+ * ORCH_NATS_STORE_DIR, the JetStream store, `<data dir>/nats` by default; ORCH_NATS_SYNC) and
+ * ORCH_LOG_FORMAT (`pretty` on a terminal, `json` otherwise; seed 004's TASKSGODZILLA_LOG_JSON=true
+ * is `json`).
+ *
+ * Configuration file: seed 003's first run. With neither ORCH_CONFIG nor ORCHESTRATOR_CONFIG set,
+ * `~/.config/orchestrator/config.toml` is created with the defaults when missing; its path is
+ * printed at start, and an invalid file stops start-up with one message listing every problem.
  */
 
 const SERVICES = ["event-bus", "orchestrator", "agent-hub", "scheduler", "gateway"] as const;
@@ -36,15 +42,21 @@ function nodeOptionsFor(service: Service, current: string | undefined): string |
 }
 
 const env = process.env;
-const dataDir = env.ORCH_DATA_DIR ?? join(REPO_ROOT, ".data");
 let pretty: boolean;
+let runner: RunnerConfig;
+let file: ConfigFile | undefined;
 try {
+  const created = readConfigFile(env, { createDefault: true })?.created === true;
+  runner = loadConfig(RunnerConfig, env);
+  file = configFileUsed();
+  if (file && created) file = { ...file, created };
   // ORCH_LOG_FORMAT, or seed 004's TASKSGODZILLA_LOG_JSON.
   pretty = logFormat(env, process.stdout.isTTY === true) === "pretty";
 } catch (err) {
-  process.stderr.write(`orch: invalid configuration:\n  - ${(err as Error).message}\n`);
+  process.stderr.write(err instanceof ConfigError ? `orch: ${err.message}\n` : `orch: invalid configuration:\n  - ${(err as Error).message}\n`);
   process.exit(2);
 }
+const dataDir = runner.ORCH_DATA_DIR ?? join(REPO_ROOT, ".data");
 const httpPort = Number(env.PORT ?? 8080);
 const httpHost = env.HOST ?? "127.0.0.1";
 const grpcPort = Number(env.ORCH_GRPC_PORT ?? 50051);
@@ -53,6 +65,12 @@ const grpcHost = env.ORCH_GRPC_HOST ?? "127.0.0.1";
 const out: Writable = pretty
   ? prettyStream({ colorize: true, ignore: "pid,hostname", translateTime: "SYS:HH:MM:ss.l", messageFormat: "{service} | {msg}", destination: 1 })
   : process.stdout;
+
+/** A path as the banner shows it: relative to the current directory when under it. */
+function shown(p: string): string {
+  const r = relative(process.cwd(), p);
+  return r && !r.startsWith("..") && !isAbsolute(r) ? r : p;
+}
 
 function say(msg: string, fields: Record<string, unknown> = {}): void {
   out.write(`${JSON.stringify({ level: 30, time: Date.now(), service: "runner", msg, ...fields })}\n`);
@@ -186,23 +204,24 @@ async function main(): Promise<void> {
   if (natsUrl) {
     natsNote = `external NATS at ${natsUrl}`;
   } else {
-    const storeDir = join(dataDir, "nats");
+    const storeDir = runner.ORCH_NATS_STORE_DIR ?? join(dataDir, "nats");
     mkdirSync(storeDir, { recursive: true });
     nats = await startNatsServer({
       storeDir,
+      syncAlways: runner.ORCH_NATS_SYNC === "FULL" || runner.ORCH_NATS_SYNC === "EXTRA",
       onLog: (line) => /\[(ERR|FTL|WRN)\]/.test(line) && say(`nats-server: ${line}`),
       onExit: restartNats,
     });
     natsRestarts.startedAt = Date.now();
     say("nats-server running", { pid: nats.pid, url: nats.url });
     natsUrl = nats.url;
-    natsNote = `embedded nats-server ${nats.version.text} at ${nats.url}, JetStream store in ${relative(process.cwd(), storeDir) || storeDir}`;
+    natsNote = `embedded nats-server ${nats.version.text} at ${nats.url}, JetStream store in ${shown(storeDir)}`;
   }
 
   // The quick start needs no model: role steps run in the stub executor unless told otherwise, and
   // sessions' repositories and worktrees live beside the JetStream store.
-  const executor = env.ORCH_AGENT_EXECUTOR ?? "stub";
-  const workspace = env.ORCH_WORKSPACE ?? join(dataDir, "workspace");
+  const executor = runner.ORCH_AGENT_EXECUTOR ?? "stub";
+  const workspace = env.ORCH_WORKSPACE || file?.values.ORCH_WORKSPACE || join(dataDir, "workspace");
   const serviceEnv: NodeJS.ProcessEnv = {
     ...env,
     ORCH_NATS_URL: natsUrl,
@@ -211,6 +230,12 @@ async function main(): Promise<void> {
     ORCH_AGENT_EXECUTOR: executor,
     ORCH_WORKSPACE: workspace,
   };
+  const configNote = file
+    ? `${file.path}${file.created ? " (created with the defaults)" : ""}${file.refused.length ? `; not applied: ${file.refused.map((r) => r.key).join(", ")} (the services' warnings say why)` : ""}`
+    : env.ORCH_CONFIG === "none" || env.ORCHESTRATOR_CONFIG === "none"
+      ? "none (ORCH_CONFIG=none)"
+      : "none (no home directory)";
+  if (file) say(file.created ? "configuration file created with the defaults" : "configuration file read", { path: file.path });
   let banner = false;
   const onLine = (svc: Service, line: string) => {
     if (!line.startsWith("{")) {
@@ -234,7 +259,8 @@ async function main(): Promise<void> {
             ? "  Agents role steps run in the stub executor (ORCH_AGENT_EXECUTOR=stub): offline, no model, real commits;"
             : `  Agents role steps run in the ${executor} executor (ORCH_AGENT_EXECUTOR=${executor})`,
           ...(executor === "stub" ? ["         set ORCH_AGENT_EXECUTOR=local and LOCAL_LLM_URL/LOCAL_LLM_MODEL to use a local model"] : []),
-          `  Work   repositories and worktrees in ${relative(process.cwd(), workspace) || workspace}`,
+          `  Work   repositories and worktrees in ${shown(workspace)}`,
+          `  Config ${configNote}`,
           "  Ctrl-C stops everything.",
           "",
         ].join("\n"),

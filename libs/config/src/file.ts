@@ -9,8 +9,9 @@ import { parse as parseYaml } from "yaml";
  * services still validate one schema over one flat set of names.
  *
  * Which file: `ORCH_CONFIG` (or seed 003's `ORCHESTRATOR_CONFIG`); created with the defaults when it
- * names a file that does not exist (seed 003's first run). Unset: `~/.config/orchestrator/config.toml`
- * when it exists (it is not created unasked). `ORCH_CONFIG=none` reads no file.
+ * names a file that does not exist (seed 003's first run). Unset: `~/.config/orchestrator/config.toml`,
+ * which the launchers (`npm start`, `orch start`) create with the defaults on first run; a service
+ * started on its own reads it when it exists. `ORCH_CONFIG=none` reads no file.
  */
 
 type Kind = "string" | "bool" | "int" | "list" | "secs" | "json";
@@ -47,7 +48,12 @@ export const FILE_KEYS: Readonly<Record<string, { env: string; kind: Kind }>> = 
   "linear.workflow_state_map": { env: "ORCH_LINEAR_WORKFLOW_STATE_MAP", kind: "json" },
   "shortcut.api_url": { env: "ORCH_SHORTCUT_API_URL", kind: "string" },
   "shortcut.fetch_limit": { env: "ORCH_SHORTCUT_FETCH_LIMIT", kind: "int" },
+  // seed 003's event store: JetStream's, on the embedded nats-server (`npm start`, `orch start`)
+  event_store_path: { env: "ORCH_NATS_STORE_DIR", kind: "string" },
+  "database.synchronous": { env: "ORCH_NATS_SYNC", kind: "string" },
+  "database.chunk_event_flush_ms": { env: "ORCH_SESSION_DELTA_FLUSH_MS", kind: "int" },
   // seed 003's [runtime]
+  "runtime.allow_unsafe_command_paths": { env: "ORCH_ALLOW_UNSAFE_COMMAND_PATHS", kind: "bool" },
   "runtime.harness_server_startup_timeout_secs": { env: "ORCH_HARNESS_STARTUP_TIMEOUT_MS", kind: "secs" },
   "runtime.harness_log_raw_events": { env: "ORCH_HARNESS_LOG_RAW_EVENTS", kind: "bool" },
   "runtime.harness_log_normalized_events": { env: "ORCH_HARNESS_LOG_NORMALIZED_EVENTS", kind: "bool" },
@@ -119,16 +125,31 @@ export const FILE_KEYS: Readonly<Record<string, { env: string; kind: Kind }>> = 
 });
 
 /**
- * Seed 003 keys for capabilities this release does not have yet (its SQLite store): read and reported as ignored, so a seed 003 config file loads, rather than refused.
+ * Seed 003 keys that name a part this design does not have: a file with them loads (seed 003's
+ * example does), each is refused (not applied) and the reason is logged at start. Never silent.
  */
-const NOT_YET = ["event_store_path", "database", "runtime.allow_unsafe_command_paths", "runtime.opencode_server_base_url"];
+export const NOT_APPLICABLE: Readonly<Record<string, string>> = Object.freeze({
+  "database.max_connections": "there is no database connection pool: each service holds one NATS connection, and NATS JetStream is the store (ORCH_NATS_URL)",
+  "database.busy_timeout_ms": "there is no SQLite file to wait on a lock for: JetStream orders concurrent writes itself (compare-and-set on a run's revision)",
+  "database.wal_enabled": "JetStream's file store is always an append-only log; there is nothing to switch",
+  "runtime.opencode_server_base_url":
+    "each OpenCode session runs its own `opencode run` process in its worktree (no shared `opencode serve`); its model server is harness.opencode.base_url",
+});
+
+/** A key of the file that was read and not applied, and why. */
+export interface RefusedKey {
+  key: string;
+  reason: string;
+}
 
 export interface ConfigFile {
   path: string;
   /** Environment variables the file sets. */
   values: Record<string, string>;
-  /** Keys read but not used (seed 003 capabilities not built yet). */
-  ignored: string[];
+  /** Keys read and not applied, each with its reason (logged at start). */
+  refused: RefusedKey[];
+  /** What is wrong with the file's keys (unknown, wrong type): reported with the schema's problems, in one message. */
+  problems: string[];
   /** Whether the file was created with the defaults just now. */
   created: boolean;
 }
@@ -143,8 +164,10 @@ export const DEFAULT_CONFIG_TOML = `# Orchestrator configuration (non-secret set
 # vcs_provider = "vcs.git_cli"                           # ORCH_VCS_PROVIDER: vcs.git_cli
 # Forge tokens stay in the environment: GITHUB_TOKEN or GH_TOKEN, GITLAB_TOKEN.
 
+# event_store_path = "~/.local/share/orchestrator/nats"  # ORCH_NATS_STORE_DIR: the embedded nats-server's JetStream store
+
 [agents]
-executor = "local"              # ORCH_AGENT_EXECUTOR: local | stub | codex | claude | opencode
+# executor = "local"            # ORCH_AGENT_EXECUTOR: stub (npm start's default: offline, no model) | local | codex | claude | opencode
 
 [agents.roles]
 # implementer = "codex"         # ORCH_AGENT_EXECUTOR_IMPLEMENTER, and so on per role
@@ -180,12 +203,17 @@ binary = "gh"                   # ORCH_GH_BINARY, for vcs_repos.github_gh_cli
 # openrouter_base_url = "https://openrouter.ai/api/v1"  # ORCH_SUPERVISOR_BASE_URL
 
 [runtime]
+allow_unsafe_command_paths = false   # ORCH_ALLOW_UNSAFE_COMMAND_PATHS: programs below must be bare names or plain absolute paths
 harness_server_startup_timeout_secs = 10
 harness_log_raw_events = false
 harness_log_normalized_events = false
 codex_binary = "codex"
 opencode_binary = "opencode"
 claude_binary = "claude"
+
+[database]                      # seed 003's store settings that apply to JetStream's
+synchronous = "NORMAL"          # ORCH_NATS_SYNC: FULL | EXTRA fsync every write (embedded nats-server 2.10+); NORMAL | OFF do not
+chunk_event_flush_ms = 100      # ORCH_SESSION_DELTA_FLUSH_MS: an agent's streamed text, gathered into one transcript event
 
 [ui]                            # the terminal UI (orch tui)
 theme = "nord"                  # ORCH_UI_THEME: nord | dark | light
@@ -241,28 +269,43 @@ function convert(key: string, kind: Kind, v: unknown): string {
   }
 }
 
+/** Settings that are paths: a leading `~` is the home directory. */
+const PATH_VARIABLES = new Set(["ORCH_WORKSPACE", "ORCH_WORKTREES_ROOT", "ORCH_NATS_STORE_DIR"]);
+
 function expandHome(p: string, home: string | undefined): string {
   return home && (p === "~" || p.startsWith("~/")) ? join(home, p.slice(1)) : p;
 }
 
-/** Reads the configuration file the environment points at (see above), or undefined when there is none. */
-export function readConfigFile(env: Record<string, string | undefined>): ConfigFile | undefined {
+/** The default file's path (seed 003's), or undefined without a home directory. */
+export function defaultConfigPath(env: Record<string, string | undefined>): string | undefined {
+  return env.HOME ? join(env.HOME, ".config", "orchestrator", "config.toml") : undefined;
+}
+
+/**
+ * Reads the configuration file the environment points at (see above), or undefined when there is
+ * none. `createDefault`: the launchers' first run, which creates the default path's file too.
+ */
+export function readConfigFile(env: Record<string, string | undefined>, opts: { createDefault?: boolean } = {}): ConfigFile | undefined {
   const named = env.ORCH_CONFIG || env.ORCHESTRATOR_CONFIG;
   if (named === "none") return undefined;
   const home = env.HOME;
   let path: string;
   let created = false;
-  if (named) {
-    path = expandHome(named, home);
-    if (!existsSync(path)) {
-      mkdirSync(dirname(path), { recursive: true });
+  if (named) path = expandHome(named, home);
+  else {
+    const p = defaultConfigPath(env);
+    if (!p || (!existsSync(p) && !opts.createDefault)) return undefined;
+    path = p;
+  }
+  if (!existsSync(path)) {
+    mkdirSync(dirname(path), { recursive: true });
+    try {
       writeFileSync(path, DEFAULT_CONFIG_TOML, { flag: "wx" });
       created = true;
+    } catch (err) {
+      // Another process of the same start wrote it first: read theirs.
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     }
-  } else {
-    if (!home) return undefined;
-    path = join(home, ".config", "orchestrator", "config.toml");
-    if (!existsSync(path)) return undefined;
   }
   const text = readFileSync(path, "utf8");
   let parsed: unknown;
@@ -273,23 +316,23 @@ export function readConfigFile(env: Record<string, string | undefined>): ConfigF
     throw new ConfigFileError(path, [`cannot be parsed: ${(err as Error).message.split("\n")[0]}`]);
   }
   const values: Record<string, string> = {};
-  const ignored: string[] = [];
+  const refused: RefusedKey[] = [];
   const problems: string[] = [];
   for (const [key, v] of Object.entries(flatten(parsed ?? {}))) {
     const known = FILE_KEYS[key];
     if (!known) {
-      if (NOT_YET.some((n) => key === n || key.startsWith(`${n}.`))) ignored.push(key);
+      const reason = NOT_APPLICABLE[key];
+      if (reason) refused.push({ key, reason });
       else problems.push(`unknown key "${key}"`);
       continue;
     }
     try {
       let s = convert(key, known.kind, v);
-      if (known.env === "ORCH_WORKSPACE" || known.env === "ORCH_WORKTREES_ROOT") s = expandHome(s, home);
+      if (PATH_VARIABLES.has(known.env)) s = expandHome(s, home);
       values[known.env] = s;
     } catch (err) {
       problems.push((err as Error).message);
     }
   }
-  if (problems.length > 0) throw new ConfigFileError(path, problems);
-  return { path, values, ignored, created };
+  return { path, values, refused, problems, created };
 }

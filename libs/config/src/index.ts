@@ -10,7 +10,16 @@ import {
 } from "@orch/contracts";
 import { providerName, TICKETING_PROVIDERS, VCS_PROVIDERS } from "./providers.js";
 
-export { readConfigFile, DEFAULT_CONFIG_TOML, FILE_KEYS, ConfigFileError, type ConfigFile } from "./file.js";
+export {
+  readConfigFile,
+  defaultConfigPath,
+  DEFAULT_CONFIG_TOML,
+  FILE_KEYS,
+  NOT_APPLICABLE,
+  ConfigFileError,
+  type ConfigFile,
+  type RefusedKey,
+} from "./file.js";
 export * from "./ui.js";
 export { TICKETING_PROVIDERS, VCS_PROVIDERS, type TicketingProvider, type VcsProvider } from "./providers.js";
 
@@ -378,6 +387,11 @@ const executorName = () =>
 const executor = (def: ExecutorName) => executorName().default(def);
 const roleExecutor = () => executorName().optional();
 
+/** The agent hub's settings that name a program it runs. */
+const COMMAND_PATH_SETTINGS = ["ORCH_GIT_BINARY", "ORCH_GH_BINARY", "ORCH_CODEX_BINARY", "ORCH_CLAUDE_BINARY", "ORCH_OPENCODE_BINARY"] as const;
+const SAFE_COMMAND = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
+const SAFE_ABSOLUTE_PATH = /^\/[A-Za-z0-9._+@/-]+$/;
+
 export const AgentHubConfig = CommonConfig.extend({
   /** Steps the agent hub runs at once; further steps wait in the work queue. */
   ORCH_AGENT_CONCURRENCY: int(16, 1, 10_000),
@@ -539,8 +553,56 @@ export const AgentHubConfig = CommonConfig.extend({
   ORCH_SESSION_TIMEOUT_MS: int(300_000, 1_000, 86_400_000),
   /** Between SIGTERM and SIGKILL of a cancelled session's process group. */
   ORCH_SESSION_KILL_GRACE_MS: int(3_000, 0, 60_000),
+  /**
+   * How long an agent's streamed text is gathered into one transcript event (seed 003:
+   * `[database] chunk_event_flush_ms`); another kind of event flushes it at once.
+   */
+  ORCH_SESSION_DELTA_FLUSH_MS: int(100, 0, 10_000),
+  /**
+   * Seed 003's `runtime.allow_unsafe_command_paths`: off, each program setting (`ORCH_*_BINARY`)
+   * must be a bare command name (looked up on PATH) or an absolute path of plain characters, so a
+   * relative path (resolved against whatever directory a session runs in), `~`, `..`, spaces or
+   * shell characters are refused at start.
+   */
+  ORCH_ALLOW_UNSAFE_COMMAND_PATHS: bool(false),
+}).superRefine((c, ctx) => {
+  if (c.ORCH_ALLOW_UNSAFE_COMMAND_PATHS) return;
+  for (const key of COMMAND_PATH_SETTINGS) {
+    const v = c[key];
+    if (!SAFE_COMMAND.test(v) && !(SAFE_ABSOLUTE_PATH.test(v) && !v.split("/").includes(".."))) {
+      ctx.addIssue({
+        code: "custom",
+        path: [key],
+        message: `${JSON.stringify(v)} is not a bare command name or a plain absolute path; use one, or set runtime.allow_unsafe_command_paths (ORCH_ALLOW_UNSAFE_COMMAND_PATHS) to accept it`,
+      });
+    }
+  }
 });
 export type AgentHubConfig = z.output<typeof AgentHubConfig>;
+
+/**
+ * Seed 003's `[database] synchronous` words, for the embedded nats-server's file store: FULL and
+ * EXTRA fsync every acknowledged write (`sync_interval: always`, nats-server 2.10+); NORMAL and OFF
+ * leave nats-server's periodic sync (every two minutes, and on clean shutdown).
+ */
+export const STORE_SYNC_MODES = ["OFF", "NORMAL", "FULL", "EXTRA"] as const;
+
+/** The launchers' (`npm start`, `orch start`): where the embedded nats-server keeps JetStream, and how it syncs. */
+export const RunnerConfig = z.object({
+  /** The local data directory: `<dir>/nats` (JetStream) and `<dir>/workspace`; `.data/` in the checkout when unset. */
+  ORCH_DATA_DIR: z.string().min(1).optional(),
+  /** The embedded nats-server's JetStream store directory (seed 003: `event_store_path`); `<data dir>/nats` when unset. */
+  ORCH_NATS_STORE_DIR: z.string().min(1).optional(),
+  ORCH_NATS_SYNC: z
+    .preprocess(
+      (v) => (typeof v === "string" ? v.trim().toUpperCase() : v),
+      z.enum(STORE_SYNC_MODES, { message: `must be one of ${STORE_SYNC_MODES.join(", ")}` }),
+    )
+    .default("NORMAL"),
+  /** Role steps' executor: the stub (offline, no model) unless this or the file says otherwise. */
+  ORCH_AGENT_EXECUTOR: executorName().optional(),
+});
+export type RunnerConfig = z.output<typeof RunnerConfig>;
 
 /** The scheduler fires timers (retry backoff, timeouts, wall clocks, periodic runs' ticks): nothing of its own to set. */
 export const SchedulerConfig = CommonConfig.extend({});
@@ -638,6 +700,8 @@ export function loadConfig<S extends z.ZodType>(schema: S, env: Env = process.en
     throw new ConfigError([`configuration file: ${(err as Error).message}`]);
   }
   lastFile = file;
+  // The file's own problems and the schema's, in one message.
+  const fileProblems = (file?.problems ?? []).map((p) => `configuration file ${file!.path}: ${p}`);
   const cleaned: Record<string, string> = { ...file?.values };
   for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== "") cleaned[k] = v;
   /** Settings taken from a seed's name: a problem with one names what the user set. */
@@ -649,13 +713,14 @@ export function loadConfig<S extends z.ZodType>(schema: S, env: Env = process.en
     }
   }
   const r = schema.safeParse(cleaned);
-  if (!r.success) {
-    throw new ConfigError(
-      r.error.issues.map((i) => {
+  if (!r.success || fileProblems.length > 0) {
+    throw new ConfigError([
+      ...fileProblems,
+      ...(r.success ? [] : r.error.issues).map((i) => {
         const key = i.path.join(".") || "(root)";
         return `${viaAlias[key] ? `${key} (set as ${viaAlias[key]})` : key}: ${i.message}`;
       }),
-    );
+    ]);
   }
   return Object.freeze(r.data) as Readonly<z.output<S>>;
 }

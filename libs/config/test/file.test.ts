@@ -8,7 +8,13 @@ import {
   DEFAULT_CONFIG_TOML,
   GatewayConfig,
   OrchestratorConfig,
+  EventBusConfig,
+  FILE_KEYS,
+  NOT_APPLICABLE,
+  RunnerConfig,
+  SchedulerConfig,
   configFileUsed,
+  defaultConfigPath,
   loadConfig,
   readConfigFile,
 } from "../src/index.js";
@@ -41,7 +47,13 @@ workflow_comment_summaries = false
 workflow_attach_pr_links = true
 workflow_state_map = [
   { workflow_state = "Implementing", linear_state = "In Progress" },
+  { workflow_state = "PRDrafted", linear_state = "In Review" },
+  { workflow_state = "AwaitingYourReview", linear_state = "In Review" },
+  { workflow_state = "ReadyForReview", linear_state = "In Review" },
+  { workflow_state = "InReview", linear_state = "In Review" },
+  { workflow_state = "PendingMerge", linear_state = "In Review" },
   { workflow_state = "Done", linear_state = "Done" },
+  { workflow_state = "Abandoned", linear_state = "Canceled" },
 ]
 
 [shortcut]
@@ -83,7 +95,87 @@ session_info_background_refresh_secs = 15
 `;
 
 describe("configuration file", () => {
-  it("reads seed 003's config.toml: its settings become ours, capabilities not built yet are reported as ignored", () => {
+  it("loads seed 003's example file as written, in every service and the launcher", () => {
+    const d = dir();
+    const path = join(d, "config.toml");
+    writeFileSync(path, SEED_003);
+    for (const schema of [GatewayConfig, OrchestratorConfig, AgentHubConfig, SchedulerConfig, EventBusConfig, RunnerConfig])
+      expect(() => loadConfig(schema as typeof GatewayConfig, { ORCHESTRATOR_CONFIG: path, HOME: d })).not.toThrow();
+    // Every key has an effect, or is refused with its reason (logged at start); none is dropped.
+    const used = configFileUsed()!;
+    expect(used.refused.map((r) => r.key).sort()).toEqual([
+      "database.busy_timeout_ms",
+      "database.max_connections",
+      "database.wal_enabled",
+      "runtime.opencode_server_base_url",
+    ]);
+    for (const r of used.refused) expect(r.reason).toBe(NOT_APPLICABLE[r.key]);
+    expect(used.problems).toEqual([]);
+    const applied = Object.keys(FILE_KEYS);
+    const keys = SEED_003.split("\n").reduce<{ section: string; keys: string[] }>(
+      (acc, line) => {
+        const sec = /^\[(\w+)\]$/.exec(line);
+        const key = /^(\w+) =/.exec(line);
+        if (sec) acc.section = sec[1]!;
+        else if (key) acc.keys.push(acc.section ? `${acc.section}.${key[1]}` : key[1]!);
+        return acc;
+      },
+      { section: "", keys: [] },
+    ).keys;
+    expect(keys).toHaveLength(42);
+    for (const k of keys) expect(applied.includes(k) || NOT_APPLICABLE[k] !== undefined, k).toBe(true);
+    // Seed 003's store settings that mean something for JetStream's.
+    expect(used.values).toMatchObject({
+      ORCH_NATS_STORE_DIR: "/home/user/.local/share/orchestrator/orchestrator-events.db",
+      ORCH_NATS_SYNC: "NORMAL",
+      ORCH_SESSION_DELTA_FLUSH_MS: "250",
+      ORCH_ALLOW_UNSAFE_COMMAND_PATHS: "false",
+    });
+    expect(loadConfig(RunnerConfig, { ORCHESTRATOR_CONFIG: path })).toMatchObject({
+      ORCH_NATS_STORE_DIR: "/home/user/.local/share/orchestrator/orchestrator-events.db",
+      ORCH_NATS_SYNC: "NORMAL",
+      ORCH_AGENT_EXECUTOR: "codex",
+    });
+    expect(loadConfig(AgentHubConfig, { ORCHESTRATOR_CONFIG: path })).toMatchObject({
+      ORCH_SESSION_DELTA_FLUSH_MS: 250,
+      ORCH_ALLOW_UNSAFE_COMMAND_PATHS: false,
+    });
+  });
+
+  it("reports every problem of a file and of its values in one message", () => {
+    const d = dir();
+    const path = join(d, "bad.toml");
+    writeFileSync(path, '[git]\nalow_force_push = true\nallow_force_push = "yes"\n[agents]\nexecutor = "gpt"\n[database]\nsynchronous = "SOMETIMES"\n');
+    let err: ConfigError | undefined;
+    try {
+      loadConfig(RunnerConfig.extend(AgentHubConfig.shape), { ORCH_CONFIG: path });
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err!.problems).toEqual([
+      `configuration file ${path}: unknown key "git.alow_force_push"`,
+      `configuration file ${path}: git.allow_force_push must be true or false`,
+      "ORCH_NATS_SYNC: must be one of OFF, NORMAL, FULL, EXTRA",
+      "ORCH_AGENT_EXECUTOR: must be one of stub, local, codex, claude, opencode",
+    ]);
+  });
+
+  it("refuses program paths that are not a bare name or a plain absolute path, unless allow_unsafe_command_paths", () => {
+    const ok = loadConfig(AgentHubConfig, { ORCH_CONFIG: "none", ORCH_CODEX_BINARY: "/opt/tools/codex-0.169.0/bin/codex", ORCH_GIT_BINARY: "git" });
+    expect(ok.ORCH_CODEX_BINARY).toBe("/opt/tools/codex-0.169.0/bin/codex");
+    for (const bad of ["./bin/codex", "~/bin/codex", "/opt/../bin/codex", "/opt/my tools/codex", "codex; rm -rf /", "$(codex)"]) {
+      expect(() => loadConfig(AgentHubConfig, { ORCH_CONFIG: "none", ORCH_CODEX_BINARY: bad }), bad).toThrow(
+        /ORCH_CODEX_BINARY: .* is not a bare command name or a plain absolute path; use one, or set runtime\.allow_unsafe_command_paths/,
+      );
+      expect(loadConfig(AgentHubConfig, { ORCH_CONFIG: "none", ORCH_CODEX_BINARY: bad, ORCH_ALLOW_UNSAFE_COMMAND_PATHS: "true" }).ORCH_CODEX_BINARY).toBe(bad);
+    }
+    const d = dir();
+    writeFileSync(join(d, "c.toml"), '[git]\nbinary = "./git"\n[runtime]\nallow_unsafe_command_paths = true\n');
+    expect(loadConfig(AgentHubConfig, { ORCH_CONFIG: join(d, "c.toml") }).ORCH_GIT_BINARY).toBe("./git");
+  });
+
+  it("reads seed 003's config.toml: its settings become ours", () => {
     const d = dir();
     const path = join(d, "config.toml");
     writeFileSync(path, SEED_003);
@@ -114,17 +206,6 @@ describe("configuration file", () => {
       ORCH_UI_SESSION_INFO_REFRESH_SECS: "15",
     });
     expect(used?.path).toBe(path);
-    expect(used?.ignored).toEqual(expect.arrayContaining(["event_store_path", "runtime.opencode_server_base_url"]));
-    for (const read of [
-      "supervisor.model",
-      "ticketing_provider",
-      "vcs_provider",
-      "ui.theme",
-      "linear.api_url",
-      "linear.workflow_state_map",
-      "shortcut.fetch_limit",
-    ])
-      expect(used?.ignored).not.toContain(read);
     expect(c).toMatchObject({ ORCH_LINEAR_API_URL: "https://api.linear.app/graphql", ORCH_SHORTCUT_API_URL: "https://api.app.shortcut.com/api/v3" });
   });
 
@@ -143,10 +224,8 @@ describe("configuration file", () => {
       ORCH_LINEAR_WORKFLOW_ATTACH_PR_LINKS: true,
       ORCH_SHORTCUT_FETCH_LIMIT: 100,
     });
-    expect(c.ORCH_LINEAR_WORKFLOW_STATE_MAP).toEqual([
-      { workflow_state: "Implementing", linear_state: "In Progress" },
-      { workflow_state: "Done", linear_state: "Done" },
-    ]);
+    expect(c.ORCH_LINEAR_WORKFLOW_STATE_MAP).toHaveLength(8);
+    expect(c.ORCH_LINEAR_WORKFLOW_STATE_MAP).toContainEqual({ workflow_state: "Abandoned", linear_state: "Canceled" });
     // The environment: JSON, or Stage=State pairs; unset, seed 003's whole default table.
     const env = loadConfig(OrchestratorConfig, {
       ORCH_CONFIG: "none",
@@ -230,6 +309,21 @@ describe("configuration file", () => {
     expect(readFileSync(path, "utf8")).toBe(DEFAULT_CONFIG_TOML);
     expect(configFileUsed()?.created).toBe(true);
     expect(c).toMatchObject({ ORCH_AGENT_EXECUTOR: "local", LOCAL_LLM_API: "ollama", ORCH_LLM_POLICY: "oss", ORCH_TOOL_ALLOWLIST: [] });
+  });
+
+  it("creates ~/.config/orchestrator/config.toml with the defaults for the launchers (seed 003's first run)", () => {
+    const home = dir();
+    const path = join(home, ".config", "orchestrator", "config.toml");
+    expect(defaultConfigPath({ HOME: home })).toBe(path);
+    expect(readConfigFile({ HOME: home })).toBeUndefined();
+    const first = readConfigFile({ HOME: home }, { createDefault: true });
+    expect(first).toMatchObject({ path, created: true, refused: [], problems: [] });
+    expect(readFileSync(path, "utf8")).toBe(DEFAULT_CONFIG_TOML);
+    expect(readConfigFile({ HOME: home }, { createDefault: true })).toMatchObject({ path, created: false });
+    // The defaults change nothing: every schema reads the same as with no file.
+    for (const schema of [GatewayConfig, OrchestratorConfig, AgentHubConfig, SchedulerConfig, EventBusConfig, RunnerConfig])
+      expect(loadConfig(schema as typeof GatewayConfig, { HOME: home })).toEqual(loadConfig(schema as typeof GatewayConfig, { ORCH_CONFIG: "none" }));
+    expect(readConfigFile({}, { createDefault: true })).toBeUndefined();
   });
 
   it("reads ~/.config/orchestrator/config.toml only when it exists, and nothing with ORCH_CONFIG=none", () => {

@@ -53,11 +53,7 @@ export async function runService<S extends z.ZodType<CommonConfig>>(def: Service
       { path: file.path, settings: Object.keys(file.values), created: file.created },
       file.created ? "configuration file created with the defaults" : "configuration file read",
     );
-    if (file.ignored.length > 0)
-      logger.warn(
-        { path: file.path, keys: file.ignored },
-        "configuration keys ignored: their capabilities (ticketing, git hosts, supervisor, UI) are not in this release",
-      );
+    for (const r of file.refused) logger.warn({ path: file.path, key: r.key }, `configuration key ${r.key} not applied: ${r.reason}`);
   }
   // Other software's variables the seeds name (DATABASE_URL, …): ignored, and said so once.
   for (const n of startupNotices(def.name)) logger.warn({ variable: n.variable }, n.message);

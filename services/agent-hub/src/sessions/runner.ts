@@ -52,7 +52,8 @@ export interface Router {
 export interface RunnerOptions {
   bus: Bus;
   logger: Logger;
-  cfg: Pick<AgentHubConfig, "ORCH_SESSION_HEARTBEAT_MS" | "ORCH_SESSION_TIMEOUT_MS" | "ORCH_SESSION_KILL_GRACE_MS" | "ORCH_KEEP_FAILED_WORKTREES">;
+  cfg: Pick<AgentHubConfig, "ORCH_SESSION_HEARTBEAT_MS" | "ORCH_SESSION_TIMEOUT_MS" | "ORCH_SESSION_KILL_GRACE_MS" | "ORCH_KEEP_FAILED_WORKTREES"> &
+    Partial<Pick<AgentHubConfig, "ORCH_SESSION_DELTA_FLUSH_MS">>;
   hubId: string;
   store: SessionStore;
   limits: Limits;
@@ -289,6 +290,7 @@ export class SessionRunner {
       { sessionId: cur.record.sessionId, runId: item.runId, projectId: item.projectId, stepId: item.stepId, attemptId: item.attemptId },
       0,
       log,
+      o.cfg.ORCH_SESSION_DELTA_FLUSH_MS,
     );
     let lastActivity = Date.now();
     let writing = Promise.resolve();
