@@ -43,6 +43,16 @@ export type { ListSessionsResponse } from "./generated/orchestrator/v1/ListSessi
 export type { WatchSessionRequest__Output as WatchSessionRequest } from "./generated/orchestrator/v1/WatchSessionRequest.js";
 export type { SessionEventMessage } from "./generated/orchestrator/v1/SessionEventMessage.js";
 export type { CancelSessionRequest__Output as CancelSessionRequest } from "./generated/orchestrator/v1/CancelSessionRequest.js";
+export type { SchedulerServiceClient, SchedulerServiceHandlers } from "./generated/orchestrator/v1/SchedulerService.js";
+export type { Schedule as ScheduleMessage } from "./generated/orchestrator/v1/Schedule.js";
+export type { ScheduleSpec__Output as ScheduleSpecMessage } from "./generated/orchestrator/v1/ScheduleSpec.js";
+export type { CreateScheduleRequest__Output as CreateScheduleRequestMessage } from "./generated/orchestrator/v1/CreateScheduleRequest.js";
+export type { ListSchedulesRequest__Output as ListSchedulesRequestMessage } from "./generated/orchestrator/v1/ListSchedulesRequest.js";
+export type { ListSchedulesResponse as ListSchedulesResponseMessage } from "./generated/orchestrator/v1/ListSchedulesResponse.js";
+export type { GetScheduleRequest__Output as GetScheduleRequestMessage } from "./generated/orchestrator/v1/GetScheduleRequest.js";
+export type { UpdateScheduleRequest__Output as UpdateScheduleRequestMessage } from "./generated/orchestrator/v1/UpdateScheduleRequest.js";
+export type { ScheduleActionRequest__Output as ScheduleActionRequestMessage } from "./generated/orchestrator/v1/ScheduleActionRequest.js";
+export type { BackfillScheduleRequest__Output as BackfillScheduleRequestMessage } from "./generated/orchestrator/v1/BackfillScheduleRequest.js";
 
 /** `proto/orchestrator.proto`, resolved from this module (works from src/ and dist/). */
 export const ORCHESTRATOR_PROTO = fileURLToPath(new URL("../orchestrator.proto", import.meta.url));

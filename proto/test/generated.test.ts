@@ -51,6 +51,21 @@ describe("proto", () => {
     ]);
   });
 
+  it("loads the SchedulerService", () => {
+    const proto = loadOrchestratorProto();
+    expect(Object.keys(proto.orchestrator.v1.SchedulerService.service)).toEqual([
+      "CreateSchedule",
+      "ListSchedules",
+      "GetSchedule",
+      "UpdateSchedule",
+      "PauseSchedule",
+      "ResumeSchedule",
+      "DeleteSchedule",
+      "TriggerSchedule",
+      "BackfillSchedule",
+    ]);
+  });
+
   it("round-trips JSON through google.protobuf.Struct", () => {
     const v = { a: 1, b: "x", c: true, d: null, e: [1, "y", { f: false }], g: { h: { i: 2 } } };
     const s = jsonToStruct(v);

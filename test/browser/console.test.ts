@@ -242,6 +242,84 @@ describe("the web console", () => {
     await page.close();
   });
 
+  it("acts on a schedule from the Schedules page: trigger now, pause, resume, backfill (a refusal shown with its reason), delete after a confirm", async () => {
+    const id = "console-hourly";
+    const HOUR = 3_600_000;
+    const created = await api("POST", "/schedules", {
+      id,
+      title: "Hourly from the console",
+      everyMs: HOUR,
+      creates: { definition: "job", input: { goal: "hourly" } },
+    });
+    expect([201, 202], created.text).toContain(created.status);
+    const status = async () => (await api("GET", `/schedules/${id}`)).json().status as string;
+    await waitFor(async () => ((await status()) === "waiting" ? true : undefined), { what: "the schedule armed" });
+    const runIds = async () => ((await api("GET", `/runs?label=schedule:${id}&limit=100`)).json().items as { id: string }[]).map((r) => r.id);
+
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await page.goto(`${stack.baseUrl}/console/schedules`);
+    const row = page.locator(`tr[data-schedule=${id}]`);
+    await row.waitFor();
+    expect(await row.getAttribute("data-status")).toBe("waiting");
+
+    // Trigger now: a run of its own, labelled with the schedule.
+    await row.locator("button[data-action=trigger]").click();
+    await waitFor(async () => (await runIds()).find((r) => r.startsWith(`${id}-now-`)), { timeoutMs: 30_000, what: "the triggered run" });
+
+    // Pause, then resume: the row follows, the API agrees.
+    await row.locator("button[data-action=pause]").click();
+    await page.waitForSelector(`tr[data-schedule=${id}][data-status=paused] button[data-action=resume]`);
+    expect(await status()).toBe("paused");
+    await row.locator("button[data-action=resume]").click();
+    await page.waitForSelector(`tr[data-schedule=${id}][data-status=waiting] button[data-action=pause]`);
+    expect(await status()).toBe("waiting");
+
+    // Backfill three past hours (the form takes the browser's local time).
+    const from = Math.floor(Date.now() / HOUR) * HOUR - 3 * HOUR;
+    const local = (ms: number) =>
+      page.evaluate((t) => {
+        const d = new Date(t);
+        const p = (n: number) => String(n).padStart(2, "0");
+        return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+      }, ms);
+    await row.locator("button[data-action=backfill]").click();
+    const form = row.locator("form[data-form=backfill]");
+    // From after to: the server refuses, and the page says why.
+    await form.locator("input[name=from]").fill(await local(from + 2 * HOUR));
+    await form.locator("input[name=to]").fill(await local(from));
+    await form.locator("button[type=submit]").click();
+    const refusal = row.locator(".error");
+    await refusal.waitFor();
+    expect(await refusal.getAttribute("data-code")).toBe("BAD_REQUEST");
+    expect(await refusal.textContent()).toContain("from is after to");
+    await form.locator("input[name=from]").fill(await local(from));
+    await form.locator("input[name=to]").fill(await local(from + 2 * HOUR));
+    await form.locator("button[type=submit]").click();
+    await form.waitFor({ state: "detached" });
+    expect(await row.locator(".error").count()).toBe(0);
+    const want = [0, 1, 2].map((i) => `${id}-${from + i * HOUR}`);
+    await waitFor(async () => ((ids) => want.every((w) => ids.includes(w)))(await runIds()) || undefined, { timeoutMs: 30_000, what: "the backfilled runs" });
+
+    // Delete asks first: dismissed, nothing happens; accepted, the schedule is cancelled and has no actions left.
+    const deletes: string[] = [];
+    page.on("request", (r) => (r.method() === "DELETE" ? deletes.push(r.url()) : undefined));
+    page.once("dialog", (d) => void d.dismiss());
+    await row.locator("button[data-action=delete]").click();
+    await page.locator(`tr[data-schedule=${id}] button[data-action=delete]:not([disabled])`).waitFor();
+    expect(deletes).toEqual([]);
+    expect(await status()).toBe("waiting");
+    page.once("dialog", (d) => void d.accept());
+    await row.locator("button[data-action=delete]").click();
+    await page.waitForSelector(`tr[data-schedule=${id}][data-status=cancelled]`);
+    expect(await status()).toBe("cancelled");
+    expect(deletes).toEqual([`${stack.baseUrl}/api/v1/schedules/${id}`]);
+    expect(await row.locator("button").count()).toBe(0);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it("fits a phone: the run page has no horizontal overflow and its actions are reachable", async () => {
     const runId = await createRun("phone");
     await waitFor(async () => (await stepStatus(runId, "phase_1")) === "waiting_approval" || undefined, { timeoutMs: 60_000, what: "phase 1 to wait" });

@@ -14,3 +14,4 @@ export * from "./writes.js";
 export * from "./supervisor.js";
 export * from "./diffs.js";
 export * from "./ticketing.js";
+export * from "./schedules.js";

@@ -16,3 +16,14 @@ export * from "./jobs.js";
 export * from "./tasks.js";
 export { SupervisorAnswer, SupervisorError, SupervisorAbortedError, SUPERVISOR_ACCEPT_MS, type AnswerPiece } from "./supervisor.js";
 export { requestStepDiff, StepDiffError, STEP_DIFF_TIMEOUT_MS } from "./diffs.js";
+export {
+  ScheduleRequestError,
+  isScheduleRun,
+  asSchedule,
+  scheduleSpecOf,
+  createSchedule,
+  listSchedules,
+  backfillSignal,
+  scheduleJson,
+  type ScheduleCreated,
+} from "./schedules.js";

@@ -5,10 +5,12 @@ import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-load
 import type { ListValue as _google_protobuf_ListValue, ListValue__Output as _google_protobuf_ListValue__Output } from './google/protobuf/ListValue.js';
 import type { Struct as _google_protobuf_Struct, Struct__Output as _google_protobuf_Struct__Output } from './google/protobuf/Struct.js';
 import type { Value as _google_protobuf_Value, Value__Output as _google_protobuf_Value__Output } from './google/protobuf/Value.js';
+import type { BackfillScheduleRequest as _orchestrator_v1_BackfillScheduleRequest, BackfillScheduleRequest__Output as _orchestrator_v1_BackfillScheduleRequest__Output } from './orchestrator/v1/BackfillScheduleRequest.js';
 import type { CancelSessionRequest as _orchestrator_v1_CancelSessionRequest, CancelSessionRequest__Output as _orchestrator_v1_CancelSessionRequest__Output } from './orchestrator/v1/CancelSessionRequest.js';
 import type { CreateJobRequest as _orchestrator_v1_CreateJobRequest, CreateJobRequest__Output as _orchestrator_v1_CreateJobRequest__Output } from './orchestrator/v1/CreateJobRequest.js';
 import type { CreateJobResponse as _orchestrator_v1_CreateJobResponse, CreateJobResponse__Output as _orchestrator_v1_CreateJobResponse__Output } from './orchestrator/v1/CreateJobResponse.js';
 import type { CreateRunRequest as _orchestrator_v1_CreateRunRequest, CreateRunRequest__Output as _orchestrator_v1_CreateRunRequest__Output } from './orchestrator/v1/CreateRunRequest.js';
+import type { CreateScheduleRequest as _orchestrator_v1_CreateScheduleRequest, CreateScheduleRequest__Output as _orchestrator_v1_CreateScheduleRequest__Output } from './orchestrator/v1/CreateScheduleRequest.js';
 import type { DefinitionRef as _orchestrator_v1_DefinitionRef, DefinitionRef__Output as _orchestrator_v1_DefinitionRef__Output } from './orchestrator/v1/DefinitionRef.js';
 import type { DefinitionSummary as _orchestrator_v1_DefinitionSummary, DefinitionSummary__Output as _orchestrator_v1_DefinitionSummary__Output } from './orchestrator/v1/DefinitionSummary.js';
 import type { GetHistoryRequest as _orchestrator_v1_GetHistoryRequest, GetHistoryRequest__Output as _orchestrator_v1_GetHistoryRequest__Output } from './orchestrator/v1/GetHistoryRequest.js';
@@ -16,6 +18,7 @@ import type { GetHistoryResponse as _orchestrator_v1_GetHistoryResponse, GetHist
 import type { GetJobRequest as _orchestrator_v1_GetJobRequest, GetJobRequest__Output as _orchestrator_v1_GetJobRequest__Output } from './orchestrator/v1/GetJobRequest.js';
 import type { GetProjectRequest as _orchestrator_v1_GetProjectRequest, GetProjectRequest__Output as _orchestrator_v1_GetProjectRequest__Output } from './orchestrator/v1/GetProjectRequest.js';
 import type { GetRunRequest as _orchestrator_v1_GetRunRequest, GetRunRequest__Output as _orchestrator_v1_GetRunRequest__Output } from './orchestrator/v1/GetRunRequest.js';
+import type { GetScheduleRequest as _orchestrator_v1_GetScheduleRequest, GetScheduleRequest__Output as _orchestrator_v1_GetScheduleRequest__Output } from './orchestrator/v1/GetScheduleRequest.js';
 import type { GetSessionRequest as _orchestrator_v1_GetSessionRequest, GetSessionRequest__Output as _orchestrator_v1_GetSessionRequest__Output } from './orchestrator/v1/GetSessionRequest.js';
 import type { HistoryRecord as _orchestrator_v1_HistoryRecord, HistoryRecord__Output as _orchestrator_v1_HistoryRecord__Output } from './orchestrator/v1/HistoryRecord.js';
 import type { ImportDefinitionsRequest as _orchestrator_v1_ImportDefinitionsRequest, ImportDefinitionsRequest__Output as _orchestrator_v1_ImportDefinitionsRequest__Output } from './orchestrator/v1/ImportDefinitionsRequest.js';
@@ -29,6 +32,8 @@ import type { ListProjectsRequest as _orchestrator_v1_ListProjectsRequest, ListP
 import type { ListProjectsResponse as _orchestrator_v1_ListProjectsResponse, ListProjectsResponse__Output as _orchestrator_v1_ListProjectsResponse__Output } from './orchestrator/v1/ListProjectsResponse.js';
 import type { ListRunsRequest as _orchestrator_v1_ListRunsRequest, ListRunsRequest__Output as _orchestrator_v1_ListRunsRequest__Output } from './orchestrator/v1/ListRunsRequest.js';
 import type { ListRunsResponse as _orchestrator_v1_ListRunsResponse, ListRunsResponse__Output as _orchestrator_v1_ListRunsResponse__Output } from './orchestrator/v1/ListRunsResponse.js';
+import type { ListSchedulesRequest as _orchestrator_v1_ListSchedulesRequest, ListSchedulesRequest__Output as _orchestrator_v1_ListSchedulesRequest__Output } from './orchestrator/v1/ListSchedulesRequest.js';
+import type { ListSchedulesResponse as _orchestrator_v1_ListSchedulesResponse, ListSchedulesResponse__Output as _orchestrator_v1_ListSchedulesResponse__Output } from './orchestrator/v1/ListSchedulesResponse.js';
 import type { ListSessionsRequest as _orchestrator_v1_ListSessionsRequest, ListSessionsRequest__Output as _orchestrator_v1_ListSessionsRequest__Output } from './orchestrator/v1/ListSessionsRequest.js';
 import type { ListSessionsResponse as _orchestrator_v1_ListSessionsResponse, ListSessionsResponse__Output as _orchestrator_v1_ListSessionsResponse__Output } from './orchestrator/v1/ListSessionsResponse.js';
 import type { OrchestratorServiceClient as _orchestrator_v1_OrchestratorServiceClient, OrchestratorServiceDefinition as _orchestrator_v1_OrchestratorServiceDefinition } from './orchestrator/v1/OrchestratorService.js';
@@ -38,12 +43,20 @@ import type { PutProjectRequest as _orchestrator_v1_PutProjectRequest, PutProjec
 import type { Run as _orchestrator_v1_Run, Run__Output as _orchestrator_v1_Run__Output } from './orchestrator/v1/Run.js';
 import type { RunEvent as _orchestrator_v1_RunEvent, RunEvent__Output as _orchestrator_v1_RunEvent__Output } from './orchestrator/v1/RunEvent.js';
 import type { RunSummary as _orchestrator_v1_RunSummary, RunSummary__Output as _orchestrator_v1_RunSummary__Output } from './orchestrator/v1/RunSummary.js';
+import type { Schedule as _orchestrator_v1_Schedule, Schedule__Output as _orchestrator_v1_Schedule__Output } from './orchestrator/v1/Schedule.js';
+import type { ScheduleActionRequest as _orchestrator_v1_ScheduleActionRequest, ScheduleActionRequest__Output as _orchestrator_v1_ScheduleActionRequest__Output } from './orchestrator/v1/ScheduleActionRequest.js';
+import type { ScheduleSpec as _orchestrator_v1_ScheduleSpec, ScheduleSpec__Output as _orchestrator_v1_ScheduleSpec__Output } from './orchestrator/v1/ScheduleSpec.js';
+import type { ScheduleState as _orchestrator_v1_ScheduleState, ScheduleState__Output as _orchestrator_v1_ScheduleState__Output } from './orchestrator/v1/ScheduleState.js';
+import type { ScheduleTemplate as _orchestrator_v1_ScheduleTemplate, ScheduleTemplate__Output as _orchestrator_v1_ScheduleTemplate__Output } from './orchestrator/v1/ScheduleTemplate.js';
+import type { ScheduledRun as _orchestrator_v1_ScheduledRun, ScheduledRun__Output as _orchestrator_v1_ScheduledRun__Output } from './orchestrator/v1/ScheduledRun.js';
+import type { SchedulerServiceClient as _orchestrator_v1_SchedulerServiceClient, SchedulerServiceDefinition as _orchestrator_v1_SchedulerServiceDefinition } from './orchestrator/v1/SchedulerService.js';
 import type { Session as _orchestrator_v1_Session, Session__Output as _orchestrator_v1_Session__Output } from './orchestrator/v1/Session.js';
 import type { SessionEventMessage as _orchestrator_v1_SessionEventMessage, SessionEventMessage__Output as _orchestrator_v1_SessionEventMessage__Output } from './orchestrator/v1/SessionEventMessage.js';
 import type { SignalRunRequest as _orchestrator_v1_SignalRunRequest, SignalRunRequest__Output as _orchestrator_v1_SignalRunRequest__Output } from './orchestrator/v1/SignalRunRequest.js';
 import type { StepRun as _orchestrator_v1_StepRun, StepRun__Output as _orchestrator_v1_StepRun__Output } from './orchestrator/v1/StepRun.js';
 import type { TaskLimits as _orchestrator_v1_TaskLimits, TaskLimits__Output as _orchestrator_v1_TaskLimits__Output } from './orchestrator/v1/TaskLimits.js';
 import type { TaskStep as _orchestrator_v1_TaskStep, TaskStep__Output as _orchestrator_v1_TaskStep__Output } from './orchestrator/v1/TaskStep.js';
+import type { UpdateScheduleRequest as _orchestrator_v1_UpdateScheduleRequest, UpdateScheduleRequest__Output as _orchestrator_v1_UpdateScheduleRequest__Output } from './orchestrator/v1/UpdateScheduleRequest.js';
 import type { Usage as _orchestrator_v1_Usage, Usage__Output as _orchestrator_v1_Usage__Output } from './orchestrator/v1/Usage.js';
 import type { WatchJobRequest as _orchestrator_v1_WatchJobRequest, WatchJobRequest__Output as _orchestrator_v1_WatchJobRequest__Output } from './orchestrator/v1/WatchJobRequest.js';
 import type { WatchRunRequest as _orchestrator_v1_WatchRunRequest, WatchRunRequest__Output as _orchestrator_v1_WatchRunRequest__Output } from './orchestrator/v1/WatchRunRequest.js';
@@ -64,10 +77,12 @@ export interface ProtoGrpcType {
   }
   orchestrator: {
     v1: {
+      BackfillScheduleRequest: MessageTypeDefinition<_orchestrator_v1_BackfillScheduleRequest, _orchestrator_v1_BackfillScheduleRequest__Output>
       CancelSessionRequest: MessageTypeDefinition<_orchestrator_v1_CancelSessionRequest, _orchestrator_v1_CancelSessionRequest__Output>
       CreateJobRequest: MessageTypeDefinition<_orchestrator_v1_CreateJobRequest, _orchestrator_v1_CreateJobRequest__Output>
       CreateJobResponse: MessageTypeDefinition<_orchestrator_v1_CreateJobResponse, _orchestrator_v1_CreateJobResponse__Output>
       CreateRunRequest: MessageTypeDefinition<_orchestrator_v1_CreateRunRequest, _orchestrator_v1_CreateRunRequest__Output>
+      CreateScheduleRequest: MessageTypeDefinition<_orchestrator_v1_CreateScheduleRequest, _orchestrator_v1_CreateScheduleRequest__Output>
       DefinitionRef: MessageTypeDefinition<_orchestrator_v1_DefinitionRef, _orchestrator_v1_DefinitionRef__Output>
       DefinitionSummary: MessageTypeDefinition<_orchestrator_v1_DefinitionSummary, _orchestrator_v1_DefinitionSummary__Output>
       GetHistoryRequest: MessageTypeDefinition<_orchestrator_v1_GetHistoryRequest, _orchestrator_v1_GetHistoryRequest__Output>
@@ -75,6 +90,7 @@ export interface ProtoGrpcType {
       GetJobRequest: MessageTypeDefinition<_orchestrator_v1_GetJobRequest, _orchestrator_v1_GetJobRequest__Output>
       GetProjectRequest: MessageTypeDefinition<_orchestrator_v1_GetProjectRequest, _orchestrator_v1_GetProjectRequest__Output>
       GetRunRequest: MessageTypeDefinition<_orchestrator_v1_GetRunRequest, _orchestrator_v1_GetRunRequest__Output>
+      GetScheduleRequest: MessageTypeDefinition<_orchestrator_v1_GetScheduleRequest, _orchestrator_v1_GetScheduleRequest__Output>
       GetSessionRequest: MessageTypeDefinition<_orchestrator_v1_GetSessionRequest, _orchestrator_v1_GetSessionRequest__Output>
       HistoryRecord: MessageTypeDefinition<_orchestrator_v1_HistoryRecord, _orchestrator_v1_HistoryRecord__Output>
       ImportDefinitionsRequest: MessageTypeDefinition<_orchestrator_v1_ImportDefinitionsRequest, _orchestrator_v1_ImportDefinitionsRequest__Output>
@@ -88,6 +104,8 @@ export interface ProtoGrpcType {
       ListProjectsResponse: MessageTypeDefinition<_orchestrator_v1_ListProjectsResponse, _orchestrator_v1_ListProjectsResponse__Output>
       ListRunsRequest: MessageTypeDefinition<_orchestrator_v1_ListRunsRequest, _orchestrator_v1_ListRunsRequest__Output>
       ListRunsResponse: MessageTypeDefinition<_orchestrator_v1_ListRunsResponse, _orchestrator_v1_ListRunsResponse__Output>
+      ListSchedulesRequest: MessageTypeDefinition<_orchestrator_v1_ListSchedulesRequest, _orchestrator_v1_ListSchedulesRequest__Output>
+      ListSchedulesResponse: MessageTypeDefinition<_orchestrator_v1_ListSchedulesResponse, _orchestrator_v1_ListSchedulesResponse__Output>
       ListSessionsRequest: MessageTypeDefinition<_orchestrator_v1_ListSessionsRequest, _orchestrator_v1_ListSessionsRequest__Output>
       ListSessionsResponse: MessageTypeDefinition<_orchestrator_v1_ListSessionsResponse, _orchestrator_v1_ListSessionsResponse__Output>
       OrchestratorService: SubtypeConstructor<typeof grpc.Client, _orchestrator_v1_OrchestratorServiceClient> & { service: _orchestrator_v1_OrchestratorServiceDefinition }
@@ -97,12 +115,20 @@ export interface ProtoGrpcType {
       Run: MessageTypeDefinition<_orchestrator_v1_Run, _orchestrator_v1_Run__Output>
       RunEvent: MessageTypeDefinition<_orchestrator_v1_RunEvent, _orchestrator_v1_RunEvent__Output>
       RunSummary: MessageTypeDefinition<_orchestrator_v1_RunSummary, _orchestrator_v1_RunSummary__Output>
+      Schedule: MessageTypeDefinition<_orchestrator_v1_Schedule, _orchestrator_v1_Schedule__Output>
+      ScheduleActionRequest: MessageTypeDefinition<_orchestrator_v1_ScheduleActionRequest, _orchestrator_v1_ScheduleActionRequest__Output>
+      ScheduleSpec: MessageTypeDefinition<_orchestrator_v1_ScheduleSpec, _orchestrator_v1_ScheduleSpec__Output>
+      ScheduleState: MessageTypeDefinition<_orchestrator_v1_ScheduleState, _orchestrator_v1_ScheduleState__Output>
+      ScheduleTemplate: MessageTypeDefinition<_orchestrator_v1_ScheduleTemplate, _orchestrator_v1_ScheduleTemplate__Output>
+      ScheduledRun: MessageTypeDefinition<_orchestrator_v1_ScheduledRun, _orchestrator_v1_ScheduledRun__Output>
+      SchedulerService: SubtypeConstructor<typeof grpc.Client, _orchestrator_v1_SchedulerServiceClient> & { service: _orchestrator_v1_SchedulerServiceDefinition }
       Session: MessageTypeDefinition<_orchestrator_v1_Session, _orchestrator_v1_Session__Output>
       SessionEventMessage: MessageTypeDefinition<_orchestrator_v1_SessionEventMessage, _orchestrator_v1_SessionEventMessage__Output>
       SignalRunRequest: MessageTypeDefinition<_orchestrator_v1_SignalRunRequest, _orchestrator_v1_SignalRunRequest__Output>
       StepRun: MessageTypeDefinition<_orchestrator_v1_StepRun, _orchestrator_v1_StepRun__Output>
       TaskLimits: MessageTypeDefinition<_orchestrator_v1_TaskLimits, _orchestrator_v1_TaskLimits__Output>
       TaskStep: MessageTypeDefinition<_orchestrator_v1_TaskStep, _orchestrator_v1_TaskStep__Output>
+      UpdateScheduleRequest: MessageTypeDefinition<_orchestrator_v1_UpdateScheduleRequest, _orchestrator_v1_UpdateScheduleRequest__Output>
       Usage: MessageTypeDefinition<_orchestrator_v1_Usage, _orchestrator_v1_Usage__Output>
       WatchJobRequest: MessageTypeDefinition<_orchestrator_v1_WatchJobRequest, _orchestrator_v1_WatchJobRequest__Output>
       WatchRunRequest: MessageTypeDefinition<_orchestrator_v1_WatchRunRequest, _orchestrator_v1_WatchRunRequest__Output>

@@ -64,6 +64,7 @@ export async function request<T>(method: string, path: string, body?: unknown): 
 export const api = {
   get: <T>(path: string) => request<T>("GET", `/api/v1${path}`),
   post: <T>(path: string, body?: unknown) => request<T>("POST", `/api/v1${path}`, body),
+  del: <T>(path: string) => request<T>("DELETE", `/api/v1${path}`),
 };
 
 /** `?a=1&b=2` from the set values (arrays repeat the key). */

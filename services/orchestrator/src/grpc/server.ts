@@ -6,6 +6,7 @@ import { getJobView, RunsApi, Seed000Event, submitJob, TaskPacket, toSeed000Fram
 import type { Writers } from "../writes/server.js";
 import { agentHandlers } from "./agents.js";
 import { runHandlers } from "./runs.js";
+import { scheduleHandlers } from "./schedules.js";
 import {
   jsonToStruct,
   loadOrchestratorProto,
@@ -67,7 +68,7 @@ const toJob = (v: { job_id: string; status: string; started_at?: string; finishe
   ...(v.error === undefined ? {} : { error: v.error }),
 });
 
-/** The gRPC API: seed 000's jobs (same commands and queries as the HTTP routes), runs and definitions. */
+/** The gRPC API: seed 000's jobs (same commands and queries as the HTTP routes), runs, definitions and schedules. */
 export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServer> {
   const { bus, logger } = opts;
   const proto = loadOrchestratorProto();
@@ -153,6 +154,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
   };
 
   server.addService(proto.orchestrator.v1.OrchestratorService.service, handlers);
+  server.addService(proto.orchestrator.v1.SchedulerService.service, scheduleHandlers({ logger, api }));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${opts.host}:${opts.port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
