@@ -102,3 +102,16 @@ export interface StepDiffJson {
   }[];
   truncated: boolean;
 }
+
+/** A schedule (`GET /api/v1/schedules`): a run of the `schedule` built-in and its section. */
+export interface ScheduleJson {
+  id: string;
+  status: string;
+  title?: string;
+  schedule?: {
+    spec: { cron?: string; timezone?: string; everyMs?: number; creates?: { definition?: { id?: string } } };
+    nextAt?: string;
+    fired: number;
+    skipped: number;
+  };
+}

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import type { ListJson, RunEventJson, RunJson, RunSummaryJson, SessionEventJson, SessionJson, StepDiffJson, StepJson } from "./api.js";
+import type { ListJson, RunEventJson, RunJson, RunSummaryJson, ScheduleJson, SessionEventJson, SessionJson, StepDiffJson, StepJson } from "./api.js";
 import { FINAL_RUN_STATUSES, FINAL_SESSION_STATUSES } from "./api.js";
 import { reasonOf, type Client, type Frame } from "./client.js";
 import { CliError, ExitCode, usage } from "./errors.js";
@@ -312,18 +312,6 @@ export async function timers(api: Client, o: { run?: string; json?: boolean }, i
   io.out(
     table([["RUN", "KIND", "STEP", "DUE", "IN"], ...list.items.map((t) => [t.runId, t.kind, t.stepId ?? "-", t.dueAt, duration(Date.parse(t.dueAt) - now)])]),
   );
-}
-
-interface ScheduleJson {
-  id: string;
-  status: string;
-  title?: string;
-  schedule?: {
-    spec: { cron?: string; timezone?: string; everyMs?: number; creates?: { definition?: { id?: string } } };
-    nextAt?: string;
-    fired: number;
-    skipped: number;
-  };
 }
 
 /** Schedules (runs of the `schedule` built-in): when each is due, what it creates, what is next. */
