@@ -259,8 +259,9 @@ export class Stack {
     return this.service(name).kill(signal);
   }
 
-  restart(name: ServiceName): Promise<void> {
-    return this.service(name).start();
+  /** Starts a service again and waits for its `ready` line (20 s unless told). */
+  restart(name: ServiceName, timeoutMs?: number): Promise<void> {
+    return this.service(name).start(timeoutMs);
   }
 
   async stop(): Promise<void> {
