@@ -154,6 +154,9 @@ export function issueClosingState(name: string): "completed" | "canceled" | unde
   return ISSUE_CLOSING_STATES[name.trim().toLowerCase()];
 }
 
+/** The built-in definition a ticket's run is of (seed 003's ticket pipeline). */
+export const TICKET_DEFINITION = "ticket";
+
 /** The labels a ticket run carries: what the ticket picker and the write-back read. */
 export const TICKET_LABEL = "ticket";
 export const TRACKER_STATE_LABEL = "tracker_state";
