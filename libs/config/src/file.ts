@@ -48,6 +48,13 @@ export const FILE_KEYS: Readonly<Record<string, { env: string; kind: Kind }>> = 
   "linear.workflow_state_map": { env: "ORCH_LINEAR_WORKFLOW_STATE_MAP", kind: "json" },
   "shortcut.api_url": { env: "ORCH_SHORTCUT_API_URL", kind: "string" },
   "shortcut.fetch_limit": { env: "ORCH_SHORTCUT_FETCH_LIMIT", kind: "int" },
+  // GitHub's and GitLab's issues as trackers: which repository, and the label and/or assignee that select its issues
+  "github_issues.repository": { env: "ORCH_GITHUB_ISSUES_REPOSITORY", kind: "string" },
+  "github_issues.label": { env: "ORCH_GITHUB_ISSUES_LABEL", kind: "string" },
+  "github_issues.assignee": { env: "ORCH_GITHUB_ISSUES_ASSIGNEE", kind: "string" },
+  "gitlab_issues.project": { env: "ORCH_GITLAB_ISSUES_PROJECT", kind: "string" },
+  "gitlab_issues.label": { env: "ORCH_GITLAB_ISSUES_LABEL", kind: "string" },
+  "gitlab_issues.assignee": { env: "ORCH_GITLAB_ISSUES_ASSIGNEE", kind: "string" },
   // seed 003's event store: JetStream's, on the embedded nats-server (`npm start`, `orch start`)
   event_store_path: { env: "ORCH_NATS_STORE_DIR", kind: "string" },
   "database.synchronous": { env: "ORCH_NATS_SYNC", kind: "string" },
@@ -160,7 +167,7 @@ export const DEFAULT_CONFIG_TOML = `# Orchestrator configuration (non-secret set
 # workspace = "~/.local/share/orchestrator/workspace"   # ORCH_WORKSPACE
 # worktrees_root = "<workspace>/worktrees"               # ORCH_WORKTREES_ROOT
 # vcs_repo_provider = "vcs_repos.github_rest"            # ORCH_VCS_REPO_PROVIDER: github_rest | github_gh_cli (GitLab: gitlab_rest)
-# ticketing_provider = "ticketing.linear"                # ORCH_TICKETING_PROVIDER: ticketing.linear | ticketing.shortcut
+# ticketing_provider = "ticketing.linear"                # ORCH_TICKETING_PROVIDER: ticketing.linear | ticketing.shortcut | ticketing.github_issues | ticketing.gitlab_issues
 # vcs_provider = "vcs.git_cli"                           # ORCH_VCS_PROVIDER: vcs.git_cli
 # Forge tokens stay in the environment: GITHUB_TOKEN or GH_TOKEN, GITLAB_TOKEN.
 

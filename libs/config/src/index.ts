@@ -4,6 +4,7 @@ import {
   AGENT_ROLES,
   DEFAULT_WORKFLOW_STATE_MAP,
   FORGE_DEFAULT_API_URL,
+  ForgeRepository,
   TRACKER_DEFAULT_API_URL,
   VCS_REPO_PROVIDERS,
   WorkflowStateMapping,
@@ -99,7 +100,7 @@ export const CommonConfig = z.object({
    */
   ORCH_TASK_STORE: jetstreamOnly("tasks are stored in NATS JetStream (the run records), the one system of record here"),
   TASK_QUEUE: jetstreamOnly("tasks are queued in NATS JetStream (the queue is a projection of the runs' transitions)"),
-  /** Seed 003's `ticketing_provider`: the tracker ticket intake reads (`linear`, `shortcut`; `ticketing.linear` too). */
+  /** Seed 003's `ticketing_provider`: the tracker ticket intake reads (`linear`, `shortcut`, `github_issues`, `gitlab_issues`; `ticketing.linear` too). */
   ORCH_TICKETING_PROVIDER: providerName("ticketing", TICKETING_PROVIDERS).default("linear"),
   /** Seed 003's `vcs_provider`: local git operations, through the git CLI only (`git_cli`, `vcs.git_cli`). */
   ORCH_VCS_PROVIDER: providerName("vcs", VCS_PROVIDERS).default("git_cli"),
@@ -224,6 +225,16 @@ const TICKET_INTAKE = {
   ORCH_LINEAR_WORKFLOW_STATE_MAP: stateMap,
   /** Shortcut's tickets per sync (seed 003: `[shortcut] fetch_limit`). */
   ORCH_SHORTCUT_FETCH_LIMIT: int(100, 1, 250),
+  /** `ticketing.github_issues`: the repository (`owner/name`) whose open issues are tickets (`[github_issues] repository`). */
+  ORCH_GITHUB_ISSUES_REPOSITORY: ForgeRepository.optional(),
+  /** …those with this label (`[github_issues] label`), and/or assigned to this login (`assignee`); neither: the token's user's. */
+  ORCH_GITHUB_ISSUES_LABEL: z.string().min(1).max(256).optional(),
+  ORCH_GITHUB_ISSUES_ASSIGNEE: z.string().min(1).max(256).optional(),
+  /** `ticketing.gitlab_issues`: the project (its path, `group/name`) whose opened issues are tickets (`[gitlab_issues] project`). */
+  ORCH_GITLAB_ISSUES_PROJECT: ForgeRepository.optional(),
+  /** …those with this label (`[gitlab_issues] label`), and/or assigned to this username (`assignee`); neither: the token's user's. */
+  ORCH_GITLAB_ISSUES_LABEL: z.string().min(1).max(256).optional(),
+  ORCH_GITLAB_ISSUES_ASSIGNEE: z.string().min(1).max(256).optional(),
 };
 
 export const OrchestratorConfig = CommonConfig.extend({

@@ -243,6 +243,24 @@ describe("configuration file", () => {
     );
   });
 
+  it("reads [github_issues] and [gitlab_issues]: the repository and the label or assignee that select its issues", () => {
+    const d = dir();
+    const path = join(d, "config.toml");
+    writeFileSync(
+      path,
+      'ticketing_provider = "ticketing.github_issues"\n[github_issues]\nrepository = "acme/widgets"\nlabel = "orchestrate"\n[gitlab_issues]\nproject = "acme/platform/widgets"\nassignee = "orch-bot"\n',
+    );
+    expect(loadConfig(OrchestratorConfig, { ORCH_CONFIG: path })).toMatchObject({
+      ORCH_TICKETING_PROVIDER: "github_issues",
+      ORCH_GITHUB_ISSUES_REPOSITORY: "acme/widgets",
+      ORCH_GITHUB_ISSUES_LABEL: "orchestrate",
+      ORCH_GITLAB_ISSUES_PROJECT: "acme/platform/widgets",
+      ORCH_GITLAB_ISSUES_ASSIGNEE: "orch-bot",
+    });
+    writeFileSync(path, '[github_issues]\nrepository = "not a repository"\n');
+    expect(() => loadConfig(OrchestratorConfig, { ORCH_CONFIG: path })).toThrow(/ORCH_GITHUB_ISSUES_REPOSITORY/);
+  });
+
   it("reads the supervisor's keys under our names too; its key comes from the environment only", () => {
     const d = dir();
     const path = join(d, "c.toml");

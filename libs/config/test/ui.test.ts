@@ -59,7 +59,7 @@ describe("ticketing_provider and vcs_provider", () => {
 
   it("refuse anything else, naming the known ones", () => {
     expect(problems(() => loadConfig(GatewayConfig, { ORCH_CONFIG: "none", ORCH_TICKETING_PROVIDER: "jira", ORCH_VCS_PROVIDER: "libgit2" }))).toEqual([
-      "ORCH_TICKETING_PROVIDER: must be one of ticketing.linear, ticketing.shortcut",
+      "ORCH_TICKETING_PROVIDER: must be one of ticketing.linear, ticketing.shortcut, ticketing.github_issues, ticketing.gitlab_issues",
       "ORCH_VCS_PROVIDER: must be one of vcs.git_cli",
     ]);
   });

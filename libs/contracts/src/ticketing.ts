@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { FORGE_DEFAULT_API_URL, FORGE_TOKEN_ENV } from "./forges.js";
 
 /**
  * Ticket intake: the trackers work comes from (seed 003's `ticketing` providers, and beyond it
@@ -20,15 +21,18 @@ export type TicketingProviderId = (typeof TICKETING_PROVIDER_IDS)[number];
 export const TRACKER_TOKEN_ENV: Readonly<Record<TicketingProviderId, readonly string[]>> = Object.freeze({
   "ticketing.linear": Object.freeze(["LINEAR_API_KEY"]),
   "ticketing.shortcut": Object.freeze(["SHORTCUT_API_TOKEN"]),
-  "ticketing.github_issues": Object.freeze(["GITHUB_TOKEN", "GH_TOKEN"]),
-  "ticketing.gitlab_issues": Object.freeze(["GITLAB_TOKEN"]),
+  // Issues are the forges': their tokens are the forges' own.
+  "ticketing.github_issues": FORGE_TOKEN_ENV.github,
+  "ticketing.gitlab_issues": FORGE_TOKEN_ENV.gitlab,
 });
 
-/** Seed 003's defaults for `[linear] api_url` and `[shortcut] api_url`. */
-export const TRACKER_DEFAULT_API_URL = Object.freeze({
+/** Seed 003's defaults for `[linear] api_url` and `[shortcut] api_url`; the forges' public APIs for their issues. */
+export const TRACKER_DEFAULT_API_URL: Readonly<Record<TicketingProviderId, string>> = Object.freeze({
   "ticketing.linear": "https://api.linear.app/graphql",
   "ticketing.shortcut": "https://api.app.shortcut.com/api/v3",
-} as const);
+  "ticketing.github_issues": FORGE_DEFAULT_API_URL.github,
+  "ticketing.gitlab_issues": FORGE_DEFAULT_API_URL.gitlab,
+});
 
 /**
  * A tracker state's kind, in the tracker's own words where it has them (Linear's `WorkflowState.type`;
@@ -40,7 +44,10 @@ export type TrackerStateType = (typeof TRACKER_STATE_TYPES)[number];
 /** Which ticket, on which tracker: what a ticket run carries to write back. */
 export const TicketRef = z.object({
   provider: z.enum(TICKETING_PROVIDER_IDS),
-  /** The tracker's stable id (Linear's issue UUID, Shortcut's story id, the issue's number). */
+  /**
+   * The tracker's stable id (Linear's issue UUID, Shortcut's story id; an issue's repository and
+   * number, `owner/name#12` on GitHub, `group/project#12` on GitLab: numbers repeat across repositories).
+   */
   id: z.string().min(1).max(256),
   /** What people call it: ENG-42, sc-123, #12. */
   key: z.string().min(1).max(256),
@@ -71,7 +78,11 @@ export const TicketQuery = z.object({
   states: z.array(z.string().min(1).max(256)).max(50).default([]),
   /** At most this many, most recently updated first (seed 003's `fetch_limit`). */
   limit: z.number().int().min(1).max(250).default(100),
-  /** Issues: the label that selects them, or the assignee (a user name); and the repository. */
+  /**
+   * Issues (GitHub, GitLab): the repository (`owner/name`, the project's path), and the label and/or
+   * the assignee (a user name) that select them; with neither, the key's own user is the assignee
+   * when `assignedToMe` (a query that would select every open issue is refused).
+   */
   label: z.string().max(256).optional(),
   assignee: z.string().max(256).optional(),
   repository: z.string().max(255).optional(),
@@ -121,6 +132,30 @@ export function cancelledOnTracker(map: readonly WorkflowStateMapping[], state: 
   if (stateType === "canceled") return true;
   return map.some((m) => m.workflow_state === ABANDONED_STAGE && same(m.linear_state, state));
 }
+
+/**
+ * Issues have no workflow states: a GitHub or GitLab issue shows its state as one label
+ * `state:<tracker state>` (moving it replaces the previous one), and these tracker states also
+ * close it, as done or as not planned (GitHub's `state_reason`). Keys are lower case.
+ */
+export const ISSUE_STATE_LABEL_PREFIX = "state:";
+export const ISSUE_CLOSING_STATES: Readonly<Record<string, Extract<TrackerStateType, "completed" | "canceled">>> = Object.freeze({
+  done: "completed",
+  completed: "completed",
+  closed: "completed",
+  canceled: "canceled",
+  cancelled: "canceled",
+  abandoned: "canceled",
+  "not planned": "canceled",
+});
+
+/** Whether the tracker state `name` closes an issue, and how (undefined: the issue stays open). */
+export function issueClosingState(name: string): "completed" | "canceled" | undefined {
+  return ISSUE_CLOSING_STATES[name.trim().toLowerCase()];
+}
+
+/** The built-in definition a ticket's run is of (seed 003's ticket pipeline). */
+export const TICKET_DEFINITION = "ticket";
 
 /** The labels a ticket run carries: what the ticket picker and the write-back read. */
 export const TICKET_LABEL = "ticket";

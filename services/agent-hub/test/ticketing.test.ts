@@ -155,6 +155,19 @@ describe("ticketing.shortcut (REST v3 against a local Shortcut)", () => {
     expect(sc.stories.get(s.id)!.external_links).toEqual(["https://github.com/acme/w/pull/9"]);
   });
 
+  it("a story with a deleted comment (listed without its text, as Shortcut's schema allows) is commented on once", async () => {
+    const s = sc.addStory({ name: "Deleted comment" });
+    const ref = { provider: "ticketing.shortcut" as const, id: String(s.id), key: `sc-${s.id}` };
+    expect(await t.comment(ref, "r.stage.Implementing", "Implementing")).toEqual({ changed: true });
+    sc.deleteComment(s.id, sc.stories.get(s.id)!.comments[0]!.id);
+    expect(await t.comment(ref, "r.stage.PRDrafted", "Drafted")).toEqual({ changed: true });
+    expect(await t.comment(ref, "r.stage.PRDrafted", "Drafted")).toEqual({ changed: false });
+    // Search pages follow Shortcut's opaque `next` token, never a page size above its 25.
+    const searches = sc.requests.map((r) => new URL(r.path, "http://x")).filter((u) => u.pathname === "/api/v3/search/stories");
+    expect(searches.some((u) => u.searchParams.has("next"))).toBe(true);
+    expect(searches.every((u) => Number(u.searchParams.get("page_size")) <= 25)).toBe(true);
+  });
+
   it("types failures: 5xx retryable, 401 not, never echoing the token", async () => {
     sc.fail(502, 1);
     const e = await t.list({ limit: 5 }).catch((x: unknown) => x);

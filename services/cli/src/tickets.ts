@@ -1,31 +1,14 @@
+import { DEFAULT_WORKFLOW_STATE_MAP, TICKET_DEFINITION, TICKET_LABEL, TRACKER_STATE_LABEL, trackerStateFor } from "@orch/contracts";
 import type { RunSummaryJson } from "./api.js";
 
 /**
  * The terminal UI's ticket picker (seed 003's): tickets are runs of the `ticket` definition and any
  * other run carrying a ticket (a `ticket` label). A ticket's tracker state is its `tracker_state`
- * label (what ticket intake records from Linear or Shortcut) or, without one, its pipeline stage in
- * the tracker's words, through seed 003's default `workflow_state_map`. The picker orders tickets
- * by the position of that state in `[ui] ticket_picker_priority_states`; unknown states come last,
- * newest first within a state.
+ * label (what ticket intake records from the tracker) or, without one, its pipeline stage in the
+ * tracker's words, through seed 003's default `workflow_state_map` (a stage the map has no row for
+ * shows as itself). The picker orders tickets by the position of that state in
+ * `[ui] ticket_picker_priority_states`; unknown states come last, newest first within a state.
  */
-
-/** Seed 003's default `[linear] workflow_state_map`: pipeline stage → tracker state. */
-export const STAGE_TRACKER_STATES: Readonly<Record<string, string>> = Object.freeze({
-  New: "Todo",
-  Planning: "In Progress",
-  Implementing: "In Progress",
-  PRDrafted: "In Review",
-  AwaitingYourReview: "In Review",
-  ReadyForReview: "In Review",
-  InReview: "In Review",
-  PendingMerge: "In Review",
-  Done: "Done",
-  Abandoned: "Canceled",
-});
-
-export const TRACKER_STATE_LABEL = "tracker_state";
-export const TICKET_LABEL = "ticket";
-export const TICKET_DEFINITION = "ticket";
 
 export interface Ticket {
   run: RunSummaryJson;
@@ -37,7 +20,7 @@ export interface Ticket {
 export const isTicket = (r: RunSummaryJson): boolean => r.definition.id === TICKET_DEFINITION || r.labels[TICKET_LABEL] !== undefined;
 
 export function trackerState(r: RunSummaryJson): string | undefined {
-  return r.labels[TRACKER_STATE_LABEL] ?? (r.stage ? (STAGE_TRACKER_STATES[r.stage] ?? r.stage) : undefined);
+  return r.labels[TRACKER_STATE_LABEL] ?? (r.stage ? (trackerStateFor(DEFAULT_WORKFLOW_STATE_MAP, r.stage) ?? r.stage) : undefined);
 }
 
 export function ticketsByPriority(runs: readonly RunSummaryJson[], priority: readonly string[]): Ticket[] {

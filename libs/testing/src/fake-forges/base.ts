@@ -40,6 +40,27 @@ export interface FakePull {
   finalHeadSha?: string;
   /** A test's word on mergeability; undefined: whether base and head merge cleanly. */
   mergeable?: boolean | null;
+  /** Its labels (GitHub lists a pull request among the issues, with them). */
+  labels?: string[];
+}
+
+/** An issue (GitHub: numbered with the pull requests; GitLab: its own `iid`s), with its comments. */
+export interface FakeIssue {
+  repo: string;
+  number: number;
+  id: number;
+  title: string;
+  body: string;
+  labels: string[];
+  assignees: string[];
+  state: "open" | "closed";
+  /** GitHub's `state_reason`: `completed` or `not_planned` once closed, `reopened` when opened again. */
+  stateReason: "completed" | "not_planned" | "reopened" | null;
+  author: string;
+  createdAt: string;
+  updatedAt: string;
+  closedAt?: string;
+  comments: FakeComment[];
 }
 
 /** A CI job (GitHub: a check run, or a commit status when `kind` is `status`; GitLab: a pipeline job). */
@@ -138,6 +159,9 @@ export abstract class FakeForge {
   protected readonly jobs: FakeJob[] = [];
   protected readonly reviews: FakeReview[] = [];
   protected readonly comments: FakeComment[] = [];
+  protected readonly issues: FakeIssue[] = [];
+  #failure: { status: number; times: number } | undefined;
+  #clock = 0;
   readonly #repos = new Set<string>();
   readonly #holds: { match: (r: RecordedForgeRequest) => boolean; seen: (r: RecordedForgeRequest) => void; released: Promise<void> }[] = [];
   #server: Server | undefined;
@@ -273,11 +297,22 @@ export abstract class FakeForge {
     return p.state === "open" && this.mergesCleanly(p.repo, p.base, p.head);
   }
 
+  /** The number a new pull request or issue of the repository gets (GitLab numbers each kind on its own). */
+  protected nextNumber(repo: string, kind: "pull" | "issue"): number {
+    return (kind === "pull" ? this.pullsOf(repo).length : this.issuesOf(repo).length) + 1;
+  }
+
+  /** Now, strictly later than the last time this gave (so "most recently updated" is never a tie). */
+  protected tick(): string {
+    this.#clock = Math.max(Date.now(), this.#clock + 1);
+    return new Date(this.#clock).toISOString();
+  }
+
   openPull(repo: string, fields: { title: string; body?: string; head: string; base: string; draft?: boolean; author?: string }): FakePull {
     const now = new Date().toISOString();
     const p: FakePull = {
       repo,
-      number: this.pullsOf(repo).length + 1,
+      number: this.nextNumber(repo, "pull"),
       id: this.nextId(),
       title: fields.title,
       body: fields.body ?? "",
@@ -398,6 +433,70 @@ export abstract class FakeForge {
     return r;
   }
 
+  /** Opens an issue, as a person would on the host. */
+  openIssue(repo: string, fields: { title: string; body?: string; labels?: string[]; assignees?: string[]; author?: string }): FakeIssue {
+    if (!this.hasRepository(repo)) throw new Error(`no repository ${repo}`);
+    const now = this.tick();
+    const i: FakeIssue = {
+      repo,
+      number: this.nextNumber(repo, "issue"),
+      id: this.nextId(),
+      title: fields.title,
+      body: fields.body ?? "",
+      labels: [...(fields.labels ?? [])],
+      assignees: [...(fields.assignees ?? [])],
+      state: "open",
+      stateReason: null,
+      author: fields.author ?? "someone",
+      createdAt: now,
+      updatedAt: now,
+      comments: [],
+    };
+    this.issues.push(i);
+    return i;
+  }
+
+  issue(repo: string, number: number): FakeIssue | undefined {
+    return this.issues.find((i) => i.repo === repo && i.number === number);
+  }
+
+  issuesOf(repo: string): FakeIssue[] {
+    return this.issues.filter((i) => i.repo === repo);
+  }
+
+  /** Closes (`completed`, `not_planned`) or reopens (null) an issue, as a person would. */
+  setIssueState(repo: string, number: number, closed: "completed" | "not_planned" | null): void {
+    const i = this.issue(repo, number);
+    if (!i) throw new Error(`no issue ${repo}#${number}`);
+    i.state = closed ? "closed" : "open";
+    i.stateReason = closed;
+    i.updatedAt = this.tick();
+    if (closed) i.closedAt = i.updatedAt;
+    else delete i.closedAt;
+  }
+
+  commentOnIssue(i: FakeIssue, body: string, author = this.user): FakeComment {
+    const c: FakeComment = { id: this.nextId(), repo: i.repo, number: i.number, body, author, createdAt: this.tick() };
+    i.comments.push(c);
+    i.updatedAt = c.createdAt;
+    return c;
+  }
+
+  /**
+   * The next `times` API requests are answered `status` in the host's error shape, whatever they
+   * ask (a host that is down, failing or rate limiting); `heal()` ends it sooner.
+   */
+  fail(status: number, times = Infinity): void {
+    this.#failure = { status, times };
+  }
+
+  heal(): void {
+    this.#failure = undefined;
+  }
+
+  /** The host's answer to a request while `fail` is in force. */
+  protected abstract failure(status: number): ApiResponse;
+
   commentsOf(repo: string, number: number): FakeComment[] {
     return this.comments.filter((c) => c.repo === repo && c.number === number);
   }
@@ -493,7 +592,11 @@ export abstract class FakeForge {
     rec.body = body;
 
     let answer: ApiResponse;
-    if (!u.pathname.startsWith(`${this.apiPrefix}/`)) answer = this.notFound();
+    const failing = this.#failure;
+    if (failing && failing.times > 0 && u.pathname.startsWith(`${this.apiPrefix}/`)) {
+      if (--failing.times <= 0) this.#failure = undefined;
+      answer = this.failure(failing.status);
+    } else if (!u.pathname.startsWith(`${this.apiPrefix}/`)) answer = this.notFound();
     else if (this.tokenOf(req) !== this.token) answer = this.unauthorized();
     else {
       const segments = u.pathname.slice(this.apiPrefix.length + 1).split("/");

@@ -1,10 +1,23 @@
 import type { IncomingMessage } from "node:http";
-import { FakeForge, linkHeader, pageOf, type ApiContext, type ApiResponse, type FakeJob, type FakeMergeMethod, type FakePull } from "./base.js";
+import {
+  FakeForge,
+  linkHeader,
+  pageOf,
+  type ApiContext,
+  type ApiResponse,
+  type FakeComment,
+  type FakeIssue,
+  type FakeJob,
+  type FakeMergeMethod,
+  type FakePull,
+} from "./base.js";
 
 /**
  * A local GitHub: the REST API v3 calls the agent hub makes (pulls list/create/get/merge, reviews
  * and review comments, issue comments, check runs and the combined status of a commit, Actions job
- * logs), in GitHub's request and response shapes as its REST reference gives them, and the one
+ * logs; issues: the key's user, issues listed with `labels`, `assignee`, `state`, `sort`, `direction`
+ * and pull requests among them with `pull_request`, read, updated with PATCH, commented),
+ * in GitHub's request and response shapes as its REST reference gives them, and the one
  * GraphQL mutation REST has no call for (`POST /graphql`: `markPullRequestReadyForReview`, by the
  * pull request's `node_id`; answered `{data}` or `{errors: [{message}]}` with 200): `token`/`Bearer`
  * auth, `{message, documentation_url}` errors with GitHub's statuses (401, 404, 405, 409, 422),
@@ -45,6 +58,175 @@ export class FakeGitHub extends FakeForge {
 
   protected notFound(): ApiResponse {
     return error(404, "Not Found");
+  }
+
+  protected failure(status: number): ApiResponse {
+    if (status === 429 || status === 403) {
+      const reset = String(Math.ceil(Date.now() / 1000) + 60);
+      return {
+        ...error(status, "API rate limit exceeded for user ID 1."),
+        headers: { "x-ratelimit-limit": "5000", "x-ratelimit-remaining": "0", "x-ratelimit-reset": reset, "retry-after": "60" },
+      };
+    }
+    return error(status, status === 503 ? "Service Unavailable" : "Server Error");
+  }
+
+  /** Issues and pull requests share one sequence of numbers per repository. */
+  protected override nextNumber(repo: string): number {
+    return this.pullsOf(repo).length + this.issuesOf(repo).length + 1;
+  }
+
+  #labelJson(repo: string, name: string) {
+    return {
+      id: this.#labelIds(repo, name),
+      node_id: `LA_${name}`,
+      url: `${this.apiUrl}/repos/${repo}/labels/${encodeURIComponent(name)}`,
+      name,
+      color: "ededed",
+      default: false,
+      description: null,
+    };
+  }
+
+  readonly #labels = new Map<string, number>();
+  #labelIds(repo: string, name: string): number {
+    const k = `${repo}\u0000${name.toLowerCase()}`;
+    if (!this.#labels.has(k)) this.#labels.set(k, this.nextId());
+    return this.#labels.get(k)!;
+  }
+
+  #userJson(login: string) {
+    return { login, id: login.length, node_id: `U_${login}`, type: "User", site_admin: false, html_url: `${this.url}/${login}` };
+  }
+
+  /** An issue in GitHub's shape; a pull request as the issues endpoints list it (with `pull_request`). */
+  issueJson(x: { kind: "issue"; issue: FakeIssue } | { kind: "pull"; pull: FakePull }): Record<string, unknown> {
+    const i =
+      x.kind === "issue"
+        ? x.issue
+        : {
+            ...x.pull,
+            labels: x.pull.labels ?? [],
+            assignees: [] as string[],
+            state: x.pull.state === "open" ? ("open" as const) : ("closed" as const),
+            stateReason: null,
+            comments: this.commentsOf(x.pull.repo, x.pull.number),
+          };
+    const base = `${this.apiUrl}/repos/${i.repo}/issues/${i.number}`;
+    return {
+      url: base,
+      repository_url: `${this.apiUrl}/repos/${i.repo}`,
+      labels_url: `${base}/labels{/name}`,
+      comments_url: `${base}/comments`,
+      html_url: `${this.url}/${i.repo}/${x.kind === "issue" ? "issues" : "pull"}/${i.number}`,
+      id: i.id,
+      node_id: `${x.kind === "issue" ? "I" : "PR"}_${i.id}`,
+      number: i.number,
+      title: i.title,
+      user: this.#userJson(i.author),
+      labels: i.labels.map((l) => this.#labelJson(i.repo, l)),
+      state: i.state,
+      locked: false,
+      assignee: i.assignees[0] ? this.#userJson(i.assignees[0]) : null,
+      assignees: i.assignees.map((a) => this.#userJson(a)),
+      comments: i.comments.length,
+      created_at: i.createdAt,
+      updated_at: i.updatedAt,
+      closed_at: i.closedAt ?? null,
+      author_association: "MEMBER",
+      state_reason: i.stateReason,
+      body: i.body,
+      ...(x.kind === "pull"
+        ? {
+            draft: x.pull.draft,
+            pull_request: {
+              url: `${this.apiUrl}/repos/${i.repo}/pulls/${i.number}`,
+              html_url: `${this.url}/${i.repo}/pull/${i.number}`,
+              diff_url: `${this.url}/${i.repo}/pull/${i.number}.diff`,
+              patch_url: `${this.url}/${i.repo}/pull/${i.number}.patch`,
+              merged_at: x.pull.mergedAt ?? null,
+            },
+          }
+        : {}),
+    };
+  }
+
+  #commentJson(repo: string, number: number, kind: "issues" | "pull", c: FakeComment) {
+    return {
+      id: c.id,
+      node_id: `IC_${c.id}`,
+      url: `${this.apiUrl}/repos/${repo}/issues/comments/${c.id}`,
+      body: c.body,
+      user: this.#userJson(c.author),
+      created_at: c.createdAt,
+      updated_at: c.createdAt,
+      html_url: `${this.url}/${repo}/${kind}/${number}#issuecomment-${c.id}`,
+      issue_url: `${this.apiUrl}/repos/${repo}/issues/${number}`,
+      author_association: "MEMBER",
+    };
+  }
+
+  /** `GET /repos/{o}/{r}/issues`: open by default, newest created first, pull requests included. */
+  #listIssues(ctx: ApiContext, repo: string, path: string): ApiResponse {
+    const q = ctx.query;
+    const state = q.state ?? "open";
+    if (!["open", "closed", "all"].includes(state))
+      return error(422, "Validation Failed", { errors: [{ resource: "Issue", field: "state", code: "invalid" }] });
+    const wantLabels = (q.labels ?? "")
+      .split(",")
+      .map((l) => l.trim().toLowerCase())
+      .filter(Boolean);
+    const all = [
+      ...this.issuesOf(repo).map((issue) => ({ json: this.issueJson({ kind: "issue", issue }), i: issue })),
+      ...this.pullsOf(repo).map((pull) => ({
+        json: this.issueJson({ kind: "pull", pull }),
+        i: { ...pull, labels: pull.labels ?? [], assignees: [] as string[], state: pull.state === "open" ? "open" : "closed" },
+      })),
+    ];
+    const sortKey = q.sort === "updated" ? "updatedAt" : "createdAt";
+    const list = all
+      .filter(({ i }) => state === "all" || i.state === state)
+      .filter(({ i }) => wantLabels.every((w) => i.labels.some((l) => l.toLowerCase() === w)))
+      .filter(({ i }) => {
+        const a = q.assignee;
+        if (a === undefined || a === "") return true;
+        if (a === "none") return i.assignees.length === 0;
+        if (a === "*") return i.assignees.length > 0;
+        return i.assignees.some((x) => x.toLowerCase() === a.toLowerCase());
+      })
+      .sort((a, b) => {
+        const d = a.i[sortKey] < b.i[sortKey] ? -1 : a.i[sortKey] > b.i[sortKey] ? 1 : a.i.number - b.i.number;
+        return q.direction === "asc" ? d : -d;
+      })
+      .map(({ json }) => json);
+    return this.#list(ctx, path, list);
+  }
+
+  /** `PATCH /repos/{o}/{r}/issues/{n}`: title, body, state with state_reason, labels (replaced), assignees. */
+  #updateIssue(i: FakeIssue, body: Record<string, unknown>): ApiResponse {
+    const invalid = (field: string) => error(422, "Validation Failed", { errors: [{ resource: "Issue", field, code: "invalid" }] });
+    if (body.state !== undefined && body.state !== "open" && body.state !== "closed") return invalid("state");
+    if (body.state_reason !== undefined && body.state_reason !== null && !["completed", "not_planned", "reopened"].includes(String(body.state_reason)))
+      return invalid("state_reason");
+    if (body.labels !== undefined && !Array.isArray(body.labels)) return invalid("labels");
+    if (typeof body.title === "string") i.title = body.title;
+    if (typeof body.body === "string") i.body = body.body;
+    if (Array.isArray(body.labels)) {
+      const names = body.labels.map((l: unknown) => (typeof l === "string" ? l : String((l as { name?: unknown })?.name ?? "")));
+      i.labels = [...new Map(names.filter(Boolean).map((n) => [n.toLowerCase(), n] as const)).values()];
+    }
+    if (Array.isArray(body.assignees)) i.assignees = body.assignees.map(String);
+    if (body.state === "closed" && i.state !== "closed") {
+      i.state = "closed";
+      i.stateReason = body.state_reason === "not_planned" ? "not_planned" : "completed";
+      i.closedAt = this.tick();
+    } else if (body.state === "open" && i.state !== "open") {
+      i.state = "open";
+      i.stateReason = "reopened";
+      delete i.closedAt;
+    }
+    i.updatedAt = this.tick();
+    return { status: 200, body: this.issueJson({ kind: "issue", issue: i }) };
   }
 
   /** A pull request in GitHub's shape (`full`: as a single GET returns it, with `merged` and `mergeable`). */
@@ -102,6 +284,7 @@ export class FakeGitHub extends FakeForge {
     const s = ctx.segments.map(decodeURIComponent);
     const m = ctx.method;
     if (s.length === 1 && s[0] === "graphql" && m === "POST") return this.#graphql(ctx.body);
+    if (s.length === 1 && s[0] === "user" && m === "GET") return { status: 200, body: { ...this.#userJson(this.user), name: this.user } };
     if (s[0] !== "repos" || s.length < 3) return undefined;
     const repo = `${s[1]}/${s[2]}`;
     if (!this.hasRepository(repo)) return this.notFound();
@@ -195,6 +378,24 @@ export class FakeGitHub extends FakeForge {
             })),
           );
         return this.#list(ctx, path, list);
+      }
+    }
+
+    if (rest[0] === "issues" && rest.length === 1 && m === "GET") return this.#listIssues(ctx, repo, path);
+    if (rest[0] === "issues" && rest[1] && /^\d+$/.test(rest[1])) {
+      const issue = this.issue(repo, Number(rest[1]));
+      const pull = this.pull(repo, Number(rest[1]));
+      if (issue && rest.length === 2 && m === "GET") return { status: 200, body: this.issueJson({ kind: "issue", issue }) };
+      if (pull && rest.length === 2 && m === "GET") return { status: 200, body: this.issueJson({ kind: "pull", pull }) };
+      if (issue && rest.length === 2 && m === "PATCH") return this.#updateIssue(issue, body);
+      if (issue && rest[2] === "comments" && rest.length === 3) {
+        const json = (c: FakeComment) => this.#commentJson(repo, issue.number, "issues", c);
+        if (m === "POST") {
+          if (typeof body.body !== "string" || body.body === "")
+            return error(422, "Validation Failed", { errors: [{ resource: "IssueComment", field: "body", code: "missing_field" }] });
+          return { status: 201, body: json(this.commentOnIssue(issue, body.body)) };
+        }
+        if (m === "GET") return this.#list(ctx, path, issue.comments.map(json));
       }
     }
 

@@ -1,9 +1,11 @@
 import type { IncomingMessage } from "node:http";
-import { FakeForge, linkHeader, pageOf, type ApiContext, type ApiResponse, type FakeJob, type FakePull } from "./base.js";
+import { FakeForge, linkHeader, pageOf, type ApiContext, type ApiResponse, type FakeComment, type FakeIssue, type FakeJob, type FakePull } from "./base.js";
 
 /**
  * A local GitLab: the REST API v4 calls the agent hub makes (merge requests list/create/show/merge,
- * approvals, notes, a commit's pipelines and their jobs, a job's trace), in GitLab's shapes as its
+ * approvals, notes, a commit's pipelines and their jobs, a job's trace; issues listed with `labels`,
+ * `assignee_username`, `scope`, `state`, `order_by`, `sort`, read, updated with `labels`,
+ * `add_labels`, `remove_labels` and `state_event`, and their notes), in GitLab's shapes as its
  * API docs give them (a merge request's draft is its title's `Draft:` prefix: an update of the title
  * without one marks it ready, with one a draft again): `PRIVATE-TOKEN` or `Bearer` auth, `{message}` errors (`"401 Unauthorized"`,
  * `"404 Project Not Found"`, 405/406/409 on a refused merge), offset pagination with `x-page`,
@@ -47,6 +49,125 @@ export class FakeGitLab extends FakeForge {
 
   protected notFound(): ApiResponse {
     return error(404, "404 Not found");
+  }
+
+  protected failure(status: number): ApiResponse {
+    // GitLab's rate limiter answers in plain text, with the headers its docs list.
+    if (status === 429) return { status, text: "Retry later", headers: { "retry-after": "60", "ratelimit-remaining": "0" } };
+    return error(status, status === 503 ? "503 Service Unavailable" : `${status} Internal Server Error`);
+  }
+
+  #userJson(username: string) {
+    return { id: username.length, username, name: username, state: "active", web_url: `${this.url}/${username}` };
+  }
+
+  issueJson(i: FakeIssue): Record<string, unknown> {
+    return {
+      id: i.id,
+      iid: i.number,
+      project_id: this.projectId(i.repo),
+      title: i.title,
+      description: i.body,
+      state: i.state === "open" ? "opened" : "closed",
+      created_at: i.createdAt,
+      updated_at: i.updatedAt,
+      closed_at: i.closedAt ?? null,
+      closed_by: i.state === "closed" ? this.#userJson(this.user) : null,
+      labels: i.labels,
+      milestone: null,
+      assignees: i.assignees.map((a) => this.#userJson(a)),
+      assignee: i.assignees[0] ? this.#userJson(i.assignees[0]) : null,
+      author: this.#userJson(i.author),
+      type: "ISSUE",
+      issue_type: "issue",
+      user_notes_count: i.comments.length,
+      confidential: false,
+      web_url: `${this.url}/${i.repo}/-/issues/${i.number}`,
+      references: { short: `#${i.number}`, relative: `#${i.number}`, full: `${i.repo}#${i.number}` },
+    };
+  }
+
+  /** `labels` as GitLab reads it: a comma-separated string (or an array, `labels[]`). */
+  #labelList(v: unknown): string[] {
+    const raw = Array.isArray(v) ? v.map(String) : typeof v === "string" ? v.split(",") : [];
+    return raw.map((l) => l.trim()).filter(Boolean);
+  }
+
+  /** `GET /projects/:id/issues`: every state by default, newest created first. */
+  #listIssues(ctx: ApiContext, repo: string, path: string): ApiResponse {
+    const q = ctx.query;
+    const state = q.state ?? "all";
+    if (!["opened", "closed", "all"].includes(state)) return error(400, "state does not have a valid value");
+    const labels = this.#labelList(q.labels);
+    const assignee = q.assignee_username ?? q["assignee_username[]"];
+    const scope = q.scope ?? "all";
+    if (!["created_by_me", "assigned_to_me", "all"].includes(scope)) return error(400, "scope does not have a valid value");
+    const orderBy = q.order_by ?? "created_at";
+    if (!["created_at", "updated_at"].includes(orderBy)) return error(400, "order_by does not have a valid value");
+    const key = orderBy === "updated_at" ? "updatedAt" : "createdAt";
+    const lower = (x: string) => x.toLowerCase();
+    const list = this.issuesOf(repo)
+      .filter((i) => state === "all" || (state === "opened" ? i.state === "open" : i.state === "closed"))
+      .filter((i) => {
+        if (labels.length === 1 && lower(labels[0]!) === "none") return i.labels.length === 0;
+        if (labels.length === 1 && lower(labels[0]!) === "any") return i.labels.length > 0;
+        return labels.every((w) => i.labels.some((l) => lower(l) === lower(w)));
+      })
+      .filter((i) => !assignee || i.assignees.some((a) => lower(a) === lower(assignee)))
+      .filter((i) => (scope === "assigned_to_me" ? i.assignees.includes(this.user) : scope === "created_by_me" ? i.author === this.user : true))
+      .sort((a, b) => {
+        const d = a[key] < b[key] ? -1 : a[key] > b[key] ? 1 : a.number - b.number;
+        return q.sort === "asc" ? d : -d;
+      })
+      .map((i) => this.issueJson(i));
+    return this.#list(ctx, path, list);
+  }
+
+  /** `PUT /projects/:id/issues/:iid`: labels (replaced), add_labels, remove_labels, state_event, title, description. */
+  #updateIssue(i: FakeIssue, body: Record<string, unknown>): ApiResponse {
+    const known = ["labels", "add_labels", "remove_labels", "state_event", "title", "description", "assignee_ids"];
+    if (!known.some((k) => body[k] !== undefined)) return error(400, `${known.join(", ")} are missing, at least one parameter must be provided`);
+    if (body.state_event !== undefined && body.state_event !== "close" && body.state_event !== "reopen")
+      return error(400, "state_event does not have a valid value");
+    if (typeof body.title === "string") i.title = body.title;
+    if (typeof body.description === "string") i.body = body.description;
+    const dedupe = (ls: string[]) => [...new Map(ls.map((l) => [l.toLowerCase(), l] as const)).values()];
+    if (body.labels !== undefined) i.labels = dedupe(this.#labelList(body.labels));
+    if (body.add_labels !== undefined) i.labels = dedupe([...i.labels, ...this.#labelList(body.add_labels)]);
+    if (body.remove_labels !== undefined) {
+      const gone = new Set(this.#labelList(body.remove_labels).map((l) => l.toLowerCase()));
+      i.labels = i.labels.filter((l) => !gone.has(l.toLowerCase()));
+    }
+    if (body.state_event === "close" && i.state === "open") {
+      i.state = "closed";
+      i.stateReason = "completed";
+      i.closedAt = this.tick();
+    } else if (body.state_event === "reopen" && i.state === "closed") {
+      i.state = "open";
+      i.stateReason = null;
+      delete i.closedAt;
+    }
+    i.updatedAt = this.tick();
+    return { status: 200, body: this.issueJson(i) };
+  }
+
+  #issueNoteJson(i: FakeIssue, c: FakeComment) {
+    return {
+      id: c.id,
+      type: null,
+      body: c.body,
+      author: this.#userJson(c.author),
+      created_at: c.createdAt,
+      updated_at: c.createdAt,
+      system: false,
+      noteable_id: i.id,
+      noteable_type: "Issue",
+      noteable_iid: i.number,
+      project_id: this.projectId(i.repo),
+      resolvable: false,
+      confidential: false,
+      internal: false,
+    };
   }
 
   projectId(repo: string): number {
@@ -311,6 +432,30 @@ export class FakeGitLab extends FakeForge {
           ].sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id - b.id));
           const ordered = ctx.query.sort === "desc" ? notes.reverse() : notes;
           return this.#list(ctx, path, ordered.map(noteJson));
+        }
+      }
+    }
+
+    if (s[0] === "issues" && s.length === 1 && m === "GET") return this.#listIssues(ctx, repo, path);
+    if (s[0] === "issues" && s[1] && /^\d+$/.test(s[1])) {
+      const i = this.issue(repo, Number(s[1]));
+      if (!i) return error(404, "404 Not found");
+      if (s.length === 2 && m === "GET") return { status: 200, body: this.issueJson(i) };
+      if (s.length === 2 && m === "PUT") return this.#updateIssue(i, body);
+      if (s[2] === "notes" && s.length === 3) {
+        if (m === "POST") {
+          if (typeof body.body !== "string" || body.body === "") return error(400, "body is missing");
+          return { status: 201, body: this.#issueNoteJson(i, this.commentOnIssue(i, body.body)) };
+        }
+        if (m === "GET") {
+          const notes = [...i.comments].sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id - b.id));
+          // GitLab lists notes newest first unless asked otherwise.
+          const ordered = ctx.query.sort === "asc" ? notes : notes.reverse();
+          return this.#list(
+            ctx,
+            path,
+            ordered.map((c) => this.#issueNoteJson(i, c)),
+          );
         }
       }
     }

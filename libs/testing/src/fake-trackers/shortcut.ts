@@ -17,7 +17,8 @@ export interface FakeShortcutStory {
   owner_ids: string[];
   archived: boolean;
   updated_at: string;
-  comments: { id: number; text: string; author_id: string; created_at: string }[];
+  /** A deleted comment stays listed, `deleted: true`, its text gone (Shortcut's StoryComment.text is optional). */
+  comments: { id: number; text: string | null; deleted: boolean; author_id: string; created_at: string }[];
   external_links: string[];
 }
 
@@ -74,6 +75,14 @@ export class FakeShortcut extends FakeTrackerServer {
     s.updated_at = new Date().toISOString();
   }
 
+  /** Deletes a comment as a person would: it stays in the story's list, deleted and without its text. */
+  deleteComment(storyId: number, commentId: number): void {
+    const c = this.stories.get(storyId)?.comments.find((x) => x.id === commentId);
+    if (!c) throw new Error(`no comment ${commentId} on story ${storyId}`);
+    c.deleted = true;
+    c.text = null;
+  }
+
   #full(s: FakeShortcutStory) {
     const { archived, ...rest } = s;
     return { ...rest, archived, entity_type: "story", story_type: "feature", app_url: `https://app.shortcut.com/acme/story/${s.id}` };
@@ -92,7 +101,7 @@ export class FakeShortcut extends FakeTrackerServer {
           { id: 500000000, name: "Engineering", entity_type: "workflow", states: FAKE_SHORTCUT_STATES.map((s) => ({ ...s, entity_type: "workflow-state" })) },
         ],
       };
-    if (m === "GET" && p === "/search/stories") return { status: 200, body: this.#search(url) };
+    if (m === "GET" && p === "/search/stories") return this.#search(url);
     const story = /^\/stories\/(\d+)(\/comments)?$/.exec(p);
     if (story) {
       const s = this.stories.get(Number(story[1]));
@@ -100,7 +109,15 @@ export class FakeShortcut extends FakeTrackerServer {
       if (story[2] && m === "POST") {
         const text = (body as { text?: unknown })?.text;
         if (typeof text !== "string" || !text) return { status: 400, body: { message: "text is required" } };
-        const c = { id: this.#comment++, text, author_id: this.me.id, created_at: new Date().toISOString(), entity_type: "story-comment" };
+        const c = {
+          id: this.#comment++,
+          text,
+          deleted: false,
+          author_id: this.me.id,
+          created_at: new Date().toISOString(),
+          entity_type: "story-comment",
+          story_id: s.id,
+        };
         s.comments.push(c);
         return { status: 201, body: c };
       }
@@ -126,8 +143,17 @@ export class FakeShortcut extends FakeTrackerServer {
   /** Shortcut's search: `owner:<mention_name>`, `is:archived` / `!is:archived`; pages of page_size with `next`. */
   #search(url: URL) {
     const query = url.searchParams.get("query") ?? "";
-    const size = Math.min(25, Number(url.searchParams.get("page_size") ?? 25));
-    const from = Number(url.searchParams.get("next_from") ?? 0);
+    const size = Number(url.searchParams.get("page_size") ?? 25);
+    if (!Number.isInteger(size) || size < 1 || size > 25) return { status: 400, body: { message: "page_size must be between 1 and 25" } };
+    // `next` is an opaque token in Shortcut's `next` path; here, the offset it stands for.
+    const token = url.searchParams.get("next");
+    const from = token
+      ? Number(
+          Buffer.from(token, "base64url")
+            .toString("utf8")
+            .replace(/^from:/, ""),
+        )
+      : 0;
     const full = url.searchParams.get("detail") === "full";
     let hits = [...this.stories.values()];
     for (const term of query.split(/\s+/).filter(Boolean)) {
@@ -142,16 +168,19 @@ export class FakeShortcut extends FakeTrackerServer {
     const page = hits.slice(from, from + size);
     const more = from + size < hits.length;
     const next = new URLSearchParams(url.searchParams);
-    next.set("next_from", String(from + size));
+    next.set("next", Buffer.from(`from:${from + size}`).toString("base64url"));
     return {
-      data: page.map((s) => {
-        const f = this.#full(s);
-        if (full) return f;
-        const { description: _d, comments: _c, ...slim } = f;
-        return slim;
-      }),
-      next: more ? `/api/v3/search/stories?${next}` : null,
-      total: hits.length,
+      status: 200,
+      body: {
+        data: page.map((s) => {
+          const f = this.#full(s);
+          if (full) return f;
+          const { description: _d, comments: _c, ...slim } = f;
+          return slim;
+        }),
+        next: more ? `/api/v3/search/stories?${next}` : null,
+        total: hits.length,
+      },
     };
   }
 }

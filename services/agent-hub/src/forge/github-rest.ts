@@ -212,7 +212,7 @@ export class GithubRestHost implements RepositoryHost {
 }
 
 /** GitHub's own words in an error body: `message`, and the `errors[].message` of a validation failure. */
-function hostMessage(data: unknown): string | undefined {
+export function hostMessage(data: unknown): string | undefined {
   if (typeof data !== "object" || data === null) return undefined;
   const d = data as { message?: unknown; errors?: unknown };
   if (typeof d.message !== "string") return undefined;

@@ -11,6 +11,7 @@ export const TrackerErrorCode = {
   Api: "TRACKER_ERROR",
   UnknownState: "TRACKER_UNKNOWN_STATE",
   NotFound: "TRACKER_NOT_FOUND",
+  BadRequest: "TRACKER_BAD_REQUEST",
 } as const;
 export type TrackerErrorCode = (typeof TrackerErrorCode)[keyof typeof TrackerErrorCode];
 
@@ -61,6 +62,13 @@ export class TrackerNotFoundError extends Error {
   constructor(readonly what: string) {
     super(`${what} not found`);
   }
+}
+
+/** A query or ticket the tracker cannot be asked about as it is (no repository, nothing selecting the issues). */
+export class TrackerRequestError extends Error {
+  override readonly name = "TrackerRequestError";
+  readonly code = TrackerErrorCode.BadRequest;
+  readonly retryable = false;
 }
 
 /** A signal for one call: the caller's, and the call's own time limit. */

@@ -36,7 +36,8 @@ interface Story {
   labels?: { name: string }[];
   owner_ids?: string[];
   updated_at?: string;
-  comments?: { id: number; text: string }[];
+  /** A deleted comment has no text (StoryComment.text is optional in Shortcut's schema). */
+  comments?: { id: number; text?: string | null; deleted?: boolean }[];
   external_links?: string[];
 }
 interface SearchPage {
@@ -98,7 +99,7 @@ export class ShortcutTracker implements TicketingProvider {
   async comment(ticket: TicketRef, key: string, body: string, signal?: AbortSignal): Promise<WriteOutcome> {
     const marker = commentMarker(key);
     const story = await this.#story(ticket, signal);
-    if ((story.comments ?? []).some((c) => c.text.includes(marker))) return { changed: false };
+    if ((story.comments ?? []).some((c) => !c.deleted && (c.text ?? "").includes(marker))) return { changed: false };
     await this.#call("comment", "POST", `/stories/${encodeURIComponent(ticket.id)}/comments`, { text: `${body}\n\n${marker}` }, signal);
     return { changed: true };
   }
