@@ -411,7 +411,7 @@ describe("orch start: seed 003's provider overrides", () => {
 
   it("refuses an unknown value with the list of known ones (exit 2)", async () => {
     for (const [flag, value, known] of [
-      ["--ticketing-provider", "ticketing.jira", "ticketing.linear, ticketing.shortcut"],
+      ["--ticketing-provider", "ticketing.jira", "ticketing.linear, ticketing.shortcut, ticketing.github_issues, ticketing.gitlab_issues"],
       ["--harness-provider", "harness.aider", "harness.opencode, harness.codex, harness.claude"],
       ["--vcs-provider", "vcs.libgit2", "vcs.git_cli"],
       ["--vcs-repo-provider", "vcs_repos.bitbucket", "vcs_repos.github_rest, vcs_repos.github_gh_cli, vcs_repos.gitlab_rest"],
