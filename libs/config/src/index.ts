@@ -2,6 +2,7 @@ import { z } from "zod";
 import { ConfigFileError, readConfigFile, type ConfigFile } from "./file.js";
 import {
   AGENT_ROLES,
+  DEFAULT_PROJECT,
   DEFAULT_WORKFLOW_STATE_MAP,
   FORGE_DEFAULT_API_URL,
   TRACKER_DEFAULT_API_URL,
@@ -191,8 +192,8 @@ const stateMap = z
 const TICKET_INTAKE = {
   /** Intake runs (one intake run for ORCH_TICKETING_PROVIDER, syncing on an interval). Off by default. */
   ORCH_TICKET_INTAKE_ENABLED: bool(false),
-  /** Between two syncs (seed 003: `[linear] sync_interval_secs`). */
-  ORCH_LINEAR_SYNC_INTERVAL_SECS: int(60, 5, 86_400),
+  /** Between two syncs (seed 003: `[linear] sync_interval_secs`; Shortcut's too). */
+  ORCH_LINEAR_SYNC_INTERVAL_SECS: int(60, 1, 86_400),
   /** Tickets one sync asks for, most recently updated first (seed 003: `[linear] fetch_limit`). */
   ORCH_LINEAR_FETCH_LIMIT: int(100, 1, 250),
   /** Only tickets assigned to the key's user (seed 003: `[linear] sync_assigned_to_me`). */
@@ -215,6 +216,28 @@ const TICKET_INTAKE = {
   ORCH_LINEAR_WORKFLOW_STATE_MAP: stateMap,
   /** Shortcut's tickets per sync (seed 003: `[shortcut] fetch_limit`). */
   ORCH_SHORTCUT_FETCH_LIMIT: int(100, 1, 250),
+  /** The project ticket runs are created in (its repository and forge are where their pull requests go). */
+  ORCH_TICKET_INTAKE_PROJECT: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,128}$/, { message: "must match [A-Za-z0-9_-]{1,128}" })
+    .default(DEFAULT_PROJECT),
+  /** What each ticket's run is: a definition (`id` or `id@version`), and the stage event it is sent as it is created. */
+  ORCH_TICKET_INTAKE_DEFINITION: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,128}(@[1-9][0-9]{0,5})?$/, { message: "must be a definition id, or id@version" })
+    .default("ticket"),
+  ORCH_TICKET_INTAKE_ACCEPT_EVENT: z
+    .string()
+    .regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$|^$/, { message: "must be a stage event name (or empty: none)" })
+    .default("TicketAccepted"),
+  /** After a failed sync, the next one in this long, doubling with each failure in a row up to the max. */
+  ORCH_TICKET_INTAKE_BACKOFF_MS: int(5_000, 100, 3_600_000),
+  ORCH_TICKET_INTAKE_BACKOFF_MAX_MS: int(300_000, 100, 86_400_000),
+  /** After this many failed syncs in a row (or one the tracker refuses), syncs pause for the cool-down. */
+  ORCH_TICKET_INTAKE_BREAKER_FAILURES: int(5, 1, 100),
+  ORCH_TICKET_INTAKE_BREAKER_COOLDOWN_MS: int(600_000, 100, 86_400_000),
+  /** A ticket whose runs failed this many times is quarantined (never run again by the intake). */
+  ORCH_TICKET_INTAKE_QUARANTINE_AFTER: int(3, 1, 100),
 };
 
 export const OrchestratorConfig = CommonConfig.extend({
