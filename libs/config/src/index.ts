@@ -221,14 +221,14 @@ const TICKET_INTAKE = {
     .string()
     .regex(/^[A-Za-z0-9_-]{1,128}$/, { message: "must match [A-Za-z0-9_-]{1,128}" })
     .default(DEFAULT_PROJECT),
-  /** What each ticket's run is: a definition (`id` or `id@version`), and the stage event it is sent as it is created. */
+  /** What each ticket's run is: a definition (`id` or `id@version`), and the stage event it is sent as it is created (`none`: none). */
   ORCH_TICKET_INTAKE_DEFINITION: z
     .string()
     .regex(/^[A-Za-z0-9_.-]{1,128}(@[1-9][0-9]{0,5})?$/, { message: "must be a definition id, or id@version" })
     .default("ticket"),
   ORCH_TICKET_INTAKE_ACCEPT_EVENT: z
     .string()
-    .regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$|^$/, { message: "must be a stage event name (or empty: none)" })
+    .regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/, { message: "must be a stage event name (or none)" })
     .default("TicketAccepted"),
   /** After a failed sync, the next one in this long, doubling with each failure in a row up to the max. */
   ORCH_TICKET_INTAKE_BACKOFF_MS: int(5_000, 100, 3_600_000),

@@ -24,7 +24,7 @@ export function intakeRules(cfg: Readonly<OrchestratorConfig>): IntakeRules {
     quarantineAfter: cfg.ORCH_TICKET_INTAKE_QUARANTINE_AFTER,
     maxNewPerSync: INTAKE_DEFAULTS.maxNewPerSync,
     definition: definitionRef(cfg.ORCH_TICKET_INTAKE_DEFINITION),
-    ...(cfg.ORCH_TICKET_INTAKE_ACCEPT_EVENT ? { acceptEvent: cfg.ORCH_TICKET_INTAKE_ACCEPT_EVENT } : {}),
+    ...(cfg.ORCH_TICKET_INTAKE_ACCEPT_EVENT !== "none" ? { acceptEvent: cfg.ORCH_TICKET_INTAKE_ACCEPT_EVENT } : {}),
     mode: cfg.ORCH_MODE,
   };
 }
