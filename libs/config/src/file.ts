@@ -59,6 +59,16 @@ export const FILE_KEYS: Readonly<Record<string, { env: string; kind: Kind }>> = 
   event_store_path: { env: "ORCH_NATS_STORE_DIR", kind: "string" },
   "database.synchronous": { env: "ORCH_NATS_SYNC", kind: "string" },
   "database.chunk_event_flush_ms": { env: "ORCH_SESSION_DELTA_FLUSH_MS", kind: "int" },
+  // ticket intake beyond seed 003: where its runs go, its backoff, circuit breaker and quarantine
+  "intake.enabled": { env: "ORCH_TICKET_INTAKE_ENABLED", kind: "bool" },
+  "intake.project": { env: "ORCH_TICKET_INTAKE_PROJECT", kind: "string" },
+  "intake.definition": { env: "ORCH_TICKET_INTAKE_DEFINITION", kind: "string" },
+  "intake.accept_event": { env: "ORCH_TICKET_INTAKE_ACCEPT_EVENT", kind: "string" },
+  "intake.backoff_ms": { env: "ORCH_TICKET_INTAKE_BACKOFF_MS", kind: "int" },
+  "intake.backoff_max_ms": { env: "ORCH_TICKET_INTAKE_BACKOFF_MAX_MS", kind: "int" },
+  "intake.breaker_failures": { env: "ORCH_TICKET_INTAKE_BREAKER_FAILURES", kind: "int" },
+  "intake.breaker_cooldown_ms": { env: "ORCH_TICKET_INTAKE_BREAKER_COOLDOWN_MS", kind: "int" },
+  "intake.quarantine_after": { env: "ORCH_TICKET_INTAKE_QUARANTINE_AFTER", kind: "int" },
   // seed 003's [runtime]
   "runtime.allow_unsafe_command_paths": { env: "ORCH_ALLOW_UNSAFE_COMMAND_PATHS", kind: "bool" },
   "runtime.harness_server_startup_timeout_secs": { env: "ORCH_HARNESS_STARTUP_TIMEOUT_MS", kind: "secs" },

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { ConfigFileError, readConfigFile, type ConfigFile } from "./file.js";
 import {
   AGENT_ROLES,
+  DEFAULT_PROJECT,
   DEFAULT_WORKFLOW_STATE_MAP,
   FORGE_DEFAULT_API_URL,
   ForgeRepository,
@@ -201,8 +202,8 @@ const stateMap = z
 const TICKET_INTAKE = {
   /** Intake runs (one intake run for ORCH_TICKETING_PROVIDER, syncing on an interval). Off by default. */
   ORCH_TICKET_INTAKE_ENABLED: bool(false),
-  /** Between two syncs (seed 003: `[linear] sync_interval_secs`). */
-  ORCH_LINEAR_SYNC_INTERVAL_SECS: int(60, 5, 86_400),
+  /** Between two syncs (seed 003: `[linear] sync_interval_secs`; Shortcut's too). */
+  ORCH_LINEAR_SYNC_INTERVAL_SECS: int(60, 1, 86_400),
   /** Tickets one sync asks for, most recently updated first (seed 003: `[linear] fetch_limit`). */
   ORCH_LINEAR_FETCH_LIMIT: int(100, 1, 250),
   /** Only tickets assigned to the key's user (seed 003: `[linear] sync_assigned_to_me`). */
@@ -235,6 +236,28 @@ const TICKET_INTAKE = {
   /** …those with this label (`[gitlab_issues] label`), and/or assigned to this username (`assignee`); neither: the token's user's. */
   ORCH_GITLAB_ISSUES_LABEL: z.string().min(1).max(256).optional(),
   ORCH_GITLAB_ISSUES_ASSIGNEE: z.string().min(1).max(256).optional(),
+  /** The project ticket runs are created in (its repository and forge are where their pull requests go). */
+  ORCH_TICKET_INTAKE_PROJECT: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,128}$/, { message: "must match [A-Za-z0-9_-]{1,128}" })
+    .default(DEFAULT_PROJECT),
+  /** What each ticket's run is: a definition (`id` or `id@version`), and the stage event it is sent as it is created (`none`: none). */
+  ORCH_TICKET_INTAKE_DEFINITION: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,128}(@[1-9][0-9]{0,5})?$/, { message: "must be a definition id, or id@version" })
+    .default("ticket"),
+  ORCH_TICKET_INTAKE_ACCEPT_EVENT: z
+    .string()
+    .regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/, { message: "must be a stage event name (or none)" })
+    .default("TicketAccepted"),
+  /** After a failed sync, the next one in this long, doubling with each failure in a row up to the max. */
+  ORCH_TICKET_INTAKE_BACKOFF_MS: int(5_000, 100, 3_600_000),
+  ORCH_TICKET_INTAKE_BACKOFF_MAX_MS: int(300_000, 100, 86_400_000),
+  /** After this many failed syncs in a row (or one the tracker refuses), syncs pause for the cool-down. */
+  ORCH_TICKET_INTAKE_BREAKER_FAILURES: int(5, 1, 100),
+  ORCH_TICKET_INTAKE_BREAKER_COOLDOWN_MS: int(600_000, 100, 86_400_000),
+  /** A ticket whose runs failed this many times is quarantined (never run again by the intake). */
+  ORCH_TICKET_INTAKE_QUARANTINE_AFTER: int(3, 1, 100),
 };
 
 export const OrchestratorConfig = CommonConfig.extend({
@@ -339,6 +362,21 @@ export const OrchestratorConfig = CommonConfig.extend({
    */
   ORCH_PR_POLL_INTERVAL_SECS: int(15, 0, 86_400),
   ...TICKET_INTAKE,
+}).superRefine((c, ctx) => {
+  // An issues tracker without its repository would sync nothing: refused at start, not at each sync.
+  if (!c.ORCH_TICKET_INTAKE_ENABLED) return;
+  const need =
+    c.ORCH_TICKETING_PROVIDER === "github_issues"
+      ? "ORCH_GITHUB_ISSUES_REPOSITORY"
+      : c.ORCH_TICKETING_PROVIDER === "gitlab_issues"
+        ? "ORCH_GITLAB_ISSUES_PROJECT"
+        : undefined;
+  if (need && c[need] === undefined)
+    ctx.addIssue({
+      code: "custom",
+      path: [need],
+      message: `ticket intake from ${c.ORCH_TICKETING_PROVIDER} needs the repository whose issues are tickets (${need === "ORCH_GITHUB_ISSUES_REPOSITORY" ? "[github_issues] repository" : "[gitlab_issues] project"})`,
+    });
 });
 export type OrchestratorConfig = z.output<typeof OrchestratorConfig>;
 

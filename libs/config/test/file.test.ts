@@ -261,6 +261,50 @@ describe("configuration file", () => {
     expect(() => loadConfig(OrchestratorConfig, { ORCH_CONFIG: path })).toThrow(/ORCH_GITHUB_ISSUES_REPOSITORY/);
   });
 
+  it("reads the intake's own [intake] table (where its runs go, backoff, breaker, quarantine); refuses a bad one", () => {
+    const d = dir();
+    const path = join(d, "config.toml");
+    writeFileSync(
+      path,
+      [
+        "[linear]",
+        "sync_interval_secs = 1",
+        "[intake]",
+        "enabled = true",
+        'project = "acme"',
+        'definition = "ticket@1"',
+        'accept_event = "none"',
+        "backoff_ms = 250",
+        "backoff_max_ms = 4000",
+        "breaker_failures = 4",
+        "breaker_cooldown_ms = 60000",
+        "quarantine_after = 2",
+        "",
+      ].join("\n"),
+    );
+    const c = loadConfig(OrchestratorConfig, { ORCH_CONFIG: path });
+    expect(c).toMatchObject({
+      ORCH_TICKET_INTAKE_ENABLED: true,
+      ORCH_LINEAR_SYNC_INTERVAL_SECS: 1,
+      ORCH_TICKET_INTAKE_PROJECT: "acme",
+      ORCH_TICKET_INTAKE_DEFINITION: "ticket@1",
+      ORCH_TICKET_INTAKE_ACCEPT_EVENT: "none",
+      ORCH_TICKET_INTAKE_BACKOFF_MS: 250,
+      ORCH_TICKET_INTAKE_BACKOFF_MAX_MS: 4_000,
+      ORCH_TICKET_INTAKE_BREAKER_FAILURES: 4,
+      ORCH_TICKET_INTAKE_BREAKER_COOLDOWN_MS: 60_000,
+      ORCH_TICKET_INTAKE_QUARANTINE_AFTER: 2,
+    });
+    expect(configFileUsed()).toMatchObject({ refused: [], problems: [] });
+    expect(loadConfig(OrchestratorConfig, { ORCH_CONFIG: "none" })).toMatchObject({
+      ORCH_TICKET_INTAKE_PROJECT: "_default",
+      ORCH_TICKET_INTAKE_DEFINITION: "ticket",
+    });
+    expect(() =>
+      loadConfig(OrchestratorConfig, { ORCH_CONFIG: "none", ORCH_TICKET_INTAKE_DEFINITION: "ticket@v2", ORCH_TICKET_INTAKE_PROJECT: "a b" }),
+    ).toThrow(/ORCH_TICKET_INTAKE_DEFINITION[\s\S]*ORCH_TICKET_INTAKE_PROJECT|ORCH_TICKET_INTAKE_PROJECT[\s\S]*ORCH_TICKET_INTAKE_DEFINITION/);
+  });
+
   it("reads the supervisor's keys under our names too; its key comes from the environment only", () => {
     const d = dir();
     const path = join(d, "c.toml");

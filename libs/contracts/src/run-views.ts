@@ -18,8 +18,9 @@ import { CI_STATUSES, REVIEW_STATES, RunMode, RunStatus, StepStatus } from "./vo
  *   2  `pullRequest`: the run's pull request and what the system knows of it
  *   3  `mergeQueue`: a run's place in its merge queue, or a merge queue's members
  *   4  `schedule`: a schedule run's schedule, next due time and the runs it has going
+ *   5  `intake`: a ticket intake's state (active, or paused by its circuit breaker), counts, quarantine
  */
-export const RUN_VIEW_REVISION = 4;
+export const RUN_VIEW_REVISION = 5;
 
 /** An id that can be a subject token (run ids, project ids). */
 export const Id = z.string().refine(isToken, { message: "must match [A-Za-z0-9_-]{1,128}" });
@@ -181,6 +182,28 @@ export const ScheduleView = z.object({
 });
 export type ScheduleView = z.infer<typeof ScheduleView>;
 
+/**
+ * A ticket intake run (the `ticket.intake` built-in): whether it syncs (`active`) or its circuit
+ * breaker paused it (`paused`: why, and until when one sync tries again), its last sync and error,
+ * what it has taken in, and the tickets quarantined (their runs failed too often; never restarted).
+ */
+export const IntakeView = z.object({
+  provider: z.string(),
+  state: z.enum(["active", "paused"]),
+  paused: z.object({ at: Millis, until: Millis, reason: z.string() }).optional(),
+  everyMs: z.int().nonnegative(),
+  syncs: z.int().nonnegative(),
+  /** The sync in flight (its attempt), the next one's time, the last answered one's. */
+  sync: z.object({ attemptId: z.string(), at: Millis }).optional(),
+  nextSyncAt: Millis.optional(),
+  lastSyncAt: Millis.optional(),
+  failures: z.int().nonnegative(),
+  lastError: z.object({ code: z.string(), message: z.string(), at: Millis }).optional(),
+  counts: z.object({ taken: z.int().nonnegative(), active: z.int().nonnegative(), ended: z.int().nonnegative(), quarantined: z.int().nonnegative() }),
+  quarantined: z.array(z.object({ ticketId: z.string(), key: z.string(), runId: z.string(), failedRuns: z.int().nonnegative() })),
+});
+export type IntakeView = z.infer<typeof IntakeView>;
+
 /** One run in lists and in the run index. */
 export const RunSummary = z.object({
   runId: Id,
@@ -231,6 +254,8 @@ export const RunView = RunSummary.extend({
   mergeQueue: MergeQueueView.optional(),
   /** Revision 4: a schedule run's schedule. */
   schedule: ScheduleView.optional(),
+  /** Revision 5: a ticket intake run's state. */
+  intake: IntakeView.optional(),
 });
 export type RunView = z.output<typeof RunView>;
 /** A run's view as the core writes it. */

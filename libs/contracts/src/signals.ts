@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { FORGE_PROVIDERS, type ForgeProvider } from "./forges.js";
 import { DefinitionRef } from "./messages.js";
+import { IntakeRules, TicketSyncAnswer, type IntakeRules as IntakeRulesValue, type TicketSyncAnswer as TicketSyncAnswerValue } from "./ticketing.js";
 import { CI_STATUSES, REVIEW_STATES, RunMode, type CiStatus, type ReviewState } from "./vocabulary.js";
 
 /**
@@ -124,8 +125,12 @@ export type Signal =
   | { name: "schedule_trigger" }
   /** A schedule run: a firing for every due time in `[from, to]` that has none yet. */
   | { name: "schedule_backfill"; from: number; to: number }
-  /** A run this one created (`reportTo`) has ended: a schedule's overlap policy goes on. */
-  | { name: "child_ended"; runId: string; status: string };
+  /** A run this one created (`reportTo`) has ended: a schedule's overlap policy goes on, an intake's quarantine counts. */
+  | { name: "child_ended"; runId: string; status: string }
+  /** A ticket intake's rules, replaced (the core's settings at start; the same rules change nothing). */
+  | { name: "set_intake"; rules: IntakeRulesValue }
+  /** The agent hub's answer to a ticket intake's `tickets.sync` attempt (a stale attempt changes nothing). */
+  | { name: "tickets_synced"; attemptId: string; answer: TicketSyncAnswerValue };
 
 export type SignalName = Signal["name"];
 
@@ -295,6 +300,8 @@ const SIGNAL_SHAPES = [
   z.strictObject({ name: z.literal("schedule_trigger") }),
   z.strictObject({ name: z.literal("schedule_backfill"), from: z.int().min(0), to: z.int().min(0) }),
   z.strictObject({ name: z.literal("child_ended"), runId: RunIdRef, status: z.string().min(1).max(32) }),
+  z.strictObject({ name: z.literal("set_intake"), rules: IntakeRules }),
+  z.strictObject({ name: z.literal("tickets_synced"), attemptId: z.string().min(1).max(200), answer: TicketSyncAnswer }),
 ] as const;
 
 /** Signals as they arrive from outside (the API, the command stream): validated before the kernel sees them. */

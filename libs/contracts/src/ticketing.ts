@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { FORGE_DEFAULT_API_URL, FORGE_TOKEN_ENV } from "./forges.js";
+import { RunMode } from "./vocabulary.js";
 
 /**
  * Ticket intake: the trackers work comes from (seed 003's `ticketing` providers, and beyond it
@@ -208,3 +209,55 @@ export const TicketUpdateAnswer = z.object({
   error: TrackerFailure.optional(),
 });
 export type TicketUpdateAnswer = z.infer<typeof TicketUpdateAnswer>;
+
+/**
+ * An intake's rules (the `ticket.intake` built-in's input, and `set_intake`): which tracker, how
+ * often it syncs and what it asks for, what its ticket runs write back, and its backoff, circuit
+ * breaker and quarantine. The core makes them from its settings at start.
+ */
+export const IntakeRules = z.strictObject({
+  provider: z.enum(TICKETING_PROVIDER_IDS),
+  everyMs: z.int().min(500).max(86_400_000),
+  query: z.strictObject({
+    assignedToMe: z.boolean(),
+    states: z.array(z.string().min(1).max(256)).max(50),
+    limit: z.int().min(1).max(250),
+    label: z.string().max(256).optional(),
+    assignee: z.string().max(256).optional(),
+    repository: z.string().max(255).optional(),
+  }),
+  stateMap: z.array(WorkflowStateMapping).max(100),
+  commentSummaries: z.boolean(),
+  attachPrLinks: z.boolean(),
+  /** After failure n, the next sync in min(maxMs, initialMs · multiplier^(n−1)). */
+  retry: z.strictObject({ initialMs: z.int().min(100).max(86_400_000), multiplier: z.number().min(1).max(10), maxMs: z.int().min(100).max(86_400_000) }),
+  /** Paused after this many failed syncs in a row, for coolDownMs. */
+  breaker: z.strictObject({ failures: z.int().min(1).max(100), coolDownMs: z.int().min(100).max(86_400_000) }),
+  /** A ticket whose runs failed this many times is quarantined. */
+  quarantineAfter: z.int().min(1).max(100),
+  maxNewPerSync: z.int().min(1).max(250),
+  /** What each ticket's run is (the `ticket` pipeline by default) and its mode. */
+  definition: z.strictObject({ id: z.string().min(1).max(128), version: z.int().min(1).optional() }),
+  /** The stage event each ticket run is sent as it is created (the `ticket` pipeline's `TicketAccepted`). */
+  acceptEvent: z
+    .string()
+    .regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/)
+    .optional(),
+  mode: RunMode.optional(),
+});
+export type IntakeRules = z.output<typeof IntakeRules>;
+
+/**
+ * What a ticket run writes back (in its input's `tracker.writeBack`, from its intake's rules): the
+ * kernel dispatches `ticket.update` when the run enters a stage.
+ */
+export const TicketWriteBack = z.object({
+  stateMap: z.array(WorkflowStateMapping).max(100),
+  commentSummaries: z.boolean(),
+  attachPrLinks: z.boolean(),
+});
+export type TicketWriteBack = z.infer<typeof TicketWriteBack>;
+
+/** A ticket run's `input.tracker`: the ticket it is for, and what it writes back. */
+export const TicketRunTracker = TicketRef.extend({ writeBack: TicketWriteBack.optional() });
+export type TicketRunTracker = z.infer<typeof TicketRunTracker>;

@@ -42,9 +42,10 @@ export type WorkKind = z.infer<typeof WorkKind>;
  * What a timer is for: a step's retry, timeout or approval timeout, a run's wall clock, a periodic
  * run's next slot (`tick`), a command to send when it fires (`command`: the scheduler sends the
  * command the timer carries instead of `timer.fired`), or the next look at an open pull request
- * (`pr_poll`: the polling fallback, armed while the run's PR is open).
+ * (`pr_poll`: the polling fallback, armed while the run's PR is open), or a ticket intake's next sync
+ * (`intake_sync`: armed while the intake runs).
  */
-export const TIMER_KINDS = ["retry", "step_timeout", "approval_timeout", "wall_clock", "tick", "command", "pr_poll"] as const;
+export const TIMER_KINDS = ["retry", "step_timeout", "approval_timeout", "wall_clock", "tick", "command", "pr_poll", "intake_sync"] as const;
 export const TimerKind = z.enum(TIMER_KINDS);
 export type TimerKind = z.infer<typeof TimerKind>;
 

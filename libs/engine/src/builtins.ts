@@ -1,5 +1,6 @@
 import { ForgeStepType } from "@orch/contracts";
 import { compileDefinition, parseDefinition, type CompiledDefinition, type DefinitionInput } from "./definition.js";
+import { INTAKE_DEFINITION } from "./intake.js";
 import { MERGE_QUEUE_DEFINITION } from "./pull-requests.js";
 
 /**
@@ -227,6 +228,21 @@ const schedule: DefinitionInput = {
   schedule: {},
 };
 
+/**
+ * A ticket intake (one per tracker, id from `intakeRunId`): its input is its rules; it syncs its
+ * tracker on a timer and takes each new matching ticket in as a `ticket` run (libs/engine/src/intake.ts
+ * decides). Its breaker pauses the syncs (not the run); paused, the run syncs nothing; cancelled, it ends.
+ */
+const ticketIntake: DefinitionInput = {
+  id: INTAKE_DEFINITION,
+  version: 1,
+  title: "Ticket intake: takes a tracker's new tickets in as ticket runs",
+  view: "generic",
+  execution: "manual",
+  whenDone: "wait",
+  intake: {},
+};
+
 /** Version 1: seed 001's periodic run (`set_schedule`), kept for its runs. */
 const scheduleV1: DefinitionInput = {
   id: "schedule",
@@ -425,6 +441,7 @@ export const BUILTIN_DEFINITIONS: readonly DefinitionInput[] = [
   ticket,
   schedule,
   mergeQueue,
+  ticketIntake,
 ];
 
 /** Earlier versions of built-ins, kept so that the runs created with them still load (never used for new runs). */

@@ -330,6 +330,12 @@ export const Definition = z
      */
     schedule: z.strictObject({}).optional(),
     /**
+     * Its runs are ticket intakes (the built-in `ticket.intake`): the run's input is its rules
+     * (`IntakeRules`, replaced by `set_intake`); it syncs its tracker on a timer (`tickets.sync` work,
+     * answered by `tickets_synced`) and creates one ticket run per new ticket, told their ends (`child_ended`).
+     */
+    intake: z.strictObject({}).optional(),
+    /**
      * The git branch a run's sessions work on (templates over the run's input): SpecKit uses its
      * feature id, a protocol its name. Unset or empty: the agent hub's `orch/run/<runId>`.
      */

@@ -157,6 +157,28 @@ export function runView(cd: CompiledDefinition, state: RunState, summary: RunSum
       skipped: s.skipped,
     };
   }
+  if (state.intake) {
+    const s = state.intake;
+    const all = Object.entries(s.taken);
+    const count = (st: string) => all.filter(([, t]) => t.status === st).length;
+    v.intake = {
+      provider: s.rules.provider,
+      state: s.paused ? "paused" : "active",
+      ...(s.paused ? { paused: s.paused } : {}),
+      everyMs: s.rules.everyMs,
+      syncs: s.n,
+      ...(s.sync ? { sync: s.sync } : {}),
+      ...(s.timer ? { nextSyncAt: s.timer.dueAt } : {}),
+      ...(s.lastSyncAt !== undefined ? { lastSyncAt: s.lastSyncAt } : {}),
+      failures: s.failures,
+      ...(s.lastError ? { lastError: s.lastError } : {}),
+      counts: { taken: all.length, active: count("active") + count("failed"), ended: count("ended"), quarantined: count("quarantined") },
+      quarantined: all
+        .filter(([, t]) => t.status === "quarantined")
+        .slice(-100)
+        .map(([ticketId, t]) => ({ ticketId, key: t.key, runId: t.runId, failedRuns: t.failedRuns })),
+    };
+  }
   return v;
 }
 

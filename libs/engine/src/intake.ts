@@ -1,12 +1,13 @@
 import {
   cancelledOnTracker,
+  type IntakeRules as IntakeRulesSpec,
   TICKET_LABEL,
+  TicketWorkType,
   ticketRunId,
   TRACKER_STATE_LABEL,
   trackerStateFor,
   type Ticket,
   type TicketingProviderId,
-  type TicketQuery,
   type TicketWrite,
   type WorkflowStateMapping,
 } from "@orch/contracts";
@@ -38,31 +39,16 @@ import {
 export const INTAKE_DEFINITION = "ticket.intake";
 /** The step id a `tickets.sync` work item names (it is not a step of the run). */
 export const INTAKE_SYNC_STEP = "tickets_sync";
+/** The step id a `ticket.update` work item (a ticket run's write-back) names: not a step of the run. */
+export const TICKET_UPDATE_STEP = "ticket_update";
 /** The work type of a sync. */
-export const TICKETS_SYNC_TYPE = "tickets.sync";
+export const TICKETS_SYNC_TYPE = TicketWorkType.Sync;
 
 /** The intake run of a tracker: one per provider. */
 export const intakeRunId = (provider: TicketingProviderId): string => `intake-${provider.slice("ticketing.".length).replace(/_/g, "-")}`;
 
-/** What the intake was set up with (`set_intake`, from the core's settings at start). */
-export interface IntakeRules {
-  provider: TicketingProviderId;
-  everyMs: number;
-  query: Required<Pick<TicketQuery, "assignedToMe" | "states" | "limit">> & Pick<TicketQuery, "label" | "assignee" | "repository">;
-  stateMap: WorkflowStateMapping[];
-  commentSummaries: boolean;
-  attachPrLinks: boolean;
-  /** After failure n: min(maxMs, initialMs · multiplier^(n−1)). */
-  retry: { initialMs: number; multiplier: number; maxMs: number };
-  /** Paused after this many failed syncs in a row, for coolDownMs. */
-  breaker: { failures: number; coolDownMs: number };
-  /** A ticket whose runs failed this many times is quarantined. */
-  quarantineAfter: number;
-  /** At most this many runs created per sync (a transition stays small; the rest come next time). */
-  maxNewPerSync: number;
-  /** The definition each ticket's run is of. */
-  definition: { id: string; version?: number };
-}
+/** What the intake was set up with (its input, and `set_intake`: the core's settings at start). */
+export type IntakeRules = IntakeRulesSpec;
 
 export const INTAKE_DEFAULTS = Object.freeze({
   retry: Object.freeze({ initialMs: 5_000, multiplier: 2, maxMs: 300_000 }),
@@ -70,11 +56,16 @@ export const INTAKE_DEFAULTS = Object.freeze({
   quarantineAfter: 3,
   maxNewPerSync: 25,
   definition: Object.freeze({ id: "ticket" }),
+  /** The `ticket` pipeline's first event: the ticket is accepted. */
+  acceptEvent: "TicketAccepted",
 });
 
 export type TicketRunStatus = "active" | "failed" | "ended" | "quarantined";
 
-/** One ticket the intake has taken in. */
+/**
+ * One ticket the intake has taken in. `failed`: its last run failed and it is not quarantined yet:
+ * the next sync that still finds it (not cancelled) runs it again, with what the ticket says then.
+ */
 export interface TakenTicket {
   key: string;
   runId: string;
@@ -188,6 +179,21 @@ export function syncAnswered(
       state.taken[t.id] = { key: t.key, runId, runs: 1, failedRuns: 0, status: "active", at: now };
       effects.events.push({ type: "intake.ticket_taken", data: { ticket: t.key, ticketId: t.id, runId } });
       created++;
+    } else if (seen.status === "failed") {
+      if (cancelled) {
+        state.taken[t.id] = { ...seen, status: "ended" };
+        continue;
+      }
+      if (created >= rules.maxNewPerSync) {
+        deferred++;
+        continue;
+      }
+      const runs = seen.runs + 1;
+      const runId = ticketRunIdFor(rules.provider, t.id, runs);
+      effects.commands.push(createTicketRun(rules, projectId, t, runId, now));
+      state.taken[t.id] = { ...seen, runId, runs, status: "active", at: now };
+      effects.events.push({ type: "intake.ticket_retried", data: { ticket: seen.key, runId, failedRuns: seen.failedRuns } });
+      created++;
     } else if (cancelled && seen.status === "active") {
       effects.commands.push({
         type: "run.signal",
@@ -229,7 +235,10 @@ function failed(runId: string, s: IntakeState, error: { code: string; message: s
   return { state, effects };
 }
 
-/** A ticket run ended (its own transition tells the intake): a failed one is run again, or quarantined. */
+/**
+ * A ticket run ended (its own transition tells the intake): a failed one is run again (at once with
+ * `ticket`; without it, when the next sync finds the ticket), or quarantined.
+ */
 export function ticketRunEnded(
   s: IntakeState,
   projectId: string,
@@ -245,9 +254,14 @@ export function ticketRunEnded(
     return { state: { ...s, taken }, effects };
   }
   const failedRuns = seen.failedRuns + 1;
-  if (failedRuns >= s.rules.quarantineAfter || !e.ticket) {
+  if (failedRuns >= s.rules.quarantineAfter) {
     taken[e.ticketId] = { ...seen, failedRuns, status: "quarantined" };
     effects.events.push({ type: "intake.quarantined", data: { ticket: seen.key, runId: e.runId, failedRuns } });
+    return { state: { ...s, taken }, effects };
+  }
+  if (!e.ticket) {
+    taken[e.ticketId] = { ...seen, failedRuns, status: "failed", at: now };
+    effects.events.push({ type: "intake.ticket_failed", data: { ticket: seen.key, runId: e.runId, failedRuns } });
     return { state: { ...s, taken }, effects };
   }
   const runs = seen.runs + 1;
@@ -276,10 +290,25 @@ export function createTicketRun(rules: IntakeRules, projectId: string, t: Ticket
       description: t.description ?? "",
       labels: t.labels ?? [],
       ...(t.url ? { url: t.url } : {}),
-      tracker: { provider: t.provider, id: t.id, key: t.key, ...(t.url ? { url: t.url } : {}), ...(t.repository ? { repository: t.repository } : {}) },
+      tracker: {
+        provider: t.provider,
+        id: t.id,
+        key: t.key,
+        ...(t.url ? { url: t.url } : {}),
+        ...(t.repository ? { repository: t.repository } : {}),
+        writeBack: { stateMap: rules.stateMap, commentSummaries: rules.commentSummaries, attachPrLinks: rules.attachPrLinks },
+      },
     },
     autoStart: true,
+    ...(rules.mode ? { mode: rules.mode } : {}),
+    // Taken in is accepted: the pipeline starts (a create that finds the run changes nothing then either).
+    ...(rules.acceptEvent ? { then: { name: "event", event: rules.acceptEvent } } : {}),
   };
+}
+
+/** A ticket run's create as an intake sends it: the run tells the intake when it ends (`child_ended`). */
+export function createTicketRunReporting<C extends Record<string, unknown> & { commandId: string }>(c: C, intakeRunId: string): C {
+  return { ...c, reportTo: intakeRunId };
 }
 
 /** The oldest ended or quarantined tickets forgotten past MAX_TAKEN (active ones are always kept). */
@@ -313,13 +342,16 @@ export function ticketWrites(
     const body = [`**${w.stage}**${state ? ` (${state})` : ""}`, ...(w.summary ? ["", w.summary] : [])].join("\n").slice(0, 65_536);
     out.push({ kind: "comment", key: `${w.runId}.stage.${w.stage}.${w.visit}`, body });
   }
-  if (rules.attachPrLinks && w.pr) {
-    out.push({
-      kind: "link",
-      key: `${w.runId}.pr.${w.pr.number ?? w.pr.url}`,
-      url: w.pr.url,
-      title: `Pull request${w.pr.number !== undefined ? ` #${w.pr.number}` : ""}`,
-    });
-  }
+  if (rules.attachPrLinks && w.pr) out.push(prLinkWrite(w.runId, w.pr));
   return out;
+}
+
+/** A ticket run's pull request as a link on its ticket, keyed by the run and the PR (attached once). */
+export function prLinkWrite(runId: string, pr: { url: string; number?: number }): TicketWrite {
+  return {
+    kind: "link",
+    key: `${runId}.pr.${pr.number ?? pr.url}`.slice(0, 256),
+    url: pr.url,
+    title: `Pull request${pr.number !== undefined ? ` #${pr.number}` : ""}`,
+  };
 }

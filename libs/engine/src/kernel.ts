@@ -18,6 +18,11 @@ import {
   RunEventType,
   SCHEDULE_LABEL,
   SCHEDULED_AT_LABEL,
+  IntakeRules,
+  TicketRunTracker,
+  TicketWorkType,
+  type TicketSyncPayload,
+  type TicketUpdatePayload,
   type ScheduleSpec,
   type CiFailureRef,
   type PrMergePayload,
@@ -52,6 +57,20 @@ import {
   type PrState,
   type RunProject,
 } from "./pull-requests.js";
+import {
+  createTicketRunReporting,
+  INTAKE_SYNC_STEP,
+  prLinkWrite,
+  syncAnswered,
+  syncFired,
+  syncTimerId,
+  TICKET_UPDATE_STEP,
+  ticketRunEnded,
+  ticketWrites,
+  TICKETS_SYNC_TYPE,
+  type IntakeEffects,
+  type IntakeState,
+} from "./intake.js";
 import { dueBetween, jitterOf, LATE_GRACE_MS, MAX_BACKFILL, nextDue, parseScheduleSpec, scheduledRunId } from "./schedules.js";
 import { runMachineFor, runStatusOf, type Gate, type RunContext, type RunEvent } from "./run-machine.js";
 import { attemptIdOf, stepMachine, type Decision, type StepContext, type StepEvent } from "./step-machine.js";
@@ -134,6 +153,10 @@ export interface RunState {
   /** The run told when this one ends (`child_ended`): the schedule that created it; `reported` once told. */
   reportTo?: string;
   reported?: boolean;
+  /** A ticket intake run's state (`ticket.intake` definitions; intake.ts decides). */
+  intake?: IntakeState;
+  /** A ticket run's visits of each stage so far (its write-back keys name the visit). */
+  ticketVisits?: Record<string, number>;
 }
 
 /**
@@ -434,6 +457,8 @@ class Kernel {
   private emit(p: EmitParams | null) {
     if (!p) return;
     this.effects.push(p.data === undefined ? { kind: "event", type: p.type, at: p.at } : { kind: "event", type: p.type, at: p.at, data: p.data });
+    // A ticket run's pull request, once it has one, is attached to its ticket.
+    if (p.type === "pr.opened") this.ticketPrOpened();
   }
 
   private runAction(a: { type: string; params?: unknown }) {
@@ -446,6 +471,7 @@ class Kernel {
           const visited = this.state.stagesVisited!;
           if (visited.includes(p.data.stage)) this.reentered.push(p.data.stage);
           else visited.push(p.data.stage);
+          this.ticketStage(p.data.stage);
         }
         break;
       }
@@ -746,7 +772,7 @@ class Kernel {
   settle() {
     for (let round = 0; round < MAX_SETTLE_ROUNDS; round++) {
       // Settled: then where the run stands in its merge queue may move it once more.
-      if (!this.settleOnce() && !this.mqAdvance() && !this.schedAdvance() && !this.reportEnd()) return;
+      if (!this.settleOnce() && !this.mqAdvance() && !this.schedAdvance() && !this.intakeAdvance() && !this.reportEnd()) return;
     }
     throw new Error("the run did not settle (a loop of triggers or transitions)");
   }
@@ -1214,6 +1240,9 @@ class Kernel {
       case "pr_poll":
         this.pollFired(t.timerId);
         return;
+      case "intake_sync":
+        this.intakeSyncFired(t.timerId);
+        return;
       case "command":
         // Its firing is its command, sent elsewhere: nothing comes back to this run.
         return;
@@ -1465,7 +1494,10 @@ class Kernel {
       case "schedule_backfill":
         return this.scheduleSignal(sig, actor);
       case "child_ended":
-        return this.childEnded(sig);
+        return this.state.intake ? this.intakeChildEnded(sig) : this.childEnded(sig);
+      case "set_intake":
+      case "tickets_synced":
+        return this.intakeSignal(sig, actor);
       case "ci_report":
         return this.ciReport(sig, actor, reason);
       case "pr_opened":
@@ -1795,6 +1827,182 @@ class Kernel {
     });
     this.state.reported = true;
     return true;
+  }
+
+  // ── ticket intake ──────────────────────────────────────────────────────
+  //
+  // An intake run (`ticket.intake` definitions) keeps one sync timer armed while it is neither paused
+  // nor ended (`intakeAdvance`). What each timer, answer and ticket run's end does is intake.ts's
+  // decision, applied here whole in one transition: its events, its commands to other runs (sent
+  // through `command` timers, each with its own command id, so a redelivery creates nothing twice),
+  // and the timer it arms. A ticket run tells its ticket what it does (`ticketStage`).
+
+  private intakeSignal(sig: Extract<Signal, { name: "set_intake" | "tickets_synced" }>, actor?: string): KernelError | null {
+    const s = this.state.intake;
+    if (!s) return this.refuse(RefusalCode.IllegalTransition, `${sig.name}: run ${this.state.runId} is not a ticket intake`);
+    if (FINAL_RUN_STATUSES.has(this.runStatus())) {
+      // A sync answered after the intake ended is expected; it changes nothing.
+      if (sig.name === "tickets_synced") return null;
+      return this.refuse(RefusalCode.TerminalState, `the intake is ${this.runStatus()}`);
+    }
+    if (sig.name === "set_intake") {
+      const r = IntakeRules.safeParse(sig.rules);
+      if (!r.success) return this.refuse(RefusalCode.Invalid, `set_intake: ${r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+      if (hashJson(r.data) === hashJson(s.rules)) return null;
+      this.state.intake = { ...s, rules: r.data };
+      this.changed = true;
+      this.emit({ type: "intake.updated", at: this.clock.now, data: { provider: r.data.provider, everyMs: r.data.everyMs, ...(actor ? { actor } : {}) } });
+      return null;
+    }
+    const a = sig.answer;
+    const answer = a.ok
+      ? { attemptId: sig.attemptId, ok: true as const, tickets: a.tickets }
+      : { attemptId: sig.attemptId, ok: false as const, error: a.error };
+    const r = syncAnswered(this.state.runId, this.state.projectId, s, answer, this.clock.now);
+    if (!r) return null;
+    this.state.intake = r.state;
+    this.changed = true;
+    this.intakeEffects(r.effects, s.timer?.timerId);
+    return null;
+  }
+
+  /** The sync timer fired: a `tickets.sync` work item (the hub answers `tickets_synced`), the next timer armed. */
+  private intakeSyncFired(timerId: string) {
+    const s = this.state.intake;
+    if (!s || FINAL_RUN_STATUSES.has(this.runStatus())) return;
+    const r = syncFired(this.state.runId, s, timerId, this.clock.now);
+    if (!r) return;
+    this.state.intake = r.state;
+    this.changed = true;
+    const { provider, query } = s.rules;
+    const payload: TicketSyncPayload = { provider, query };
+    this.effects.push({
+      kind: "work",
+      work: {
+        stepId: INTAKE_SYNC_STEP,
+        attemptId: r.attemptId,
+        attempt: r.state.n,
+        kind: "sync",
+        index: -1,
+        role: "intake",
+        type: TICKETS_SYNC_TYPE,
+        phase: INTAKE_SYNC_STEP,
+        inputs: {},
+        payload: payload as unknown as Record<string, unknown>,
+        iteration: 0,
+        rework: 0,
+        at: this.clock.now,
+      },
+    });
+    // The timer that fired is gone: nothing to withdraw.
+    this.intakeEffects(r.effects, timerId);
+  }
+
+  /** `child_ended` on an intake: a ticket run it made ended (a failed one is run again, or quarantined). */
+  private intakeChildEnded(sig: Extract<Signal, { name: "child_ended" }>): KernelError | null {
+    const s = this.state.intake!;
+    if (FINAL_RUN_STATUSES.has(this.runStatus())) return null;
+    const ticketId = Object.keys(s.taken).find((id) => s.taken[id]!.runId === sig.runId);
+    if (ticketId === undefined) return null;
+    const status = sig.status === "completed" || sig.status === "failed" ? sig.status : "cancelled";
+    const r = ticketRunEnded(s, this.state.projectId, { ticketId, runId: sig.runId, status }, this.clock.now);
+    if (!r) return null;
+    this.state.intake = r.state;
+    this.changed = true;
+    this.emit({ type: "intake.run_ended", at: this.clock.now, data: { ticket: s.taken[ticketId]!.key, runId: sig.runId, status } });
+    this.intakeEffects(r.effects, s.timer?.timerId);
+    return null;
+  }
+
+  /** Carries out an intake decision: its events, its commands (each ticket run told to report its end here), its timer. */
+  private intakeEffects(e: IntakeEffects, previousTimer: string | undefined) {
+    for (const ev of e.events) this.emit({ type: ev.type, at: this.clock.now, data: ev.data });
+    for (const c of e.commands) this.commandTo(c.type === "run.create" ? createTicketRunReporting(c, this.state.runId) : c);
+    if (e.arm) {
+      if (previousTimer !== undefined && previousTimer !== e.arm.timerId) this.effects.push({ kind: "timer", op: "cancel", timerId: previousTimer });
+      this.effects.push({ kind: "timer", op: "set", timerId: e.arm.timerId, dueAt: e.arm.dueAt, timerKind: "intake_sync" });
+    }
+  }
+
+  /**
+   * Keeps the intake's sync timer as its run's status wants it: none while the run is paused or
+   * ended; else one (the first sync at once, when the run starts or resumes). Whether anything changed.
+   */
+  private intakeAdvance(): boolean {
+    const s = this.state.intake;
+    if (!s) return false;
+    const st = this.runStatus();
+    if (FINAL_RUN_STATUSES.has(st) || st === "paused" || st === "pending") {
+      if (!s.timer) return false;
+      this.effects.push({ kind: "timer", op: "cancel", timerId: s.timer.timerId });
+      const { timer: _t, sync: _s, ...rest } = s;
+      this.state.intake = rest;
+      this.changed = true;
+      return true;
+    }
+    if (s.timer) return false;
+    const timer = { timerId: syncTimerId(this.state.runId, s.n + 1), dueAt: this.clock.now };
+    this.effects.push({ kind: "timer", op: "set", timerId: timer.timerId, dueAt: timer.dueAt, timerKind: "intake_sync" });
+    this.state.intake = { ...s, timer };
+    this.changed = true;
+    return true;
+  }
+
+  /**
+   * A ticket run (its input's `tracker` names its ticket and what it writes back) entered a stage:
+   * a `ticket.update` work item with the writes (the stage's tracker state, a comment, the PR's
+   * link), keyed by the run, the stage and the visit, so a redelivered item writes nothing twice.
+   */
+  private ticketStage(stage: string) {
+    const t = TicketRunTracker.safeParse(this.state.input.tracker);
+    if (!t.success || !t.data.writeBack) return;
+    const { writeBack, ...ticket } = t.data;
+    const visit = (this.state.ticketVisits?.[stage] ?? 0) + 1;
+    this.state.ticketVisits = { ...this.state.ticketVisits, [stage]: visit };
+    const record = this.state.pr?.record;
+    const summary = outputSummary(this.lastOutput());
+    const writes = ticketWrites(writeBack, {
+      runId: this.state.runId,
+      stage,
+      visit,
+      ...(summary ? { summary } : {}),
+      ...(record?.url ? { pr: { url: record.url, ...(record.number !== undefined ? { number: record.number } : {}) } } : {}),
+    });
+    this.ticketUpdate(ticket, writes, `${stage}.${visit}`, visit);
+  }
+
+  /** The run's pull request was opened (or reported): its link on the ticket, with attachPrLinks. */
+  private ticketPrOpened() {
+    const t = TicketRunTracker.safeParse(this.state.input.tracker);
+    const record = this.state.pr?.record;
+    if (!t.success || !t.data.writeBack?.attachPrLinks || !record?.url) return;
+    const { writeBack: _w, ...ticket } = t.data;
+    const link = prLinkWrite(this.state.runId, { url: record.url, ...(record.number !== undefined ? { number: record.number } : {}) });
+    this.ticketUpdate(ticket, [link], `pr.${record.number ?? hashJson(record.url).slice(0, 12)}`, 1);
+  }
+
+  /** A `ticket.update` work item (attempt id `<run>.ticket.update.<what>`), its writes keyed. */
+  private ticketUpdate(ticket: TicketUpdatePayload["ticket"], writes: TicketUpdatePayload["writes"], what: string, attempt: number) {
+    if (writes.length === 0) return;
+    const payload: TicketUpdatePayload = { ticket, writes };
+    this.effects.push({
+      kind: "work",
+      work: {
+        stepId: TICKET_UPDATE_STEP,
+        attemptId: `${this.state.runId}.ticket.update.${what}`,
+        attempt,
+        kind: "sync",
+        index: -1,
+        role: "intake",
+        type: TicketWorkType.Update,
+        phase: TICKET_UPDATE_STEP,
+        inputs: {},
+        payload: payload as unknown as Record<string, unknown>,
+        iteration: 0,
+        rework: 0,
+        at: this.clock.now,
+      },
+    });
   }
 
   // ── integrations: CI reports and pull requests, by the definition's policies ──
@@ -2919,6 +3127,8 @@ export function createRun(cd: CompiledDefinition, opts: CreateRunOptions, clock:
   if (opts.reportTo !== undefined) base.reportTo = opts.reportTo;
   // A schedule's input is its schedule: refused whole when it is not one.
   if (cd.def.schedule) base.schedule = { spec: parseScheduleSpec(opts.input ?? {}), gen: 0, active: [], queued: [], fired: 0, skipped: 0 };
+  // An intake's input is its rules: refused whole when they are not.
+  if (cd.def.intake) base.intake = { rules: parsed("intake rules", IntakeRules.safeParse(opts.input ?? {})), n: 0, failures: 0, taken: {} };
   const k = new Kernel(cd, base, clock);
   void runActions;
   const labels = runLabels(cd, opts.labels, opts.input, opts.facts);

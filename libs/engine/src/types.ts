@@ -28,8 +28,9 @@ export interface DispatchParams {
   at: number;
 }
 
-/** `tick`: a periodic run's next slot; `command`: a timer whose firing sends the command it carries; `pr_poll`: the next look at an open PR. */
-export type TimerKind = "retry" | "step_timeout" | "approval_timeout" | "wall_clock" | "tick" | "command" | "pr_poll";
+/** What a timer is for: the contracts' vocabulary (TIMER_KINDS), defined once there. */
+import type { TimerKind } from "@orch/contracts";
+export type { TimerKind };
 
 export interface TimerParams {
   timerId: string;

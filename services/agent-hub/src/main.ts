@@ -23,6 +23,8 @@ import { RunWatch } from "./sessions/watch.js";
 import { REPO_GIT_TIMEOUT_MS, RepoService, projectReader } from "./repos.js";
 import { stillWanted } from "./still-wanted.js";
 import { secretRedactor, Supervisor } from "./supervisor/index.js";
+import { isTicketWork, runTicketWork, TicketingService } from "./ticketing/index.js";
+import { sendThrough } from "./forge/update.js";
 import { isAdapterStep, runStep } from "./worker.js";
 
 /**
@@ -31,7 +33,8 @@ import { isAdapterStep, runStep } from "./worker.js";
  * dispatches nothing is acknowledged at once). Seed 000's step types run in their log-only adapters;
  * forge steps (`pr.open`, `pr.merge`) push the run's branch and call the project's forge, and `pr.sync`
  * (the polling fallback) reports what the forge says of a run's PR as signals (forge/);
- * every role's step runs in a worker session through the executor its role is routed to (stub, local
+ * ticket intake's work (`tickets.sync`, `ticket.update`) talks to the tracker (ticketing/), keys from
+ * the environment only; every role's step runs in a worker session through the executor its role is routed to (stub, local
  * LLM, or a coding-agent harness), in a git worktree of its own. It answers session cancellations
  * (`<p>.ctl.session.cancel`), stops sessions whose attempt the run withdrew, and on start fails the
  * sessions a previous incarnation left running (their steps are retried by the core).
@@ -158,12 +161,26 @@ await runService({
       logger: logger.child({ component: "diffs" }),
     }).start();
 
+    // Ticket intake's tracker I/O: keys only from the environment (LINEAR_API_KEY, SHORTCUT_API_TOKEN, …).
+    const ticketing = new TicketingService({
+      settings: {
+        "ticketing.linear": { apiUrl: cfg.ORCH_LINEAR_API_URL, timeoutMs: cfg.ORCH_TRACKER_TIMEOUT_MS },
+        "ticketing.shortcut": { apiUrl: cfg.ORCH_SHORTCUT_API_URL, timeoutMs: cfg.ORCH_TRACKER_TIMEOUT_MS },
+        // Issues are the forges': their API (GitHub Enterprise, self-managed GitLab) and tokens.
+        "ticketing.github_issues": { apiUrl: cfg.ORCH_GITHUB_API_URL, timeoutMs: cfg.ORCH_TRACKER_TIMEOUT_MS },
+        "ticketing.gitlab_issues": { apiUrl: cfg.ORCH_GITLAB_API_URL, timeoutMs: cfg.ORCH_TRACKER_TIMEOUT_MS },
+      },
+    });
+    const ticketWork = { service: ticketing, send: sendThrough(bus), logger: logger.child({ component: "ticketing" }), signal };
+
     const run = (item: WorkItem, correlationId?: string) =>
-      isForgeStep(item)
-        ? runForgeStep(item, forge, { bus, logger, signal }, correlationId)
-        : isAdapterStep(item)
-          ? runStep(item, { bus, logger, signal }, correlationId)
-          : runner.run(item, correlationId);
+      isTicketWork(item)
+        ? runTicketWork(item, ticketWork, correlationId)
+        : isForgeStep(item)
+          ? runForgeStep(item, forge, { bus, logger, signal }, correlationId)
+          : isAdapterStep(item)
+            ? runStep(item, { bus, logger, signal }, correlationId)
+            : runner.run(item, correlationId);
     const consumer = await runConsumer(bus, {
       stream: bus.names.streams.runs,
       consumer: bus.names.consumers.agentHub,

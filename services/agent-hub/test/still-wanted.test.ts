@@ -35,4 +35,11 @@ describe("stillWanted", () => {
       false,
     );
   });
+
+  it("an intake's tickets.sync: the one in flight; a ticket's update: always (its writes are keyed)", () => {
+    expect(stillWanted(view({ intake: { sync: { attemptId: "i.tickets.sync.3", at: 1 } } as never }), item("tickets.sync", "i.tickets.sync.3"))).toBe(true);
+    expect(stillWanted(view({ intake: { sync: { attemptId: "i.tickets.sync.4", at: 1 } } as never }), item("tickets.sync", "i.tickets.sync.3"))).toBe(false);
+    expect(stillWanted(view({ intake: {} as never }), item("tickets.sync", "i.tickets.sync.3"))).toBe(false);
+    expect(stillWanted(view({}), item("ticket.update", "r.ticket.update.Done.1"))).toBe(true);
+  });
 });

@@ -12,6 +12,7 @@ import { importLegacyAliases } from "./writes/legacy.js";
 import { NumberWriter } from "./writes/numbers.js";
 import { ProjectWriter } from "./writes/projects.js";
 import { serveWrites } from "./writes/server.js";
+import { keepTicketIntake } from "./intake.js";
 import { keepTaskSchedule } from "./schedule.js";
 
 /**
@@ -109,6 +110,8 @@ await runService({
     const writes = serveWrites(bus, logger, writers);
     // Seed 001's periodic runs: the schedule run, on or off as configured (idempotent: replicas agree).
     await keepTaskSchedule(bus, cfg, logger);
+    // Ticket intake: its run, on or off as configured (idempotent as well).
+    await keepTicketIntake(bus, cfg, logger);
     const grpc = await startGrpcServer({
       bus,
       logger,

@@ -7,3 +7,4 @@ export * from "./linear.js";
 export * from "./shortcut.js";
 export * from "./types.js";
 export * from "./work.js";
+export * from "./dispatch.js";

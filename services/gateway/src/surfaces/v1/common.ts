@@ -1,5 +1,6 @@
 import type { FeedEvent, StoredSessionEvent } from "@orch/bus";
 import {
+  IntakeView,
   MergeQueueView,
   ProjectForge,
   ProjectMerge,
@@ -99,6 +100,9 @@ export const RunJson = z.object({
   ),
   pullRequest: PullRequestView.optional().describe(
     "The run's pull request (GitLab: merge request), once one is opened or reported: its record, state, checks, latest review, review fix attempts and the polling fallback's latest sync (times in epoch ms)",
+  ),
+  intake: IntakeView.optional().describe(
+    "A ticket intake run (definition ticket.intake): active, or paused by its circuit breaker (why, and until when one sync tries again); its syncs, last error, the tickets it took in, and those quarantined (times in epoch ms)",
   ),
 });
 
