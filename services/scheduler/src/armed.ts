@@ -47,6 +47,8 @@ export class ArmedTimers {
   readonly #flush: NodeJS.Timeout;
   readonly #now: () => number;
   #abandoned = false;
+  /** Timers whose deletion from the bucket is under way: the watch's sight of their last write is stale. */
+  readonly #removing = new Set<string>();
 
   constructor(o: ArmedTimersOptions) {
     this.#o = o;
@@ -72,6 +74,21 @@ export class ArmedTimers {
   restore(t: StoredTimer): void {
     this.#held.set(t.timerId, { timer: t, release: () => undefined, abandon: () => undefined, durable: true });
     this.#queue.set(t.timerId, t.dueAt, t);
+  }
+
+  /**
+   * A write to the bucket seen after start (the bucket is watched while this scheduler is active):
+   * armed unless this scheduler holds that timer already (its own write, or a newer state) or is
+   * deleting it, and only while that write is still the key's latest. What it catches is the write
+   * of a scheduler that lost the lease and had not noticed yet (paused past its hold): the transition
+   * it then acknowledged never comes here, so its timer would otherwise be lost.
+   */
+  async adopt(t: StoredTimer, revision: number): Promise<void> {
+    if (this.#abandoned || this.#held.has(t.timerId) || this.#removing.has(t.timerId)) return;
+    const now = await this.#o.kv.get(t.timerId);
+    if (!now || now.operation !== "PUT" || now.revision !== revision) return;
+    if (this.#abandoned || this.#held.has(t.timerId) || this.#removing.has(t.timerId)) return;
+    this.restore(t);
   }
 
   /** Arms a timer a transition sets; resolves when it is safe to acknowledge that transition. */
@@ -103,7 +120,7 @@ export class ArmedTimers {
     if (!h) return;
     this.#held.delete(timerId);
     h.release();
-    if (h.durable) await this.#o.kv.delete(timerId);
+    if (h.durable) await this.#unstore(timerId);
   }
 
   stop(): void {
@@ -160,6 +177,15 @@ export class ArmedTimers {
     if (!h || h.timer !== t) return;
     this.#held.delete(timerId);
     h.release();
-    if (h.durable) await this.#o.kv.delete(timerId).catch((err: unknown) => this.#o.onError(err, timerId));
+    if (h.durable) await this.#unstore(timerId).catch((err: unknown) => this.#o.onError(err, timerId));
+  }
+
+  async #unstore(timerId: string): Promise<void> {
+    this.#removing.add(timerId);
+    try {
+      await this.#o.kv.delete(timerId);
+    } finally {
+      this.#removing.delete(timerId);
+    }
   }
 }

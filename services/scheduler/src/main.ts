@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import type { JsMsg } from "@nats-io/jetstream";
-import type { KV } from "@nats-io/kv";
+import { KvWatchInclude, type KV } from "@nats-io/kv";
 import { ACK_WAIT_MS, PermanentError, decode, encode, getRunSummary, runConsumer, sendCommand, type Bus, type Decoded, type RunningConsumer } from "@orch/bus";
 import { SchedulerConfig } from "@orch/config";
 import {
@@ -65,6 +65,8 @@ interface Firing {
   armed: ArmedTimers;
   consumer: RunningConsumer;
   timersQuery: Subscription;
+  /** The timers bucket's writes since start. */
+  watch: { stop(): void };
   closing?: Promise<void>;
 }
 
@@ -101,6 +103,15 @@ async function startFiring(bus: Bus, kv: KV, logger: Logger, active: () => boole
     onError: (err, timerId) => logger.warn({ err, timerId }, "timer write or fire failed; retrying"),
   });
 
+  // Watched from before the bucket is read: a write that lands meanwhile is seen by one or the other.
+  const watch = await kv.watch({ include: KvWatchInclude.UpdatesOnly, ignoreDeletes: true });
+  void (async () => {
+    for await (const e of watch) {
+      if (e.operation !== "PUT") continue;
+      const d = decode(StoredTimer, e.value);
+      if (d.ok) await armed.adopt(d.value, e.revision).catch((err: unknown) => logger.warn({ err, timerId: e.key }, "could not look at a stored timer"));
+    }
+  })();
   try {
     let restored = 0;
     for await (const key of await kv.keys()) {
@@ -150,8 +161,9 @@ async function startFiring(bus: Bus, kv: KV, logger: Logger, active: () => boole
         msg.respond(encode(TimersResult, { timers: armed.list(q.value.runId) }));
       },
     });
-    return { armed, consumer, timersQuery };
+    return { armed, consumer, timersQuery, watch };
   } catch (err) {
+    watch.stop();
     armed.abandon();
     throw err;
   }
@@ -167,6 +179,7 @@ async function stopFiring(f: Firing, why: string): Promise<void> {
   f.closing ??= (async () => {
     f.timersQuery.unsubscribe();
     await f.consumer.stop();
+    f.watch.stop();
     f.armed.stop();
   })();
   await f.closing;
