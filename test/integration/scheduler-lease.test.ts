@@ -93,7 +93,9 @@ describe("schedulers among replicas: one active, a standby that takes over", () 
     await sleep(6 * SECOND);
     // Standing by all along: it has armed and fired nothing.
     expect(standby.lines.some(acquired)).toBe(false);
-    const timers = ok(await http("GET", `${api}/timers`)).items as { runId: string; kind: string }[];
+    const before = ok(await http("GET", `${api}/timers`));
+    expect(before.scheduler).toEqual({ instanceId: "sched-a", epoch: 1 });
+    const timers = before.items as { runId: string; kind: string }[];
     expect(timers.filter((t) => t.kind === "wall_clock" && stored.includes(t.runId))).toHaveLength(2);
 
     // Wall clocks still held in memory (their transitions unacknowledged), and retry backoffs, due across the takeover.
@@ -115,6 +117,11 @@ describe("schedulers among replicas: one active, a standby that takes over", () 
     expect(takeover).toMatchObject({ instanceId: "sched-b", epoch: 2, previous: "sched-a" });
     // Within about a TTL: it saw the last renewal unchanged for a TTL, reading it every quarter TTL.
     expect(tookMs).toBeLessThan(3 * TTL);
+    const after = await waitFor(async () => {
+      const r = await http("GET", `${api}/timers`);
+      return r.status === 200 ? r.json() : undefined;
+    });
+    expect(after.scheduler).toEqual({ instanceId: "sched-b", epoch: 2 });
 
     // The schedule goes on from the new active scheduler (the due times missed meanwhile caught up).
     await waitFor(async () => ((await dueRuns()).some((r) => r.at > Date.now() - SECOND && r.at > killedAt + 2 * TTL) ? true : undefined), {

@@ -25,6 +25,8 @@ export const LEASE_KEY = "scheduler";
 
 export const LeaseValue = z.object({
   owner: z.string().min(1),
+  /** The holder's process id (optional: written by every version that reads it). */
+  pid: z.int().optional(),
   /** Takeovers so far, this one included. */
   epoch: z.int().min(1),
   /** The holder's TTL: a standby waits for this (not its own setting) before taking over. */
@@ -48,13 +50,14 @@ export type StandbyMove = { kind: "create" } | { kind: "take"; revision: number;
 /**
  * A standby's move, given the key now: create it when it is gone; take it over (at the revision it
  * read) once that revision has stood unchanged for the holder's TTL (ours, when its value is
- * unreadable); else wait, remembering the revision and since when.
+ * unreadable), or at once when the holder is known dead (this very instance before a restart);
+ * else wait, remembering the revision and since when.
  */
-export function standbyMove(entry: LeaseEntry, seen: Seen | undefined, now: number, ownTtlMs: number): StandbyMove {
+export function standbyMove(entry: LeaseEntry, seen: Seen | undefined, now: number, ownTtlMs: number, holderDead = false): StandbyMove {
   if (entry === null) return { kind: "create" };
   const since = seen?.revision === entry.revision ? seen.since : now;
   const ttl = entry.value?.ttlMs ?? ownTtlMs;
-  if (now - since >= ttl) return { kind: "take", revision: entry.revision, epoch: (entry.value?.epoch ?? 0) + 1 };
+  if (holderDead || now - since >= ttl) return { kind: "take", revision: entry.revision, epoch: (entry.value?.epoch ?? 0) + 1 };
   return { kind: "wait", seen: { revision: entry.revision, since }, owner: entry.value?.owner };
 }
 
@@ -73,11 +76,35 @@ export interface LeaseHooks {
 
 export interface LeaderLeaseOptions {
   kv: KV;
+  /** This instance's name: the same across its restarts (see `isOwnDeadHolder`). */
   instanceId: string;
   ttlMs: number;
   logger: Logger;
   /** Monotonic milliseconds. */
   now?: () => number;
+  /** This process's id (written in the lease), and whether a process of this host is alive (`process.kill(pid, 0)`). */
+  pid?: number;
+  alive?: (pid: number) => boolean;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Whether the holder is this instance before a restart (a crash, then its supervisor starting it
+ * again): same name, and its process is this one's pid or gone. Then there is nothing to wait for.
+ * Asked once, when this process first reads the lease: two live processes sharing a name across
+ * process namespaces (where the other's pid looks gone) trade the lease once at most, not forever.
+ */
+export function isOwnDeadHolder(v: LeaseValue | null | undefined, instanceId: string, pid: number, alive: (pid: number) => boolean): boolean {
+  if (!v || v.owner !== instanceId || v.pid === undefined) return false;
+  return v.pid === pid || !alive(v.pid);
 }
 
 /** A write refused because the key is not at the revision given: someone else wrote it. */
@@ -90,18 +117,22 @@ const dec = new TextDecoder();
 export class LeaderLease {
   readonly #o: LeaderLeaseOptions;
   readonly #now: () => number;
+  readonly #pid: number;
   readonly #hooks: LeaseHooks;
   #held: { revision: number; epoch: number; until: number } | undefined;
   #seen: Seen | undefined;
   #timer: NodeJS.Timeout | undefined;
   #round: Promise<void> = Promise.resolve();
   #stopped = false;
+  /** Whether this process has read the lease yet (see `isOwnDeadHolder`). */
+  #looked = false;
   /** Stopping: renew what is held, acquire nothing. */
   #draining = false;
 
   constructor(o: LeaderLeaseOptions, hooks: LeaseHooks) {
     this.#o = o;
     this.#now = o.now ?? (() => performance.now());
+    this.#pid = o.pid ?? process.pid;
     this.#hooks = hooks;
   }
 
@@ -148,7 +179,7 @@ export class LeaderLease {
   }
 
   #value(epoch: number): Uint8Array {
-    return enc.encode(JSON.stringify({ owner: this.#o.instanceId, epoch, ttlMs: this.#o.ttlMs, at: Date.now() } satisfies LeaseValue));
+    return enc.encode(JSON.stringify({ owner: this.#o.instanceId, pid: this.#pid, epoch, ttlMs: this.#o.ttlMs, at: Date.now() } satisfies LeaseValue));
   }
 
   async #tick(): Promise<void> {
@@ -162,7 +193,9 @@ export class LeaderLease {
     if (this.#draining) return;
     const e = await this.#o.kv.get(LEASE_KEY);
     const entry: LeaseEntry = !e || e.operation !== "PUT" ? null : { revision: e.revision, value: this.#parse(e.value) };
-    const move = standbyMove(entry, this.#seen, this.#now(), this.#o.ttlMs);
+    const ownDead = !this.#looked && isOwnDeadHolder(entry?.value, this.#o.instanceId, this.#pid, this.#o.alive ?? processAlive);
+    this.#looked = true;
+    const move = standbyMove(entry, this.#seen, this.#now(), this.#o.ttlMs, ownDead);
     if (move.kind === "wait") {
       this.#seen = move.seen;
       return;

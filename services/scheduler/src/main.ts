@@ -74,7 +74,7 @@ interface Firing {
  * Arms every stored timer, then consumes the transitions (those another scheduler held unacknowledged
  * come back after their ack wait) and answers the timers query. Fires only while `active()`.
  */
-async function startFiring(bus: Bus, kv: KV, logger: Logger, active: () => boolean): Promise<Firing> {
+async function startFiring(bus: Bus, kv: KV, logger: Logger, active: () => boolean, who: { instanceId: string; epoch: number }): Promise<Firing> {
   const armed = new ArmedTimers({
     kv,
     holdMs: HOLD_MS,
@@ -158,7 +158,7 @@ async function startFiring(bus: Bus, kv: KV, logger: Logger, active: () => boole
       callback: (_err, msg) => {
         const q = decode(TimersQuery, msg.data);
         if (!q.ok) return void msg.respond(encode(QueryError, { error: { code: "BAD_REQUEST", message: q.error } }));
-        msg.respond(encode(TimersResult, { timers: armed.list(q.value.runId) }));
+        msg.respond(encode(TimersResult, { timers: armed.list(q.value.runId), scheduler: who }));
       },
     });
     return { armed, consumer, timersQuery, watch };
@@ -202,13 +202,13 @@ await runService({
   config: SchedulerConfig,
   async start({ cfg, logger, bus }) {
     const [timers, leases] = await Promise.all([bus.kv(bus.names.buckets.timers), bus.kv(bus.names.buckets.leases)]);
-    const instanceId = cfg.ORCH_INSTANCE_ID ?? `${hostname()}-${process.pid}`;
+    const instanceId = cfg.ORCH_INSTANCE_ID ?? hostname();
     let firing: Firing | undefined;
     const lease: LeaderLease = new LeaderLease(
       { kv: leases, instanceId, ttlMs: cfg.ORCH_SCHEDULER_LEASE_TTL_MS, logger },
       {
-        async acquired() {
-          firing = await startFiring(bus, timers, logger, () => lease.active);
+        async acquired(epoch) {
+          firing = await startFiring(bus, timers, logger, () => lease.active, { instanceId, epoch });
         },
         async lost(why) {
           const f = firing;

@@ -3,7 +3,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { createLogger } from "@orch/logging";
 import { startNatsServer, type NatsServer } from "@orch/nats-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LEASE_KEY, LeaderLease, heldUntil, standbyMove, type LeaseEntry, type Seen } from "../src/lease.js";
+import { LEASE_KEY, LeaderLease, heldUntil, isOwnDeadHolder, standbyMove, type LeaseEntry, type Seen } from "../src/lease.js";
 
 const TTL = 1_000;
 const value = (owner: string, epoch = 1, ttlMs = TTL) => ({ owner, epoch, ttlMs, at: 0 });
@@ -40,6 +40,22 @@ describe("standbyMove", () => {
     expect(standbyMove({ revision: 3, value: null }, { revision: 3, since: 0 }, TTL, TTL)).toEqual({ kind: "take", revision: 3, epoch: 1 });
   });
 
+  it("takes over at once a lease whose holder is known dead", () => {
+    const entry: LeaseEntry = { revision: 3, value: value("a", 2) };
+    expect(standbyMove(entry, undefined, 0, TTL, true)).toEqual({ kind: "take", revision: 3, epoch: 3 });
+  });
+
+  it("knows its own dead holder: its name, with this process's pid or one that is gone; nobody else's", () => {
+    const alive = (pid: number) => pid === 200;
+    const v = (owner: string, pid?: number) => ({ ...value(owner), ...(pid === undefined ? {} : { pid }) });
+    expect(isOwnDeadHolder(v("me", 100), "me", 300, alive)).toBe(true); // its process is gone
+    expect(isOwnDeadHolder(v("me", 300), "me", 300, alive)).toBe(true); // the same pid (a container's pid 1): this process now
+    expect(isOwnDeadHolder(v("me", 200), "me", 300, alive)).toBe(false); // a live twin under the same name
+    expect(isOwnDeadHolder(v("other", 100), "me", 300, alive)).toBe(false);
+    expect(isOwnDeadHolder(v("me"), "me", 300, alive)).toBe(false); // no pid: not known
+    expect(isOwnDeadHolder(null, "me", 300, alive)).toBe(false);
+  });
+
   it("never takes over while the holder may still act, however the write and the reads interleave", () => {
     // The holder sends a renewal at `sent`; the server writes it at `written` ≥ sent; a standby reads
     // it first at `seen` ≥ written and then every `poll`: its takeover comes after the holder's hold.
@@ -74,14 +90,14 @@ describe("LeaderLease on a real nats-server", () => {
     await nats?.stop();
   });
 
-  async function replica(id: string, bucket: string) {
+  async function replica(id: string, bucket: string, pid?: number) {
     const nc = await connect({ servers: nats.url, reconnect: false });
     conns.push(nc);
     const kv = await new Kvm(nc).create(bucket, { history: 1 });
     const log: string[] = [];
     const acquiredAt: number[] = [];
     const lease: LeaderLease = new LeaderLease(
-      { kv, instanceId: id, ttlMs: TTL, logger },
+      { kv, instanceId: id, ttlMs: TTL, logger, ...(pid === undefined ? {} : { pid }) },
       {
         async acquired(epoch) {
           acquiredAt.push(performance.now());
@@ -150,6 +166,27 @@ describe("LeaderLease on a real nats-server", () => {
     expect(Date.now() - stopping).toBeLessThan(TTL);
     expect(b.log).toEqual(["acquired 1"]);
     await b.lease.stop();
+  });
+
+  it("an instance restarted under its name takes its lease back at once; a live twin under that name waits", async () => {
+    const bucket = "lease_restart";
+    const nc = await connect({ servers: nats.url });
+    conns.push(nc);
+    const kv = await new Kvm(nc).create(bucket, { history: 1 });
+    // What a crashed process left: this name, a pid that is gone.
+    await kv.put(LEASE_KEY, JSON.stringify({ ...value("me", 4, 60_000), pid: 999_999_999 }));
+    const restarted = await replica("me", bucket);
+    restarted.lease.start();
+    await until(() => restarted.lease.active, TTL / 2);
+    expect(restarted.log).toEqual(["acquired 5"]);
+    // A second live process with the same name (another pid): the holder's process is alive, so it waits.
+    const twin = await replica("me", bucket, process.pid + 1);
+    twin.lease.start();
+    await new Promise((r) => setTimeout(r, 2 * TTL));
+    expect(twin.log).toEqual([]);
+    expect(restarted.lease.active).toBe(true);
+    await twin.lease.stop();
+    await restarted.lease.stop();
   });
 
   it("a holder whose lease was taken (it was paused past its TTL) gives up at its next renewal", async () => {
