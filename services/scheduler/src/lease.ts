@@ -68,7 +68,7 @@ export const RENEWALS_PER_TTL = 4;
 export const heldUntil = (sentAt: number, ttlMs: number): number => sentAt + ttlMs - ttlMs / RENEWALS_PER_TTL;
 
 export interface LeaseHooks {
-  /** This instance now holds the lease: arm and fire. A failure gives the lease back. */
+  /** This instance now holds the lease: arm and fire (renewals go on meanwhile). A failure gives the lease back. */
   acquired(epoch: number): Promise<void>;
   /** It no longer does (or is stopping): stop firing. */
   lost(why: string): Promise<void>;
@@ -123,6 +123,8 @@ export class LeaderLease {
   #seen: Seen | undefined;
   #timer: NodeJS.Timeout | undefined;
   #round: Promise<void> = Promise.resolve();
+  /** `acquired` under way or done (it never rejects). */
+  #starting: Promise<void> = Promise.resolve();
   #stopped = false;
   /** Whether this process has read the lease yet (see `isOwnDeadHolder`). */
   #looked = false;
@@ -166,6 +168,7 @@ export class LeaderLease {
   async stop(): Promise<void> {
     this.#draining = true;
     await this.#round;
+    await this.#starting;
     if (this.#held) await this.#hooks.lost("stopping");
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
@@ -216,13 +219,15 @@ export class LeaderLease {
       { instanceId: this.#o.instanceId, epoch, ttlMs: this.#o.ttlMs, ...(entry?.value ? { previous: entry.value.owner } : {}) },
       "lease acquired",
     );
-    try {
-      await this.#hooks.acquired(epoch);
-    } catch (err) {
+    // Not awaited by the round: renewals go on while it starts (arming a large bucket takes a while).
+    const held = this.#held;
+    this.#starting = this.#hooks.acquired(epoch).catch(async (err: unknown) => {
       this.#o.logger.error({ err, instanceId: this.#o.instanceId }, "could not start firing timers; giving the lease back");
-      await this.#lose("start failed");
-      await this.#o.kv.delete(LEASE_KEY, { previousSeq: revision }).catch(() => undefined);
-    }
+      if (this.#held !== held) return;
+      this.#held = undefined;
+      await this.#hooks.lost("start failed");
+      await this.#o.kv.delete(LEASE_KEY, { previousSeq: held.revision }).catch(() => undefined);
+    });
   }
 
   /** Renews the held lease; false when it could not (refused: lost at once; otherwise kept until its hold runs out). */
@@ -250,6 +255,7 @@ export class LeaderLease {
     if (!this.#held) return;
     this.#held = undefined;
     this.#o.logger.warn({ instanceId: this.#o.instanceId, why }, "lease lost");
+    await this.#starting;
     await this.#hooks.lost(why);
   }
 
