@@ -85,7 +85,7 @@ describe("schedulers among replicas: one active, a standby that takes over", () 
     );
     // Wall clocks that will have been written to the timers bucket (armed for more than 5 s) when the active one dies.
     const stored = await Promise.all(
-      [12_000, 13_000].map((ms) =>
+      [20_000, 21_000].map((ms) =>
         submit({ goal: `stored ${ms}`, steps: [{ type: "ci", payload: { mock: { delayMs: 60_000 } } }], limits: { maxSteps: 1, maxWallMs: ms } }),
       ),
     );
@@ -100,7 +100,7 @@ describe("schedulers among replicas: one active, a standby that takes over", () 
 
     // Wall clocks still held in memory (their transitions unacknowledged), and retry backoffs, due across the takeover.
     const held = await Promise.all(
-      [1_500, 2_500].map((ms) =>
+      [3_000, 4_000].map((ms) =>
         submit({ goal: `held ${ms}`, steps: [{ type: "ci", payload: { mock: { delayMs: 60_000 } } }], limits: { maxSteps: 1, maxWallMs: ms } }),
       ),
     );
@@ -145,6 +145,8 @@ describe("schedulers among replicas: one active, a standby that takes over", () 
       ).toHaveLength(1);
       const job = ok(await http("GET", `${stack.baseUrl}/api/orchestrator/jobs/${id}`));
       expect(job).toMatchObject({ status: "failed", error: "wall_clock_exceeded" });
+      // Due after the kill: fired by the scheduler that took over.
+      expect(Date.parse(job.finished_at)).toBeGreaterThan(killedAt);
     }
     expect(await ended(retried)).toEqual(["ready", "start", "step.start", "step.retry", "step.retry", "step.ok", "end"]);
 
