@@ -195,7 +195,7 @@ async function stopFiring(f: Firing, why: string): Promise<void> {
  * restart (at start the bucket is armed again, and what was not yet written comes back unacked).
  *
  * Replicas may run side by side: the one holding the leader lease (see LeaderLease) does all of
- * that; the others only watch the lease, and the first to see it expire takes over.
+ * that; the others only read the lease, and the first to see it left unrenewed for its TTL takes over.
  */
 await runService({
   name: "scheduler",
