@@ -48,6 +48,8 @@ const bool = (def: boolean) =>
     .transform((v) => v === "true" || v === "1" || v === "yes" || v === "on");
 
 const int = (def: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(def);
+/** A replica's name among its peers (logs, leases). */
+const instanceId = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be [A-Za-z0-9_.-]{1,64}");
 const decimal = (def: number, min: number, max: number) => z.coerce.number().min(min).max(max).default(def);
 
 /** Seed 001's store/queue selectors: only NATS JetStream, which they may name; anything else is refused with `why`. */
@@ -278,10 +280,7 @@ export const OrchestratorConfig = CommonConfig.extend({
    * This replica's name among orchestrator replicas (the host name by default). A restarted replica
    * with the same name takes its partitions back at once instead of waiting for its leases to expire.
    */
-  ORCH_INSTANCE_ID: z
-    .string()
-    .regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be [A-Za-z0-9_.-]{1,64}")
-    .optional(),
+  ORCH_INSTANCE_ID: instanceId.optional(),
   /** Default token budget of every step of every run (seed 004: TASKSGODZILLA_MAX_TOKENS_PER_STEP). */
   ORCH_MAX_TOKENS_PER_STEP: z.coerce.number().int().min(1).optional(),
   /** Default token budget of every run (seed 004: TASKSGODZILLA_MAX_TOKENS_PER_PROTOCOL). */
@@ -445,10 +444,7 @@ export const AgentHubConfig = CommonConfig.extend({
   /** Steps the agent hub runs at once; further steps wait in the work queue. */
   ORCH_AGENT_CONCURRENCY: int(16, 1, 10_000),
   /** The agent hub's identity (session ownership); the host name when unset. */
-  ORCH_INSTANCE_ID: z
-    .string()
-    .regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be [A-Za-z0-9_.-]{1,64}")
-    .optional(),
+  ORCH_INSTANCE_ID: instanceId.optional(),
 
   // Routing (seed 001's RoutedAgentExecutor): a default executor, and one per role.
   ORCH_AGENT_EXECUTOR: executor("local"),
@@ -653,8 +649,20 @@ export const RunnerConfig = z.object({
 });
 export type RunnerConfig = z.output<typeof RunnerConfig>;
 
-/** The scheduler fires timers (retry backoff, timeouts, wall clocks, periodic runs' ticks): nothing of its own to set. */
-export const SchedulerConfig = CommonConfig.extend({});
+/**
+ * The scheduler fires timers (retry backoff, timeouts, wall clocks, periodic runs' ticks). Replicas
+ * may run side by side: one holds the leader lease and fires, the others stand by.
+ */
+export const SchedulerConfig = CommonConfig.extend({
+  /**
+   * The leader lease's time to live: the active scheduler renews it every quarter of it; a standby
+   * takes over once it has seen the lease unrenewed for this long (so a dead active one's timers
+   * fire at most about this late).
+   */
+  ORCH_SCHEDULER_LEASE_TTL_MS: int(5_000, 500, 600_000),
+  /** This scheduler's name in logs and in the lease (the host name and process id by default). */
+  ORCH_INSTANCE_ID: instanceId.optional(),
+});
 export type SchedulerConfig = z.output<typeof SchedulerConfig>;
 
 export const EventBusConfig = CommonConfig.extend({

@@ -241,5 +241,9 @@ export type StoredTimer = z.infer<typeof StoredTimer>;
 /** The scheduler's armed timers (`<p>.q.timers.list`), soonest first, optionally of one run. */
 export const TIMERS_QUERY = "timers.list";
 export const TimersQuery = z.strictObject({ runId: Id.optional() });
-export const TimersResult = z.object({ timers: z.array(StoredTimer) });
+export const TimersResult = z.object({
+  timers: z.array(StoredTimer),
+  /** Who answered: the active scheduler (the holder of the leader lease), and its lease's epoch. */
+  scheduler: z.object({ instanceId: z.string(), epoch: z.int() }).optional(),
+});
 export type TimersResult = z.infer<typeof TimersResult>;

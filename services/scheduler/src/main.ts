@@ -1,5 +1,7 @@
+import { hostname } from "node:os";
 import type { JsMsg } from "@nats-io/jetstream";
-import { ACK_WAIT_MS, PermanentError, decode, encode, getRunSummary, runConsumer, sendCommand, type Bus, type Decoded } from "@orch/bus";
+import { KvWatchInclude, type KV } from "@nats-io/kv";
+import { ACK_WAIT_MS, PermanentError, decode, encode, getRunSummary, runConsumer, sendCommand, type Bus, type Decoded, type RunningConsumer } from "@orch/bus";
 import { SchedulerConfig } from "@orch/config";
 import {
   Command,
@@ -14,8 +16,10 @@ import {
   TransitionReader,
   timerHeadOf,
 } from "@orch/contracts";
+import type { Logger } from "@orch/logging";
 import { runService } from "@orch/service";
 import { ArmedTimers } from "./armed.js";
+import { LeaderLease } from "./lease.js";
 
 /**
  * How long a timer stays armed in memory only (its transition unacknowledged) before it is written:
@@ -51,47 +55,64 @@ async function timersFromBody(bus: Bus, streamSeq: number): Promise<TimerHead | 
   }
 }
 
-/**
- * The scheduler fires timers, and does nothing else. It reads the timers each run transition sets or
- * withdraws (the runs stream), keeps them armed in a min-heap, and when one is due publishes its
- * `timer.fired` command to the run (de-duplicated by timer id), or, for a timer that carries a
- * command (a periodic run's tick carries the create of its slot's run), that command (de-duplicated
- * by its own id, and idempotent in the core). A transition is acknowledged once its timers are safe
- * (see ArmedTimers): written to the `timers` bucket, withdrawn, or fired; so a timer survives any
- * restart (at start the bucket is armed again, and what was not yet written comes back unacked).
- */
-await runService({
-  name: "scheduler",
-  config: SchedulerConfig,
-  async start({ logger, bus }) {
-    const kv = await bus.kv(bus.names.buckets.timers);
-    const armed = new ArmedTimers({
-      kv,
-      holdMs: HOLD_MS,
-      async fire(t) {
-        if (t.command) {
-          // Checked by its schema here: a command that is not one is a bug in its run, logged and dropped.
-          const c = Command.safeParse(t.command);
-          if (!c.success) return void logger.error({ timerId: t.timerId, runId: t.runId, error: c.error.message }, "a timer's command is invalid; dropped");
-          await sendCommand(bus, c.data);
-          logger.debug({ timerId: t.timerId, runId: t.runId, command: c.data.type, target: c.data.runId }, "timer fired its command");
-          return;
-        }
-        await sendCommand(bus, {
-          type: "timer.fired",
-          commandId: `timer:${t.timerId}`,
-          runId: t.runId,
-          issuedAt: Date.now(),
-          actor: "scheduler",
-          timerId: t.timerId,
-          kind: t.kind,
-          ...(t.stepId ? { stepId: t.stepId } : {}),
-        });
-        logger.debug({ timerId: t.timerId, runId: t.runId, kind: t.kind, lateMs: Date.now() - t.dueAt }, "timer fired");
-      },
-      onError: (err, timerId) => logger.warn({ err, timerId }, "timer write or fire failed; retrying"),
-    });
+/** Deliveries of one transition before it is parked: each lease handover fails what the old active one held. */
+const MAX_DELIVERIES = 100;
 
+type Subscription = ReturnType<Bus["nc"]["subscribe"]>;
+
+/** What the active scheduler runs; a standby runs none of it. */
+interface Firing {
+  armed: ArmedTimers;
+  consumer: RunningConsumer;
+  timersQuery: Subscription;
+  /** The timers bucket's writes since start. */
+  watch: { stop(): void };
+  closing?: Promise<void>;
+}
+
+/**
+ * Arms every stored timer, then consumes the transitions (those another scheduler held unacknowledged
+ * come back after their ack wait) and answers the timers query. Fires only while `active()`.
+ */
+async function startFiring(bus: Bus, kv: KV, logger: Logger, active: () => boolean, who: { instanceId: string; epoch: number }): Promise<Firing> {
+  const armed = new ArmedTimers({
+    kv,
+    holdMs: HOLD_MS,
+    active,
+    async fire(t) {
+      if (t.command) {
+        // Checked by its schema here: a command that is not one is a bug in its run, logged and dropped.
+        const c = Command.safeParse(t.command);
+        if (!c.success) return void logger.error({ timerId: t.timerId, runId: t.runId, error: c.error.message }, "a timer's command is invalid; dropped");
+        await sendCommand(bus, c.data);
+        logger.debug({ timerId: t.timerId, runId: t.runId, command: c.data.type, target: c.data.runId }, "timer fired its command");
+        return;
+      }
+      await sendCommand(bus, {
+        type: "timer.fired",
+        commandId: `timer:${t.timerId}`,
+        runId: t.runId,
+        issuedAt: Date.now(),
+        actor: "scheduler",
+        timerId: t.timerId,
+        kind: t.kind,
+        ...(t.stepId ? { stepId: t.stepId } : {}),
+      });
+      logger.debug({ timerId: t.timerId, runId: t.runId, kind: t.kind, lateMs: Date.now() - t.dueAt }, "timer fired");
+    },
+    onError: (err, timerId) => logger.warn({ err, timerId }, "timer write or fire failed; retrying"),
+  });
+
+  // Watched from before the bucket is read: a write that lands meanwhile is seen by one or the other.
+  const watch = await kv.watch({ include: KvWatchInclude.UpdatesOnly, ignoreDeletes: true });
+  void (async () => {
+    for await (const e of watch) {
+      if (e.operation !== "PUT") continue;
+      const d = decode(StoredTimer, e.value);
+      if (d.ok) await armed.adopt(d.value, e.revision).catch((err: unknown) => logger.warn({ err, timerId: e.key }, "could not look at a stored timer"));
+    }
+  })();
+  try {
     let restored = 0;
     for await (const key of await kv.keys()) {
       const e = await kv.get(key);
@@ -114,12 +135,13 @@ await runService({
       origin: "scheduler",
       // Transitions wait here until their timers are safe: many at once, each costing a few bytes.
       concurrency: 10_000,
+      maxDeliveries: MAX_DELIVERIES,
       heartbeatMs: Math.floor(ACK_WAIT_MS.scheduler / 3),
       async handler(decoded, ctx) {
         const head = decoded === undefined ? await timersFromBody(bus, ctx.streamSeq) : decoded;
         const ops = head?.timers;
         if (!head || !ops?.length) return;
-        // A transition seen again (the scheduler restarted before acknowledging it): a run that has
+        // A transition seen again (a scheduler stopped before acknowledging it): a run that has
         // finished since has withdrawn whatever it set.
         if (ctx.deliveries > 1 && ops.some((t) => t.op === "set")) {
           const now = await getRunSummary(bus, head.runId);
@@ -130,20 +152,77 @@ await runService({
         await Promise.all(safe);
       },
     });
-    // What is armed (the API's schedules): every scheduler answers for its own.
+    // What is armed (the API's timers): answered by the active scheduler only.
     const timersQuery = bus.nc.subscribe(bus.names.subjects.query(TIMERS_QUERY), {
       queue: "scheduler",
       callback: (_err, msg) => {
         const q = decode(TimersQuery, msg.data);
         if (!q.ok) return void msg.respond(encode(QueryError, { error: { code: "BAD_REQUEST", message: q.error } }));
-        msg.respond(encode(TimersResult, { timers: armed.list(q.value.runId) }));
+        msg.respond(encode(TimersResult, { timers: armed.list(q.value.runId), scheduler: who }));
       },
     });
+    return { armed, consumer, timersQuery, watch };
+  } catch (err) {
+    watch.stop();
+    armed.abandon();
+    throw err;
+  }
+}
+
+/**
+ * Stops firing. Stopping (SIGTERM), it finishes what it holds: transitions are acknowledged once
+ * their timers are written. Having lost the lease, it stops at once: nothing more is written or
+ * fired, and what it held goes back unacknowledged to the scheduler that took over.
+ */
+async function stopFiring(f: Firing, why: string): Promise<void> {
+  if (why !== "stopping") f.armed.abandon();
+  f.closing ??= (async () => {
+    f.timersQuery.unsubscribe();
+    await f.consumer.stop();
+    f.watch.stop();
+    f.armed.stop();
+  })();
+  await f.closing;
+}
+
+/**
+ * The scheduler fires timers, and does nothing else. It reads the timers each run transition sets or
+ * withdraws (the runs stream), keeps them armed in a min-heap, and when one is due publishes its
+ * `timer.fired` command to the run (de-duplicated by timer id), or, for a timer that carries a
+ * command (a periodic run's tick carries the create of its slot's run), that command (de-duplicated
+ * by its own id, and idempotent in the core). A transition is acknowledged once its timers are safe
+ * (see ArmedTimers): written to the `timers` bucket, withdrawn, or fired; so a timer survives any
+ * restart (at start the bucket is armed again, and what was not yet written comes back unacked).
+ *
+ * Replicas may run side by side: the one holding the leader lease (see LeaderLease) does all of
+ * that; the others only read the lease, and the first to see it left unrenewed for its TTL takes over.
+ */
+await runService({
+  name: "scheduler",
+  config: SchedulerConfig,
+  async start({ cfg, logger, bus }) {
+    const [timers, leases] = await Promise.all([bus.kv(bus.names.buckets.timers), bus.kv(bus.names.buckets.leases)]);
+    const instanceId = cfg.ORCH_INSTANCE_ID ?? hostname();
+    let firing: Firing | undefined;
+    const lease: LeaderLease = new LeaderLease(
+      { kv: leases, instanceId, ttlMs: cfg.ORCH_SCHEDULER_LEASE_TTL_MS, logger },
+      {
+        async acquired(epoch) {
+          firing = await startFiring(bus, timers, logger, () => lease.active, { instanceId, epoch });
+        },
+        async lost(why) {
+          const f = firing;
+          if (!f) return;
+          await stopFiring(f, why);
+          if (firing === f) firing = undefined;
+        },
+      },
+    );
+    logger.info({ instanceId, leaseTtlMs: cfg.ORCH_SCHEDULER_LEASE_TTL_MS }, "standing by for the leader lease");
+    lease.start();
     return {
       async stop() {
-        timersQuery.unsubscribe();
-        await consumer.stop();
-        armed.stop();
+        await lease.stop();
       },
     };
   },

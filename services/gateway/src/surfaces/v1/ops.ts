@@ -1,4 +1,4 @@
-import { decode } from "@orch/bus";
+import { decode, isNoAnswer } from "@orch/bus";
 import { ErrorCode, OrchError, TIMER_KINDS, TIMERS_QUERY, TimersResult } from "@orch/contracts";
 import { queueStats } from "@orch/runs";
 import type { FastifyInstance, FastifyRequest } from "fastify";
@@ -58,13 +58,34 @@ export function opsRoutes(app: FastifyInstance, v1: V1): void {
         "The scheduler's armed timers (its `timers` bucket): retry backoffs, step and approval timeouts, wall-clock",
         "limits, each with its run, kind and due time; soonest first. Read only: timers are set and cancelled by the",
         "runs themselves (cancel the run, or act on the step, to change them). A schedule's next due time is one of",
-        "them (kind `tick`); schedules themselves are `/api/v1/schedules`.",
+        "them (kind `tick`); schedules themselves are `/api/v1/schedules`. `scheduler` names the active scheduler",
+        "(the replica holding the leader lease) that answered, and its lease's epoch.",
       ].join("\n"),
       query: z.object({ runId: IdParam.optional() }),
-      responses: { 200: { description: "Timers", schema: listOf(TimerJson) }, 400: ERRORS[400], 401: ERRORS[401] },
+      responses: {
+        200: {
+          description: "Timers",
+          schema: listOf(TimerJson).extend({
+            scheduler: z
+              .object({ instanceId: z.string(), epoch: z.int().describe("Takeovers of the lease so far, this holder's included") })
+              .optional()
+              .describe("The active scheduler that answered"),
+          }),
+        },
+        400: ERRORS[400],
+        401: ERRORS[401],
+        503: { description: "`UNAVAILABLE`: no active scheduler answered (between a crash and a standby's takeover)" },
+      },
     },
     async (_req, _reply, { query }) => {
-      const m = await bus.nc.request(bus.names.subjects.query(TIMERS_QUERY), JSON.stringify(query.runId ? { runId: query.runId } : {}), { timeout: 5_000 });
+      const m = await bus.nc
+        .request(bus.names.subjects.query(TIMERS_QUERY), JSON.stringify(query.runId ? { runId: query.runId } : {}), { timeout: 5_000 })
+        .catch((err: unknown) => {
+          // Between an active scheduler's death and a standby's takeover (about ORCH_SCHEDULER_LEASE_TTL_MS), or with none running.
+          if (bus.connected && isNoAnswer(err))
+            throw new OrchError(ErrorCode.Unavailable, "no active scheduler answered; a standby takes over within its lease TTL", { cause: err });
+          throw err;
+        });
       const d = decode(TimersResult, m.data);
       if (!d.ok) throw new OrchError(ErrorCode.Unavailable, `the scheduler's answer is unreadable: ${d.error}`);
       const items: z.infer<typeof TimerJson>[] = d.value.timers.map((t) => ({
@@ -76,7 +97,7 @@ export function opsRoutes(app: FastifyInstance, v1: V1): void {
         setAt: iso(t.setAt)!,
       }));
       items.sort((a, b) => a.dueAt.localeCompare(b.dueAt) || a.id.localeCompare(b.id));
-      return { items, total: items.length };
+      return { items, total: items.length, ...(d.value.scheduler ? { scheduler: d.value.scheduler } : {}) };
     },
   );
 
