@@ -546,6 +546,8 @@ describe("pull requests", () => {
       autoStart: false,
     });
     const id = t.runId;
+    // Webhooks find a run by its branch in the run index, which the event-bus keeps a moment behind the core.
+    await waitFor(async () => (await runs.list({ labels: { branch }, limit: 1 })).runs[0]?.runId === id, { timeoutMs: 30_000, what: "the ticket run indexed" });
     const opened = githubExample("pull_request", 0);
     opened.pull_request.head.ref = branch;
     expect((await github("pull_request", opened)).status).toBe(200);
