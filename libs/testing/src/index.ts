@@ -115,24 +115,27 @@ export class ServiceProcess {
     this.#child = child;
     // `close`, not `exit`: the process has ended AND its output has been read to the end.
     this.#exit = new Promise((r) => child.once("close", () => r()));
-    let buf = "";
-    const onData = (chunk: Buffer) => {
-      buf += chunk.toString();
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (!line) continue;
-        this.raw.push(line);
-        try {
-          this.lines.push(JSON.parse(line) as LogLine);
-        } catch {
-          this.lines.push({ msg: line, level: "raw" });
+    // One buffer per stream: a line is whole only within its own stream.
+    const reader = () => {
+      let buf = "";
+      return (chunk: Buffer) => {
+        buf += chunk.toString();
+        let nl: number;
+        while ((nl = buf.indexOf("\n")) >= 0) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          if (!line) continue;
+          this.raw.push(line);
+          try {
+            this.lines.push(JSON.parse(line) as LogLine);
+          } catch {
+            this.lines.push({ msg: line, level: "raw" });
+          }
         }
-      }
+      };
     };
-    child.stdout?.on("data", onData);
-    child.stderr?.on("data", onData);
+    child.stdout?.on("data", reader());
+    child.stderr?.on("data", reader());
     await this.waitForLog((l) => l.msg === "ready", { timeoutMs, from });
   }
 
