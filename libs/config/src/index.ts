@@ -51,6 +51,17 @@ const int = (def: number, min: number, max: number) => z.coerce.number().int().m
 /** A replica's name among its peers (logs, leases). */
 const instanceId = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be [A-Za-z0-9_.-]{1,64}");
 const decimal = (def: number, min: number, max: number) => z.coerce.number().min(min).max(max).default(def);
+/** Comma-separated names; empty: none. */
+const list = () =>
+  z
+    .string()
+    .default("")
+    .transform((v) =>
+      v
+        .split(",")
+        .map((x) => x.trim())
+        .filter(Boolean),
+    );
 
 /** Seed 001's store/queue selectors: only NATS JetStream, which they may name; anything else is refused with `why`. */
 const jetstreamOnly = (why: string) =>
@@ -211,15 +222,7 @@ const TICKET_INTAKE = {
   /** Only tickets assigned to the key's user (seed 003: `[linear] sync_assigned_to_me`). */
   ORCH_LINEAR_SYNC_ASSIGNED_TO_ME: bool(true),
   /** Only tickets in these states (comma-separated names); empty: any (seed 003: `[linear] sync_states`). */
-  ORCH_LINEAR_SYNC_STATES: z
-    .string()
-    .default("")
-    .transform((v) =>
-      v
-        .split(",")
-        .map((x) => x.trim())
-        .filter(Boolean),
-    ),
+  ORCH_LINEAR_SYNC_STATES: list(),
   /** A comment on the ticket for each stage its run enters (seed 003: `workflow_comment_summaries`). */
   ORCH_LINEAR_WORKFLOW_COMMENT_SUMMARIES: bool(false),
   /** The run's pull request attached to the ticket (seed 003: `workflow_attach_pr_links`). */
@@ -380,16 +383,6 @@ export const OrchestratorConfig = CommonConfig.extend({
 export type OrchestratorConfig = z.output<typeof OrchestratorConfig>;
 
 /** Comma-separated list → trimmed, non-empty items. */
-const list = () =>
-  z
-    .string()
-    .default("")
-    .transform((v) =>
-      v
-        .split(",")
-        .map((x) => x.trim())
-        .filter(Boolean),
-    );
 
 /** `name=n,name=n` → a map of positive integers. */
 const limits = (def: string) =>

@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto";
-import { lastTransition, sendCommand, type Bus } from "@orch/bus";
+import { sendCommand, type Bus } from "@orch/bus";
 import type { OrchestratorConfig } from "@orch/config";
-import { FINAL_RUN_STATUSES, type IntakeRules, type TicketingProviderId } from "@orch/contracts";
+import type { IntakeRules, TicketingProviderId } from "@orch/contracts";
 import { INTAKE_DEFAULTS, INTAKE_DEFINITION, intakeRunId } from "@orch/engine";
 import type { Logger } from "@orch/logging";
+import { liveInChain } from "./run-chains.js";
 
 /** The intake's rules the core's settings give (seed 003's `[linear]`, `[shortcut]`, and the intake's own). */
 export function intakeRules(cfg: Readonly<OrchestratorConfig>): IntakeRules {
@@ -58,7 +59,7 @@ function definitionRef(v: string): IntakeRules["definition"] {
  */
 export async function keepTicketIntake(bus: Bus, cfg: Readonly<OrchestratorConfig>, logger: Logger): Promise<void> {
   const rules = intakeRules(cfg);
-  const { runId, live } = await current(bus, intakeRunId(rules.provider));
+  const { runId, live } = await liveInChain(bus, intakeRunId(rules.provider));
   const signal = (name: "cancel" | "set_intake", reason: string) =>
     sendCommand(bus, {
       type: "run.signal",
@@ -92,17 +93,4 @@ export async function keepTicketIntake(bus: Bus, cfg: Readonly<OrchestratorConfi
       mode: cfg.ORCH_MODE,
     });
   logger.info({ runId, provider: rules.provider, everyMs: rules.everyMs, project: cfg.ORCH_TICKET_INTAKE_PROJECT }, "ticket intake on");
-}
-
-/** The intake in the chain that is not ended (`live`), or the id the next one takes. */
-async function current(bus: Bus, first: string): Promise<{ runId: string; live: boolean }> {
-  let runId = first;
-  for (;;) {
-    const t = await lastTransition(bus, runId);
-    if (!t) return { runId, live: false };
-    const v = t.transition.view();
-    // Unreadable: not taken for ended (a second live intake would take tickets in twice).
-    if (!v || !FINAL_RUN_STATUSES.has(v.status)) return { runId, live: true };
-    runId = `${first}-${t.streamSeq}`;
-  }
 }

@@ -11,6 +11,7 @@ import {
   type Signal,
 } from "@orch/contracts";
 import type { Logger } from "@orch/logging";
+import { liveInChain } from "./run-chains.js";
 
 /**
  * Seed 001's periodic runs (ORCH_SCHEDULER_ENABLED, ORCH_SCHEDULE_*) as a schedule the core keeps:
@@ -42,7 +43,7 @@ export async function keepTaskSchedule(bus: Bus, cfg: Readonly<OrchestratorConfi
     logger.info({ runId: TASKS_SCHEDULE_RUN, by: TASKS_PERIODIC_SCHEDULE }, "periodic run (version 1) replaced");
   }
 
-  const { runId, live } = await current(bus);
+  const { runId, live } = await liveInChain(bus, TASKS_PERIODIC_SCHEDULE);
   if (!cfg.ORCH_SCHEDULER_ENABLED) {
     if (!live) return;
     await signal(runId, { name: "cancel" }, "ORCH_SCHEDULER_ENABLED is off");
@@ -78,17 +79,4 @@ export async function keepTaskSchedule(bus: Bus, cfg: Readonly<OrchestratorConfi
       mode: cfg.ORCH_MODE,
     });
   logger.info({ runId, intervalMs: cfg.ORCH_SCHEDULE_INTERVAL_MS, roles: cfg.ORCH_SCHEDULE_ROLES }, "periodic runs on");
-}
-
-/** The schedule in the chain that is not cancelled (`live`), or the id the next one takes. */
-async function current(bus: Bus): Promise<{ runId: string; live: boolean }> {
-  let runId = TASKS_PERIODIC_SCHEDULE;
-  for (;;) {
-    const t = await lastTransition(bus, runId);
-    if (!t) return { runId, live: false };
-    const v = t.transition.view();
-    // Unreadable: not taken for ended (a second live schedule would fire twice).
-    if (!v || !FINAL_RUN_STATUSES.has(v.status)) return { runId, live: true };
-    runId = `${TASKS_PERIODIC_SCHEDULE}-${t.streamSeq}`;
-  }
 }
