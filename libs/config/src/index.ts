@@ -258,6 +258,8 @@ const TICKET_INTAKE = {
   ORCH_TICKET_INTAKE_BREAKER_COOLDOWN_MS: int(600_000, 100, 86_400_000),
   /** A ticket whose runs failed this many times is quarantined (never run again by the intake). */
   ORCH_TICKET_INTAKE_QUARANTINE_AFTER: int(3, 1, 100),
+  /** A ticket's writes the tracker keeps failing wait in the intake, tried again with the backoff; after this many failed tries they are abandoned. */
+  ORCH_TICKET_INTAKE_WRITE_ABANDON_AFTER: int(10, 1, 100),
 };
 
 export const OrchestratorConfig = CommonConfig.extend({
