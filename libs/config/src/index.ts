@@ -580,6 +580,13 @@ export const AgentHubConfig = CommonConfig.extend({
   ORCH_SHORTCUT_API_URL: url(TRACKER_DEFAULT_API_URL["ticketing.shortcut"]),
   /** One tracker API call. */
   ORCH_TRACKER_TIMEOUT_MS: int(30_000, 1_000, 600_000),
+  /**
+   * A ticket's writes (`ticket.update`) that the tracker fails retryably are tried this many times in
+   * the hub, the first wait this long (doubling), before they are handed to the intake, which keeps
+   * them and tries again on its own backoff (the hub's consumer slot is not held meanwhile).
+   */
+  ORCH_TICKET_UPDATE_TRIES: int(5, 1, 10),
+  ORCH_TICKET_UPDATE_BACKOFF_MS: int(1_000, 10, 30_000),
   /** The most of a failing CI job's log a fix attempt is given (its useful tail). */
   ORCH_CI_LOG_MAX_BYTES: int(16_384, 1_024, 1_048_576),
 
