@@ -9,7 +9,9 @@ import { FakeGitHub, FakeLinear, FakeShortcut, freePort, http, Stack, waitFor } 
  * move its ticket's state and comment once per stage, and a ticket cancelled on the tracker abandons
  * its run; the run's pull request is attached once, even when the hub is killed mid-update and its
  * work redelivered; a tracker answering 500s trips the breaker (event, view) and the intake resumes
- * when it heals. Timings are short through configuration (a sync a second, small backoff).
+ * when it heals; writes the tracker fails for longer than the hub's tries wait in the intake and land
+ * once when it heals, though their run ended meanwhile. Timings are short through configuration (a
+ * sync a second, small backoff, two quick tries in the hub).
  */
 
 const LINEAR_KEY = "lin_api_intake_test_0123456789";
@@ -37,7 +39,10 @@ beforeAll(async () => {
   linear = await new FakeLinear(LINEAR_KEY).start();
   stack = await Stack.start({
     env: intakeEnv(linear.apiUrl),
-    serviceEnv: { gateway: { ORCH_RATE_LIMIT_ENABLED: "false" }, "agent-hub": { LINEAR_API_KEY: LINEAR_KEY } },
+    serviceEnv: {
+      gateway: { ORCH_RATE_LIMIT_ENABLED: "false" },
+      "agent-hub": { LINEAR_API_KEY: LINEAR_KEY, ORCH_TICKET_UPDATE_TRIES: "2", ORCH_TICKET_UPDATE_BACKOFF_MS: "100" },
+    },
   });
   api = `${stack.baseUrl}/api/v1`;
 });
@@ -150,8 +155,9 @@ describe("ticket intake (Linear)", () => {
     const issue = linear.issues.get(t.id)!;
     await waitFor(() => (issue.attachments.some((x) => x.url === url) ? true : undefined), { timeoutMs: 30_000, what: "the link attached" });
     // The same report again (a webhook redelivered): the same keyed write, nothing new.
-    ok(await http("POST", `${api}/runs/${id}/actions/pr_opened`, { json: { number: 41, url, provider: "github" } }));
+    // (Counted before the report: the hub may look before the API has answered.)
     const n = linear.requests.length;
+    ok(await http("POST", `${api}/runs/${id}/actions/pr_opened`, { json: { number: 41, url, provider: "github" } }));
     await waitFor(() => (about(n) ? true : undefined), { what: "the hub looking at the ticket again" });
     await new Promise((r) => setTimeout(r, 1_000));
     expect(issue.attachments.filter((x) => x.url === url)).toHaveLength(1);
@@ -184,6 +190,42 @@ describe("ticket intake (Linear)", () => {
     await waitFor(async () => ((await run(INTAKE))?.intake?.state === "active" ? true : undefined), { timeoutMs: 20_000, what: "the intake resumed" });
     expect(await count("intake.resumed")).toBe(resumedBefore + 1);
     await waitFor(async () => ((await run(ticketRunId("ticketing.linear", t.id))) ? true : undefined), { timeoutMs: 20_000, what: "the new ticket taken in" });
+  });
+  it("writes the tracker fails for longer than the hub's tries wait in the intake and land once when it heals, the run ended meanwhile", async () => {
+    const t = linear.addIssue({ title: "Outlast the outage" });
+    const id = ticketRunId("ticketing.linear", t.id);
+    await waitFor(async () => ((await run(id))?.stage === "AwaitingYourReview" ? true : undefined), { timeoutMs: 60_000, what: "the run to await review" });
+    await waitFor(() => (linear.stateOf(t.id) === "In Review" ? true : undefined), { what: "the ticket In Review" });
+    const count = async (type: string) => (await history(INTAKE)).filter((ev) => ev.type === type && ev.data.ticket === t.identifier);
+    // Linear down; the run is abandoned (its Abandoned stage writes Canceled and a comment) and ends.
+    linear.fail(503);
+    ok(await http("POST", `${api}/runs/${id}/actions/event`, { json: { event: "Cancelled" } }));
+    await waitFor(async () => ((await run(id))?.status === "cancelled" ? true : undefined), { what: "the run ended" });
+    const pending = await waitFor(
+      async () => {
+        const v = (await run(INTAKE))?.intake;
+        return v?.pendingWrites === 1 && (await count("intake.write_failed")).length > 0 ? v : undefined;
+      },
+      { timeoutMs: 20_000, what: "the writes handed to the intake" },
+    );
+    expect(pending.writes[0]).toMatchObject({ ticket: t.identifier, keys: [`${id}.state.Abandoned.1`, `${id}.stage.Abandoned.1`] });
+    // Down for a while longer than the hub's tries (and the intake's first backoffs): nothing lost.
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(linear.stateOf(t.id)).toBe("In Review");
+    expect((await run(INTAKE)).intake.pendingWrites).toBe(1);
+    expect(await count("intake.write_abandoned")).toEqual([]);
+
+    linear.heal();
+    await waitFor(async () => ((await count("intake.write_landed")).length === 1 ? true : undefined), { timeoutMs: 30_000, what: "the writes landed" });
+    expect(linear.stateOf(t.id)).toBe("Canceled");
+    const abandoned = () => linear.issues.get(t.id)!.comments.filter((c) => c.body.includes("**Abandoned**"));
+    expect(abandoned()).toHaveLength(1);
+    expect((await run(INTAKE)).intake.pendingWrites).toBe(0);
+    // Some syncs later, nothing written twice.
+    const syncs = (await run(INTAKE)).intake.syncs;
+    await waitFor(async () => ((await run(INTAKE)).intake.syncs >= syncs + 2 ? true : undefined), { timeoutMs: 20_000, what: "two more syncs" });
+    expect(abandoned()).toHaveLength(1);
+    expect(await count("intake.write_landed")).toHaveLength(1);
   });
 });
 

@@ -69,6 +69,9 @@ export const FILE_KEYS: Readonly<Record<string, { env: string; kind: Kind }>> = 
   "intake.breaker_failures": { env: "ORCH_TICKET_INTAKE_BREAKER_FAILURES", kind: "int" },
   "intake.breaker_cooldown_ms": { env: "ORCH_TICKET_INTAKE_BREAKER_COOLDOWN_MS", kind: "int" },
   "intake.quarantine_after": { env: "ORCH_TICKET_INTAKE_QUARANTINE_AFTER", kind: "int" },
+  "intake.write_abandon_after": { env: "ORCH_TICKET_INTAKE_WRITE_ABANDON_AFTER", kind: "int" },
+  "intake.update_tries": { env: "ORCH_TICKET_UPDATE_TRIES", kind: "int" },
+  "intake.update_backoff_ms": { env: "ORCH_TICKET_UPDATE_BACKOFF_MS", kind: "int" },
   // seed 003's [runtime]
   "runtime.allow_unsafe_command_paths": { env: "ORCH_ALLOW_UNSAFE_COMMAND_PATHS", kind: "bool" },
   "runtime.harness_server_startup_timeout_secs": { env: "ORCH_HARNESS_STARTUP_TIMEOUT_MS", kind: "secs" },

@@ -263,6 +263,8 @@ const TICKET_INTAKE = {
   ORCH_TICKET_INTAKE_BREAKER_COOLDOWN_MS: int(600_000, 100, 86_400_000),
   /** A ticket whose runs failed this many times is quarantined (never run again by the intake). */
   ORCH_TICKET_INTAKE_QUARANTINE_AFTER: int(3, 1, 100),
+  /** A ticket's writes the tracker keeps failing wait in the intake, tried again with the backoff; after this many failed tries they are abandoned. */
+  ORCH_TICKET_INTAKE_WRITE_ABANDON_AFTER: int(10, 1, 100),
 };
 
 export const OrchestratorConfig = CommonConfig.extend({
@@ -567,6 +569,13 @@ export const AgentHubConfig = CommonConfig.extend({
   ORCH_SHORTCUT_API_URL: url(TRACKER_DEFAULT_API_URL["ticketing.shortcut"]),
   /** One tracker API call. */
   ORCH_TRACKER_TIMEOUT_MS: int(30_000, 1_000, 600_000),
+  /**
+   * A ticket's writes (`ticket.update`) that the tracker fails retryably are tried this many times in
+   * the hub, the first wait this long (doubling), before they are handed to the intake, which keeps
+   * them and tries again on its own backoff (the hub's consumer slot is not held meanwhile).
+   */
+  ORCH_TICKET_UPDATE_TRIES: int(5, 1, 10),
+  ORCH_TICKET_UPDATE_BACKOFF_MS: int(1_000, 10, 30_000),
   /** The most of a failing CI job's log a fix attempt is given (its useful tail). */
   ORCH_CI_LOG_MAX_BYTES: int(16_384, 1_024, 1_048_576),
 

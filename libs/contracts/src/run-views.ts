@@ -201,6 +201,21 @@ export const IntakeView = z.object({
   lastError: z.object({ code: z.string(), message: z.string(), at: Millis }).optional(),
   counts: z.object({ taken: z.int().nonnegative(), active: z.int().nonnegative(), ended: z.int().nonnegative(), quarantined: z.int().nonnegative() }),
   quarantined: z.array(z.object({ ticketId: z.string(), key: z.string(), runId: z.string(), failedRuns: z.int().nonnegative() })),
+  /** Ticket writes the tracker refused for now, waiting in the intake to be tried again (`writes`: their tries, next time, last error). */
+  pendingWrites: z.int().nonnegative().default(0),
+  writes: z
+    .array(
+      z.object({
+        writeId: z.string(),
+        ticket: z.string(),
+        keys: z.array(z.string()),
+        failures: z.int().nonnegative(),
+        state: z.enum(["waiting", "held", "in_flight"]),
+        dueAt: Millis.optional(),
+        lastError: z.object({ code: z.string(), message: z.string() }).optional(),
+      }),
+    )
+    .optional(),
 });
 export type IntakeView = z.infer<typeof IntakeView>;
 

@@ -1,7 +1,18 @@
 import { z } from "zod";
 import { FORGE_PROVIDERS, type ForgeProvider } from "./forges.js";
 import { DefinitionRef } from "./messages.js";
-import { IntakeRules, TicketSyncAnswer, type IntakeRules as IntakeRulesValue, type TicketSyncAnswer as TicketSyncAnswerValue } from "./ticketing.js";
+import {
+  IntakeRules,
+  TicketRef,
+  TicketSyncAnswer,
+  TicketWrite,
+  TrackerFailure,
+  type IntakeRules as IntakeRulesValue,
+  type TicketRef as TicketRefValue,
+  type TicketSyncAnswer as TicketSyncAnswerValue,
+  type TicketWrite as TicketWriteValue,
+  type TrackerFailure as TrackerFailureValue,
+} from "./ticketing.js";
 import { CI_STATUSES, REVIEW_STATES, RunMode, type CiStatus, type ReviewState } from "./vocabulary.js";
 
 /**
@@ -130,7 +141,23 @@ export type Signal =
   /** A ticket intake's rules, replaced (the core's settings at start; the same rules change nothing). */
   | { name: "set_intake"; rules: IntakeRulesValue }
   /** The agent hub's answer to a ticket intake's `tickets.sync` attempt (a stale attempt changes nothing). */
-  | { name: "tickets_synced"; attemptId: string; answer: TicketSyncAnswerValue };
+  | { name: "tickets_synced"; attemptId: string; answer: TicketSyncAnswerValue }
+  /**
+   * The agent hub to a ticket intake: a `ticket.update` attempt (`attemptId`) gave up on the tracker;
+   * `writes` (those not written yet) wait in the intake, as `writeId`, and are tried again after its
+   * backoff, or abandoned (not retryable, or too many tries).
+   */
+  | {
+      name: "ticket_write_failed";
+      writeId: string;
+      attemptId: string;
+      ticket: TicketRefValue;
+      writes: TicketWriteValue[];
+      error: TrackerFailureValue;
+      tries?: number;
+    }
+  /** The agent hub to a ticket intake: the writes it dispatched again (`writeId`, attempt `attemptId`) are written. */
+  | { name: "ticket_written"; writeId: string; attemptId: string };
 
 export type SignalName = Signal["name"];
 
@@ -302,6 +329,16 @@ const SIGNAL_SHAPES = [
   z.strictObject({ name: z.literal("child_ended"), runId: RunIdRef, status: z.string().min(1).max(32) }),
   z.strictObject({ name: z.literal("set_intake"), rules: IntakeRules }),
   z.strictObject({ name: z.literal("tickets_synced"), attemptId: z.string().min(1).max(200), answer: TicketSyncAnswer }),
+  z.strictObject({
+    name: z.literal("ticket_write_failed"),
+    writeId: z.string().min(1).max(300),
+    attemptId: z.string().min(1).max(300),
+    ticket: TicketRef,
+    writes: z.array(TicketWrite).min(1).max(10),
+    error: TrackerFailure,
+    tries: z.int().min(1).max(100).optional(),
+  }),
+  z.strictObject({ name: z.literal("ticket_written"), writeId: z.string().min(1).max(300), attemptId: z.string().min(1).max(300) }),
 ] as const;
 
 /** Signals as they arrive from outside (the API, the command stream): validated before the kernel sees them. */

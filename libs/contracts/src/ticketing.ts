@@ -187,8 +187,18 @@ export const TICKET_WORK_TYPES: readonly TicketWorkType[] = Object.values(Ticket
 export const TicketSyncPayload = z.object({ provider: z.enum(TICKETING_PROVIDER_IDS), query: TicketQuery });
 export type TicketSyncPayload = z.infer<typeof TicketSyncPayload>;
 
-/** `ticket.update`: the writes a ticket run's stage change makes, each keyed (written once). */
-export const TicketUpdatePayload = z.object({ ticket: TicketRef, writes: z.array(TicketWrite).min(1).max(10) });
+/**
+ * `ticket.update`: the writes a ticket run's stage change makes, each keyed (written once). `intake`:
+ * the intake run the hub tells when the tracker keeps failing (`ticket_write_failed`), so the writes
+ * wait there, durably, instead of being lost; `writeId`: set when the intake itself dispatches the
+ * writes again (its pending write's id; the hub answers `ticket_written` or `ticket_write_failed`).
+ */
+export const TicketUpdatePayload = z.object({
+  ticket: TicketRef,
+  writes: z.array(TicketWrite).min(1).max(10),
+  intake: z.string().min(1).max(128).optional(),
+  writeId: z.string().min(1).max(300).optional(),
+});
 export type TicketUpdatePayload = z.infer<typeof TicketUpdatePayload>;
 
 /** A tracker failure as the hub reports it: the core's intake policy reads `retryable`. */
@@ -235,6 +245,11 @@ export const IntakeRules = z.strictObject({
   breaker: z.strictObject({ failures: z.int().min(1).max(100), coolDownMs: z.int().min(100).max(86_400_000) }),
   /** A ticket whose runs failed this many times is quarantined. */
   quarantineAfter: z.int().min(1).max(100),
+  /**
+   * A ticket's writes the hub could not make (the tracker failing) wait in the intake and are tried
+   * again after the backoff (`retry`); after this many failed tries they are abandoned.
+   */
+  writeAbandonAfter: z.int().min(1).max(100).default(10),
   maxNewPerSync: z.int().min(1).max(250),
   /** What each ticket's run is (the `ticket` pipeline by default) and its mode. */
   definition: z.strictObject({ id: z.string().min(1).max(128), version: z.int().min(1).optional() }),

@@ -43,9 +43,10 @@ export type WorkKind = z.infer<typeof WorkKind>;
  * run's next slot (`tick`), a command to send when it fires (`command`: the scheduler sends the
  * command the timer carries instead of `timer.fired`), or the next look at an open pull request
  * (`pr_poll`: the polling fallback, armed while the run's PR is open), or a ticket intake's next sync
- * (`intake_sync`: armed while the intake runs).
+ * (`intake_sync`: armed while the intake runs), or a ticket intake's next try of writes the tracker
+ * failed (`intake_write`).
  */
-export const TIMER_KINDS = ["retry", "step_timeout", "approval_timeout", "wall_clock", "tick", "command", "pr_poll", "intake_sync"] as const;
+export const TIMER_KINDS = ["retry", "step_timeout", "approval_timeout", "wall_clock", "tick", "command", "pr_poll", "intake_sync", "intake_write"] as const;
 export const TimerKind = z.enum(TIMER_KINDS);
 export type TimerKind = z.infer<typeof TimerKind>;
 

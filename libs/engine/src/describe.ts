@@ -177,6 +177,23 @@ export function runView(cd: CompiledDefinition, state: RunState, summary: RunSum
         .filter(([, t]) => t.status === "quarantined")
         .slice(-100)
         .map(([ticketId, t]) => ({ ticketId, key: t.key, runId: t.runId, failedRuns: t.failedRuns })),
+      pendingWrites: Object.keys(s.writes ?? {}).length,
+      ...(s.writes && Object.keys(s.writes).length > 0
+        ? {
+            writes: Object.values(s.writes)
+              .sort((a, b) => a.firstAt - b.firstAt)
+              .slice(0, 100)
+              .map((w) => ({
+                writeId: w.writeId,
+                ticket: w.ticket.key,
+                keys: w.writes.map((x) => x.key),
+                failures: w.failures,
+                state: w.state,
+                ...(w.timer ? { dueAt: w.timer.dueAt } : {}),
+                lastError: { code: w.lastError.code, message: w.lastError.message },
+              })),
+          }
+        : {}),
     };
   }
   return v;

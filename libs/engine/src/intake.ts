@@ -8,7 +8,10 @@ import {
   trackerStateFor,
   type Ticket,
   type TicketingProviderId,
+  type TicketRef,
+  type TicketUpdatePayload,
   type TicketWrite,
+  type TrackerFailure,
   type WorkflowStateMapping,
 } from "@orch/contracts";
 
@@ -54,6 +57,7 @@ export const INTAKE_DEFAULTS = Object.freeze({
   retry: Object.freeze({ initialMs: 5_000, multiplier: 2, maxMs: 300_000 }),
   breaker: Object.freeze({ failures: 5, coolDownMs: 600_000 }),
   quarantineAfter: 3,
+  writeAbandonAfter: 10,
   maxNewPerSync: 25,
   definition: Object.freeze({ id: "ticket" }),
   /** The `ticket` pipeline's first event: the ticket is accepted. */
@@ -90,7 +94,39 @@ export interface IntakeState {
   lastSyncAt?: number;
   /** By ticket id. Bounded: see MAX_TAKEN. */
   taken: Record<string, TakenTicket>;
+  /** Ticket writes the hub gave up on for now, by write id (bounded: MAX_PENDING_WRITES). */
+  writes?: Record<string, PendingWrite>;
+  /** The write tries dispatched so far (their attempt and timer ids end in it). */
+  writeSeq?: number;
+  /** The last write ids that landed or were abandoned: a late duplicate of their failure changes nothing. */
+  writesConcluded?: string[];
 }
+
+/**
+ * A ticket's writes waiting in the intake: `waiting` for its timer, `held` while the intake is
+ * paused (its breaker open, or the run paused), `in_flight` dispatched again as `attemptId`.
+ */
+export interface PendingWrite {
+  writeId: string;
+  ticket: TicketRef;
+  writes: TicketWrite[];
+  /** Tries that failed (the hub's first, in-process tries count as one). */
+  failures: number;
+  state: "waiting" | "held" | "in_flight";
+  /** The attempt whose answer is awaited (in flight), or the one that failed last. */
+  attemptId: string;
+  /** Waiting: when it is tried again; in flight: when it counts as failed if no answer came. */
+  timer?: { timerId: string; dueAt: number };
+  lastError: { code: string; message: string; at: number };
+  firstAt: number;
+}
+
+/** Pending writes an intake keeps; past it, the oldest is abandoned (`intake.write_abandoned`). */
+export const MAX_PENDING_WRITES = 200;
+/** Concluded write ids remembered. */
+const MAX_CONCLUDED = 200;
+/** A write dispatched again and not answered within this (or the backoff's max, if longer) counts as a failed try. */
+export const WRITE_ANSWER_TIMEOUT_MS = 600_000;
 
 /** Tickets remembered; past it, the oldest that ended are forgotten (their run ids still name them). */
 export const MAX_TAKEN = 10_000;
@@ -101,6 +137,9 @@ export interface IntakeEffects {
   commands: (Record<string, unknown> & { commandId: string })[];
   /** Arm this timer (withdrawing the armed one, if another). */
   arm?: { timerId: string; dueAt: number };
+  /** Pending writes' timers to arm (`intake_write`) and to withdraw, and their `ticket.update` work to dispatch. */
+  writeTimers?: { set: { timerId: string; dueAt: number }[]; cancel: string[] };
+  writeWork?: { attemptId: string; attempt: number; payload: TicketUpdatePayload }[];
 }
 
 /** The answer of a sync, as the agent hub sends it (`tickets_synced`). */
@@ -354,4 +393,190 @@ export function prLinkWrite(runId: string, pr: { url: string; number?: number })
     url: pr.url,
     title: `Pull request${pr.number !== undefined ? ` #${pr.number}` : ""}`,
   };
+}
+
+// ── writes the tracker failed: they wait in the intake, durably ─────────────────────────────
+//
+//   ticket.update fails in the hub (its short in-process tries) ──ticket_write_failed──▶ intake:
+//     new write id: pending (failures 1); in flight and its attempt: failures + 1; else stale: nothing
+//     retryable and failures < writeAbandonAfter ──▶ waiting, an `intake_write` timer at
+//       now + backoff(failures) (the intake's retry rules)
+//     else ──▶ abandoned (intake.write_abandoned), forgotten
+//   its timer fires: the intake paused (breaker open, or the run paused) ──▶ held, tried when it
+//     resumes; else ──▶ `ticket.update` work from the intake (attempt `<intake>.ticket.write.<seq>`,
+//     payload writeId), in flight, with a timer that counts a missing answer as a failed try
+//   ticket_written for the attempt in flight ──▶ landed (intake.write_landed), forgotten
+//
+// Newest wins: a ticket's newer state write replaces the state writes still waiting for it (a late
+// older state would move the ticket back). Writes are keyed, so a write tried again is made once.
+
+function writeTimerId(runId: string, seq: number): string {
+  return `${runId}.ticket.write.${seq}`;
+}
+
+function keysOf(w: PendingWrite): string[] {
+  return w.writes.map((x) => x.key);
+}
+
+function concluded(s: IntakeState, writeId: string): string[] {
+  return [...(s.writesConcluded ?? []).filter((id) => id !== writeId), writeId].slice(-MAX_CONCLUDED);
+}
+
+function emptyEffects(): IntakeEffects & Required<Pick<IntakeEffects, "writeTimers" | "writeWork">> {
+  return { events: [], commands: [], writeTimers: { set: [], cancel: [] }, writeWork: [] };
+}
+
+function abandon(
+  s: IntakeState,
+  w: PendingWrite,
+  reason: string,
+  error: { code: string; message: string; retryable?: boolean },
+  effects: IntakeEffects,
+): IntakeState {
+  const writes = { ...s.writes };
+  delete writes[w.writeId];
+  if (w.timer) effects.writeTimers!.cancel.push(w.timer.timerId);
+  effects.events.push({
+    type: "intake.write_abandoned",
+    data: {
+      writeId: w.writeId,
+      ticket: w.ticket.key,
+      keys: keysOf(w),
+      failures: w.failures,
+      reason,
+      code: error.code,
+      message: error.message.slice(0, 500),
+    },
+  });
+  return { ...s, writes, writesConcluded: concluded(s, w.writeId) };
+}
+
+/** The hub gave up on a ticket's writes for now (`ticket_write_failed`). A stale or duplicate report: null. */
+export function writeFailed(
+  runId: string,
+  s: IntakeState,
+  f: { writeId: string; attemptId: string; ticket: TicketRef; writes: TicketWrite[]; error: TrackerFailure },
+  now: number,
+): { state: IntakeState; effects: IntakeEffects } | null {
+  if (s.writesConcluded?.includes(f.writeId)) return null;
+  const seen = s.writes?.[f.writeId];
+  if (seen && (seen.state !== "in_flight" || seen.attemptId !== f.attemptId)) return null;
+  const effects = emptyEffects();
+  const message = f.error.message.slice(0, 2_000);
+  const w: PendingWrite = {
+    writeId: f.writeId,
+    ticket: f.ticket,
+    writes: f.writes,
+    failures: (seen?.failures ?? 0) + 1,
+    state: "waiting",
+    attemptId: f.attemptId,
+    lastError: { code: f.error.code, message, at: now },
+    firstAt: seen?.firstAt ?? now,
+  };
+  if (seen?.timer) effects.writeTimers.cancel.push(seen.timer.timerId);
+  let state: IntakeState = { ...s, writes: { ...s.writes } };
+  delete state.writes![f.writeId];
+  if (!f.error.retryable) return { state: abandon(state, w, "the tracker refused the write", f.error, effects), effects };
+  if (w.failures >= s.rules.writeAbandonAfter) return { state: abandon(state, w, `${w.failures} tries failed`, f.error, effects), effects };
+
+  // Newest wins: the ticket's state writes still waiting (not in flight) give way to this one's.
+  if (!seen && w.writes.some((x) => x.kind === "state")) {
+    for (const other of Object.values(state.writes!)) {
+      if (other.ticket.id !== w.ticket.id || other.ticket.provider !== w.ticket.provider || other.state === "in_flight") continue;
+      const rest = other.writes.filter((x) => x.kind !== "state");
+      if (rest.length === other.writes.length) continue;
+      const superseded = other.writes.filter((x) => x.kind === "state").map((x) => x.key);
+      if (rest.length === 0) {
+        delete state.writes![other.writeId];
+        if (other.timer) effects.writeTimers.cancel.push(other.timer.timerId);
+        state.writesConcluded = concluded(state, other.writeId);
+      } else state.writes![other.writeId] = { ...other, writes: rest };
+      effects.events.push({ type: "intake.write_superseded", data: { writeId: other.writeId, ticket: other.ticket.key, keys: superseded, by: w.writeId } });
+    }
+  }
+
+  const seq = (state.writeSeq ?? 0) + 1;
+  w.timer = { timerId: writeTimerId(runId, seq), dueAt: now + backoffAfter(s.rules, w.failures) };
+  state.writeSeq = seq;
+  state.writes![w.writeId] = w;
+  effects.writeTimers.set.push(w.timer);
+  effects.events.push({
+    type: "intake.write_failed",
+    data: {
+      writeId: w.writeId,
+      ticket: w.ticket.key,
+      keys: keysOf(w),
+      failures: w.failures,
+      code: f.error.code,
+      message: message.slice(0, 500),
+      nextAt: w.timer.dueAt,
+    },
+  });
+
+  // Bounded: the oldest pending write is abandoned past the bound.
+  const all = Object.values(state.writes!);
+  if (all.length > MAX_PENDING_WRITES) {
+    const oldest = all.sort((a, b) => a.firstAt - b.firstAt)[0]!;
+    state = abandon(state, oldest, `more than ${MAX_PENDING_WRITES} writes pending`, oldest.lastError, effects);
+  }
+  return { state, effects };
+}
+
+/**
+ * A pending write's timer fired. Waiting: dispatched again (or held, while `paused`: the intake's
+ * breaker is open or its run is paused). In flight: no answer came, a failed try. Stale: null.
+ */
+export function writeFired(
+  runId: string,
+  s: IntakeState,
+  timerId: string,
+  now: number,
+  paused: boolean,
+): { state: IntakeState; effects: IntakeEffects } | null {
+  const w = Object.values(s.writes ?? {}).find((x) => x.timer?.timerId === timerId);
+  if (!w) return null;
+  if (w.state === "in_flight")
+    return writeFailed(runId, s, { ...w, error: { code: "NO_ANSWER", message: "the agent hub did not answer the write in time", retryable: true } }, now);
+  const effects = emptyEffects();
+  if (paused || s.paused) {
+    const { timer: _t, ...rest } = w;
+    effects.events.push({ type: "intake.write_held", data: { writeId: w.writeId, ticket: w.ticket.key } });
+    return { state: { ...s, writes: { ...s.writes, [w.writeId]: { ...rest, state: "held" } } }, effects };
+  }
+  return dispatchWrite(runId, s, w, now, effects);
+}
+
+function dispatchWrite(runId: string, s: IntakeState, w: PendingWrite, now: number, effects: IntakeEffects): { state: IntakeState; effects: IntakeEffects } {
+  const seq = (s.writeSeq ?? 0) + 1;
+  const attemptId = `${runId}.ticket.write.${seq}`;
+  const timer = { timerId: writeTimerId(runId, seq), dueAt: now + Math.max(WRITE_ANSWER_TIMEOUT_MS, s.rules.retry.maxMs) };
+  effects.writeTimers!.set.push(timer);
+  effects.writeWork!.push({ attemptId, attempt: w.failures + 1, payload: { ticket: w.ticket, writes: w.writes, intake: runId, writeId: w.writeId } });
+  effects.events.push({
+    type: "intake.write_retried",
+    data: { writeId: w.writeId, ticket: w.ticket.key, keys: keysOf(w), attempt: w.failures + 1, attemptId },
+  });
+  return { state: { ...s, writeSeq: seq, writes: { ...s.writes, [w.writeId]: { ...w, state: "in_flight", attemptId, timer } } }, effects };
+}
+
+/** The hub wrote what the intake dispatched again (`ticket_written`). Stale: null. */
+export function writeLanded(s: IntakeState, a: { writeId: string; attemptId: string }): { state: IntakeState; effects: IntakeEffects } | null {
+  const w = s.writes?.[a.writeId];
+  if (!w || w.state !== "in_flight" || w.attemptId !== a.attemptId) return null;
+  const effects = emptyEffects();
+  const writes = { ...s.writes };
+  delete writes[a.writeId];
+  if (w.timer) effects.writeTimers.cancel.push(w.timer.timerId);
+  effects.events.push({ type: "intake.write_landed", data: { writeId: w.writeId, ticket: w.ticket.key, keys: keysOf(w), failures: w.failures } });
+  return { state: { ...s, writes, writesConcluded: concluded(s, w.writeId) }, effects };
+}
+
+/** The intake runs again (its breaker closed, its run resumed): the held writes are dispatched. Nothing held: null. */
+export function heldWritesResumed(runId: string, s: IntakeState, now: number): { state: IntakeState; effects: IntakeEffects } | null {
+  const held = Object.values(s.writes ?? {}).filter((w) => w.state === "held");
+  if (held.length === 0) return null;
+  const effects = emptyEffects();
+  let state = s;
+  for (const w of held) state = dispatchWrite(runId, state, w, now, effects).state;
+  return { state, effects };
 }

@@ -59,6 +59,7 @@ import {
 } from "./pull-requests.js";
 import {
   createTicketRunReporting,
+  heldWritesResumed,
   INTAKE_SYNC_STEP,
   prLinkWrite,
   syncAnswered,
@@ -68,6 +69,9 @@ import {
   ticketRunEnded,
   ticketWrites,
   TICKETS_SYNC_TYPE,
+  writeFailed,
+  writeFired,
+  writeLanded,
   type IntakeEffects,
   type IntakeState,
 } from "./intake.js";
@@ -1243,6 +1247,9 @@ class Kernel {
       case "intake_sync":
         this.intakeSyncFired(t.timerId);
         return;
+      case "intake_write":
+        this.intakeWriteFired(t.timerId);
+        return;
       case "command":
         // Its firing is its command, sent elsewhere: nothing comes back to this run.
         return;
@@ -1498,6 +1505,9 @@ class Kernel {
       case "set_intake":
       case "tickets_synced":
         return this.intakeSignal(sig, actor);
+      case "ticket_write_failed":
+      case "ticket_written":
+        return this.intakeWriteSignal(sig);
       case "ci_report":
         return this.ciReport(sig, actor, reason);
       case "pr_opened":
@@ -1914,13 +1924,73 @@ class Kernel {
     return null;
   }
 
-  /** Carries out an intake decision: its events, its commands (each ticket run told to report its end here), its timer. */
+  /**
+   * `ticket_write_failed` / `ticket_written`: the hub's word on a ticket's writes (a ticket run's, or
+   * ones this intake dispatched again). What waits, is tried again or abandoned is intake.ts's decision.
+   */
+  private intakeWriteSignal(sig: Extract<Signal, { name: "ticket_write_failed" | "ticket_written" }>): KernelError | null {
+    const s = this.state.intake;
+    if (!s) return this.refuse(RefusalCode.IllegalTransition, `${sig.name}: run ${this.state.runId} is not a ticket intake`);
+    // An ended intake keeps nothing waiting: the report is recorded in the hub's log only.
+    if (FINAL_RUN_STATUSES.has(this.runStatus())) return null;
+    const r =
+      sig.name === "ticket_written"
+        ? writeLanded(s, sig)
+        : writeFailed(
+            this.state.runId,
+            s,
+            { writeId: sig.writeId, attemptId: sig.attemptId, ticket: sig.ticket, writes: sig.writes, error: sig.error },
+            this.clock.now,
+          );
+    if (!r) return null;
+    this.state.intake = r.state;
+    this.changed = true;
+    this.intakeEffects(r.effects, undefined);
+    return null;
+  }
+
+  /** A pending write's timer fired: dispatched again, or held while the intake is paused (breaker open, or its run paused). */
+  private intakeWriteFired(timerId: string) {
+    const s = this.state.intake;
+    if (!s || FINAL_RUN_STATUSES.has(this.runStatus())) return;
+    const st = this.runStatus();
+    const r = writeFired(this.state.runId, s, timerId, this.clock.now, st === "paused" || st === "pending");
+    if (!r) return;
+    this.state.intake = r.state;
+    this.changed = true;
+    this.intakeEffects(r.effects, undefined);
+  }
+
+  /** Carries out an intake decision: its events, its commands (each ticket run told to report its end here), its timers, its write work. */
   private intakeEffects(e: IntakeEffects, previousTimer: string | undefined) {
     for (const ev of e.events) this.emit({ type: ev.type, at: this.clock.now, data: ev.data });
     for (const c of e.commands) this.commandTo(c.type === "run.create" ? createTicketRunReporting(c, this.state.runId) : c);
     if (e.arm) {
       if (previousTimer !== undefined && previousTimer !== e.arm.timerId) this.effects.push({ kind: "timer", op: "cancel", timerId: previousTimer });
       this.effects.push({ kind: "timer", op: "set", timerId: e.arm.timerId, dueAt: e.arm.dueAt, timerKind: "intake_sync" });
+    }
+    const fresh = new Set(e.writeTimers?.set.map((t) => t.timerId));
+    for (const id of e.writeTimers?.cancel ?? []) if (!fresh.has(id)) this.effects.push({ kind: "timer", op: "cancel", timerId: id });
+    for (const t of e.writeTimers?.set ?? []) this.effects.push({ kind: "timer", op: "set", timerId: t.timerId, dueAt: t.dueAt, timerKind: "intake_write" });
+    for (const w of e.writeWork ?? []) {
+      this.effects.push({
+        kind: "work",
+        work: {
+          stepId: TICKET_UPDATE_STEP,
+          attemptId: w.attemptId,
+          attempt: w.attempt,
+          kind: "sync",
+          index: -1,
+          role: "intake",
+          type: TicketWorkType.Update,
+          phase: TICKET_UPDATE_STEP,
+          inputs: {},
+          payload: w.payload as unknown as Record<string, unknown>,
+          iteration: 0,
+          rework: 0,
+          at: this.clock.now,
+        },
+      });
     }
   }
 
@@ -1939,6 +2009,16 @@ class Kernel {
       this.state.intake = rest;
       this.changed = true;
       return true;
+    }
+    if (!s.paused) {
+      // Writes held while the intake was paused go now.
+      const r = heldWritesResumed(this.state.runId, s, this.clock.now);
+      if (r) {
+        this.state.intake = r.state;
+        this.changed = true;
+        this.intakeEffects(r.effects, undefined);
+        return true;
+      }
     }
     if (s.timer) return false;
     const timer = { timerId: syncTimerId(this.state.runId, s.n + 1), dueAt: this.clock.now };
@@ -1984,7 +2064,8 @@ class Kernel {
   /** A `ticket.update` work item (attempt id `<run>.ticket.update.<what>`), its writes keyed. */
   private ticketUpdate(ticket: TicketUpdatePayload["ticket"], writes: TicketUpdatePayload["writes"], what: string, attempt: number) {
     if (writes.length === 0) return;
-    const payload: TicketUpdatePayload = { ticket, writes };
+    // The intake the run reports to keeps the writes the tracker fails for longer than the hub's tries.
+    const payload: TicketUpdatePayload = { ticket, writes, ...(this.state.reportTo !== undefined ? { intake: this.state.reportTo } : {}) };
     this.effects.push({
       kind: "work",
       work: {

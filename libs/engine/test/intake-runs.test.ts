@@ -23,6 +23,7 @@ const rules: IntakeRules = {
   retry: { initialMs: 1_000, multiplier: 2, maxMs: 10_000 },
   breaker: { failures: 2, coolDownMs: 30_000 },
   quarantineAfter: 2,
+  writeAbandonAfter: 10,
   maxNewPerSync: 25,
   definition: { id: "ticket" },
   acceptEvent: "TicketAccepted",
@@ -159,6 +160,8 @@ describe("a ticket run's write-back", () => {
     const r = d.event("TicketAccepted");
     const [u] = updates(d, r.effects);
     expect(u).toMatchObject({ attemptId: `${d.state.runId}.ticket.update.Planning.1`, payload: { ticket: { id: "7", key: "ENG-7" } } });
+    // Made without an intake (no reportTo): no intake to hand failed writes to.
+    expect((u!.payload as any).intake).toBeUndefined();
     // Planning has no tracker state in seed 003's table: a comment only.
     expect((u!.payload as any).writes).toEqual([{ kind: "comment", key: `${d.state.runId}.stage.Planning.1`, body: "**Planning**" }]);
     expect((u!.payload as any).ticket.writeBack).toBeUndefined();
@@ -182,6 +185,13 @@ describe("a ticket run's write-back", () => {
         .flatMap((w) => (w.payload as any).writes)
         .filter((w: any) => w.kind === "link"),
     ).toEqual([]);
+  });
+
+  it("a ticket run made by an intake names it in its writes (where the hub hands what the tracker fails)", () => {
+    const c = createTicketRun(rules, "p1", ticket("9"), ticketRunId("ticketing.linear", "9"), T0);
+    const d = Drive.of("ticket", { runId: c.runId as string, input: c.input as Record<string, unknown>, reportTo: RUN, autoStart: true }, { now: T0 });
+    const [u] = updates(d, d.event("TicketAccepted").effects);
+    expect(u!.payload).toMatchObject({ intake: RUN, ticket: { id: "9" } });
   });
 
   it("a run that is not a ticket's writes nothing back", () => {

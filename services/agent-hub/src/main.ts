@@ -171,7 +171,14 @@ await runService({
         "ticketing.gitlab_issues": { apiUrl: cfg.ORCH_GITLAB_API_URL, timeoutMs: cfg.ORCH_TRACKER_TIMEOUT_MS },
       },
     });
-    const ticketWork = { service: ticketing, send: sendThrough(bus), logger: logger.child({ component: "ticketing" }), signal };
+    const ticketWork = {
+      service: ticketing,
+      send: sendThrough(bus),
+      logger: logger.child({ component: "ticketing" }),
+      signal,
+      updateTries: cfg.ORCH_TICKET_UPDATE_TRIES,
+      updateBackoffMs: cfg.ORCH_TICKET_UPDATE_BACKOFF_MS,
+    };
 
     const run = (item: WorkItem, correlationId?: string) =>
       isTicketWork(item)

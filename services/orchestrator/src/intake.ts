@@ -24,6 +24,7 @@ export function intakeRules(cfg: Readonly<OrchestratorConfig>): IntakeRules {
     retry: { initialMs: cfg.ORCH_TICKET_INTAKE_BACKOFF_MS, multiplier: INTAKE_DEFAULTS.retry.multiplier, maxMs: cfg.ORCH_TICKET_INTAKE_BACKOFF_MAX_MS },
     breaker: { failures: cfg.ORCH_TICKET_INTAKE_BREAKER_FAILURES, coolDownMs: cfg.ORCH_TICKET_INTAKE_BREAKER_COOLDOWN_MS },
     quarantineAfter: cfg.ORCH_TICKET_INTAKE_QUARANTINE_AFTER,
+    writeAbandonAfter: cfg.ORCH_TICKET_INTAKE_WRITE_ABANDON_AFTER,
     maxNewPerSync: INTAKE_DEFAULTS.maxNewPerSync,
     definition: definitionRef(cfg.ORCH_TICKET_INTAKE_DEFINITION),
     ...(cfg.ORCH_TICKET_INTAKE_ACCEPT_EVENT !== "none" ? { acceptEvent: cfg.ORCH_TICKET_INTAKE_ACCEPT_EVENT } : {}),
