@@ -196,6 +196,9 @@ describe("ticket intake (Linear)", () => {
     const id = ticketRunId("ticketing.linear", t.id);
     await waitFor(async () => ((await run(id))?.stage === "AwaitingYourReview" ? true : undefined), { timeoutMs: 60_000, what: "the run to await review" });
     await waitFor(() => (linear.stateOf(t.id) === "In Review" ? true : undefined), { what: "the ticket In Review" });
+    // Every write of the stages so far has landed (the state first, then each stage's comment).
+    const commented = (stage: string) => linear.issues.get(t.id)!.comments.some((c) => c.body.includes(`**${stage}**`));
+    await waitFor(() => (commented("PRDrafted") && commented("AwaitingYourReview") ? true : undefined), { what: "the stages' comments" });
     const count = async (type: string) => (await history(INTAKE)).filter((ev) => ev.type === type && ev.data.ticket === t.identifier);
     // Linear down; the run is abandoned (its Abandoned stage writes Canceled and a comment) and ends.
     linear.fail(503);
